@@ -1,0 +1,10 @@
+namespace Replication.Engine.Cluster;
+
+/// <summary>Where a cluster's nodes run, as seen from this process.</summary>
+public enum ClusterMode
+{
+    /// <summary>Every node runs inside this process (New-ReplicationCluster).</summary>
+    Embedded = 0,
+    /// <summary>Nodes run elsewhere; this process is a client (Connect-ReplicationCluster).</summary>
+    Remote = 1,
+}

@@ -1,0 +1,24 @@
+namespace Replication.Engine.Cluster;
+
+/// <summary>
+/// How to create (or reopen) an embedded cluster. When <see cref="Path"/> already holds a
+/// cluster, its stored identity, node count, shard count and replication factor win; an explicit
+/// conflicting value is an error (<see cref="ClusterOptionsException"/>), never a silent change.
+/// </summary>
+public sealed record ClusterOptions
+{
+    public required string Name { get; init; }
+    /// <summary>Data folder; one sub-folder per node. Created if missing.</summary>
+    public required string Path { get; init; }
+    public int NodeCount { get; init; } = 3;
+    public int ShardCount { get; init; } = 4;
+    public int ReplicationFactor { get; init; } = 3;
+    /// <summary>Wall-clock length of one Raft tick.</summary>
+    public TimeSpan TickInterval { get; init; } = TimeSpan.FromMilliseconds(10);
+    /// <summary>Election timeout in ticks (randomized in [n, 2n) per node and group).</summary>
+    public int ElectionTicks { get; init; } = 15;
+    /// <summary>Heartbeat interval in ticks.</summary>
+    public int HeartbeatTicks { get; init; } = 3;
+    /// <summary>Seed for election-timeout randomness; null = random.</summary>
+    public int? Seed { get; init; }
+}

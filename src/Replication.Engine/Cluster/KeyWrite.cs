@@ -1,0 +1,11 @@
+namespace Replication.Engine.Cluster;
+
+/// <summary>
+/// One write in a batch: a put (<see cref="Value"/> not null) or a delete (<see cref="Value"/> null).
+/// <see cref="ExpectedVersion"/>: null = unconditional; 0 = the key must not exist;
+/// n &gt; 0 = the key's current version must be n (compare-and-set).
+/// </summary>
+public sealed record KeyWrite(string Key, string? Value, long? ExpectedVersion = null)
+{
+    public bool IsDelete => Value is null;
+}

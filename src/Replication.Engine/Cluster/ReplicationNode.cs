@@ -1,0 +1,28 @@
+namespace Replication.Engine.Cluster;
+
+/// <summary>
+/// A snapshot of one node's status. A node hosts several shards (Raft groups): <see cref="Term"/> is
+/// the highest term among them, <see cref="CommitIndex"/> and <see cref="AppliedIndex"/> are summed
+/// over the hosted shards (so two caught-up replicas of the same shards show equal values), and
+/// <see cref="LagEntries"/> is the sum of how far each hosted shard's applied index trails its leader's commit index.
+/// </summary>
+public sealed record ReplicationNode
+{
+    public required string Cluster { get; init; }
+    public required int Id { get; init; }
+    public required string Endpoint { get; init; }
+    public required NodeState State { get; init; }
+    public int ShardsLed { get; init; }
+    public int ShardsHosted { get; init; }
+    public long Term { get; init; }
+    public long CommitIndex { get; init; }
+    public long AppliedIndex { get; init; }
+    public long LagEntries { get; init; }
+    /// <summary>When this node last heard from its leader (or, as leader, from a quorum); null if never.</summary>
+    public DateTimeOffset? LastContact { get; init; }
+    public required string DataPath { get; init; }
+    public long SizeBytes { get; init; }
+    /// <summary>Why the node is in its current state, and since when (Rachis-style).</summary>
+    public string? StateReason { get; init; }
+    public DateTimeOffset? StateSince { get; init; }
+}

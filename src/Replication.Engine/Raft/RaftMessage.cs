@@ -1,0 +1,34 @@
+namespace Replication.Engine.Raft;
+
+/// <summary>
+/// A message between two Raft nodes of one group. Immutable once built. Field meaning depends on
+/// <see cref="Type"/> and follows etcd's raftpb.Message:
+/// <list type="bullet">
+/// <item>Append: <see cref="Index"/>/<see cref="LogTerm"/> are the index and term of the entry
+/// before <see cref="Entries"/>; <see cref="Commit"/> is the leader's commit index.</item>
+/// <item>AppendResponse: <see cref="Index"/> is the follower's last matching index when accepted;
+/// when <see cref="Reject"/>, <see cref="Index"/> echoes the probe and <see cref="RejectHint"/> /
+/// <see cref="LogTerm"/> give the follower's hint for fast backtracking.</item>
+/// <item>Vote/PreVote: <see cref="Index"/>/<see cref="LogTerm"/> describe the candidate's last entry.</item>
+/// <item>Heartbeat/HeartbeatResponse: <see cref="Context"/> carries a ReadIndex round id (0 = none).</item>
+/// </list>
+/// <see cref="Group"/> names the Raft group (shard): one connection carries messages of many groups.
+/// </summary>
+public sealed record RaftMessage
+{
+    public MessageType Type { get; init; }
+    public int Group { get; init; }
+    public int From { get; init; }
+    public int To { get; init; }
+    public long Term { get; init; }
+    public long LogTerm { get; init; }
+    public long Index { get; init; }
+    public IReadOnlyList<LogEntry> Entries { get; init; } = Array.Empty<LogEntry>();
+    public long Commit { get; init; }
+    public bool Reject { get; init; }
+    public long RejectHint { get; init; }
+    public long Context { get; init; }
+
+    public override string ToString() =>
+        $"{Type} g{Group} {From}->{To} t{Term} i{Index} lt{LogTerm} c{Commit} n{Entries.Count}{(Reject ? " reject hint " + RejectHint : "")}{(Context != 0 ? " ctx " + Context : "")}";
+}
