@@ -37,9 +37,12 @@ public interface IReplicationCluster : IAsyncDisposable
     /// <summary>
     /// Writes a batch. Each write is proposed to its shard's leader (wherever it runs) and the
     /// batch is replicated as few log entries as possible. Results come back in input order;
-    /// a write that failed on its own (e.g. a version conflict) has <see cref="WriteResult.Error"/>
-    /// set and left no trace. Throws <see cref="QuorumUnavailableException"/> when a write could not be
-    /// acknowledged within <paramref name="timeout"/>.
+    /// a write that failed on its own has <see cref="WriteResult.Error"/> set and left no trace:
+    /// an invalid key or value (<see cref="InvalidKeyException"/>, checked before anything is proposed)
+    /// or a version conflict (<see cref="VersionConflictException"/>). A write that could not be
+    /// acknowledged within <paramref name="timeout"/> has a <see cref="QuorumUnavailableException"/>
+    /// (its outcome is unknown). The method itself throws only for cluster-wide conditions
+    /// (<see cref="ClusterNotRunningException"/>, cancellation).
     /// </summary>
     Task<IReadOnlyList<WriteResult>> WriteAsync(IReadOnlyList<KeyWrite> writes, WriteConcern concern, TimeSpan timeout, CancellationToken cancellationToken);
 
