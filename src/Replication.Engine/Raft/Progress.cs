@@ -1,0 +1,93 @@
+namespace Replication.Engine.Raft;
+
+/// <summary>
+/// The leader's view of one follower (paper Figure 2 nextIndex/matchIndex; etcd tracker.Progress).
+/// Invariant: 0 &lt;= Match &lt; Next. In <see cref="ProgressState.Probe"/> the leader sends one Append
+/// at a time until it finds the match point; in <see cref="ProgressState.Replicate"/> it streams
+/// entries optimistically, bounded by <see cref="Inflights"/>. Not thread-safe.
+/// </summary>
+internal sealed class Progress(long next, int maxInflight, bool isLearner)
+{
+    public long Match { get; private set; }
+    public long Next { get; private set; } = next;
+    public ProgressState State { get; private set; } = ProgressState.Probe;
+    public bool IsLearner { get; } = isLearner;
+    /// <summary>In probe state: an Append is outstanding; wait for its answer (or a heartbeat response).</summary>
+    public bool ProbeSent { get; set; }
+    /// <summary>Heard from since the last check-quorum round.</summary>
+    public bool RecentActive { get; set; }
+    /// <summary>Highest ReadIndex/lease round (leader tick of sending) this follower acknowledged.</summary>
+    public long AckedRound { get; set; }
+    public Inflights Inflights { get; } = new(maxInflight);
+
+    public bool IsPaused => State switch
+    {
+        ProgressState.Probe => ProbeSent,
+        ProgressState.Replicate => Inflights.Full,
+        _ => true,
+    };
+
+    public void BecomeProbe()
+    {
+        State = ProgressState.Probe;
+        Next = Match + 1;
+        ProbeSent = false;
+        Inflights.Reset();
+    }
+
+    public void BecomeReplicate()
+    {
+        State = ProgressState.Replicate;
+        Next = Match + 1;
+        Inflights.Reset();
+    }
+
+    /// <summary>An accepted append up to <paramref name="index"/>. Returns false if it told nothing new.</summary>
+    public bool MaybeUpdate(long index)
+    {
+        bool updated = false;
+        if (Match < index)
+        {
+            Match = index;
+            updated = true;
+            ProbeSent = false;
+        }
+        if (Next < index + 1) Next = index + 1;
+        return updated;
+    }
+
+    /// <summary>Optimistic advance after sending entries up to <paramref name="lastIndex"/> in replicate state.</summary>
+    public void SentEntries(long lastIndex)
+    {
+        Next = lastIndex + 1;
+        Inflights.Add(lastIndex);
+    }
+
+    /// <summary>
+    /// A rejection of the append probing at <paramref name="rejected"/>, with the follower's
+    /// hint that its log can only match at or below <paramref name="matchHint"/>. Returns false for
+    /// a stale rejection (one about a probe already superseded).
+    /// </summary>
+    public bool MaybeDecrTo(long rejected, long matchHint)
+    {
+        if (State == ProgressState.Replicate)
+        {
+            if (rejected <= Match) return false;
+            Next = Match + 1;
+            return true;
+        }
+        if (Next - 1 != rejected) return false;
+        Next = Math.Max(Math.Min(rejected, matchHint + 1), Match + 1);
+        ProbeSent = false;
+        return true;
+    }
+
+    public override string ToString() => $"{State} match={Match} next={Next} inflight={Inflights.Count}";
+}
+
+/// <summary>How the leader is currently replicating to a follower.</summary>
+internal enum ProgressState
+{
+    Probe = 0,
+    Replicate = 1,
+}

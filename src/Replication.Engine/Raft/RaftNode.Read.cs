@@ -1,0 +1,118 @@
+namespace Replication.Engine.Raft;
+
+/// <summary>
+/// Linearizable reads without writing to the log (thesis 6.4).
+///
+/// ReadIndex: the leader notes its commit index, confirms it is still leader by hearing from a
+/// quorum for a heartbeat round sent after the read arrived, and releases the read at that index;
+/// the host serves it once its state machine has applied the index. A new leader first commits
+/// an entry of its own term (it cannot know the commit index before), so reads wait for that.
+///
+/// Lease (thesis 6.4.1): with check-quorum, followers that heard from the leader refuse votes for
+/// an election timeout, and they hear it only after the leader sent the heartbeat. So no other
+/// leader can exist until ElectionTicks after the send time of the latest heartbeat round a quorum
+/// acknowledged — as measured on the followers' clocks. The leader trusts its lease for
+/// ElectionTicks - LeaseDriftTicks of its own ticks after that send time; this is safe only while
+/// tick rates across nodes differ by less than LeaseDriftTicks per election timeout (bounded clock
+/// drift) and ticks are not paused for longer than that (a paused process should not serve lease
+/// reads on resume without a fresh round: the host checks role and lease afresh for each read).
+/// A leader handing over leadership (TimeoutNow bypasses the followers' vote refusal) has no lease.
+/// </summary>
+public sealed partial class RaftNode
+{
+    private readonly List<(long Context, long Index, long Round)> _pendingReads = new();
+    private readonly List<long> _readsAwaitingCommit = new();
+    private readonly Dictionary<long, long> _roundSentAtTick = new();
+    private List<ReadState> _readStates = new();
+    private long _round;
+    private long _ticks;
+    private long _leaseStartTick = long.MinValue;
+
+    /// <summary>
+    /// Requests a linearizable read tagged <paramref name="context"/> (unique per request). When
+    /// confirmed, a <see cref="ReadState"/> with that context appears in a later Ready. Returns
+    /// false when this node is not the leader (route the read to the leader). If leadership is lost
+    /// before confirmation the request is dropped: the host fails it on the role change.
+    /// </summary>
+    public bool ReadIndex(long context)
+    {
+        if (Role != RaftRole.Leader) return false;
+        if (_log.Term(_log.Committed) != Term)
+        {
+            _readsAwaitingCommit.Add(context);
+            return true;
+        }
+        StartReadRound(new[] { context });
+        return true;
+    }
+
+    /// <summary>
+    /// The index a lease read may be served at, or -1 when this node holds no valid lease
+    /// (not leader, transferring, lease expired, check-quorum off, or its term's first entry not yet committed).
+    /// </summary>
+    public long LeaseReadIndex()
+    {
+        if (Role != RaftRole.Leader || LeadTransferee != 0 || !_cfg.CheckQuorum) return -1;
+        if (_log.Term(_log.Committed) != Term) return -1;
+        if (_voters.Count == 1 && _voters.Contains(Id)) return _log.Committed;
+        return _ticks < _leaseStartTick + _cfg.ElectionTicks - _cfg.LeaseDriftTicks ? _log.Committed : -1;
+    }
+
+    private long NewReadRound()
+    {
+        _round++;
+        _roundSentAtTick[_round] = _ticks;
+        return _round;
+    }
+
+    private void StartReadRound(IReadOnlyList<long> contexts)
+    {
+        if (_voters.Count == 1 && _voters.Contains(Id))
+        {
+            foreach (long c in contexts) _readStates.Add(new ReadState(c, _log.Committed));
+            return;
+        }
+        long round = NewReadRound();
+        foreach (long c in contexts) _pendingReads.Add((c, _log.Committed, round));
+        BroadcastHeartbeat(round);
+    }
+
+    private void OnCommitAdvancedInTerm()
+    {
+        if (_readsAwaitingCommit.Count == 0) return;
+        var contexts = _readsAwaitingCommit.ToArray();
+        _readsAwaitingCommit.Clear();
+        StartReadRound(contexts);
+    }
+
+    /// <summary>Releases reads whose heartbeat round a quorum acknowledged, and extends the lease.</summary>
+    private void AdvanceReads()
+    {
+        long quorumRound = _voters
+            .Select(v => v == Id ? _round : (_progress.TryGetValue(v, out var p) ? p.AckedRound : 0))
+            .OrderByDescending(r => r)
+            .ElementAt(Quorum - 1);
+        if (quorumRound == 0) return;
+        if (_roundSentAtTick.TryGetValue(quorumRound, out long sentAt) && sentAt > _leaseStartTick) _leaseStartTick = sentAt;
+        foreach (long r in _roundSentAtTick.Keys.Where(r => r < quorumRound).ToList()) _roundSentAtTick.Remove(r);
+
+        int released = 0;
+        while (released < _pendingReads.Count && _pendingReads[released].Round <= quorumRound)
+        {
+            var (ctx, index, _) = _pendingReads[released];
+            _readStates.Add(new ReadState(ctx, index));
+            released++;
+        }
+        _pendingReads.RemoveRange(0, released);
+    }
+
+    private void ResetReads()
+    {
+        _pendingReads.Clear();
+        _readsAwaitingCommit.Clear();
+        _roundSentAtTick.Clear();
+        _leaseStartTick = long.MinValue;
+        foreach (var pr in _progress.Values) pr.AckedRound = 0;
+        // _round keeps growing across terms so a stale acknowledgment can never match a new round.
+    }
+}

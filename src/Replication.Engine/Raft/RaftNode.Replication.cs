@@ -1,0 +1,218 @@
+using System.Diagnostics;
+
+namespace Replication.Engine.Raft;
+
+/// <summary>Log replication, commitment, flow control and leader transfer (paper 5.3, 5.4; thesis 3.10).</summary>
+public sealed partial class RaftNode
+{
+    /// <summary>
+    /// Appends <paramref name="commands"/> as consecutive entries of the current term (one batch:
+    /// one append message per follower, one durable write on the host). Returns the index of the
+    /// first entry, or 0 when this node cannot accept proposals (not leader, or handing leadership
+    /// over). Acceptance is not commitment: the entry commits only once a quorum stores it, and may
+    /// still be overwritten if this node loses leadership first; the host learns which by comparing
+    /// the term of the entry applied at that index.
+    /// </summary>
+    public long Propose(IReadOnlyList<byte[]> commands)
+    {
+        if (Role != RaftRole.Leader || LeadTransferee != 0 || commands.Count == 0) return 0;
+        long first = _log.LastIndex + 1;
+        var entries = new LogEntry[commands.Count];
+        for (int i = 0; i < commands.Count; i++) entries[i] = new LogEntry(first + i, Term, EntryType.Normal, commands[i]);
+        _log.Append(entries);
+        foreach (int peer in _progress.Keys)
+            if (peer != Id) SendAppend(peer, sendIfEmpty: false);
+        return first;
+    }
+
+    /// <summary>
+    /// Leader transfer (thesis 3.10): stop accepting proposals, bring <paramref name="target"/> up
+    /// to date, then tell it to start an election at once (TimeoutNow). Aborted if it does not
+    /// complete within an election timeout. Returns false when not leader or the target is not a voter.
+    /// </summary>
+    public bool TransferLeadership(int target)
+    {
+        if (Role != RaftRole.Leader || !_voters.Contains(target)) return false;
+        if (target == Id) return true;
+        if (LeadTransferee == target) return true;
+        LeadTransferee = target;
+        _electionElapsed = 0;
+        var pr = _progress[target];
+        if (pr.Match == _log.LastIndex) Send(new RaftMessage { To = target, Type = MessageType.TimeoutNow });
+        else SendAppend(target, sendIfEmpty: true);
+        return true;
+    }
+
+    private void StepFollower(RaftMessage m)
+    {
+        switch (m.Type)
+        {
+            case MessageType.Append:
+                _electionElapsed = 0;
+                Leader = m.From;
+                HandleAppend(m);
+                break;
+            case MessageType.Heartbeat:
+                _electionElapsed = 0;
+                Leader = m.From;
+                HandleHeartbeat(m);
+                break;
+            case MessageType.TimeoutNow:
+                Campaign(transfer: true, reason: $"leadership transferred by {m.From}");
+                break;
+        }
+    }
+
+    /// <summary>
+    /// AppendEntries receiver (paper 5.3). Accept when our log holds (Index, LogTerm): append,
+    /// truncating any conflicting suffix, and advance commit to what the leader says is committed,
+    /// bounded by what this message proves we match. Otherwise reject with a hint for fast
+    /// backtracking: the last index at or below the probe whose term is not above the leader's
+    /// LogTerm, so the leader can skip a whole conflicting term at once.
+    /// </summary>
+    private void HandleAppend(RaftMessage m)
+    {
+        if (m.Index < _log.Committed)
+        {
+            // Everything up to our commit index is known to match; tell the leader where we are.
+            Send(new RaftMessage { To = m.From, Type = MessageType.AppendResponse, Index = _log.Committed });
+            return;
+        }
+        if (_log.MatchTerm(m.Index, m.LogTerm))
+        {
+            long lastNew = _log.MaybeAppend(m.Index, m.Entries);
+            _log.CommitTo(Math.Min(m.Commit, lastNew));
+            Send(new RaftMessage { To = m.From, Type = MessageType.AppendResponse, Index = lastNew });
+            return;
+        }
+        long hint = _log.FindConflictByTerm(Math.Min(m.Index, _log.LastIndex), m.LogTerm);
+        Send(new RaftMessage
+        {
+            To = m.From,
+            Type = MessageType.AppendResponse,
+            Index = m.Index,
+            Reject = true,
+            RejectHint = hint,
+            LogTerm = _log.Term(hint),
+        });
+    }
+
+    private void HandleHeartbeat(RaftMessage m)
+    {
+        // The leader sends min(match, commit), so this never commits an entry we might not share with it.
+        _log.CommitTo(Math.Min(m.Commit, _log.LastIndex));
+        Send(new RaftMessage { To = m.From, Type = MessageType.HeartbeatResponse, Context = m.Context });
+    }
+
+    private void StepLeader(RaftMessage m)
+    {
+        if (!_progress.TryGetValue(m.From, out var pr)) return;
+        switch (m.Type)
+        {
+            case MessageType.AppendResponse:
+                pr.RecentActive = true;
+                if (m.Reject)
+                {
+                    long next = m.RejectHint;
+                    if (m.LogTerm > 0) next = _log.FindConflictByTerm(m.RejectHint, m.LogTerm);
+                    if (pr.MaybeDecrTo(m.Index, next))
+                    {
+                        if (pr.State == ProgressState.Replicate) pr.BecomeProbe();
+                        SendAppend(m.From, sendIfEmpty: true);
+                    }
+                    return;
+                }
+                bool wasPaused = pr.IsPaused;
+                if (pr.MaybeUpdate(m.Index))
+                {
+                    if (pr.State == ProgressState.Probe) pr.BecomeReplicate();
+                    else pr.Inflights.FreeLE(m.Index);
+                    if (MaybeCommit()) BroadcastAppend();
+                    else if (wasPaused) SendAppend(m.From, sendIfEmpty: true);
+                    // Keep the pipeline full while there is more to send and window left.
+                    while (SendAppend(m.From, sendIfEmpty: false)) { }
+                    if (m.From == LeadTransferee && pr.Match == _log.LastIndex)
+                        Send(new RaftMessage { To = m.From, Type = MessageType.TimeoutNow });
+                }
+                break;
+
+            case MessageType.HeartbeatResponse:
+                pr.RecentActive = true;
+                pr.ProbeSent = false;
+                // A lost append can leave a full window with nothing coming back: free one slot so
+                // the next append (which the follower will reject if it has a gap) can be sent.
+                if (pr.State == ProgressState.Replicate && pr.Inflights.Full) pr.Inflights.FreeFirstOne();
+                if (m.Context > pr.AckedRound) pr.AckedRound = m.Context;
+                AdvanceReads();
+                if (pr.Match < _log.LastIndex) SendAppend(m.From, sendIfEmpty: true);
+                break;
+        }
+    }
+
+    /// <summary>
+    /// Sends the next Append to <paramref name="to"/> if its flow control allows. Returns whether a
+    /// message was sent. Empty appends (carrying only the commit index, or probing) are sent only
+    /// when <paramref name="sendIfEmpty"/>.
+    /// </summary>
+    private bool SendAppend(int to, bool sendIfEmpty)
+    {
+        var pr = _progress[to];
+        if (pr.IsPaused) return false;
+        long prev = pr.Next - 1;
+        // Log compaction is not performed yet, so the leader always holds the entries a follower
+        // needs; InstallSnapshot takes over here once compaction exists.
+        Debug.Assert(prev >= _log.SnapshotIndex, "follower needs a snapshot");
+        var entries = pr.Next <= _log.LastIndex
+            ? _log.Slice(pr.Next, _log.LastIndex, _cfg.MaxSizePerMessage)
+            : Array.Empty<LogEntry>();
+        if (entries.Count == 0 && !sendIfEmpty) return false;
+        Send(new RaftMessage
+        {
+            To = to,
+            Type = MessageType.Append,
+            Index = prev,
+            LogTerm = _log.Term(prev),
+            Entries = entries,
+            Commit = _log.Committed,
+        });
+        if (pr.State == ProgressState.Replicate && entries.Count > 0) pr.SentEntries(entries[^1].Index);
+        else if (pr.State == ProgressState.Probe) pr.ProbeSent = true;
+        return true;
+    }
+
+    private void BroadcastAppend()
+    {
+        foreach (int peer in _progress.Keys)
+            if (peer != Id) SendAppend(peer, sendIfEmpty: true);
+    }
+
+    private void BroadcastHeartbeat(long round)
+    {
+        foreach (var (peer, pr) in _progress)
+        {
+            if (peer == Id) continue;
+            Send(new RaftMessage
+            {
+                To = peer,
+                Type = MessageType.Heartbeat,
+                Commit = Math.Min(pr.Match, _log.Committed),
+                Context = round,
+            });
+        }
+    }
+
+    /// <summary>
+    /// Advances the commit index to the highest index stored on a quorum of voters, but only if
+    /// that entry is from the current term (paper 5.4.2, Figure 8: counting replicas of an older
+    /// term's entry is unsafe; such entries commit indirectly). Returns whether commit advanced.
+    /// </summary>
+    private bool MaybeCommit()
+    {
+        var matches = _voters.Select(v => _progress.TryGetValue(v, out var p) ? p.Match : 0).OrderByDescending(x => x).ToList();
+        long quorumIndex = matches[Quorum - 1];
+        if (quorumIndex <= _log.Committed || _log.Term(quorumIndex) != Term) return false;
+        _log.CommitTo(quorumIndex);
+        OnCommitAdvancedInTerm();
+        return true;
+    }
+}

@@ -1,0 +1,226 @@
+using System.Diagnostics;
+
+namespace Replication.Engine.Raft;
+
+/// <summary>
+/// The Raft consensus core for one node of one group: a pure, deterministic state machine in the
+/// style of etcd's raft library. It has no threads, sockets, files or clock. Inputs:
+/// <see cref="Tick"/> (logical time), <see cref="Step"/> (a message from a peer),
+/// <see cref="Propose"/>, <see cref="ReadIndex"/>, <see cref="TransferLeadership"/>. Output: a
+/// <see cref="Ready"/> batch (see its ordering contract), acknowledged with <see cref="Advance"/>.
+///
+/// Not thread-safe: exactly one owner (the node host's loop, or the simulator) calls it.
+/// References: Ongaro &amp; Ousterhout, "In Search of an Understandable Consensus Algorithm" (the
+/// paper; sections 5.x) and Ongaro's PhD thesis "Consensus: Bridging Theory and Practice" (thesis x.y).
+///
+/// The file is split by concept: RaftNode.Election.cs (terms, votes, pre-vote, check-quorum),
+/// RaftNode.Replication.cs (append, commit, flow control, leader transfer), RaftNode.Read.cs
+/// (ReadIndex and lease reads).
+/// </summary>
+public sealed partial class RaftNode
+{
+    /// <summary>Vote context marking an election started by leader transfer (TimeoutNow): voters
+    /// grant it even while they believe a leader is alive, since that leader asked for it.</summary>
+    internal const long CampaignTransferContext = 1;
+
+    private readonly RaftConfig _cfg;
+    private readonly RaftLog _log;
+    private readonly Dictionary<int, Progress> _progress = new();
+    private readonly HashSet<int> _voters;
+    private readonly HashSet<int> _learners;
+    private List<RaftMessage> _msgs = new();
+
+    private int _electionElapsed;
+    private int _heartbeatElapsed;
+    private int _randomizedElectionTimeout;
+    private HardState _prevHardState;
+    private SoftState _prevSoftState;
+
+    /// <summary>Creates a node from its persisted state (<see cref="HardState.Empty"/> and no entries for a new node).</summary>
+    public RaftNode(RaftConfig config, HardState state, IEnumerable<LogEntry> entries)
+    {
+        config.Validate();
+        _cfg = config;
+        _voters = new HashSet<int>(config.Voters);
+        _learners = new HashSet<int>(config.Learners);
+        _log = new RaftLog(entries);
+        Term = state.Term;
+        Vote = state.Vote;
+        _log.RestoreCommit(Math.Max(state.Commit, config.Applied));
+        _log.SetApplied(config.Applied);
+        _prevHardState = new HardState(Term, Vote, _log.Committed);
+        BecomeFollower(Term, 0, "started");
+        _prevSoftState = new SoftState(Leader, Role);
+    }
+
+    public int Id => _cfg.Id;
+    public int Group => _cfg.Group;
+    public long Term { get; private set; }
+    /// <summary>Candidate voted for in <see cref="Term"/>; 0 = none.</summary>
+    public int Vote { get; private set; }
+    /// <summary>Leader this node believes in for <see cref="Term"/>; 0 = unknown.</summary>
+    public int Leader { get; private set; }
+    public RaftRole Role { get; private set; }
+    public long Committed => _log.Committed;
+    public long Applied => _log.Applied;
+    public long LastIndex => _log.LastIndex;
+    public long LastTerm => _log.LastTerm;
+    public IReadOnlyCollection<int> Voters => _voters;
+    public IReadOnlyCollection<int> Learners => _learners;
+    /// <summary>Why the node last changed role, for operators (e.g. "election timeout", "higher term from 2").</summary>
+    public string LastStateChangeReason { get; private set; } = "";
+    /// <summary>Ticks since the last contact with a leader (follower) or since the last check-quorum round (leader).</summary>
+    public int ElectionElapsed => _electionElapsed;
+    /// <summary>Target of an ongoing leader transfer; 0 = none.</summary>
+    public int LeadTransferee { get; private set; }
+
+    private bool IsPromotable => _voters.Contains(Id);
+    private int Quorum => _voters.Count / 2 + 1;
+
+    /// <summary>The leader's replication state of each member (empty unless leader): match index per node.</summary>
+    public IReadOnlyDictionary<int, long> MatchIndexes() =>
+        Role == RaftRole.Leader ? _progress.ToDictionary(p => p.Key, p => p.Value.Match) : new Dictionary<int, long>();
+
+    /// <summary>Advances logical time by one tick.</summary>
+    public void Tick()
+    {
+        _ticks++;
+        if (Role == RaftRole.Leader) TickLeader();
+        else TickElection();
+    }
+
+    /// <summary>
+    /// Feeds one message from a peer. Handles the term rules once (paper 5.1: a higher term
+    /// converts to follower; a lower term is stale), then dispatches by role.
+    /// Messages for another group or node are ignored.
+    /// </summary>
+    public void Step(RaftMessage m)
+    {
+        if (m.Group != Group || m.To != Id) return;
+
+        if (m.Term > Term)
+        {
+            if (m.Type is MessageType.Vote or MessageType.PreVote)
+            {
+                bool force = m.Context == CampaignTransferContext;
+                bool inLease = _cfg.CheckQuorum && Leader != 0 && _electionElapsed < _cfg.ElectionTicks;
+                // Thesis 4.2.3: a server that heard from a leader within the minimum election timeout
+                // ignores vote requests, so a removed or partitioned server cannot depose a live leader.
+                if (!force && inLease) return;
+            }
+            if (m.Type == MessageType.PreVote)
+            {
+                // A pre-vote never changes our term (thesis 9.6).
+            }
+            else if (m.Type == MessageType.PreVoteResponse && !m.Reject)
+            {
+                // A granted pre-vote carries the future term the candidate asked about; not a reason to step down.
+            }
+            else
+            {
+                int lead = m.Type is MessageType.Append or MessageType.Heartbeat or MessageType.Snapshot ? m.From : 0;
+                BecomeFollower(m.Term, lead, $"higher term {m.Term} from {m.From} ({m.Type})");
+            }
+        }
+        else if (m.Term < Term)
+        {
+            if ((_cfg.CheckQuorum || _cfg.PreVote) && m.Type is MessageType.Append or MessageType.Heartbeat)
+            {
+                // A stale leader (e.g. partitioned away) would otherwise keep sending forever while we,
+                // having ignored its higher-term voters thanks to pre-vote, never tell it of the new term.
+                Send(new RaftMessage { To = m.From, Type = MessageType.AppendResponse, Term = Term });
+            }
+            else if (m.Type == MessageType.PreVote)
+            {
+                Send(new RaftMessage { To = m.From, Type = MessageType.PreVoteResponse, Term = Term, Reject = true });
+            }
+            return;
+        }
+
+        if (m.Type is MessageType.Vote or MessageType.PreVote)
+        {
+            HandleVoteRequest(m);
+            return;
+        }
+
+        switch (Role)
+        {
+            case RaftRole.Leader: StepLeader(m); break;
+            case RaftRole.Candidate:
+            case RaftRole.PreCandidate: StepCandidate(m); break;
+            default: StepFollower(m); break;
+        }
+    }
+
+    /// <summary>True when <see cref="GetReady"/> would return a non-empty batch.</summary>
+    public bool HasReady =>
+        _msgs.Count > 0 || _readStates.Count > 0 || _log.Stable < _log.LastIndex
+        || new HardState(Term, Vote, _log.Committed) != _prevHardState
+        || new SoftState(Leader, Role) != _prevSoftState
+        || Math.Min(_log.Committed, _log.Stable) > _log.Applied;
+
+    /// <summary>
+    /// Takes the pending work. The caller must carry it out (see <see cref="Ready"/>) and call
+    /// <see cref="Advance"/> before calling this again.
+    /// </summary>
+    public Ready GetReady()
+    {
+        var hs = new HardState(Term, Vote, _log.Committed);
+        var ss = new SoftState(Leader, Role);
+        var ready = new Ready
+        {
+            HardState = hs != _prevHardState ? hs : null,
+            SoftState = ss != _prevSoftState ? ss : null,
+            Entries = _log.Unstable(),
+            Messages = _msgs,
+            CommittedEntries = _log.NextCommitted(_cfg.MaxSizePerMessage * 4),
+            ReadStates = _readStates,
+        };
+        _prevHardState = hs;
+        _prevSoftState = ss;
+        _msgs = new List<RaftMessage>();
+        _readStates = new List<ReadState>();
+        return ready;
+    }
+
+    /// <summary>The host has persisted, sent and applied everything in <paramref name="ready"/>.</summary>
+    public void Advance(Ready ready)
+    {
+        if (ready.Entries.Count > 0)
+        {
+            var last = ready.Entries[^1];
+            _log.StableTo(last.Index, last.Term);
+            if (Role == RaftRole.Leader && _progress.TryGetValue(Id, out var self))
+            {
+                // The leader counts itself toward a quorum only for what it has made durable.
+                self.MaybeUpdate(_log.Stable);
+                if (MaybeCommit()) BroadcastAppend();
+            }
+        }
+        if (ready.CommittedEntries.Count > 0) _log.SetApplied(ready.CommittedEntries[^1].Index);
+    }
+
+    private void Send(RaftMessage m)
+    {
+        Debug.Assert(m.To != Id, "never send to self");
+        _msgs.Add(m with { From = Id, Group = Group, Term = m.Term == 0 ? Term : m.Term });
+    }
+
+    private void ResetRandomizedElectionTimeout() =>
+        _randomizedElectionTimeout = _cfg.ElectionTicks + _cfg.Random.Next(_cfg.ElectionTicks);
+
+    private void ResetProgress()
+    {
+        _progress.Clear();
+        foreach (int v in _voters) _progress[v] = new Progress(_log.LastIndex + 1, _cfg.MaxInflightMessages, isLearner: false);
+        foreach (int l in _learners) _progress[l] = new Progress(_log.LastIndex + 1, _cfg.MaxInflightMessages, isLearner: true);
+        if (_progress.TryGetValue(Id, out var self))
+        {
+            self.MaybeUpdate(_log.Stable);
+            self.RecentActive = true;
+        }
+    }
+
+    public override string ToString() =>
+        $"node {Id} g{Group} {Role} t{Term} lead {Leader} last {LastIndex}@{LastTerm} commit {Committed} applied {Applied}";
+}
