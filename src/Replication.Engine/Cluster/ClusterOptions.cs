@@ -10,9 +10,18 @@ public sealed record ClusterOptions
     public required string Name { get; init; }
     /// <summary>Data folder; one sub-folder per node. Created if missing.</summary>
     public required string Path { get; init; }
-    public int NodeCount { get; init; } = 3;
-    public int ShardCount { get; init; } = 4;
-    public int ReplicationFactor { get; init; } = 3;
+    /// <summary>Nodes to run; null = what the folder holds, else <see cref="DefaultNodeCount"/>.</summary>
+    public int? NodeCount { get; init; }
+    /// <summary>Fixed number of shards keys hash to; null = stored, else <see cref="DefaultShardCount"/>.</summary>
+    public int? ShardCount { get; init; }
+    /// <summary>Replicas per shard; null = stored, else min(<see cref="DefaultReplicationFactor"/>, node count).</summary>
+    public int? ReplicationFactor { get; init; }
+
+    public const int DefaultNodeCount = 3;
+    public const int DefaultShardCount = 4;
+    public const int DefaultReplicationFactor = 3;
+    public const int MaxNodeCount = 64;
+    public const int MaxShardCount = 1024;
     /// <summary>Wall-clock length of one Raft tick.</summary>
     public TimeSpan TickInterval { get; init; } = TimeSpan.FromMilliseconds(10);
     /// <summary>Election timeout in ticks (randomized in [n, 2n) per node and group).</summary>

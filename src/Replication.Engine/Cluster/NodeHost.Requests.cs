@@ -1,0 +1,225 @@
+using Replication.Engine.Raft;
+using Replication.Engine.Storage;
+
+namespace Replication.Engine.Cluster;
+
+/// <summary>
+/// Requests into the node loop (proposals, reads, leader transfer) and their completion.
+/// The public methods are thread-safe; everything else here runs on the loop thread.
+/// </summary>
+internal sealed partial class NodeHost
+{
+    private long _nextReadContext;
+
+    /// <summary>
+    /// Proposes <paramref name="commands"/> (each an encoded <see cref="KvCommand"/>, one log entry
+    /// each) to the shard's Raft group, which must be led by this node. Completes with one outcome
+    /// per command once the concern is met. Throws <see cref="RetryableException"/> when this node is
+    /// not the leader or stops; a <see cref="ProposalOutcome.Lost"/> outcome means that entry was
+    /// overwritten after a leader change and was never applied (safe to propose again).
+    /// </summary>
+    public Task<IReadOnlyList<ProposalOutcome>> ProposeAsync(int shard, IReadOnlyList<byte[]> commands, WriteConcern concern)
+    {
+        var request = new ProposeRequest(shard, commands, concern);
+        Enqueue(request);
+        return request.Completion.Task;
+    }
+
+    /// <summary>
+    /// Confirms a read at this node, which must lead the shard: completes with an applied index
+    /// at which the local state machine reflects every write acknowledged before the call
+    /// (ReadIndex, or the leader lease when <paramref name="lease"/> and it is valid).
+    /// </summary>
+    public Task<long> ConfirmReadAsync(int shard, bool lease)
+    {
+        var request = new ReadRequest(shard, lease);
+        Enqueue(request);
+        return request.Completion.Task;
+    }
+
+    /// <summary>Asks this node, leader of <paramref name="shard"/>, to hand leadership to <paramref name="target"/>.</summary>
+    public Task<bool> TransferLeadershipAsync(int shard, int target)
+    {
+        var request = new TransferRequest(shard, target);
+        Enqueue(request);
+        return request.Completion.Task;
+    }
+
+    private void StartProposal(ProposeRequest p)
+    {
+        if (!_groups.TryGetValue(p.Shard, out var g))
+        {
+            p.Completion.TrySetException(new RetryableException($"node {Id} does not host shard {p.Shard}"));
+            return;
+        }
+        long first = g.Core.Propose(p.Commands);
+        if (first == 0)
+        {
+            p.Completion.TrySetException(new RetryableException($"node {Id} is not the leader of shard {p.Shard}", g.Core.Leader));
+            return;
+        }
+        var batch = new ProposalBatch(p, first, g.Core.Term);
+        for (int i = 0; i < p.Commands.Count; i++) g.PendingByIndex[first + i] = batch;
+    }
+
+    private void StartRead(ReadRequest r)
+    {
+        if (!_groups.TryGetValue(r.Shard, out var g))
+        {
+            r.Completion.TrySetException(new RetryableException($"node {Id} does not host shard {r.Shard}"));
+            return;
+        }
+        if (r.Lease)
+        {
+            long index = g.Core.LeaseReadIndex();
+            if (index >= 0)
+            {
+                g.AwaitingApply.Add((index, r));
+                return;
+            }
+            // No valid lease (expired, or a new leader): fall back to a ReadIndex round.
+        }
+        long ctx = ++_nextReadContext;
+        if (!g.Core.ReadIndex(ctx))
+        {
+            r.Completion.TrySetException(new RetryableException($"node {Id} is not the leader of shard {r.Shard}", g.Core.Leader));
+            return;
+        }
+        g.PendingReads[ctx] = r;
+    }
+
+    private void StartTransfer(TransferRequest t)
+    {
+        bool ok = _groups.TryGetValue(t.Shard, out var g) && g.Core.TransferLeadership(t.Target);
+        t.Completion.TrySetResult(ok);
+    }
+
+    private void OnEntriesPersisted(GroupRuntime g, IReadOnlyList<LogEntry> entries)
+    {
+        // WriteConcern.Leader: acknowledged once the leader's own append is durable.
+        foreach (var e in entries)
+        {
+            if (!g.PendingByIndex.TryGetValue(e.Index, out var batch) || batch.Request.Concern != WriteConcern.Leader) continue;
+            if (e.Term != batch.Term || e.Index != batch.LastIndex) continue;
+            for (long i = batch.First; i <= batch.LastIndex; i++) g.PendingByIndex.Remove(i);
+            batch.Request.Completion.TrySetResult(Enumerable.Range(0, batch.Request.Commands.Count).Select(i => new ProposalOutcome(batch.First + i, null, Lost: false)).ToArray());
+        }
+    }
+
+    private void OnEntriesApplied(GroupRuntime g, IReadOnlyList<LogEntry> entries, IReadOnlyList<EntryApplyResult> results)
+    {
+        var byIndex = results.ToDictionary(r => r.Index);
+        foreach (var e in entries)
+        {
+            if (!g.PendingByIndex.Remove(e.Index, out var batch)) continue;
+            int slot = (int)(e.Index - batch.First);
+            batch.Outcomes[slot] = e.Term == batch.Term && byIndex.TryGetValue(e.Index, out var r)
+                ? new ProposalOutcome(e.Index, r.Results, Lost: false)
+                : ProposalOutcome.LostEntry;
+            if (--batch.Remaining > 0) continue;
+            if (batch.Request.Concern == WriteConcern.All && batch.Outcomes.Any(o => !o!.Lost)) g.AwaitingAll.Add(batch);
+            else batch.Request.Completion.TrySetResult(batch.Outcomes!);
+        }
+    }
+
+    private void OnReadConfirmed(GroupRuntime g, ReadState rs)
+    {
+        if (g.PendingReads.Remove(rs.Context, out var r)) g.AwaitingApply.Add((rs.Index, r));
+    }
+
+    private void OnRoleChanged(GroupRuntime g, SoftState ss)
+    {
+        if (ss.Role == RaftRole.Leader) return;
+        // Unconfirmed reads were dropped by the core with its leadership; let the router retry elsewhere.
+        foreach (var r in g.PendingReads.Values)
+            r.Completion.TrySetException(new RetryableException($"node {Id} lost leadership of shard {g.Core.Group}", ss.Leader));
+        g.PendingReads.Clear();
+    }
+
+    /// <summary>Releases reads whose index is applied, and All-concern writes every voter now holds.</summary>
+    private void CompleteWaiters()
+    {
+        foreach (var g in _groups.Values)
+        {
+            if (g.AwaitingApply.Count > 0)
+            {
+                long applied = g.Core.Applied;
+                g.AwaitingApply.RemoveAll(w =>
+                {
+                    if (w.Index > applied) return false;
+                    w.Request.Completion.TrySetResult(applied);
+                    return true;
+                });
+            }
+            if (g.AwaitingAll.Count > 0)
+            {
+                var match = g.Core.MatchIndexes();
+                g.AwaitingAll.RemoveAll(b =>
+                {
+                    if (match.Count == 0 || g.Core.Voters.Any(v => !match.TryGetValue(v, out long m) || m < b.LastIndex)) return false;
+                    b.Request.Completion.TrySetResult(b.Outcomes!);
+                    return true;
+                });
+            }
+        }
+    }
+
+    private void FailEverything(Exception reason)
+    {
+        object? work;
+        while (_inbox.TryDequeue(out work))
+        {
+            switch (work)
+            {
+                case ProposeRequest p: p.Completion.TrySetException(reason); break;
+                case ReadRequest r: r.Completion.TrySetException(reason); break;
+                case TransferRequest t: t.Completion.TrySetException(reason); break;
+            }
+        }
+        foreach (var g in _groups.Values)
+        {
+            foreach (var b in g.PendingByIndex.Values.Concat(g.AwaitingAll)) b.Request.Completion.TrySetException(reason);
+            foreach (var r in g.PendingReads.Values) r.Completion.TrySetException(reason);
+            foreach (var (_, r) in g.AwaitingApply) r.Completion.TrySetException(reason);
+        }
+    }
+
+    private sealed record ProposeRequest(int Shard, IReadOnlyList<byte[]> Commands, WriteConcern Concern)
+    {
+        public TaskCompletionSource<IReadOnlyList<ProposalOutcome>> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    private sealed record ReadRequest(int Shard, bool Lease)
+    {
+        public TaskCompletionSource<long> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    private sealed record TransferRequest(int Shard, int Target)
+    {
+        public TaskCompletionSource<bool> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+
+    /// <summary>The entries of one proposal, tracked until each is applied (or found overwritten).</summary>
+    private sealed class ProposalBatch(ProposeRequest request, long first, long term)
+    {
+        public ProposeRequest Request { get; } = request;
+        public long First { get; } = first;
+        public long LastIndex { get; } = first + request.Commands.Count - 1;
+        public long Term { get; } = term;
+        public ProposalOutcome?[] Outcomes { get; } = new ProposalOutcome?[request.Commands.Count];
+        public int Remaining { get; set; } = request.Commands.Count;
+    }
+
+    /// <summary>Per-group state the loop keeps beside the core.</summary>
+    private sealed class GroupRuntime(RaftNode core)
+    {
+        public RaftNode Core { get; } = core;
+        public Dictionary<long, ProposalBatch> PendingByIndex { get; } = new();
+        public List<ProposalBatch> AwaitingAll { get; } = new();
+        public Dictionary<long, ReadRequest> PendingReads { get; } = new();
+        public List<(long Index, ReadRequest Request)> AwaitingApply { get; } = new();
+        public DateTimeOffset? LastContact { get; set; }
+        public RaftRole LastRole { get; set; } = RaftRole.Follower;
+        public DateTimeOffset StateSince { get; set; } = DateTimeOffset.UtcNow;
+    }
+}

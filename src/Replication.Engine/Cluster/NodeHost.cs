@@ -1,0 +1,221 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Net;
+using Replication.Engine.Raft;
+using Replication.Engine.Storage;
+using Replication.Engine.Transport;
+
+namespace Replication.Engine.Cluster;
+
+/// <summary>
+/// Runs one node: the Raft cores of every shard it hosts, its two SQLite stores, its TCP
+/// transport, and the single loop thread that owns all of them (the one layer with threads and
+/// timers; see DESIGN.md). Other threads talk to it only through its inbox (thread-safe entry
+/// points below) and read its published <see cref="GroupStatus"/> snapshots.
+///
+/// Each loop iteration: tick when due; drain the inbox (peer messages, proposals, reads);
+/// then for all groups at once: persist every Ready's hard state and entries in ONE SQLite
+/// transaction (group commit: one fsync for many proposals and shards), only then send the
+/// messages, then apply committed entries (one state-machine transaction per shard, carrying the
+/// applied index), complete waiting requests, and Advance the cores.
+/// </summary>
+internal sealed partial class NodeHost : IAsyncDisposable
+{
+    private readonly NodeHostOptions _options;
+    private readonly Dictionary<int, GroupRuntime> _groups = new();
+    private readonly ConcurrentQueue<object> _inbox = new();
+    private readonly AutoResetEvent _wake = new(false);
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private RaftLogStore? _logStore;
+    private KvStore? _kv;
+    private TcpTransport? _transport;
+    private Thread? _thread;
+    private volatile bool _stopping;
+    private volatile bool _killed;
+    private volatile IReadOnlyDictionary<int, GroupStatus> _status = new Dictionary<int, GroupStatus>();
+    private readonly TaskCompletionSource _exited = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    public NodeHost(NodeHostOptions options) => _options = options;
+
+    public int Id => _options.NodeId;
+    public string DataPath => _options.DataPath;
+    public IPEndPoint? EndPoint => _transport?.LocalEndPoint;
+    public bool IsRunning => _thread is not null && !_stopping;
+    /// <summary>The node's state machine, for reads (its read methods are thread-safe).</summary>
+    public KvStore Store => _kv ?? throw new RetryableException($"node {Id} is not running");
+    /// <summary>Latest published status of each hosted group.</summary>
+    public IReadOnlyDictionary<int, GroupStatus> Status => _status;
+
+    /// <summary>Opens the stores, restores every hosted group from disk, binds the transport and starts the loop.</summary>
+    public async Task StartAsync(IPEndPoint listen, CancellationToken cancellationToken)
+    {
+        Directory.CreateDirectory(_options.DataPath);
+        _logStore = new RaftLogStore(Path.Combine(_options.DataPath, "raft.db"));
+        _kv = new KvStore(Path.Combine(_options.DataPath, "state.db"));
+        var random = _options.Seed is int seed ? new Random(seed * 7919 + Id) : new Random();
+        foreach (var (shard, voters) in _options.Groups)
+        {
+            var stored = _logStore.Load(shard);
+            var config = new RaftConfig
+            {
+                Id = Id,
+                Group = shard,
+                Voters = voters,
+                ElectionTicks = _options.ElectionTicks,
+                HeartbeatTicks = _options.HeartbeatTicks,
+                Applied = _kv.AppliedIndex(shard),
+                Random = new Random(random.Next()),
+            };
+            _groups[shard] = new GroupRuntime(new RaftNode(config, stored.State, stored.Entries));
+        }
+        _transport = new TcpTransport(Id, _options.ClusterId, listen, OnMessage);
+        await _transport.StartAsync(cancellationToken).ConfigureAwait(false);
+        PublishStatus();
+        _thread = new Thread(Loop) { IsBackground = true, Name = $"replication-node-{Id}" };
+        _thread.Start();
+    }
+
+    public void SetPeer(int nodeId, IPEndPoint endPoint) => _transport?.SetPeer(nodeId, endPoint);
+
+    /// <summary>
+    /// Stops the node. <paramref name="kill"/>: as a crash would — the loop abandons its work
+    /// between two steps, nothing more is persisted or sent. Otherwise the current iteration
+    /// finishes first. Waiting requests fail as retryable either way.
+    /// </summary>
+    public async Task StopAsync(bool kill)
+    {
+        if (_thread is null) return;
+        _killed |= kill;
+        _stopping = true;
+        _wake.Set();
+        await _exited.Task.ConfigureAwait(false);
+        if (_transport is not null) await _transport.DisposeAsync().ConfigureAwait(false);
+        _logStore?.Dispose();
+        _kv?.Dispose();
+        FailEverything(new RetryableException($"node {Id} stopped"));
+    }
+
+    public ValueTask DisposeAsync() => new(StopAsync(kill: false));
+
+    private void OnMessage(RaftMessage m)
+    {
+        _inbox.Enqueue(m);
+        _wake.Set();
+    }
+
+    private void Enqueue(object work)
+    {
+        if (_stopping) throw new RetryableException($"node {Id} is stopping");
+        _inbox.Enqueue(work);
+        _wake.Set();
+    }
+
+    private void Loop()
+    {
+        var tick = _options.TickInterval;
+        var nextTick = _clock.Elapsed + tick;
+        try
+        {
+            while (!_stopping)
+            {
+                var wait = nextTick - _clock.Elapsed;
+                if (wait > TimeSpan.Zero && _inbox.IsEmpty) _wake.WaitOne(wait);
+                if (_stopping) break;
+                var now = _clock.Elapsed;
+                if (now >= nextTick)
+                {
+                    foreach (var g in _groups.Values) g.Core.Tick();
+                    nextTick = now - nextTick > tick * 10 ? now + tick : nextTick + tick;
+                }
+                DrainInbox();
+                for (int round = 0; round < 4 && !_killed && _groups.Values.Any(g => g.Core.HasReady); round++)
+                    ProcessReadies();
+                CompleteWaiters();
+                PublishStatus();
+            }
+        }
+        catch (Exception ex) when (!_killed)
+        {
+            // A storage failure (disk full, corruption) must not leave a half-working node that
+            // acknowledges writes: stop the node and fail everything waiting on it.
+            _options.Log?.Invoke($"node {Id} stopped after an error: {ex}");
+            _stopping = true;
+            FailEverything(new RetryableException($"node {Id} failed: {ex.Message}"));
+        }
+        finally
+        {
+            _exited.TrySetResult();
+        }
+    }
+
+    private void DrainInbox()
+    {
+        for (int i = 0; i < 100_000 && _inbox.TryDequeue(out var work); i++)
+        {
+            switch (work)
+            {
+                case RaftMessage m:
+                    if (_groups.TryGetValue(m.Group, out var g))
+                    {
+                        g.Core.Step(m);
+                        if (m.Type is MessageType.Append or MessageType.Heartbeat && m.From == g.Core.Leader)
+                            g.LastContact = DateTimeOffset.UtcNow;
+                        else if (g.Core.Role == RaftRole.Leader && m.Type is MessageType.AppendResponse or MessageType.HeartbeatResponse)
+                            g.LastContact = DateTimeOffset.UtcNow;
+                    }
+                    break;
+                case ProposeRequest p: StartProposal(p); break;
+                case ReadRequest r: StartRead(r); break;
+                case TransferRequest t: StartTransfer(t); break;
+            }
+        }
+    }
+
+    private void ProcessReadies()
+    {
+        var readies = new List<(GroupRuntime Group, Ready Ready)>();
+        foreach (var g in _groups.Values)
+            if (g.Core.HasReady) readies.Add((g, g.Core.GetReady()));
+
+        var writes = readies
+            .Where(r => r.Ready.HardState is not null || r.Ready.Entries.Count > 0)
+            .Select(r => new GroupWrite(r.Group.Core.Group, r.Ready.HardState, r.Ready.Entries))
+            .ToList();
+        if (writes.Count > 0) _logStore!.Save(writes); // durable (synchronous=FULL) before anything leaves
+        if (_killed) return;
+
+        foreach (var (_, ready) in readies)
+            foreach (var m in ready.Messages) _transport!.Send(m);
+
+        foreach (var (g, ready) in readies)
+        {
+            if (ready.Entries.Count > 0) OnEntriesPersisted(g, ready.Entries);
+            if (ready.CommittedEntries.Count > 0)
+            {
+                var results = _kv!.Apply(g.Core.Group, ready.CommittedEntries);
+                OnEntriesApplied(g, ready.CommittedEntries, results);
+            }
+            foreach (var rs in ready.ReadStates) OnReadConfirmed(g, rs);
+            if (ready.SoftState is { } ss) OnRoleChanged(g, ss);
+            g.Core.Advance(ready);
+        }
+    }
+
+    private void PublishStatus()
+    {
+        var status = new Dictionary<int, GroupStatus>(_groups.Count);
+        foreach (var (shard, g) in _groups)
+        {
+            var c = g.Core;
+            if (g.LastRole != c.Role)
+            {
+                g.LastRole = c.Role;
+                g.StateSince = DateTimeOffset.UtcNow;
+            }
+            status[shard] = new GroupStatus(shard, c.Role, c.Leader, c.Term, c.LastIndex, c.Committed, c.Applied,
+                c.Voters.OrderBy(x => x).ToArray(), c.Learners.OrderBy(x => x).ToArray(), c.MatchIndexes(),
+                c.Role == RaftRole.Leader ? DateTimeOffset.UtcNow : g.LastContact, c.LastStateChangeReason, g.StateSince);
+        }
+        _status = status;
+    }
+}

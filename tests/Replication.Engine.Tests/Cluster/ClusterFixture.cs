@@ -1,0 +1,63 @@
+using Replication.Engine.Cluster;
+
+namespace Replication.Engine.Tests.Cluster;
+
+/// <summary>
+/// Starts an embedded cluster in a fresh temp folder for one test and removes it (and the folder)
+/// afterwards. Real threads, sockets and SQLite: waits are conditions with a bound, never sleeps.
+/// </summary>
+internal sealed class ClusterFixture : IAsyncDisposable
+{
+    public static readonly TimeSpan Bound = TimeSpan.FromSeconds(20);
+
+    private ClusterFixture(string path, EmbeddedCluster cluster)
+    {
+        Path = path;
+        Cluster = cluster;
+    }
+
+    public string Path { get; }
+    public EmbeddedCluster Cluster { get; private set; }
+
+    public static async Task<ClusterFixture> StartAsync(int nodes = 3, int shards = 2, string? path = null)
+    {
+        path ??= System.IO.Path.Combine(System.IO.Path.GetTempPath(), "repl-test-" + Guid.NewGuid().ToString("N")[..10]);
+        var cluster = await EmbeddedCluster.StartAsync(Options(path, nodes, shards), CancellationToken.None);
+        await cluster.WaitForLeadersAsync(null, Bound, CancellationToken.None);
+        return new ClusterFixture(path, cluster);
+    }
+
+    public static ClusterOptions Options(string path, int? nodes = 3, int? shards = 2) =>
+        new() { Name = "test", Path = path, NodeCount = nodes, ShardCount = shards, Seed = 42 };
+
+    /// <summary>Stops the cluster (keeping its files) and starts it again from the same folder.</summary>
+    public async Task ReopenAsync()
+    {
+        await Cluster.RemoveAsync(deleteData: false);
+        Cluster = await EmbeddedCluster.StartAsync(Options(Path, null, null), CancellationToken.None);
+        await Cluster.WaitForLeadersAsync(null, Bound, CancellationToken.None);
+    }
+
+    public async Task<ReplicationKey> PutAsync(string key, string value, long? expected = null)
+    {
+        var r = (await Cluster.WriteAsync(new[] { new KeyWrite(key, value, expected) }, WriteConcern.Majority, Bound, CancellationToken.None))[0];
+        if (r.Error is not null) throw r.Error;
+        return r.Record!;
+    }
+
+    /// <summary>Waits until <paramref name="condition"/> holds, failing the test after <see cref="Bound"/>.</summary>
+    public static void Eventually(Func<bool> condition, string what)
+    {
+        if (!SpinWait.SpinUntil(condition, Bound)) throw new Xunit.Sdk.XunitException($"Timed out after {Bound.TotalSeconds} s waiting for: {what}");
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        if (Cluster.IsRunning) await Cluster.RemoveAsync(deleteData: true);
+        else if (Directory.Exists(Path))
+        {
+            Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+            Directory.Delete(Path, recursive: true);
+        }
+    }
+}
