@@ -204,6 +204,14 @@ public sealed class RaftLogStore : IDisposable
         cmd.ExecuteNonQuery();
     }
 
+    /// <summary>A pragma's value on the writer connection (tests check synchronous and journal_mode).</summary>
+    internal string WriterPragma(string name)
+    {
+        using var cmd = _conn.CreateCommand();
+        cmd.CommandText = "PRAGMA " + name;
+        return Convert.ToString(cmd.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) ?? "";
+    }
+
     public void Dispose()
     {
         if (_disposed) return;

@@ -185,6 +185,22 @@ public sealed class RaftLogStoreTests : IDisposable
     }
 
     [Fact]
+    public void StateDbIsNotOpenedAsRaftLog()
+    {
+        string path = _dir.File("state.db");
+        using (var kv = new KvStore(path)) { }
+        Assert.Throws<StorageCorruptException>(() => new RaftLogStore(path));
+    }
+
+    [Fact]
+    public void WriterIsDurableWal()
+    {
+        using var store = new RaftLogStore(DbPath);
+        Assert.Equal("wal", store.WriterPragma("journal_mode"));
+        Assert.Equal("2", store.WriterPragma("synchronous")); // FULL
+    }
+
+    [Fact]
     public void FileIsInWalModeWithSchemaVersion()
     {
         using var store = new RaftLogStore(DbPath);
