@@ -132,7 +132,8 @@ public sealed class RaftLogStore : IDisposable
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         using var cmd = _conn.CreateCommand();
-        // raft_log's primary key starts with grp, so DISTINCT is an index walk, not a table sort.
+        // raft_log is ordered by (grp, idx), so DISTINCT needs no sort, but it walks every entry:
+        // meant for node startup, not for a hot path.
         cmd.CommandText = "SELECT grp FROM raft_state UNION SELECT DISTINCT grp FROM raft_log ORDER BY 1";
         using var r = cmd.ExecuteReader();
         var groups = new List<int>();

@@ -28,9 +28,7 @@ internal sealed class TempFolder : IDisposable
         cmd.ExecuteNonQuery();
     }
 
-    public void Dispose()
-    {
-        SqliteConnection.ClearAllPools();
-        Directory.Delete(Path, recursive: true);
-    }
+    // Stores release their own connections (KvStore clears its reader pool on Dispose), so no
+    // global ClearAllPools here: it would reach into tests running in parallel.
+    public void Dispose() => Directory.Delete(Path, recursive: true);
 }
