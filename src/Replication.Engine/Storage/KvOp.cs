@@ -1,0 +1,9 @@
+namespace Replication.Engine.Storage;
+
+/// <summary>
+/// One operation of a key-value command (<see cref="KvCommand"/>). <see cref="Value"/> is
+/// required for <see cref="KvOpType.Put"/> and must be null for <see cref="KvOpType.Delete"/>.
+/// <see cref="ExpectedVersion"/> makes the operation conditional: null = unconditional,
+/// 0 = the key must be absent, n &gt; 0 = the key's current version must be n.
+/// </summary>
+public sealed record KvOp(KvOpType Type, string Key, string? Value, long? ExpectedVersion);
