@@ -18,19 +18,25 @@ public sealed class FrameReader(Stream stream) : IDisposable
     /// <summary>
     /// Reads the next frame. Returns <c>null</c> when the stream ends cleanly between frames.
     /// <paramref name="maxPayloadSize"/> lowers the size limit for this frame (e.g. before the
-    /// handshake); it is checked before the payload is read or allocated.
+    /// handshake), and <paramref name="expectedType"/>, when given, is the only type accepted
+    /// (<see cref="ProtocolErrorReason.UnexpectedFrame"/> otherwise); both are checked from the
+    /// header, before the payload is read or allocated.
     /// </summary>
     /// <exception cref="ProtocolException">Bad header, checksum mismatch, or the stream ended inside a frame.</exception>
     /// <exception cref="IOException">The underlying stream failed.</exception>
     public async ValueTask<(FrameType Type, ReadOnlyMemory<byte> Payload)?> ReadAsync(
-        int maxPayloadSize = FrameCodec.MaxPayloadSize, CancellationToken cancellationToken = default)
+        int maxPayloadSize = FrameCodec.MaxPayloadSize, FrameType? expectedType = null, CancellationToken cancellationToken = default)
     {
         ObjectDisposedException.ThrowIf(_payload is null, this);
         int got = await _stream.ReadAtLeastAsync(_header, FrameCodec.HeaderSize, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
         if (got == 0) return null;
         if (got < FrameCodec.HeaderSize)
             throw new ProtocolException(ProtocolErrorReason.Truncated, $"Stream ended after {got} of {FrameCodec.HeaderSize} header bytes.");
-        var header = FrameCodec.ParseHeader(_header, maxPayloadSize);
+        var header = FrameCodec.ParseHeader(_header);
+        if (expectedType is { } expected && header.Type != expected)
+            throw new ProtocolException(ProtocolErrorReason.UnexpectedFrame, $"Got a {header.Type} frame where only {expected} is allowed.");
+        if (header.PayloadLength > maxPayloadSize)
+            throw new ProtocolException(ProtocolErrorReason.FrameTooLarge, $"{header.Type} frame payload of {header.PayloadLength} bytes exceeds the {maxPayloadSize}-byte limit here.");
         if (_payload.Length < header.PayloadLength)
         {
             if (_payload.Length > 0) ArrayPool<byte>.Shared.Return(_payload);

@@ -56,10 +56,8 @@ public sealed partial class TcpTransport
             var hello = await HandshakeAsync(reader, ct).ConfigureAwait(false);
             Interlocked.Increment(ref _counters.ConnectionsAccepted);
             Log($"accepted node {hello.NodeId} from {remote}");
-            while (await reader.ReadAsync(FrameCodec.MaxPayloadSize, ct).ConfigureAwait(false) is { } frame)
+            while (await reader.ReadAsync(FrameCodec.MaxPayloadSize, FrameType.Raft, ct).ConfigureAwait(false) is { } frame)
             {
-                if (frame.Type != FrameType.Raft)
-                    throw new ProtocolException(ProtocolErrorReason.UnexpectedFrame, $"{frame.Type} frame after the handshake.");
                 var messages = RaftMessageCodec.DecodeBatch(frame.Payload.Span);
                 Interlocked.Increment(ref _counters.FramesReceived);
                 foreach (var message in messages)
@@ -114,7 +112,7 @@ public sealed partial class TcpTransport
         (FrameType Type, ReadOnlyMemory<byte> Payload)? frame;
         try
         {
-            frame = await reader.ReadAsync(HelloFrame.EncodedSize, deadline.Token).ConfigureAwait(false);
+            frame = await reader.ReadAsync(HelloFrame.EncodedSize, FrameType.Hello, deadline.Token).ConfigureAwait(false);
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
@@ -122,8 +120,6 @@ public sealed partial class TcpTransport
         }
         if (frame is not { } f)
             throw new ProtocolException(ProtocolErrorReason.Truncated, "Connection closed before a Hello.");
-        if (f.Type != FrameType.Hello)
-            throw new ProtocolException(ProtocolErrorReason.UnexpectedFrame, $"First frame is {f.Type}, not Hello.");
         var hello = HelloFrame.Decode(f.Payload.Span);
         if (hello.ProtocolVersion != FrameCodec.ProtocolVersion)
             throw new ProtocolException(ProtocolErrorReason.UnsupportedVersion, $"Node {hello.NodeId} speaks protocol {hello.ProtocolVersion}; this node speaks {FrameCodec.ProtocolVersion}.");

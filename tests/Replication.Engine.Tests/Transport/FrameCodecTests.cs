@@ -8,16 +8,16 @@ namespace Replication.Engine.Tests.Transport;
 /// <summary>The frame layer: header layout, Hello, and every way a frame can be malformed.</summary>
 public sealed class FrameCodecTests
 {
-    private static (FrameType Type, byte[] Payload)? ReadOne(byte[] bytes, int maxPayloadSize = FrameCodec.MaxPayloadSize)
+    private static (FrameType Type, byte[] Payload)? ReadOne(byte[] bytes, int maxPayloadSize = FrameCodec.MaxPayloadSize, FrameType? expectedType = null)
     {
         // MemoryStream completes synchronously, so this runs entirely on the calling thread.
         using var reader = new FrameReader(new MemoryStream(bytes));
-        var frame = reader.ReadAsync(maxPayloadSize).AsTask().GetAwaiter().GetResult();
+        var frame = reader.ReadAsync(maxPayloadSize, expectedType).AsTask().GetAwaiter().GetResult();
         return frame is { } f ? (f.Type, f.Payload.ToArray()) : null;
     }
 
-    private static ProtocolErrorReason Rejects(byte[] bytes, int maxPayloadSize = FrameCodec.MaxPayloadSize) =>
-        Assert.Throws<ProtocolException>(() => ReadOne(bytes, maxPayloadSize)).Reason;
+    private static ProtocolErrorReason Rejects(byte[] bytes, int maxPayloadSize = FrameCodec.MaxPayloadSize, FrameType? expectedType = null) =>
+        Assert.Throws<ProtocolException>(() => ReadOne(bytes, maxPayloadSize, expectedType)).Reason;
 
     [Fact]
     public void Header_layout_is_length_version_type_crc()
@@ -135,6 +135,14 @@ public sealed class FrameCodecTests
         var frame = FrameCodec.Encode(FrameType.Hello, new byte[HelloFrame.EncodedSize + 1]);
         Assert.Equal(ProtocolErrorReason.FrameTooLarge, Rejects(frame, HelloFrame.EncodedSize));
         Assert.NotNull(ReadOne(FrameCodec.Encode(FrameType.Hello, new byte[HelloFrame.EncodedSize]), HelloFrame.EncodedSize));
+    }
+
+    [Fact]
+    public void Unexpected_type_is_rejected_from_the_header()
+    {
+        // Raft frame where only a Hello may come: rejected as unexpected even though it is larger than a Hello.
+        var frame = WireSamples.RaftFrame(WireSamples.Full(MessageType.Append));
+        Assert.Equal(ProtocolErrorReason.UnexpectedFrame, Rejects(frame[..FrameCodec.HeaderSize], HelloFrame.EncodedSize, FrameType.Hello));
     }
 
     [Theory]
