@@ -1,0 +1,173 @@
+using System.Buffers.Binary;
+using Replication.Engine.Raft;
+
+namespace Replication.Engine.Transport;
+
+/// <summary>
+/// Binary encoding of <see cref="RaftMessage"/> and of the message batch that forms a
+/// <see cref="FrameType.Raft"/> payload (layout in docs/wire-protocol.md). All integers are
+/// little-endian and fixed-width, so the encoded size is known before writing and a sender can
+/// fill one exactly-sized pooled buffer.
+/// <para>
+/// Decoding trusts nothing: every count and length is checked against the bytes that remain
+/// before anything is allocated, enum values must be known, flag bits must be defined, and a
+/// payload must be consumed exactly. Any failure is a <see cref="ProtocolException"/> with
+/// <see cref="ProtocolErrorReason.MalformedPayload"/>. Decoded entries own copies of their data,
+/// so the receive buffer can be reused at once. Stateless and thread-safe.
+/// </para>
+/// </summary>
+public static class RaftMessageCodec
+{
+    /// <summary>Encoded size of a message with no entries: type, group/from/to, term/logTerm/index/commit, flags, rejectHint/context, entry count.</summary>
+    public const int MessageFixedSize = 1 + 3 * 4 + 4 * 8 + 1 + 2 * 8 + 4;
+
+    /// <summary>Encoded size of an entry with no data: index, term, type, data length.</summary>
+    public const int EntryFixedSize = 8 + 8 + 1 + 4;
+
+    private const byte FlagReject = 1;
+
+    /// <summary>Bytes <see cref="Encode"/> writes for <paramref name="message"/>.</summary>
+    public static int GetEncodedSize(RaftMessage message)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        long size = MessageFixedSize;
+        foreach (var e in message.Entries) size += EntryFixedSize + e.Data.Length;
+        // Larger than any frame can carry; the sender drops such a message rather than overflow.
+        return size > int.MaxValue ? int.MaxValue : (int)size;
+    }
+
+    /// <summary>Bytes <see cref="EncodeBatch"/> writes for <paramref name="messages"/>.</summary>
+    public static int GetBatchSize(IReadOnlyList<RaftMessage> messages)
+    {
+        long size = 4;
+        foreach (var m in messages) size += GetEncodedSize(m);
+        return size > int.MaxValue ? int.MaxValue : (int)size;
+    }
+
+    /// <summary>Writes <paramref name="message"/> at the start of <paramref name="destination"/>; returns the bytes written (== <see cref="GetEncodedSize"/>).</summary>
+    public static int Encode(RaftMessage message, Span<byte> destination)
+    {
+        int size = GetEncodedSize(message);
+        if (destination.Length < size)
+            throw new ArgumentException($"Destination has {destination.Length} bytes, the message needs {size}.", nameof(destination));
+        var d = destination;
+        d[0] = (byte)message.Type;
+        BinaryPrimitives.WriteInt32LittleEndian(d[1..], message.Group);
+        BinaryPrimitives.WriteInt32LittleEndian(d[5..], message.From);
+        BinaryPrimitives.WriteInt32LittleEndian(d[9..], message.To);
+        BinaryPrimitives.WriteInt64LittleEndian(d[13..], message.Term);
+        BinaryPrimitives.WriteInt64LittleEndian(d[21..], message.LogTerm);
+        BinaryPrimitives.WriteInt64LittleEndian(d[29..], message.Index);
+        BinaryPrimitives.WriteInt64LittleEndian(d[37..], message.Commit);
+        d[45] = message.Reject ? FlagReject : (byte)0;
+        BinaryPrimitives.WriteInt64LittleEndian(d[46..], message.RejectHint);
+        BinaryPrimitives.WriteInt64LittleEndian(d[54..], message.Context);
+        BinaryPrimitives.WriteUInt32LittleEndian(d[62..], (uint)message.Entries.Count);
+        int pos = MessageFixedSize;
+        foreach (var e in message.Entries)
+        {
+            BinaryPrimitives.WriteInt64LittleEndian(d[pos..], e.Index);
+            BinaryPrimitives.WriteInt64LittleEndian(d[(pos + 8)..], e.Term);
+            d[pos + 16] = (byte)e.Type;
+            BinaryPrimitives.WriteUInt32LittleEndian(d[(pos + 17)..], (uint)e.Data.Length);
+            e.Data.CopyTo(d[(pos + EntryFixedSize)..]);
+            pos += EntryFixedSize + e.Data.Length;
+        }
+        return pos;
+    }
+
+    /// <summary>Writes a batch payload (<c>[u32 count][message]*</c>); returns the bytes written (== <see cref="GetBatchSize"/>).</summary>
+    public static int EncodeBatch(IReadOnlyList<RaftMessage> messages, Span<byte> destination)
+    {
+        ArgumentNullException.ThrowIfNull(messages);
+        if (destination.Length < 4)
+            throw new ArgumentException("Destination is too short for a batch.", nameof(destination));
+        BinaryPrimitives.WriteUInt32LittleEndian(destination, (uint)messages.Count);
+        int pos = 4;
+        foreach (var m in messages) pos += Encode(m, destination[pos..]);
+        return pos;
+    }
+
+    /// <summary>A batch payload as a new array.</summary>
+    public static byte[] EncodeBatch(IReadOnlyList<RaftMessage> messages)
+    {
+        var payload = new byte[GetBatchSize(messages)];
+        EncodeBatch(messages, payload);
+        return payload;
+    }
+
+    /// <summary>Decodes a payload holding exactly one message (no batch count).</summary>
+    /// <exception cref="ProtocolException">The payload is malformed or has trailing bytes.</exception>
+    public static RaftMessage Decode(ReadOnlySpan<byte> payload)
+    {
+        var reader = new WireReader(payload);
+        var message = ReadMessage(ref reader);
+        reader.EnsureEnd("message");
+        return message;
+    }
+
+    /// <summary>
+    /// Decodes a <see cref="FrameType.Raft"/> payload. A batch holds at least one message; an
+    /// empty batch is malformed (no sender produces one).
+    /// </summary>
+    /// <exception cref="ProtocolException">The payload is malformed or has trailing bytes.</exception>
+    public static IReadOnlyList<RaftMessage> DecodeBatch(ReadOnlySpan<byte> payload)
+    {
+        var reader = new WireReader(payload);
+        int count = reader.ReadCount(MessageFixedSize, "Message");
+        if (count == 0) throw WireReader.Malformed("Empty message batch.");
+        var messages = new RaftMessage[count];
+        for (int i = 0; i < count; i++) messages[i] = ReadMessage(ref reader);
+        reader.EnsureEnd("message batch");
+        return messages;
+    }
+
+    private static RaftMessage ReadMessage(ref WireReader r)
+    {
+        byte type = r.ReadByte();
+        if (type is < (byte)MessageType.Vote or > (byte)MessageType.TimeoutNow)
+            throw WireReader.Malformed($"Unknown message type {type}.");
+        int group = r.ReadInt32();
+        int from = r.ReadInt32();
+        int to = r.ReadInt32();
+        long term = r.ReadInt64();
+        long logTerm = r.ReadInt64();
+        long index = r.ReadInt64();
+        long commit = r.ReadInt64();
+        byte flags = r.ReadByte();
+        if ((flags & ~FlagReject) != 0)
+            throw WireReader.Malformed($"Undefined message flags 0x{flags:X2}.");
+        long rejectHint = r.ReadInt64();
+        long context = r.ReadInt64();
+        int entryCount = r.ReadCount(EntryFixedSize, "Entry");
+        LogEntry[] entries = entryCount == 0 ? Array.Empty<LogEntry>() : new LogEntry[entryCount];
+        for (int i = 0; i < entryCount; i++)
+        {
+            long eIndex = r.ReadInt64();
+            long eTerm = r.ReadInt64();
+            byte eType = r.ReadByte();
+            if (eType > (byte)EntryType.ConfChange)
+                throw WireReader.Malformed($"Unknown entry type {eType}.");
+            uint length = r.ReadUInt32();
+            if (length > (uint)r.Remaining)
+                throw WireReader.Malformed($"Entry data length {length} exceeds the {r.Remaining} bytes left.");
+            byte[] data = length == 0 ? Array.Empty<byte>() : r.ReadBytes((int)length).ToArray();
+            entries[i] = new LogEntry(eIndex, eTerm, (EntryType)eType, data);
+        }
+        return new RaftMessage
+        {
+            Type = (MessageType)type,
+            Group = group,
+            From = from,
+            To = to,
+            Term = term,
+            LogTerm = logTerm,
+            Index = index,
+            Commit = commit,
+            Reject = (flags & FlagReject) != 0,
+            RejectHint = rejectHint,
+            Context = context,
+            Entries = entries,
+        };
+    }
+}

@@ -1,0 +1,139 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+
+namespace Replication.Engine.Transport;
+
+// The listening side: accepting connections, the handshake, and reading Raft frames.
+public sealed partial class TcpTransport
+{
+    /// <summary>How long a new connection has to deliver a valid Hello; then it is closed.</summary>
+    internal static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(5);
+
+    private readonly ConcurrentDictionary<long, InboundConnection> _inbound = new();
+    private long _nextConnectionId;
+
+    private async Task AcceptLoopAsync(TcpListener listener, CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            Socket socket;
+            try
+            {
+                socket = await listener.AcceptSocketAsync(ct).ConfigureAwait(false);
+            }
+            catch (Exception) when (ct.IsCancellationRequested)
+            {
+                return;
+            }
+            catch (SocketException e)
+            {
+                // Transient (a connection reset before accept) or resource exhaustion: back off briefly so the loop cannot spin.
+                Log($"accept failed: {e.Message}");
+                try { await Task.Delay(100, ct).ConfigureAwait(false); } catch (OperationCanceledException) { return; }
+                continue;
+            }
+            socket.NoDelay = true;
+            var connection = new InboundConnection(Interlocked.Increment(ref _nextConnectionId), socket);
+            _inbound[connection.Id] = connection;
+            connection.Handler = Task.Run(() => HandleInboundAsync(connection, ct));
+        }
+    }
+
+    /// <summary>
+    /// Runs one inbound connection: handshake, then frames until the peer closes, the transport
+    /// stops, or the peer violates the protocol (then the connection is closed, logged and counted).
+    /// Never throws.
+    /// </summary>
+    private async Task HandleInboundAsync(InboundConnection connection, CancellationToken ct)
+    {
+        EndPoint? remote = null;
+        try
+        {
+            remote = connection.Socket.RemoteEndPoint;
+            using var stream = new NetworkStream(connection.Socket, ownsSocket: true);
+            using var reader = new FrameReader(stream);
+            var hello = await HandshakeAsync(reader, ct).ConfigureAwait(false);
+            Interlocked.Increment(ref _counters.ConnectionsAccepted);
+            Log($"accepted node {hello.NodeId} from {remote}");
+            while (await reader.ReadAsync(FrameCodec.MaxPayloadSize, FrameType.Raft, ct).ConfigureAwait(false) is { } frame)
+            {
+                var messages = RaftMessageCodec.DecodeBatch(frame.Payload.Span);
+                Interlocked.Increment(ref _counters.FramesReceived);
+                foreach (var message in messages)
+                {
+                    // The connection speaks for the node that said Hello, and only to this node.
+                    if (message.To != _nodeId || message.From != hello.NodeId)
+                    {
+                        Interlocked.Increment(ref _counters.DroppedMisaddressed);
+                        continue;
+                    }
+                    Interlocked.Increment(ref _counters.MessagesReceived);
+                    try { _onReceive(message); }
+                    catch (Exception e) { Log($"receive callback failed on {message}: {e}"); }
+                }
+            }
+            Log($"node {hello.NodeId} at {remote} closed its connection");
+        }
+        catch (ProtocolException e)
+        {
+            Interlocked.Increment(ref _counters.ConnectionsRejected);
+            Log($"closing connection from {remote}: {e.Message}");
+        }
+        catch (Exception) when (ct.IsCancellationRequested)
+        {
+            // Transport stopping.
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
+        {
+            Log($"connection from {remote} lost: {e.Message}");
+        }
+        catch (Exception e)
+        {
+            Log($"connection from {remote} failed: {e}");
+        }
+        finally
+        {
+            connection.Close();
+            _inbound.TryRemove(connection.Id, out _);
+        }
+    }
+
+    /// <summary>
+    /// The listener's side of the handshake: the first frame must be a Hello (at most a Hello's
+    /// size, so an unauthenticated peer cannot make us allocate more) with our protocol version
+    /// and cluster id, within <see cref="HandshakeTimeout"/>. An authentication challenge will be
+    /// added here, before the connection is accepted.
+    /// </summary>
+    private async Task<HelloFrame> HandshakeAsync(FrameReader reader, CancellationToken ct)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        deadline.CancelAfter(HandshakeTimeout);
+        (FrameType Type, ReadOnlyMemory<byte> Payload)? frame;
+        try
+        {
+            frame = await reader.ReadAsync(HelloFrame.EncodedSize, FrameType.Hello, deadline.Token).ConfigureAwait(false);
+        }
+        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+        {
+            throw new ProtocolException(ProtocolErrorReason.HandshakeTimeout, $"No Hello within {HandshakeTimeout.TotalSeconds:0.#} s.");
+        }
+        if (frame is not { } f)
+            throw new ProtocolException(ProtocolErrorReason.Truncated, "Connection closed before a Hello.");
+        var hello = HelloFrame.Decode(f.Payload.Span);
+        if (hello.ProtocolVersion != FrameCodec.ProtocolVersion)
+            throw new ProtocolException(ProtocolErrorReason.UnsupportedVersion, $"Node {hello.NodeId} speaks protocol {hello.ProtocolVersion}; this node speaks {FrameCodec.ProtocolVersion}.");
+        if (hello.ClusterId != _clusterId)
+            throw new ProtocolException(ProtocolErrorReason.ClusterMismatch, $"Node {hello.NodeId} belongs to cluster {hello.ClusterId}, not {_clusterId}.");
+        return hello;
+    }
+
+    /// <summary>An accepted socket and the task serving it. Close is idempotent and callable from any thread.</summary>
+    private sealed class InboundConnection(long id, Socket socket)
+    {
+        public long Id { get; } = id;
+        public Socket Socket { get; } = socket;
+        public Task Handler { get; set; } = Task.CompletedTask;
+        public void Close() => Socket.Dispose();
+    }
+}

@@ -1,0 +1,185 @@
+using System.Collections.Concurrent;
+using System.Net;
+using System.Net.Sockets;
+using Replication.Engine.Raft;
+
+namespace Replication.Engine.Transport;
+
+/// <summary>
+/// Node-to-node Raft transport over TCP (protocol in docs/wire-protocol.md). One outbound
+/// connection per peer, dialled lazily and shared by every Raft group; one inbound connection
+/// per dialling peer. Delivery is best effort: messages may be lost (queue overflow, peer down,
+/// connection lost mid-write), which Raft tolerates; messages on one connection stay in order.
+/// <para>
+/// Thread-safe: every public member may be called from any thread, concurrently.
+/// <see cref="Send"/> never blocks and never throws for network reasons, so the Raft loop can
+/// call it freely; peer failures show up only in <see cref="Stats"/> and the log.
+/// </para>
+/// <para>
+/// Receiving: each inbound connection runs its own reader task, which validates the peer's
+/// Hello, then decodes frames and calls the <c>onReceive</c> callback for every message
+/// addressed to this node, on that task. The callback therefore may run concurrently for
+/// different peers, must be fast and must not block (hand the message to a queue); while it
+/// runs, that peer's connection is not read. An exception from it is logged and the
+/// connection goes on. It is never called after <see cref="DisposeAsync"/> has completed, and
+/// it must not itself await <see cref="DisposeAsync"/> (that waits for the reader task).
+/// </para>
+/// <para>
+/// A peer that violates the protocol (bad frame, bad Hello, wrong cluster id, no Hello in
+/// time) gets its connection closed, logged and counted in
+/// <see cref="TransportStats.ConnectionsRejected"/>; every other connection is unaffected.
+/// </para>
+/// </summary>
+public sealed partial class TcpTransport : IAsyncDisposable
+{
+    /// <summary>Messages queued per peer before the oldest are dropped (see PeerSender for why oldest).</summary>
+    public const int PeerQueueCapacity = 4096;
+
+    private readonly int _nodeId;
+    private readonly Guid _clusterId;
+    private readonly IPEndPoint _listen;
+    private readonly Action<RaftMessage> _onReceive;
+    private readonly Action<string>? _log;
+    private readonly HelloFrame _hello;
+    private readonly TransportCounters _counters = new();
+    private readonly CancellationTokenSource _shutdown = new();
+    private readonly ConcurrentDictionary<int, PeerSender> _peers = new();
+    private readonly List<Task> _retiredSenders = new(); // guarded by _gate
+    private readonly object _gate = new();
+    private TcpListener? _listener;
+    private IPEndPoint? _localEndPoint;
+    private Task _acceptLoop = Task.CompletedTask;
+    private volatile bool _disposed;
+
+    /// <param name="nodeId">This node's id: the sender id in its Hello, and the only <c>To</c> it accepts.</param>
+    /// <param name="clusterId">Only peers with the same cluster id are accepted.</param>
+    /// <param name="listen">Address to listen on; port 0 picks an ephemeral port (see <see cref="LocalEndPoint"/>).</param>
+    /// <param name="onReceive">Called for each received message; see the class remarks for its threading contract.</param>
+    /// <param name="log">Receives connection-level events (connects, losses, rejections with their reason). Not called per message.</param>
+    public TcpTransport(int nodeId, Guid clusterId, IPEndPoint listen, Action<RaftMessage> onReceive, Action<string>? log = null)
+    {
+        ArgumentNullException.ThrowIfNull(listen);
+        ArgumentNullException.ThrowIfNull(onReceive);
+        _nodeId = nodeId;
+        _clusterId = clusterId;
+        _listen = listen;
+        _onReceive = onReceive;
+        _log = log;
+        _hello = new HelloFrame(nodeId, clusterId);
+    }
+
+    /// <summary>The address actually bound (with the real port when listening on port 0).</summary>
+    /// <exception cref="InvalidOperationException">Before <see cref="StartAsync"/>.</exception>
+    public IPEndPoint LocalEndPoint => _localEndPoint ?? throw new InvalidOperationException("The transport has not been started.");
+
+    /// <summary>A snapshot of the counters.</summary>
+    public TransportStats Stats => _counters.Snapshot();
+
+    /// <summary>
+    /// Binds the listening socket and starts accepting. When this returns, <see cref="LocalEndPoint"/>
+    /// is valid and peers can connect. <paramref name="cancellationToken"/> only cancels the start
+    /// itself; the transport runs until <see cref="DisposeAsync"/>. Sending does not need a start.
+    /// </summary>
+    /// <exception cref="SocketException">The address cannot be bound (e.g. the port is in use).</exception>
+    /// <exception cref="InvalidOperationException">Already started.</exception>
+    public Task StartAsync(CancellationToken cancellationToken)
+    {
+        cancellationToken.ThrowIfCancellationRequested();
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_listener is not null) throw new InvalidOperationException("The transport is already started.");
+            var listener = new TcpListener(_listen);
+            listener.Start(backlog: 512);
+            _listener = listener;
+            _localEndPoint = (IPEndPoint)listener.LocalEndpoint;
+            _acceptLoop = Task.Run(() => AcceptLoopAsync(listener, _shutdown.Token));
+        }
+        Log($"listening on {_localEndPoint}");
+        return Task.CompletedTask;
+    }
+
+    /// <summary>
+    /// Adds a peer, or changes its address. A changed address closes the current connection and
+    /// the next message dials the new one; queued messages are kept. Same address: no effect.
+    /// Ignored after disposal.
+    /// </summary>
+    public void SetPeer(int nodeId, IPEndPoint endPoint)
+    {
+        ArgumentNullException.ThrowIfNull(endPoint);
+        lock (_gate)
+        {
+            if (_disposed) return;
+            if (_peers.TryGetValue(nodeId, out var existing))
+            {
+                if (existing.EndPoint.Equals(endPoint)) return;
+                Log($"peer {nodeId} moved from {existing.EndPoint} to {endPoint}");
+                existing.UpdateEndPoint(endPoint);
+                return;
+            }
+            _peers[nodeId] = new PeerSender(nodeId, endPoint, _hello, _counters, Log);
+        }
+    }
+
+    /// <summary>Forgets a peer: its connection is closed and its queued messages are dropped. Unknown ids are ignored. Does not wait.</summary>
+    public void RemovePeer(int nodeId)
+    {
+        lock (_gate)
+        {
+            if (!_peers.TryRemove(nodeId, out var sender)) return;
+            sender.Stop();
+            _retiredSenders.RemoveAll(t => t.IsCompleted);
+            _retiredSenders.Add(sender.Loop);
+        }
+    }
+
+    /// <summary>
+    /// Queues <paramref name="message"/> for the peer <see cref="RaftMessage.To"/>. Never blocks and
+    /// never throws for network reasons: a message to an unknown peer, to an unreachable peer, or
+    /// after disposal is dropped and counted. The message must not be mutated afterwards
+    /// (RaftMessage is immutable; its Entries' data arrays must be left alone too).
+    /// </summary>
+    public void Send(RaftMessage message)
+    {
+        ArgumentNullException.ThrowIfNull(message);
+        if (!_disposed && _peers.TryGetValue(message.To, out var sender))
+            sender.Enqueue(message);
+        else
+            Interlocked.Increment(ref _counters.DroppedUnroutable);
+    }
+
+    /// <summary>
+    /// Stops accepting, closes every connection and ends every task, promptly: nothing waits for a
+    /// network timeout. Queued messages are dropped. Idempotent.
+    /// </summary>
+    public async ValueTask DisposeAsync()
+    {
+        PeerSender[] senders;
+        Task[] retired;
+        lock (_gate)
+        {
+            if (_disposed) return;
+            _disposed = true;
+            senders = _peers.Values.ToArray();
+            _peers.Clear();
+            retired = _retiredSenders.ToArray();
+            _retiredSenders.Clear();
+        }
+        _shutdown.Cancel();
+        _listener?.Stop();
+        foreach (var sender in senders) sender.Stop();
+        await _acceptLoop.ConfigureAwait(false); // after this no inbound connection can be added
+        var inbound = _inbound.Values.ToArray();
+        foreach (var connection in inbound) connection.Close();
+        await Task.WhenAll(senders.Select(s => s.Loop).Concat(retired).Concat(inbound.Select(c => c.Handler))).ConfigureAwait(false);
+        _shutdown.Dispose();
+        Log("stopped");
+    }
+
+    private void Log(string message)
+    {
+        if (_log is null) return;
+        try { _log($"node {_nodeId}: {message}"); }
+        catch (Exception) { /* a failing logger must not take connections down */ }
+    }
+}
