@@ -11,7 +11,7 @@ public sealed partial class RaftNode
         if (IsPromotable && _electionElapsed >= _randomizedElectionTimeout)
         {
             _electionElapsed = 0;
-            Campaign(transfer: false, reason: "election timeout");
+            Campaign(_cfg.PreVote ? CampaignKind.PreElection : CampaignKind.Election, "election timeout");
         }
     }
 
@@ -49,10 +49,11 @@ public sealed partial class RaftNode
     /// Starts an election: a pre-vote first when enabled (thesis 9.6), unless the leader asked us to
     /// take over (TimeoutNow), in which case a real election with the transfer context.
     /// </summary>
-    private void Campaign(bool transfer, string reason)
+    private void Campaign(CampaignKind kind, string reason)
     {
         if (!IsPromotable) return;
-        bool pre = _cfg.PreVote && !transfer;
+        bool pre = kind == CampaignKind.PreElection;
+        bool transfer = kind == CampaignKind.Transfer;
         long voteTerm;
         if (pre)
         {
@@ -67,7 +68,7 @@ public sealed partial class RaftNode
         if (RecordVote(Id, granted: true) == VoteResult.Won)
         {
             // Single-voter group: we already have a quorum.
-            if (pre) Campaign(transfer: false, reason: "pre-vote won");
+            if (pre) Campaign(CampaignKind.Election, "pre-vote won");
             else BecomeLeaderAndAnnounce();
             return;
         }
@@ -130,7 +131,7 @@ public sealed partial class RaftNode
                 switch (RecordVote(m.From, !m.Reject))
                 {
                     case VoteResult.Won:
-                        if (Role == RaftRole.PreCandidate) Campaign(transfer: false, reason: "pre-vote won");
+                        if (Role == RaftRole.PreCandidate) Campaign(CampaignKind.Election, "pre-vote won");
                         else BecomeLeaderAndAnnounce();
                         break;
                     case VoteResult.Lost:
@@ -142,6 +143,9 @@ public sealed partial class RaftNode
     }
 
     private enum VoteResult { Pending, Won, Lost }
+
+    /// <summary>A pre-vote round, a real election, or a real election asked for by the leader (TimeoutNow).</summary>
+    private enum CampaignKind { PreElection, Election, Transfer }
 
     private VoteResult RecordVote(int from, bool granted)
     {

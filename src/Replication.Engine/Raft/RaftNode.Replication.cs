@@ -58,7 +58,7 @@ public sealed partial class RaftNode
                 HandleHeartbeat(m);
                 break;
             case MessageType.TimeoutNow:
-                Campaign(transfer: true, reason: $"leadership transferred by {m.From}");
+                Campaign(CampaignKind.Transfer, $"leadership transferred by {m.From}");
                 break;
         }
     }

@@ -1,4 +1,5 @@
 using Replication.Engine.Cluster;
+using Xunit;
 
 namespace Replication.Engine.Tests.Cluster;
 
