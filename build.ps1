@@ -1,0 +1,153 @@
+<#
+.SYNOPSIS
+    Builds, tests, demonstrates and benchmarks the Replication module.
+.DESCRIPTION
+    Build  dotnet build of Replication.slnx (Release), then dotnet publish of the module to out/module
+           (no runtime identifier: every platform's native SQLite ships under out/module/runtimes/).
+    Test   Build, then the xunit engine tests and the Pester module tests (each in its own process;
+           Pester in a fresh pwsh, because a loaded assembly cannot be unloaded). Prints one line
+           "N passed, N failed" (both runners summed) and exits nonzero if anything failed or a runner
+           did not run.
+    Demo   Build, then examples/demo.ps1 in a fresh pwsh.
+    Bench  Build, then bench/Replication.Bench.
+    Clean  Removes out/ and every bin/ and obj/ folder.
+    The version comes from Replication.psd1 (ModuleVersion) and is passed to dotnet as -p:Version.
+.EXAMPLE
+    dotnet tool restore && dotnet pwsh ./build.ps1 Test
+#>
+param(
+    [ValidateSet('Build', 'Test', 'Demo', 'Bench', 'Clean')]
+    [string] $Task = 'Build'
+)
+
+$ErrorActionPreference = 'Stop'
+Set-StrictMode -Version Latest
+
+$root = $PSScriptRoot
+$out = Join-Path $root 'out'
+$moduleOut = Join-Path $out 'module'
+$resultsDir = Join-Path $out 'test-results'
+$version = (Import-PowerShellDataFile (Join-Path $root 'Replication.psd1')).ModuleVersion
+
+# Plain, quiet output from every child process.
+$env:NO_COLOR = '1'
+$env:POWERSHELL_TELEMETRY_OPTOUT = '1'
+$env:DOTNET_CLI_TELEMETRY_OPTOUT = '1'
+$env:DOTNET_NOLOGO = '1'
+if ($PSStyle) { $PSStyle.OutputRendering = 'PlainText' }
+
+function Invoke-Dotnet {
+    # Runs dotnet with the given arguments; throws when it exits nonzero. A simple function
+    # ($args, no param block), so arguments like -o are not taken for common parameters.
+    $Arguments = [string[]]$args
+    Write-Host "> dotnet $($Arguments -join ' ')"
+    & dotnet @Arguments | Out-Host
+    if ($LASTEXITCODE -ne 0) { throw "dotnet $($Arguments[0]) failed with exit code $LASTEXITCODE." }
+}
+
+function Invoke-Build {
+    Write-Host "Building Replication $version"
+    Invoke-Dotnet build (Join-Path $root 'Replication.slnx') -c Release "-p:Version=$version"
+    Invoke-Dotnet publish (Join-Path $root 'src/Replication.PowerShell') -c Release -o $moduleOut "-p:Version=$version"
+}
+
+function Invoke-EngineTests {
+    # Returns @{ Passed; Failed; Ran } from the xunit run's trx file.
+    $trx = Join-Path $resultsDir 'engine.trx'
+    Remove-Item $trx -ErrorAction SilentlyContinue
+    Write-Host "> dotnet test tests/Replication.Engine.Tests"
+    & dotnet test (Join-Path $root 'tests/Replication.Engine.Tests') -c Release --no-build "-p:Version=$version" `
+        --logger 'trx;LogFileName=engine.trx' --results-directory $resultsDir | Out-Host
+    $exit = $LASTEXITCODE
+    if (-not (Test-Path $trx)) {
+        Write-Host "xunit: no result file (dotnet test exit code $exit)."
+        return @{ Passed = 0; Failed = 0; Ran = $false }
+    }
+    $counters = ([xml](Get-Content -Raw $trx)).TestRun.ResultSummary.Counters
+    $count = { param($name) [int]('0' + $counters.GetAttribute($name)) }
+    $passed = & $count 'passed'
+    $failed = (& $count 'failed') + (& $count 'error') + (& $count 'timeout') + (& $count 'aborted')
+    Write-Host "xunit: $passed passed, $failed failed (dotnet test exit code $exit)."
+    # A nonzero exit with no failed test means the runner itself failed.
+    return @{ Passed = $passed; Failed = $failed; Ran = ($exit -eq 0 -or $failed -gt 0) }
+}
+
+function Invoke-PesterTests {
+    # Returns @{ Passed; Failed; Ran } from Pester's JUnit result file.
+    Invoke-Dotnet restore (Join-Path $root 'tests/Pester/Pester.Restore.proj')
+    $globalPackages = (& dotnet nuget locals global-packages --list) -replace '^global-packages:\s*', ''
+    if ($LASTEXITCODE -ne 0) { throw "dotnet nuget locals failed with exit code $LASTEXITCODE." }
+    $pester = Join-Path $globalPackages.Trim() 'pester/5.7.1/tools/Pester.psd1'
+    if (-not (Test-Path $pester)) { throw "Pester 5.7.1 not found at $pester after restore." }
+
+    $junit = Join-Path $resultsDir 'pester.xml'
+    Remove-Item $junit -ErrorAction SilentlyContinue
+    $env:REPLICATION_PESTER_MODULE = $pester
+    $env:REPLICATION_PESTER_TESTS = Join-Path $root 'tests/Pester'
+    $env:REPLICATION_PESTER_RESULT = $junit
+    # The child reads its inputs from the environment, so no quoting crosses the process boundary.
+    $child = {
+        $ErrorActionPreference = 'Stop'
+        Import-Module $env:REPLICATION_PESTER_MODULE -RequiredVersion 5.7.1
+        $config = New-PesterConfiguration
+        $config.Run.Path = $env:REPLICATION_PESTER_TESTS
+        $config.Run.Exit = $true
+        $config.Output.Verbosity = 'Detailed'
+        $config.TestResult.Enabled = $true
+        $config.TestResult.OutputFormat = 'JUnitXml'
+        $config.TestResult.OutputPath = $env:REPLICATION_PESTER_RESULT
+        Invoke-Pester -Configuration $config
+    }
+    $encoded = [Convert]::ToBase64String([Text.Encoding]::Unicode.GetBytes($child.ToString()))
+    Write-Host "> dotnet pwsh (fresh process) Invoke-Pester tests/Pester"
+    & dotnet pwsh -NoProfile -NonInteractive -OutputFormat Text -EncodedCommand $encoded | Out-Host
+    $exit = $LASTEXITCODE
+    if (-not (Test-Path $junit)) {
+        Write-Host "Pester: no result file (exit code $exit)."
+        return @{ Passed = 0; Failed = 0; Ran = $false }
+    }
+    $suites = ([xml](Get-Content -Raw $junit)).testsuites
+    $count = { param($name) [int]('0' + $suites.GetAttribute($name)) }
+    $total = & $count 'tests'
+    $failed = (& $count 'failures') + (& $count 'errors')
+    $skipped = & $count 'disabled'
+    $passed = $total - $failed - $skipped
+    Write-Host "Pester: $passed passed, $failed failed, $skipped skipped (exit code $exit)."
+    return @{ Passed = $passed; Failed = $failed; Ran = ($exit -eq 0 -or $failed -gt 0) }
+}
+
+switch ($Task) {
+    'Build' {
+        Invoke-Build
+    }
+    'Test' {
+        Invoke-Build
+        New-Item -ItemType Directory -Force $resultsDir | Out-Null
+        $engine = Invoke-EngineTests
+        $module = Invoke-PesterTests
+        $passed = $engine.Passed + $module.Passed
+        $failed = $engine.Failed + $module.Failed
+        Write-Host "$passed passed, $failed failed"
+        if ($failed -gt 0 -or -not $engine.Ran -or -not $module.Ran) {
+            if (-not $engine.Ran) { Write-Host 'The xunit runner did not run to completion.' }
+            if (-not $module.Ran) { Write-Host 'The Pester runner did not run to completion.' }
+            exit 1
+        }
+    }
+    'Demo' {
+        Invoke-Build
+        Write-Host '> dotnet pwsh (fresh process) examples/demo.ps1'
+        & dotnet pwsh -NoProfile -NonInteractive -File (Join-Path $root 'examples/demo.ps1') | Out-Host
+        if ($LASTEXITCODE -ne 0) { throw "The demo failed with exit code $LASTEXITCODE." }
+    }
+    'Bench' {
+        Invoke-Build
+        Invoke-Dotnet run -c Release --project (Join-Path $root 'bench/Replication.Bench') "-p:Version=$version"
+    }
+    'Clean' {
+        Remove-Item -Recurse -Force $out -ErrorAction SilentlyContinue
+        Get-ChildItem -Path (Join-Path $root 'src'), (Join-Path $root 'tests'), (Join-Path $root 'bench') -Directory -Recurse -Include bin, obj -ErrorAction SilentlyContinue |
+            Remove-Item -Recurse -Force
+        Write-Host 'Removed out/ and every bin/ and obj/ folder.'
+    }
+}

@@ -1,0 +1,39 @@
+using System.Management.Automation;
+using Replication.Engine;
+using Replication.Engine.Cluster;
+
+namespace Replication.PowerShell.Commands;
+
+/// <summary>Status of a cluster's nodes: run state, shards led and hosted, Raft term and indexes, lag.</summary>
+[Cmdlet(VerbsCommon.Get, "ReplicationNode", DefaultParameterSetName = DefaultSet)]
+[OutputType(typeof(ReplicationNode))]
+public sealed class GetReplicationNodeCommand : ClusterCmdlet
+{
+    public const string DefaultSet = "Default";
+
+    /// <summary>Node ids; default: every node. An unknown id is a non-terminating NodeNotFound error.</summary>
+    [Parameter(Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = DefaultSet)]
+    public int[]? Id { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        var cluster = ResolveCluster();
+        try
+        {
+            if (Id is null || Id.Length == 0)
+            {
+                WriteObject(cluster.Engine.GetNodes(), enumerateCollection: true);
+                return;
+            }
+            foreach (var id in Id)
+            {
+                try { WriteObject(cluster.Engine.GetNode(id)); }
+                catch (NodeNotFoundException e) { WriteEngineError(e, id); }
+            }
+        }
+        catch (ReplicationException e)
+        {
+            ThrowEngineError(e, cluster);
+        }
+    }
+}

@@ -1,0 +1,83 @@
+using System.Management.Automation;
+using Replication.Engine;
+using Replication.Engine.Cluster;
+
+namespace Replication.PowerShell.Commands;
+
+/// <summary>
+/// Creates (or reopens) an embedded cluster: every node runs in this process with its own data
+/// folder under -Path and its own loopback endpoint. Returns once the nodes listen; leaders are
+/// elected shortly after (Wait-ReplicationLeader waits for them; writes wait up to their -Timeout).
+/// When -Path already holds a cluster, its data, identity and shape are reused.
+/// </summary>
+[Cmdlet(VerbsCommon.New, "ReplicationCluster", DefaultParameterSetName = EmbeddedSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
+[OutputType(typeof(ReplicationCluster))]
+public sealed class NewReplicationClusterCommand : ReplicationCmdlet
+{
+    public const string EmbeddedSet = "Embedded";
+
+    /// <summary>Session-unique name; also names the default data folder.</summary>
+    [Parameter(Mandatory = true, Position = 0, ParameterSetName = EmbeddedSet)]
+    [ValidatePattern("^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    public string Name { get; set; } = string.Empty;
+
+    [Parameter(ParameterSetName = EmbeddedSet)]
+    [ValidateRange(1, 64)]
+    public int NodeCount { get; set; } = 3;
+
+    [Parameter(ParameterSetName = EmbeddedSet)]
+    [ValidateRange(1, 1024)]
+    public int ShardCount { get; set; } = 4;
+
+    [Parameter(ParameterSetName = EmbeddedSet)]
+    [ValidateRange(1, 15)]
+    public int ReplicationFactor { get; set; } = 3;
+
+    /// <summary>Data folder. Default: &lt;temp&gt;/Replication/&lt;Name&gt;. Relative paths are resolved
+    /// against the current PowerShell location.</summary>
+    [Parameter(ParameterSetName = EmbeddedSet)]
+    [ValidateNotNullOrEmpty]
+    public string? Path { get; set; }
+
+    protected override void EndProcessing()
+    {
+        var path = Path is null
+            ? System.IO.Path.Combine(System.IO.Path.GetTempPath(), "Replication", Name)
+            : SessionState.Path.GetUnresolvedProviderPathFromPSPath(Path);
+
+        if (!ShouldProcess($"{Name} ({NodeCount} nodes, {ShardCount} shards, replication factor {ReplicationFactor}) in {path}", "Create and start embedded cluster"))
+            return;
+
+        if (!ClusterRegistry.TryReserve(Name))
+            ThrowTerminatingError(NewErrorRecord(ErrorIds.ClusterNameInUse, ErrorCategory.ResourceExists,
+                $"A cluster named '{Name}' already exists in this session. Remove it, or choose another -Name.", Name));
+
+        ReplicationCluster cluster;
+        try
+        {
+            var options = new ClusterOptions
+            {
+                Name = Name,
+                Path = path,
+                NodeCount = NodeCount,
+                ShardCount = ShardCount,
+                ReplicationFactor = ReplicationFactor,
+            };
+            WriteVerbose($"Starting {NodeCount} nodes of cluster '{Name}' in {path}.");
+            cluster = new ReplicationCluster(Await(EmbeddedCluster.StartAsync(options, StopToken)));
+            ClusterRegistry.Register(cluster);
+        }
+        catch (ReplicationException e)
+        {
+            ClusterRegistry.ReleaseReservation(Name);
+            ThrowEngineError(e, Name);
+            return;
+        }
+        catch
+        {
+            ClusterRegistry.ReleaseReservation(Name);
+            throw;
+        }
+        WriteObject(cluster);
+    }
+}

@@ -1,0 +1,120 @@
+using System.Management.Automation;
+using Replication.Engine;
+using Replication.Engine.Cluster;
+
+namespace Replication.PowerShell.Commands;
+
+/// <summary>
+/// Base of every Replication cmdlet. Owns the <see cref="CancellationTokenSource"/> that Ctrl+C
+/// (StopProcessing) cancels, so a stop reaches the engine; blocks on engine tasks on the pipeline
+/// thread; turns <see cref="ReplicationException"/> into ErrorRecords with the engine's stable ErrorId.
+/// </summary>
+public abstract class ReplicationCmdlet : PSCmdlet, IDisposable
+{
+    private readonly CancellationTokenSource _stopping = new();
+
+    /// <summary>Cancelled when the pipeline stops (Ctrl+C, Select-Object -First, ...).</summary>
+    protected CancellationToken StopToken => _stopping.Token;
+
+    protected override void StopProcessing() => _stopping.Cancel();
+
+    public void Dispose()
+    {
+        _stopping.Dispose();
+        GC.SuppressFinalize(this);
+    }
+
+    /// <summary>Waits for an engine task. A cancellation caused by StopProcessing becomes
+    /// PipelineStoppedException, which is how PowerShell expects a stopped cmdlet to leave.</summary>
+    protected T Await<T>(Task<T> task)
+    {
+        try { return task.GetAwaiter().GetResult(); }
+        catch (OperationCanceledException) when (_stopping.IsCancellationRequested) { throw new PipelineStoppedException(); }
+    }
+
+    protected void Await(Task task)
+    {
+        try { task.GetAwaiter().GetResult(); }
+        catch (OperationCanceledException) when (_stopping.IsCancellationRequested) { throw new PipelineStoppedException(); }
+    }
+
+    protected T Await<T>(ValueTask<T> task)
+    {
+        try { return task.IsCompletedSuccessfully ? task.Result : task.AsTask().GetAwaiter().GetResult(); }
+        catch (OperationCanceledException) when (_stopping.IsCancellationRequested) { throw new PipelineStoppedException(); }
+    }
+
+    /// <summary>
+    /// Maps an engine error kind to an ErrorCategory. Conflict maps to WriteError, not ResourceExists:
+    /// a version conflict is usually "the key changed under you", not "it already exists".
+    /// </summary>
+    internal static ErrorCategory CategoryOf(ReplicationErrorKind kind) => kind switch
+    {
+        ReplicationErrorKind.InvalidArgument => ErrorCategory.InvalidArgument,
+        ReplicationErrorKind.NotFound => ErrorCategory.ObjectNotFound,
+        ReplicationErrorKind.InvalidState => ErrorCategory.InvalidOperation,
+        ReplicationErrorKind.Timeout => ErrorCategory.OperationTimeout,
+        ReplicationErrorKind.Conflict => ErrorCategory.WriteError,
+        ReplicationErrorKind.Unavailable => ErrorCategory.ResourceUnavailable,
+        ReplicationErrorKind.Corrupt => ErrorCategory.InvalidData,
+        _ => ErrorCategory.NotSpecified,
+    };
+
+    /// <summary>An ErrorRecord for an engine error: ErrorId = the engine's, target = the cmdlet's input
+    /// (falling back to the engine's own target).</summary>
+    protected static ErrorRecord ToErrorRecord(ReplicationException exception, object? target) =>
+        new(exception, exception.ErrorId, CategoryOf(exception.Kind), target ?? exception.Target);
+
+    /// <summary>An ErrorRecord for a condition the PowerShell layer detects itself.</summary>
+    protected static ErrorRecord NewErrorRecord(string errorId, ErrorCategory category, string message, object? target) =>
+        new(new InvalidOperationException(message), errorId, category, target);
+
+    /// <summary>Non-terminating: report and go on with the next input.</summary>
+    protected void WriteEngineError(ReplicationException exception, object? target) => WriteError(ToErrorRecord(exception, target));
+
+    /// <summary>Terminating: nothing in this pipeline can proceed.</summary>
+    protected void ThrowEngineError(ReplicationException exception, object? target) => ThrowTerminatingError(ToErrorRecord(exception, target));
+
+    /// <summary>Checks a -Timeout value (terminating InvalidTimeout when not positive).</summary>
+    protected void ValidateTimeout(TimeSpan timeout)
+    {
+        if (timeout <= TimeSpan.Zero)
+            ThrowTerminatingError(NewErrorRecord(ErrorIds.InvalidTimeout, ErrorCategory.InvalidArgument, $"-Timeout must be positive; got {timeout}.", timeout));
+    }
+
+    /// <summary>Resolves a -Cluster argument: a ReplicationCluster, a name, an object with a Cluster
+    /// property, or null for the current cluster. Terminating NoCluster / ClusterNotFound / InvalidClusterArgument.</summary>
+    protected ReplicationCluster ResolveCluster(object? argument)
+    {
+        switch (argument is PSObject pso ? pso.BaseObject : argument)
+        {
+            case null:
+                return ClusterRegistry.Current ?? throw Terminate(NewErrorRecord(ErrorIds.NoCluster, ErrorCategory.ObjectNotFound,
+                    "No cluster is known in this session. Create one with New-ReplicationCluster, or pass -Cluster.", null));
+            case ReplicationCluster cluster:
+                return cluster;
+            case string name when name.Length == 0:
+                goto case null;
+            case string name:
+                return ClusterRegistry.Find(name) ?? throw Terminate(NewErrorRecord(ErrorIds.ClusterNotFound, ErrorCategory.ObjectNotFound,
+                    $"No cluster named '{name}' is known in this session (Get-ReplicationCluster lists them).", name));
+            case ReplicationNode node:
+                return ResolveCluster(node.Cluster);
+            case ReplicationShard shard:
+                return ResolveCluster(shard.Cluster);
+            case ReplicationKey key:
+                return ResolveCluster(key.Cluster);
+            case var other when other is not null && argument is PSObject wrapped && wrapped.Properties["Cluster"] is { } property:
+                return ResolveCluster(property.Value);
+            case var other:
+                throw Terminate(NewErrorRecord(ErrorIds.InvalidClusterArgument, ErrorCategory.InvalidArgument,
+                    $"-Cluster must be a ReplicationCluster or a cluster name, not {other?.GetType().FullName}.", other));
+        }
+    }
+
+    private Exception Terminate(ErrorRecord record)
+    {
+        ThrowTerminatingError(record);
+        return new InvalidOperationException("unreachable");
+    }
+}

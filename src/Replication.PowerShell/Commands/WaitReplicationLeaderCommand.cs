@@ -1,0 +1,39 @@
+using System.Management.Automation;
+using Replication.Engine;
+using Replication.Engine.Cluster;
+
+namespace Replication.PowerShell.Commands;
+
+/// <summary>
+/// Blocks until a shard (or every shard) has a leader and returns the shards. After -Timeout
+/// (default 30 s) it fails with a terminating QuorumUnavailable error: a runbook cannot go on
+/// without leaders.
+/// </summary>
+[Cmdlet(VerbsLifecycle.Wait, "ReplicationLeader", DefaultParameterSetName = DefaultSet)]
+[OutputType(typeof(ReplicationShard))]
+public sealed class WaitReplicationLeaderCommand : ClusterCmdlet
+{
+    public const string DefaultSet = "Default";
+
+    /// <summary>Shard id; default: every shard.</summary>
+    [Parameter(Position = 0, ParameterSetName = DefaultSet)]
+    [ValidateRange(0, int.MaxValue)]
+    public int? Shard { get; set; }
+
+    [Parameter(ParameterSetName = DefaultSet)]
+    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(30);
+
+    protected override void ProcessRecord()
+    {
+        ValidateTimeout(Timeout);
+        var cluster = ResolveCluster();
+        try
+        {
+            WriteObject(Await(cluster.Engine.WaitForLeadersAsync(Shard, Timeout, StopToken)), enumerateCollection: true);
+        }
+        catch (ReplicationException e)
+        {
+            ThrowEngineError(e, Shard is int s ? s : cluster);
+        }
+    }
+}

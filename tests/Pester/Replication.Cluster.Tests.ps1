@@ -1,0 +1,125 @@
+# Cluster lifecycle as an operator sees it: create, list, route by object or name, remove, reopen.
+BeforeAll {
+    . (Join-Path $PSScriptRoot 'Common.ps1')
+    Import-Module $Manifest -Force
+}
+
+Describe 'New-, Get- and Remove-ReplicationCluster' {
+    BeforeAll {
+        $cluster = New-ReplicationCluster -Name 'life-a' -Path (Join-Path $TestDrive 'life-a')
+    }
+    AfterAll {
+        Get-ReplicationCluster -Name 'life-*' | Remove-ReplicationCluster -DeleteData -Confirm:$false
+    }
+
+    It 'creates a running embedded cluster with the default shape' {
+        $cluster | Should -BeOfType ([Replication.PowerShell.ReplicationCluster])
+        $cluster.Name | Should -Be 'life-a'
+        $cluster.State | Should -Be 'Running'
+        $cluster.Mode | Should -Be 'Embedded'
+        $cluster.Nodes.Count | Should -Be 3
+        $cluster.ShardCount | Should -Be 4
+        $cluster.ReplicationFactor | Should -Be 3
+        $cluster.Id | Should -Not -Be ([guid]::Empty)
+        $cluster.Path | Should -Be (Join-Path $TestDrive 'life-a')
+        Wait-ReplicationLeader -Timeout 00:00:30 | Should -HaveCount 4
+    }
+
+    It 'refuses a name already used in the session (ClusterNameInUse)' {
+        { New-ReplicationCluster -Name 'LIFE-A' -Path (Join-Path $TestDrive 'other') } |
+            Should -Throw -ErrorId 'ClusterNameInUse,Replication.PowerShell.Commands.NewReplicationClusterCommand'
+    }
+
+    It 'lists clusters by name with wildcards' {
+        $b = New-ReplicationCluster -Name 'life-b' -NodeCount 3 -ShardCount 2 -Path (Join-Path $TestDrive 'life-b')
+        (Get-ReplicationCluster -Name 'life-*').Name | Should -Be @('life-a', 'life-b')
+        (Get-ReplicationCluster 'life-b').Id | Should -Be $b.Id
+        Get-ReplicationCluster -Name 'nothing-like-this' -ErrorAction SilentlyContinue -ErrorVariable err | Should -BeNullOrEmpty
+        $err[0].FullyQualifiedErrorId | Should -Be 'ClusterNotFound,Replication.PowerShell.Commands.GetReplicationClusterCommand'
+    }
+
+    It 'uses the most recently created cluster when -Cluster is omitted, and a name or object when given' {
+        (Get-ReplicationNode | Select-Object -First 1).Cluster | Should -Be 'life-b'
+        (Get-ReplicationNode -Cluster 'life-a' | Select-Object -First 1).Cluster | Should -Be 'life-a'
+        (Get-ReplicationNode -Cluster $cluster | Select-Object -First 1).Cluster | Should -Be 'life-a'
+        { Get-ReplicationNode -Cluster 'no-such-cluster' } |
+            Should -Throw -ErrorId 'ClusterNotFound,Replication.PowerShell.Commands.GetReplicationNodeCommand'
+    }
+
+    It 'routes a piped node to its own cluster (Get-ReplicationNode | Stop-ReplicationNode -Kill)' {
+        Wait-ReplicationLeader -Cluster 'life-a' | Out-Null
+        $stopped = Get-ReplicationNode -Cluster 'life-a' -Id 2 | Stop-ReplicationNode -Kill -Confirm:$false
+        $stopped.Cluster | Should -Be 'life-a'
+        $stopped.State | Should -Be 'Stopped'
+        (Get-ReplicationNode -Cluster 'life-b' -Id 2).State | Should -Be 'Running'
+        $started = Get-ReplicationNode -Cluster 'life-a' -Id 2 | Start-ReplicationNode
+        $started.State | Should -Be 'Running'
+    }
+
+    It 'reports an unknown node id as NodeNotFound' {
+        Get-ReplicationNode -Id 42 -ErrorAction SilentlyContinue -ErrorVariable err | Should -BeNullOrEmpty
+        $err[0].FullyQualifiedErrorId | Should -Be 'NodeNotFound,Replication.PowerShell.Commands.GetReplicationNodeCommand'
+        $err[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
+        $err[0].TargetObject | Should -Be 42
+        Stop-ReplicationNode -Id 42 -Kill -Confirm:$false -ErrorAction SilentlyContinue -ErrorVariable err2
+        $err2[0].FullyQualifiedErrorId | Should -Be 'NodeNotFound,Replication.PowerShell.Commands.StopReplicationNodeCommand'
+        Start-ReplicationNode -Id 42 -ErrorAction SilentlyContinue -ErrorVariable err3
+        $err3[0].FullyQualifiedErrorId | Should -Be 'NodeNotFound,Replication.PowerShell.Commands.StartReplicationNodeCommand'
+    }
+
+    It 'does nothing under -WhatIf' {
+        Remove-ReplicationCluster -Cluster 'life-b' -WhatIf
+        (Get-ReplicationCluster 'life-b').State | Should -Be 'Running'
+    }
+
+    It 'removes a piped cluster; the removed object then fails with ClusterNotRunning and the name is free' {
+        $b = Get-ReplicationCluster 'life-b'
+        $b | Remove-ReplicationCluster -DeleteData -Confirm:$false
+        $b.State | Should -Be 'Removed'
+        $b.Nodes | Should -BeNullOrEmpty
+        Join-Path $TestDrive 'life-b' | Should -Not -Exist
+        Get-ReplicationCluster | Where-Object Name -EQ 'life-b' | Should -BeNullOrEmpty
+        { Get-ReplicationNode -Cluster $b } |
+            Should -Throw -ErrorId 'ClusterNotRunning,Replication.PowerShell.Commands.GetReplicationNodeCommand'
+        { Set-ReplicationKey -Cluster $b -Key 'k' -Value 'v' } |
+            Should -Throw -ErrorId 'ClusterNotRunning,Replication.PowerShell.Commands.SetReplicationKeyCommand'
+        { Get-ReplicationKey -Cluster $b -Prefix 'k' } |
+            Should -Throw -ErrorId 'ClusterNotRunning,Replication.PowerShell.Commands.GetReplicationKeyCommand'
+        $again = New-ReplicationCluster -Name 'life-b' -Path (Join-Path $TestDrive 'life-b2')
+        $again.Id | Should -Not -Be $b.Id
+    }
+}
+
+Describe 'Data survives Remove-ReplicationCluster without -DeleteData' {
+    It 'reopens the same folder with its data and identity' {
+        $path = Join-Path $TestDrive 'keep'
+        $first = New-ReplicationCluster -Name 'keep-1' -Path $path
+        1..50 | ForEach-Object { [pscustomobject]@{ Key = "keep:$_"; Value = "value $_" } } | Set-ReplicationKey -Cluster $first
+        Remove-ReplicationCluster -Cluster $first -Confirm:$false
+        $path | Should -Exist
+
+        $second = New-ReplicationCluster -Name 'keep-2' -Path $path
+        try {
+            $second.Id | Should -Be $first.Id
+            Wait-ReplicationLeader -Cluster $second -Timeout 00:00:30 | Out-Null
+            $keys = Get-ReplicationKey -Cluster $second -Prefix 'keep:'
+            $keys | Should -HaveCount 50
+            (Get-ReplicationKey -Cluster $second -Key 'keep:7').Value | Should -Be 'value 7'
+        }
+        finally {
+            Remove-ReplicationCluster -Cluster $second -DeleteData -Confirm:$false
+        }
+        $path | Should -Not -Exist
+    }
+}
+
+Describe 'No cluster in the session' {
+    BeforeAll { Remove-AllReplicationClusters }
+
+    It 'fails with NoCluster when no cluster exists and none is given' {
+        Get-ReplicationCluster | Should -BeNullOrEmpty
+        { Get-ReplicationNode } | Should -Throw -ErrorId 'NoCluster,Replication.PowerShell.Commands.GetReplicationNodeCommand'
+        { Set-ReplicationKey -Key 'a' -Value 'b' } | Should -Throw -ErrorId 'NoCluster,Replication.PowerShell.Commands.SetReplicationKeyCommand'
+        { Wait-ReplicationLeader } | Should -Throw -ErrorId 'NoCluster,Replication.PowerShell.Commands.WaitReplicationLeaderCommand'
+    }
+}

@@ -1,0 +1,91 @@
+# Unit-level checks of the module surface: the manifest, each cmdlet's pinned parameter list, and
+# that the native SQLite library loads in this (real) pwsh, which ignores the module's .deps.json.
+BeforeAll {
+    . (Join-Path $PSScriptRoot 'Common.ps1')
+    Import-Module $Manifest -Force
+}
+
+Describe 'Module surface' -Tag Unit {
+    It 'exports exactly the cmdlets of this slice and no functions or aliases' {
+        $module = Get-Module Replication
+        $module.Version | Should -Be ([version](Import-PowerShellDataFile $Manifest).ModuleVersion)
+        @($module.ExportedCmdlets.Keys | Sort-Object) | Should -Be @(
+            'Get-ReplicationCluster', 'Get-ReplicationKey', 'Get-ReplicationNode', 'New-ReplicationCluster',
+            'Remove-ReplicationCluster', 'Remove-ReplicationKey', 'Set-ReplicationKey', 'Start-ReplicationNode',
+            'Stop-ReplicationNode', 'Wait-ReplicationLeader')
+        $module.ExportedFunctions.Count | Should -Be 0
+        $module.ExportedAliases.Count | Should -Be 0
+    }
+
+    It '<Name> has the parameters <Expected>' -ForEach @(
+        @{ Name = 'New-ReplicationCluster'; Expected = 'Confirm,Name,NodeCount,Path,ReplicationFactor,ShardCount,WhatIf' }
+        @{ Name = 'Get-ReplicationCluster'; Expected = 'Name' }
+        @{ Name = 'Remove-ReplicationCluster'; Expected = 'Cluster,Confirm,DeleteData,WhatIf' }
+        @{ Name = 'Get-ReplicationNode'; Expected = 'Cluster,Id' }
+        @{ Name = 'Start-ReplicationNode'; Expected = 'Cluster,Id' }
+        @{ Name = 'Stop-ReplicationNode'; Expected = 'Cluster,Confirm,Id,Kill,WhatIf' }
+        @{ Name = 'Set-ReplicationKey'; Expected = 'Cluster,Confirm,ExpectedVersion,Key,PassThru,Timeout,Value,WhatIf,WriteConcern' }
+        @{ Name = 'Get-ReplicationKey'; Expected = 'Cluster,Consistency,Key,Prefix,Timeout' }
+        @{ Name = 'Remove-ReplicationKey'; Expected = 'Cluster,Confirm,ExpectedVersion,Key,Timeout,WhatIf,WriteConcern' }
+        @{ Name = 'Wait-ReplicationLeader'; Expected = 'Cluster,Shard,Timeout' }
+    ) {
+        $common = [System.Management.Automation.PSCmdlet]::CommonParameters
+        $actual = (Get-Command $Name).Parameters.Keys | Where-Object { $_ -notin $common } | Sort-Object
+        ($actual -join ',') | Should -Be $Expected
+    }
+
+    It 'binds node and key identities from the pipeline by property name' {
+        foreach ($pair in @(@('Stop-ReplicationNode', 'Id'), @('Start-ReplicationNode', 'Id'), @('Get-ReplicationNode', 'Id'),
+                @('Set-ReplicationKey', 'Key'), @('Set-ReplicationKey', 'Value'), @('Set-ReplicationKey', 'ExpectedVersion'),
+                @('Remove-ReplicationKey', 'Key'), @('Get-ReplicationKey', 'Key'), @('Stop-ReplicationNode', 'Cluster'))) {
+            $parameter = (Get-Command $pair[0]).Parameters[$pair[1]]
+            $parameter.Attributes.Where({ $_ -is [System.Management.Automation.ParameterAttribute] }).ValueFromPipelineByPropertyName |
+                Should -Contain $true -Because "$($pair[0]) -$($pair[1])"
+        }
+        (Get-Command Remove-ReplicationCluster).Parameters['Cluster'].Attributes.Where({ $_ -is [System.Management.Automation.ParameterAttribute] }).ValueFromPipeline |
+            Should -Contain $true
+    }
+
+    It 'offers Start-ReplicationNode -Id in the Embedded parameter set' {
+        (Get-Command Start-ReplicationNode).ParameterSets.Name | Should -Be @('Embedded')
+    }
+
+    It 'asks for confirmation before destructive cmdlets (ConfirmImpact High)' {
+        foreach ($type in [Replication.PowerShell.Commands.RemoveReplicationClusterCommand], [Replication.PowerShell.Commands.StopReplicationNodeCommand]) {
+            $type.GetCustomAttributes([System.Management.Automation.CmdletAttribute], $false)[0].ConfirmImpact | Should -Be 'High'
+        }
+    }
+
+    It 'has a default table view for each output type' {
+        foreach ($type in 'Replication.PowerShell.ReplicationCluster', 'Replication.Engine.Cluster.ReplicationNode',
+                'Replication.Engine.Cluster.ReplicationShard', 'Replication.Engine.Cluster.ReplicationKey') {
+            Get-FormatData -TypeName $type | Should -Not -BeNullOrEmpty -Because $type
+        }
+        $nodeColumns = (Get-FormatData -TypeName 'Replication.Engine.Cluster.ReplicationNode').FormatViewDefinition[0].Control.Headers.Label
+        $nodeColumns | Should -Be @('Id', 'Endpoint', 'State', 'ShardsLed', 'ShardsHosted', 'Term', 'CommitIndex', 'AppliedIndex', 'LagEntries')
+        $keyColumns = (Get-FormatData -TypeName 'Replication.Engine.Cluster.ReplicationKey').FormatViewDefinition[0].Control.Headers.Label
+        $keyColumns | Should -Be @('Key', 'Value', 'Version', 'Shard', 'Index')
+    }
+}
+
+Describe 'Native SQLite in a real pwsh' -Tag Unit {
+    It 'opens a SQLite connection from the published module folder (runtimes/<rid>/native resolved by the module)' {
+        $moduleDir = Split-Path (Get-Module Replication).Path
+        [System.Reflection.Assembly]::LoadFrom((Join-Path $moduleDir 'Microsoft.Data.Sqlite.dll')) | Out-Null
+        $connection = [Microsoft.Data.Sqlite.SqliteConnection]::new('Data Source=:memory:')
+        try {
+            $connection.Open()
+            $connection.ServerVersion | Should -Match '^3\.'
+        }
+        finally { $connection.Dispose() }
+    }
+
+    It 'ships the native library for every platform SQLite supports (no runtime identifier at publish)' {
+        $moduleDir = Split-Path (Get-Module Replication).Path
+        foreach ($file in 'runtimes/linux-x64/native/libe_sqlite3.so', 'runtimes/linux-musl-x64/native/libe_sqlite3.so',
+                'runtimes/linux-arm64/native/libe_sqlite3.so', 'runtimes/osx-arm64/native/libe_sqlite3.dylib',
+                'runtimes/osx-x64/native/libe_sqlite3.dylib', 'runtimes/win-x64/native/e_sqlite3.dll', 'runtimes/win-arm64/native/e_sqlite3.dll') {
+            Join-Path $moduleDir $file | Should -Exist
+        }
+    }
+}
