@@ -61,13 +61,6 @@ public sealed class ClusterNotRunningException(string cluster) : ReplicationExce
     public override ReplicationErrorKind Kind => ReplicationErrorKind.InvalidState;
 }
 
-/// <summary>The node is not in a state that allows the operation (e.g. starting a running node).</summary>
-public sealed class NodeStateException(string errorId, string message) : ReplicationException(message)
-{
-    public override string ErrorId { get; } = errorId;
-    public override ReplicationErrorKind Kind => ReplicationErrorKind.InvalidState;
-}
-
 /// <summary>
 /// An operation could not complete within its timeout because a shard had no leader or its
 /// leader could not reach a quorum. A write that fails this way may or may not have been

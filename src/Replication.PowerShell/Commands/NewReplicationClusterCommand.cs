@@ -21,17 +21,20 @@ public sealed class NewReplicationClusterCommand : ReplicationCmdlet
     [ValidatePattern("^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
     public string Name { get; set; } = string.Empty;
 
+    /// <summary>Nodes to run (default 3). Omit it to reopen a folder with whatever it holds.</summary>
     [Parameter(ParameterSetName = EmbeddedSet)]
-    [ValidateRange(1, 64)]
-    public int NodeCount { get; set; } = 3;
+    [ValidateRange(1, ClusterOptions.MaxNodeCount)]
+    public int NodeCount { get; set; } = ClusterOptions.DefaultNodeCount;
 
+    /// <summary>Fixed number of shards (default 4). Omit it to reopen a folder with whatever it holds.</summary>
     [Parameter(ParameterSetName = EmbeddedSet)]
-    [ValidateRange(1, 1024)]
-    public int ShardCount { get; set; } = 4;
+    [ValidateRange(1, ClusterOptions.MaxShardCount)]
+    public int ShardCount { get; set; } = ClusterOptions.DefaultShardCount;
 
+    /// <summary>Replicas per shard (default 3, at most NodeCount). Omit it to reopen a folder with whatever it holds.</summary>
     [Parameter(ParameterSetName = EmbeddedSet)]
-    [ValidateRange(1, 15)]
-    public int ReplicationFactor { get; set; } = 3;
+    [ValidateRange(1, ClusterOptions.MaxNodeCount)]
+    public int ReplicationFactor { get; set; } = ClusterOptions.DefaultReplicationFactor;
 
     /// <summary>Data folder. Default: &lt;temp&gt;/Replication/&lt;Name&gt;. Relative paths are resolved
     /// against the current PowerShell location.</summary>
@@ -59,11 +62,13 @@ public sealed class NewReplicationClusterCommand : ReplicationCmdlet
             {
                 Name = Name,
                 Path = path,
-                NodeCount = NodeCount,
-                ShardCount = ShardCount,
-                ReplicationFactor = ReplicationFactor,
+                // Only what the user said: a reopened folder keeps its stored shape, and an explicit
+                // conflicting value is an error (ClusterPathMismatch) rather than a silent change.
+                NodeCount = Bound(nameof(NodeCount)) ? NodeCount : null,
+                ShardCount = Bound(nameof(ShardCount)) ? ShardCount : null,
+                ReplicationFactor = Bound(nameof(ReplicationFactor)) ? ReplicationFactor : null,
             };
-            WriteVerbose($"Starting {NodeCount} nodes of cluster '{Name}' in {path}.");
+            WriteVerbose($"Starting the nodes of cluster '{Name}' in {path}.");
             cluster = new ReplicationCluster(Await(EmbeddedCluster.StartAsync(options, StopToken)));
             ClusterRegistry.Register(cluster);
         }
@@ -80,4 +85,6 @@ public sealed class NewReplicationClusterCommand : ReplicationCmdlet
         }
         WriteObject(cluster);
     }
+
+    private bool Bound(string parameter) => MyInvocation.BoundParameters.ContainsKey(parameter);
 }
