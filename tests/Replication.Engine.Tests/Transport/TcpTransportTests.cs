@@ -56,12 +56,16 @@ public sealed class TcpTransportTests(ITestOutputHelper output)
     private static async Task SendUntilReceivedAsync(Node from, int fromId, Node to, int toId)
     {
         var clock = Stopwatch.StartNew();
+        // One outstanding read for the whole wait: a fresh read per attempt would leave abandoned
+        // reads queued on the channel, each swallowing a later message, so under load (long
+        // reconnect backoff) the current read could starve forever.
+        var received = to.Inbox.Reader.ReadAsync().AsTask();
         for (long attempt = 1; clock.Elapsed < Deadline; attempt++)
         {
             from.Transport.Send(Msg(fromId, toId, group: 1, context: attempt));
             try
             {
-                await to.Inbox.Reader.ReadAsync().AsTask().WaitAsync(TimeSpan.FromMilliseconds(100));
+                await received.WaitAsync(TimeSpan.FromMilliseconds(100));
                 return;
             }
             catch (TimeoutException)
