@@ -219,6 +219,8 @@ internal sealed partial class NodeHost
         public Dictionary<long, ReadRequest> PendingReads { get; } = new();
         public List<(long Index, ReadRequest Request)> AwaitingApply { get; } = new();
         public DateTimeOffset? LastContact { get; set; }
+        /// <summary>The hard state last written to raft.db for this group.</summary>
+        public HardState Persisted { get; set; } = core.HardState;
         public RaftRole LastRole { get; set; } = RaftRole.Follower;
         public DateTimeOffset StateSince { get; set; } = DateTimeOffset.UtcNow;
     }

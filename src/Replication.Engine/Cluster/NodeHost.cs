@@ -177,10 +177,20 @@ internal sealed partial class NodeHost : IAsyncDisposable
         foreach (var g in _groups.Values)
             if (g.Core.HasReady) readies.Add((g, g.Core.GetReady()));
 
-        var writes = readies
-            .Where(r => r.Ready.HardState is not null || r.Ready.Entries.Count > 0)
-            .Select(r => new GroupWrite(r.Group.Core.Group, r.Ready.HardState, r.Ready.Entries))
-            .ToList();
+        var writes = new List<GroupWrite>();
+        foreach (var (g, ready) in readies)
+        {
+            // A hard state whose only change is a higher commit index need not be made durable on
+            // its own: safety rests on term and vote, and a restarted node recovers its commit index
+            // from the leader (and from the state machine's applied index). Skipping it saves one
+            // fsync per commit round; it rides along with the next write that has to happen anyway.
+            var hs = ready.HardState;
+            bool termOrVote = hs is { } h && (h.Term != g.Persisted.Term || h.Vote != g.Persisted.Vote);
+            if (!termOrVote && ready.Entries.Count == 0) continue;
+            var state = hs ?? g.Core.HardState;
+            writes.Add(new GroupWrite(g.Core.Group, state, ready.Entries));
+            g.Persisted = state;
+        }
         if (writes.Count > 0) _logStore!.Save(writes); // durable (synchronous=FULL) before anything leaves
         if (_killed) return;
 

@@ -62,6 +62,8 @@ public sealed partial class RaftNode
     public int Leader { get; private set; }
     public RaftRole Role { get; private set; }
     public long Committed => _log.Committed;
+    /// <summary>The current term, vote and commit index (what a Ready's HardState would carry).</summary>
+    public HardState HardState => new(Term, Vote, _log.Committed);
     public long Applied => _log.Applied;
     public long LastIndex => _log.LastIndex;
     public long LastTerm => _log.LastTerm;
