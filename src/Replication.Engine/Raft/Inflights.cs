@@ -12,6 +12,11 @@ internal sealed class Inflights(int capacity, long maxBytes)
 {
     private readonly Queue<(long LastIndex, long Bytes)> _sent = new();
 
+    /// <summary>A window bounded by message count only.</summary>
+    public Inflights(int capacity) : this(capacity, long.MaxValue)
+    {
+    }
+
     public int Count => _sent.Count;
     /// <summary>Entry bytes in flight.</summary>
     public long Bytes { get; private set; }
@@ -23,6 +28,9 @@ internal sealed class Inflights(int capacity, long maxBytes)
         _sent.Enqueue((lastIndex, bytes));
         Bytes += bytes;
     }
+
+    /// <summary>Records a sent message counted by number only (no bytes).</summary>
+    public void Add(long lastIndex) => Add(lastIndex, 0);
 
     /// <summary>Releases every message whose last index is &lt;= <paramref name="index"/> (acknowledged).</summary>
     public void FreeLE(long index)
