@@ -4,21 +4,32 @@ namespace Replication.Engine.Raft;
 /// The leader's view of one follower (paper Figure 2 nextIndex/matchIndex; etcd tracker.Progress).
 /// Invariant: 0 &lt;= Match &lt; Next. In <see cref="ProgressState.Probe"/> the leader sends one Append
 /// at a time until it finds the match point; in <see cref="ProgressState.Replicate"/> it streams
-/// entries optimistically, bounded by <see cref="Inflights"/>. Not thread-safe.
+/// entries optimistically, bounded by <see cref="Inflights"/> (messages and bytes). In
+/// <see cref="ProgressState.Snapshot"/> the follower needs entries the leader has compacted: the
+/// leader sent a Snapshot message and sends nothing else until the host reports the transfer's
+/// outcome (<see cref="SnapshotDone"/>) or the follower acknowledges the snapshot index.
+/// Not thread-safe.
 /// </summary>
-internal sealed class Progress(long next, int maxInflight, bool isLearner)
+internal sealed class Progress(long next, int maxInflight, long maxInflightBytes, bool isLearner)
 {
+    /// <summary>A progress whose in-flight window is bounded by message count only.</summary>
+    public Progress(long next, int maxInflight, bool isLearner) : this(next, maxInflight, long.MaxValue, isLearner)
+    {
+    }
+
     public long Match { get; private set; }
     public long Next { get; private set; } = next;
     public ProgressState State { get; private set; } = ProgressState.Probe;
-    public bool IsLearner { get; } = isLearner;
+    public bool IsLearner { get; set; } = isLearner;
+    /// <summary>In snapshot state: the index of the snapshot being transferred.</summary>
+    public long PendingSnapshot { get; private set; }
     /// <summary>In probe state: an Append is outstanding; wait for its answer (or a heartbeat response).</summary>
     public bool ProbeSent { get; set; }
     /// <summary>Heard from since the last check-quorum round.</summary>
     public bool RecentActive { get; set; }
     /// <summary>Highest ReadIndex/lease round (leader tick of sending) this follower acknowledged.</summary>
     public long AckedRound { get; set; }
-    public Inflights Inflights { get; } = new(maxInflight);
+    public Inflights Inflights { get; } = new(maxInflight, maxInflightBytes);
 
     public bool IsPaused => State switch
     {
@@ -32,6 +43,7 @@ internal sealed class Progress(long next, int maxInflight, bool isLearner)
         State = ProgressState.Probe;
         Next = Match + 1;
         ProbeSent = false;
+        PendingSnapshot = 0;
         Inflights.Reset();
     }
 
@@ -39,7 +51,31 @@ internal sealed class Progress(long next, int maxInflight, bool isLearner)
     {
         State = ProgressState.Replicate;
         Next = Match + 1;
+        PendingSnapshot = 0;
         Inflights.Reset();
+    }
+
+    /// <summary>The leader sent the follower a Snapshot message for <paramref name="index"/>; pause until it is done.</summary>
+    public void BecomeSnapshot(long index)
+    {
+        State = ProgressState.Snapshot;
+        PendingSnapshot = index;
+        ProbeSent = false;
+        Inflights.Reset();
+    }
+
+    /// <summary>
+    /// The host finished the snapshot transfer. On success the follower holds everything up to the
+    /// snapshot, so probing resumes just after it; on failure probing resumes after what is known to
+    /// match (which will ask for a snapshot again). Either way the probe waits for the next response
+    /// (a heartbeat answer at the latest) instead of going out at once.
+    /// </summary>
+    public void SnapshotDone(bool succeeded)
+    {
+        long next = succeeded ? Math.Max(Match + 1, PendingSnapshot + 1) : Match + 1;
+        BecomeProbe();
+        Next = next;
+        ProbeSent = true;
     }
 
     /// <summary>An accepted append up to <paramref name="index"/>. Returns false if it told nothing new.</summary>
@@ -57,10 +93,10 @@ internal sealed class Progress(long next, int maxInflight, bool isLearner)
     }
 
     /// <summary>Optimistic advance after sending entries up to <paramref name="lastIndex"/> in replicate state.</summary>
-    public void SentEntries(long lastIndex)
+    public void SentEntries(long lastIndex, long bytes)
     {
         Next = lastIndex + 1;
-        Inflights.Add(lastIndex);
+        Inflights.Add(lastIndex, bytes);
     }
 
     /// <summary>
@@ -70,6 +106,7 @@ internal sealed class Progress(long next, int maxInflight, bool isLearner)
     /// </summary>
     public bool MaybeDecrTo(long rejected, long matchHint)
     {
+        if (State == ProgressState.Snapshot) return false; // waiting for the transfer, not for probes
         if (State == ProgressState.Replicate)
         {
             if (rejected <= Match) return false;
@@ -82,7 +119,7 @@ internal sealed class Progress(long next, int maxInflight, bool isLearner)
         return true;
     }
 
-    public override string ToString() => $"{State} match={Match} next={Next} inflight={Inflights.Count}";
+    public override string ToString() => $"{State} match={Match} next={Next} inflight={Inflights.Count}/{Inflights.Bytes}B{(State == ProgressState.Snapshot ? " snapshot " + PendingSnapshot : "")}";
 }
 
 /// <summary>How the leader is currently replicating to a follower.</summary>
@@ -90,4 +127,6 @@ internal enum ProgressState
 {
     Probe = 0,
     Replicate = 1,
+    /// <summary>Waiting for a snapshot transfer to the follower to finish.</summary>
+    Snapshot = 2,
 }

@@ -10,9 +10,14 @@ public sealed record RaftConfig
     public required int Id { get; init; }
     /// <summary>The Raft group (shard) this node belongs to; stamped on every message.</summary>
     public int Group { get; init; }
-    /// <summary>Voting members, including this node when it votes.</summary>
+    /// <summary>
+    /// The group's bootstrap voters: the membership at index 0, identical on every node and every
+    /// restart. Later membership lives in the log (ConfChange entries) and in snapshot metadata,
+    /// which takes precedence when given to the constructor. Empty for a node joining an existing
+    /// group: it learns the membership from the leader (RaftNode.Membership.cs).
+    /// </summary>
     public required IReadOnlyList<int> Voters { get; init; }
-    /// <summary>Non-voting members that receive the log (asynchronous replicas).</summary>
+    /// <summary>The group's bootstrap learners (non-voting members that receive the log).</summary>
     public IReadOnlyList<int> Learners { get; init; } = Array.Empty<int>();
 
     /// <summary>Base election timeout; each term draws a timeout in [ElectionTicks, 2*ElectionTicks).</summary>
@@ -32,6 +37,9 @@ public sealed record RaftConfig
     public int MaxSizePerMessage { get; init; } = 1 << 20;
     /// <summary>Most Append messages in flight to one follower in replicate state.</summary>
     public int MaxInflightMessages { get; init; } = 256;
+    /// <summary>Most entry bytes (<see cref="LogEntry.Size"/>) in flight to one follower; released
+    /// as the follower acknowledges. An empty window always admits one message.</summary>
+    public long MaxInflightBytes { get; init; } = 64L << 20;
 
     /// <summary>
     /// Ticks subtracted from the election timeout when computing a leader lease, to absorb clock
@@ -54,6 +62,6 @@ public sealed record RaftConfig
         if (LeaseDriftTicks < 0 || LeaseDriftTicks >= ElectionTicks)
             throw new ArgumentException("Need 0 <= LeaseDriftTicks < ElectionTicks.");
         if (Voters.Intersect(Learners).Any()) throw new ArgumentException("A node cannot be both voter and learner.");
-        if (MaxInflightMessages <= 0 || MaxSizePerMessage <= 0) throw new ArgumentException("Flow-control limits must be positive.");
+        if (MaxInflightMessages <= 0 || MaxSizePerMessage <= 0 || MaxInflightBytes <= 0) throw new ArgumentException("Flow-control limits must be positive.");
     }
 }

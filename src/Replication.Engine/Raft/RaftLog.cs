@@ -25,8 +25,9 @@ internal sealed class RaftLog
         Applied = snapshotIndex;
     }
 
-    public long SnapshotIndex { get; }
-    public long SnapshotTerm { get; }
+    /// <summary>Last index covered by the snapshot the log starts after (0 = none: the log starts at 1).</summary>
+    public long SnapshotIndex { get; private set; }
+    public long SnapshotTerm { get; private set; }
     public long Committed { get; private set; }
     public long Applied { get; private set; }
     /// <summary>Highest index known to be persisted by the host.</summary>
@@ -128,6 +129,37 @@ internal sealed class RaftLog
     {
         if (index < Applied) return;
         Applied = Math.Min(index, Committed);
+    }
+
+    /// <summary>
+    /// Log compaction (paper 7): drops every entry up to <paramref name="index"/>, which the state
+    /// machine has applied and the host has captured in a snapshot. Its term is remembered so the
+    /// log-matching check still works at the boundary.
+    /// </summary>
+    public void Compact(long index)
+    {
+        if (index <= SnapshotIndex) return;
+        if (index > Applied) throw new ArgumentOutOfRangeException(nameof(index), $"Compaction to {index} beyond applied {Applied}.");
+        long term = Term(index);
+        _entries.RemoveRange(0, (int)(index - SnapshotIndex));
+        SnapshotIndex = index;
+        SnapshotTerm = term;
+    }
+
+    /// <summary>
+    /// Installs a snapshot from the leader (paper 7, InstallSnapshot receiver steps 6–8): the whole
+    /// log is discarded and restarts after (<paramref name="index"/>, <paramref name="term"/>), which
+    /// is committed and (once the host installs the data) applied.
+    /// </summary>
+    public void Restore(long index, long term)
+    {
+        if (index <= Committed) throw new InvalidOperationException($"Restore to {index} at or below commit {Committed}.");
+        _entries.Clear();
+        SnapshotIndex = index;
+        SnapshotTerm = term;
+        Committed = index;
+        Applied = index;
+        Stable = index;
     }
 
     /// <summary>Entries not yet reported durable, for the next Ready.</summary>

@@ -11,6 +11,11 @@ namespace Replication.Engine.Raft;
 /// <see cref="LogTerm"/> give the follower's hint for fast backtracking.</item>
 /// <item>Vote/PreVote: <see cref="Index"/>/<see cref="LogTerm"/> describe the candidate's last entry.</item>
 /// <item>Heartbeat/HeartbeatResponse: <see cref="Context"/> carries a ReadIndex round id (0 = none).</item>
+/// <item>Snapshot: <see cref="Index"/>/<see cref="LogTerm"/> are the snapshot's last index and term,
+/// <see cref="Voters"/>/<see cref="Learners"/> the membership at that index (the data travels out of
+/// band, streamed by the host).</item>
+/// <item>Append with <see cref="Index"/> 0: <see cref="Voters"/>/<see cref="Learners"/> carry the
+/// group's bootstrap membership, so a joining node with no configuration of its own learns it.</item>
 /// </list>
 /// <see cref="Group"/> names the Raft group (shard): one connection carries messages of many groups.
 /// </summary>
@@ -28,7 +33,10 @@ public sealed record RaftMessage
     public bool Reject { get; init; }
     public long RejectHint { get; init; }
     public long Context { get; init; }
+    /// <summary>Membership carried by Snapshot messages and by Append messages from index 0.</summary>
+    public IReadOnlyList<int> Voters { get; init; } = Array.Empty<int>();
+    public IReadOnlyList<int> Learners { get; init; } = Array.Empty<int>();
 
     public override string ToString() =>
-        $"{Type} g{Group} {From}->{To} t{Term} i{Index} lt{LogTerm} c{Commit} n{Entries.Count}{(Reject ? " reject hint " + RejectHint : "")}{(Context != 0 ? " ctx " + Context : "")}";
+        $"{Type} g{Group} {From}->{To} t{Term} i{Index} lt{LogTerm} c{Commit} n{Entries.Count}{(Reject ? " reject hint " + RejectHint : "")}{(Context != 0 ? " ctx " + Context : "")}{(Voters.Count + Learners.Count > 0 ? $" voters [{string.Join(",", Voters)}] learners [{string.Join(",", Learners)}]" : "")}";
 }

@@ -127,6 +127,10 @@ public sealed partial class RaftNode
                 BecomeFollower(m.Term, m.From, $"heartbeat from leader {m.From}");
                 HandleHeartbeat(m);
                 break;
+            case MessageType.Snapshot:
+                BecomeFollower(m.Term, m.From, $"snapshot from leader {m.From}");
+                HandleSnapshot(m);
+                break;
             case var t when t == myResponseType:
                 switch (RecordVote(m.From, !m.Reject))
                 {

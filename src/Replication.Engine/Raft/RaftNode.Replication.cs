@@ -1,5 +1,3 @@
-using System.Diagnostics;
-
 namespace Replication.Engine.Raft;
 
 /// <summary>Log replication, commitment, flow control and leader transfer (paper 5.3, 5.4; thesis 3.10).</summary>
@@ -28,7 +26,8 @@ public sealed partial class RaftNode
     /// <summary>
     /// Leader transfer (thesis 3.10): stop accepting proposals, bring <paramref name="target"/> up
     /// to date, then tell it to start an election at once (TimeoutNow). Aborted if it does not
-    /// complete within an election timeout. Returns false when not leader or the target is not a voter.
+    /// complete within an election timeout, or when a membership change removes the target or makes
+    /// it a non-voter. Returns false when not leader or the target is not a voter (a learner, say).
     /// </summary>
     public bool TransferLeadership(int target)
     {
@@ -57,6 +56,11 @@ public sealed partial class RaftNode
                 Leader = m.From;
                 HandleHeartbeat(m);
                 break;
+            case MessageType.Snapshot:
+                _electionElapsed = 0;
+                Leader = m.From;
+                HandleSnapshot(m);
+                break;
             case MessageType.TimeoutNow:
                 Campaign(CampaignKind.Transfer, $"leadership transferred by {m.From}");
                 break;
@@ -72,6 +76,7 @@ public sealed partial class RaftNode
     /// </summary>
     private void HandleAppend(RaftMessage m)
     {
+        MaybeAdoptBootstrapMembership(m);
         if (m.Index < _log.Committed)
         {
             // Everything up to our commit index is known to match; tell the leader where we are.
@@ -81,6 +86,7 @@ public sealed partial class RaftNode
         if (_log.MatchTerm(m.Index, m.LogTerm))
         {
             long lastNew = _log.MaybeAppend(m.Index, m.Entries);
+            SyncConfigAfterAppend(m.Entries);
             _log.CommitTo(Math.Min(m.Commit, lastNew));
             Send(new RaftMessage { To = m.From, Type = MessageType.AppendResponse, Index = lastNew });
             return;
@@ -125,10 +131,23 @@ public sealed partial class RaftNode
                 bool wasPaused = pr.IsPaused;
                 if (pr.MaybeUpdate(m.Index))
                 {
-                    if (pr.State == ProgressState.Probe) pr.BecomeReplicate();
-                    else pr.Inflights.FreeLE(m.Index);
+                    switch (pr.State)
+                    {
+                        case ProgressState.Probe:
+                            pr.BecomeReplicate();
+                            break;
+                        case ProgressState.Snapshot when pr.Match >= _log.SnapshotIndex:
+                            // The follower has the snapshot (its answer may beat the host's ReportSnapshot)
+                            // and everything after it is still in our log.
+                            pr.BecomeReplicate();
+                            break;
+                        case ProgressState.Replicate:
+                            pr.Inflights.FreeLE(m.Index);
+                            break;
+                    }
                     if (MaybeCommit()) BroadcastAppend();
                     else if (wasPaused) SendAppend(m.From, sendIfEmpty: true);
+                    if (Role != RaftRole.Leader) return; // stepped down (removed from the configuration)
                     // Keep the pipeline full while there is more to send and window left.
                     while (SendAppend(m.From, sendIfEmpty: false)) { }
                     if (m.From == LeadTransferee && pr.Match == _log.LastIndex)
@@ -156,12 +175,14 @@ public sealed partial class RaftNode
     /// </summary>
     private bool SendAppend(int to, bool sendIfEmpty)
     {
-        var pr = _progress[to];
-        if (pr.IsPaused) return false;
+        if (Role != RaftRole.Leader || !_progress.TryGetValue(to, out var pr) || pr.IsPaused) return false;
         long prev = pr.Next - 1;
-        // Log compaction is not performed yet, so the leader always holds the entries a follower
-        // needs; InstallSnapshot takes over here once compaction exists.
-        Debug.Assert(prev >= _log.SnapshotIndex, "follower needs a snapshot");
+        if (prev < _log.SnapshotIndex)
+        {
+            // The entries the follower needs were compacted away (paper 7): send the snapshot instead.
+            SendSnapshot(to, pr);
+            return true;
+        }
         var entries = pr.Next <= _log.LastIndex
             ? _log.Slice(pr.Next, _log.LastIndex, _cfg.MaxSizePerMessage)
             : Array.Empty<LogEntry>();
@@ -174,8 +195,16 @@ public sealed partial class RaftNode
             LogTerm = _log.Term(prev),
             Entries = entries,
             Commit = _log.Committed,
+            // From index 0, the follower may be a joining node that must learn the bootstrap membership.
+            Voters = prev == 0 ? _baseConfig.Voters : Array.Empty<int>(),
+            Learners = prev == 0 ? _baseConfig.Learners : Array.Empty<int>(),
         });
-        if (pr.State == ProgressState.Replicate && entries.Count > 0) pr.SentEntries(entries[^1].Index);
+        if (pr.State == ProgressState.Replicate && entries.Count > 0)
+        {
+            long bytes = 0;
+            foreach (var e in entries) bytes += e.Size;
+            pr.SentEntries(entries[^1].Index, bytes);
+        }
         else if (pr.State == ProgressState.Probe) pr.ProbeSent = true;
         return true;
     }
@@ -208,11 +237,13 @@ public sealed partial class RaftNode
     /// </summary>
     private bool MaybeCommit()
     {
+        if (_voters.Count == 0) return false;
         var matches = _voters.Select(v => _progress.TryGetValue(v, out var p) ? p.Match : 0).OrderByDescending(x => x).ToList();
         long quorumIndex = matches[Quorum - 1];
         if (quorumIndex <= _log.Committed || _log.Term(quorumIndex) != Term) return false;
         _log.CommitTo(quorumIndex);
         OnCommitAdvancedInTerm();
+        if (MaybeStepDownAfterRemoval()) return false;
         return true;
     }
 }

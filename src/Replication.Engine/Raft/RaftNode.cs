@@ -15,7 +15,8 @@ namespace Replication.Engine.Raft;
 ///
 /// The file is split by concept: RaftNode.Election.cs (terms, votes, pre-vote, check-quorum),
 /// RaftNode.Replication.cs (append, commit, flow control, leader transfer), RaftNode.Read.cs
-/// (ReadIndex and lease reads).
+/// (ReadIndex and lease reads), RaftNode.Snapshot.cs (log compaction, InstallSnapshot),
+/// RaftNode.Membership.cs (learners, single-server membership changes, and their safety argument).
 /// </summary>
 public sealed partial class RaftNode
 {
@@ -38,16 +39,36 @@ public sealed partial class RaftNode
 
     /// <summary>Creates a node from its persisted state (<see cref="HardState.Empty"/> and no entries for a new node).</summary>
     public RaftNode(RaftConfig config, HardState state, IEnumerable<LogEntry> entries)
+        : this(config, state, entries, snapshot: null)
+    {
+    }
+
+    /// <summary>
+    /// Creates a node from its persisted state after log compaction: <paramref name="snapshot"/> is
+    /// the metadata of the state-machine snapshot the host stored (null when it has none), and
+    /// <paramref name="entries"/> the stored log after it (entries at or below the snapshot index
+    /// are ignored). The membership is the snapshot's, then that of the ConfChange entries after it;
+    /// without a snapshot it is <see cref="RaftConfig.Voters"/>/<see cref="RaftConfig.Learners"/>
+    /// (the bootstrap membership), then the ConfChange entries of the log.
+    /// </summary>
+    public RaftNode(RaftConfig config, HardState state, IEnumerable<LogEntry> entries, SnapshotMetadata? snapshot)
     {
         config.Validate();
         _cfg = config;
-        _voters = new HashSet<int>(config.Voters);
-        _learners = new HashSet<int>(config.Learners);
-        _log = new RaftLog(entries);
+        long snapIndex = snapshot?.Index ?? 0;
+        _log = new RaftLog(entries.Where(e => e.Index > snapIndex), snapIndex, snapshot?.Term ?? 0);
+        _baseConfig = snapshot is null
+            ? Membership.From(config.Voters, config.Learners)
+            : Membership.From(snapshot.Voters, snapshot.Learners);
+        RebuildConfigHistory();
+        _voters = new HashSet<int>();
+        _learners = new HashSet<int>();
+        SetCurrentConfig();
         Term = state.Term;
         Vote = state.Vote;
-        _log.RestoreCommit(Math.Max(state.Commit, config.Applied));
-        _log.SetApplied(config.Applied);
+        long applied = Math.Max(config.Applied, snapIndex);
+        _log.RestoreCommit(Math.Max(state.Commit, applied));
+        _log.SetApplied(applied);
         _prevHardState = new HardState(Term, Vote, _log.Committed);
         BecomeFollower(Term, 0, "started");
         _prevSoftState = new SoftState(Leader, Role);
@@ -67,7 +88,9 @@ public sealed partial class RaftNode
     public long Applied => _log.Applied;
     public long LastIndex => _log.LastIndex;
     public long LastTerm => _log.LastTerm;
+    /// <summary>Current voters: those of the latest configuration in the log, committed or not (see RaftNode.Membership.cs).</summary>
     public IReadOnlyCollection<int> Voters => _voters;
+    /// <summary>Current learners (non-voting members), from the same configuration as <see cref="Voters"/>.</summary>
     public IReadOnlyCollection<int> Learners => _learners;
     /// <summary>Why the node last changed role, for operators (e.g. "election timeout", "higher term from 2").</summary>
     public string LastStateChangeReason { get; private set; } = "";
@@ -126,7 +149,7 @@ public sealed partial class RaftNode
         }
         else if (m.Term < Term)
         {
-            if ((_cfg.CheckQuorum || _cfg.PreVote) && m.Type is MessageType.Append or MessageType.Heartbeat)
+            if ((_cfg.CheckQuorum || _cfg.PreVote) && m.Type is MessageType.Append or MessageType.Heartbeat or MessageType.Snapshot)
             {
                 // A stale leader (e.g. partitioned away) would otherwise keep sending forever while we,
                 // having ignored its higher-term voters thanks to pre-vote, never tell it of the new term.
@@ -156,7 +179,7 @@ public sealed partial class RaftNode
 
     /// <summary>True when <see cref="GetReady"/> would return a non-empty batch.</summary>
     public bool HasReady =>
-        _msgs.Count > 0 || _readStates.Count > 0 || _log.Stable < _log.LastIndex
+        _pendingSnapshot is not null || _msgs.Count > 0 || _readStates.Count > 0 || _log.Stable < _log.LastIndex
         || new HardState(Term, Vote, _log.Committed) != _prevHardState
         || new SoftState(Leader, Role) != _prevSoftState
         || Math.Min(_log.Committed, _log.Stable) > _log.Applied;
@@ -171,6 +194,7 @@ public sealed partial class RaftNode
         var ss = new SoftState(Leader, Role);
         var ready = new Ready
         {
+            Snapshot = _pendingSnapshot,
             HardState = hs != _prevHardState ? hs : null,
             SoftState = ss != _prevSoftState ? ss : null,
             Entries = _log.Unstable(),
@@ -182,6 +206,7 @@ public sealed partial class RaftNode
         _prevSoftState = ss;
         _msgs = new List<RaftMessage>();
         _readStates = new List<ReadState>();
+        _pendingSnapshot = null;
         return ready;
     }
 
@@ -214,14 +239,17 @@ public sealed partial class RaftNode
     private void ResetProgress()
     {
         _progress.Clear();
-        foreach (int v in _voters) _progress[v] = new Progress(_log.LastIndex + 1, _cfg.MaxInflightMessages, isLearner: false);
-        foreach (int l in _learners) _progress[l] = new Progress(_log.LastIndex + 1, _cfg.MaxInflightMessages, isLearner: true);
+        foreach (int v in _voters) _progress[v] = NewProgress(isLearner: false);
+        foreach (int l in _learners) _progress[l] = NewProgress(isLearner: true);
         if (_progress.TryGetValue(Id, out var self))
         {
             self.MaybeUpdate(_log.Stable);
             self.RecentActive = true;
         }
     }
+
+    private Progress NewProgress(bool isLearner) =>
+        new(_log.LastIndex + 1, _cfg.MaxInflightMessages, _cfg.MaxInflightBytes, isLearner);
 
     public override string ToString() =>
         $"node {Id} g{Group} {Role} t{Term} lead {Leader} last {LastIndex}@{LastTerm} commit {Committed} applied {Applied}";

@@ -24,6 +24,13 @@ public static class RaftMessageCodec
     /// <summary>Encoded size of an entry with no data: index, term, type, data length.</summary>
     public const int EntryFixedSize = 8 + 8 + 1 + 4;
 
+    /// <summary>
+    /// Encoded size of the membership trailer with no ids: voter count and learner count, appended
+    /// after the entries (so the original 66-byte header and entry layout are unchanged). Every
+    /// message carries it; only Snapshot messages and Appends from index 0 have ids in it.
+    /// </summary>
+    public const int MembershipFixedSize = 4 + 4;
+
     private const byte FlagReject = 1;
 
     /// <summary>Bytes <see cref="Encode"/> writes for <paramref name="message"/>.</summary>
@@ -32,6 +39,7 @@ public static class RaftMessageCodec
         ArgumentNullException.ThrowIfNull(message);
         long size = MessageFixedSize;
         foreach (var e in message.Entries) size += EntryFixedSize + e.Data.Length;
+        size += MembershipFixedSize + 4L * (message.Voters.Count + message.Learners.Count);
         // Larger than any frame can carry; the sender drops such a message rather than overflow.
         return size > int.MaxValue ? int.MaxValue : (int)size;
     }
@@ -73,7 +81,30 @@ public static class RaftMessageCodec
             e.Data.CopyTo(d[(pos + EntryFixedSize)..]);
             pos += EntryFixedSize + e.Data.Length;
         }
+        pos = WriteIds(message.Voters, d, pos);
+        pos = WriteIds(message.Learners, d, pos);
         return pos;
+    }
+
+    private static int WriteIds(IReadOnlyList<int> ids, Span<byte> d, int pos)
+    {
+        BinaryPrimitives.WriteUInt32LittleEndian(d[pos..], (uint)ids.Count);
+        pos += 4;
+        foreach (int id in ids)
+        {
+            BinaryPrimitives.WriteInt32LittleEndian(d[pos..], id);
+            pos += 4;
+        }
+        return pos;
+    }
+
+    private static int[] ReadIds(ref WireReader r, string what)
+    {
+        int count = r.ReadCount(4, what);
+        if (count == 0) return Array.Empty<int>();
+        var ids = new int[count];
+        for (int i = 0; i < count; i++) ids[i] = r.ReadInt32();
+        return ids;
     }
 
     /// <summary>Writes a batch payload (<c>[u32 count][message]*</c>); returns the bytes written (== <see cref="GetBatchSize"/>).</summary>
@@ -154,6 +185,8 @@ public static class RaftMessageCodec
             byte[] data = length == 0 ? Array.Empty<byte>() : r.ReadBytes((int)length).ToArray();
             entries[i] = new LogEntry(eIndex, eTerm, (EntryType)eType, data);
         }
+        int[] voters = ReadIds(ref r, "Voter");
+        int[] learners = ReadIds(ref r, "Learner");
         return new RaftMessage
         {
             Type = (MessageType)type,
@@ -168,6 +201,8 @@ public static class RaftMessageCodec
             RejectHint = rejectHint,
             Context = context,
             Entries = entries,
+            Voters = voters,
+            Learners = learners,
         };
     }
 }

@@ -27,6 +27,8 @@ internal static class WireSamples
         Entries = Enumerable.Range(0, entries)
             .Select(i => new LogEntry(1_000_000_008 + i, 42, i % 2 == 0 ? EntryType.Normal : EntryType.ConfChange, Data(i * 37, seed: group + i)))
             .ToArray(),
+        Voters = type is MessageType.Snapshot or MessageType.Append ? [1, 2, int.MaxValue] : [],
+        Learners = type == MessageType.Snapshot ? [-7] : [],
     };
 
     public static byte[] Data(int length, int seed)
@@ -49,6 +51,8 @@ internal static class WireSamples
         Assert.Equal(expected.Reject, actual.Reject);
         Assert.Equal(expected.RejectHint, actual.RejectHint);
         Assert.Equal(expected.Context, actual.Context);
+        Assert.Equal(expected.Voters, actual.Voters);
+        Assert.Equal(expected.Learners, actual.Learners);
         Assert.Equal(expected.Entries.Count, actual.Entries.Count);
         for (int i = 0; i < expected.Entries.Count; i++)
         {
