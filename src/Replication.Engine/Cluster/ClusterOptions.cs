@@ -30,4 +30,10 @@ public sealed record ClusterOptions
     public int HeartbeatTicks { get; init; } = 3;
     /// <summary>Seed for election-timeout randomness; null = random.</summary>
     public int? Seed { get; init; }
+    /// <summary>Compact a shard's Raft log once this many applied entries lie behind its last snapshot.</summary>
+    public int SnapshotEntries { get; init; } = 10_000;
+    /// <summary>Entries kept below the applied index at compaction, so a briefly lagging replica catches up from the log.</summary>
+    public int SnapshotCatchUpEntries { get; init; } = 1_000;
+    /// <summary>Target size of one chunk when a snapshot is streamed to a replica.</summary>
+    public int SnapshotChunkBytes { get; init; } = 256 * 1024;
 }

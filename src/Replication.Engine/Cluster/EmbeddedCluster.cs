@@ -65,6 +65,9 @@ public sealed partial class EmbeddedCluster : IReplicationCluster
         CheckRange(o.NodeCount, 1, ClusterOptions.MaxNodeCount, "NodeCount");
         CheckRange(o.ShardCount, 1, ClusterOptions.MaxShardCount, "ShardCount");
         CheckRange(o.ReplicationFactor, 1, ClusterOptions.MaxNodeCount, "ReplicationFactor");
+        CheckRange(o.SnapshotEntries, 1, int.MaxValue, "SnapshotEntries");
+        CheckRange(o.SnapshotCatchUpEntries, 0, int.MaxValue, "SnapshotCatchUpEntries");
+        CheckRange(o.SnapshotChunkBytes, 64, 8 << 20, "SnapshotChunkBytes");
 
         var stored = ClusterManifest.TryLoad(o.Path);
         if (stored is not null)
@@ -117,7 +120,13 @@ public sealed partial class EmbeddedCluster : IReplicationCluster
         ElectionTicks = _options.ElectionTicks,
         HeartbeatTicks = _options.HeartbeatTicks,
         Seed = _options.Seed,
+        SnapshotEntries = _options.SnapshotEntries,
+        SnapshotCatchUpEntries = _options.SnapshotCatchUpEntries,
+        SnapshotChunkBytes = _options.SnapshotChunkBytes,
     };
+
+    /// <summary>The running host of node <paramref name="id"/>, or null when stopped (for engine tests).</summary>
+    internal NodeHost? Host(int id) => _nodes[id - 1];
 
     private async Task StartNodeCoreAsync(int id, CancellationToken cancellationToken)
     {

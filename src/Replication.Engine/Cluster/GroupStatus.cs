@@ -14,6 +14,7 @@ internal sealed record GroupStatus(
     long LastIndex,
     long Committed,
     long Applied,
+    long SnapshotIndex,
     IReadOnlyList<int> Voters,
     IReadOnlyList<int> Learners,
     IReadOnlyDictionary<int, long> MatchIndexes,

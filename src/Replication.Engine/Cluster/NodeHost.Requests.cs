@@ -130,6 +130,7 @@ internal sealed partial class NodeHost
     private void OnRoleChanged(GroupRuntime g, SoftState ss)
     {
         if (ss.Role == RaftRole.Leader) return;
+        AbortSnapshotTransfers(g.Core.Group);
         // Unconfirmed reads were dropped by the core with its leadership; let the router retry elsewhere.
         foreach (var r in g.PendingReads.Values)
             r.Completion.TrySetException(new RetryableException($"node {Id} lost leadership of shard {g.Core.Group}", ss.Leader));

@@ -53,9 +53,15 @@ internal sealed partial class NodeHost : IAsyncDisposable
         _logStore = new RaftLogStore(Path.Combine(_options.DataPath, "raft.db"));
         _kv = new KvStore(Path.Combine(_options.DataPath, "state.db"));
         var random = _options.Seed is int seed ? new Random(seed * 7919 + Id) : new Random();
+        DiscardStagedSnapshots();
         foreach (var (shard, voters) in _options.Groups)
         {
             var stored = _logStore.Load(shard);
+            long applied = _kv.AppliedIndex(shard);
+            if (stored.Snapshot is { } snap && applied < snap.Index)
+                throw new StorageCorruptException(
+                    $"Node {Id}, shard {shard}: the state machine is at index {applied} but the Raft log was compacted to {snap.Index}; " +
+                    "this replica cannot be recovered from its own files. Remove its data folder and restart it to rebuild it from its peers.");
             var config = new RaftConfig
             {
                 Id = Id,
@@ -63,10 +69,10 @@ internal sealed partial class NodeHost : IAsyncDisposable
                 Voters = voters,
                 ElectionTicks = _options.ElectionTicks,
                 HeartbeatTicks = _options.HeartbeatTicks,
-                Applied = _kv.AppliedIndex(shard),
+                Applied = applied,
                 Random = new Random(random.Next()),
             };
-            _groups[shard] = new GroupRuntime(new RaftNode(config, stored.State, stored.Entries));
+            _groups[shard] = new GroupRuntime(new RaftNode(config, stored.State, stored.Entries, stored.Snapshot));
         }
         _transport = new TcpTransport(Id, _options.ClusterId, listen, OnMessage);
         await _transport.StartAsync(cancellationToken).ConfigureAwait(false);
@@ -89,6 +95,7 @@ internal sealed partial class NodeHost : IAsyncDisposable
         _stopping = true;
         _wake.Set();
         await _exited.Task.ConfigureAwait(false);
+        AbortSnapshotTransfers();
         if (_transport is not null) await _transport.DisposeAsync().ConfigureAwait(false);
         _logStore?.Dispose();
         _kv?.Dispose();
@@ -131,6 +138,8 @@ internal sealed partial class NodeHost : IAsyncDisposable
                 for (int round = 0; round < 4 && !_killed && _groups.Values.Any(g => g.Core.HasReady); round++)
                     ProcessReadies();
                 CompleteWaiters();
+                MaybeCompact();
+                ExpireSnapshotTransfers();
                 PublishStatus();
             }
         }
@@ -154,6 +163,12 @@ internal sealed partial class NodeHost : IAsyncDisposable
         {
             switch (work)
             {
+                case RaftMessage { Type: MessageType.SnapshotChunk } chunk:
+                    OnSnapshotChunk(chunk);
+                    break;
+                case RaftMessage { Type: MessageType.SnapshotAck } ack:
+                    OnSnapshotAck(ack);
+                    break;
                 case RaftMessage m:
                     if (_groups.TryGetValue(m.Group, out var g))
                     {
@@ -177,6 +192,11 @@ internal sealed partial class NodeHost : IAsyncDisposable
         foreach (var g in _groups.Values)
             if (g.Core.HasReady) readies.Add((g, g.Core.GetReady()));
 
+        // A snapshot from the leader replaces the state machine and the log before anything of
+        // the same Ready is persisted (Ready's ordering contract).
+        foreach (var (g, ready) in readies)
+            if (ready.Snapshot is { } snapshot) InstallSnapshot(g, snapshot);
+
         var writes = new List<GroupWrite>();
         foreach (var (g, ready) in readies)
         {
@@ -194,8 +214,12 @@ internal sealed partial class NodeHost : IAsyncDisposable
         if (writes.Count > 0) _logStore!.Save(writes); // durable (synchronous=FULL) before anything leaves
         if (_killed) return;
 
-        foreach (var (_, ready) in readies)
-            foreach (var m in ready.Messages) _transport!.Send(m);
+        foreach (var (g, ready) in readies)
+            foreach (var m in ready.Messages)
+            {
+                if (m.Type == MessageType.Snapshot) StartSnapshotTransfer(g, m); // the data goes out of band, in chunks
+                else _transport!.Send(m);
+            }
 
         foreach (var (g, ready) in readies)
         {
@@ -222,7 +246,7 @@ internal sealed partial class NodeHost : IAsyncDisposable
                 g.LastRole = c.Role;
                 g.StateSince = DateTimeOffset.UtcNow;
             }
-            status[shard] = new GroupStatus(shard, c.Role, c.Leader, c.Term, c.LastIndex, c.Committed, c.Applied,
+            status[shard] = new GroupStatus(shard, c.Role, c.Leader, c.Term, c.LastIndex, c.Committed, c.Applied, c.LastSnapshot.Index,
                 c.Voters.OrderBy(x => x).ToArray(), c.Learners.OrderBy(x => x).ToArray(), c.MatchIndexes(),
                 c.Role == RaftRole.Leader ? DateTimeOffset.UtcNow : g.LastContact, c.LastStateChangeReason, g.StateSince);
         }

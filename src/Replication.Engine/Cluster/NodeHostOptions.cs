@@ -12,5 +12,13 @@ internal sealed record NodeHostOptions
     public int ElectionTicks { get; init; } = 15;
     public int HeartbeatTicks { get; init; } = 3;
     public int? Seed { get; init; }
+    /// <summary>Compact a group's log once this many applied entries lie between its last snapshot and the compaction point.</summary>
+    public int SnapshotEntries { get; init; } = 10_000;
+    /// <summary>Entries kept below the applied index when compacting, so a briefly lagging follower catches up from the log, not a snapshot.</summary>
+    public int SnapshotCatchUpEntries { get; init; } = 1_000;
+    /// <summary>Target size of one snapshot chunk on the wire.</summary>
+    public int SnapshotChunkBytes { get; init; } = 256 * 1024;
+    /// <summary>A snapshot transfer whose next acknowledgment does not come within this time is abandoned (and retried by Raft).</summary>
+    public TimeSpan SnapshotAckTimeout { get; init; } = TimeSpan.FromSeconds(10);
     public Action<string>? Log { get; init; }
 }

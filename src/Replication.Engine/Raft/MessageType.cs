@@ -19,4 +19,15 @@ public enum MessageType : byte
     Snapshot = 9,
     /// <summary>Leader transfer: the receiver starts an election at once (thesis 3.10).</summary>
     TimeoutNow = 10,
+
+    /// <summary>
+    /// Host-level, never stepped into a core: one chunk of a snapshot's data streamed by the
+    /// leader's host after its core emitted a <see cref="Snapshot"/> message. Index/LogTerm =
+    /// snapshot index/term, Context = chunk sequence number from 0, Commit = 1 on the last chunk
+    /// (which also carries the membership and, in RejectHint, the CRC-32C of all chunks), and the
+    /// chunk's bytes as the data of the single entry in Entries.
+    /// </summary>
+    SnapshotChunk = 11,
+    /// <summary>Host-level: the receiver's answer to a <see cref="SnapshotChunk"/> (Context = its sequence number; Reject = transfer refused).</summary>
+    SnapshotAck = 12,
 }

@@ -26,7 +26,7 @@ namespace Replication.Engine.Storage;
 public sealed partial class KvStore : IDisposable
 {
     /// <summary>On-disk schema version (PRAGMA user_version). Bump it, with a migration, on any schema change.</summary>
-    public const int SchemaVersion = 1;
+    public const int SchemaVersion = 2; // 2: durability_mark (see Flush)
 
     /// <summary>PRAGMA application_id of a state.db ("RPLK"), so it is never mistaken for a raft.db.</summary>
     internal const int ApplicationId = 0x52504C4B;
@@ -40,6 +40,7 @@ public sealed partial class KvStore : IDisposable
             PRIMARY KEY(shard, key)) WITHOUT ROWID;
         CREATE TABLE IF NOT EXISTS applied(
             shard INTEGER PRIMARY KEY, idx INTEGER NOT NULL, term INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS durability_mark(id INTEGER PRIMARY KEY, flushes INTEGER NOT NULL);
         """;
 
     // WAL checkpoints: left at SQLite's default auto-checkpoint (1000 pages, run by the committing

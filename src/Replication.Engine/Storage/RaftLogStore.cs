@@ -25,7 +25,7 @@ namespace Replication.Engine.Storage;
 public sealed class RaftLogStore : IDisposable
 {
     /// <summary>On-disk schema version (PRAGMA user_version). Bump it, with a migration, on any schema change.</summary>
-    public const int SchemaVersion = 1;
+    public const int SchemaVersion = 2; // 2: raft_snapshot (compaction metadata per group)
 
     /// <summary>PRAGMA application_id of a raft.db ("RPLR"), so it is never mistaken for a state.db.</summary>
     internal const int ApplicationId = 0x52504C52;
@@ -37,6 +37,9 @@ public sealed class RaftLogStore : IDisposable
             PRIMARY KEY(grp, idx)) WITHOUT ROWID;
         CREATE TABLE IF NOT EXISTS raft_state(
             grp INTEGER PRIMARY KEY, term INTEGER NOT NULL, vote INTEGER NOT NULL, commit_idx INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS raft_snapshot(
+            grp INTEGER PRIMARY KEY, idx INTEGER NOT NULL, term INTEGER NOT NULL,
+            voters TEXT NOT NULL, learners TEXT NOT NULL);
         """;
 
     // WAL checkpoints: SQLite's default auto-checkpoint (every 1000 pages, run by the committing
@@ -97,6 +100,17 @@ public sealed class RaftLogStore : IDisposable
             if (r.Read()) state = new HardState(r.GetInt64(0), checked((int)r.GetInt64(1)), r.GetInt64(2));
         }
 
+        SnapshotMetadata? snapshot = null;
+        using (var cmd = _conn.CreateCommand())
+        {
+            cmd.Transaction = tx;
+            cmd.CommandText = "SELECT idx, term, voters, learners FROM raft_snapshot WHERE grp = @grp";
+            cmd.Parameters.AddWithValue("@grp", group);
+            using var r = cmd.ExecuteReader();
+            if (r.Read())
+                snapshot = new SnapshotMetadata(r.GetInt64(0), r.GetInt64(1), ParseIds(group, r.GetString(2)), ParseIds(group, r.GetString(3)));
+        }
+
         var entries = new List<LogEntry>();
         using (var cmd = _conn.CreateCommand())
         {
@@ -114,6 +128,8 @@ public sealed class RaftLogStore : IDisposable
 
                 if (entries.Count > 0 && idx != entries[^1].Index + 1)
                     throw Corrupt(group, idx, $"follows entry {entries[^1].Index}; the log has a gap");
+                if (entries.Count == 0 && snapshot is not null && idx != snapshot.Index + 1)
+                    throw Corrupt(group, idx, $"is the first entry after a snapshot at {snapshot.Index}; the log has a gap");
                 if (type is < 0 or > byte.MaxValue || !Enum.IsDefined((EntryType)(byte)type))
                     throw Corrupt(group, idx, $"has unknown entry type {type}");
                 var entry = new LogEntry(idx, term, (EntryType)(byte)type, data);
@@ -124,7 +140,7 @@ public sealed class RaftLogStore : IDisposable
             }
         }
         tx.Commit();
-        return new RaftGroupLog(state, entries);
+        return new RaftGroupLog(state, entries, snapshot);
     }
 
     /// <summary>Groups that have a saved hard state or at least one entry, ascending.</summary>
@@ -203,6 +219,54 @@ public sealed class RaftLogStore : IDisposable
         cmd.Parameters.AddWithValue("@grp", group);
         cmd.Parameters.AddWithValue("@idx", throughIndex);
         cmd.ExecuteNonQuery();
+    }
+
+    /// <summary>
+    /// Records that the group's state up to <paramref name="snapshot"/>.Index now lives in a
+    /// state-machine snapshot, in one durable transaction: the metadata (index, term, membership)
+    /// replaces the previous one, and entries are discarded — those up to the snapshot index after
+    /// a local compaction, or every entry when <paramref name="discardLog"/> (a snapshot received
+    /// from the leader replaces the whole log, Raft paper section 7). The caller must have made the
+    /// state machine durable at that index first: once this returns, the log cannot replay it.
+    /// </summary>
+    public void SaveSnapshot(int group, SnapshotMetadata snapshot, bool discardLog)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        using var tx = _conn.BeginTransaction();
+        using (var cmd = _conn.CreateCommand())
+        {
+            cmd.Transaction = tx;
+            cmd.CommandText = """
+                INSERT INTO raft_snapshot(grp, idx, term, voters, learners) VALUES(@grp, @idx, @term, @voters, @learners)
+                ON CONFLICT(grp) DO UPDATE SET idx = excluded.idx, term = excluded.term, voters = excluded.voters, learners = excluded.learners
+                """;
+            cmd.Parameters.AddWithValue("@grp", group);
+            cmd.Parameters.AddWithValue("@idx", snapshot.Index);
+            cmd.Parameters.AddWithValue("@term", snapshot.Term);
+            cmd.Parameters.AddWithValue("@voters", string.Join(',', snapshot.Voters));
+            cmd.Parameters.AddWithValue("@learners", string.Join(',', snapshot.Learners));
+            cmd.ExecuteNonQuery();
+        }
+        using (var cmd = _conn.CreateCommand())
+        {
+            cmd.Transaction = tx;
+            cmd.CommandText = discardLog ? "DELETE FROM raft_log WHERE grp = @grp" : "DELETE FROM raft_log WHERE grp = @grp AND idx <= @idx";
+            cmd.Parameters.AddWithValue("@grp", group);
+            cmd.Parameters.AddWithValue("@idx", snapshot.Index);
+            cmd.ExecuteNonQuery();
+        }
+        tx.Commit();
+    }
+
+    private int[] ParseIds(int group, string text)
+    {
+        if (text.Length == 0) return [];
+        var parts = text.Split(',');
+        var ids = new int[parts.Length];
+        for (int i = 0; i < parts.Length; i++)
+            if (!int.TryParse(parts[i], System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out ids[i]))
+                throw new StorageCorruptException($"Raft log '{_filePath}', group {group}: snapshot membership '{text}' is malformed.");
+        return ids;
     }
 
     /// <summary>A pragma's value on the writer connection (tests check synchronous and journal_mode).</summary>

@@ -20,10 +20,11 @@ internal sealed class ClusterFixture : IAsyncDisposable
     public string Path { get; }
     public EmbeddedCluster Cluster { get; private set; }
 
-    public static async Task<ClusterFixture> StartAsync(int nodes = 3, int shards = 2, string? path = null)
+    public static async Task<ClusterFixture> StartAsync(int nodes = 3, int shards = 2, string? path = null, Func<ClusterOptions, ClusterOptions>? configure = null)
     {
         path ??= System.IO.Path.Combine(System.IO.Path.GetTempPath(), "repl-test-" + Guid.NewGuid().ToString("N")[..10]);
-        var cluster = await EmbeddedCluster.StartAsync(Options(path, nodes, shards), CancellationToken.None);
+        var options = Options(path, nodes, shards);
+        var cluster = await EmbeddedCluster.StartAsync(configure is null ? options : configure(options), CancellationToken.None);
         await cluster.WaitForLeadersAsync(null, Bound, CancellationToken.None);
         return new ClusterFixture(path, cluster);
     }

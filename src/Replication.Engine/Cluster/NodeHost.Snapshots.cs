@@ -1,0 +1,299 @@
+using System.Buffers.Binary;
+using Replication.Engine.Raft;
+using Replication.Engine.Storage;
+
+namespace Replication.Engine.Cluster;
+
+/// <summary>
+/// Log compaction and snapshot transfer on the node loop thread (Raft paper section 7).
+///
+/// Compaction: once enough applied entries pile up behind a group's last snapshot, the state
+/// machine is made durable (one fsync) and the log is compacted to a point some entries below the
+/// applied index. The state machine itself is the snapshot: nothing is copied.
+///
+/// Sending: when a core asks to send a Snapshot message (a follower needs compacted entries), the
+/// host opens a consistent read of that shard at its current applied index A (A is at least the
+/// compacted index, so it serves just as well and needs no stored copy) and streams it in chunks,
+/// stop-and-wait: one chunk in flight, the next sent on its acknowledgment, the transfer abandoned
+/// (ReportSnapshot false, Raft retries later) if an acknowledgment is late, refused or the node
+/// stops leading. The last chunk carries the metadata at A and a CRC-32C over all chunks.
+///
+/// Receiving: chunks from the current leader are appended to a staging file; on the last one the
+/// CRC is checked, and only then the Snapshot message is stepped into the core. The core decides
+/// whether to take it; if it does, the next Ready carries <see cref="Ready.Snapshot"/> and the host
+/// installs the staged rows (replacing the shard, durable) before it discards the log. A node that
+/// crashes mid-transfer loses only the staging file, which is deleted at start-up.
+/// </summary>
+internal sealed partial class NodeHost
+{
+    private readonly Dictionary<(int Shard, int To), OutgoingSnapshot> _outgoing = new();
+    private readonly Dictionary<int, IncomingSnapshot> _incoming = new();
+
+    private string SnapshotFolder => Path.Combine(_options.DataPath, "snapshots");
+
+    private void MaybeCompact()
+    {
+        List<GroupRuntime>? due = null;
+        foreach (var g in _groups.Values)
+        {
+            long target = g.Core.Applied - _options.SnapshotCatchUpEntries;
+            if (target - g.Core.LastSnapshot.Index >= _options.SnapshotEntries) (due ??= new()).Add(g);
+        }
+        if (due is null) return;
+        _kv!.Flush(); // the log is about to stop being able to replay these entries
+        foreach (var g in due)
+        {
+            g.Core.Compact(g.Core.Applied - _options.SnapshotCatchUpEntries);
+            _logStore!.SaveSnapshot(g.Core.Group, g.Core.LastSnapshot, discardLog: false);
+        }
+    }
+
+    private void StartSnapshotTransfer(GroupRuntime g, RaftMessage request)
+    {
+        int shard = g.Core.Group;
+        AbortSnapshotTransfer((shard, request.To));
+        var reader = _kv!.OpenSnapshot(shard);
+        try
+        {
+            // In the loop, between iterations, the store's applied index is the core's.
+            var metadata = g.Core.MetadataAt(reader.Index);
+            var transfer = new OutgoingSnapshot(reader, metadata, request.To, request.Term,
+                SnapshotChunkCodec.Encode(reader.Rows(), _options.SnapshotChunkBytes).GetEnumerator());
+            _outgoing[(shard, request.To)] = transfer;
+            SendNextChunk(shard, transfer);
+        }
+        catch
+        {
+            reader.Dispose();
+            throw;
+        }
+    }
+
+    private void SendNextChunk(int shard, OutgoingSnapshot t)
+    {
+        byte[] chunk = t.Next!; // the codec yields at least one chunk, and we stop after the last
+        t.Next = t.Chunks.MoveNext() ? t.Chunks.Current : null;
+        t.Crc = Crc32C.Append(t.Crc, chunk);
+        bool last = t.Next is null;
+        t.LastSentAt = _clock.Elapsed;
+        _transport!.Send(new RaftMessage
+        {
+            Type = MessageType.SnapshotChunk,
+            Group = shard,
+            From = Id,
+            To = t.To,
+            Term = t.Term,
+            Index = t.Metadata.Index,
+            LogTerm = t.Metadata.Term,
+            Context = t.Sequence,
+            Commit = last ? 1 : 0,
+            RejectHint = last ? t.Crc : 0,
+            Voters = last ? t.Metadata.Voters : Array.Empty<int>(),
+            Learners = last ? t.Metadata.Learners : Array.Empty<int>(),
+            Entries = new[] { new LogEntry(t.Sequence + 1, t.Metadata.Term, EntryType.Normal, chunk) },
+        });
+        t.SentLast = last;
+    }
+
+    private void OnSnapshotAck(RaftMessage ack)
+    {
+        if (!_outgoing.TryGetValue((ack.Group, ack.From), out var t) || ack.Context != t.Sequence) return;
+        if (ack.Reject)
+        {
+            FinishTransfer(ack.Group, t, succeeded: false);
+            return;
+        }
+        if (t.SentLast)
+        {
+            FinishTransfer(ack.Group, t, succeeded: true);
+            return;
+        }
+        t.Sequence++;
+        SendNextChunk(ack.Group, t);
+    }
+
+    private void FinishTransfer(int shard, OutgoingSnapshot t, bool succeeded)
+    {
+        _outgoing.Remove((shard, t.To));
+        t.Reader.Dispose();
+        if (_groups.TryGetValue(shard, out var g)) g.Core.ReportSnapshot(t.To, succeeded);
+    }
+
+    private void ExpireSnapshotTransfers()
+    {
+        if (_outgoing.Count == 0) return;
+        var now = _clock.Elapsed;
+        foreach (var (key, t) in _outgoing.ToArray())
+            if (now - t.LastSentAt > _options.SnapshotAckTimeout) FinishTransfer(key.Shard, t, succeeded: false);
+    }
+
+    private void AbortSnapshotTransfer((int Shard, int To) key)
+    {
+        if (_outgoing.TryGetValue(key, out var t)) FinishTransfer(key.Shard, t, succeeded: false);
+    }
+
+    /// <summary>Abandons the transfers of one shard (it lost leadership), or of all shards.</summary>
+    private void AbortSnapshotTransfers(int? shard = null)
+    {
+        foreach (var key in _outgoing.Keys.Where(k => shard is null || k.Shard == shard).ToArray()) AbortSnapshotTransfer(key);
+        if (shard is null)
+        {
+            foreach (var incoming in _incoming.Values) incoming.Dispose();
+            _incoming.Clear();
+        }
+    }
+
+    private void OnSnapshotChunk(RaftMessage m)
+    {
+        if (!_groups.TryGetValue(m.Group, out var g) || m.Entries.Count != 1 || m.Term < g.Core.Term)
+        {
+            Ack(m, reject: true);
+            return;
+        }
+        byte[] chunk = m.Entries[0].Data;
+        _incoming.TryGetValue(m.Group, out var staging);
+        if (m.Context == 0)
+        {
+            staging?.Dispose();
+            Directory.CreateDirectory(SnapshotFolder);
+            staging = new IncomingSnapshot(Path.Combine(SnapshotFolder, $"shard-{m.Group}.incoming"), m.From, m.Index, m.LogTerm);
+            _incoming[m.Group] = staging;
+        }
+        else if (staging is null || staging.Leader != m.From || staging.Index != m.Index || staging.Expected != m.Context)
+        {
+            Ack(m, reject: true); // a chunk of a transfer we do not have (lost, restarted, or superseded)
+            return;
+        }
+        staging.Append(chunk);
+        if (m.Commit != 1)
+        {
+            Ack(m, reject: false);
+            return;
+        }
+        staging.Complete();
+        if (staging.Crc != (uint)m.RejectHint)
+        {
+            _options.Log?.Invoke($"node {Id}: snapshot of shard {m.Group} from node {m.From} failed its checksum; discarded");
+            staging.Dispose();
+            _incoming.Remove(m.Group);
+            Ack(m, reject: true);
+            return;
+        }
+        // Verified: hand it to the core, which installs it (via Ready.Snapshot) only if it is news.
+        g.Core.Step(new RaftMessage
+        {
+            Type = MessageType.Snapshot,
+            Group = m.Group,
+            From = m.From,
+            To = Id,
+            Term = m.Term,
+            Index = m.Index,
+            LogTerm = m.LogTerm,
+            Voters = m.Voters,
+            Learners = m.Learners,
+        });
+        Ack(m, reject: false);
+    }
+
+    private void Ack(RaftMessage chunk, bool reject) => _transport!.Send(new RaftMessage
+    {
+        Type = MessageType.SnapshotAck,
+        Group = chunk.Group,
+        From = Id,
+        To = chunk.From,
+        Term = chunk.Term,
+        Context = chunk.Context,
+        Reject = reject,
+    });
+
+    /// <summary>Carries out a Ready's snapshot: state machine first (durable), then the log.</summary>
+    private void InstallSnapshot(GroupRuntime g, SnapshotMetadata snapshot)
+    {
+        int shard = g.Core.Group;
+        if (snapshot.Index == 0)
+        {
+            // A joining node learned its membership from the leader's first append: record it.
+            _logStore!.SaveSnapshot(shard, snapshot, discardLog: false);
+            return;
+        }
+        if (!_incoming.Remove(shard, out var staging) || staging.Index != snapshot.Index || !staging.Completed)
+            throw new InvalidOperationException($"Node {Id}: the core installs a snapshot of shard {shard} at {snapshot.Index} that was not received.");
+        using (staging)
+        {
+            _kv!.InstallSnapshot(shard, snapshot.Index, snapshot.Term, staging.ReadRows());
+        }
+        _logStore!.SaveSnapshot(shard, snapshot, discardLog: true);
+    }
+
+    private void DiscardStagedSnapshots()
+    {
+        if (!Directory.Exists(SnapshotFolder)) return;
+        foreach (var file in Directory.EnumerateFiles(SnapshotFolder, "*.incoming")) File.Delete(file);
+    }
+
+    /// <summary>An outgoing transfer: the consistent read it streams from and where it stands.</summary>
+    private sealed class OutgoingSnapshot(ShardSnapshotReader reader, SnapshotMetadata metadata, int to, long term, IEnumerator<byte[]> chunks)
+    {
+        public ShardSnapshotReader Reader { get; } = reader;
+        public SnapshotMetadata Metadata { get; } = metadata;
+        public int To { get; } = to;
+        public long Term { get; } = term;
+        public IEnumerator<byte[]> Chunks { get; } = chunks;
+        public byte[]? Next { get; set; } = chunks.MoveNext() ? chunks.Current : null;
+        public long Sequence { get; set; }
+        public uint Crc { get; set; }
+        public bool SentLast { get; set; }
+        public TimeSpan LastSentAt { get; set; }
+    }
+
+    /// <summary>An incoming transfer staged in a file of length-prefixed chunks.</summary>
+    private sealed class IncomingSnapshot(string path, int leader, long index, long term) : IDisposable
+    {
+        private FileStream? _file = new(path, FileMode.Create, FileAccess.ReadWrite, FileShare.None);
+
+        public string Path { get; } = path;
+        public int Leader { get; } = leader;
+        public long Index { get; } = index;
+        public long Term { get; } = term;
+        public long Expected { get; private set; }
+        public uint Crc { get; private set; }
+        public bool Completed { get; private set; }
+
+        public void Append(byte[] chunk)
+        {
+            Span<byte> length = stackalloc byte[4];
+            BinaryPrimitives.WriteInt32LittleEndian(length, chunk.Length);
+            _file!.Write(length);
+            _file.Write(chunk);
+            Crc = Crc32C.Append(Crc, chunk);
+            Expected++;
+        }
+
+        public void Complete()
+        {
+            _file!.Flush();
+            Completed = true;
+        }
+
+        /// <summary>The staged rows in order, decoded chunk by chunk (bounded memory).</summary>
+        public IEnumerable<StoredKey> ReadRows()
+        {
+            _file!.Position = 0;
+            var length = new byte[4];
+            while (_file.Position < _file.Length)
+            {
+                _file.ReadExactly(length);
+                var chunk = new byte[BinaryPrimitives.ReadInt32LittleEndian(length)];
+                _file.ReadExactly(chunk);
+                foreach (var row in SnapshotChunkCodec.Decode(chunk)) yield return row;
+            }
+        }
+
+        public void Dispose()
+        {
+            _file?.Dispose();
+            _file = null;
+            File.Delete(Path);
+        }
+    }
+}

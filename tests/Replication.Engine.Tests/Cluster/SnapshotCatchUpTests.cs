@@ -1,0 +1,81 @@
+using Replication.Engine.Cluster;
+using Xunit;
+
+namespace Replication.Engine.Tests.Cluster;
+
+/// <summary>
+/// Log compaction and InstallSnapshot through the real node host (Raft paper section 7): a
+/// replica that was down while the others compacted their logs catches up from a streamed
+/// snapshot, also when it crashes in the middle of receiving one, and restarts from it.
+/// </summary>
+public sealed class SnapshotCatchUpTests
+{
+    private static readonly CancellationToken None = CancellationToken.None;
+
+    private static ClusterOptions SmallSnapshots(ClusterOptions o, int chunkBytes) =>
+        o with { SnapshotEntries = 40, SnapshotCatchUpEntries = 5, SnapshotChunkBytes = chunkBytes };
+
+    private static async Task WriteManyEntries(ClusterFixture f, int from, int count)
+    {
+        // One write per call: every write is its own log entry, so the logs grow past the threshold.
+        for (int i = from; i < from + count; i++) await f.PutAsync($"k{i:D5}", $"v{i}");
+    }
+
+    private static bool CaughtUp(ClusterFixture f, int node)
+    {
+        var nodes = f.Cluster.GetNodes();
+        return nodes.All(n => n.State == NodeState.Running) && nodes.All(n => n.LagEntries == 0)
+            && nodes.Select(n => n.AppliedIndex).Distinct().Count() == 1
+            && f.Cluster.Host(node) is { } host && host.Status.Values.All(s => s.SnapshotIndex > 0);
+    }
+
+    private static List<string> LocalKeys(ClusterFixture f, int node, int shard) =>
+        f.Cluster.Host(node)!.Store.Scan(shard, "").Select(k => $"{k.Key}={k.Value}@{k.Version}").ToList();
+
+    [Fact]
+    public async Task A_replica_behind_a_compacted_log_catches_up_from_a_snapshot_and_restarts_from_it()
+    {
+        await using var f = await ClusterFixture.StartAsync(shards: 1, configure: o => SmallSnapshots(o, 512));
+        await WriteManyEntries(f, 0, 20);
+        await f.Cluster.StopNodeAsync(3, kill: true, None);
+        await WriteManyEntries(f, 20, 150);
+        ClusterFixture.Eventually(() => f.Cluster.Host(1)!.Status[0].SnapshotIndex > 0 && f.Cluster.Host(2)!.Status[0].SnapshotIndex > 0,
+            "the running replicas compacted their logs");
+
+        await f.Cluster.StartNodeAsync(3, None);
+        ClusterFixture.Eventually(() => CaughtUp(f, 3), "node 3 caught up from a snapshot");
+        int leader = f.Cluster.GetShards()[0].Leader;
+        Assert.Equal(LocalKeys(f, leader, 0), LocalKeys(f, 3, 0));
+        Assert.Equal(170, LocalKeys(f, 3, 0).Count);
+
+        // Its own files now start at the snapshot: it restarts from them, and keeps replicating.
+        await f.Cluster.StopNodeAsync(3, kill: true, None);
+        await f.Cluster.StartNodeAsync(3, None);
+        await WriteManyEntries(f, 170, 10);
+        ClusterFixture.Eventually(() => CaughtUp(f, 3), "node 3 caught up after its restart");
+        Assert.Equal(LocalKeys(f, f.Cluster.GetShards()[0].Leader, 0), LocalKeys(f, 3, 0));
+    }
+
+    [Fact]
+    public async Task A_replica_killed_while_receiving_a_snapshot_gets_it_again_after_restart()
+    {
+        // Tiny chunks: one row per chunk, so the transfer takes long enough to be interrupted.
+        await using var f = await ClusterFixture.StartAsync(shards: 1, configure: o => SmallSnapshots(o, 64));
+        await f.Cluster.StopNodeAsync(3, kill: true, None);
+        var batch = Enumerable.Range(0, 3000).Select(i => new KeyWrite($"bulk{i:D5}", new string('x', 20))).ToArray();
+        Assert.All(await f.Cluster.WriteAsync(batch, WriteConcern.Majority, ClusterFixture.Bound, None), r => Assert.Null(r.Error));
+        await WriteManyEntries(f, 0, 60);
+        ClusterFixture.Eventually(() => f.Cluster.Host(1)!.Status[0].SnapshotIndex > 0 && f.Cluster.Host(2)!.Status[0].SnapshotIndex > 0,
+            "the running replicas compacted their logs");
+
+        string staging = Path.Combine(f.Path, "node-3", "snapshots", "shard-0.incoming");
+        await f.Cluster.StartNodeAsync(3, None);
+        ClusterFixture.Eventually(() => File.Exists(staging), "node 3 started receiving the snapshot");
+        await f.Cluster.StopNodeAsync(3, kill: true, None);
+
+        await f.Cluster.StartNodeAsync(3, None);
+        ClusterFixture.Eventually(() => CaughtUp(f, 3), "node 3 caught up after the interrupted transfer");
+        Assert.Equal(LocalKeys(f, f.Cluster.GetShards()[0].Leader, 0), LocalKeys(f, 3, 0));
+        Assert.Equal(3060, LocalKeys(f, 3, 0).Count);
+    }
+}
