@@ -45,14 +45,23 @@ public sealed partial class RaftNode
     private bool QuorumActive() =>
         _voters.Count(v => v == Id || (_progress.TryGetValue(v, out var pr) && pr.RecentActive)) >= Quorum;
 
+    /// <summary>How a campaign starts: a pre-vote trial, a real election, or a real election the leader asked for.</summary>
+    private enum CampaignKind { PreElection, Election, Transfer }
+
     /// <summary>
     /// Starts an election: a pre-vote first when enabled (thesis 9.6), unless the leader asked us to
     /// take over (TimeoutNow), in which case a real election with the transfer context.
     /// </summary>
-    private void Campaign(bool transfer, string reason)
+    private void Campaign(bool transfer, string reason) =>
+        Campaign(transfer ? CampaignKind.Transfer : _cfg.PreVote ? CampaignKind.PreElection : CampaignKind.Election, reason);
+
+    private void Campaign(CampaignKind kind, string reason)
     {
         if (!IsPromotable) return;
-        bool pre = _cfg.PreVote && !transfer;
+        // A won pre-vote must lead to the real election. (Bug fixed: "pre-vote won" used to call
+        // Campaign(transfer: false), which with PreVote on started another pre-vote: a single voter
+        // recursed until the stack overflowed, and larger groups pre-voted forever, never electing.)
+        bool pre = kind == CampaignKind.PreElection;
         long voteTerm;
         if (pre)
         {
@@ -67,7 +76,7 @@ public sealed partial class RaftNode
         if (RecordVote(Id, granted: true) == VoteResult.Won)
         {
             // Single-voter group: we already have a quorum.
-            if (pre) Campaign(transfer: false, reason: "pre-vote won");
+            if (pre) Campaign(CampaignKind.Election, reason: "pre-vote won");
             else BecomeLeaderAndAnnounce();
             return;
         }
@@ -81,7 +90,7 @@ public sealed partial class RaftNode
                 Term = voteTerm,
                 Index = _log.LastIndex,
                 LogTerm = _log.LastTerm,
-                Context = transfer ? CampaignTransferContext : 0,
+                Context = kind == CampaignKind.Transfer ? CampaignTransferContext : 0,
             });
         }
     }
@@ -130,7 +139,7 @@ public sealed partial class RaftNode
                 switch (RecordVote(m.From, !m.Reject))
                 {
                     case VoteResult.Won:
-                        if (Role == RaftRole.PreCandidate) Campaign(transfer: false, reason: "pre-vote won");
+                        if (Role == RaftRole.PreCandidate) Campaign(CampaignKind.Election, reason: "pre-vote won");
                         else BecomeLeaderAndAnnounce();
                         break;
                     case VoteResult.Lost:
