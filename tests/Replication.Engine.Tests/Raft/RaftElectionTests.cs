@@ -71,7 +71,8 @@ public sealed class RaftElectionTests
     [InlineData(false)]
     public void CandidateWithStaleLogCannotWin(bool preVote)
     {
-        var net = new RaftTestNetwork(3, configure: c => c with { PreVote = preVote }, initial: id =>
+        // Check-quorum off: voters then answer at once, so only the log comparison can refuse node 1.
+        var net = new RaftTestNetwork(3, configure: c => c with { PreVote = preVote, CheckQuorum = false }, initial: id =>
             (new HardState(2, 0, 1), id == 1 ? RaftTestNetwork.Log(1) : RaftTestNetwork.Log(1, 2)));
         for (int t = 0; t < 60; t++)
         {
@@ -79,6 +80,8 @@ public sealed class RaftElectionTests
             net.DeliverAll();
             Assert.NotEqual(RaftRole.Leader, net.Nodes[1].Role);
         }
+        Assert.Contains(net.Delivered, m => m.From == 2 && m.To == 1 && m.Reject
+            && m.Type is MessageType.VoteResponse or MessageType.PreVoteResponse);
         Assert.NotEqual(1, net.Nodes[2].Vote);
         Assert.NotEqual(1, net.Nodes[3].Vote);
         if (preVote) Assert.Equal(2, net.Nodes[2].Term); // pre-vote failed: no term was raised anywhere

@@ -113,6 +113,58 @@ public sealed class RaftReadAndTransferTests
         }
     }
 
+    // Reference: thesis 6.4.1 (leases rest on voters refusing votes for an election timeout after
+    // hearing from the leader) and 4.2.3. A voter that acknowledged the leader's heartbeat and then
+    // restarted has forgotten that it heard from a leader; it must still not help elect another
+    // leader while the old leader's lease can be valid.
+    [Theory]
+    [InlineData(61)]
+    [InlineData(62)]
+    [InlineData(63)]
+    public void RestartedVoterDoesNotLetANewLeaderOverlapTheLease(int seed)
+    {
+        var net = new RaftTestNetwork(3, seed: seed);
+        int old = net.WaitForLeader();
+        int a = net.VoterIds.First(id => id != old);
+        int b = net.VoterIds.Last(id => id != old);
+        net.Cut(old, b); // b no longer hears the leader; the leader keeps its lease through a
+        net.Run(12); // b has timed out and is pre-voting; a, in the lease, ignores it
+        Assert.True(net.Nodes[old].LeaseReadIndex() >= 0);
+        Assert.Equal(old, net.CurrentLeader());
+        bool newLeaderSeen = false;
+        for (int t = 0; t < 100 && !newLeaderSeen; t++)
+        {
+            if (t == 5)
+            {
+                // a restarts right after acknowledging, and the leader is cut off from everyone.
+                net.Crash(a);
+                net.Restart(a);
+                net.Isolate(old);
+            }
+            foreach (int id in net.AllIds)
+            {
+                net.Tick(id);
+                CheckLease();
+            }
+            for (int r = 0; r < 50 && net.Queue.Count > 0; r++)
+            {
+                var m = net.Queue[0];
+                net.DeliverWhere(x => ReferenceEquals(x, m));
+                CheckLease();
+            }
+        }
+        Assert.True(newLeaderSeen);
+
+        void CheckLease()
+        {
+            if (net.Nodes.Any(kv => kv.Key != old && kv.Value.Role == RaftRole.Leader && kv.Value.Term > net.Nodes[old].Term))
+            {
+                newLeaderSeen = true;
+                Assert.Equal(-1, net.Nodes[old].LeaseReadIndex());
+            }
+        }
+    }
+
     // Reference: thesis 3.10 (leadership transfer to an up-to-date follower: TimeoutNow, it wins the
     // next term, nothing committed is lost).
     [Fact]
