@@ -45,6 +45,9 @@ public sealed partial class RaftNode
     private bool QuorumActive() =>
         _voters.Count(v => v == Id || (_progress.TryGetValue(v, out var pr) && pr.RecentActive)) >= Quorum;
 
+    /// <summary>How a campaign starts: a pre-vote trial, a real election, or a real election the leader asked for.</summary>
+    private enum CampaignKind { PreElection, Election, Transfer }
+
     /// <summary>
     /// Starts an election: a pre-vote first when enabled (thesis 9.6), unless the leader asked us to
     /// take over (TimeoutNow), in which case a real election with the transfer context.
@@ -147,9 +150,6 @@ public sealed partial class RaftNode
     }
 
     private enum VoteResult { Pending, Won, Lost }
-
-    /// <summary>A pre-vote round, a real election, or a real election asked for by the leader (TimeoutNow).</summary>
-    private enum CampaignKind { PreElection, Election, Transfer }
 
     private VoteResult RecordVote(int from, bool granted)
     {

@@ -128,7 +128,13 @@ public sealed partial class RaftNode
             if (m.Type is MessageType.Vote or MessageType.PreVote)
             {
                 bool force = m.Context == CampaignTransferContext;
-                bool inLease = _cfg.CheckQuorum && Leader != 0 && _electionElapsed < _cfg.ElectionTicks;
+                // A node also counts as "in lease" for its first election timeout after (re)starting: it
+                // may have acknowledged a leader's heartbeat just before a crash, and that leader's lease
+                // (RaftNode.Read.cs) relies on it refusing votes for an election timeout afterwards.
+                // (Bug fixed: a restarted voter granted votes at once, so a new leader could be elected
+                // while the old one still served lease reads.)
+                bool recentlyStarted = _ticks < _cfg.ElectionTicks;
+                bool inLease = _cfg.CheckQuorum && ((Leader != 0 && _electionElapsed < _cfg.ElectionTicks) || recentlyStarted);
                 // Thesis 4.2.3: a server that heard from a leader within the minimum election timeout
                 // ignores vote requests, so a removed or partitioned server cannot depose a live leader.
                 if (!force && inLease) return;

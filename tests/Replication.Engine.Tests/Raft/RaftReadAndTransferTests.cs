@@ -1,0 +1,239 @@
+using Replication.Engine.Raft;
+using Xunit;
+
+namespace Replication.Engine.Tests.Raft;
+
+/// <summary>ReadIndex, lease reads and leader transfer.</summary>
+public sealed class RaftReadAndTransferTests
+{
+    // Reference: thesis 6.4 (ReadIndex: the read index is the commit index when the request arrives,
+    // released only after a heartbeat round sent after that is acknowledged by a majority).
+    [Fact]
+    public void ReadIndexIsReleasedOnlyAfterAQuorumHeartbeatRound()
+    {
+        var net = new RaftTestNetwork(3, seed: 31);
+        int leader = net.WaitForLeader();
+        net.Propose(leader, "cmd-1");
+        net.Run(2);
+        // An earlier heartbeat round is in flight; its acknowledgments must not release the read.
+        net.Tick(leader);
+        net.DeliverWhere(m => m.Type == MessageType.Heartbeat);
+        long commitAtRequest = net.Nodes[leader].Committed;
+        Assert.True(net.Nodes[leader].ReadIndex(42));
+        net.ProcessReady(leader);
+        net.DeliverWhere(m => m.Type == MessageType.HeartbeatResponse);
+        Assert.DoesNotContain(net.Disks[leader].ReadStates, r => r.Context == 42);
+
+        net.DeliverAll();
+        Assert.Contains(new ReadState(42, commitAtRequest), net.Disks[leader].ReadStates);
+    }
+
+    // Reference: thesis 6.4 step 1 (a new leader cannot know the commit index until it committed an
+    // entry of its own term, so reads wait for that).
+    [Fact]
+    public void NewLeaderDefersReadsUntilItsTermsFirstEntryCommits()
+    {
+        var net = new RaftTestNetwork(3, initial: _ => (new HardState(1, 0, 1), RaftTestNetwork.Log(1, 1)));
+        net.Intercept = m => m.Type == MessageType.AppendResponse ? null : m;
+        net.ElectByTicking(1);
+        var lead = net.Nodes[1];
+        Assert.Equal(RaftRole.Leader, lead.Role);
+        long noop = lead.LastIndex;
+        Assert.True(lead.ReadIndex(7));
+        net.ProcessReady(1);
+        net.Run(5); // heartbeats are acknowledged, but the no-op cannot commit
+        Assert.True(lead.Committed < noop);
+        Assert.Empty(net.Disks[1].ReadStates);
+
+        net.Intercept = null;
+        net.Run(2);
+        var read = Assert.Single(net.Disks[1].ReadStates);
+        Assert.Equal(7, read.Context);
+        Assert.True(read.Index >= noop, $"read released at {read.Index}, before the no-op {noop}");
+    }
+
+    // Reference: thesis 6.4 (a leader that cannot reach a majority cannot confirm leadership, so it
+    // never answers a read; another leader may have committed newer writes).
+    [Fact]
+    public void PartitionedOldLeaderNeverReleasesARead()
+    {
+        var net = new RaftTestNetwork(3, seed: 33);
+        int old = net.WaitForLeader();
+        net.Isolate(old);
+        Assert.True(net.Nodes[old].ReadIndex(9));
+        net.ProcessReady(old);
+        net.Run(40);
+        int fresh = net.WaitForLeader();
+        Assert.NotEqual(old, fresh);
+        net.Propose(fresh, "cmd-newer");
+        net.Run(2);
+        net.Heal();
+        net.Run(10);
+        Assert.DoesNotContain(net.Disks[old].ReadStates, r => r.Context == 9);
+    }
+
+    // Reference: thesis 6.4.1 (leases): with equal tick rates, whenever another node leads a higher
+    // term, the cut-off old leader's LeaseReadIndex() is -1; and a healthy leader does hold a lease.
+    [Theory]
+    [InlineData(3, 41)]
+    [InlineData(3, 42)]
+    [InlineData(5, 43)]
+    [InlineData(5, 44)]
+    public void DeposedLeaderHasNoLeaseOnceAnotherLeaderCanExist(int voters, int seed)
+    {
+        var net = new RaftTestNetwork(voters, seed: seed);
+        int old = net.WaitForLeader();
+        net.Run(3);
+        Assert.True(net.Nodes[old].LeaseReadIndex() >= 0, "a healthy leader holds a lease");
+        net.Isolate(old);
+        bool newLeaderSeen = false;
+        for (int t = 0; t < 200 && !newLeaderSeen; t++)
+        {
+            foreach (int id in net.AllIds)
+            {
+                net.Tick(id);
+                CheckLease();
+            }
+            for (int r = 0; r < 50 && net.Queue.Count > 0; r++)
+            {
+                var m = net.Queue[0];
+                net.DeliverWhere(x => ReferenceEquals(x, m));
+                CheckLease();
+            }
+        }
+        Assert.True(newLeaderSeen);
+
+        void CheckLease()
+        {
+            if (net.Nodes.Any(kv => kv.Key != old && kv.Value.Role == RaftRole.Leader && kv.Value.Term > net.Nodes[old].Term))
+            {
+                newLeaderSeen = true;
+                Assert.Equal(-1, net.Nodes[old].LeaseReadIndex());
+            }
+        }
+    }
+
+    // Reference: thesis 6.4.1 (leases rest on voters refusing votes for an election timeout after
+    // hearing from the leader) and 4.2.3. A voter that acknowledged the leader's heartbeat and then
+    // restarted has forgotten that it heard from a leader; it must still not help elect another
+    // leader while the old leader's lease can be valid.
+    [Theory]
+    [InlineData(61)]
+    [InlineData(62)]
+    [InlineData(63)]
+    public void RestartedVoterDoesNotLetANewLeaderOverlapTheLease(int seed)
+    {
+        var net = new RaftTestNetwork(3, seed: seed);
+        int old = net.WaitForLeader();
+        int a = net.VoterIds.First(id => id != old);
+        int b = net.VoterIds.Last(id => id != old);
+        net.Cut(old, b); // b no longer hears the leader; the leader keeps its lease through a
+        net.Run(12); // b has timed out and is pre-voting; a, in the lease, ignores it
+        Assert.True(net.Nodes[old].LeaseReadIndex() >= 0);
+        Assert.Equal(old, net.CurrentLeader());
+        bool newLeaderSeen = false;
+        for (int t = 0; t < 100 && !newLeaderSeen; t++)
+        {
+            if (t == 5)
+            {
+                // a restarts right after acknowledging, and the leader is cut off from everyone.
+                net.Crash(a);
+                net.Restart(a);
+                net.Isolate(old);
+            }
+            foreach (int id in net.AllIds)
+            {
+                net.Tick(id);
+                CheckLease();
+            }
+            for (int r = 0; r < 50 && net.Queue.Count > 0; r++)
+            {
+                var m = net.Queue[0];
+                net.DeliverWhere(x => ReferenceEquals(x, m));
+                CheckLease();
+            }
+        }
+        Assert.True(newLeaderSeen);
+
+        void CheckLease()
+        {
+            if (net.Nodes.Any(kv => kv.Key != old && kv.Value.Role == RaftRole.Leader && kv.Value.Term > net.Nodes[old].Term))
+            {
+                newLeaderSeen = true;
+                Assert.Equal(-1, net.Nodes[old].LeaseReadIndex());
+            }
+        }
+    }
+
+    // Reference: thesis 3.10 (leadership transfer to an up-to-date follower: TimeoutNow, it wins the
+    // next term, nothing committed is lost).
+    [Fact]
+    public void TransferToCaughtUpFollowerMakesItLeaderAndLosesNothing()
+    {
+        var net = new RaftTestNetwork(3, seed: 51);
+        int old = net.WaitForLeader();
+        net.Propose(old, "cmd-1");
+        net.Run(2);
+        int target = net.VoterIds.First(id => id != old);
+        long term = net.Nodes[old].Term;
+        Assert.True(net.Nodes[old].TransferLeadership(target));
+        net.ProcessReady(old);
+        net.DeliverAll();
+        Assert.Equal(target, net.CurrentLeader());
+        Assert.Equal(term + 1, net.Nodes[target].Term);
+        net.Propose(target, "cmd-2");
+        net.Run(2);
+        Assert.All(net.VoterIds, id => Assert.Equal(new[] { "cmd-1", "cmd-2" }, net.AppliedCommands(id)));
+    }
+
+    // Reference: thesis 3.10 (the leader first brings a lagging target up to date, refusing new
+    // proposals meanwhile, and only then sends TimeoutNow).
+    [Fact]
+    public void TransferToLaggingFollowerCatchesItUpFirstAndRefusesProposals()
+    {
+        var net = new RaftTestNetwork(3, seed: 52);
+        int old = net.WaitForLeader();
+        int target = net.VoterIds.First(id => id != old);
+        net.CutOneWay(old, target);
+        for (int i = 0; i < 5; i++) net.Propose(old, $"cmd-{i}");
+        net.DeliverAll();
+        Assert.True(net.Nodes[target].LastIndex < net.Nodes[old].LastIndex);
+        net.Heal();
+
+        Assert.True(net.Nodes[old].TransferLeadership(target));
+        Assert.Equal(0, net.Propose(old, "cmd-refused"));
+        net.ProcessReady(old);
+        int before = net.Delivered.Count;
+        net.DeliverAll();
+        var sent = net.Delivered.Skip(before).Where(m => m.From == old && m.To == target).ToList();
+        int catchUp = sent.FindIndex(m => m.Type == MessageType.Append && m.Entries.Count > 0);
+        int timeoutNow = sent.FindIndex(m => m.Type == MessageType.TimeoutNow);
+        Assert.True(catchUp >= 0 && timeoutNow > catchUp, "TimeoutNow must follow the catch-up append");
+        Assert.Equal(target, net.CurrentLeader());
+        net.Run(2);
+        Assert.All(net.VoterIds, id => Assert.Equal(Enumerable.Range(0, 5).Select(i => $"cmd-{i}"), net.AppliedCommands(id)));
+    }
+
+    // Reference: thesis 3.10 (a transfer that does not complete within an election timeout is
+    // aborted and the leader resumes accepting requests).
+    [Fact]
+    public void TransferToUnreachableTargetAbortsAfterAnElectionTimeout()
+    {
+        var net = new RaftTestNetwork(3, seed: 53);
+        int old = net.WaitForLeader();
+        int target = net.VoterIds.First(id => id != old);
+        net.Isolate(target);
+        Assert.True(net.Nodes[old].TransferLeadership(target));
+        Assert.Equal(target, net.Nodes[old].LeadTransferee);
+        Assert.Equal(0, net.Propose(old, "cmd-refused"));
+        Assert.Equal(-1, net.Nodes[old].LeaseReadIndex());
+        int ticks = 0;
+        for (; ticks < 30 && net.Nodes[old].LeadTransferee != 0; ticks++) net.Run(1);
+        Assert.Equal(0, net.Nodes[old].LeadTransferee);
+        Assert.True(ticks <= 10, $"aborted after {ticks} ticks");
+        Assert.Equal(RaftRole.Leader, net.Nodes[old].Role);
+        Assert.True(net.Propose(old, "cmd-accepted") > 0);
+        net.Run(2);
+        Assert.Contains("cmd-accepted", net.AppliedCommands(old));
+    }
+}
