@@ -117,6 +117,8 @@ public sealed partial class EmbeddedCluster : IReplicationCluster
         ElectionTicks = _options.ElectionTicks,
         HeartbeatTicks = _options.HeartbeatTicks,
         Seed = _options.Seed,
+        ClusterKey = Key,
+        ClientHandler = this,
     };
 
     private async Task StartNodeCoreAsync(int id, CancellationToken cancellationToken)
