@@ -183,14 +183,9 @@ internal sealed class ClientSession
             }
             more = keys.Count >= cursor.PageSize || bytes >= PageBytes;
         }
-        catch
-        {
-            more = false;
-            throw;
-        }
         finally
         {
-            cursor.Gate.Release();
+            cursor.Gate.Release(); // on an exception "more" is still false: the failed cursor is closed
             if (!more && _scans.TryRemove(scanId, out var done)) await done.DisposeAsync().ConfigureAwait(false);
         }
         return new ScanPageResponse(id, type, scanId, more, keys);
