@@ -13,6 +13,8 @@
     FormatsToProcess     = @('module/Replication.format.ps1xml')
     CmdletsToExport      = @(
         'New-ReplicationCluster'
+        'Connect-ReplicationCluster'
+        'Disconnect-ReplicationCluster'
         'Get-ReplicationCluster'
         'Remove-ReplicationCluster'
         'Get-ReplicationNode'

@@ -18,4 +18,8 @@ public static class ErrorIds
     public const string KeyNotFound = "KeyNotFound";
     /// <summary>-Timeout was zero or negative.</summary>
     public const string InvalidTimeout = "InvalidTimeout";
+    /// <summary>The operation needs the nodes in this process (Remove-ReplicationCluster on a remote cluster); same id as the engine's.</summary>
+    public const string NotSupportedRemotely = "NotSupportedRemotely";
+    /// <summary>Disconnect-ReplicationCluster on an embedded cluster (nothing to disconnect).</summary>
+    public const string NotSupportedEmbedded = "NotSupportedEmbedded";
 }

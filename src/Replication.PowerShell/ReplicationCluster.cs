@@ -35,8 +35,8 @@ public sealed class ReplicationCluster
     /// <summary>When this session created or connected the cluster.</summary>
     public DateTimeOffset Created { get; }
 
-    /// <summary>"Running", or "Removed" once Remove-ReplicationCluster stopped it.</summary>
-    public string State => Engine.IsRunning ? "Running" : "Removed";
+    /// <summary>"Running", or "Removed" once Remove-ReplicationCluster stopped it ("Disconnected" for a remote cluster after Disconnect-ReplicationCluster).</summary>
+    public string State => Engine.IsRunning ? "Running" : Mode == ClusterMode.Remote ? "Disconnected" : "Removed";
 
     /// <summary>Status of every node now; empty once the cluster was removed.</summary>
     public ReplicationNode[] Nodes => TryRead(() => Engine.GetNodes().ToArray(), Array.Empty<ReplicationNode>());

@@ -24,5 +24,6 @@ function Get-LeadingNodeId {
 }
 
 function Remove-AllReplicationClusters {
+    Get-ReplicationCluster | Where-Object Mode -EQ 'Remote' | Disconnect-ReplicationCluster
     Get-ReplicationCluster | Remove-ReplicationCluster -DeleteData -Confirm:$false
 }

@@ -10,7 +10,7 @@ Describe 'Module surface' -Tag Unit {
         $module = Get-Module Replication
         $module.Version | Should -Be ([version](Import-PowerShellDataFile $Manifest).ModuleVersion)
         @($module.ExportedCmdlets.Keys | Sort-Object) | Should -Be @(
-            'Get-ReplicationCluster', 'Get-ReplicationKey', 'Get-ReplicationNode', 'New-ReplicationCluster',
+            'Connect-ReplicationCluster', 'Disconnect-ReplicationCluster', 'Get-ReplicationCluster', 'Get-ReplicationKey', 'Get-ReplicationNode', 'New-ReplicationCluster',
             'Remove-ReplicationCluster', 'Remove-ReplicationKey', 'Set-ReplicationKey', 'Start-ReplicationNode',
             'Stop-ReplicationNode', 'Wait-ReplicationLeader')
         $module.ExportedFunctions.Count | Should -Be 0
@@ -18,7 +18,9 @@ Describe 'Module surface' -Tag Unit {
     }
 
     It '<Name> has the parameters <Expected>' -ForEach @(
-        @{ Name = 'New-ReplicationCluster'; Expected = 'Confirm,Name,NodeCount,Path,ReplicationFactor,ShardCount,WhatIf' }
+        @{ Name = 'New-ReplicationCluster'; Expected = 'ClusterSecret,Confirm,Name,NodeCount,Path,ReplicationFactor,ShardCount,WhatIf' }
+        @{ Name = 'Connect-ReplicationCluster'; Expected = 'ClusterSecret,Credential,Endpoint,Name' }
+        @{ Name = 'Disconnect-ReplicationCluster'; Expected = 'Cluster' }
         @{ Name = 'Get-ReplicationCluster'; Expected = 'Name' }
         @{ Name = 'Remove-ReplicationCluster'; Expected = 'Cluster,Confirm,DeleteData,WhatIf' }
         @{ Name = 'Get-ReplicationNode'; Expected = 'Cluster,Id' }

@@ -28,6 +28,12 @@ public sealed record ClusterOptions
     public int ElectionTicks { get; init; } = 15;
     /// <summary>Heartbeat interval in ticks.</summary>
     public int HeartbeatTicks { get; init; } = 3;
+    /// <summary>
+    /// Shared secret every node and client must prove it knows (HMAC challenge, never sent). Null =
+    /// a random 32-byte secret per start, kept in memory only (no remote client can connect then).
+    /// Its ToString is redacted, so printing these options never shows it.
+    /// </summary>
+    public Transport.ClusterSecret? ClusterSecret { get; init; }
     /// <summary>Seed for election-timeout randomness; null = random.</summary>
     public int? Seed { get; init; }
     /// <summary>Compact a shard's Raft log once this many applied entries lie behind its last snapshot.</summary>

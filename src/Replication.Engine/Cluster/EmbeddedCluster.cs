@@ -123,6 +123,8 @@ public sealed partial class EmbeddedCluster : IReplicationCluster
         SnapshotEntries = _options.SnapshotEntries,
         SnapshotCatchUpEntries = _options.SnapshotCatchUpEntries,
         SnapshotChunkBytes = _options.SnapshotChunkBytes,
+        ClusterKey = Key,
+        ClientHandler = this,
     };
 
     /// <summary>The running host of node <paramref name="id"/>, or null when stopped (for engine tests).</summary>

@@ -74,7 +74,7 @@ internal sealed partial class NodeHost : IAsyncDisposable
             };
             _groups[shard] = new GroupRuntime(new RaftNode(config, stored.State, stored.Entries, stored.Snapshot));
         }
-        _transport = new TcpTransport(Id, _options.ClusterId, listen, OnMessage);
+        _transport = new TcpTransport(Id, _options.ClusterId, _options.ClusterKey, listen, OnMessage, _options.Log, _options.ClientHandler);
         await _transport.StartAsync(cancellationToken).ConfigureAwait(false);
         PublishStatus();
         _thread = new Thread(Loop) { IsBackground = true, Name = $"replication-node-{Id}" };

@@ -6,6 +6,10 @@ internal sealed record NodeHostOptions
     public required int NodeId { get; init; }
     public required Guid ClusterId { get; init; }
     public required string DataPath { get; init; }
+    /// <summary>Every connection to and from this node authenticates with it.</summary>
+    public required Transport.ClusterKey ClusterKey { get; init; }
+    /// <summary>Serves authenticated client connections; null = the node refuses clients.</summary>
+    public Client.IClientRequestHandler? ClientHandler { get; init; }
     /// <summary>Shard id to its voting members, for every shard this node hosts.</summary>
     public required IReadOnlyDictionary<int, IReadOnlyList<int>> Groups { get; init; }
     public TimeSpan TickInterval { get; init; } = TimeSpan.FromMilliseconds(10);

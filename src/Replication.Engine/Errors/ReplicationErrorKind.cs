@@ -10,4 +10,6 @@ public enum ReplicationErrorKind
     Conflict,
     Unavailable,
     Corrupt,
+    /// <summary>The peer could not prove it knows the cluster secret (or we could not).</summary>
+    Unauthorized,
 }

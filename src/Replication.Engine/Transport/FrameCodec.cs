@@ -7,7 +7,7 @@ namespace Replication.Engine.Transport;
 /// <c>[u32 payload length LE][u8 version][u8 type][u32 CRC-32C of payload LE]</c> then the payload.
 /// The header is validated as a whole before any payload buffer is allocated, so a hostile
 /// length can cost at most <see cref="MaxPayloadSize"/> bytes, and less where the caller passes
-/// a smaller limit (the listener allows only a Hello-sized frame before the handshake).
+/// a smaller limit (the listener allows only Hello- and proof-sized frames before the handshake completes).
 /// Stateless and thread-safe.
 /// </summary>
 public static class FrameCodec
@@ -15,8 +15,8 @@ public static class FrameCodec
     /// <summary>Size of the fixed header.</summary>
     public const int HeaderSize = 10;
 
-    /// <summary>The only protocol version this build speaks. A peer with another version is rejected, not negotiated with.</summary>
-    public const byte ProtocolVersion = 1;
+    /// <summary>The only protocol version this build speaks (2: authenticated handshake and client frames). A peer with another version is rejected, not negotiated with.</summary>
+    public const byte ProtocolVersion = 2;
 
     /// <summary>
     /// Largest payload accepted or produced (16 MiB). Large enough for a generous batch of
@@ -85,5 +85,6 @@ public static class FrameCodec
     }
 
     // Explicit list rather than Enum.IsDefined: cheap, and a new FrameType must be added here on purpose.
-    private static bool IsKnown(byte type) => type is (byte)FrameType.Hello or (byte)FrameType.Raft;
+    private static bool IsKnown(byte type) => type is (byte)FrameType.Hello or (byte)FrameType.Raft or (byte)FrameType.Challenge
+        or (byte)FrameType.Proof or (byte)FrameType.ClientRequest or (byte)FrameType.ClientResponse;
 }

@@ -4,9 +4,9 @@ using System.Net.Sockets;
 namespace Replication.Engine.Transport;
 
 /// <summary>
-/// One established, handshaken connection to a peer (the dialer's side). The sender loop is the
-/// only writer. A watcher reads the socket for as long as it is open: in protocol version 1 the
-/// listener never sends anything, so end-of-stream or any byte means the connection is gone or
+/// One established, authenticated connection to a peer (the dialer's side). The sender loop is the
+/// only writer. A watcher reads the socket for as long as it is open: after the handshake the
+/// listener of a node-to-node connection never sends anything, so end-of-stream or any byte means the connection is gone or
 /// broken, and it is closed at once. That lets the sender reconnect before the next frame
 /// instead of losing it to a dead socket. <see cref="Dispose"/> is idempotent and may be called
 /// from any thread (endpoint change, transport disposal) while the sender is writing; the
@@ -31,11 +31,12 @@ internal sealed class OutboundConnection : IDisposable
     public bool IsClosed => Volatile.Read(ref _closed) != 0;
 
     /// <summary>
-    /// Connects to <paramref name="endPoint"/> with TCP_NODELAY, sends <paramref name="hello"/>
-    /// and starts the close watcher. Throws on any failure (the caller counts and backs off);
-    /// the socket is closed in that case.
+    /// Connects to <paramref name="endPoint"/> with TCP_NODELAY, runs the authenticated handshake
+    /// (<see cref="Handshake.DialAsync"/>: <paramref name="hello"/> with a fresh nonce, the listener
+    /// must prove it knows <paramref name="key"/> before anything else is sent) and starts the close
+    /// watcher. Throws on any failure (the caller counts and backs off); the socket is closed then.
     /// </summary>
-    public static async Task<OutboundConnection> ConnectAsync(IPEndPoint endPoint, HelloFrame hello, TimeSpan timeout, CancellationToken cancellationToken)
+    public static async Task<OutboundConnection> ConnectAsync(IPEndPoint endPoint, HelloFrame hello, ClusterKey key, TimeSpan timeout, CancellationToken cancellationToken)
     {
         var socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
         OutboundConnection? connection = null;
@@ -45,7 +46,9 @@ internal sealed class OutboundConnection : IDisposable
             deadline.CancelAfter(timeout);
             await socket.ConnectAsync(endPoint, deadline.Token).ConfigureAwait(false);
             connection = new OutboundConnection(socket, endPoint);
-            await connection.Writer.WriteHelloAsync(hello, deadline.Token).ConfigureAwait(false);
+            using (var reader = new FrameReader(connection._stream))
+                await Handshake.DialAsync(connection._stream, reader, hello with { Nonce = HandshakeNonce.Create() },
+                    id => id == hello.ClusterId ? key : null, deadline.Token).ConfigureAwait(false);
             _ = connection.WatchAsync();
             return connection;
         }

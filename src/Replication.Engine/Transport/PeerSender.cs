@@ -30,11 +30,12 @@ internal sealed class PeerSender
 {
     internal static readonly TimeSpan MinBackoff = TimeSpan.FromMilliseconds(50);
     internal static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(1);
-    internal static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(2);
+    internal static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(3); // connect plus the handshake round trip
     internal const int TargetFrameBytes = 1024 * 1024;
 
     private readonly int _peerId;
     private readonly HelloFrame _hello;
+    private readonly ClusterKey _key;
     private readonly TransportCounters _counters;
     private readonly Action<string> _log;
     private readonly Channel<RaftMessage> _queue;
@@ -42,8 +43,9 @@ internal sealed class PeerSender
     private volatile IPEndPoint _endPoint;
     private volatile OutboundConnection? _connection;
 
-    public PeerSender(int peerId, IPEndPoint endPoint, HelloFrame hello, TransportCounters counters, Action<string> log)
+    public PeerSender(int peerId, IPEndPoint endPoint, HelloFrame hello, ClusterKey key, TransportCounters counters, Action<string> log)
     {
+        _key = key;
         _peerId = peerId;
         _endPoint = endPoint;
         _hello = hello;
@@ -107,7 +109,7 @@ internal sealed class PeerSender
                     var endPoint = _endPoint;
                     try
                     {
-                        connection = await OutboundConnection.ConnectAsync(endPoint, _hello, ConnectTimeout, ct).ConfigureAwait(false);
+                        connection = await OutboundConnection.ConnectAsync(endPoint, _hello, _key, ConnectTimeout, ct).ConfigureAwait(false);
                     }
                     catch (Exception e) when (!ct.IsCancellationRequested)
                     {

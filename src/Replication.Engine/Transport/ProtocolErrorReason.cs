@@ -32,4 +32,7 @@ public enum ProtocolErrorReason
 
     /// <summary>The dialer did not complete the handshake in time.</summary>
     HandshakeTimeout = 9,
+
+    /// <summary>A handshake proof did not verify: the peer does not know the cluster secret, or replayed a proof made for another connection.</summary>
+    AuthenticationFailed = 10,
 }

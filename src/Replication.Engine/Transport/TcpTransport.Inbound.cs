@@ -1,14 +1,16 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
+using Replication.Engine.Client;
 
 namespace Replication.Engine.Transport;
 
-// The listening side: accepting connections, the handshake, and reading Raft frames.
+// The listening side: accepting connections, the authenticated handshake, reading Raft frames,
+// and handing client connections to a client session.
 public sealed partial class TcpTransport
 {
-    /// <summary>How long a new connection has to deliver a valid Hello; then it is closed.</summary>
-    internal static readonly TimeSpan HandshakeTimeout = TimeSpan.FromSeconds(5);
+    /// <summary>How long a new connection has to complete the handshake (Hello and proof); then it is closed.</summary>
+    internal static readonly TimeSpan HandshakeTimeout = Handshake.Timeout;
 
     private readonly ConcurrentDictionary<long, InboundConnection> _inbound = new();
     private long _nextConnectionId;
@@ -53,8 +55,15 @@ public sealed partial class TcpTransport
             remote = connection.Socket.RemoteEndPoint;
             using var stream = new NetworkStream(connection.Socket, ownsSocket: true);
             using var reader = new FrameReader(stream);
-            var hello = await HandshakeAsync(reader, ct).ConfigureAwait(false);
+            var hello = await HandshakeAsync(stream, reader, ct).ConfigureAwait(false);
             Interlocked.Increment(ref _counters.ConnectionsAccepted);
+            if (hello.IsClient)
+            {
+                Log($"accepted a client from {remote}");
+                await ClientSession.ServeAsync(stream, reader, _clientHandler!, Log, ct).ConfigureAwait(false);
+                Log($"client at {remote} disconnected");
+                return;
+            }
             Log($"accepted node {hello.NodeId} from {remote}");
             while (await reader.ReadAsync(FrameCodec.MaxPayloadSize, FrameType.Raft, ct).ConfigureAwait(false) is { } frame)
             {
@@ -100,32 +109,47 @@ public sealed partial class TcpTransport
     }
 
     /// <summary>
-    /// The listener's side of the handshake: the first frame must be a Hello (at most a Hello's
-    /// size, so an unauthenticated peer cannot make us allocate more) with our protocol version
-    /// and cluster id, within <see cref="HandshakeTimeout"/>. An authentication challenge will be
-    /// added here, before the connection is accepted.
+    /// The listener's side of the authenticated handshake (docs/wire-protocol.md): the first frame
+    /// must be a Hello (at most a Hello's size, so an unauthenticated peer cannot make us allocate
+    /// more) with our protocol version and our cluster id (or, from a client, an empty one); we
+    /// answer with a Challenge (our nonce, cluster id and proof); the next frame must be the
+    /// dialer's Proof for THIS connection's nonce, checked in constant time. Nothing else is read
+    /// or sent before that. All within <see cref="HandshakeTimeout"/>.
     /// </summary>
-    private async Task<HelloFrame> HandshakeAsync(FrameReader reader, CancellationToken ct)
+    private async Task<HelloFrame> HandshakeAsync(Stream stream, FrameReader reader, CancellationToken ct)
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
         deadline.CancelAfter(HandshakeTimeout);
-        (FrameType Type, ReadOnlyMemory<byte> Payload)? frame;
         try
         {
-            frame = await reader.ReadAsync(HelloFrame.EncodedSize, FrameType.Hello, deadline.Token).ConfigureAwait(false);
+            var frame = await reader.ReadAsync(HelloFrame.EncodedSize, FrameType.Hello, deadline.Token).ConfigureAwait(false)
+                ?? throw new ProtocolException(ProtocolErrorReason.Truncated, "Connection closed before a Hello.");
+            byte[] helloPayload = frame.Payload.ToArray();
+            var hello = HelloFrame.Decode(helloPayload);
+            if (hello.ProtocolVersion != FrameCodec.ProtocolVersion)
+                throw new ProtocolException(ProtocolErrorReason.UnsupportedVersion, $"Node {hello.NodeId} speaks protocol {hello.ProtocolVersion}; this node speaks {FrameCodec.ProtocolVersion}.");
+            if (hello.NodeId < 0)
+                throw new ProtocolException(ProtocolErrorReason.MalformedPayload, $"Hello names node id {hello.NodeId}.");
+            bool clientWithoutId = hello.IsClient && hello.ClusterId == Guid.Empty;
+            if (hello.ClusterId != _clusterId && !clientWithoutId)
+                throw new ProtocolException(ProtocolErrorReason.ClusterMismatch, $"Node {hello.NodeId} belongs to cluster {hello.ClusterId}, not {_clusterId}.");
+            if (hello.IsClient && _clientHandler is null)
+                throw new ProtocolException(ProtocolErrorReason.UnexpectedFrame, "A client said Hello, but this node serves no clients.");
+
+            var nonce = HandshakeNonce.Create();
+            var challenge = new ChallengeFrame(nonce, _clusterId, _key.ListenerProof(helloPayload, nonce));
+            await new FrameWriter(stream).WriteAsync(FrameType.Challenge, challenge.Encode(), deadline.Token).ConfigureAwait(false);
+
+            var proof = await reader.ReadAsync(ClusterKey.ProofLength, FrameType.Proof, deadline.Token).ConfigureAwait(false)
+                ?? throw new ProtocolException(ProtocolErrorReason.AuthenticationFailed, $"Node {hello.NodeId} closed the connection instead of proving it knows the cluster secret.");
+            if (proof.Payload.Length != ClusterKey.ProofLength || !_key.VerifyDialerProof(helloPayload, nonce, proof.Payload.Span))
+                throw new ProtocolException(ProtocolErrorReason.AuthenticationFailed, $"Node {hello.NodeId}'s proof does not verify (wrong cluster secret, or a proof made for another connection).");
+            return hello;
         }
         catch (OperationCanceledException) when (!ct.IsCancellationRequested)
         {
-            throw new ProtocolException(ProtocolErrorReason.HandshakeTimeout, $"No Hello within {HandshakeTimeout.TotalSeconds:0.#} s.");
+            throw new ProtocolException(ProtocolErrorReason.HandshakeTimeout, $"No complete handshake within {HandshakeTimeout.TotalSeconds:0.#} s.");
         }
-        if (frame is not { } f)
-            throw new ProtocolException(ProtocolErrorReason.Truncated, "Connection closed before a Hello.");
-        var hello = HelloFrame.Decode(f.Payload.Span);
-        if (hello.ProtocolVersion != FrameCodec.ProtocolVersion)
-            throw new ProtocolException(ProtocolErrorReason.UnsupportedVersion, $"Node {hello.NodeId} speaks protocol {hello.ProtocolVersion}; this node speaks {FrameCodec.ProtocolVersion}.");
-        if (hello.ClusterId != _clusterId)
-            throw new ProtocolException(ProtocolErrorReason.ClusterMismatch, $"Node {hello.NodeId} belongs to cluster {hello.ClusterId}, not {_clusterId}.");
-        return hello;
     }
 
     /// <summary>An accepted socket and the task serving it. Close is idempotent and callable from any thread.</summary>

@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
+using Replication.Engine.Client;
 using Replication.Engine.Raft;
 
 namespace Replication.Engine.Transport;
@@ -25,8 +26,15 @@ namespace Replication.Engine.Transport;
 /// it must not itself await <see cref="DisposeAsync"/> (that waits for the reader task).
 /// </para>
 /// <para>
-/// A peer that violates the protocol (bad frame, bad Hello, wrong cluster id, no Hello in
-/// time) gets its connection closed, logged and counted in
+/// Authentication: every connection, node or client, must complete the HMAC challenge-response
+/// of docs/wire-protocol.md with this transport's <see cref="ClusterKey"/> before any other frame
+/// is accepted from it or sent to it. A client (Hello node id 0) is then served by a client
+/// session (Client/ClientSession.cs) that calls the <see cref="IClientRequestHandler"/>; without
+/// one, clients are refused.
+/// </para>
+/// <para>
+/// A peer that violates the protocol (bad frame, bad Hello, wrong cluster id, wrong or missing
+/// proof, no handshake in time) gets its connection closed, logged and counted in
 /// <see cref="TransportStats.ConnectionsRejected"/>; every other connection is unaffected.
 /// </para>
 /// </summary>
@@ -41,6 +49,8 @@ public sealed partial class TcpTransport : IAsyncDisposable
     private readonly Action<RaftMessage> _onReceive;
     private readonly Action<string>? _log;
     private readonly HelloFrame _hello;
+    private readonly ClusterKey _key;
+    private readonly IClientRequestHandler? _clientHandler;
     private readonly TransportCounters _counters = new();
     private readonly CancellationTokenSource _shutdown = new();
     private readonly ConcurrentDictionary<int, PeerSender> _peers = new();
@@ -55,10 +65,17 @@ public sealed partial class TcpTransport : IAsyncDisposable
     /// <param name="clusterId">Only peers with the same cluster id are accepted.</param>
     /// <param name="listen">Address to listen on; port 0 picks an ephemeral port (see <see cref="LocalEndPoint"/>).</param>
     /// <param name="onReceive">Called for each received message; see the class remarks for its threading contract.</param>
-    /// <param name="log">Receives connection-level events (connects, losses, rejections with their reason). Not called per message.</param>
-    public TcpTransport(int nodeId, Guid clusterId, IPEndPoint listen, Action<RaftMessage> onReceive, Action<string>? log = null)
+    /// <param name="key">The cluster key (from the cluster secret) every connection authenticates with, both ways.</param>
+    /// <param name="log">Receives connection-level events (connects, losses, rejections with their reason). Not called per message. Never receives the secret or key.</param>
+    /// <param name="clientHandler">Serves authenticated client connections; null = this node refuses clients.</param>
+    public TcpTransport(int nodeId, Guid clusterId, ClusterKey key, IPEndPoint listen, Action<RaftMessage> onReceive, Action<string>? log = null,
+        IClientRequestHandler? clientHandler = null)
     {
+        ArgumentNullException.ThrowIfNull(key);
         ArgumentNullException.ThrowIfNull(listen);
+        if (nodeId == HelloFrame.ClientNodeId) throw new ArgumentException("Node id 0 is reserved for clients.", nameof(nodeId));
+        _key = key;
+        _clientHandler = clientHandler;
         ArgumentNullException.ThrowIfNull(onReceive);
         _nodeId = nodeId;
         _clusterId = clusterId;
@@ -117,7 +134,7 @@ public sealed partial class TcpTransport : IAsyncDisposable
                 existing.UpdateEndPoint(endPoint);
                 return;
             }
-            _peers[nodeId] = new PeerSender(nodeId, endPoint, _hello, _counters, Log);
+            _peers[nodeId] = new PeerSender(nodeId, endPoint, _hello, _key, _counters, Log);
         }
     }
 

@@ -19,6 +19,23 @@ internal ref struct WireReader(ReadOnlySpan<byte> source)
     public uint ReadUInt32() => BinaryPrimitives.ReadUInt32LittleEndian(Take(4));
     public long ReadInt64() => BinaryPrimitives.ReadInt64LittleEndian(Take(8));
     public ReadOnlySpan<byte> ReadBytes(int count) => Take(count);
+    public Guid ReadGuid() => new(Take(16));
+
+    /// <summary>A u8 that must be 0 or 1.</summary>
+    public bool ReadBool()
+    {
+        byte b = ReadByte();
+        return b <= 1 ? b == 1 : throw Malformed($"Boolean byte {b} is neither 0 nor 1.");
+    }
+
+    /// <summary>A u32 byte length then that many bytes of strict UTF-8 (the length is checked against what remains before anything is allocated).</summary>
+    public string ReadString(string what)
+    {
+        uint length = ReadUInt32();
+        if (length > (uint)_rest.Length) throw Malformed($"{what} of {length} bytes cannot fit in the {_rest.Length} bytes left.");
+        try { return Storage.KvLimits.StrictUtf8.GetString(Take((int)length)); }
+        catch (System.Text.DecoderFallbackException) { throw Malformed($"{what} is not valid UTF-8."); }
+    }
 
     /// <summary>
     /// Reads a u32 count of items that each take at least <paramref name="minItemSize"/> bytes,

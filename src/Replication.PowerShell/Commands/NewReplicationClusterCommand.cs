@@ -42,6 +42,11 @@ public sealed class NewReplicationClusterCommand : ReplicationCmdlet
     [ValidateNotNullOrEmpty]
     public string? Path { get; set; }
 
+    /// <summary>Shared secret that nodes and remote clients (Connect-ReplicationCluster) must prove they know.
+    /// Without it, a random secret is generated for this start and kept in memory only: no client can connect.</summary>
+    [Parameter(ParameterSetName = EmbeddedSet)]
+    public System.Security.SecureString? ClusterSecret { get; set; }
+
     protected override void EndProcessing()
     {
         var path = Path is null
@@ -67,6 +72,7 @@ public sealed class NewReplicationClusterCommand : ReplicationCmdlet
                 NodeCount = Bound(nameof(NodeCount)) ? NodeCount : null,
                 ShardCount = Bound(nameof(ShardCount)) ? ShardCount : null,
                 ReplicationFactor = Bound(nameof(ReplicationFactor)) ? ReplicationFactor : null,
+                ClusterSecret = ClusterSecret is null ? null : SecretConverter.ToClusterSecret(ClusterSecret),
             };
             WriteVerbose($"Starting the nodes of cluster '{Name}' in {path}.");
             cluster = new ReplicationCluster(Await(EmbeddedCluster.StartAsync(options, StopToken)));

@@ -26,6 +26,13 @@ public sealed class RemoveReplicationClusterCommand : ReplicationCmdlet
     protected override void ProcessRecord()
     {
         var cluster = ResolveCluster(Cluster);
+        if (cluster.Mode == Replication.Engine.Cluster.ClusterMode.Remote)
+        {
+            // Decided: no silent disconnect, since a runbook would believe the nodes stopped.
+            WriteError(NewErrorRecord(ErrorIds.NotSupportedRemotely, ErrorCategory.InvalidOperation,
+                $"Cluster '{cluster.Name}' is remote: its nodes run elsewhere and are not stopped from here. Disconnect-ReplicationCluster closes the connection.", cluster));
+            return;
+        }
         var action = DeleteData ? $"Stop every node and DELETE the data folder {cluster.Path}" : "Stop every node (data is kept)";
         if (!ShouldProcess($"cluster '{cluster.Name}'", action)) return;
         try

@@ -57,6 +57,7 @@ public abstract class ReplicationCmdlet : PSCmdlet, IDisposable
         ReplicationErrorKind.Conflict => ErrorCategory.WriteError,
         ReplicationErrorKind.Unavailable => ErrorCategory.ResourceUnavailable,
         ReplicationErrorKind.Corrupt => ErrorCategory.InvalidData,
+        ReplicationErrorKind.Unauthorized => ErrorCategory.AuthenticationError,
         _ => ErrorCategory.NotSpecified,
     };
 

@@ -26,7 +26,7 @@ public sealed class FrameCodecTests
         var frame = FrameCodec.Encode(FrameType.Raft, payload);
         Assert.Equal(FrameCodec.HeaderSize + 3, frame.Length);
         Assert.Equal(3u, BinaryPrimitives.ReadUInt32LittleEndian(frame));
-        Assert.Equal(1, frame[4]);
+        Assert.Equal(2, frame[4]); // protocol version 2: authenticated handshake, client frames
         Assert.Equal((byte)FrameType.Raft, frame[5]);
         Assert.Equal(Crc32C.Compute(payload), BinaryPrimitives.ReadUInt32LittleEndian(frame.AsSpan(6)));
         Assert.Equal(payload, frame[FrameCodec.HeaderSize..]);
@@ -37,7 +37,11 @@ public sealed class FrameCodecTests
     {
         Assert.Equal(1, (byte)FrameType.Hello);
         Assert.Equal(2, (byte)FrameType.Raft);
-        Assert.Equal(2, Enum.GetValues<FrameType>().Length);
+        Assert.Equal(3, (byte)FrameType.Challenge);
+        Assert.Equal(4, (byte)FrameType.Proof);
+        Assert.Equal(5, (byte)FrameType.ClientRequest);
+        Assert.Equal(6, (byte)FrameType.ClientResponse);
+        Assert.Equal(6, Enum.GetValues<FrameType>().Length);
     }
 
     [Fact]
@@ -58,17 +62,20 @@ public sealed class FrameCodecTests
     [Fact]
     public void Hello_payload_layout_is_pinned()
     {
-        var payload = new HelloFrame(0x01020304, WireSamples.ClusterA).Encode();
+        var nonce = new UInt128(0x1122334455667788, 0x99AABBCCDDEEFF00);
+        var payload = new HelloFrame(FrameCodec.ProtocolVersion, 0x01020304, WireSamples.ClusterA, nonce).Encode();
+        Assert.Equal(37, HelloFrame.EncodedSize);
         Assert.Equal(HelloFrame.EncodedSize, payload.Length);
-        Assert.Equal(FrameCodec.ProtocolVersion, payload[0]);
+        Assert.Equal(2, payload[0]);
         Assert.Equal(0x01020304, BinaryPrimitives.ReadInt32LittleEndian(payload.AsSpan(1)));
-        Assert.Equal(WireSamples.ClusterA.ToByteArray(), payload[5..]);
+        Assert.Equal(WireSamples.ClusterA.ToByteArray(), payload[5..21]);
+        Assert.Equal(nonce, BinaryPrimitives.ReadUInt128LittleEndian(payload.AsSpan(21)));
     }
 
     [Theory]
     [InlineData(0)]
-    [InlineData(20)]
-    [InlineData(22)]
+    [InlineData(21)]
+    [InlineData(38)]
     public void Hello_of_wrong_size_is_malformed(int size) =>
         Assert.Equal(ProtocolErrorReason.MalformedPayload, Assert.Throws<ProtocolException>(() => HelloFrame.Decode(new byte[size])).Reason);
 
@@ -93,7 +100,7 @@ public sealed class FrameCodecTests
 
     [Theory]
     [InlineData(0)]
-    [InlineData(2)]
+    [InlineData(1)]
     [InlineData(255)]
     public void Wrong_version_is_rejected(byte version)
     {
@@ -104,7 +111,7 @@ public sealed class FrameCodecTests
 
     [Theory]
     [InlineData(0)]
-    [InlineData(3)]
+    [InlineData(7)]
     [InlineData(255)]
     public void Unknown_frame_type_is_rejected(byte type)
     {

@@ -30,10 +30,11 @@ public sealed class TcpTransportTests(ITestOutputHelper output)
         public async Task<RaftMessage> ReceiveAsync() => await Inbox.Reader.ReadAsync().AsTask().WaitAsync(Deadline);
     }
 
-    private async Task<Node> StartNodeAsync(int id, int port = 0, Guid? cluster = null)
+    private async Task<Node> StartNodeAsync(int id, int port = 0, Guid? cluster = null, ClusterSecret? secret = null)
     {
         Node? node = null;
-        var transport = new TcpTransport(id, cluster ?? WireSamples.ClusterA, new IPEndPoint(IPAddress.Loopback, port),
+        var clusterId = cluster ?? WireSamples.ClusterA;
+        var transport = new TcpTransport(id, clusterId, (secret ?? WireSamples.SecretA).DeriveKey(clusterId), new IPEndPoint(IPAddress.Loopback, port),
             m => node!.Inbox.Writer.TryWrite(m), line => { node?.LogLines.Enqueue(line); Log(line); });
         node = new Node { Transport = transport };
         await transport.StartAsync(CancellationToken.None);
@@ -135,6 +136,8 @@ public sealed class TcpTransportTests(ITestOutputHelper output)
         { "truncated", ProtocolErrorReason.Truncated },
         { "bad-crc", ProtocolErrorReason.ChecksumMismatch },
         { "second-hello", ProtocolErrorReason.UnexpectedFrame },
+        { "no-proof", ProtocolErrorReason.UnexpectedFrame },
+        { "hello-then-close", ProtocolErrorReason.AuthenticationFailed },
     };
 
     [Theory]
@@ -162,24 +165,32 @@ public sealed class TcpTransportTests(ITestOutputHelper output)
                     await stream.WriteAsync(WireSamples.HelloFrameBytes(3, WireSamples.ClusterB));
                     break;
                 case "wrong-version":
-                    await stream.WriteAsync(FrameCodec.Encode(FrameType.Hello, new HelloFrame(2, 3, WireSamples.ClusterA).Encode()));
+                    await stream.WriteAsync(FrameCodec.Encode(FrameType.Hello, new HelloFrame(99, 3, WireSamples.ClusterA, 1).Encode()));
                     break;
                 case "raft-before-hello":
                     await stream.WriteAsync(raft);
                     break;
                 case "truncated":
-                    await stream.WriteAsync(hello);
+                    await WireSamples.HandshakeAsync(stream, 3, WireSamples.ClusterA);
                     await stream.WriteAsync(raft.AsMemory(0, raft.Length - 5));
                     bad.Client.Shutdown(SocketShutdown.Send);
                     break;
                 case "bad-crc":
                     raft[^1] ^= 1;
-                    await stream.WriteAsync(hello);
+                    await WireSamples.HandshakeAsync(stream, 3, WireSamples.ClusterA);
                     await stream.WriteAsync(raft);
                     break;
                 case "second-hello":
+                    await WireSamples.HandshakeAsync(stream, 3, WireSamples.ClusterA);
                     await stream.WriteAsync(hello);
+                    break;
+                case "no-proof": // Hello, then a Raft frame instead of the proof
                     await stream.WriteAsync(hello);
+                    await stream.WriteAsync(raft);
+                    break;
+                case "hello-then-close":
+                    await stream.WriteAsync(hello);
+                    bad.Client.Shutdown(SocketShutdown.Send);
                     break;
             }
             await AssertClosedByServerAsync(stream);
@@ -205,7 +216,7 @@ public sealed class TcpTransportTests(ITestOutputHelper output)
         using var client = new TcpClient();
         await client.ConnectAsync(server.EndPoint);
         var stream = client.GetStream();
-        await stream.WriteAsync(WireSamples.HelloFrameBytes(5, WireSamples.ClusterA));
+        await WireSamples.HandshakeAsync(stream, 5, WireSamples.ClusterA);
         await stream.WriteAsync(WireSamples.RaftFrame(Msg(6, 1, group: 1), Msg(5, 9, group: 1), Msg(5, 1, group: 1, context: 3)));
         Assert.Equal(3, (await server.ReceiveAsync()).Context);
         WaitUntil(() => server.Stats.DroppedMisaddressed == 2, "two misaddressed messages are counted");
@@ -270,7 +281,7 @@ public sealed class TcpTransportTests(ITestOutputHelper output)
         var a = await StartNodeAsync(1);
         a.Transport.SetPeer(2, new IPEndPoint(IPAddress.Loopback, FreePort()));
 
-        // A peer that accepts TCP connections (kernel backlog) but never reads: the sender's writes block once buffers fill.
+        // A peer that accepts TCP connections (kernel backlog) but never answers: the sender's dial hangs in the handshake.
         using var stuck = new Socket(AddressFamily.InterNetwork, SocketType.Stream, ProtocolType.Tcp);
         stuck.Bind(new IPEndPoint(IPAddress.Loopback, 0));
         stuck.Listen(8);
@@ -278,12 +289,12 @@ public sealed class TcpTransportTests(ITestOutputHelper output)
         var big = new RaftMessage { Type = MessageType.Append, From = 1, To = 3, Entries = [new LogEntry(1, 1, EntryType.Normal, new byte[256 * 1024])] };
         for (int i = 0; i < 200; i++) a.Transport.Send(big);
         for (int i = 0; i < 100; i++) a.Transport.Send(Msg(1, 2, group: i));
-        WaitUntil(() => a.Stats.FramesSent >= 1 && a.Stats.ConnectFailures >= 1, "one peer is being written to and the other has failed");
+        WaitUntil(() => a.Stats.ConnectFailures >= 1, "the down peer has failed (the stuck one is mid-handshake)");
 
         using var inbound = new TcpClient();
         await inbound.ConnectAsync(a.EndPoint);
         var inboundStream = inbound.GetStream();
-        await inboundStream.WriteAsync(WireSamples.HelloFrameBytes(4, WireSamples.ClusterA));
+        await WireSamples.HandshakeAsync(inboundStream, 4, WireSamples.ClusterA);
         WaitUntil(() => a.Stats.ConnectionsAccepted == 1, "the inbound connection is handshaken");
 
         var clock = Stopwatch.StartNew();

@@ -67,4 +67,21 @@ internal static class WireSamples
     public static byte[] RaftFrame(params RaftMessage[] messages) => FrameCodec.Encode(FrameType.Raft, RaftMessageCodec.EncodeBatch(messages));
 
     public static byte[] HelloFrameBytes(int nodeId, Guid cluster) => FrameCodec.Encode(FrameType.Hello, new HelloFrame(nodeId, cluster).Encode());
+
+    /// <summary>The shared secret of the test clusters, and a different one.</summary>
+    public static readonly ClusterSecret SecretA = ClusterSecret.FromString("correct horse battery staple");
+    public static readonly ClusterSecret WrongSecret = ClusterSecret.FromString("not the cluster secret");
+    public static ClusterKey KeyA => SecretA.DeriveKey(ClusterA);
+
+    /// <summary>
+    /// Performs the dialer's side of the authenticated handshake on a raw socket stream (as node
+    /// <paramref name="nodeId"/> of <paramref name="cluster"/>), so raw-socket tests can then write
+    /// whatever frames they want to test. Returns the listener's challenge.
+    /// </summary>
+    public static async Task<ChallengeFrame> HandshakeAsync(Stream stream, int nodeId, Guid cluster, ClusterKey? key = null)
+    {
+        using var reader = new FrameReader(stream);
+        return await Handshake.DialAsync(stream, reader, new HelloFrame(nodeId, cluster), _ => key ?? KeyA, CancellationToken.None)
+            .WaitAsync(TimeSpan.FromSeconds(15));
+    }
 }

@@ -1,0 +1,398 @@
+using Replication.Engine.Cluster;
+using Replication.Engine.Transport;
+
+namespace Replication.Engine.Client;
+
+/// <summary>
+/// Encodes and decodes the payloads of <see cref="FrameType.ClientRequest"/> and
+/// <see cref="FrameType.ClientResponse"/> frames (layouts in docs/wire-protocol.md, "Client protocol").
+/// Decoders check every count and length against the bytes that remain before allocating, accept
+/// only known enum values, and require the payload to be consumed exactly; anything else is a
+/// <see cref="ProtocolException"/> (MalformedPayload) and nothing else escapes. Stateless, thread-safe.
+/// </summary>
+internal static class ClientCodec
+{
+    /// <summary>Longest timeout a request may carry (one day); longer is malformed.</summary>
+    public const long MaxTimeoutMs = 24L * 3600 * 1000;
+    /// <summary>Most keys a scan page may be asked for.</summary>
+    public const int MaxPageSize = 10_000;
+
+    private const byte Ok = 0, Failed = 1;
+
+    // ---- requests ----
+
+    public static byte[] EncodeRequest(ClientRequest request)
+    {
+        var w = new WireWriter();
+        w.I64(request.CorrelationId);
+        w.U8((byte)request.Type);
+        switch (request)
+        {
+            case WriteRequest r:
+                w.U8((byte)r.Concern);
+                w.I64(Ms(r.Timeout));
+                w.U32((uint)r.Writes.Count);
+                foreach (var kw in r.Writes)
+                {
+                    w.String(kw.Key);
+                    w.NullableString(kw.Value);
+                    w.Bool(kw.ExpectedVersion is not null);
+                    if (kw.ExpectedVersion is long v) w.I64(v);
+                }
+                break;
+            case GetRequest r:
+                w.String(r.Key);
+                w.U8((byte)r.Consistency);
+                w.I64(Ms(r.Timeout));
+                break;
+            case ScanRequest r:
+                w.String(r.Prefix);
+                w.U8((byte)r.Consistency);
+                w.I64(Ms(r.Timeout));
+                w.I32(r.PageSize);
+                break;
+            case ScanNextRequest r: w.I64(r.ScanId); break;
+            case ScanCloseRequest r: w.I64(r.ScanId); break;
+            case StatusRequest: break;
+            case WaitForLeadersRequest r:
+                w.I32(r.Shard ?? -1);
+                w.I64(Ms(r.Timeout));
+                break;
+            case StopNodeRequest r:
+                w.I32(r.NodeId);
+                w.Bool(r.Kill);
+                break;
+            case StartNodeRequest r: w.I32(r.NodeId); break;
+            default: throw new ArgumentException($"Unknown request {request.GetType().Name}.", nameof(request));
+        }
+        return w.ToArray();
+    }
+
+    /// <exception cref="ProtocolException">The payload does not parse.</exception>
+    public static ClientRequest DecodeRequest(ReadOnlySpan<byte> payload)
+    {
+        var r = new WireReader(payload);
+        long id = r.ReadInt64();
+        byte type = r.ReadByte();
+        ClientRequest request = type switch
+        {
+            (byte)ClientRequestType.Write => DecodeWrite(ref r, id),
+            (byte)ClientRequestType.Get => new GetRequest(id, r.ReadString("key"), Consistency(ref r), Timeout(ref r)),
+            (byte)ClientRequestType.Scan => new ScanRequest(id, r.ReadString("prefix"), Consistency(ref r), Timeout(ref r), PageSize(ref r)),
+            (byte)ClientRequestType.ScanNext => new ScanNextRequest(id, r.ReadInt64()),
+            (byte)ClientRequestType.ScanClose => new ScanCloseRequest(id, r.ReadInt64()),
+            (byte)ClientRequestType.Status => new StatusRequest(id),
+            (byte)ClientRequestType.WaitForLeaders => new WaitForLeadersRequest(id, ShardOrAll(ref r), Timeout(ref r)),
+            (byte)ClientRequestType.StopNode => new StopNodeRequest(id, r.ReadInt32(), r.ReadBool()),
+            (byte)ClientRequestType.StartNode => new StartNodeRequest(id, r.ReadInt32()),
+            _ => throw WireReader.Malformed($"Unknown client request type {type}."),
+        };
+        r.EnsureEnd("client request");
+        return request;
+    }
+
+    private static WriteRequest DecodeWrite(ref WireReader r, long id)
+    {
+        byte concern = r.ReadByte();
+        if (concern > (byte)WriteConcern.Leader) throw WireReader.Malformed($"Unknown write concern {concern}.");
+        var timeout = Timeout(ref r);
+        int count = r.ReadCount(6, "write");
+        var writes = new KeyWrite[count];
+        for (int i = 0; i < count; i++)
+        {
+            string key = r.ReadString("key");
+            string? value = r.ReadBool() ? r.ReadString("value") : null;
+            long? expected = r.ReadBool() ? r.ReadInt64() : null;
+            writes[i] = new KeyWrite(key, value, expected);
+        }
+        return new WriteRequest(id, writes, (WriteConcern)concern, timeout);
+    }
+
+    // ---- responses ----
+
+    public static byte[] EncodeResponse(ClientResponse response)
+    {
+        var w = new WireWriter();
+        w.I64(response.CorrelationId);
+        w.U8((byte)response.For);
+        if (response is ErrorResponse e)
+        {
+            w.U8(Failed);
+            Error(w, e.Error);
+            return w.ToArray();
+        }
+        w.U8(Ok);
+        switch (response)
+        {
+            case AckResponse: break;
+            case WriteResponse r:
+                w.U32((uint)r.Outcomes.Count);
+                foreach (var o in r.Outcomes)
+                {
+                    if (o.Error is { } error)
+                    {
+                        w.U8(Failed);
+                        Error(w, error);
+                        continue;
+                    }
+                    w.U8(Ok);
+                    w.Bool(o.Existed);
+                    w.Bool(o.HasRecord);
+                    w.I64(o.Version);
+                    w.I32(o.Shard);
+                    w.I64(o.Index);
+                }
+                break;
+            case GetResponse r:
+                w.Bool(r.Key is not null);
+                if (r.Key is not null) Key(w, r.Key);
+                break;
+            case ScanPageResponse r:
+                w.I64(r.ScanId);
+                w.Bool(r.More);
+                w.U32((uint)r.Keys.Count);
+                foreach (var k in r.Keys) Key(w, k);
+                break;
+            case StatusResponse r:
+                var s = r.Status;
+                w.Guid(s.Id);
+                w.String(s.Name);
+                w.I32(s.ShardCount);
+                w.I32(s.ReplicationFactor);
+                w.U32((uint)s.Endpoints.Count);
+                foreach (var ep in s.Endpoints) w.String(ep);
+                w.U32((uint)s.Nodes.Count);
+                foreach (var n in s.Nodes) Node(w, n);
+                Shards(w, s.Shards);
+                break;
+            case ShardsResponse r:
+                Shards(w, r.Shards);
+                break;
+            default: throw new ArgumentException($"Unknown response {response.GetType().Name}.", nameof(response));
+        }
+        return w.ToArray();
+    }
+
+    /// <summary>Decodes a response. Records get <paramref name="cluster"/> as their Cluster (a status response uses the name it carries).</summary>
+    /// <exception cref="ProtocolException">The payload does not parse.</exception>
+    public static ClientResponse DecodeResponse(ReadOnlySpan<byte> payload, string cluster = "")
+    {
+        var r = new WireReader(payload);
+        long id = r.ReadInt64();
+        byte typeByte = r.ReadByte();
+        if (typeByte is < (byte)ClientRequestType.Write or > (byte)ClientRequestType.StartNode)
+            throw WireReader.Malformed($"Unknown client response type {typeByte}.");
+        var type = (ClientRequestType)typeByte;
+        byte status = r.ReadByte();
+        ClientResponse response;
+        if (status == Failed) response = new ErrorResponse(id, type, Error(ref r));
+        else if (status != Ok) throw WireReader.Malformed($"Unknown response status {status}.");
+        else response = type switch
+        {
+            ClientRequestType.Write => DecodeWriteResponse(ref r, id),
+            ClientRequestType.Get => new GetResponse(id, r.ReadBool() ? Key(ref r, cluster) : null),
+            ClientRequestType.Scan or ClientRequestType.ScanNext => DecodePage(ref r, id, type, cluster),
+            ClientRequestType.Status => DecodeStatus(ref r, id),
+            ClientRequestType.WaitForLeaders => new ShardsResponse(id, Shards(ref r, cluster)),
+            _ => new AckResponse(id, type),
+        };
+        r.EnsureEnd("client response");
+        return response;
+    }
+
+    private static WriteResponse DecodeWriteResponse(ref WireReader r, long id)
+    {
+        int count = r.ReadCount(10, "write outcome");
+        var outcomes = new WriteOutcome[count];
+        for (int i = 0; i < count; i++)
+        {
+            byte status = r.ReadByte();
+            outcomes[i] = status switch
+            {
+                Ok => new WriteOutcome(null, r.ReadBool(), r.ReadBool(), r.ReadInt64(), r.ReadInt32(), r.ReadInt64()),
+                Failed => new WriteOutcome(Error(ref r), false, false, 0, 0, 0),
+                _ => throw WireReader.Malformed($"Unknown write outcome {status}."),
+            };
+        }
+        return new WriteResponse(id, outcomes);
+    }
+
+    private static ScanPageResponse DecodePage(ref WireReader r, long id, ClientRequestType type, string cluster)
+    {
+        long scanId = r.ReadInt64();
+        bool more = r.ReadBool();
+        int count = r.ReadCount(28, "key");
+        var keys = new ReplicationKey[count];
+        for (int i = 0; i < count; i++) keys[i] = Key(ref r, cluster);
+        return new ScanPageResponse(id, type, scanId, more, keys);
+    }
+
+    private static StatusResponse DecodeStatus(ref WireReader r, long id)
+    {
+        var clusterId = r.ReadGuid();
+        string name = r.ReadString("cluster name");
+        int shardCount = r.ReadInt32();
+        int rf = r.ReadInt32();
+        var endpoints = new string[r.ReadCount(4, "endpoint")];
+        for (int i = 0; i < endpoints.Length; i++) endpoints[i] = r.ReadString("endpoint");
+        var nodes = new ReplicationNode[r.ReadCount(78, "node")];
+        for (int i = 0; i < nodes.Length; i++) nodes[i] = Node(ref r, name);
+        var shards = Shards(ref r, name);
+        return new StatusResponse(id, new ClusterStatus(clusterId, name, shardCount, rf, endpoints, nodes, shards));
+    }
+
+    // ---- parts ----
+
+    private static void Error(WireWriter w, RemoteError e)
+    {
+        w.String(e.ErrorId);
+        w.U8((byte)e.Kind);
+        w.String(e.Message);
+    }
+
+    private static RemoteError Error(ref WireReader r)
+    {
+        string id = r.ReadString("error id");
+        byte kind = r.ReadByte();
+        if (kind > (byte)ReplicationErrorKind.Unauthorized) throw WireReader.Malformed($"Unknown error kind {kind}.");
+        return new RemoteError(id, (ReplicationErrorKind)kind, r.ReadString("error message"));
+    }
+
+    private static void Key(WireWriter w, ReplicationKey k)
+    {
+        w.String(k.Key);
+        w.String(k.Value);
+        w.I64(k.Version);
+        w.I32(k.Shard);
+        w.I64(k.Index);
+    }
+
+    private static ReplicationKey Key(ref WireReader r, string cluster) =>
+        new(r.ReadString("key"), r.ReadString("value"), r.ReadInt64(), r.ReadInt32(), r.ReadInt64()) { Cluster = cluster };
+
+    private static void Node(WireWriter w, ReplicationNode n)
+    {
+        w.I32(n.Id);
+        w.String(n.Endpoint);
+        w.U8((byte)n.State);
+        w.I32(n.ShardsLed);
+        w.I32(n.ShardsHosted);
+        w.I64(n.Term);
+        w.I64(n.CommitIndex);
+        w.I64(n.AppliedIndex);
+        w.I64(n.LagEntries);
+        w.I64(n.LastContact?.ToUnixTimeMilliseconds() ?? long.MinValue);
+        w.String(n.DataPath);
+        w.I64(n.SizeBytes);
+        w.NullableString(n.StateReason);
+        w.I64(n.StateSince?.ToUnixTimeMilliseconds() ?? long.MinValue);
+    }
+
+    private static ReplicationNode Node(ref WireReader r, string cluster)
+    {
+        int id = r.ReadInt32();
+        string endpoint = r.ReadString("endpoint");
+        byte state = r.ReadByte();
+        if (state > (byte)NodeState.Unreachable) throw WireReader.Malformed($"Unknown node state {state}.");
+        return new ReplicationNode
+        {
+            Cluster = cluster,
+            Id = id,
+            Endpoint = endpoint,
+            State = (NodeState)state,
+            ShardsLed = r.ReadInt32(),
+            ShardsHosted = r.ReadInt32(),
+            Term = r.ReadInt64(),
+            CommitIndex = r.ReadInt64(),
+            AppliedIndex = r.ReadInt64(),
+            LagEntries = r.ReadInt64(),
+            LastContact = Time(r.ReadInt64()),
+            DataPath = r.ReadString("data path"),
+            SizeBytes = r.ReadInt64(),
+            StateReason = r.ReadBool() ? r.ReadString("state reason") : null,
+            StateSince = Time(r.ReadInt64()),
+        };
+    }
+
+    private static void Shards(WireWriter w, IReadOnlyList<ReplicationShard> shards)
+    {
+        w.U32((uint)shards.Count);
+        foreach (var s in shards)
+        {
+            w.I32(s.Id);
+            w.I32(s.Leader);
+            Ints(w, s.Voters);
+            Ints(w, s.Learners);
+            w.I64(s.Term);
+            w.I64(s.CommitIndex);
+            w.I64(s.KeyCount);
+        }
+    }
+
+    private static ReplicationShard[] Shards(ref WireReader r, string cluster)
+    {
+        var shards = new ReplicationShard[r.ReadCount(40, "shard")];
+        for (int i = 0; i < shards.Length; i++)
+        {
+            shards[i] = new ReplicationShard
+            {
+                Cluster = cluster,
+                Id = r.ReadInt32(),
+                Leader = r.ReadInt32(),
+                Voters = Ints(ref r),
+                Learners = Ints(ref r),
+                Term = r.ReadInt64(),
+                CommitIndex = r.ReadInt64(),
+                KeyCount = r.ReadInt64(),
+            };
+        }
+        return shards;
+    }
+
+    private static void Ints(WireWriter w, IReadOnlyList<int> values)
+    {
+        w.U32((uint)values.Count);
+        foreach (int v in values) w.I32(v);
+    }
+
+    private static int[] Ints(ref WireReader r)
+    {
+        var values = new int[r.ReadCount(4, "node id")];
+        for (int i = 0; i < values.Length; i++) values[i] = r.ReadInt32();
+        return values;
+    }
+
+    private static DateTimeOffset? Time(long unixMs)
+    {
+        if (unixMs == long.MinValue) return null;
+        if (unixMs < -62135596800000 || unixMs > 253402300799999) throw WireReader.Malformed($"Timestamp {unixMs} is out of range.");
+        return DateTimeOffset.FromUnixTimeMilliseconds(unixMs);
+    }
+
+    private static long Ms(TimeSpan timeout) => Math.Clamp((long)Math.Ceiling(timeout.TotalMilliseconds), 1, MaxTimeoutMs);
+
+    private static TimeSpan Timeout(ref WireReader r)
+    {
+        long ms = r.ReadInt64();
+        if (ms < 1 || ms > MaxTimeoutMs) throw WireReader.Malformed($"Timeout of {ms} ms is outside 1..{MaxTimeoutMs}.");
+        return TimeSpan.FromMilliseconds(ms);
+    }
+
+    private static ReadConsistency Consistency(ref WireReader r)
+    {
+        byte c = r.ReadByte();
+        return c <= (byte)ReadConsistency.Stale ? (ReadConsistency)c : throw WireReader.Malformed($"Unknown read consistency {c}.");
+    }
+
+    private static int PageSize(ref WireReader r)
+    {
+        int n = r.ReadInt32();
+        return n is >= 1 and <= MaxPageSize ? n : throw WireReader.Malformed($"Page size {n} is outside 1..{MaxPageSize}.");
+    }
+
+    private static int? ShardOrAll(ref WireReader r)
+    {
+        int s = r.ReadInt32();
+        return s == -1 ? null : s;
+    }
+}

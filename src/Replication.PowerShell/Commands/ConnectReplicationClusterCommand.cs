@@ -1,0 +1,65 @@
+using System.Management.Automation;
+using System.Security;
+using Replication.Engine;
+using Replication.Engine.Client;
+
+namespace Replication.PowerShell.Commands;
+
+/// <summary>
+/// Connects to a running cluster over the network: authenticates with the cluster secret (an HMAC
+/// challenge in both directions; the secret never travels), reads the cluster's identity, and
+/// registers it in this session as the current cluster (Mode Remote). Every key, node and leader
+/// cmdlet then works through it; requests reaching a follower are routed to the shard's leader.
+/// If the connected node dies, the next request fails over to another known endpoint.
+/// </summary>
+[Cmdlet(VerbsCommunications.Connect, "ReplicationCluster", DefaultParameterSetName = SecretSet)]
+[OutputType(typeof(ReplicationCluster))]
+public sealed class ConnectReplicationClusterCommand : ReplicationCmdlet
+{
+    public const string SecretSet = "ClusterSecret";
+    public const string CredentialSet = "Credential";
+
+    /// <summary>One or more node endpoints, host:port. The first that answers is used; the others (and every node the cluster reports) are kept for failover.</summary>
+    [Parameter(Mandatory = true, Position = 0)]
+    [ValidateNotNullOrEmpty]
+    public string[] Endpoint { get; set; } = Array.Empty<string>();
+
+    /// <summary>The cluster secret (New-ReplicationCluster -ClusterSecret / Start-ReplicationNode -ClusterSecret).</summary>
+    [Parameter(Mandatory = true, ParameterSetName = SecretSet)]
+    public SecureString? ClusterSecret { get; set; }
+
+    /// <summary>Alternative to -ClusterSecret: the credential's password is the cluster secret (the user name is ignored).</summary>
+    [Parameter(Mandatory = true, ParameterSetName = CredentialSet)]
+    [Credential]
+    public PSCredential? Credential { get; set; }
+
+    /// <summary>The name this session knows the cluster by. Default: the cluster's own name.</summary>
+    [Parameter]
+    [ValidatePattern("^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    public string? Name { get; set; }
+
+    protected override void EndProcessing()
+    {
+        var secret = SecretConverter.ToClusterSecret((ParameterSetName == CredentialSet ? Credential!.Password : ClusterSecret)!);
+        RemoteCluster engine;
+        try
+        {
+            WriteVerbose($"Connecting to {string.Join(", ", Endpoint)}.");
+            engine = Await(RemoteCluster.ConnectAsync(Endpoint, secret, Name, cancellationToken: StopToken));
+        }
+        catch (ReplicationException e)
+        {
+            ThrowEngineError(e, Endpoint.Length == 1 ? Endpoint[0] : Endpoint);
+            return;
+        }
+        if (!ClusterRegistry.TryReserve(engine.Name))
+        {
+            Await(engine.DisposeAsync().AsTask());
+            ThrowTerminatingError(NewErrorRecord(ErrorIds.ClusterNameInUse, ErrorCategory.ResourceExists,
+                $"A cluster named '{engine.Name}' already exists in this session. Pass -Name to connect under another name.", engine.Name));
+        }
+        var cluster = new ReplicationCluster(engine);
+        ClusterRegistry.Register(cluster);
+        WriteObject(cluster);
+    }
+}

@@ -1,0 +1,34 @@
+using System.Management.Automation;
+using Replication.Engine.Cluster;
+
+namespace Replication.PowerShell.Commands;
+
+/// <summary>
+/// Closes the connection to a remote cluster and forgets it in this session. The cluster itself keeps
+/// running. An embedded cluster cannot be disconnected (ErrorId NotSupportedEmbedded): use
+/// Remove-ReplicationCluster to stop it.
+/// </summary>
+[Cmdlet(VerbsCommunications.Disconnect, "ReplicationCluster", DefaultParameterSetName = DefaultSet)]
+[OutputType(typeof(void))]
+public sealed class DisconnectReplicationClusterCommand : ReplicationCmdlet
+{
+    public const string DefaultSet = "Default";
+
+    /// <summary>A ReplicationCluster (from the pipeline) or a name; default: the current cluster.</summary>
+    [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true, ParameterSetName = DefaultSet)]
+    [ArgumentCompleter(typeof(ClusterNameCompleter))]
+    public object? Cluster { get; set; }
+
+    protected override void ProcessRecord()
+    {
+        var cluster = ResolveCluster(Cluster);
+        if (cluster.Mode != ClusterMode.Remote)
+        {
+            WriteError(NewErrorRecord(ErrorIds.NotSupportedEmbedded, ErrorCategory.InvalidOperation,
+                $"Cluster '{cluster.Name}' runs in this process; there is no connection to close. Remove-ReplicationCluster stops it.", cluster));
+            return;
+        }
+        Await(cluster.Engine.DisposeAsync().AsTask());
+        ClusterRegistry.Unregister(cluster);
+    }
+}
