@@ -25,6 +25,9 @@ internal sealed class RaftLog
         Applied = snapshotIndex;
     }
 
+    /// <summary>Simulator mutant (<see cref="RaftMutation.FollowerKeepsConflicts"/>): never truncate. False in production.</summary>
+    public bool KeepConflicts { get; init; }
+
     public long SnapshotIndex { get; }
     public long SnapshotTerm { get; }
     public long Committed { get; private set; }
@@ -90,6 +93,7 @@ internal sealed class RaftLog
         {
             if (e.Index <= SnapshotIndex) continue; // already compacted into the snapshot, hence committed and equal
             if (e.Index <= LastIndex && Term(e.Index) == e.Term) continue;
+            if (e.Index <= LastIndex && KeepConflicts) continue;
             if (e.Index <= LastIndex)
             {
                 if (e.Index <= Committed)

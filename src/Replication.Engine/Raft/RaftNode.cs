@@ -43,7 +43,7 @@ public sealed partial class RaftNode
         _cfg = config;
         _voters = new HashSet<int>(config.Voters);
         _learners = new HashSet<int>(config.Learners);
-        _log = new RaftLog(entries);
+        _log = new RaftLog(entries) { KeepConflicts = (config.Mutation & RaftMutation.FollowerKeepsConflicts) != 0 };
         Term = state.Term;
         Vote = state.Vote;
         _log.RestoreCommit(Math.Max(state.Commit, config.Applied));
