@@ -50,6 +50,8 @@ internal sealed class SimNode
             Voters = Enumerable.Range(1, _sim.Options.Nodes).ToArray(),
             ElectionTicks = _sim.Options.ElectionTicks,
             HeartbeatTicks = _sim.Options.HeartbeatTicks,
+            MaxSizePerMessage = _sim.Options.MaxSizePerMessage,
+            MaxInflightMessages = _sim.Options.MaxInflightMessages,
             Applied = Machine.Applied,
             Random = new Random(_sim.DeriveSeed(Id, ++_incarnation)),
             Mutation = _sim.Options.Mutant.CoreMutation(),

@@ -29,6 +29,17 @@ public sealed record SimOptions
     /// <summary>A client gives up on an operation after this many ticks and records it as unknown.</summary>
     public int ClientTimeoutTicks { get; init; } = 40;
 
+    /// <summary>Share of operations a client sends to a random node instead of the one it believes leads (stale routing).</summary>
+    public double RandomRouteRate { get; init; }
+    /// <summary>Share of crashes followed by an immediate restart (0-3 ticks) rather than a longer outage.</summary>
+    public double QuickRestartRate { get; init; } = 0.5;
+    /// <summary>Flow control of the core; small values split appends and exercise the in-flight window.</summary>
+    public int MaxSizePerMessage { get; init; } = 1 << 20;
+    public int MaxInflightMessages { get; init; } = 256;
+
+    /// <summary>Whether crash faults are drawn at all: some seeds play out network faults undisturbed.</summary>
+    public bool Crashes { get; init; } = true;
+
     /// <summary>Raft timing, as the product's NodeHostOptions defaults.</summary>
     public int ElectionTicks { get; init; } = 15;
     public int HeartbeatTicks { get; init; } = 3;
@@ -42,17 +53,24 @@ public sealed record SimOptions
             Mutant = mutant,
             Trace = trace,
             Nodes = r.Next(3) == 0 ? 5 : 3,
-            Clients = 2 + r.Next(4),
+            Clients = 2 + r.Next(7),
             Keys = 1 + r.Next(4),
             ChaosTicks = 400 + r.Next(400),
             FaultIntervalTicks = 10 + r.Next(40),
             DropRate = r.Next(4) == 0 ? 0 : r.NextDouble() * 0.15,
             DuplicateRate = r.Next(3) == 0 ? 0 : r.NextDouble() * 0.05,
             LongDelayRate = r.Next(4) == 0 ? 0 : r.NextDouble() * 0.08,
+            ClientTimeoutTicks = 5 + r.Next(40),
+            RandomRouteRate = r.NextDouble() * 0.3,
+            QuickRestartRate = r.NextDouble(),
+            MaxSizePerMessage = r.Next(2) == 0 ? 1 << 20 : 20 + r.Next(200),
+            MaxInflightMessages = r.Next(2) == 0 ? 256 : 1 + r.Next(8),
+            Crashes = r.Next(3) != 0,
         };
     }
 
     public override string ToString() =>
         $"seed {Seed}: {Nodes} nodes, {Clients} clients, {Keys} keys, {ChaosTicks} ticks of faults every ~{FaultIntervalTicks}, " +
-        $"drop {DropRate:P1}, dup {DuplicateRate:P1}, long delay {LongDelayRate:P1}{(Mutant == Mutant.None ? "" : ", mutant " + Mutant)}";
+        $"drop {DropRate:P1}, dup {DuplicateRate:P1}, long delay {LongDelayRate:P1}, " +
+        $"timeout {ClientTimeoutTicks}, random route {RandomRouteRate:P0}, quick restart {QuickRestartRate:P0}, max msg {MaxSizePerMessage}B, inflight {MaxInflightMessages}{(Crashes ? "" : ", no crashes")}{(Mutant == Mutant.None ? "" : ", mutant " + Mutant)}";
 }

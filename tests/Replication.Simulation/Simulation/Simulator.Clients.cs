@@ -77,7 +77,7 @@ public sealed partial class Simulator
         int opId = ++_nextOpId;
         c.Current = (opId, input, ++_historyClock);
         if (c.LeaderGuess == 0) c.LeaderGuess = 1 + _rng.Next(Options.Nodes);
-        int target = c.LeaderGuess;
+        int target = _rng.NextDouble() < Options.RandomRouteRate ? 1 + _rng.Next(Options.Nodes) : c.LeaderGuess;
         Mix(5, c.Id, opId, target, (long)input.Kind, 0);
         TraceLine(() => $"client {c.Id} op {opId} {input}{(lease ? " lease" : "")} -> node {target}");
         Schedule(1 + _rng.Next(3), new RequestEvent(target, new ClientRequest(opId, c.Id, input, lease)));

@@ -13,6 +13,7 @@ public sealed partial class Simulator
     private enum FaultKind
     {
         Partition,
+        IsolateLeader,
         AsymmetricPartition,
         CutFromLeader,
         HealPartition,
@@ -26,6 +27,7 @@ public sealed partial class Simulator
     private static readonly (FaultKind Kind, int Weight)[] FaultWeights =
     {
         (FaultKind.Partition, 10),
+        (FaultKind.IsolateLeader, 8),
         (FaultKind.AsymmetricPartition, 6),
         (FaultKind.CutFromLeader, 6),
         (FaultKind.HealPartition, 12),
@@ -40,9 +42,10 @@ public sealed partial class Simulator
 
     private void InjectFault()
     {
-        int roll = _rng.Next(FaultWeights.Sum(w => w.Weight));
-        var kind = FaultWeights[0].Kind;
-        foreach (var (k, w) in FaultWeights)
+        var weights = FaultWeights.Where(w => Options.Crashes || w.Kind is not (FaultKind.Crash or FaultKind.CrashLeader or FaultKind.CrashAll)).ToArray();
+        int roll = _rng.Next(weights.Sum(w => w.Weight));
+        var kind = weights[0].Kind;
+        foreach (var (k, w) in weights)
         {
             if (roll < w)
             {
@@ -64,6 +67,17 @@ public sealed partial class Simulator
                     for (int b = 1; b <= n; b++)
                         if (side.Contains(a) != side.Contains(b)) _blocked[a, b] = true;
                 Fault("partition", $"{{{string.Join(",", side.Order())}}} | rest");
+                break;
+            }
+            case FaultKind.IsolateLeader:
+            {
+                // The leader alone in a minority: it keeps believing it leads until check-quorum
+                // deposes it, while the majority elects another (the window stale reads live in).
+                if (leader is null) return;
+                ClearBlocks();
+                for (int b = 1; b <= n; b++)
+                    if (b != leader.Id) _blocked[leader.Id, b] = _blocked[b, leader.Id] = true;
+                Fault("isolate leader", $"node {leader.Id}");
                 break;
             }
             case FaultKind.AsymmetricPartition:
@@ -131,13 +145,14 @@ public sealed partial class Simulator
 
     private void CrashNode(SimNode victim, int downTicks)
     {
+        if (_rng.NextDouble() < Options.QuickRestartRate) downTicks = _rng.Next(4);
         int entries = victim.Persisting?.Entries.Count ?? 0;
         int prefix = entries == 0 ? 0 : _rng.Next(entries);
         bool withHardState = _rng.Next(2) == 0;
         bool mid = victim.Crash(prefix, withHardState);
         Fault(mid ? "crash mid-write" : "crash",
             $"node {victim.Id}{(mid ? $" kept {prefix}/{entries} entries, hard state {(withHardState ? "kept" : "lost")}" : "")}, down {downTicks} ticks");
-        Schedule((long)downTicks * SimOptions.TickUnits, new RestartEvent(victim.Id, victim.Epoch));
+        Schedule(1 + (long)downTicks * SimOptions.TickUnits, new RestartEvent(victim.Id, victim.Epoch));
     }
 
     private void Restart(SimNode n)

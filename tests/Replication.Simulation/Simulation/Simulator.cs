@@ -104,6 +104,7 @@ public sealed partial class Simulator
                 var tn = Node(t.Node);
                 if (tn.Up) tn.Tick();
                 Schedule(SimOptions.TickUnits, t);
+                if (t.Node == 1 && _nodes.Count(x => x.Up && x.Core!.Role == RaftRole.Leader) > 1) Count("tick with two leaders");
                 if (_healed && t.Node == 1) CheckSettled();
                 break;
             case DeliverEvent d:
