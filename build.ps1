@@ -10,14 +10,25 @@
            did not run.
     Demo   Build, then examples/demo.ps1 in a fresh pwsh.
     Bench  Build, then bench/Replication.Bench.
+    Simulate  Builds and runs the deterministic cluster simulator (tests/Replication.Simulation):
+           -Seeds N runs seeds 1..N (default 200; S..S+N-1 with -Seed); -Seed S alone replays one
+           seed exactly, printing its fault trace; -Mutant M runs a deliberately broken system;
+           -Trace prints every event of a replayed seed. Prints seeds run, operations checked,
+           faults injected by kind and violations; exits nonzero on any violation.
     Clean  Removes out/ and every bin/ and obj/ folder.
     The version comes from Replication.psd1 (ModuleVersion) and is passed to dotnet as -p:Version.
 .EXAMPLE
     dotnet tool restore && dotnet pwsh ./build.ps1 Test
+.EXAMPLE
+    dotnet pwsh ./build.ps1 Simulate -Seeds 1000
 #>
 param(
-    [ValidateSet('Build', 'Test', 'Demo', 'Bench', 'Clean')]
-    [string] $Task = 'Build'
+    [ValidateSet('Build', 'Test', 'Demo', 'Bench', 'Clean', 'Simulate')]
+    [string] $Task = 'Build',
+    [int] $Seeds = 200,
+    [int] $Seed,
+    [string] $Mutant = 'None',
+    [switch] $Trace
 )
 
 $ErrorActionPreference = 'Stop'
@@ -143,6 +154,17 @@ switch ($Task) {
     'Bench' {
         Invoke-Build
         Invoke-Dotnet run -c Release --project (Join-Path $root 'bench/Replication.Bench') "-p:Version=$version"
+    }
+    'Simulate' {
+        $project = Join-Path $root 'tests/Replication.Simulation'
+        Invoke-Dotnet build $project -c Release "-p:Version=$version"
+        $simArgs = @('--mutant', $Mutant)
+        if ($PSBoundParameters.ContainsKey('Seed')) { $simArgs += @('--seed', $Seed) }
+        if ($PSBoundParameters.ContainsKey('Seeds') -or -not $PSBoundParameters.ContainsKey('Seed')) { $simArgs += @('--seeds', $Seeds) }
+        if ($Trace) { $simArgs += '--trace' }
+        Write-Host "> dotnet run Replication.Simulation $($simArgs -join ' ')"
+        & dotnet run --no-build -c Release --project $project -- @simArgs | Out-Host
+        if ($LASTEXITCODE -ne 0) { Write-Host "The simulation found violations (exit code $LASTEXITCODE)."; exit $LASTEXITCODE }
     }
     'Clean' {
         Remove-Item -Recurse -Force $out -ErrorAction SilentlyContinue

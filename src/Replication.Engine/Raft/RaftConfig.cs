@@ -54,6 +54,9 @@ public sealed record RaftConfig
     /// <summary>Randomness for election timeouts. Inject a seeded instance for deterministic tests.</summary>
     public Random Random { get; init; } = new();
 
+    /// <summary>Fault injection for the simulator only (see <see cref="RaftMutation"/>); None in production.</summary>
+    internal RaftMutation Mutation { get; init; }
+
     internal void Validate()
     {
         if (Id == 0) throw new ArgumentException("Node id 0 is reserved for 'none'.");

@@ -28,6 +28,9 @@ internal sealed class RaftLog
     /// <summary>Last index covered by the snapshot the log starts after (0 = none: the log starts at 1).</summary>
     public long SnapshotIndex { get; private set; }
     public long SnapshotTerm { get; private set; }
+
+    /// <summary>Simulator mutant (<see cref="RaftMutation.FollowerKeepsConflicts"/>): never truncate. False in production.</summary>
+    public bool KeepConflicts { get; init; }
     public long Committed { get; private set; }
     public long Applied { get; private set; }
     /// <summary>Highest index known to be persisted by the host.</summary>
@@ -91,6 +94,7 @@ internal sealed class RaftLog
         {
             if (e.Index <= SnapshotIndex) continue; // already compacted into the snapshot, hence committed and equal
             if (e.Index <= LastIndex && Term(e.Index) == e.Term) continue;
+            if (e.Index <= LastIndex && KeepConflicts) continue;
             if (e.Index <= LastIndex)
             {
                 if (e.Index <= Committed)

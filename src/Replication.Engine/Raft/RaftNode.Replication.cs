@@ -240,7 +240,8 @@ public sealed partial class RaftNode
         if (_voters.Count == 0) return false;
         var matches = _voters.Select(v => _progress.TryGetValue(v, out var p) ? p.Match : 0).OrderByDescending(x => x).ToList();
         long quorumIndex = matches[Quorum - 1];
-        if (quorumIndex <= _log.Committed || _log.Term(quorumIndex) != Term) return false;
+        bool oldTermCounts = (_cfg.Mutation & RaftMutation.CommitOldTermByCounting) != 0; // simulator mutant only
+        if (quorumIndex <= _log.Committed || (_log.Term(quorumIndex) != Term && !oldTermCounts)) return false;
         _log.CommitTo(quorumIndex);
         OnCommitAdvancedInTerm();
         if (MaybeStepDownAfterRemoval()) return false;

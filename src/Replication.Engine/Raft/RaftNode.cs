@@ -56,7 +56,10 @@ public sealed partial class RaftNode
         config.Validate();
         _cfg = config;
         long snapIndex = snapshot?.Index ?? 0;
-        _log = new RaftLog(entries.Where(e => e.Index > snapIndex), snapIndex, snapshot?.Term ?? 0);
+        _log = new RaftLog(entries.Where(e => e.Index > snapIndex), snapIndex, snapshot?.Term ?? 0)
+        {
+            KeepConflicts = (config.Mutation & RaftMutation.FollowerKeepsConflicts) != 0,
+        };
         _baseConfig = snapshot is null
             ? Membership.From(config.Voters, config.Learners)
             : Membership.From(snapshot.Voters, snapshot.Learners);

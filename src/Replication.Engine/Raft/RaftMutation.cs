@@ -1,0 +1,17 @@
+namespace Replication.Engine.Raft;
+
+/// <summary>
+/// Deliberate bugs for fault injection, like SQLite's test VFS: the deterministic simulator
+/// (tests/Replication.Simulation) switches one on to prove that its checks catch a broken core
+/// ("mutants"). Internal and test-only: production code never sets it, and <see cref="None"/>
+/// leaves the core exactly as specified. Each flag is one well-known Raft mistake.
+/// </summary>
+[Flags]
+internal enum RaftMutation
+{
+    None = 0,
+    /// <summary>Commit by counting replicas of an entry from an older term (no Figure 8 rule, paper 5.4.2).</summary>
+    CommitOldTermByCounting = 1,
+    /// <summary>A follower keeps its conflicting entries instead of truncating them (paper 5.3, step 3 of AppendEntries).</summary>
+    FollowerKeepsConflicts = 2,
+}

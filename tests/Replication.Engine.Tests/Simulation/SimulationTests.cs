@@ -1,0 +1,60 @@
+using Replication.Simulation.Simulation;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Replication.Engine.Tests.Simulation;
+
+/// <summary>
+/// The deterministic simulator in CI: a CI-sized number of seeds through the same runner as
+/// <c>./build.ps1 Simulate</c>, exact replay, and the mutants that prove the checks have teeth.
+/// </summary>
+public sealed class SimulationTests(ITestOutputHelper output)
+{
+    /// <summary>Seeds per CI run; a nightly run is <c>./build.ps1 Simulate -Seeds 10000</c>.</summary>
+    private const int CiSeeds = 150;
+
+    [Fact]
+    public void RandomSeedsFindNoViolation()
+    {
+        var log = new StringWriter();
+        var summary = SimRunner.Run(1, CiSeeds, Mutant.None, log);
+        SimRunner.Print(summary, log);
+        output.WriteLine(log.ToString());
+        Assert.Equal(CiSeeds, summary.SeedsRun);
+        Assert.True(summary.OperationsChecked > CiSeeds * 100, "clients did too little");
+        Assert.True(summary.Violations == 0, log.ToString());
+    }
+
+    [Fact]
+    public void SameSeedReplaysExactly()
+    {
+        var a = Simulator.Run(SimOptions.FromSeed(42, trace: true));
+        var b = Simulator.Run(SimOptions.FromSeed(42, trace: true));
+        Assert.Equal(a.Digest, b.Digest);
+        Assert.Equal(a.Trace, b.Trace);
+        Assert.Equal(a.History, b.History);
+        var c = Simulator.Run(SimOptions.FromSeed(43));
+        Assert.NotEqual(a.Digest, c.Digest);
+    }
+
+    [Fact]
+    public void FailingSeedPrintsOneReplayCommand()
+    {
+        var r = Simulator.Run(SimOptions.FromSeed(1, Mutant.FollowerKeepsConflicts));
+        Assert.False(r.Ok);
+        Assert.Equal("./build.ps1 Simulate -Seed 1 -Mutant FollowerKeepsConflicts", r.ReplayCommand);
+    }
+
+    /// <summary>Each mutant must be caught within <paramref name="maxSeeds"/> seeds; prints after how many.</summary>
+    [Theory]
+    [InlineData(Mutant.FollowerKeepsConflicts, 10)]
+    [InlineData(Mutant.AckBeforePersist, 150)]
+    public void MutantIsCaught(Mutant mutant, int maxSeeds)
+    {
+        var log = new StringWriter();
+        var summary = SimRunner.Run(1, maxSeeds, mutant, log, stopAtFirstFailure: true);
+        output.WriteLine($"{mutant}: caught after {summary.SeedsRun} seed(s)");
+        output.WriteLine(log.ToString());
+        Assert.True(summary.Failures.Count == 1, $"{mutant} survived {maxSeeds} seeds");
+    }
+}

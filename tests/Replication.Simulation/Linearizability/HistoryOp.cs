@@ -1,0 +1,31 @@
+namespace Replication.Simulation.Linearizability;
+
+/// <summary>How an operation ended, as its client saw it.</summary>
+public enum OpStatus
+{
+    /// <summary>Answered: <see cref="HistoryOp.Output"/> holds the result.</summary>
+    Ok,
+    /// <summary>Definitely had no effect (e.g. refused by a non-leader, or its entry was overwritten): dropped before checking.</summary>
+    Failed,
+    /// <summary>No answer by the deadline: may take effect at any time after its invocation (return time = infinity).</summary>
+    Unknown,
+}
+
+/// <summary>
+/// One operation of a history. Times are logical and totally ordered (the simulator uses one
+/// counter for all invocations and returns); <see cref="Return"/> is ignored unless <see cref="Status"/> is Ok.
+/// </summary>
+public sealed record HistoryOp(int Id, int Client, KvInput Input, long Invoke, long Return, OpStatus Status, KvOutput? Output)
+{
+    public static HistoryOp Ok(int id, int client, KvInput input, long invoke, long ret, KvOutput output) =>
+        new(id, client, input, invoke, ret, OpStatus.Ok, output);
+
+    public static HistoryOp Unknown(int id, int client, KvInput input, long invoke) =>
+        new(id, client, input, invoke, long.MaxValue, OpStatus.Unknown, null);
+
+    public static HistoryOp Failed(int id, int client, KvInput input, long invoke, long ret) =>
+        new(id, client, input, invoke, ret, OpStatus.Failed, null);
+
+    public override string ToString() =>
+        $"#{Id} c{Client} {Input} [{Invoke}, {(Status == OpStatus.Unknown ? "inf" : Return.ToString())}] {Status}{(Output is null ? "" : " " + Output)}";
+}

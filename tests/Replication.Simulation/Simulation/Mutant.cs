@@ -1,0 +1,34 @@
+using Replication.Engine.Raft;
+
+namespace Replication.Simulation.Simulation;
+
+/// <summary>
+/// A deliberately broken system the simulator must catch ("mutants": they show the checks have
+/// teeth). Core mutants switch an internal fault-injection flag of the real core
+/// (<see cref="RaftMutation"/>); host mutants break the simulated host or its storage, where such
+/// a bug would live in the product (NodeHost, RaftLogStore).
+/// </summary>
+public enum Mutant
+{
+    None,
+    /// <summary>Core: commit by counting replicas of an old-term entry (no Figure 8 rule).</summary>
+    CommitOldTerm,
+    /// <summary>Core: a follower keeps conflicting entries instead of truncating them.</summary>
+    FollowerKeepsConflicts,
+    /// <summary>Storage: HardState.Vote is not saved (it reads back as 0 after a restart).</summary>
+    VoteNotPersisted,
+    /// <summary>Host: the leader answers reads from its local state at once, without ReadIndex or lease.</summary>
+    ReadWithoutReadIndex,
+    /// <summary>Host: a Ready's messages leave before its entries and hard state are durable.</summary>
+    AckBeforePersist,
+}
+
+internal static class MutantExtensions
+{
+    public static RaftMutation CoreMutation(this Mutant m) => m switch
+    {
+        Mutant.CommitOldTerm => RaftMutation.CommitOldTermByCounting,
+        Mutant.FollowerKeepsConflicts => RaftMutation.FollowerKeepsConflicts,
+        _ => RaftMutation.None,
+    };
+}

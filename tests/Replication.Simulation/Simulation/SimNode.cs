@@ -1,0 +1,242 @@
+using Replication.Engine.Raft;
+using Replication.Engine.Storage;
+using Replication.Simulation.Linearizability;
+
+namespace Replication.Simulation.Simulation;
+
+/// <summary>
+/// One simulated node: the real <see cref="RaftNode"/>, a <see cref="SimDisk"/>, a volatile
+/// <see cref="KvMachine"/>, and a host that follows the product's NodeHost rules: carry out each
+/// Ready in contract order (persist, send, apply, serve reads, Advance); track proposals by
+/// index and term (an entry applied at that index with another term means the proposal was
+/// lost); ReadIndex reads by context, released once applied; lease reads when the lease is
+/// valid, else a ReadIndex round; unconfirmed reads fail when leadership is lost.
+/// A slow disk holds a Ready "being persisted" for some ticks; the core keeps stepping and
+/// ticking meanwhile, as it would under an asynchronous host. Not thread-safe.
+/// </summary>
+internal sealed class SimNode
+{
+    private readonly Simulator _sim;
+    private readonly Dictionary<long, (ClientRequest Request, long Term)> _pendingByIndex = new();
+    private readonly Dictionary<long, ClientRequest> _pendingReads = new();
+    private readonly List<(long Index, ClientRequest Request)> _awaitingApply = new();
+    private long _nextReadContext;
+    private int _incarnation;
+
+    public SimNode(Simulator sim, int id)
+    {
+        _sim = sim;
+        Id = id;
+    }
+
+    public int Id { get; }
+    public bool Up { get; private set; }
+    /// <summary>Incremented by every crash: events scheduled for an earlier incarnation are void.</summary>
+    public int Epoch { get; private set; }
+    public SimDisk Disk { get; } = new();
+    public RaftNode? Core { get; private set; }
+    public KvMachine Machine { get; private set; } = new();
+    /// <summary>A Ready whose write is still in progress on a slow disk.</summary>
+    public Ready? Persisting { get; private set; }
+    /// <summary>Ticks each write takes; 0 = immediate.</summary>
+    public int SlowDiskTicks { get; set; }
+
+    public void Start()
+    {
+        Machine = Disk.Checkpoint.Clone();
+        var config = new RaftConfig
+        {
+            Id = Id,
+            Voters = Enumerable.Range(1, _sim.Options.Nodes).ToArray(),
+            ElectionTicks = _sim.Options.ElectionTicks,
+            HeartbeatTicks = _sim.Options.HeartbeatTicks,
+            MaxSizePerMessage = _sim.Options.MaxSizePerMessage,
+            MaxInflightMessages = _sim.Options.MaxInflightMessages,
+            Applied = Machine.Applied,
+            Random = new Random(_sim.DeriveSeed(Id, ++_incarnation)),
+            Mutation = _sim.Options.Mutant.CoreMutation(),
+        };
+        Core = new RaftNode(config, Disk.HardState, Disk.Entries);
+        Up = true;
+    }
+
+    /// <summary>
+    /// Crash: everything volatile is gone. A write in progress leaves a prefix
+    /// (<paramref name="prefix"/> entries, the hard state only if <paramref name="withHardState"/>), or nothing.
+    /// Returns whether a write was cut short.
+    /// </summary>
+    public bool Crash(int prefix, bool withHardState)
+    {
+        bool mid = false;
+        if (Persisting is { } rd)
+        {
+            mid = true;
+            Disk.SavePrefix(rd.HardState, rd.Entries, Math.Min(prefix, rd.Entries.Count), withHardState, DropVote);
+        }
+        Persisting = null;
+        Up = false;
+        Epoch++;
+        Core = null;
+        _pendingByIndex.Clear();
+        _pendingReads.Clear();
+        _awaitingApply.Clear();
+        return mid;
+    }
+
+    private bool DropVote => _sim.Options.Mutant == Mutant.VoteNotPersisted;
+    private bool AckBeforePersist => _sim.Options.Mutant == Mutant.AckBeforePersist;
+
+    public void Tick()
+    {
+        Core!.Tick();
+        Pump();
+    }
+
+    public void Step(RaftMessage m)
+    {
+        Core!.Step(m);
+        Pump();
+    }
+
+    /// <summary>A client request arrives (as NodeHost.StartProposal / StartRead).</summary>
+    public void Handle(ClientRequest req)
+    {
+        var core = Core!;
+        if (req.Input.Kind == KvOpKind.Get)
+        {
+            if (_sim.Options.Mutant == Mutant.ReadWithoutReadIndex)
+            {
+                if (core.Role == RaftRole.Leader) ServeRead(req);
+                else _sim.Reply(this, req, ReplyKind.NotLeader, null, core.Leader);
+                return;
+            }
+            if (req.Lease)
+            {
+                long index = core.LeaseReadIndex();
+                if (index >= 0)
+                {
+                    _awaitingApply.Add((index, req));
+                    Pump();
+                    return;
+                }
+                // No valid lease: fall back to a ReadIndex round, as NodeHost does.
+            }
+            long ctx = ++_nextReadContext;
+            if (!core.ReadIndex(ctx))
+            {
+                _sim.Reply(this, req, ReplyKind.NotLeader, null, core.Leader);
+                return;
+            }
+            _pendingReads[ctx] = req;
+        }
+        else
+        {
+            long first = core.Propose(new[] { Encode(req.Input) });
+            if (first == 0)
+            {
+                _sim.Reply(this, req, ReplyKind.NotLeader, null, core.Leader);
+                return;
+            }
+            _pendingByIndex[first] = (req, core.Term);
+        }
+        Pump();
+    }
+
+    private static byte[] Encode(KvInput input) => KvCommand.Encode(new[]
+    {
+        input.Kind switch
+        {
+            KvOpKind.Put => new KvOp(KvOpType.Put, input.Key, input.Value, null),
+            KvOpKind.Delete => new KvOp(KvOpType.Delete, input.Key, null, null),
+            _ => new KvOp(KvOpType.Put, input.Key, input.Value, input.ExpectedVersion),
+        },
+    });
+
+    /// <summary>Carries out Readies until the core has none (bounded), or a slow write is in progress.</summary>
+    public void Pump()
+    {
+        for (int round = 0; round < 64 && Up && Persisting is null && Core!.HasReady; round++)
+        {
+            var rd = Core.GetReady();
+            if (AckBeforePersist) Send(rd);
+            if ((rd.HardState is not null || rd.Entries.Count > 0) && SlowDiskTicks > 0)
+            {
+                Persisting = rd;
+                _sim.SchedulePersistDone(this, SlowDiskTicks);
+                return;
+            }
+            Finish(rd, persist: true);
+        }
+        CompleteWaiters();
+        if (Up && Persisting is null && Core!.HasReady) _sim.SchedulePump(this);
+    }
+
+    /// <summary>The slow write of <see cref="Persisting"/> has completed.</summary>
+    public void PersistDone()
+    {
+        var rd = Persisting!;
+        Persisting = null;
+        Finish(rd, persist: true);
+        Pump();
+    }
+
+    private void Finish(Ready rd, bool persist)
+    {
+        if (persist) Disk.Save(rd.HardState, rd.Entries, DropVote);
+        if (!AckBeforePersist) Send(rd);
+        foreach (var e in rd.CommittedEntries) Apply(e);
+        foreach (var rs in rd.ReadStates)
+            if (_pendingReads.Remove(rs.Context, out var r)) _awaitingApply.Add((rs.Index, r));
+        if (rd.SoftState is { } ss && ss.Role != RaftRole.Leader)
+        {
+            foreach (var r in _pendingReads.Values) _sim.Reply(this, r, ReplyKind.ReadAborted, null, ss.Leader);
+            _pendingReads.Clear();
+        }
+        Core!.Advance(rd);
+        _sim.ObserveRole(this);
+    }
+
+    private void Send(Ready rd)
+    {
+        foreach (var m in rd.Messages) _sim.Send(m);
+    }
+
+    private void Apply(LogEntry e)
+    {
+        if (e.Index <= Machine.Applied) return; // replay below the checkpoint is idempotent, as in KvStore.Apply
+        _sim.ObserveApply(this, e);
+        var results = Machine.Apply(e);
+        _sim.MaybeCheckpoint(this);
+        if (!_pendingByIndex.Remove(e.Index, out var p)) return;
+        if (e.Term != p.Term)
+        {
+            _sim.Reply(this, p.Request, ReplyKind.Lost, null, Core!.Leader);
+            return;
+        }
+        var r = results[0];
+        var output = p.Request.Input.Kind switch
+        {
+            KvOpKind.Put => new KvOutput(true, null, r.Version),
+            KvOpKind.Delete => new KvOutput(r.Existed, null, 0),
+            _ => new KvOutput(r.Applied, null, r.Applied ? r.Version : r.ActualVersion),
+        };
+        _sim.Reply(this, p.Request, ReplyKind.Ok, output, Core!.Leader);
+    }
+
+    private void CompleteWaiters()
+    {
+        if (!Up || _awaitingApply.Count == 0) return;
+        long applied = Machine.Applied;
+        var ready = _awaitingApply.Where(w => w.Index <= applied).ToList();
+        _awaitingApply.RemoveAll(w => w.Index <= applied);
+        foreach (var (_, r) in ready) ServeRead(r);
+    }
+
+    private void ServeRead(ClientRequest r)
+    {
+        var (value, version) = Machine.Get(r.Input.Key);
+        _sim.Reply(this, r, ReplyKind.Ok, new KvOutput(value is not null, value, version), Core!.Leader);
+    }
+
+    public void SetMachineCheckpoint() => Disk.Checkpoint = Machine.Clone();
+}

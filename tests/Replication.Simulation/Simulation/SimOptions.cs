@@ -1,0 +1,76 @@
+namespace Replication.Simulation.Simulation;
+
+/// <summary>
+/// The shape of one simulated run. Everything but <see cref="Seed"/>, <see cref="Mutant"/> and
+/// <see cref="Trace"/> is drawn from the seed by <see cref="FromSeed"/>, so a seed alone replays a run.
+/// Time is logical: one Raft tick is <see cref="TickUnits"/> units; messages take whole units.
+/// </summary>
+public sealed record SimOptions
+{
+    public const int TickUnits = 10;
+
+    public required int Seed { get; init; }
+    public Mutant Mutant { get; init; }
+    /// <summary>Write every event to the trace (for replaying a failing seed).</summary>
+    public bool Trace { get; init; }
+
+    public int Nodes { get; init; } = 3;
+    public int Clients { get; init; } = 4;
+    public int Keys { get; init; } = 3;
+    /// <summary>Ticks of client load under faults, before everything heals.</summary>
+    public int ChaosTicks { get; init; } = 600;
+    /// <summary>Mean ticks between two fault events.</summary>
+    public int FaultIntervalTicks { get; init; } = 25;
+    public double DropRate { get; init; }
+    public double DuplicateRate { get; init; }
+    /// <summary>Share of messages held back long (up to <see cref="LongDelayUnits"/>), which reorders them.</summary>
+    public double LongDelayRate { get; init; }
+    public int LongDelayUnits { get; init; } = 120;
+    /// <summary>A client gives up on an operation after this many ticks and records it as unknown.</summary>
+    public int ClientTimeoutTicks { get; init; } = 40;
+
+    /// <summary>Share of operations a client sends to a random node instead of the one it believes leads (stale routing).</summary>
+    public double RandomRouteRate { get; init; }
+    /// <summary>Share of crashes followed by an immediate restart (0-3 ticks) rather than a longer outage.</summary>
+    public double QuickRestartRate { get; init; } = 0.5;
+    /// <summary>Flow control of the core; small values split appends and exercise the in-flight window.</summary>
+    public int MaxSizePerMessage { get; init; } = 1 << 20;
+    public int MaxInflightMessages { get; init; } = 256;
+
+    /// <summary>Whether crash faults are drawn at all: some seeds play out network faults undisturbed.</summary>
+    public bool Crashes { get; init; } = true;
+
+    /// <summary>Raft timing, as the product's NodeHostOptions defaults.</summary>
+    public int ElectionTicks { get; init; } = 15;
+    public int HeartbeatTicks { get; init; } = 3;
+
+    public static SimOptions FromSeed(int seed, Mutant mutant = Mutant.None, bool trace = false)
+    {
+        var r = new Random(seed ^ 0x5EED);
+        return new SimOptions
+        {
+            Seed = seed,
+            Mutant = mutant,
+            Trace = trace,
+            Nodes = r.Next(3) == 0 ? 5 : 3,
+            Clients = 2 + r.Next(7),
+            Keys = 1 + r.Next(4),
+            ChaosTicks = 400 + r.Next(400),
+            FaultIntervalTicks = 10 + r.Next(40),
+            DropRate = r.Next(4) == 0 ? 0 : r.NextDouble() * 0.15,
+            DuplicateRate = r.Next(3) == 0 ? 0 : r.NextDouble() * 0.05,
+            LongDelayRate = r.Next(4) == 0 ? 0 : r.NextDouble() * 0.08,
+            ClientTimeoutTicks = 5 + r.Next(40),
+            RandomRouteRate = r.NextDouble() * 0.3,
+            QuickRestartRate = r.NextDouble(),
+            MaxSizePerMessage = r.Next(2) == 0 ? 1 << 20 : 20 + r.Next(200),
+            MaxInflightMessages = r.Next(2) == 0 ? 256 : 1 + r.Next(8),
+            Crashes = r.Next(3) != 0,
+        };
+    }
+
+    public override string ToString() =>
+        $"seed {Seed}: {Nodes} nodes, {Clients} clients, {Keys} keys, {ChaosTicks} ticks of faults every ~{FaultIntervalTicks}, " +
+        $"drop {DropRate:P1}, dup {DuplicateRate:P1}, long delay {LongDelayRate:P1}, " +
+        $"timeout {ClientTimeoutTicks}, random route {RandomRouteRate:P0}, quick restart {QuickRestartRate:P0}, max msg {MaxSizePerMessage}B, inflight {MaxInflightMessages}{(Crashes ? "" : ", no crashes")}{(Mutant == Mutant.None ? "" : ", mutant " + Mutant)}";
+}

@@ -1,0 +1,126 @@
+using Replication.Simulation.Linearizability;
+
+namespace Replication.Simulation.Simulation;
+
+/// <summary>Simulated clients: one operation at a time each, with a deadline, recorded in the history.</summary>
+public sealed partial class Simulator
+{
+    private readonly SimClient[] _clients;
+    private int _nextOpId;
+
+    /// <summary>
+    /// A client. Regular clients run random operations during the chaos; a final client does one
+    /// linearizable read of its key after healing (retrying until it gets an answer).
+    /// </summary>
+    private sealed class SimClient(int id, bool final)
+    {
+        public int Id { get; } = id;
+        public bool Final { get; } = final;
+        public bool Done { get; set; }
+        public int LeaderGuess { get; set; }
+        public int Counter { get; set; }
+        public Dictionary<string, long> SeenVersion { get; } = new();
+        public (int OpId, KvInput Input, long Invoke)? Current { get; set; }
+    }
+
+    private SimClient Client(int id) => _clients[id - 1];
+
+    private void DispatchClient(object ev)
+    {
+        switch (ev)
+        {
+            case IssueEvent i: Issue(Client(i.Client)); break;
+            case RequestEvent r:
+                var n = Node(r.Node);
+                Mix(4, r.Node, r.Request.OpId, 0, 0, 0);
+                if (n.Up) n.Handle(r.Request);
+                break;
+            case ReplyEvent r: OnReply(r); break;
+            case TimeoutEvent t:
+                var c = Client(t.Client);
+                if (c.Current is not { } cur || cur.OpId != t.OpId) return;
+                Record(HistoryOp.Unknown(cur.OpId, c.Id, cur.Input, cur.Invoke));
+                TraceLine(() => $"client {c.Id} op {cur.OpId} {cur.Input} timed out");
+                c.LeaderGuess = 1 + _rng.Next(Options.Nodes);
+                Next(c);
+                break;
+        }
+    }
+
+    private void Issue(SimClient c)
+    {
+        if (c.Current is not null || c.Done || (!c.Final && Now >= ChaosEnd)) return;
+        KvInput input;
+        bool lease = false;
+        if (c.Final)
+        {
+            input = new KvInput(KvOpKind.Get, Key(c.Id - Options.Clients - 1));
+        }
+        else
+        {
+            string key = Key(_rng.Next(Options.Keys));
+            int roll = _rng.Next(100);
+            string value = $"{c.Id}.{++c.Counter}";
+            if (roll < 30) input = new KvInput(KvOpKind.Put, key, value);
+            else if (roll < 55)
+            {
+                input = new KvInput(KvOpKind.Get, key);
+                lease = _rng.Next(2) == 0;
+            }
+            else if (roll < 65) input = new KvInput(KvOpKind.Delete, key);
+            else
+            {
+                long expected = Math.Max(0, c.SeenVersion.GetValueOrDefault(key) + _rng.Next(-1, 2));
+                input = new KvInput(KvOpKind.Cas, key, value, expected);
+            }
+        }
+        int opId = ++_nextOpId;
+        c.Current = (opId, input, ++_historyClock);
+        if (c.LeaderGuess == 0) c.LeaderGuess = 1 + _rng.Next(Options.Nodes);
+        int target = _rng.NextDouble() < Options.RandomRouteRate ? 1 + _rng.Next(Options.Nodes) : c.LeaderGuess;
+        Mix(5, c.Id, opId, target, (long)input.Kind, 0);
+        TraceLine(() => $"client {c.Id} op {opId} {input}{(lease ? " lease" : "")} -> node {target}");
+        Schedule(1 + _rng.Next(3), new RequestEvent(target, new ClientRequest(opId, c.Id, input, lease)));
+        Schedule((long)Options.ClientTimeoutTicks * SimOptions.TickUnits, new TimeoutEvent(c.Id, opId));
+    }
+
+    private static string Key(int i) => "k" + i;
+
+    /// <summary>A node answers a request; the answer reaches the client a little later.</summary>
+    internal void Reply(SimNode from, ClientRequest req, ReplyKind kind, KvOutput? output, int leaderHint) =>
+        Schedule(1 + _rng.Next(3), new ReplyEvent(req.Client, req.OpId, kind, output, leaderHint, from.Id));
+
+    private void OnReply(ReplyEvent r)
+    {
+        var c = Client(r.Client);
+        Mix(6, r.Client, r.OpId, (long)r.Kind, r.Output?.Version ?? -1, r.From);
+        if (c.Current is not { } cur || cur.OpId != r.OpId) return; // too late: already recorded as unknown
+        long ret = ++_historyClock;
+        TraceLine(() => $"client {c.Id} op {cur.OpId} {cur.Input} <- node {r.From}: {r.Kind} {r.Output}");
+        if (r.Kind == ReplyKind.Ok)
+        {
+            Record(HistoryOp.Ok(cur.OpId, c.Id, cur.Input, cur.Invoke, ret, r.Output!));
+            c.SeenVersion[cur.Input.Key] = r.Output!.Version;
+            if (c.Final) c.Done = true;
+        }
+        else
+        {
+            Record(HistoryOp.Failed(cur.OpId, c.Id, cur.Input, cur.Invoke, ret));
+            c.LeaderGuess = r.LeaderHint != 0 && r.LeaderHint != r.From ? r.LeaderHint : 1 + _rng.Next(Options.Nodes);
+        }
+        Next(c);
+    }
+
+    private void Next(SimClient c)
+    {
+        c.Current = null;
+        if (!c.Done) Schedule(_rng.Next(3 * SimOptions.TickUnits), new IssueEvent(c.Id));
+    }
+
+    private void Record(HistoryOp op) => _result.History.Add(op);
+
+    private sealed record IssueEvent(int Client);
+    private sealed record RequestEvent(int Node, ClientRequest Request);
+    private sealed record ReplyEvent(int Client, int OpId, ReplyKind Kind, KvOutput? Output, int LeaderHint, int From);
+    private sealed record TimeoutEvent(int Client, int OpId);
+}

@@ -1,0 +1,219 @@
+using Replication.Engine.Raft;
+using Replication.Simulation.Linearizability;
+
+namespace Replication.Simulation.Simulation;
+
+/// <summary>Fault injection, healing and the end-of-run checks.</summary>
+public sealed partial class Simulator
+{
+    /// <summary>
+    /// Fault events drawn during the chaos phase (message-level faults are drawn per message in
+    /// <see cref="Send"/>). New kinds (compaction, snapshot transfer, membership change) go here.
+    /// </summary>
+    private enum FaultKind
+    {
+        Partition,
+        IsolateLeader,
+        AsymmetricPartition,
+        CutFromLeader,
+        HealPartition,
+        Crash,
+        CrashLeader,
+        CrashAll,
+        SlowDisk,
+        TransferLeader,
+    }
+
+    private static readonly (FaultKind Kind, int Weight)[] FaultWeights =
+    {
+        (FaultKind.Partition, 10),
+        (FaultKind.IsolateLeader, 8),
+        (FaultKind.AsymmetricPartition, 6),
+        (FaultKind.CutFromLeader, 6),
+        (FaultKind.HealPartition, 12),
+        (FaultKind.Crash, 8),
+        (FaultKind.CrashLeader, 5),
+        (FaultKind.CrashAll, 1),
+        (FaultKind.SlowDisk, 6),
+        (FaultKind.TransferLeader, 6),
+    };
+
+    private long NextFaultDelay() => (1 + _rng.Next(2 * Options.FaultIntervalTicks)) * (long)SimOptions.TickUnits;
+
+    private void InjectFault()
+    {
+        var weights = FaultWeights.Where(w => Options.Crashes || w.Kind is not (FaultKind.Crash or FaultKind.CrashLeader or FaultKind.CrashAll)).ToArray();
+        int roll = _rng.Next(weights.Sum(w => w.Weight));
+        var kind = weights[0].Kind;
+        foreach (var (k, w) in weights)
+        {
+            if (roll < w)
+            {
+                kind = k;
+                break;
+            }
+            roll -= w;
+        }
+        int n = Options.Nodes;
+        var leader = CurrentLeader();
+        switch (kind)
+        {
+            case FaultKind.Partition:
+            {
+                // Symmetric: a random minority (possibly holding the leader) against the rest.
+                ClearBlocks();
+                var side = Shuffled().Take(1 + _rng.Next(n / 2)).ToHashSet();
+                for (int a = 1; a <= n; a++)
+                    for (int b = 1; b <= n; b++)
+                        if (side.Contains(a) != side.Contains(b)) _blocked[a, b] = true;
+                Fault("partition", $"{{{string.Join(",", side.Order())}}} | rest");
+                break;
+            }
+            case FaultKind.IsolateLeader:
+            {
+                // The leader alone in a minority: it keeps believing it leads until check-quorum
+                // deposes it, while the majority elects another (the window stale reads live in).
+                if (leader is null) return;
+                ClearBlocks();
+                for (int b = 1; b <= n; b++)
+                    if (b != leader.Id) _blocked[leader.Id, b] = _blocked[b, leader.Id] = true;
+                Fault("isolate leader", $"node {leader.Id}");
+                break;
+            }
+            case FaultKind.AsymmetricPartition:
+            {
+                // One direction only: a node hears others but is not heard (or the reverse).
+                int a = 1 + _rng.Next(n);
+                bool outgoing = _rng.Next(2) == 0;
+                var others = Shuffled().Where(x => x != a).Take(1 + _rng.Next(n - 1)).ToList();
+                foreach (int b in others)
+                    if (outgoing) _blocked[a, b] = true;
+                    else _blocked[b, a] = true;
+                Fault("asymmetric partition", $"{a} {(outgoing ? "-/->" : "<-/-")} {{{string.Join(",", others.Order())}}}");
+                break;
+            }
+            case FaultKind.CutFromLeader:
+            {
+                if (leader is null) return;
+                int f = Shuffled().First(x => x != leader.Id);
+                _blocked[leader.Id, f] = _blocked[f, leader.Id] = true;
+                Fault("cut from leader", $"node {f} from leader {leader.Id}");
+                break;
+            }
+            case FaultKind.HealPartition:
+                ClearBlocks();
+                Fault("heal partition", "");
+                break;
+            case FaultKind.Crash:
+            {
+                var up = _nodes.Where(x => x.Up).ToList();
+                if (up.Count == 0) return;
+                // Half the time prefer a node in the middle of a write.
+                var writing = up.Where(x => x.Persisting is not null).ToList();
+                var victim = writing.Count > 0 && _rng.Next(2) == 0 ? writing[_rng.Next(writing.Count)] : up[_rng.Next(up.Count)];
+                CrashNode(victim, 2 + _rng.Next(60));
+                break;
+            }
+            case FaultKind.CrashLeader:
+                if (leader is null) return;
+                CrashNode(leader, 2 + _rng.Next(60));
+                break;
+            case FaultKind.CrashAll:
+                Fault("crash all", "");
+                foreach (var x in _nodes.Where(x => x.Up)) CrashNode(x, 1 + _rng.Next(30));
+                break;
+            case FaultKind.SlowDisk:
+            {
+                var x = _nodes[_rng.Next(n)];
+                x.SlowDiskTicks = 1 + _rng.Next(8);
+                int span = 10 + _rng.Next(90);
+                Schedule((long)span * SimOptions.TickUnits, new SlowDiskEndEvent(x.Id));
+                Fault("slow disk", $"node {x.Id}: {x.SlowDiskTicks} ticks per write for {span} ticks");
+                break;
+            }
+            case FaultKind.TransferLeader:
+            {
+                if (leader is null) return;
+                int target = Shuffled().First(x => x != leader.Id);
+                Fault("leader transfer", $"{leader.Id} -> {target}");
+                leader.Core!.TransferLeadership(target);
+                leader.Pump();
+                break;
+            }
+        }
+    }
+
+    private void CrashNode(SimNode victim, int downTicks)
+    {
+        if (_rng.NextDouble() < Options.QuickRestartRate) downTicks = _rng.Next(4);
+        int entries = victim.Persisting?.Entries.Count ?? 0;
+        int prefix = entries == 0 ? 0 : _rng.Next(entries);
+        bool withHardState = _rng.Next(2) == 0;
+        bool mid = victim.Crash(prefix, withHardState);
+        Fault(mid ? "crash mid-write" : "crash",
+            $"node {victim.Id}{(mid ? $" kept {prefix}/{entries} entries, hard state {(withHardState ? "kept" : "lost")}" : "")}, down {downTicks} ticks");
+        Schedule(1 + (long)downTicks * SimOptions.TickUnits, new RestartEvent(victim.Id, victim.Epoch));
+    }
+
+    private void Restart(SimNode n)
+    {
+        n.Start();
+        Fault("restart", $"node {n.Id}");
+    }
+
+    /// <summary>The end of the chaos: partitions heal, nodes restart, disks and network behave; final reads begin.</summary>
+    private void Heal()
+    {
+        _healed = true;
+        ClearBlocks();
+        foreach (var n in _nodes)
+        {
+            n.SlowDiskTicks = 0;
+            if (!n.Up) Restart(n);
+        }
+        TraceLine(() => "healed: final reads begin");
+        foreach (var c in _clients.Where(c => c.Final)) Schedule(SimOptions.TickUnits, new IssueEvent(c.Id));
+    }
+
+    /// <summary>Once every final read succeeded and all replicas applied the same committed log, the run ends.</summary>
+    private void CheckSettled()
+    {
+        if (_clients.Any(c => c.Final && !c.Done)) return;
+        if (_nodes.Any(n => !n.Up || n.Persisting is not null || n.Core!.HasReady)) return;
+        var leader = CurrentLeader();
+        if (leader is null) return;
+        long commit = leader.Core!.Committed;
+        if (commit != leader.Core.LastIndex) return;
+        if (_nodes.Any(n => n.Machine.Applied != commit)) return;
+        TraceLine(() => $"settled at index {commit}");
+        _stopped = true;
+    }
+
+    private void FinalChecks()
+    {
+        var check = LinearizabilityChecker.Check(_result.History);
+        _result.Check = check;
+        if (check.Outcome == CheckOutcome.NotLinearizable) Violation("history is not linearizable: " + check.Detail);
+        var dumps = _nodes.Select(n => n.Machine.Dump()).Distinct().ToList();
+        if (dumps.Count > 1) Violation("replicas differ after settling:\n  " + string.Join("\n  ", _nodes.Select(n => $"node {n.Id} @{n.Machine.Applied}: {n.Machine.Dump()}")));
+    }
+
+    private SimNode? CurrentLeader() =>
+        _nodes.Where(x => x.Up && x.Core!.Role == RaftRole.Leader).OrderByDescending(x => x.Core!.Term).FirstOrDefault();
+
+    private IEnumerable<int> Shuffled()
+    {
+        var ids = Enumerable.Range(1, Options.Nodes).ToArray();
+        _rng.Shuffle(ids);
+        return ids;
+    }
+
+    private void ClearBlocks() => Array.Clear(_blocked);
+
+    private void Fault(string kind, string detail)
+    {
+        Count(kind);
+        Mix(3, kind.Length, detail.Length, 0, 0, 0);
+        _result.Trace.Add($"{Now / SimOptions.TickUnits,6}.{Now % SimOptions.TickUnits} fault: {kind} {detail}");
+    }
+}

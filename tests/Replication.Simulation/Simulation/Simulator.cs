@@ -1,0 +1,263 @@
+using Replication.Engine.Raft;
+using Replication.Simulation.Linearizability;
+
+namespace Replication.Simulation.Simulation;
+
+/// <summary>
+/// A seeded, deterministic simulation of one Raft group in one process on logical time
+/// (DESIGN.md "The consensus core is a pure state machine"). It drives the real
+/// <see cref="RaftNode"/> through <see cref="SimNode"/> hosts that follow the product's NodeHost
+/// rules, over a simulated network that drops, delays, duplicates and reorders messages and
+/// is partitioned (symmetrically, asymmetrically, or one node from the leader only) in ways that
+/// change over time; nodes crash (losing what is not durable, including in the middle of a
+/// write) and restart, disks turn slow, and leadership is transferred. Clients run put, get
+/// (ReadIndex and lease), delete and compare-and-set with timeouts on a few keys.
+///
+/// A run: faults and load for <see cref="SimOptions.ChaosTicks"/>; then everything heals; then
+/// one linearizable read per key; then all replicas must converge. Checked throughout: at most
+/// one leader per term; every node applies a prefix of one common sequence; the core never
+/// throws. Checked at the end: the history is linearizable (the final reads are part of it, so
+/// no acknowledged write may be lost) and all state machines are equal.
+///
+/// Everything comes from <see cref="SimOptions.Seed"/> through one <see cref="Random"/>, events
+/// are ordered by (time, sequence number), and no wall clock is read: a seed replays exactly.
+/// Extension points for faults still to come (snapshots and compaction, membership changes):
+/// add a kind to <see cref="FaultKind"/>, its action in <see cref="InjectFault"/>, and its durable
+/// state in <see cref="SimDisk"/>. Not thread-safe; one instance per run.
+/// </summary>
+public sealed partial class Simulator
+{
+    private readonly Random _rng;
+    private readonly PriorityQueue<object, (long Time, long Seq)> _events = new();
+    private readonly SimNode[] _nodes;
+    private readonly bool[,] _blocked;
+    private readonly Dictionary<(int, int), long> _lastDelivery = new();
+    private readonly Dictionary<long, int> _leaderOfTerm = new();
+    private readonly Dictionary<long, (long Term, byte[] Data)> _appliedLog = new();
+    private readonly SimResult _result;
+    private long _seq;
+    private long _historyClock;
+    private ulong _digest = 14695981039346656037UL;
+    private bool _healed;
+    private bool _stopped;
+
+    public Simulator(SimOptions options)
+    {
+        Options = options;
+        _rng = new Random(options.Seed);
+        _nodes = Enumerable.Range(1, options.Nodes).Select(id => new SimNode(this, id)).ToArray();
+        _blocked = new bool[options.Nodes + 1, options.Nodes + 1];
+        _clients = Enumerable.Range(1, options.Clients + options.Keys).Select(id => new SimClient(id, id > options.Clients)).ToArray();
+        _result = new SimResult { Options = options };
+    }
+
+    public SimOptions Options { get; }
+    public long Now { get; private set; }
+    private long ChaosEnd => (long)Options.ChaosTicks * SimOptions.TickUnits;
+    /// <summary>Hard bound on a run: healing must lead to a converged cluster well before this.</summary>
+    private long Deadline => ChaosEnd + 4000L * SimOptions.TickUnits;
+
+    /// <summary>Runs one seed to the end and checks it.</summary>
+    public static SimResult Run(SimOptions options) => new Simulator(options).Run();
+
+    private SimResult Run()
+    {
+        foreach (var n in _nodes)
+        {
+            n.Start();
+            Schedule(1 + _rng.Next(SimOptions.TickUnits), new TickEvent(n.Id));
+        }
+        foreach (var c in _clients.Where(c => !c.Final)) Schedule(SimOptions.TickUnits * (5 + _rng.Next(20)), new IssueEvent(c.Id));
+        Schedule(NextFaultDelay(), new FaultEvent());
+        Schedule(ChaosEnd, new HealEvent());
+
+        long processed = 0;
+        while (!_stopped && _events.TryDequeue(out var ev, out var at))
+        {
+            if (at.Time > Deadline)
+            {
+                Violation($"no convergence within {(Deadline - ChaosEnd) / SimOptions.TickUnits} ticks after healing: {Describe()}");
+                break;
+            }
+            Now = at.Time;
+            processed++;
+            try
+            {
+                Dispatch(ev);
+            }
+            catch (Exception ex)
+            {
+                Violation($"exception while handling {ev}: {ex.GetType().Name}: {ex.Message}");
+            }
+        }
+        _result.EndTime = Now;
+        _result.Digest = _digest;
+        if (_result.Ok) FinalChecks();
+        return _result;
+    }
+
+    private void Dispatch(object ev)
+    {
+        switch (ev)
+        {
+            case TickEvent t:
+                var tn = Node(t.Node);
+                if (tn.Up) tn.Tick();
+                Schedule(SimOptions.TickUnits, t);
+                if (t.Node == 1 && _nodes.Count(x => x.Up && x.Core!.Role == RaftRole.Leader) > 1) Count("tick with two leaders");
+                if (_healed && t.Node == 1) CheckSettled();
+                break;
+            case DeliverEvent d:
+                var dn = Node(d.Message.To);
+                Mix(1, d.Message.From, d.Message.To, (long)d.Message.Type, d.Message.Term, d.Message.Index);
+                if (!dn.Up || _blocked[d.Message.From, d.Message.To]) return;
+                TraceLine(d.Message.ToString);
+                dn.Step(d.Message);
+                break;
+            case PumpEvent p:
+                var pn = Node(p.Node);
+                if (pn.Up && pn.Epoch == p.Epoch) pn.Pump();
+                break;
+            case PersistDoneEvent pd:
+                var pdn = Node(pd.Node);
+                if (pdn.Up && pdn.Epoch == pd.Epoch && pdn.Persisting is not null) pdn.PersistDone();
+                break;
+            case RestartEvent r:
+                var rn = Node(r.Node);
+                if (!rn.Up && rn.Epoch == r.Epoch) Restart(rn);
+                break;
+            case SlowDiskEndEvent s:
+                Node(s.Node).SlowDiskTicks = 0;
+                break;
+            case FaultEvent:
+                if (Now >= ChaosEnd) return;
+                InjectFault();
+                Schedule(NextFaultDelay(), new FaultEvent());
+                break;
+            case HealEvent:
+                Heal();
+                break;
+            default:
+                DispatchClient(ev);
+                break;
+        }
+        foreach (var n in _nodes) ObserveRole(n);
+    }
+
+    internal SimNode Node(int id) => _nodes[id - 1];
+
+    internal int DeriveSeed(int node, int incarnation) => unchecked(Options.Seed * 1_000_003 + node * 7919 + incarnation * 31);
+
+    private void Schedule(long delay, object ev)
+    {
+        _events.Enqueue(ev, (Now + delay, ++_seq));
+    }
+
+    internal void SchedulePump(SimNode n) => Schedule(1, new PumpEvent(n.Id, n.Epoch));
+
+    internal void SchedulePersistDone(SimNode n, int ticks) => Schedule((long)ticks * SimOptions.TickUnits, new PersistDoneEvent(n.Id, n.Epoch));
+
+    /// <summary>Puts a message on the network: it may be dropped, delayed (and so reordered) or duplicated.</summary>
+    internal void Send(RaftMessage m)
+    {
+        if (_blocked[m.From, m.To])
+        {
+            Count("partitioned message");
+            return;
+        }
+        bool faulty = !_healed;
+        if (faulty && _rng.NextDouble() < Options.DropRate)
+        {
+            Count("drop");
+            return;
+        }
+        int copies = faulty && _rng.NextDouble() < Options.DuplicateRate ? 2 : 1;
+        if (copies == 2) Count("duplicate");
+        for (int i = 0; i < copies; i++)
+        {
+            long delay = 1 + _rng.Next(3);
+            if (faulty && _rng.NextDouble() < Options.LongDelayRate)
+            {
+                delay = 4 + _rng.Next(Options.LongDelayUnits);
+                Count("delay");
+            }
+            long at = Now + delay;
+            var link = (m.From, m.To);
+            if (_lastDelivery.TryGetValue(link, out long last) && at < last) Count("reorder");
+            else _lastDelivery[link] = at;
+            Schedule(delay, new DeliverEvent(m));
+        }
+    }
+
+    internal void MaybeCheckpoint(SimNode n)
+    {
+        // The product commits its state machine lazily: a crash may lose recent applies (the log replays them).
+        if (_rng.Next(3) == 0) n.SetMachineCheckpoint();
+    }
+
+    /// <summary>Invariant: at most one leader per term (Election Safety, paper Figure 3).</summary>
+    internal void ObserveRole(SimNode n)
+    {
+        if (!n.Up || n.Core!.Role != RaftRole.Leader) return;
+        long term = n.Core.Term;
+        if (_leaderOfTerm.TryGetValue(term, out int other))
+        {
+            if (other != n.Id) Violation($"two leaders in term {term}: nodes {other} and {n.Id}");
+            return;
+        }
+        _leaderOfTerm[term] = n.Id;
+        TraceLine(() => $"node {n.Id} leads term {term}");
+    }
+
+    /// <summary>Invariant: every node applies a prefix of one common sequence (State Machine Safety).</summary>
+    internal void ObserveApply(SimNode n, LogEntry e)
+    {
+        Mix(2, n.Id, e.Index, e.Term, 0, 0);
+        if (_appliedLog.TryGetValue(e.Index, out var known))
+        {
+            if (known.Term != e.Term || !known.Data.AsSpan().SequenceEqual(e.Data))
+                Violation($"node {n.Id} applied {e} at index {e.Index}, but another node applied an entry of term {known.Term} there");
+            return;
+        }
+        _appliedLog[e.Index] = (e.Term, e.Data);
+    }
+
+    private void Violation(string what)
+    {
+        if (_stopped) return;
+        _result.Violations.Add($"t={Now / SimOptions.TickUnits}.{Now % SimOptions.TickUnits}: {what}");
+        _result.Trace.Add("VIOLATION " + what);
+        _stopped = true;
+    }
+
+    private void Count(string fault)
+    {
+        _result.Faults[fault] = _result.Faults.GetValueOrDefault(fault) + 1;
+    }
+
+    private void TraceLine(Func<string> line)
+    {
+        if (Options.Trace) _result.Trace.Add($"{Now / SimOptions.TickUnits,6}.{Now % SimOptions.TickUnits} {line()}");
+    }
+
+    /// <summary>Folds an event into the run's digest (FNV-1a over a few numbers).</summary>
+    private void Mix(long a, long b, long c, long d, long e, long f)
+    {
+        foreach (long v in stackalloc long[] { Now, a, b, c, d, e, f })
+        {
+            _digest ^= unchecked((ulong)v);
+            _digest *= 1099511628211UL;
+        }
+    }
+
+    private string Describe() => string.Join("; ", _nodes.Select(n => n.Up ? n.Core!.ToString() : $"node {n.Id} down"));
+
+    private sealed record TickEvent(int Node);
+    private sealed record DeliverEvent(RaftMessage Message);
+    private sealed record PumpEvent(int Node, int Epoch);
+    private sealed record PersistDoneEvent(int Node, int Epoch);
+    private sealed record RestartEvent(int Node, int Epoch);
+    private sealed record SlowDiskEndEvent(int Node);
+    private sealed record FaultEvent;
+    private sealed record HealEvent;
+}
