@@ -89,12 +89,7 @@ public sealed partial class KvStore : IDisposable
     }
 
     /// <summary>A pragma's value on the writer connection (tests check synchronous and journal_mode).</summary>
-    internal string WriterPragma(string name)
-    {
-        using var cmd = _conn.CreateCommand();
-        cmd.CommandText = "PRAGMA " + name;
-        return Convert.ToString(cmd.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) ?? "";
-    }
+    internal string WriterPragma(string name) => SqliteSetup.Pragma(_conn, name);
 
     /// <summary>
     /// Closes the writer and drops this file's pooled readers. Readers still enumerating a

@@ -270,12 +270,7 @@ public sealed class RaftLogStore : IDisposable
     }
 
     /// <summary>A pragma's value on the writer connection (tests check synchronous and journal_mode).</summary>
-    internal string WriterPragma(string name)
-    {
-        using var cmd = _conn.CreateCommand();
-        cmd.CommandText = "PRAGMA " + name;
-        return Convert.ToString(cmd.ExecuteScalar(), System.Globalization.CultureInfo.InvariantCulture) ?? "";
-    }
+    internal string WriterPragma(string name) => SqliteSetup.Pragma(_conn, name);
 
     public void Dispose()
     {

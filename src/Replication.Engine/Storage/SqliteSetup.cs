@@ -108,6 +108,9 @@ internal static class SqliteSetup
 
     public static void Execute(SqliteConnection conn, string sql) => Execute(conn, null, sql);
 
+    /// <summary>The value of a pragma on <paramref name="conn"/> (e.g. "synchronous").</summary>
+    public static string Pragma(SqliteConnection conn, string name) => ExecuteScalarString(conn, "PRAGMA " + name);
+
     public static void Execute(SqliteConnection conn, SqliteTransaction? tx, string sql)
     {
         using var cmd = conn.CreateCommand();
