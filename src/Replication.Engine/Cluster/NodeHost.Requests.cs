@@ -59,7 +59,13 @@ internal sealed partial class NodeHost
             return;
         }
         var batch = new ProposalBatch(p, first, g.Core.Term);
-        for (int i = 0; i < p.Commands.Count; i++) g.PendingByIndex[first + i] = batch;
+        for (int i = 0; i < p.Commands.Count; i++)
+        {
+            // An older proposal still waiting at this index had its entry truncated (the core just
+            // appended a new one there in a later term): it can never apply, so it is lost now.
+            if (g.PendingByIndex.Remove(first + i, out var superseded)) Resolve(g, superseded, first + i, ProposalOutcome.LostEntry);
+            g.PendingByIndex[first + i] = batch;
+        }
     }
 
     private void StartRead(ReadRequest r)
@@ -112,14 +118,19 @@ internal sealed partial class NodeHost
         foreach (var e in entries)
         {
             if (!g.PendingByIndex.Remove(e.Index, out var batch)) continue;
-            int slot = (int)(e.Index - batch.First);
-            batch.Outcomes[slot] = e.Term == batch.Term && byIndex.TryGetValue(e.Index, out var r)
+            Resolve(g, batch, e.Index, e.Term == batch.Term && byIndex.TryGetValue(e.Index, out var r)
                 ? new ProposalOutcome(e.Index, r.Results, Lost: false)
-                : ProposalOutcome.LostEntry;
-            if (--batch.Remaining > 0) continue;
-            if (batch.Request.Concern == WriteConcern.All && batch.Outcomes.Any(o => !o!.Lost)) g.AwaitingAll.Add(batch);
-            else batch.Request.Completion.TrySetResult(batch.Outcomes!);
+                : ProposalOutcome.LostEntry);
         }
+    }
+
+    /// <summary>Records the outcome of one entry of a batch; completes the batch when it was the last.</summary>
+    private static void Resolve(GroupRuntime g, ProposalBatch batch, long index, ProposalOutcome outcome)
+    {
+        batch.Outcomes[(int)(index - batch.First)] = outcome;
+        if (--batch.Remaining > 0) return;
+        if (batch.Request.Concern == WriteConcern.All && batch.Outcomes.Any(o => !o!.Lost)) g.AwaitingAll.Add(batch);
+        else batch.Request.Completion.TrySetResult(batch.Outcomes!);
     }
 
     private void OnReadConfirmed(GroupRuntime g, ReadState rs)
