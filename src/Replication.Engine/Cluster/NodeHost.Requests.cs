@@ -148,7 +148,7 @@ internal sealed partial class NodeHost
         g.PendingReads.Clear();
     }
 
-    /// <summary>Releases reads whose index is applied, and All-concern writes every voter now holds.</summary>
+    /// <summary>Releases reads whose index is applied, and All-concern writes every voter has applied.</summary>
     private void CompleteWaiters()
     {
         foreach (var g in _groups.Values)
@@ -165,10 +165,10 @@ internal sealed partial class NodeHost
             }
             if (g.AwaitingAll.Count > 0)
             {
-                var match = g.Core.MatchIndexes();
+                var applied = g.Core.AppliedIndexes();
                 g.AwaitingAll.RemoveAll(b =>
                 {
-                    if (match.Count == 0 || g.Core.Voters.Any(v => !match.TryGetValue(v, out long m) || m < b.LastIndex)) return false;
+                    if (applied.Count == 0 || g.Core.Voters.Any(v => !applied.TryGetValue(v, out long a) || a < b.LastIndex)) return false;
                     b.Request.Completion.TrySetResult(b.Outcomes!);
                     return true;
                 });

@@ -29,6 +29,8 @@ internal sealed class Progress(long next, int maxInflight, long maxInflightBytes
     public bool RecentActive { get; set; }
     /// <summary>Highest ReadIndex/lease round (leader tick of sending) this follower acknowledged.</summary>
     public long AckedRound { get; set; }
+    /// <summary>Highest applied index this follower reported (in the Commit field of its responses).</summary>
+    public long Applied { get; set; }
     public Inflights Inflights { get; } = new(maxInflight, maxInflightBytes);
 
     public bool IsPaused => State switch

@@ -117,6 +117,7 @@ public sealed partial class RaftNode
         {
             case MessageType.AppendResponse:
                 pr.RecentActive = true;
+                pr.Applied = Math.Max(pr.Applied, m.Commit);
                 if (m.Reject)
                 {
                     long next = m.RejectHint;
@@ -157,6 +158,7 @@ public sealed partial class RaftNode
 
             case MessageType.HeartbeatResponse:
                 pr.RecentActive = true;
+                pr.Applied = Math.Max(pr.Applied, m.Commit);
                 pr.ProbeSent = false;
                 // A lost append can leave a full window with nothing coming back: free one slot so
                 // the next append (which the follower will reject if it has a gap) can be sent.

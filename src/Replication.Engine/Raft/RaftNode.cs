@@ -109,6 +109,13 @@ public sealed partial class RaftNode
     public IReadOnlyDictionary<int, long> MatchIndexes() =>
         Role == RaftRole.Leader ? _progress.ToDictionary(p => p.Key, p => p.Value.Match) : new Dictionary<int, long>();
 
+    /// <summary>
+    /// The leader's knowledge of how far each member has applied (empty unless leader): its own
+    /// applied index, and what followers last reported. Used for WriteConcern.All.
+    /// </summary>
+    public IReadOnlyDictionary<int, long> AppliedIndexes() =>
+        Role == RaftRole.Leader ? _progress.ToDictionary(p => p.Key, p => p.Key == Id ? _log.Applied : p.Value.Applied) : new Dictionary<int, long>();
+
     /// <summary>Advances logical time by one tick.</summary>
     public void Tick()
     {
@@ -239,7 +246,10 @@ public sealed partial class RaftNode
     private void Send(RaftMessage m)
     {
         Debug.Assert(m.To != Id, "never send to self");
-        _msgs.Add(m with { From = Id, Group = Group, Term = m.Term == 0 ? Term : m.Term });
+        // Responses to the leader report how far this node has applied, in their otherwise unused
+        // Commit field, so the leader can tell when every voter has applied a write.
+        long commit = m.Type is MessageType.AppendResponse or MessageType.HeartbeatResponse ? _log.Applied : m.Commit;
+        _msgs.Add(m with { From = Id, Group = Group, Term = m.Term == 0 ? Term : m.Term, Commit = commit });
     }
 
     private void ResetRandomizedElectionTimeout() =>
