@@ -167,6 +167,7 @@ internal sealed partial class NodeHost : IAsyncDisposable
                 case ProposeRequest p: StartProposal(p); break;
                 case ReadRequest r: StartRead(r); break;
                 case TransferRequest t: StartTransfer(t); break;
+                case CaptureRequest c: StartCapture(c); break;
             }
         }
     }
@@ -192,7 +193,7 @@ internal sealed partial class NodeHost : IAsyncDisposable
             if (ready.Entries.Count > 0) OnEntriesPersisted(g, ready.Entries);
             if (ready.CommittedEntries.Count > 0)
             {
-                var results = _kv!.Apply(g.Core.Group, ready.CommittedEntries);
+                var results = ApplyCommitted(g, ready.CommittedEntries); // NodeHost.Consistency.cs: may pause for a snapshot
                 OnEntriesApplied(g, ready.CommittedEntries, results);
             }
             foreach (var rs in ready.ReadStates) OnReadConfirmed(g, rs);
