@@ -18,4 +18,6 @@ public static class ErrorIds
     public const string KeyNotFound = "KeyNotFound";
     /// <summary>-Timeout was zero or negative.</summary>
     public const string InvalidTimeout = "InvalidTimeout";
+    /// <summary>Backup-ReplicationNode without -Cold: node backups are cold only.</summary>
+    public const string ColdRequired = "ColdRequired";
 }

@@ -23,4 +23,21 @@ public static class Backups
         var m = BackupVerifier.Verify(path, cancellationToken);
         return m.ToBackup(path, watch.Elapsed, valid: true, problem: null);
     }
+
+    /// <summary>
+    /// The backup as its manifest describes it, WITHOUT trusting it (no checksum or file checks),
+    /// marked <see cref="ReplicationBackup.Valid"/> = false with <paramref name="problem"/>; null when
+    /// the manifest cannot even be parsed. For reporting a backup that failed <see cref="Verify"/>.
+    /// </summary>
+    public static ReplicationBackup? TryDescribe(string path, string problem)
+    {
+        try
+        {
+            return BackupManifest.Parse(path)?.ToBackup(path, TimeSpan.Zero, valid: false, problem: problem);
+        }
+        catch (Exception ex) when (ex is IOException or System.Text.Json.JsonException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
 }

@@ -103,6 +103,13 @@ internal sealed record BackupManifest
         return m;
     }
 
+    /// <summary>Parses backup.json of <paramref name="folder"/> without any check; null if absent.</summary>
+    public static BackupManifest? Parse(string folder)
+    {
+        string file = Path.Combine(folder, FileName);
+        return File.Exists(file) ? JsonSerializer.Deserialize<BackupManifest>(File.ReadAllText(file), Json) : null;
+    }
+
     /// <summary>SHA-256 (lower-case hex) of a file, streamed.</summary>
     public static string HashFile(string path)
     {
