@@ -30,4 +30,6 @@ public sealed record ClusterOptions
     public int HeartbeatTicks { get; init; } = 3;
     /// <summary>Seed for election-timeout randomness; null = random.</summary>
     public int? Seed { get; init; }
+    /// <summary>Test hook: wraps each node's storage writes (node id, real storage) to inject faults.</summary>
+    internal Func<int, Storage.INodeStorage, Storage.INodeStorage>? StorageDecorator { get; init; }
 }

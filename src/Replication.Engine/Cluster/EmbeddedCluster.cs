@@ -117,11 +117,18 @@ public sealed partial class EmbeddedCluster : IReplicationCluster
         ElectionTicks = _options.ElectionTicks,
         HeartbeatTicks = _options.HeartbeatTicks,
         Seed = _options.Seed,
+        StorageDecorator = _options.StorageDecorator,
     };
 
     private async Task StartNodeCoreAsync(int id, CancellationToken cancellationToken)
     {
-        if (_nodes[id - 1] is not null) return;
+        if (_nodes[id - 1] is { } existing)
+        {
+            if (existing.IsRunning) return;
+            // Its loop stopped itself after a storage error: release its files, then start afresh.
+            _nodes[id - 1] = null;
+            await existing.StopAsync(kill: false).ConfigureAwait(false);
+        }
         var host = new NodeHost(NodeOptions(id));
         int port = _manifest.Ports.TryGetValue(id.ToString(), out int p) ? p : 0;
         try

@@ -50,7 +50,7 @@ internal sealed partial class NodeHost
     {
         int shard = g.Core.Group;
         _captures.RemoveAll(c => c.Completion.Task.IsCompleted); // abandoned by their callers
-        if (!_captures.Exists(c => c.Shard == shard)) return _kv!.Apply(shard, entries);
+        if (!_captures.Exists(c => c.Shard == shard)) return _storage!.Apply(shard, entries);
 
         var results = new List<EntryApplyResult>(entries.Count);
         long applied = g.Core.Applied;
@@ -61,7 +61,7 @@ internal sealed partial class NodeHost
             while (end < entries.Count && entries[end].Index <= target) end++;
             if (end > start)
             {
-                results.AddRange(_kv!.Apply(shard, Slice(entries, start, end)));
+                results.AddRange(_storage!.Apply(shard, Slice(entries, start, end)));
                 applied = Math.Max(applied, entries[end - 1].Index);
                 start = end;
             }
@@ -73,7 +73,7 @@ internal sealed partial class NodeHost
                 else c.Completion.TrySetException(new RetryableException($"node {Id} has applied shard {shard} past index {target}"));
             }
         }
-        if (start < entries.Count) results.AddRange(_kv!.Apply(shard, Slice(entries, start, entries.Count)));
+        if (start < entries.Count) results.AddRange(_storage!.Apply(shard, Slice(entries, start, entries.Count)));
         return results;
     }
 

@@ -13,4 +13,6 @@ internal sealed record NodeHostOptions
     public int HeartbeatTicks { get; init; } = 3;
     public int? Seed { get; init; }
     public Action<string>? Log { get; init; }
+    /// <summary>Wraps the node's storage writes (fault injection in tests); null = the real stores.</summary>
+    public Func<int, Storage.INodeStorage, Storage.INodeStorage>? StorageDecorator { get; init; }
 }
