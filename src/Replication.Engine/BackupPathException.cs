@@ -14,6 +14,8 @@ public sealed class BackupPathException(string errorId, string path, string mess
     public const string RestorePathInUse = "RestorePathInUse";
     /// <summary>A cold backup of one node lacks shards the restored cluster needs.</summary>
     public const string Incomplete = "BackupIncomplete";
+    /// <summary>A node restore was given a backup that is not a cold backup of that node of this cluster.</summary>
+    public const string Mismatch = "BackupMismatch";
 
     public override string ErrorId { get; } = errorId;
     public override ReplicationErrorKind Kind => ErrorId == NotFound ? ReplicationErrorKind.NotFound : ReplicationErrorKind.InvalidArgument;

@@ -143,6 +143,71 @@ public sealed partial class EmbeddedCluster
         }
     }
 
+    public async Task RestoreNodeAsync(int id, string backupPath, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        ThrowIfRemoved();
+        CheckNodeId(id);
+        var m = BackupVerifier.Verify(backupPath, cancellationToken);
+        if (m.Kind != BackupKind.Cold || m.NodeId != id || m.ClusterId != Id)
+            throw new BackupPathException(BackupPathException.Mismatch, backupPath,
+                $"'{backupPath}' is a {m.Kind.ToString().ToLowerInvariant()} backup of node {m.NodeId?.ToString() ?? "-"} of cluster {m.ClusterId}; restoring node {id} of cluster {Id} needs a cold backup of that node.") { Target = backupPath };
+        var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+        await _admin.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            ThrowIfRemoved();
+            var hosted = _placement.ShardsOn(id).ToArray();
+            foreach (int s in hosted)
+            {
+                var replicas = _placement.ReplicasOf(s);
+                if (replicas.Count(r => r != id && _nodes[r - 1] is not null) < replicas.Count / 2 + 1)
+                    throw new QuorumAtRiskException(id, s) { Target = id };
+            }
+            if (_nodes[id - 1] is { } host)
+            {
+                _nodes[id - 1] = null;
+                await host.StopAsync(kill: false).ConfigureAwait(false);
+            }
+            string folder = System.IO.Path.Combine(_options.Path, $"node-{id}");
+            Directory.CreateDirectory(folder);
+            foreach (var f in Directory.GetFiles(folder, "raft.db*").Concat(Directory.GetFiles(folder, "state.db*"))) File.Delete(f);
+            File.Copy(System.IO.Path.Combine(backupPath, "raft.db"), System.IO.Path.Combine(folder, "raft.db"));
+            File.Copy(System.IO.Path.Combine(backupPath, "state.db"), System.IO.Path.Combine(folder, "state.db"));
+
+            // Leaders remember what this node acknowledged before its files were rolled back and
+            // treat its rejections as stale; a new leader resets every follower's progress and probes.
+            foreach (int s in hosted)
+            {
+                var leader = FindLeader(s);
+                int target = _placement.ReplicasOf(s).FirstOrDefault(r => r != id && leader is not null && r != leader.Id && _nodes[r - 1] is not null);
+                if (leader is null || target == 0) continue; // no leader now (the next one starts fresh), or no one to hand to
+                long term = leader.Status.TryGetValue(s, out var st) ? st.Term : 0;
+                while (true)
+                {
+                    cancellationToken.ThrowIfCancellationRequested();
+                    var now = FindLeader(s);
+                    if (now is not null && now.Status.TryGetValue(s, out var ns) && ns.Role == Raft.RaftRole.Leader && ns.Term > term) break;
+                    if (Remaining(deadline) <= TimeSpan.Zero)
+                        throw new QuorumUnavailableException(s, timeout, $"the leadership of shard {s} did not move off node {leader.Id}; node {id} was restored but not started (Start-ReplicationNode starts it)") { Target = id };
+                    try
+                    {
+                        if (now is not null) await now.TransferLeadershipAsync(s, target).ConfigureAwait(false);
+                    }
+                    catch (RetryableException)
+                    {
+                        // that leader is stopping: the next one starts fresh
+                    }
+                    await Task.Delay(RetryBackoff, cancellationToken).ConfigureAwait(false);
+                }
+            }
+            await StartNodeCoreAsync(id, cancellationToken).ConfigureAwait(false);
+        }
+        finally
+        {
+            _admin.Release();
+        }
+    }
+
     /// <summary>
     /// Creates a NEW embedded cluster, with a fresh cluster id, holding exactly the data of the backup
     /// at <paramref name="backupPath"/>, and starts it. The backup is verified first (nothing is

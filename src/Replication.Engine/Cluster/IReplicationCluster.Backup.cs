@@ -25,4 +25,17 @@ public partial interface IReplicationCluster
     /// <exception cref="QuorumAtRiskException">The node's shards would lose their quorum; nothing was stopped.</exception>
     /// <exception cref="BackupPathException">The folder is not empty (BackupPathInUse).</exception>
     Task<ReplicationBackup> BackupNodeColdAsync(int id, string path, IProgress<BackupProgress>? progress, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Restores node <paramref name="id"/> from a cold backup of that same node: verifies it, stops the
+    /// node, replaces its raft.db and state.db with the backup's, moves the leadership of each of its
+    /// shards to another running replica (a Raft leader never lowers a follower's match index, so only
+    /// a new leader will probe the rolled-back log), and starts it; it then catches up from its peers.
+    /// The node's vote and log go back in time, as after a disk that lost writes: do it only while the
+    /// other replicas are healthy.
+    /// </summary>
+    /// <exception cref="BackupCorruptException">Verification failed; nothing was changed.</exception>
+    /// <exception cref="BackupPathException">Not a cold backup of this node of this cluster (BackupMismatch).</exception>
+    /// <exception cref="QuorumAtRiskException">Stopping the node would cost a shard its running quorum.</exception>
+    Task RestoreNodeAsync(int id, string backupPath, TimeSpan timeout, CancellationToken cancellationToken);
 }

@@ -160,18 +160,18 @@ public sealed class BackupTests
         Assert.Equal(new[] { "raft.db", "state.db" }, Directory.GetFiles(backup).Select(Path.GetFileName).Where(n => n != "backup.json").Order());
         Assert.Equal(2, result.Shards.Count);
 
-        // Restore the node from its cold backup: stop it, replace its files, start it; it catches up from its peers.
-        await f.Cluster.StopNodeAsync(node, kill: false, None);
-        string nodeDir = f.Cluster.GetNode(node).DataPath;
-        foreach (var file in Directory.GetFiles(nodeDir)) File.Delete(file);
-        File.Copy(Path.Combine(backup, "raft.db"), Path.Combine(nodeDir, "raft.db"));
-        File.Copy(Path.Combine(backup, "state.db"), Path.Combine(nodeDir, "state.db"));
-        await f.Cluster.StartNodeAsync(node, None);
-        ClusterFixture.Eventually(() =>
+        // Restore the node from its cold backup; it catches up from its peers.
+        var wrong = await Assert.ThrowsAsync<BackupPathException>(() => f.Cluster.RestoreNodeAsync(node % 3 + 1, backup, ClusterFixture.Bound, None));
+        Assert.Equal("BackupMismatch", wrong.ErrorId);
+        await f.Cluster.RestoreNodeAsync(node, backup, ClusterFixture.Bound, None);
+        bool caughtUp = SpinWait.SpinUntil(() =>
         {
             var nodes = f.Cluster.GetNodes();
             return nodes.All(n => n.State == NodeState.Running && n.LagEntries == 0) && nodes.Select(n => n.AppliedIndex).Distinct().Count() == 1;
-        }, "the restored node caught up");
+        }, ClusterFixture.Bound);
+        Assert.True(caughtUp, "the restored node did not catch up: " + string.Join(" | ",
+            f.Cluster.GetNodes().Select(n => $"node {n.Id} {n.State} applied {n.AppliedIndex} commit {n.CommitIndex} lag {n.LagEntries} term {n.Term} led {n.ShardsLed} ({n.StateReason})"))
+            + " shards: " + string.Join(" | ", f.Cluster.GetShards().Select(s => $"{s.Id}: leader {s.Leader} term {s.Term} commit {s.CommitIndex}")));
         var checks = await f.Cluster.CheckConsistencyAsync(null, ClusterFixture.Bound, None);
         Assert.All(checks, c => Assert.True(c.Consistent, string.Join("; ", c.DivergentRanges)));
 
