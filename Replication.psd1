@@ -24,6 +24,11 @@
         'Get-ReplicationKey'
         'Remove-ReplicationKey'
         'Wait-ReplicationLeader'
+        'Backup-ReplicationCluster'
+        'Backup-ReplicationNode'
+        'Test-ReplicationBackup'
+        'Restore-ReplicationCluster'
+        'Test-ReplicationConsistency'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

@@ -10,6 +10,7 @@ int concurrent = ArgInt("--concurrent-ops", 8000);
 int writers = ArgInt("--writers", 16);
 int batched = ArgInt("--batched", 20000);
 var phaseLimit = TimeSpan.FromSeconds(ArgInt("--phase-seconds", 30));
+var throughput = new Dictionary<string, double>();
 
 Console.WriteLine("Replication write benchmark: embedded cluster, 3 nodes, 4 shards, replication factor 3");
 Console.WriteLine($"machine: {Environment.ProcessorCount} cores, {Cpu()}, {System.Runtime.InteropServices.RuntimeInformation.OSDescription}, .NET {Environment.Version}");
@@ -19,16 +20,41 @@ await using var cluster = await EmbeddedCluster.StartAsync(new ClusterOptions { 
 try
 {
     await cluster.WaitForLeadersAsync(null, TimeSpan.FromSeconds(30), CancellationToken.None);
-    await Phase("sequential, 1 writer, 1 key per write", 1, sequential, 1);
-    await Phase($"concurrent, {writers} writers, 1 key per write", writers, concurrent, 1);
-    await Phase("batched, 1 writer, 500 keys per call (as Set-ReplicationKey batches the pipeline)", 1, batched, 500);
+    throughput["sequential"] = await Phase("sequential, 1 writer, 1 key per write", 1, sequential, 1);
+    throughput["concurrent"] = await Phase($"concurrent, {writers} writers, 1 key per write", writers, concurrent, 1);
+    throughput["batched"] = await Phase("batched, 1 writer, 500 keys per call (as Set-ReplicationKey batches the pipeline)", 1, batched, 500);
 }
 finally
 {
     await cluster.RemoveAsync(deleteData: true);
 }
 
-async Task Phase(string name, int writerCount, int totalKeys, int batch)
+// The physical limit of the same disk (PhysicalLimits.cs), and the cluster's share of it.
+string probe = Path.Combine(Path.GetTempPath(), "replication-bench-probe-" + Guid.NewGuid().ToString("N")[..8]);
+Directory.CreateDirectory(probe);
+try
+{
+    var probeLimit = TimeSpan.FromSeconds(Math.Min(5, phaseLimit.TotalSeconds));
+    double fsyncs = PhysicalLimits.FsyncsPerSecond(probe, 20_000, probeLimit);
+    double sqlite1 = PhysicalLimits.SqliteRowsPerSecond(probe, 1, 10_000, probeLimit);
+    double sqlite1000 = PhysicalLimits.SqliteRowsPerSecond(probe, 1000, 500_000, probeLimit);
+    Console.WriteLine();
+    Console.WriteLine("physical limit of this disk (same temp folder)");
+    Console.WriteLine($"  bare 4 KiB write + fsync     {fsyncs:N0} fsyncs/s ({1000 / fsyncs:0.000} ms each)");
+    Console.WriteLine($"  raw SQLite, 1 row per commit {sqlite1:N0} rows/s (WAL, synchronous=FULL, random keys, WITHOUT ROWID)");
+    Console.WriteLine($"  raw SQLite, 1000-row batches {sqlite1000:N0} rows/s");
+    Console.WriteLine();
+    Console.WriteLine("cluster durable writes against the physical limit (3 replicas, each fsyncs its own log on this one disk)");
+    Console.WriteLine($"  sequential  {throughput["sequential"]:N0} writes/s = {throughput["sequential"] / fsyncs:P1} of the fsync rate, {throughput["sequential"] / sqlite1:P1} of raw 1-row SQLite commits");
+    Console.WriteLine($"  concurrent  {throughput["concurrent"]:N0} writes/s = {throughput["concurrent"] / fsyncs:0.00}x the fsync rate (group commit), {throughput["concurrent"] / sqlite1:0.00}x raw 1-row SQLite commits");
+    Console.WriteLine($"  batched     {throughput["batched"]:N0} keys/s = {throughput["batched"] / sqlite1000:P1} of raw SQLite in 1000-row batches");
+}
+finally
+{
+    Directory.Delete(probe, recursive: true);
+}
+
+async Task<double> Phase(string name, int writerCount, int totalKeys, int batch)
 {
     var latencies = new List<double>();
     var gate = new object();
@@ -59,6 +85,7 @@ async Task Phase(string name, int writerCount, int totalKeys, int batch)
     Console.WriteLine($"  keys written     {keys:N0} in {stop.Elapsed.TotalSeconds:0.00} s ({failures} failed)");
     Console.WriteLine($"  throughput       {keys / stop.Elapsed.TotalSeconds:N0} keys/s, {latencies.Count / stop.Elapsed.TotalSeconds:N0} calls/s");
     Console.WriteLine($"  latency per call p50 {Pct(latencies, 0.50):0.000} ms, p99 {Pct(latencies, 0.99):0.000} ms, max {(latencies.Count > 0 ? latencies[^1] : 0):0.000} ms");
+    return keys / stop.Elapsed.TotalSeconds;
 }
 
 static double Pct(List<double> sorted, double p) => sorted.Count == 0 ? 0 : sorted[Math.Min(sorted.Count - 1, (int)Math.Ceiling(p * sorted.Count) - 1)];

@@ -22,4 +22,6 @@ public static class ErrorIds
     public const string NotSupportedRemotely = "NotSupportedRemotely";
     /// <summary>Disconnect-ReplicationCluster on an embedded cluster (nothing to disconnect).</summary>
     public const string NotSupportedEmbedded = "NotSupportedEmbedded";
+    /// <summary>Backup-ReplicationNode without -Cold: node backups are cold only.</summary>
+    public const string ColdRequired = "ColdRequired";
 }

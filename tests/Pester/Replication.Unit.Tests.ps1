@@ -10,9 +10,11 @@ Describe 'Module surface' -Tag Unit {
         $module = Get-Module Replication
         $module.Version | Should -Be ([version](Import-PowerShellDataFile $Manifest).ModuleVersion)
         @($module.ExportedCmdlets.Keys | Sort-Object) | Should -Be @(
-            'Connect-ReplicationCluster', 'Disconnect-ReplicationCluster', 'Get-ReplicationCluster', 'Get-ReplicationKey', 'Get-ReplicationNode', 'New-ReplicationCluster',
-            'Remove-ReplicationCluster', 'Remove-ReplicationKey', 'Set-ReplicationKey', 'Start-ReplicationNode',
-            'Stop-ReplicationNode', 'Wait-ReplicationLeader')
+            'Backup-ReplicationCluster', 'Backup-ReplicationNode', 'Connect-ReplicationCluster', 'Disconnect-ReplicationCluster',
+            'Get-ReplicationCluster', 'Get-ReplicationKey', 'Get-ReplicationNode', 'New-ReplicationCluster',
+            'Remove-ReplicationCluster', 'Remove-ReplicationKey', 'Restore-ReplicationCluster', 'Set-ReplicationKey',
+            'Start-ReplicationNode', 'Stop-ReplicationNode', 'Test-ReplicationBackup', 'Test-ReplicationConsistency',
+            'Wait-ReplicationLeader')
         $module.ExportedFunctions.Count | Should -Be 0
         $module.ExportedAliases.Count | Should -Be 0
     }
@@ -30,6 +32,11 @@ Describe 'Module surface' -Tag Unit {
         @{ Name = 'Get-ReplicationKey'; Expected = 'Cluster,Consistency,Key,Prefix,Timeout' }
         @{ Name = 'Remove-ReplicationKey'; Expected = 'Cluster,Confirm,ExpectedVersion,Key,Timeout,WhatIf,WriteConcern' }
         @{ Name = 'Wait-ReplicationLeader'; Expected = 'Cluster,Shard,Timeout' }
+        @{ Name = 'Backup-ReplicationCluster'; Expected = 'Cluster,Confirm,Path,Timeout,WhatIf' }
+        @{ Name = 'Backup-ReplicationNode'; Expected = 'Cluster,Cold,Confirm,Id,Path,WhatIf' }
+        @{ Name = 'Test-ReplicationBackup'; Expected = 'Path' }
+        @{ Name = 'Restore-ReplicationCluster'; Expected = 'ClusterPath,Confirm,Name,NodeCount,Path,WhatIf' }
+        @{ Name = 'Test-ReplicationConsistency'; Expected = 'Cluster,Shard,Timeout' }
     ) {
         $common = [System.Management.Automation.PSCmdlet]::CommonParameters
         $actual = (Get-Command $Name).Parameters.Keys | Where-Object { $_ -notin $common } | Sort-Object
@@ -53,14 +60,17 @@ Describe 'Module surface' -Tag Unit {
     }
 
     It 'asks for confirmation before destructive cmdlets (ConfirmImpact High)' {
-        foreach ($type in [Replication.PowerShell.Commands.RemoveReplicationClusterCommand], [Replication.PowerShell.Commands.StopReplicationNodeCommand]) {
+        foreach ($type in [Replication.PowerShell.Commands.RemoveReplicationClusterCommand], [Replication.PowerShell.Commands.StopReplicationNodeCommand],
+                [Replication.PowerShell.Commands.RestoreReplicationClusterCommand], [Replication.PowerShell.Commands.BackupReplicationNodeCommand]) {
             $type.GetCustomAttributes([System.Management.Automation.CmdletAttribute], $false)[0].ConfirmImpact | Should -Be 'High'
         }
     }
 
     It 'has a default table view for each output type' {
         foreach ($type in 'Replication.PowerShell.ReplicationCluster', 'Replication.Engine.Cluster.ReplicationNode',
-                'Replication.Engine.Cluster.ReplicationShard', 'Replication.Engine.Cluster.ReplicationKey') {
+                'Replication.Engine.Cluster.ReplicationShard', 'Replication.Engine.Cluster.ReplicationKey',
+                'Replication.Engine.Cluster.ReplicationBackup', 'Replication.Engine.Cluster.BackupShard',
+                'Replication.Engine.Cluster.ReplicationConsistency', 'Replication.Engine.Cluster.DivergentRange') {
             Get-FormatData -TypeName $type | Should -Not -BeNullOrEmpty -Because $type
         }
         $nodeColumns = (Get-FormatData -TypeName 'Replication.Engine.Cluster.ReplicationNode').FormatViewDefinition[0].Control.Headers.Label

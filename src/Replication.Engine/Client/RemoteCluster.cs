@@ -24,7 +24,7 @@ namespace Replication.Engine.Client;
 /// <see cref="ClusterSecret"/> (redacted) and is never sent.
 /// </para>
 /// </summary>
-public sealed class RemoteCluster : IReplicationCluster
+public sealed partial class RemoteCluster : IReplicationCluster
 {
     private readonly ClusterSecret _secret;
     private readonly RemoteClusterOptions _options;

@@ -253,7 +253,7 @@ public sealed partial class EmbeddedCluster
         int hint = 0;
         foreach (var n in _nodes)
         {
-            if (n is null || !n.Status.TryGetValue(shard, out var st)) continue;
+            if (n is null || !n.IsRunning || !n.Status.TryGetValue(shard, out var st)) continue;
             if (st.Role == RaftRole.Leader && st.Term > bestTerm)
             {
                 best = n;

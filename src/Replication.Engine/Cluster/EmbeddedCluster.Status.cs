@@ -57,8 +57,9 @@ public sealed partial class EmbeddedCluster
         string dataPath = System.IO.Path.Combine(_options.Path, $"node-{id}");
         string endpoint = host?.EndPoint?.ToString()
             ?? (_manifest.Ports.TryGetValue(id.ToString(), out int port) ? $"127.0.0.1:{port}" : "");
-        if (host is null)
+        if (host is null || !host.IsRunning)
         {
+            // Stopped, or its loop stopped itself after a storage error (it serves nothing then).
             return new ReplicationNode
             {
                 Cluster = Name,
@@ -68,7 +69,7 @@ public sealed partial class EmbeddedCluster
                 ShardsHosted = _placement.ShardsOn(id).Count(),
                 DataPath = dataPath,
                 SizeBytes = FolderSize(dataPath),
-                StateReason = "stopped",
+                StateReason = host?.FailureReason is { } failure ? "failed: " + failure : "stopped",
             };
         }
         var status = host.Status.Values.ToArray();

@@ -125,6 +125,7 @@ public sealed partial class EmbeddedCluster : IReplicationCluster
         SnapshotChunkBytes = _options.SnapshotChunkBytes,
         ClusterKey = Key,
         ClientHandler = this,
+        StorageDecorator = _options.StorageDecorator,
     };
 
     /// <summary>The running host of node <paramref name="id"/>, or null when stopped (for engine tests).</summary>
@@ -132,7 +133,13 @@ public sealed partial class EmbeddedCluster : IReplicationCluster
 
     private async Task StartNodeCoreAsync(int id, CancellationToken cancellationToken)
     {
-        if (_nodes[id - 1] is not null) return;
+        if (_nodes[id - 1] is { } existing)
+        {
+            if (existing.IsRunning) return;
+            // Its loop stopped itself after a storage error: release its files, then start afresh.
+            _nodes[id - 1] = null;
+            await existing.StopAsync(kill: false).ConfigureAwait(false);
+        }
         var host = new NodeHost(NodeOptions(id));
         int port = _manifest.Ports.TryGetValue(id.ToString(), out int p) ? p : 0;
         try

@@ -8,7 +8,7 @@ namespace Replication.Engine.Cluster;
 /// Errors: members throw <see cref="ReplicationException"/> subclasses with stable error ids;
 /// after <see cref="DisposeAsync"/> every member throws <see cref="ClusterNotRunningException"/>.
 /// </summary>
-public interface IReplicationCluster : IAsyncDisposable
+public partial interface IReplicationCluster : IAsyncDisposable
 {
     string Name { get; }
     /// <summary>Fresh identity per cluster (also after a restore). Persisted in the cluster folder.</summary>

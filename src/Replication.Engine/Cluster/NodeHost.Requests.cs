@@ -186,8 +186,10 @@ internal sealed partial class NodeHost
                 case ProposeRequest p: p.Completion.TrySetException(reason); break;
                 case ReadRequest r: r.Completion.TrySetException(reason); break;
                 case TransferRequest t: t.Completion.TrySetException(reason); break;
+                case CaptureRequest c: c.Completion.TrySetException(reason); break;
             }
         }
+        FailCaptures(reason);
         foreach (var g in _groups.Values)
         {
             foreach (var b in g.PendingByIndex.Values.Concat(g.AwaitingAll)) b.Request.Completion.TrySetException(reason);

@@ -28,6 +28,7 @@ internal sealed partial class NodeHost : IAsyncDisposable
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private RaftLogStore? _logStore;
     private KvStore? _kv;
+    private INodeStorage? _storage; // the writes of both stores, behind the fault-injection seam
     private TcpTransport? _transport;
     private Thread? _thread;
     private volatile bool _stopping;
@@ -41,6 +42,8 @@ internal sealed partial class NodeHost : IAsyncDisposable
     public string DataPath => _options.DataPath;
     public IPEndPoint? EndPoint => _transport?.LocalEndPoint;
     public bool IsRunning => _thread is not null && !_stopping;
+    /// <summary>Why the loop stopped on its own (a storage error), or null.</summary>
+    public string? FailureReason { get; private set; }
     /// <summary>The node's state machine, for reads (its read methods are thread-safe).</summary>
     public KvStore Store => _kv ?? throw new RetryableException($"node {Id} is not running");
     /// <summary>Latest published status of each hosted group.</summary>
@@ -52,6 +55,8 @@ internal sealed partial class NodeHost : IAsyncDisposable
         Directory.CreateDirectory(_options.DataPath);
         _logStore = new RaftLogStore(Path.Combine(_options.DataPath, "raft.db"));
         _kv = new KvStore(Path.Combine(_options.DataPath, "state.db"));
+        INodeStorage storage = new NodeStorage(_logStore, _kv);
+        _storage = _options.StorageDecorator?.Invoke(Id, storage) ?? storage;
         var random = _options.Seed is int seed ? new Random(seed * 7919 + Id) : new Random();
         DiscardStagedSnapshots();
         foreach (var (shard, voters) in _options.Groups)
@@ -148,6 +153,7 @@ internal sealed partial class NodeHost : IAsyncDisposable
             // A storage failure (disk full, corruption) must not leave a half-working node that
             // acknowledges writes: stop the node and fail everything waiting on it.
             _options.Log?.Invoke($"node {Id} stopped after an error: {ex}");
+            FailureReason = ex.Message;
             _stopping = true;
             FailEverything(new RetryableException($"node {Id} failed: {ex.Message}"));
         }
@@ -182,6 +188,7 @@ internal sealed partial class NodeHost : IAsyncDisposable
                 case ProposeRequest p: StartProposal(p); break;
                 case ReadRequest r: StartRead(r); break;
                 case TransferRequest t: StartTransfer(t); break;
+                case CaptureRequest c: StartCapture(c); break;
             }
         }
     }
@@ -211,7 +218,7 @@ internal sealed partial class NodeHost : IAsyncDisposable
             writes.Add(new GroupWrite(g.Core.Group, state, ready.Entries));
             g.Persisted = state;
         }
-        if (writes.Count > 0) _logStore!.Save(writes); // durable (synchronous=FULL) before anything leaves
+        if (writes.Count > 0) _storage!.Save(writes); // durable (synchronous=FULL) before anything leaves
         if (_killed) return;
 
         foreach (var (g, ready) in readies)
@@ -226,7 +233,7 @@ internal sealed partial class NodeHost : IAsyncDisposable
             if (ready.Entries.Count > 0) OnEntriesPersisted(g, ready.Entries);
             if (ready.CommittedEntries.Count > 0)
             {
-                var results = _kv!.Apply(g.Core.Group, ready.CommittedEntries);
+                var results = ApplyCommitted(g, ready.CommittedEntries); // NodeHost.Consistency.cs: may pause for a snapshot
                 OnEntriesApplied(g, ready.CommittedEntries, results);
             }
             foreach (var rs in ready.ReadStates) OnReadConfirmed(g, rs);

@@ -1,0 +1,43 @@
+using System.Diagnostics;
+using Replication.Engine.Storage;
+
+namespace Replication.Engine.Cluster;
+
+/// <summary>
+/// Operations on a backup folder that need no running cluster. Thread-safe.
+/// Taking backups: <see cref="IReplicationCluster.BackupAsync"/> (hot) and
+/// <see cref="IReplicationCluster.BackupNodeColdAsync"/> (cold); restoring: <see cref="EmbeddedCluster.RestoreAsync"/>.
+/// </summary>
+public static class Backups
+{
+    /// <summary>
+    /// Verifies a backup: manifest checksum, every file's size and SHA-256, and that each file opens
+    /// and holds the stated shards, key counts, indexes and terms. Returns the backup with
+    /// <see cref="ReplicationBackup.Valid"/> = true.
+    /// </summary>
+    /// <exception cref="BackupPathException">The folder holds no backup (BackupNotFound).</exception>
+    /// <exception cref="BackupCorruptException">A check failed; the exception names the file.</exception>
+    public static ReplicationBackup Verify(string path, CancellationToken cancellationToken)
+    {
+        var watch = Stopwatch.StartNew();
+        var m = BackupVerifier.Verify(path, cancellationToken);
+        return m.ToBackup(path, watch.Elapsed, valid: true, problem: null);
+    }
+
+    /// <summary>
+    /// The backup as its manifest describes it, WITHOUT trusting it (no checksum or file checks),
+    /// marked <see cref="ReplicationBackup.Valid"/> = false with <paramref name="problem"/>; null when
+    /// the manifest cannot even be parsed. For reporting a backup that failed <see cref="Verify"/>.
+    /// </summary>
+    public static ReplicationBackup? TryDescribe(string path, string problem)
+    {
+        try
+        {
+            return BackupManifest.Parse(path)?.ToBackup(path, TimeSpan.Zero, valid: false, problem: problem);
+        }
+        catch (Exception ex) when (ex is IOException or System.Text.Json.JsonException or UnauthorizedAccessException)
+        {
+            return null;
+        }
+    }
+}

@@ -1,0 +1,118 @@
+using Replication.Engine.Raft;
+using Replication.Engine.Storage;
+
+namespace Replication.Engine.Cluster;
+
+/// <summary>
+/// Snapshots of a shard's state machine at an exact applied index, for comparing replicas
+/// (Test-ReplicationConsistency). A capture request names a target index; the loop applies
+/// committed entries up to that index, opens a read transaction on state.db (<see cref="ShardSnapshot"/>),
+/// and only then applies the rest of the batch. So every replica's snapshot holds exactly entries
+/// 1..target, whatever each replica's apply batches look like. The tree is computed off the loop.
+/// </summary>
+internal sealed partial class NodeHost
+{
+    private readonly List<CaptureRequest> _captures = new(); // loop thread only
+
+    /// <summary>
+    /// Completes with a snapshot of <paramref name="shard"/> at applied index <paramref name="index"/>
+    /// (the caller disposes it). Fails as retryable when the replica has already applied past the
+    /// index, does not host the shard, or stops. Cancelling abandons the request; a snapshot taken
+    /// after that is disposed by the loop. Thread-safe.
+    /// </summary>
+    public Task<ShardSnapshot> CaptureAtAsync(int shard, long index, CancellationToken cancellationToken)
+    {
+        var request = new CaptureRequest(shard, index);
+        Enqueue(request);
+        if (cancellationToken.CanBeCanceled)
+            cancellationToken.Register(() => request.Completion.TrySetCanceled(cancellationToken));
+        return request.Completion.Task;
+    }
+
+    private void StartCapture(CaptureRequest c)
+    {
+        if (!_groups.TryGetValue(c.Shard, out var g))
+        {
+            c.Completion.TrySetException(new RetryableException($"node {Id} does not host shard {c.Shard}"));
+            return;
+        }
+        long applied = g.Core.Applied;
+        if (applied == c.Index) Capture(c);
+        else if (applied > c.Index) c.Completion.TrySetException(new RetryableException($"node {Id} has applied shard {c.Shard} past index {c.Index} (at {applied})"));
+        else _captures.Add(c);
+    }
+
+    /// <summary>
+    /// Applies a Ready's committed entries of one group, pausing at each pending capture's target
+    /// index to take its snapshot. Without pending captures for the group this is one Apply call.
+    /// </summary>
+    private IReadOnlyList<EntryApplyResult> ApplyCommitted(GroupRuntime g, IReadOnlyList<LogEntry> entries)
+    {
+        int shard = g.Core.Group;
+        _captures.RemoveAll(c => c.Completion.Task.IsCompleted); // abandoned by their callers
+        if (!_captures.Exists(c => c.Shard == shard)) return _storage!.Apply(shard, entries);
+
+        var results = new List<EntryApplyResult>(entries.Count);
+        long applied = g.Core.Applied;
+        int start = 0;
+        foreach (long target in _captures.Where(c => c.Shard == shard).Select(c => c.Index).Distinct().Order().ToArray())
+        {
+            int end = start;
+            while (end < entries.Count && entries[end].Index <= target) end++;
+            if (end > start)
+            {
+                results.AddRange(_storage!.Apply(shard, Slice(entries, start, end)));
+                applied = Math.Max(applied, entries[end - 1].Index);
+                start = end;
+            }
+            if (applied < target) break; // later batches will reach it
+            foreach (var c in _captures.Where(c => c.Shard == shard && c.Index == target).ToArray())
+            {
+                _captures.Remove(c);
+                if (applied == target) Capture(c);
+                else c.Completion.TrySetException(new RetryableException($"node {Id} has applied shard {shard} past index {target}"));
+            }
+        }
+        if (start < entries.Count) results.AddRange(_storage!.Apply(shard, Slice(entries, start, entries.Count)));
+        return results;
+    }
+
+    private void Capture(CaptureRequest c)
+    {
+        ShardSnapshot snapshot;
+        try
+        {
+            snapshot = ShardSnapshot.Begin(System.IO.Path.Combine(_options.DataPath, "state.db"), Id, c.Shard);
+        }
+        catch (Exception ex) when (ex is Microsoft.Data.Sqlite.SqliteException or IOException)
+        {
+            c.Completion.TrySetException(new RetryableException($"node {Id} could not snapshot shard {c.Shard}: {ex.Message}"));
+            return;
+        }
+        if (snapshot.Index != c.Index)
+        {
+            snapshot.Dispose();
+            c.Completion.TrySetException(new RetryableException($"node {Id}: shard {c.Shard} snapshot is at {snapshot.Index}, not {c.Index}"));
+            return;
+        }
+        if (!c.Completion.TrySetResult(snapshot)) snapshot.Dispose(); // the caller gave up meanwhile
+    }
+
+    private void FailCaptures(Exception reason)
+    {
+        foreach (var c in _captures) c.Completion.TrySetException(reason);
+        _captures.Clear();
+    }
+
+    private static LogEntry[] Slice(IReadOnlyList<LogEntry> entries, int start, int end)
+    {
+        var slice = new LogEntry[end - start];
+        for (int i = start; i < end; i++) slice[i - start] = entries[i];
+        return slice;
+    }
+
+    private sealed record CaptureRequest(int Shard, long Index)
+    {
+        public TaskCompletionSource<ShardSnapshot> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    }
+}
