@@ -4,7 +4,8 @@
 // The value is "r<round>:w<writer>:i<sequence>", so the parent can order every write of a key.
 // A line is printed only AFTER the engine acknowledged the write (WriteConcern.Majority), so every
 // ACK line is a promise the parent can check after killing this process at any moment.
-// Usage: Replication.CrashHost <folder> <round> <seed> [writers=4] [maxWritesPerWriter=5000]
+// Usage: Replication.CrashHost <folder> <round> <seed> [writers=4] [maxWritesPerWriter=5000] [snapshotEntries=10000]
+// (a small snapshotEntries makes the nodes compact their logs often, so kills land around compactions)
 // Bounded: each writer stops after maxWritesPerWriter writes or 60 s; then the process exits 0.
 using System.Diagnostics;
 using Replication.Engine.Cluster;
@@ -19,10 +20,15 @@ int round = int.Parse(args[1]);
 int seed = int.Parse(args[2]);
 int writers = args.Length > 3 ? int.Parse(args[3]) : 4;
 int maxWrites = args.Length > 4 ? int.Parse(args[4]) : 5000;
+int snapshotEntries = args.Length > 5 ? int.Parse(args[5]) : 10_000;
 var limit = TimeSpan.FromSeconds(60);
 
 await using var cluster = await EmbeddedCluster.StartAsync(
-    new ClusterOptions { Name = "crash", Path = folder, NodeCount = 3, ShardCount = 2, Seed = seed + round }, CancellationToken.None);
+    new ClusterOptions
+    {
+        Name = "crash", Path = folder, NodeCount = 3, ShardCount = 2, Seed = seed + round,
+        SnapshotEntries = snapshotEntries, SnapshotCatchUpEntries = Math.Min(1_000, snapshotEntries / 2),
+    }, CancellationToken.None);
 await cluster.WaitForLeadersAsync(null, TimeSpan.FromSeconds(30), CancellationToken.None);
 var output = Console.Out;
 var gate = new object();
