@@ -69,7 +69,9 @@ public sealed partial class EmbeddedCluster
                 ShardsHosted = _placement.ShardsOn(id).Count(),
                 DataPath = dataPath,
                 SizeBytes = FolderSize(dataPath),
-                StateReason = host?.FailureReason is { } failure ? "failed: " + failure : "stopped",
+                StateReason = (host?.FailureReason ?? (_startFailures.TryGetValue(id, out var refused) ? refused : null)) is { } failure
+                    ? "failed: " + failure
+                    : "stopped",
             };
         }
         var status = host.Status.Values.ToArray();

@@ -14,6 +14,7 @@ public sealed partial class EmbeddedCluster : IReplicationCluster
     private readonly ClusterManifest _manifest;
     private readonly ClusterOptions _options;
     private readonly NodeHost?[] _nodes; // index = node id - 1; null = stopped
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<int, string> _startFailures = new(); // why a node refused to start
     private readonly SemaphoreSlim _admin = new(1, 1);
     private readonly ShardMap _shardMap;
     private readonly Placement _placement;
@@ -48,7 +49,21 @@ public sealed partial class EmbeddedCluster : IReplicationCluster
         var cluster = new EmbeddedCluster(options, manifest);
         try
         {
-            for (int id = 1; id <= manifest.NodeCount; id++) await cluster.StartNodeCoreAsync(id, cancellationToken).ConfigureAwait(false);
+            StorageCorruptException? corrupt = null;
+            for (int id = 1; id <= manifest.NodeCount; id++)
+            {
+                try
+                {
+                    await cluster.StartNodeCoreAsync(id, cancellationToken).ConfigureAwait(false);
+                }
+                catch (StorageCorruptException ex)
+                {
+                    // One damaged replica must not keep the cluster down: it stays stopped, says why
+                    // (Get-ReplicationNode StateReason), and serves nothing; its peers go on.
+                    corrupt = ex;
+                }
+            }
+            if (cluster._nodes.All(n => n is null)) throw corrupt!;
         }
         catch
         {
@@ -142,9 +157,15 @@ public sealed partial class EmbeddedCluster : IReplicationCluster
         }
         var host = new NodeHost(NodeOptions(id));
         int port = _manifest.Ports.TryGetValue(id.ToString(), out int p) ? p : 0;
+        _startFailures.TryRemove(id, out _);
         try
         {
             await host.StartAsync(new IPEndPoint(IPAddress.Loopback, port), cancellationToken).ConfigureAwait(false);
+        }
+        catch (StorageCorruptException ex)
+        {
+            _startFailures[id] = ex.Message;
+            throw;
         }
         catch (System.Net.Sockets.SocketException) when (port != 0)
         {

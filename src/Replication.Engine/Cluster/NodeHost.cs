@@ -50,7 +50,24 @@ internal sealed partial class NodeHost : IAsyncDisposable
     public IReadOnlyDictionary<int, GroupStatus> Status => _status;
 
     /// <summary>Opens the stores, restores every hosted group from disk, binds the transport and starts the loop.</summary>
+    /// <exception cref="StorageCorruptException">A store failed its checks (checksum, schema, a state
+    /// machine behind its compacted log): the node refuses to start, and holds no file open.</exception>
     public async Task StartAsync(IPEndPoint listen, CancellationToken cancellationToken)
+    {
+        try
+        {
+            await StartCoreAsync(listen, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            if (_transport is not null) await _transport.DisposeAsync().ConfigureAwait(false);
+            _logStore?.Dispose();
+            _kv?.Dispose();
+            throw;
+        }
+    }
+
+    private async Task StartCoreAsync(IPEndPoint listen, CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(_options.DataPath);
         _logStore = new RaftLogStore(Path.Combine(_options.DataPath, "raft.db"));
