@@ -158,10 +158,25 @@ internal sealed class ClientSession
             case StartNodeRequest r:
                 await _handler.StartNodeAsync(r.NodeId, CancellationToken.None).ConfigureAwait(false);
                 return new AckResponse(id, ClientRequestType.StartNode);
+            case ForwardedRequest r:
+                return await ForwardContext.RunForwardedAsync(() => HandleAsync(r.Inner, ct)).ConfigureAwait(false);
+            case JoinRequest r:
+            {
+                var joined = await NodeHandler().JoinAsync(r.Endpoint, r.Token, ct).ConfigureAwait(false);
+                return new JoinResponse(id, joined.NodeId, joined.ClusterId, joined.Metadata);
+            }
+            case ShardScanRequest r:
+            {
+                var page = await NodeHandler().ScanShardAsync(r.Shard, r.Prefix, r.After, r.Limit, r.Consistency, r.Timeout, ct).ConfigureAwait(false);
+                return new ScanPageResponse(id, ClientRequestType.ShardScan, 0, page.More, page.Keys);
+            }
             default:
                 throw new InvalidOperationException($"Unhandled request {request.Type}.");
         }
     }
+
+    private INodeRequestHandler NodeHandler() => _handler as INodeRequestHandler
+        ?? throw new RemoteOperationException("NotSupportedHere", ReplicationErrorKind.InvalidState, "This node does not serve node-to-node requests (it is not a member of a multi-process cluster).");
 
     /// <summary>Reads the next page from a cursor (one reader at a time per cursor); a finished or failed cursor is closed.</summary>
     private async Task<ClientResponse> NextPageAsync(long id, ClientRequestType type, long scanId, Cursor cursor, CancellationToken ct)

@@ -175,6 +175,7 @@ internal sealed partial class NodeHost
                 case ProposeRequest p: p.Completion.TrySetException(reason); break;
                 case ReadRequest r: r.Completion.TrySetException(reason); break;
                 case TransferRequest t: t.Completion.TrySetException(reason); break;
+                case LoopWork w: w.Fail(reason); break;
             }
         }
         foreach (var g in _groups.Values)

@@ -182,6 +182,7 @@ internal sealed partial class NodeHost : IAsyncDisposable
                 case ProposeRequest p: StartProposal(p); break;
                 case ReadRequest r: StartRead(r); break;
                 case TransferRequest t: StartTransfer(t); break;
+                case LoopWork w: w.Run(); break;
             }
         }
     }
