@@ -453,6 +453,7 @@ public sealed partial class ProcessNode
             // Not running (or it stopped while answering): the node is stopped either way.
         }
         _peerReports.TryRemove(id, out _);
+        _stoppedOnRequest[id] = DateTimeOffset.UtcNow;
     }
 
     /// <summary>This node is running already; another node runs in its own process, which only its host can start.</summary>

@@ -17,6 +17,8 @@ public sealed partial class ProcessNode
     private static readonly TimeSpan StatusInterval = TimeSpan.FromMilliseconds(500);
     private static readonly TimeSpan StaleAfter = TimeSpan.FromSeconds(3);
     private readonly ConcurrentDictionary<int, (DateTimeOffset At, ClusterStatus Report)> _peerReports = new();
+    /// <summary>Nodes this node stopped on request, and when: shown as Stopped (not Unreachable) until they report again.</summary>
+    private readonly ConcurrentDictionary<int, DateTimeOffset> _stoppedOnRequest = new();
 
     private async Task StatusLoopAsync(CancellationToken ct)
     {
@@ -35,6 +37,7 @@ public sealed partial class ProcessNode
         {
             var response = (StatusResponse)await _peers.SendAsync(id, cid => new ForwardedRequest(cid, new StatusRequest(cid)), TimeSpan.FromSeconds(1), new SentFlag<bool>(false), ct).ConfigureAwait(false);
             _peerReports[id] = (DateTimeOffset.UtcNow, response.Status);
+            _stoppedOnRequest.TryRemove(id, out _);
         }
         catch (Exception e) when (e is PeerUnreachableException or ConnectionLostException or TimeoutException or ReplicationException or InvalidCastException
             || (e is OperationCanceledException && ct.IsCancellationRequested) || e is ObjectDisposedException)
@@ -100,6 +103,8 @@ public sealed partial class ProcessNode
                 StateReason = fresh ? reported.StateReason : $"no status report since {r.At:O}",
             };
         }
+        if (_stoppedOnRequest.TryGetValue(id, out var stoppedAt))
+            return new ReplicationNode { Cluster = Name, Id = id, Endpoint = endpoint, State = NodeState.Stopped, DataPath = "", StateReason = "stopped on request", StateSince = stoppedAt };
         return new ReplicationNode { Cluster = Name, Id = id, Endpoint = endpoint, State = NodeState.Unreachable, DataPath = "", StateReason = "no status report yet" };
     }
 

@@ -115,6 +115,13 @@ public sealed class ProcessNodeTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal(n1.Id, remote.Id);
         Assert.Equal("v7", (await remote.GetAsync("k7", ReadConsistency.Linearizable, Bound, CancellationToken.None))?.Value);
         Assert.Equal(3, remote.GetNodes().Count);
+
+        // Stopping another node asks its process to stop itself (a -Wait host then returns).
+        await remote.StopNodeAsync(3, kill: false, CancellationToken.None);
+        await n3.Stopped.WaitAsync(Bound);
+        await WaitUntil(() => n1.GetNode(3).State is NodeState.Stopped or NodeState.Unreachable, "node 1 no longer sees node 3 running");
+        await Assert.ThrowsAsync<NotSupportedRemotelyException>(() => n1.StartNodeAsync(3, CancellationToken.None));
+        Assert.Null((await n1.WriteAsync(new[] { new KeyWrite("after-stop", "x") }, WriteConcern.Majority, Bound, CancellationToken.None))[0].Error);
     }
 
     [Fact]
