@@ -86,7 +86,7 @@ internal sealed class ClientSession
             }
             catch (ReplicationException e)
             {
-                response = new ErrorResponse(request.CorrelationId, request.Type, RemoteError.From(e));
+                response = new ErrorResponse(request.CorrelationId, AnsweredType(request), RemoteError.From(e));
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
@@ -95,7 +95,7 @@ internal sealed class ClientSession
             catch (Exception e)
             {
                 _log($"client request {request.Type} failed: {e}");
-                response = new ErrorResponse(request.CorrelationId, request.Type,
+                response = new ErrorResponse(request.CorrelationId, AnsweredType(request),
                     new RemoteError("ServerError", ReplicationErrorKind.Unavailable, $"The node failed to serve the request: {e.Message}"));
             }
             byte[] payload = ClientCodec.EncodeResponse(response);
@@ -174,6 +174,9 @@ internal sealed class ClientSession
                 throw new InvalidOperationException($"Unhandled request {request.Type}.");
         }
     }
+
+    /// <summary>A response names the request type it answers; a forwarded request is answered as its inner request.</summary>
+    private static ClientRequestType AnsweredType(ClientRequest request) => request is ForwardedRequest f ? f.Inner.Type : request.Type;
 
     private INodeRequestHandler NodeHandler() => _handler as INodeRequestHandler
         ?? throw new RemoteOperationException("NotSupportedHere", ReplicationErrorKind.InvalidState, "This node does not serve node-to-node requests (it is not a member of a multi-process cluster).");

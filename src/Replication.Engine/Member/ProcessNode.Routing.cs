@@ -190,13 +190,16 @@ public sealed partial class ProcessNode
                 {
                     var response = (WriteResponse)await CallPeerAsync(target, id => new ForwardedRequest(id, new WriteRequest(id, subset, concern, remaining)), remaining, ct).ConfigureAwait(false);
                     if (response.Outcomes.Count != subset.Length) throw new RemoteOperationException("ServerError", ReplicationErrorKind.Unavailable, $"Node {target} answered {response.Outcomes.Count} outcomes for {subset.Length} writes.");
+                    if (response.Outcomes.FirstOrDefault(o => o.Error?.ErrorId == NotLeaderException.Id) is { Error: { } refused })
+                        throw refused.ToException(); // nothing was proposed there: retried against the hint
                     return subset.Select((w, i) => FromOutcome(w, response.Outcomes[i])).ToArray();
                 },
                 why => new QuorumUnavailableException(shard, timeout, why),
                 ct).ConfigureAwait(false);
         }
-        catch (ReplicationException e) when (e is not ClusterNotRunningException)
+        catch (ReplicationException e) when (e is not (ClusterNotRunningException or NotLeaderException))
         {
+            // A NotLeader refusal of a forwarded write stays a request-level error, so the forwarding node retries elsewhere.
             shardResults = subset.Select(w => new WriteResult(w, null, false, e)).ToArray();
         }
         for (int i = 0; i < positions.Count; i++) results[positions[i]] = shardResults[i];
