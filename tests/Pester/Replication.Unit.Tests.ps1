@@ -26,7 +26,7 @@ Describe 'Module surface' -Tag Unit {
         @{ Name = 'Get-ReplicationCluster'; Expected = 'Name' }
         @{ Name = 'Remove-ReplicationCluster'; Expected = 'Cluster,Confirm,DeleteData,WhatIf' }
         @{ Name = 'Get-ReplicationNode'; Expected = 'Cluster,Id' }
-        @{ Name = 'Start-ReplicationNode'; Expected = 'Cluster,Id' }
+        @{ Name = 'Start-ReplicationNode'; Expected = 'AllowRemote,Cluster,ClusterSecret,Id,Join,Listen,Name,Path,ReplicationFactor,ShardCount,Wait' }
         @{ Name = 'Stop-ReplicationNode'; Expected = 'Cluster,Confirm,Id,Kill,WhatIf' }
         @{ Name = 'Set-ReplicationKey'; Expected = 'Cluster,Confirm,ExpectedVersion,Key,PassThru,Timeout,Value,WhatIf,WriteConcern' }
         @{ Name = 'Get-ReplicationKey'; Expected = 'Cluster,Consistency,Key,Prefix,Timeout' }
@@ -55,8 +55,8 @@ Describe 'Module surface' -Tag Unit {
             Should -Contain $true
     }
 
-    It 'offers Start-ReplicationNode -Id in the Embedded parameter set' {
-        (Get-Command Start-ReplicationNode).ParameterSets.Name | Should -Be @('Embedded')
+    It 'offers Start-ReplicationNode -Id (Embedded) and -Path -Listen (Process) parameter sets' {
+        (Get-Command Start-ReplicationNode).ParameterSets.Name | Sort-Object | Should -Be @('Embedded', 'Process')
     }
 
     It 'asks for confirmation before destructive cmdlets (ConfirmImpact High)' {

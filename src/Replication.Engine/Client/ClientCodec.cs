@@ -25,6 +25,12 @@ internal static class ClientCodec
     {
         var w = new WireWriter();
         w.I64(request.CorrelationId);
+        if (request is ForwardedRequest forwarded)
+        {
+            // [type Forwarded][the inner request's type and body]; the outer correlation id is the one answered.
+            w.U8((byte)ClientRequestType.Forwarded);
+            request = forwarded.Inner is ForwardedRequest ? throw new ArgumentException("A forwarded request cannot be forwarded again.", nameof(request)) : forwarded.Inner;
+        }
         w.U8((byte)request.Type);
         switch (request)
         {
@@ -63,6 +69,18 @@ internal static class ClientCodec
                 w.Bool(r.Kill);
                 break;
             case StartNodeRequest r: w.I32(r.NodeId); break;
+            case JoinRequest r:
+                w.String(r.Endpoint);
+                w.Guid(r.Token);
+                break;
+            case ShardScanRequest r:
+                w.I32(r.Shard);
+                w.String(r.Prefix);
+                w.NullableString(r.After);
+                w.I32(r.Limit);
+                w.U8((byte)r.Consistency);
+                w.I64(Ms(r.Timeout));
+                break;
             default: throw new ArgumentException($"Unknown request {request.GetType().Name}.", nameof(request));
         }
         return w.ToArray();
@@ -74,6 +92,12 @@ internal static class ClientCodec
         var r = new WireReader(payload);
         long id = r.ReadInt64();
         byte type = r.ReadByte();
+        bool forwarded = type == (byte)ClientRequestType.Forwarded;
+        if (forwarded)
+        {
+            type = r.ReadByte();
+            if (type == (byte)ClientRequestType.Forwarded) throw WireReader.Malformed("A forwarded request inside a forwarded request.");
+        }
         ClientRequest request = type switch
         {
             (byte)ClientRequestType.Write => DecodeWrite(ref r, id),
@@ -85,10 +109,13 @@ internal static class ClientCodec
             (byte)ClientRequestType.WaitForLeaders => new WaitForLeadersRequest(id, ShardOrAll(ref r), Timeout(ref r)),
             (byte)ClientRequestType.StopNode => new StopNodeRequest(id, r.ReadInt32(), r.ReadBool()),
             (byte)ClientRequestType.StartNode => new StartNodeRequest(id, r.ReadInt32()),
+            (byte)ClientRequestType.Join => new JoinRequest(id, r.ReadString("endpoint"), r.ReadGuid()),
+            (byte)ClientRequestType.ShardScan => new ShardScanRequest(id, r.ReadInt32(), r.ReadString("prefix"), r.ReadBool() ? r.ReadString("after") : null,
+                PageSize(ref r), Consistency(ref r), Timeout(ref r)),
             _ => throw WireReader.Malformed($"Unknown client request type {type}."),
         };
         r.EnsureEnd("client request");
-        return request;
+        return forwarded ? new ForwardedRequest(id, request) : request;
     }
 
     private static WriteRequest DecodeWrite(ref WireReader r, long id)
@@ -168,6 +195,11 @@ internal static class ClientCodec
             case ShardsResponse r:
                 Shards(w, r.Shards);
                 break;
+            case JoinResponse r:
+                w.I32(r.NodeId);
+                w.Guid(r.ClusterId);
+                w.String(r.Metadata);
+                break;
             default: throw new ArgumentException($"Unknown response {response.GetType().Name}.", nameof(response));
         }
         return w.ToArray();
@@ -180,7 +212,7 @@ internal static class ClientCodec
         var r = new WireReader(payload);
         long id = r.ReadInt64();
         byte typeByte = r.ReadByte();
-        if (typeByte is < (byte)ClientRequestType.Write or > (byte)ClientRequestType.StartNode)
+        if (typeByte is < (byte)ClientRequestType.Write or > (byte)ClientRequestType.ShardScan or (byte)ClientRequestType.Forwarded)
             throw WireReader.Malformed($"Unknown client response type {typeByte}.");
         var type = (ClientRequestType)typeByte;
         byte status = r.ReadByte();
@@ -191,7 +223,8 @@ internal static class ClientCodec
         {
             ClientRequestType.Write => DecodeWriteResponse(ref r, id),
             ClientRequestType.Get => new GetResponse(id, r.ReadBool() ? Key(ref r, cluster) : null),
-            ClientRequestType.Scan or ClientRequestType.ScanNext => DecodePage(ref r, id, type, cluster),
+            ClientRequestType.Scan or ClientRequestType.ScanNext or ClientRequestType.ShardScan => DecodePage(ref r, id, type, cluster),
+            ClientRequestType.Join => new JoinResponse(id, r.ReadInt32(), r.ReadGuid(), r.ReadString("metadata")),
             ClientRequestType.Status => DecodeStatus(ref r, id),
             ClientRequestType.WaitForLeaders => new ShardsResponse(id, Shards(ref r, cluster)),
             _ => new AckResponse(id, type),

@@ -16,4 +16,10 @@ public enum ClientRequestType : byte
     WaitForLeaders = 7,
     StopNode = 8,
     StartNode = 9,
+    /// <summary>Node to node: another request, forwarded once by the node a client reached; the receiver serves it itself or refuses (NotLeader), never forwards it again.</summary>
+    Forwarded = 10,
+    /// <summary>Node to node: a new node asks to join the cluster (routed to the metadata leader).</summary>
+    Join = 11,
+    /// <summary>Node to node: one page of one shard's keys by prefix, after a given key (stateless paging).</summary>
+    ShardScan = 12,
 }

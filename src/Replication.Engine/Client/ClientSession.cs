@@ -86,7 +86,7 @@ internal sealed class ClientSession
             }
             catch (ReplicationException e)
             {
-                response = new ErrorResponse(request.CorrelationId, request.Type, RemoteError.From(e));
+                response = new ErrorResponse(request.CorrelationId, AnsweredType(request), RemoteError.From(e));
             }
             catch (OperationCanceledException) when (ct.IsCancellationRequested)
             {
@@ -95,7 +95,7 @@ internal sealed class ClientSession
             catch (Exception e)
             {
                 _log($"client request {request.Type} failed: {e}");
-                response = new ErrorResponse(request.CorrelationId, request.Type,
+                response = new ErrorResponse(request.CorrelationId, AnsweredType(request),
                     new RemoteError("ServerError", ReplicationErrorKind.Unavailable, $"The node failed to serve the request: {e.Message}"));
             }
             byte[] payload = ClientCodec.EncodeResponse(response);
@@ -158,10 +158,28 @@ internal sealed class ClientSession
             case StartNodeRequest r:
                 await _handler.StartNodeAsync(r.NodeId, CancellationToken.None).ConfigureAwait(false);
                 return new AckResponse(id, ClientRequestType.StartNode);
+            case ForwardedRequest r:
+                return await ForwardContext.RunForwardedAsync(() => HandleAsync(r.Inner, ct)).ConfigureAwait(false);
+            case JoinRequest r:
+            {
+                var joined = await NodeHandler().JoinAsync(r.Endpoint, r.Token, ct).ConfigureAwait(false);
+                return new JoinResponse(id, joined.NodeId, joined.ClusterId, joined.Metadata);
+            }
+            case ShardScanRequest r:
+            {
+                var page = await NodeHandler().ScanShardAsync(r.Shard, r.Prefix, r.After, r.Limit, r.Consistency, r.Timeout, ct).ConfigureAwait(false);
+                return new ScanPageResponse(id, ClientRequestType.ShardScan, 0, page.More, page.Keys);
+            }
             default:
                 throw new InvalidOperationException($"Unhandled request {request.Type}.");
         }
     }
+
+    /// <summary>A response names the request type it answers; a forwarded request is answered as its inner request.</summary>
+    private static ClientRequestType AnsweredType(ClientRequest request) => request is ForwardedRequest f ? f.Inner.Type : request.Type;
+
+    private INodeRequestHandler NodeHandler() => _handler as INodeRequestHandler
+        ?? throw new RemoteOperationException("NotSupportedHere", ReplicationErrorKind.InvalidState, "This node does not serve node-to-node requests (it is not a member of a multi-process cluster).");
 
     /// <summary>Reads the next page from a cursor (one reader at a time per cursor); a finished or failed cursor is closed.</summary>
     private async Task<ClientResponse> NextPageAsync(long id, ClientRequestType type, long scanId, Cursor cursor, CancellationToken ct)

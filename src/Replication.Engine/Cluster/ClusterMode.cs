@@ -7,4 +7,6 @@ public enum ClusterMode
     Embedded = 0,
     /// <summary>Nodes run elsewhere; this process is a client (Connect-ReplicationCluster).</summary>
     Remote = 1,
+    /// <summary>This process runs one node of a multi-process cluster (Start-ReplicationNode -Path); the others run elsewhere.</summary>
+    Process = 2,
 }

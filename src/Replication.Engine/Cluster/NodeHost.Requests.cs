@@ -187,6 +187,7 @@ internal sealed partial class NodeHost
                 case ReadRequest r: r.Completion.TrySetException(reason); break;
                 case TransferRequest t: t.Completion.TrySetException(reason); break;
                 case CaptureRequest c: c.Completion.TrySetException(reason); break;
+                case LoopWork w: w.Fail(reason); break;
             }
         }
         FailCaptures(reason);

@@ -206,6 +206,7 @@ internal sealed partial class NodeHost : IAsyncDisposable
                 case ReadRequest r: StartRead(r); break;
                 case TransferRequest t: StartTransfer(t); break;
                 case CaptureRequest c: StartCapture(c); break;
+                case LoopWork w: w.Run(); break;
             }
         }
     }

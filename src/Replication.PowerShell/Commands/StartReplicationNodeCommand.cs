@@ -1,13 +1,21 @@
+using System.Collections.Concurrent;
 using System.Management.Automation;
+using System.Runtime.InteropServices;
+using System.Security;
 using Replication.Engine;
 using Replication.Engine.Cluster;
+using Replication.Engine.Member;
 
 namespace Replication.PowerShell.Commands;
 
 /// <summary>
-/// Starts stopped nodes of an embedded cluster from their data folders; each catches up from its
-/// shards' leaders in the background (watch AppliedIndex with Get-ReplicationNode). Writes each
-/// node's status after the start.
+/// Two uses. <c>-Id</c> (set Embedded): starts stopped nodes of an embedded cluster from their data
+/// folders; each catches up from its shards' leaders in the background. <c>-Path -Listen</c> (set
+/// Process): runs ONE node of a multi-process cluster in this process: it founds a new cluster (no
+/// <c>-Join</c>, empty folder), joins one through any running node (<c>-Join</c>), or resumes the node its
+/// folder holds. The cluster is registered in this session (Mode Process) so every cmdlet works against
+/// it; with <c>-Wait</c> the cmdlet serves until Ctrl+C, SIGTERM or Stop-ReplicationNode, then stops
+/// the node cleanly. Writes each node's status after the start.
 /// </summary>
 [Cmdlet(VerbsLifecycle.Start, "ReplicationNode", DefaultParameterSetName = EmbeddedSet)]
 [OutputType(typeof(ReplicationNode))]
@@ -15,12 +23,61 @@ public sealed class StartReplicationNodeCommand : ClusterCmdlet
 {
     /// <summary>Restart a node of an embedded cluster of this process.</summary>
     public const string EmbeddedSet = "Embedded";
+    /// <summary>Run one node of a multi-process cluster in this process.</summary>
+    public const string ProcessSet = "Process";
 
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = EmbeddedSet)]
     public int[] Id { get; set; } = Array.Empty<int>();
 
+    /// <summary>The node's data folder; a restart with the same folder resumes the same node.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = ProcessSet)]
+    [ValidateNotNullOrEmpty]
+    public string Path { get; set; } = "";
+
+    /// <summary>host:port to listen on for nodes and clients; other nodes dial exactly this. Loopback only unless -AllowRemote.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = ProcessSet)]
+    [ValidateNotNullOrEmpty]
+    public string Listen { get; set; } = "";
+
+    /// <summary>host:port of any running node of the cluster to join. Omit to found a new cluster (or to restart a node).</summary>
+    [Parameter(ParameterSetName = ProcessSet)]
+    [ValidateNotNullOrEmpty]
+    public string? Join { get; set; }
+
+    /// <summary>The shared cluster secret (every node and client must know it; it is never sent, logged or stored).</summary>
+    [Parameter(Mandatory = true, ParameterSetName = ProcessSet)]
+    public SecureString? ClusterSecret { get; set; }
+
+    /// <summary>Allow a -Listen address other than loopback, so other machines can reach this node.</summary>
+    [Parameter(ParameterSetName = ProcessSet)]
+    public SwitchParameter AllowRemote { get; set; }
+
+    /// <summary>Serve until Ctrl+C, SIGTERM or Stop-ReplicationNode, then stop the node cleanly. Node events go to the verbose stream.</summary>
+    [Parameter(ParameterSetName = ProcessSet)]
+    public SwitchParameter Wait { get; set; }
+
+    /// <summary>Name of a new cluster (founding only). Default: replication.</summary>
+    [Parameter(ParameterSetName = ProcessSet)]
+    [ValidatePattern("^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
+    public string Name { get; set; } = "replication";
+
+    /// <summary>Shards of a new cluster (founding only). Default 4.</summary>
+    [Parameter(ParameterSetName = ProcessSet)]
+    [ValidateRange(1, ClusterOptions.MaxShardCount)]
+    public int ShardCount { get; set; } = ClusterOptions.DefaultShardCount;
+
+    /// <summary>Target replicas per shard of a new cluster (founding only), reached as nodes join. Default 3.</summary>
+    [Parameter(ParameterSetName = ProcessSet)]
+    [ValidateRange(1, ClusterOptions.MaxNodeCount)]
+    public int ReplicationFactor { get; set; } = ClusterOptions.DefaultReplicationFactor;
+
     protected override void ProcessRecord()
     {
+        if (ParameterSetName == ProcessSet)
+        {
+            RunProcessNode();
+            return;
+        }
         var cluster = ResolveCluster();
         foreach (var id in Id)
         {
@@ -32,5 +89,71 @@ public sealed class StartReplicationNodeCommand : ClusterCmdlet
             catch (ClusterNotRunningException e) { ThrowEngineError(e, cluster); }
             catch (ReplicationException e) { WriteEngineError(e, id); }
         }
+    }
+
+    private void RunProcessNode()
+    {
+        string path = GetUnresolvedProviderPathFromPSPath(Path);
+        var events = new ConcurrentQueue<string>();
+        var options = new ProcessNodeOptions
+        {
+            Path = path,
+            Listen = Listen,
+            Join = Join,
+            Secret = SecretConverter.ToClusterSecret(ClusterSecret!),
+            AllowRemote = AllowRemote,
+            Name = Name,
+            ShardCount = ShardCount,
+            ReplicationFactor = ReplicationFactor,
+            Log = Wait ? m => { if (events.Count < 10_000) events.Enqueue($"{DateTimeOffset.Now:HH:mm:ss.fff} {m}"); } : null,
+        };
+        ProcessNode node;
+        try
+        {
+            WriteVerbose(Join is null ? $"Starting a node in {path} on {Listen}." : $"Starting a node in {path} on {Listen}, joining through {Join}.");
+            node = Await(ProcessNode.StartAsync(options, StopToken));
+        }
+        catch (ReplicationException e)
+        {
+            ThrowEngineError(e, e.Target ?? path);
+            return;
+        }
+        if (!ClusterRegistry.TryReserve(node.Name))
+        {
+            Await(node.StopAsync(kill: false));
+            ThrowTerminatingError(NewErrorRecord(ErrorIds.ClusterNameInUse, ErrorCategory.ResourceExists,
+                $"A cluster named '{node.Name}' is already known in this session; run each node of a cluster in its own process.", node.Name));
+        }
+        var cluster = new ReplicationCluster(node);
+        ClusterRegistry.Register(cluster);
+        WriteObject(node.GetNode(node.NodeId));
+        if (Wait) ServeUntilStopped(node, cluster, events);
+    }
+
+    /// <summary>Blocks the pipeline thread until Ctrl+C (StopProcessing), SIGTERM, or the node stops; then stops it cleanly.</summary>
+    private void ServeUntilStopped(ProcessNode node, ReplicationCluster cluster, ConcurrentQueue<string> events)
+    {
+        using var terminate = new CancellationTokenSource();
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
+        {
+            context.Cancel = true; // we stop cleanly ourselves; the process then exits as the command ends
+            terminate.Cancel();
+        });
+        try
+        {
+            while (!node.Stopped.IsCompleted && !StopToken.IsCancellationRequested && !terminate.IsCancellationRequested)
+            {
+                Task.WaitAny(new[] { node.Stopped }, TimeSpan.FromMilliseconds(250));
+                while (events.TryDequeue(out var line)) WriteVerbose(line);
+            }
+        }
+        finally
+        {
+            // Also on Ctrl+C (PipelineStoppedException comes after this block): the node must not outlive the command.
+            node.StopAsync(kill: false).GetAwaiter().GetResult();
+            ClusterRegistry.Unregister(cluster);
+        }
+        while (events.TryDequeue(out var line)) WriteVerbose(line);
+        if (StopToken.IsCancellationRequested) throw new PipelineStoppedException();
     }
 }

@@ -29,6 +29,9 @@ public sealed class ClientCodecTests
         new WaitForLeadersRequest(8, 3, TimeSpan.FromSeconds(2)),
         new StopNodeRequest(9, 2, true),
         new StartNodeRequest(10, 2),
+        new ForwardedRequest(11, new GetRequest(11, "forwarded", ReadConsistency.Linearizable, TimeSpan.FromSeconds(3))),
+        new JoinRequest(12, "127.0.0.1:7001", Guid.Parse("6f9619ff-8b86-d011-b42d-00c04fc964ff")),
+        new ShardScanRequest(13, 2, "user/", "user/17", 500, ReadConsistency.Lease, TimeSpan.FromSeconds(4)),
     ];
 
     internal static ClientResponse[] SampleResponses()
@@ -53,12 +56,14 @@ public sealed class ClientCodecTests
             new ScanPageResponse(8, ClientRequestType.ScanNext, 7, false, []),
             new StatusResponse(9, new ClusterStatus(Guid.NewGuid(), "c", 4, 3, ["127.0.0.1:5000"], [node, stopped], [shard])),
             new ShardsResponse(10, [shard, shard with { Id = 2, Learners = [] }]),
+            new JoinResponse(11, 4, Guid.NewGuid(), "{\"cluster\":\"{}\"}"),
+            new ScanPageResponse(12, ClientRequestType.ShardScan, 0, true, [key]),
         ];
     }
 
     [Fact]
     public void Request_types_are_pinned() =>
-        Assert.Equal([1, 2, 3, 4, 5, 6, 7, 8, 9], Enum.GetValues<ClientRequestType>().Select(t => (int)t));
+        Assert.Equal([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], Enum.GetValues<ClientRequestType>().Select(t => (int)t));
 
     [Fact]
     public void Every_request_type_round_trips()
@@ -84,8 +89,8 @@ public sealed class ClientCodecTests
     public void Every_response_type_round_trips()
     {
         var samples = SampleResponses();
-        // Every response shape (error, ack, write, get, scan page, status, shards) is covered.
-        Assert.Equal(7, samples.Select(s => s.GetType()).Distinct().Count());
+        // Every response shape (error, ack, write, get, scan page, status, shards, join) is covered.
+        Assert.Equal(8, samples.Select(s => s.GetType()).Distinct().Count());
         foreach (var response in samples)
         {
             byte[] bytes = ClientCodec.EncodeResponse(response);
@@ -100,6 +105,28 @@ public sealed class ClientCodecTests
         Assert.Equal([1, 2, 3], status.Shards[0].Voters);
         var error = (ErrorResponse)ClientCodec.DecodeResponse(ClientCodec.EncodeResponse(samples[0]));
         Assert.Equal(("QuorumUnavailable", ReplicationErrorKind.Timeout, "no quorum"), (error.Error.ErrorId, error.Error.Kind, error.Error.Message));
+        var join = (JoinResponse)ClientCodec.DecodeResponse(ClientCodec.EncodeResponse(samples[10]));
+        Assert.Equal(samples[10], join);
+    }
+
+    [Fact]
+    public void A_forwarded_request_cannot_be_forwarded_again()
+    {
+        var inner = new StatusRequest(5);
+        Assert.Throws<ArgumentException>(() => ClientCodec.EncodeRequest(new ForwardedRequest(5, new ForwardedRequest(5, inner))));
+        byte[] bytes = ClientCodec.EncodeRequest(new ForwardedRequest(5, inner));
+        Assert.Equal((byte)ClientRequestType.Forwarded, bytes[8]);
+        Assert.Equal((byte)ClientRequestType.Status, bytes[9]);
+        bytes[9] = (byte)ClientRequestType.Forwarded;
+        Assert.Throws<ProtocolException>(() => ClientCodec.DecodeRequest(bytes));
+    }
+
+    [Fact]
+    public void Not_leader_hints_survive_the_error_message()
+    {
+        var e = new NotLeaderException(3, 2, 5);
+        Assert.Equal(5, NotLeaderException.HintOf(RemoteError.From(e).ToException().Message));
+        Assert.Equal(0, NotLeaderException.HintOf("no hint here"));
     }
 
     [Theory]

@@ -1,0 +1,30 @@
+namespace Replication.Engine.Client;
+
+// Requests only nodes send to nodes over the client protocol (one node per process, Member/):
+// forwarding to a shard leader, joining, and paging one shard. Layouts in docs/wire-protocol.md.
+
+/// <summary>
+/// <paramref name="Inner"/>, forwarded by the node a client reached to the node it believes can serve
+/// it. The receiver serves it itself or refuses with the NotLeader error (and its leader hint); it
+/// never forwards it again, so a request travels at most one node-to-node hop per attempt.
+/// </summary>
+internal sealed record ForwardedRequest(long CorrelationId, ClientRequest Inner) : ClientRequest(CorrelationId)
+{
+    public override ClientRequestType Type => ClientRequestType.Forwarded;
+}
+
+/// <summary>A new node asks to join, announcing the endpoint it listens on and the token that makes a retried join idempotent.</summary>
+internal sealed record JoinRequest(long CorrelationId, string Endpoint, Guid Token) : ClientRequest(CorrelationId)
+{
+    public override ClientRequestType Type => ClientRequestType.Join;
+}
+
+/// <summary>Up to <paramref name="Limit"/> keys of one shard starting with <paramref name="Prefix"/>, after <paramref name="After"/> (null: from the start).</summary>
+internal sealed record ShardScanRequest(long CorrelationId, int Shard, string Prefix, string? After, int Limit, Cluster.ReadConsistency Consistency, TimeSpan Timeout)
+    : ClientRequest(CorrelationId)
+{
+    public override ClientRequestType Type => ClientRequestType.ShardScan;
+}
+
+/// <summary>The joining node's id, the cluster id, and the cluster metadata as JSON (Member/ClusterMetadata.cs).</summary>
+internal sealed record JoinResponse(long CorrelationId, int NodeId, Guid ClusterId, string Metadata) : ClientResponse(CorrelationId, ClientRequestType.Join);

@@ -1,0 +1,97 @@
+using Replication.Engine.Raft;
+
+namespace Replication.Engine.Cluster;
+
+/// <summary>
+/// Changing what a running node hosts, for nodes whose groups are not fixed at start (one node per
+/// process, Member/ProcessNode.cs): adding a Raft group while the loop runs, and proposing a
+/// membership change to a group this node leads. The public methods are thread-safe; the work runs
+/// on the loop thread between two iterations (a <see cref="LoopWork"/> in the inbox), so it never
+/// races with a Ready being processed.
+/// </summary>
+internal sealed partial class NodeHost
+{
+    private Random? _groupRandom;
+
+    /// <summary>
+    /// Starts hosting <paramref name="group"/> from what raft.db and state.db hold for it (a restart),
+    /// or as a new replica. A new replica with <paramref name="bootstrapVoters"/> founds the group with
+    /// that membership, recorded durably as a membership-only snapshot at index 0 so every restart
+    /// reads it back; without them it is a joining replica (empty configuration: it never campaigns
+    /// and learns its membership from the leader, RaftNode.Membership.cs). Completes with false when
+    /// the group is already hosted.
+    /// </summary>
+    public Task<bool> AddGroupAsync(int group, IReadOnlyList<int>? bootstrapVoters) =>
+        RunOnLoopAsync(() => AddGroup(group, bootstrapVoters));
+
+    /// <summary>
+    /// Proposes one membership change to <paramref name="group"/> (this node must lead it). Completes
+    /// with the entry's index, or 0 and the core's reason when refused (not leader, a change pending,
+    /// a learner not caught up, ...): the caller retries later.
+    /// </summary>
+    public Task<(long Index, string? Refusal)> ProposeConfChangeAsync(int group, ConfChange change) =>
+        RunOnLoopAsync(() =>
+        {
+            if (!_groups.TryGetValue(group, out var g)) return (0L, (string?)$"node {Id} does not host group {group}");
+            long index = g.Core.ProposeConfChange(change);
+            return (index, index == 0 ? g.Core.LastConfChangeRefusal : null);
+        });
+
+    private bool AddGroup(int group, IReadOnlyList<int>? bootstrapVoters)
+    {
+        if (_groups.ContainsKey(group)) return false;
+        var stored = _logStore!.Load(group);
+        long applied = _kv!.AppliedIndex(group);
+        if (stored.Snapshot is { } snap && applied < snap.Index)
+            throw new StorageCorruptException(
+                $"Node {Id}, group {group}: the state machine is at index {applied} but the Raft log was compacted to {snap.Index}.");
+        var snapshot = stored.Snapshot;
+        bool fresh = snapshot is null && stored.Entries.Count == 0 && stored.State.Term == 0;
+        if (fresh && bootstrapVoters is { Count: > 0 })
+        {
+            snapshot = new SnapshotMetadata(0, 0, bootstrapVoters.ToArray(), Array.Empty<int>());
+            _logStore.SaveSnapshot(group, snapshot, discardLog: false);
+        }
+        _groupRandom ??= _options.Seed is int seed ? new Random(seed * 7919 + Id + 1) : new Random();
+        var config = new RaftConfig
+        {
+            Id = Id,
+            Group = group,
+            Voters = Array.Empty<int>(), // the membership comes from the snapshot (or the leader, when joining)
+            ElectionTicks = _options.ElectionTicks,
+            HeartbeatTicks = _options.HeartbeatTicks,
+            Applied = applied,
+            Random = new Random(_groupRandom.Next()),
+        };
+        var runtime = new GroupRuntime(new RaftNode(config, stored.State, stored.Entries, snapshot));
+        _groups[group] = runtime;
+        return true;
+    }
+
+    private Task<T> RunOnLoopAsync<T>(Func<T> work)
+    {
+        var item = new LoopWork<T>(work);
+        Enqueue(item);
+        return item.Completion.Task;
+    }
+
+    /// <summary>A piece of work run on the loop thread; its exception goes to the caller, not to the loop.</summary>
+    private abstract class LoopWork
+    {
+        public abstract void Run();
+        public abstract void Fail(Exception reason);
+    }
+
+    private sealed class LoopWork<T>(Func<T> work) : LoopWork
+    {
+        public TaskCompletionSource<T> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+        public override void Run()
+        {
+            try { Completion.TrySetResult(work()); }
+            catch (Exception e) { Completion.TrySetException(e); }
+        }
+
+        public override void Fail(Exception reason) => Completion.TrySetException(reason);
+    }
+}

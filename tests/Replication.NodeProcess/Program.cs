@@ -1,0 +1,51 @@
+// Runs one node of a multi-process cluster until SIGTERM, Ctrl+C, a closed stdin, or a remote
+// Stop-ReplicationNode; exactly what Start-ReplicationNode -Wait does, without pwsh's start-up time.
+// Usage: Replication.NodeProcess --path <dir> --listen <host:port> [--join <host:port>]
+// The secret comes from the environment (REPLICATION_CLUSTER_SECRET), never from the command line.
+// Prints "READY <node id> <cluster id>" once the node listens, then node events; exit code 0 after a
+// clean stop, 2 for a start-up error (its ErrorId on stderr).
+using System.Runtime.InteropServices;
+using Replication.Engine;
+using Replication.Engine.Member;
+using Replication.Engine.Transport;
+
+string? Arg(string name)
+{
+    int i = Array.IndexOf(args, name);
+    return i >= 0 && i + 1 < args.Length ? args[i + 1] : null;
+}
+
+var secret = Environment.GetEnvironmentVariable("REPLICATION_CLUSTER_SECRET");
+if (string.IsNullOrEmpty(secret) || Arg("--path") is not { } path || Arg("--listen") is not { } listen)
+{
+    Console.Error.WriteLine("usage: Replication.NodeProcess --path <dir> --listen <host:port> [--join <host:port>] (secret in REPLICATION_CLUSTER_SECRET)");
+    return 64;
+}
+var output = TextWriter.Synchronized(Console.Out);
+ProcessNode node;
+try
+{
+    node = await ProcessNode.StartAsync(new ProcessNodeOptions
+    {
+        Path = path,
+        Listen = listen,
+        Join = Arg("--join"),
+        Secret = ClusterSecret.FromString(secret),
+        Log = m => output.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} {m}"),
+    });
+}
+catch (ReplicationException e)
+{
+    Console.Error.WriteLine($"{e.ErrorId}: {e.Message}");
+    return 2;
+}
+output.WriteLine($"READY {node.NodeId} {node.Id}");
+output.Flush();
+var stop = new TaskCompletionSource();
+using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult(); });
+using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult(); });
+_ = Task.Run(() => { while (Console.In.ReadLine() is not null) { } stop.TrySetResult(); }); // the parent went away
+await Task.WhenAny(stop.Task, node.Stopped);
+await node.StopAsync(kill: false);
+output.WriteLine("STOPPED");
+return 0;
