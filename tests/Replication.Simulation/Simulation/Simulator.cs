@@ -224,7 +224,9 @@ public sealed partial class Simulator
 
     private void Violation(string what)
     {
-        if (_stopped) return;
+        // Only the first violation of the run is reported (later ones are usually its consequences).
+        // Not "_stopped": a settled run is stopped too, and its final checks must still report.
+        if (!_result.Ok) return;
         _result.Violations.Add($"t={Now / SimOptions.TickUnits}.{Now % SimOptions.TickUnits}: {what}");
         _result.Trace.Add("VIOLATION " + what);
         _stopped = true;
