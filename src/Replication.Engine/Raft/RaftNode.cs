@@ -239,6 +239,7 @@ public sealed partial class RaftNode
     private void Send(RaftMessage m)
     {
         Debug.Assert(m.To != Id, "never send to self");
+        if (m.Type == MessageType.TimeoutNow) _leaseForfeited = true; // RaftNode.Read.cs: no lease after a handover starts
         _msgs.Add(m with { From = Id, Group = Group, Term = m.Term == 0 ? Term : m.Term });
     }
 
