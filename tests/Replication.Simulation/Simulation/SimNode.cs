@@ -138,6 +138,7 @@ internal sealed class SimNode
                 return;
             }
             _pendingByIndex[first] = (req, core.Term);
+            _sim.ObserveProposal(first, core.Term, req.OpId);
         }
         Pump();
     }
@@ -183,6 +184,9 @@ internal sealed class SimNode
     private void Finish(Ready rd, bool persist)
     {
         if (persist) Disk.Save(rd.HardState, rd.Entries, DropVote);
+        if (Core!.Role == RaftRole.Leader && (rd.Entries.Count > 0 || rd.HardState is not null)
+            && _sim.MaybeCrashAt(this, CrashPoint.LeaderBeforeSend))
+            return; // durable here, never sent: new entries (or a commit) exist on this node only
         if (!AckBeforePersist) Send(rd);
         foreach (var e in rd.CommittedEntries) Apply(e);
         foreach (var rs in rd.ReadStates)
@@ -194,6 +198,7 @@ internal sealed class SimNode
         }
         Core!.Advance(rd);
         _sim.ObserveRole(this);
+        if (rd.Messages.Any(m => m.Type == MessageType.VoteResponse && !m.Reject)) _sim.MaybeCrashAt(this, CrashPoint.AfterVote);
     }
 
     private void Send(Ready rd)

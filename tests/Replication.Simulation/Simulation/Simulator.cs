@@ -34,11 +34,15 @@ public sealed partial class Simulator
     private readonly Dictionary<(int, int), long> _lastDelivery = new();
     private readonly Dictionary<long, int> _leaderOfTerm = new();
     private readonly Dictionary<long, (long Term, byte[] Data)> _appliedLog = new();
+    private readonly Dictionary<(long Index, long Term), int> _proposedOps = new();
+    private readonly Dictionary<int, long> _firstApplied = new();
+    private readonly Dictionary<(int Voter, long Term), int> _votes = new();
     private readonly SimResult _result;
     private long _seq;
     private long _historyClock;
     private ulong _digest = 14695981039346656037UL;
     private bool _healed;
+    private int _cutOnHandover;
     private bool _stopped;
 
     public Simulator(SimOptions options)
@@ -112,6 +116,7 @@ public sealed partial class Simulator
                 Mix(1, d.Message.From, d.Message.To, (long)d.Message.Type, d.Message.Term, d.Message.Index);
                 if (!dn.Up || _blocked[d.Message.From, d.Message.To]) return;
                 TraceLine(d.Message.ToString);
+                if (d.Message.Type == MessageType.TimeoutNow) OnHandover(d.Message);
                 dn.Step(d.Message);
                 break;
             case PumpEvent p:
@@ -160,6 +165,7 @@ public sealed partial class Simulator
     /// <summary>Puts a message on the network: it may be dropped, delayed (and so reordered) or duplicated.</summary>
     internal void Send(RaftMessage m)
     {
+        if (m.Type == MessageType.VoteResponse && !m.Reject) ObserveVote(m);
         if (_blocked[m.From, m.To])
         {
             Count("partitioned message");
@@ -209,6 +215,21 @@ public sealed partial class Simulator
         TraceLine(() => $"node {n.Id} leads term {term}");
     }
 
+    /// <summary>
+    /// Invariant: a voter grants at most one candidate its vote in a term (paper Figure 2, votedFor;
+    /// Election Safety rests on it). Observed on the wire, so a host or storage that loses a vote
+    /// is caught even when the second grant does not complete a second majority.
+    /// </summary>
+    private void ObserveVote(RaftMessage grant)
+    {
+        if (_votes.TryGetValue((grant.From, grant.Term), out int first) && first != grant.To)
+            Violation($"node {grant.From} granted its vote in term {grant.Term} to {first} and to {grant.To}");
+        else _votes[(grant.From, grant.Term)] = grant.To;
+    }
+
+    /// <summary>A client operation became the entry at (index, term) of a leader's log.</summary>
+    internal void ObserveProposal(long index, long term, int opId) => _proposedOps[(index, term)] = opId;
+
     /// <summary>Invariant: every node applies a prefix of one common sequence (State Machine Safety).</summary>
     internal void ObserveApply(SimNode n, LogEntry e)
     {
@@ -220,7 +241,19 @@ public sealed partial class Simulator
             return;
         }
         _appliedLog[e.Index] = (e.Term, e.Data);
+        if (_proposedOps.TryGetValue((e.Index, e.Term), out int op)) _firstApplied[op] = ++_historyClock;
     }
+
+    /// <summary>
+    /// Bounds the operations whose client gave up, with what the replicas did: a write that no
+    /// replica ever applied had no effect (failed); one that some replica applied took effect before
+    /// that first apply (its entry was committed by then), so it "returns" there. Both are facts
+    /// about the state machines, not assumptions about the protocol, and they keep the search small.
+    /// </summary>
+    private List<HistoryOp> BoundedHistory() => _result.History.Select(o =>
+        o.Status != OpStatus.Unknown || o.Input.Kind == KvOpKind.Get ? o
+        : _firstApplied.TryGetValue(o.Id, out long at) ? o with { Return = at }
+        : o with { Status = OpStatus.Failed, Return = o.Invoke }).ToList();
 
     private void Violation(string what)
     {
