@@ -17,6 +17,15 @@ public sealed class SimDisk
     public IReadOnlyList<LogEntry> Entries => _entries;
     public KvMachine Checkpoint { get; set; } = new();
 
+    /// <summary>Index and term of the last durable entry ((0, 0) when the log is empty).</summary>
+    public (long Index, long Term) Last => _entries.Count == 0 ? (0, 0) : (_entries[^1].Index, _entries[^1].Term);
+
+    /// <summary>Whether the durable log holds the entry at <paramref name="index"/> with <paramref name="term"/>.</summary>
+    public bool Has(long index, long term) => index >= 1 && index <= _entries.Count && _entries[(int)index - 1].Term == term;
+
+    /// <summary>No membership change is stored: the node still uses the group's bootstrap voters.</summary>
+    public bool HasBootstrapMembership => true;
+
     /// <summary>A complete, durable write of one Ready. <paramref name="dropVote"/>: the VoteNotPersisted mutant.</summary>
     public void Save(HardState? hs, IReadOnlyList<LogEntry> entries, bool dropVote)
     {

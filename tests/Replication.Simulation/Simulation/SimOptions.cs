@@ -84,7 +84,7 @@ public sealed record SimOptions
             ClientTimeoutTicks = 5 + r.Next(40),
             RandomRouteRate = r.NextDouble() * 0.3,
             QuickRestartRate = r.NextDouble(),
-            MaxSizePerMessage = r.Next(2) == 0 ? 1 << 20 : 20 + r.Next(200),
+            MaxSizePerMessage = r.Next(3) switch { 0 => 1 << 20, 1 => 1 /* one entry per message */, _ => 20 + r.Next(200) },
             MaxInflightMessages = r.Next(2) == 0 ? 256 : 1 + r.Next(8),
             Crashes = profile == FaultProfile.CrashHeavy || r.Next(3) != 0,
         };

@@ -227,6 +227,37 @@ public sealed partial class Simulator
         else _votes[(grant.From, grant.Term)] = grant.To;
     }
 
+    /// <summary>
+    /// Invariant (Leader Completeness, paper 5.4; the reason for the Figure 8 rule): once an entry is
+    /// committed (some replica applies it), no node whose log lacks it may be able to win an
+    /// election. Checked on durable logs the moment the entry is first applied: for every node
+    /// without the entry, count the voters whose log is not more up-to-date than its own (paper
+    /// 5.4.1: they could grant it their vote); a majority would let it overwrite a committed
+    /// entry. In a correct Raft the entry is on a majority that each hold an entry of the committing
+    /// term at or past it, which such a node can never outvote. Evaluated only while the bootstrap
+    /// membership is in force (a membership change moves the quorum).
+    /// </summary>
+    private void CheckCommitIsSafe(LogEntry e)
+    {
+        if (_nodes.Any(n => !n.Disk.HasBootstrapMembership)) return;
+        int quorum = Options.Nodes / 2 + 1;
+        foreach (var n in _nodes)
+        {
+            if (n.Disk.Has(e.Index, e.Term)) continue;
+            var (lastIndex, lastTerm) = n.Disk.Last;
+            var voters = _nodes.Where(v =>
+            {
+                var (vi, vt) = v.Disk.Last;
+                return lastTerm > vt || (lastTerm == vt && lastIndex >= vi);
+            }).Select(v => v.Id).ToList();
+            if (voters.Count >= quorum)
+            {
+                Violation($"entry {e.Index}@{e.Term} is committed, but node {n.Id} (last {lastIndex}@{lastTerm}) lacks it and could be elected by {{{string.Join(",", voters)}}}");
+                return;
+            }
+        }
+    }
+
     /// <summary>A client operation became the entry at (index, term) of a leader's log.</summary>
     internal void ObserveProposal(long index, long term, int opId) => _proposedOps[(index, term)] = opId;
 
@@ -241,6 +272,7 @@ public sealed partial class Simulator
             return;
         }
         _appliedLog[e.Index] = (e.Term, e.Data);
+        CheckCommitIsSafe(e);
         if (_proposedOps.TryGetValue((e.Index, e.Term), out int op)) _firstApplied[op] = ++_historyClock;
     }
 
