@@ -56,6 +56,11 @@ public sealed record SimOptions
     /// </summary>
     public double StickyRate { get; init; }
 
+    /// <summary>Applied entries past the last snapshot that make a node compact its log (0 = never).</summary>
+    public int CompactEvery { get; init; }
+    /// <summary>Entries kept below the applied index at compaction (NodeHost's SnapshotCatchUpEntries).</summary>
+    public int CompactKeep { get; init; }
+
     /// <summary>Raft timing, as the product's NodeHostOptions defaults.</summary>
     public int ElectionTicks { get; init; } = 15;
     public int HeartbeatTicks { get; init; } = 3;
@@ -70,6 +75,8 @@ public sealed record SimOptions
             CrashPointRate = profile == FaultProfile.CrashHeavy ? 0.05 + r.NextDouble() * 0.35 : r.Next(3) == 0 ? r.NextDouble() * 0.05 : 0,
             ReadPercent = r.Next(3) == 0 ? 60 + r.Next(30) : 15 + r.Next(30),
             StickyRate = r.NextDouble(),
+            CompactEvery = r.Next(3) == 0 ? 0 : 5 + r.Next(60),
+            CompactKeep = r.Next(10),
             Seed = seed,
             Mutant = mutant,
             Trace = trace,
@@ -94,7 +101,8 @@ public sealed record SimOptions
         $"seed {Seed}: {Nodes} nodes, {Clients} clients, {Keys} keys, {ChaosTicks} ticks of faults every ~{FaultIntervalTicks}, " +
         $"drop {DropRate:P1}, dup {DuplicateRate:P1}, long delay {LongDelayRate:P1}, " +
         $"timeout {ClientTimeoutTicks}, random route {RandomRouteRate:P0}, quick restart {QuickRestartRate:P0}, max msg {MaxSizePerMessage}B, inflight {MaxInflightMessages}, " +
-        $"{Profile}, crash points {CrashPointRate:P0}, reads {ReadPercent}%, sticky {StickyRate:P0}{(Crashes ? "" : ", no crashes")}{(Mutant == Mutant.None ? "" : ", mutant " + Mutant)}";
+        $"{Profile}, crash points {CrashPointRate:P0}, reads {ReadPercent}%, sticky {StickyRate:P0}, " +
+        $"{(CompactEvery == 0 ? "no compaction" : $"compact every {CompactEvery} keeping {CompactKeep}")}{(Crashes ? "" : ", no crashes")}{(Mutant == Mutant.None ? "" : ", mutant " + Mutant)}";
 }
 
 /// <summary>The fault mix of a seed: some seeds are mostly partitions, some mostly crashes.</summary>

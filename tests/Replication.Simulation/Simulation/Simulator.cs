@@ -21,8 +21,9 @@ namespace Replication.Simulation.Simulation;
 ///
 /// Everything comes from <see cref="SimOptions.Seed"/> through one <see cref="Random"/>, events
 /// are ordered by (time, sequence number), and no wall clock is read: a seed replays exactly.
-/// Extension points for faults still to come (snapshots and compaction, membership changes):
-/// add a kind to <see cref="FaultKind"/>, its action in <see cref="InjectFault"/>, and its durable
+/// Nodes compact their logs and stream snapshots to followers that fall behind (SimNode, as
+/// NodeHost.Snapshots.cs), with transfers that are slow, lost, or cut by a crash on either side.
+/// Extension point for faults still to come (membership changes): add a kind to <see cref="FaultKind"/>, its action in <see cref="InjectFault"/>, and its durable
 /// state in <see cref="SimDisk"/>. Not thread-safe; one instance per run.
 /// </summary>
 public sealed partial class Simulator
@@ -142,6 +143,9 @@ public sealed partial class Simulator
             case HealEvent:
                 Heal();
                 break;
+            case SnapshotArrivalEvent sa:
+                OnSnapshotArrival(sa);
+                break;
             default:
                 DispatchClient(ev);
                 break;
@@ -195,6 +199,49 @@ public sealed partial class Simulator
         }
     }
 
+    /// <summary>
+    /// A leader's host streams a snapshot to a follower: the transfer takes a few ticks, may be lost
+    /// (drop, partition at arrival, either side crashing meanwhile), and ends with exactly one
+    /// ReportSnapshot on the sender, as in NodeHost.
+    /// </summary>
+    internal void SendSnapshot(SimNode from, RaftMessage m, KvMachine data)
+    {
+        Count("snapshot sent");
+        long ticks = 1 + _rng.Next(_healed ? 3 : 20);
+        Schedule(ticks * SimOptions.TickUnits, new SnapshotArrivalEvent(m, data, from.Epoch, Node(m.To).Epoch));
+    }
+
+    private void OnSnapshotArrival(SnapshotArrivalEvent a)
+    {
+        var m = a.Message;
+        var from = Node(m.From);
+        var to = Node(m.To);
+        bool lost = !_healed && _rng.NextDouble() < 3 * Options.DropRate;
+        bool ok = !lost && to.Up && to.Epoch == a.ToEpoch && !_blocked[m.From, m.To] && from.Up && from.Epoch == a.FromEpoch;
+        Mix(7, m.From, m.To, m.Index, ok ? 1 : 0, 0);
+        TraceLine(() => $"snapshot {m.Index}@{m.LogTerm} {m.From}->{m.To} {(ok ? "arrived" : "lost")}");
+        if (!ok) Count("snapshot lost");
+        if (ok) to.ReceiveSnapshot(m, a.Data);
+        if (from.Up && from.Epoch == a.FromEpoch)
+        {
+            from.Core!.ReportSnapshot(m.To, ok);
+            from.Pump();
+        }
+    }
+
+    internal void ObserveSnapshotInstalled(SimNode n, SnapshotMetadata snap)
+    {
+        Count("snapshot installed");
+        Mix(8, n.Id, snap.Index, snap.Term, 0, 0);
+        TraceLine(() => $"node {n.Id} installs {snap}");
+    }
+
+    internal void ObserveCompaction(SimNode n, long index)
+    {
+        Count("compaction");
+        Mix(9, n.Id, index, 0, 0, 0);
+    }
+
     internal void MaybeCheckpoint(SimNode n)
     {
         // The product commits its state machine lazily: a crash may lose recent applies (the log replays them).
@@ -234,12 +281,11 @@ public sealed partial class Simulator
     /// without the entry, count the voters whose log is not more up-to-date than its own (paper
     /// 5.4.1: they could grant it their vote); a majority would let it overwrite a committed
     /// entry. In a correct Raft the entry is on a majority that each hold an entry of the committing
-    /// term at or past it, which such a node can never outvote. Evaluated only while the bootstrap
-    /// membership is in force (a membership change moves the quorum).
+    /// term at or past it, which such a node can never outvote. (The group's membership is fixed in
+    /// the simulation; a membership change would move the quorum.)
     /// </summary>
     private void CheckCommitIsSafe(LogEntry e)
     {
-        if (_nodes.Any(n => !n.Disk.HasBootstrapMembership)) return;
         int quorum = Options.Nodes / 2 + 1;
         foreach (var n in _nodes)
         {
@@ -327,4 +373,5 @@ public sealed partial class Simulator
     private sealed record SlowDiskEndEvent(int Node);
     private sealed record FaultEvent;
     private sealed record HealEvent;
+    private sealed record SnapshotArrivalEvent(RaftMessage Message, KvMachine Data, int FromEpoch, int ToEpoch);
 }
