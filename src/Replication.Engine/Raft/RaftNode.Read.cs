@@ -16,7 +16,8 @@ namespace Replication.Engine.Raft;
 /// tick rates across nodes differ by less than LeaseDriftTicks per election timeout (bounded clock
 /// drift) and ticks are not paused for longer than that (a paused process should not serve lease
 /// reads on resume without a fresh round: the host checks role and lease afresh for each read).
-/// A leader handing over leadership (TimeoutNow bypasses the followers' vote refusal) has no lease.
+/// A leader handing over leadership (TimeoutNow bypasses the followers' vote refusal) has no lease,
+/// and once it sent TimeoutNow it has none for the rest of its term (see <see cref="_leaseForfeited"/>).
 /// </summary>
 public sealed partial class RaftNode
 {
@@ -27,6 +28,16 @@ public sealed partial class RaftNode
     private long _round;
     private long _ticks;
     private long _leaseStartTick = long.MinValue;
+    /// <summary>
+    /// Set once this leader sent TimeoutNow in its term. The target's election bypasses the voters'
+    /// refusal (it carries <see cref="CampaignTransferContext"/>), so from then on a heartbeat
+    /// acknowledgment no longer keeps another leader out, and the lease cannot be trusted again in
+    /// this term, even after the transfer is aborted: the TimeoutNow may be delayed, or may already
+    /// have made a new leader we have not heard of. (Bug fixed: an aborted transfer gave the lease
+    /// back, renewed by rounds acknowledged during the transfer, and a deposed leader served a stale
+    /// lease read; found by the simulator.) Cleared on every role change.
+    /// </summary>
+    private bool _leaseForfeited;
 
     /// <summary>
     /// Requests a linearizable read tagged <paramref name="context"/> (unique per request). When
@@ -52,7 +63,7 @@ public sealed partial class RaftNode
     /// </summary>
     public long LeaseReadIndex()
     {
-        if (Role != RaftRole.Leader || LeadTransferee != 0 || !_cfg.CheckQuorum) return -1;
+        if (Role != RaftRole.Leader || LeadTransferee != 0 || _leaseForfeited || !_cfg.CheckQuorum) return -1;
         if (_log.Term(_log.Committed) != Term) return -1;
         if (_voters.Count == 1 && _voters.Contains(Id)) return _log.Committed;
         return _ticks < _leaseStartTick + _cfg.ElectionTicks - _cfg.LeaseDriftTicks ? _log.Committed : -1;
@@ -112,6 +123,7 @@ public sealed partial class RaftNode
         _readsAwaitingCommit.Clear();
         _roundSentAtTick.Clear();
         _leaseStartTick = long.MinValue;
+        _leaseForfeited = false;
         foreach (var pr in _progress.Values) pr.AckedRound = 0;
         // _round keeps growing across terms so a stale acknowledgment can never match a new round.
     }

@@ -246,6 +246,7 @@ public sealed partial class RaftNode
     private void Send(RaftMessage m)
     {
         Debug.Assert(m.To != Id, "never send to self");
+        if (m.Type == MessageType.TimeoutNow) _leaseForfeited = true; // RaftNode.Read.cs: no lease after a handover starts
         // Responses to the leader report how far this node has applied, in their otherwise unused
         // Commit field, so the leader can tell when every voter has applied a write.
         long commit = m.Type is MessageType.AppendResponse or MessageType.HeartbeatResponse ? _log.Applied : m.Commit;

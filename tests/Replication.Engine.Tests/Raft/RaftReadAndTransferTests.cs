@@ -236,4 +236,42 @@ public sealed class RaftReadAndTransferTests
         net.Run(2);
         Assert.Contains("cmd-accepted", net.AppliedCommands(old));
     }
+
+    // Reference: thesis 6.4.1 and 3.10. Found by the simulator (seed 67 of the sim2 branch): a leader
+    // handed over to a lagging follower; heartbeat rounds acknowledged while the target caught up
+    // renewed its lease; the TimeoutNow went out, the old leader was cut off, the target won a
+    // forced election (voters grant a TimeoutNow campaign despite their lease) and committed writes;
+    // then the transfer timed out on the old leader, which trusted its renewed lease again and served
+    // a stale lease read. Once TimeoutNow has been sent, no lease of that term can be trusted.
+    [Fact]
+    public void LeaderThatSentTimeoutNowHoldsNoLeaseEvenAfterTheTransferAborts()
+    {
+        var net = new RaftTestNetwork(3, seed: 55);
+        int old = net.WaitForLeader();
+        int target = net.VoterIds.First(id => id != old);
+        net.Run(3);
+        // The target lags: appends to it are lost, heartbeats are not.
+        net.Intercept = m => m.Type == MessageType.Append && m.To == target ? null : m;
+        net.Propose(old, "cmd-1");
+        net.Run(2);
+        Assert.True(net.Nodes[old].TransferLeadership(target));
+        net.ProcessReady(old);
+        net.Run(4); // heartbeat rounds are acknowledged by both followers: the lease is renewed
+        net.Intercept = null;
+        // The target catches up on the next heartbeat answer, and the leader sends TimeoutNow.
+        for (int i = 0; i < 20 && !net.Queue.Any(m => m.Type == MessageType.TimeoutNow); i++)
+            if (net.DeliverWhere(m => m.Type != MessageType.TimeoutNow) == 0) net.Tick(old);
+        Assert.Contains(net.Queue, m => m.Type == MessageType.TimeoutNow);
+        net.DeliverWhere(m => m.Type == MessageType.TimeoutNow);
+        net.Isolate(old);
+        net.DeliverAll();
+        Assert.Equal(target, net.CurrentLeader());
+        Assert.True(net.Nodes[target].Term > net.Nodes[old].Term);
+
+        for (int t = 0; t < 30 && net.Nodes[old].Role == RaftRole.Leader; t++)
+        {
+            net.Tick(old);
+            Assert.Equal(-1, net.Nodes[old].LeaseReadIndex());
+        }
+    }
 }

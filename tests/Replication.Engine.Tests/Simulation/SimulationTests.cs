@@ -11,7 +11,7 @@ namespace Replication.Engine.Tests.Simulation;
 public sealed class SimulationTests(ITestOutputHelper output)
 {
     /// <summary>Seeds per CI run; a nightly run is <c>./build.ps1 Simulate -Seeds 10000</c>.</summary>
-    private const int CiSeeds = 150;
+    private const int CiSeeds = 300;
 
     [Fact]
     public void RandomSeedsFindNoViolation()
@@ -45,10 +45,19 @@ public sealed class SimulationTests(ITestOutputHelper output)
         Assert.Equal("./build.ps1 Simulate -Seed 1 -Mutant FollowerKeepsConflicts", r.ReplayCommand);
     }
 
-    /// <summary>Each mutant must be caught within <paramref name="maxSeeds"/> seeds; prints after how many.</summary>
+    /// <summary>
+    /// Each mutant must be caught within <paramref name="maxSeeds"/> seeds (from seed 1); prints after
+    /// how many. Measured when the bounds were set (first seed caught; share of seeds 1-300 caught):
+    /// FollowerKeepsConflicts 1 (most), AckBeforePersist 4 (27%), CommitOldTerm 74 (5%),
+    /// VoteNotPersisted 23 (8%), ReadWithoutReadIndex 7 (26%). The bounds leave room for the
+    /// simulator to change (which reshuffles what each seed does) without letting a mutant slip by.
+    /// </summary>
     [Theory]
     [InlineData(Mutant.FollowerKeepsConflicts, 10)]
-    [InlineData(Mutant.AckBeforePersist, 150)]
+    [InlineData(Mutant.AckBeforePersist, 50)]
+    [InlineData(Mutant.CommitOldTerm, 150)]
+    [InlineData(Mutant.VoteNotPersisted, 100)]
+    [InlineData(Mutant.ReadWithoutReadIndex, 50)]
     public void MutantIsCaught(Mutant mutant, int maxSeeds)
     {
         var log = new StringWriter();

@@ -7,13 +7,17 @@ public enum OpStatus
     Ok,
     /// <summary>Definitely had no effect (e.g. refused by a non-leader, or its entry was overwritten): dropped before checking.</summary>
     Failed,
-    /// <summary>No answer by the deadline: may take effect at any time after its invocation (return time = infinity).</summary>
+    /// <summary>
+    /// No answer by the deadline: may take effect at any time after its invocation and before its
+    /// <see cref="HistoryOp.Return"/> (infinity, unless the recorder knows a bound: the simulator
+    /// bounds it by the first time any replica applied it).
+    /// </summary>
     Unknown,
 }
 
 /// <summary>
 /// One operation of a history. Times are logical and totally ordered (the simulator uses one
-/// counter for all invocations and returns); <see cref="Return"/> is ignored unless <see cref="Status"/> is Ok.
+/// counter for all invocations and returns); <see cref="Return"/> is ignored for a failed operation.
 /// </summary>
 public sealed record HistoryOp(int Id, int Client, KvInput Input, long Invoke, long Return, OpStatus Status, KvOutput? Output)
 {
@@ -27,5 +31,5 @@ public sealed record HistoryOp(int Id, int Client, KvInput Input, long Invoke, l
         new(id, client, input, invoke, ret, OpStatus.Failed, null);
 
     public override string ToString() =>
-        $"#{Id} c{Client} {Input} [{Invoke}, {(Status == OpStatus.Unknown ? "inf" : Return.ToString())}] {Status}{(Output is null ? "" : " " + Output)}";
+        $"#{Id} c{Client} {Input} [{Invoke}, {(Return == long.MaxValue ? "inf" : Return.ToString())}] {Status}{(Output is null ? "" : " " + Output)}";
 }

@@ -18,7 +18,7 @@ public sealed record CheckResult(CheckOutcome Outcome, string? Key, string Detai
 /// linearizable iff each key's sub-history is: P-compositionality, Herlihy &amp; Wing's locality).
 ///
 /// Per key: operations become call and return entries in a doubly linked list ordered by time
-/// (an unknown operation returns at infinity). The search repeatedly picks a pending call that
+/// (an unknown operation returns at infinity, or at the bound the history gives it). The search repeatedly picks a pending call that
 /// is minimal (no return precedes it in the list), applies it to the model, and "lifts" it out
 /// of the list; when it meets a return whose call was not yet linearized it backtracks. Every
 /// (set of linearized operations, model state) configuration is visited at most once (Lowe's
@@ -72,7 +72,7 @@ public static class LinearizabilityChecker
         for (int i = 0; i < n; i++)
         {
             var o = ops[i];
-            long ret = o.Status == OpStatus.Ok ? o.Return : long.MaxValue;
+            long ret = o.Return; // an unknown operation returns at infinity unless the history bounds it
             if (ret < o.Invoke) throw new ArgumentException($"Operation {o} returns before it is invoked.");
             var call = new Entry { Op = i, IsCall = true, Time = o.Invoke };
             var r = new Entry { Op = i, IsCall = false, Time = ret };

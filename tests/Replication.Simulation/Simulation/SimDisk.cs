@@ -6,16 +6,46 @@ namespace Replication.Simulation.Simulation;
 /// What survives a crash of one simulated node: the Raft hard state and log (the product's
 /// raft.db) and the state machine's last checkpoint (state.db). Honours the Ready contract: a
 /// write replaces stored entries from its first index on. <see cref="SavePrefix"/> models a crash in
-/// the middle of a write. Extension point: snapshots and compaction (a stored snapshot and a first
-/// index) belong here once the core produces them. Not thread-safe.
+/// the middle of a write. With compaction, the log starts after a snapshot whose data is the
+/// checkpoint (as the product's state.db is its own snapshot). Not thread-safe.
 /// </summary>
 public sealed class SimDisk
 {
     private readonly List<LogEntry> _entries = new();
 
     public HardState HardState { get; private set; } = HardState.Empty;
+    /// <summary>The stored log: the entries after <see cref="Snapshot"/>.</summary>
     public IReadOnlyList<LogEntry> Entries => _entries;
     public KvMachine Checkpoint { get; set; } = new();
+    /// <summary>Metadata of the snapshot the stored log starts after (null: none, the log starts at 1).
+    /// Its data is <see cref="Checkpoint"/>, which is always at or past its index.</summary>
+    public SnapshotMetadata? Snapshot { get; private set; }
+
+    private long Base => Snapshot?.Index ?? 0;
+
+    /// <summary>Log compaction: the checkpoint is durable at or past <paramref name="snapshot"/>'s index; drop the entries it covers.</summary>
+    public void Compact(SnapshotMetadata snapshot)
+    {
+        if (snapshot.Index <= Base) return;
+        if (Checkpoint.Applied < snapshot.Index) throw new InvalidOperationException($"compaction to {snapshot.Index} past the checkpoint at {Checkpoint.Applied}");
+        _entries.RemoveAll(e => e.Index <= snapshot.Index);
+        Snapshot = snapshot;
+    }
+
+    /// <summary>Installs a snapshot received from the leader: state machine first, then the log is discarded (Ready contract).</summary>
+    public void Install(SnapshotMetadata snapshot, KvMachine data)
+    {
+        Checkpoint = data.Clone();
+        Snapshot = snapshot;
+        _entries.Clear();
+    }
+
+    /// <summary>Index and term of the last durable entry (the snapshot's when the log is empty).</summary>
+    public (long Index, long Term) Last => _entries.Count == 0 ? (Base, Snapshot?.Term ?? 0) : (_entries[^1].Index, _entries[^1].Term);
+
+    /// <summary>Whether the durable log holds the entry (index, term); an index covered by the snapshot is committed, hence held.</summary>
+    public bool Has(long index, long term) =>
+        index >= 1 && (index <= Base || (index <= Base + _entries.Count && _entries[(int)(index - Base - 1)].Term == term));
 
     /// <summary>A complete, durable write of one Ready. <paramref name="dropVote"/>: the VoteNotPersisted mutant.</summary>
     public void Save(HardState? hs, IReadOnlyList<LogEntry> entries, bool dropVote)
@@ -35,7 +65,7 @@ public sealed class SimDisk
     {
         if (count == 0) return;
         long first = entries[0].Index;
-        long keep = first - 1; // entries are indexed from 1 with no compaction
+        long keep = first - 1 - Base; // entries stored before the first one written
         if (keep < _entries.Count) _entries.RemoveRange((int)keep, _entries.Count - (int)keep);
         if (keep > _entries.Count) throw new InvalidOperationException($"write at {first} leaves a gap after {_entries.Count}");
         for (int i = 0; i < count; i++) _entries.Add(entries[i]);

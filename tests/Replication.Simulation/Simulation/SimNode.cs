@@ -21,6 +21,7 @@ internal sealed class SimNode
     private readonly Dictionary<long, ClientRequest> _pendingReads = new();
     private readonly List<(long Index, ClientRequest Request)> _awaitingApply = new();
     private long _nextReadContext;
+    private KvMachine? _installing;
     private int _incarnation;
 
     public SimNode(Simulator sim, int id)
@@ -38,6 +39,8 @@ internal sealed class SimNode
     public KvMachine Machine { get; private set; } = new();
     /// <summary>A Ready whose write is still in progress on a slow disk.</summary>
     public Ready? Persisting { get; private set; }
+    /// <summary>Snapshot data received in full from a leader, waiting for the core to install it (NodeHost's staging file).</summary>
+    public (long Index, KvMachine Data)? Staged { get; set; }
     /// <summary>Ticks each write takes; 0 = immediate.</summary>
     public int SlowDiskTicks { get; set; }
 
@@ -56,7 +59,9 @@ internal sealed class SimNode
             Random = new Random(_sim.DeriveSeed(Id, ++_incarnation)),
             Mutation = _sim.Options.Mutant.CoreMutation(),
         };
-        Core = new RaftNode(config, Disk.HardState, Disk.Entries);
+        Core = new RaftNode(config, Disk.HardState, Disk.Entries, Disk.Snapshot);
+        Staged = null; // a transfer in progress is lost with the process (NodeHost deletes its staging file)
+        _installing = null;
         Up = true;
     }
 
@@ -71,7 +76,8 @@ internal sealed class SimNode
         if (Persisting is { } rd)
         {
             mid = true;
-            Disk.SavePrefix(rd.HardState, rd.Entries, Math.Min(prefix, rd.Entries.Count), withHardState, DropVote);
+            // A Ready that installs a snapshot writes nothing until the snapshot is in: the crash left none of it.
+            if (rd.Snapshot is null) Disk.SavePrefix(rd.HardState, rd.Entries, Math.Min(prefix, rd.Entries.Count), withHardState, DropVote);
         }
         Persisting = null;
         Up = false;
@@ -138,6 +144,7 @@ internal sealed class SimNode
                 return;
             }
             _pendingByIndex[first] = (req, core.Term);
+            _sim.ObserveProposal(first, core.Term, req.OpId);
         }
         Pump();
     }
@@ -158,6 +165,12 @@ internal sealed class SimNode
         for (int round = 0; round < 64 && Up && Persisting is null && Core!.HasReady; round++)
         {
             var rd = Core.GetReady();
+            // Bind the staged data to this Ready now: on a slow disk another transfer may arrive before it is written.
+            if (rd.Snapshot is { Index: > 0 } snap && Staged is { } st && st.Index == snap.Index)
+            {
+                _installing = st.Data;
+                Staged = null;
+            }
             if (AckBeforePersist) Send(rd);
             if ((rd.HardState is not null || rd.Entries.Count > 0) && SlowDiskTicks > 0)
             {
@@ -182,7 +195,11 @@ internal sealed class SimNode
 
     private void Finish(Ready rd, bool persist)
     {
+        if (rd.Snapshot is { } snap) InstallSnapshot(snap);
         if (persist) Disk.Save(rd.HardState, rd.Entries, DropVote);
+        if (Core!.Role == RaftRole.Leader && (rd.Entries.Count > 0 || rd.HardState is not null)
+            && _sim.MaybeCrashAt(this, CrashPoint.LeaderBeforeSend))
+            return; // durable here, never sent: new entries (or a commit) exist on this node only
         if (!AckBeforePersist) Send(rd);
         foreach (var e in rd.CommittedEntries) Apply(e);
         foreach (var rs in rd.ReadStates)
@@ -194,11 +211,62 @@ internal sealed class SimNode
         }
         Core!.Advance(rd);
         _sim.ObserveRole(this);
+        MaybeCompact();
+        if (rd.Messages.Any(m => m.Type == MessageType.VoteResponse && !m.Reject)) _sim.MaybeCrashAt(this, CrashPoint.AfterVote);
     }
 
     private void Send(Ready rd)
     {
-        foreach (var m in rd.Messages) _sim.Send(m);
+        foreach (var m in rd.Messages)
+        {
+            if (m.Type == MessageType.Snapshot) StartSnapshotTransfer(m);
+            else _sim.Send(m);
+        }
+    }
+
+    /// <summary>
+    /// As NodeHost.StartSnapshotTransfer: the snapshot sent is the state machine at its applied index
+    /// A (at or past the compacted index, so it serves as well), with the metadata at A; the data
+    /// travels out of band and the message is stepped on the follower only once all of it arrived.
+    /// </summary>
+    private void StartSnapshotTransfer(RaftMessage request)
+    {
+        var core = Core!;
+        var metadata = core.MetadataAt(Machine.Applied);
+        var message = request with { Index = metadata.Index, LogTerm = metadata.Term, Voters = metadata.Voters, Learners = metadata.Learners };
+        _sim.SendSnapshot(this, message, Machine.Clone());
+    }
+
+    /// <summary>As NodeHost.InstallSnapshot: the staged data becomes the state machine (durably), then the log is discarded.</summary>
+    private void InstallSnapshot(SnapshotMetadata snap)
+    {
+        if (snap.Index == 0) return; // a joining node's membership only; the simulated group has none
+        var data = _installing ?? throw new InvalidOperationException($"node {Id}: the core installs a snapshot at {snap.Index} that was not received");
+        if (data.Applied != snap.Index) throw new InvalidOperationException($"node {Id}: snapshot data at {data.Applied} installed as {snap.Index}");
+        _installing = null;
+        Machine = data.Clone();
+        Disk.Install(snap, data);
+        _sim.ObserveSnapshotInstalled(this, snap);
+    }
+
+    /// <summary>As NodeHost.MaybeCompact: make the state machine durable, then compact the log some entries below the applied index.</summary>
+    private void MaybeCompact()
+    {
+        int every = _sim.Options.CompactEvery;
+        if (every == 0 || !Up) return;
+        long target = Machine.Applied - _sim.Options.CompactKeep;
+        if (target - Core!.LastSnapshot.Index < every) return;
+        SetMachineCheckpoint();
+        Core.Compact(target);
+        Disk.Compact(Core.LastSnapshot);
+        _sim.ObserveCompaction(this, target);
+    }
+
+    /// <summary>The whole snapshot data arrived from <paramref name="m"/>'s sender: stage it and step the message.</summary>
+    public void ReceiveSnapshot(RaftMessage m, KvMachine data)
+    {
+        Staged = (m.Index, data);
+        Step(m);
     }
 
     private void Apply(LogEntry e)

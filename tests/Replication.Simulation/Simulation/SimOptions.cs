@@ -40,6 +40,27 @@ public sealed record SimOptions
     /// <summary>Whether crash faults are drawn at all: some seeds play out network faults undisturbed.</summary>
     public bool Crashes { get; init; } = true;
 
+    /// <summary>Which faults dominate this seed (drawn from it): see <see cref="FaultProfile"/>.</summary>
+    public FaultProfile Profile { get; init; }
+    /// <summary>
+    /// Chance that a node crashes at a critical point of its host loop (see <see cref="CrashPoint"/>):
+    /// right after it granted a vote, or a leader right after it made new entries durable but before
+    /// sending them. Crashes at those instants are what durability and commit-rule bugs need.
+    /// </summary>
+    public double CrashPointRate { get; init; }
+    /// <summary>Percentage of client operations that are gets (the rest: put, delete, compare-and-set).</summary>
+    public int ReadPercent { get; init; } = 25;
+    /// <summary>
+    /// Share of timeouts after which a client tries the same node again rather than another one:
+    /// clients keep talking to the node they last believed led until it tells them otherwise.
+    /// </summary>
+    public double StickyRate { get; init; }
+
+    /// <summary>Applied entries past the last snapshot that make a node compact its log (0 = never).</summary>
+    public int CompactEvery { get; init; }
+    /// <summary>Entries kept below the applied index at compaction (NodeHost's SnapshotCatchUpEntries).</summary>
+    public int CompactKeep { get; init; }
+
     /// <summary>Raft timing, as the product's NodeHostOptions defaults.</summary>
     public int ElectionTicks { get; init; } = 15;
     public int HeartbeatTicks { get; init; } = 3;
@@ -47,13 +68,20 @@ public sealed record SimOptions
     public static SimOptions FromSeed(int seed, Mutant mutant = Mutant.None, bool trace = false)
     {
         var r = new Random(seed ^ 0x5EED);
+        var profile = (FaultProfile)r.Next(3);
         return new SimOptions
         {
+            Profile = profile,
+            CrashPointRate = profile == FaultProfile.CrashHeavy ? 0.05 + r.NextDouble() * 0.35 : r.Next(3) == 0 ? r.NextDouble() * 0.05 : 0,
+            ReadPercent = r.Next(3) == 0 ? 60 + r.Next(30) : 15 + r.Next(30),
+            StickyRate = r.NextDouble(),
+            CompactEvery = r.Next(3) == 0 ? 0 : 5 + r.Next(60),
+            CompactKeep = r.Next(10),
             Seed = seed,
             Mutant = mutant,
             Trace = trace,
             Nodes = r.Next(3) == 0 ? 5 : 3,
-            Clients = 2 + r.Next(7),
+            Clients = 2 + r.Next(11),
             Keys = 1 + r.Next(4),
             ChaosTicks = 400 + r.Next(400),
             FaultIntervalTicks = 10 + r.Next(40),
@@ -63,14 +91,35 @@ public sealed record SimOptions
             ClientTimeoutTicks = 5 + r.Next(40),
             RandomRouteRate = r.NextDouble() * 0.3,
             QuickRestartRate = r.NextDouble(),
-            MaxSizePerMessage = r.Next(2) == 0 ? 1 << 20 : 20 + r.Next(200),
+            MaxSizePerMessage = r.Next(3) switch { 0 => 1 << 20, 1 => 1 /* one entry per message */, _ => 20 + r.Next(200) },
             MaxInflightMessages = r.Next(2) == 0 ? 256 : 1 + r.Next(8),
-            Crashes = r.Next(3) != 0,
+            Crashes = profile == FaultProfile.CrashHeavy || r.Next(3) != 0,
         };
     }
 
     public override string ToString() =>
         $"seed {Seed}: {Nodes} nodes, {Clients} clients, {Keys} keys, {ChaosTicks} ticks of faults every ~{FaultIntervalTicks}, " +
         $"drop {DropRate:P1}, dup {DuplicateRate:P1}, long delay {LongDelayRate:P1}, " +
-        $"timeout {ClientTimeoutTicks}, random route {RandomRouteRate:P0}, quick restart {QuickRestartRate:P0}, max msg {MaxSizePerMessage}B, inflight {MaxInflightMessages}{(Crashes ? "" : ", no crashes")}{(Mutant == Mutant.None ? "" : ", mutant " + Mutant)}";
+        $"timeout {ClientTimeoutTicks}, random route {RandomRouteRate:P0}, quick restart {QuickRestartRate:P0}, max msg {MaxSizePerMessage}B, inflight {MaxInflightMessages}, " +
+        $"{Profile}, crash points {CrashPointRate:P0}, reads {ReadPercent}%, sticky {StickyRate:P0}, " +
+        $"{(CompactEvery == 0 ? "no compaction" : $"compact every {CompactEvery} keeping {CompactKeep}")}{(Crashes ? "" : ", no crashes")}{(Mutant == Mutant.None ? "" : ", mutant " + Mutant)}";
+}
+
+/// <summary>The fault mix of a seed: some seeds are mostly partitions, some mostly crashes.</summary>
+public enum FaultProfile
+{
+    Balanced,
+    /// <summary>Partitions (of the leader, of the leader with a follower, asymmetric) three times as often; crashes rare.</summary>
+    PartitionHeavy,
+    /// <summary>Crashes three times as often, and crashes at critical points (<see cref="SimOptions.CrashPointRate"/>).</summary>
+    CrashHeavy,
+}
+
+/// <summary>An instant of the host loop at which a crash is especially telling.</summary>
+public enum CrashPoint
+{
+    /// <summary>A voter has persisted and sent a granted vote.</summary>
+    AfterVote,
+    /// <summary>A leader has made new entries or a commit advance durable but not sent its messages yet (fsync done, network not).</summary>
+    LeaderBeforeSend,
 }

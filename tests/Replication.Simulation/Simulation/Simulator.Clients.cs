@@ -41,7 +41,7 @@ public sealed partial class Simulator
                 if (c.Current is not { } cur || cur.OpId != t.OpId) return;
                 Record(HistoryOp.Unknown(cur.OpId, c.Id, cur.Input, cur.Invoke));
                 TraceLine(() => $"client {c.Id} op {cur.OpId} {cur.Input} timed out");
-                c.LeaderGuess = 1 + _rng.Next(Options.Nodes);
+                if (_rng.NextDouble() >= Options.StickyRate) c.LeaderGuess = 1 + _rng.Next(Options.Nodes);
                 Next(c);
                 break;
         }
@@ -61,13 +61,14 @@ public sealed partial class Simulator
             string key = Key(_rng.Next(Options.Keys));
             int roll = _rng.Next(100);
             string value = $"{c.Id}.{++c.Counter}";
-            if (roll < 30) input = new KvInput(KvOpKind.Put, key, value);
-            else if (roll < 55)
+            int reads = Options.ReadPercent, writes = 100 - reads;
+            if (roll < reads)
             {
                 input = new KvInput(KvOpKind.Get, key);
                 lease = _rng.Next(2) == 0;
             }
-            else if (roll < 65) input = new KvInput(KvOpKind.Delete, key);
+            else if (roll < reads + writes * 40 / 100) input = new KvInput(KvOpKind.Put, key, value);
+            else if (roll < reads + writes * 55 / 100) input = new KvInput(KvOpKind.Delete, key);
             else
             {
                 long expected = Math.Max(0, c.SeenVersion.GetValueOrDefault(key) + _rng.Next(-1, 2));

@@ -21,8 +21,9 @@ namespace Replication.Simulation.Simulation;
 ///
 /// Everything comes from <see cref="SimOptions.Seed"/> through one <see cref="Random"/>, events
 /// are ordered by (time, sequence number), and no wall clock is read: a seed replays exactly.
-/// Extension points for faults still to come (snapshots and compaction, membership changes):
-/// add a kind to <see cref="FaultKind"/>, its action in <see cref="InjectFault"/>, and its durable
+/// Nodes compact their logs and stream snapshots to followers that fall behind (SimNode, as
+/// NodeHost.Snapshots.cs), with transfers that are slow, lost, or cut by a crash on either side.
+/// Extension point for faults still to come (membership changes): add a kind to <see cref="FaultKind"/>, its action in <see cref="InjectFault"/>, and its durable
 /// state in <see cref="SimDisk"/>. Not thread-safe; one instance per run.
 /// </summary>
 public sealed partial class Simulator
@@ -34,11 +35,15 @@ public sealed partial class Simulator
     private readonly Dictionary<(int, int), long> _lastDelivery = new();
     private readonly Dictionary<long, int> _leaderOfTerm = new();
     private readonly Dictionary<long, (long Term, byte[] Data)> _appliedLog = new();
+    private readonly Dictionary<(long Index, long Term), int> _proposedOps = new();
+    private readonly Dictionary<int, long> _firstApplied = new();
+    private readonly Dictionary<(int Voter, long Term), int> _votes = new();
     private readonly SimResult _result;
     private long _seq;
     private long _historyClock;
     private ulong _digest = 14695981039346656037UL;
     private bool _healed;
+    private int _cutOnHandover;
     private bool _stopped;
 
     public Simulator(SimOptions options)
@@ -112,6 +117,7 @@ public sealed partial class Simulator
                 Mix(1, d.Message.From, d.Message.To, (long)d.Message.Type, d.Message.Term, d.Message.Index);
                 if (!dn.Up || _blocked[d.Message.From, d.Message.To]) return;
                 TraceLine(d.Message.ToString);
+                if (d.Message.Type == MessageType.TimeoutNow) OnHandover(d.Message);
                 dn.Step(d.Message);
                 break;
             case PumpEvent p:
@@ -137,6 +143,9 @@ public sealed partial class Simulator
             case HealEvent:
                 Heal();
                 break;
+            case SnapshotArrivalEvent sa:
+                OnSnapshotArrival(sa);
+                break;
             default:
                 DispatchClient(ev);
                 break;
@@ -160,6 +169,7 @@ public sealed partial class Simulator
     /// <summary>Puts a message on the network: it may be dropped, delayed (and so reordered) or duplicated.</summary>
     internal void Send(RaftMessage m)
     {
+        if (m.Type == MessageType.VoteResponse && !m.Reject) ObserveVote(m);
         if (_blocked[m.From, m.To])
         {
             Count("partitioned message");
@@ -189,6 +199,49 @@ public sealed partial class Simulator
         }
     }
 
+    /// <summary>
+    /// A leader's host streams a snapshot to a follower: the transfer takes a few ticks, may be lost
+    /// (drop, partition at arrival, either side crashing meanwhile), and ends with exactly one
+    /// ReportSnapshot on the sender, as in NodeHost.
+    /// </summary>
+    internal void SendSnapshot(SimNode from, RaftMessage m, KvMachine data)
+    {
+        Count("snapshot sent");
+        long ticks = 1 + _rng.Next(_healed ? 3 : 20);
+        Schedule(ticks * SimOptions.TickUnits, new SnapshotArrivalEvent(m, data, from.Epoch, Node(m.To).Epoch));
+    }
+
+    private void OnSnapshotArrival(SnapshotArrivalEvent a)
+    {
+        var m = a.Message;
+        var from = Node(m.From);
+        var to = Node(m.To);
+        bool lost = !_healed && _rng.NextDouble() < 3 * Options.DropRate;
+        bool ok = !lost && to.Up && to.Epoch == a.ToEpoch && !_blocked[m.From, m.To] && from.Up && from.Epoch == a.FromEpoch;
+        Mix(7, m.From, m.To, m.Index, ok ? 1 : 0, 0);
+        TraceLine(() => $"snapshot {m.Index}@{m.LogTerm} {m.From}->{m.To} {(ok ? "arrived" : "lost")}");
+        if (!ok) Count("snapshot lost");
+        if (ok) to.ReceiveSnapshot(m, a.Data);
+        if (from.Up && from.Epoch == a.FromEpoch)
+        {
+            from.Core!.ReportSnapshot(m.To, ok);
+            from.Pump();
+        }
+    }
+
+    internal void ObserveSnapshotInstalled(SimNode n, SnapshotMetadata snap)
+    {
+        Count("snapshot installed");
+        Mix(8, n.Id, snap.Index, snap.Term, 0, 0);
+        TraceLine(() => $"node {n.Id} installs {snap}");
+    }
+
+    internal void ObserveCompaction(SimNode n, long index)
+    {
+        Count("compaction");
+        Mix(9, n.Id, index, 0, 0, 0);
+    }
+
     internal void MaybeCheckpoint(SimNode n)
     {
         // The product commits its state machine lazily: a crash may lose recent applies (the log replays them).
@@ -209,6 +262,51 @@ public sealed partial class Simulator
         TraceLine(() => $"node {n.Id} leads term {term}");
     }
 
+    /// <summary>
+    /// Invariant: a voter grants at most one candidate its vote in a term (paper Figure 2, votedFor;
+    /// Election Safety rests on it). Observed on the wire, so a host or storage that loses a vote
+    /// is caught even when the second grant does not complete a second majority.
+    /// </summary>
+    private void ObserveVote(RaftMessage grant)
+    {
+        if (_votes.TryGetValue((grant.From, grant.Term), out int first) && first != grant.To)
+            Violation($"node {grant.From} granted its vote in term {grant.Term} to {first} and to {grant.To}");
+        else _votes[(grant.From, grant.Term)] = grant.To;
+    }
+
+    /// <summary>
+    /// Invariant (Leader Completeness, paper 5.4; the reason for the Figure 8 rule): once an entry is
+    /// committed (some replica applies it), no node whose log lacks it may be able to win an
+    /// election. Checked on durable logs the moment the entry is first applied: for every node
+    /// without the entry, count the voters whose log is not more up-to-date than its own (paper
+    /// 5.4.1: they could grant it their vote); a majority would let it overwrite a committed
+    /// entry. In a correct Raft the entry is on a majority that each hold an entry of the committing
+    /// term at or past it, which such a node can never outvote. (The group's membership is fixed in
+    /// the simulation; a membership change would move the quorum.)
+    /// </summary>
+    private void CheckCommitIsSafe(LogEntry e)
+    {
+        int quorum = Options.Nodes / 2 + 1;
+        foreach (var n in _nodes)
+        {
+            if (n.Disk.Has(e.Index, e.Term)) continue;
+            var (lastIndex, lastTerm) = n.Disk.Last;
+            var voters = _nodes.Where(v =>
+            {
+                var (vi, vt) = v.Disk.Last;
+                return lastTerm > vt || (lastTerm == vt && lastIndex >= vi);
+            }).Select(v => v.Id).ToList();
+            if (voters.Count >= quorum)
+            {
+                Violation($"entry {e.Index}@{e.Term} is committed, but node {n.Id} (last {lastIndex}@{lastTerm}) lacks it and could be elected by {{{string.Join(",", voters)}}}");
+                return;
+            }
+        }
+    }
+
+    /// <summary>A client operation became the entry at (index, term) of a leader's log.</summary>
+    internal void ObserveProposal(long index, long term, int opId) => _proposedOps[(index, term)] = opId;
+
     /// <summary>Invariant: every node applies a prefix of one common sequence (State Machine Safety).</summary>
     internal void ObserveApply(SimNode n, LogEntry e)
     {
@@ -220,11 +318,26 @@ public sealed partial class Simulator
             return;
         }
         _appliedLog[e.Index] = (e.Term, e.Data);
+        CheckCommitIsSafe(e);
+        if (_proposedOps.TryGetValue((e.Index, e.Term), out int op)) _firstApplied[op] = ++_historyClock;
     }
+
+    /// <summary>
+    /// Bounds the operations whose client gave up, with what the replicas did: a write that no
+    /// replica ever applied had no effect (failed); one that some replica applied took effect before
+    /// that first apply (its entry was committed by then), so it "returns" there. Both are facts
+    /// about the state machines, not assumptions about the protocol, and they keep the search small.
+    /// </summary>
+    private List<HistoryOp> BoundedHistory() => _result.History.Select(o =>
+        o.Status != OpStatus.Unknown || o.Input.Kind == KvOpKind.Get ? o
+        : _firstApplied.TryGetValue(o.Id, out long at) ? o with { Return = at }
+        : o with { Status = OpStatus.Failed, Return = o.Invoke }).ToList();
 
     private void Violation(string what)
     {
-        if (_stopped) return;
+        // Only the first violation of the run is reported (later ones are usually its consequences).
+        // Not "_stopped": a settled run is stopped too, and its final checks must still report.
+        if (!_result.Ok) return;
         _result.Violations.Add($"t={Now / SimOptions.TickUnits}.{Now % SimOptions.TickUnits}: {what}");
         _result.Trace.Add("VIOLATION " + what);
         _stopped = true;
@@ -260,4 +373,5 @@ public sealed partial class Simulator
     private sealed record SlowDiskEndEvent(int Node);
     private sealed record FaultEvent;
     private sealed record HealEvent;
+    private sealed record SnapshotArrivalEvent(RaftMessage Message, KvMachine Data, int FromEpoch, int ToEpoch);
 }
