@@ -151,7 +151,6 @@ public sealed partial class EmbeddedCluster
         if (m.Kind != BackupKind.Cold || m.NodeId != id || m.ClusterId != Id)
             throw new BackupPathException(BackupPathException.Mismatch, backupPath,
                 $"'{backupPath}' is a {m.Kind.ToString().ToLowerInvariant()} backup of node {m.NodeId?.ToString() ?? "-"} of cluster {m.ClusterId}; restoring node {id} of cluster {Id} needs a cold backup of that node.") { Target = backupPath };
-        var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
         await _admin.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
@@ -174,32 +173,9 @@ public sealed partial class EmbeddedCluster
             File.Copy(System.IO.Path.Combine(backupPath, "raft.db"), System.IO.Path.Combine(folder, "raft.db"));
             File.Copy(System.IO.Path.Combine(backupPath, "state.db"), System.IO.Path.Combine(folder, "state.db"));
 
-            // Leaders remember what this node acknowledged before its files were rolled back and
-            // treat its rejections as stale; a new leader resets every follower's progress and probes.
-            foreach (int s in hosted)
-            {
-                var leader = FindLeader(s);
-                int target = _placement.ReplicasOf(s).FirstOrDefault(r => r != id && leader is not null && r != leader.Id && _nodes[r - 1] is not null);
-                if (leader is null || target == 0) continue; // no leader now (the next one starts fresh), or no one to hand to
-                long term = leader.Status.TryGetValue(s, out var st) ? st.Term : 0;
-                while (true)
-                {
-                    cancellationToken.ThrowIfCancellationRequested();
-                    var now = FindLeader(s);
-                    if (now is not null && now.Status.TryGetValue(s, out var ns) && ns.Role == Raft.RaftRole.Leader && ns.Term > term) break;
-                    if (Remaining(deadline) <= TimeSpan.Zero)
-                        throw new QuorumUnavailableException(s, timeout, $"the leadership of shard {s} did not move off node {leader.Id}; node {id} was restored but not started (Start-ReplicationNode starts it)") { Target = id };
-                    try
-                    {
-                        if (now is not null) await now.TransferLeadershipAsync(s, target).ConfigureAwait(false);
-                    }
-                    catch (RetryableException)
-                    {
-                        // that leader is stopping: the next one starts fresh
-                    }
-                    await Task.Delay(RetryBackoff, cancellationToken).ConfigureAwait(false);
-                }
-            }
+            // The node now holds less than it once acknowledged. Its leaders notice from its
+            // heartbeat answers and probe it from what it has (RaftNode.Replication.cs), so it
+            // catches up like any lagging replica.
             await StartNodeCoreAsync(id, cancellationToken).ConfigureAwait(false);
         }
         finally

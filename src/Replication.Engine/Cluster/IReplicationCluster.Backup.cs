@@ -28,11 +28,11 @@ public partial interface IReplicationCluster
 
     /// <summary>
     /// Restores node <paramref name="id"/> from a cold backup of that same node: verifies it, stops the
-    /// node, replaces its raft.db and state.db with the backup's, moves the leadership of each of its
-    /// shards to another running replica (a Raft leader never lowers a follower's match index, so only
-    /// a new leader will probe the rolled-back log), and starts it; it then catches up from its peers.
-    /// The node's vote and log go back in time, as after a disk that lost writes: do it only while the
-    /// other replicas are healthy.
+    /// node, replaces its raft.db and state.db with the backup's, and starts it; it then catches up
+    /// from its peers (its leaders see from its heartbeat answers that it holds less than it once
+    /// acknowledged, and probe it from there). The node's vote and log go back in time, as after a
+    /// disk that lost writes: do it only while the other replicas are healthy.
+    /// <paramref name="timeout"/> is kept for callers; the restore itself does not wait on the cluster.
     /// </summary>
     /// <exception cref="BackupCorruptException">Verification failed; nothing was changed.</exception>
     /// <exception cref="BackupPathException">Not a cold backup of this node of this cluster (BackupMismatch).</exception>

@@ -94,6 +94,13 @@ internal sealed class Progress(long next, int maxInflight, long maxInflightBytes
         return updated;
     }
 
+    /// <summary>The follower reported holding only up to <paramref name="lastIndex"/> (below Match): start over from there.</summary>
+    public void Regress(long lastIndex)
+    {
+        Match = Math.Max(0, lastIndex);
+        BecomeProbe();
+    }
+
     /// <summary>Optimistic advance after sending entries up to <paramref name="lastIndex"/> in replicate state.</summary>
     public void SentEntries(long lastIndex, long bytes)
     {

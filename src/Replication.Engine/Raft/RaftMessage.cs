@@ -11,7 +11,8 @@ namespace Replication.Engine.Raft;
 /// <see cref="LogTerm"/> give the follower's hint for fast backtracking.</item>
 /// <item>Vote/PreVote: <see cref="Index"/>/<see cref="LogTerm"/> describe the candidate's last entry.</item>
 /// <item>Heartbeat/HeartbeatResponse: <see cref="Context"/> carries a ReadIndex round id (0 = none).</item>
-/// <item>AppendResponse/HeartbeatResponse: <see cref="Commit"/> is the sender's applied index.</item>
+/// <item>AppendResponse/HeartbeatResponse: <see cref="Commit"/> is the sender's applied index;
+/// in a HeartbeatResponse <see cref="Index"/> is the sender's last log index.</item>
 /// <item>Snapshot: <see cref="Index"/>/<see cref="LogTerm"/> are the snapshot's last index and term,
 /// <see cref="Voters"/>/<see cref="Learners"/> the membership at that index (the data travels out of
 /// band, streamed by the host).</item>

@@ -107,7 +107,8 @@ public sealed partial class RaftNode
     {
         // The leader sends min(match, commit), so this never commits an entry we might not share with it.
         _log.CommitTo(Math.Min(m.Commit, _log.LastIndex));
-        Send(new RaftMessage { To = m.From, Type = MessageType.HeartbeatResponse, Context = m.Context });
+        // Index: our last index, so a leader can notice that we hold less than we once acknowledged.
+        Send(new RaftMessage { To = m.From, Type = MessageType.HeartbeatResponse, Context = m.Context, Index = _log.LastIndex });
     }
 
     private void StepLeader(RaftMessage m)
@@ -164,6 +165,16 @@ public sealed partial class RaftNode
                 // the next append (which the follower will reject if it has a gap) can be sent.
                 if (pr.State == ProgressState.Replicate && pr.Inflights.Full) pr.Inflights.FreeFirstOne();
                 if (m.Context > pr.AckedRound) pr.AckedRound = m.Context;
+                if (m.Index < pr.Match)
+                {
+                    // The follower holds less than it acknowledged: its files were rolled back (a node
+                    // restored from a backup, a lost disk). Raft assumes this never happens, and without
+                    // this the leader would treat its rejections as stale forever and it would never
+                    // catch up. Forget the match and probe from what it has. A delayed, older heartbeat
+                    // answer can trigger this too; that costs one probe round trip, never safety: the
+                    // commit index never moves back, and matches only make future commits wait.
+                    pr.Regress(m.Index);
+                }
                 AdvanceReads();
                 if (pr.Match < _log.LastIndex) SendAppend(m.From, sendIfEmpty: true);
                 break;

@@ -222,4 +222,39 @@ public sealed class RaftReplicationTests
         net.Run(1);
         Assert.Equal(6, net.AppliedCommands(f).Count);
     }
+
+    // Reference: paper 5.3 and Figure 2 assume a follower never loses what it acknowledged. A node
+    // restored from an older backup breaks that; the leader must notice (the follower's heartbeat
+    // answer carries its last index) and probe from what it has, or it would ignore the follower's
+    // rejections as stale forever and the node would never catch up.
+    [Fact]
+    public void FollowerRolledBackToAnOlderDiskCatchesUpUnderTheSameLeader()
+    {
+        var net = new RaftTestNetwork(3, seed: 17);
+        int leader = net.WaitForLeader();
+        int follower = net.VoterIds.First(id => id != leader);
+        for (int i = 0; i < 3; i++) net.Propose(leader, $"early-{i}");
+        net.Run(5);
+        var old = net.Disks[follower];
+        var backup = new RaftTestNetwork.Disk
+        {
+            HardState = old.HardState,
+            Entries = old.Entries.ToList(),
+            Applied = old.Applied,
+            AppliedEntries = old.AppliedEntries.ToList(),
+        };
+        for (int i = 0; i < 5; i++) net.Propose(leader, $"late-{i}");
+        net.Run(5);
+        Assert.Equal(net.AppliedCommands(leader), net.AppliedCommands(follower));
+
+        net.Crash(follower);
+        net.Disks[follower] = backup; // restored from the older copy
+        net.Restart(follower);
+        Assert.Equal(leader, net.CurrentLeader());
+        net.Propose(leader, "after-restore");
+        net.Run(20);
+        Assert.Equal(leader, net.CurrentLeader()); // caught up under the same leader, no election needed
+        Assert.Equal(net.AppliedCommands(leader), net.AppliedCommands(follower));
+        Assert.Contains("late-4", net.AppliedCommands(follower));
+    }
 }
