@@ -24,6 +24,7 @@
         'Get-ReplicationKey'
         'Remove-ReplicationKey'
         'Wait-ReplicationLeader'
+        'Get-ReplicationShard'
         'Backup-ReplicationCluster'
         'Backup-ReplicationNode'
         'Test-ReplicationBackup'

@@ -56,6 +56,23 @@ Describe 'New-, Get- and Remove-ReplicationCluster' {
         $started.State | Should -Be 'Running'
     }
 
+    It 'shows shard placement and Raft state, and which shard a key lives on' {
+        Wait-ReplicationLeader -Cluster 'life-a' | Out-Null
+        $shards = Get-ReplicationShard -Cluster 'life-a'
+        $shards | Should -HaveCount 4
+        $shards | ForEach-Object {
+            $_ | Should -BeOfType ([Replication.Engine.Cluster.ReplicationShard])
+            $_.Voters | Should -HaveCount 3
+            $_.Leader | Should -BeIn $_.Voters
+        }
+        Set-ReplicationKey -Cluster 'life-a' -Key 'where:am-i' -Value 'here'
+        $written = Get-ReplicationKey -Cluster 'life-a' -Key 'where:am-i'
+        (Get-ReplicationShard -Cluster 'life-a' -Key 'where:am-i').Id | Should -Be $written.Shard
+        (Get-ReplicationShard -Cluster 'life-a' -Id $written.Shard).KeyCount | Should -BeGreaterThan 0
+        Get-ReplicationShard -Cluster 'life-a' -Id 99 -ErrorAction SilentlyContinue -ErrorVariable err | Should -BeNullOrEmpty
+        $err[0].FullyQualifiedErrorId | Should -Be 'ShardNotFound,Replication.PowerShell.Commands.GetReplicationShardCommand'
+    }
+
     It 'reports an unknown node id as NodeNotFound' {
         Get-ReplicationNode -Id 42 -ErrorAction SilentlyContinue -ErrorVariable err | Should -BeNullOrEmpty
         $err[0].FullyQualifiedErrorId | Should -Be 'NodeNotFound,Replication.PowerShell.Commands.GetReplicationNodeCommand'

@@ -11,7 +11,7 @@ Describe 'Module surface' -Tag Unit {
         $module.Version | Should -Be ([version](Import-PowerShellDataFile $Manifest).ModuleVersion)
         @($module.ExportedCmdlets.Keys | Sort-Object) | Should -Be @(
             'Backup-ReplicationCluster', 'Backup-ReplicationNode', 'Connect-ReplicationCluster', 'Disconnect-ReplicationCluster',
-            'Get-ReplicationCluster', 'Get-ReplicationKey', 'Get-ReplicationNode', 'New-ReplicationCluster',
+            'Get-ReplicationCluster', 'Get-ReplicationKey', 'Get-ReplicationNode', 'Get-ReplicationShard', 'New-ReplicationCluster',
             'Remove-ReplicationCluster', 'Remove-ReplicationKey', 'Restore-ReplicationCluster', 'Set-ReplicationKey',
             'Start-ReplicationNode', 'Stop-ReplicationNode', 'Test-ReplicationBackup', 'Test-ReplicationConsistency',
             'Wait-ReplicationLeader')
@@ -32,6 +32,7 @@ Describe 'Module surface' -Tag Unit {
         @{ Name = 'Get-ReplicationKey'; Expected = 'Cluster,Consistency,Key,Prefix,Timeout' }
         @{ Name = 'Remove-ReplicationKey'; Expected = 'Cluster,Confirm,ExpectedVersion,Key,Timeout,WhatIf,WriteConcern' }
         @{ Name = 'Wait-ReplicationLeader'; Expected = 'Cluster,Shard,Timeout' }
+        @{ Name = 'Get-ReplicationShard'; Expected = 'Cluster,Id,Key' }
         @{ Name = 'Backup-ReplicationCluster'; Expected = 'Cluster,Confirm,Path,Timeout,WhatIf' }
         @{ Name = 'Backup-ReplicationNode'; Expected = 'Cluster,Cold,Confirm,Id,Path,WhatIf' }
         @{ Name = 'Test-ReplicationBackup'; Expected = 'Path' }

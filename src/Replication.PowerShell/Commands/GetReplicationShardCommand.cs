@@ -1,0 +1,58 @@
+using System.Management.Automation;
+using Replication.Engine;
+using Replication.Engine.Cluster;
+using Replication.Engine.Ring;
+
+namespace Replication.PowerShell.Commands;
+
+/// <summary>
+/// Shard placement and Raft state: leader, voters, learners, term, commit index, key count. With
+/// -Key, the shard each key hashes to (the same stable hash the engine routes by).
+/// </summary>
+[Cmdlet(VerbsCommon.Get, "ReplicationShard", DefaultParameterSetName = IdSet)]
+[OutputType(typeof(ReplicationShard))]
+public sealed class GetReplicationShardCommand : ClusterCmdlet
+{
+    public const string IdSet = "Id";
+    public const string KeySet = "Key";
+
+    /// <summary>Shard ids; default: every shard. An unknown id is a non-terminating ShardNotFound error.</summary>
+    [Parameter(Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = IdSet)]
+    public int[]? Id { get; set; }
+
+    /// <summary>Keys whose shard to show (one object per key, in input order).</summary>
+    [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = KeySet)]
+    [ValidateNotNullOrEmpty]
+    public string[] Key { get; set; } = [];
+
+    protected override void ProcessRecord()
+    {
+        var cluster = ResolveCluster();
+        IReadOnlyList<ReplicationShard> shards;
+        try
+        {
+            shards = cluster.Engine.GetShards();
+        }
+        catch (ReplicationException e)
+        {
+            ThrowEngineError(e, cluster);
+            return;
+        }
+        if (ParameterSetName == KeySet)
+        {
+            var map = new ShardMap(shards.Count);
+            foreach (var key in Key) WriteObject(shards[map.ShardFor(key)]);
+            return;
+        }
+        if (Id is null || Id.Length == 0)
+        {
+            WriteObject(shards, enumerateCollection: true);
+            return;
+        }
+        foreach (int id in Id)
+        {
+            if (id >= 0 && id < shards.Count) WriteObject(shards[id]);
+            else WriteEngineError(new ShardNotFoundException(id) { Target = id }, id);
+        }
+    }
+}
