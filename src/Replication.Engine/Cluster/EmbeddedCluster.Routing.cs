@@ -16,9 +16,6 @@ public sealed partial class EmbeddedCluster
 {
     /// <summary>Pause between routing attempts while a shard has no reachable leader (an election takes a few hundred ms).</summary>
     private static readonly TimeSpan RetryBackoff = TimeSpan.FromMilliseconds(15);
-    /// <summary>Largest encoded command per log entry; a bigger batch becomes several entries of one proposal.</summary>
-    private const int MaxCommandBytes = 256 * 1024;
-    private const int MaxOpsPerCommand = 1000;
 
     public async Task<IReadOnlyList<WriteResult>> WriteAsync(IReadOnlyList<KeyWrite> writes, WriteConcern concern, TimeSpan timeout, CancellationToken cancellationToken)
     {
@@ -49,7 +46,7 @@ public sealed partial class EmbeddedCluster
     private async Task WriteShardAsync(int shard, List<int> positions, IReadOnlyList<KeyWrite> writes, WriteResult?[] results,
         WriteConcern concern, TimeSpan timeout, long deadline, CancellationToken ct)
     {
-        var pending = Chunk(positions, writes);
+        var pending = CommandPacker.Pack(writes, positions);
         string why = "no leader was elected";
         while (pending.Count > 0)
         {
@@ -111,33 +108,6 @@ public sealed partial class EmbeddedCluster
         return new WriteResult(w, record, r.Existed, null);
     }
 
-    /// <summary>Packs a shard's writes into commands of bounded size (one log entry each).</summary>
-    private static List<(int[] Positions, byte[] Command)> Chunk(List<int> positions, IReadOnlyList<KeyWrite> writes)
-    {
-        var chunks = new List<(int[], byte[])>();
-        var ops = new List<KvOp>();
-        var pos = new List<int>();
-        long bytes = 0;
-        foreach (int p in positions)
-        {
-            var w = writes[p];
-            long size = w.Key.Length * 3L + (w.Value?.Length ?? 0) * 3L + 32;
-            if (ops.Count > 0 && (bytes + size > MaxCommandBytes || ops.Count >= MaxOpsPerCommand)) Flush();
-            ops.Add(new KvOp(w.IsDelete ? KvOpType.Delete : KvOpType.Put, w.Key, w.Value, w.ExpectedVersion));
-            pos.Add(p);
-            bytes += size;
-        }
-        if (ops.Count > 0) Flush();
-        return chunks;
-
-        void Flush()
-        {
-            chunks.Add((pos.ToArray(), KvCommand.Encode(ops)));
-            ops.Clear();
-            pos.Clear();
-            bytes = 0;
-        }
-    }
 
     public async Task<ReplicationKey?> GetAsync(string key, ReadConsistency consistency, TimeSpan timeout, CancellationToken cancellationToken)
     {

@@ -23,8 +23,6 @@ public sealed partial class ProcessNode
     private static readonly TimeSpan RetryBackoff = TimeSpan.FromMilliseconds(15);
     /// <summary>Time allowed beyond a forwarded request's own timeout for the network.</summary>
     private static readonly TimeSpan NetworkMargin = TimeSpan.FromSeconds(2);
-    private const int MaxCommandBytes = 256 * 1024;
-    private const int MaxOpsPerCommand = 1000;
     private const int ScanPageSize = 500;
 
     private readonly ConcurrentDictionary<int, int> _leaderHints = new();
@@ -217,7 +215,7 @@ public sealed partial class ProcessNode
     {
         var deadline = Deadline(timeout);
         var results = new WriteResult?[writes.Length];
-        var pending = Chunk(writes);
+        var pending = CommandPacker.Pack(writes, Enumerable.Range(0, writes.Length));
         while (pending.Count > 0)
         {
             var remaining = Remaining(deadline);
@@ -252,33 +250,6 @@ public sealed partial class ProcessNode
         return new WriteResult(w, record, r.Existed, null);
     }
 
-    /// <summary>Packs writes into commands of bounded size (one log entry each).</summary>
-    private static List<(int[] Positions, byte[] Command)> Chunk(KeyWrite[] writes)
-    {
-        var chunks = new List<(int[], byte[])>();
-        var ops = new List<KvOp>();
-        var pos = new List<int>();
-        long bytes = 0;
-        for (int p = 0; p < writes.Length; p++)
-        {
-            var w = writes[p];
-            long size = w.Key.Length * 3L + (w.Value?.Length ?? 0) * 3L + 32;
-            if (ops.Count > 0 && (bytes + size > MaxCommandBytes || ops.Count >= MaxOpsPerCommand)) Flush();
-            ops.Add(new KvOp(w.IsDelete ? KvOpType.Delete : KvOpType.Put, w.Key, w.Value, w.ExpectedVersion));
-            pos.Add(p);
-            bytes += size;
-        }
-        if (ops.Count > 0) Flush();
-        return chunks;
-
-        void Flush()
-        {
-            chunks.Add((pos.ToArray(), KvCommand.Encode(ops)));
-            ops.Clear();
-            pos.Clear();
-            bytes = 0;
-        }
-    }
 
     // ---- reads ----
 
