@@ -40,9 +40,15 @@ public sealed class SimulationTests(ITestOutputHelper output)
     [Fact]
     public void FailingSeedPrintsOneReplayCommand()
     {
-        var r = Simulator.Run(SimOptions.FromSeed(1, Mutant.FollowerKeepsConflicts));
+        // The first seed that catches the mutant (which one depends on what the simulator injects).
+        var log = new StringWriter();
+        var summary = SimRunner.Run(1, 10, Mutant.FollowerKeepsConflicts, log, stopAtFirstFailure: true);
+        var r = Assert.Single(summary.Failures);
         Assert.False(r.Ok);
-        Assert.Equal("./build.ps1 Simulate -Seed 1 -Mutant FollowerKeepsConflicts", r.ReplayCommand);
+        int seed = r.Options.Seed;
+        Assert.Equal($"./build.ps1 Simulate -Seed {seed} -Mutant FollowerKeepsConflicts", r.ReplayCommand);
+        Assert.Single(log.ToString().Split('\n'), l => l.Contains("replay:"));
+        Assert.Equal(r.Digest, Simulator.Run(SimOptions.FromSeed(seed, Mutant.FollowerKeepsConflicts)).Digest);
     }
 
     /// <summary>
