@@ -282,8 +282,14 @@ internal sealed class SimNode
     /// <summary>The whole snapshot data arrived from <paramref name="m"/>'s sender: stage it and step the message.</summary>
     public void ReceiveSnapshot(RaftMessage m, KvMachine data)
     {
-        Staged = (m.Index, data);
-        Step(m);
+        long before = Core!.LastSnapshot.Index;
+        Core.Step(m);
+        // As NodeHost.OnSnapshotChunk: keep the data only when the core took the snapshot (its
+        // snapshot index moved). A transfer the core ignores (stale: at or below its commit index)
+        // must not replace the data of an accepted one still waiting to be installed (seen with a
+        // slow disk: accepted 601, then a late transfer of 599 arrived before the Ready was written).
+        if (Core.LastSnapshot.Index != before) Staged = (m.Index, data);
+        Pump();
     }
 
     private void Apply(LogEntry e)
