@@ -255,7 +255,7 @@ internal sealed class SimNode
         if (snap.Index == 0)
         {
             // A joining node learned the membership from the leader's first append: record it durably (NodeHost does the same).
-            Disk.RecordMembership(snap);
+            if (_sim.Options.Mutant != Mutant.JoinerMembershipNotRecorded) Disk.RecordMembership(snap);
             return;
         }
         var data = _installing ?? throw new InvalidOperationException($"node {Id}: the core installs a snapshot at {snap.Index} that was not received");

@@ -120,7 +120,8 @@ public sealed partial class Simulator
             TraceLine(() => $"node {leader.Id} refuses {change}: {core.LastConfChangeRefusal}");
             return;
         }
-        Fault("conf change " + change.Type, $"{change} proposed by leader {leader.Id} at index {index}");
+        bool self = change.Type == ConfChangeType.RemoveNode && change.NodeId == leader.Id;
+        Fault("conf change " + change.Type + (self ? " (leader itself)" : ""), $"{change} proposed by leader {leader.Id} at index {index}");
         leader.Pump();
     }
 
