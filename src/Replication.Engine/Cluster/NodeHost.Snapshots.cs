@@ -28,6 +28,9 @@ internal sealed partial class NodeHost
 {
     private readonly Dictionary<(int Shard, int To), OutgoingSnapshot> _outgoing = new();
     private readonly Dictionary<int, IncomingSnapshot> _incoming = new();
+    /// <summary>Per shard: the received snapshot the core accepted, waiting for its Ready.Snapshot to be installed.</summary>
+    private readonly Dictionary<int, IncomingSnapshot> _accepted = new();
+    private long _incomingSeq;
 
     private string SnapshotFolder => Path.Combine(_options.DataPath, "snapshots");
 
@@ -138,8 +141,9 @@ internal sealed partial class NodeHost
         foreach (var key in _outgoing.Keys.Where(k => shard is null || k.Shard == shard).ToArray()) AbortSnapshotTransfer(key);
         if (shard is null)
         {
-            foreach (var incoming in _incoming.Values) incoming.Dispose();
+            foreach (var incoming in _incoming.Values.Concat(_accepted.Values)) incoming.Dispose();
             _incoming.Clear();
+            _accepted.Clear();
         }
     }
 
@@ -156,7 +160,8 @@ internal sealed partial class NodeHost
         {
             staging?.Dispose();
             Directory.CreateDirectory(SnapshotFolder);
-            staging = new IncomingSnapshot(Path.Combine(SnapshotFolder, $"shard-{m.Group}.incoming"), m.From, m.Index, m.LogTerm);
+            // One file per transfer: an accepted one waiting to be installed keeps its own (see below).
+            staging = new IncomingSnapshot(Path.Combine(SnapshotFolder, $"shard-{m.Group}-{++_incomingSeq}.incoming"), m.From, m.Index, m.LogTerm);
             _incoming[m.Group] = staging;
         }
         else if (staging is null || staging.Leader != m.From || staging.Index != m.Index || staging.Expected != m.Context)
@@ -180,6 +185,7 @@ internal sealed partial class NodeHost
             return;
         }
         // Verified: hand it to the core, which installs it (via Ready.Snapshot) only if it is news.
+        long before = g.Core.LastSnapshot.Index;
         g.Core.Step(new RaftMessage
         {
             Type = MessageType.Snapshot,
@@ -192,6 +198,18 @@ internal sealed partial class NodeHost
             Voters = m.Voters,
             Learners = m.Learners,
         });
+        // Keep the data only when the core took the snapshot (it restarts its log there, so its
+        // snapshot index moves); until the Ready installs it, it is set apart from _incoming, so
+        // that another transfer arriving in the same inbox drain (a retry the leader started after
+        // giving up on this one, or a stale one the core ignores) cannot replace the data the core
+        // is about to install. Found by the simulator (a stale transfer overwrote the accepted one).
+        _incoming.Remove(m.Group);
+        if (g.Core.LastSnapshot.Index != before)
+        {
+            if (_accepted.Remove(m.Group, out var older)) older.Dispose();
+            _accepted[m.Group] = staging;
+        }
+        else staging.Dispose();
         Ack(m, reject: false);
     }
 
@@ -216,7 +234,7 @@ internal sealed partial class NodeHost
             _logStore!.SaveSnapshot(shard, snapshot, discardLog: false);
             return;
         }
-        if (!_incoming.Remove(shard, out var staging) || staging.Index != snapshot.Index || !staging.Completed)
+        if (!_accepted.Remove(shard, out var staging) || staging.Index != snapshot.Index || !staging.Completed)
             throw new InvalidOperationException($"Node {Id}: the core installs a snapshot of shard {shard} at {snapshot.Index} that was not received.");
         using (staging)
         {

@@ -68,9 +68,10 @@ public sealed class SnapshotCatchUpTests
         ClusterFixture.Eventually(() => f.Cluster.Host(1)!.Status[0].SnapshotIndex > 0 && f.Cluster.Host(2)!.Status[0].SnapshotIndex > 0,
             "the running replicas compacted their logs");
 
-        string staging = Path.Combine(f.Path, "node-3", "snapshots", "shard-0.incoming");
+        string snapshots = Path.Combine(f.Path, "node-3", "snapshots"); // one staging file per transfer: shard-0-<n>.incoming
         await f.Cluster.StartNodeAsync(3, None);
-        ClusterFixture.Eventually(() => File.Exists(staging), "node 3 started receiving the snapshot");
+        ClusterFixture.Eventually(() => Directory.Exists(snapshots) && Directory.EnumerateFiles(snapshots, "shard-0-*.incoming").Any(),
+            "node 3 started receiving the snapshot");
         await f.Cluster.StopNodeAsync(3, kill: true, None);
 
         await f.Cluster.StartNodeAsync(3, None);

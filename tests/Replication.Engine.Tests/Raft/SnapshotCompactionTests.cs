@@ -113,6 +113,33 @@ public sealed class SnapshotCompactionTests
     }
 
     [Fact]
+    public void Stale_snapshot_arriving_before_an_accepted_one_is_installed_is_ignored_and_leaves_the_snapshot_index()
+    {
+        // Regression (found by the simulator with membership changes, seed 348 at the time): a
+        // follower on a slow disk accepted a snapshot at 601, then a late transfer at 599 arrived
+        // before the Ready carrying 601 was carried out; the host staged the 599 data over the 601
+        // data and had nothing to install. Hosts now keep a received snapshot's data only when the
+        // core took it, which they detect by its snapshot index moving. This pins that contract:
+        // accepting moves LastSnapshot to the snapshot's index; a stale one (at or below the commit
+        // index, paper 7) leaves it alone, and the pending Ready still installs the accepted one.
+        var two = new RaftNode(new RaftConfig { Id = 2, Voters = [1, 2, 3], Random = new Random(1) }, new HardState(8, 0, 0), []);
+        two.Advance(two.GetReady());
+        long before = two.LastSnapshot.Index;
+        two.Step(new RaftMessage { Type = MessageType.Snapshot, From = 1, To = 2, Term = 8, Index = 601, LogTerm = 8, Voters = [1, 2, 3] });
+        Assert.NotEqual(before, two.LastSnapshot.Index);
+        Assert.Equal(601, two.LastSnapshot.Index);
+
+        two.Step(new RaftMessage { Type = MessageType.Snapshot, From = 1, To = 2, Term = 8, Index = 599, LogTerm = 8, Voters = [1, 2, 3] });
+        Assert.Equal(601, two.LastSnapshot.Index); // ignored: the host must not keep its data
+
+        var ready = two.GetReady();
+        Assert.Equal(601, ready.Snapshot!.Index);
+        Assert.All(ready.Messages, m => Assert.Equal(601, m.Index)); // both answered with the snapshot index
+        two.Advance(ready);
+        Assert.Equal((601, 601, 601), (two.LastIndex, two.Committed, two.Applied));
+    }
+
+    [Fact]
     public void Snapshot_with_conflicting_log_restores_and_committed_entries_start_after_it()
     {
         // Reference: paper 7 InstallSnapshot receiver step 7 (discard the entire log); thesis 5.1.

@@ -21,6 +21,11 @@ public enum Mutant
     ReadWithoutReadIndex,
     /// <summary>Host: a Ready's messages leave before its entries and hard state are durable.</summary>
     AckBeforePersist,
+    /// <summary>
+    /// Host: a joining node does not record the membership it learned from the leader's first append
+    /// (Ready.Snapshot at index 0); after a restart it rebuilds its configuration from an empty base.
+    /// </summary>
+    JoinerMembershipNotRecorded,
 }
 
 internal static class MutantExtensions

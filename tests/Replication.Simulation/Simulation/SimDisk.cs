@@ -12,6 +12,16 @@ namespace Replication.Simulation.Simulation;
 public sealed class SimDisk
 {
     private readonly List<LogEntry> _entries = new();
+    /// <summary>Indexes of the ConfChange entries in <see cref="_entries"/>, ascending (to derive the membership cheaply).</summary>
+    private readonly List<long> _confIndexes = new();
+
+    /// <param name="bootstrapVoters">The membership the node starts with when nothing is stored: the group's founders, or none for a joining node.</param>
+    public SimDisk(IReadOnlyList<int> bootstrapVoters)
+    {
+        BootstrapVoters = bootstrapVoters;
+    }
+
+    public IReadOnlyList<int> BootstrapVoters { get; }
 
     public HardState HardState { get; private set; } = HardState.Empty;
     /// <summary>The stored log: the entries after <see cref="Snapshot"/>.</summary>
@@ -29,7 +39,38 @@ public sealed class SimDisk
         if (snapshot.Index <= Base) return;
         if (Checkpoint.Applied < snapshot.Index) throw new InvalidOperationException($"compaction to {snapshot.Index} past the checkpoint at {Checkpoint.Applied}");
         _entries.RemoveAll(e => e.Index <= snapshot.Index);
+        _confIndexes.RemoveAll(i => i <= snapshot.Index);
         Snapshot = snapshot;
+    }
+
+    /// <summary>A joining node learned the group's membership from the leader's first append (Ready.Snapshot at index 0): record it.</summary>
+    public void RecordMembership(SnapshotMetadata membership)
+    {
+        if (Base == 0) Snapshot = membership;
+    }
+
+    /// <summary>
+    /// The voters of the latest configuration in the durable log (the one a node restarted from this
+    /// disk would use): the snapshot's (or the bootstrap) membership, then every ConfChange entry.
+    /// Derived independently of the core, with the same total rules (a change that makes no sense is a no-op).
+    /// </summary>
+    public IReadOnlySet<int> Voters()
+    {
+        var voters = new SortedSet<int>(Snapshot?.Voters ?? BootstrapVoters);
+        var learners = new SortedSet<int>(Snapshot?.Learners ?? Array.Empty<int>());
+        foreach (long i in _confIndexes)
+        {
+            if (!ConfChange.TryDecode(_entries[(int)(i - Base - 1)].Data, out var cc)) continue;
+            bool member = voters.Contains(cc.NodeId) || learners.Contains(cc.NodeId);
+            switch (cc.Type)
+            {
+                case ConfChangeType.AddVoter when !member: voters.Add(cc.NodeId); break;
+                case ConfChangeType.AddLearner when !member: learners.Add(cc.NodeId); break;
+                case ConfChangeType.RemoveNode: voters.Remove(cc.NodeId); learners.Remove(cc.NodeId); break;
+                case ConfChangeType.PromoteLearner when learners.Remove(cc.NodeId): voters.Add(cc.NodeId); break;
+            }
+        }
+        return voters;
     }
 
     /// <summary>Installs a snapshot received from the leader: state machine first, then the log is discarded (Ready contract).</summary>
@@ -38,6 +79,7 @@ public sealed class SimDisk
         Checkpoint = data.Clone();
         Snapshot = snapshot;
         _entries.Clear();
+        _confIndexes.Clear();
     }
 
     /// <summary>Index and term of the last durable entry (the snapshot's when the log is empty).</summary>
@@ -68,6 +110,11 @@ public sealed class SimDisk
         long keep = first - 1 - Base; // entries stored before the first one written
         if (keep < _entries.Count) _entries.RemoveRange((int)keep, _entries.Count - (int)keep);
         if (keep > _entries.Count) throw new InvalidOperationException($"write at {first} leaves a gap after {_entries.Count}");
-        for (int i = 0; i < count; i++) _entries.Add(entries[i]);
+        _confIndexes.RemoveAll(i => i >= first);
+        for (int i = 0; i < count; i++)
+        {
+            _entries.Add(entries[i]);
+            if (entries[i].Type == EntryType.ConfChange) _confIndexes.Add(entries[i].Index);
+        }
     }
 }

@@ -24,17 +24,22 @@ internal sealed class SimNode
     private KvMachine? _installing;
     private int _incarnation;
 
-    public SimNode(Simulator sim, int id)
+    /// <param name="bootstrapVoters">The founders of the group; empty for a node added by a membership
+    /// change (created with an empty configuration and an empty disk: it learns the membership from the leader).</param>
+    public SimNode(Simulator sim, int id, IReadOnlyList<int> bootstrapVoters)
     {
         _sim = sim;
         Id = id;
+        Disk = new SimDisk(bootstrapVoters);
     }
 
     public int Id { get; }
     public bool Up { get; private set; }
+    /// <summary>Shut down for good by its host after its removal from the group; never restarted.</summary>
+    public bool Retired { get; private set; }
     /// <summary>Incremented by every crash: events scheduled for an earlier incarnation are void.</summary>
     public int Epoch { get; private set; }
-    public SimDisk Disk { get; } = new();
+    public SimDisk Disk { get; }
     public RaftNode? Core { get; private set; }
     public KvMachine Machine { get; private set; } = new();
     /// <summary>A Ready whose write is still in progress on a slow disk.</summary>
@@ -50,7 +55,7 @@ internal sealed class SimNode
         var config = new RaftConfig
         {
             Id = Id,
-            Voters = Enumerable.Range(1, _sim.Options.Nodes).ToArray(),
+            Voters = Disk.BootstrapVoters.ToArray(),
             ElectionTicks = _sim.Options.ElectionTicks,
             HeartbeatTicks = _sim.Options.HeartbeatTicks,
             MaxSizePerMessage = _sim.Options.MaxSizePerMessage,
@@ -87,6 +92,13 @@ internal sealed class SimNode
         _pendingReads.Clear();
         _awaitingApply.Clear();
         return mid;
+    }
+
+    /// <summary>The host shuts the node down for good (it was removed from the group): as a crash, never followed by a restart.</summary>
+    public void Retire()
+    {
+        Crash(0, withHardState: false);
+        Retired = true;
     }
 
     private bool DropVote => _sim.Options.Mutant == Mutant.VoteNotPersisted;
@@ -240,7 +252,12 @@ internal sealed class SimNode
     /// <summary>As NodeHost.InstallSnapshot: the staged data becomes the state machine (durably), then the log is discarded.</summary>
     private void InstallSnapshot(SnapshotMetadata snap)
     {
-        if (snap.Index == 0) return; // a joining node's membership only; the simulated group has none
+        if (snap.Index == 0)
+        {
+            // A joining node learned the membership from the leader's first append: record it durably (NodeHost does the same).
+            if (_sim.Options.Mutant != Mutant.JoinerMembershipNotRecorded) Disk.RecordMembership(snap);
+            return;
+        }
         var data = _installing ?? throw new InvalidOperationException($"node {Id}: the core installs a snapshot at {snap.Index} that was not received");
         if (data.Applied != snap.Index) throw new InvalidOperationException($"node {Id}: snapshot data at {data.Applied} installed as {snap.Index}");
         _installing = null;
@@ -265,8 +282,14 @@ internal sealed class SimNode
     /// <summary>The whole snapshot data arrived from <paramref name="m"/>'s sender: stage it and step the message.</summary>
     public void ReceiveSnapshot(RaftMessage m, KvMachine data)
     {
-        Staged = (m.Index, data);
-        Step(m);
+        long before = Core!.LastSnapshot.Index;
+        Core.Step(m);
+        // As NodeHost.OnSnapshotChunk: keep the data only when the core took the snapshot (its
+        // snapshot index moved). A transfer the core ignores (stale: at or below its commit index)
+        // must not replace the data of an accepted one still waiting to be installed (seen with a
+        // slow disk: accepted 601, then a late transfer of 599 arrived before the Ready was written).
+        if (Core.LastSnapshot.Index != before) Staged = (m.Index, data);
+        Pump();
     }
 
     private void Apply(LogEntry e)
@@ -275,6 +298,10 @@ internal sealed class SimNode
         _sim.ObserveApply(this, e);
         var results = Machine.Apply(e);
         _sim.MaybeCheckpoint(this);
+        // The host learns that this node was removed when it applies (so: committed) its own removal.
+        if (e.Type == EntryType.ConfChange && ConfChange.TryDecode(e.Data, out var cc)
+            && cc.Type == ConfChangeType.RemoveNode && cc.NodeId == Id)
+            _sim.ObserveOwnRemoval(this);
         if (!_pendingByIndex.Remove(e.Index, out var p)) return;
         if (e.Term != p.Term)
         {

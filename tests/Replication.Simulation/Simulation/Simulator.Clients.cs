@@ -41,7 +41,7 @@ public sealed partial class Simulator
                 if (c.Current is not { } cur || cur.OpId != t.OpId) return;
                 Record(HistoryOp.Unknown(cur.OpId, c.Id, cur.Input, cur.Invoke));
                 TraceLine(() => $"client {c.Id} op {cur.OpId} {cur.Input} timed out");
-                if (_rng.NextDouble() >= Options.StickyRate) c.LeaderGuess = 1 + _rng.Next(Options.Nodes);
+                if (_rng.NextDouble() >= Options.StickyRate) c.LeaderGuess = RandomLiveId();
                 Next(c);
                 break;
         }
@@ -77,8 +77,8 @@ public sealed partial class Simulator
         }
         int opId = ++_nextOpId;
         c.Current = (opId, input, ++_historyClock);
-        if (c.LeaderGuess == 0) c.LeaderGuess = 1 + _rng.Next(Options.Nodes);
-        int target = _rng.NextDouble() < Options.RandomRouteRate ? 1 + _rng.Next(Options.Nodes) : c.LeaderGuess;
+        if (c.LeaderGuess == 0) c.LeaderGuess = RandomLiveId();
+        int target = _rng.NextDouble() < Options.RandomRouteRate ? RandomLiveId() : c.LeaderGuess;
         Mix(5, c.Id, opId, target, (long)input.Kind, 0);
         TraceLine(() => $"client {c.Id} op {opId} {input}{(lease ? " lease" : "")} -> node {target}");
         Schedule(1 + _rng.Next(3), new RequestEvent(target, new ClientRequest(opId, c.Id, input, lease)));
@@ -107,7 +107,7 @@ public sealed partial class Simulator
         else
         {
             Record(HistoryOp.Failed(cur.OpId, c.Id, cur.Input, cur.Invoke, ret));
-            c.LeaderGuess = r.LeaderHint != 0 && r.LeaderHint != r.From ? r.LeaderHint : 1 + _rng.Next(Options.Nodes);
+            c.LeaderGuess = r.LeaderHint != 0 && r.LeaderHint != r.From ? r.LeaderHint : RandomLiveId();
         }
         Next(c);
     }

@@ -22,6 +22,10 @@ public sealed partial class Simulator
         CrashAll,
         SlowDisk,
         TransferLeader,
+        AddNode,
+        RemoveFollower,
+        RemoveLeader,
+        ReplaceNode,
     }
 
     private static readonly (FaultKind Kind, int Weight)[] FaultWeights =
@@ -36,6 +40,10 @@ public sealed partial class Simulator
         (FaultKind.CrashAll, 1),
         (FaultKind.SlowDisk, 6),
         (FaultKind.TransferLeader, 6),
+        (FaultKind.AddNode, 4),
+        (FaultKind.RemoveFollower, 3),
+        (FaultKind.RemoveLeader, 3),
+        (FaultKind.ReplaceNode, 3),
     };
 
     private static bool IsCrash(FaultKind k) => k is FaultKind.Crash or FaultKind.CrashLeader or FaultKind.CrashAll;
@@ -68,7 +76,7 @@ public sealed partial class Simulator
             }
             roll -= w;
         }
-        int n = Options.Nodes;
+        int n = _nodes.Count; // every id ever used (retired nodes are down: blocking them changes nothing)
         var leader = CurrentLeader();
         switch (kind)
         {
@@ -76,7 +84,7 @@ public sealed partial class Simulator
             {
                 // Symmetric: a random minority (possibly holding the leader) against the rest.
                 ClearBlocks();
-                var side = Shuffled().Take(1 + _rng.Next(n / 2)).ToHashSet();
+                var side = Shuffled().Take(1 + _rng.Next(LiveIds().Count() / 2)).ToHashSet();
                 for (int a = 1; a <= n; a++)
                     for (int b = 1; b <= n; b++)
                         if (side.Contains(a) != side.Contains(b)) _blocked[a, b] = true;
@@ -92,7 +100,7 @@ public sealed partial class Simulator
                 if (leader is null) return;
                 ClearBlocks();
                 var side = new HashSet<int> { leader.Id };
-                if (n >= 5 && _rng.Next(2) == 0) side.Add(Shuffled().First(x => x != leader.Id));
+                if (LiveIds().Count() >= 5 && _rng.Next(2) == 0) side.Add(Shuffled().First(x => x != leader.Id));
                 for (int a = 1; a <= n; a++)
                     for (int b = 1; b <= n; b++)
                         if (side.Contains(a) != side.Contains(b)) _blocked[a, b] = true;
@@ -102,7 +110,7 @@ public sealed partial class Simulator
             case FaultKind.AsymmetricPartition:
             {
                 // One direction only: a node hears others but is not heard (or the reverse).
-                int a = 1 + _rng.Next(n);
+                int a = RandomLiveId();
                 bool outgoing = _rng.Next(2) == 0;
                 var others = Shuffled().Where(x => x != a).Take(1 + _rng.Next(n - 1)).ToList();
                 foreach (int b in others)
@@ -114,7 +122,8 @@ public sealed partial class Simulator
             case FaultKind.CutFromLeader:
             {
                 if (leader is null) return;
-                int f = Shuffled().First(x => x != leader.Id);
+                int f = Shuffled().FirstOrDefault(x => x != leader.Id);
+                if (f == 0) return;
                 _blocked[leader.Id, f] = _blocked[f, leader.Id] = true;
                 Fault("cut from leader", $"node {f} from leader {leader.Id}");
                 break;
@@ -143,7 +152,7 @@ public sealed partial class Simulator
                 break;
             case FaultKind.SlowDisk:
             {
-                var x = _nodes[_rng.Next(n)];
+                var x = Node(RandomLiveId());
                 x.SlowDiskTicks = 1 + _rng.Next(8);
                 int span = 10 + _rng.Next(90);
                 Schedule((long)span * SimOptions.TickUnits, new SlowDiskEndEvent(x.Id));
@@ -153,7 +162,8 @@ public sealed partial class Simulator
             case FaultKind.TransferLeader:
             {
                 if (leader is null) return;
-                int target = Shuffled().First(x => x != leader.Id);
+                int target = Shuffled().FirstOrDefault(x => x != leader.Id && leader.Core!.Voters.Contains(x));
+                if (target == 0) return;
                 // Sometimes the old leader is cut off from the group the moment its successor gets
                 // the TimeoutNow: it hands over and then hears nothing of the new term, while clients
                 // still reach it (a deposed leader that does not know it yet).
@@ -164,6 +174,9 @@ public sealed partial class Simulator
                 leader.Pump();
                 break;
             }
+            case FaultKind.AddNode or FaultKind.RemoveFollower or FaultKind.RemoveLeader or FaultKind.ReplaceNode:
+                InjectMembershipChange(kind, leader);
+                break;
         }
     }
 
@@ -186,7 +199,7 @@ public sealed partial class Simulator
         if (_cutOnHandover != timeoutNow.From || _healed) return;
         _cutOnHandover = 0;
         ClearBlocks();
-        for (int b = 1; b <= Options.Nodes; b++)
+        for (int b = 1; b <= _nodes.Count; b++)
             if (b != timeoutNow.From) _blocked[timeoutNow.From, b] = _blocked[b, timeoutNow.From] = true;
         Fault("isolate leader", $"{{{timeoutNow.From}}} (after handing over to {timeoutNow.To}) | rest");
     }
@@ -217,7 +230,7 @@ public sealed partial class Simulator
         foreach (var n in _nodes)
         {
             n.SlowDiskTicks = 0;
-            if (!n.Up) Restart(n);
+            if (!n.Up && !n.Retired) Restart(n);
         }
         TraceLine(() => "healed: final reads begin");
         foreach (var c in _clients.Where(c => c.Final)) Schedule(SimOptions.TickUnits, new IssueEvent(c.Id));
@@ -226,14 +239,18 @@ public sealed partial class Simulator
     /// <summary>Once every final read succeeded and all replicas applied the same committed log, the run ends.</summary>
     private void CheckSettled()
     {
-        if (_clients.Any(c => c.Final && !c.Done)) return;
-        if (_nodes.Any(n => !n.Up || n.Persisting is not null || n.Core!.HasReady)) return;
+        if (_clients.Any(c => c.Final && !c.Done) || _membershipBusy) return;
         var leader = CurrentLeader();
-        if (leader is null) return;
-        long commit = leader.Core!.Committed;
+        if (leader is null || leader.Core!.IsConfChangePending) return;
+        // The final members only: a removed node that never learned of its removal is not waited for.
+        var members = leader.Core.Voters.Concat(leader.Core.Learners).ToHashSet();
+        var nodes = members.Select(Node).ToList();
+        if (nodes.Any(n => !n.Up || n.Persisting is not null || n.Core!.HasReady)) return;
+        long commit = leader.Core.Committed;
         if (commit != leader.Core.LastIndex) return;
-        if (_nodes.Any(n => n.Machine.Applied != commit)) return;
-        TraceLine(() => $"settled at index {commit}");
+        if (nodes.Any(n => n.Machine.Applied != commit)) return;
+        _finalMembers = members;
+        TraceLine(() => $"settled at index {commit}, members {{{string.Join(",", members.Order())}}}");
         _stopped = true;
     }
 
@@ -246,8 +263,9 @@ public sealed partial class Simulator
         var check = LinearizabilityChecker.Check(BoundedHistory());
         _result.Check = check;
         if (check.Outcome == CheckOutcome.NotLinearizable) Violation("history is not linearizable: " + check.Detail);
-        var dumps = _nodes.Select(n => n.Machine.Dump()).Distinct().ToList();
-        if (dumps.Count > 1) Violation("replicas differ after settling:\n  " + string.Join("\n  ", _nodes.Select(n => $"node {n.Id} @{n.Machine.Applied}: {n.Machine.Dump()}")));
+        var finals = _nodes.Where(n => _finalMembers.Contains(n.Id)).ToList();
+        var dumps = finals.Select(n => n.Machine.Dump()).Distinct().ToList();
+        if (dumps.Count > 1) Violation("replicas differ after settling:\n  " + string.Join("\n  ", finals.Select(n => $"node {n.Id} @{n.Machine.Applied}: {n.Machine.Dump()}")));
     }
 
     private SimNode? CurrentLeader() =>
@@ -255,7 +273,7 @@ public sealed partial class Simulator
 
     private IEnumerable<int> Shuffled()
     {
-        var ids = Enumerable.Range(1, Options.Nodes).ToArray();
+        var ids = LiveIds().ToArray();
         _rng.Shuffle(ids);
         return ids;
     }

@@ -23,14 +23,17 @@ namespace Replication.Simulation.Simulation;
 /// are ordered by (time, sequence number), and no wall clock is read: a seed replays exactly.
 /// Nodes compact their logs and stream snapshots to followers that fall behind (SimNode, as
 /// NodeHost.Snapshots.cs), with transfers that are slow, lost, or cut by a crash on either side.
-/// Extension point for faults still to come (membership changes): add a kind to <see cref="FaultKind"/>, its action in <see cref="InjectFault"/>, and its durable
-/// state in <see cref="SimDisk"/>. Not thread-safe; one instance per run.
+/// Membership changes (Simulator.Membership.cs) add brand-new nodes and remove followers and
+/// leaders during the faults; the checks then use the configuration each node's log holds, and the
+/// final convergence covers the final members only. To add a fault: a kind in
+/// <see cref="FaultKind"/>, its action in <see cref="InjectFault"/>, and its durable state in
+/// <see cref="SimDisk"/>. Not thread-safe; one instance per run.
 /// </summary>
 public sealed partial class Simulator
 {
     private readonly Random _rng;
     private readonly PriorityQueue<object, (long Time, long Seq)> _events = new();
-    private readonly SimNode[] _nodes;
+    private readonly List<SimNode> _nodes;
     private readonly bool[,] _blocked;
     private readonly Dictionary<(int, int), long> _lastDelivery = new();
     private readonly Dictionary<long, int> _leaderOfTerm = new();
@@ -50,8 +53,10 @@ public sealed partial class Simulator
     {
         Options = options;
         _rng = new Random(options.Seed);
-        _nodes = Enumerable.Range(1, options.Nodes).Select(id => new SimNode(this, id)).ToArray();
-        _blocked = new bool[options.Nodes + 1, options.Nodes + 1];
+        var founders = Enumerable.Range(1, options.Nodes).ToArray();
+        _nodes = founders.Select(id => new SimNode(this, id, founders)).ToList();
+        _desiredVoters.UnionWith(founders);
+        _blocked = new bool[MaxNodeId + 1, MaxNodeId + 1];
         _clients = Enumerable.Range(1, options.Clients + options.Keys).Select(id => new SimClient(id, id > options.Clients)).ToArray();
         _result = new SimResult { Options = options };
     }
@@ -75,6 +80,7 @@ public sealed partial class Simulator
         foreach (var c in _clients.Where(c => !c.Final)) Schedule(SimOptions.TickUnits * (5 + _rng.Next(20)), new IssueEvent(c.Id));
         Schedule(NextFaultDelay(), new FaultEvent());
         Schedule(ChaosEnd, new HealEvent());
+        Schedule(SimOptions.TickUnits, new MembershipEvent());
 
         long processed = 0;
         while (!_stopped && _events.TryDequeue(out var ev, out var at))
@@ -145,6 +151,12 @@ public sealed partial class Simulator
                 break;
             case SnapshotArrivalEvent sa:
                 OnSnapshotArrival(sa);
+                break;
+            case MembershipEvent:
+                DriveMembership();
+                break;
+            case RetireEvent re:
+                Retire(re);
                 break;
             default:
                 DispatchClient(ev);
@@ -278,27 +290,30 @@ public sealed partial class Simulator
     /// Invariant (Leader Completeness, paper 5.4; the reason for the Figure 8 rule): once an entry is
     /// committed (some replica applies it), no node whose log lacks it may be able to win an
     /// election. Checked on durable logs the moment the entry is first applied: for every node
-    /// without the entry, count the voters whose log is not more up-to-date than its own (paper
-    /// 5.4.1: they could grant it their vote); a majority would let it overwrite a committed
-    /// entry. In a correct Raft the entry is on a majority that each hold an entry of the committing
-    /// term at or past it, which such a node can never outvote. (The group's membership is fixed in
-    /// the simulation; a membership change would move the quorum.)
+    /// without the entry that is a voter in the configuration its own durable log holds (the one
+    /// it would count votes with after a restart: thesis 4.1, a configuration takes effect on
+    /// append), count the voters of that configuration, still running or restartable (not shut down
+    /// for good), whose log is not more up-to-date than its own (paper 5.4.1: they could grant it
+    /// their vote); a majority of that configuration would let it overwrite a committed entry. In a
+    /// correct Raft with single-server changes every such majority meets a server holding the entry
+    /// or a later-term one (thesis 4.1-4.2), so the check holds across membership changes too.
     /// </summary>
     private void CheckCommitIsSafe(LogEntry e)
     {
-        int quorum = Options.Nodes / 2 + 1;
         foreach (var n in _nodes)
         {
-            if (n.Disk.Has(e.Index, e.Term)) continue;
+            if (n.Retired || n.Disk.Has(e.Index, e.Term)) continue;
+            var config = n.Disk.Voters();
+            if (!config.Contains(n.Id)) continue; // never campaigns with this log
             var (lastIndex, lastTerm) = n.Disk.Last;
-            var voters = _nodes.Where(v =>
+            var voters = config.Where(id => id <= _nodes.Count && !Node(id).Retired).Where(id =>
             {
-                var (vi, vt) = v.Disk.Last;
+                var (vi, vt) = Node(id).Disk.Last;
                 return lastTerm > vt || (lastTerm == vt && lastIndex >= vi);
-            }).Select(v => v.Id).ToList();
-            if (voters.Count >= quorum)
+            }).ToList();
+            if (voters.Count >= config.Count / 2 + 1)
             {
-                Violation($"entry {e.Index}@{e.Term} is committed, but node {n.Id} (last {lastIndex}@{lastTerm}) lacks it and could be elected by {{{string.Join(",", voters)}}}");
+                Violation($"entry {e.Index}@{e.Term} is committed, but node {n.Id} (last {lastIndex}@{lastTerm}, voters {{{string.Join(",", config)}}}) lacks it and could be elected by {{{string.Join(",", voters)}}}");
                 return;
             }
         }
