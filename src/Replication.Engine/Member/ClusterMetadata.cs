@@ -95,9 +95,3 @@ public sealed record ClusterMetadata
         return FromRows((rows ?? new()).Select(kv => (kv.Key, kv.Value)));
     }
 }
-
-/// <summary>Identity and shape of a multi-process cluster (the <c>cluster</c> key of the metadata).</summary>
-public sealed record ClusterInfo(Guid Id, string Name, int ShardCount, int ReplicationFactor, DateTimeOffset Created);
-
-/// <summary>A registered node: where it listens, and the join token that admitted it (a repeated join with it is answered with the same id).</summary>
-public sealed record NodeEntry(string Endpoint, Guid Token);
