@@ -207,21 +207,6 @@ public sealed class RaftLogStore : IDisposable
     }
 
     /// <summary>
-    /// Discards the group's entries with index &lt;= <paramref name="throughIndex"/>: log
-    /// compaction, once a snapshot covers them. Durable when it returns. The caller keeps the
-    /// snapshot's last index and term (this store does not).
-    /// </summary>
-    public void Compact(int group, long throughIndex)
-    {
-        ObjectDisposedException.ThrowIf(_disposed, this);
-        using var cmd = _conn.CreateCommand();
-        cmd.CommandText = "DELETE FROM raft_log WHERE grp = @grp AND idx <= @idx";
-        cmd.Parameters.AddWithValue("@grp", group);
-        cmd.Parameters.AddWithValue("@idx", throughIndex);
-        cmd.ExecuteNonQuery();
-    }
-
-    /// <summary>
     /// Records that the group's state up to <paramref name="snapshot"/>.Index now lives in a
     /// state-machine snapshot, in one durable transaction: the metadata (index, term, membership)
     /// replaces the previous one, and entries are discarded — those up to the snapshot index after

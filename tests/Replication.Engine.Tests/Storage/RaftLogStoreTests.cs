@@ -120,20 +120,42 @@ public sealed class RaftLogStoreTests : IDisposable
     }
 
     [Fact]
-    public void CompactDropsPrefixAndKeepsRest()
+    public void SaveSnapshotCompactsOrDiscardsTheLogAndKeepsItsMetadata()
     {
+        var at4 = new SnapshotMetadata(4, 1, [1, 2, 3], [4]);
         using (var store = new RaftLogStore(DbPath))
         {
             store.Save([new GroupWrite(1, null, Range(1, 10, 1)), new GroupWrite(2, null, Range(1, 10, 1))]);
-            store.Compact(1, 4);
+            store.SaveSnapshot(1, at4, discardLog: false);
         }
         using (var store = new RaftLogStore(DbPath))
         {
-            AssertEntries(Range(5, 10, 1), store.Load(1).Entries);
+            var g1 = store.Load(1);
+            AssertEntries(Range(5, 10, 1), g1.Entries);
+            Assert.Equal(at4.Index, g1.Snapshot!.Index);
+            Assert.Equal(at4.Voters, g1.Snapshot.Voters);
+            Assert.Equal(at4.Learners, g1.Snapshot.Learners);
             AssertEntries(Range(1, 10, 1), store.Load(2).Entries); // other groups untouched
-            store.Compact(1, 10);
+            Assert.Null(store.Load(2).Snapshot);
+            // A snapshot received from a leader replaces the whole log, even entries after it.
+            store.SaveSnapshot(1, new SnapshotMetadata(7, 1, [1, 2, 3], []), discardLog: true);
             Assert.Empty(store.Load(1).Entries);
+            Assert.Equal(7, store.Load(1).Snapshot!.Index);
         }
+    }
+
+    [Fact]
+    public void AGapAfterTheSnapshotIsDetected()
+    {
+        using (var store = new RaftLogStore(DbPath))
+        {
+            store.Save([new GroupWrite(1, null, Range(1, 10, 1))]);
+            store.SaveSnapshot(1, new SnapshotMetadata(2, 1, [1], []), discardLog: false);
+        }
+        TempFolder.Exec(DbPath, "DELETE FROM raft_log WHERE grp = 1 AND idx = 3");
+        using var reopened = new RaftLogStore(DbPath);
+        var ex = Assert.Throws<StorageCorruptException>(() => reopened.Load(1));
+        Assert.Contains("entry 4", ex.Message);
     }
 
     [Fact]
