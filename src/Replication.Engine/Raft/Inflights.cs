@@ -12,11 +12,6 @@ internal sealed class Inflights(int capacity, long maxBytes)
 {
     private readonly Queue<(long LastIndex, long Bytes)> _sent = new();
 
-    /// <summary>A window bounded by message count only.</summary>
-    public Inflights(int capacity) : this(capacity, long.MaxValue)
-    {
-    }
-
     public int Count => _sent.Count;
     /// <summary>Entry bytes in flight.</summary>
     public long Bytes { get; private set; }

@@ -12,11 +12,6 @@ namespace Replication.Engine.Raft;
 /// </summary>
 internal sealed class Progress(long next, int maxInflight, long maxInflightBytes, bool isLearner)
 {
-    /// <summary>A progress whose in-flight window is bounded by message count only.</summary>
-    public Progress(long next, int maxInflight, bool isLearner) : this(next, maxInflight, long.MaxValue, isLearner)
-    {
-    }
-
     public long Match { get; private set; }
     public long Next { get; private set; } = next;
     public ProgressState State { get; private set; } = ProgressState.Probe;
