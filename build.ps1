@@ -3,7 +3,9 @@
     Builds, tests, demonstrates and benchmarks the Replication module.
 .DESCRIPTION
     Build  dotnet build of Replication.slnx (Release), then dotnet publish of the module to out/module
-           (no runtime identifier: every platform's native SQLite ships under out/module/runtimes/).
+           (no runtime identifier: every platform's native SQLite ships under out/module/runtimes/),
+           then the module's MAML help from the cmdlets' XML doc comments (build/New-MamlHelp.ps1)
+           into en-US/ (beside Replication.psd1, where Get-Help looks) and out/module/en-US/.
     Test   Build, then the xunit engine tests and the Pester module tests (each in its own process;
            Pester in a fresh pwsh, because a loaded assembly cannot be unloaded). Prints one line
            "N passed, N failed" (both runners summed) and exits nonzero if anything failed or a runner
@@ -17,7 +19,7 @@
            faults injected by kind and violations; exits nonzero on any violation.
     Crash  Build, then the SIGKILL crash-safety test with many rounds (REPLICATION_CRASH_ROUNDS, default
            here 25; the Test task runs 3). Opt-in: it takes about 2 s per round.
-    Clean  Removes out/ and every bin/ and obj/ folder.
+    Clean  Removes out/, the generated en-US/ help and every bin/ and obj/ folder.
     The version comes from Replication.psd1 (ModuleVersion) and is passed to dotnet as -p:Version.
 .EXAMPLE
     dotnet tool restore && dotnet pwsh ./build.ps1 Test
@@ -62,6 +64,19 @@ function Invoke-Build {
     Write-Host "Building Replication $version"
     Invoke-Dotnet build (Join-Path $root 'Replication.slnx') -c Release "-p:Version=$version"
     Invoke-Dotnet publish (Join-Path $root 'src/Replication.PowerShell') -c Release -o $moduleOut "-p:Version=$version"
+    New-ModuleHelp
+}
+
+function New-ModuleHelp {
+    # Writes Replication.PowerShell.dll-Help.xml (MAML) from the cmdlets and their XML doc comments
+    # (build/New-MamlHelp.ps1), in a fresh pwsh because it imports the module. Get-Help looks for a
+    # binary module's help under the folder of the manifest it was imported through, not beside the
+    # dll, so it goes to <root>/en-US (Import-Module ./Replication.psd1) and out/module/en-US (the dll).
+    $script = Join-Path $root 'build/New-MamlHelp.ps1'
+    Write-Host "> dotnet pwsh (fresh process) build/New-MamlHelp.ps1"
+    & dotnet pwsh -NoProfile -NonInteractive -File $script -Manifest (Join-Path $root 'Replication.psd1') `
+        -DocumentationFile (Join-Path $moduleOut 'Replication.PowerShell.xml') | Out-Host
+    if ($LASTEXITCODE -ne 0) { throw "New-MamlHelp.ps1 failed with exit code $LASTEXITCODE." }
 }
 
 function Invoke-EngineTests {
@@ -175,9 +190,9 @@ switch ($Task) {
         Invoke-Dotnet test (Join-Path $root 'tests/Replication.Engine.Tests') -c Release --no-build "-p:Version=$version" --filter 'FullyQualifiedName~CrashSafetyTests'
     }
     'Clean' {
-        Remove-Item -Recurse -Force $out -ErrorAction SilentlyContinue
+        Remove-Item -Recurse -Force $out, (Join-Path $root 'en-US') -ErrorAction SilentlyContinue
         Get-ChildItem -Path (Join-Path $root 'src'), (Join-Path $root 'tests'), (Join-Path $root 'bench') -Directory -Recurse -Include bin, obj -ErrorAction SilentlyContinue |
             Remove-Item -Recurse -Force
-        Write-Host 'Removed out/ and every bin/ and obj/ folder.'
+        Write-Host 'Removed out/, en-US/ and every bin/ and obj/ folder.'
     }
 }

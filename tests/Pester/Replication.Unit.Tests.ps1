@@ -102,3 +102,33 @@ Describe 'Native SQLite in a real pwsh' -Tag Unit {
         }
     }
 }
+
+Describe 'Built-in help' -Tag Unit {
+    # build.ps1 generates the MAML help (build/New-MamlHelp.ps1) from the cmdlets' XML doc comments.
+    # Without it Get-Help shows only the syntax, and the synopsis IS the syntax.
+    It '<Name> has a synopsis, a description, examples and a description of every parameter' -ForEach @(
+        (Import-PowerShellDataFile (Join-Path $PSScriptRoot '../../Replication.psd1')).CmdletsToExport | ForEach-Object { @{ Name = $_ } }
+    ) {
+        $help = Get-Help $Name -Full
+        $synopsis = "$($help.Synopsis)".Trim()
+        $synopsis | Should -Not -BeNullOrEmpty
+        $synopsis | Should -Not -BeLike "$Name *" -Because 'a synopsis that starts with the cmdlet name is the syntax (no help found)'
+        $synopsis | Should -Not -Be (Get-Command $Name -Syntax).Trim()
+
+        ($help.description.Text -join ' ').Trim() | Should -Not -BeNullOrEmpty -Because 'the description'
+        $examples = @($help.examples.example)
+        $examples.Count | Should -BeGreaterOrEqual 1
+        foreach ($example in $examples) {
+            "$($example.code)".Trim() | Should -Not -BeNullOrEmpty -Because "$($example.title) has code"
+            ($example.remarks.Text -join ' ').Trim() | Should -Not -BeNullOrEmpty -Because "$($example.title) has a remark"
+        }
+
+        $common = [System.Management.Automation.PSCmdlet]::CommonParameters
+        $names = (Get-Command $Name).Parameters.Keys | Where-Object { $_ -notin $common }
+        $described = @{}
+        foreach ($parameter in @($help.parameters.parameter)) { $described[$parameter.name] = ($parameter.description.Text -join ' ').Trim() }
+        foreach ($parameterName in $names) {
+            $described[$parameterName] | Should -Not -BeNullOrEmpty -Because "-$parameterName of $Name needs a description"
+        }
+    }
+}

@@ -5,11 +5,20 @@ using Replication.Engine.Cluster;
 namespace Replication.PowerShell.Commands;
 
 /// <summary>
-/// Hot backup of every shard while the cluster keeps taking writes: each shard is copied from its
+/// Backs up every shard of a cluster into a folder while the cluster keeps taking writes (a hot
+/// backup). Each shard is copied from its
 /// leader at a committed index (confirmed by a linearizable read) in one read transaction, into
 /// shard-NNNN.db files plus backup.json (cluster id, per-shard index, term, key count, SHA-256).
 /// -Path must be a new or empty folder. Shows progress per shard.
 /// </summary>
+/// <example>
+/// <code>Backup-ReplicationCluster -Path ./backups/b1</code>
+/// Writes a hot backup of the current cluster to ./backups/b1 while writes go on.
+/// </example>
+/// <example>
+/// <code>Backup-ReplicationCluster -Path ./backups/nightly | Test-ReplicationBackup</code>
+/// Backs up the cluster and verifies the backup it just wrote.
+/// </example>
 [Cmdlet(VerbsData.Backup, "ReplicationCluster", DefaultParameterSetName = DefaultSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
 [OutputType(typeof(ReplicationBackup))]
 public sealed class BackupReplicationClusterCommand : ClusterCmdlet

@@ -5,17 +5,26 @@ using Replication.Engine.Cluster;
 namespace Replication.PowerShell.Commands;
 
 /// <summary>
-/// Cold backup of one node: stops it cleanly, copies its raft.db and state.db with SQLite's backup
+/// Backs up one node's files while the node is stopped (a cold backup). It stops the node cleanly, copies its raft.db and state.db with SQLite's backup
 /// API into -Path (new or empty), and starts it again. Refused (QuorumAtRisk) when stopping the node
 /// would leave one of its shards without a running quorum, so the cluster stays available.
 /// ConfirmImpact High: it stops a node.
 /// </summary>
+/// <example>
+/// <code>Backup-ReplicationNode -Id 2 -Path ./backups/n2 -Cold</code>
+/// Stops node 2, copies its raft.db and state.db to ./backups/n2 and starts it again, after asking for confirmation.
+/// </example>
+/// <example>
+/// <code>Get-ReplicationNode -Id 3 | Backup-ReplicationNode -Path ./backups/n3 -Cold -Confirm:$false</code>
+/// Takes a cold backup of node 3 without prompting, as a runbook would.
+/// </example>
 [Cmdlet(VerbsData.Backup, "ReplicationNode", DefaultParameterSetName = ColdSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
 [OutputType(typeof(ReplicationBackup))]
 public sealed class BackupReplicationNodeCommand : ClusterCmdlet
 {
     public const string ColdSet = "Cold";
 
+    /// <summary>Id of the node to back up (binds the Id of a piped node object).</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = ColdSet)]
     public int Id { get; set; }
 

@@ -6,12 +6,24 @@ using Replication.Engine.Client;
 namespace Replication.PowerShell.Commands;
 
 /// <summary>
-/// Connects to a running cluster over the network: authenticates with the cluster secret (an HMAC
-/// challenge in both directions; the secret never travels), reads the cluster's identity, and
-/// registers it in this session as the current cluster (Mode Remote). Every key, node and leader
+/// Connects this session to a running cluster over the network and makes it the current cluster.
+/// It authenticates with the cluster secret (an HMAC challenge in both directions; the secret never
+/// travels), reads the cluster's identity, and registers it in this session (Mode Remote). Every key, node and leader
 /// cmdlet then works through it; requests reaching a follower are routed to the shard's leader.
 /// If the connected node dies, the next request fails over to another known endpoint.
 /// </summary>
+/// <example>
+/// <code>
+/// $secret = Read-Host -AsSecureString 'Cluster secret'
+/// Connect-ReplicationCluster -Endpoint 127.0.0.1:7101, 127.0.0.1:7102 -ClusterSecret $secret
+/// Set-ReplicationKey -Key a -Value 1
+/// </code>
+/// Connects through the first node that answers (keeping the other for failover) and writes a key; any node accepts it and forwards it to the shard's leader.
+/// </example>
+/// <example>
+/// <code>Connect-ReplicationCluster -Endpoint 127.0.0.1:41001 -Credential (Get-Credential replication) -Name prod-remote</code>
+/// Uses a credential's password as the cluster secret and registers the cluster in this session as prod-remote.
+/// </example>
 [Cmdlet(VerbsCommunications.Connect, "ReplicationCluster", DefaultParameterSetName = SecretSet)]
 [OutputType(typeof(ReplicationCluster))]
 public sealed class ConnectReplicationClusterCommand : ReplicationCmdlet

@@ -8,6 +8,14 @@ namespace Replication.PowerShell.Commands;
 /// running. An embedded cluster cannot be disconnected (ErrorId NotSupportedEmbedded): use
 /// Remove-ReplicationCluster to stop it.
 /// </summary>
+/// <example>
+/// <code>Disconnect-ReplicationCluster</code>
+/// Closes the connection to the current (remote) cluster; the cluster keeps running.
+/// </example>
+/// <example>
+/// <code>Get-ReplicationCluster | Where-Object Mode -EQ 'Remote' | Disconnect-ReplicationCluster</code>
+/// Disconnects every remote cluster of this session and leaves embedded clusters alone.
+/// </example>
 [Cmdlet(VerbsCommunications.Disconnect, "ReplicationCluster", DefaultParameterSetName = DefaultSet)]
 [OutputType(typeof(void))]
 public sealed class DisconnectReplicationClusterCommand : ReplicationCmdlet

@@ -3,6 +3,14 @@ using System.Management.Automation;
 namespace Replication.PowerShell.Commands;
 
 /// <summary>Lists the clusters known in this process (created or connected, not yet removed).</summary>
+/// <example>
+/// <code>Get-ReplicationCluster</code>
+/// Lists every cluster this session created or connected to.
+/// </example>
+/// <example>
+/// <code>Get-ReplicationCluster -Name prod*</code>
+/// Lists the clusters whose names start with prod.
+/// </example>
 [Cmdlet(VerbsCommon.Get, "ReplicationCluster", DefaultParameterSetName = NameSet)]
 [OutputType(typeof(ReplicationCluster))]
 public sealed class GetReplicationClusterCommand : ReplicationCmdlet

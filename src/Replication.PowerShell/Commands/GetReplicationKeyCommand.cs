@@ -5,10 +5,23 @@ using Replication.Engine.Cluster;
 namespace Replication.PowerShell.Commands;
 
 /// <summary>
-/// Reads keys: one or more by name (-Key; a missing key is a non-terminating KeyNotFound error),
-/// every key starting with -Prefix in ordinal UTF-8 key order (streamed as the engine returns them),
-/// or, with neither, every key of the cluster in key order.
+/// Reads keys from a cluster: by name, by prefix, or all of them. With -Key, one or more keys by name
+/// (a missing key is a non-terminating KeyNotFound error); with -Prefix, every key starting with it
+/// in ordinal UTF-8 key order (streamed as the engine returns them); with neither, every key of the
+/// cluster in key order.
 /// </summary>
+/// <example>
+/// <code>Get-ReplicationKey -Key user:1</code>
+/// Reads one key: its value, version, shard and index.
+/// </example>
+/// <example>
+/// <code>Get-ReplicationKey -Prefix user:</code>
+/// Reads every key that starts with user:, in key order.
+/// </example>
+/// <example>
+/// <code>Get-ReplicationKey -Consistency Stale | Export-Csv keys.csv</code>
+/// Exports every key of the cluster with stale reads (a replica's applied state, which may lag), without a leader round trip.
+/// </example>
 [Cmdlet(VerbsCommon.Get, "ReplicationKey", DefaultParameterSetName = AllSet)]
 [OutputType(typeof(ReplicationKey))]
 public sealed class GetReplicationKeyCommand : ClusterCmdlet
@@ -17,14 +30,19 @@ public sealed class GetReplicationKeyCommand : ClusterCmdlet
     public const string PrefixSet = "Prefix";
     public const string AllSet = "All";
 
+    /// <summary>Keys to read; each missing key is a non-terminating KeyNotFound error. Takes strings or
+    /// objects with a Key property from the pipeline.</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true, ParameterSetName = KeySet)]
     [AllowEmptyString]
     public string[] Key { get; set; } = Array.Empty<string>();
 
+    /// <summary>Read every key that starts with this text, in ordinal UTF-8 key order.</summary>
     [Parameter(Mandatory = true, ParameterSetName = PrefixSet)]
     public string Prefix { get; set; } = string.Empty;
 
-    /// <summary>Default Linearizable (reflects every write acknowledged before the read).</summary>
+    /// <summary>How fresh the read must be: Linearizable (default; reflects every write acknowledged
+    /// before the read), Lease (served by a leader holding a valid lease, without a quorum round trip)
+    /// or Stale (any replica's applied state; may lag).</summary>
     [Parameter]
     public ReadConsistency Consistency { get; set; } = ReadConsistency.Linearizable;
 

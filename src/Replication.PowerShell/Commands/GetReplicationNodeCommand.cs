@@ -4,7 +4,15 @@ using Replication.Engine.Cluster;
 
 namespace Replication.PowerShell.Commands;
 
-/// <summary>Status of a cluster's nodes: run state, shards led and hosted, Raft term and indexes, lag.</summary>
+/// <summary>Gets the status of a cluster's nodes: run state, shards led and hosted, Raft term and indexes, lag.</summary>
+/// <example>
+/// <code>Get-ReplicationNode | Format-Table</code>
+/// Shows every node of the current cluster: endpoint, state, shards led and hosted, term, commit and applied index, and lag.
+/// </example>
+/// <example>
+/// <code>Get-ReplicationNode -Id 2 | Stop-ReplicationNode -Kill</code>
+/// Pipes node 2 to Stop-ReplicationNode, which routes it to the node's own cluster.
+/// </example>
 [Cmdlet(VerbsCommon.Get, "ReplicationNode", DefaultParameterSetName = DefaultSet)]
 [OutputType(typeof(ReplicationNode))]
 public sealed class GetReplicationNodeCommand : ClusterCmdlet

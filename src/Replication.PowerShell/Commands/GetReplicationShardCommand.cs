@@ -6,9 +6,17 @@ using Replication.Engine.Ring;
 namespace Replication.PowerShell.Commands;
 
 /// <summary>
-/// Shard placement and Raft state: leader, voters, learners, term, commit index, key count. With
+/// Gets each shard's placement and Raft state: leader, voters, learners, term, commit index, key count. With
 /// -Key, the shard each key hashes to (the same stable hash the engine routes by).
 /// </summary>
+/// <example>
+/// <code>Get-ReplicationShard</code>
+/// Lists every shard with its leader, voters, term, commit index and key count.
+/// </example>
+/// <example>
+/// <code>Get-ReplicationShard -Key user:1</code>
+/// Shows the shard that the key user:1 hashes to.
+/// </example>
 [Cmdlet(VerbsCommon.Get, "ReplicationShard", DefaultParameterSetName = IdSet)]
 [OutputType(typeof(ReplicationShard))]
 public sealed class GetReplicationShardCommand : ClusterCmdlet

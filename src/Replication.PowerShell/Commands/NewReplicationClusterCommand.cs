@@ -5,11 +5,30 @@ using Replication.Engine.Cluster;
 namespace Replication.PowerShell.Commands;
 
 /// <summary>
-/// Creates (or reopens) an embedded cluster: every node runs in this process with its own data
-/// folder under -Path and its own loopback endpoint. Returns once the nodes listen; leaders are
+/// Creates (or reopens) an embedded cluster whose nodes all run in this process. Each node has its
+/// own data folder under -Path and its own loopback endpoint. Returns once the nodes listen; leaders are
 /// elected shortly after (Wait-ReplicationLeader waits for them; writes wait up to their -Timeout).
 /// When -Path already holds a cluster, its data, identity and shape are reused.
 /// </summary>
+/// <example>
+/// <code>
+/// New-ReplicationCluster -Name demo
+/// Wait-ReplicationLeader
+/// </code>
+/// Creates the cluster demo with 3 nodes, 4 shards and replication factor 3 (data under &lt;temp&gt;/Replication/demo), then waits until every shard has a leader.
+/// </example>
+/// <example>
+/// <code>New-ReplicationCluster -Name demo -Path $env:TEMP/Replication/demo</code>
+/// Reopens the data a removed cluster left in that folder, with the same keys, identity and shape.
+/// </example>
+/// <example>
+/// <code>
+/// $secret = Read-Host -AsSecureString 'Cluster secret'
+/// $c = New-ReplicationCluster -Name prod -NodeCount 5 -ShardCount 8 -ClusterSecret $secret
+/// $c.Endpoints
+/// </code>
+/// Creates a 5-node, 8-shard cluster that remote shells can reach with Connect-ReplicationCluster and the same secret, and lists its nodes' endpoints.
+/// </example>
 [Cmdlet(VerbsCommon.New, "ReplicationCluster", DefaultParameterSetName = EmbeddedSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
 [OutputType(typeof(ReplicationCluster))]
 public sealed class NewReplicationClusterCommand : ReplicationCmdlet

@@ -8,6 +8,14 @@ namespace Replication.PowerShell.Commands;
 /// folder stays unless -DeleteData: New-ReplicationCluster -Path on it later reopens the same data.
 /// Objects still holding the removed cluster get ClusterNotRunning from every cmdlet.
 /// </summary>
+/// <example>
+/// <code>Remove-ReplicationCluster</code>
+/// Stops every node of the current cluster after asking for confirmation; its data folder stays, so New-ReplicationCluster -Path can reopen it.
+/// </example>
+/// <example>
+/// <code>Remove-ReplicationCluster -Cluster test -DeleteData -Confirm:$false</code>
+/// Stops the cluster test and deletes its data folder without prompting, as a runbook would.
+/// </example>
 [Cmdlet(VerbsCommon.Remove, "ReplicationCluster", DefaultParameterSetName = DefaultSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
 [OutputType(typeof(void))]
 public sealed class RemoveReplicationClusterCommand : ReplicationCmdlet

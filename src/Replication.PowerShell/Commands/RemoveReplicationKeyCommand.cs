@@ -4,17 +4,27 @@ using Replication.Engine.Cluster;
 namespace Replication.PowerShell.Commands;
 
 /// <summary>
-/// Deletes keys; pipeline input by property name, batched like Set-ReplicationKey. Deleting a key
+/// Deletes keys from a cluster. Pipeline input binds by property name and is batched like
+/// Set-ReplicationKey. Deleting a key
 /// that does not exist succeeds silently (delete is idempotent) unless -ExpectedVersion is given,
 /// which makes it conditional (a positive version that does not match is VersionConflict).
 /// ConfirmImpact is Medium, not High: runbooks delete keys in bulk, and Remove-Item sets the same bar.
 /// </summary>
+/// <example>
+/// <code>Remove-ReplicationKey -Key user:1</code>
+/// Deletes one key; with ConfirmImpact Medium it prompts only where $ConfirmPreference is Medium or lower.
+/// </example>
+/// <example>
+/// <code>Get-ReplicationKey -Prefix session: | Remove-ReplicationKey -WhatIf</code>
+/// Lists the deletes of every key that starts with session: without deleting anything; drop -WhatIf to delete them, in batches of 500.
+/// </example>
 [Cmdlet(VerbsCommon.Remove, "ReplicationKey", DefaultParameterSetName = DefaultSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
 [OutputType(typeof(void))]
 public sealed class RemoveReplicationKeyCommand : KeyWriteCmdlet
 {
     public const string DefaultSet = "Default";
 
+    /// <summary>Keys to delete. A key that does not exist is skipped silently.</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = DefaultSet)]
     [AllowEmptyString]
     public string[] Key { get; set; } = Array.Empty<string>();

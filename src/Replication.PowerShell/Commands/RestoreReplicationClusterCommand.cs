@@ -5,12 +5,20 @@ using Replication.Engine.Cluster;
 namespace Replication.PowerShell.Commands;
 
 /// <summary>
-/// Creates a NEW embedded cluster, with a fresh cluster Id, from a backup (hot, or a cold backup of a
-/// node that held every shard), starts it and makes it the session's current cluster, as
-/// New-ReplicationCluster does. The backup is verified first: a bad backup is refused
+/// Restores a backup into a NEW embedded cluster with a fresh cluster Id. The backup may be hot, or
+/// a cold backup of a node that held every shard; the new cluster is started and becomes the
+/// session's current cluster, as New-ReplicationCluster does. The backup is verified first: a bad backup is refused
 /// (BackupCorrupt, naming the file) before anything is written. The restored cluster has the
 /// backup's shard count; its keys keep their values and versions; its Raft log starts at index 1.
 /// </summary>
+/// <example>
+/// <code>Restore-ReplicationCluster -Path ./backups/b1 -Name copy -ClusterPath ./copy</code>
+/// Verifies the backup, then creates and starts the new cluster copy in ./copy with the backup's keys, after asking for confirmation.
+/// </example>
+/// <example>
+/// <code>Test-ReplicationBackup ./backups/b1 | Restore-ReplicationCluster -Name staging -NodeCount 5 -Confirm:$false</code>
+/// Restores a verified backup into a new 5-node cluster named staging without prompting.
+/// </example>
 [Cmdlet(VerbsData.Restore, "ReplicationCluster", DefaultParameterSetName = DefaultSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
 [OutputType(typeof(ReplicationCluster))]
 public sealed class RestoreReplicationClusterCommand : ReplicationCmdlet

@@ -4,26 +4,45 @@ using Replication.Engine.Cluster;
 namespace Replication.PowerShell.Commands;
 
 /// <summary>
-/// Writes keys. Takes pipeline input by property name (Key, Value, ExpectedVersion, Cluster) and
-/// batches it (see <see cref="KeyWriteCmdlet"/>). -ExpectedVersion makes a write conditional:
-/// 0 = the key must not exist, n = its version must be n; otherwise VersionConflict, nothing written.
+/// Writes keys to a cluster, one at a time or many from the pipeline. Pipeline input binds by
+/// property name (Key, Value, ExpectedVersion, Cluster) and goes to the engine in batches of 500;
+/// one bad item fails alone (a non-terminating error) while the others are written. -ExpectedVersion
+/// makes a write conditional: 0 = the key must not exist, n = its version must be n; otherwise
+/// VersionConflict, nothing written.
 /// </summary>
+/// <example>
+/// <code>Set-ReplicationKey -Key user:1 -Value alice</code>
+/// Writes one key to the current cluster, acknowledged once a majority of its shard's replicas have it.
+/// </example>
+/// <example>
+/// <code>Import-Csv users.csv | Set-ReplicationKey</code>
+/// Writes every row of a CSV file with columns Key and Value (and optionally ExpectedVersion), in batches of 500.
+/// </example>
+/// <example>
+/// <code>
+/// $k = Get-ReplicationKey user:2
+/// Set-ReplicationKey user:2 -Value bob -ExpectedVersion $k.Version
+/// </code>
+/// Compare-and-set: writes only if nobody changed user:2 since it was read, otherwise fails with VersionConflict.
+/// </example>
 [Cmdlet(VerbsCommon.Set, "ReplicationKey", DefaultParameterSetName = DefaultSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
 [OutputType(typeof(ReplicationKey))]
 public sealed class SetReplicationKeyCommand : KeyWriteCmdlet
 {
     public const string DefaultSet = "Default";
 
-    /// <summary>Non-empty, at most 1024 UTF-8 bytes (the engine checks; EmptyKey / KeyTooLong).</summary>
+    /// <summary>The key to write: non-empty, at most 1024 UTF-8 bytes (otherwise EmptyKey / KeyTooLong).</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = DefaultSet)]
     [AllowEmptyString]
     public string Key { get; set; } = string.Empty;
 
-    /// <summary>At most 1 MiB of UTF-8 (ValueTooLarge). May be empty.</summary>
+    /// <summary>The value to write: at most 1 MiB of UTF-8 (otherwise ValueTooLarge). May be empty.</summary>
     [Parameter(Mandatory = true, Position = 1, ValueFromPipelineByPropertyName = true, ParameterSetName = DefaultSet)]
     [AllowEmptyString]
     public string Value { get; set; } = string.Empty;
 
+    /// <summary>Write only if the key is at this version: 0 = the key must not exist yet, n = its
+    /// Version must be n. Otherwise the write fails with VersionConflict and nothing is written.</summary>
     [Parameter(ValueFromPipelineByPropertyName = true, ParameterSetName = DefaultSet)]
     [ValidateRange(0, long.MaxValue)]
     public long? ExpectedVersion { get; set; }

@@ -9,7 +9,8 @@ using Replication.Engine.Member;
 namespace Replication.PowerShell.Commands;
 
 /// <summary>
-/// Two uses. <c>-Id</c> (set Embedded): starts stopped nodes of an embedded cluster from their data
+/// Starts stopped nodes of an embedded cluster, or runs one node of a multi-process cluster in this
+/// process. <c>-Id</c> (set Embedded): starts stopped nodes of an embedded cluster from their data
 /// folders; each catches up from its shards' leaders in the background. <c>-Path -Listen</c> (set
 /// Process): runs ONE node of a multi-process cluster in this process: it founds a new cluster (no
 /// <c>-Join</c>, empty folder), joins one through any running node (<c>-Join</c>), or resumes the node its
@@ -17,6 +18,21 @@ namespace Replication.PowerShell.Commands;
 /// it; with <c>-Wait</c> the cmdlet serves until Ctrl+C, SIGTERM or Stop-ReplicationNode, then stops
 /// the node cleanly. Writes each node's status after the start.
 /// </summary>
+/// <example>
+/// <code>Start-ReplicationNode -Id 2</code>
+/// Restarts node 2 of the current embedded cluster from its data folder; it catches up from its shards' leaders.
+/// </example>
+/// <example>
+/// <code>
+/// $secret = Read-Host -AsSecureString 'Cluster secret'
+/// Start-ReplicationNode -Path ./data/node1 -Listen 127.0.0.1:7101 -ClusterSecret $secret -Wait -Verbose
+/// </code>
+/// Founds a new multi-process cluster with this process as its first node and serves until Ctrl+C, writing node events to the verbose stream.
+/// </example>
+/// <example>
+/// <code>Start-ReplicationNode -Path ./data/node2 -Listen 127.0.0.1:7102 -Join 127.0.0.1:7101 -ClusterSecret $secret -Wait</code>
+/// Runs a second node in another process and joins it to the cluster through the first node.
+/// </example>
 [Cmdlet(VerbsLifecycle.Start, "ReplicationNode", DefaultParameterSetName = EmbeddedSet)]
 [OutputType(typeof(ReplicationNode))]
 public sealed class StartReplicationNodeCommand : ClusterCmdlet
@@ -26,6 +42,7 @@ public sealed class StartReplicationNodeCommand : ClusterCmdlet
     /// <summary>Run one node of a multi-process cluster in this process.</summary>
     public const string ProcessSet = "Process";
 
+    /// <summary>Ids of the stopped nodes to start (set Embedded); binds the Id of piped node objects.</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = EmbeddedSet)]
     public int[] Id { get; set; } = Array.Empty<int>();
 

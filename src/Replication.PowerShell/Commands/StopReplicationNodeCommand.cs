@@ -8,12 +8,21 @@ namespace Replication.PowerShell.Commands;
 /// Stops nodes of an embedded cluster, cleanly or (-Kill) abruptly as a crash would. Shards the node
 /// led elect new leaders among the remaining voters. Writes each node's status after the stop.
 /// </summary>
+/// <example>
+/// <code>Get-ReplicationNode -Id 2 | Stop-ReplicationNode -Kill</code>
+/// Abandons node 2 at once, as a crash would; the shards it led elect new leaders.
+/// </example>
+/// <example>
+/// <code>Stop-ReplicationNode -Id 3 -Confirm:$false</code>
+/// Stops node 3 cleanly without prompting.
+/// </example>
 [Cmdlet(VerbsLifecycle.Stop, "ReplicationNode", DefaultParameterSetName = EmbeddedSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
 [OutputType(typeof(ReplicationNode))]
 public sealed class StopReplicationNodeCommand : ClusterCmdlet
 {
     public const string EmbeddedSet = "Embedded";
 
+    /// <summary>Ids of the nodes to stop; binds the Id of piped node objects.</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = EmbeddedSet)]
     public int[] Id { get; set; } = Array.Empty<int>();
 

@@ -10,6 +10,14 @@ namespace Replication.PowerShell.Commands;
 /// $true. A bad one gives a non-terminating BackupCorrupt error naming the file and, when its
 /// manifest is readable, the backup with Valid = $false and the Problem. No cluster needed.
 /// </summary>
+/// <example>
+/// <code>Test-ReplicationBackup -Path ./backups/b1</code>
+/// Verifies the backup's manifest checksum, every file's SHA-256 and the key counts; Valid is $true for a good backup.
+/// </example>
+/// <example>
+/// <code>Get-ChildItem ./backups -Directory | ForEach-Object FullName | Test-ReplicationBackup | Where-Object Valid -EQ $false</code>
+/// Checks every backup folder and lists the backups that failed, with their Problem.
+/// </example>
 [Cmdlet(VerbsDiagnostic.Test, "ReplicationBackup", DefaultParameterSetName = DefaultSet)]
 [OutputType(typeof(ReplicationBackup))]
 public sealed class TestReplicationBackupCommand : ReplicationCmdlet

@@ -5,11 +5,20 @@ using Replication.Engine.Cluster;
 namespace Replication.PowerShell.Commands;
 
 /// <summary>
-/// Compares each shard's running replicas at ONE applied index by Merkle tree and writes one
+/// Checks that the running replicas of each shard hold the same data. It compares them at ONE
+/// applied index by Merkle tree and writes one
 /// ReplicationConsistency per shard: Consistent, or Divergent with the key ranges (and, for small
 /// ranges, the exact keys) where a replica differs from the leader. A divergence is a result, not
 /// an error (a warning is written too); errors are for shards that could not be compared.
 /// </summary>
+/// <example>
+/// <code>Test-ReplicationConsistency</code>
+/// Compares the replicas of every shard of the current cluster and writes Consistent or Divergent per shard.
+/// </example>
+/// <example>
+/// <code>Test-ReplicationConsistency -Shard 0 | Select-Object -ExpandProperty DivergentRanges</code>
+/// Checks shard 0 and lists the key ranges where a replica differs from the leader.
+/// </example>
 [Cmdlet(VerbsDiagnostic.Test, "ReplicationConsistency", DefaultParameterSetName = DefaultSet)]
 [OutputType(typeof(ReplicationConsistency))]
 public sealed class TestReplicationConsistencyCommand : ClusterCmdlet

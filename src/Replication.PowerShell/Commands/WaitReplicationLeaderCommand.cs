@@ -9,6 +9,17 @@ namespace Replication.PowerShell.Commands;
 /// (default 30 s) it fails with a terminating QuorumUnavailable error: a runbook cannot go on
 /// without leaders.
 /// </summary>
+/// <example>
+/// <code>
+/// New-ReplicationCluster -Name demo
+/// Wait-ReplicationLeader
+/// </code>
+/// Waits until every shard of the new cluster has elected a leader, and returns the shards.
+/// </example>
+/// <example>
+/// <code>Wait-ReplicationLeader -Shard 2 -Timeout 00:00:05</code>
+/// Waits up to 5 seconds for shard 2 to have a leader.
+/// </example>
 [Cmdlet(VerbsLifecycle.Wait, "ReplicationLeader", DefaultParameterSetName = DefaultSet)]
 [OutputType(typeof(ReplicationShard))]
 public sealed class WaitReplicationLeaderCommand : ClusterCmdlet
@@ -20,6 +31,7 @@ public sealed class WaitReplicationLeaderCommand : ClusterCmdlet
     [ValidateRange(0, int.MaxValue)]
     public int? Shard { get; set; }
 
+    /// <summary>How long to wait for the leaders. Default 30 s; then a terminating QuorumUnavailable error.</summary>
     [Parameter(ParameterSetName = DefaultSet)]
     public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(30);
 
