@@ -4,7 +4,7 @@
 .DESCRIPTION
     Build  dotnet build of Replication.slnx (Release), then dotnet publish of the module to out/module
            (no runtime identifier: every platform's native SQLite ships under out/module/runtimes/),
-           then the module's MAML help from the cmdlets' XML doc comments (build/New-MamlHelp.ps1)
+           then the module's MAML help from the cmdlets' XML doc comments (module/New-MamlHelp.ps1)
            into en-US/ (beside Replication.psd1, where Get-Help looks) and out/module/en-US/.
     Test   Build, then the xunit engine tests and the Pester module tests (each in its own process;
            Pester in a fresh pwsh, because a loaded assembly cannot be unloaded). Prints one line
@@ -69,11 +69,11 @@ function Invoke-Build {
 
 function New-ModuleHelp {
     # Writes Replication.PowerShell.dll-Help.xml (MAML) from the cmdlets and their XML doc comments
-    # (build/New-MamlHelp.ps1), in a fresh pwsh because it imports the module. Get-Help looks for a
+    # (module/New-MamlHelp.ps1), in a fresh pwsh because it imports the module. Get-Help looks for a
     # binary module's help under the folder of the manifest it was imported through, not beside the
     # dll, so it goes to <root>/en-US (Import-Module ./Replication.psd1) and out/module/en-US (the dll).
-    $script = Join-Path $root 'build/New-MamlHelp.ps1'
-    Write-Host "> dotnet pwsh (fresh process) build/New-MamlHelp.ps1"
+    $script = Join-Path $root 'module/New-MamlHelp.ps1'
+    Write-Host "> dotnet pwsh (fresh process) module/New-MamlHelp.ps1"
     & dotnet pwsh -NoProfile -NonInteractive -File $script -Manifest (Join-Path $root 'Replication.psd1') `
         -DocumentationFile (Join-Path $moduleOut 'Replication.PowerShell.xml') | Out-Host
     if ($LASTEXITCODE -ne 0) { throw "New-MamlHelp.ps1 failed with exit code $LASTEXITCODE." }
