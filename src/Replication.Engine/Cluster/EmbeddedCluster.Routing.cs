@@ -21,23 +21,7 @@ public sealed partial class EmbeddedCluster
     {
         ThrowIfRemoved();
         var results = new WriteResult?[writes.Count];
-        var byShard = new Dictionary<int, List<int>>();
-        for (int i = 0; i < writes.Count; i++)
-        {
-            var w = writes[i];
-            try
-            {
-                KvLimits.Validate(w.Key, w.Value);
-            }
-            catch (InvalidKeyException ex)
-            {
-                results[i] = new WriteResult(w, null, false, ex);
-                continue;
-            }
-            int shard = _shardMap.ShardFor(w.Key);
-            if (!byShard.TryGetValue(shard, out var list)) byShard[shard] = list = new List<int>();
-            list.Add(i);
-        }
+        var byShard = WriteBatching.GroupByShard(writes, _shardMap, results);
         var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
         await Task.WhenAll(byShard.Select(kv => WriteShardAsync(kv.Key, kv.Value, writes, results, concern, timeout, deadline, cancellationToken))).ConfigureAwait(false);
         return results!;
@@ -46,7 +30,7 @@ public sealed partial class EmbeddedCluster
     private async Task WriteShardAsync(int shard, List<int> positions, IReadOnlyList<KeyWrite> writes, WriteResult?[] results,
         WriteConcern concern, TimeSpan timeout, long deadline, CancellationToken ct)
     {
-        var pending = CommandPacker.Pack(writes, positions);
+        var pending = WriteBatching.Pack(writes, positions);
         string why = "no leader was elected";
         while (pending.Count > 0)
         {

@@ -153,23 +153,7 @@ public sealed partial class ProcessNode
     {
         ThrowIfStopped();
         var results = new WriteResult?[writes.Count];
-        var byShard = new Dictionary<int, List<int>>();
-        for (int i = 0; i < writes.Count; i++)
-        {
-            var w = writes[i];
-            try
-            {
-                KvLimits.Validate(w.Key, w.Value);
-            }
-            catch (InvalidKeyException ex)
-            {
-                results[i] = new WriteResult(w, null, false, ex);
-                continue;
-            }
-            int shard = _shardMap.ShardFor(w.Key);
-            if (!byShard.TryGetValue(shard, out var list)) byShard[shard] = list = new List<int>();
-            list.Add(i);
-        }
+        var byShard = WriteBatching.GroupByShard(writes, _shardMap, results);
         var deadline = Deadline(timeout);
         await Task.WhenAll(byShard.Select(kv => WriteShardAsync(kv.Key, kv.Value, writes, results, concern, timeout, deadline, cancellationToken))).ConfigureAwait(false);
         return results!;
@@ -215,7 +199,7 @@ public sealed partial class ProcessNode
     {
         var deadline = Deadline(timeout);
         var results = new WriteResult?[writes.Length];
-        var pending = CommandPacker.Pack(writes, Enumerable.Range(0, writes.Length));
+        var pending = WriteBatching.Pack(writes, Enumerable.Range(0, writes.Length));
         while (pending.Count > 0)
         {
             var remaining = Remaining(deadline);

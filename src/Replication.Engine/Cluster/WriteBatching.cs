@@ -1,0 +1,76 @@
+using Replication.Engine.Ring;
+using Replication.Engine.Storage;
+
+namespace Replication.Engine.Cluster;
+
+/// <summary>
+/// How a batch of writes becomes proposals, for every router (embedded and process mode): invalid
+/// writes are answered at once and never proposed; the rest are grouped by shard, and each shard's
+/// writes are packed into state-machine commands (one Raft log entry each) of bounded size, so a big
+/// pipeline batch becomes a few entries of one proposal instead of one huge entry or thousands of
+/// tiny ones. Stateless, thread-safe.
+/// </summary>
+internal static class WriteBatching
+{
+    /// <summary>
+    /// Validates every write (an invalid one gets its <see cref="WriteResult"/> with an
+    /// <see cref="InvalidKeyException"/> in <paramref name="results"/> and is left out) and groups the
+    /// positions of the valid ones by shard, in input order.
+    /// </summary>
+    public static Dictionary<int, List<int>> GroupByShard(IReadOnlyList<KeyWrite> writes, ShardMap shards, WriteResult?[] results)
+    {
+        var byShard = new Dictionary<int, List<int>>();
+        for (int i = 0; i < writes.Count; i++)
+        {
+            var w = writes[i];
+            try
+            {
+                KvLimits.Validate(w.Key, w.Value);
+            }
+            catch (InvalidKeyException ex)
+            {
+                results[i] = new WriteResult(w, null, false, ex);
+                continue;
+            }
+            int shard = shards.ShardFor(w.Key);
+            if (!byShard.TryGetValue(shard, out var list)) byShard[shard] = list = new List<int>();
+            list.Add(i);
+        }
+        return byShard;
+    }
+
+    /// <summary>Largest encoded command per log entry (estimated from UTF-16 lengths, upper bound of UTF-8).</summary>
+    public const int MaxCommandBytes = 256 * 1024;
+    public const int MaxOpsPerCommand = 1000;
+
+    /// <summary>
+    /// The writes at <paramref name="positions"/> (indexes into <paramref name="writes"/>, kept in that
+    /// order), as commands; each command carries the positions of its writes so results map back.
+    /// </summary>
+    public static List<(int[] Positions, byte[] Command)> Pack(IReadOnlyList<KeyWrite> writes, IEnumerable<int> positions)
+    {
+        var chunks = new List<(int[], byte[])>();
+        var ops = new List<KvOp>();
+        var pos = new List<int>();
+        long bytes = 0;
+        foreach (int p in positions)
+        {
+            var w = writes[p];
+            long size = w.Key.Length * 3L + (w.Value?.Length ?? 0) * 3L + 32;
+            if (ops.Count > 0 && (bytes + size > MaxCommandBytes || ops.Count >= MaxOpsPerCommand)) Flush();
+            ops.Add(new KvOp(w.IsDelete ? KvOpType.Delete : KvOpType.Put, w.Key, w.Value, w.ExpectedVersion));
+            pos.Add(p);
+            bytes += size;
+        }
+        if (ops.Count > 0) Flush();
+        return chunks;
+
+        void Flush()
+        {
+            chunks.Add((pos.ToArray(), KvCommand.Encode(ops)));
+            ops.Clear();
+            pos.Clear();
+            bytes = 0;
+        }
+    }
+}
