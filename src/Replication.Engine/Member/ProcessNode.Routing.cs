@@ -291,17 +291,15 @@ public sealed partial class ProcessNode
     }
 
     /// <summary>
-    /// A page of the local replica's index scan. Each page walks the prefix from its start and skips to
-    /// <paramref name="after"/>: simple and stateless (any replica can serve the next page), at the cost of
-    /// re-reading skipped keys; fine for the page counts a shell scan produces.
+    /// A page of the local replica's index scan: the keys after <paramref name="after"/>, found by an
+    /// index seek. Stateless, so any replica can serve the next page.
     /// </summary>
     private (IReadOnlyList<ReplicationKey> Keys, bool More) ScanLocal(int shard, string prefix, string? after, int limit)
     {
         var keys = new List<ReplicationKey>(Math.Min(limit, 1024));
         bool more = false;
-        foreach (var k in _host.Store.Scan(shard, prefix))
+        foreach (var k in _host.Store.ScanAfter(shard, prefix, after))
         {
-            if (after is not null && KvStore.CompareKeys(k.Key, after) <= 0) continue;
             if (keys.Count == limit)
             {
                 more = true;

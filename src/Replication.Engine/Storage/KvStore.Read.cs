@@ -13,6 +13,8 @@ public sealed partial class KvStore
     internal const string ScanAllSql = "SELECT key, value, version, modified_index FROM kv WHERE shard = @shard ORDER BY key";
     internal const string ScanFromSql = "SELECT key, value, version, modified_index FROM kv WHERE shard = @shard AND key >= @lo ORDER BY key";
     internal const string ScanRangeSql = "SELECT key, value, version, modified_index FROM kv WHERE shard = @shard AND key >= @lo AND key < @hi ORDER BY key";
+    internal const string ScanAfterSql = "SELECT key, value, version, modified_index FROM kv WHERE shard = @shard AND key > @lo AND key < @hi ORDER BY key";
+    internal const string ScanAfterOpenSql = "SELECT key, value, version, modified_index FROM kv WHERE shard = @shard AND key > @lo ORDER BY key";
 
     /// <summary>The index of the last entry applied to <paramref name="shard"/>; 0 if none.</summary>
     public long AppliedIndex(int shard) => ReadApplied(shard).Index;
@@ -47,6 +49,20 @@ public sealed partial class KvStore
         KvLimits.ValidatePrefix(prefix); // eagerly, not at the first MoveNext
         ObjectDisposedException.ThrowIf(_disposed, this);
         return ScanCore(shard, prefix, PrefixUpperBound(prefix));
+    }
+
+    /// <summary>
+    /// Keys with <paramref name="prefix"/> that sort strictly after <paramref name="after"/> (a key with
+    /// the prefix, e.g. the last one of the previous page; null = from the start), in key order,
+    /// streaming. An index seek, so each page of a long paged scan reads only its own rows.
+    /// </summary>
+    public IEnumerable<StoredKey> ScanAfter(int shard, string prefix, string? after)
+    {
+        if (after is null) return Scan(shard, prefix);
+        KvLimits.ValidatePrefix(prefix);
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        string? upper = PrefixUpperBound(prefix);
+        return Query(shard, upper is null ? ScanAfterOpenSql : ScanAfterSql, after, upper);
     }
 
     /// <summary>Number of keys in the shard. Counts the shard's index range (O(keys)).</summary>
@@ -118,21 +134,20 @@ public sealed partial class KvStore
         return null;
     }
 
-    private IEnumerable<StoredKey> ScanCore(int shard, string prefix, string? upper)
+    private IEnumerable<StoredKey> ScanCore(int shard, string prefix, string? upper) =>
+        prefix.Length == 0
+            ? Query(shard, ScanAllSql, null, null)
+            : Query(shard, upper is null ? ScanFromSql : ScanRangeSql, prefix, upper);
+
+    /// <summary>Runs one of the scan statements (@lo, @hi bound when given) on its own reader, streaming.</summary>
+    private IEnumerable<StoredKey> Query(int shard, string sql, string? lo, string? hi)
     {
         using var conn = SqliteSetup.OpenReader(_readerConnectionString);
         using var cmd = conn.CreateCommand();
+        cmd.CommandText = sql;
         cmd.Parameters.AddWithValue("@shard", shard);
-        if (prefix.Length == 0)
-        {
-            cmd.CommandText = ScanAllSql;
-        }
-        else
-        {
-            cmd.CommandText = upper is null ? ScanFromSql : ScanRangeSql;
-            cmd.Parameters.AddWithValue("@lo", prefix);
-            if (upper is not null) cmd.Parameters.AddWithValue("@hi", upper);
-        }
+        if (lo is not null) cmd.Parameters.AddWithValue("@lo", lo);
+        if (hi is not null) cmd.Parameters.AddWithValue("@hi", hi);
         using var r = cmd.ExecuteReader();
         while (r.Read()) yield return new StoredKey(r.GetString(0), r.GetString(1), r.GetInt64(2), r.GetInt64(3));
     }

@@ -53,6 +53,25 @@ public sealed class KvStoreScanTests : IDisposable
         Assert.Equal(expected, actual);
     }
 
+    [Theory]
+    [InlineData("")]
+    [InlineData("a")]
+    [InlineData("\U0010FFFF")]
+    public void PagingWithScanAfterVisitsEveryKeyOnceInOrder(string prefix)
+    {
+        var all = _kv.Scan(1, prefix).Select(k => k.Key).ToList();
+        var paged = new List<string>();
+        string? after = null;
+        for (int page = 0; page <= all.Count; page++) // bounded: at least one key per page, or done
+        {
+            var keys = _kv.ScanAfter(1, prefix, after).Take(2).Select(k => k.Key).ToList();
+            if (keys.Count == 0) break;
+            paged.AddRange(keys);
+            after = keys[^1];
+        }
+        Assert.Equal(all, paged);
+    }
+
     [Fact]
     public void ScanCarriesValuesAndMetadata()
     {
@@ -105,6 +124,8 @@ public sealed class KvStoreScanTests : IDisposable
     [InlineData(KvStore.ScanAllSql, "(shard=?)")]
     [InlineData(KvStore.ScanFromSql, "(shard=? AND key>?)")]
     [InlineData(KvStore.ScanRangeSql, "(shard=? AND key>? AND key<?)")]
+    [InlineData(KvStore.ScanAfterSql, "(shard=? AND key>? AND key<?)")]
+    [InlineData(KvStore.ScanAfterOpenSql, "(shard=? AND key>?)")]
     public void ScanIsAnIndexRangeSearch(string sql, string constraint)
     {
         using var conn = TempFolder.Raw(_dir.File("state.db"));
