@@ -73,7 +73,7 @@ public sealed partial class EmbeddedCluster
                 for (int k = 0; k < chunk.Positions.Length; k++)
                 {
                     int pos = chunk.Positions[k];
-                    results[pos] = ToWriteResult(writes[pos], shard, outcome.Index, outcome.Results?[k]);
+                    results[pos] = WriteBatching.ToResult(writes[pos], shard, outcome.Index, outcome.Results?[k], Name);
                 }
             }
             pending = lost;
@@ -81,15 +81,6 @@ public sealed partial class EmbeddedCluster
         foreach (var chunk in pending)
             foreach (int pos in chunk.Positions)
                 results[pos] = new WriteResult(writes[pos], null, false, new QuorumUnavailableException(shard, timeout, why) { Target = writes[pos].Key });
-    }
-
-    private WriteResult ToWriteResult(KeyWrite w, int shard, long index, KvOpResult? r)
-    {
-        if (r is null) return new WriteResult(w, null, false, null); // WriteConcern.Leader: durable on the leader, not yet applied
-        if (!r.Applied)
-            return new WriteResult(w, null, r.Existed, new VersionConflictException(w.Key, w.ExpectedVersion, r.ActualVersion) { Target = w.Key });
-        var record = w.IsDelete ? null : new ReplicationKey(w.Key, w.Value!, r.Version, shard, index) { Cluster = Name };
-        return new WriteResult(w, record, r.Existed, null);
     }
 
 

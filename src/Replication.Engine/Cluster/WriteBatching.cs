@@ -73,4 +73,18 @@ internal static class WriteBatching
             bytes = 0;
         }
     }
+
+    /// <summary>
+    /// What a write's applied result means to its caller: the key as written (null for a delete), a
+    /// version conflict (nothing written), or, with no result (WriteConcern.Leader: durable on the
+    /// leader, not applied yet), success without a record.
+    /// </summary>
+    public static WriteResult ToResult(KeyWrite w, int shard, long index, KvOpResult? r, string cluster)
+    {
+        if (r is null) return new WriteResult(w, null, false, null);
+        if (!r.Applied)
+            return new WriteResult(w, null, r.Existed, new VersionConflictException(w.Key, w.ExpectedVersion, r.ActualVersion) { Target = w.Key });
+        var record = w.IsDelete ? null : new ReplicationKey(w.Key, w.Value!, r.Version, shard, index) { Cluster = cluster };
+        return new WriteResult(w, record, r.Existed, null);
+    }
 }
