@@ -173,6 +173,8 @@ public sealed partial class EmbeddedCluster
             File.Copy(System.IO.Path.Combine(backupPath, "raft.db"), System.IO.Path.Combine(folder, "raft.db"));
             File.Copy(System.IO.Path.Combine(backupPath, "state.db"), System.IO.Path.Combine(folder, "state.db"));
 
+            DropUncommittedTail(folder, hosted);
+
             // The node now holds less than it once acknowledged. Its leaders notice from its
             // heartbeat answers and probe it from what it has (RaftNode.Replication.cs), so it
             // catches up like any lagging replica.
@@ -182,6 +184,19 @@ public sealed partial class EmbeddedCluster
         {
             _admin.Release();
         }
+    }
+
+    /// <summary>
+    /// Cuts each shard's restored log back to the state machine's applied index. What the old copy
+    /// applied was committed, so it can never conflict with the group's log; entries after it may have
+    /// been overwritten since, and a leader that still remembers this node's old match would let it
+    /// commit them. Without them the node only ever commits entries it receives anew.
+    /// </summary>
+    private static void DropUncommittedTail(string folder, IEnumerable<int> shards)
+    {
+        using var log = new RaftLogStore(System.IO.Path.Combine(folder, "raft.db"));
+        using var kv = new KvStore(System.IO.Path.Combine(folder, "state.db"));
+        foreach (int s in shards) log.TruncateAfter(s, kv.AppliedIndex(s));
     }
 
     /// <summary>

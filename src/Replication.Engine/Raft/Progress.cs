@@ -89,11 +89,16 @@ internal sealed class Progress(long next, int maxInflight, long maxInflightBytes
         return updated;
     }
 
-    /// <summary>The follower reported holding only up to <paramref name="lastIndex"/> (below Match): start over from there.</summary>
+    /// <summary>
+    /// The follower reported holding only up to <paramref name="lastIndex"/> (below Match): nothing it
+    /// holds is known to match any more (its rolled-back tail may even conflict), so forget the match
+    /// and probe from just after its last entry; rejections then walk back as usual.
+    /// </summary>
     public void Regress(long lastIndex)
     {
-        Match = Math.Max(0, lastIndex);
+        Match = 0;
         BecomeProbe();
+        Next = Math.Max(1, lastIndex + 1);
     }
 
     /// <summary>Optimistic advance after sending entries up to <paramref name="lastIndex"/> in replicate state.</summary>

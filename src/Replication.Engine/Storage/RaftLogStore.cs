@@ -243,6 +243,22 @@ public sealed class RaftLogStore : IDisposable
         tx.Commit();
     }
 
+    /// <summary>
+    /// Discards the group's entries after <paramref name="index"/> (durable when it returns). For a
+    /// replica restored from an old copy: entries beyond its applied index are not known to be
+    /// committed and may conflict with what the group committed since, so they must go before the
+    /// node rejoins (a leader's heartbeat could otherwise commit them on that node).
+    /// </summary>
+    public void TruncateAfter(int group, long index)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        using var cmd = _conn.CreateCommand();
+        cmd.CommandText = "DELETE FROM raft_log WHERE grp = @grp AND idx > @idx";
+        cmd.Parameters.AddWithValue("@grp", group);
+        cmd.Parameters.AddWithValue("@idx", index);
+        cmd.ExecuteNonQuery();
+    }
+
     private int[] ParseIds(int group, string text)
     {
         if (text.Length == 0) return [];

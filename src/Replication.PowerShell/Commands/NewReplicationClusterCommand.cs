@@ -68,46 +68,24 @@ public sealed class NewReplicationClusterCommand : ReplicationCmdlet
 
     protected override void EndProcessing()
     {
-        var path = Path is null
-            ? System.IO.Path.Combine(System.IO.Path.GetTempPath(), "Replication", Name)
-            : SessionState.Path.GetUnresolvedProviderPathFromPSPath(Path);
+        var path = ClusterFolder(Name, Path);
 
         if (!ShouldProcess($"{Name} ({NodeCount} nodes, {ShardCount} shards, replication factor {ReplicationFactor}) in {path}", "Create and start embedded cluster"))
             return;
 
-        if (!ClusterRegistry.TryReserve(Name))
-            ThrowTerminatingError(NewErrorRecord(ErrorIds.ClusterNameInUse, ErrorCategory.ResourceExists,
-                $"A cluster named '{Name}' already exists in this session. Remove it, or choose another -Name.", Name));
-
-        ReplicationCluster cluster;
-        try
+        var options = new ClusterOptions
         {
-            var options = new ClusterOptions
-            {
-                Name = Name,
-                Path = path,
-                // Only what the user said: a reopened folder keeps its stored shape, and an explicit
-                // conflicting value is an error (ClusterPathMismatch) rather than a silent change.
-                NodeCount = Bound(nameof(NodeCount)) ? NodeCount : null,
-                ShardCount = Bound(nameof(ShardCount)) ? ShardCount : null,
-                ReplicationFactor = Bound(nameof(ReplicationFactor)) ? ReplicationFactor : null,
-                ClusterSecret = ClusterSecret is null ? null : SecretConverter.ToClusterSecret(ClusterSecret),
-            };
-            WriteVerbose($"Starting the nodes of cluster '{Name}' in {path}.");
-            cluster = new ReplicationCluster(Await(EmbeddedCluster.StartAsync(options, StopToken)));
-            ClusterRegistry.Register(cluster);
-        }
-        catch (ReplicationException e)
-        {
-            ClusterRegistry.ReleaseReservation(Name);
-            ThrowEngineError(e, Name);
-            return;
-        }
-        catch
-        {
-            ClusterRegistry.ReleaseReservation(Name);
-            throw;
-        }
+            Name = Name,
+            Path = path,
+            // Only what the user said: a reopened folder keeps its stored shape, and an explicit
+            // conflicting value is an error (ClusterPathMismatch) rather than a silent change.
+            NodeCount = Bound(nameof(NodeCount)) ? NodeCount : null,
+            ShardCount = Bound(nameof(ShardCount)) ? ShardCount : null,
+            ReplicationFactor = Bound(nameof(ReplicationFactor)) ? ReplicationFactor : null,
+            ClusterSecret = ClusterSecret is null ? null : SecretConverter.ToClusterSecret(ClusterSecret),
+        };
+        WriteVerbose($"Starting the nodes of cluster '{Name}' in {path}.");
+        var cluster = StartAndRegister(Name, () => Await(EmbeddedCluster.StartAsync(options, StopToken)), _ => Name);
         WriteObject(cluster);
     }
 

@@ -113,6 +113,41 @@ public abstract class ReplicationCmdlet : PSCmdlet, IDisposable
         }
     }
 
+    /// <summary>Where an embedded cluster keeps its data when no path is given: &lt;temp&gt;/Replication/&lt;name&gt;.</summary>
+    protected string ClusterFolder(string name, string? path) => path is null
+        ? System.IO.Path.Combine(System.IO.Path.GetTempPath(), "Replication", name)
+        : SessionState.Path.GetUnresolvedProviderPathFromPSPath(path);
+
+    /// <summary>
+    /// Reserves <paramref name="name"/> in the session (terminating ClusterNameInUse if taken), starts a
+    /// cluster with <paramref name="start"/> and registers it as the current one. On any failure the
+    /// name is released; an engine error becomes a terminating error whose target is
+    /// <paramref name="errorTarget"/>'s answer.
+    /// </summary>
+    protected ReplicationCluster StartAndRegister(string name, Func<IReplicationCluster> start, Func<ReplicationException, object?> errorTarget)
+    {
+        if (!ClusterRegistry.TryReserve(name))
+            ThrowTerminatingError(NewErrorRecord(ErrorIds.ClusterNameInUse, ErrorCategory.ResourceExists,
+                $"A cluster named '{name}' already exists in this session. Remove it, or choose another -Name.", name));
+        try
+        {
+            var cluster = new ReplicationCluster(start());
+            ClusterRegistry.Register(cluster);
+            return cluster;
+        }
+        catch (ReplicationException e)
+        {
+            ClusterRegistry.ReleaseReservation(name);
+            ThrowEngineError(e, errorTarget(e));
+            throw; // unreachable: ThrowEngineError throws
+        }
+        catch
+        {
+            ClusterRegistry.ReleaseReservation(name);
+            throw;
+        }
+    }
+
     private Exception Terminate(ErrorRecord record)
     {
         ThrowTerminatingError(record);

@@ -48,39 +48,21 @@ public sealed class RestoreReplicationClusterCommand : ReplicationCmdlet
     protected override void ProcessRecord()
     {
         string backup = SessionState.Path.GetUnresolvedProviderPathFromPSPath(Path);
-        string target = ClusterPath is null
-            ? System.IO.Path.Combine(System.IO.Path.GetTempPath(), "Replication", Name)
-            : SessionState.Path.GetUnresolvedProviderPathFromPSPath(ClusterPath);
+        string target = ClusterFolder(Name, ClusterPath);
         if (!ShouldProcess($"new cluster '{Name}' in {target} from backup {backup}", "Restore")) return;
-        if (!ClusterRegistry.TryReserve(Name))
-            ThrowTerminatingError(NewErrorRecord(ErrorIds.ClusterNameInUse, ErrorCategory.ResourceExists,
-                $"A cluster named '{Name}' already exists in this session. Remove it, or choose another -Name.", Name));
-        ReplicationCluster cluster;
-        try
+        var options = new ClusterOptions
         {
-            var options = new ClusterOptions
-            {
-                Name = Name,
-                Path = target,
-                NodeCount = MyInvocation.BoundParameters.ContainsKey(nameof(NodeCount)) ? NodeCount : null,
-            };
+            Name = Name,
+            Path = target,
+            NodeCount = MyInvocation.BoundParameters.ContainsKey(nameof(NodeCount)) ? NodeCount : null,
+        };
+        var cluster = StartAndRegister(Name, () =>
+        {
             var pump = new ProgressPump(activityId: 3);
             var task = EmbeddedCluster.RestoreAsync(backup, options, pump, StopToken);
             pump.WaitPumping(task, this);
-            cluster = new ReplicationCluster(Await(task));
-            ClusterRegistry.Register(cluster);
-        }
-        catch (ReplicationException e)
-        {
-            ClusterRegistry.ReleaseReservation(Name);
-            ThrowEngineError(e, e is BackupCorruptException c ? c.File : backup);
-            return;
-        }
-        catch
-        {
-            ClusterRegistry.ReleaseReservation(Name);
-            throw;
-        }
+            return Await(task);
+        }, e => e is BackupCorruptException c ? c.File : backup);
         WriteObject(cluster);
     }
 }

@@ -145,6 +145,19 @@ public sealed class RaftLogStoreTests : IDisposable
     }
 
     [Fact]
+    public void TruncateAfterDropsOnlyTheTailOfThatGroup()
+    {
+        using (var store = new RaftLogStore(DbPath))
+        {
+            store.Save([new GroupWrite(1, null, Range(1, 10, 1)), new GroupWrite(2, null, Range(1, 10, 1))]);
+            store.TruncateAfter(1, 6);
+        }
+        using var reopened = new RaftLogStore(DbPath);
+        AssertEntries(Range(1, 6, 1), reopened.Load(1).Entries);
+        AssertEntries(Range(1, 10, 1), reopened.Load(2).Entries);
+    }
+
+    [Fact]
     public void AGapAfterTheSnapshotIsDetected()
     {
         using (var store = new RaftLogStore(DbPath))
