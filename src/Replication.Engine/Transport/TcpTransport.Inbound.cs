@@ -86,8 +86,9 @@ public sealed partial class TcpTransport
         }
         catch (ProtocolException e)
         {
-            Interlocked.Increment(ref _counters.ConnectionsRejected);
+            // Log before counting: whoever waits on the counter may read the reason at once.
             Log($"closing connection from {remote}: {e.Message}");
+            Interlocked.Increment(ref _counters.ConnectionsRejected);
         }
         catch (Exception) when (ct.IsCancellationRequested)
         {
