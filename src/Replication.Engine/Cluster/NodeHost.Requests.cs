@@ -108,7 +108,7 @@ internal sealed partial class NodeHost
             if (!g.PendingByIndex.TryGetValue(e.Index, out var batch) || batch.Request.Concern != WriteConcern.Leader) continue;
             if (e.Term != batch.Term || e.Index != batch.LastIndex) continue;
             for (long i = batch.First; i <= batch.LastIndex; i++) g.PendingByIndex.Remove(i);
-            batch.Request.Completion.TrySetResult(Enumerable.Range(0, batch.Request.Commands.Count).Select(i => new ProposalOutcome(batch.First + i, null, Lost: false)).ToArray());
+            Acknowledge(batch.Request, Enumerable.Range(0, batch.Request.Commands.Count).Select(i => new ProposalOutcome(batch.First + i, null, Lost: false)).ToArray());
         }
     }
 
@@ -125,12 +125,24 @@ internal sealed partial class NodeHost
     }
 
     /// <summary>Records the outcome of one entry of a batch; completes the batch when it was the last.</summary>
-    private static void Resolve(GroupRuntime g, ProposalBatch batch, long index, ProposalOutcome outcome)
+    private void Resolve(GroupRuntime g, ProposalBatch batch, long index, ProposalOutcome outcome)
     {
         batch.Outcomes[(int)(index - batch.First)] = outcome;
         if (--batch.Remaining > 0) return;
         if (batch.Request.Concern == WriteConcern.All && batch.Outcomes.Any(o => !o!.Lost)) g.AwaitingAll.Add(batch);
-        else batch.Request.Completion.TrySetResult(batch.Outcomes!);
+        else Acknowledge(batch.Request, batch.Outcomes!);
+    }
+
+    /// <summary>Queues a write's answer; <see cref="ReleaseAcknowledgements"/> sends it once this loop
+    /// pass has published its status. Contract: when a caller sees its write acknowledged, the node's
+    /// <see cref="Status"/> already shows the commit and apply that acknowledged it.</summary>
+    private void Acknowledge(ProposeRequest request, IReadOnlyList<ProposalOutcome> outcomes) =>
+        _acknowledgements.Add((request, outcomes));
+
+    private void ReleaseAcknowledgements()
+    {
+        foreach (var (request, outcomes) in _acknowledgements) request.Completion.TrySetResult(outcomes);
+        _acknowledgements.Clear();
     }
 
     private void OnReadConfirmed(GroupRuntime g, ReadState rs)
@@ -169,7 +181,7 @@ internal sealed partial class NodeHost
                 g.AwaitingAll.RemoveAll(b =>
                 {
                     if (applied.Count == 0 || g.Core.Voters.Any(v => !applied.TryGetValue(v, out long a) || a < b.LastIndex)) return false;
-                    b.Request.Completion.TrySetResult(b.Outcomes!);
+                    Acknowledge(b.Request, b.Outcomes!);
                     return true;
                 });
             }
@@ -191,6 +203,9 @@ internal sealed partial class NodeHost
             }
         }
         FailCaptures(reason);
+        // Answers not yet released are ambiguous to their callers now, like any write cut by a crash.
+        foreach (var (request, _) in _acknowledgements) request.Completion.TrySetException(reason);
+        _acknowledgements.Clear();
         foreach (var g in _groups.Values)
         {
             foreach (var b in g.PendingByIndex.Values.Concat(g.AwaitingAll)) b.Request.Completion.TrySetException(reason);

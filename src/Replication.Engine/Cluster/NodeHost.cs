@@ -24,6 +24,7 @@ internal sealed partial class NodeHost : IAsyncDisposable
     private readonly NodeHostOptions _options;
     private readonly Dictionary<int, GroupRuntime> _groups = new();
     private readonly ConcurrentQueue<object> _inbox = new();
+    private readonly List<(ProposeRequest Request, IReadOnlyList<ProposalOutcome> Outcomes)> _acknowledgements = new(); // loop thread only
     private readonly AutoResetEvent _wake = new(false);
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private RaftLogStore? _logStore;
@@ -163,6 +164,7 @@ internal sealed partial class NodeHost : IAsyncDisposable
                 MaybeCompact();
                 ExpireSnapshotTransfers();
                 PublishStatus();
+                ReleaseAcknowledgements();
             }
         }
         catch (Exception ex) when (!_killed)

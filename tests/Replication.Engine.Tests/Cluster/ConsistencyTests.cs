@@ -57,8 +57,8 @@ public sealed class ConsistencyTests
         var results = await f.Cluster.WriteAsync(writes, WriteConcern.Majority, ClusterFixture.Bound, None);
         Assert.All(results, r => Assert.Null(r.Error));
         var victim = results[137].Record!;
-        var shard = f.Cluster.GetShards()[victim.Shard];
-        int follower = shard.Voters.First(v => v != shard.Leader);
+        int leader = f.LeaderOf(victim.Shard);
+        int follower = f.Cluster.GetShards()[victim.Shard].Voters.First(v => v != leader);
         ClusterFixture.Eventually(() => f.Cluster.GetNodes().All(n => n.LagEntries == 0), "replicas caught up");
 
         // Tamper with one row of one follower's state.db through a raw connection.
@@ -82,7 +82,7 @@ public sealed class ConsistencyTests
         Assert.True(range.EndKey is null || KvStore.CompareKeys(victim.Key, range.EndKey) < 0);
         Assert.True(range.StartKey is not null || range.EndKey is not null, "the range is narrower than the whole shard");
         var roots = check.Replicas.ToDictionary(r => r.Node, r => r.MerkleRoot);
-        Assert.NotEqual(roots[shard.Leader], roots[follower]);
+        Assert.NotEqual(roots[leader], roots[follower]);
         Assert.Equal(2, check.Replicas.Select(r => r.MerkleRoot).Distinct().Count());
 
         // The other shard is untouched.
