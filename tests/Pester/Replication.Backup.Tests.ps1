@@ -136,7 +136,8 @@ Describe 'Cold backup of a node' {
     BeforeAll {
         $cluster = New-ReplicationCluster -Name 'cold' -Path (Join-Path $TestDrive 'cold')
         Wait-ReplicationLeader -Cluster $cluster -Timeout 00:00:30 | Out-Null
-        1..100 | ForEach-Object { [pscustomobject]@{ Key = "c:$_"; Value = "$_" } } | Set-ReplicationKey -Cluster $cluster
+        # WriteConcern All: node 2 has applied every key before its cold backup (a majority ack need not wait for it).
+        1..100 | ForEach-Object { [pscustomobject]@{ Key = "c:$_"; Value = "$_" } } | Set-ReplicationKey -Cluster $cluster -WriteConcern All
     }
     AfterAll { Get-ReplicationCluster | Where-Object Name -In 'cold', 'coldrestored' | Remove-ReplicationCluster -DeleteData -Confirm:$false }
 

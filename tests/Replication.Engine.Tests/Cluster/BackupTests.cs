@@ -135,7 +135,7 @@ public sealed class BackupTests
         using var dir = new TempFolder();
         var acked = new List<ReplicationKey>();
         await WriteBatchAsync(f, acked, 0, 150);
-        int node = f.Cluster.GetShards()[0].Leader; // the hardest case: it leads a shard
+        int node = f.LeaderOf(0); // the hardest case: it leads a shard
 
         using var stop = new CancellationTokenSource();
         int failures = 0;

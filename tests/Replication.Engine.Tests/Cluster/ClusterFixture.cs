@@ -53,6 +53,17 @@ internal sealed class ClusterFixture : IAsyncDisposable
         if (!SpinWait.SpinUntil(condition, Bound)) throw new Xunit.Sdk.XunitException($"Timed out after {Bound.TotalSeconds} s waiting for: {what}");
     }
 
+    /// <summary>The current leader of <paramref name="shard"/>. A leader can step down for a moment on a
+    /// loaded machine (check-quorum after a slow fsync), when the shard shows no leader (0): wait it out.</summary>
+    public static int LeaderOf(EmbeddedCluster cluster, int shard)
+    {
+        int leader = 0;
+        Eventually(() => (leader = cluster.GetShards()[shard].Leader) != 0, $"shard {shard} has a leader");
+        return leader;
+    }
+
+    public int LeaderOf(int shard) => LeaderOf(Cluster, shard);
+
     public async ValueTask DisposeAsync()
     {
         if (Cluster.IsRunning) await Cluster.RemoveAsync(deleteData: true);

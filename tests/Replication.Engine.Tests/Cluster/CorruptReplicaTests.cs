@@ -52,7 +52,7 @@ public sealed class CorruptReplicaTests
             return nodes.All(n => n.State == NodeState.Running && n.LagEntries == 0) && nodes.Select(n => n.AppliedIndex).Distinct().Count() == 1;
         }, "the rebuilt node caught up");
         var rebuilt = f.Cluster.Host(3)!.Store.Scan(0, "").Select(k => (k.Key, k.Value, k.Version)).ToList();
-        var leader = f.Cluster.Host(f.Cluster.GetShards()[0].Leader)!.Store.Scan(0, "").Select(k => (k.Key, k.Value, k.Version)).ToList();
+        var leader = f.Cluster.Host(f.LeaderOf(0))!.Store.Scan(0, "").Select(k => (k.Key, k.Value, k.Version)).ToList();
         Assert.Equal(leader, rebuilt);
         Assert.Equal(21, rebuilt.Count);
     }

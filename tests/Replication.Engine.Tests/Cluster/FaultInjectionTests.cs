@@ -36,7 +36,7 @@ public sealed class FaultInjectionTests
         try
         {
             await cluster.WaitForLeadersAsync(null, ClusterFixture.Bound, None);
-            int victim = cluster.GetShards()[0].Leader; // the leader: it is the one acknowledging
+            int victim = ClusterFixture.LeaderOf(cluster, 0); // the leader: it is the one acknowledging
             var armed = storages[victim];
             armed.Arm(fault, countdown: 5);
 

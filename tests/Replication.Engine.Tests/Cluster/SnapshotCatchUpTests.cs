@@ -44,7 +44,7 @@ public sealed class SnapshotCatchUpTests
 
         await f.Cluster.StartNodeAsync(3, None);
         ClusterFixture.Eventually(() => CaughtUp(f, 3), "node 3 caught up from a snapshot");
-        int leader = f.Cluster.GetShards()[0].Leader;
+        int leader = f.LeaderOf(0);
         Assert.Equal(LocalKeys(f, leader, 0), LocalKeys(f, 3, 0));
         Assert.Equal(170, LocalKeys(f, 3, 0).Count);
 
@@ -53,7 +53,7 @@ public sealed class SnapshotCatchUpTests
         await f.Cluster.StartNodeAsync(3, None);
         await WriteManyEntries(f, 170, 10);
         ClusterFixture.Eventually(() => CaughtUp(f, 3), "node 3 caught up after its restart");
-        Assert.Equal(LocalKeys(f, f.Cluster.GetShards()[0].Leader, 0), LocalKeys(f, 3, 0));
+        Assert.Equal(LocalKeys(f, f.LeaderOf(0), 0), LocalKeys(f, 3, 0));
     }
 
     [Fact]
@@ -76,7 +76,7 @@ public sealed class SnapshotCatchUpTests
 
         await f.Cluster.StartNodeAsync(3, None);
         ClusterFixture.Eventually(() => CaughtUp(f, 3), "node 3 caught up after the interrupted transfer");
-        Assert.Equal(LocalKeys(f, f.Cluster.GetShards()[0].Leader, 0), LocalKeys(f, 3, 0));
+        Assert.Equal(LocalKeys(f, f.LeaderOf(0), 0), LocalKeys(f, 3, 0));
         Assert.Equal(3060, LocalKeys(f, 3, 0).Count);
     }
 }

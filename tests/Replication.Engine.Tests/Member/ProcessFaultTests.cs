@@ -24,6 +24,8 @@ public sealed class ProcessFaultTests(ITestOutputHelper output)
 {
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(45);
     private static readonly TimeSpan OpTimeout = TimeSpan.FromSeconds(3);
+    /// <summary>For the few writes the test requires to succeed: the router retries them until this deadline.</summary>
+    private static readonly TimeSpan MustSucceed = TimeSpan.FromSeconds(15);
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private readonly ConcurrentBag<HistoryOp> _history = new();
     private int _nextOp;
@@ -33,9 +35,17 @@ public sealed class ProcessFaultTests(ITestOutputHelper output)
         try { output.WriteLine($"{_clock.Elapsed.TotalSeconds,7:0.000} {line}"); } catch (InvalidOperationException) { }
     }
 
-    private static async Task<RemoteCluster> ConnectAsync(IEnumerable<string> endpoints) =>
+    private static async Task<RemoteCluster> ConnectAsync(IEnumerable<string> endpoints, double connectSeconds = 1) =>
         await RemoteCluster.ConnectAsync(endpoints.ToArray(), ClusterSecret.FromString(NodeProcesses.Secret),
-            options: new RemoteClusterOptions { ConnectTimeout = TimeSpan.FromSeconds(1) });
+            options: new RemoteClusterOptions { ConnectTimeout = TimeSpan.FromSeconds(connectSeconds) });
+
+    /// <summary>The shard's current leader; a shard shows none (0) for a moment during an election.</summary>
+    private static async Task<ReplicationShard> WithLeaderAsync(RemoteCluster cluster, int shard)
+    {
+        ReplicationShard? status = null;
+        await WaitUntil(() => Task.FromResult((status = cluster.GetShards()[shard]).Leader != 0), $"shard {shard} has a leader");
+        return status!;
+    }
 
     private static async Task WaitUntil(Func<Task<bool>> condition, string what)
     {
@@ -74,8 +84,7 @@ public sealed class ProcessFaultTests(ITestOutputHelper output)
         var clients = Enumerable.Range(0, 3).Select(c => Task.Run(() => ClientLoopAsync(c, procs.Endpoints.ToArray(), stopClients.Token))).ToArray();
         await WaitUntil(() => Task.FromResult(_history.Count(o => o.Status == OpStatus.Ok) >= 60), "clients made progress");
 
-        int victim = admin.GetShards()[0].Leader;
-        Assert.NotEqual(0, victim);
+        int victim = (await WithLeaderAsync(admin, 0)).Leader;
         string probeKey = Enumerable.Range(0, 1000).Select(i => $"probe-{i}").First(k => shardMap.ShardFor(k) == 0);
         await using var prober = await ConnectAsync(procs.Endpoints.Where(e => e != procs.EndpointOf(slotOf[victim])).Concat(new[] { procs.EndpointOf(slotOf[victim]) }));
         Log($"SIGKILL node {victim} (leader of shard 0), pid {procs.Pid(slotOf[victim])}");
@@ -107,12 +116,12 @@ public sealed class ProcessFaultTests(ITestOutputHelper output)
         await Task.WhenAll(clients);
 
         // ---- phase 2: SIGSTOP the leader of shard 0 until another node leads it, write, SIGCONT, read through it ----
-        var before = admin.GetShards()[0];
+        var before = await WithLeaderAsync(admin, 0);
         int paused = before.Leader;
         string pausedEndpoint = procs.EndpointOf(slotOf[paused]);
         await using var others = await ConnectAsync(procs.Endpoints.Where(e => e != pausedEndpoint));
         var oldValue = await Record(0, new KvInput(KvOpKind.Put, probeKey, "before-pause"),
-            () => others.WriteAsync(new[] { new KeyWrite(probeKey, "before-pause") }, WriteConcern.Majority, OpTimeout, CancellationToken.None));
+            () => others.WriteAsync(new[] { new KeyWrite(probeKey, "before-pause") }, WriteConcern.Majority, MustSucceed, CancellationToken.None));
         Log($"SIGSTOP node {paused} (leader of shard 0 in term {before.Term})");
         procs.Signal(slotOf[paused], "STOP");
         try
@@ -125,7 +134,7 @@ public sealed class ProcessFaultTests(ITestOutputHelper output)
             }, "a new leader of shard 0 while the old one is paused");
             Log($"new leader of shard 0: node {others.GetShards()[0].Leader}");
             var put = await Record(0, new KvInput(KvOpKind.Put, probeKey, "during-pause"),
-                () => others.WriteAsync(new[] { new KeyWrite(probeKey, "during-pause") }, WriteConcern.Majority, OpTimeout, CancellationToken.None));
+                () => others.WriteAsync(new[] { new KeyWrite(probeKey, "during-pause") }, WriteConcern.Majority, MustSucceed, CancellationToken.None));
             Assert.Null(put[0].Error);
         }
         finally
@@ -135,7 +144,7 @@ public sealed class ProcessFaultTests(ITestOutputHelper output)
         }
         // Straight after the resume, the deposed leader still believes it leads until it hears the new term:
         // a linearizable read through it must not return the value from before the pause.
-        await using var viaPaused = await ConnectAsync(new[] { pausedEndpoint });
+        await using var viaPaused = await ConnectAsync(new[] { pausedEndpoint }, connectSeconds: 10); // a resumed process may answer slowly
         for (int i = 0; i < 20; i++)
         {
             var invoke = Ticks(_clock.Elapsed);
