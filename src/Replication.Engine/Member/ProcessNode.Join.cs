@@ -29,7 +29,7 @@ public sealed partial class ProcessNode
             var remaining = Remaining(deadline);
             if (remaining <= TimeSpan.Zero)
                 throw new EndpointUnreachableException($"Could not join through {seed} within {options.JoinTimeout.TotalSeconds:0.#} s: {why}") { Target = seed };
-            ClientConnection connection;
+            ClientConnection? connection = null;
             try
             {
                 connection = await ClientConnection.ConnectAsync(seed, options.Secret, identity.ClusterId, PeerClients.ConnectTimeout, ct).ConfigureAwait(false);
@@ -38,31 +38,39 @@ public sealed partial class ProcessNode
             {
                 throw new AuthenticationFailedException($"Join refused: the node at {seed} and this node do not share the cluster secret.") { Target = e.Target ?? seed };
             }
-            catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or ProtocolException
-                || (e is OperationCanceledException && !ct.IsCancellationRequested))
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
             {
-                // An unreachable seed is not retried: the operator gave a wrong endpoint or started it too early.
-                throw new EndpointUnreachableException($"Join refused: the seed node {seed} did not answer ({(e is OperationCanceledException ? "no answer in time" : e.Message)}).") { Target = seed };
+                // The seed is there but slow to finish the handshake (a loaded machine, a process
+                // still starting): ask again until the join deadline.
+                why = $"the seed node {seed} did not complete the handshake in {PeerClients.ConnectTimeout.TotalSeconds:0.#} s";
             }
-            await using (connection.ConfigureAwait(false))
+            catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or ProtocolException)
             {
-                try
+                // A refused or broken connection is not retried: the operator gave a wrong endpoint or started it too early.
+                throw new EndpointUnreachableException($"Join refused: the seed node {seed} did not answer ({e.Message}).") { Target = seed };
+            }
+            if (connection is not null)
+            {
+                await using (connection.ConfigureAwait(false))
                 {
-                    var response = await connection.SendAsync(id => new JoinRequest(id, options.Listen, identity.JoinToken), remaining, new SentFlag<bool>(false), ct).ConfigureAwait(false);
-                    if (response is JoinResponse joined) return (joined.NodeId, joined.ClusterId, joined.Metadata);
-                    if (response is ErrorResponse error)
+                    try
                     {
-                        if (error.Error.Kind is not (ReplicationErrorKind.Unavailable or ReplicationErrorKind.Timeout)) throw error.Error.ToException();
-                        why = error.Error.Message; // no metadata leader yet: ask again
+                        var response = await connection.SendAsync(id => new JoinRequest(id, options.Listen, identity.JoinToken), remaining, new SentFlag<bool>(false), ct).ConfigureAwait(false);
+                        if (response is JoinResponse joined) return (joined.NodeId, joined.ClusterId, joined.Metadata);
+                        if (response is ErrorResponse error)
+                        {
+                            if (error.Error.Kind is not (ReplicationErrorKind.Unavailable or ReplicationErrorKind.Timeout)) throw error.Error.ToException();
+                            why = error.Error.Message; // no metadata leader yet: ask again
+                        }
                     }
-                }
-                catch (ConnectionLostException)
-                {
-                    why = $"the connection to {seed} was lost";
-                }
-                catch (TimeoutException)
-                {
-                    why = $"{seed} did not answer";
+                    catch (ConnectionLostException)
+                    {
+                        why = $"the connection to {seed} was lost";
+                    }
+                    catch (TimeoutException)
+                    {
+                        why = $"{seed} did not answer";
+                    }
                 }
             }
             await Task.Delay(RetryBackoff * 10, ct).ConfigureAwait(false);
