@@ -130,6 +130,45 @@ Describe 'Data survives Remove-ReplicationCluster without -DeleteData' {
     }
 }
 
+Describe 'A data folder has one owner' {
+    It 'refuses a second process opening an in-use cluster folder or node folder; the first keeps running and loses nothing' {
+        $clusterPath = Join-Path $TestDrive 'owned'
+        $owner = New-ReplicationCluster -Name 'owned' -Path $clusterPath
+        $secret = ConvertTo-SecureString 'owned-secret' -AsPlainText -Force
+        $probe = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0)
+        $probe.Start(); $port = $probe.LocalEndpoint.Port; $probe.Stop()
+        $nodePath = Join-Path $TestDrive 'owned-node'
+        $node = Start-ReplicationNode -Path $nodePath -Listen "127.0.0.1:$port" -ClusterSecret $secret -Name 'owned-node'
+        try {
+            1..100 | ForEach-Object { [pscustomobject]@{ Key = "owned:$_"; Value = "v$_" } } | Set-ReplicationKey -Cluster $owner
+            # A second pwsh process tries both folders while this one holds them.
+            $child = @"
+Import-Module '$Manifest'
+`$ErrorActionPreference = 'Stop'
+try { New-ReplicationCluster -Name second -Path '$clusterPath' | Out-Null; 'cluster:opened' } catch { 'cluster:' + `$_.FullyQualifiedErrorId.Split(',')[0] + ':' + `$_.Exception.Message }
+`$s = ConvertTo-SecureString 'owned-secret' -AsPlainText -Force
+try { Start-ReplicationNode -Path '$nodePath' -Listen 127.0.0.1:1 -ClusterSecret `$s | Out-Null; 'node:opened' } catch { 'node:' + `$_.FullyQualifiedErrorId.Split(',')[0] + ':' + `$_.Exception.Message }
+"@
+            Push-Location $RepoRoot
+            try { $answers = & dotnet pwsh -NoProfile -NonInteractive -Command $child } finally { Pop-Location }
+            $cluster = $answers | Where-Object { $_ -like 'cluster:*' }
+            $nodeAnswer = $answers | Where-Object { $_ -like 'node:*' }
+            $cluster | Should -BeLike 'cluster:DataPathInUse:*'
+            $cluster | Should -BeLike "*process $PID*"
+            $nodeAnswer | Should -BeLike 'node:DataPathInUse:*'
+            # The owner goes on: every key is there, more writes succeed, the replicas agree.
+            Set-ReplicationKey -Cluster $owner -Key 'owned:after' -Value 'yes'
+            @(Get-ReplicationKey -Cluster $owner -Prefix 'owned:').Count | Should -Be 101
+            Test-ReplicationConsistency -Cluster $owner | ForEach-Object { $_.Status | Should -Be 'Consistent' }
+            (Get-ReplicationNode -Cluster $node).State | Should -Be 'Running'
+        }
+        finally {
+            Remove-ReplicationCluster -Cluster $owner -DeleteData -Confirm:$false
+            Remove-ReplicationCluster -Cluster 'owned-node' -DeleteData -Confirm:$false
+        }
+    }
+}
+
 Describe 'No cluster in the session' {
     BeforeAll { Remove-AllReplicationClusters }
 

@@ -18,11 +18,15 @@ public sealed partial class EmbeddedCluster : IReplicationCluster
     private readonly SemaphoreSlim _admin = new(1, 1);
     private readonly ShardMap _shardMap;
     private readonly Placement _placement;
+    private readonly Storage.FolderLock _folderLock; // the cluster folder's, held until removed
+    private readonly Storage.FolderLock?[] _nodeLocks; // each running node's folder
     private volatile bool _removed;
 
-    private EmbeddedCluster(ClusterOptions options, ClusterManifest manifest)
+    private EmbeddedCluster(ClusterOptions options, ClusterManifest manifest, Storage.FolderLock folderLock)
     {
         _options = options;
+        _folderLock = folderLock;
+        _nodeLocks = new Storage.FolderLock?[manifest.NodeCount];
         _manifest = manifest;
         _nodes = new NodeHost?[manifest.NodeCount];
         _shardMap = new ShardMap(manifest.ShardCount);
@@ -45,8 +49,20 @@ public sealed partial class EmbeddedCluster : IReplicationCluster
     /// </summary>
     public static async Task<EmbeddedCluster> StartAsync(ClusterOptions options, CancellationToken cancellationToken)
     {
-        var manifest = LoadOrCreateManifest(options);
-        var cluster = new EmbeddedCluster(options, manifest);
+        if (string.IsNullOrWhiteSpace(options.Path)) throw new ClusterOptionsException(ClusterOptionsException.Invalid, "A cluster needs a data folder.");
+        // One owner per folder: refused before anything in it is read or written.
+        var folderLock = Storage.FolderLock.Acquire(options.Path, ClusterLockFile);
+        EmbeddedCluster cluster;
+        try
+        {
+            cluster = new EmbeddedCluster(options, LoadOrCreateManifest(options), folderLock);
+        }
+        catch
+        {
+            folderLock.Dispose();
+            throw;
+        }
+        var manifest = cluster._manifest;
         try
         {
             StorageCorruptException? corrupt = null;
@@ -72,6 +88,10 @@ public sealed partial class EmbeddedCluster : IReplicationCluster
         }
         return cluster;
     }
+
+    /// <summary>The lock file of a cluster folder (<see cref="Storage.FolderLock"/>); a node folder's is <see cref="NodeLockFile"/>.</summary>
+    internal const string ClusterLockFile = "cluster.lock";
+    internal const string NodeLockFile = "node.lock";
 
     private static ClusterManifest LoadOrCreateManifest(ClusterOptions o)
     {
@@ -155,6 +175,7 @@ public sealed partial class EmbeddedCluster : IReplicationCluster
             _nodes[id - 1] = null;
             await existing.StopAsync(kill: false).ConfigureAwait(false);
         }
+        _nodeLocks[id - 1] ??= Storage.FolderLock.Acquire(NodeOptions(id).DataPath, NodeLockFile);
         var host = new NodeHost(NodeOptions(id));
         int port = _manifest.Ports.TryGetValue(id.ToString(), out int p) ? p : 0;
         _startFailures.TryRemove(id, out _);
@@ -212,6 +233,7 @@ public sealed partial class EmbeddedCluster : IReplicationCluster
             if (host is null) return; // already stopped: stopping is idempotent
             _nodes[id - 1] = null;
             await host.StopAsync(kill).ConfigureAwait(false);
+            ReleaseNodeLock(id);
         }
         finally
         {
@@ -230,7 +252,9 @@ public sealed partial class EmbeddedCluster : IReplicationCluster
                 var host = _nodes[i];
                 _nodes[i] = null;
                 if (host is not null) await host.StopAsync(kill: false).ConfigureAwait(false);
+                ReleaseNodeLock(i + 1);
             }
+            _folderLock.Dispose();
             if (deleteData && Directory.Exists(_options.Path))
             {
                 Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
@@ -244,6 +268,12 @@ public sealed partial class EmbeddedCluster : IReplicationCluster
     }
 
     public ValueTask DisposeAsync() => _removed ? ValueTask.CompletedTask : new(RemoveAsync(deleteData: false));
+
+    private void ReleaseNodeLock(int id)
+    {
+        _nodeLocks[id - 1]?.Dispose();
+        _nodeLocks[id - 1] = null;
+    }
 
     private void ThrowIfRemoved()
     {

@@ -38,14 +38,16 @@ public sealed partial class ProcessNode : IReplicationCluster, IClientRequestHan
     private readonly CancellationTokenSource _background = new();
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly string _listenText;
+    private readonly Storage.FolderLock _folderLock; // held for the node's whole life
     private volatile ClusterMetadata _metadata;
     private Task _controlLoop = Task.CompletedTask;
     private Task _statusLoop = Task.CompletedTask;
     private int _stopping;
 
-    private ProcessNode(ProcessNodeOptions options, NodeIdentity identity, ClusterMetadata metadata, IPEndPoint listen)
+    private ProcessNode(ProcessNodeOptions options, NodeIdentity identity, ClusterMetadata metadata, IPEndPoint listen, Storage.FolderLock folderLock)
     {
         _options = options;
+        _folderLock = folderLock;
         _identity = identity;
         _secret = options.Secret;
         _metadata = metadata;
@@ -104,47 +106,56 @@ public sealed partial class ProcessNode : IReplicationCluster, IClientRequestHan
         if (options.Join is not null) ParseEndpoint(options.Join, "-Join");
         string path = System.IO.Path.GetFullPath(options.Path);
         options = options with { Path = path };
-        Directory.CreateDirectory(path);
-        if (File.Exists(System.IO.Path.Combine(path, ClusterManifest.FileName)))
-            throw new NodePathInUseException($"'{path}' holds an embedded cluster (cluster.json), not a node of a multi-process cluster. Give another -Path.") { Target = path };
+        // One owner per folder: a second opener is refused before anything in the folder is read or written.
+        var folderLock = Storage.FolderLock.Acquire(path, Cluster.EmbeddedCluster.NodeLockFile);
+        ProcessNode node;
+        try
+        {
+            if (File.Exists(System.IO.Path.Combine(path, ClusterManifest.FileName)))
+                throw new NodePathInUseException($"'{path}' holds an embedded cluster (cluster.json), not a node of a multi-process cluster. Give another -Path.") { Target = path };
 
-        var identity = NodeIdentity.TryLoad(path);
-        ClusterMetadata? joined = null;
-        if (identity is { NodeId: > 0 })
-        {
-            if (options.Join is { } seed) await CheckSeedClusterAsync(seed, options.Secret, identity, path, cancellationToken).ConfigureAwait(false);
-        }
-        else if (options.Join is null)
-        {
-            if (identity is not null)
-                throw new NodePathInUseException($"'{path}' holds a node whose join did not complete; start it again with -Join.") { Target = path };
-            if (File.Exists(System.IO.Path.Combine(path, "raft.db")) || File.Exists(System.IO.Path.Combine(path, "state.db")))
-                throw new NodePathInUseException($"'{path}' holds Replication data but no node.json; it is not a node this version can resume. Give an empty -Path.") { Target = path };
-            CheckRange(options.ShardCount, 1, ClusterOptions.MaxShardCount, "ShardCount");
-            CheckRange(options.ReplicationFactor, 1, ClusterOptions.MaxNodeCount, "ReplicationFactor");
-            var clusterId = Guid.NewGuid();
-            identity = new NodeIdentity
+            var identity = NodeIdentity.TryLoad(path);
+            ClusterMetadata? joined = null;
+            if (identity is { NodeId: > 0 })
             {
-                NodeId = 1,
-                ClusterId = clusterId,
-                JoinToken = Guid.NewGuid(),
-                Cluster = new ClusterInfo(clusterId, options.Name, options.ShardCount, options.ReplicationFactor, DateTimeOffset.UtcNow),
-            };
-            ProbeListen(listen);
-            identity.Save(path);
+                if (options.Join is { } seed) await CheckSeedClusterAsync(seed, options.Secret, identity, path, cancellationToken).ConfigureAwait(false);
+            }
+            else if (options.Join is null)
+            {
+                if (identity is not null)
+                    throw new NodePathInUseException($"'{path}' holds a node whose join did not complete; start it again with -Join.") { Target = path };
+                if (File.Exists(System.IO.Path.Combine(path, "raft.db")) || File.Exists(System.IO.Path.Combine(path, "state.db")))
+                    throw new NodePathInUseException($"'{path}' holds Replication data but no node.json; it is not a node this version can resume. Give an empty -Path.") { Target = path };
+                CheckRange(options.ShardCount, 1, ClusterOptions.MaxShardCount, "ShardCount");
+                CheckRange(options.ReplicationFactor, 1, ClusterOptions.MaxNodeCount, "ReplicationFactor");
+                var clusterId = Guid.NewGuid();
+                identity = new NodeIdentity
+                {
+                    NodeId = 1,
+                    ClusterId = clusterId,
+                    JoinToken = Guid.NewGuid(),
+                    Cluster = new ClusterInfo(clusterId, options.Name, options.ShardCount, options.ReplicationFactor, DateTimeOffset.UtcNow),
+                };
+                ProbeListen(listen);
+                identity.Save(path);
+            }
+            else
+            {
+                ProbeListen(listen); // a node that cannot listen must not register itself
+                identity ??= new NodeIdentity { JoinToken = Guid.NewGuid() };
+                identity.Save(path); // the token first: a crash mid-join is answered with the same id next time
+                var answer = await JoinThroughSeedAsync(options, identity, cancellationToken).ConfigureAwait(false);
+                joined = ClusterMetadata.FromJson(answer.Metadata);
+                identity = identity with { NodeId = answer.NodeId, ClusterId = answer.ClusterId, Cluster = joined.Cluster };
+                identity.Save(path);
+            }
+            node = new ProcessNode(options, identity, joined ?? ClusterMetadata.Empty, listen, folderLock);
         }
-        else
+        catch
         {
-            ProbeListen(listen); // a node that cannot listen must not register itself
-            identity ??= new NodeIdentity { JoinToken = Guid.NewGuid() };
-            identity.Save(path); // the token first: a crash mid-join is answered with the same id next time
-            var answer = await JoinThroughSeedAsync(options, identity, cancellationToken).ConfigureAwait(false);
-            joined = ClusterMetadata.FromJson(answer.Metadata);
-            identity = identity with { NodeId = answer.NodeId, ClusterId = answer.ClusterId, Cluster = joined.Cluster };
-            identity.Save(path);
+            folderLock.Dispose();
+            throw;
         }
-
-        var node = new ProcessNode(options, identity, joined ?? ClusterMetadata.Empty, listen);
         try
         {
             await node.StartHostAsync(cancellationToken).ConfigureAwait(false);
@@ -200,6 +211,7 @@ public sealed partial class ProcessNode : IReplicationCluster, IClientRequestHan
         }
         finally
         {
+            _folderLock.Dispose();
             _stopped.TrySetResult();
         }
     }
