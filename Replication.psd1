@@ -29,6 +29,7 @@
         'Backup-ReplicationNode'
         'Test-ReplicationBackup'
         'Restore-ReplicationCluster'
+        'Restore-ReplicationNode'
         'Test-ReplicationConsistency'
     )
     FunctionsToExport    = @()

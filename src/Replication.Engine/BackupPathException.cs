@@ -14,6 +14,8 @@ public sealed class BackupPathException(string errorId, string path, string mess
     public const string RestorePathInUse = "RestorePathInUse";
     /// <summary>A cold backup of one node lacks shards the restored cluster needs.</summary>
     public const string Incomplete = "BackupIncomplete";
+    /// <summary>Restore-ReplicationCluster into a running cluster that already holds keys.</summary>
+    public const string RestoreTargetNotEmpty = "RestoreTargetNotEmpty";
     /// <summary>A node restore was given a backup that is not a cold backup of that node of this cluster.</summary>
     public const string Mismatch = "BackupMismatch";
 

@@ -115,7 +115,10 @@ Describe 'Data survives Remove-ReplicationCluster without -DeleteData' {
         Remove-ReplicationCluster -Cluster $first -Confirm:$false
         $path | Should -Exist
 
-        $second = New-ReplicationCluster -Name 'keep-2' -Path $path
+        # The folder is the cluster 'keep-1': another name is refused (a different name almost always means a different folder was meant).
+        { New-ReplicationCluster -Name 'keep-2' -Path $path } |
+            Should -Throw -ErrorId 'ClusterPathMismatch,Replication.PowerShell.Commands.NewReplicationClusterCommand'
+        $second = New-ReplicationCluster -Name 'keep-1' -Path $path
         try {
             $second.Id | Should -Be $first.Id
             Wait-ReplicationLeader -Cluster $second -Timeout 00:00:30 | Out-Null

@@ -12,7 +12,7 @@ Describe 'Module surface' -Tag Unit {
         @($module.ExportedCmdlets.Keys | Sort-Object) | Should -Be @(
             'Backup-ReplicationCluster', 'Backup-ReplicationNode', 'Connect-ReplicationCluster', 'Disconnect-ReplicationCluster',
             'Get-ReplicationCluster', 'Get-ReplicationKey', 'Get-ReplicationNode', 'Get-ReplicationShard', 'New-ReplicationCluster',
-            'Remove-ReplicationCluster', 'Remove-ReplicationKey', 'Restore-ReplicationCluster', 'Set-ReplicationKey',
+            'Remove-ReplicationCluster', 'Remove-ReplicationKey', 'Restore-ReplicationCluster', 'Restore-ReplicationNode', 'Set-ReplicationKey',
             'Start-ReplicationNode', 'Stop-ReplicationNode', 'Test-ReplicationBackup', 'Test-ReplicationConsistency',
             'Wait-ReplicationLeader')
         $module.ExportedFunctions.Count | Should -Be 0
@@ -26,7 +26,7 @@ Describe 'Module surface' -Tag Unit {
         @{ Name = 'Get-ReplicationCluster'; Expected = 'Name' }
         @{ Name = 'Remove-ReplicationCluster'; Expected = 'Cluster,Confirm,DeleteData,WhatIf' }
         @{ Name = 'Get-ReplicationNode'; Expected = 'Cluster,Id' }
-        @{ Name = 'Start-ReplicationNode'; Expected = 'AllowRemote,Cluster,ClusterSecret,Id,Join,Listen,Name,Path,ReplicationFactor,ShardCount,Wait' }
+        @{ Name = 'Start-ReplicationNode'; Expected = 'AllowRemote,Cluster,ClusterSecret,Id,Join,Listen,Name,Path,Rebuild,ReplicationFactor,ShardCount,Wait' }
         @{ Name = 'Stop-ReplicationNode'; Expected = 'Cluster,Confirm,Id,Kill,WhatIf' }
         @{ Name = 'Set-ReplicationKey'; Expected = 'Cluster,Confirm,ExpectedVersion,Key,PassThru,Timeout,Value,WhatIf,WriteConcern' }
         @{ Name = 'Get-ReplicationKey'; Expected = 'Cluster,Consistency,Key,Prefix,Timeout' }
@@ -36,7 +36,8 @@ Describe 'Module surface' -Tag Unit {
         @{ Name = 'Backup-ReplicationCluster'; Expected = 'Cluster,Confirm,Path,Timeout,WhatIf' }
         @{ Name = 'Backup-ReplicationNode'; Expected = 'Cluster,Cold,Confirm,Id,Path,WhatIf' }
         @{ Name = 'Test-ReplicationBackup'; Expected = 'Path' }
-        @{ Name = 'Restore-ReplicationCluster'; Expected = 'ClusterPath,Confirm,Name,NodeCount,Path,WhatIf' }
+        @{ Name = 'Restore-ReplicationCluster'; Expected = 'Cluster,ClusterPath,Confirm,Name,NodeCount,Path,Timeout,WhatIf' }
+        @{ Name = 'Restore-ReplicationNode'; Expected = 'Cluster,Confirm,Id,NoWait,Path,Timeout,WhatIf' }
         @{ Name = 'Test-ReplicationConsistency'; Expected = 'Cluster,Shard,Timeout' }
     ) {
         $common = [System.Management.Automation.PSCmdlet]::CommonParameters
@@ -60,11 +61,13 @@ Describe 'Module surface' -Tag Unit {
         (Get-Command Start-ReplicationNode).ParameterSets.Name | Sort-Object | Should -Be @('Embedded', 'Process')
     }
 
-    It 'asks for confirmation before destructive cmdlets (ConfirmImpact High)' {
+    It 'asks for confirmation before destructive cmdlets (ConfirmImpact High), and not before a restore that only creates or fills an empty cluster' {
         foreach ($type in [Replication.PowerShell.Commands.RemoveReplicationClusterCommand], [Replication.PowerShell.Commands.StopReplicationNodeCommand],
-                [Replication.PowerShell.Commands.RestoreReplicationClusterCommand], [Replication.PowerShell.Commands.BackupReplicationNodeCommand]) {
+                [Replication.PowerShell.Commands.RestoreReplicationNodeCommand], [Replication.PowerShell.Commands.BackupReplicationNodeCommand]) {
             $type.GetCustomAttributes([System.Management.Automation.CmdletAttribute], $false)[0].ConfirmImpact | Should -Be 'High'
         }
+        [Replication.PowerShell.Commands.RestoreReplicationClusterCommand].GetCustomAttributes([System.Management.Automation.CmdletAttribute], $false)[0].ConfirmImpact |
+            Should -Be 'Medium'
     }
 
     It 'has a default table view for each output type' {

@@ -6,7 +6,7 @@
 // clean stop, 2 for a start-up error (its ErrorId on stderr).
 using System.Runtime.InteropServices;
 using Replication.Engine;
-using Replication.Engine.Member;
+using Replication.Engine.Cluster;
 using Replication.Engine.Transport;
 
 string? Arg(string name)
@@ -22,10 +22,10 @@ if (string.IsNullOrEmpty(secret) || Arg("--path") is not { } path || Arg("--list
     return 64;
 }
 var output = TextWriter.Synchronized(Console.Out);
-ProcessNode node;
+ClusterNode node;
 try
 {
-    node = await ProcessNode.StartAsync(new ProcessNodeOptions
+    node = await ClusterNode.StartAsync(new NodeOptions
     {
         Path = path,
         Listen = listen,

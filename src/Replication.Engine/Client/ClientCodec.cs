@@ -44,6 +44,8 @@ internal static class ClientCodec
                     w.NullableString(kw.Value);
                     w.Bool(kw.ExpectedVersion is not null);
                     if (kw.ExpectedVersion is long v) w.I64(v);
+                    w.Bool(kw.Version is not null);
+                    if (kw.Version is long version) w.I64(version);
                 }
                 break;
             case GetRequest r:
@@ -72,6 +74,12 @@ internal static class ClientCodec
             case JoinRequest r:
                 w.String(r.Endpoint);
                 w.Guid(r.Token);
+                break;
+            case AdminRequest r:
+                w.String(r.Operation);
+                w.I32(r.TargetNode);
+                w.String(r.Json);
+                w.Bytes(r.Blob.Span);
                 break;
             case ShardScanRequest r:
                 w.I32(r.Shard);
@@ -110,6 +118,7 @@ internal static class ClientCodec
             (byte)ClientRequestType.StopNode => new StopNodeRequest(id, r.ReadInt32(), r.ReadBool()),
             (byte)ClientRequestType.StartNode => new StartNodeRequest(id, r.ReadInt32()),
             (byte)ClientRequestType.Join => new JoinRequest(id, r.ReadString("endpoint"), r.ReadGuid()),
+            (byte)ClientRequestType.Admin => new AdminRequest(id, r.ReadString("operation"), r.ReadInt32(), r.ReadString("admin body"), r.ReadByteString("admin blob")),
             (byte)ClientRequestType.ShardScan => new ShardScanRequest(id, r.ReadInt32(), r.ReadString("prefix"), r.ReadBool() ? r.ReadString("after") : null,
                 PageSize(ref r), Consistency(ref r), Timeout(ref r)),
             _ => throw WireReader.Malformed($"Unknown client request type {type}."),
@@ -123,14 +132,16 @@ internal static class ClientCodec
         byte concern = r.ReadByte();
         if (concern > (byte)WriteConcern.Leader) throw WireReader.Malformed($"Unknown write concern {concern}.");
         var timeout = Timeout(ref r);
-        int count = r.ReadCount(6, "write");
+        int count = r.ReadCount(7, "write");
         var writes = new KeyWrite[count];
         for (int i = 0; i < count; i++)
         {
             string key = r.ReadString("key");
             string? value = r.ReadBool() ? r.ReadString("value") : null;
             long? expected = r.ReadBool() ? r.ReadInt64() : null;
-            writes[i] = new KeyWrite(key, value, expected);
+            long? version = r.ReadBool() ? r.ReadInt64() : null;
+            if (version <= 0 || (version is not null && value is null)) throw WireReader.Malformed($"Write {i}: a version is set only by a put, and must be positive.");
+            writes[i] = new KeyWrite(key, value, expected) { Version = version };
         }
         return new WriteRequest(id, writes, (WriteConcern)concern, timeout);
     }
@@ -181,19 +192,14 @@ internal static class ClientCodec
                 foreach (var k in r.Keys) Key(w, k);
                 break;
             case StatusResponse r:
-                var s = r.Status;
-                w.Guid(s.Id);
-                w.String(s.Name);
-                w.I32(s.ShardCount);
-                w.I32(s.ReplicationFactor);
-                w.U32((uint)s.Endpoints.Count);
-                foreach (var ep in s.Endpoints) w.String(ep);
-                w.U32((uint)s.Nodes.Count);
-                foreach (var n in s.Nodes) Node(w, n);
-                Shards(w, s.Shards);
+                w.String(WireJson.Serialize(r.Status));
                 break;
             case ShardsResponse r:
-                Shards(w, r.Shards);
+                w.String(WireJson.Serialize(r.Shards));
+                break;
+            case AdminResponse r:
+                w.String(r.Json);
+                w.Bytes(r.Blob.Span);
                 break;
             case JoinResponse r:
                 w.I32(r.NodeId);
@@ -212,7 +218,7 @@ internal static class ClientCodec
         var r = new WireReader(payload);
         long id = r.ReadInt64();
         byte typeByte = r.ReadByte();
-        if (typeByte is < (byte)ClientRequestType.Write or > (byte)ClientRequestType.ShardScan or (byte)ClientRequestType.Forwarded)
+        if (typeByte is < (byte)ClientRequestType.Write or > (byte)ClientRequestType.Admin or (byte)ClientRequestType.Forwarded)
             throw WireReader.Malformed($"Unknown client response type {typeByte}.");
         var type = (ClientRequestType)typeByte;
         byte status = r.ReadByte();
@@ -225,8 +231,10 @@ internal static class ClientCodec
             ClientRequestType.Get => new GetResponse(id, r.ReadBool() ? Key(ref r, cluster) : null),
             ClientRequestType.Scan or ClientRequestType.ScanNext or ClientRequestType.ShardScan => DecodePage(ref r, id, type, cluster),
             ClientRequestType.Join => new JoinResponse(id, r.ReadInt32(), r.ReadGuid(), r.ReadString("metadata")),
-            ClientRequestType.Status => DecodeStatus(ref r, id),
-            ClientRequestType.WaitForLeaders => new ShardsResponse(id, Shards(ref r, cluster)),
+            ClientRequestType.Status => new StatusResponse(id, WireJson.Deserialize<ClusterStatus>(r.ReadString("status"), "status")),
+            ClientRequestType.WaitForLeaders => new ShardsResponse(id, WireJson.Deserialize<ReplicationShard[]>(r.ReadString("shards"), "shards")
+                .Select(x => x with { Cluster = cluster }).ToArray()),
+            ClientRequestType.Admin => new AdminResponse(id, r.ReadString("admin body"), r.ReadByteString("admin blob")),
             _ => new AckResponse(id, type),
         };
         r.EnsureEnd("client response");
@@ -260,20 +268,6 @@ internal static class ClientCodec
         return new ScanPageResponse(id, type, scanId, more, keys);
     }
 
-    private static StatusResponse DecodeStatus(ref WireReader r, long id)
-    {
-        var clusterId = r.ReadGuid();
-        string name = r.ReadString("cluster name");
-        int shardCount = r.ReadInt32();
-        int rf = r.ReadInt32();
-        var endpoints = new string[r.ReadCount(4, "endpoint")];
-        for (int i = 0; i < endpoints.Length; i++) endpoints[i] = r.ReadString("endpoint");
-        var nodes = new ReplicationNode[r.ReadCount(78, "node")];
-        for (int i = 0; i < nodes.Length; i++) nodes[i] = Node(ref r, name);
-        var shards = Shards(ref r, name);
-        return new StatusResponse(id, new ClusterStatus(clusterId, name, shardCount, rf, endpoints, nodes, shards));
-    }
-
     // ---- parts ----
 
     private static void Error(WireWriter w, RemoteError e)
@@ -281,6 +275,13 @@ internal static class ClientCodec
         w.String(e.ErrorId);
         w.U8((byte)e.Kind);
         w.String(e.Message);
+        var details = e.Details ?? new Dictionary<string, string>();
+        w.U32((uint)details.Count);
+        foreach (var (name, value) in details)
+        {
+            w.String(name);
+            w.String(value);
+        }
     }
 
     private static RemoteError Error(ref WireReader r)
@@ -288,7 +289,11 @@ internal static class ClientCodec
         string id = r.ReadString("error id");
         byte kind = r.ReadByte();
         if (kind > (byte)ReplicationErrorKind.Unauthorized) throw WireReader.Malformed($"Unknown error kind {kind}.");
-        return new RemoteError(id, (ReplicationErrorKind)kind, r.ReadString("error message"));
+        string message = r.ReadString("error message");
+        int count = r.ReadCount(8, "error detail");
+        var details = new Dictionary<string, string>(count);
+        for (int i = 0; i < count; i++) details[r.ReadString("detail name")] = r.ReadString("detail value");
+        return new RemoteError(id, (ReplicationErrorKind)kind, message, details);
     }
 
     private static void Key(WireWriter w, ReplicationKey k)
@@ -302,105 +307,6 @@ internal static class ClientCodec
 
     private static ReplicationKey Key(ref WireReader r, string cluster) =>
         new(r.ReadString("key"), r.ReadString("value"), r.ReadInt64(), r.ReadInt32(), r.ReadInt64()) { Cluster = cluster };
-
-    private static void Node(WireWriter w, ReplicationNode n)
-    {
-        w.I32(n.Id);
-        w.String(n.Endpoint);
-        w.U8((byte)n.State);
-        w.I32(n.ShardsLed);
-        w.I32(n.ShardsHosted);
-        w.I64(n.Term);
-        w.I64(n.CommitIndex);
-        w.I64(n.AppliedIndex);
-        w.I64(n.LagEntries);
-        w.I64(n.LastContact?.ToUnixTimeMilliseconds() ?? long.MinValue);
-        w.String(n.DataPath);
-        w.I64(n.SizeBytes);
-        w.NullableString(n.StateReason);
-        w.I64(n.StateSince?.ToUnixTimeMilliseconds() ?? long.MinValue);
-    }
-
-    private static ReplicationNode Node(ref WireReader r, string cluster)
-    {
-        int id = r.ReadInt32();
-        string endpoint = r.ReadString("endpoint");
-        byte state = r.ReadByte();
-        if (state > (byte)NodeState.Unreachable) throw WireReader.Malformed($"Unknown node state {state}.");
-        return new ReplicationNode
-        {
-            Cluster = cluster,
-            Id = id,
-            Endpoint = endpoint,
-            State = (NodeState)state,
-            ShardsLed = r.ReadInt32(),
-            ShardsHosted = r.ReadInt32(),
-            Term = r.ReadInt64(),
-            CommitIndex = r.ReadInt64(),
-            AppliedIndex = r.ReadInt64(),
-            LagEntries = r.ReadInt64(),
-            LastContact = Time(r.ReadInt64()),
-            DataPath = r.ReadString("data path"),
-            SizeBytes = r.ReadInt64(),
-            StateReason = r.ReadBool() ? r.ReadString("state reason") : null,
-            StateSince = Time(r.ReadInt64()),
-        };
-    }
-
-    private static void Shards(WireWriter w, IReadOnlyList<ReplicationShard> shards)
-    {
-        w.U32((uint)shards.Count);
-        foreach (var s in shards)
-        {
-            w.I32(s.Id);
-            w.I32(s.Leader);
-            Ints(w, s.Voters);
-            Ints(w, s.Learners);
-            w.I64(s.Term);
-            w.I64(s.CommitIndex);
-            w.I64(s.KeyCount);
-        }
-    }
-
-    private static ReplicationShard[] Shards(ref WireReader r, string cluster)
-    {
-        var shards = new ReplicationShard[r.ReadCount(40, "shard")];
-        for (int i = 0; i < shards.Length; i++)
-        {
-            shards[i] = new ReplicationShard
-            {
-                Cluster = cluster,
-                Id = r.ReadInt32(),
-                Leader = r.ReadInt32(),
-                Voters = Ints(ref r),
-                Learners = Ints(ref r),
-                Term = r.ReadInt64(),
-                CommitIndex = r.ReadInt64(),
-                KeyCount = r.ReadInt64(),
-            };
-        }
-        return shards;
-    }
-
-    private static void Ints(WireWriter w, IReadOnlyList<int> values)
-    {
-        w.U32((uint)values.Count);
-        foreach (int v in values) w.I32(v);
-    }
-
-    private static int[] Ints(ref WireReader r)
-    {
-        var values = new int[r.ReadCount(4, "node id")];
-        for (int i = 0; i < values.Length; i++) values[i] = r.ReadInt32();
-        return values;
-    }
-
-    private static DateTimeOffset? Time(long unixMs)
-    {
-        if (unixMs == long.MinValue) return null;
-        if (unixMs < -62135596800000 || unixMs > 253402300799999) throw WireReader.Malformed($"Timestamp {unixMs} is out of range.");
-        return DateTimeOffset.FromUnixTimeMilliseconds(unixMs);
-    }
 
     private static long Ms(TimeSpan timeout) => Math.Clamp((long)Math.Ceiling(timeout.TotalMilliseconds), 1, MaxTimeoutMs);
 

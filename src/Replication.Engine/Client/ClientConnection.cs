@@ -10,7 +10,7 @@ namespace Replication.Engine.Client;
 /// correlation id. Thread-safe: any number of callers may <see cref="SendAsync"/> concurrently
 /// (writes are serialised; one reader task completes the waiting callers). When the connection
 /// fails, every waiting caller gets a <see cref="ConnectionLostException"/> and
-/// <see cref="IsClosed"/> becomes true; the owner (RemoteCluster) then dials another endpoint.
+/// <see cref="IsClosed"/> becomes true; the owner (ClusterClient) then dials another endpoint.
 /// </summary>
 internal sealed class ClientConnection : IAsyncDisposable
 {
@@ -161,7 +161,7 @@ internal sealed class ClientConnection : IAsyncDisposable
     }
 }
 
-/// <summary>Internal signal: the connection to <see cref="Endpoint"/> broke. RemoteCluster turns it into a retry or a user-facing error.</summary>
+/// <summary>Internal signal: the connection to <see cref="Endpoint"/> broke. ClusterClient turns it into a retry or a user-facing error.</summary>
 internal sealed class ConnectionLostException(string endpoint) : Exception($"The connection to {endpoint} was lost.")
 {
     public string Endpoint { get; } = endpoint;

@@ -59,11 +59,12 @@ internal sealed record StartNodeRequest(long CorrelationId, int NodeId) : Client
     public override ClientRequestType Type => ClientRequestType.StartNode;
 }
 
-/// <summary>An engine error as it travels: its stable id, kind and message (never a stack trace).</summary>
-internal sealed record RemoteError(string ErrorId, ReplicationErrorKind Kind, string Message)
+/// <summary>An engine error as it travels: its stable id, kind, message and the typed exception's fields (never a
+/// stack trace), so the receiver rebuilds the same typed exception (<see cref="ErrorCodec"/>).</summary>
+internal sealed record RemoteError(string ErrorId, ReplicationErrorKind Kind, string Message, IReadOnlyDictionary<string, string>? Details = null)
 {
-    public static RemoteError From(ReplicationException e) => new(e.ErrorId, e.Kind, e.Message);
-    public RemoteOperationException ToException() => new(ErrorId, Kind, Message);
+    public static RemoteError From(ReplicationException e) => ErrorCodec.From(e);
+    public ReplicationException ToException() => ErrorCodec.ToException(this);
 }
 
 /// <summary>One write's outcome: an error, or success with the key's new version (no record for a delete or a Leader-concern write).</summary>

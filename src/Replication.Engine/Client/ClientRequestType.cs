@@ -22,4 +22,7 @@ public enum ClientRequestType : byte
     Join = 11,
     /// <summary>Node to node: one page of one shard's keys by prefix, after a given key (stateless paging).</summary>
     ShardScan = 12,
+    /// <summary>An administrative operation named by a string, with a JSON body and an optional binary blob
+    /// (backups, consistency checks, node rebuilds; Cluster/ClusterNode.Admin.cs), optionally for one node.</summary>
+    Admin = 13,
 }

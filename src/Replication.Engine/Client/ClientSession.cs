@@ -162,13 +162,18 @@ internal sealed class ClientSession
                 return await ForwardContext.RunForwardedAsync(() => HandleAsync(r.Inner, ct)).ConfigureAwait(false);
             case JoinRequest r:
             {
-                var joined = await NodeHandler().JoinAsync(r.Endpoint, r.Token, ct).ConfigureAwait(false);
+                var joined = await _handler.JoinAsync(r.Endpoint, r.Token, ct).ConfigureAwait(false);
                 return new JoinResponse(id, joined.NodeId, joined.ClusterId, joined.Metadata);
             }
             case ShardScanRequest r:
             {
-                var page = await NodeHandler().ScanShardAsync(r.Shard, r.Prefix, r.After, r.Limit, r.Consistency, r.Timeout, ct).ConfigureAwait(false);
+                var page = await _handler.ScanShardAsync(r.Shard, r.Prefix, r.After, r.Limit, r.Consistency, r.Timeout, ct).ConfigureAwait(false);
                 return new ScanPageResponse(id, ClientRequestType.ShardScan, 0, page.More, page.Keys);
+            }
+            case AdminRequest r:
+            {
+                var (json, blob) = await _handler.AdminAsync(r.Operation, r.TargetNode, r.Json, r.Blob, ct).ConfigureAwait(false);
+                return new AdminResponse(id, json, blob);
             }
             default:
                 throw new InvalidOperationException($"Unhandled request {request.Type}.");
@@ -177,9 +182,6 @@ internal sealed class ClientSession
 
     /// <summary>A response names the request type it answers; a forwarded request is answered as its inner request.</summary>
     private static ClientRequestType AnsweredType(ClientRequest request) => request is ForwardedRequest f ? f.Inner.Type : request.Type;
-
-    private INodeRequestHandler NodeHandler() => _handler as INodeRequestHandler
-        ?? throw new RemoteOperationException("NotSupportedHere", ReplicationErrorKind.InvalidState, "This node does not serve node-to-node requests (it is not a member of a multi-process cluster).");
 
     /// <summary>Reads the next page from a cursor (one reader at a time per cursor); a finished or failed cursor is closed.</summary>
     private async Task<ClientResponse> NextPageAsync(long id, ClientRequestType type, long scanId, Cursor cursor, CancellationToken ct)

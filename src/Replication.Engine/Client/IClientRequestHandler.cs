@@ -3,12 +3,13 @@ using Replication.Engine.Cluster;
 namespace Replication.Engine.Client;
 
 /// <summary>
-/// What a node's client session (<see cref="ClientSession"/>) calls to serve an authenticated
-/// client: a routing component that reaches every shard's leader from this node, so a request that
-/// lands on a follower is still served by the leader. For an embedded cluster this is the
-/// <see cref="EmbeddedCluster"/> itself (EmbeddedCluster.Clients.cs). The contracts (results,
-/// errors, timeouts) are those of the same-named <see cref="IReplicationCluster"/> members.
-/// Implementations must be thread-safe: a session runs a client's pipelined requests concurrently.
+/// What a node's client session (<see cref="ClientSession"/>) calls to serve an authenticated client or another
+/// node: a routing component that reaches every shard's leader from this node, so a request that lands on a
+/// follower is still served by the leader. Implemented by <see cref="ClusterNode"/>. The contracts (results,
+/// errors, timeouts) are those of the same-named <see cref="IReplicationCluster"/> members. Requests another node
+/// forwarded arrive with <see cref="ForwardContext.IsForwarded"/> set, so the handler serves them itself or
+/// refuses them (NotLeader), never forwarding twice. Implementations must be thread-safe: a session runs a
+/// client's pipelined requests concurrently.
 /// </summary>
 public interface IClientRequestHandler
 {
@@ -22,4 +23,11 @@ public interface IClientRequestHandler
     /// <summary>Starts a stopped node; only possible where its host process can run it
     /// (otherwise a <see cref="NotSupportedRemotelyException"/>).</summary>
     Task StartNodeAsync(int id, CancellationToken cancellationToken);
+    /// <summary>Admits a node listening on <paramref name="endpoint"/>; the same <paramref name="token"/> always gets the same id.</summary>
+    Task<(int NodeId, Guid ClusterId, string Metadata)> JoinAsync(string endpoint, Guid token, CancellationToken cancellationToken);
+    /// <summary>One page of one shard (served by a node that can confirm the read itself). More = the page is full.</summary>
+    Task<(IReadOnlyList<ReplicationKey> Keys, bool More)> ScanShardAsync(int shard, string prefix, string? after, int limit,
+        ReadConsistency consistency, TimeSpan timeout, CancellationToken cancellationToken);
+    /// <summary>An administrative operation (Cluster/ClusterNode.Admin.cs): a JSON body and a blob in, the same out.</summary>
+    Task<(string Json, ReadOnlyMemory<byte> Blob)> AdminAsync(string operation, int targetNode, string json, ReadOnlyMemory<byte> blob, CancellationToken cancellationToken);
 }

@@ -28,3 +28,17 @@ internal sealed record ShardScanRequest(long CorrelationId, int Shard, string Pr
 
 /// <summary>The joining node's id, the cluster id, and the cluster metadata as JSON (Member/ClusterMetadata.cs).</summary>
 internal sealed record JoinResponse(long CorrelationId, int NodeId, Guid ClusterId, string Metadata) : ClientResponse(CorrelationId, ClientRequestType.Join);
+
+/// <summary>
+/// An administrative operation (Cluster/ClusterNode.Admin.cs lists them): <paramref name="Operation"/> names
+/// it, <paramref name="Json"/> carries its arguments, <paramref name="Blob"/> bulk bytes (file chunks, rows).
+/// <paramref name="TargetNode"/>: 0 = any node may serve it; otherwise the receiving node forwards it to that
+/// node (one hop) unless it is that node.
+/// </summary>
+internal sealed record AdminRequest(long CorrelationId, string Operation, int TargetNode, string Json, ReadOnlyMemory<byte> Blob) : ClientRequest(CorrelationId)
+{
+    public override ClientRequestType Type => ClientRequestType.Admin;
+}
+
+/// <summary>The answer to an <see cref="AdminRequest"/>: a JSON body and an optional blob.</summary>
+internal sealed record AdminResponse(long CorrelationId, string Json, ReadOnlyMemory<byte> Blob) : ClientResponse(CorrelationId, ClientRequestType.Admin);

@@ -28,6 +28,14 @@ internal sealed class WireWriter
         _buffer.Advance(n);
     }
 
+    /// <summary>u32 byte length, then the bytes.</summary>
+    public void Bytes(ReadOnlySpan<byte> value)
+    {
+        U32((uint)value.Length);
+        value.CopyTo(_buffer.GetSpan(value.Length));
+        _buffer.Advance(value.Length);
+    }
+
     public void NullableString(string? value)
     {
         Bool(value is not null);

@@ -6,7 +6,8 @@ namespace Replication.Engine.Cluster;
 /// <summary>
 /// Operations on a backup folder that need no running cluster. Thread-safe.
 /// Taking backups: <see cref="IReplicationCluster.BackupAsync"/> (hot) and
-/// <see cref="IReplicationCluster.BackupNodeColdAsync"/> (cold); restoring: <see cref="EmbeddedCluster.RestoreAsync"/>.
+/// <see cref="IReplicationCluster.BackupNodeColdAsync"/> (cold); restoring: <see cref="IReplicationCluster.LoadBackupAsync"/>
+/// (into a cluster) and <see cref="EmbeddedCluster.RestoreAsync"/> (a new embedded cluster).
 /// </summary>
 public static class Backups
 {
@@ -38,6 +39,40 @@ public static class Backups
         catch (Exception ex) when (ex is IOException or System.Text.Json.JsonException or UnauthorizedAccessException)
         {
             return null;
+        }
+    }
+
+    /// <summary>Creates the backup folder or checks that it is empty; true when it was created here.</summary>
+    /// <exception cref="BackupPathException">The folder is not empty, or is a file (BackupPathInUse).</exception>
+    internal static bool PrepareFolder(string path)
+    {
+        if (Directory.Exists(path))
+        {
+            if (Directory.EnumerateFileSystemEntries(path).Any())
+                throw new BackupPathException(BackupPathException.PathInUse, path, $"'{path}' is not empty; a backup goes into a new or empty folder and never overwrites.") { Target = path };
+            return false;
+        }
+        if (File.Exists(path))
+            throw new BackupPathException(BackupPathException.PathInUse, path, $"'{path}' is a file; a backup needs a folder.") { Target = path };
+        Directory.CreateDirectory(path);
+        return true;
+    }
+
+    /// <summary>Removes what a failed backup wrote (best effort: the original error matters more).</summary>
+    internal static void RemovePartial(string path, bool createdFolder, IEnumerable<string> written)
+    {
+        try
+        {
+            foreach (var f in written)
+            {
+                File.Delete(f);
+                File.Delete(f + "-journal");
+            }
+            if (createdFolder && Directory.Exists(path) && !Directory.EnumerateFileSystemEntries(path).Any()) Directory.Delete(path);
+        }
+        catch (IOException)
+        {
+            // best effort
         }
     }
 }

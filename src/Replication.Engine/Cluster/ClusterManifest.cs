@@ -4,29 +4,30 @@ using System.Text.Json.Serialization;
 namespace Replication.Engine.Cluster;
 
 /// <summary>
-/// The cluster's identity and layout, stored as cluster.json in the cluster folder so a cluster
-/// can be reopened from its files. Written atomically (temp file + rename). Schema versioned:
-/// an unknown version is refused rather than guessed at.
+/// What makes a folder an embedded cluster's (cluster.json): the cluster's id and name and the node folders it
+/// runs, with the port each node last listened on (reused on restart when free). Everything else — shape,
+/// registry, placement — lives in the cluster's replicated metadata, as for separate processes; this file only
+/// says which node folders this process starts. Written atomically (temp file, fsync, rename). Schema
+/// versioned: an unknown version is refused rather than guessed at.
 /// </summary>
 internal sealed record ClusterManifest
 {
-    public const int CurrentSchemaVersion = 1;
+    public const int CurrentSchemaVersion = 2;
     public const string FileName = "cluster.json";
 
     public int SchemaVersion { get; init; } = CurrentSchemaVersion;
     public required Guid Id { get; init; }
     public required string Name { get; init; }
-    public required int NodeCount { get; init; }
-    public required int ShardCount { get; init; }
-    public required int ReplicationFactor { get; init; }
-    /// <summary>Replicas of each shard (index = shard id).</summary>
-    public required int[][] Placement { get; init; }
-    /// <summary>Last port each node listened on (node id as string key), reused on restart when free.</summary>
-    public Dictionary<string, int> Ports { get; init; } = new();
+    /// <summary>The node folders (relative to the cluster folder), in the order they were created; the first founded the cluster.</summary>
+    public List<NodeSlot> Nodes { get; init; } = new();
     public DateTimeOffset Created { get; init; } = DateTimeOffset.UtcNow;
+
+    /// <summary>One node of the cluster: its folder, its id once it founded or joined (0 before), the port it last listened on.</summary>
+    internal sealed record NodeSlot(string Folder, int Id, int Port);
 
     private static readonly JsonSerializerOptions Json = new() { WriteIndented = true, DefaultIgnoreCondition = JsonIgnoreCondition.Never };
 
+    /// <exception cref="StorageCorruptException">The file exists but is not a manifest this version reads.</exception>
     public static ClusterManifest? TryLoad(string folder)
     {
         string file = Path.Combine(folder, FileName);
@@ -50,7 +51,11 @@ internal sealed record ClusterManifest
         Directory.CreateDirectory(folder);
         string file = Path.Combine(folder, FileName);
         string temp = file + ".tmp";
-        File.WriteAllText(temp, JsonSerializer.Serialize(this, Json));
+        using (var stream = new FileStream(temp, FileMode.Create, FileAccess.Write, FileShare.None))
+        {
+            JsonSerializer.Serialize(stream, this, Json);
+            stream.Flush(flushToDisk: true);
+        }
         File.Move(temp, file, overwrite: true);
     }
 }

@@ -42,6 +42,8 @@ public sealed record ClusterOptions
     public int SnapshotCatchUpEntries { get; init; } = 1_000;
     /// <summary>Target size of one chunk when a snapshot is streamed to a replica.</summary>
     public int SnapshotChunkBytes { get; init; } = 256 * 1024;
+    /// <summary>Receives node events (never the secret).</summary>
+    public Action<string>? Log { get; init; }
     /// <summary>Test hook: wraps each node's storage writes (node id, real storage) to inject faults.</summary>
     internal Func<int, Storage.INodeStorage, Storage.INodeStorage>? StorageDecorator { get; init; }
 }

@@ -1,85 +1,98 @@
-using System.Net;
-using Replication.Engine.Ring;
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using Replication.Engine.Client;
+using Replication.Engine.Transport;
 
 namespace Replication.Engine.Cluster;
 
 /// <summary>
-/// A cluster whose nodes all run inside this process, each with its own data folder, SQLite
-/// files and loopback TCP endpoint (nodes talk over real sockets even here, so the embedded and
-/// multi-process shapes exercise the same code). Created or reopened by <see cref="StartAsync"/>.
-/// Thread-safe. Routing of reads and writes to shard leaders lives in EmbeddedCluster.Routing.cs.
+/// A cluster whose nodes all run inside this process: N <see cref="ClusterNode"/>s — the very node a separate
+/// process runs — each with its own folder, SQLite files and loopback endpoint, formed through the same
+/// bootstrap, metadata group and join path as separate processes (node 1 founds the cluster, the others join
+/// it), and reached through the same client (this class IS a <see cref="ClusterClient"/> of its own nodes, over
+/// loopback with the cluster secret). What it adds is only what a process hosting nodes can do: start and stop
+/// them (<see cref="StartNodeAsync"/> restarts a stopped one from its folder), and own the cluster folder.
+/// <para>
+/// The folder: cluster.json (<see cref="ClusterManifest"/>: id, name, node folders and their last ports) and one
+/// sub-folder per node. An exclusive lock on the cluster folder (cluster.lock), and each node's on its own folder,
+/// are held while the cluster runs, so a second opener anywhere is refused (DataPathInUse) before it touches
+/// anything. Reopening a folder resumes its nodes; the name must be the recorded one (ClusterPathMismatch
+/// otherwise: a different name almost always means a different folder was meant).
+/// </para>
+/// Thread-safe.
 /// </summary>
-public sealed partial class EmbeddedCluster : IReplicationCluster
+public sealed class EmbeddedCluster : ClusterClient
 {
-    private readonly ClusterManifest _manifest;
     private readonly ClusterOptions _options;
-    private readonly NodeHost?[] _nodes; // index = node id - 1; null = stopped
-    private readonly System.Collections.Concurrent.ConcurrentDictionary<int, string> _startFailures = new(); // why a node refused to start
+    private readonly ClusterSecret _secret;
+    private readonly Storage.FolderLock _folderLock;
     private readonly SemaphoreSlim _admin = new(1, 1);
-    private readonly ShardMap _shardMap;
-    private readonly Placement _placement;
-    private readonly Storage.FolderLock _folderLock; // the cluster folder's, held until removed
-    private readonly Storage.FolderLock?[] _nodeLocks; // each running node's folder
+    private readonly ConcurrentDictionary<int, ClusterNode> _nodes = new(); // by node id; a stopped node stays until restarted
+    private readonly ConcurrentDictionary<int, string> _startFailures = new(); // why a node refused to start
+    private ClusterManifest _manifest;
+    private IReadOnlyList<ReplicationNode> _lastNodes = Array.Empty<ReplicationNode>();
     private volatile bool _removed;
 
-    private EmbeddedCluster(ClusterOptions options, ClusterManifest manifest, Storage.FolderLock folderLock)
+    private EmbeddedCluster(ClusterOptions options, ClusterManifest manifest, ClusterSecret secret, Storage.FolderLock folderLock)
+        : base(Array.Empty<string>(), secret, new ClusterClientOptions())
     {
         _options = options;
-        _folderLock = folderLock;
-        _nodeLocks = new Storage.FolderLock?[manifest.NodeCount];
         _manifest = manifest;
-        _nodes = new NodeHost?[manifest.NodeCount];
-        _shardMap = new ShardMap(manifest.ShardCount);
-        _placement = new Placement(manifest.Placement);
+        _secret = secret;
+        _folderLock = folderLock;
     }
 
-    public string Name => _options.Name;
-    public Guid Id => _manifest.Id;
-    public ClusterMode Mode => ClusterMode.Embedded;
-    public int ShardCount => _manifest.ShardCount;
-    public int ReplicationFactor => _manifest.ReplicationFactor;
-    public string? Path => _options.Path;
-    public bool IsRunning => !_removed;
-    public IReadOnlyList<string> Endpoints => _nodes.Where(n => n?.EndPoint is not null).Select(n => n!.EndPoint!.ToString()).ToArray();
+    public override ClusterMode Mode => ClusterMode.Embedded;
+    public override string? Path => _options.Path;
+    /// <summary>The endpoints of the nodes running in this process.</summary>
+    public override IReadOnlyList<string> Endpoints => _nodes.Values.Where(n => n.IsRunning).OrderBy(n => n.NodeId).Select(n => n.Endpoint).ToArray();
+
+    /// <summary>The lock file of a cluster folder (<see cref="Storage.FolderLock"/>).</summary>
+    internal const string ClusterLockFile = "cluster.lock";
+    /// <summary>How long a new cluster may take to form (every node joined, every shard at its replication factor).</summary>
+    private static readonly TimeSpan FormTimeout = TimeSpan.FromSeconds(60);
 
     /// <summary>
-    /// Creates the cluster in <see cref="ClusterOptions.Path"/>, or reopens the one stored there, and
-    /// starts every node. Returns once all nodes listen; leaders are elected shortly after
-    /// (see <see cref="WaitForLeadersAsync"/>).
+    /// Creates the cluster in <see cref="ClusterOptions.Path"/>, or reopens the one stored there, and starts every
+    /// node. A new cluster returns once it is formed (every node joined and every shard has its replicas); a
+    /// reopened one once its nodes listen (leaders follow shortly: <see cref="IReplicationCluster.WaitForLeadersAsync"/>).
     /// </summary>
+    /// <exception cref="ClusterOptionsException">Bad options, or a folder holding another cluster or shape (ClusterPathMismatch).</exception>
+    /// <exception cref="DataPathInUseException">The folder is open in this or another process.</exception>
+    /// <exception cref="StorageCorruptException">No node could start from its files.</exception>
     public static async Task<EmbeddedCluster> StartAsync(ClusterOptions options, CancellationToken cancellationToken)
     {
-        if (string.IsNullOrWhiteSpace(options.Path)) throw new ClusterOptionsException(ClusterOptionsException.Invalid, "A cluster needs a data folder.");
-        // One owner per folder: refused before anything in it is read or written.
-        var folderLock = Storage.FolderLock.Acquire(options.Path, ClusterLockFile);
+        Validate(options);
+        var folderLock = Storage.FolderLock.Acquire(options.Path, ClusterLockFile); // before anything in it is read or written
         EmbeddedCluster cluster;
+        bool created;
         try
         {
-            cluster = new EmbeddedCluster(options, LoadOrCreateManifest(options), folderLock);
+            var stored = ClusterManifest.TryLoad(options.Path);
+            created = stored is null;
+            var manifest = stored ?? NewManifest(options);
+            if (stored is not null)
+            {
+                if (!string.Equals(stored.Name, options.Name, StringComparison.OrdinalIgnoreCase))
+                    throw new ClusterOptionsException(ClusterOptionsException.PathMismatch,
+                        $"'{options.Path}' holds the cluster '{stored.Name}'; reopen it with -Name {stored.Name} (or give another -Path for '{options.Name}').") { Target = options.Path };
+                if (options.NodeCount is int asked && asked != stored.Nodes.Count)
+                    throw new ClusterOptionsException(ClusterOptionsException.PathMismatch,
+                        $"The cluster stored in '{options.Path}' has {stored.Nodes.Count} nodes, not {asked}. Omit NodeCount to reopen it as it is; Add-ReplicationNode and Remove-ReplicationNode change it.");
+            }
+            cluster = new EmbeddedCluster(options, manifest, options.ClusterSecret ?? ClusterSecret.CreateRandom(), folderLock);
         }
         catch
         {
             folderLock.Dispose();
             throw;
         }
-        var manifest = cluster._manifest;
         try
         {
-            StorageCorruptException? corrupt = null;
-            for (int id = 1; id <= manifest.NodeCount; id++)
-            {
-                try
-                {
-                    await cluster.StartNodeCoreAsync(id, cancellationToken).ConfigureAwait(false);
-                }
-                catch (StorageCorruptException ex)
-                {
-                    // One damaged replica must not keep the cluster down: it stays stopped, says why
-                    // (Get-ReplicationNode StateReason), and serves nothing; its peers go on.
-                    corrupt = ex;
-                }
-            }
-            if (cluster._nodes.All(n => n is null)) throw corrupt!;
+            await cluster.StartNodesAsync(created, cancellationToken).ConfigureAwait(false);
+            await cluster.InitializeAsync(options.Name, cancellationToken).ConfigureAwait(false);
+            if (!created) cluster.CheckStoredShape();
+            else await cluster.WaitUntilFormedAsync(cancellationToken).ConfigureAwait(false);
         }
         catch
         {
@@ -89,11 +102,7 @@ public sealed partial class EmbeddedCluster : IReplicationCluster
         return cluster;
     }
 
-    /// <summary>The lock file of a cluster folder (<see cref="Storage.FolderLock"/>); a node folder's is <see cref="NodeLockFile"/>.</summary>
-    internal const string ClusterLockFile = "cluster.lock";
-    internal const string NodeLockFile = "node.lock";
-
-    private static ClusterManifest LoadOrCreateManifest(ClusterOptions o)
+    private static void Validate(ClusterOptions o)
     {
         if (string.IsNullOrWhiteSpace(o.Name)) throw new ClusterOptionsException(ClusterOptionsException.Invalid, "A cluster needs a name.");
         if (string.IsNullOrWhiteSpace(o.Path)) throw new ClusterOptionsException(ClusterOptionsException.Invalid, "A cluster needs a data folder.");
@@ -103,40 +112,9 @@ public sealed partial class EmbeddedCluster : IReplicationCluster
         CheckRange(o.SnapshotEntries, 1, int.MaxValue, "SnapshotEntries");
         CheckRange(o.SnapshotCatchUpEntries, 0, int.MaxValue, "SnapshotCatchUpEntries");
         CheckRange(o.SnapshotChunkBytes, 64, 8 << 20, "SnapshotChunkBytes");
-
-        var stored = ClusterManifest.TryLoad(o.Path);
-        if (stored is not null)
-        {
-            Mismatch(o.NodeCount, stored.NodeCount, "NodeCount");
-            Mismatch(o.ShardCount, stored.ShardCount, "ShardCount");
-            Mismatch(o.ReplicationFactor, stored.ReplicationFactor, "ReplicationFactor");
-            return stored;
-        }
-
         int nodes = o.NodeCount ?? ClusterOptions.DefaultNodeCount;
-        int shards = o.ShardCount ?? ClusterOptions.DefaultShardCount;
-        int rf = o.ReplicationFactor ?? Math.Min(ClusterOptions.DefaultReplicationFactor, nodes);
-        if (rf > nodes)
+        if (o.ReplicationFactor is int rf && rf > nodes && o.NodeCount is not null)
             throw new ClusterOptionsException(ClusterOptionsException.Invalid, $"ReplicationFactor {rf} exceeds NodeCount {nodes}: each replica needs its own node.");
-        var placement = Placement.RoundRobin(nodes, shards, rf);
-        var manifest = new ClusterManifest
-        {
-            Id = Guid.NewGuid(),
-            Name = o.Name,
-            NodeCount = nodes,
-            ShardCount = shards,
-            ReplicationFactor = rf,
-            Placement = Enumerable.Range(0, shards).Select(s => placement.ReplicasOf(s).ToArray()).ToArray(),
-        };
-        manifest.Save(o.Path);
-        return manifest;
-
-        void Mismatch(int? asked, int stored, string what)
-        {
-            if (asked is int a && a != stored)
-                throw new ClusterOptionsException(ClusterOptionsException.PathMismatch,
-                    $"The cluster stored in '{o.Path}' has {what} {stored}, not {a}. Omit {what} to reopen it as it is.");
-        }
 
         static void CheckRange(int? value, int min, int max, string what)
         {
@@ -145,12 +123,106 @@ public sealed partial class EmbeddedCluster : IReplicationCluster
         }
     }
 
-    private NodeHostOptions NodeOptions(int id) => new()
+    private static ClusterManifest NewManifest(ClusterOptions o)
     {
-        NodeId = id,
+        if (Directory.EnumerateFileSystemEntries(o.Path).Any(e => System.IO.Path.GetFileName(e) is not ClusterLockFile))
+            throw new ClusterOptionsException(ClusterOptionsException.PathMismatch,
+                $"'{o.Path}' holds files but no cluster.json: it is not an embedded cluster's folder. Give a new or empty -Path.") { Target = o.Path };
+        int nodes = o.NodeCount ?? ClusterOptions.DefaultNodeCount;
+        var manifest = new ClusterManifest
+        {
+            Id = Guid.NewGuid(),
+            Name = o.Name,
+            Nodes = Enumerable.Range(1, nodes).Select(i => new ClusterManifest.NodeSlot($"node-{i}", 0, 0)).ToList(),
+        };
+        manifest.Save(o.Path);
+        return manifest;
+    }
+
+    /// <summary>The stored shape wins on reopen; a conflicting explicit value is an error, never a silent change.</summary>
+    private void CheckStoredShape()
+    {
+        if (_options.ShardCount is int shards && shards != ShardCount)
+            throw new ClusterOptionsException(ClusterOptionsException.PathMismatch, $"The cluster stored in '{_options.Path}' has ShardCount {ShardCount}, not {shards}. Omit ShardCount to reopen it as it is.");
+        if (_options.ReplicationFactor is int rf && rf != ReplicationFactor)
+            throw new ClusterOptionsException(ClusterOptionsException.PathMismatch, $"The cluster stored in '{_options.Path}' has ReplicationFactor {ReplicationFactor}, not {rf}. Omit ReplicationFactor to reopen it as it is.");
+    }
+
+    /// <summary>Starts every node: a new cluster's first node founds it and the others join through it; a reopened one's nodes resume.</summary>
+    private async Task StartNodesAsync(bool created, CancellationToken ct)
+    {
+        StorageCorruptException? corrupt = null;
+        for (int i = 0; i < _manifest.Nodes.Count; i++)
+        {
+            try
+            {
+                await StartSlotAsync(i, ct).ConfigureAwait(false);
+            }
+            catch (StorageCorruptException ex) when (!created)
+            {
+                // One damaged replica must not keep the cluster down: it stays stopped, says why
+                // (Get-ReplicationNode StateReason), and serves nothing; its peers go on.
+                corrupt = ex;
+            }
+        }
+        if (_nodes.IsEmpty) throw corrupt ?? new StorageCorruptException($"No node of '{_options.Path}' could start.");
+        HintSiblings();
+    }
+
+    /// <summary>Starts the node of manifest slot <paramref name="slot"/>: founding, joining, or resuming from its folder.</summary>
+    private async Task<ClusterNode> StartSlotAsync(int slot, CancellationToken ct, bool discardStores = false)
+    {
+        var s = _manifest.Nodes[slot];
+        string? join = null;
+        if (s.Id == 0 && slot > 0)
+        {
+            var seed = _nodes.Values.FirstOrDefault(n => n.IsRunning)
+                ?? throw new ClusterNotRunningException(Name.Length > 0 ? Name : _options.Name);
+            join = seed.Endpoint;
+        }
+        string folder = System.IO.Path.Combine(_options.Path, s.Folder);
+        if (s.Id != 0 && !File.Exists(System.IO.Path.Combine(folder, NodeIdentity.FileName)))
+        {
+            // Its folder lost who it is (deleted, or replaced by an empty disk). Starting it as is would found a
+            // second cluster; rebuilding it gives it its identity back from the registry and brings it back empty.
+            if (!discardStores || _nodes.Values.FirstOrDefault(n => n.IsRunning)?.RegistryEntry(s.Id) is not { } entry)
+                throw new NodePathInUseException($"The folder of node {s.Id} ('{folder}') holds no node.json: its identity is lost. Restore-ReplicationNode -Id {s.Id} rebuilds it from its peers.") { Target = s.Id };
+            new NodeIdentity { NodeId = s.Id, ClusterId = _manifest.Id, JoinToken = entry.Token, Cluster = Node(_nodes.Keys.First(k => Node(k) is not null))!.Info }.Save(folder);
+        }
+        ClusterNode node;
+        var options = NodeOptionsFor(s.Folder, s.Port, join, discardStores);
+        try
+        {
+            node = await ClusterNode.StartAsync(options, ct).ConfigureAwait(false);
+        }
+        catch (ListenEndpointInUseException) when (s.Port != 0)
+        {
+            // Its old port is taken by something else now: a fresh one; its peers learn it from this process and the registry.
+            node = await ClusterNode.StartAsync(options with { Listen = "127.0.0.1:0" }, ct).ConfigureAwait(false);
+        }
+        catch (StorageCorruptException ex) when (s.Id != 0)
+        {
+            _startFailures[s.Id] = ex.Message;
+            throw;
+        }
+        _startFailures.TryRemove(node.NodeId, out _);
+        _nodes[node.NodeId] = node;
+        _manifest.Nodes[slot] = s with { Id = node.NodeId, Port = node.ListenEndPoint.Port };
+        _manifest.Save(_options.Path);
+        AddEndpoints(new[] { node.Endpoint });
+        return node;
+    }
+
+    private NodeOptions NodeOptionsFor(string folder, int port, string? join, bool discardStores) => new()
+    {
+        Path = System.IO.Path.Combine(_options.Path, folder),
+        Listen = $"127.0.0.1:{port}",
+        Join = join,
+        Secret = _secret,
+        Name = _options.Name,
         ClusterId = _manifest.Id,
-        DataPath = System.IO.Path.Combine(_options.Path, $"node-{id}"),
-        Groups = _placement.ShardsOn(id).ToDictionary(s => s, s => _placement.ReplicasOf(s)),
+        ShardCount = _options.ShardCount ?? ClusterOptions.DefaultShardCount,
+        ReplicationFactor = _options.ReplicationFactor ?? Math.Min(ClusterOptions.DefaultReplicationFactor, _manifest.Nodes.Count),
         TickInterval = _options.TickInterval,
         ElectionTicks = _options.ElectionTicks,
         HeartbeatTicks = _options.HeartbeatTicks,
@@ -158,63 +230,53 @@ public sealed partial class EmbeddedCluster : IReplicationCluster
         SnapshotEntries = _options.SnapshotEntries,
         SnapshotCatchUpEntries = _options.SnapshotCatchUpEntries,
         SnapshotChunkBytes = _options.SnapshotChunkBytes,
-        ClusterKey = Key,
-        ClientHandler = this,
         StorageDecorator = _options.StorageDecorator,
+        DiscardStores = discardStores,
+        StartSibling = StartHostedAsync,
+        Log = _options.Log,
     };
 
-    /// <summary>The running host of node <paramref name="id"/>, or null when stopped (for engine tests).</summary>
-    internal NodeHost? Host(int id) => _nodes[id - 1];
-
-    private async Task StartNodeCoreAsync(int id, CancellationToken cancellationToken)
+    /// <summary>Tells every running node where its siblings listen now (they may have restarted on new ports).</summary>
+    private void HintSiblings()
     {
-        if (_nodes[id - 1] is { } existing)
-        {
-            if (existing.IsRunning) return;
-            // Its loop stopped itself after a storage error: release its files, then start afresh.
-            _nodes[id - 1] = null;
-            await existing.StopAsync(kill: false).ConfigureAwait(false);
-        }
-        _nodeLocks[id - 1] ??= Storage.FolderLock.Acquire(NodeOptions(id).DataPath, NodeLockFile);
-        var host = new NodeHost(NodeOptions(id));
-        int port = _manifest.Ports.TryGetValue(id.ToString(), out int p) ? p : 0;
-        _startFailures.TryRemove(id, out _);
-        try
-        {
-            await host.StartAsync(new IPEndPoint(IPAddress.Loopback, port), cancellationToken).ConfigureAwait(false);
-        }
-        catch (StorageCorruptException ex)
-        {
-            _startFailures[id] = ex.Message;
-            throw;
-        }
-        catch (System.Net.Sockets.SocketException) when (port != 0)
-        {
-            // The old port is taken by something else now: take a fresh one and tell the peers.
-            await host.StopAsync(kill: true).ConfigureAwait(false);
-            host = new NodeHost(NodeOptions(id));
-            await host.StartAsync(new IPEndPoint(IPAddress.Loopback, 0), cancellationToken).ConfigureAwait(false);
-        }
-        _nodes[id - 1] = host;
-        _manifest.Ports[id.ToString()] = host.EndPoint!.Port;
-        _manifest.Save(_options.Path);
-        foreach (var other in _nodes)
-        {
-            if (other is null || other == host) continue;
-            other.SetPeer(id, host.EndPoint!);
-            host.SetPeer(other.Id, other.EndPoint!);
-        }
+        var running = _nodes.Values.Where(n => n.IsRunning).ToArray();
+        foreach (var a in running)
+            foreach (var b in running)
+                a.HintPeer(b.NodeId, b.Endpoint);
     }
 
-    public async Task StartNodeAsync(int id, CancellationToken cancellationToken)
+    /// <summary>Waits until every node joined and every shard has its replication factor in voters, with a leader.</summary>
+    private async Task WaitUntilFormedAsync(CancellationToken ct)
+    {
+        var deadline = Stopwatch.GetTimestamp() + (long)(FormTimeout.TotalSeconds * Stopwatch.Frequency);
+        int want = Math.Min(ReplicationFactor, _manifest.Nodes.Count);
+        string state = "";
+        while (Stopwatch.GetTimestamp() < deadline)
+        {
+            var status = await StatusAsync(ct).ConfigureAwait(false);
+            int formed = status.Shards.Count(s => s.Voters.Count == want && s.Learners.Count == 0 && s.Leader != 0);
+            if (formed == ShardCount && status.Nodes.Count == _manifest.Nodes.Count) return;
+            state = $"{status.Nodes.Count} of {_manifest.Nodes.Count} nodes joined, {formed} of {ShardCount} shards at {want} voters";
+            await Task.Delay(TimeSpan.FromMilliseconds(20), ct).ConfigureAwait(false);
+        }
+        throw new QuorumUnavailableException(0, FormTimeout, $"the cluster did not form in time ({state})");
+    }
+
+    // ---- nodes: what a process hosting them can do ----
+
+    /// <summary>The running node <paramref name="id"/> of this process, or null (for engine tests).</summary>
+    internal ClusterNode? Node(int id) => _nodes.TryGetValue(id, out var n) && n.IsRunning ? n : null;
+
+    public override async Task StopNodeAsync(int id, bool kill, CancellationToken cancellationToken)
     {
         ThrowIfRemoved();
-        CheckNodeId(id);
+        int slot = SlotOf(id);
         await _admin.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
-            ThrowIfRemoved();
-            await StartNodeCoreAsync(id, cancellationToken).ConfigureAwait(false);
+            if (_nodes.TryGetValue(id, out var node)) await node.StopAsync(kill).ConfigureAwait(false); // idempotent
+            foreach (var other in _nodes.Values.Where(n => n.IsRunning)) other.NoteStopped(id); // its siblings know at once, not at their next poll
+            _ = slot;
         }
         finally
         {
@@ -222,18 +284,33 @@ public sealed partial class EmbeddedCluster : IReplicationCluster
         }
     }
 
-    public async Task StopNodeAsync(int id, bool kill, CancellationToken cancellationToken)
+    public override async Task StartNodeAsync(int id, CancellationToken cancellationToken)
     {
         ThrowIfRemoved();
-        CheckNodeId(id);
-        await _admin.WaitAsync(cancellationToken).ConfigureAwait(false);
+        SlotOf(id);
+        await StartHostedAsync(id, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Starts node <paramref name="id"/> of this process if it is stopped; false when it is not hosted here.</summary>
+    private async Task<bool> StartHostedAsync(int id, CancellationToken ct) => await StartHostedAsync(id, discardStores: false, ct).ConfigureAwait(false);
+
+    private async Task<bool> StartHostedAsync(int id, bool discardStores, CancellationToken ct)
+    {
+        int slot = _manifest.Nodes.FindIndex(s => s.Id == id);
+        if (slot < 0 || _removed) return false;
+        await _admin.WaitAsync(ct).ConfigureAwait(false);
         try
         {
-            var host = _nodes[id - 1];
-            if (host is null) return; // already stopped: stopping is idempotent
-            _nodes[id - 1] = null;
-            await host.StopAsync(kill).ConfigureAwait(false);
-            ReleaseNodeLock(id);
+            if (_nodes.TryGetValue(id, out var existing))
+            {
+                if (existing.IsRunning && !discardStores) return true;
+                await existing.StopAsync(kill: false).ConfigureAwait(false); // a node whose storage failed: release its files first
+            }
+            var started = await StartSlotAsync(slot, ct, discardStores).ConfigureAwait(false);
+            HintSiblings();
+            // Its siblings learn it runs now, not at their next poll, so status right after a start is true.
+            await Task.WhenAll(_nodes.Values.Where(n => n.IsRunning && n != started).Select(n => n.RefreshPeerAsync(started.NodeId))).ConfigureAwait(false);
+            return true;
         }
         finally
         {
@@ -241,19 +318,106 @@ public sealed partial class EmbeddedCluster : IReplicationCluster
         }
     }
 
-    public async Task RemoveAsync(bool deleteData)
+    /// <summary>
+    /// Cold backup of a node (see <see cref="ClusterClient.BackupNodeColdAsync"/>); a node of this process that is
+    /// stopped has its files copied here directly (they are at rest, and this process owns the folder).
+    /// </summary>
+    public override async Task<ReplicationBackup> BackupNodeColdAsync(int id, string path, IProgress<BackupProgress>? progress, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        ThrowIfRemoved();
+        int slot = SlotOf(id);
+        if (_nodes.TryGetValue(id, out var node) && node.IsRunning) return await base.BackupNodeColdAsync(id, path, progress, timeout, cancellationToken).ConfigureAwait(false);
+        await _admin.WaitAsync(cancellationToken).ConfigureAwait(false);
+        try
+        {
+            var watch = Stopwatch.StartNew();
+            bool createdFolder = Backups.PrepareFolder(path);
+            var written = new List<string>();
+            try
+            {
+                string source = System.IO.Path.Combine(_options.Path, _manifest.Nodes[slot].Folder);
+                var files = new List<Storage.BackupManifest.FileEntry>();
+                int step = 0;
+                foreach (var name in new[] { "raft.db", "state.db" })
+                {
+                    progress?.Report(new BackupProgress("Backup-ReplicationNode", $"copying {name} of stopped node {id}", step++, 3));
+                    string target = System.IO.Path.Combine(path, name);
+                    written.Add(target);
+                    Storage.ShardFile.CopyDatabase(System.IO.Path.Combine(source, name), target);
+                    files.Add(Storage.BackupManifest.Describe(path, name));
+                }
+                var groups = Storage.ShardFile.GroupsOf(System.IO.Path.Combine(path, "raft.db")).Where(g => g != ClusterMetadata.MetadataGroup).ToArray();
+                var contents = Storage.ShardFile.InspectStateDb(System.IO.Path.Combine(path, "state.db"), groups);
+                var manifest = ColdManifest(id, DateTimeOffset.UtcNow, contents.Select(c => new ColdShard(c.Shard, c.Index, c.Term, c.KeyCount)).ToArray(), files).Save(path);
+                progress?.Report(new BackupProgress("Backup-ReplicationNode", "done", 3, 3));
+                return manifest.ToBackup(path, watch.Elapsed, valid: null, problem: null);
+            }
+            catch
+            {
+                Backups.RemovePartial(path, createdFolder, written);
+                throw;
+            }
+        }
+        finally
+        {
+            _admin.Release();
+        }
+    }
+
+    /// <summary>Node status from the cluster, with this process's own knowledge of the nodes it runs: a node
+    /// stopped here shows Stopped (or why it failed), keeping its last known indexes.</summary>
+    public override IReadOnlyList<ReplicationNode> GetNodes()
+    {
+        ThrowIfRemoved();
+        IReadOnlyList<ReplicationNode> nodes;
+        try
+        {
+            nodes = base.GetNodes();
+            _lastNodes = nodes;
+        }
+        catch (EndpointUnreachableException)
+        {
+            nodes = _lastNodes; // every node of this process is stopped: what was last known, all stopped below
+        }
+        return nodes.Select(n => _nodes.TryGetValue(n.Id, out var local) && local.IsRunning ? n : n with
+        {
+            State = NodeState.Stopped,
+            StateReason = (local?.FailureReason ?? (_startFailures.TryGetValue(n.Id, out var refused) ? refused : null)) is { } failure ? "failed: " + failure : "stopped",
+            StateSince = n.State == NodeState.Stopped ? n.StateSince : n.StateSince ?? DateTimeOffset.UtcNow,
+        }).ToArray();
+    }
+
+    /// <summary>
+    /// Rebuilds a node (see <see cref="ClusterClient.RestoreNodeAsync"/>). A node of this process that is not
+    /// running — stopped, or refusing to start from damaged files — is first marked and taken out of its groups,
+    /// then started with its stores discarded, and rejoins empty.
+    /// </summary>
+    public override async Task<RebuildResult> RestoreNodeAsync(int id, string? backupPath, bool noWait, IProgress<BackupProgress>? progress, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        ThrowIfRemoved();
+        SlotOf(id);
+        if (_nodes.TryGetValue(id, out var node) && node.IsRunning) return await base.RestoreNodeAsync(id, backupPath, noWait, progress, timeout, cancellationToken).ConfigureAwait(false);
+        if (backupPath is not null)
+        {
+            // A backup is sent to the node, which must run: start it empty first (it waits, inert, to be rebuilt).
+            await StartHostedAsync(id, discardStores: true, cancellationToken).ConfigureAwait(false);
+            return await base.RestoreNodeAsync(id, backupPath, noWait, progress, timeout, cancellationToken).ConfigureAwait(false);
+        }
+        var marked = await base.RestoreNodeAsync(id, null, noWait: true, progress, timeout, cancellationToken).ConfigureAwait(false);
+        await StartHostedAsync(id, discardStores: true, cancellationToken).ConfigureAwait(false);
+        if (noWait) return marked;
+        return await WaitForRebuildAsync(id, marked.Epoch, false, progress, timeout, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Stops every node. With <paramref name="deleteData"/> the cluster folder is deleted too. Idempotent.</summary>
+    public override async Task RemoveAsync(bool deleteData)
     {
         await _admin.WaitAsync().ConfigureAwait(false);
         try
         {
             _removed = true;
-            for (int i = 0; i < _nodes.Length; i++)
-            {
-                var host = _nodes[i];
-                _nodes[i] = null;
-                if (host is not null) await host.StopAsync(kill: false).ConfigureAwait(false);
-                ReleaseNodeLock(i + 1);
-            }
+            await CloseAsync().ConfigureAwait(false);
+            foreach (var node in _nodes.Values) await node.StopAsync(kill: false).ConfigureAwait(false);
             _folderLock.Dispose();
             if (deleteData && Directory.Exists(_options.Path))
             {
@@ -267,21 +431,64 @@ public sealed partial class EmbeddedCluster : IReplicationCluster
         }
     }
 
-    public ValueTask DisposeAsync() => _removed ? ValueTask.CompletedTask : new(RemoveAsync(deleteData: false));
-
-    private void ReleaseNodeLock(int id)
-    {
-        _nodeLocks[id - 1]?.Dispose();
-        _nodeLocks[id - 1] = null;
-    }
+    public override ValueTask DisposeAsync() => _removed ? ValueTask.CompletedTask : new(RemoveAsync(deleteData: false));
 
     private void ThrowIfRemoved()
     {
         if (_removed) throw new ClusterNotRunningException(Name);
     }
 
-    private void CheckNodeId(int id)
+    private int SlotOf(int id)
     {
-        if (id < 1 || id > _nodes.Length) throw new NodeNotFoundException(id) { Target = id };
+        int slot = _manifest.Nodes.FindIndex(s => s.Id == id);
+        return slot >= 0 ? slot : throw new NodeNotFoundException(id) { Target = id };
     }
+
+    // ---- restore into a new cluster ----
+
+    /// <summary>
+    /// Creates a NEW embedded cluster (fresh id) from the backup at <paramref name="backupPath"/>: verified first
+    /// (nothing is created for a bad backup), <see cref="ClusterOptions.Path"/> must be new or empty; the cluster
+    /// is created like <see cref="StartAsync"/> (shard count, node count and replication factor default to the
+    /// backup's) and the backup is loaded into it (<see cref="IReplicationCluster.LoadBackupAsync"/>). On failure the
+    /// new cluster is removed with its folder.
+    /// </summary>
+    /// <exception cref="BackupCorruptException">Verification failed; nothing was created.</exception>
+    /// <exception cref="BackupPathException">No backup at the path, a cold backup lacking shards, or a target folder that is not empty.</exception>
+    public static async Task<EmbeddedCluster> RestoreAsync(string backupPath, ClusterOptions options, IProgress<BackupProgress>? progress, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var m = Backups.Verify(backupPath, cancellationToken);
+        if (string.IsNullOrWhiteSpace(options.Path)) throw new ClusterOptionsException(ClusterOptionsException.Invalid, "A cluster needs a data folder.");
+        if (Directory.Exists(options.Path) && Directory.EnumerateFileSystemEntries(options.Path).Any())
+            throw new BackupPathException(BackupPathException.RestorePathInUse, options.Path,
+                $"'{options.Path}' already holds files; a restore creates a new cluster in a new or empty folder.") { Target = options.Path };
+        int nodes = options.NodeCount ?? m.NodeCount;
+        var o = options with
+        {
+            NodeCount = nodes,
+            ShardCount = options.ShardCount ?? m.ShardCount,
+            ReplicationFactor = options.ReplicationFactor ?? Math.Min(m.ReplicationFactor, nodes),
+        };
+        bool createdFolder = !Directory.Exists(o.Path);
+        progress?.Report(new BackupProgress("Restore-ReplicationCluster", $"creating cluster '{o.Name}' ({nodes} nodes, {o.ShardCount} shards)", 0, 1));
+        var cluster = await StartAsync(o, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await cluster.LoadBackupAsync(backupPath, progress, timeout, cancellationToken).ConfigureAwait(false);
+            return cluster;
+        }
+        catch
+        {
+            await cluster.RemoveAsync(deleteData: createdFolder).ConfigureAwait(false);
+            if (!createdFolder && Directory.Exists(o.Path))
+                foreach (var e in new DirectoryInfo(o.Path).EnumerateFileSystemInfos())
+                {
+                    if (e is DirectoryInfo d) d.Delete(recursive: true);
+                    else e.Delete();
+                }
+            throw;
+        }
+    }
+
+    public override string ToString() => $"{Name} (embedded: {_options.Path})";
 }

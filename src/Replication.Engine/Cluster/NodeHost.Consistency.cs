@@ -89,10 +89,11 @@ internal sealed partial class NodeHost
             c.Completion.TrySetException(new RetryableException($"node {Id} could not snapshot shard {c.Shard}: {ex.Message}"));
             return;
         }
-        if (snapshot.Index != c.Index)
+        if (snapshot.Index != c.Index || (c.ExpectedTerm is long term && snapshot.Term != term))
         {
             snapshot.Dispose();
-            c.Completion.TrySetException(new RetryableException($"node {Id}: shard {c.Shard} snapshot is at {snapshot.Index}, not {c.Index}"));
+            c.Completion.TrySetException(new RetryableException(
+                $"node {Id}: shard {c.Shard} snapshot is at index {snapshot.Index} term {snapshot.Term}, not {c.Index}{(c.ExpectedTerm is long t ? $" term {t}" : "")} (the log changed under a leader change)"));
             return;
         }
         if (!c.Completion.TrySetResult(snapshot)) snapshot.Dispose(); // the caller gave up meanwhile
@@ -113,6 +114,8 @@ internal sealed partial class NodeHost
 
     private sealed record CaptureRequest(int Shard, long Index)
     {
+        /// <summary>When set, the entry applied at <see cref="Index"/> must have this term (a cut's capture: see NodeHost.Cut.cs).</summary>
+        public long? ExpectedTerm { get; init; }
         public TaskCompletionSource<ShardSnapshot> Completion { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);
     }
 }

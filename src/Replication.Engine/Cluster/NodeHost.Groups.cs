@@ -4,7 +4,7 @@ namespace Replication.Engine.Cluster;
 
 /// <summary>
 /// Changing what a running node hosts, for nodes whose groups are not fixed at start (one node per
-/// process, Member/ProcessNode.cs): adding a Raft group while the loop runs, and proposing a
+/// process, Member/ClusterNode.cs): adding a Raft group while the loop runs, and proposing a
 /// membership change to a group this node leads. The public methods are thread-safe; the work runs
 /// on the loop thread between two iterations (a <see cref="LoopWork"/> in the inbox), so it never
 /// races with a Ready being processed.
@@ -37,11 +37,62 @@ internal sealed partial class NodeHost
             return (index, index == 0 ? g.Core.LastConfChangeRefusal : null);
         });
 
+    /// <summary>
+    /// Runs <paramref name="work"/> on the loop thread, holding the loop meanwhile: no store is written and no
+    /// message handled until it returns, so the node's files are at rest (a cold copy). Its groups fall behind
+    /// like those of a stopped node and catch up afterwards.
+    /// </summary>
+    public Task RunHeldAsync(Action work) => RunOnLoopAsync(() =>
+    {
+        work();
+        return true;
+    });
+
+    /// <summary>
+    /// Drops <paramref name="group"/> from this node: its core and waiting requests (they fail as retryable),
+    /// its Raft log and its state-machine rows. With <paramref name="importFrom"/> (a cold backup's folder) the
+    /// group's state machine and committed log are then copied in from that backup's state.db and raft.db;
+    /// either way the group is not hosted afterwards (AddGroupAsync hosts it again, from what the stores hold).
+    /// Only for a node that has been removed from the group by membership change (a rebuild): a member must
+    /// never lose what it acknowledged.
+    /// </summary>
+    public Task ReplaceGroupDataAsync(int group, string? importFrom) => RunOnLoopAsync(() =>
+    {
+        if (_groups.Remove(group, out var g))
+        {
+            var reason = new RetryableException($"node {Id} no longer hosts group {group}");
+            FailGroup(g, reason, new RetryableException(reason.Message + " (the write may still commit)", ambiguous: true));
+            AbortSnapshotTransfers(group);
+            foreach (var c in _captures.Where(c => c.Shard == group).ToArray())
+            {
+                _captures.Remove(c);
+                c.Completion.TrySetException(reason);
+            }
+        }
+        // The log first (durable): a crash before the state machine is dropped leaves only rows that
+        // AddGroup discards for a group whose log is empty.
+        _logStore!.DropGroup(group);
+        _kv!.DropShard(group);
+        if (importFrom is not null)
+        {
+            long applied = _kv.ImportShard(group, System.IO.Path.Combine(importFrom, "state.db"));
+            _logStore.ImportGroup(group, System.IO.Path.Combine(importFrom, "raft.db"), applied);
+        }
+        PublishStatus();
+        return true;
+    });
+
     private bool AddGroup(int group, IReadOnlyList<int>? bootstrapVoters)
     {
         if (_groups.ContainsKey(group)) return false;
         var stored = _logStore!.Load(group);
         long applied = _kv!.AppliedIndex(group);
+        if (applied > 0 && stored.Snapshot is null && stored.Entries.Count == 0 && stored.State.Term == 0)
+        {
+            // Rows left behind by a drop that a crash interrupted (ReplaceGroupDataAsync): the log is gone, so they go too.
+            _kv.DropShard(group);
+            applied = 0;
+        }
         if (stored.Snapshot is { } snap && applied < snap.Index)
             throw new StorageCorruptException(
                 $"Node {Id}, group {group}: the state machine is at index {applied} but the Raft log was compacted to {snap.Index}.");

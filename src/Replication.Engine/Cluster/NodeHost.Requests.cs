@@ -52,6 +52,7 @@ internal sealed partial class NodeHost
             p.Completion.TrySetException(new RetryableException($"node {Id} does not host shard {p.Shard}"));
             return;
         }
+        if (HoldAtBarrier(g, p)) return; // a consistent cut is being taken (NodeHost.Cut.cs)
         long first = g.Core.Propose(p.Commands);
         if (first == 0)
         {
@@ -188,8 +189,10 @@ internal sealed partial class NodeHost
         }
     }
 
-    private void FailEverything(Exception reason)
+    private void FailEverything(RetryableException reason)
     {
+        // Requests not yet started never touched the log; proposals already appended may still commit elsewhere.
+        var ambiguous = new RetryableException(reason.Message + " (the write may still commit)", reason.LeaderHint, ambiguous: true);
         object? work;
         while (_inbox.TryDequeue(out work))
         {
@@ -204,14 +207,20 @@ internal sealed partial class NodeHost
         }
         FailCaptures(reason);
         // Answers not yet released are ambiguous to their callers now, like any write cut by a crash.
-        foreach (var (request, _) in _acknowledgements) request.Completion.TrySetException(reason);
+        foreach (var (request, _) in _acknowledgements) request.Completion.TrySetException(ambiguous);
         _acknowledgements.Clear();
-        foreach (var g in _groups.Values)
-        {
-            foreach (var b in g.PendingByIndex.Values.Concat(g.AwaitingAll)) b.Request.Completion.TrySetException(reason);
-            foreach (var r in g.PendingReads.Values) r.Completion.TrySetException(reason);
-            foreach (var (_, r) in g.AwaitingApply) r.Completion.TrySetException(reason);
-        }
+        foreach (var g in _groups.Values) FailGroup(g, reason, ambiguous);
+    }
+
+    /// <summary>Fails everything waiting on one group: held proposals (never proposed) with <paramref name="reason"/>,
+    /// proposals in the log with <paramref name="ambiguous"/>.</summary>
+    private static void FailGroup(GroupRuntime g, RetryableException reason, RetryableException ambiguous)
+    {
+        foreach (var p in g.Held) p.Completion.TrySetException(reason);
+        g.Held.Clear();
+        foreach (var b in g.PendingByIndex.Values.Concat(g.AwaitingAll)) b.Request.Completion.TrySetException(ambiguous);
+        foreach (var r in g.PendingReads.Values) r.Completion.TrySetException(reason);
+        foreach (var (_, r) in g.AwaitingApply) r.Completion.TrySetException(reason);
     }
 
     private sealed record ProposeRequest(int Shard, IReadOnlyList<byte[]> Commands, WriteConcern Concern)
@@ -252,6 +261,9 @@ internal sealed partial class NodeHost
         /// <summary>The hard state last written to raft.db for this group.</summary>
         public HardState Persisted { get; set; } = core.HardState;
         public RaftRole LastRole { get; set; } = RaftRole.Follower;
+        /// <summary>The write barrier of a cut in progress (NodeHost.Cut.cs), and the proposals it holds.</summary>
+        public WriteBarrier? Barrier { get; set; }
+        public List<ProposeRequest> Held { get; } = new();
         public DateTimeOffset StateSince { get; set; } = DateTimeOffset.UtcNow;
     }
 }

@@ -43,6 +43,8 @@ internal sealed partial class NodeHost : IAsyncDisposable
     public string DataPath => _options.DataPath;
     public IPEndPoint? EndPoint => _transport?.LocalEndPoint;
     public bool IsRunning => _thread is not null && !_stopping;
+    /// <summary>Completes once the loop has exited (stopped, killed, or failed: see <see cref="FailureReason"/>).</summary>
+    public Task Exited => _exited.Task;
     /// <summary>Why the loop stopped on its own (a storage error), or null.</summary>
     public string? FailureReason { get; private set; }
     /// <summary>The node's state machine, for reads (its read methods are thread-safe).</summary>
@@ -50,7 +52,8 @@ internal sealed partial class NodeHost : IAsyncDisposable
     /// <summary>Latest published status of each hosted group.</summary>
     public IReadOnlyDictionary<int, GroupStatus> Status => _status;
 
-    /// <summary>Opens the stores, restores every hosted group from disk, binds the transport and starts the loop.</summary>
+    /// <summary>Opens the stores, binds the transport and starts the loop; groups are then added one by one
+    /// (<see cref="AddGroupAsync"/>), each restored from what the stores hold for it.</summary>
     /// <exception cref="StorageCorruptException">A store failed its checks (checksum, schema, a state
     /// machine behind its compacted log): the node refuses to start, and holds no file open.</exception>
     public async Task StartAsync(IPEndPoint listen, CancellationToken cancellationToken)
@@ -75,28 +78,7 @@ internal sealed partial class NodeHost : IAsyncDisposable
         _kv = new KvStore(Path.Combine(_options.DataPath, "state.db"));
         INodeStorage storage = new NodeStorage(_logStore, _kv);
         _storage = _options.StorageDecorator?.Invoke(Id, storage) ?? storage;
-        var random = _options.Seed is int seed ? new Random(seed * 7919 + Id) : new Random();
         DiscardStagedSnapshots();
-        foreach (var (shard, voters) in _options.Groups)
-        {
-            var stored = _logStore.Load(shard);
-            long applied = _kv.AppliedIndex(shard);
-            if (stored.Snapshot is { } snap && applied < snap.Index)
-                throw new StorageCorruptException(
-                    $"Node {Id}, shard {shard}: the state machine is at index {applied} but the Raft log was compacted to {snap.Index}; " +
-                    "this replica cannot be recovered from its own files. Remove its data folder and restart it to rebuild it from its peers.");
-            var config = new RaftConfig
-            {
-                Id = Id,
-                Group = shard,
-                Voters = voters,
-                ElectionTicks = _options.ElectionTicks,
-                HeartbeatTicks = _options.HeartbeatTicks,
-                Applied = applied,
-                Random = new Random(random.Next()),
-            };
-            _groups[shard] = new GroupRuntime(new RaftNode(config, stored.State, stored.Entries, stored.Snapshot));
-        }
         _transport = new TcpTransport(Id, _options.ClusterId, _options.ClusterKey, listen, OnMessage, _options.Log, _options.ClientHandler);
         await _transport.StartAsync(cancellationToken).ConfigureAwait(false);
         PublishStatus();
@@ -161,6 +143,7 @@ internal sealed partial class NodeHost : IAsyncDisposable
                 for (int round = 0; round < 4 && !_killed && _groups.Values.Any(g => g.Core.HasReady); round++)
                     ProcessReadies();
                 CompleteWaiters();
+                ExpireBarriers();
                 MaybeCompact();
                 ExpireSnapshotTransfers();
                 PublishStatus();
@@ -262,8 +245,18 @@ internal sealed partial class NodeHost : IAsyncDisposable
         }
     }
 
+    private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
+
+    /// <summary>
+    /// Completes at the next change of what the control loop acts on (a group's role, leader or membership, the
+    /// metadata group's commit index, or a group added or removed), or after <paramref name="timeout"/>. Thread-safe.
+    /// </summary>
+    public Task WaitForChangeAsync(TimeSpan timeout, CancellationToken cancellationToken) =>
+        Volatile.Read(ref _changed).Task.WaitAsync(timeout, cancellationToken).ContinueWith(_ => { }, TaskScheduler.Default);
+
     private void PublishStatus()
     {
+        var before = _status;
         var status = new Dictionary<int, GroupStatus>(_groups.Count);
         foreach (var (shard, g) in _groups)
         {
@@ -278,5 +271,19 @@ internal sealed partial class NodeHost : IAsyncDisposable
                 c.Role == RaftRole.Leader ? DateTimeOffset.UtcNow : g.LastContact, c.LastStateChangeReason, g.StateSince);
         }
         _status = status;
+        if (Changed(before, status)) Interlocked.Exchange(ref _changed, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
+    }
+
+    private static bool Changed(IReadOnlyDictionary<int, GroupStatus> before, Dictionary<int, GroupStatus> after)
+    {
+        if (before.Count != after.Count) return true;
+        foreach (var (group, a) in after)
+        {
+            if (!before.TryGetValue(group, out var b)) return true;
+            if (a.Role != b.Role || a.Leader != b.Leader || !a.Voters.SequenceEqual(b.Voters) || !a.Learners.SequenceEqual(b.Learners)
+                || (group == ClusterMetadata.MetadataGroup && a.Committed != b.Committed))
+                return true;
+        }
+        return false;
     }
 }

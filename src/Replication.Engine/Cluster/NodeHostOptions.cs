@@ -10,8 +10,6 @@ internal sealed record NodeHostOptions
     public required Transport.ClusterKey ClusterKey { get; init; }
     /// <summary>Serves authenticated client connections; null = the node refuses clients.</summary>
     public Client.IClientRequestHandler? ClientHandler { get; init; }
-    /// <summary>Shard id to its voting members, for every shard this node hosts.</summary>
-    public required IReadOnlyDictionary<int, IReadOnlyList<int>> Groups { get; init; }
     public TimeSpan TickInterval { get; init; } = TimeSpan.FromMilliseconds(10);
     public int ElectionTicks { get; init; } = 15;
     public int HeartbeatTicks { get; init; } = 3;

@@ -25,6 +25,8 @@ public sealed record ReplicationBackup
     public required DateTimeOffset Created { get; init; }
     /// <summary>Time the backup (or the verification) took.</summary>
     public TimeSpan Duration { get; init; }
+    /// <summary>A hot backup's write pause: the longest any shard held new writes while the consistent cut was taken.</summary>
+    public TimeSpan BarrierPause { get; init; }
     public bool? Valid { get; init; }
     public string? Problem { get; init; }
 }

@@ -25,4 +25,10 @@ public sealed record ReplicationNode
     /// <summary>Why the node is in its current state, and since when (Rachis-style).</summary>
     public string? StateReason { get; init; }
     public DateTimeOffset? StateSince { get; init; }
+    /// <summary>The node is being rebuilt (Restore-ReplicationNode): out of every group until it dropped or replaced its data.</summary>
+    public bool Rebuilding { get; init; }
+    /// <summary>Rebuild bookkeeping (ClusterNode.Rebuild.cs): the last rebuild asked for this node, the backup it restores from, and the last one it carried out.</summary>
+    public long RebuildEpoch { get; init; }
+    public Guid? RebuildUpload { get; init; }
+    public long RebuiltEpoch { get; init; }
 }

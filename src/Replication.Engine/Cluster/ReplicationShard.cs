@@ -8,7 +8,12 @@ public sealed record ReplicationShard
     public int Leader { get; init; }
     public required IReadOnlyList<int> Voters { get; init; }
     public IReadOnlyList<int> Learners { get; init; } = Array.Empty<int>();
+    /// <summary>The nodes the placement wants the shard on; differs from <see cref="Voters"/> while replicas move.</summary>
+    public IReadOnlyList<int> Placement { get; init; } = Array.Empty<int>();
+    /// <summary>The highest term known for the shard (also while it has no leader).</summary>
     public long Term { get; init; }
     public long CommitIndex { get; init; }
+    /// <summary>The applied index of the replica this view comes from (the leader's when it has one).</summary>
+    public long AppliedIndex { get; init; }
     public long KeyCount { get; init; }
 }

@@ -26,6 +26,8 @@ internal static class WriteBatching
             try
             {
                 KvLimits.Validate(w.Key, w.Value);
+                if (w.Version is long v && (v <= 0 || w.IsDelete))
+                    throw new InvalidKeyException("InvalidVersion", $"'{w.Key}': a write sets a version only with a value, and the version must be positive (got {v}).") { Target = w.Key };
             }
             catch (InvalidKeyException ex)
             {
@@ -58,7 +60,7 @@ internal static class WriteBatching
             var w = writes[p];
             long size = w.Key.Length * 3L + (w.Value?.Length ?? 0) * 3L + 32;
             if (ops.Count > 0 && (bytes + size > MaxCommandBytes || ops.Count >= MaxOpsPerCommand)) Flush();
-            ops.Add(new KvOp(w.IsDelete ? KvOpType.Delete : KvOpType.Put, w.Key, w.Value, w.ExpectedVersion));
+            ops.Add(new KvOp(w.IsDelete ? KvOpType.Delete : w.Version is null ? KvOpType.Put : KvOpType.Restore, w.Key, w.Value, w.ExpectedVersion, w.Version));
             pos.Add(p);
             bytes += size;
         }

@@ -1,9 +1,13 @@
 namespace Replication.Engine;
 
 /// <summary>No node with the given id belongs to the cluster.</summary>
-public sealed class NodeNotFoundException(int nodeId) : ReplicationException($"The cluster has no node with id {nodeId}.")
+public sealed class NodeNotFoundException : ReplicationException
 {
+    public NodeNotFoundException(int nodeId) : this($"The cluster has no node with id {nodeId}.", nodeId) { }
+
+    internal NodeNotFoundException(string message, int nodeId) : base(message) => NodeId = nodeId;
+
     public override string ErrorId => "NodeNotFound";
     public override ReplicationErrorKind Kind => ReplicationErrorKind.NotFound;
-    public int NodeId { get; } = nodeId;
+    public int NodeId { get; }
 }

@@ -15,6 +15,8 @@ public sealed class RemoteOperationException(string errorId, ReplicationErrorKin
     public const string ConnectionLost = "ConnectionLost";
     /// <summary>The server did not answer within the request's timeout (plus a margin for the network).</summary>
     public const string RequestTimeout = "RequestTimeout";
+    /// <summary>The node the request reached is stopping (or its storage failed) and did nothing with it: a client tries another node.</summary>
+    public const string NodeStopping = "NodeStopping";
 
     public override string ErrorId { get; } = errorId;
     public override ReplicationErrorKind Kind { get; } = kind;

@@ -13,5 +13,10 @@ public abstract class ReplicationException : Exception
     public abstract string ErrorId { get; }
     public abstract ReplicationErrorKind Kind { get; }
     /// <summary>The input the error is about (a key, a node id), if any.</summary>
-    public object? Target { get; init; }
+    public object? Target { get => _target; init => _target = value; }
+
+    private object? _target;
+
+    /// <summary>Sets the target of an exception rebuilt from the wire (Client/ErrorCodec.cs).</summary>
+    internal void SetTarget(object? target) => _target = target;
 }

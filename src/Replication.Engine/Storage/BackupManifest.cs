@@ -37,6 +37,8 @@ internal sealed record BackupManifest
     public required List<ShardEntry> Shards { get; init; }
     public required List<FileEntry> Files { get; init; }
     public string Checksum { get; init; } = "";
+    /// <summary>A hot backup's write pause: the longest any shard held writes for the cut (microseconds; 0 for a cold backup).</summary>
+    public long BarrierPauseMicros { get; init; }
 
     internal sealed record ShardEntry(int Shard, long Index, long Term, long KeyCount, string File, int Node);
     internal sealed record FileEntry(string Name, long Bytes, string Sha256);
@@ -54,6 +56,7 @@ internal sealed record BackupManifest
         sb.Append(CultureInfo.InvariantCulture, $"replication-backup|{FormatVersion}|{Kind}|{ClusterId:D}|{ClusterName}|{NodeCount}|{ShardCount}|{ReplicationFactor}|{NodeId}|{Created.UtcTicks}\n");
         foreach (var s in Shards) sb.Append(CultureInfo.InvariantCulture, $"shard|{s.Shard}|{s.Index}|{s.Term}|{s.KeyCount}|{s.File}|{s.Node}\n");
         foreach (var f in Files) sb.Append(CultureInfo.InvariantCulture, $"file|{f.Name}|{f.Bytes}|{f.Sha256}\n");
+        if (BarrierPauseMicros != 0) sb.Append(CultureInfo.InvariantCulture, $"barrier|{BarrierPauseMicros}\n");
         return sb.ToString();
     }
 
@@ -154,6 +157,7 @@ internal sealed record BackupManifest
             Duration = duration,
             Valid = valid,
             Problem = problem,
+            BarrierPause = TimeSpan.FromMicroseconds(BarrierPauseMicros),
         };
     }
 

@@ -13,10 +13,11 @@ namespace Replication.Engine.Storage;
 ///   byte    format version (1)
 ///   varint  op count (&gt;= 1)
 ///   per op: byte   type (KvOpType)
-///           byte   flags: bit 0 = has value, bit 1 = has expected version; other bits 0
+///           byte   flags: bit 0 = has value, bit 1 = has expected version, bit 2 = has version; other bits 0
 ///           varint key length, then the key in UTF-8
 ///           [varint value length, then the value in UTF-8]   if bit 0
 ///           [varint expected version]                         if bit 1
+///           [varint version]                                  if bit 2 (Restore only, and always for it)
 /// </code>
 /// An empty Data is not a command but a leader's no-op entry; <see cref="Encode"/> never
 /// produces it. <see cref="Decode"/> runs on data from disk and from peers, so it bounds every
@@ -30,6 +31,7 @@ public static class KvCommand
 
     private const byte HasValue = 1;
     private const byte HasExpected = 2;
+    private const byte HasVersion = 4;
 
     /// <summary>
     /// Encodes a non-empty batch of ops. Validates each op (limits via
@@ -48,16 +50,19 @@ public static class KvCommand
         {
             ArgumentNullException.ThrowIfNull(op, nameof(ops));
             if (!Enum.IsDefined(op.Type)) throw new ArgumentException($"Unknown op type {(byte)op.Type}.", nameof(ops));
-            if (op.Type == KvOpType.Put && op.Value is null) throw new ArgumentException($"Put of '{op.Key}' has no value.", nameof(ops));
+            if (op.Type is KvOpType.Put or KvOpType.Restore && op.Value is null) throw new ArgumentException($"{op.Type} of '{op.Key}' has no value.", nameof(ops));
+            if ((op.Type == KvOpType.Restore) != (op.Version is not null) || op.Version <= 0)
+                throw new ArgumentException($"{op.Type} of '{op.Key}': a restore carries a positive version, and only a restore does.", nameof(ops));
             if (op.Type == KvOpType.Delete && op.Value is not null) throw new ArgumentException($"Delete of '{op.Key}' carries a value.", nameof(ops));
             if (op.ExpectedVersion < 0) throw new ArgumentException($"Expected version of '{op.Key}' is negative.", nameof(ops));
             KvLimits.Validate(op.Key, op.Value);
 
-            byte flags = (byte)((op.Value is null ? 0 : HasValue) | (op.ExpectedVersion is null ? 0 : HasExpected));
+            byte flags = (byte)((op.Value is null ? 0 : HasValue) | (op.ExpectedVersion is null ? 0 : HasExpected) | (op.Version is null ? 0 : HasVersion));
             buf.Write([(byte)op.Type, flags]);
             WriteString(buf, op.Key);
             if (op.Value is not null) WriteString(buf, op.Value);
             if (op.ExpectedVersion is { } ev) WriteVarint(buf, (ulong)ev);
+            if (op.Version is { } version) WriteVarint(buf, (ulong)version);
         }
         return buf.WrittenSpan.ToArray();
     }
@@ -81,10 +86,11 @@ public static class KvCommand
             if (data.Length - pos < 2) throw Malformed($"op {i} is truncated");
             byte type = data[pos++];
             byte flags = data[pos++];
-            if (type is not ((byte)KvOpType.Put or (byte)KvOpType.Delete)) throw Malformed($"op {i} has unknown type {type}");
-            if ((flags & ~(HasValue | HasExpected)) != 0) throw Malformed($"op {i} has unknown flags 0x{flags:X2}");
+            if (type is not ((byte)KvOpType.Put or (byte)KvOpType.Delete or (byte)KvOpType.Restore)) throw Malformed($"op {i} has unknown type {type}");
+            if ((flags & ~(HasValue | HasExpected | HasVersion)) != 0) throw Malformed($"op {i} has unknown flags 0x{flags:X2}");
             bool hasValue = (flags & HasValue) != 0;
-            if (hasValue != (type == (byte)KvOpType.Put)) throw Malformed($"op {i}: a put must carry a value and a delete must not");
+            if (hasValue != (type != (byte)KvOpType.Delete)) throw Malformed($"op {i}: a put or restore must carry a value and a delete must not");
+            if (((flags & HasVersion) != 0) != (type == (byte)KvOpType.Restore)) throw Malformed($"op {i}: a restore must carry a version and nothing else may");
 
             string key = ReadString(data, ref pos, KvLimits.MaxKeyBytes, i, "key");
             if (key.Length == 0) throw Malformed($"op {i} has an empty key");
@@ -96,7 +102,14 @@ public static class KvCommand
                 if (ev > long.MaxValue) throw Malformed($"op {i} has expected version {ev} out of range");
                 expected = (long)ev;
             }
-            ops[i] = new KvOp((KvOpType)type, key, value, expected);
+            long? version = null;
+            if ((flags & HasVersion) != 0)
+            {
+                ulong v = ReadVarint(data, ref pos);
+                if (v is 0 or > long.MaxValue) throw Malformed($"op {i} has version {v} out of range");
+                version = (long)v;
+            }
+            ops[i] = new KvOp((KvOpType)type, key, value, expected, version);
         }
         if (pos != data.Length) throw Malformed($"{data.Length - pos} bytes follow the last op");
         return ops;

@@ -8,4 +8,7 @@ public enum KvOpType : byte
 
     /// <summary>Remove a key.</summary>
     Delete = 2,
+
+    /// <summary>Set a key's value AND version exactly (loading a backup into a cluster): <see cref="KvOp.Version"/> is required.</summary>
+    Restore = 3,
 }

@@ -93,9 +93,9 @@ public sealed partial class KvStore
         if (op.ExpectedVersion is { } expected && expected != current)
             return new KvOpResult(Applied: false, Version: 0, Existed: existed, ActualVersion: current);
 
-        if (op.Type == KvOpType.Put)
+        if (op.Type is KvOpType.Put or KvOpType.Restore)
         {
-            long version = current + 1;
+            long version = op.Type == KvOpType.Restore ? op.Version!.Value : current + 1;
             _upsertKv.Parameters[0].Value = shard;
             _upsertKv.Parameters[1].Value = op.Key;
             _upsertKv.Parameters[2].Value = op.Value;

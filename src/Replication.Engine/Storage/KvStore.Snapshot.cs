@@ -82,4 +82,59 @@ public sealed partial class KvStore
             SqliteSetup.Execute(_conn, "PRAGMA synchronous=NORMAL;");
         }
     }
+
+    /// <summary>Removes every row and the applied index of <paramref name="shard"/> (loop thread only; not fsynced:
+    /// the shard's Raft log is dropped after this and a restart finds nothing of it to replay).</summary>
+    public void DropShard(int shard)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        using var tx = _conn.BeginTransaction();
+        foreach (var table in new[] { "kv", "applied" })
+        {
+            using var cmd = _conn.CreateCommand();
+            cmd.Transaction = tx;
+            cmd.CommandText = $"DELETE FROM {table} WHERE shard = @s";
+            cmd.Parameters.AddWithValue("@s", shard);
+            cmd.ExecuteNonQuery();
+        }
+        tx.Commit();
+    }
+
+    /// <summary>
+    /// Replaces <paramref name="shard"/>'s rows and applied index with those of another state.db (a node's cold
+    /// backup), in one transaction, then makes the file durable (loop thread only). Returns the imported
+    /// applied index.
+    /// </summary>
+    public long ImportShard(int shard, string sourceStateDb)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        SqliteSetup.Execute(_conn, $"ATTACH DATABASE '{sourceStateDb.Replace("'", "''")}' AS src;");
+        try
+        {
+            using (var tx = _conn.BeginTransaction())
+            {
+                foreach (var sql in new[]
+                {
+                    "DELETE FROM kv WHERE shard = @s",
+                    "DELETE FROM applied WHERE shard = @s",
+                    "INSERT INTO kv SELECT * FROM src.kv WHERE shard = @s ORDER BY key",
+                    "INSERT INTO applied SELECT * FROM src.applied WHERE shard = @s",
+                })
+                {
+                    using var cmd = _conn.CreateCommand();
+                    cmd.Transaction = tx;
+                    cmd.CommandText = sql;
+                    cmd.Parameters.AddWithValue("@s", shard);
+                    cmd.ExecuteNonQuery();
+                }
+                tx.Commit();
+            }
+        }
+        finally
+        {
+            SqliteSetup.Execute(_conn, "DETACH DATABASE src;");
+        }
+        Flush();
+        return AppliedIndex(shard);
+    }
 }

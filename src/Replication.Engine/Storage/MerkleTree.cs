@@ -116,13 +116,16 @@ internal sealed class MerkleTree
         (leaf == 0 ? null : Boundaries[leaf - 1], leaf >= Boundaries.Count ? null : Boundaries[leaf]);
 
     /// <summary>Leaves whose hash differs from <paramref name="other"/>'s, found by descending only into differing subtrees.</summary>
-    public IReadOnlyList<int> DifferingLeaves(MerkleTree other)
+    public IReadOnlyList<int> DifferingLeaves(MerkleTree other) => DifferingLeaves(Leaves, other.Leaves);
+
+    /// <summary>Leaves that differ between two trees given by their leaf hashes (the same leaf ranges on both sides).</summary>
+    public static IReadOnlyList<int> DifferingLeaves(byte[][] leaves, byte[][] otherLeaves)
     {
-        if (other.Leaves.Length != Leaves.Length) throw new ArgumentException("Trees over different leaves cannot be compared.", nameof(other));
+        if (otherLeaves.Length != leaves.Length) throw new ArgumentException("Trees over different leaves cannot be compared.", nameof(otherLeaves));
         var result = new List<int>();
-        if (Root.AsSpan().SequenceEqual(other.Root)) return result;
-        var mine = Levels(Leaves);
-        var theirs = Levels(other.Leaves);
+        var mine = Levels(leaves);
+        var theirs = Levels(otherLeaves);
+        if (mine[^1][0].AsSpan().SequenceEqual(theirs[^1][0])) return result;
         var stack = new Stack<(int Level, int Index)>();
         stack.Push((mine.Count - 1, 0));
         while (stack.Count > 0)
@@ -150,7 +153,7 @@ internal sealed class MerkleTree
         return h;
     }
 
-    private static void AppendRow(IncrementalHash hash, StoredKey row)
+    internal static void AppendRow(IncrementalHash hash, StoredKey row)
     {
         Span<byte> number = stackalloc byte[8];
         AppendString(hash, row.Key);

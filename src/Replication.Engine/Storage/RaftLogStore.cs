@@ -259,6 +259,61 @@ public sealed class RaftLogStore : IDisposable
         cmd.ExecuteNonQuery();
     }
 
+    /// <summary>Removes everything of <paramref name="group"/>: entries, hard state, snapshot metadata (durable when it returns).</summary>
+    public void DropGroup(int group)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        using var tx = _conn.BeginTransaction();
+        foreach (var table in new[] { "raft_log", "raft_state", "raft_snapshot" })
+        {
+            using var cmd = _conn.CreateCommand();
+            cmd.Transaction = tx;
+            cmd.CommandText = $"DELETE FROM {table} WHERE grp = @grp";
+            cmd.Parameters.AddWithValue("@grp", group);
+            cmd.ExecuteNonQuery();
+        }
+        tx.Commit();
+    }
+
+    /// <summary>
+    /// Copies <paramref name="group"/>'s hard state, snapshot metadata and entries up to
+    /// <paramref name="upToIndex"/> from another raft.db (a node's cold backup) into this store, in one
+    /// durable transaction, replacing what this store had for the group. Entries after the index (not known
+    /// to be committed) are left behind. The copied entries are checked as at start-up when the group loads.
+    /// </summary>
+    public void ImportGroup(int group, string sourceRaftDb, long upToIndex)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        SqliteSetup.Execute(_conn, $"ATTACH DATABASE '{sourceRaftDb.Replace("'", "''")}' AS src;");
+        try
+        {
+            using var tx = _conn.BeginTransaction();
+            foreach (var (sql, bounded) in new[]
+            {
+                ("DELETE FROM raft_log WHERE grp = @grp", false),
+                ("DELETE FROM raft_state WHERE grp = @grp", false),
+                ("DELETE FROM raft_snapshot WHERE grp = @grp", false),
+                ("INSERT INTO raft_log SELECT * FROM src.raft_log WHERE grp = @grp AND idx <= @idx", true),
+                ("INSERT INTO raft_state SELECT * FROM src.raft_state WHERE grp = @grp", false),
+                ("INSERT INTO raft_snapshot SELECT * FROM src.raft_snapshot WHERE grp = @grp", false),
+                ("UPDATE raft_state SET commit_idx = min(commit_idx, @idx) WHERE grp = @grp", true),
+            })
+            {
+                using var cmd = _conn.CreateCommand();
+                cmd.Transaction = tx;
+                cmd.CommandText = sql;
+                cmd.Parameters.AddWithValue("@grp", group);
+                if (bounded) cmd.Parameters.AddWithValue("@idx", upToIndex);
+                cmd.ExecuteNonQuery();
+            }
+            tx.Commit();
+        }
+        finally
+        {
+            SqliteSetup.Execute(_conn, "DETACH DATABASE src;");
+        }
+    }
+
     private int[] ParseIds(int group, string text)
     {
         if (text.Length == 0) return [];

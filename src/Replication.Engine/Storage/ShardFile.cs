@@ -60,6 +60,97 @@ internal static class ShardFile
     }
 
     /// <summary>
+    /// Writes a new shard file from rows that arrive in pages (a hot backup read over the network): created with
+    /// the format's schema, rows appended in key order inside one transaction, and the shard row (index, term)
+    /// written last by <see cref="Writer.Complete"/>, which commits durably. Disposed without completing, the
+    /// file is left incomplete (the caller deletes it). Not thread-safe.
+    /// </summary>
+    public sealed class Writer : IDisposable
+    {
+        private readonly SqliteConnection _conn;
+        private readonly SqliteTransaction _tx;
+        private readonly SqliteCommand _insert;
+        private bool _done;
+
+        public Writer(string target)
+        {
+            if (File.Exists(target)) throw new IOException($"'{target}' already exists; a backup never overwrites.");
+            _conn = Open(target, SqliteOpenMode.ReadWriteCreate);
+            SqliteSetup.Execute(_conn, "PRAGMA journal_mode=DELETE; PRAGMA synchronous=FULL;");
+            SqliteSetup.Execute(_conn, CreateSql +
+                $"PRAGMA application_id={ApplicationId.ToString(CultureInfo.InvariantCulture)}; PRAGMA user_version={FormatVersion.ToString(CultureInfo.InvariantCulture)};");
+            _tx = _conn.BeginTransaction();
+            _insert = _conn.CreateCommand();
+            _insert.Transaction = _tx;
+            _insert.CommandText = "INSERT INTO kv(key, value, version, modified_index) VALUES(@k, @v, @ver, @idx)";
+            foreach (var name in new[] { "@k", "@v", "@ver", "@idx" }) _insert.Parameters.Add(new SqliteParameter { ParameterName = name });
+        }
+
+        public void Add(StoredKey row)
+        {
+            _insert.Parameters[0].Value = row.Key;
+            _insert.Parameters[1].Value = row.Value;
+            _insert.Parameters[2].Value = row.Version;
+            _insert.Parameters[3].Value = row.ModifiedIndex;
+            _insert.ExecuteNonQuery();
+        }
+
+        /// <summary>Writes the shard row and commits (durable when it returns).</summary>
+        public Content Complete(int shard, long index, long term)
+        {
+            using (var cmd = _conn.CreateCommand())
+            {
+                cmd.Transaction = _tx;
+                cmd.CommandText = "INSERT INTO shard(shard, idx, term) VALUES(@s, @i, @t)";
+                cmd.Parameters.AddWithValue("@s", shard);
+                cmd.Parameters.AddWithValue("@i", index);
+                cmd.Parameters.AddWithValue("@t", term);
+                cmd.ExecuteNonQuery();
+            }
+            var content = ReadContent(_conn, _tx);
+            _tx.Commit();
+            _done = true;
+            return content;
+        }
+
+        public void Dispose()
+        {
+            if (!_done) _tx.Rollback();
+            _insert.Dispose();
+            _tx.Dispose();
+            _conn.Dispose();
+        }
+    }
+
+    /// <summary>The groups a raft.db holds a hard state or entries for (read-only: a backup's copy is not changed).</summary>
+    public static IReadOnlyList<int> GroupsOf(string raftDb)
+    {
+        using var conn = Open(raftDb, SqliteOpenMode.ReadOnly);
+        using var cmd = conn.CreateCommand();
+        cmd.CommandText = "SELECT grp FROM raft_state UNION SELECT DISTINCT grp FROM raft_log ORDER BY 1";
+        using var r = cmd.ExecuteReader();
+        var groups = new List<int>();
+        while (r.Read()) groups.Add(checked((int)r.GetInt64(0)));
+        return groups;
+    }
+
+    /// <summary>
+    /// Streams a backup's rows of one shard in key order: from a shard file (<paramref name="stateDbShard"/> null)
+    /// or from a cold backup's state.db (the rows of that shard). Read-only, one unpooled connection.
+    /// </summary>
+    public static IEnumerable<StoredKey> ReadRows(string file, int? stateDbShard)
+    {
+        using var conn = Open(file, SqliteOpenMode.ReadOnly);
+        using var cmd = conn.CreateCommand();
+        cmd.CommandText = stateDbShard is null
+            ? "SELECT key, value, version, modified_index FROM kv ORDER BY key"
+            : "SELECT key, value, version, modified_index FROM kv WHERE shard = @s ORDER BY key";
+        if (stateDbShard is int s) cmd.Parameters.AddWithValue("@s", s);
+        using var r = cmd.ExecuteReader();
+        while (r.Read()) yield return new StoredKey(r.GetString(0), r.GetString(1), r.GetInt64(2), r.GetInt64(3));
+    }
+
+    /// <summary>
     /// Opens a shard file read-only and reads what it holds, checking its format. Used by verification.
     /// </summary>
     /// <exception cref="BackupCorruptException">Not a shard file of a known version, or SQLite finds it damaged.</exception>

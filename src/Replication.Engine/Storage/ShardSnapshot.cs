@@ -80,6 +80,18 @@ internal sealed class ShardSnapshot : IDisposable
         while (r.Read()) yield return new StoredKey(r.GetString(0), r.GetString(1), r.GetInt64(2), r.GetInt64(3));
     }
 
+    /// <summary>The shard's rows with a key after <paramref name="after"/> (null = from the first), in key order, streamed (an index seek).</summary>
+    public IEnumerable<StoredKey> RowsAfter(string? after)
+    {
+        using var cmd = _conn.CreateCommand();
+        cmd.Transaction = _tx;
+        cmd.CommandText = "SELECT key, value, version, modified_index FROM kv WHERE shard = @s" + (after is null ? "" : " AND key > @after") + " ORDER BY key";
+        cmd.Parameters.AddWithValue("@s", Shard);
+        if (after is not null) cmd.Parameters.AddWithValue("@after", after);
+        using var r = cmd.ExecuteReader();
+        while (r.Read()) yield return new StoredKey(r.GetString(0), r.GetString(1), r.GetInt64(2), r.GetInt64(3));
+    }
+
     public void Dispose()
     {
         _tx.Dispose();

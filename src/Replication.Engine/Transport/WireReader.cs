@@ -37,6 +37,14 @@ internal ref struct WireReader(ReadOnlySpan<byte> source)
         catch (System.Text.DecoderFallbackException) { throw Malformed($"{what} is not valid UTF-8."); }
     }
 
+    /// <summary>A u32 byte length then that many bytes, copied out (the length is checked against what remains first).</summary>
+    public byte[] ReadByteString(string what)
+    {
+        uint length = ReadUInt32();
+        if (length > (uint)_rest.Length) throw Malformed($"{what} of {length} bytes cannot fit in the {_rest.Length} bytes left.");
+        return Take((int)length).ToArray();
+    }
+
     /// <summary>
     /// Reads a u32 count of items that each take at least <paramref name="minItemSize"/> bytes,
     /// and rejects it unless that many items can fit in what remains. This is the check that

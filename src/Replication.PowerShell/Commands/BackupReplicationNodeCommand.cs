@@ -45,11 +45,11 @@ public sealed class BackupReplicationNodeCommand : ClusterCmdlet
                 "A node backup is always cold (the node stops for the copy): pass -Cold. For an online backup use Backup-ReplicationCluster.", Id));
         var cluster = ResolveCluster();
         string path = SessionState.Path.GetUnresolvedProviderPathFromPSPath(Path);
-        if (!ShouldProcess($"node {Id} of cluster '{cluster.Name}' into {path}", "Stop the node, copy its files, start it again (cold backup)")) return;
+        if (!ShouldProcess($"node {Id} of cluster '{cluster.Name}' into {path}", "Hand the node's leaderships away and hold it while its files are copied (cold backup)")) return;
         try
         {
             var pump = new ProgressPump(activityId: 2);
-            var task = cluster.Engine.BackupNodeColdAsync(Id, path, pump, StopToken);
+            var task = cluster.Engine.BackupNodeColdAsync(Id, path, pump, TimeSpan.FromMinutes(10), StopToken);
             pump.WaitPumping(task, this);
             WriteObject(Await(task));
         }

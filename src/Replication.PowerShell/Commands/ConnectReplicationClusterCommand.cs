@@ -53,11 +53,11 @@ public sealed class ConnectReplicationClusterCommand : ReplicationCmdlet
     protected override void EndProcessing()
     {
         var secret = SecretConverter.ToClusterSecret((ParameterSetName == CredentialSet ? Credential!.Password : ClusterSecret)!);
-        RemoteCluster engine;
+        ClusterClient engine;
         try
         {
             WriteVerbose($"Connecting to {string.Join(", ", Endpoint)}.");
-            engine = Await(RemoteCluster.ConnectAsync(Endpoint, secret, Name, cancellationToken: StopToken));
+            engine = Await(ClusterClient.ConnectAsync(Endpoint, secret, Name, cancellationToken: StopToken));
         }
         catch (ReplicationException e)
         {

@@ -4,7 +4,6 @@ using System.Runtime.InteropServices;
 using System.Security;
 using Replication.Engine;
 using Replication.Engine.Cluster;
-using Replication.Engine.Member;
 
 namespace Replication.PowerShell.Commands;
 
@@ -83,6 +82,11 @@ public sealed class StartReplicationNodeCommand : ClusterCmdlet
     [ValidateRange(1, ClusterOptions.MaxShardCount)]
     public int ShardCount { get; set; } = ClusterOptions.DefaultShardCount;
 
+    /// <summary>Discard this node's raft.db and state.db first (its files are damaged) and rebuild it from its peers: it asks
+    /// them to take it out of its groups, then rejoins empty (node.json is kept).</summary>
+    [Parameter(ParameterSetName = ProcessSet)]
+    public SwitchParameter Rebuild { get; set; }
+
     /// <summary>Target replicas per shard of a new cluster (founding only), reached as nodes join. Default 3.</summary>
     [Parameter(ParameterSetName = ProcessSet)]
     [ValidateRange(1, ClusterOptions.MaxNodeCount)]
@@ -92,7 +96,7 @@ public sealed class StartReplicationNodeCommand : ClusterCmdlet
     {
         if (ParameterSetName == ProcessSet)
         {
-            RunProcessNode();
+            RunClusterNode();
             return;
         }
         var cluster = ResolveCluster();
@@ -108,11 +112,11 @@ public sealed class StartReplicationNodeCommand : ClusterCmdlet
         }
     }
 
-    private void RunProcessNode()
+    private void RunClusterNode()
     {
         string path = GetUnresolvedProviderPathFromPSPath(Path);
         var events = new ConcurrentQueue<string>();
-        var options = new ProcessNodeOptions
+        var options = new NodeOptions
         {
             Path = path,
             Listen = Listen,
@@ -122,33 +126,36 @@ public sealed class StartReplicationNodeCommand : ClusterCmdlet
             Name = Name,
             ShardCount = ShardCount,
             ReplicationFactor = ReplicationFactor,
-            Log = Wait ? m => { if (events.Count < 10_000) events.Enqueue($"{DateTimeOffset.Now:HH:mm:ss.fff} {m}"); } : null,
+            DiscardStores = Rebuild,
+            Log = m => { if (events.Count < 10_000) events.Enqueue($"{DateTimeOffset.Now:HH:mm:ss.fff} {m}"); },
         };
-        ProcessNode node;
+        LocalNodeCluster engine;
         try
         {
             WriteVerbose(Join is null ? $"Starting a node in {path} on {Listen}." : $"Starting a node in {path} on {Listen}, joining through {Join}.");
-            node = Await(ProcessNode.StartAsync(options, StopToken));
+            engine = Await(LocalNodeCluster.StartAsync(options, StopToken));
         }
         catch (ReplicationException e)
         {
             ThrowEngineError(e, e.Target ?? path);
             return;
         }
-        if (!ClusterRegistry.TryReserve(node.Name))
+        while (events.TryDequeue(out var line)) WriteVerbose(line);
+        var node = engine.Node;
+        if (!ClusterRegistry.TryReserve(engine.Name))
         {
-            Await(node.StopAsync(kill: false));
+            Await(engine.RemoveAsync(deleteData: false));
             ThrowTerminatingError(NewErrorRecord(ErrorIds.ClusterNameInUse, ErrorCategory.ResourceExists,
-                $"A cluster named '{node.Name}' is already known in this session; run each node of a cluster in its own process.", node.Name));
+                $"A cluster named '{engine.Name}' is already known in this session; run each node of a cluster in its own process.", engine.Name));
         }
-        var cluster = new ReplicationCluster(node);
+        var cluster = new ReplicationCluster(engine);
         ClusterRegistry.Register(cluster);
-        WriteObject(node.GetNode(node.NodeId));
+        WriteObject(engine.GetNode(node.NodeId));
         if (Wait) ServeUntilStopped(node, cluster, events);
     }
 
     /// <summary>Blocks the pipeline thread until Ctrl+C (StopProcessing), SIGTERM, or the node stops; then stops it cleanly.</summary>
-    private void ServeUntilStopped(ProcessNode node, ReplicationCluster cluster, ConcurrentQueue<string> events)
+    private void ServeUntilStopped(ClusterNode node, ReplicationCluster cluster, ConcurrentQueue<string> events)
     {
         using var terminate = new CancellationTokenSource();
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>

@@ -19,7 +19,7 @@ public sealed class ClientCodecTests
 
     internal static ClientRequest[] SampleRequests() =>
     [
-        new WriteRequest(1, [new KeyWrite("a", "x"), new KeyWrite("b", null, 3), new KeyWrite("ключ", "ü€𝄞", 0)], WriteConcern.All, TimeSpan.FromSeconds(7)),
+        new WriteRequest(1, [new KeyWrite("a", "x"), new KeyWrite("b", null, 3), new KeyWrite("ключ", "ü€𝄞", 0), new KeyWrite("restored", "r", 0) { Version = 7 }], WriteConcern.All, TimeSpan.FromSeconds(7)),
         new GetRequest(2, "key/1", ReadConsistency.Lease, TimeSpan.FromMilliseconds(1500)),
         new ScanRequest(3, "user/", ReadConsistency.Stale, TimeSpan.FromSeconds(10), 500),
         new ScanNextRequest(4, 3),
@@ -32,6 +32,7 @@ public sealed class ClientCodecTests
         new ForwardedRequest(11, new GetRequest(11, "forwarded", ReadConsistency.Linearizable, TimeSpan.FromSeconds(3))),
         new JoinRequest(12, "127.0.0.1:7001", Guid.Parse("6f9619ff-8b86-d011-b42d-00c04fc964ff")),
         new ShardScanRequest(13, 2, "user/", "user/17", 500, ReadConsistency.Lease, TimeSpan.FromSeconds(4)),
+        new AdminRequest(14, "file.write", 3, "{\"Offset\":0}", new byte[] { 1, 2, 3, 0, 255 }),
     ];
 
     internal static ClientResponse[] SampleResponses()
@@ -58,12 +59,14 @@ public sealed class ClientCodecTests
             new ShardsResponse(10, [shard, shard with { Id = 2, Learners = [] }]),
             new JoinResponse(11, 4, Guid.NewGuid(), "{\"cluster\":\"{}\"}"),
             new ScanPageResponse(12, ClientRequestType.ShardScan, 0, true, [key]),
+            new AdminResponse(13, "{\"Done\":true}", new byte[] { 9, 8, 7 }),
+            new ErrorResponse(14, ClientRequestType.Write, RemoteError.From(new VersionConflictException("k", 3, 5) { Target = "k" })),
         ];
     }
 
     [Fact]
     public void Request_types_are_pinned() =>
-        Assert.Equal([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], Enum.GetValues<ClientRequestType>().Select(t => (int)t));
+        Assert.Equal([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13], Enum.GetValues<ClientRequestType>().Select(t => (int)t));
 
     [Fact]
     public void Every_request_type_round_trips()
@@ -80,6 +83,12 @@ public sealed class ClientCodecTests
             Assert.Equal(bytes, ClientCodec.EncodeRequest(decoded));
             if (request is WriteRequest w)
                 Assert.Equal(w.Writes, ((WriteRequest)decoded).Writes);
+            else if (request is AdminRequest a)
+            {
+                var d = (AdminRequest)decoded;
+                Assert.Equal((a.Operation, a.TargetNode, a.Json), (d.Operation, d.TargetNode, d.Json));
+                Assert.Equal(a.Blob.ToArray(), d.Blob.ToArray());
+            }
             else
                 Assert.Equal(request, decoded);
         }
@@ -89,8 +98,8 @@ public sealed class ClientCodecTests
     public void Every_response_type_round_trips()
     {
         var samples = SampleResponses();
-        // Every response shape (error, ack, write, get, scan page, status, shards, join) is covered.
-        Assert.Equal(8, samples.Select(s => s.GetType()).Distinct().Count());
+        // Every response shape (error, ack, write, get, scan page, status, shards, join, admin) is covered.
+        Assert.Equal(9, samples.Select(s => s.GetType()).Distinct().Count());
         foreach (var response in samples)
         {
             byte[] bytes = ClientCodec.EncodeResponse(response);
@@ -107,6 +116,22 @@ public sealed class ClientCodecTests
         Assert.Equal(("QuorumUnavailable", ReplicationErrorKind.Timeout, "no quorum"), (error.Error.ErrorId, error.Error.Kind, error.Error.Message));
         var join = (JoinResponse)ClientCodec.DecodeResponse(ClientCodec.EncodeResponse(samples[10]));
         Assert.Equal(samples[10], join);
+        var admin = (AdminResponse)ClientCodec.DecodeResponse(ClientCodec.EncodeResponse(samples[12]));
+        Assert.Equal(new byte[] { 9, 8, 7 }, admin.Blob.ToArray());
+    }
+
+    [Fact]
+    public void Typed_engine_errors_survive_the_wire_with_their_fields()
+    {
+        var conflict = (ErrorResponse)ClientCodec.DecodeResponse(ClientCodec.EncodeResponse(SampleResponses()[13]));
+        var e = Assert.IsType<VersionConflictException>(conflict.Error.ToException());
+        Assert.Equal(5, e.ActualVersion);
+        Assert.Equal("k", e.Target);
+        Assert.Equal(new VersionConflictException("k", 3, 5).Message, e.Message);
+        var atRisk = RemoteError.From(new QuorumAtRiskException(2, 7)).ToException();
+        Assert.Equal((2, 7), (((QuorumAtRiskException)atRisk).NodeId, ((QuorumAtRiskException)atRisk).Shard));
+        var unknown = new RemoteError("SomethingNew", ReplicationErrorKind.Conflict, "later version").ToException();
+        Assert.Equal(("SomethingNew", ReplicationErrorKind.Conflict), (((RemoteOperationException)unknown).ErrorId, unknown.Kind));
     }
 
     [Fact]

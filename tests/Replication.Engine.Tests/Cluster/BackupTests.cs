@@ -41,14 +41,15 @@ public sealed class BackupTests
         Assert.Equal(BackupKind.Hot, result.Kind);
         Assert.Equal(f.Cluster.Id, result.ClusterId);
         Assert.Equal(3, result.Shards.Count);
-        Assert.Contains(progress, p => p.Completed == 3 && p.Total == 3);
+        Assert.Contains(progress, p => p.Completed == 4 && p.Total == 4 && p.PercentComplete == 100); // every shard, then the manifest
+        Assert.True(result.BarrierPause > TimeSpan.Zero && result.BarrierPause < ClusterFixture.Bound);
         Assert.True(result.KeyCount >= 200);
         var verified = Backups.Verify(backup, None);
         Assert.True(verified.Valid);
         Assert.Equal(result.Checksum, verified.Checksum);
 
         string restorePath = Path.Combine(backupDir.Path, "restored");
-        await using var restored = await EmbeddedCluster.RestoreAsync(backup, new ClusterOptions { Name = "restored", Path = restorePath, Seed = 7 }, null, None);
+        await using var restored = await EmbeddedCluster.RestoreAsync(backup, new ClusterOptions { Name = "restored", Path = restorePath, Seed = 7 }, null, ClusterFixture.Bound, None);
         await restored.WaitForLeadersAsync(null, ClusterFixture.Bound, None);
         Assert.NotEqual(f.Cluster.Id, restored.Id);
         Assert.Equal(3, restored.ShardCount);
@@ -105,7 +106,7 @@ public sealed class BackupTests
         Assert.Contains("SHA-256", corrupt.Message);
 
         string target = Path.Combine(dir.Path, "restored");
-        await Assert.ThrowsAsync<BackupCorruptException>(() => EmbeddedCluster.RestoreAsync(backup, new ClusterOptions { Name = "r", Path = target }, null, None));
+        await Assert.ThrowsAsync<BackupCorruptException>(() => EmbeddedCluster.RestoreAsync(backup, new ClusterOptions { Name = "r", Path = target }, null, ClusterFixture.Bound, None));
         Assert.False(Directory.Exists(target), "nothing may be written for a bad backup");
 
         // Truncated.
@@ -145,7 +146,7 @@ public sealed class BackupTests
                 failures += await WriteBatchAsync(f, acked, round, 5, throwOnError: false);
         });
         string backup = Path.Combine(dir.Path, "cold");
-        var result = await f.Cluster.BackupNodeColdAsync(node, backup, null, None);
+        var result = await f.Cluster.BackupNodeColdAsync(node, backup, null, ClusterFixture.Bound, None);
         int ackedAfter;
         lock (acked) ackedAfter = acked.Count;
         ClusterFixture.Eventually(() => { lock (acked) return acked.Count >= ackedAfter + 50 || writer.IsCompleted; }, "writes continue after the cold backup");
@@ -161,9 +162,9 @@ public sealed class BackupTests
         Assert.Equal(2, result.Shards.Count);
 
         // Restore the node from its cold backup; it catches up from its peers.
-        var wrong = await Assert.ThrowsAsync<BackupPathException>(() => f.Cluster.RestoreNodeAsync(node % 3 + 1, backup, ClusterFixture.Bound, None));
+        var wrong = await Assert.ThrowsAsync<BackupPathException>(() => f.Cluster.RestoreNodeAsync(node % 3 + 1, backup, false, null, ClusterFixture.Bound, None));
         Assert.Equal("BackupMismatch", wrong.ErrorId);
-        await f.Cluster.RestoreNodeAsync(node, backup, ClusterFixture.Bound, None);
+        await f.Cluster.RestoreNodeAsync(node, backup, false, null, ClusterFixture.Bound, None);
         bool caughtUp = SpinWait.SpinUntil(() =>
         {
             var nodes = f.Cluster.GetNodes();
@@ -176,7 +177,7 @@ public sealed class BackupTests
         Assert.All(checks, c => Assert.True(c.Consistent, string.Join("; ", c.DivergentRanges)));
 
         // This node hosts every shard (3 nodes, replication factor 3), so its cold backup restores a whole cluster.
-        await using var restored = await EmbeddedCluster.RestoreAsync(backup, new ClusterOptions { Name = "fromcold", Path = Path.Combine(dir.Path, "restored") }, null, None);
+        await using var restored = await EmbeddedCluster.RestoreAsync(backup, new ClusterOptions { Name = "fromcold", Path = Path.Combine(dir.Path, "restored") }, null, ClusterFixture.Bound, None);
         await restored.WaitForLeadersAsync(null, ClusterFixture.Bound, None);
         long keys = 0;
         await foreach (var _ in restored.ScanAsync("", ReadConsistency.Linearizable, ClusterFixture.Bound, None)) keys++;
@@ -190,12 +191,12 @@ public sealed class BackupTests
         await f.Cluster.StopNodeAsync(1, kill: false, None);
         using var dir = new TempFolder();
         string backup = Path.Combine(dir.Path, "cold");
-        var ex = await Assert.ThrowsAsync<QuorumAtRiskException>(() => f.Cluster.BackupNodeColdAsync(2, backup, null, None));
+        var ex = await Assert.ThrowsAsync<QuorumAtRiskException>(() => f.Cluster.BackupNodeColdAsync(2, backup, null, ClusterFixture.Bound, None));
         Assert.Equal("QuorumAtRisk", ex.ErrorId);
         Assert.Equal(NodeState.Running, f.Cluster.GetNode(2).State);
         Assert.False(Directory.Exists(backup));
         // A stopped node can always be backed up.
-        var cold = await f.Cluster.BackupNodeColdAsync(1, backup, null, None);
+        var cold = await f.Cluster.BackupNodeColdAsync(1, backup, null, ClusterFixture.Bound, None);
         Assert.Equal(NodeState.Stopped, f.Cluster.GetNode(1).State);
         Assert.True(Backups.Verify(backup, None).Valid);
         Assert.Equal(1, cold.NodeId);

@@ -30,7 +30,12 @@ internal sealed class ClusterFixture : IAsyncDisposable
     }
 
     public static ClusterOptions Options(string path, int? nodes = 3, int? shards = 2) =>
-        new() { Name = "test", Path = path, NodeCount = nodes, ShardCount = shards, Seed = 42 };
+        new() { Name = "test", Path = path, NodeCount = nodes, ShardCount = shards, Seed = 42, Log = DebugLog };
+
+    /// <summary>Node events go to the file named by REPLICATION_TEST_LOG, when set (for debugging a failing test).</summary>
+    internal static readonly Action<string>? DebugLog = Environment.GetEnvironmentVariable("REPLICATION_TEST_LOG") is { Length: > 0 } file
+        ? m => { lock (file) File.AppendAllText(file, $"{DateTime.UtcNow:HH:mm:ss.fff} {m}\n"); }
+        : null;
 
     /// <summary>Stops the cluster (keeping its files) and starts it again from the same folder.</summary>
     public async Task ReopenAsync()

@@ -6,7 +6,8 @@ namespace Replication.Engine.Tests.Cluster;
 
 /// <summary>
 /// A replica whose files fail their checks refuses to serve, the rest of the cluster goes on, and
-/// the documented repair (delete the replica's folder, start it) rebuilds it from its peers.
+/// the documented repair (Restore-ReplicationNode: out of its groups, stores discarded, back in as a new
+/// replica) rebuilds it from its peers. A node folder that lost its identity is refused, never re-founded.
 /// </summary>
 public sealed class CorruptReplicaTests
 {
@@ -40,20 +41,35 @@ public sealed class CorruptReplicaTests
         await f.PutAsync("after", "x");
         Assert.Equal("v7", (await f.Cluster.GetAsync("k07", ReadConsistency.Linearizable, ClusterFixture.Bound, None))?.Value);
 
-        // Starting it as it is fails the same way; rebuilding it from an empty folder works.
+        // Starting it as it is fails the same way; rebuilding it from its peers works.
         var again = await Assert.ThrowsAsync<StorageCorruptException>(() => f.Cluster.StartNodeAsync(3, None));
         Assert.Equal("StorageCorrupt", again.ErrorId);
-        SqliteConnection.ClearAllPools();
-        Directory.Delete(Path.Combine(f.Path, "node-3"), recursive: true);
-        await f.Cluster.StartNodeAsync(3, None);
+        var result = await f.Cluster.RestoreNodeAsync(3, null, noWait: false, null, ClusterFixture.Bound, None);
+        Assert.True(result.Completed, result.Message);
+        Assert.Equal([1, 2, 3], f.Cluster.GetShards()[0].Voters.Order());
         ClusterFixture.Eventually(() =>
         {
             var nodes = f.Cluster.GetNodes();
             return nodes.All(n => n.State == NodeState.Running && n.LagEntries == 0) && nodes.Select(n => n.AppliedIndex).Distinct().Count() == 1;
         }, "the rebuilt node caught up");
-        var rebuilt = f.Cluster.Host(3)!.Store.Scan(0, "").Select(k => (k.Key, k.Value, k.Version)).ToList();
-        var leader = f.Cluster.Host(f.LeaderOf(0))!.Store.Scan(0, "").Select(k => (k.Key, k.Value, k.Version)).ToList();
+        var rebuilt = f.Cluster.Node(3)!.Host.Store.Scan(0, "").Select(k => (k.Key, k.Value, k.Version)).ToList();
+        var leader = f.Cluster.Node(f.LeaderOf(0))!.Host.Store.Scan(0, "").Select(k => (k.Key, k.Value, k.Version)).ToList();
         Assert.Equal(leader, rebuilt);
         Assert.Equal(21, rebuilt.Count);
+    }
+}
+
+public sealed class LostNodeFolderTests
+{
+    [Fact]
+    public async Task A_node_folder_that_lost_its_identity_is_refused_not_founded_again()
+    {
+        await using var f = await ClusterFixture.StartAsync(shards: 1);
+        await f.Cluster.StopNodeAsync(3, kill: false, CancellationToken.None);
+        SqliteConnection.ClearAllPools();
+        Directory.Delete(Path.Combine(f.Path, "node-3"), recursive: true);
+        var refused = await Assert.ThrowsAsync<NodePathInUseException>(() => f.Cluster.StartNodeAsync(3, CancellationToken.None));
+        Assert.Contains("Restore-ReplicationNode", refused.Message);
+        Assert.Equal(2, f.Cluster.GetShards()[0].Voters.Count(v => v != 3) );
     }
 }

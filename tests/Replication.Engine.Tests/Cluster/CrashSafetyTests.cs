@@ -113,7 +113,7 @@ public sealed class CrashSafetyTests
     /// <summary>Reopens the killed cluster's folders in this process and reads every acknowledged key back.</summary>
     private static async Task CheckAcknowledgedWritesAsync(string folder, Dictionary<string, (int Round, int Seq, string Value)> lastAck)
     {
-        var cluster = await EmbeddedCluster.StartAsync(new ClusterOptions { Name = "crash-check", Path = folder, Seed = 5 }, CancellationToken.None);
+        var cluster = await EmbeddedCluster.StartAsync(new ClusterOptions { Name = "crash", Path = folder, Seed = 5 }, CancellationToken.None);
         try
         {
             await cluster.WaitForLeadersAsync(null, ClusterFixture.Bound, CancellationToken.None);

@@ -22,7 +22,7 @@ public sealed class EmbeddedClusterTests
         for (int i = 0; i < 200; i++)
         {
             var written = await f.PutAsync($"s{i}", "v");
-            var statuses = f.Cluster.GetNodes().Select(n => f.Cluster.Host(n.Id)!.Status).Where(s => s.ContainsKey(written.Shard)).Select(s => s[written.Shard]).ToArray();
+            var statuses = f.Cluster.GetNodes().Select(n => f.Cluster.Node(n.Id)!.Host.Status).Where(s => s.ContainsKey(written.Shard)).Select(s => s[written.Shard]).ToArray();
             Assert.Contains(statuses, s => s.Committed >= written.Index && s.Applied >= written.Index);
         }
     }

@@ -41,16 +41,27 @@ public sealed class FaultInjectionTests
             armed.Arm(fault, countdown: 5);
 
             var acked = new List<ReplicationKey>();
+            var unknown = new List<string>();
             for (int i = 0; i < 60; i++)
             {
                 var r = (await cluster.WriteAsync(new[] { new KeyWrite($"f:{i}", $"v{i}") }, WriteConcern.Majority, ClusterFixture.Bound, None))[0];
                 if (r.Error is null) acked.Add(r.Record!);
+                else
+                {
+                    // A write in the failed leader's log when it stopped may or may not commit: it is reported as
+                    // such (never silently proposed again, which could apply it twice).
+                    Assert.Equal(RemoteOperationException.OutcomeUnknown, r.Error.ErrorId);
+                    unknown.Add($"{r.Write.Key}: {r.Error.Message}");
+                }
             }
 
             Assert.True(armed.Fired, "the fault fired");
             ClusterFixture.Eventually(() => cluster.GetNode(victim).State == NodeState.Stopped, "the faulty node stopped itself");
             Assert.StartsWith("failed: injected", cluster.GetNode(victim).StateReason);
-            Assert.Equal(60, acked.Count); // the others elected a leader and took every write
+            // Unknown: the write in the failed leader's log, and (when the client was connected to that node) one sent to it
+            // while it was stopping, whose connection closed before the answer. Every later write goes elsewhere.
+            Assert.True(unknown.Count <= 2, $"only writes in flight when the leader failed have an unknown outcome: {string.Join(", ", unknown)}");
+            Assert.Equal(60, acked.Count + unknown.Count); // the others elected a leader and took every later write
 
             // Every acknowledged entry was durably saved by a majority (victim's failed save does not count).
             foreach (var k in acked)

@@ -26,11 +26,11 @@ public sealed class SnapshotCatchUpTests
         var nodes = f.Cluster.GetNodes();
         return nodes.All(n => n.State == NodeState.Running) && nodes.All(n => n.LagEntries == 0)
             && nodes.Select(n => n.AppliedIndex).Distinct().Count() == 1
-            && f.Cluster.Host(node) is { } host && host.Status.Values.All(s => s.SnapshotIndex > 0);
+            && f.Cluster.Node(node)?.Host is { } host && host.Status.Values.Where(s => s.Shard != ClusterMetadata.MetadataGroup).All(s => s.SnapshotIndex > 0);
     }
 
     private static List<string> LocalKeys(ClusterFixture f, int node, int shard) =>
-        f.Cluster.Host(node)!.Store.Scan(shard, "").Select(k => $"{k.Key}={k.Value}@{k.Version}").ToList();
+        f.Cluster.Node(node)!.Host.Store.Scan(shard, "").Select(k => $"{k.Key}={k.Value}@{k.Version}").ToList();
 
     [Fact]
     public async Task A_replica_behind_a_compacted_log_catches_up_from_a_snapshot_and_restarts_from_it()
@@ -39,7 +39,7 @@ public sealed class SnapshotCatchUpTests
         await WriteManyEntries(f, 0, 20);
         await f.Cluster.StopNodeAsync(3, kill: true, None);
         await WriteManyEntries(f, 20, 150);
-        ClusterFixture.Eventually(() => f.Cluster.Host(1)!.Status[0].SnapshotIndex > 0 && f.Cluster.Host(2)!.Status[0].SnapshotIndex > 0,
+        ClusterFixture.Eventually(() => f.Cluster.Node(1)?.Host!.Status[0].SnapshotIndex > 0 && f.Cluster.Node(2)?.Host!.Status[0].SnapshotIndex > 0,
             "the running replicas compacted their logs");
 
         await f.Cluster.StartNodeAsync(3, None);
@@ -65,7 +65,7 @@ public sealed class SnapshotCatchUpTests
         var batch = Enumerable.Range(0, 3000).Select(i => new KeyWrite($"bulk{i:D5}", new string('x', 20))).ToArray();
         Assert.All(await f.Cluster.WriteAsync(batch, WriteConcern.Majority, ClusterFixture.Bound, None), r => Assert.Null(r.Error));
         await WriteManyEntries(f, 0, 60);
-        ClusterFixture.Eventually(() => f.Cluster.Host(1)!.Status[0].SnapshotIndex > 0 && f.Cluster.Host(2)!.Status[0].SnapshotIndex > 0,
+        ClusterFixture.Eventually(() => f.Cluster.Node(1)?.Host!.Status[0].SnapshotIndex > 0 && f.Cluster.Node(2)?.Host!.Status[0].SnapshotIndex > 0,
             "the running replicas compacted their logs");
 
         string snapshots = Path.Combine(f.Path, "node-3", "snapshots"); // one staging file per transfer: shard-0-<n>.incoming

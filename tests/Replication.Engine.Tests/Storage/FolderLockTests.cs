@@ -1,5 +1,4 @@
 using Replication.Engine.Cluster;
-using Replication.Engine.Member;
 using Replication.Engine.Storage;
 using Replication.Engine.Tests.Cluster;
 using Replication.Engine.Transport;
@@ -43,9 +42,9 @@ public sealed class FolderLockTests
     {
         await using var f = await ClusterFixture.StartAsync();
         var node1 = Path.Combine(f.Path, "node-1");
-        await Assert.ThrowsAsync<DataPathInUseException>(() => ProcessNode.StartAsync(new ProcessNodeOptions
+        await Assert.ThrowsAsync<DataPathInUseException>(() => ClusterNode.StartAsync(new NodeOptions
         {
-            Path = node1, Listen = $"127.0.0.1:{Member.ProcessNodeTests.FreePort()}", Secret = ClusterSecret.FromString("x"),
+            Path = node1, Listen = $"127.0.0.1:{ClusterNodeTests.FreePort()}", Secret = ClusterSecret.FromString("x"),
         }));
     }
 

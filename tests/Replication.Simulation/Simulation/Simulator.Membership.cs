@@ -1,4 +1,4 @@
-using Replication.Engine.Member;
+using Replication.Engine.Cluster;
 using Replication.Engine.Raft;
 
 namespace Replication.Simulation.Simulation;

@@ -1,0 +1,434 @@
+using System.Runtime.CompilerServices;
+using Replication.Engine.Cluster;
+using Replication.Engine.Storage;
+using Replication.Engine.Transport;
+
+namespace Replication.Engine.Client;
+
+/// <summary>
+/// THE client of a cluster: every shape is reached through it, over the client protocol — a shell that has only
+/// endpoints and the secret (Connect-ReplicationCluster, Mode Remote), the nodes an embedded cluster runs in this
+/// process (<see cref="EmbeddedCluster"/> derives from it), a node started here with Start-ReplicationNode -Path
+/// (<see cref="LocalNodeCluster"/>). Every member is a request to one node, which routes it to the right shard
+/// leader or node (docs/wire-protocol.md, "Client protocol"); what differs between shapes is only who can start
+/// and stop the nodes, which the derived classes add.
+/// <para>
+/// Connection: one authenticated connection at a time, to the first of <see cref="Endpoints"/> that
+/// answers; requests are pipelined on it. When that node dies, the next request dials the other
+/// endpoints in turn (the dead one last). Idempotent requests (reads, scans before their first page,
+/// status, waits, node stop/start) are retried on the new connection; a write whose request was sent
+/// but not answered is NOT retried: it is reported per write as <see cref="RemoteOperationException.OutcomeUnknown"/>.
+/// Every request has a deadline: its own timeout plus <see cref="ClusterClientOptions.NetworkMargin"/>,
+/// or <see cref="ClusterClientOptions.RequestTimeout"/>.
+/// </para>
+/// <para>
+/// Errors: <see cref="AuthenticationFailedException"/>, <see cref="EndpointUnreachableException"/> (no
+/// endpoint answered), and every engine error of the server passed through by its ErrorId
+/// (<see cref="RemoteOperationException"/>). Thread-safe. The secret is held only as a
+/// <see cref="ClusterSecret"/> (redacted) and is never sent.
+/// </para>
+/// </summary>
+public partial class ClusterClient : IReplicationCluster
+{
+    private readonly ClusterSecret _secret;
+    private readonly ClusterClientOptions _options;
+    private readonly SemaphoreSlim _connectGate = new(1, 1);
+    private readonly object _endpointsGate = new();
+    private List<string> _endpoints;
+    private ClientConnection? _connection;
+    private volatile bool _disposed;
+
+    protected ClusterClient(IEnumerable<string> endpoints, ClusterSecret secret, ClusterClientOptions? options)
+    {
+        _endpoints = endpoints.Distinct(StringComparer.OrdinalIgnoreCase).ToList();
+        _secret = secret;
+        _options = options ?? new ClusterClientOptions();
+        Name = "";
+    }
+
+    public string Name { get; private set; }
+    public Guid Id { get; private set; }
+    public virtual ClusterMode Mode => ClusterMode.Remote;
+    public int ShardCount { get; private set; }
+    public int ReplicationFactor { get; private set; }
+    /// <summary>The data folder of an embedded cluster (or of a node started here); null for a remote one.</summary>
+    public virtual string? Path => null;
+    public bool IsRunning => !_disposed;
+
+    /// <summary>The endpoints this client knows: those it was given plus every node endpoint the cluster reported (refreshed by each status request).</summary>
+    public virtual IReadOnlyList<string> Endpoints
+    {
+        get { lock (_endpointsGate) return _endpoints.ToArray(); }
+    }
+
+    /// <summary>The endpoint of the current connection, or null when none is open.</summary>
+    public string? ConnectedEndpoint => _connection is { IsClosed: false } c ? c.Endpoint : null;
+
+    /// <summary>
+    /// Connects to the first endpoint that answers and authenticates, and reads the cluster's identity.
+    /// <paramref name="name"/>: the name this session knows the cluster by (default: the cluster's own name).
+    /// </summary>
+    /// <exception cref="ClusterOptionsException">No endpoints, or one not of the form host:port (ErrorId InvalidEndpoint).</exception>
+    /// <exception cref="AuthenticationFailedException">An endpoint answered but does not share the secret.</exception>
+    /// <exception cref="EndpointUnreachableException">No endpoint answered.</exception>
+    public static async Task<ClusterClient> ConnectAsync(IReadOnlyList<string> endpoints, ClusterSecret secret, string? name = null,
+        ClusterClientOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(endpoints);
+        ArgumentNullException.ThrowIfNull(secret);
+        if (endpoints.Count == 0) throw new ClusterOptionsException(InvalidEndpoint, "Give at least one endpoint (host:port).");
+        foreach (var ep in endpoints)
+        {
+            try { ClientConnection.ParseEndpoint(ep ?? ""); }
+            catch (FormatException e) { throw new ClusterOptionsException(InvalidEndpoint, e.Message); }
+        }
+        var cluster = new ClusterClient(endpoints, secret, options);
+        try
+        {
+            await cluster.InitializeAsync(name, cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            await cluster.DisposeAsync().ConfigureAwait(false);
+            throw;
+        }
+        return cluster;
+    }
+
+    /// <summary>Reads the cluster's identity and shape (the first status request); <paramref name="name"/> is the name this session uses.</summary>
+    protected async Task InitializeAsync(string? name, CancellationToken cancellationToken)
+    {
+        var status = await StatusAsync(cancellationToken).ConfigureAwait(false);
+        Id = status.Id;
+        Name = string.IsNullOrEmpty(name) ? status.Name : name;
+        ShardCount = status.ShardCount;
+        ReplicationFactor = status.ReplicationFactor;
+        if (_connection is { } c) c.ClusterName = Name;
+    }
+
+    /// <summary>Adds endpoints to try (nodes of this process that started on new ports).</summary>
+    protected void AddEndpoints(IEnumerable<string> endpoints)
+    {
+        lock (_endpointsGate) _endpoints = _endpoints.Concat(endpoints).Distinct(StringComparer.OrdinalIgnoreCase).ToList();
+    }
+
+    /// <summary>ErrorId of an endpoint that is not host:port.</summary>
+    public const string InvalidEndpoint = "InvalidEndpoint";
+
+    // ---- status ----
+
+    public virtual IReadOnlyList<ReplicationNode> GetNodes() => Status().Nodes;
+
+    public ReplicationNode GetNode(int id) =>
+        GetNodes().FirstOrDefault(n => n.Id == id) ?? throw new NodeNotFoundException(id) { Target = id };
+
+    public IReadOnlyList<ReplicationShard> GetShards() => Status().Shards;
+
+    private ClusterStatus Status() => StatusAsync(CancellationToken.None).GetAwaiter().GetResult();
+
+    /// <summary>The cluster's identity, nodes and shards now; also refreshes <see cref="Endpoints"/>.</summary>
+    public async Task<ClusterStatus> StatusAsync(CancellationToken cancellationToken)
+    {
+        var response = (StatusResponse)await CallAsync(id => new StatusRequest(id), idempotent: true, _options.RequestTimeout, cancellationToken).ConfigureAwait(false);
+        var status = response.Status;
+        lock (_endpointsGate)
+            _endpoints = _endpoints.Concat(status.Nodes.Select(n => n.Endpoint).Concat(status.Endpoints))
+                .Where(e => e.Length > 0).Distinct(StringComparer.OrdinalIgnoreCase).ToList();
+        if (Name.Length == 0) return status;
+        return status with
+        {
+            Name = Name,
+            Nodes = status.Nodes.Select(n => n with { Cluster = Name }).ToArray(),
+            Shards = status.Shards.Select(s => s with { Cluster = Name }).ToArray(),
+        };
+    }
+
+    // ---- nodes ----
+
+    public virtual async Task StopNodeAsync(int id, bool kill, CancellationToken cancellationToken) =>
+        await CallAsync(c => new StopNodeRequest(c, id, kill), idempotent: true, _options.RequestTimeout, cancellationToken).ConfigureAwait(false);
+
+    public virtual async Task StartNodeAsync(int id, CancellationToken cancellationToken) =>
+        await CallAsync(c => new StartNodeRequest(c, id), idempotent: true, _options.RequestTimeout, cancellationToken).ConfigureAwait(false);
+
+    public async Task<IReadOnlyList<ReplicationShard>> WaitForLeadersAsync(int? shard, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var response = (ShardsResponse)await CallAsync(c => new WaitForLeadersRequest(c, shard, timeout), idempotent: true, timeout + _options.NetworkMargin, cancellationToken).ConfigureAwait(false);
+        return response.Shards;
+    }
+
+    // ---- keys ----
+
+    /// <summary>Largest encoded write request this client sends; a bigger batch becomes several requests.</summary>
+    private const int MaxRequestBytes = 4 * 1024 * 1024;
+
+    public async Task<IReadOnlyList<WriteResult>> WriteAsync(IReadOnlyList<KeyWrite> writes, WriteConcern concern, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        ThrowIfDisposed();
+        var results = new WriteResult?[writes.Count];
+        var batch = new List<int>();
+        long bytes = 0;
+        for (int i = 0; i < writes.Count; i++)
+        {
+            var w = writes[i];
+            try
+            {
+                KvLimits.Validate(w.Key, w.Value); // invalid writes never travel (and the rest still go)
+            }
+            catch (InvalidKeyException e)
+            {
+                results[i] = new WriteResult(w, null, false, e);
+                continue;
+            }
+            long size = (w.Key.Length + (w.Value?.Length ?? 0)) * 3L + 32;
+            if (batch.Count > 0 && bytes + size > MaxRequestBytes)
+            {
+                await SendWritesAsync(batch, writes, results, concern, timeout, cancellationToken).ConfigureAwait(false);
+                batch.Clear();
+                bytes = 0;
+            }
+            batch.Add(i);
+            bytes += size;
+        }
+        if (batch.Count > 0) await SendWritesAsync(batch, writes, results, concern, timeout, cancellationToken).ConfigureAwait(false);
+        return results!;
+    }
+
+    /// <summary>
+    /// Sends one request of writes. Writes the node answered with NodeStopping (it was stopping and proposed
+    /// nothing for them) are sent again through another node, a few times within the timeout; every other
+    /// answer is final.
+    /// </summary>
+    private async Task SendWritesAsync(List<int> positions, IReadOnlyList<KeyWrite> writes, WriteResult?[] results, WriteConcern concern, TimeSpan timeout, CancellationToken ct)
+    {
+        var deadline = DateTime.UtcNow + timeout;
+        for (int attempt = 1; positions.Count > 0; attempt++)
+        {
+            var sent = positions.Select(p => writes[p]).ToArray();
+            WriteResponse response;
+            try
+            {
+                response = (WriteResponse)await CallAsync(c => new WriteRequest(c, sent, concern, timeout), idempotent: false, timeout + _options.NetworkMargin, ct).ConfigureAwait(false);
+            }
+            catch (RemoteOperationException e) when (e.ErrorId is RemoteOperationException.OutcomeUnknown or RemoteOperationException.RequestTimeout)
+            {
+                foreach (int p in positions) results[p] = new WriteResult(writes[p], null, false, new RemoteOperationException(e.ErrorId, e.Kind, e.Message) { Target = writes[p].Key });
+                return;
+            }
+            if (response.Outcomes.Count != positions.Count)
+                throw new RemoteOperationException("ProtocolViolation", ReplicationErrorKind.Corrupt, $"The node answered {response.Outcomes.Count} outcomes for {positions.Count} writes.");
+            var again = new List<int>();
+            for (int j = 0; j < positions.Count; j++)
+            {
+                var w = writes[positions[j]];
+                var o = response.Outcomes[j];
+                if (o.Error?.ErrorId == RemoteOperationException.NodeStopping && attempt < 4 && DateTime.UtcNow < deadline)
+                {
+                    again.Add(positions[j]);
+                    continue;
+                }
+                results[positions[j]] = o.Error is { } error
+                    ? new WriteResult(w, null, o.Existed, WithKey(error.ToException(), w.Key))
+                    : new WriteResult(w, o.HasRecord && w.Value is not null ? new ReplicationKey(w.Key, w.Value, o.Version, o.Shard, o.Index) { Cluster = Name } : null, o.Existed, null);
+            }
+            if (again.Count > 0 && _connection is { } stopping) await stopping.DisposeAsync().ConfigureAwait(false); // that node is going away: dial another
+            positions = again;
+        }
+    }
+
+    private static ReplicationException WithKey(ReplicationException e, string key)
+    {
+        e.SetTarget(key);
+        return e;
+    }
+
+    public async Task<ReplicationKey?> GetAsync(string key, ReadConsistency consistency, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        KvLimits.Validate(key, null);
+        var response = (GetResponse)await CallAsync(c => new GetRequest(c, key, consistency, timeout), idempotent: true, timeout + _options.NetworkMargin, cancellationToken).ConfigureAwait(false);
+        return response.Key is null ? null : response.Key with { Cluster = Name };
+    }
+
+    /// <summary>
+    /// Streams the keys page by page from one server-side cursor: the next page is asked for only when
+    /// this one has been consumed. A connection lost before the first page is retried elsewhere; after
+    /// it, the scan fails with ConnectionLost (resuming elsewhere could not keep the same read point).
+    /// </summary>
+    public async IAsyncEnumerable<ReplicationKey> ScanAsync(string prefix, ReadConsistency consistency, TimeSpan timeout,
+        [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(prefix);
+        if (System.Text.Encoding.UTF8.GetByteCount(prefix) > KvLimits.MaxKeyBytes)
+            throw new InvalidKeyException(InvalidKeyException.InvalidPrefix, $"A prefix longer than {KvLimits.MaxKeyBytes} UTF-8 bytes matches no key.") { Target = prefix };
+        KvLimits.ValidatePrefix(prefix);
+        var (connection, response) = await CallWithConnectionAsync(
+            c => new ScanRequest(c, prefix, consistency, timeout, _options.ScanPageSize), idempotent: true, timeout + _options.NetworkMargin, cancellationToken).ConfigureAwait(false);
+        var page = (ScanPageResponse)response;
+        bool open = page.More;
+        try
+        {
+            while (true)
+            {
+                foreach (var k in page.Keys) yield return k with { Cluster = Name };
+                if (!page.More) break;
+                page = (ScanPageResponse)await SendOnAsync(connection, c => new ScanNextRequest(c, page.ScanId), timeout + _options.NetworkMargin, cancellationToken).ConfigureAwait(false);
+                open = page.More;
+            }
+        }
+        finally
+        {
+            if (open && !connection.IsClosed)
+            {
+                // Abandoned early: free the server's cursor (best effort; the connection's end frees it too).
+                try { await SendOnAsync(connection, c => new ScanCloseRequest(c, page.ScanId), _options.RequestTimeout, CancellationToken.None).ConfigureAwait(false); }
+                catch (ReplicationException) { }
+            }
+        }
+    }
+
+    public virtual Task RemoveAsync(bool deleteData) =>
+        throw new NotSupportedRemotelyException($"Cluster '{Name}' is remote: removing it would stop nodes this process does not run. Disconnect with Disconnect-ReplicationCluster (the cluster keeps running).");
+
+    /// <summary>Closes the connection; the cluster itself keeps running. Idempotent.</summary>
+    public virtual ValueTask DisposeAsync() => CloseAsync();
+
+    /// <summary>Closes the connection and refuses further requests (ClusterNotRunning). Idempotent.</summary>
+    protected async ValueTask CloseAsync()
+    {
+        _disposed = true;
+        await _connectGate.WaitAsync().ConfigureAwait(false);
+        try
+        {
+            if (_connection is { } c) await c.DisposeAsync().ConfigureAwait(false);
+            _connection = null;
+        }
+        finally { _connectGate.Release(); }
+    }
+
+    // ---- plumbing ----
+
+    private async Task<ClientResponse> CallAsync(Func<long, ClientRequest> make, bool idempotent, TimeSpan timeout, CancellationToken ct) =>
+        (await CallWithConnectionAsync(make, idempotent, timeout, ct).ConfigureAwait(false)).Response;
+
+    /// <summary>
+    /// Sends a request on the current connection (dialling one if needed). A connection that breaks
+    /// before the request was sent, or while an idempotent request waited, is replaced and the
+    /// request retried, a bounded number of times within the deadline.
+    /// </summary>
+    private async Task<(ClientConnection Connection, ClientResponse Response)> CallWithConnectionAsync(Func<long, ClientRequest> make, bool idempotent, TimeSpan timeout, CancellationToken ct)
+    {
+        ThrowIfDisposed();
+        var deadline = DateTime.UtcNow + timeout;
+        int attempts = Math.Max(3, Endpoints.Count * 2);
+        for (int attempt = 1; ; attempt++)
+        {
+            var connection = await ConnectionAsync(ct).ConfigureAwait(false);
+            var sent = new SentFlag<bool>(false);
+            var remaining = deadline - DateTime.UtcNow;
+            if (remaining <= TimeSpan.Zero) remaining = TimeSpan.FromMilliseconds(1);
+            try
+            {
+                var response = await connection.SendAsync(make, remaining, sent, ct).ConfigureAwait(false);
+                if (response is ErrorResponse { Error.ErrorId: RemoteOperationException.NodeStopping } && attempt < attempts && DateTime.UtcNow < deadline)
+                {
+                    // That node did nothing with it: whatever the request, another node may serve it.
+                    await connection.DisposeAsync().ConfigureAwait(false);
+                    continue;
+                }
+                if (response is ErrorResponse e) throw e.Error.ToException();
+                return (connection, response);
+            }
+            catch (ConnectionLostException) when ((idempotent || !sent.Value) && attempt < attempts && DateTime.UtcNow < deadline)
+            {
+                continue; // the next pass dials another endpoint
+            }
+            catch (ConnectionLostException lost)
+            {
+                throw idempotent || !sent.Value
+                    ? new EndpointUnreachableException($"The connection to {lost.Endpoint} was lost and no other endpoint answered in time.")
+                    : new RemoteOperationException(RemoteOperationException.OutcomeUnknown, ReplicationErrorKind.Unavailable,
+                        $"The connection to {lost.Endpoint} was lost after the write was sent: it may or may not have been applied (not retried, a write is not idempotent).");
+            }
+            catch (TimeoutException)
+            {
+                throw new RemoteOperationException(idempotent ? RemoteOperationException.RequestTimeout : RemoteOperationException.OutcomeUnknown, ReplicationErrorKind.Timeout,
+                    $"{connection.Endpoint} did not answer within {timeout.TotalSeconds:0.###} s{(idempotent ? "" : "; the write may or may not have been applied")}.");
+            }
+        }
+    }
+
+    /// <summary>Sends on a given connection (a scan's cursor lives there); no retry elsewhere.</summary>
+    private static async Task<ClientResponse> SendOnAsync(ClientConnection connection, Func<long, ClientRequest> make, TimeSpan timeout, CancellationToken ct)
+    {
+        try
+        {
+            var response = await connection.SendAsync(make, timeout, new SentFlag<bool>(false), ct).ConfigureAwait(false);
+            return response is ErrorResponse e ? throw e.Error.ToException() : response;
+        }
+        catch (ConnectionLostException lost)
+        {
+            throw new RemoteOperationException(RemoteOperationException.ConnectionLost, ReplicationErrorKind.Unavailable,
+                $"The connection to {lost.Endpoint} was lost in the middle of a scan; run the scan again.");
+        }
+        catch (TimeoutException)
+        {
+            throw new RemoteOperationException(RemoteOperationException.RequestTimeout, ReplicationErrorKind.Timeout, $"{connection.Endpoint} did not answer within {timeout.TotalSeconds:0.###} s.");
+        }
+    }
+
+    /// <summary>The open connection, or a new one to the first endpoint that answers (starting after the one that failed).</summary>
+    private async Task<ClientConnection> ConnectionAsync(CancellationToken ct)
+    {
+        var current = _connection;
+        if (current is { IsClosed: false }) return current;
+        await _connectGate.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            ThrowIfDisposed();
+            current = _connection;
+            if (current is { IsClosed: false }) return current;
+            string? failed = current?.Endpoint;
+            if (current is not null) await current.DisposeAsync().ConfigureAwait(false);
+            _connection = null;
+
+            var candidates = Endpoints.ToList();
+            if (failed is not null && candidates.Remove(failed)) candidates.Add(failed); // the one that just failed, last
+            var reasons = new List<string>();
+            AuthenticationFailedException? authFailure = null;
+            foreach (var endpoint in candidates)
+            {
+                try
+                {
+                    var connection = await ClientConnection.ConnectAsync(endpoint, _secret, Id, _options.ConnectTimeout, ct).ConfigureAwait(false);
+                    connection.ClusterName = Name;
+                    _connection = connection;
+                    return connection;
+                }
+                catch (AuthenticationFailedException e)
+                {
+                    authFailure ??= e;
+                    reasons.Add($"{endpoint}: authentication failed");
+                }
+                catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or ProtocolException
+                    || (e is OperationCanceledException && !ct.IsCancellationRequested))
+                {
+                    reasons.Add($"{endpoint}: {(e is OperationCanceledException ? "no answer in time" : e.Message)}");
+                }
+            }
+            if (authFailure is not null) throw authFailure;
+            throw new EndpointUnreachableException($"None of the endpoints answered: {string.Join("; ", reasons)}.") { Target = string.Join(",", candidates) };
+        }
+        finally
+        {
+            _connectGate.Release();
+        }
+    }
+
+    protected void ThrowIfDisposed()
+    {
+        if (_disposed) throw new ClusterNotRunningException(Name);
+    }
+
+    public override string ToString() => $"{Name} (remote: {string.Join(", ", Endpoints)})";
+}

@@ -1,0 +1,90 @@
+namespace Replication.Engine.Cluster;
+
+// The arguments and answers of the administrative operations (ClusterNode.Admin.cs), as they travel in the
+// JSON body of an Admin request (Client/WireJson.cs). Internal and grouped in one file on purpose: they are
+// the protocol's vocabulary, not API. Names are part of the wire format: only ever add properties.
+
+/// <summary>The names of the administrative operations. Stable: they travel on the wire.</summary>
+internal static class AdminOps
+{
+    // Hot backup: a coordinator cuts every shard; the client then reads each shard from the node holding its capture.
+    public const string BackupBegin = "backup.begin";
+    public const string BackupRaise = "backup.raise";
+    public const string BackupLower = "backup.lower";
+    public const string BackupWait = "backup.wait";
+    public const string BackupRead = "backup.read";
+    public const string BackupEnd = "backup.end";
+    // Cold backup of one node: it copies its files while its loop is held, then the client reads them.
+    public const string ColdBegin = "cold.begin";
+    public const string FileRead = "file.read";
+    public const string ColdEnd = "cold.end";
+    // Replica comparison: a coordinator compares each shard's replicas by Merkle tree, exchanging hashes.
+    public const string ConsistencyCheck = "consistency.check";
+    public const string MerkleTarget = "merkle.target";
+    public const string MerkleCapture = "merkle.capture";
+    public const string MerkleTree = "merkle.tree";
+    public const string MerkleRows = "merkle.rows";
+    public const string MerkleEnd = "merkle.end";
+    // Rebuilding a node: out of every group (membership change), its data dropped or replaced, then back in.
+    public const string NodeRebuild = "node.rebuild";
+    public const string NodeMark = "node.mark";
+    public const string FileWrite = "file.write";
+}
+
+internal sealed record TimeoutArgs(long TimeoutMs);
+
+/// <summary>The consistent cut a hot backup reads: every shard's capture, held on the node that led it.</summary>
+internal sealed record BackupTicket(Guid CutId, DateTimeOffset Created, long BarrierPauseMicros, IReadOnlyList<BackupTicketShard> Shards);
+
+internal sealed record BackupTicketShard(int Shard, int Node, long Index, long Term, long KeyCount, string Sha256);
+
+internal sealed record CutArgs(Guid CutId, int Shard, long HoldMs);
+
+internal sealed record CutAnswer(int Node, long Index, long Term);
+
+internal sealed record LowerAnswer(long HeldMicros);
+
+internal sealed record ShardContentAnswer(long KeyCount, string Sha256);
+
+internal sealed record ReadArgs(Guid CutId, int Shard, string? After, int MaxRows);
+
+internal sealed record ReadAnswer(bool Done, int Rows);
+
+internal sealed record CutIdArgs(Guid CutId);
+
+/// <summary>A cold copy of a node's files, kept on that node until the client read it (or it expired).</summary>
+internal sealed record ColdTicket(Guid Ticket, DateTimeOffset Created, IReadOnlyList<ColdFile> Files, IReadOnlyList<ColdShard> Shards);
+
+internal sealed record ColdFile(string Name, long Bytes, string Sha256);
+
+internal sealed record ColdShard(int Shard, long Index, long Term, long KeyCount);
+
+internal sealed record FileReadArgs(Guid Ticket, string Name, long Offset, int Count);
+
+internal sealed record FileWriteArgs(Guid Ticket, string Name, long Offset, bool Last);
+
+internal sealed record TicketArgs(Guid Ticket);
+
+internal sealed record ConsistencyArgs(int? Shard, long TimeoutMs);
+
+internal sealed record ShardArgs(int Shard);
+
+/// <summary>A shard's leader, the index every replica is compared at, and the replicas (voters and learners).</summary>
+internal sealed record MerkleTargetAnswer(int Leader, long Index, IReadOnlyList<int> Replicas);
+
+internal sealed record MerkleCaptureArgs(Guid CheckId, int Shard, long Index, long TimeoutMs);
+
+internal sealed record MerkleTreeArgs(Guid CheckId, int Shard, IReadOnlyList<string>? Boundaries);
+
+internal sealed record MerkleTreeAnswer(IReadOnlyList<string> Boundaries, IReadOnlyList<string> Leaves, string Root, long KeyCount);
+
+internal sealed record MerkleRowsArgs(Guid CheckId, int Shard, string? Start, string? End, int Limit);
+
+/// <summary>Rows of a key range as (key, SHA-256 of the whole row): enough to name differing keys without moving values.</summary>
+internal sealed record MerkleRowsAnswer(IReadOnlyList<string> Keys, IReadOnlyList<string> Hashes, bool Truncated);
+
+internal sealed record RebuildArgs(int Node, Guid? Upload, long TimeoutMs);
+
+internal sealed record RebuildAnswer(string State);
+
+internal sealed record Empty();

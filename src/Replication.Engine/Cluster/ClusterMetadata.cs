@@ -1,0 +1,103 @@
+using System.Text.Json;
+using System.Text.Json.Serialization;
+using Replication.Engine.Storage;
+
+namespace Replication.Engine.Cluster;
+
+/// <summary>
+/// The cluster's metadata as replicated by the metadata group (<see cref="MetadataGroup"/>, a Raft
+/// group every node hosts): identity and shape, the node registry (id → endpoint) and the placement
+/// (shard → replicas). Stored the cheap way: as keys of the metadata group's own shard in the KvStore,
+/// so snapshots, compaction and restarts work exactly as for data. Keys (values are JSON):
+/// <list type="bullet">
+/// <item><c>cluster</c>: <see cref="ClusterInfo"/> (written once, by the founding node);</item>
+/// <item><c>node/{id:D10}</c>: <see cref="NodeEntry"/> (endpoint and the join token that admitted it);</item>
+/// <item><c>placement/{shard:D10}</c>: the shard's replicas, an int array.</item>
+/// </list>
+/// Immutable: every change is a new instance read back from the store. Thread-safe.
+/// </summary>
+public sealed record ClusterMetadata
+{
+    /// <summary>Reserved group (and KvStore shard) id of the metadata group; data shards are 0..ShardCount-1 (at most 1024).</summary>
+    public const int MetadataGroup = 1_000_000;
+    /// <summary>The metadata group has at most this many voters (the lowest node ids); other nodes follow it as learners.</summary>
+    public const int MaxMetadataVoters = 5;
+
+    public const string ClusterKey = "cluster";
+    public const string NodePrefix = "node/";
+    public const string PlacementPrefix = "placement/";
+
+    internal static readonly JsonSerializerOptions Json = new() { DefaultIgnoreCondition = JsonIgnoreCondition.Never };
+
+    public static readonly ClusterMetadata Empty = new();
+
+    /// <summary>Null until the founding node wrote it.</summary>
+    public ClusterInfo? Cluster { get; init; }
+    public IReadOnlyDictionary<int, NodeEntry> Nodes { get; init; } = new Dictionary<int, NodeEntry>();
+    /// <summary>Replicas of each shard that has a placement yet.</summary>
+    public IReadOnlyDictionary<int, IReadOnlyList<int>> Placement { get; init; } = new Dictionary<int, IReadOnlyList<int>>();
+
+    public static string NodeKey(int id) => $"{NodePrefix}{id:D10}";
+    public static string PlacementKey(int shard) => $"{PlacementPrefix}{shard:D10}";
+
+    public IReadOnlyList<int> ReplicasOf(int shard) => Placement.TryGetValue(shard, out var r) ? r : Array.Empty<int>();
+
+    /// <summary>The voters a data shard's group should have now: its placement without nodes being rebuilt.</summary>
+    public IReadOnlyList<int> DesiredVoters(int shard) => ReplicasOf(shard).Where(id => !IsRebuilding(id)).ToArray();
+
+    public bool IsRebuilding(int node) => Nodes.TryGetValue(node, out var e) && e.Rebuilding;
+
+    /// <summary>The membership the metadata group should have: the lowest <see cref="MaxMetadataVoters"/> node ids vote, the rest
+    /// learn; a node being rebuilt is in neither.</summary>
+    public (IReadOnlyList<int> Voters, IReadOnlyList<int> Learners) MetadataMembership()
+    {
+        var ids = Nodes.Where(n => !n.Value.Rebuilding).Select(n => n.Key).OrderBy(x => x).ToArray();
+        return (ids.Take(MaxMetadataVoters).ToArray(), ids.Skip(MaxMetadataVoters).ToArray());
+    }
+
+    /// <summary>Reads the metadata from the metadata group's shard of <paramref name="store"/> (thread-safe reads).</summary>
+    public static ClusterMetadata Read(KvStore store) => FromRows(store.Scan(MetadataGroup, "").Select(k => (k.Key, k.Value)));
+
+    /// <exception cref="StorageCorruptException">A value is not the JSON its key calls for.</exception>
+    public static ClusterMetadata FromRows(IEnumerable<(string Key, string Value)> rows)
+    {
+        ClusterInfo? info = null;
+        var nodes = new Dictionary<int, NodeEntry>();
+        var placement = new Dictionary<int, IReadOnlyList<int>>();
+        try
+        {
+            foreach (var (key, value) in rows)
+            {
+                if (key == ClusterKey) info = JsonSerializer.Deserialize<ClusterInfo>(value, Json);
+                else if (key.StartsWith(NodePrefix, StringComparison.Ordinal) && int.TryParse(key.AsSpan(NodePrefix.Length), out int id))
+                    nodes[id] = JsonSerializer.Deserialize<NodeEntry>(value, Json) ?? throw new JsonException("null node entry");
+                else if (key.StartsWith(PlacementPrefix, StringComparison.Ordinal) && int.TryParse(key.AsSpan(PlacementPrefix.Length), out int shard))
+                    placement[shard] = JsonSerializer.Deserialize<int[]>(value, Json) ?? throw new JsonException("null placement");
+            }
+        }
+        catch (JsonException e)
+        {
+            throw new StorageCorruptException($"The cluster metadata does not parse: {e.Message}");
+        }
+        return new ClusterMetadata { Cluster = info, Nodes = nodes, Placement = placement };
+    }
+
+    /// <summary>As rows (key, JSON value): how the metadata travels in a join response.</summary>
+    public IEnumerable<(string Key, string Value)> ToRows()
+    {
+        if (Cluster is not null) yield return (ClusterKey, JsonSerializer.Serialize(Cluster, Json));
+        foreach (var (id, node) in Nodes.OrderBy(n => n.Key)) yield return (NodeKey(id), JsonSerializer.Serialize(node, Json));
+        foreach (var (shard, replicas) in Placement.OrderBy(p => p.Key)) yield return (PlacementKey(shard), JsonSerializer.Serialize(replicas, Json));
+    }
+
+    public string ToJson() => JsonSerializer.Serialize(ToRows().ToDictionary(r => r.Key, r => r.Value), Json);
+
+    /// <exception cref="StorageCorruptException">Not metadata JSON.</exception>
+    public static ClusterMetadata FromJson(string json)
+    {
+        Dictionary<string, string>? rows;
+        try { rows = JsonSerializer.Deserialize<Dictionary<string, string>>(json, Json); }
+        catch (JsonException e) { throw new StorageCorruptException($"The cluster metadata does not parse: {e.Message}"); }
+        return FromRows((rows ?? new()).Select(kv => (kv.Key, kv.Value)));
+    }
+}

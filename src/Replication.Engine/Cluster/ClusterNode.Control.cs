@@ -1,0 +1,204 @@
+using Replication.Engine.Raft;
+using Replication.Engine.Storage;
+
+namespace Replication.Engine.Cluster;
+
+/// <summary>
+/// The control loop: every <see cref="ControlInterval"/>, on every node, bring what this node does in
+/// line with the replicated metadata (<see cref="ClusterMetadata"/>, applied by the metadata group):
+/// <list type="number">
+/// <item>transport peers: every registered node's endpoint (SetPeer);</item>
+/// <item>hosted groups: every shard the placement puts on this node is hosted; one not hosted yet is
+/// created as a joining replica (empty configuration), to be added by its leader;</item>
+/// <item>on the metadata leader: the founding node writes the initial metadata (identity, itself,
+/// every shard placed on it); then the placement controller (<see cref="PlacementPolicy"/>) writes the
+/// placement changes it wants through the metadata log; and a node being rebuilt that reported its rebuild
+/// done is let back in (ClusterNode.Rebuild.cs);</item>
+/// <item>on every group this node leads (metadata and shards): the next membership change toward what
+/// the metadata says (<see cref="MembershipPlan"/>: learner, catch up, promote; nodes being rebuilt are
+/// removed), one at a time,
+/// asked again on the next pass when the core refuses (<see cref="RaftNode.LastConfChangeRefusal"/>);</item>
+/// <item>this node's own registry entry: re-announced (a join with its token) when it restarted on another endpoint;</item>
+/// <item>this node's own rebuild: once every group has removed it, it drops (or replaces) its data.</item>
+/// </list>
+/// Everything here is idempotent and level-triggered (it compares states, it does not replay events),
+/// so a lost step, a leader change or a restart only delays it. Runs on one background task, woken by a
+/// change of the node's groups (NodeHost.WaitForChangeAsync) and at least every <see cref="ControlInterval"/>.
+/// </summary>
+public sealed partial class ClusterNode
+{
+    private static readonly TimeSpan ControlInterval = TimeSpan.FromMilliseconds(100);
+    /// <summary>Least time between two passes, however often the groups change (a burst of elections, a busy metadata group).</summary>
+    private static readonly TimeSpan ControlDebounce = TimeSpan.FromMilliseconds(10);
+    private static readonly TimeSpan ControlStepTimeout = TimeSpan.FromSeconds(5);
+    private readonly Dictionary<int, string> _appliedPeers = new();
+    private readonly Dictionary<int, string> _lastRefusal = new();
+    private long _metadataApplied = -1;
+
+    private async Task ControlLoopAsync(CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                await ReconcileAsync(ct).ConfigureAwait(false);
+            }
+            catch (Exception e) when (!ct.IsCancellationRequested)
+            {
+                if (e is not (Cluster.RetryableException or TimeoutException or ReplicationException)) Log($"node {NodeId}: control step failed: {e}");
+            }
+            try
+            {
+                await Task.Delay(ControlDebounce, ct).ConfigureAwait(false);
+                await _host.WaitForChangeAsync(ControlInterval, ct).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) { return; }
+        }
+    }
+
+    private async Task ReconcileAsync(CancellationToken ct)
+    {
+        if (_awaitingRebuild)
+        {
+            await AwaitRebuildAsync(ct).ConfigureAwait(false);
+            return;
+        }
+        RefreshMetadata(force: false);
+        var metadata = _metadata;
+        ApplyPeers(metadata);
+        RememberPeers(metadata);
+
+        var status = _host.Status;
+        foreach (var (shard, replicas) in metadata.Placement)
+            if (replicas.Contains(NodeId) && !status.ContainsKey(shard) && shard < ShardCount)
+            {
+                await _host.AddGroupAsync(shard, bootstrapVoters: null).ConfigureAwait(false);
+                Log($"node {NodeId}: hosting shard {shard} (joining)");
+            }
+
+        const int meta = ClusterMetadata.MetadataGroup;
+        if (status.TryGetValue(meta, out var metaStatus) && metaStatus.Role == RaftRole.Leader)
+        {
+            if (metadata.Cluster is null)
+            {
+                if (NodeId == 1) await WriteInitialMetadataAsync(ct).ConfigureAwait(false);
+                return;
+            }
+            var changes = PlacementPolicy.Changes(metadata);
+            if (changes.Count > 0)
+            {
+                await ProposeMetadataAsync(changes.Select(change =>
+                    new KvOp(KvOpType.Put, ClusterMetadata.PlacementKey(change.Shard), System.Text.Json.JsonSerializer.Serialize(change.Replicas, ClusterMetadata.Json), null)).ToArray(),
+                    ControlStepTimeout, ct).ConfigureAwait(false);
+                foreach (var change in changes) Log($"node {NodeId}: shard {change.Shard} placed on [{string.Join(",", change.Replicas)}]");
+                RefreshMetadata(force: true);
+                metadata = _metadata;
+            }
+            await LetRebuiltNodesBackAsync(metadata, ct).ConfigureAwait(false);
+        }
+        if (metadata.Cluster is null) return;
+
+        foreach (var (group, st) in status)
+        {
+            if (st.Role != RaftRole.Leader) continue;
+            IReadOnlyList<int> voters, learners;
+            if (group == meta) (voters, learners) = metadata.MetadataMembership();
+            else
+            {
+                if (metadata.ReplicasOf(group).Count == 0) continue; // no placement yet: leave the founding membership alone
+                voters = metadata.DesiredVoters(group);
+                learners = Array.Empty<int>();
+                if (voters.Count == 0) continue; // every replica is being rebuilt: nobody to hand the group to
+            }
+            if (MembershipPlan.Next(st.Voters, st.Learners, voters, learners) is not { } cc) continue;
+            if (cc.Type == ConfChangeType.AddLearner && !metadata.Nodes.ContainsKey(cc.NodeId)) continue;
+            var (index, refusal) = await _host.ProposeConfChangeAsync(group, cc).ConfigureAwait(false);
+            string note = index != 0 ? "" : refusal ?? "refused";
+            if (index != 0) Log($"node {NodeId}: group {group}: proposed {cc} at index {index}");
+            else if (!_lastRefusal.TryGetValue(group, out var last) || last != note) Log($"node {NodeId}: group {group}: {cc} refused for now ({note})");
+            _lastRefusal[group] = note;
+        }
+
+        if (metadata.Nodes.TryGetValue(NodeId, out var self) && self.Endpoint != Endpoint)
+        {
+            await JoinAsync(Endpoint, _identity.JoinToken, ct).ConfigureAwait(false);
+            RefreshMetadata(force: true);
+        }
+        await CarryOutOwnRebuildAsync(ct).ConfigureAwait(false);
+    }
+
+    /// <summary>The founding node, once it leads the metadata group: identity and shape, itself, and every shard on itself.</summary>
+    private async Task WriteInitialMetadataAsync(CancellationToken ct)
+    {
+        var info = _identity.Cluster!;
+        var ops = new List<KvOp>
+        {
+            new(KvOpType.Put, ClusterMetadata.ClusterKey, System.Text.Json.JsonSerializer.Serialize(info, ClusterMetadata.Json), 0),
+            PutNode(NodeId, new NodeEntry(Endpoint, _identity.JoinToken), expectedVersion: null),
+        };
+        for (int shard = 0; shard < info.ShardCount; shard++)
+            ops.Add(new KvOp(KvOpType.Put, ClusterMetadata.PlacementKey(shard), "[1]", null));
+        await ProposeMetadataAsync(ops, ControlStepTimeout, ct).ConfigureAwait(false);
+        RefreshMetadata(force: true);
+        Log($"node {NodeId}: founded cluster '{info.Name}' ({info.Id}): {info.ShardCount} shards, replication factor {info.ReplicationFactor}");
+    }
+
+    /// <summary>Re-reads the metadata from the local replica when its applied index moved (or when forced).</summary>
+    private void RefreshMetadata(bool force)
+    {
+        if (!_host.Status.TryGetValue(ClusterMetadata.MetadataGroup, out var st)) return;
+        long applied = st.Applied;
+        if (!force && applied == Interlocked.Read(ref _metadataApplied)) return;
+        var local = ClusterMetadata.Read(_host.Store);
+        // Until this replica has caught up, keep what the join answer said.
+        if (local.Cluster is not null) _metadata = local;
+        Interlocked.Exchange(ref _metadataApplied, applied);
+    }
+
+    /// <summary>Saves the registry's endpoints in node.json when they changed (see <see cref="NodeIdentity.Peers"/>).</summary>
+    private void RememberPeers(ClusterMetadata metadata)
+    {
+        if (metadata.Nodes.Count == 0) return;
+        var peers = metadata.Nodes.Where(n => n.Key != NodeId).ToDictionary(n => n.Key, n => n.Value.Endpoint);
+        var known = _identity.Peers;
+        if (peers.Count == known.Count && peers.All(p => known.TryGetValue(p.Key, out var e) && e == p.Value)) return;
+        _identity = _identity with { Peers = peers };
+        _identity.Save(_options.Path);
+    }
+
+    /// <summary>Keeps the transport's peers in line with the registry (and siblings' hints, ClusterNode.HintPeer).</summary>
+    private void ApplyPeers(ClusterMetadata metadata)
+    {
+        lock (_appliedPeers)
+        {
+            foreach (int id in metadata.Nodes.Keys.Concat(_peerHints.Keys).Distinct())
+            {
+                if (id == NodeId || EndpointOf(id) is not { } endpoint) continue;
+                if (_appliedPeers.TryGetValue(id, out var known) && known == endpoint) continue;
+                if (ResolvePeer(endpoint) is not { } endPoint) continue;
+                _host.SetPeer(id, endPoint);
+                _appliedPeers[id] = endpoint;
+            }
+        }
+    }
+
+    private System.Net.IPEndPoint? ResolvePeer(string endpoint)
+    {
+        try
+        {
+            switch (Client.ClientConnection.ParseEndpoint(endpoint))
+            {
+                case System.Net.IPEndPoint ip: return ip;
+                case System.Net.DnsEndPoint dns:
+                    var address = System.Net.Dns.GetHostAddresses(dns.Host).FirstOrDefault();
+                    return address is null ? null : new System.Net.IPEndPoint(address, dns.Port);
+                default: return null;
+            }
+        }
+        catch (Exception e) when (e is FormatException or System.Net.Sockets.SocketException)
+        {
+            Log($"node {NodeId}: cannot resolve peer endpoint {endpoint}: {e.Message}");
+            return null;
+        }
+    }
+}

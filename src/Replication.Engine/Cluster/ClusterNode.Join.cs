@@ -1,0 +1,172 @@
+using System.Diagnostics;
+using Replication.Engine.Client;
+using Replication.Engine.Storage;
+using Replication.Engine.Transport;
+
+namespace Replication.Engine.Cluster;
+
+/// <summary>
+/// Joining, both sides. The new node dials the seed as a client with the secret (the handshake tells
+/// it the cluster id) and sends a Join request with its listen endpoint and its join token; any node
+/// routes it to the metadata group's leader, which registers the node through the metadata log (the
+/// next id, written only if that id is still free) and answers with the id, the cluster id and the
+/// metadata. A token already registered gets its id back (and its endpoint updated): joining twice,
+/// or again after a crash mid-join, is idempotent. Everything after that is the control loop's job
+/// on the leaders: the new node becomes a learner of the metadata group (then a voter while it has
+/// fewer than five), and the placement brings shards to it (ClusterNode.Control.cs).
+/// </summary>
+public sealed partial class ClusterNode
+{
+    private readonly SemaphoreSlim _joinGate = new(1, 1);
+
+    private static async Task<(int NodeId, Guid ClusterId, string Metadata)> JoinThroughSeedAsync(NodeOptions options, NodeIdentity identity, CancellationToken ct)
+    {
+        var deadline = Stopwatch.GetTimestamp() + (long)(options.JoinTimeout.TotalSeconds * Stopwatch.Frequency);
+        string seed = options.Join!;
+        string why = "";
+        while (true)
+        {
+            var remaining = Remaining(deadline);
+            if (remaining <= TimeSpan.Zero)
+                throw new EndpointUnreachableException($"Could not join through {seed} within {options.JoinTimeout.TotalSeconds:0.#} s: {why}") { Target = seed };
+            ClientConnection? connection = null;
+            try
+            {
+                connection = await ClientConnection.ConnectAsync(seed, options.Secret, identity.ClusterId, PeerClients.ConnectTimeout, ct).ConfigureAwait(false);
+            }
+            catch (AuthenticationFailedException e)
+            {
+                throw new AuthenticationFailedException($"Join refused: the node at {seed} and this node do not share the cluster secret.") { Target = e.Target ?? seed };
+            }
+            catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+            {
+                // The seed is there but slow to finish the handshake (a loaded machine, a process
+                // still starting): ask again until the join deadline.
+                why = $"the seed node {seed} did not complete the handshake in {PeerClients.ConnectTimeout.TotalSeconds:0.#} s";
+            }
+            catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or ProtocolException)
+            {
+                // A refused or broken connection is not retried: the operator gave a wrong endpoint or started it too early.
+                throw new EndpointUnreachableException($"Join refused: the seed node {seed} did not answer ({e.Message}).") { Target = seed };
+            }
+            if (connection is not null)
+            {
+                await using (connection.ConfigureAwait(false))
+                {
+                    try
+                    {
+                        var response = await connection.SendAsync(id => new JoinRequest(id, options.Listen, identity.JoinToken), remaining, new SentFlag<bool>(false), ct).ConfigureAwait(false);
+                        if (response is JoinResponse joined) return (joined.NodeId, joined.ClusterId, joined.Metadata);
+                        if (response is ErrorResponse error)
+                        {
+                            if (error.Error.Kind is not (ReplicationErrorKind.Unavailable or ReplicationErrorKind.Timeout)) throw error.Error.ToException();
+                            why = error.Error.Message; // no metadata leader yet: ask again
+                        }
+                    }
+                    catch (ConnectionLostException)
+                    {
+                        why = $"the connection to {seed} was lost";
+                    }
+                    catch (TimeoutException)
+                    {
+                        why = $"{seed} did not answer";
+                    }
+                }
+            }
+            await Task.Delay(RetryBackoff * 10, ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>A restart with -Join: refuses a folder that holds a node of another cluster than the seed's (an unreachable seed is no reason not to restart).</summary>
+    private static async Task CheckSeedClusterAsync(string seed, ClusterSecret secret, NodeIdentity identity, string path, CancellationToken ct)
+    {
+        Guid seedCluster;
+        try
+        {
+            await using var connection = await ClientConnection.ConnectAsync(seed, secret, Guid.Empty, PeerClients.ConnectTimeout, ct).ConfigureAwait(false);
+            seedCluster = connection.ClusterId;
+        }
+        catch (AuthenticationFailedException)
+        {
+            seedCluster = Guid.Empty; // the seed's cluster has another key: another cluster, or another secret
+            throw new NodePathInUseException($"'{path}' holds node {identity.NodeId} of cluster {identity.ClusterId}, and the seed {seed} does not accept this secret for it.") { Target = path };
+        }
+        catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or ProtocolException
+            || (e is OperationCanceledException && !ct.IsCancellationRequested))
+        {
+            return;
+        }
+        if (seedCluster != identity.ClusterId)
+            throw new NodePathInUseException($"'{path}' holds node {identity.NodeId} of cluster {identity.ClusterId}, but {seed} belongs to cluster {seedCluster}. Give another -Path to join that cluster.") { Target = path };
+    }
+
+    /// <summary>Served for a Join request (from a new node, or forwarded by another node): routed to the metadata leader.</summary>
+    public Task<(int NodeId, Guid ClusterId, string Metadata)> JoinAsync(string endpoint, Guid token, CancellationToken cancellationToken)
+    {
+        ThrowIfStopped();
+        try { ClientConnection.ParseEndpoint(endpoint); }
+        catch (FormatException e) { throw new ClusterOptionsException(InvalidEndpoint, e.Message) { Target = endpoint }; }
+        var deadline = Stopwatch.GetTimestamp() + (long)(JoinServeTimeout.TotalSeconds * Stopwatch.Frequency);
+        return RouteAsync(ClusterMetadata.MetadataGroup, deadline, idempotent: true,
+            local: remaining => RegisterNodeAsync(endpoint, token, remaining, cancellationToken),
+            remote: async (target, remaining) =>
+            {
+                var response = await CallPeerAsync(target, id => new ForwardedRequest(id, new JoinRequest(id, endpoint, token)), remaining, cancellationToken).ConfigureAwait(false);
+                var joined = (JoinResponse)response;
+                return (joined.NodeId, joined.ClusterId, joined.Metadata);
+            },
+            why => new QuorumUnavailableException(ClusterMetadata.MetadataGroup, JoinServeTimeout, $"the metadata group could not register the node: {why}"),
+            cancellationToken);
+    }
+
+    private static readonly TimeSpan JoinServeTimeout = TimeSpan.FromSeconds(10);
+
+    /// <summary>On the metadata leader: registers (or finds) the node of <paramref name="token"/>.</summary>
+    private async Task<(int NodeId, Guid ClusterId, string Metadata)> RegisterNodeAsync(string endpoint, Guid token, TimeSpan timeout, CancellationToken ct)
+    {
+        await _joinGate.WaitAsync(ct).ConfigureAwait(false);
+        try
+        {
+            const int meta = ClusterMetadata.MetadataGroup;
+            await _host.ConfirmReadAsync(meta, lease: false).WaitAsync(timeout, ct).ConfigureAwait(false);
+            var metadata = ClusterMetadata.Read(_host.Store);
+            if (metadata.Cluster is null) throw new Cluster.RetryableException("the cluster metadata is not written yet");
+            var existing = metadata.Nodes.FirstOrDefault(n => n.Value.Token == token);
+            int nodeId = existing.Key;
+            if (nodeId != 0)
+            {
+                if (existing.Value.Endpoint != endpoint)
+                {
+                    await ProposeMetadataAsync(new[] { PutNode(nodeId, existing.Value with { Endpoint = endpoint }, expectedVersion: null) }, timeout, ct).ConfigureAwait(false);
+                    Log($"node {nodeId} now listens on {endpoint}");
+                }
+            }
+            else
+            {
+                nodeId = metadata.Nodes.Keys.DefaultIfEmpty(0).Max() + 1;
+                var results = await ProposeMetadataAsync(new[] { PutNode(nodeId, new NodeEntry(endpoint, token), expectedVersion: 0) }, timeout, ct).ConfigureAwait(false);
+                if (!results[0].Applied) throw new Cluster.RetryableException($"node id {nodeId} was taken meanwhile");
+                Log($"node {nodeId} joined from {endpoint}");
+            }
+            RefreshMetadata(force: true);
+            return (nodeId, Id, ClusterMetadata.Read(_host.Store).ToJson());
+        }
+        finally
+        {
+            _joinGate.Release();
+        }
+    }
+
+    private static KvOp PutNode(int id, NodeEntry entry, long? expectedVersion) =>
+        new(KvOpType.Put, ClusterMetadata.NodeKey(id), System.Text.Json.JsonSerializer.Serialize(entry, ClusterMetadata.Json), expectedVersion);
+
+    /// <summary>Proposes one command to the metadata group, which this node must lead; completes once applied here.</summary>
+    private async Task<IReadOnlyList<KvOpResult>> ProposeMetadataAsync(IReadOnlyList<KvOp> ops, TimeSpan timeout, CancellationToken ct)
+    {
+        var outcomes = await _host.ProposeAsync(ClusterMetadata.MetadataGroup, new[] { KvCommand.Encode(ops) }, Cluster.WriteConcern.Majority)
+            .WaitAsync(timeout, ct).ConfigureAwait(false);
+        var outcome = outcomes[0];
+        if (outcome.Lost || outcome.Results is null) throw new Cluster.RetryableException("the metadata entry was lost in a leader change");
+        return outcome.Results;
+    }
+}

@@ -1,0 +1,444 @@
+using System.Collections.Concurrent;
+using System.Diagnostics;
+using System.Runtime.CompilerServices;
+using Replication.Engine.Client;
+using Replication.Engine.Cluster;
+using Replication.Engine.Raft;
+using Replication.Engine.Storage;
+
+namespace Replication.Engine.Cluster;
+
+/// <summary>
+/// Routing: a request for a group is served here when this node leads it, else forwarded to the node
+/// believed to lead it (a <see cref="ForwardedRequest"/> over this node's client connection to that
+/// node). A forwarded request is served by its receiver or refused with NotLeader and a leader hint,
+/// never forwarded again (so one attempt is at most one hop); the forwarding node retries against the
+/// hint, then other replicas, until the caller's deadline. A write that was sent but whose answer
+/// was lost is reported OutcomeUnknown, never retried; everything else that failed before being
+/// served is retried. Leader guesses come from this node's own groups, the hints of refusals, the
+/// peers' status reports, and finally the placement's replicas in turn.
+/// </summary>
+public sealed partial class ClusterNode
+{
+    private static readonly TimeSpan RetryBackoff = TimeSpan.FromMilliseconds(15);
+    /// <summary>Time allowed beyond a forwarded request's own timeout for the network.</summary>
+    private static readonly TimeSpan NetworkMargin = TimeSpan.FromSeconds(2);
+    private const int ScanPageSize = 500;
+
+    private readonly ConcurrentDictionary<int, int> _leaderHints = new();
+
+    // ---- the routing loop ----
+
+    /// <summary>
+    /// Serves one request for <paramref name="group"/>: locally when this node leads it, else through
+    /// its leader. <paramref name="idempotent"/>: a request whose connection broke after it was sent may
+    /// be sent again (reads); otherwise that is an <see cref="RemoteOperationException.OutcomeUnknown"/>.
+    /// </summary>
+    private async Task<T> RouteAsync<T>(int group, long deadline, bool idempotent, Func<TimeSpan, Task<T>> local,
+        Func<int, TimeSpan, Task<T>> remote, Func<string, Exception> timedOut, CancellationToken ct)
+    {
+        string why = "no leader is known";
+        for (int attempt = 0; ; attempt++)
+        {
+            ct.ThrowIfCancellationRequested();
+            ThrowIfStopped();
+            var remaining = Remaining(deadline);
+            if (remaining <= TimeSpan.Zero) throw timedOut(why);
+            if (ForwardContext.IsForwarded) return await ServeForwardedAsync(group, remaining, local).ConfigureAwait(false);
+            int target = LeaderGuess(group, attempt);
+            if (target == 0)
+            {
+                await Task.Delay(RetryBackoff, ct).ConfigureAwait(false);
+                continue;
+            }
+            if (target == NodeId)
+            {
+                try
+                {
+                    return await local(remaining).ConfigureAwait(false);
+                }
+                catch (RetryableException e) when (e.Ambiguous && !idempotent)
+                {
+                    throw new RemoteOperationException(RemoteOperationException.OutcomeUnknown, ReplicationErrorKind.Unavailable,
+                        $"Node {NodeId} stopped leading while the write was in its log ({e.Message}): it may or may not have been applied.");
+                }
+                catch (RetryableException e)
+                {
+                    why = e.Message;
+                    NoteLeader(group, e.LeaderHint == NodeId ? 0 : e.LeaderHint);
+                }
+                catch (TimeoutException)
+                {
+                    why = $"node {NodeId} could not get an answer from a quorum";
+                }
+                await Task.Delay(RetryBackoff, ct).ConfigureAwait(false);
+                continue;
+            }
+            try
+            {
+                return await remote(target, remaining).ConfigureAwait(false);
+            }
+            catch (RemoteOperationException e) when (e.ErrorId == RemoteOperationException.NodeStopping)
+            {
+                why = $"node {target} is stopping";
+                NoteLeader(group, 0);
+            }
+            catch (RemoteOperationException e) when (e.ErrorId == NotLeaderException.Id)
+            {
+                why = $"node {target} does not lead it";
+                int hint = NotLeaderException.HintOf(e.Message);
+                NoteLeader(group, hint == target ? 0 : hint);
+            }
+            catch (PeerUnreachableException e)
+            {
+                why = e.Message;
+                NoteLeader(group, 0);
+            }
+            catch (Exception e) when (e is ConnectionLostException or TimeoutException && idempotent)
+            {
+                why = $"node {target} did not answer";
+                NoteLeader(group, 0);
+            }
+            catch (ConnectionLostException)
+            {
+                throw new RemoteOperationException(RemoteOperationException.OutcomeUnknown, ReplicationErrorKind.Unavailable,
+                    $"The connection to node {target} was lost after the write was forwarded to it: it may or may not have been applied.");
+            }
+            catch (TimeoutException)
+            {
+                throw new RemoteOperationException(RemoteOperationException.OutcomeUnknown, ReplicationErrorKind.Timeout,
+                    $"Node {target} did not answer the forwarded write in time: it may or may not have been applied.");
+            }
+            await Task.Delay(RetryBackoff, ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>A forwarded request: served here if this node leads the group, else refused with a hint (never forwarded again).</summary>
+    private async Task<T> ServeForwardedAsync<T>(int group, TimeSpan remaining, Func<TimeSpan, Task<T>> local)
+    {
+        if (_host.Status.TryGetValue(group, out var st) && st.Role == RaftRole.Leader)
+        {
+            try
+            {
+                return await local(remaining).ConfigureAwait(false);
+            }
+            catch (RetryableException e) when (e.Ambiguous)
+            {
+                throw new RemoteOperationException(RemoteOperationException.OutcomeUnknown, ReplicationErrorKind.Unavailable,
+                    $"Node {NodeId} stopped leading while the write was in its log ({e.Message}): it may or may not have been applied.");
+            }
+            catch (RetryableException e)
+            {
+                throw new NotLeaderException(group, NodeId, e.LeaderHint == NodeId ? 0 : e.LeaderHint);
+            }
+        }
+        throw new NotLeaderException(group, NodeId, st is null || st.Leader == NodeId ? LeaderFromReports(group) : st.Leader);
+    }
+
+    /// <summary>Calls a peer and waits up to <paramref name="timeout"/> plus the network margin.</summary>
+    private Task<ClientResponse> CallPeerAsync(int node, Func<long, ClientRequest> make, TimeSpan timeout, CancellationToken ct) =>
+        _peerClients.SendAsync(node, make, timeout + NetworkMargin, new SentFlag<bool>(false), ct);
+
+    /// <summary>The node to try for <paramref name="group"/> on this attempt; 0 when nothing is known.</summary>
+    private int LeaderGuess(int group, int attempt)
+    {
+        if (_host.Status.TryGetValue(group, out var st))
+        {
+            if (st.Role == RaftRole.Leader) return NodeId;
+            if (st.Leader != 0 && attempt % 4 != 3) return st.Leader;
+        }
+        if (_leaderHints.TryGetValue(group, out int hint) && hint != 0 && attempt % 4 != 3) return hint;
+        int reported = LeaderFromReports(group);
+        if (reported != 0 && attempt % 4 != 3) return reported;
+        var replicas = group == ClusterMetadata.MetadataGroup
+            ? _metadata.MetadataMembership().Voters
+            : _metadata.ReplicasOf(group);
+        return replicas.Count == 0 ? 0 : replicas[attempt % replicas.Count];
+    }
+
+    private void NoteLeader(int group, int leader)
+    {
+        if (leader == 0) _leaderHints.TryRemove(group, out _);
+        else _leaderHints[group] = leader;
+    }
+
+    // ---- writes ----
+
+    public async Task<IReadOnlyList<WriteResult>> WriteAsync(IReadOnlyList<KeyWrite> writes, WriteConcern concern, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        ThrowIfStopped();
+        var results = new WriteResult?[writes.Count];
+        var byShard = WriteBatching.GroupByShard(writes, _shardMap, results);
+        var deadline = Deadline(timeout);
+        await Task.WhenAll(byShard.Select(kv => WriteShardAsync(kv.Key, kv.Value, writes, results, concern, timeout, deadline, cancellationToken))).ConfigureAwait(false);
+        return results!;
+    }
+
+    private async Task WriteShardAsync(int shard, List<int> positions, IReadOnlyList<KeyWrite> writes, WriteResult?[] results,
+        WriteConcern concern, TimeSpan timeout, long deadline, CancellationToken ct)
+    {
+        var subset = positions.Select(p => writes[p]).ToArray();
+        IReadOnlyList<WriteResult> shardResults;
+        try
+        {
+            shardResults = await RouteAsync<IReadOnlyList<WriteResult>>(shard, deadline, idempotent: false,
+                local: remaining => WriteLocalAsync(shard, subset, concern, remaining, ct),
+                remote: async (target, remaining) =>
+                {
+                    var response = (WriteResponse)await CallPeerAsync(target, id => new ForwardedRequest(id, new WriteRequest(id, subset, concern, remaining)), remaining, ct).ConfigureAwait(false);
+                    if (response.Outcomes.Count != subset.Length) throw new RemoteOperationException("ServerError", ReplicationErrorKind.Unavailable, $"Node {target} answered {response.Outcomes.Count} outcomes for {subset.Length} writes.");
+                    if (response.Outcomes.FirstOrDefault(o => o.Error?.ErrorId == NotLeaderException.Id) is { Error: { } refused })
+                        throw refused.ToException(); // nothing was proposed there: retried against the hint
+                    return subset.Select((w, i) => FromOutcome(w, response.Outcomes[i])).ToArray();
+                },
+                why => new QuorumUnavailableException(shard, timeout, why),
+                ct).ConfigureAwait(false);
+        }
+        catch (ReplicationException e) when (e is not NotLeaderException)
+        {
+            // A NotLeader refusal of a forwarded write stays a request-level error, so the forwarding node retries elsewhere.
+            shardResults = subset.Select(w => new WriteResult(w, null, false, e)).ToArray();
+        }
+        for (int i = 0; i < positions.Count; i++) results[positions[i]] = shardResults[i];
+    }
+
+    private WriteResult FromOutcome(KeyWrite w, WriteOutcome o)
+    {
+        if (o.Error is { } error) return new WriteResult(w, null, o.Existed, error.ToException());
+        var record = o.HasRecord ? new ReplicationKey(w.Key, w.Value!, o.Version, o.Shard, o.Index) { Cluster = Name } : null;
+        return new WriteResult(w, record, o.Existed, null);
+    }
+
+    /// <summary>Proposes a shard's writes here (this node leads the shard); entries lost to a leader change are proposed again while it still leads.</summary>
+    private async Task<IReadOnlyList<WriteResult>> WriteLocalAsync(int shard, KeyWrite[] writes, WriteConcern concern, TimeSpan timeout, CancellationToken ct)
+    {
+        var deadline = Deadline(timeout);
+        var results = new WriteResult?[writes.Length];
+        var pending = WriteBatching.Pack(writes, Enumerable.Range(0, writes.Length));
+        while (pending.Count > 0)
+        {
+            var remaining = Remaining(deadline);
+            if (remaining <= TimeSpan.Zero) throw new TimeoutException();
+            var outcomes = await _host.ProposeAsync(shard, pending.Select(c => c.Command).ToArray(), concern).WaitAsync(remaining, ct).ConfigureAwait(false);
+            var lost = new List<(int[] Positions, byte[] Command)>();
+            for (int j = 0; j < outcomes.Count; j++)
+            {
+                if (outcomes[j].Lost)
+                {
+                    lost.Add(pending[j]);
+                    continue;
+                }
+                var chunk = pending[j];
+                for (int k = 0; k < chunk.Positions.Length; k++)
+                {
+                    int pos = chunk.Positions[k];
+                    results[pos] = WriteBatching.ToResult(writes[pos], shard, outcomes[j].Index, outcomes[j].Results?[k], Name);
+                }
+            }
+            pending = lost;
+        }
+        return results!;
+    }
+
+
+    // ---- reads ----
+
+    public async Task<ReplicationKey?> GetAsync(string key, ReadConsistency consistency, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        ThrowIfStopped();
+        KvLimits.Validate(key, null);
+        int shard = _shardMap.ShardFor(key);
+        if (consistency == ReadConsistency.Stale && _host.Status.ContainsKey(shard)) return ReadLocal(shard, key);
+        return await RouteAsync(shard, Deadline(timeout), idempotent: true,
+            local: async remaining =>
+            {
+                await ConfirmLocalAsync(shard, consistency, remaining, cancellationToken).ConfigureAwait(false);
+                return ReadLocal(shard, key);
+            },
+            remote: async (target, remaining) =>
+                ((GetResponse)await CallPeerAsync(target, id => new ForwardedRequest(id, new GetRequest(id, key, consistency, remaining)), remaining, cancellationToken).ConfigureAwait(false)).Key,
+            why => new QuorumUnavailableException(shard, timeout, why) { Target = key },
+            cancellationToken).ConfigureAwait(false);
+    }
+
+    private ReplicationKey? ReadLocal(int shard, string key)
+    {
+        var stored = _host.Store.Get(shard, key);
+        return stored is null ? null : new ReplicationKey(stored.Key, stored.Value, stored.Version, shard, stored.ModifiedIndex) { Cluster = Name };
+    }
+
+    /// <summary>Waits until this node (leader of <paramref name="shard"/>) can serve a read at the consistency asked (Stale: at once).</summary>
+    private async Task ConfirmLocalAsync(int shard, ReadConsistency consistency, TimeSpan timeout, CancellationToken ct)
+    {
+        if (consistency == ReadConsistency.Stale) return;
+        await _host.ConfirmReadAsync(shard, consistency == ReadConsistency.Lease).WaitAsync(timeout, ct).ConfigureAwait(false);
+    }
+
+    public async Task<(IReadOnlyList<ReplicationKey> Keys, bool More)> ScanShardAsync(int shard, string prefix, string? after, int limit,
+        ReadConsistency consistency, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        ThrowIfStopped();
+        if (shard < 0 || shard >= ShardCount) throw new ShardNotFoundException(shard) { Target = shard };
+        if (consistency == ReadConsistency.Stale && _host.Status.ContainsKey(shard)) return ScanLocal(shard, prefix, after, limit);
+        return await RouteAsync(shard, Deadline(timeout), idempotent: true,
+            local: async remaining =>
+            {
+                await ConfirmLocalAsync(shard, consistency, remaining, cancellationToken).ConfigureAwait(false);
+                return ScanLocal(shard, prefix, after, limit);
+            },
+            remote: async (target, remaining) =>
+            {
+                var page = (ScanPageResponse)await CallPeerAsync(target,
+                    id => new ForwardedRequest(id, new ShardScanRequest(id, shard, prefix, after, limit, consistency, remaining)), remaining, cancellationToken).ConfigureAwait(false);
+                return (page.Keys, page.More);
+            },
+            why => new QuorumUnavailableException(shard, timeout, why) { Target = shard },
+            cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>
+    /// A page of the local replica's index scan: the keys after <paramref name="after"/>, found by an
+    /// index seek. Stateless, so any replica can serve the next page.
+    /// </summary>
+    private (IReadOnlyList<ReplicationKey> Keys, bool More) ScanLocal(int shard, string prefix, string? after, int limit)
+    {
+        var keys = new List<ReplicationKey>(Math.Min(limit, 1024));
+        bool more = false;
+        foreach (var k in _host.Store.ScanAfter(shard, prefix, after))
+        {
+            if (keys.Count == limit)
+            {
+                more = true;
+                break;
+            }
+            keys.Add(new ReplicationKey(k.Key, k.Value, k.Version, shard, k.ModifiedIndex) { Cluster = Name });
+        }
+        return (keys, more);
+    }
+
+    /// <summary>
+    /// Every key with the prefix, merged across shards in key order. Each shard's first page is fetched
+    /// (and, for Linearizable/Lease, confirmed by its leader) before the first key is returned, so the scan
+    /// reflects every write acknowledged before it began; later pages are read as they are needed.
+    /// </summary>
+    public async IAsyncEnumerable<ReplicationKey> ScanAsync(string prefix, ReadConsistency consistency, TimeSpan timeout,
+        [EnumeratorCancellation] CancellationToken cancellationToken)
+    {
+        ThrowIfStopped();
+        if (System.Text.Encoding.UTF8.GetByteCount(prefix) > KvLimits.MaxKeyBytes)
+            throw new InvalidKeyException(InvalidKeyException.InvalidPrefix, $"A prefix longer than {KvLimits.MaxKeyBytes} UTF-8 bytes matches no key.") { Target = prefix };
+        var cursors = new List<IAsyncEnumerator<ReplicationKey>>();
+        var queue = new PriorityQueue<IAsyncEnumerator<ReplicationKey>, string>(Comparer<string>.Create(KvStore.CompareKeys));
+        try
+        {
+            for (int s = 0; s < ShardCount; s++)
+            {
+                var cursor = ShardKeysAsync(s, prefix, consistency, timeout, cancellationToken).GetAsyncEnumerator(cancellationToken);
+                cursors.Add(cursor);
+                if (await cursor.MoveNextAsync().ConfigureAwait(false)) queue.Enqueue(cursor, cursor.Current.Key);
+            }
+            while (queue.TryDequeue(out var cursor, out _))
+            {
+                yield return cursor.Current;
+                if (await cursor.MoveNextAsync().ConfigureAwait(false)) queue.Enqueue(cursor, cursor.Current.Key);
+            }
+        }
+        finally
+        {
+            foreach (var c in cursors) await c.DisposeAsync().ConfigureAwait(false);
+        }
+    }
+
+    private async IAsyncEnumerable<ReplicationKey> ShardKeysAsync(int shard, string prefix, ReadConsistency consistency, TimeSpan timeout,
+        [EnumeratorCancellation] CancellationToken ct)
+    {
+        string? after = null;
+        while (true)
+        {
+            var (keys, more) = await ScanShardAsync(shard, prefix, after, ScanPageSize, consistency, timeout, ct).ConfigureAwait(false);
+            foreach (var k in keys) yield return k;
+            if (!more || keys.Count == 0) yield break;
+            after = keys[^1].Key;
+        }
+    }
+
+    // ---- leaders and nodes ----
+
+    public async Task<IReadOnlyList<ReplicationShard>> WaitForLeadersAsync(int? shard, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        ThrowIfStopped();
+        if (shard is int s0 && (s0 < 0 || s0 >= ShardCount)) throw new ShardNotFoundException(s0) { Target = s0 };
+        var shards = shard is int one ? new[] { one } : Enumerable.Range(0, ShardCount).ToArray();
+        var deadline = Deadline(timeout);
+        // A shard is ready when its leader can confirm a linearizable read (it committed an entry of its term and hears from a quorum).
+        foreach (int id in shards)
+        {
+            await RouteAsync(id, deadline, idempotent: true,
+                local: async remaining =>
+                {
+                    await _host.ConfirmReadAsync(id, lease: false).WaitAsync(remaining, cancellationToken).ConfigureAwait(false);
+                    return true;
+                },
+                remote: async (target, remaining) =>
+                {
+                    await CallPeerAsync(target, cid => new ForwardedRequest(cid, new WaitForLeadersRequest(cid, id, remaining)), remaining, cancellationToken).ConfigureAwait(false);
+                    return true;
+                },
+                why => new QuorumUnavailableException(id, timeout, why) { Target = id },
+                cancellationToken).ConfigureAwait(false);
+        }
+        if (ForwardContext.IsForwarded) return LocalShards().Where(x => shards.Contains(x.Id)).ToArray();
+        var all = GetShards();
+        return shards.Select(id => all[id]).ToArray();
+    }
+
+    /// <summary>
+    /// Stops a node. This node: stops it (the process's -Wait then returns). Another node: asks it to stop
+    /// itself; a node that does not answer is taken as stopped already (stopping is idempotent).
+    /// </summary>
+    public async Task StopNodeAsync(int id, bool kill, CancellationToken cancellationToken)
+    {
+        ThrowIfStopped();
+        if (id == NodeId)
+        {
+            await StopAsync(kill).ConfigureAwait(false);
+            return;
+        }
+        if (!_metadata.Nodes.ContainsKey(id)) throw new NodeNotFoundException(id) { Target = id };
+        if (ForwardContext.IsForwarded) throw new NotLeaderException(0, NodeId, id);
+        try
+        {
+            await CallPeerAsync(id, cid => new ForwardedRequest(cid, new StopNodeRequest(cid, id, kill)), TimeSpan.FromSeconds(10), cancellationToken).ConfigureAwait(false);
+        }
+        catch (Exception e) when (e is PeerUnreachableException or ConnectionLostException)
+        {
+            // Not running (or it stopped while answering): the node is stopped either way.
+        }
+        NoteStopped(id);
+    }
+
+    /// <summary>
+    /// This node is running already. Another node is started only where it is hosted: in this same process (an
+    /// embedded cluster's sibling, <see cref="NodeOptions.StartSibling"/>); a node in its own process can only be
+    /// started by starting that process again.
+    /// </summary>
+    public async Task StartNodeAsync(int id, CancellationToken cancellationToken)
+    {
+        ThrowIfStopped();
+        if (id == NodeId) return;
+        if (!_metadata.Nodes.ContainsKey(id)) throw new NodeNotFoundException(id) { Target = id };
+        if (_options.StartSibling is { } start && await start(id, cancellationToken).ConfigureAwait(false))
+        {
+            await RefreshPeerAsync(id).ConfigureAwait(false); // its status is Running from now on, not at the next poll
+            return;
+        }
+        if (PeerIsRunning(id)) return;
+        throw new NotSupportedRemotelyException(
+            $"Node {id} runs in its own process; start that process again (Start-ReplicationNode -Path <its folder> -Listen {EndpointOf(id)} -ClusterSecret ...).") { Target = id };
+    }
+
+    private static long Deadline(TimeSpan timeout) => Stopwatch.GetTimestamp() + (long)(Math.Min(timeout.TotalSeconds, 86_400) * Stopwatch.Frequency);
+
+    private static TimeSpan Remaining(long deadline) =>
+        TimeSpan.FromSeconds((deadline - Stopwatch.GetTimestamp()) / (double)Stopwatch.Frequency);
+}

@@ -1,0 +1,287 @@
+using System.Collections.Concurrent;
+using Replication.Engine.Client;
+using Replication.Engine.Raft;
+
+namespace Replication.Engine.Cluster;
+
+/// <summary>
+/// Status, as true as this node can know it. This node reports itself from its own loop's published
+/// snapshots; every other node is asked for its own view every <see cref="StatusInterval"/> (a forwarded
+/// Status request answers with the receiver's view only). A peer whose poll fails or goes unanswered for
+/// <see cref="PollTimeout"/> is Unreachable at once — so a killed node shows Unreachable within one status
+/// period (its connection is refused), a frozen one within a period plus the poll timeout — and it keeps its
+/// last known term, indexes and state time. A shard's leader is the node that reports leading it in the highest
+/// term among reachable nodes (0 when none does), so leaderships add up to at most the shard count, and a
+/// node's ShardsLed counts exactly the shards shown led by it; a shard without a leader keeps its last known
+/// term. The reports also feed the router's leader guesses and the rebuild protocol.
+/// </summary>
+public sealed partial class ClusterNode
+{
+    internal static readonly TimeSpan StatusInterval = TimeSpan.FromMilliseconds(250);
+    internal static readonly TimeSpan PollTimeout = TimeSpan.FromMilliseconds(500);
+    /// <summary>A report older than this is not used for routing or rebuild decisions.</summary>
+    private static readonly TimeSpan StaleAfter = TimeSpan.FromSeconds(2);
+    private readonly ConcurrentDictionary<int, PeerView> _peerViews = new();
+    /// <summary>Nodes this node stopped on request, and when: shown as Stopped (not Unreachable) until they report again.</summary>
+    private readonly ConcurrentDictionary<int, DateTimeOffset> _stoppedOnRequest = new();
+
+    /// <summary>What this node last learned of a peer: its last report, whether the last poll succeeded, since when it fails and why.</summary>
+    private sealed record PeerView(DateTimeOffset LastReportAt, ClusterStatus? Report, bool Reachable, DateTimeOffset? FailingSince, string? Failure);
+
+    private async Task StatusLoopAsync(CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested)
+        {
+            var peers = _metadata.Nodes.Keys.Concat(_peerHints.Keys).Where(id => id != NodeId).Distinct().ToArray();
+            await Task.WhenAll(peers.Select(id => PollPeerAsync(id, ct))).ConfigureAwait(false);
+            foreach (var gone in _peerViews.Keys.Except(peers)) _peerViews.TryRemove(gone, out _);
+            try { await Task.Delay(StatusInterval, ct).ConfigureAwait(false); }
+            catch (OperationCanceledException) { return; }
+        }
+    }
+
+    private async Task PollPeerAsync(int id, CancellationToken ct)
+    {
+        var asked = DateTimeOffset.UtcNow;
+        try
+        {
+            var response = (StatusResponse)await _peerClients.SendAsync(id, cid => new ForwardedRequest(cid, new StatusRequest(cid)), PollTimeout, new SentFlag<bool>(false), ct).ConfigureAwait(false);
+            // An answer to a poll sent before the node was stopped on request says nothing about it now.
+            if (_stoppedOnRequest.TryGetValue(id, out var stoppedAt) && stoppedAt >= asked) return;
+            _peerViews[id] = new PeerView(DateTimeOffset.UtcNow, response.Status, true, null, null);
+            _stoppedOnRequest.TryRemove(id, out _);
+        }
+        catch (Exception e) when (e is PeerUnreachableException or ConnectionLostException or TimeoutException or ReplicationException or InvalidCastException
+            || (e is OperationCanceledException && ct.IsCancellationRequested) || e is ObjectDisposedException)
+        {
+            if (ct.IsCancellationRequested) return;
+            string why = e is TimeoutException ? $"no answer within {PollTimeout.TotalMilliseconds:0} ms" : e.Message;
+            _peerViews.AddOrUpdate(id,
+                _ => new PeerView(DateTimeOffset.MinValue, null, false, DateTimeOffset.UtcNow, why),
+                (_, old) => old with { Reachable = false, FailingSince = old.FailingSince ?? DateTimeOffset.UtcNow, Failure = why });
+        }
+    }
+
+    /// <summary>Reports of reachable peers no older than <see cref="StaleAfter"/>.</summary>
+    private IEnumerable<(int Node, ClusterStatus Report)> FreshReports()
+    {
+        var now = DateTimeOffset.UtcNow;
+        foreach (var (id, view) in _peerViews)
+            if (view.Reachable && view.Report is { } report && now - view.LastReportAt < StaleAfter) yield return (id, report);
+    }
+
+    /// <summary>Records that a peer was stopped on request: Stopped now, not at its next failed poll (also told by the
+    /// process hosting both nodes, EmbeddedCluster).</summary>
+    internal void NoteStopped(int id)
+    {
+        var now = DateTimeOffset.UtcNow;
+        _stoppedOnRequest[id] = now;
+        _peerViews.AddOrUpdate(id,
+            _ => new PeerView(DateTimeOffset.MinValue, null, false, now, "stopped on request"),
+            (_, old) => old with { Reachable = false, FailingSince = now, Failure = "stopped on request" });
+    }
+
+    /// <summary>Polls a peer now (it was just started by the process hosting both): its status is current from here on.</summary>
+    internal Task RefreshPeerAsync(int id)
+    {
+        _stoppedOnRequest.TryRemove(id, out _);
+        return PollPeerAsync(id, _background.Token);
+    }
+
+    private bool PeerIsRunning(int id) => _peerViews.TryGetValue(id, out var v) && v.Reachable && DateTimeOffset.UtcNow - v.LastReportAt < StaleAfter;
+
+    /// <summary>This node, or a peer that answered its last poll.</summary>
+    private bool IsRunningNode(int id) => id == NodeId || PeerIsRunning(id);
+
+    /// <summary>A peer's last report of itself, however old (null if it never answered).</summary>
+    private ReplicationNode? ReportedNode(int id) =>
+        _peerViews.TryGetValue(id, out var v) ? v.Report?.Nodes.FirstOrDefault(n => n.Id == id) : null;
+
+    /// <summary>The leader of <paramref name="group"/> according to fresh peer reports (highest term wins); 0 when none.</summary>
+    private int LeaderFromReports(int group)
+    {
+        int leader = 0;
+        long term = -1;
+        foreach (var (id, report) in FreshReports())
+        {
+            var shard = report.Shards.FirstOrDefault(s => s.Id == group);
+            if (shard is null || shard.Leader != id || shard.Term <= term) continue;
+            leader = id;
+            term = shard.Term;
+        }
+        return leader;
+    }
+
+    public ClusterStatus GetStatus()
+    {
+        ThrowIfStopped();
+        if (ForwardContext.IsForwarded) // another node asks for this node's own view (and which nodes its metadata marks for rebuild)
+        {
+            var marks = _metadata.Nodes.Where(n => n.Value.Rebuilding && n.Key != NodeId).Select(n => new ReplicationNode
+            {
+                Cluster = Name, Id = n.Key, Endpoint = n.Value.Endpoint, State = NodeState.Unreachable, DataPath = "",
+                Rebuilding = true, RebuildEpoch = n.Value.RebuildEpoch, RebuildUpload = n.Value.RebuildUpload,
+            });
+            return new ClusterStatus(Id, Name, ShardCount, ReplicationFactor, new[] { Endpoint }, marks.Prepend(SelfNode()).ToArray(), LocalShards(includeMetadata: true));
+        }
+        var shards = GetShards();
+        var nodes = BuildNodes(shards);
+        return new ClusterStatus(Id, Name, ShardCount, ReplicationFactor, nodes.Where(n => n.State == NodeState.Running).Select(n => n.Endpoint).ToArray(), nodes, shards);
+    }
+
+    public IReadOnlyList<ReplicationNode> GetNodes()
+    {
+        ThrowIfStopped();
+        return BuildNodes(GetShards());
+    }
+
+    public ReplicationNode GetNode(int id)
+    {
+        ThrowIfStopped();
+        if (id != NodeId && !_metadata.Nodes.ContainsKey(id)) throw new NodeNotFoundException(id) { Target = id };
+        return BuildNodes(GetShards()).First(n => n.Id == id);
+    }
+
+    private ReplicationNode[] BuildNodes(IReadOnlyList<ReplicationShard> shards)
+    {
+        var registry = _metadata.Nodes;
+        var ids = registry.Count == 0 ? new[] { NodeId } : registry.Keys.Append(NodeId).Distinct().Order().ToArray();
+        return ids.Select(id => BuildNode(id, shards)).ToArray();
+    }
+
+    private ReplicationNode BuildNode(int id, IReadOnlyList<ReplicationShard> shards)
+    {
+        var entry = _metadata.Nodes.TryGetValue(id, out var e) ? e : null;
+        ReplicationNode node;
+        if (id == NodeId) node = SelfNode();
+        else
+        {
+            string endpoint = entry?.Endpoint ?? "";
+            _peerViews.TryGetValue(id, out var view);
+            var reported = view?.Report?.Nodes.FirstOrDefault(n => n.Id == id);
+            var known = reported ?? new ReplicationNode { Cluster = Name, Id = id, Endpoint = endpoint, State = NodeState.Unreachable, DataPath = "" };
+            if (_stoppedOnRequest.TryGetValue(id, out var stoppedAt) && view is not { Reachable: true })
+                node = known with { State = NodeState.Stopped, StateReason = "stopped on request", StateSince = stoppedAt };
+            else if (view is { Reachable: true })
+                node = known with { State = NodeState.Running };
+            else
+                node = known with
+                {
+                    State = NodeState.Unreachable,
+                    StateReason = view is null ? "no status report yet" : $"unreachable: {view.Failure}" + (reported is null ? "" : $" (last report {view.LastReportAt:O})"),
+                    StateSince = view?.FailingSince ?? known.StateSince,
+                };
+            node = node with { Cluster = Name, Endpoint = endpoint.Length > 0 ? endpoint : node.Endpoint };
+        }
+        // Leaderships and lag from the cluster's shard view, so every node is judged by the same leaders.
+        int led = shards.Count(s => s.Leader == id);
+        return node with
+        {
+            ShardsLed = led,
+            Rebuilding = entry?.Rebuilding ?? false,
+            RebuildEpoch = entry?.RebuildEpoch ?? 0,
+            RebuildUpload = entry?.RebuildUpload,
+        };
+    }
+
+    private ReplicationNode SelfNode()
+    {
+        var status = _host.Status.Values.Where(s => s.Shard != ClusterMetadata.MetadataGroup).ToArray();
+        var latest = status.OrderByDescending(s => s.StateSince).FirstOrDefault();
+        long size = 0;
+        try { size = Directory.Exists(_options.Path) ? new DirectoryInfo(_options.Path).EnumerateFiles("*", SearchOption.AllDirectories).Sum(f => f.Length) : 0; }
+        catch (IOException) { /* a file vanished while we looked (WAL checkpoint); size is informational */ }
+        long lag = 0;
+        foreach (var st in status)
+        {
+            // Behind the best commit index known for the shard: its leader's, from the freshest reports.
+            long commit = st.Committed;
+            foreach (var (_, report) in FreshReports())
+                if (report.Shards.FirstOrDefault(s => s.Id == st.Shard) is { } v && v.CommitIndex > commit) commit = v.CommitIndex;
+            lag += Math.Max(0, commit - st.Applied);
+        }
+        return new ReplicationNode
+        {
+            Cluster = Name,
+            Id = NodeId,
+            Endpoint = Endpoint,
+            State = IsRunning ? NodeState.Running : NodeState.Stopped,
+            ShardsLed = status.Count(s => s.Role == RaftRole.Leader),
+            ShardsHosted = status.Length,
+            Term = status.Length == 0 ? 0 : status.Max(s => s.Term),
+            CommitIndex = status.Sum(s => s.Committed),
+            AppliedIndex = status.Sum(s => s.Applied),
+            LagEntries = lag,
+            LastContact = status.Any(s => s.LastContact is null) ? null : status.Select(s => s.LastContact).Min(),
+            DataPath = _options.Path,
+            SizeBytes = size,
+            StateReason = latest is null ? "running" : $"shard {latest.Shard}: {latest.StateReason}",
+            StateSince = latest?.StateSince,
+            RebuiltEpoch = _identity.RebuiltEpoch,
+        };
+    }
+
+    /// <summary>This node's view of the groups it hosts.</summary>
+    private ReplicationShard[] LocalShards(bool includeMetadata)
+    {
+        var shards = new List<ReplicationShard>();
+        foreach (var st in _host.Status.Values.OrderBy(s => s.Shard))
+        {
+            if (st.Shard == ClusterMetadata.MetadataGroup && !includeMetadata) continue;
+            long keys = 0;
+            try { keys = st.Shard == ClusterMetadata.MetadataGroup ? 0 : _host.Store.Count(st.Shard); }
+            catch (RetryableException) { /* stopping */ }
+            shards.Add(new ReplicationShard
+            {
+                Cluster = Name,
+                Id = st.Shard,
+                Leader = st.Role == RaftRole.Leader ? NodeId : st.Leader,
+                Voters = st.Voters,
+                Learners = st.Learners,
+                Placement = st.Shard == ClusterMetadata.MetadataGroup ? Array.Empty<int>() : _metadata.ReplicasOf(st.Shard),
+                Term = st.Term,
+                CommitIndex = st.Committed,
+                AppliedIndex = st.Applied,
+                KeyCount = keys,
+            });
+        }
+        return shards.ToArray();
+    }
+
+    private IReadOnlyList<ReplicationShard> LocalShards() => LocalShards(includeMetadata: false);
+
+    public IReadOnlyList<ReplicationShard> GetShards()
+    {
+        ThrowIfStopped();
+        // Every view: this node's, and each peer's last report (fresh ones may name leaders; any may tell a term).
+        var views = new List<(int Reporter, bool Fresh, ReplicationShard View)>();
+        foreach (var v in LocalShards(includeMetadata: false)) views.Add((NodeId, true, v));
+        var now = DateTimeOffset.UtcNow;
+        foreach (var (id, peer) in _peerViews)
+        {
+            if (peer.Report is null) continue;
+            bool fresh = peer.Reachable && now - peer.LastReportAt < StaleAfter;
+            foreach (var v in peer.Report.Shards) if (v.Id < ShardCount) views.Add((id, fresh, v));
+        }
+        var result = new ReplicationShard[ShardCount];
+        for (int s = 0; s < ShardCount; s++)
+        {
+            var mine = views.Where(x => x.View.Id == s).ToArray();
+            long lastTerm = mine.Length == 0 ? 0 : mine.Max(x => x.View.Term);
+            // The leader is whoever reports leading it, reachable now, in the highest term.
+            var leaderView = mine.Where(x => x.Fresh && x.View.Leader == x.Reporter).OrderByDescending(x => x.View.Term).Select(x => x.View).FirstOrDefault();
+            var best = leaderView ?? mine.Where(x => x.Fresh).OrderByDescending(x => x.View.Term).ThenByDescending(x => x.View.CommitIndex).Select(x => x.View).FirstOrDefault()
+                ?? mine.OrderByDescending(x => x.View.Term).Select(x => x.View).FirstOrDefault();
+            result[s] = best is null
+                ? new ReplicationShard { Cluster = Name, Id = s, Voters = Array.Empty<int>(), Placement = _metadata.ReplicasOf(s) }
+                : best with
+                {
+                    Cluster = Name,
+                    Leader = leaderView?.Leader ?? 0,
+                    Term = lastTerm,
+                    Placement = _metadata.ReplicasOf(s),
+                };
+        }
+        return result;
+    }
+}

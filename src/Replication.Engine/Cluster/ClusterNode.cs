@@ -1,0 +1,386 @@
+using System.Net;
+using System.Net.Sockets;
+using Replication.Engine.Client;
+using Replication.Engine.Ring;
+using Replication.Engine.Transport;
+
+namespace Replication.Engine.Cluster;
+
+/// <summary>
+/// ONE node, the same object in every shape: alone in its process (Start-ReplicationNode -Path) or beside
+/// others (an embedded cluster starts N of them in one process and forms the cluster through the very same
+/// bootstrap, metadata group and join path; EmbeddedCluster.cs). It owns its data folder (an exclusive lock
+/// for its whole life), its <see cref="NodeHost"/> (the Raft groups of the shards placed on it, plus the
+/// metadata group every node hosts), the client endpoint on the same listener (this object is the
+/// <see cref="IClientRequestHandler"/> its client sessions call), and a router that forwards a request to the
+/// shard's leader on another node when this node does not lead it. Clients — a shell with only the endpoints
+/// and the secret, or the embedded cluster's own client — reach every cluster the same way (Client/ClusterClient.cs).
+/// <para>
+/// The pieces, by file: start, identity and stop here; routing (ClusterNode.Routing.cs); the control loop
+/// that keeps peers, hosted groups and Raft memberships in line with the replicated metadata
+/// (ClusterNode.Control.cs); joining, both sides (ClusterNode.Join.cs); status (ClusterNode.Status.cs);
+/// administrative operations (ClusterNode.Admin.cs): backups (ClusterNode.Backup.cs), replica comparison
+/// (ClusterNode.Consistency.cs) and node rebuilds (ClusterNode.Rebuild.cs). The metadata itself is
+/// <see cref="ClusterMetadata"/>.
+/// </para>
+/// <para>
+/// Identity: node.json in the data folder (<see cref="NodeIdentity"/>: node id, cluster id, join token;
+/// never the secret), so a restart with the same folder resumes the same node, and joining twice with the
+/// same folder is idempotent. Thread-safe: every public member may be called from any thread.
+/// </para>
+/// </summary>
+public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposable
+{
+    private readonly NodeOptions _options;
+    private volatile NodeIdentity _identity; // replaced (and saved) when the node carries out a rebuild
+    private readonly ClusterSecret _secret;
+    private readonly NodeHost _host;
+    private readonly PeerClients _peerClients;
+    private readonly ShardMap _shardMap;
+    private readonly CancellationTokenSource _background = new();
+    private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private readonly string _listenText;
+    private readonly Storage.FolderLock _folderLock; // held for the node's whole life
+    private volatile ClusterMetadata _metadata;
+    private Task _controlLoop = Task.CompletedTask;
+    private Task _statusLoop = Task.CompletedTask;
+    private int _stopping;
+
+    private ClusterNode(NodeOptions options, NodeIdentity identity, ClusterMetadata metadata, IPEndPoint listen, Storage.FolderLock folderLock)
+    {
+        _options = options;
+        _folderLock = folderLock;
+        _identity = identity;
+        _secret = options.Secret;
+        _metadata = metadata;
+        _listenText = options.Listen;
+        var info = identity.Cluster!;
+        _shardMap = new ShardMap(info.ShardCount);
+        _peerClients = new PeerClients(_secret, identity.ClusterId, EndpointOf, () => Name);
+        _host = new NodeHost(new NodeHostOptions
+        {
+            NodeId = identity.NodeId,
+            ClusterId = identity.ClusterId,
+            DataPath = options.Path,
+            ClusterKey = _secret.DeriveKey(identity.ClusterId),
+            ClientHandler = this,
+            TickInterval = options.TickInterval,
+            ElectionTicks = options.ElectionTicks,
+            HeartbeatTicks = options.HeartbeatTicks,
+            Seed = options.Seed,
+            SnapshotEntries = options.SnapshotEntries,
+            SnapshotCatchUpEntries = options.SnapshotCatchUpEntries,
+            SnapshotChunkBytes = options.SnapshotChunkBytes,
+            StorageDecorator = options.StorageDecorator,
+            Log = options.Log,
+        });
+        ListenEndPoint = listen;
+    }
+
+    /// <summary>This node's id in its cluster.</summary>
+    public int NodeId => _identity.NodeId;
+    /// <summary>The endpoint this node listens on and other nodes dial ("host:port").</summary>
+    public string Endpoint => _listenText;
+    public IPEndPoint ListenEndPoint { get; }
+    /// <summary>Completes once the node stopped (Stop-ReplicationNode, StopAsync).</summary>
+    public Task Stopped => _stopped.Task;
+
+    public string Name => _metadata.Cluster?.Name ?? _identity.Cluster!.Name;
+    public Guid Id => _identity.ClusterId;
+    public int ShardCount => _identity.Cluster!.ShardCount;
+    public int ReplicationFactor => _identity.Cluster!.ReplicationFactor;
+    /// <summary>This node's data folder.</summary>
+    public string Path => _options.Path;
+    /// <summary>False once stopped, or once its storage failed (<see cref="FailureReason"/>): it then serves nothing.</summary>
+    public bool IsRunning => Volatile.Read(ref _stopping) == 0 && _host.FailureReason is null;
+    /// <summary>Why the node's loop stopped on its own (a storage error), or null.</summary>
+    public string? FailureReason => _host.FailureReason;
+    /// <summary>Every registered node's endpoint (this one's when the registry is not known yet).</summary>
+    public IReadOnlyList<string> Endpoints => _metadata.Nodes.OrderBy(n => n.Key).Select(n => n.Value.Endpoint).DefaultIfEmpty(Endpoint).ToArray();
+    /// <summary>A node's registry entry as this node's metadata replica has it (null if unknown).</summary>
+    internal NodeEntry? RegistryEntry(int node) => _metadata.Nodes.TryGetValue(node, out var e) ? e : null;
+    /// <summary>The cluster's identity and shape.</summary>
+    internal ClusterInfo Info => _metadata.Cluster ?? _identity.Cluster!;
+    /// <summary>The node host (engine tests look at its groups' published status).</summary>
+    internal NodeHost Host => _host;
+
+    /// <summary>
+    /// Runs one node in this process: founds a new cluster (no <see cref="NodeOptions.Join"/>, empty
+    /// folder: node id 1, a fresh cluster id, sole voter of the metadata group and of every shard), joins
+    /// one through a running node, or restarts the node the folder holds. Returns once the node listens.
+    /// </summary>
+    /// <exception cref="ClusterOptionsException">A bad -Listen/-Join (InvalidEndpoint), or a non-loopback -Listen without AllowRemote (ListenNotLoopback).</exception>
+    /// <exception cref="DataPathInUseException">Another node or cluster, in this process or another, has the folder open.</exception>
+    /// <exception cref="NodePathInUseException">The folder holds a node of another cluster, or an embedded cluster.</exception>
+    /// <exception cref="ListenEndpointInUseException">The listen endpoint cannot be bound.</exception>
+    /// <exception cref="AuthenticationFailedException">The seed node does not share the secret.</exception>
+    /// <exception cref="EndpointUnreachableException">The seed node did not answer.</exception>
+    /// <exception cref="StorageCorruptException">The node's stores failed their checks; it holds no file open.</exception>
+    public static async Task<ClusterNode> StartAsync(NodeOptions options, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        if (options.Listen.EndsWith(":0", StringComparison.Ordinal) && IPAddress.TryParse(options.Listen[..^2], out var any))
+            options = options with { Listen = $"{options.Listen[..^2]}:{FreePort(any)}" }; // port 0: a free port, fixed from here on
+        var listen = ParseListen(options.Listen, options.AllowRemote);
+        if (options.Join is not null) ParseEndpoint(options.Join, "-Join");
+        string path = System.IO.Path.GetFullPath(options.Path);
+        // One owner per folder: a second opener is refused before anything in the folder is read or written.
+        var folderLock = Storage.FolderLock.Acquire(path, NodeLockFile);
+        ClusterNode node;
+        try
+        {
+            options = options with { Path = path };
+            if (File.Exists(System.IO.Path.Combine(path, ClusterManifest.FileName)))
+                throw new NodePathInUseException($"'{path}' holds an embedded cluster (cluster.json), not a node. Give another -Path.") { Target = path };
+            RemoveLeftovers(path, options.DiscardStores);
+
+            var identity = NodeIdentity.TryLoad(path);
+            ClusterMetadata? joined = null;
+            if (identity is { NodeId: > 0 })
+            {
+                if (options.Join is { } seed) await CheckSeedClusterAsync(seed, options.Secret, identity, path, cancellationToken).ConfigureAwait(false);
+            }
+            else if (options.Join is null)
+            {
+                if (identity is not null)
+                    throw new NodePathInUseException($"'{path}' holds a node whose join did not complete; start it again with -Join.") { Target = path };
+                if (File.Exists(System.IO.Path.Combine(path, "raft.db")) || File.Exists(System.IO.Path.Combine(path, "state.db")))
+                    throw new NodePathInUseException($"'{path}' holds Replication data but no node.json; it is not a node this version can resume. Give an empty -Path.") { Target = path };
+                CheckRange(options.ShardCount, 1, ClusterOptions.MaxShardCount, "ShardCount");
+                CheckRange(options.ReplicationFactor, 1, ClusterOptions.MaxNodeCount, "ReplicationFactor");
+                var clusterId = options.ClusterId ?? Guid.NewGuid();
+                identity = new NodeIdentity
+                {
+                    NodeId = 1,
+                    ClusterId = clusterId,
+                    JoinToken = Guid.NewGuid(),
+                    Cluster = new ClusterInfo(clusterId, options.Name, options.ShardCount, options.ReplicationFactor, DateTimeOffset.UtcNow),
+                };
+                ProbeListen(listen);
+                identity.Save(path);
+            }
+            else
+            {
+                ProbeListen(listen); // a node that cannot listen must not register itself
+                identity ??= new NodeIdentity { JoinToken = Guid.NewGuid() };
+                identity.Save(path); // the token first: a crash mid-join is answered with the same id next time
+                var answer = await JoinThroughSeedAsync(options, identity, cancellationToken).ConfigureAwait(false);
+                joined = ClusterMetadata.FromJson(answer.Metadata);
+                identity = identity with { NodeId = answer.NodeId, ClusterId = answer.ClusterId, Cluster = joined.Cluster };
+                identity.Save(path);
+            }
+            node = new ClusterNode(options, identity, joined ?? ClusterMetadata.Empty, listen, folderLock);
+        }
+        catch
+        {
+            folderLock.Dispose();
+            throw;
+        }
+        try
+        {
+            await node.StartHostAsync(cancellationToken).ConfigureAwait(false);
+        }
+        catch
+        {
+            await node.StopAsync(kill: false).ConfigureAwait(false);
+            throw;
+        }
+        return node;
+    }
+
+    /// <summary>The lock file of a node folder (<see cref="Storage.FolderLock"/>).</summary>
+    internal const string NodeLockFile = "node.lock";
+
+    /// <summary>Removes what a previous run left beside the stores (cold copies, uploads), and the stores themselves when asked.</summary>
+    private static void RemoveLeftovers(string path, bool discardStores)
+    {
+        foreach (var dir in Directory.EnumerateDirectories(path))
+        {
+            string name = System.IO.Path.GetFileName(dir);
+            if (name.StartsWith(ColdFolderPrefix, StringComparison.Ordinal) || name.StartsWith(UploadFolderPrefix, StringComparison.Ordinal))
+                Directory.Delete(dir, recursive: true);
+        }
+        if (!discardStores) return;
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        foreach (var pattern in new[] { "raft.db*", "state.db*" })
+            foreach (var file in Directory.EnumerateFiles(path, pattern)) File.Delete(file);
+    }
+
+    private async Task StartHostAsync(CancellationToken ct)
+    {
+        try
+        {
+            await _host.StartAsync(ListenEndPoint, ct).ConfigureAwait(false);
+        }
+        catch (SocketException e)
+        {
+            throw new ListenEndpointInUseException($"Cannot listen on {Endpoint}: {e.Message}", e) { Target = Endpoint };
+        }
+        foreach (var (id, endpoint) in _identity.Peers) _peerHints.TryAdd(id, endpoint);
+        if (_options.DiscardStores)
+        {
+            // Its stores are gone: it must not answer as the member it was. It hosts nothing until its rebuild has
+            // taken it out of every group (ClusterNode.Rebuild.cs), then rejoins as a new replica.
+            _awaitingRebuild = true;
+            ApplyPeers(_metadata);
+            Log($"node {NodeId} of cluster '{Name}' listening on {Endpoint} with its stores discarded: waiting to be rebuilt");
+            _controlLoop = Task.Run(() => ControlLoopAsync(_background.Token));
+            _statusLoop = Task.Run(() => StatusLoopAsync(_background.Token));
+            return;
+        }
+        // The founder (node 1) founded every group with itself as sole voter; on a restart the stored
+        // membership wins and the voters given here are ignored (NodeHost.AddGroupAsync).
+        IReadOnlyList<int>? founding = NodeId == 1 ? new[] { 1 } : null;
+        await _host.AddGroupAsync(ClusterMetadata.MetadataGroup, founding).ConfigureAwait(false);
+        RefreshMetadata(force: true);
+        var metadata = _metadata;
+        for (int shard = 0; shard < ShardCount; shard++)
+            if (metadata.ReplicasOf(shard).Contains(NodeId) || (founding is not null && metadata.Cluster is null))
+                await _host.AddGroupAsync(shard, founding).ConfigureAwait(false);
+        ApplyPeers(metadata);
+        // A storage failure stops the loop (NodeHost.Loop): the whole node stops then, as a crash would, so its
+        // clients go to other nodes and its host (a process, an embedded cluster) sees it stopped and why.
+        _ = _host.Exited.ContinueWith(_ => { if (_host.FailureReason is not null) _ = StopAsync(kill: false); }, TaskScheduler.Default);
+        Log($"node {NodeId} of cluster '{Name}' ({Id}) listening on {Endpoint}");
+        _controlLoop = Task.Run(() => ControlLoopAsync(_background.Token));
+        _statusLoop = Task.Run(() => StatusLoopAsync(_background.Token));
+    }
+
+    /// <summary>Stops this node (cleanly, or as a crash would with <paramref name="kill"/>). Idempotent.</summary>
+    public async Task StopAsync(bool kill)
+    {
+        if (Interlocked.Exchange(ref _stopping, 1) != 0)
+        {
+            await _stopped.Task.ConfigureAwait(false);
+            return;
+        }
+        try
+        {
+            _background.Cancel();
+            await Task.WhenAll(_controlLoop, _statusLoop).ConfigureAwait(false);
+            await _host.StopAsync(kill).ConfigureAwait(false);
+            await _peerClients.DisposeAsync().ConfigureAwait(false);
+            DisposeHeld();
+            Log($"node {NodeId} stopped");
+        }
+        finally
+        {
+            _folderLock.Dispose();
+            _stopped.TrySetResult();
+        }
+    }
+
+    public ValueTask DisposeAsync() => new(StopAsync(kill: false));
+
+    /// <summary>
+    /// Where a node hosted in this process tells it where a sibling listens now (an embedded cluster whose
+    /// nodes restarted on new ports): the next connection to that node dials there. The registry catches up
+    /// when the sibling re-announces itself.
+    /// </summary>
+    internal void HintPeer(int node, string endpoint)
+    {
+        if (node == NodeId) return;
+        _peerHints[node] = endpoint;
+        ApplyPeers(_metadata);
+    }
+
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<int, string> _peerHints = new();
+
+    /// <summary>Refuses a request this node cannot serve because it is stopping (or its storage failed): it did nothing,
+    /// so its client may send it to another node (RemoteOperationException.NodeStopping).</summary>
+    private void ThrowIfStopped()
+    {
+        if (!IsRunning)
+            throw new RemoteOperationException(RemoteOperationException.NodeStopping, ReplicationErrorKind.Unavailable,
+                FailureReason is { } failure ? $"Node {NodeId} stopped after a storage failure: {failure}" : $"Node {NodeId} is stopping.");
+}
+
+    private void Log(string message)
+    {
+        try { _options.Log?.Invoke(message); }
+        catch (Exception) { /* a failing logger must not take the node down */ }
+    }
+
+    /// <summary>Where node <paramref name="node"/> listens: a sibling's hint until the registry agrees with it, else the registry's.</summary>
+    private string? EndpointOf(int node)
+    {
+        string? registered = _metadata.Nodes.TryGetValue(node, out var entry) ? entry.Endpoint : null;
+        if (_peerHints.TryGetValue(node, out var hint))
+        {
+            if (hint != registered) return hint;
+            _peerHints.TryRemove(node, out _);
+        }
+        return registered;
+    }
+
+    // ---- start-up checks ----
+
+    private static IPEndPoint ParseListen(string listen, bool allowRemote)
+    {
+        var endpoint = ParseEndpoint(listen, "-Listen");
+        IPAddress[] addresses = endpoint switch
+        {
+            IPEndPoint ip => new[] { ip.Address },
+            DnsEndPoint dns => ResolveOrThrow(dns.Host, listen),
+            _ => Array.Empty<IPAddress>(),
+        };
+        var address = addresses.FirstOrDefault(a => a.AddressFamily == AddressFamily.InterNetwork) ?? addresses.FirstOrDefault()
+            ?? throw new ClusterOptionsException(InvalidEndpoint, $"-Listen '{listen}' resolves to no address.") { Target = listen };
+        int port = endpoint is IPEndPoint p ? p.Port : ((DnsEndPoint)endpoint).Port;
+        if (address.Equals(IPAddress.Any) || address.Equals(IPAddress.IPv6Any))
+            throw new ClusterOptionsException(InvalidEndpoint, $"-Listen '{listen}' is a wildcard address; give the address other nodes should dial.") { Target = listen };
+        if (!IPAddress.IsLoopback(address) && !allowRemote)
+            throw new ClusterOptionsException(ListenNotLoopback,
+                $"-Listen '{listen}' is not a loopback address; pass -AllowRemote to let other machines reach this node (every connection still needs the cluster secret).") { Target = listen };
+        return new IPEndPoint(address, port);
+    }
+
+    private static IPAddress[] ResolveOrThrow(string host, string listen)
+    {
+        try { return Dns.GetHostAddresses(host); }
+        catch (SocketException e) { throw new ClusterOptionsException(InvalidEndpoint, $"-Listen '{listen}': {e.Message}") { Target = listen }; }
+    }
+
+    private static EndPoint ParseEndpoint(string text, string parameter)
+    {
+        try { return ClientConnection.ParseEndpoint(text); }
+        catch (FormatException e) { throw new ClusterOptionsException(InvalidEndpoint, $"{parameter}: {e.Message}") { Target = text }; }
+    }
+
+    private static int FreePort(IPAddress address)
+    {
+        var probe = new TcpListener(address, 0);
+        probe.Start();
+        int port = ((IPEndPoint)probe.LocalEndpoint).Port;
+        probe.Stop();
+        return port;
+    }
+
+    /// <summary>Fails early (before joining) when the endpoint cannot be bound.</summary>
+    private static void ProbeListen(IPEndPoint listen)
+    {
+        try
+        {
+            var probe = new TcpListener(listen);
+            probe.Start();
+            probe.Stop();
+        }
+        catch (SocketException e)
+        {
+            throw new ListenEndpointInUseException($"Cannot listen on {listen}: {e.Message}", e) { Target = listen.ToString() };
+        }
+    }
+
+    private static void CheckRange(int value, int min, int max, string what)
+    {
+        if (value < min || value > max)
+            throw new ClusterOptionsException(ClusterOptionsException.Invalid, $"{what} must be between {min} and {max}; got {value}.");
+    }
+
+    /// <summary>ErrorId of a -Listen/-Join that is not host:port.</summary>
+    public const string InvalidEndpoint = "InvalidEndpoint";
+    /// <summary>ErrorId of a non-loopback -Listen without -AllowRemote.</summary>
+    public const string ListenNotLoopback = "ListenNotLoopback";
+
+    public override string ToString() => $"node {NodeId} of {Name} ({Endpoint})";
+}

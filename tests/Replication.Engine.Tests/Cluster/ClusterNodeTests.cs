@@ -1,0 +1,232 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using Replication.Engine.Client;
+using Replication.Engine.Cluster;
+using Replication.Engine.Transport;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Replication.Engine.Tests.Cluster;
+
+/// <summary>
+/// Process nodes hosted in the test process (each with its own folder, port and NodeHost, talking over
+/// loopback TCP as separate processes would): founding, joining, placement growth to the replication
+/// factor by membership change, forwarding from any node, restart from the folder, idempotent join,
+/// and the start-up errors. Every wait is a condition with a bound.
+/// </summary>
+public sealed class ClusterNodeTests(ITestOutputHelper output) : IAsyncLifetime
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(30);
+    private static readonly ClusterSecret Secret = ClusterSecret.FromString("process-node-tests");
+    private readonly string _root = Path.Combine(Path.GetTempPath(), "repl-proc-" + Guid.NewGuid().ToString("N")[..10]);
+    private readonly List<ClusterNode> _nodes = new();
+
+    public Task InitializeAsync() => Task.CompletedTask;
+
+    public async Task DisposeAsync()
+    {
+        foreach (var n in _nodes) await n.StopAsync(kill: false);
+        Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
+        try { Directory.Delete(_root, recursive: true); } catch (IOException) { }
+    }
+
+    internal static int FreePort()
+    {
+        var l = new TcpListener(IPAddress.Loopback, 0);
+        l.Start();
+        int port = ((IPEndPoint)l.LocalEndpoint).Port;
+        l.Stop();
+        return port;
+    }
+
+    private NodeOptions Options(string name, int port, string? join = null, ClusterSecret? secret = null) => new()
+    {
+        Path = Path.Combine(_root, name),
+        Listen = $"127.0.0.1:{port}",
+        Join = join,
+        Secret = secret ?? Secret,
+        Log = m => { try { output.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} {m}"); } catch (InvalidOperationException) { } },
+    };
+
+    private async Task<ClusterNode> StartAsync(NodeOptions options)
+    {
+        var node = await ClusterNode.StartAsync(options);
+        _nodes.Add(node);
+        return node;
+    }
+
+    private static async Task WaitUntil(Func<bool> condition, string what)
+    {
+        var sw = Stopwatch.StartNew();
+        while (!condition())
+        {
+            if (sw.Elapsed > Bound) throw new TimeoutException($"Not within {Bound}: {what}");
+            await Task.Delay(20);
+        }
+    }
+
+    /// <summary>Waits until every shard has a voter on each of <paramref name="nodes"/>, as seen by each node.</summary>
+    internal static async Task WaitForReplication(IReadOnlyList<ClusterNode> nodes, int replicas)
+    {
+        await WaitUntil(() => nodes.All(n =>
+        {
+            var shards = n.GetShards();
+            return shards.All(s => s.Voters.Count == replicas && s.Learners.Count == 0 && s.Leader != 0);
+        }), $"every shard has {replicas} voters");
+    }
+
+    [Fact]
+    public async Task Three_nodes_form_a_cluster_by_joining_and_every_node_serves_every_key()
+    {
+        int p1 = FreePort(), p2 = FreePort(), p3 = FreePort();
+        var n1 = await StartAsync(Options("n1", p1));
+        Assert.Equal(1, n1.NodeId);
+        await n1.WaitForLeadersAsync(null, Bound, CancellationToken.None);
+        var n2 = await StartAsync(Options("n2", p2, join: $"127.0.0.1:{p1}"));
+        var n3 = await StartAsync(Options("n3", p3, join: $"127.0.0.1:{p2}")); // through a non-founding node
+        Assert.Equal(2, n2.NodeId);
+        Assert.Equal(3, n3.NodeId);
+        Assert.Equal(n1.Id, n3.Id);
+        await WaitForReplication(_nodes, 3);
+
+        // Writes through each node, reads through the others (forwarded to the shard leaders).
+        var nodes = new[] { n1, n2, n3 };
+        for (int i = 0; i < 30; i++)
+        {
+            var results = await nodes[i % 3].WriteAsync(new[] { new KeyWrite($"k{i}", $"v{i}") }, WriteConcern.Majority, Bound, CancellationToken.None);
+            Assert.Null(results[0].Error);
+        }
+        for (int i = 0; i < 30; i++)
+        {
+            var key = await nodes[(i + 1) % 3].GetAsync($"k{i}", ReadConsistency.Linearizable, Bound, CancellationToken.None);
+            Assert.Equal($"v{i}", key?.Value);
+        }
+        var scanned = new List<string>();
+        await foreach (var k in n2.ScanAsync("k", ReadConsistency.Linearizable, Bound, CancellationToken.None)) scanned.Add(k.Key);
+        Assert.Equal(Enumerable.Range(0, 30).Select(i => $"k{i}").OrderBy(k => k, StringComparer.Ordinal), scanned);
+
+        // Every node sees every node running, and the metadata group has all three voters.
+        await WaitUntil(() => nodes.All(n => n.GetNodes().Count == 3 && n.GetNodes().All(x => x.State == NodeState.Running)), "all nodes report Running");
+
+        // A remote client connected to node 3 sees the same cluster.
+        await using var remote = await ClusterClient.ConnectAsync(new[] { $"127.0.0.1:{p3}" }, Secret);
+        Assert.Equal(n1.Id, remote.Id);
+        Assert.Equal("v7", (await remote.GetAsync("k7", ReadConsistency.Linearizable, Bound, CancellationToken.None))?.Value);
+        Assert.Equal(3, remote.GetNodes().Count);
+
+        // Stopping another node asks its process to stop itself (a -Wait host then returns).
+        await remote.StopNodeAsync(3, kill: false, CancellationToken.None);
+        await n3.Stopped.WaitAsync(Bound);
+        await WaitUntil(() => n1.GetNode(3).State is NodeState.Stopped or NodeState.Unreachable, "node 1 no longer sees node 3 running");
+        await Assert.ThrowsAsync<NotSupportedRemotelyException>(() => n1.StartNodeAsync(3, CancellationToken.None));
+        Assert.Null((await n1.WriteAsync(new[] { new KeyWrite("after-stop", "x") }, WriteConcern.Majority, Bound, CancellationToken.None))[0].Error);
+    }
+
+    [Fact]
+    public async Task A_restarted_node_resumes_its_identity_and_a_second_join_with_the_same_folder_is_idempotent()
+    {
+        int p1 = FreePort(), p2 = FreePort();
+        var n1 = await StartAsync(Options("n1", p1));
+        var n2 = await StartAsync(Options("n2", p2, join: $"127.0.0.1:{p1}"));
+        await WaitForReplication(_nodes, 2);
+        Assert.Null((await n2.WriteAsync(new[] { new KeyWrite("a", "1") }, WriteConcern.Majority, Bound, CancellationToken.None))[0].Error);
+
+        await n2.StopAsync(kill: true);
+        _nodes.Remove(n2);
+        var again = await StartAsync(Options("n2", p2, join: $"127.0.0.1:{p1}"));
+        Assert.Equal(2, again.NodeId);
+        Assert.Equal(n1.Id, again.Id);
+        Assert.Equal(2, n1.GetNodes().Count);
+        Assert.Equal("1", (await again.GetAsync("a", ReadConsistency.Linearizable, Bound, CancellationToken.None))?.Value);
+
+        await n1.StopAsync(kill: false);
+        _nodes.Remove(n1);
+        var n1Again = await StartAsync(Options("n1", p1));
+        Assert.Equal(1, n1Again.NodeId);
+        Assert.Equal("1", (await n1Again.GetAsync("a", ReadConsistency.Linearizable, Bound, CancellationToken.None))?.Value);
+    }
+
+    [Fact]
+    public async Task Start_up_errors_have_their_error_ids()
+    {
+        int p1 = FreePort();
+        var n1 = await StartAsync(Options("n1", p1));
+
+        var wrongSecret = await Assert.ThrowsAsync<AuthenticationFailedException>(() =>
+            ClusterNode.StartAsync(Options("x1", FreePort(), join: $"127.0.0.1:{p1}", secret: ClusterSecret.FromString("wrong"))));
+        Assert.Equal("AuthenticationFailed", wrongSecret.ErrorId);
+
+        var unreachable = await Assert.ThrowsAsync<EndpointUnreachableException>(() =>
+            ClusterNode.StartAsync(Options("x2", FreePort(), join: $"127.0.0.1:{FreePort()}")));
+        Assert.Equal("EndpointUnreachable", unreachable.ErrorId);
+
+        var inUse = await Assert.ThrowsAsync<ListenEndpointInUseException>(() => ClusterNode.StartAsync(Options("x3", p1)));
+        Assert.Equal("ListenEndpointInUse", inUse.ErrorId);
+
+        var remote = await Assert.ThrowsAsync<ClusterOptionsException>(() => ClusterNode.StartAsync(Options("x4", FreePort()) with { Listen = "10.255.255.1:7000" }));
+        Assert.Equal(ClusterNode.ListenNotLoopback, remote.ErrorId);
+
+        // A folder holding a node of cluster A cannot join cluster B.
+        int pb = FreePort();
+        var other = await StartAsync(Options("b1", pb));
+        await n1.StopAsync(kill: false);
+        var mixed = await Assert.ThrowsAsync<NodePathInUseException>(() => ClusterNode.StartAsync(Options("n1", p1, join: $"127.0.0.1:{pb}")));
+        Assert.Equal("NodePathInUse", mixed.ErrorId);
+        Assert.NotEqual(other.Id, n1.Id);
+    }
+
+    [Fact]
+    public void Placement_grows_to_the_replication_factor_onto_the_least_loaded_nodes_and_never_moves_a_replica()
+    {
+        var info = new ClusterInfo(Guid.NewGuid(), "p", 3, 3, DateTimeOffset.UtcNow);
+        var nodes = new Dictionary<int, NodeEntry> { [1] = new("a:1", Guid.NewGuid()), [2] = new("a:2", Guid.NewGuid()) };
+        var placement = new Dictionary<int, IReadOnlyList<int>> { [0] = new[] { 1 }, [1] = new[] { 1 }, [2] = new[] { 1 } };
+        var m = new ClusterMetadata { Cluster = info, Nodes = nodes, Placement = placement };
+        foreach (var (shard, replicas) in PlacementPolicy.Changes(m)) placement[shard] = replicas;
+        Assert.All(placement.Values, r => Assert.Equal(new[] { 1, 2 }, r));
+        m = m with { Placement = new Dictionary<int, IReadOnlyList<int>>(placement) };
+        Assert.Empty(PlacementPolicy.Changes(m));
+        nodes[3] = new("a:3", Guid.NewGuid());
+        m = m with { Nodes = nodes };
+        foreach (var (shard, replicas) in PlacementPolicy.Changes(m))
+        {
+            Assert.Equal(placement[shard], replicas.Take(placement[shard].Count)); // only grows: existing replicas stay
+            placement[shard] = replicas;
+        }
+        Assert.All(placement.Values, r => Assert.Equal(new[] { 1, 2, 3 }, r));
+    }
+
+    [Fact]
+    public void Membership_plan_adds_a_learner_then_promotes_then_removes_and_never_shrinks_quorum_first()
+    {
+        Assert.Equal(new Engine.Raft.ConfChange(Engine.Raft.ConfChangeType.AddLearner, 2), MembershipPlan.Next(new[] { 1 }, Array.Empty<int>(), new[] { 1, 2 }, Array.Empty<int>()));
+        Assert.Equal(new Engine.Raft.ConfChange(Engine.Raft.ConfChangeType.PromoteLearner, 2), MembershipPlan.Next(new[] { 1 }, new[] { 2 }, new[] { 1, 2 }, Array.Empty<int>()));
+        Assert.Null(MembershipPlan.Next(new[] { 1, 2 }, Array.Empty<int>(), new[] { 1, 2 }, Array.Empty<int>()));
+        // Moving a replica from 3 to 4: 4 joins and votes before 3 leaves.
+        Assert.Equal(new Engine.Raft.ConfChange(Engine.Raft.ConfChangeType.AddLearner, 4), MembershipPlan.Next(new[] { 1, 2, 3 }, Array.Empty<int>(), new[] { 1, 2, 4 }, Array.Empty<int>()));
+        Assert.Equal(new Engine.Raft.ConfChange(Engine.Raft.ConfChangeType.PromoteLearner, 4), MembershipPlan.Next(new[] { 1, 2, 3 }, new[] { 4 }, new[] { 1, 2, 4 }, Array.Empty<int>()));
+        Assert.Equal(new Engine.Raft.ConfChange(Engine.Raft.ConfChangeType.RemoveNode, 3), MembershipPlan.Next(new[] { 1, 2, 3, 4 }, Array.Empty<int>(), new[] { 1, 2, 4 }, Array.Empty<int>()));
+        // Metadata group: the sixth node stays a learner.
+        Assert.Null(MembershipPlan.Next(new[] { 1, 2, 3, 4, 5 }, new[] { 6 }, new[] { 1, 2, 3, 4, 5 }, new[] { 6 }));
+    }
+
+    [Fact]
+    public void Metadata_round_trips_through_its_rows_and_json()
+    {
+        var m = new ClusterMetadata
+        {
+            Cluster = new ClusterInfo(Guid.NewGuid(), "m", 4, 3, DateTimeOffset.UnixEpoch),
+            Nodes = new Dictionary<int, NodeEntry> { [1] = new("127.0.0.1:1", Guid.NewGuid()), [12] = new("h:2", Guid.NewGuid()) },
+            Placement = new Dictionary<int, IReadOnlyList<int>> { [0] = new[] { 1, 12 }, [3] = new[] { 12 } },
+        };
+        var back = ClusterMetadata.FromJson(m.ToJson());
+        Assert.Equal(m.Cluster, back.Cluster);
+        Assert.Equal(m.Nodes.OrderBy(x => x.Key), back.Nodes.OrderBy(x => x.Key));
+        Assert.Equal(new[] { 1, 12 }, back.ReplicasOf(0));
+        Assert.Equal(new[] { 12 }, back.ReplicasOf(3));
+        Assert.Equal(new[] { 1, 12 }, back.MetadataMembership().Voters);
+        Assert.Empty(back.MetadataMembership().Learners);
+        Assert.Throws<StorageCorruptException>(() => ClusterMetadata.FromRows(new[] { ("node/0000000001", "{not json") }));
+    }
+}
