@@ -86,7 +86,7 @@ public sealed class HashRing
     /// The ring's placement of every shard of <paramref name="map"/>, ordered by shard id, with
     /// min(ReplicationFactor, nodes that hold voters) voters each, in the order chosen, and no learners.
     /// Rules, in order of precedence: (1) a pin's nodes that can hold voters come first, in the pin's
-    /// order; (2) distinct nodes; (3) distinct zones while the shard has not used every zone; (4)
+    /// order (pins of shards not in the map are ignored); (2) distinct nodes; (3) distinct zones while the shard has not used every zone; (4)
     /// capacity: no node gets more than C = max(⌈mean⌉, ⌊(1 + LoadBound) · mean⌋) voters, where
     /// mean = shards · voters-per-shard / nodes-that-hold-voters, while a node that satisfies the
     /// rules above has room. Within those rules a shard takes nodes in clockwise order from the

@@ -14,6 +14,11 @@ public sealed class ScenarioResult(PlacementScenario scenario)
     /// <summary>Worst (highest) max/mean of voters held per node over every state reached.</summary>
     public double SpreadMax { get; set; }
 
+    /// <summary>Worst max over what the zones force: the largest load over the least largest load any
+    /// placement with one voter per zone per shard could have (the mean when zones do not constrain).
+    /// Above 1 + LoadBound only where the ring, not the zones, is to blame.</summary>
+    public double SpreadOverForced { get; set; }
+
     /// <summary>Worst (lowest) min/mean of voters held per node over every state reached.</summary>
     public double SpreadMin { get; set; } = double.MaxValue;
 
