@@ -42,7 +42,9 @@ public static class PlacementPlanner
     /// </summary>
     /// <param name="nodes">Every node the cluster knows; a replica on a node not listed counts as on a removed node.</param>
     /// <param name="current">Each shard's current voters and learners.</param>
-    /// <param name="desired">Each shard's desired voters (the ring's <see cref="HashRing.Place"/>); must cover every current shard.</param>
+    /// <param name="desired">Each shard's desired voters (the ring's <see cref="HashRing.Place"/>); must cover every current
+    /// shard. A shard only in <paramref name="desired"/> is ignored: its group must exist first (a split creates it
+    /// on its parent's replicas).</param>
     /// <param name="maxConcurrentMoves">Most shards in motion at once (1 or more).</param>
     public static IReadOnlyList<ShardMove> Plan(IReadOnlyList<RingNode> nodes, IReadOnlyList<ShardPlacement> current,
         IReadOnlyList<ShardPlacement> desired, int maxConcurrentMoves)

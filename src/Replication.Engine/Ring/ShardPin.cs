@@ -11,6 +11,9 @@ namespace Replication.Engine.Ring;
 /// <param name="Nodes">The nodes that must hold a voter of the shard, distinct.</param>
 public sealed record ShardPin(int Shard, IReadOnlyList<int> Nodes)
 {
+    /// <summary>The pinned nodes, in order (a copy of the list given).</summary>
+    public IReadOnlyList<int> Nodes { get; init; } = Nodes.ToArray();
+
     /// <summary>
     /// The pin that moves <paramref name="shard"/>'s replica from <paramref name="fromNode"/> to
     /// <paramref name="toNode"/>: the shard's current <paramref name="voters"/> with fromNode replaced

@@ -162,6 +162,10 @@ public sealed class HashRingTests
         Assert.Equal(outsider, partial[7].Voters[0]);
         Assert.Equal(3, partial[7].Voters.Distinct().Count());
         Assert.Throws<ArgumentException>(() => ring.Place(map, [pin, pin]));
+        var list = new List<int> { 1, 2 };
+        var own = new ShardPin(0, list);
+        list[0] = 9;
+        Assert.Equal([1, 2], own.Nodes); // the pin keeps its own copy
         Assert.Throws<ArgumentException>(() => ShardPin.Move(5, plain[5].Voters, outsider, plain[5].Voters[0]));
     }
 
