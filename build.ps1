@@ -17,6 +17,9 @@
            seed exactly, printing its fault trace; -Mutant M runs a deliberately broken system;
            -Trace prints every event of a replayed seed. Prints seeds run, operations checked,
            faults injected by kind and violations; exits nonzero on any violation.
+           -Placement runs the placement simulation instead (ring, move planner, leader balancer at
+           100 nodes x 4,096 shards; -Seed S picks the seed, default 1): prints one table row per
+           scenario and exits nonzero if the planner or the balancer broke a promise.
     Crash  Build, then the SIGKILL crash-safety test with many rounds (REPLICATION_CRASH_ROUNDS, default
            here 25; the Test task runs 3). Opt-in: it takes about 2 s per round.
     Clean  Removes out/, the generated en-US/ help and every bin/ and obj/ folder.
@@ -25,6 +28,8 @@
     dotnet tool restore && dotnet pwsh ./build.ps1 Test
 .EXAMPLE
     dotnet pwsh ./build.ps1 Simulate -Seeds 1000
+.EXAMPLE
+    dotnet pwsh ./build.ps1 Simulate -Placement
 #>
 param(
     [ValidateSet('Build', 'Test', 'Demo', 'Bench', 'Crash', 'Clean', 'Simulate')]
@@ -32,7 +37,8 @@ param(
     [int] $Seeds = 200,
     [int] $Seed,
     [string] $Mutant = 'None',
-    [switch] $Trace
+    [switch] $Trace,
+    [switch] $Placement
 )
 
 $ErrorActionPreference = 'Stop'
@@ -175,10 +181,16 @@ switch ($Task) {
     'Simulate' {
         $project = Join-Path $root 'tests/Replication.Simulation'
         Invoke-Dotnet build $project -c Release "-p:Version=$version"
-        $simArgs = @('--mutant', $Mutant)
-        if ($PSBoundParameters.ContainsKey('Seed')) { $simArgs += @('--seed', $Seed) }
-        if ($PSBoundParameters.ContainsKey('Seeds') -or -not $PSBoundParameters.ContainsKey('Seed')) { $simArgs += @('--seeds', $Seeds) }
-        if ($Trace) { $simArgs += '--trace' }
+        if ($Placement) {
+            $simArgs = @('--placement')
+            if ($PSBoundParameters.ContainsKey('Seed')) { $simArgs += @('--seed', $Seed) }
+        }
+        else {
+            $simArgs = @('--mutant', $Mutant)
+            if ($PSBoundParameters.ContainsKey('Seed')) { $simArgs += @('--seed', $Seed) }
+            if ($PSBoundParameters.ContainsKey('Seeds') -or -not $PSBoundParameters.ContainsKey('Seed')) { $simArgs += @('--seeds', $Seeds) }
+            if ($Trace) { $simArgs += '--trace' }
+        }
         Write-Host "> dotnet run Replication.Simulation $($simArgs -join ' ')"
         & dotnet run --no-build -c Release --project $project -- @simArgs | Out-Host
         if ($LASTEXITCODE -ne 0) { Write-Host "The simulation found violations (exit code $LASTEXITCODE)."; exit $LASTEXITCODE }

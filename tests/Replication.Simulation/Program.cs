@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using Replication.Simulation.Placement;
 using Replication.Simulation.Simulation;
 
 // Console runner for the deterministic simulator: ./build.ps1 Simulate -Seeds N [-Seed S] [-Mutant M]
@@ -6,11 +7,16 @@ using Replication.Simulation.Simulation;
 //   --seed S       replay seed S alone (with its fault trace), unless --seeds is also given
 //   --mutant M     run a deliberately broken system (see Mutant.cs) to watch it get caught
 //   --trace        with --seed: print every event
+//   --placement    run the placement simulation (ring, move planner, leader balancer) instead of Raft
+//                  seeds (./build.ps1 Simulate -Placement); with --seed S, S seeds it (default 1)
+//   --sweep        with --placement: the tokens-per-node x load-bound measurement behind the ring's defaults
 // Exit code: 0 when no violation, 1 on any violation, 2 on bad arguments.
 int? seed = null;
 int? seeds = null;
 var mutant = Mutant.None;
 bool trace = false;
+bool placement = false;
+bool sweep = false;
 for (int i = 0; i < args.Length; i++)
 {
     string a = args[i];
@@ -23,18 +29,27 @@ for (int i = 0; i < args.Length; i++)
             case "--seeds": seeds = int.Parse(Value()); break;
             case "--mutant": mutant = Enum.Parse<Mutant>(Value(), ignoreCase: true); break;
             case "--trace": trace = true; break;
+            case "--placement": placement = true; break;
+            case "--sweep": sweep = true; break;
             default: throw new ArgumentException($"unknown argument {a}");
         }
     }
     catch (Exception ex) when (ex is ArgumentException or FormatException)
     {
         Console.Error.WriteLine(ex.Message);
-        Console.Error.WriteLine("usage: Replication.Simulation [--seeds N] [--seed S] [--mutant M] [--trace]");
+        Console.Error.WriteLine("usage: Replication.Simulation [--seeds N] [--seed S] [--mutant M] [--trace] | --placement [--seed S] [--sweep]");
         return 2;
     }
 }
 
 var clock = Stopwatch.StartNew(); // reports elapsed time only; the simulation never reads it
+if (placement)
+{
+    if (sweep) PlacementSimulation.Sweep(Console.Out, seed ?? 1);
+    var placementResults = sweep ? [] : PlacementSimulation.RunStandard(Console.Out, seed ?? 1);
+    Console.WriteLine($"time: {clock.Elapsed.TotalSeconds:F1} s");
+    return placementResults.Sum(r => r.Violations.Count) == 0 ? 0 : 1;
+}
 if (seed is int one && seeds is null)
 {
     var result = Simulator.Run(SimOptions.FromSeed(one, mutant, trace));
