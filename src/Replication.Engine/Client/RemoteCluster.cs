@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using Replication.Engine.Cluster;
+using Replication.Engine.Security;
 using Replication.Engine.Storage;
 using Replication.Engine.Transport;
 
@@ -20,13 +21,14 @@ namespace Replication.Engine.Client;
 /// <para>
 /// Errors: <see cref="AuthenticationFailedException"/>, <see cref="EndpointUnreachableException"/> (no
 /// endpoint answered), and every engine error of the server passed through by its ErrorId
-/// (<see cref="RemoteOperationException"/>). Thread-safe. The secret is held only as a
-/// <see cref="ClusterSecret"/> (redacted) and is never sent.
+/// (<see cref="RemoteOperationException"/>). Thread-safe. Connections are protected as its
+/// <see cref="TransportSecurity"/> says (TLS with a client certificate, or the shared secret, held
+/// only as a redacted <see cref="ClusterSecret"/> and never sent).
 /// </para>
 /// </summary>
 public sealed partial class RemoteCluster : IReplicationCluster
 {
-    private readonly ClusterSecret _secret;
+    private readonly TransportSecurity _security;
     private readonly RemoteClusterOptions _options;
     private readonly SemaphoreSlim _connectGate = new(1, 1);
     private readonly object _endpointsGate = new();
@@ -34,10 +36,10 @@ public sealed partial class RemoteCluster : IReplicationCluster
     private ClientConnection? _connection;
     private volatile bool _disposed;
 
-    private RemoteCluster(IEnumerable<string> endpoints, ClusterSecret secret, RemoteClusterOptions options)
+    private RemoteCluster(IEnumerable<string> endpoints, TransportSecurity security, RemoteClusterOptions options)
     {
         _endpoints = endpoints.Distinct(StringComparer.OrdinalIgnoreCase).ToList();
-        _secret = secret;
+        _security = security;
         _options = options;
         Name = "";
     }
@@ -66,18 +68,31 @@ public sealed partial class RemoteCluster : IReplicationCluster
     /// <exception cref="ClusterOptionsException">No endpoints, or one not of the form host:port (ErrorId InvalidEndpoint).</exception>
     /// <exception cref="AuthenticationFailedException">An endpoint answered but does not share the secret.</exception>
     /// <exception cref="EndpointUnreachableException">No endpoint answered.</exception>
-    public static async Task<RemoteCluster> ConnectAsync(IReadOnlyList<string> endpoints, ClusterSecret secret, string? name = null,
+    public static Task<RemoteCluster> ConnectAsync(IReadOnlyList<string> endpoints, ClusterSecret secret, string? name = null,
+        RemoteClusterOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(secret);
+        return ConnectAsync(endpoints, TransportSecurity.SharedSecret(secret), name, options, cancellationToken);
+    }
+
+    /// <summary>
+    /// As the <see cref="ClusterSecret"/> overload, with connections protected as <paramref name="security"/> says:
+    /// <c>TransportSecurity.Tls(folder, CertificateRole.Client)</c> for TLS with a client certificate.
+    /// </summary>
+    /// <exception cref="AuthenticationFailedException">An endpoint answered but the two sides do not accept each other
+    /// (no shared secret; in TLS mode a certificate refused by either side, or a node without TLS).</exception>
+    public static async Task<RemoteCluster> ConnectAsync(IReadOnlyList<string> endpoints, TransportSecurity security, string? name = null,
         RemoteClusterOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
-        ArgumentNullException.ThrowIfNull(secret);
+        ArgumentNullException.ThrowIfNull(security);
         if (endpoints.Count == 0) throw new ClusterOptionsException(InvalidEndpoint, "Give at least one endpoint (host:port).");
         foreach (var ep in endpoints)
         {
             try { ClientConnection.ParseEndpoint(ep ?? ""); }
             catch (FormatException e) { throw new ClusterOptionsException(InvalidEndpoint, e.Message); }
         }
-        var cluster = new RemoteCluster(endpoints, secret, options ?? new RemoteClusterOptions());
+        var cluster = new RemoteCluster(endpoints, security, options ?? new RemoteClusterOptions());
         try
         {
             var status = await cluster.StatusAsync(cancellationToken).ConfigureAwait(false);
@@ -351,7 +366,7 @@ public sealed partial class RemoteCluster : IReplicationCluster
             {
                 try
                 {
-                    var connection = await ClientConnection.ConnectAsync(endpoint, _secret, Id, _options.ConnectTimeout, ct).ConfigureAwait(false);
+                    var connection = await ClientConnection.ConnectAsync(endpoint, _security, Id, _options.ConnectTimeout, ct).ConfigureAwait(false);
                     connection.ClusterName = Name;
                     _connection = connection;
                     return connection;
