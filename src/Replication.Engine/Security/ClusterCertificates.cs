@@ -223,7 +223,7 @@ public static class ClusterCertificates
         {
             X509Certificate2 withKey;
             try { withKey = X509Certificate2.CreateFromPem(authority.ExportCertificatePem(), keyPem); }
-            catch (CryptographicException) { continue; } // not this one's key (or not a key at all: reported below)
+            catch (Exception e) when (e is CryptographicException or ArgumentException) { continue; } // not this one's key (or not a key at all: reported below)
             if (withKey.NotAfter.ToUniversalTime() <= DateTime.UtcNow)
             {
                 withKey.Dispose();
