@@ -30,6 +30,7 @@
         'Test-ReplicationBackup'
         'Restore-ReplicationCluster'
         'Test-ReplicationConsistency'
+        'New-ReplicationCertificate'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

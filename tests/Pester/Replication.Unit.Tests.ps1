@@ -11,7 +11,7 @@ Describe 'Module surface' -Tag Unit {
         $module.Version | Should -Be ([version](Import-PowerShellDataFile $Manifest).ModuleVersion)
         @($module.ExportedCmdlets.Keys | Sort-Object) | Should -Be @(
             'Backup-ReplicationCluster', 'Backup-ReplicationNode', 'Connect-ReplicationCluster', 'Disconnect-ReplicationCluster',
-            'Get-ReplicationCluster', 'Get-ReplicationKey', 'Get-ReplicationNode', 'Get-ReplicationShard', 'New-ReplicationCluster',
+            'Get-ReplicationCluster', 'Get-ReplicationKey', 'Get-ReplicationNode', 'Get-ReplicationShard', 'New-ReplicationCertificate', 'New-ReplicationCluster',
             'Remove-ReplicationCluster', 'Remove-ReplicationKey', 'Restore-ReplicationCluster', 'Set-ReplicationKey',
             'Start-ReplicationNode', 'Stop-ReplicationNode', 'Test-ReplicationBackup', 'Test-ReplicationConsistency',
             'Wait-ReplicationLeader')
