@@ -206,6 +206,32 @@ public sealed class TlsTransportTests(ITestOutputHelper output) : IDisposable
     }
 
     [Fact]
+    public async Task A_dialer_that_completes_TLS_but_never_says_Hello_is_closed_after_the_handshake_timeout()
+    {
+        await using var server = await StartAsync(1, _certificates.NodeSecurity("server"));
+        string folder = _certificates.Node("staller");
+        var certificate = X509Certificate2.CreateFromPemFile(Path.Combine(folder, "node.crt"), Path.Combine(folder, "node.key"));
+        using var client = new TcpClient();
+        await client.ConnectAsync(server.EndPoint);
+        await using var ssl = new SslStream(client.GetStream());
+        await ssl.AuthenticateAsClientAsync(new SslClientAuthenticationOptions
+        {
+            TargetHost = "127.0.0.1",
+            EnabledSslProtocols = SslProtocols.Tls13,
+            RemoteCertificateValidationCallback = (_, _, _, _) => true,
+            LocalCertificateSelectionCallback = (_, _, _, _, _) => certificate,
+        }).WaitAsync(Deadline);
+        var clock = Stopwatch.StartNew();
+        int got;
+        try { got = await ssl.ReadAsync(new byte[16]).AsTask().WaitAsync(Deadline); }
+        catch (IOException) { got = 0; }
+        Assert.Equal(0, got);
+        Assert.InRange(clock.Elapsed, TimeSpan.FromSeconds(3), Deadline);
+        WaitUntil(() => server.Stats.ConnectionsRejected == 1, "the stalled connection is counted");
+        Assert.Contains(server.LogLines, l => l.Contains($"({ProtocolErrorReason.HandshakeTimeout})"));
+    }
+
+    [Fact]
     public async Task A_dialer_refuses_a_listener_whose_certificate_does_not_name_the_address_dialled_and_sends_it_nothing()
     {
         // The listener's certificate names 10.9.8.7 only; the dialer reaches it at 127.0.0.1.
