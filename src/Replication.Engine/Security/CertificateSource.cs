@@ -30,6 +30,7 @@ internal sealed class CertificateSource
     private TlsIdentity _current;            // guarded by _gate
     private string _loaded;                  // stamp of _current's files; guarded by _gate
     private string? _rejected;               // stamp of files that failed to load; guarded by _gate
+    private bool _warnedExpired;             // logged once that _current has expired; guarded by _gate
 
     private CertificateSource(string? folder, CertificateRole role, TlsIdentity identity, string[] files, string stamp)
     {
@@ -71,9 +72,14 @@ internal sealed class CertificateSource
     /// </summary>
     public TlsIdentity Current(Action<string>? log)
     {
-        if (_folder is null) return _current;
         lock (_gate)
         {
+            if (!_warnedExpired && _current.Certificate.NotAfter.ToUniversalTime() <= DateTime.UtcNow)
+            {
+                _warnedExpired = true;
+                Log(log, $"this side's certificate {CertificateChecks.Describe(_current.Certificate)} has expired: peers refuse it; replace it{(_folder is null ? "" : $" in {_folder}")}");
+            }
+            if (_folder is null) return _current;
             string stamp = Stamp(_files);
             if (stamp == _loaded || stamp == _rejected) return _current;
             try
@@ -83,6 +89,7 @@ internal sealed class CertificateSource
                 _current = fresh;
                 _loaded = stamp;
                 _rejected = null;
+                _warnedExpired = false;
                 if (!same)
                     Log(log, $"certificates reloaded from {_folder}: now presenting {CertificateChecks.Describe(fresh.Certificate)}, trusting {fresh.Authorities.Count} CA certificate(s); open connections keep their old ones");
             }
