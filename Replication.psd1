@@ -31,6 +31,7 @@
         'Restore-ReplicationCluster'
         'Restore-ReplicationNode'
         'Test-ReplicationConsistency'
+        'New-ReplicationCertificate'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

@@ -11,7 +11,7 @@ Describe 'Module surface' -Tag Unit {
         $module.Version | Should -Be ([version](Import-PowerShellDataFile $Manifest).ModuleVersion)
         @($module.ExportedCmdlets.Keys | Sort-Object) | Should -Be @(
             'Backup-ReplicationCluster', 'Backup-ReplicationNode', 'Connect-ReplicationCluster', 'Disconnect-ReplicationCluster',
-            'Get-ReplicationCluster', 'Get-ReplicationKey', 'Get-ReplicationNode', 'Get-ReplicationShard', 'New-ReplicationCluster',
+            'Get-ReplicationCluster', 'Get-ReplicationKey', 'Get-ReplicationNode', 'Get-ReplicationShard', 'New-ReplicationCertificate', 'New-ReplicationCluster',
             'Remove-ReplicationCluster', 'Remove-ReplicationKey', 'Restore-ReplicationCluster', 'Restore-ReplicationNode', 'Set-ReplicationKey',
             'Start-ReplicationNode', 'Stop-ReplicationNode', 'Test-ReplicationBackup', 'Test-ReplicationConsistency',
             'Wait-ReplicationLeader')
@@ -20,13 +20,13 @@ Describe 'Module surface' -Tag Unit {
     }
 
     It '<Name> has the parameters <Expected>' -ForEach @(
-        @{ Name = 'New-ReplicationCluster'; Expected = 'ClusterSecret,Confirm,Name,NodeCount,Path,ReplicationFactor,ShardCount,WhatIf' }
-        @{ Name = 'Connect-ReplicationCluster'; Expected = 'ClusterSecret,Credential,Endpoint,Name' }
+        @{ Name = 'New-ReplicationCluster'; Expected = 'CertificatePath,ClusterSecret,Confirm,Name,NodeCount,Path,ReplicationFactor,ShardCount,WhatIf' }
+        @{ Name = 'Connect-ReplicationCluster'; Expected = 'CertificatePath,ClusterSecret,Credential,Endpoint,Name' }
         @{ Name = 'Disconnect-ReplicationCluster'; Expected = 'Cluster' }
         @{ Name = 'Get-ReplicationCluster'; Expected = 'Name' }
         @{ Name = 'Remove-ReplicationCluster'; Expected = 'Cluster,Confirm,DeleteData,WhatIf' }
         @{ Name = 'Get-ReplicationNode'; Expected = 'Cluster,Id' }
-        @{ Name = 'Start-ReplicationNode'; Expected = 'AllowRemote,Cluster,ClusterSecret,Id,Join,Listen,Name,Path,Rebuild,ReplicationFactor,ShardCount,Wait' }
+        @{ Name = 'Start-ReplicationNode'; Expected = 'AllowRemote,CertificatePath,Cluster,ClusterSecret,Id,Join,Listen,Name,Path,Rebuild,ReplicationFactor,ShardCount,Wait' }
         @{ Name = 'Stop-ReplicationNode'; Expected = 'Cluster,Confirm,Id,Kill,WhatIf' }
         @{ Name = 'Set-ReplicationKey'; Expected = 'Cluster,Confirm,ExpectedVersion,Key,PassThru,Timeout,Value,WhatIf,WriteConcern' }
         @{ Name = 'Get-ReplicationKey'; Expected = 'Cluster,Consistency,Key,Prefix,Timeout' }

@@ -30,7 +30,9 @@ try
         Path = path,
         Listen = listen,
         Join = Arg("--join"),
-        Secret = ClusterSecret.FromString(secret),
+        Security = Arg("--certificates") is { } certificates
+            ? Replication.Engine.Security.TransportSecurity.Tls(certificates, Replication.Engine.Security.CertificateRole.Node)
+            : Replication.Engine.Security.TransportSecurity.SharedSecret(ClusterSecret.FromString(secret)),
         Log = m => output.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} {m}"),
     });
 }

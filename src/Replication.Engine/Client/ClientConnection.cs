@@ -1,12 +1,14 @@
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
+using Replication.Engine.Security;
 using Replication.Engine.Transport;
 
 namespace Replication.Engine.Client;
 
 /// <summary>
-/// One authenticated client connection to one node: pipelined requests matched to responses by
+/// One authenticated client connection to one node (over TLS or in the shared-secret mode, see
+/// <see cref="TransportSecurity"/>): pipelined requests matched to responses by
 /// correlation id. Thread-safe: any number of callers may <see cref="SendAsync"/> concurrently
 /// (writes are serialised; one reader task completes the waiting callers). When the connection
 /// fails, every waiting caller gets a <see cref="ConnectionLostException"/> and
@@ -14,8 +16,7 @@ namespace Replication.Engine.Client;
 /// </summary>
 internal sealed class ClientConnection : IAsyncDisposable
 {
-    private readonly Socket _socket;
-    private readonly NetworkStream _stream;
+    private readonly Stream _stream;
     private readonly FrameReader _reader;
     private readonly FrameWriter _writer;
     private readonly SemaphoreSlim _writeLock = new(1, 1);
@@ -24,56 +25,79 @@ internal sealed class ClientConnection : IAsyncDisposable
     private int _closed;
     private Task _readLoop = Task.CompletedTask;
 
-    private ClientConnection(Socket socket, string endpoint)
+    private ClientConnection(Stream stream, string endpoint, Guid clusterId)
     {
-        _socket = socket;
-        _stream = new NetworkStream(socket, ownsSocket: true);
+        _stream = stream;
         _reader = new FrameReader(_stream);
         _writer = new FrameWriter(_stream);
         Endpoint = endpoint;
+        ClusterId = clusterId;
     }
 
     public string Endpoint { get; }
-    public Guid ClusterId { get; private set; }
+    public Guid ClusterId { get; }
     public bool IsClosed => Volatile.Read(ref _closed) != 0;
     /// <summary>Cluster name to stamp on decoded records.</summary>
     public string ClusterName { get; set; } = "";
 
+    /// <summary>Connects with the shared-secret mode (see the <see cref="TransportSecurity"/> overload).</summary>
+    public static Task<ClientConnection> ConnectAsync(string endpoint, ClusterSecret secret, Guid clusterId, TimeSpan timeout, CancellationToken ct) =>
+        ConnectAsync(endpoint, TransportSecurity.SharedSecret(secret), clusterId, timeout, ct);
+
     /// <summary>
-    /// Connects and authenticates (<see cref="Handshake.DialAsync"/> as a client: node id 0, cluster
-    /// id <paramref name="clusterId"/> or empty when not yet known).
+    /// Connects and authenticates as a client (<see cref="Handshake.DialSecuredAsync"/>: node id 0,
+    /// cluster id <paramref name="clusterId"/> or empty when not yet known) in <paramref name="security"/>'s
+    /// mode. With TLS, the node's certificate must be a node certificate of the cluster CA naming the
+    /// endpoint's host, and this side presents its own (a client's, or a node's when a node dials a peer).
     /// </summary>
-    /// <exception cref="AuthenticationFailedException">The node does not share our secret.</exception>
-    /// <exception cref="IOException">Or SocketException / OperationCanceledException (timeout): the endpoint did not answer properly.</exception>
-    public static async Task<ClientConnection> ConnectAsync(string endpoint, ClusterSecret secret, Guid clusterId, TimeSpan timeout, CancellationToken ct)
+    /// <exception cref="AuthenticationFailedException">The two sides do not accept each other: no shared secret, a certificate
+    /// refused by either side (not from the cluster CA, expired, wrong role, host not named), a failed TLS handshake,
+    /// or the node runs the other security mode. The message says which, never a secret.</exception>
+    /// <exception cref="IOException">Or SocketException / OperationCanceledException (timeout) / ProtocolException (another cluster,
+    /// malformed answer): the endpoint did not answer properly.</exception>
+    public static async Task<ClientConnection> ConnectAsync(string endpoint, TransportSecurity security, Guid clusterId, TimeSpan timeout, CancellationToken ct)
     {
+        ArgumentNullException.ThrowIfNull(security);
         var target = ParseEndpoint(endpoint);
+        string host = target switch
+        {
+            IPEndPoint ip => ip.Address.ToString(),
+            DnsEndPoint dns => dns.Host,
+            _ => endpoint,
+        };
         var socket = new Socket(SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        ClientConnection? connection = null;
         try
         {
             using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
             deadline.CancelAfter(timeout);
             await socket.ConnectAsync(target, deadline.Token).ConfigureAwait(false);
-            connection = new ClientConnection(socket, endpoint);
-            ChallengeFrame challenge;
+            Stream stream;
+            Guid listenerCluster;
             try
             {
-                challenge = await Handshake.DialAsync(connection._stream, connection._reader, new HelloFrame(HelloFrame.ClientNodeId, clusterId),
-                    id => clusterId == Guid.Empty || id == clusterId ? secret.DeriveKey(id) : null, deadline.Token).ConfigureAwait(false);
+                (stream, listenerCluster) = await Handshake.DialSecuredAsync(socket, host, new HelloFrame(HelloFrame.ClientNodeId, clusterId), security, null, deadline.Token).ConfigureAwait(false);
             }
             catch (ProtocolException e) when (e.Reason == ProtocolErrorReason.AuthenticationFailed)
             {
                 throw new AuthenticationFailedException($"The node at {endpoint} and this client do not share the cluster secret (its handshake proof does not verify).") { Target = endpoint };
             }
-            connection.ClusterId = challenge.ClusterId;
+            catch (ProtocolException e) when (e.Reason is ProtocolErrorReason.CertificateRejected or ProtocolErrorReason.TlsHandshakeFailed)
+            {
+                throw new AuthenticationFailedException($"TLS with the node at {endpoint} failed: {e.Message}") { Target = endpoint };
+            }
+            catch (IOException e) when (security.IsTls && !deadline.IsCancellationRequested)
+            {
+                // A node in the shared-secret mode reads our TLS ClientHello as a bad frame and closes.
+                throw new AuthenticationFailedException($"The node at {endpoint} closed the connection during the TLS handshake: it does not run TLS "
+                    + $"(the shared-secret mode), or it refused this side ({e.Message}).") { Target = endpoint };
+            }
+            var connection = new ClientConnection(stream, endpoint, listenerCluster);
             connection._readLoop = Task.Run(connection.ReadLoopAsync);
             return connection;
         }
         catch
         {
-            if (connection is not null) await connection.DisposeAsync().ConfigureAwait(false);
-            else socket.Dispose();
+            socket.Dispose();
             throw;
         }
     }

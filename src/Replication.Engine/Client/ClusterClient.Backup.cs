@@ -207,15 +207,11 @@ public partial class ClusterClient
         string state = "";
         while (Stopwatch.GetTimestamp() < deadline)
         {
-            var status = await StatusAsync(ct).ConfigureAwait(false);
-            var node = status.Nodes.FirstOrDefault(n => n.Id == id);
-            var placed = status.Shards.Where(s => s.Placement.Contains(id)).ToArray();
-            int back = placed.Count(s => s.Voters.Contains(id));
-            state = node is null ? "unknown" : node.Rebuilding ? $"node {id} is out of {placed.Count(s => !s.Voters.Contains(id) && !s.Learners.Contains(id))} of its {placed.Length} shards; waiting for it to drop its data"
-                : $"node {id} is back as a voter of {back} of its {placed.Length} shards";
+            var (answer, _) = await AdminAsync<RebuiltAnswer>(AdminOps.NodeRebuilt, 0, new RebuiltArgs(id, epoch), _options.RequestTimeout, ct).ConfigureAwait(false);
+            state = answer.State;
             progress?.Report(new BackupProgress(NodeRestoreActivity, state, 3, 4));
-            if (node is { Rebuilding: false, State: NodeState.Running } && node.RebuildEpoch >= epoch && back == placed.Length)
-                return new RebuildResult(id, epoch, true, fromBackup, $"Node {id} was rebuilt{(fromBackup ? " from its cold backup" : " from its peers")} and is a voter of its {placed.Length} shards again.");
+            if (answer.Done)
+                return new RebuildResult(id, epoch, true, fromBackup, $"Node {id} was rebuilt{(fromBackup ? " from its cold backup" : " from its peers")}: {state}.");
             await Task.Delay(TimeSpan.FromMilliseconds(100), ct).ConfigureAwait(false);
         }
         throw new QuorumUnavailableException(0, timeout, $"node {id} was not rebuilt in time ({state}); it goes on by itself (Get-ReplicationNode shows Rebuilding)") { Target = id };

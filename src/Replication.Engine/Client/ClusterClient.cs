@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using Replication.Engine.Cluster;
+using Replication.Engine.Security;
 using Replication.Engine.Storage;
 using Replication.Engine.Transport;
 
@@ -24,13 +25,14 @@ namespace Replication.Engine.Client;
 /// <para>
 /// Errors: <see cref="AuthenticationFailedException"/>, <see cref="EndpointUnreachableException"/> (no
 /// endpoint answered), and every engine error of the server passed through by its ErrorId
-/// (<see cref="RemoteOperationException"/>). Thread-safe. The secret is held only as a
-/// <see cref="ClusterSecret"/> (redacted) and is never sent.
+/// (<see cref="RemoteOperationException"/>). Thread-safe. Connections are protected as its
+/// <see cref="TransportSecurity"/> says (TLS with a client certificate, or the shared secret, held
+/// only as a redacted <see cref="ClusterSecret"/> and never sent).
 /// </para>
 /// </summary>
 public partial class ClusterClient : IReplicationCluster
 {
-    private readonly ClusterSecret _secret;
+    private readonly TransportSecurity _security;
     private readonly ClusterClientOptions _options;
     private readonly SemaphoreSlim _connectGate = new(1, 1);
     private readonly object _endpointsGate = new();
@@ -38,10 +40,10 @@ public partial class ClusterClient : IReplicationCluster
     private ClientConnection? _connection;
     private volatile bool _disposed;
 
-    protected ClusterClient(IEnumerable<string> endpoints, ClusterSecret secret, ClusterClientOptions? options)
+    protected ClusterClient(IEnumerable<string> endpoints, TransportSecurity security, ClusterClientOptions? options)
     {
         _endpoints = endpoints.Distinct(StringComparer.OrdinalIgnoreCase).ToList();
-        _secret = secret;
+        _security = security;
         _options = options ?? new ClusterClientOptions();
         Name = "";
     }
@@ -71,18 +73,31 @@ public partial class ClusterClient : IReplicationCluster
     /// <exception cref="ClusterOptionsException">No endpoints, or one not of the form host:port (ErrorId InvalidEndpoint).</exception>
     /// <exception cref="AuthenticationFailedException">An endpoint answered but does not share the secret.</exception>
     /// <exception cref="EndpointUnreachableException">No endpoint answered.</exception>
-    public static async Task<ClusterClient> ConnectAsync(IReadOnlyList<string> endpoints, ClusterSecret secret, string? name = null,
+    public static Task<ClusterClient> ConnectAsync(IReadOnlyList<string> endpoints, ClusterSecret secret, string? name = null,
+        ClusterClientOptions? options = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(secret);
+        return ConnectAsync(endpoints, TransportSecurity.SharedSecret(secret), name, options, cancellationToken);
+    }
+
+    /// <summary>
+    /// As the <see cref="ClusterSecret"/> overload, with connections protected as <paramref name="security"/> says:
+    /// <c>TransportSecurity.Tls(folder, CertificateRole.Client)</c> for TLS with a client certificate.
+    /// </summary>
+    /// <exception cref="AuthenticationFailedException">An endpoint answered but the two sides do not accept each other
+    /// (no shared secret; in TLS mode a certificate refused by either side, or a node without TLS).</exception>
+    public static async Task<ClusterClient> ConnectAsync(IReadOnlyList<string> endpoints, TransportSecurity security, string? name = null,
         ClusterClientOptions? options = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(endpoints);
-        ArgumentNullException.ThrowIfNull(secret);
+        ArgumentNullException.ThrowIfNull(security);
         if (endpoints.Count == 0) throw new ClusterOptionsException(InvalidEndpoint, "Give at least one endpoint (host:port).");
         foreach (var ep in endpoints)
         {
             try { ClientConnection.ParseEndpoint(ep ?? ""); }
             catch (FormatException e) { throw new ClusterOptionsException(InvalidEndpoint, e.Message); }
         }
-        var cluster = new ClusterClient(endpoints, secret, options);
+        var cluster = new ClusterClient(endpoints, security, options);
         try
         {
             await cluster.InitializeAsync(name, cancellationToken).ConfigureAwait(false);
@@ -400,7 +415,7 @@ public partial class ClusterClient : IReplicationCluster
             {
                 try
                 {
-                    var connection = await ClientConnection.ConnectAsync(endpoint, _secret, Id, _options.ConnectTimeout, ct).ConfigureAwait(false);
+                    var connection = await ClientConnection.ConnectAsync(endpoint, _security, Id, _options.ConnectTimeout, ct).ConfigureAwait(false);
                     connection.ClusterName = Name;
                     _connection = connection;
                     return connection;

@@ -28,6 +28,8 @@ internal static class AdminOps
     // Rebuilding a node: out of every group (membership change), its data dropped or replaced, then back in.
     public const string NodeRebuild = "node.rebuild";
     public const string NodeMark = "node.mark";
+    public const string NodeRebuilt = "node.rebuilt";
+    public const string ShardVoters = "shard.voters";
     public const string FileWrite = "file.write";
 }
 
@@ -86,5 +88,14 @@ internal sealed record MerkleRowsAnswer(IReadOnlyList<string> Keys, IReadOnlyLis
 internal sealed record RebuildArgs(int Node, Guid? Upload, long TimeoutMs);
 
 internal sealed record RebuildAnswer(string State);
+
+internal sealed record RebuiltArgs(int Node, long Epoch);
+
+/// <summary>Whether a rebuild is done (the node carried it out, is no longer marked, and every shard placed on it has it
+/// as a voter according to that shard's leader now), and where it stands otherwise.</summary>
+internal sealed record RebuiltAnswer(bool Done, string State);
+
+/// <summary>A shard's voters and learners as its leader has them now.</summary>
+internal sealed record ShardVotersAnswer(IReadOnlyList<int> Voters, IReadOnlyList<int> Learners);
 
 internal sealed record Empty();

@@ -41,6 +41,19 @@ public sealed partial class ClusterNode
             return (answer.Json, answer.Blob);
         }
         SweepHeld();
+        try
+        {
+            return await ServeAdminAsync(operation, json, blob, cancellationToken).ConfigureAwait(false);
+        }
+        catch (RetryableException e)
+        {
+            // An operation for a shard's leader reached a node that is not (or no longer) it: the caller retries elsewhere.
+            throw new NotLeaderException(0, NodeId, e.LeaderHint == NodeId ? 0 : e.LeaderHint);
+        }
+    }
+
+    private async Task<(string Json, ReadOnlyMemory<byte> Blob)> ServeAdminAsync(string operation, string json, ReadOnlyMemory<byte> blob, CancellationToken cancellationToken)
+    {
         return operation switch
         {
             AdminOps.BackupBegin => Reply(await BeginBackupAsync(Args<TimeoutArgs>(json), cancellationToken).ConfigureAwait(false)),
@@ -60,6 +73,8 @@ public sealed partial class ClusterNode
             AdminOps.MerkleRows => Reply(await ListRowsAsync(Args<MerkleRowsArgs>(json), cancellationToken).ConfigureAwait(false)),
             AdminOps.MerkleEnd => Reply(EndHeld(Args<CutIdArgs>(json).CutId)),
             AdminOps.NodeMark => Reply(new RebuildAnswer((await MarkRebuildingAsync(Args<RebuildArgs>(json).Node, Args<RebuildArgs>(json).Upload, AdminCallTimeout, cancellationToken).ConfigureAwait(false)).ToString(System.Globalization.CultureInfo.InvariantCulture))),
+            AdminOps.NodeRebuilt => Reply(await RebuiltAsync(Args<RebuiltArgs>(json), cancellationToken).ConfigureAwait(false)),
+            AdminOps.ShardVoters => Reply(LeaderVoters(Args<ShardArgs>(json).Shard)),
             AdminOps.NodeRebuild => Reply(await RebuildNodeAsync(Args<RebuildArgs>(json), cancellationToken).ConfigureAwait(false)),
             _ => throw new RemoteOperationException("UnknownOperation", ReplicationErrorKind.InvalidArgument,
                 $"Node {NodeId} does not know the administrative operation '{operation}' (an older version?)."),

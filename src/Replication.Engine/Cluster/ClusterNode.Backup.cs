@@ -177,6 +177,7 @@ public sealed partial class ClusterNode
     {
         var timeout = TimeSpan.FromMilliseconds(args.TimeoutMs);
         var status = _host.Status;
+        await EnsureFreshAsync(status.Values.SelectMany(s => s.Voters), ct).ConfigureAwait(false);
         foreach (var st in status.Values.Where(s => s.Shard != ClusterMetadata.MetadataGroup))
         {
             // The node goes quiet while it is copied: every shard it votes in must keep a running quorum without it.

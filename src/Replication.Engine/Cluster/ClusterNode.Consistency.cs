@@ -11,7 +11,8 @@ namespace Replication.Engine.Cluster;
 /// exchanging hashes, never values. Per shard: the leader confirms its leadership (a linearizable read) and
 /// names the target index, its last log index, which every replica applies once it commits; each replica
 /// captures its state machine at exactly that index (NodeHost.Consistency.cs); the leader's tree picks the
-/// leaf key ranges and every other replica hashes into the same ranges; for a differing leaf of at most
+/// leaf key ranges and every other replica hashes into the same ranges; a replica whose root differs from the
+/// one most replicas share is divergent, and for each of its differing leaves of at most
 /// <see cref="DrillDownLimit"/> rows both sides list (key, row hash) pairs, which name the exact keys.
 /// A replica that does not answer is reported in Unchecked, not as a divergence.
 /// </summary>
@@ -60,18 +61,23 @@ public sealed partial class ClusterNode
                 var others = running.Where(r => r != target.Leader).ToArray();
                 var trees = await Task.WhenAll(others.Select(r => CallAdminAsync<MerkleTreeAnswer>(r, AdminOps.MerkleTree, new MerkleTreeArgs(checkId, shard, reference.Boundaries), Remaining(deadline) + NetworkMargin, ct))).ConfigureAwait(false);
 
-                var digests = new List<ReplicaDigest> { new(target.Leader, true, reference.Root, reference.KeyCount) };
+                // Every replica hashed the same leaf ranges (the leader's). The replica(s) that differ are those whose
+                // root is not the one most replicas agree on (the leader's on a tie), so a damaged leader is named as
+                // the odd one out rather than making every healthy follower look divergent.
+                var all = new List<(int Node, MerkleTreeAnswer Tree)> { (target.Leader, reference) };
+                for (int i = 0; i < others.Length; i++) all.Add((others[i], trees[i].Answer));
+                var majority = all.GroupBy(t => t.Tree.Root).OrderByDescending(g => g.Count()).ThenByDescending(g => g.Any(t => t.Node == target.Leader)).First().Key;
+                var good = all.First(t => t.Tree.Root == majority);
+                var digests = all.Select(t => new ReplicaDigest(t.Node, t.Node == target.Leader, t.Tree.Root, t.Tree.KeyCount)).ToList();
                 var ranges = new List<DivergentRange>();
-                for (int i = 0; i < others.Length; i++)
+                foreach (var (node, tree) in all.Where(t => t.Tree.Root != majority))
                 {
-                    var tree = trees[i].Answer;
-                    digests.Add(new ReplicaDigest(others[i], false, tree.Root, tree.KeyCount));
-                    foreach (int leaf in MerkleTree.DifferingLeaves(Decode(reference.Leaves), Decode(tree.Leaves)))
+                    foreach (int leaf in MerkleTree.DifferingLeaves(Decode(good.Tree.Leaves), Decode(tree.Leaves)))
                     {
                         string? start = leaf == 0 ? null : reference.Boundaries[leaf - 1];
                         string? end = leaf >= reference.Boundaries.Count ? null : reference.Boundaries[leaf];
-                        var keys = await DrillDownAsync(checkId, shard, target.Leader, others[i], start, end, deadline, ct).ConfigureAwait(false);
-                        ranges.Add(new DivergentRange(others[i], leaf, start, end, keys));
+                        var keys = await DrillDownAsync(checkId, shard, good.Node, node, start, end, deadline, ct).ConfigureAwait(false);
+                        ranges.Add(new DivergentRange(node, leaf, start, end, keys));
                     }
                 }
                 return new ReplicationConsistency

@@ -32,7 +32,7 @@ public sealed partial class ClusterNode
             ClientConnection? connection = null;
             try
             {
-                connection = await ClientConnection.ConnectAsync(seed, options.Secret, identity.ClusterId, PeerClients.ConnectTimeout, ct).ConfigureAwait(false);
+                connection = await ClientConnection.ConnectAsync(seed, options.Security, identity.ClusterId, PeerClients.ConnectTimeout, ct).ConfigureAwait(false);
             }
             catch (AuthenticationFailedException e)
             {
@@ -78,12 +78,12 @@ public sealed partial class ClusterNode
     }
 
     /// <summary>A restart with -Join: refuses a folder that holds a node of another cluster than the seed's (an unreachable seed is no reason not to restart).</summary>
-    private static async Task CheckSeedClusterAsync(string seed, ClusterSecret secret, NodeIdentity identity, string path, CancellationToken ct)
+    private static async Task CheckSeedClusterAsync(string seed, Security.TransportSecurity security, NodeIdentity identity, string path, CancellationToken ct)
     {
         Guid seedCluster;
         try
         {
-            await using var connection = await ClientConnection.ConnectAsync(seed, secret, Guid.Empty, PeerClients.ConnectTimeout, ct).ConfigureAwait(false);
+            await using var connection = await ClientConnection.ConnectAsync(seed, security, Guid.Empty, PeerClients.ConnectTimeout, ct).ConfigureAwait(false);
             seedCluster = connection.ClusterId;
         }
         catch (AuthenticationFailedException)

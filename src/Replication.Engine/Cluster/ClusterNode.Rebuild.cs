@@ -29,6 +29,7 @@ public sealed partial class ClusterNode
     {
         var metadata = _metadata;
         if (!metadata.Nodes.ContainsKey(args.Node)) throw new NodeNotFoundException(args.Node) { Target = args.Node };
+        await EnsureFreshAsync(metadata.Nodes.Keys, ct).ConfigureAwait(false);
         var shards = GetShards();
         foreach (var shard in shards.Where(s => s.Voters.Contains(args.Node)))
         {
@@ -44,6 +45,43 @@ public sealed partial class ClusterNode
             why => new QuorumUnavailableException(ClusterMetadata.MetadataGroup, timeout, $"the metadata group could not mark node {args.Node}: {why}"), ct).ConfigureAwait(false);
         Log($"node {NodeId}: node {args.Node} marked for rebuild (epoch {epoch}{(args.Upload is Guid u ? $", from upload {u:N}" : "")})");
         return new RebuildAnswer(epoch.ToString(System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>
+    /// The coordinator's answer to "is rebuild <paramref name="args"/> done": the node reports it carried it out, the
+    /// metadata no longer marks it, and the CURRENT leader of every shard placed on it counts it as a voter (asked now,
+    /// not read from possibly older status reports, which could still show it from before it was taken out).
+    /// </summary>
+    private async Task<RebuiltAnswer> RebuiltAsync(RebuiltArgs args, CancellationToken ct)
+    {
+        var metadata = _metadata;
+        if (!metadata.Nodes.TryGetValue(args.Node, out var entry)) throw new NodeNotFoundException(args.Node) { Target = args.Node };
+        if (entry.RebuildEpoch < args.Epoch || entry.Rebuilding)
+            return new RebuiltAnswer(false, $"node {args.Node} is out of its groups, dropping its data and rejoining");
+        await EnsureFreshAsync(new[] { args.Node }, ct).ConfigureAwait(false);
+        long done = args.Node == NodeId ? _identity.RebuiltEpoch : ReportedNode(args.Node)?.RebuiltEpoch ?? -1;
+        if (done < args.Epoch) return new RebuiltAnswer(false, $"node {args.Node} has not reported the rebuild done");
+        var placed = Enumerable.Range(0, ShardCount).Where(s => metadata.ReplicasOf(s).Contains(args.Node)).ToArray();
+        int back = 0;
+        foreach (int shard in placed)
+        {
+            var voters = await RouteAsync(shard, Deadline(TimeSpan.FromSeconds(5)), idempotent: true,
+                local: _ => Task.FromResult(LeaderVoters(shard)),
+                remote: async (target, remaining) => (await CallAdminAsync<ShardVotersAnswer>(target, AdminOps.ShardVoters, new ShardArgs(shard), remaining + NetworkMargin, ct).ConfigureAwait(false)).Answer,
+                why => new QuorumUnavailableException(shard, TimeSpan.FromSeconds(5), why) { Target = shard }, ct).ConfigureAwait(false);
+            if (voters.Voters.Contains(args.Node)) back++;
+        }
+        return back == placed.Length
+            ? new RebuiltAnswer(true, $"node {args.Node} is a voter of its {placed.Length} shards again")
+            : new RebuiltAnswer(false, $"node {args.Node} is back as a voter of {back} of its {placed.Length} shards");
+    }
+
+    /// <summary>On the leader of a shard: its voters and learners now (not the leader: retryable, with a hint).</summary>
+    private ShardVotersAnswer LeaderVoters(int shard)
+    {
+        if (!_host.Status.TryGetValue(shard, out var st) || st.Role != RaftRole.Leader)
+            throw new RetryableException($"node {NodeId} is not the leader of shard {shard}", st?.Leader ?? 0);
+        return new ShardVotersAnswer(st.Voters, st.Learners);
     }
 
     /// <summary>On the metadata leader: sets the node's Rebuilding mark with the next epoch; returns the epoch.</summary>

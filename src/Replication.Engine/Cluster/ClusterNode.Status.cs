@@ -88,6 +88,15 @@ public sealed partial class ClusterNode
         return PollPeerAsync(id, _background.Token);
     }
 
+    /// <summary>Polls, now, every peer among <paramref name="ids"/> without a fresh report (a decision about quorums must
+    /// not rest on "no report yet", e.g. right after this node started).</summary>
+    private Task EnsureFreshAsync(IEnumerable<int> ids, CancellationToken ct)
+    {
+        var now = DateTimeOffset.UtcNow;
+        return Task.WhenAll(ids.Where(id => id != NodeId && !(_peerViews.TryGetValue(id, out var v) && now - v.LastReportAt < StatusInterval * 2))
+            .Distinct().Select(id => PollPeerAsync(id, ct)));
+    }
+
     private bool PeerIsRunning(int id) => _peerViews.TryGetValue(id, out var v) && v.Reachable && DateTimeOffset.UtcNow - v.LastReportAt < StaleAfter;
 
     /// <summary>This node, or a peer that answered its last poll.</summary>

@@ -33,7 +33,6 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
 {
     private readonly NodeOptions _options;
     private volatile NodeIdentity _identity; // replaced (and saved) when the node carries out a rebuild
-    private readonly ClusterSecret _secret;
     private readonly NodeHost _host;
     private readonly PeerClients _peerClients;
     private readonly ShardMap _shardMap;
@@ -51,18 +50,17 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
         _options = options;
         _folderLock = folderLock;
         _identity = identity;
-        _secret = options.Secret;
         _metadata = metadata;
         _listenText = options.Listen;
         var info = identity.Cluster!;
         _shardMap = new ShardMap(info.ShardCount);
-        _peerClients = new PeerClients(_secret, identity.ClusterId, EndpointOf, () => Name);
+        _peerClients = new PeerClients(options.Security, identity.ClusterId, EndpointOf, () => Name);
         _host = new NodeHost(new NodeHostOptions
         {
             NodeId = identity.NodeId,
             ClusterId = identity.ClusterId,
             DataPath = options.Path,
-            ClusterKey = _secret.DeriveKey(identity.ClusterId),
+            Security = options.Security,
             ClientHandler = this,
             TickInterval = options.TickInterval,
             ElectionTicks = options.ElectionTicks,
@@ -138,7 +136,7 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
             ClusterMetadata? joined = null;
             if (identity is { NodeId: > 0 })
             {
-                if (options.Join is { } seed) await CheckSeedClusterAsync(seed, options.Secret, identity, path, cancellationToken).ConfigureAwait(false);
+                if (options.Join is { } seed) await CheckSeedClusterAsync(seed, options.Security, identity, path, cancellationToken).ConfigureAwait(false);
             }
             else if (options.Join is null)
             {

@@ -34,6 +34,11 @@ public sealed record ClusterOptions
     /// Its ToString is redacted, so printing these options never shows it.
     /// </summary>
     public Transport.ClusterSecret? ClusterSecret { get; init; }
+    /// <summary>
+    /// A folder with the cluster CA (ca.crt) and a node certificate (node.crt, node.key; New-ReplicationCertificate):
+    /// every connection to and from the nodes is then TLS 1.3, mutual, instead of the shared secret. Null = the secret.
+    /// </summary>
+    public string? CertificatePath { get; init; }
     /// <summary>Seed for election-timeout randomness; null = random.</summary>
     public int? Seed { get; init; }
     /// <summary>Compact a shard's Raft log once this many applied entries lie behind its last snapshot.</summary>

@@ -24,7 +24,7 @@ namespace Replication.Engine.Cluster;
 public sealed class EmbeddedCluster : ClusterClient
 {
     private readonly ClusterOptions _options;
-    private readonly ClusterSecret _secret;
+    private readonly Security.TransportSecurity _security;
     private readonly Storage.FolderLock _folderLock;
     private readonly SemaphoreSlim _admin = new(1, 1);
     private readonly ConcurrentDictionary<int, ClusterNode> _nodes = new(); // by node id; a stopped node stays until restarted
@@ -33,12 +33,12 @@ public sealed class EmbeddedCluster : ClusterClient
     private IReadOnlyList<ReplicationNode> _lastNodes = Array.Empty<ReplicationNode>();
     private volatile bool _removed;
 
-    private EmbeddedCluster(ClusterOptions options, ClusterManifest manifest, ClusterSecret secret, Storage.FolderLock folderLock)
-        : base(Array.Empty<string>(), secret, new ClusterClientOptions())
+    private EmbeddedCluster(ClusterOptions options, ClusterManifest manifest, Security.TransportSecurity security, Storage.FolderLock folderLock)
+        : base(Array.Empty<string>(), security, new ClusterClientOptions())
     {
         _options = options;
         _manifest = manifest;
-        _secret = secret;
+        _security = security;
         _folderLock = folderLock;
     }
 
@@ -80,7 +80,12 @@ public sealed class EmbeddedCluster : ClusterClient
                     throw new ClusterOptionsException(ClusterOptionsException.PathMismatch,
                         $"The cluster stored in '{options.Path}' has {stored.Nodes.Count} nodes, not {asked}. Omit NodeCount to reopen it as it is; Add-ReplicationNode and Remove-ReplicationNode change it.");
             }
-            cluster = new EmbeddedCluster(options, manifest, options.ClusterSecret ?? ClusterSecret.CreateRandom(), folderLock);
+            // Its nodes and its own client share one protection: TLS with the node certificates when given (a node
+            // certificate may dial as a client too), else the secret (a random one lives only in this process).
+            var security = options.CertificatePath is { } certificates
+                ? Security.TransportSecurity.Tls(certificates, Security.CertificateRole.Node)
+                : Security.TransportSecurity.SharedSecret(options.ClusterSecret ?? ClusterSecret.CreateRandom());
+            cluster = new EmbeddedCluster(options, manifest, security, folderLock);
         }
         catch
         {
@@ -218,7 +223,7 @@ public sealed class EmbeddedCluster : ClusterClient
         Path = System.IO.Path.Combine(_options.Path, folder),
         Listen = $"127.0.0.1:{port}",
         Join = join,
-        Secret = _secret,
+        Security = _security,
         Name = _options.Name,
         ClusterId = _manifest.Id,
         ShardCount = _options.ShardCount ?? ClusterOptions.DefaultShardCount,

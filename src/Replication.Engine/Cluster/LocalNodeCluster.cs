@@ -11,8 +11,8 @@ public sealed class LocalNodeCluster : ClusterClient
 {
     private readonly ClusterNode _node;
 
-    private LocalNodeCluster(ClusterNode node, Transport.ClusterSecret secret)
-        : base(new[] { node.Endpoint }, secret, new ClusterClientOptions())
+    private LocalNodeCluster(ClusterNode node, Security.TransportSecurity security)
+        : base(new[] { node.Endpoint }, security, new ClusterClientOptions())
     {
         _node = node;
     }
@@ -27,7 +27,7 @@ public sealed class LocalNodeCluster : ClusterClient
     public static async Task<LocalNodeCluster> StartAsync(NodeOptions options, CancellationToken cancellationToken)
     {
         var node = await ClusterNode.StartAsync(options, cancellationToken).ConfigureAwait(false);
-        var cluster = new LocalNodeCluster(node, options.Secret);
+        var cluster = new LocalNodeCluster(node, options.Security);
         try
         {
             await cluster.InitializeAsync(null, cancellationToken).ConfigureAwait(false);

@@ -79,7 +79,7 @@ internal sealed partial class NodeHost : IAsyncDisposable
         INodeStorage storage = new NodeStorage(_logStore, _kv);
         _storage = _options.StorageDecorator?.Invoke(Id, storage) ?? storage;
         DiscardStagedSnapshots();
-        _transport = new TcpTransport(Id, _options.ClusterId, _options.ClusterKey, listen, OnMessage, _options.Log, _options.ClientHandler);
+        _transport = new TcpTransport(Id, _options.ClusterId, _options.Security, listen, OnMessage, _options.Log, _options.ClientHandler);
         await _transport.StartAsync(cancellationToken).ConfigureAwait(false);
         PublishStatus();
         _thread = new Thread(Loop) { IsBackground = true, Name = $"replication-node-{Id}" };

@@ -7,7 +7,7 @@ internal sealed record NodeHostOptions
     public required Guid ClusterId { get; init; }
     public required string DataPath { get; init; }
     /// <summary>Every connection to and from this node authenticates with it.</summary>
-    public required Transport.ClusterKey ClusterKey { get; init; }
+    public required Security.TransportSecurity Security { get; init; }
     /// <summary>Serves authenticated client connections; null = the node refuses clients.</summary>
     public Client.IClientRequestHandler? ClientHandler { get; init; }
     public TimeSpan TickInterval { get; init; } = TimeSpan.FromMilliseconds(10);

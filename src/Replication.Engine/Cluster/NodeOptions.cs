@@ -12,8 +12,9 @@ public sealed record NodeOptions
     public required string Listen { get; init; }
     /// <summary>"host:port" of any running node to join through; null = found a new cluster (or restart, when the folder holds a node).</summary>
     public string? Join { get; init; }
-    /// <summary>The shared cluster secret. Held in memory only, never written to the folder.</summary>
-    public required Transport.ClusterSecret Secret { get; init; }
+    /// <summary>How every connection to and from this node is protected: the shared cluster secret (held in memory
+    /// only, never written to the folder), or TLS with the node's certificates (a node-role certificate folder).</summary>
+    public required Security.TransportSecurity Security { get; init; }
     /// <summary>Allow a listen address other than loopback (the node is then reachable from other machines).</summary>
     public bool AllowRemote { get; init; }
     /// <summary>Name of a new cluster (founding only).</summary>

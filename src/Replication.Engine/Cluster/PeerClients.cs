@@ -14,7 +14,7 @@ internal sealed class PeerClients : IAsyncDisposable
 {
     public static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(2);
 
-    private readonly ClusterSecret _secret;
+    private readonly Security.TransportSecurity _security;
     private readonly Guid _clusterId;
     private readonly Func<int, string?> _endpointOf;
     private readonly Func<string> _clusterName;
@@ -22,9 +22,9 @@ internal sealed class PeerClients : IAsyncDisposable
     private readonly ConcurrentDictionary<int, SemaphoreSlim> _dialGates = new();
     private volatile bool _disposed;
 
-    public PeerClients(ClusterSecret secret, Guid clusterId, Func<int, string?> endpointOf, Func<string> clusterName)
+    public PeerClients(Security.TransportSecurity security, Guid clusterId, Func<int, string?> endpointOf, Func<string> clusterName)
     {
-        _secret = secret;
+        _security = security;
         _clusterId = clusterId;
         _endpointOf = endpointOf;
         _clusterName = clusterName;
@@ -57,7 +57,7 @@ internal sealed class PeerClients : IAsyncDisposable
             string endpoint = _endpointOf(node) ?? throw new PeerUnreachableException(node, "its endpoint is not known yet");
             try
             {
-                var connection = await ClientConnection.ConnectAsync(endpoint, _secret, _clusterId, ConnectTimeout, ct).ConfigureAwait(false);
+                var connection = await ClientConnection.ConnectAsync(endpoint, _security, _clusterId, ConnectTimeout, ct).ConfigureAwait(false);
                 connection.ClusterName = _clusterName();
                 _connections[node] = connection;
                 if (_disposed) await connection.DisposeAsync().ConfigureAwait(false);

@@ -7,13 +7,14 @@ namespace Replication.Engine.Transport;
 /// </summary>
 public enum FrameType : byte
 {
-    /// <summary>First frame a dialer sends on every connection: who it is and which cluster it belongs to (<see cref="HelloFrame"/>).</summary>
+    /// <summary>First frame a dialer sends on every connection: who it is and which cluster it belongs to (<see cref="HelloFrame"/>).
+    /// In the TLS mode the listener answers with a Hello of its own (its node id and cluster id) instead of a Challenge.</summary>
     Hello = 1,
 
     /// <summary>A batch of Raft messages, possibly of several groups, for the receiving node (<see cref="RaftMessageCodec"/>).</summary>
     Raft = 2,
 
-    /// <summary>The listener's answer to a Hello: its nonce, cluster id and proof of the key (<see cref="ChallengeFrame"/>).</summary>
+    /// <summary>The listener's answer to a Hello in the shared-secret mode: its nonce, cluster id and proof of the key (<see cref="ChallengeFrame"/>).</summary>
     Challenge = 3,
 
     /// <summary>The dialer's proof of the key for this connection (32 bytes, <see cref="ClusterKey.DialerProof"/>).</summary>

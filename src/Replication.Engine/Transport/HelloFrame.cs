@@ -8,7 +8,9 @@ namespace Replication.Engine.Transport;
 /// <see cref="Guid.Empty"/>) and a fresh random nonce. The listener drops the connection unless the
 /// version is <see cref="FrameCodec.ProtocolVersion"/> and the cluster id is its own (or empty from
 /// a client), then answers with a <see cref="ChallengeFrame"/>; the dialer must answer that with a
-/// valid proof before anything else is accepted (docs/wire-protocol.md, "Authentication"). The
+/// valid proof before anything else is accepted (docs/wire-protocol.md, "Authentication"). In the TLS
+/// mode the Hello travels inside TLS and the listener answers with a Hello of its own (its node id and
+/// cluster id; the nonce is unused), since the certificates have authenticated both sides. The
 /// connection is bound to <see cref="NodeId"/> (Raft messages claiming another sender are dropped).
 /// Payload (37 bytes, little-endian): <c>[u8 version][i32 node id][16 bytes cluster id][16 bytes nonce]</c>,
 /// the cluster id in <see cref="Guid.TryWriteBytes(Span{byte})"/> layout.

@@ -1,27 +1,29 @@
 using System.Net;
 using System.Net.Sockets;
+using Replication.Engine.Security;
 
 namespace Replication.Engine.Transport;
 
 /// <summary>
-/// One established, authenticated connection to a peer (the dialer's side). The sender loop is the
-/// only writer. A watcher reads the socket for as long as it is open: after the handshake the
-/// listener of a node-to-node connection never sends anything, so end-of-stream or any byte means the connection is gone or
-/// broken, and it is closed at once. That lets the sender reconnect before the next frame
-/// instead of losing it to a dead socket. <see cref="Dispose"/> is idempotent and may be called
-/// from any thread (endpoint change, transport disposal) while the sender is writing; the
-/// write then fails and the sender treats it as a lost connection.
+/// One established, authenticated connection to a peer (the dialer's side), in either security
+/// mode: the frames go to <see cref="Writer"/> over the socket's stream or over TLS. The sender loop
+/// is the only writer. A watcher reads the stream for as long as it is open: after the handshake the
+/// listener of a node-to-node connection never sends a frame, so end-of-stream or any byte means the
+/// connection is gone or broken, and it is closed at once. That lets the sender reconnect before the
+/// next frame instead of losing it to a dead socket. (The watcher reads through the TLS stream, not
+/// the socket, because TLS 1.3 itself may send records after the handshake, such as session tickets,
+/// which the TLS layer consumes without handing any byte to the watcher.) <see cref="Dispose"/> is
+/// idempotent and may be called from any thread (endpoint change, transport disposal) while the
+/// sender is writing; the write then fails and the sender treats it as a lost connection.
 /// </summary>
 internal sealed class OutboundConnection : IDisposable
 {
-    private readonly Socket _socket;
-    private readonly NetworkStream _stream;
+    private readonly Stream _stream;
     private int _closed;
 
-    private OutboundConnection(Socket socket, IPEndPoint endPoint)
+    private OutboundConnection(Stream stream, IPEndPoint endPoint)
     {
-        _socket = socket;
-        _stream = new NetworkStream(socket, ownsSocket: true);
+        _stream = stream;
         Writer = new FrameWriter(_stream);
         EndPoint = endPoint;
     }
@@ -31,31 +33,30 @@ internal sealed class OutboundConnection : IDisposable
     public bool IsClosed => Volatile.Read(ref _closed) != 0;
 
     /// <summary>
-    /// Connects to <paramref name="endPoint"/> with TCP_NODELAY, runs the authenticated handshake
-    /// (<see cref="Handshake.DialAsync"/>: <paramref name="hello"/> with a fresh nonce, the listener
-    /// must prove it knows <paramref name="key"/> before anything else is sent) and starts the close
+    /// Connects to <paramref name="endPoint"/> with TCP_NODELAY, runs the handshake in
+    /// <paramref name="security"/>'s mode (<see cref="Handshake.DialSecuredAsync"/>: <paramref name="hello"/>
+    /// with a fresh nonce; the listener must prove itself before anything else is sent; in TLS mode its
+    /// certificate must be a node's and name <paramref name="endPoint"/>'s address) and starts the close
     /// watcher. Throws on any failure (the caller counts and backs off); the socket is closed then.
     /// </summary>
-    public static async Task<OutboundConnection> ConnectAsync(IPEndPoint endPoint, HelloFrame hello, ClusterKey key, TimeSpan timeout, CancellationToken cancellationToken)
+    public static async Task<OutboundConnection> ConnectAsync(IPEndPoint endPoint, HelloFrame hello, TransportSecurity security, Action<string>? log,
+        TimeSpan timeout, CancellationToken cancellationToken)
     {
         var socket = new Socket(endPoint.AddressFamily, SocketType.Stream, ProtocolType.Tcp) { NoDelay = true };
-        OutboundConnection? connection = null;
         try
         {
             using var deadline = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
             deadline.CancelAfter(timeout);
             await socket.ConnectAsync(endPoint, deadline.Token).ConfigureAwait(false);
-            connection = new OutboundConnection(socket, endPoint);
-            using (var reader = new FrameReader(connection._stream))
-                await Handshake.DialAsync(connection._stream, reader, hello with { Nonce = HandshakeNonce.Create() },
-                    id => id == hello.ClusterId ? key : null, deadline.Token).ConfigureAwait(false);
+            var (stream, _) = await Handshake.DialSecuredAsync(socket, endPoint.Address.ToString(), hello with { Nonce = HandshakeNonce.Create() },
+                security, log, deadline.Token).ConfigureAwait(false);
+            var connection = new OutboundConnection(stream, endPoint);
             _ = connection.WatchAsync();
             return connection;
         }
         catch
         {
-            if (connection is not null) connection.Dispose();
-            else socket.Dispose();
+            socket.Dispose();
             throw;
         }
     }
@@ -71,11 +72,11 @@ internal sealed class OutboundConnection : IDisposable
         var buffer = new byte[1];
         try
         {
-            await _socket.ReceiveAsync(buffer, SocketFlags.None).ConfigureAwait(false);
+            await _stream.ReadAsync(buffer).ConfigureAwait(false);
         }
-        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        catch (Exception)
         {
-            // Closed by us or reset by the peer: either way the connection is done.
+            // Closed by us, reset by the peer, or a TLS failure: either way the connection is done.
         }
         Dispose();
     }

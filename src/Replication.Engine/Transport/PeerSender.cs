@@ -1,6 +1,7 @@
 using System.Net;
 using System.Threading.Channels;
 using Replication.Engine.Raft;
+using Replication.Engine.Security;
 
 namespace Replication.Engine.Transport;
 
@@ -30,12 +31,12 @@ internal sealed class PeerSender
 {
     internal static readonly TimeSpan MinBackoff = TimeSpan.FromMilliseconds(50);
     internal static readonly TimeSpan MaxBackoff = TimeSpan.FromSeconds(1);
-    internal static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(3); // connect plus the handshake round trip
+    internal static readonly TimeSpan ConnectTimeout = TimeSpan.FromSeconds(3); // connect plus the handshake (two round trips with TLS)
     internal const int TargetFrameBytes = 1024 * 1024;
 
     private readonly int _peerId;
     private readonly HelloFrame _hello;
-    private readonly ClusterKey _key;
+    private readonly TransportSecurity _security;
     private readonly TransportCounters _counters;
     private readonly Action<string> _log;
     private readonly Channel<RaftMessage> _queue;
@@ -43,9 +44,9 @@ internal sealed class PeerSender
     private volatile IPEndPoint _endPoint;
     private volatile OutboundConnection? _connection;
 
-    public PeerSender(int peerId, IPEndPoint endPoint, HelloFrame hello, ClusterKey key, TransportCounters counters, Action<string> log)
+    public PeerSender(int peerId, IPEndPoint endPoint, HelloFrame hello, TransportSecurity security, TransportCounters counters, Action<string> log)
     {
-        _key = key;
+        _security = security;
         _peerId = peerId;
         _endPoint = endPoint;
         _hello = hello;
@@ -109,7 +110,7 @@ internal sealed class PeerSender
                     var endPoint = _endPoint;
                     try
                     {
-                        connection = await OutboundConnection.ConnectAsync(endPoint, _hello, _key, ConnectTimeout, ct).ConfigureAwait(false);
+                        connection = await OutboundConnection.ConnectAsync(endPoint, _hello, _security, _log, ConnectTimeout, ct).ConfigureAwait(false);
                     }
                     catch (Exception e) when (!ct.IsCancellationRequested)
                     {

@@ -35,4 +35,13 @@ public enum ProtocolErrorReason
 
     /// <summary>A handshake proof did not verify: the peer does not know the cluster secret, or replayed a proof made for another connection.</summary>
     AuthenticationFailed = 10,
+
+    /// <summary>TLS mode: the TLS handshake did not complete (no common protocol version or cipher, a TLS alert, or the peer closed during it).</summary>
+    TlsHandshakeFailed = 11,
+
+    /// <summary>TLS mode: the peer's certificate was missing or refused: not signed by a CA in ca.crt, expired or not yet valid, not naming the host dialled, without a role, or a client certificate speaking for a node.</summary>
+    CertificateRejected = 12,
+
+    /// <summary>One side runs TLS and the other the shared-secret mode (a TLS handshake where frames were expected, or the reverse).</summary>
+    SecurityModeMismatch = 13,
 }

@@ -2,11 +2,12 @@ using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
 using Replication.Engine.Client;
+using Replication.Engine.Security;
 
 namespace Replication.Engine.Transport;
 
-// The listening side: accepting connections, the authenticated handshake, reading Raft frames,
-// and handing client connections to a client session.
+// The listening side: accepting connections, the handshake of the security mode (shared secret or
+// TLS), reading Raft frames, and handing client connections to a client session.
 public sealed partial class TcpTransport
 {
     /// <summary>How long a new connection has to complete the handshake (Hello and proof); then it is closed.</summary>
@@ -50,21 +51,48 @@ public sealed partial class TcpTransport
     private async Task HandleInboundAsync(InboundConnection connection, CancellationToken ct)
     {
         EndPoint? remote = null;
+        Stream? stream = null;
+        FrameReader? reader = null;
         try
         {
             remote = connection.Socket.RemoteEndPoint;
-            using var stream = new NetworkStream(connection.Socket, ownsSocket: true);
-            using var reader = new FrameReader(stream);
-            var hello = await HandshakeAsync(stream, reader, ct).ConfigureAwait(false);
+            stream = new NetworkStream(connection.Socket, ownsSocket: true);
+            HelloFrame hello;
+            string peer = $"{remote}";
+            using (var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct))
+            {
+                deadline.CancelAfter(HandshakeTimeout);
+                try
+                {
+                    await CheckSecurityModeAsync(connection.Socket, deadline.Token).ConfigureAwait(false);
+                    if (_security.Certificates is { } certificates)
+                    {
+                        var (tls, role, subject) = await TlsChannel.AuthenticateAsListenerAsync(stream, certificates.Current(Log), deadline.Token).ConfigureAwait(false);
+                        stream = tls;
+                        reader = new FrameReader(stream);
+                        hello = await TlsHelloAsync(stream, reader, role, subject, deadline.Token).ConfigureAwait(false);
+                        peer = $"{remote} (certificate '{subject}')";
+                    }
+                    else
+                    {
+                        reader = new FrameReader(stream);
+                        hello = await HandshakeAsync(stream, reader, deadline.Token).ConfigureAwait(false);
+                    }
+                }
+                catch (OperationCanceledException) when (!ct.IsCancellationRequested)
+                {
+                    throw new ProtocolException(ProtocolErrorReason.HandshakeTimeout, $"No complete handshake within {HandshakeTimeout.TotalSeconds:0.#} s.");
+                }
+            }
             Interlocked.Increment(ref _counters.ConnectionsAccepted);
             if (hello.IsClient)
             {
-                Log($"accepted a client from {remote}");
+                Log($"accepted a client from {peer}");
                 await ClientSession.ServeAsync(stream, reader, _clientHandler!, Log, ct).ConfigureAwait(false);
                 Log($"client at {remote} disconnected");
                 return;
             }
-            Log($"accepted node {hello.NodeId} from {remote}");
+            Log($"accepted node {hello.NodeId} from {peer}");
             while (await reader.ReadAsync(FrameCodec.MaxPayloadSize, FrameType.Raft, ct).ConfigureAwait(false) is { } frame)
             {
                 var messages = RaftMessageCodec.DecodeBatch(frame.Payload.Span);
@@ -104,53 +132,86 @@ public sealed partial class TcpTransport
         }
         finally
         {
+            reader?.Dispose();
+            if (stream is not null) await stream.DisposeAsync().ConfigureAwait(false);
             connection.Close();
             _inbound.TryRemove(connection.Id, out _);
         }
     }
 
     /// <summary>
-    /// The listener's side of the authenticated handshake (docs/wire-protocol.md): the first frame
+    /// The first byte tells the two security modes apart: a TLS connection opens with a handshake
+    /// record (0x16), a shared-secret one with a Hello frame (whose first byte is its length, 37). A
+    /// peer of the other mode is refused with <see cref="ProtocolErrorReason.SecurityModeMismatch"/>,
+    /// so the log names the misconfiguration instead of a garbled frame or TLS error. A connection
+    /// that closes before its first byte is left to the handshake to report.
+    /// </summary>
+    private async Task CheckSecurityModeAsync(Socket socket, CancellationToken ct)
+    {
+        int first = await TlsChannel.PeekFirstByteAsync(socket, ct).ConfigureAwait(false);
+        if (first < 0) return;
+        if (_security.IsTls && first != TlsChannel.HandshakeRecord)
+            throw new ProtocolException(ProtocolErrorReason.SecurityModeMismatch, "The peer did not start a TLS handshake (it runs the shared-secret mode, or is not a Replication peer); this node requires TLS.");
+        if (!_security.IsTls && first == TlsChannel.HandshakeRecord)
+            throw new ProtocolException(ProtocolErrorReason.SecurityModeMismatch, "The peer started a TLS handshake; this node runs the shared-secret mode (no certificates).");
+    }
+
+    /// <summary>
+    /// The listener's side of the shared-secret handshake (docs/wire-protocol.md): the first frame
     /// must be a Hello (at most a Hello's size, so an unauthenticated peer cannot make us allocate
     /// more) with our protocol version and our cluster id (or, from a client, an empty one); we
     /// answer with a Challenge (our nonce, cluster id and proof); the next frame must be the
     /// dialer's Proof for THIS connection's nonce, checked in constant time. Nothing else is read
-    /// or sent before that. All within <see cref="HandshakeTimeout"/>.
+    /// or sent before that. The caller bounds it with <see cref="HandshakeTimeout"/>.
     /// </summary>
     private async Task<HelloFrame> HandshakeAsync(Stream stream, FrameReader reader, CancellationToken ct)
     {
-        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
-        deadline.CancelAfter(HandshakeTimeout);
-        try
-        {
-            var frame = await reader.ReadAsync(HelloFrame.EncodedSize, FrameType.Hello, deadline.Token).ConfigureAwait(false)
-                ?? throw new ProtocolException(ProtocolErrorReason.Truncated, "Connection closed before a Hello.");
-            byte[] helloPayload = frame.Payload.ToArray();
-            var hello = HelloFrame.Decode(helloPayload);
-            if (hello.ProtocolVersion != FrameCodec.ProtocolVersion)
-                throw new ProtocolException(ProtocolErrorReason.UnsupportedVersion, $"Node {hello.NodeId} speaks protocol {hello.ProtocolVersion}; this node speaks {FrameCodec.ProtocolVersion}.");
-            if (hello.NodeId < 0)
-                throw new ProtocolException(ProtocolErrorReason.MalformedPayload, $"Hello names node id {hello.NodeId}.");
-            bool clientWithoutId = hello.IsClient && hello.ClusterId == Guid.Empty;
-            if (hello.ClusterId != _clusterId && !clientWithoutId)
-                throw new ProtocolException(ProtocolErrorReason.ClusterMismatch, $"Node {hello.NodeId} belongs to cluster {hello.ClusterId}, not {_clusterId}.");
-            if (hello.IsClient && _clientHandler is null)
-                throw new ProtocolException(ProtocolErrorReason.UnexpectedFrame, "A client said Hello, but this node serves no clients.");
+        var (hello, helloPayload) = await ReadHelloAsync(reader, ct).ConfigureAwait(false);
+        var nonce = HandshakeNonce.Create();
+        var challenge = new ChallengeFrame(nonce, _clusterId, _key!.ListenerProof(helloPayload, nonce));
+        await new FrameWriter(stream).WriteAsync(FrameType.Challenge, challenge.Encode(), ct).ConfigureAwait(false);
 
-            var nonce = HandshakeNonce.Create();
-            var challenge = new ChallengeFrame(nonce, _clusterId, _key.ListenerProof(helloPayload, nonce));
-            await new FrameWriter(stream).WriteAsync(FrameType.Challenge, challenge.Encode(), deadline.Token).ConfigureAwait(false);
+        var proof = await reader.ReadAsync(ClusterKey.ProofLength, FrameType.Proof, ct).ConfigureAwait(false)
+            ?? throw new ProtocolException(ProtocolErrorReason.AuthenticationFailed, $"Node {hello.NodeId} closed the connection instead of proving it knows the cluster secret.");
+        if (proof.Payload.Length != ClusterKey.ProofLength || !_key.VerifyDialerProof(helloPayload, nonce, proof.Payload.Span))
+            throw new ProtocolException(ProtocolErrorReason.AuthenticationFailed, $"Node {hello.NodeId}'s proof does not verify (wrong cluster secret, or a proof made for another connection).");
+        return hello;
+    }
 
-            var proof = await reader.ReadAsync(ClusterKey.ProofLength, FrameType.Proof, deadline.Token).ConfigureAwait(false)
-                ?? throw new ProtocolException(ProtocolErrorReason.AuthenticationFailed, $"Node {hello.NodeId} closed the connection instead of proving it knows the cluster secret.");
-            if (proof.Payload.Length != ClusterKey.ProofLength || !_key.VerifyDialerProof(helloPayload, nonce, proof.Payload.Span))
-                throw new ProtocolException(ProtocolErrorReason.AuthenticationFailed, $"Node {hello.NodeId}'s proof does not verify (wrong cluster secret, or a proof made for another connection).");
-            return hello;
-        }
-        catch (OperationCanceledException) when (!ct.IsCancellationRequested)
-        {
-            throw new ProtocolException(ProtocolErrorReason.HandshakeTimeout, $"No complete handshake within {HandshakeTimeout.TotalSeconds:0.#} s.");
-        }
+    /// <summary>
+    /// The listener's side inside TLS (docs/wire-protocol.md, "TLS"), after the dialer's certificate
+    /// passed: the first frame must be a Hello as in the shared-secret mode, and a node's Hello
+    /// (node id &gt; 0) needs a node certificate, so a client certificate cannot speak for a node.
+    /// We answer with our own Hello (our node id and cluster id); no proofs, since TLS has
+    /// authenticated both sides. The caller bounds it with <see cref="HandshakeTimeout"/>.
+    /// </summary>
+    private async Task<HelloFrame> TlsHelloAsync(Stream stream, FrameReader reader, CertificateRole peerRole, string peerSubject, CancellationToken ct)
+    {
+        var (hello, _) = await ReadHelloAsync(reader, ct,
+            "Connection closed after the TLS handshake, before a Hello (the dialer may have refused this node's certificate; its log says why).").ConfigureAwait(false);
+        if (!hello.IsClient && peerRole != CertificateRole.Node)
+            throw new ProtocolException(ProtocolErrorReason.CertificateRejected, $"A {peerRole.ToString().ToLowerInvariant()} certificate ('{peerSubject}') cannot speak for node {hello.NodeId}; only a node certificate can.");
+        await new FrameWriter(stream).WriteAsync(FrameType.Hello, new HelloFrame(_nodeId, _clusterId).Encode(), ct).ConfigureAwait(false);
+        return hello;
+    }
+
+    /// <summary>Reads and checks the dialer's Hello (both modes): our protocol version, a node id of 0 (client) or more, our cluster id (or empty from a client), and a client only if we serve clients.</summary>
+    private async Task<(HelloFrame Hello, byte[] Payload)> ReadHelloAsync(FrameReader reader, CancellationToken ct, string closedMessage = "Connection closed before a Hello.")
+    {
+        var frame = await reader.ReadAsync(HelloFrame.EncodedSize, FrameType.Hello, ct).ConfigureAwait(false)
+            ?? throw new ProtocolException(ProtocolErrorReason.Truncated, closedMessage);
+        byte[] helloPayload = frame.Payload.ToArray();
+        var hello = HelloFrame.Decode(helloPayload);
+        if (hello.ProtocolVersion != FrameCodec.ProtocolVersion)
+            throw new ProtocolException(ProtocolErrorReason.UnsupportedVersion, $"Node {hello.NodeId} speaks protocol {hello.ProtocolVersion}; this node speaks {FrameCodec.ProtocolVersion}.");
+        if (hello.NodeId < 0)
+            throw new ProtocolException(ProtocolErrorReason.MalformedPayload, $"Hello names node id {hello.NodeId}.");
+        bool clientWithoutId = hello.IsClient && hello.ClusterId == Guid.Empty;
+        if (hello.ClusterId != _clusterId && !clientWithoutId)
+            throw new ProtocolException(ProtocolErrorReason.ClusterMismatch, $"Node {hello.NodeId} belongs to cluster {hello.ClusterId}, not {_clusterId}.");
+        if (hello.IsClient && _clientHandler is null)
+            throw new ProtocolException(ProtocolErrorReason.UnexpectedFrame, "A client said Hello, but this node serves no clients.");
+        return (hello, helloPayload);
     }
 
     /// <summary>An accepted socket and the task serving it. Close is idempotent and callable from any thread.</summary>

@@ -3,6 +3,7 @@ using System.Net;
 using System.Net.Sockets;
 using Replication.Engine.Client;
 using Replication.Engine.Raft;
+using Replication.Engine.Security;
 
 namespace Replication.Engine.Transport;
 
@@ -26,15 +27,19 @@ namespace Replication.Engine.Transport;
 /// it must not itself await <see cref="DisposeAsync"/> (that waits for the reader task).
 /// </para>
 /// <para>
-/// Authentication: every connection, node or client, must complete the HMAC challenge-response
-/// of docs/wire-protocol.md with this transport's <see cref="ClusterKey"/> before any other frame
-/// is accepted from it or sent to it. A client (Hello node id 0) is then served by a client
-/// session (Client/ClientSession.cs) that calls the <see cref="IClientRequestHandler"/>; without
-/// one, clients are refused.
+/// Security (<see cref="TransportSecurity"/>): every connection, node or client, inbound or
+/// outbound, must complete the handshake of this transport's mode before any other frame is
+/// accepted from it or sent to it: the HMAC challenge-response with the cluster key (shared-secret
+/// mode, not encrypted), or TLS 1.3 with certificates of the cluster CA, both sides (TLS mode; a
+/// node Hello needs a node certificate, and the dialer needs the listener's certificate to name the
+/// address it dialled). In TLS mode each new connection uses the certificate files as they are at
+/// that moment (rotation: <see cref="CertificateSource"/>). A client (Hello node id 0) is then served
+/// by a client session (Client/ClientSession.cs) that calls the <see cref="IClientRequestHandler"/>;
+/// without one, clients are refused.
 /// </para>
 /// <para>
 /// A peer that violates the protocol (bad frame, bad Hello, wrong cluster id, wrong or missing
-/// proof, no handshake in time) gets its connection closed, logged and counted in
+/// proof, refused certificate, failed TLS handshake, the other security mode, no handshake in time) gets its connection closed, logged and counted in
 /// <see cref="TransportStats.ConnectionsRejected"/>; every other connection is unaffected.
 /// </para>
 /// </summary>
@@ -49,7 +54,8 @@ public sealed partial class TcpTransport : IAsyncDisposable
     private readonly Action<RaftMessage> _onReceive;
     private readonly Action<string>? _log;
     private readonly HelloFrame _hello;
-    private readonly ClusterKey _key;
+    private readonly TransportSecurity _security;
+    private readonly ClusterKey? _key; // the shared-secret mode's key for this cluster; null in TLS mode
     private readonly IClientRequestHandler? _clientHandler;
     private readonly TransportCounters _counters = new();
     private readonly CancellationTokenSource _shutdown = new();
@@ -65,16 +71,35 @@ public sealed partial class TcpTransport : IAsyncDisposable
     /// <param name="clusterId">Only peers with the same cluster id are accepted.</param>
     /// <param name="listen">Address to listen on; port 0 picks an ephemeral port (see <see cref="LocalEndPoint"/>).</param>
     /// <param name="onReceive">Called for each received message; see the class remarks for its threading contract.</param>
-    /// <param name="key">The cluster key (from the cluster secret) every connection authenticates with, both ways.</param>
+    /// <param name="key">The cluster key (from the cluster secret) every connection authenticates with, both ways (the shared-secret mode).</param>
     /// <param name="log">Receives connection-level events (connects, losses, rejections with their reason). Not called per message. Never receives the secret or key.</param>
     /// <param name="clientHandler">Serves authenticated client connections; null = this node refuses clients.</param>
     public TcpTransport(int nodeId, Guid clusterId, ClusterKey key, IPEndPoint listen, Action<RaftMessage> onReceive, Action<string>? log = null,
         IClientRequestHandler? clientHandler = null)
+        : this(nodeId, clusterId, TransportSecurity.FromKey(key ?? throw new ArgumentNullException(nameof(key)), clusterId), listen, onReceive, log, clientHandler)
     {
-        ArgumentNullException.ThrowIfNull(key);
+    }
+
+    /// <param name="nodeId">This node's id: the sender id in its Hello, and the only <c>To</c> it accepts.</param>
+    /// <param name="clusterId">Only peers with the same cluster id are accepted.</param>
+    /// <param name="security">How every connection is authenticated (and, with TLS, encrypted), both ways. In TLS mode it must
+    /// hold a node certificate (<see cref="CertificateRole.Node"/>): the transport listens with it and dials its peers with it.</param>
+    /// <param name="listen">Address to listen on; port 0 picks an ephemeral port (see <see cref="LocalEndPoint"/>).</param>
+    /// <param name="onReceive">Called for each received message; see the class remarks for its threading contract.</param>
+    /// <param name="log">Receives connection-level events (connects, losses, rejections with their reason, certificate reloads). Not called per message. Never receives a secret or key.</param>
+    /// <param name="clientHandler">Serves authenticated client connections; null = this node refuses clients.</param>
+    /// <exception cref="ArgumentException">Node id 0, or TLS with a client certificate.</exception>
+    public TcpTransport(int nodeId, Guid clusterId, TransportSecurity security, IPEndPoint listen, Action<RaftMessage> onReceive, Action<string>? log = null,
+        IClientRequestHandler? clientHandler = null)
+    {
+        ArgumentNullException.ThrowIfNull(security);
         ArgumentNullException.ThrowIfNull(listen);
         if (nodeId == HelloFrame.ClientNodeId) throw new ArgumentException("Node id 0 is reserved for clients.", nameof(nodeId));
-        _key = key;
+        if (security.Role == CertificateRole.Client)
+            throw new ArgumentException("A node's transport needs a node certificate (TransportSecurity.Tls(folder, CertificateRole.Node)), not a client's.", nameof(security));
+        _security = security;
+        _key = security.IsTls ? null : security.KeyFor(clusterId)
+            ?? throw new ArgumentException($"The shared-secret key given is for another cluster than {clusterId}.", nameof(security));
         _clientHandler = clientHandler;
         ArgumentNullException.ThrowIfNull(onReceive);
         _nodeId = nodeId;
@@ -88,6 +113,9 @@ public sealed partial class TcpTransport : IAsyncDisposable
     /// <summary>The address actually bound (with the real port when listening on port 0).</summary>
     /// <exception cref="InvalidOperationException">Before <see cref="StartAsync"/>.</exception>
     public IPEndPoint LocalEndPoint => _localEndPoint ?? throw new InvalidOperationException("The transport has not been started.");
+
+    /// <summary>How this transport's connections are protected.</summary>
+    public TransportSecurity Security => _security;
 
     /// <summary>A snapshot of the counters.</summary>
     public TransportStats Stats => _counters.Snapshot();
@@ -112,7 +140,7 @@ public sealed partial class TcpTransport : IAsyncDisposable
             _localEndPoint = (IPEndPoint)listener.LocalEndpoint;
             _acceptLoop = Task.Run(() => AcceptLoopAsync(listener, _shutdown.Token));
         }
-        Log($"listening on {_localEndPoint}");
+        Log($"listening on {_localEndPoint} ({_security})");
         return Task.CompletedTask;
     }
 
@@ -134,7 +162,7 @@ public sealed partial class TcpTransport : IAsyncDisposable
                 existing.UpdateEndPoint(endPoint);
                 return;
             }
-            _peers[nodeId] = new PeerSender(nodeId, endPoint, _hello, _key, _counters, Log);
+            _peers[nodeId] = new PeerSender(nodeId, endPoint, _hello, _security, _counters, Log);
         }
     }
 

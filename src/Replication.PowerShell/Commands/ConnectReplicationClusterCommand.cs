@@ -30,6 +30,7 @@ public sealed class ConnectReplicationClusterCommand : ReplicationCmdlet
 {
     public const string SecretSet = "ClusterSecret";
     public const string CredentialSet = "Credential";
+    public const string CertificateSet = "Certificate";
 
     /// <summary>One or more node endpoints, host:port. The first that answers is used; the others (and every node the cluster reports) are kept for failover.</summary>
     [Parameter(Mandatory = true, Position = 0)]
@@ -45,6 +46,12 @@ public sealed class ConnectReplicationClusterCommand : ReplicationCmdlet
     [Credential]
     public PSCredential? Credential { get; set; }
 
+    /// <summary>A folder with the cluster CA (ca.crt) and a client certificate (client.crt, client.key; New-ReplicationCertificate -Client):
+    /// the connection is then TLS 1.3, mutual, to nodes started with -CertificatePath.</summary>
+    [Parameter(Mandatory = true, ParameterSetName = CertificateSet)]
+    [ValidateNotNullOrEmpty]
+    public string? CertificatePath { get; set; }
+
     /// <summary>The name this session knows the cluster by. Default: the cluster's own name.</summary>
     [Parameter]
     [ValidatePattern("^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")]
@@ -52,12 +59,12 @@ public sealed class ConnectReplicationClusterCommand : ReplicationCmdlet
 
     protected override void EndProcessing()
     {
-        var secret = SecretConverter.ToClusterSecret((ParameterSetName == CredentialSet ? Credential!.Password : ClusterSecret)!);
+        var security = SecurityOptions.Resolve(this, ParameterSetName == CredentialSet ? Credential!.Password : ClusterSecret, CertificatePath, Engine.Security.CertificateRole.Client);
         ClusterClient engine;
         try
         {
-            WriteVerbose($"Connecting to {string.Join(", ", Endpoint)}.");
-            engine = Await(ClusterClient.ConnectAsync(Endpoint, secret, Name, cancellationToken: StopToken));
+            WriteVerbose($"Connecting to {string.Join(", ", Endpoint)}{(security.IsTls ? " over TLS" : "")}.");
+            engine = Await(ClusterClient.ConnectAsync(Endpoint, security, Name, cancellationToken: StopToken));
         }
         catch (ReplicationException e)
         {

@@ -66,6 +66,12 @@ public sealed class NewReplicationClusterCommand : ReplicationCmdlet
     [Parameter(ParameterSetName = EmbeddedSet)]
     public System.Security.SecureString? ClusterSecret { get; set; }
 
+    /// <summary>A folder with the cluster CA (ca.crt) and a node certificate (node.crt, node.key; New-ReplicationCertificate):
+    /// the nodes then talk TLS 1.3 (mutual), and remote shells connect with a client certificate of the same CA.</summary>
+    [Parameter(ParameterSetName = EmbeddedSet)]
+    [ValidateNotNullOrEmpty]
+    public string? CertificatePath { get; set; }
+
     protected override void EndProcessing()
     {
         var path = ClusterFolder(Name, Path);
@@ -83,6 +89,7 @@ public sealed class NewReplicationClusterCommand : ReplicationCmdlet
             ShardCount = Bound(nameof(ShardCount)) ? ShardCount : null,
             ReplicationFactor = Bound(nameof(ReplicationFactor)) ? ReplicationFactor : null,
             ClusterSecret = ClusterSecret is null ? null : SecretConverter.ToClusterSecret(ClusterSecret),
+            CertificatePath = CertificatePath is null ? null : SessionState.Path.GetUnresolvedProviderPathFromPSPath(CertificatePath),
         };
         WriteVerbose($"Starting the nodes of cluster '{Name}' in {path}.");
         var cluster = StartAndRegister(Name, () => Await(EmbeddedCluster.StartAsync(options, StopToken)), _ => Name);

@@ -60,9 +60,16 @@ public sealed class StartReplicationNodeCommand : ClusterCmdlet
     [ValidateNotNullOrEmpty]
     public string? Join { get; set; }
 
-    /// <summary>The shared cluster secret (every node and client must know it; it is never sent, logged or stored).</summary>
-    [Parameter(Mandatory = true, ParameterSetName = ProcessSet)]
+    /// <summary>The shared cluster secret (every node and client must know it; it is never sent, logged or stored).
+    /// Authenticates but does not encrypt: for nodes that talk over loopback. Give it or -CertificatePath.</summary>
+    [Parameter(ParameterSetName = ProcessSet)]
     public SecureString? ClusterSecret { get; set; }
+
+    /// <summary>A folder with the cluster CA (ca.crt) and this node's certificate (node.crt, node.key; New-ReplicationCertificate -Node):
+    /// every connection is then TLS 1.3, mutual. Replacing the files there takes effect for new connections (rotation).</summary>
+    [Parameter(ParameterSetName = ProcessSet)]
+    [ValidateNotNullOrEmpty]
+    public string? CertificatePath { get; set; }
 
     /// <summary>Allow a -Listen address other than loopback, so other machines can reach this node.</summary>
     [Parameter(ParameterSetName = ProcessSet)]
@@ -115,13 +122,17 @@ public sealed class StartReplicationNodeCommand : ClusterCmdlet
     private void RunClusterNode()
     {
         string path = GetUnresolvedProviderPathFromPSPath(Path);
+        var security = SecurityOptions.Resolve(this, ClusterSecret, CertificatePath, Engine.Security.CertificateRole.Node);
+        if (AllowRemote && !security.IsTls)
+            WriteWarning("This node accepts connections from other machines (-AllowRemote) with the shared secret only: traffic is authenticated but NOT encrypted, " +
+                "so anyone on the network path can read keys and values. Use -CertificatePath (New-ReplicationCertificate) for TLS.");
         var events = new ConcurrentQueue<string>();
         var options = new NodeOptions
         {
             Path = path,
             Listen = Listen,
             Join = Join,
-            Secret = SecretConverter.ToClusterSecret(ClusterSecret!),
+            Security = security,
             AllowRemote = AllowRemote,
             Name = Name,
             ShardCount = ShardCount,

@@ -45,7 +45,7 @@ public sealed class ClusterNodeTests(ITestOutputHelper output) : IAsyncLifetime
         Path = Path.Combine(_root, name),
         Listen = $"127.0.0.1:{port}",
         Join = join,
-        Secret = secret ?? Secret,
+        Security = Replication.Engine.Security.TransportSecurity.SharedSecret(secret ?? Secret),
         Log = m => { try { output.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} {m}"); } catch (InvalidOperationException) { } },
     };
 

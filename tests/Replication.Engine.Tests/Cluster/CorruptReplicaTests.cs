@@ -46,7 +46,7 @@ public sealed class CorruptReplicaTests
         Assert.Equal("StorageCorrupt", again.ErrorId);
         var result = await f.Cluster.RestoreNodeAsync(3, null, noWait: false, null, ClusterFixture.Bound, None);
         Assert.True(result.Completed, result.Message);
-        Assert.Equal([1, 2, 3], f.Cluster.GetShards()[0].Voters.Order());
+        ClusterFixture.Eventually(() => f.Cluster.GetShards()[0].Voters.Order().SequenceEqual([1, 2, 3]), "status shows node 3 a voter again");
         ClusterFixture.Eventually(() =>
         {
             var nodes = f.Cluster.GetNodes();

@@ -44,7 +44,7 @@ public sealed class FolderLockTests
         var node1 = Path.Combine(f.Path, "node-1");
         await Assert.ThrowsAsync<DataPathInUseException>(() => ClusterNode.StartAsync(new NodeOptions
         {
-            Path = node1, Listen = $"127.0.0.1:{ClusterNodeTests.FreePort()}", Secret = ClusterSecret.FromString("x"),
+            Path = node1, Listen = $"127.0.0.1:{ClusterNodeTests.FreePort()}", Security = Replication.Engine.Security.TransportSecurity.SharedSecret(ClusterSecret.FromString("x")),
         }));
     }
 
