@@ -48,8 +48,11 @@ public sealed class GetReplicationShardCommand : ClusterCmdlet
         }
         if (ParameterSetName == KeySet)
         {
-            var map = new ShardMap(shards.Count);
-            foreach (var key in Key) WriteObject(shards[map.ShardFor(key)]);
+            foreach (var key in Key)
+            {
+                ulong hash = KeyHash.Of(key);
+                WriteObject(shards.First(s => s.HashStart <= hash && hash <= s.HashEnd));
+            }
             return;
         }
         if (Id is null || Id.Length == 0)
@@ -59,7 +62,7 @@ public sealed class GetReplicationShardCommand : ClusterCmdlet
         }
         foreach (int id in Id)
         {
-            if (id >= 0 && id < shards.Count) WriteObject(shards[id]);
+            if (shards.FirstOrDefault(s => s.Id == id) is { } shard) WriteObject(shard);
             else WriteEngineError(new ShardNotFoundException(id) { Target = id }, id);
         }
     }
