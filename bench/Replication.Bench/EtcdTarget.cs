@@ -78,9 +78,11 @@ internal sealed class EtcdTarget : IKvTarget
         return $"leader {NameOf(status.Leader)}, raft term {status.RaftTerm}";
     }
 
+    /// <summary>Closes the status channels. Idempotent.</summary>
     public ValueTask DisposeAsync()
     {
         foreach (var c in _adminChannels) c.Dispose();
+        _adminChannels.Clear();
         return ValueTask.CompletedTask;
     }
 

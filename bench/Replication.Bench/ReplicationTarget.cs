@@ -15,7 +15,7 @@ internal sealed class ReplicationTarget : IKvTarget
     private static readonly TimeSpan RequestTimeout = TimeSpan.FromSeconds(10);
     private readonly ClusterSecret _secret;
     private readonly int _expectedNodes;
-    private readonly EmbeddedCluster? _embedded;
+    private EmbeddedCluster? _embedded;
     private string[] _endpoints;
     private string[] _order = [];
     private bool _spread;
@@ -91,10 +91,11 @@ internal sealed class ReplicationTarget : IKvTarget
     private static string Describe(ClusterStatus status) =>
         $"shard leaders {string.Join(" ", status.Shards.OrderBy(s => s.Id).Select(s => $"s{s.Id}:n{s.Leader}@t{s.Term}"))}";
 
+    /// <summary>Closes the status connection, and stops and deletes the embedded cluster. Idempotent.</summary>
     public async ValueTask DisposeAsync()
     {
-        if (_admin is not null) await _admin.DisposeAsync().ConfigureAwait(false);
-        if (_embedded is not null) await _embedded.RemoveAsync(deleteData: true).ConfigureAwait(false);
+        if (Interlocked.Exchange(ref _admin, null) is { } admin) await admin.DisposeAsync().ConfigureAwait(false);
+        if (Interlocked.Exchange(ref _embedded, null) is { } embedded) await embedded.RemoveAsync(deleteData: true).ConfigureAwait(false);
     }
 
     private sealed class Client(ClusterClient client) : IKvClient

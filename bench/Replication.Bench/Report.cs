@@ -201,7 +201,7 @@ internal static class Report
             int ox = pi * panelWidth + left;
             int plotWidth = panelWidth - left - 20;
             double max = run.Rounds.SelectMany(r => r.Phases.Where(p => p.Kind == kind)).Select(value).DefaultIfEmpty(1).Max();
-            double scale = NiceCeiling(max * 1.05);
+            double scale = 4 * NiceStep(max * 1.05 / 4); // four gridlines at round values
             sb.AppendLine($"<text x=\"{ox}\" y=\"{top - 10}\" font-weight=\"bold\">{X(title)}</text>");
             for (int g = 0; g <= 4; g++)
             {
@@ -287,8 +287,8 @@ internal static class Report
         _ => v.ToString("0.0#", Invariant),
     };
 
-    /// <summary>1, 2 or 5 times a power of ten, at least <paramref name="v"/>: an axis maximum with round gridlines.</summary>
-    private static double NiceCeiling(double v)
+    /// <summary>The smallest of 1, 2, 2.5, 5 or 10 times a power of ten that is at least <paramref name="v"/>: a gridline step.</summary>
+    private static double NiceStep(double v)
     {
         if (v <= 0) return 1;
         double power = Math.Pow(10, Math.Floor(Math.Log10(v)));
