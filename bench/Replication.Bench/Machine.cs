@@ -20,6 +20,13 @@ internal static class Machine
         return $"{Environment.ProcessorCount}-core{vm}, {cpu}{memory}, {OsName()}, kernel {Environment.OSVersion.Version}, .NET {Environment.Version}, temp folder on {FileSystem(tempFolder)}";
     }
 
+    /// <summary>The 1, 5 and 15-minute load averages ("2.10 1.80 1.50"), or "" where /proc/loadavg is missing.</summary>
+    public static string LoadAverage()
+    {
+        try { return string.Join(' ', File.ReadAllText("/proc/loadavg").Split(' ').Take(3)); }
+        catch (IOException) { return ""; }
+    }
+
     private static string OsName()
     {
         try

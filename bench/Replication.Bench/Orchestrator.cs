@@ -59,7 +59,7 @@ internal sealed class Orchestrator
     {
         var total = Stopwatch.StartNew();
         Directory.CreateDirectory(_temp);
-        var run = new BenchRun { Machine = Machine.Describe(_temp), Started = DateTimeOffset.Now.ToString("yyyy-MM-dd HH:mm zzz"), Quick = _options.Quick };
+        var run = new BenchRun { Machine = Machine.Describe(_temp), Started = DateTimeOffset.Now.ToString("yyyy-MM-dd HH:mm zzz"), Quick = _options.Quick, LoadAverageStart = Machine.LoadAverage() };
         Console.WriteLine($"Replication bench{(_options.Quick ? " (quick)" : "")}: {run.Machine}");
         Console.WriteLine($"data and logs under {_temp}; results to {Path.GetFullPath(_options.OutDir)}");
 
@@ -93,6 +93,7 @@ internal sealed class Orchestrator
         if (_options.Embedded) run.Rounds.Add(await RoundAsync("embedded", 1, etcd));
 
         run.Disk["fsyncsPerSecondAtEnd"] = PhysicalLimits.FsyncsPerSecond(probeDir, 50_000, probe);
+        run.LoadAverageEnd = Machine.LoadAverage();
         Console.WriteLine($"disk at the end: {run.Disk["fsyncsPerSecondAtEnd"]:N0} fsyncs/s");
 
         Directory.CreateDirectory(_options.OutDir);

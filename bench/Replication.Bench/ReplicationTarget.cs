@@ -67,9 +67,11 @@ internal sealed class ReplicationTarget : IKvTarget
         var leader = status.Nodes.First(n => n.Id == led.Key);
         _endpoints = status.Nodes.OrderBy(n => n.Id).Select(n => n.Endpoint).ToArray();
         _order = _endpoints.OrderBy(e => e == leader.Endpoint ? 0 : 1).ToArray();
+        // Keys hash uniformly over the shards, so the share of shards the dialled node does not lead is the share
+        // of requests that take a forwarding hop to another node.
         string where = spread
             ? $"clients spread over the {_endpoints.Length} nodes round-robin"
-            : $"every client on node {leader.Id} ({leader.Endpoint})";
+            : $"every client on node {leader.Id} ({leader.Endpoint}), which leads {led.Count()} of {status.ShardCount} shards (the rest are forwarded)";
         return $"{where}; {Describe(status)}";
     }
 

@@ -27,13 +27,15 @@ internal static class Report
         int[] clients = rep.FirstOrDefault()?.Phases.Where(p => p.Kind == "write").Select(p => p.Clients).ToArray() ?? options.Clients;
         double fsyncs = run.Disk.GetValueOrDefault("fsyncsPerSecondAtStart");
 
-        sb.AppendLine($"Machine: {run.Machine}. Run {run.Started}{(run.Quick ? " (--quick: short phases, one round; a smoke run, not a measurement)" : "")}.");
+        sb.AppendLine($"Machine: {run.Machine}. Run {run.Started}{(run.Quick ? " (--quick: short phases, one round; a smoke run, not a measurement)" : "")}; " +
+            $"load average (1/5/15 min) {run.LoadAverageStart} at the start, {run.LoadAverageEnd} at the end.");
         sb.AppendLine($"Disk, same run, same temp folder: {N(fsyncs)} fsyncs/s at the start and {N(run.Disk.GetValueOrDefault("fsyncsPerSecondAtEnd"))}/s at the end (4 KiB write + fsync); " +
             $"raw SQLite (WAL, synchronous=FULL) {N(run.Disk.GetValueOrDefault("sqliteOneRowCommitsPerSecond"))} one-row commits/s, {N(run.Disk.GetValueOrDefault("sqlite1000RowBatchRowsPerSecond"))} rows/s in 1000-row batches.");
         sb.AppendLine(hasEtcd
             ? $"etcd: {run.EtcdVersion}, 3 members on loopback, default fsync and quota, --max-txn-ops 500; driven over gRPC (dotnet-etcd) by the same load process."
             : $"etcd: NOT AVAILABLE ({run.EtcdNote}): the disk's limits above are the reference, so ratios are to the fsync rate.");
-        sb.AppendLine("\"other work\" is the share of the machine (all cores) that processes other than the servers and the load process used during the phase: the noise.");
+        sb.AppendLine("\"other work\" is the share of the machine (all cores) that processes other than the servers and the load process used during the phase: " +
+            "the noise (it also grows when the system under test leaves cores idle that other work then takes).");
         sb.AppendLine($"Load: a separate load process; each client is one connection doing one request at a time. Writes: random {16}-byte key, 256-byte value, " +
             "acknowledged once durable on a majority. Reads: linearizable gets of keys written in the round. Each phase " +
             $"{options.PhaseSeconds.ToString(Invariant)} s (or 200,000 requests). Systems alternate: " +

@@ -97,6 +97,9 @@ internal sealed record BenchRun
     public required string Started { get; init; }
     public bool Quick { get; init; }
     public Dictionary<string, double> Disk { get; init; } = new();
+    /// <summary>/proc/loadavg's three averages at the start and at the end of the run (how busy the machine was).</summary>
+    public string LoadAverageStart { get; init; } = "";
+    public string LoadAverageEnd { get; set; } = "";
     public string EtcdVersion { get; set; } = "";
     public string EtcdNote { get; set; } = "";
     public double PwshStartToListeningMs { get; set; }
