@@ -5,11 +5,12 @@ using Replication.Engine.Security;
 using Replication.Engine.Transport;
 
 /// <summary>
-/// `Replication.Bench node --path DIR --listen 127.0.0.1:PORT [--join 127.0.0.1:PORT]`: one ClusterNode in
+/// `Replication.Bench node --path DIR --listen 127.0.0.1:PORT [--join 127.0.0.1:PORT] [--election-ticks N]`: one ClusterNode in
 /// this process, as Start-ReplicationNode -Wait runs it (the same ClusterNode.StartAsync, the shared-secret
 /// mode, default shard count and replication factor), without pwsh's start-up. The secret comes from
 /// REPLICATION_CLUSTER_SECRET. Prints "READY &lt;node id&gt;" once the node listens (and, for a joiner, has
-/// joined), then runs until SIGTERM/SIGINT or until its stdin closes (the bench went away).
+/// joined), then runs until SIGTERM/SIGINT or until its stdin closes (the bench went away). --election-ticks
+/// overrides NodeOptions.ElectionTicks (a diagnostic: does a longer election timeout change the figures?).
 /// Exit codes: 0 after a clean stop, 2 for a start-up error, 64 for bad arguments.
 /// </summary>
 internal static class NodeRole
@@ -29,16 +30,16 @@ internal static class NodeRole
             return 64;
         }
         var output = TextWriter.Synchronized(Console.Out);
+        var defaults = new NodeOptions { Path = path, Listen = listen, Security = TransportSecurity.SharedSecret(ClusterSecret.FromString(secret)) };
+        int electionTicks = Arg("--election-ticks") is { } ticks ? int.Parse(ticks) : defaults.ElectionTicks;
         ClusterNode node;
         try
         {
-            node = await ClusterNode.StartAsync(new NodeOptions
+            node = await ClusterNode.StartAsync(defaults with
             {
-                Path = path,
-                Listen = listen,
                 Join = Arg("--join"),
                 Name = "bench",
-                Security = TransportSecurity.SharedSecret(ClusterSecret.FromString(secret)),
+                ElectionTicks = electionTicks,
                 Log = m => output.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} {m}"),
             });
         }

@@ -122,7 +122,7 @@ internal sealed class Orchestrator
         {
             servers = system switch
             {
-                "replication" => await Servers.StartReplicationAsync(Path.Combine(folder, "data"), _secret, echo),
+                "replication" => await Servers.StartReplicationAsync(Path.Combine(folder, "data"), _secret, _options.ElectionTicks, echo),
                 "etcd" => await Servers.StartEtcdAsync(etcd!, Path.Combine(folder, "data"), importBatch, echo),
                 _ => null,
             };

@@ -25,7 +25,7 @@ internal sealed class Servers : IDisposable
     public double StartToReadyMs { get; private set; }
 
     /// <summary>Node 1 founds the cluster; nodes 2 and 3 join through it, one after the other (each join changes the replicated membership).</summary>
-    public static async Task<Servers> StartReplicationAsync(string folder, string secret, Action<string>? echo)
+    public static async Task<Servers> StartReplicationAsync(string folder, string secret, int? electionTicks, Action<string>? echo)
     {
         var servers = new Servers(folder);
         try
@@ -39,6 +39,7 @@ internal sealed class Servers : IDisposable
             {
                 var args = prefix.Concat(["node", "--path", Path.Combine(folder, $"node{i + 1}"), "--listen", servers.Endpoints[i]]).ToList();
                 if (i > 0) args.AddRange(["--join", servers.Endpoints[0]]);
+                if (electionTicks is int ticks) args.AddRange(["--election-ticks", ticks.ToString()]);
                 var child = await ChildProcess.StartAsync(servers.Names[i], file, args,
                     new Dictionary<string, string> { ["REPLICATION_CLUSTER_SECRET"] = secret }, echo);
                 servers._processes.Add(child);
