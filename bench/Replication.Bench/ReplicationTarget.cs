@@ -89,9 +89,12 @@ internal sealed class ReplicationTarget : IKvTarget
         return Describe(status);
     }
 
-    /// <summary>Leader and term of every shard ("s0:n1@t2"): a term that grew during a round means elections happened under load.</summary>
+    /// <summary>
+    /// Leader and term of every shard ("s0:n1@t2", "s1:none@t5" while it has no leader): a term that grew during a
+    /// round means elections happened under load.
+    /// </summary>
     private static string Describe(ClusterStatus status) =>
-        $"shard leaders {string.Join(" ", status.Shards.OrderBy(s => s.Id).Select(s => $"s{s.Id}:n{s.Leader}@t{s.Term}"))}";
+        $"shard leaders {string.Join(" ", status.Shards.OrderBy(s => s.Id).Select(s => $"s{s.Id}:{(s.Leader == 0 ? "none" : $"n{s.Leader}")}@t{s.Term}"))}";
 
     /// <summary>Closes the status connection, and stops and deletes the embedded cluster. Idempotent.</summary>
     public async ValueTask DisposeAsync()
