@@ -71,7 +71,8 @@ internal sealed class ReplicationTarget : IKvTarget
         // of requests that take a forwarding hop to another node.
         string where = spread
             ? $"clients spread over the {_endpoints.Length} nodes round-robin"
-            : $"every client on node {leader.Id} ({leader.Endpoint}), which leads {led.Count()} of {status.ShardCount} shards (the rest are forwarded)";
+            : $"every client on node {leader.Id} ({leader.Endpoint}), which leads {led.Count()} of {status.ShardCount} shards"
+              + (led.Count() < status.ShardCount ? " (requests for the others are forwarded)" : "");
         return $"{where}; {Describe(status)}";
     }
 
