@@ -27,12 +27,15 @@ internal sealed record BenchOptions
     public string? Module { get; init; }
     public string? Pwsh { get; init; }
     public bool Verbose { get; init; }
+    /// <summary>A saved results.json to render again (tables, chart) instead of measuring.</summary>
+    public string? Report { get; init; }
     /// <summary>Diagnostic: the node processes' election timeout in ticks (NodeOptions.ElectionTicks); null = the engine's default.</summary>
     public int? ElectionTicks { get; init; }
 
     public const string Usage =
         "usage: Replication.Bench [--quick] [--rounds N] [--clients 1,16,64] [--phase-seconds S] [--spread] [--no-etcd] [--no-install]\n" +
-        "                         [--no-embedded] [--out DIR] [--module Replication.psd1 --pwsh pwsh.dll] [--verbose] [--election-ticks N]";
+        "                         [--no-embedded] [--out DIR] [--module Replication.psd1 --pwsh pwsh.dll] [--verbose] [--election-ticks N]\n" +
+        "       Replication.Bench --report out/bench/results.json [--out DIR]   (render a saved run again)";
 
     public static BenchOptions Parse(string[] args)
     {
@@ -44,11 +47,11 @@ internal sealed record BenchOptions
         }
         bool Flag(string name) => args.Contains(name);
 
-        var known = new HashSet<string> { "--quick", "--rounds", "--clients", "--phase-seconds", "--spread", "--no-etcd", "--no-install", "--no-embedded", "--out", "--module", "--pwsh", "--verbose", "--election-ticks" };
+        var known = new HashSet<string> { "--quick", "--rounds", "--clients", "--phase-seconds", "--spread", "--no-etcd", "--no-install", "--no-embedded", "--out", "--module", "--pwsh", "--verbose", "--election-ticks", "--report" };
         for (int i = 0; i < args.Length; i++)
         {
             if (!known.Contains(args[i])) throw new ArgumentException($"unknown argument '{args[i]}'.\n{Usage}");
-            if (args[i] is "--rounds" or "--clients" or "--phase-seconds" or "--out" or "--module" or "--pwsh" or "--election-ticks") i++;
+            if (args[i] is "--rounds" or "--clients" or "--phase-seconds" or "--out" or "--module" or "--pwsh" or "--election-ticks" or "--report") i++;
         }
 
         var o = Flag("--quick")
@@ -68,6 +71,7 @@ internal sealed record BenchOptions
             Module = Value("--module"),
             Pwsh = Value("--pwsh"),
             Verbose = Flag("--verbose"),
+            Report = Value("--report"),
             ElectionTicks = Value("--election-ticks") is { } t ? Math.Clamp(int.Parse(t), 2, 10_000) : null,
         };
     }

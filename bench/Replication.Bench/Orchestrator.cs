@@ -27,6 +27,12 @@ internal sealed class Orchestrator
             Console.Error.WriteLine(e.Message);
             return 64;
         }
+        if (options.Report is { } saved)
+        {
+            // Re-renders a saved run (its results.json) without measuring anything.
+            WriteReport(JsonSerializer.Deserialize<BenchRun>(File.ReadAllText(saved), Json.Options)!, options.OutDir);
+            return 0;
+        }
         var orchestrator = new Orchestrator(options);
         // A signal ends the process without running finally blocks: clean up in the handler too.
         using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, _ => orchestrator.CleanUp());
@@ -59,7 +65,8 @@ internal sealed class Orchestrator
     {
         var total = Stopwatch.StartNew();
         Directory.CreateDirectory(_temp);
-        var run = new BenchRun { Machine = Machine.Describe(_temp), Started = DateTimeOffset.Now.ToString("yyyy-MM-dd HH:mm zzz"), Quick = _options.Quick, LoadAverageStart = Machine.LoadAverage() };
+        var run = new BenchRun { Machine = Machine.Describe(_temp), Started = DateTimeOffset.Now.ToString("yyyy-MM-dd HH:mm zzz"), Quick = _options.Quick, LoadAverageStart = Machine.LoadAverage(),
+            ClientCounts = _options.Clients, PhaseSeconds = _options.PhaseSeconds, ElectionTicks = _options.ElectionTicks };
         Console.WriteLine($"Replication bench{(_options.Quick ? " (quick)" : "")}: {run.Machine}");
         Console.WriteLine($"data and logs under {_temp}; results to {Path.GetFullPath(_options.OutDir)}");
 
@@ -96,16 +103,23 @@ internal sealed class Orchestrator
         run.LoadAverageEnd = Machine.LoadAverage();
         Console.WriteLine($"disk at the end: {run.Disk["fsyncsPerSecondAtEnd"]:N0} fsyncs/s");
 
-        Directory.CreateDirectory(_options.OutDir);
-        string text = Report.Text(run, _options);
-        File.WriteAllText(Path.Combine(_options.OutDir, "bench.txt"), text);
-        File.WriteAllText(Path.Combine(_options.OutDir, "results.json"), JsonSerializer.Serialize(run, Json.Options));
-        File.WriteAllText(Path.Combine(_options.OutDir, "bench.svg"), Report.Svg(run));
-        File.WriteAllText(Path.Combine(_options.OutDir, "bench.html"), Report.Html(run, text));
+        WriteReport(run, _options.OutDir);
+        Console.WriteLine($"(run took {total.Elapsed.TotalSeconds:0} s)");
+        return 0;
+    }
+
+    /// <summary>Prints the report and writes bench.txt, bench.html, bench.svg and results.json to <paramref name="outDir"/>.</summary>
+    private static void WriteReport(BenchRun run, string outDir)
+    {
+        Directory.CreateDirectory(outDir);
+        string text = Report.Text(run);
+        File.WriteAllText(Path.Combine(outDir, "bench.txt"), text);
+        File.WriteAllText(Path.Combine(outDir, "results.json"), JsonSerializer.Serialize(run, Json.Options));
+        File.WriteAllText(Path.Combine(outDir, "bench.svg"), Report.Svg(run));
+        File.WriteAllText(Path.Combine(outDir, "bench.html"), Report.Html(run, text));
         Console.WriteLine();
         Console.WriteLine(text);
-        Console.WriteLine($"wrote {Path.Combine(_options.OutDir, "bench.txt")}, bench.html, bench.svg and results.json (run took {total.Elapsed.TotalSeconds:0} s)");
-        return 0;
+        Console.WriteLine($"wrote {Path.Combine(outDir, "bench.txt")}, bench.html, bench.svg and results.json");
     }
 
     /// <summary>One round of one system: fresh servers (none for "embedded"), one load process, everything killed after.</summary>

@@ -17,40 +17,41 @@ internal static class Report
         ("embedded", "Replication embedded (3 nodes in the load process)", "#5aa05a"),
     ];
 
-    public static string Text(BenchRun run, BenchOptions options)
+    public static string Text(BenchRun run)
     {
         var sb = new StringBuilder();
         var rep = Of(run, "replication");
         var etcd = Of(run, "etcd");
         var embedded = Of(run, "embedded");
         bool hasEtcd = etcd.Count > 0;
-        int[] clients = rep.FirstOrDefault()?.Phases.Where(p => p.Kind == "write").Select(p => p.Clients).ToArray() ?? options.Clients;
+        int[] clients = run.ClientCounts.Length > 0 ? run.ClientCounts
+            : run.Rounds.FirstOrDefault()?.Phases.Where(p => p.Kind == "write").Select(p => p.Clients).ToArray() ?? [];
         double fsyncs = run.Disk.GetValueOrDefault("fsyncsPerSecondAtStart");
 
-        sb.AppendLine($"Machine: {run.Machine}. Run {run.Started}{(run.Quick ? " (--quick: short phases, one round; a smoke run, not a measurement)" : "")}; " +
+        sb.AppendLine($"- Machine: {run.Machine}. Run {run.Started}{(run.Quick ? " (--quick: short phases, one round; a smoke run, not a measurement)" : "")}; " +
             $"load average (1/5/15 min) {run.LoadAverageStart} at the start, {run.LoadAverageEnd} at the end.");
-        sb.AppendLine($"Disk, same run, same temp folder: {N(fsyncs)} fsyncs/s at the start and {N(run.Disk.GetValueOrDefault("fsyncsPerSecondAtEnd"))}/s at the end (4 KiB write + fsync); " +
+        sb.AppendLine($"- Disk, same run, same temp folder: {N(fsyncs)} fsyncs/s at the start and {N(run.Disk.GetValueOrDefault("fsyncsPerSecondAtEnd"))}/s at the end (4 KiB write + fsync); " +
             $"raw SQLite (WAL, synchronous=FULL) {N(run.Disk.GetValueOrDefault("sqliteOneRowCommitsPerSecond"))} one-row commits/s, {N(run.Disk.GetValueOrDefault("sqlite1000RowBatchRowsPerSecond"))} rows/s in 1000-row batches.");
         sb.AppendLine(hasEtcd
-            ? $"etcd: {run.EtcdVersion}, 3 members on loopback, default fsync and quota, --max-txn-ops 500; driven over gRPC (dotnet-etcd) by the same load process."
-            : $"etcd: NOT AVAILABLE ({run.EtcdNote}): the disk's limits above are the reference, so ratios are to the fsync rate.");
-        sb.AppendLine("\"other work\" is the share of the machine (all cores) that processes other than the servers and the load process used during the phase: " +
+            ? $"- etcd: {run.EtcdVersion}, 3 members on loopback, default fsync and quota, --max-txn-ops 500; driven over gRPC (dotnet-etcd) by the same load process."
+            : $"- etcd: NOT AVAILABLE ({run.EtcdNote}): the disk's limits above are the reference, so ratios are to the fsync rate.");
+        sb.AppendLine("- \"other work\" is the share of the machine (all cores) that processes other than the servers and the load process used during the phase: " +
             "the noise (it also grows when the system under test leaves cores idle that other work then takes).");
-        sb.AppendLine($"Load: a separate load process; each client is one connection doing one request at a time. Writes: random {16}-byte key, 256-byte value, " +
+        sb.AppendLine($"- Load: a separate load process; each client is one connection doing one request at a time. Writes: random {16}-byte key, 256-byte value, " +
             "acknowledged once durable on a majority. Reads: linearizable gets of keys written in the round. Each phase " +
-            $"{options.PhaseSeconds.ToString(Invariant)} s (or 200,000 requests). Systems alternate: " +
+            $"{run.PhaseSeconds.ToString(Invariant)} s (or 200,000 requests). Systems alternate: " +
             string.Join(", ", run.Rounds.Where(r => r.System != "embedded").Select(r => $"{Name(r.System)} {r.Round}")) + ".");
-        if (options.ElectionTicks is int ticks) sb.AppendLine($"DIAGNOSTIC RUN: the node processes ran with --election-ticks {ticks} instead of the engine's default.");
-        if (rep.FirstOrDefault() is { } first) sb.AppendLine($"Placement (Replication): {first.Placement}.");
-        if (etcd.FirstOrDefault() is { } firstEtcd) sb.AppendLine($"Placement (etcd): {firstEtcd.Placement}.");
+        if (run.ElectionTicks is int ticks) sb.AppendLine($"- DIAGNOSTIC RUN: the node processes ran with --election-ticks {ticks} instead of the engine's default.");
+        if (rep.FirstOrDefault() is { } first) sb.AppendLine($"- Placement (Replication): {first.Placement}.");
+        if (etcd.FirstOrDefault() is { } firstEtcd) sb.AppendLine($"- Placement (etcd): {firstEtcd.Placement}.");
         sb.AppendLine();
 
         foreach (var (kind, title) in new[] { ("write", "Durable majority writes"), ("read", "Linearizable reads") })
         {
-            sb.AppendLine($"{title}: requests/s and latency p50 / p99 / p99.9 in ms");
+            sb.AppendLine($"**{title}**: requests/s and latency p50 / p99 / p99.9 in ms");
             sb.AppendLine();
             sb.AppendLine(hasEtcd
-                ? "| clients | round | Replication /s | Replication ms | etcd /s | etcd ms | ratio | other work R / etcd |"
+                ? "| clients | round | Replication /s | Replication ms | etcd /s | etcd ms | R / etcd | other work R / etcd |"
                 : "| clients | round | Replication /s | Replication ms | x fsync rate | other work |");
             sb.AppendLine(hasEtcd ? "|---:|---|---:|---|---:|---|---:|---|" : "|---:|---|---:|---|---:|---|");
             foreach (int c in clients)
@@ -68,9 +69,9 @@ internal static class Report
             sb.AppendLine();
         }
 
-        sb.AppendLine("Pipeline import (`Import-Csv | Set-ReplicationKey` equivalent): one client, 500 keys per request (etcd: one 500-put transaction); keys/s and latency per batch");
+        sb.AppendLine("**Pipeline import** (`Import-Csv | Set-ReplicationKey` equivalent): one client, 500 keys per request (etcd: one 500-put transaction); keys/s and latency per batch");
         sb.AppendLine();
-        sb.AppendLine(hasEtcd ? "| round | Replication keys/s | Replication ms | etcd keys/s | etcd ms | ratio | other work R / etcd |" : "| round | Replication keys/s | Replication ms | other work |");
+        sb.AppendLine(hasEtcd ? "| round | Replication keys/s | Replication ms | etcd keys/s | etcd ms | R / etcd | other work R / etcd |" : "| round | Replication keys/s | Replication ms | other work |");
         sb.AppendLine(hasEtcd ? "|---|---:|---|---:|---|---:|---|" : "|---|---:|---|---|");
         for (int r = 0; r < Math.Max(rep.Count, etcd.Count); r++)
             sb.AppendLine(ImportRow((r + 1).ToString(), rep.ElementAtOrDefault(r)?.Phase("import", 1), etcd.ElementAtOrDefault(r)?.Phase("import", 1), hasEtcd));
@@ -78,7 +79,7 @@ internal static class Report
             sb.AppendLine(ImportRow("**median**", Median(rep.Select(x => x.Phase("import", 1))), Median(etcd.Select(x => x.Phase("import", 1))), hasEtcd));
         sb.AppendLine();
 
-        sb.AppendLine("CPU per server process over each phase (median of the rounds): seconds of CPU per process (kernel share), and CPU ms per 1,000 requests (keys, for the import) summed over the three processes; the load process's own CPU in the last column");
+        sb.AppendLine("**CPU per server process** over each phase (median of the rounds): seconds of CPU per process (kernel share), and CPU ms per 1,000 requests (keys, for the import) summed over the three processes; the load process's own CPU in the last column");
         sb.AppendLine();
         sb.AppendLine(hasEtcd
             ? "| phase | Replication CPU s | Replication ms/1k | etcd CPU s | etcd ms/1k | load process CPU s R / etcd |"
@@ -98,7 +99,7 @@ internal static class Report
         }
         sb.AppendLine();
 
-        sb.AppendLine("Start-up, connections, idle and cold start (every round)");
+        sb.AppendLine("**Start-up, connections, idle and cold start** (every round)");
         sb.AppendLine();
         sb.AppendLine(hasEtcd ? "| measure | Replication | etcd |" : "| measure | Replication |");
         sb.AppendLine(hasEtcd ? "|---|---|---|" : "|---|---|");
@@ -126,7 +127,7 @@ internal static class Report
         if (embedded.FirstOrDefault() is { } e)
         {
             sb.AppendLine();
-            sb.AppendLine("For comparison, the embedded cluster (3 nodes inside the load process, same clients over loopback TCP; one process, so its CPU includes the clients'):");
+            sb.AppendLine("**For comparison, the embedded cluster** (3 nodes inside the load process, same clients over loopback TCP; one process, so its CPU includes the clients'):");
             sb.AppendLine();
             sb.AppendLine(hasEtcd ? "| clients | writes/s | write ms | vs etcd | reads/s | read ms | vs etcd |" : "| clients | writes/s | write ms | reads/s | read ms |");
             sb.AppendLine(hasEtcd ? "|---:|---:|---|---:|---:|---|---:|" : "|---:|---:|---|---:|---|");

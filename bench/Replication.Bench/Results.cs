@@ -96,6 +96,10 @@ internal sealed record BenchRun
     public required string Machine { get; init; }
     public required string Started { get; init; }
     public bool Quick { get; init; }
+    public int[] ClientCounts { get; init; } = [];
+    public double PhaseSeconds { get; init; }
+    /// <summary>Set when the node processes ran with a diagnostic election timeout (--election-ticks).</summary>
+    public int? ElectionTicks { get; init; }
     public Dictionary<string, double> Disk { get; init; } = new();
     /// <summary>/proc/loadavg's three averages at the start and at the end of the run (how busy the machine was).</summary>
     public string LoadAverageStart { get; init; } = "";
