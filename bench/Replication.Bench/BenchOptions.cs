@@ -1,0 +1,78 @@
+/// <summary>
+/// The orchestrator's command line (./build.ps1 Bench passes these). Every duration has a bound so the whole
+/// run is bounded: the default run takes about 5 minutes on the 2-core VM; --quick (one round, 1-second
+/// phases, no embedded round, no pwsh start-up timing) about 1 minute.
+/// </summary>
+internal sealed record BenchOptions
+{
+    public bool Quick { get; init; }
+    /// <summary>Rounds per system; systems alternate within each round (Replication, etcd, Replication, etcd, ...).</summary>
+    public int Rounds { get; init; } = 2;
+    public int[] Clients { get; init; } = [1, 16, 64];
+    public double PhaseSeconds { get; init; } = 5;
+    public int ColdSeconds { get; init; } = 3;
+    public double WarmupSeconds { get; init; } = 3;
+    public double IdleSeconds { get; init; } = 3;
+    public double ImportSeconds { get; init; } = 5;
+    public double DiskProbeSeconds { get; init; } = 3;
+    public bool Spread { get; init; }
+    public bool Etcd { get; init; } = true;
+    /// <summary>Install Debian's etcd-server with apt-get when no etcd binary is found (needs root and the mirror).</summary>
+    public bool InstallEtcd { get; init; } = true;
+    public bool Embedded { get; init; } = true;
+    /// <summary>Time Start-ReplicationNode in a fresh pwsh (needs <see cref="Module"/> and <see cref="Pwsh"/>).</summary>
+    public bool PwshStart { get; init; } = true;
+    public string OutDir { get; init; } = Path.Combine("out", "bench");
+    /// <summary>Replication.psd1 and pwsh.dll, to time Start-ReplicationNode in a fresh pwsh (skipped when either is missing).</summary>
+    public string? Module { get; init; }
+    public string? Pwsh { get; init; }
+    public bool Verbose { get; init; }
+    /// <summary>A saved results.json to render again (tables, chart) instead of measuring.</summary>
+    public string? Report { get; init; }
+    /// <summary>Diagnostic: the node processes' election timeout in ticks (NodeOptions.ElectionTicks); null = the engine's default.</summary>
+    public int? ElectionTicks { get; init; }
+
+    public const string Usage =
+        "usage: Replication.Bench [--quick] [--rounds N] [--clients 1,16,64] [--phase-seconds S] [--spread] [--no-etcd] [--no-install]\n" +
+        "                         [--no-embedded] [--out DIR] [--module Replication.psd1 --pwsh pwsh.dll] [--verbose] [--election-ticks N]\n" +
+        "       Replication.Bench --report out/bench/results.json [--out DIR]   (render a saved run again)";
+
+    public static BenchOptions Parse(string[] args)
+    {
+        string? Value(string name)
+        {
+            int i = Array.IndexOf(args, name);
+            if (i < 0) return null;
+            return i + 1 < args.Length ? args[i + 1] : throw new ArgumentException($"{name} needs a value.\n{Usage}");
+        }
+        bool Flag(string name) => args.Contains(name);
+
+        var known = new HashSet<string> { "--quick", "--rounds", "--clients", "--phase-seconds", "--spread", "--no-etcd", "--no-install", "--no-embedded", "--out", "--module", "--pwsh", "--verbose", "--election-ticks", "--report" };
+        for (int i = 0; i < args.Length; i++)
+        {
+            if (!known.Contains(args[i])) throw new ArgumentException($"unknown argument '{args[i]}'.\n{Usage}");
+            if (args[i] is "--rounds" or "--clients" or "--phase-seconds" or "--out" or "--module" or "--pwsh" or "--election-ticks" or "--report") i++;
+        }
+
+        var o = Flag("--quick")
+            ? new BenchOptions { Quick = true, Rounds = 1, PhaseSeconds = 1, ColdSeconds = 1, WarmupSeconds = 1, IdleSeconds = 1, ImportSeconds = 1.5, DiskProbeSeconds = 1, Embedded = false, PwshStart = false }
+            : new BenchOptions();
+        if (Value("--rounds") is { } r) o = o with { Rounds = Math.Clamp(int.Parse(r), 1, 10) };
+        if (Value("--phase-seconds") is { } p) o = o with { PhaseSeconds = Math.Clamp(double.Parse(p, System.Globalization.CultureInfo.InvariantCulture), 0.5, 60) };
+        if (Value("--clients") is { } c)
+            o = o with { Clients = c.Split(',').Select(x => Math.Clamp(int.Parse(x), 1, 256)).Distinct().Order().ToArray() };
+        return o with
+        {
+            Spread = Flag("--spread"),
+            Etcd = !Flag("--no-etcd"),
+            InstallEtcd = !Flag("--no-install"),
+            Embedded = o.Embedded && !Flag("--no-embedded"),
+            OutDir = Value("--out") ?? o.OutDir,
+            Module = Value("--module"),
+            Pwsh = Value("--pwsh"),
+            Verbose = Flag("--verbose"),
+            Report = Value("--report"),
+            ElectionTicks = Value("--election-ticks") is { } t ? Math.Clamp(int.Parse(t), 2, 10_000) : null,
+        };
+    }
+}
