@@ -71,15 +71,15 @@ Describe 'Module surface' -Tag Unit {
     }
 
     It 'has a default table view for each output type' {
-        foreach ($type in 'Replication.PowerShell.ReplicationCluster', 'Replication.Engine.Cluster.ReplicationNode',
-                'Replication.Engine.Cluster.ReplicationShard', 'Replication.Engine.Cluster.ReplicationKey',
-                'Replication.Engine.Cluster.ReplicationBackup', 'Replication.Engine.Cluster.BackupShard',
-                'Replication.Engine.Cluster.ReplicationConsistency', 'Replication.Engine.Cluster.DivergentRange') {
+        foreach ($type in 'Replication.ReplicationCluster', 'Replication.ReplicationNode',
+                'Replication.ReplicationShard', 'Replication.ReplicationKey',
+                'Replication.ReplicationBackup', 'Replication.BackupShard',
+                'Replication.ReplicationConsistency', 'Replication.DivergentRange') {
             Get-FormatData -TypeName $type | Should -Not -BeNullOrEmpty -Because $type
         }
-        $nodeColumns = (Get-FormatData -TypeName 'Replication.Engine.Cluster.ReplicationNode').FormatViewDefinition[0].Control.Headers.Label
+        $nodeColumns = (Get-FormatData -TypeName 'Replication.ReplicationNode').FormatViewDefinition[0].Control.Headers.Label
         $nodeColumns | Should -Be @('Id', 'Endpoint', 'State', 'ShardsLed', 'ShardsHosted', 'Term', 'CommitIndex', 'AppliedIndex', 'LagEntries')
-        $keyColumns = (Get-FormatData -TypeName 'Replication.Engine.Cluster.ReplicationKey').FormatViewDefinition[0].Control.Headers.Label
+        $keyColumns = (Get-FormatData -TypeName 'Replication.ReplicationKey').FormatViewDefinition[0].Control.Headers.Label
         $keyColumns | Should -Be @('Key', 'Value', 'Version', 'Shard', 'Index')
     }
 }

@@ -20,7 +20,7 @@ internal sealed record JoinRequest(long CorrelationId, string Endpoint, Guid Tok
 }
 
 /// <summary>Up to <paramref name="Limit"/> keys of one shard starting with <paramref name="Prefix"/>, after <paramref name="After"/> (null: from the start).</summary>
-internal sealed record ShardScanRequest(long CorrelationId, int Shard, string Prefix, string? After, int Limit, Cluster.ReadConsistency Consistency, TimeSpan Timeout)
+internal sealed record ShardScanRequest(long CorrelationId, int Shard, string Prefix, string? After, int Limit, ReadConsistency Consistency, TimeSpan Timeout)
     : ClientRequest(CorrelationId)
 {
     public override ClientRequestType Type => ClientRequestType.ShardScan;

@@ -1,4 +1,4 @@
-namespace Replication.Engine.Cluster;
+namespace Replication;
 
 /// <summary>How a backup was taken. Persisted (by name) in backup.json: append-only.</summary>
 public enum BackupKind

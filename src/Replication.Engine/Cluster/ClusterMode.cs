@@ -1,4 +1,4 @@
-namespace Replication.Engine.Cluster;
+namespace Replication;
 
 /// <summary>Where a cluster's nodes run, as seen from this process.</summary>
 public enum ClusterMode

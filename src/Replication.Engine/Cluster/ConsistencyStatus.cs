@@ -1,4 +1,4 @@
-namespace Replication.Engine.Cluster;
+namespace Replication;
 
 /// <summary>Verdict of a replica comparison.</summary>
 public enum ConsistencyStatus

@@ -1,4 +1,4 @@
-namespace Replication.Engine.Cluster;
+namespace Replication;
 
 /// <summary>Run state of a node as seen by the cluster host.</summary>
 public enum NodeState

@@ -1,4 +1,4 @@
-namespace Replication.Engine.Cluster;
+namespace Replication;
 
 /// <summary>A key as stored. <see cref="Version"/> starts at 1 and grows by one per put;
 /// <see cref="Index"/> is the Raft log index of the write that produced this version.</summary>
