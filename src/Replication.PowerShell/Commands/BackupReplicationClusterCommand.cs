@@ -30,9 +30,10 @@ public sealed class BackupReplicationClusterCommand : ClusterCmdlet
     [ValidateNotNullOrEmpty]
     public string Path { get; set; } = string.Empty;
 
-    /// <summary>How long each shard may wait for a leader to confirm a read. Default 30 s; then QuorumUnavailable.</summary>
+    /// <summary>Seconds each shard may wait for a leader to confirm a read (a TimeSpan works too). Default 30; then QuorumUnavailable.</summary>
     [Parameter(ParameterSetName = DefaultSet)]
-    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(30);
+    [TimeoutSeconds]
+    public double Timeout { get; set; } = 30;
 
     protected override void EndProcessing()
     {
@@ -43,7 +44,7 @@ public sealed class BackupReplicationClusterCommand : ClusterCmdlet
         try
         {
             var pump = new ProgressPump(activityId: 1);
-            var task = cluster.Engine.BackupAsync(path, pump, Timeout, StopToken);
+            var task = cluster.Engine.BackupAsync(path, pump, TimeoutSpan, StopToken);
             pump.WaitPumping(task, this);
             WriteObject(Await(task));
         }

@@ -46,9 +46,10 @@ public sealed class GetReplicationKeyCommand : ClusterCmdlet
     [Parameter]
     public ReadConsistency Consistency { get; set; } = ReadConsistency.Linearizable;
 
-    /// <summary>How long a read may wait for a leader. Default 10 s; then QuorumUnavailable.</summary>
+    /// <summary>Seconds a read may wait for a leader (a TimeSpan works too). Default 10; then QuorumUnavailable.</summary>
     [Parameter]
-    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(10);
+    [TimeoutSeconds]
+    public double Timeout { get; set; } = 10;
 
     protected override void BeginProcessing() => ValidateTimeout(Timeout);
 
@@ -61,7 +62,7 @@ public sealed class GetReplicationKeyCommand : ClusterCmdlet
             {
                 try
                 {
-                    var record = Await(cluster.Engine.GetAsync(key ?? string.Empty, Consistency, Timeout, StopToken));
+                    var record = Await(cluster.Engine.GetAsync(key ?? string.Empty, Consistency, TimeoutSpan, StopToken));
                     if (record is null)
                         WriteError(NewErrorRecord(ErrorIds.KeyNotFound, ErrorCategory.ObjectNotFound,
                             $"Key '{key}' does not exist in cluster '{cluster.Name}'.", key));
@@ -78,7 +79,7 @@ public sealed class GetReplicationKeyCommand : ClusterCmdlet
         IAsyncEnumerator<ReplicationKey>? scan = null;
         try
         {
-            scan = cluster.Engine.ScanAsync(prefix, Consistency, Timeout, StopToken).GetAsyncEnumerator(StopToken);
+            scan = cluster.Engine.ScanAsync(prefix, Consistency, TimeoutSpan, StopToken).GetAsyncEnumerator(StopToken);
             while (Await(scan.MoveNextAsync())) WriteObject(scan.Current);
         }
         catch (ReplicationException e)

@@ -20,10 +20,11 @@ public abstract class KeyWriteCmdlet : ClusterCmdlet
     private readonly List<KeyWrite> _pending = new(BatchSize);
     private ReplicationCluster? _pendingCluster;
 
-    /// <summary>How long the engine may take to acknowledge each batch. Default 10 s; a write not
-    /// acknowledged by then fails with QuorumUnavailable (its outcome is unknown).</summary>
+    /// <summary>Seconds the engine may take to acknowledge each batch (a TimeSpan works too). Default 10; a
+    /// write not acknowledged by then fails with QuorumUnavailable (its outcome is unknown).</summary>
     [Parameter]
-    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(10);
+    [TimeoutSeconds]
+    public double Timeout { get; set; } = 10;
 
     /// <summary>When a write counts as done. Default Majority.</summary>
     [Parameter]
@@ -56,7 +57,7 @@ public abstract class KeyWriteCmdlet : ClusterCmdlet
         try
         {
             WriteVerbose($"Writing {batch.Length} key(s) to cluster '{cluster.Name}'.");
-            results = Await(cluster.Engine.WriteAsync(batch, WriteConcern, Timeout, StopToken));
+            results = Await(cluster.Engine.WriteAsync(batch, WriteConcern, TimeoutSpan, StopToken));
         }
         catch (ReplicationException e)
         {

@@ -29,9 +29,10 @@ public sealed class RemoveReplicationKeyCommand : KeyWriteCmdlet
     [AllowEmptyString]
     public string[] Key { get; set; } = Array.Empty<string>();
 
-    /// <summary>Delete only if the key is at this version (1 or more).</summary>
+    /// <summary>Delete only if the key is at this version (1 or more). Empty (a blank CSV cell, '' or $null) = no condition.</summary>
     [Parameter(ValueFromPipelineByPropertyName = true, ParameterSetName = DefaultSet)]
-    [ValidateRange(1, long.MaxValue)]
+    [BlankAsNull]
+    [ValidateVersion(1)]
     public long? ExpectedVersion { get; set; }
 
     protected override void ProcessRecord()

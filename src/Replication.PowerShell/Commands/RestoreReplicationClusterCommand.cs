@@ -60,9 +60,10 @@ public sealed class RestoreReplicationClusterCommand : ReplicationCmdlet
     [ValidateRange(1, ClusterOptions.MaxNodeCount)]
     public int NodeCount { get; set; }
 
-    /// <summary>Longest time the load may take. Default: 10 minutes.</summary>
+    /// <summary>Seconds the load may take at most (a TimeSpan works too). Default 600 (10 minutes).</summary>
     [Parameter]
-    public TimeSpan Timeout { get; set; } = TimeSpan.FromMinutes(10);
+    [TimeoutSeconds]
+    public double Timeout { get; set; } = 600;
 
     protected override void ProcessRecord()
     {
@@ -75,7 +76,7 @@ public sealed class RestoreReplicationClusterCommand : ReplicationCmdlet
             try
             {
                 var pump = new ProgressPump(activityId: 3);
-                var load = into.Engine.LoadBackupAsync(backup, pump, Timeout, StopToken);
+                var load = into.Engine.LoadBackupAsync(backup, pump, TimeoutSpan, StopToken);
                 pump.WaitPumping(load, this);
                 long keys = Await(load);
                 WriteVerbose($"Loaded {keys} keys into '{into.Name}'.");
@@ -95,7 +96,7 @@ public sealed class RestoreReplicationClusterCommand : ReplicationCmdlet
         var cluster = StartAndRegister(Name, () =>
         {
             var pump = new ProgressPump(activityId: 3);
-            var task = EmbeddedCluster.RestoreAsync(backup, options, pump, Timeout, StopToken);
+            var task = EmbeddedCluster.RestoreAsync(backup, options, pump, TimeoutSpan, StopToken);
             pump.WaitPumping(task, this);
             return Await(task);
         }, e => e is BackupCorruptException c ? c.File : backup);

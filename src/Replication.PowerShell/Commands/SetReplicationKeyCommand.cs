@@ -16,7 +16,7 @@ namespace Replication.PowerShell.Commands;
 /// </example>
 /// <example>
 /// <code>Import-Csv users.csv | Set-ReplicationKey</code>
-/// Writes every row of a CSV file with columns Key and Value (and optionally ExpectedVersion), in batches of 500.
+/// Writes every row of a CSV file with columns Key and Value (and optionally ExpectedVersion; a blank cell means no condition), in batches of 500.
 /// </example>
 /// <example>
 /// <code>
@@ -42,9 +42,11 @@ public sealed class SetReplicationKeyCommand : KeyWriteCmdlet
     public string Value { get; set; } = string.Empty;
 
     /// <summary>Write only if the key is at this version: 0 = the key must not exist yet, n = its
-    /// Version must be n. Otherwise the write fails with VersionConflict and nothing is written.</summary>
+    /// Version must be n. Otherwise the write fails with VersionConflict and nothing is written. Empty (a blank
+    /// CSV cell, '' or $null) = no condition.</summary>
     [Parameter(ValueFromPipelineByPropertyName = true, ParameterSetName = DefaultSet)]
-    [ValidateRange(0, long.MaxValue)]
+    [BlankAsNull]
+    [ValidateVersion(0)]
     public long? ExpectedVersion { get; set; }
 
     /// <summary>Write the stored key (with its new Version and Index) for each successful write.</summary>

@@ -30,9 +30,10 @@ public sealed class TestReplicationConsistencyCommand : ClusterCmdlet
     [ValidateRange(0, int.MaxValue)]
     public int[]? Shard { get; set; }
 
-    /// <summary>How long each shard may take to find a leader and have every replica reach the target index. Default 30 s.</summary>
+    /// <summary>Seconds each shard may take to find a leader and have every replica reach the target index (a TimeSpan works too). Default 30.</summary>
     [Parameter(ParameterSetName = DefaultSet)]
-    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(30);
+    [TimeoutSeconds]
+    public double Timeout { get; set; } = 30;
 
     protected override void ProcessRecord()
     {
@@ -45,7 +46,7 @@ public sealed class TestReplicationConsistencyCommand : ClusterCmdlet
             WriteProgress(new ProgressRecord(4, "Test-ReplicationConsistency", $"shard {s}: comparing replicas") { PercentComplete = i * 100 / shards.Length });
             try
             {
-                foreach (var result in Await(cluster.Engine.CheckConsistencyAsync(s, Timeout, StopToken)))
+                foreach (var result in Await(cluster.Engine.CheckConsistencyAsync(s, TimeoutSpan, StopToken)))
                 {
                     if (!result.Consistent)
                         WriteWarning($"Shard {result.Shard} is divergent at applied index {result.AppliedIndex}: {string.Join("; ", result.DivergentRanges)}");
