@@ -81,3 +81,181 @@ Describe 'Item 2: a blank ExpectedVersion means no condition' {
         (Get-ReplicationKey -Cluster $script:Op -Key 'csvdel:1').Value | Should -Be 'y'
     }
 }
+
+Describe 'Item 3: a piped Cluster property and the current cluster' {
+    BeforeAll {
+        $script:Source = New-ReplicationCluster -Name 'op-src' -Path (Join-Path $TestDrive 'op-src') -ShardCount 2
+        Wait-ReplicationLeader -Cluster $script:Source | Out-Null
+        1..3 | ForEach-Object { [pscustomobject]@{ Key = "exp:$_"; Value = "v$_" } } | Set-ReplicationKey -Cluster $script:Source
+        $script:Csv = Join-Path $TestDrive 'exported.csv'
+        Get-ReplicationKey -Cluster $script:Source -Prefix 'exp:' | Export-Csv $script:Csv
+        $script:Target = New-ReplicationCluster -Name 'op-dst' -Path (Join-Path $TestDrive 'op-dst') -ShardCount 2   # now the current cluster
+        Wait-ReplicationLeader -Cluster $script:Target | Out-Null
+    }
+    AfterAll {
+        Remove-ReplicationCluster -Cluster $script:Source -DeleteData -Confirm:$false
+        Remove-ReplicationCluster -Cluster $script:Target -DeleteData -Confirm:$false
+    }
+
+    It 'refuses rows whose Cluster column names another cluster than the current one (ClusterMismatch), writing nothing' {
+        (Import-Csv $script:Csv)[0].Cluster | Should -Be 'op-src'
+        { Import-Csv $script:Csv | ForEach-Object { $_.Value = 'changed'; $_ } | Set-ReplicationKey -ErrorAction Stop } |
+            Should -Throw -ErrorId 'ClusterMismatch,Replication.PowerShell.Commands.SetReplicationKeyCommand'
+        (Get-ReplicationKey -Cluster $script:Source -Prefix 'exp:').Value | Should -Be @('v1', 'v2', 'v3')
+        Get-ReplicationKey -Cluster $script:Target -Prefix 'exp:' | Should -BeNullOrEmpty
+        # The same for a JSON round trip.
+        { Get-ReplicationKey -Cluster $script:Source -Prefix 'exp:' | ConvertTo-Json | ConvertFrom-Json | Remove-ReplicationKey -Confirm:$false } |
+            Should -Throw -ErrorId 'ClusterMismatch,Replication.PowerShell.Commands.RemoveReplicationKeyCommand'
+        @(Get-ReplicationKey -Cluster $script:Source -Prefix 'exp:').Count | Should -Be 3
+    }
+
+    It 'writes the rows where -Cluster says, whatever their Cluster column holds' {
+        Import-Csv $script:Csv | Set-ReplicationKey -Cluster $script:Target
+        (Get-ReplicationKey -Cluster $script:Target -Prefix 'exp:').Value | Should -Be @('v1', 'v2', 'v3')
+    }
+
+    It 'still routes live objects piped from another cluster to their own cluster' {
+        Get-ReplicationKey -Cluster $script:Source -Key 'exp:1' | Set-ReplicationKey -Value 'routed'
+        (Get-ReplicationKey -Cluster $script:Source -Key 'exp:1').Value | Should -Be 'routed'
+        (Get-ReplicationKey -Cluster $script:Target -Key 'exp:1').Value | Should -Be 'v1'
+    }
+}
+
+Describe 'Item 4: -WriteConcern Leader -PassThru' {
+    It 'writes the keys it acknowledged, with their shard and log index (Version 0: not applied yet)' {
+        $written = 'lead:1', 'lead:2' | ForEach-Object { [pscustomobject]@{ Key = $_; Value = 'v' } } |
+            Set-ReplicationKey -Cluster $script:Op -WriteConcern Leader -PassThru
+        $written | Should -HaveCount 2
+        $written.Key | Should -Be @('lead:1', 'lead:2')
+        foreach ($k in $written) {
+            $k.Index | Should -BeGreaterThan 0
+            $k.Shard | Should -Be (Get-ReplicationShard -Cluster $script:Op -Key $k.Key).Id
+            $k.Value | Should -Be 'v'
+            $k.Version | Should -Be 0
+        }
+    }
+
+    It 'refuses a conditional write with -WriteConcern Leader (its outcome is known only once applied)' {
+        Set-ReplicationKey -Cluster $script:Op -Key 'lead:cond' -Value 'v' -ExpectedVersion 0 -WriteConcern Leader -ErrorAction SilentlyContinue -ErrorVariable err
+        $err[0].FullyQualifiedErrorId | Should -Be 'InvalidWriteConcern,Replication.PowerShell.Commands.SetReplicationKeyCommand'
+        $err[0].CategoryInfo.Category | Should -Be 'InvalidArgument'
+        Get-ReplicationKey -Cluster $script:Op -Key 'lead:cond' -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+    }
+}
+
+Describe 'Item 5: -ErrorAction Stop stops a piped batch at the failing item' {
+    It 'writes the items before an invalid key and none after it' {
+        $rows = 'stop:1', '', 'stop:3' | ForEach-Object { [pscustomobject]@{ Key = $_; Value = 'v' } }
+        { $rows | Set-ReplicationKey -Cluster $script:Op -ErrorAction Stop } |
+            Should -Throw -ErrorId 'EmptyKey,Replication.PowerShell.Commands.SetReplicationKeyCommand'
+        (Get-ReplicationKey -Cluster $script:Op -Key 'stop:1').Value | Should -Be 'v'
+        Get-ReplicationKey -Cluster $script:Op -Key 'stop:3' -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+    }
+
+    It 'writes the items before a version conflict and none after it, also under $ErrorActionPreference = Stop' {
+        $rows = @(
+            [pscustomobject]@{ Key = 'stopv:1'; Value = 'v' }
+            [pscustomobject]@{ Key = 'stopv:2'; Value = 'v'; ExpectedVersion = 9 }
+            [pscustomobject]@{ Key = 'stopv:3'; Value = 'v' }
+        )
+        {
+            $ErrorActionPreference = 'Stop'
+            $rows | Set-ReplicationKey -Cluster $script:Op
+        } | Should -Throw -ErrorId 'VersionConflict,Replication.PowerShell.Commands.SetReplicationKeyCommand'
+        (Get-ReplicationKey -Cluster $script:Op -Key 'stopv:1').Value | Should -Be 'v'
+        Get-ReplicationKey -Cluster $script:Op -Key 'stopv:3' -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+    }
+
+    It 'goes on past a bad item without Stop, reporting errors in input order' {
+        $rows = 'go:1', '', 'go:3' | ForEach-Object { [pscustomobject]@{ Key = $_; Value = 'v' } }
+        $written = $rows | Set-ReplicationKey -Cluster $script:Op -PassThru -ErrorAction SilentlyContinue -ErrorVariable err
+        $written.Key | Should -Be @('go:1', 'go:3')
+        $err | Should -HaveCount 1
+    }
+}
+
+Describe 'Item 6: piping clusters and plain key names' {
+    It 'takes a piped cluster object in Get-ReplicationNode, Get-ReplicationShard, Get-ReplicationKey and Wait-ReplicationLeader' {
+        Set-ReplicationKey -Cluster $script:Op -Key 'pipe6:a' -Value 'a'
+        $nodes = @(Get-ReplicationCluster -Name 'op' | Get-ReplicationNode)
+        $nodes.Count | Should -Be 3
+        $nodes.Cluster | Sort-Object -Unique | Should -Be 'op'
+        @(Get-ReplicationCluster -Name 'op' | Get-ReplicationShard).Count | Should -Be $script:Op.ShardCount
+        $keys = @(Get-ReplicationCluster -Name 'op' | Get-ReplicationKey -ErrorVariable err)
+        $err | Should -BeNullOrEmpty
+        $keys.Key | Should -Contain 'pipe6:a'
+        @(Get-ReplicationCluster -Name 'op' | Get-ReplicationKey -Prefix 'pipe6:').Key | Should -Be @('pipe6:a')
+        @(Get-ReplicationCluster -Name 'op' | Wait-ReplicationLeader -Timeout 10).Count | Should -Be $script:Op.ShardCount
+    }
+
+    It 'deletes piped key names (strings), as Get-ReplicationKey reads them' {
+        Set-ReplicationKey -Cluster $script:Op -Key 'p1' -Value '1'
+        Set-ReplicationKey -Cluster $script:Op -Key 'p4' -Value '4'
+        'p1', 'p4' | Remove-ReplicationKey -Cluster $script:Op -Confirm:$false -ErrorVariable err
+        $err | Should -BeNullOrEmpty
+        'p1', 'p4' | Get-ReplicationKey -Cluster $script:Op -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+    }
+
+    It 'never takes a piped cluster object for a key name' {
+        Set-ReplicationKey -Cluster $script:Op -Key 'op' -Value 'a key named like the cluster'
+        Get-ReplicationCluster -Name 'op' | Remove-ReplicationKey -Confirm:$false -ErrorAction SilentlyContinue -ErrorVariable err
+        $err[0].FullyQualifiedErrorId | Should -Be 'InvalidPipelineInput,Replication.PowerShell.Commands.RemoveReplicationKeyCommand'
+        (Get-ReplicationKey -Cluster $script:Op -Key 'op').Value | Should -Be 'a key named like the cluster'
+    }
+}
+
+Describe 'Item 7: Get-ReplicationShard -Key says which key each shard answers' {
+    It 'writes one shard per key, carrying the key, in input order' {
+        $one = Set-ReplicationKey -Cluster $script:Op -Key 'user:1' -Value 'a' -PassThru
+        $two = Set-ReplicationKey -Cluster $script:Op -Key 'user:2' -Value 'b' -PassThru
+        $shards = @(Get-ReplicationShard -Cluster $script:Op -Key 'user:1', 'user:2')
+        $shards.Key | Should -Be @('user:1', 'user:2')
+        $shards[0].Id | Should -Be $one.Shard
+        $shards[1].Id | Should -Be $two.Shard
+        ($shards | Format-Table | Out-String) | Should -Match 'user:2'
+        # Asking twice for one shard gives two objects with their own keys.
+        @(Get-ReplicationShard -Cluster $script:Op -Key 'user:1', 'user:1x', 'user:1').Key | Should -Be @('user:1', 'user:1x', 'user:1')
+    }
+}
+
+Describe 'Item 8: non-string values' {
+    It 'refuses a hashtable, an array or a custom object (ValueNotText) and writes nothing' {
+        foreach ($value in @(@{ a = 1 }), (, @(1, 2)), ([pscustomobject]@{ a = 1 })) {
+            Set-ReplicationKey -Cluster $script:Op -Key 'val:bad' -Value $value -ErrorAction SilentlyContinue -ErrorVariable err
+            $err[0].FullyQualifiedErrorId | Should -Be 'ValueNotText,Replication.PowerShell.Commands.SetReplicationKeyCommand'
+            $err[0].CategoryInfo.Category | Should -Be 'InvalidArgument'
+            $err[0].Exception.Message | Should -Match 'ConvertTo-Json'
+        }
+        Get-ReplicationKey -Cluster $script:Op -Key 'val:bad' -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+    }
+
+    It 'stores numbers, booleans and dates culture-invariantly (dates as ISO 8601)' {
+        $culture = [cultureinfo]::CurrentCulture
+        try {
+            [cultureinfo]::CurrentCulture = [cultureinfo]'de-DE'
+            Set-ReplicationKey -Cluster $script:Op -Key 'val:date' -Value ([datetime]::new(2026, 1, 2, 3, 4, 5, [DateTimeKind]::Utc))
+            Set-ReplicationKey -Cluster $script:Op -Key 'val:offset' -Value ([datetimeoffset]::new(2026, 1, 2, 3, 4, 5, [timespan]::FromHours(2)))
+            Set-ReplicationKey -Cluster $script:Op -Key 'val:double' -Value 1.5
+            Set-ReplicationKey -Cluster $script:Op -Key 'val:int' -Value 42
+            Set-ReplicationKey -Cluster $script:Op -Key 'val:bool' -Value $true
+        }
+        finally { [cultureinfo]::CurrentCulture = $culture }
+        (Get-ReplicationKey -Cluster $script:Op -Key 'val:date').Value | Should -Be '2026-01-02T03:04:05.0000000Z'
+        (Get-ReplicationKey -Cluster $script:Op -Key 'val:offset').Value | Should -Be '2026-01-02T03:04:05.0000000+02:00'
+        (Get-ReplicationKey -Cluster $script:Op -Key 'val:double').Value | Should -Be '1.5'
+        (Get-ReplicationKey -Cluster $script:Op -Key 'val:int').Value | Should -Be '42'
+        (Get-ReplicationKey -Cluster $script:Op -Key 'val:bool').Value | Should -Be 'True'
+    }
+
+    It 'fails only the piped row whose Value is not text' {
+        $rows = @(
+            [pscustomobject]@{ Key = 'val:row1'; Value = 'fine' }
+            [pscustomobject]@{ Key = 'val:row2'; Value = @{ nested = $true } }
+            [pscustomobject]@{ Key = 'val:row3'; Value = 'fine too' }
+        )
+        $written = $rows | Set-ReplicationKey -Cluster $script:Op -PassThru -ErrorAction SilentlyContinue -ErrorVariable err
+        $written.Key | Should -Be @('val:row1', 'val:row3')
+        $err | Should -HaveCount 1
+        $err[0].TargetObject | Should -Be 'val:row2'
+    }
+}

@@ -25,20 +25,20 @@ Describe 'Module surface' -Tag Unit {
         @{ Name = 'Disconnect-ReplicationCluster'; Expected = 'Cluster' }
         @{ Name = 'Get-ReplicationCluster'; Expected = 'Name' }
         @{ Name = 'Remove-ReplicationCluster'; Expected = 'Cluster,Confirm,DeleteData,WhatIf' }
-        @{ Name = 'Get-ReplicationNode'; Expected = 'Cluster,Id' }
-        @{ Name = 'Start-ReplicationNode'; Expected = 'AllowRemote,CertificatePath,Cluster,ClusterSecret,Id,Join,Listen,Name,Path,Rebuild,ReplicationFactor,ShardCount,Wait' }
-        @{ Name = 'Stop-ReplicationNode'; Expected = 'Cluster,Confirm,Id,Kill,WhatIf' }
-        @{ Name = 'Set-ReplicationKey'; Expected = 'Cluster,Confirm,ExpectedVersion,Key,PassThru,Timeout,Value,WhatIf,WriteConcern' }
-        @{ Name = 'Get-ReplicationKey'; Expected = 'Cluster,Consistency,Key,Prefix,Timeout' }
-        @{ Name = 'Remove-ReplicationKey'; Expected = 'Cluster,Confirm,ExpectedVersion,Key,Timeout,WhatIf,WriteConcern' }
-        @{ Name = 'Wait-ReplicationLeader'; Expected = 'Cluster,Shard,Timeout' }
-        @{ Name = 'Get-ReplicationShard'; Expected = 'Cluster,Id,Key' }
-        @{ Name = 'Backup-ReplicationCluster'; Expected = 'Cluster,Confirm,Path,Timeout,WhatIf' }
-        @{ Name = 'Backup-ReplicationNode'; Expected = 'Cluster,Cold,Confirm,Id,Path,WhatIf' }
+        @{ Name = 'Get-ReplicationNode'; Expected = 'Cluster,Id,PipelineInput' }
+        @{ Name = 'Start-ReplicationNode'; Expected = 'AllowRemote,CertificatePath,Cluster,ClusterSecret,Id,Join,Listen,Name,Path,PipelineInput,Rebuild,ReplicationFactor,ShardCount,Wait' }
+        @{ Name = 'Stop-ReplicationNode'; Expected = 'Cluster,Confirm,Id,Kill,PipelineInput,WhatIf' }
+        @{ Name = 'Set-ReplicationKey'; Expected = 'Cluster,Confirm,ExpectedVersion,Key,PassThru,PipelineInput,Timeout,Value,WhatIf,WriteConcern' }
+        @{ Name = 'Get-ReplicationKey'; Expected = 'Cluster,Consistency,Key,PipelineInput,Prefix,Timeout' }
+        @{ Name = 'Remove-ReplicationKey'; Expected = 'Cluster,Confirm,ExpectedVersion,Key,PipelineInput,Timeout,WhatIf,WriteConcern' }
+        @{ Name = 'Wait-ReplicationLeader'; Expected = 'Cluster,PipelineInput,Shard,Timeout' }
+        @{ Name = 'Get-ReplicationShard'; Expected = 'Cluster,Id,Key,PipelineInput' }
+        @{ Name = 'Backup-ReplicationCluster'; Expected = 'Cluster,Confirm,Path,PipelineInput,Timeout,WhatIf' }
+        @{ Name = 'Backup-ReplicationNode'; Expected = 'Cluster,Cold,Confirm,Id,Path,PipelineInput,WhatIf' }
         @{ Name = 'Test-ReplicationBackup'; Expected = 'Path' }
         @{ Name = 'Restore-ReplicationCluster'; Expected = 'Cluster,ClusterPath,Confirm,Name,NodeCount,Path,Timeout,WhatIf' }
-        @{ Name = 'Restore-ReplicationNode'; Expected = 'Cluster,Confirm,Id,NoWait,Path,Timeout,WhatIf' }
-        @{ Name = 'Test-ReplicationConsistency'; Expected = 'Cluster,Shard,Timeout' }
+        @{ Name = 'Restore-ReplicationNode'; Expected = 'Cluster,Confirm,Id,NoWait,Path,PipelineInput,Timeout,WhatIf' }
+        @{ Name = 'Test-ReplicationConsistency'; Expected = 'Cluster,PipelineInput,Shard,Timeout' }
     ) {
         $common = [System.Management.Automation.PSCmdlet]::CommonParameters
         $actual = (Get-Command $Name).Parameters.Keys | Where-Object { $_ -notin $common } | Sort-Object

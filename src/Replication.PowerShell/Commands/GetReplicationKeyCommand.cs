@@ -56,7 +56,19 @@ public sealed class GetReplicationKeyCommand : ClusterCmdlet
     protected override void ProcessRecord()
     {
         var cluster = ResolveCluster();
-        if (ParameterSetName == KeySet)
+        bool all = false;
+        if (ParameterSetName == KeySet && IsCoercedFromPipedObject(nameof(Key)))
+        {
+            // PowerShell bound a piped object's ToString to -Key: a piped cluster means "its keys"; anything else is refused.
+            if (PipedObject is not ReplicationCluster)
+            {
+                WriteError(NewErrorRecord(ErrorIds.InvalidPipelineInput, ErrorCategory.InvalidArgument,
+                    $"A piped {PipedObject!.GetType().Name} is not a key: pipe key names (strings), objects with a Key property, or a cluster.", PipedObject));
+                return;
+            }
+            all = true;
+        }
+        if (ParameterSetName == KeySet && !all)
         {
             foreach (var key in Key)
             {

@@ -14,8 +14,8 @@ namespace Replication.PowerShell.Commands;
 /// Lists every shard with its leader, voters, term, commit index and key count.
 /// </example>
 /// <example>
-/// <code>Get-ReplicationShard -Key user:1</code>
-/// Shows the shard that the key user:1 hashes to.
+/// <code>Get-ReplicationShard -Key user:1, user:2</code>
+/// Shows the shard each key hashes to, one row per key with the key in its first column.
 /// </example>
 [Cmdlet(VerbsCommon.Get, "ReplicationShard", DefaultParameterSetName = IdSet)]
 [OutputType(typeof(ReplicationShard))]
@@ -28,10 +28,23 @@ public sealed class GetReplicationShardCommand : ClusterCmdlet
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = IdSet)]
     public int[]? Id { get; set; }
 
-    /// <summary>Keys whose shard to show (one object per key, in input order).</summary>
+    /// <summary>Keys whose shard to show: one shard per key, in input order, with the key in its Key property.</summary>
     [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = KeySet)]
     [ValidateNotNullOrEmpty]
     public string[] Key { get; set; } = [];
+
+    /// <summary>Type name of a shard written for -Key: a ReplicationShard with a Key note property (its own table view).</summary>
+    public const string KeyedTypeName = "Replication.ReplicationShard#Key";
+
+    /// <summary>The shard with the key it answers as a Key property. A copy per key: ETS members attach to the
+    /// object itself, so two keys on one shard must not share one.</summary>
+    private static PSObject WithKey(ReplicationShard shard, string key)
+    {
+        var result = new PSObject(shard with { });
+        result.Properties.Add(new PSNoteProperty("Key", key));
+        result.TypeNames.Insert(0, KeyedTypeName);
+        return result;
+    }
 
     protected override void ProcessRecord()
     {
@@ -49,7 +62,7 @@ public sealed class GetReplicationShardCommand : ClusterCmdlet
         if (ParameterSetName == KeySet)
         {
             var map = new ShardMap(shards.Count);
-            foreach (var key in Key) WriteObject(shards[map.ShardFor(key)]);
+            foreach (var key in Key) WriteObject(WithKey(shards[map.ShardFor(key)], key));
             return;
         }
         if (Id is null || Id.Length == 0)

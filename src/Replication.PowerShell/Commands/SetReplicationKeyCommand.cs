@@ -36,10 +36,12 @@ public sealed class SetReplicationKeyCommand : KeyWriteCmdlet
     [AllowEmptyString]
     public string Key { get; set; } = string.Empty;
 
-    /// <summary>The value to write: at most 1 MiB of UTF-8 (otherwise ValueTooLarge). May be empty.</summary>
+    /// <summary>The value to write: text of at most 1 MiB of UTF-8 (otherwise ValueTooLarge); may be empty. Numbers,
+    /// booleans, dates (ISO 8601), GUIDs and enums are converted to text culture-invariantly; a hashtable, an array or
+    /// a custom object is refused (ValueNotText): convert it first, e.g. with ConvertTo-Json.</summary>
     [Parameter(Mandatory = true, Position = 1, ValueFromPipelineByPropertyName = true, ParameterSetName = DefaultSet)]
     [AllowEmptyString]
-    public string Value { get; set; } = string.Empty;
+    public object Value { get; set; } = string.Empty;
 
     /// <summary>Write only if the key is at this version: 0 = the key must not exist yet, n = its
     /// Version must be n. Otherwise the write fails with VersionConflict and nothing is written. Empty (a blank
@@ -56,7 +58,13 @@ public sealed class SetReplicationKeyCommand : KeyWriteCmdlet
     protected override void ProcessRecord()
     {
         if (!ShouldProcess(Key, "Set value")) return;
-        Enqueue(new KeyWrite(Key, Value ?? string.Empty, ExpectedVersion));
+        var text = ValueText.Convert(Value, out var problem);
+        if (text is null)
+        {
+            Fail(NewErrorRecord(ErrorIds.ValueNotText, ErrorCategory.InvalidArgument, $"'{Key}': {problem}", Key));
+            return;
+        }
+        Enqueue(new KeyWrite(Key, text, ExpectedVersion));
     }
 
     protected override void OnWritten(WriteResult result)
