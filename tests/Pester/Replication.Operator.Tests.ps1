@@ -259,3 +259,67 @@ Describe 'Item 8: non-string values' {
         $err[0].TargetObject | Should -Be 'val:row2'
     }
 }
+
+Describe 'Item 9: one family of readable output objects' {
+    It 'names every output type Replication.<Name>' {
+        $script:Op.GetType().FullName | Should -Be 'Replication.ReplicationCluster'
+        (Get-ReplicationNode -Cluster $script:Op)[0].GetType().FullName | Should -Be 'Replication.ReplicationNode'
+        (Get-ReplicationShard -Cluster $script:Op)[0].GetType().FullName | Should -Be 'Replication.ReplicationShard'
+        (Set-ReplicationKey -Cluster $script:Op -Key 'fam:1' -Value 'x' -PassThru).GetType().FullName | Should -Be 'Replication.ReplicationKey'
+        foreach ($command in Get-Command -Module Replication) {
+            foreach ($type in $command.OutputType.Type | Where-Object { $_ -and $_ -ne [void] -and $_ -ne [IO.FileInfo] }) {
+                $type.Namespace | Should -Be 'Replication' -Because "$($command.Name) writes $($type.FullName)"
+            }
+        }
+    }
+
+    It 'writes enum values as names in ConvertTo-Json, for the cluster and its nodes alike' {
+        $json = $script:Op | ConvertTo-Json -Depth 3 | ConvertFrom-Json
+        $json.Mode | Should -Be 'Embedded'
+        $json.State | Should -Be 'Running'
+        $json.Nodes[0].State | Should -Be 'Running'
+        ((Get-ReplicationNode -Cluster $script:Op)[0] | ConvertTo-Json | ConvertFrom-Json).State | Should -Be 'Running'
+    }
+
+    It 'shows read-only properties (no setters) in Get-Member' {
+        $objects = @(
+            $script:Op
+            (Get-ReplicationNode -Cluster $script:Op)[0]
+            (Get-ReplicationShard -Cluster $script:Op)[0]
+            (Get-ReplicationKey -Cluster $script:Op -Key 'fam:1')
+        )
+        foreach ($o in $objects) {
+            $properties = $o | Get-Member -MemberType Property
+            $properties | Should -Not -BeNullOrEmpty
+            $properties | Where-Object Definition -Match 'set;' | ForEach-Object Name | Should -BeNullOrEmpty -Because $o.GetType().Name
+        }
+        { $node = (Get-ReplicationNode -Cluster $script:Op)[0]; $node.State = 'Stopped' } | Should -Throw
+    }
+
+    It 'lists nested collections readably in Format-List' {
+        $text = $script:Op | Format-List | Out-String -Width 200
+        $text | Should -Not -Match 'ReplicationNode \{'
+        $text | Should -Match 'Nodes\s+:\s+\{?1 \(Running'
+    }
+
+    It 'fits the node table into 80 columns, keeping LagEntries' {
+        $lines = @((Get-ReplicationNode -Cluster $script:Op | Format-Table | Out-String -Width 80) -split '\r?\n' | Where-Object { $_.Trim() })
+        $lines[0] | Should -Match 'LagEntries'
+        foreach ($line in $lines) { $line.Length | Should -BeLessOrEqual 80 }
+        ($script:Op | Format-Table | Out-String -Width 80) | Should -Not -Match '…'
+    }
+
+    It 'sorts voters and learners' {
+        foreach ($shard in Get-ReplicationShard -Cluster $script:Op) {
+            ($shard.Voters -join ',') | Should -Be (($shard.Voters | Sort-Object) -join ',')
+        }
+    }
+
+    It 'has format and type data for every output type' {
+        foreach ($type in 'Replication.ReplicationCluster', 'Replication.ReplicationNode', 'Replication.ReplicationShard', 'Replication.ReplicationKey',
+                'Replication.ReplicationBackup', 'Replication.BackupShard', 'Replication.ReplicationConsistency', 'Replication.DivergentRange', 'Replication.ReplicaDigest') {
+            Get-FormatData -TypeName $type | Should -Not -BeNullOrEmpty -Because $type
+            Get-TypeData -TypeName $type | Should -Not -BeNullOrEmpty -Because $type
+        }
+    }
+}

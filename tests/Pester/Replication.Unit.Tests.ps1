@@ -78,7 +78,7 @@ Describe 'Module surface' -Tag Unit {
             Get-FormatData -TypeName $type | Should -Not -BeNullOrEmpty -Because $type
         }
         $nodeColumns = (Get-FormatData -TypeName 'Replication.ReplicationNode').FormatViewDefinition[0].Control.Headers.Label
-        $nodeColumns | Should -Be @('Id', 'Endpoint', 'State', 'ShardsLed', 'ShardsHosted', 'Term', 'CommitIndex', 'AppliedIndex', 'LagEntries')
+        $nodeColumns | Should -Be @('Id', 'State', 'Led', 'Hosted', 'Term', 'Commit', 'Applied', 'LagEntries', 'Endpoint')
         $keyColumns = (Get-FormatData -TypeName 'Replication.ReplicationKey').FormatViewDefinition[0].Control.Headers.Label
         $keyColumns | Should -Be @('Key', 'Value', 'Version', 'Shard', 'Index')
     }
