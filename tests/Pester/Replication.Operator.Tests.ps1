@@ -323,3 +323,49 @@ Describe 'Item 9: one family of readable output objects' {
         }
     }
 }
+
+Describe 'Item 10: tab completion from the live cluster' {
+    It 'completes node ids, shard ids, keys and prefixes' {
+        Set-ReplicationKey -Cluster $script:Op -Key 'comp:alpha' -Value 'a'
+        Set-ReplicationKey -Cluster $script:Op -Key 'comp:beta' -Value 'b'
+        Get-Completion 'Get-ReplicationNode -Cluster op -Id ' | Should -Be @('1', '2', '3')
+        Get-Completion 'Stop-ReplicationNode -Cluster op -Id 2' | Should -Be @('2')
+        Get-Completion 'Get-ReplicationShard -Cluster op -Id ' | Should -Be @(0..($script:Op.ShardCount - 1) | ForEach-Object { "$_" })
+        Get-Completion 'Wait-ReplicationLeader -Cluster op -Shard ' | Should -Contain '0'
+        Get-Completion 'Get-ReplicationKey -Cluster op -Key comp:' | Should -Be @('comp:alpha', 'comp:beta')
+        Get-Completion 'Remove-ReplicationKey -Cluster op -Key comp:b' | Should -Be @('comp:beta')
+        Get-Completion 'Get-ReplicationKey -Cluster op -Prefix comp:a' | Should -Be @('comp:alpha')
+    }
+
+    It 'completes from the cluster named by -Cluster, and bounds a key completion' {
+        $small = New-ReplicationCluster -Name 'op-one' -NodeCount 1 -ReplicationFactor 1 -ShardCount 1 -Path (Join-Path $TestDrive 'op-one')
+        try {
+            Wait-ReplicationLeader -Cluster $small | Out-Null
+            Get-Completion 'Get-ReplicationNode -Cluster op-one -Id ' | Should -Be @('1')
+            1..150 | ForEach-Object { [pscustomobject]@{ Key = 'many:{0:d3}' -f $_; Value = 'v' } } | Set-ReplicationKey -Cluster $small
+            $many = Get-Completion 'Get-ReplicationKey -Cluster op-one -Key many:'
+            $many.Count | Should -BeLessOrEqual 100
+            $many[0] | Should -Be 'many:001'
+        }
+        finally { Remove-ReplicationCluster -Cluster $small -DeleteData -Confirm:$false }
+    }
+
+    It 'has a completer on every node, shard, key and cluster parameter of every cmdlet' {
+        $expected = @{ Cluster = 'ClusterNameCompleter'; Node = 'NodeIdCompleter'; Shard = 'ShardIdCompleter'; Key = 'KeyCompleter'; Prefix = 'KeyCompleter' }
+        foreach ($command in Get-Command -Module Replication) {
+            foreach ($parameter in $command.Parameters.Values | Where-Object ParameterType -NE ([switch])) {
+                $kind = switch -Regex ($parameter.Name) {
+                    '^(Cluster)$' { 'Cluster' }
+                    '^(Node|ToNode|FromNode|TargetNode)$' { 'Node' }
+                    '^(Shard)$' { 'Shard' }
+                    '^(Key)$' { 'Key' }
+                    '^(Prefix)$' { 'Prefix' }
+                    '^Id$' { if ($command.Noun -eq 'ReplicationNode') { 'Node' } elseif ($command.Noun -eq 'ReplicationShard') { 'Shard' } }
+                }
+                if (-not $kind) { continue }
+                $completer = $parameter.Attributes | Where-Object { $_ -is [System.Management.Automation.ArgumentCompleterAttribute] }
+                $completer.Type.Name | Should -Be $expected[$kind] -Because "$($command.Name) -$($parameter.Name)"
+            }
+        }
+    }
+}

@@ -26,6 +26,7 @@ public sealed class BackupReplicationNodeCommand : ClusterCmdlet
 
     /// <summary>Id of the node to back up (binds the Id of a piped node object).</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = ColdSet)]
+    [ArgumentCompleter(typeof(NodeIdCompleter))]
     public int Id { get; set; }
 
     /// <summary>Folder to write the backup into: new, or empty.</summary>

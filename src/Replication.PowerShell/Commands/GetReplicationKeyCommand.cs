@@ -34,10 +34,12 @@ public sealed class GetReplicationKeyCommand : ClusterCmdlet
     /// objects with a Key property from the pipeline.</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true, ParameterSetName = KeySet)]
     [AllowEmptyString]
+    [ArgumentCompleter(typeof(KeyCompleter))]
     public string[] Key { get; set; } = Array.Empty<string>();
 
     /// <summary>Read every key that starts with this text, in ordinal UTF-8 key order.</summary>
     [Parameter(Mandatory = true, ParameterSetName = PrefixSet)]
+    [ArgumentCompleter(typeof(KeyCompleter))]
     public string Prefix { get; set; } = string.Empty;
 
     /// <summary>How fresh the read must be: Linearizable (default; reflects every write acknowledged

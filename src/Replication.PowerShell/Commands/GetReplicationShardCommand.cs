@@ -26,11 +26,13 @@ public sealed class GetReplicationShardCommand : ClusterCmdlet
 
     /// <summary>Shard ids; default: every shard. An unknown id is a non-terminating ShardNotFound error.</summary>
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = IdSet)]
+    [ArgumentCompleter(typeof(ShardIdCompleter))]
     public int[]? Id { get; set; }
 
     /// <summary>Keys whose shard to show: one shard per key, in input order, with the key in its Key property.</summary>
     [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = KeySet)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(KeyCompleter))]
     public string[] Key { get; set; } = [];
 
     /// <summary>Type name of a shard written for -Key: a ReplicationShard with a Key note property (its own table view).</summary>

@@ -32,6 +32,7 @@ public sealed class RemoveReplicationKeyCommand : KeyWriteCmdlet
     /// a Key property from the pipeline.</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true, ParameterSetName = DefaultSet)]
     [AllowEmptyString]
+    [ArgumentCompleter(typeof(KeyCompleter))]
     public string[] Key { get; set; } = Array.Empty<string>();
 
     /// <summary>Delete only if the key is at this version (1 or more). Empty (a blank CSV cell, '' or $null) = no condition.</summary>

@@ -28,6 +28,7 @@ public sealed class RestoreReplicationNodeCommand : ClusterCmdlet
 {
     /// <summary>The node to rebuild (binds the Id of a piped node).</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(NodeIdCompleter))]
     public int Id { get; set; }
 
     /// <summary>A cold backup of that node (Backup-ReplicationNode -Cold) to restore from; without it the node is rebuilt from its peers.</summary>

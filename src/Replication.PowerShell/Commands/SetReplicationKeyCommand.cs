@@ -34,6 +34,7 @@ public sealed class SetReplicationKeyCommand : KeyWriteCmdlet
     /// <summary>The key to write: non-empty, at most 1024 UTF-8 bytes (otherwise EmptyKey / KeyTooLong).</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = DefaultSet)]
     [AllowEmptyString]
+    [ArgumentCompleter(typeof(KeyCompleter))]
     public string Key { get; set; } = string.Empty;
 
     /// <summary>The value to write: text of at most 1 MiB of UTF-8 (otherwise ValueTooLarge); may be empty. Numbers,

@@ -43,6 +43,7 @@ public sealed class StartReplicationNodeCommand : ClusterCmdlet
 
     /// <summary>Ids of the stopped nodes to start (set Embedded); binds the Id of piped node objects.</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = EmbeddedSet)]
+    [ArgumentCompleter(typeof(NodeIdCompleter))]
     public int[] Id { get; set; } = Array.Empty<int>();
 
     /// <summary>The node's data folder; a restart with the same folder resumes the same node.</summary>

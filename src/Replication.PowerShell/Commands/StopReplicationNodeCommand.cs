@@ -24,6 +24,7 @@ public sealed class StopReplicationNodeCommand : ClusterCmdlet
 
     /// <summary>Ids of the nodes to stop; binds the Id of piped node objects.</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = EmbeddedSet)]
+    [ArgumentCompleter(typeof(NodeIdCompleter))]
     public int[] Id { get; set; } = Array.Empty<int>();
 
     /// <summary>Abandon the node at once: nothing more is persisted, connections drop.</summary>

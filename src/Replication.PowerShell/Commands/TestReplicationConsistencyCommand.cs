@@ -28,6 +28,7 @@ public sealed class TestReplicationConsistencyCommand : ClusterCmdlet
     /// <summary>Shard id(s); default: every shard.</summary>
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = DefaultSet)]
     [ValidateRange(0, int.MaxValue)]
+    [ArgumentCompleter(typeof(ShardIdCompleter))]
     public int[]? Shard { get; set; }
 
     /// <summary>Seconds each shard may take to find a leader and have every replica reach the target index (a TimeSpan works too). Default 30.</summary>

@@ -29,6 +29,7 @@ public sealed class WaitReplicationLeaderCommand : ClusterCmdlet
     /// <summary>Shard id; default: every shard.</summary>
     [Parameter(Position = 0, ParameterSetName = DefaultSet)]
     [ValidateRange(0, int.MaxValue)]
+    [ArgumentCompleter(typeof(ShardIdCompleter))]
     public int? Shard { get; set; }
 
     /// <summary>Seconds to wait for the leaders (a TimeSpan works too). Default 30; then a terminating QuorumUnavailable error.</summary>
