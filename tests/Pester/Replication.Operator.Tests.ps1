@@ -369,3 +369,52 @@ Describe 'Item 10: tab completion from the live cluster' {
         }
     }
 }
+
+Describe 'Item 11: prompts, progress, verbose output and errors that can be caught' {
+    It 'restores into a new cluster without prompting, even at $ConfirmPreference = Medium (as New-ReplicationCluster)' {
+        $backup = Backup-ReplicationCluster -Cluster $script:Op -Path (Join-Path $TestDrive 'op-backup')
+        $ConfirmPreference = 'Medium'
+        # A prompt in this non-interactive host would throw.
+        $restored = Restore-ReplicationCluster -Path $backup.Path -Name 'op-copy' -ClusterPath (Join-Path $TestDrive 'op-copy')
+        try { $restored.Name | Should -Be 'op-copy' }
+        finally { Remove-ReplicationCluster -Cluster $restored -DeleteData -Confirm:$false }
+    }
+
+    It 'shows progress while Test-ReplicationBackup verifies' {
+        $path = Join-Path $TestDrive 'op-backup'
+        if (-not (Test-Path $path)) { Backup-ReplicationCluster -Cluster $script:Op -Path $path | Out-Null }
+        $ps = [powershell]::Create()
+        try {
+            [void]$ps.AddScript("Import-Module '$Manifest'; `$ProgressPreference = 'Continue'; Test-ReplicationBackup -Path '$path'")
+            $result = $ps.Invoke()
+            $result[0].Valid | Should -BeTrue
+            $ps.Streams.Progress.Count | Should -BeGreaterThan 0
+            $ps.Streams.Progress[0].Activity | Should -Match 'backup'
+        }
+        finally { $ps.Dispose() }
+    }
+
+    It 'writes verbose messages from Wait-ReplicationLeader and Start-ReplicationNode -Id' {
+        $verbose = Wait-ReplicationLeader -Cluster $script:Op -Verbose 4>&1 | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] }
+        $verbose | Should -Not -BeNullOrEmpty
+        $verbose = Start-ReplicationNode -Cluster $script:Op -Id 1 -Verbose 4>&1 | Where-Object { $_ -is [System.Management.Automation.VerboseRecord] }
+        $verbose | Should -Not -BeNullOrEmpty
+    }
+
+    It 'raises ONE terminating error that try/catch sees when no shard can be checked' {
+        $dead = New-ReplicationCluster -Name 'op-dead' -Path (Join-Path $TestDrive 'op-dead')
+        try {
+            Wait-ReplicationLeader -Cluster $dead | Out-Null
+            Stop-ReplicationNode -Cluster $dead -Id 2, 3 -Kill -Confirm:$false | Out-Null
+            $caught = $null
+            $ErrorActionPreference = 'Continue'   # as at a prompt: per-shard errors would be non-terminating
+            try { Test-ReplicationConsistency -Cluster $dead -Timeout ([timespan]::FromSeconds(2)) -ErrorVariable err | Out-Null }
+            catch { $caught = $_ }
+            $caught | Should -Not -BeNullOrEmpty
+            $caught.FullyQualifiedErrorId | Should -BeLike 'QuorumUnavailable,*'
+            $caught.Exception.Message | Should -Match 'shard 0'
+            $err | Should -HaveCount 1
+        }
+        finally { Remove-ReplicationCluster -Cluster $dead -DeleteData -Confirm:$false }
+    }
+}

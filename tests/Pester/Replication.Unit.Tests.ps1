@@ -67,7 +67,7 @@ Describe 'Module surface' -Tag Unit {
             $type.GetCustomAttributes([System.Management.Automation.CmdletAttribute], $false)[0].ConfirmImpact | Should -Be 'High'
         }
         [Replication.PowerShell.Commands.RestoreReplicationClusterCommand].GetCustomAttributes([System.Management.Automation.CmdletAttribute], $false)[0].ConfirmImpact |
-            Should -Be 'Medium'
+            Should -Be 'Low'
     }
 
     It 'has a default table view for each output type' {

@@ -112,8 +112,14 @@ public sealed class StartReplicationNodeCommand : ClusterCmdlet
         {
             try
             {
+                var before = cluster.Engine.GetNode(id);
+                WriteVerbose(before.State == NodeState.Running
+                    ? $"Node {id} of cluster '{cluster.Name}' is running already; nothing to start."
+                    : $"Starting node {id} of cluster '{cluster.Name}' from {before.DataPath} (was {before.State}{(before.StateReason is { } why ? ": " + why : "")}).");
                 Await(cluster.Engine.StartNodeAsync(id, StopToken));
-                WriteObject(cluster.Engine.GetNode(id));
+                var after = cluster.Engine.GetNode(id);
+                WriteVerbose($"Node {id} is {after.State} at {after.Endpoint}; it catches up from its shards' leaders in the background.");
+                WriteObject(after);
             }
             catch (ClusterNotRunningException e) { ThrowEngineError(e, cluster); }
             catch (ReplicationException e) { WriteEngineError(e, id); }

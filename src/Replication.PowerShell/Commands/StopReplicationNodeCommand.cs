@@ -39,6 +39,7 @@ public sealed class StopReplicationNodeCommand : ClusterCmdlet
             if (!ShouldProcess($"node {id} of cluster '{cluster.Name}'", Kill ? "Kill (abrupt stop, as a crash)" : "Stop")) continue;
             try
             {
+                WriteVerbose($"{(Kill ? "Killing" : "Stopping")} node {id} of cluster '{cluster.Name}'.");
                 Await(cluster.Engine.StopNodeAsync(id, Kill, StopToken));
                 WriteObject(cluster.Engine.GetNode(id));
             }

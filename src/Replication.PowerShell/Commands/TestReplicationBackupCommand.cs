@@ -8,7 +8,8 @@ namespace Replication.PowerShell.Commands;
 /// Verifies a backup folder: the manifest's checksum, every file's size and SHA-256, and that each
 /// file opens and holds the stated shards and key counts. A good backup is written with Valid =
 /// $true. A bad one gives a non-terminating BackupCorrupt error naming the file and, when its
-/// manifest is readable, the backup with Valid = $false and the Problem. No cluster needed.
+/// manifest is readable, the backup with Valid = $false and the Problem. No cluster needed. Shows progress per file
+/// and shard checked.
 /// </summary>
 /// <example>
 /// <code>Test-ReplicationBackup -Path ./backups/b1</code>
@@ -36,7 +37,11 @@ public sealed class TestReplicationBackupCommand : ReplicationCmdlet
             string path = SessionState.Path.GetUnresolvedProviderPathFromPSPath(p);
             try
             {
-                WriteObject(Backups.Verify(path, StopToken));
+                WriteVerbose($"Verifying backup {path}.");
+                var pump = new ProgressPump(activityId: 5);
+                var task = Task.Run(() => Backups.Verify(path, pump, StopToken));
+                pump.WaitPumping(task, this);
+                WriteObject(Await(task));
             }
             catch (BackupCorruptException e)
             {

@@ -9,7 +9,9 @@ namespace Replication.PowerShell.Commands;
 /// applied index by Merkle tree and writes one
 /// ReplicationConsistency per shard: Consistent, or Divergent with the key ranges (and, for small
 /// ranges, the exact keys) where a replica differs from the leader. A divergence is a result, not
-/// an error (a warning is written too); errors are for shards that could not be compared.
+/// an error (a warning is written too); errors are for shards that could not be compared: one non-terminating error
+/// per such shard when others were checked, one terminating error when none could be (an unknown shard id is always
+/// a non-terminating ShardNotFound).
 /// </summary>
 /// <example>
 /// <code>Test-ReplicationConsistency</code>
@@ -41,6 +43,11 @@ public sealed class TestReplicationConsistencyCommand : ClusterCmdlet
         ValidateTimeout(Timeout);
         var cluster = ResolveCluster();
         var shards = Shard is { Length: > 0 } ? Shard : Enumerable.Range(0, cluster.ShardCount).ToArray();
+        // Per-shard failures of the cluster (no quorum, unreachable) are held back until the end: if NO shard could be
+        // checked, the check as a whole failed, and that is one terminating error a try/catch sees (not one
+        // non-terminating error per shard). A shard id that does not exist is an input error, reported at once.
+        var failures = new List<(int Shard, ReplicationException Error)>();
+        int checkedShards = 0;
         for (int i = 0; i < shards.Length; i++)
         {
             int s = shards[i];
@@ -53,10 +60,27 @@ public sealed class TestReplicationConsistencyCommand : ClusterCmdlet
                         WriteWarning($"Shard {result.Shard} is divergent at applied index {result.AppliedIndex}: {string.Join("; ", result.DivergentRanges)}");
                     WriteObject(result);
                 }
+                checkedShards++;
             }
             catch (ClusterNotRunningException e) { ThrowEngineError(e, cluster); }
-            catch (ReplicationException e) { WriteEngineError(e, s); }
+            catch (NotSupportedRemotelyException e) { ThrowEngineError(e, cluster); }
+            catch (ReplicationException e) when (e.Kind is ReplicationErrorKind.NotFound or ReplicationErrorKind.InvalidArgument)
+            {
+                WriteEngineError(e, s); // about this input (no such shard): per item, as Get-ReplicationShard -Id
+            }
+            catch (ReplicationException e)
+            {
+                WriteVerbose($"Shard {s} could not be checked: {e.Message}");
+                failures.Add((s, e));
+            }
         }
+        if (failures.Count > 0 && checkedShards == 0)
+        {
+            var first = failures[0].Error;
+            string message = $"No shard of cluster '{cluster.Name}' could be checked: " + string.Join("; ", failures.Select(f => $"shard {f.Shard}: {f.Error.Message}"));
+            ThrowTerminatingError(new ErrorRecord(new InvalidOperationException(message, first), first.ErrorId, CategoryOf(first.Kind), cluster));
+        }
+        foreach (var (s, e) in failures) WriteEngineError(e, s);
         WriteProgress(new ProgressRecord(4, "Test-ReplicationConsistency", "done") { RecordType = ProgressRecordType.Completed });
     }
 }

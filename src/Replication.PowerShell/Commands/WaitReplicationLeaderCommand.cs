@@ -43,7 +43,10 @@ public sealed class WaitReplicationLeaderCommand : ClusterCmdlet
         var cluster = ResolveCluster();
         try
         {
-            WriteObject(Await(cluster.Engine.WaitForLeadersAsync(Shard, TimeoutSpan, StopToken)), enumerateCollection: true);
+            WriteVerbose($"Waiting up to {Timeout:0.###} s for {(Shard is int one ? $"shard {one}" : "every shard")} of cluster '{cluster.Name}' to have a leader.");
+            var shards = Await(cluster.Engine.WaitForLeadersAsync(Shard, TimeoutSpan, StopToken));
+            WriteVerbose("Leaders: " + string.Join(", ", shards.Select(s => $"shard {s.Id} -> node {s.Leader} (term {s.Term})")) + ".");
+            WriteObject(shards, enumerateCollection: true);
         }
         catch (ReplicationException e)
         {
