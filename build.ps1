@@ -5,7 +5,9 @@
     Build  dotnet build of Replication.slnx (Release), then dotnet publish of the module to out/module
            (no runtime identifier: every platform's native SQLite ships under out/module/runtimes/),
            then the module's MAML help from the cmdlets' XML doc comments (module/New-MamlHelp.ps1)
-           into en-US/ (beside Replication.psd1, where Get-Help looks) and out/module/en-US/.
+           and the about_Replication topic into en-US/ (beside Replication.psd1, where Get-Help looks) and
+           out/module/en-US/. out/module is a complete module folder too: it gets its own Replication.psd1
+           and the format and type files, so Import-Module ./out/module/Replication.psd1 works (or copy it).
     Test   Build, then the xunit engine tests and the Pester module tests (each in its own process;
            Pester in a fresh pwsh, because a loaded assembly cannot be unloaded). Prints one line
            "N passed, N failed" (both runners summed) and exits nonzero if anything failed or a runner
@@ -70,7 +72,16 @@ function Invoke-Build {
     Write-Host "Building Replication $version"
     Invoke-Dotnet build (Join-Path $root 'Replication.slnx') -c Release "-p:Version=$version"
     Invoke-Dotnet publish (Join-Path $root 'src/Replication.PowerShell') -c Release -o $moduleOut "-p:Version=$version"
+    New-PublishedManifest
     New-ModuleHelp
+}
+
+function New-PublishedManifest {
+    # out/module as a module folder of its own: the repository's manifest with paths relative to that folder,
+    # and the format and type files beside it (the MAML help and about topics follow in New-ModuleHelp).
+    Copy-Item (Join-Path $root 'module/Replication.format.ps1xml'), (Join-Path $root 'module/Replication.types.ps1xml') $moduleOut -Force
+    $text = (Get-Content -Raw (Join-Path $root 'Replication.psd1')) -replace 'out/module/', '' -replace "'module/", "'"
+    Set-Content -Path (Join-Path $moduleOut 'Replication.psd1') -Value $text -NoNewline
 }
 
 function New-ModuleHelp {

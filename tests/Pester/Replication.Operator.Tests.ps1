@@ -418,3 +418,28 @@ Describe 'Item 11: prompts, progress, verbose output and errors that can be caug
         finally { Remove-ReplicationCluster -Cluster $dead -DeleteData -Confirm:$false }
     }
 }
+
+Describe 'Item 12: help that runs on every platform, an about topic and related links' {
+    It 'uses no $env:TEMP in examples (empty on Linux)' {
+        foreach ($command in Get-Command -Module Replication) {
+            foreach ($example in @((Get-Help $command.Name).examples.example)) {
+                "$($example.code)" | Should -Not -Match '\$env:TEMP' -Because "$($command.Name) $($example.title)"
+            }
+        }
+    }
+
+    It 'has an about_Replication topic' {
+        $about = Get-Help about_Replication | Out-String
+        foreach ($topic in 'Embedded', 'Linearizable', 'Majority', 'Planned', 'Hot', 'ring', 'TLS') {
+            $about | Should -Match $topic
+        }
+    }
+
+    It 'lists related links on every cmdlet, about_Replication among them' {
+        foreach ($command in Get-Command -Module Replication) {
+            $links = @((Get-Help $command.Name).relatedLinks.navigationLink.linkText)
+            $links | Should -Contain 'about_Replication' -Because $command.Name
+            $links.Count | Should -BeGreaterThan 1 -Because $command.Name
+        }
+    }
+}

@@ -127,7 +127,9 @@ Describe 'Built-in help' -Tag Unit {
         }
 
         $common = [System.Management.Automation.PSCmdlet]::CommonParameters
-        $names = (Get-Command $Name).Parameters.Keys | Where-Object { $_ -notin $common }
+        # Hidden parameters ([Parameter(DontShow)], e.g. PipelineInput) are left out of the help on purpose.
+        $names = (Get-Command $Name).Parameters.Values | Where-Object { $_.Name -notin $common -and -not $_.Attributes.Where({ $_ -is [System.Management.Automation.ParameterAttribute] -and $_.DontShow }) } |
+            ForEach-Object Name
         $described = @{}
         foreach ($parameter in @($help.parameters.parameter)) { $described[$parameter.name] = ($parameter.description.Text -join ' ').Trim() }
         foreach ($parameterName in $names) {

@@ -19,6 +19,8 @@ namespace Replication.PowerShell.Commands;
 /// <code>Backup-ReplicationCluster -Path ./backups/nightly | Test-ReplicationBackup</code>
 /// Backs up the cluster and verifies the backup it just wrote.
 /// </example>
+/// <seealso cref="TestReplicationBackupCommand"/>
+/// <seealso cref="RestoreReplicationClusterCommand"/>
 [Cmdlet(VerbsData.Backup, "ReplicationCluster", DefaultParameterSetName = DefaultSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
 [OutputType(typeof(ReplicationBackup))]
 public sealed class BackupReplicationClusterCommand : ClusterCmdlet

@@ -18,6 +18,7 @@ namespace Replication.PowerShell.Commands;
 /// <code>Get-ReplicationNode -Id 3 | Backup-ReplicationNode -Path ./backups/n3 -Cold -Confirm:$false</code>
 /// Takes a cold backup of node 3 without prompting, as a runbook would.
 /// </example>
+/// <seealso cref="TestReplicationBackupCommand"/>
 [Cmdlet(VerbsData.Backup, "ReplicationNode", DefaultParameterSetName = ColdSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
 [OutputType(typeof(ReplicationBackup))]
 public sealed class BackupReplicationNodeCommand : ClusterCmdlet

@@ -17,6 +17,9 @@ namespace Replication.PowerShell.Commands;
 /// <code>Get-ReplicationShard -Key user:1, user:2</code>
 /// Shows the shard each key hashes to, one row per key with the key in its first column.
 /// </example>
+/// <seealso cref="WaitReplicationLeaderCommand"/>
+/// <seealso cref="GetReplicationKeyCommand"/>
+/// <seealso cref="TestReplicationConsistencyCommand"/>
 [Cmdlet(VerbsCommon.Get, "ReplicationShard", DefaultParameterSetName = IdSet)]
 [OutputType(typeof(ReplicationShard))]
 public sealed class GetReplicationShardCommand : ClusterCmdlet

@@ -29,6 +29,8 @@ namespace Replication.PowerShell.Commands;
 /// </code>
 /// Loads a backup into a running, still empty cluster of node processes, from a shell that has only its endpoints.
 /// </example>
+/// <seealso cref="TestReplicationBackupCommand"/>
+/// <seealso cref="BackupReplicationNodeCommand"/>
 [Cmdlet(VerbsData.Restore, "ReplicationCluster", DefaultParameterSetName = DefaultSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
 [OutputType(typeof(ReplicationCluster))]
 public sealed class RestoreReplicationClusterCommand : ReplicationCmdlet

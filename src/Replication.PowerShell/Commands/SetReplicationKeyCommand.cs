@@ -25,6 +25,7 @@ namespace Replication.PowerShell.Commands;
 /// </code>
 /// Compare-and-set: writes only if nobody changed user:2 since it was read, otherwise fails with VersionConflict.
 /// </example>
+/// <seealso cref="GetReplicationShardCommand"/>
 [Cmdlet(VerbsCommon.Set, "ReplicationKey", DefaultParameterSetName = DefaultSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
 [OutputType(typeof(ReplicationKey))]
 public sealed class SetReplicationKeyCommand : KeyWriteCmdlet

@@ -32,6 +32,8 @@ namespace Replication.PowerShell.Commands;
 /// <code>Start-ReplicationNode -Path ./data/node2 -Listen 127.0.0.1:7102 -Join 127.0.0.1:7101 -ClusterSecret $secret -Wait</code>
 /// Runs a second node in another process and joins it to the cluster through the first node.
 /// </example>
+/// <seealso cref="ConnectReplicationClusterCommand"/>
+/// <seealso cref="NewReplicationCertificateCommand"/>
 [Cmdlet(VerbsLifecycle.Start, "ReplicationNode", DefaultParameterSetName = EmbeddedSet)]
 [OutputType(typeof(ReplicationNode))]
 public sealed class StartReplicationNodeCommand : ClusterCmdlet

@@ -19,6 +19,9 @@ namespace Replication.PowerShell.Commands;
 /// <code>Get-ChildItem ./backups -Directory | ForEach-Object FullName | Test-ReplicationBackup | Where-Object Valid -EQ $false</code>
 /// Checks every backup folder and lists the backups that failed, with their Problem.
 /// </example>
+/// <seealso cref="BackupReplicationClusterCommand"/>
+/// <seealso cref="BackupReplicationNodeCommand"/>
+/// <seealso cref="RestoreReplicationClusterCommand"/>
 [Cmdlet(VerbsDiagnostic.Test, "ReplicationBackup", DefaultParameterSetName = DefaultSet)]
 [OutputType(typeof(ReplicationBackup))]
 public sealed class TestReplicationBackupCommand : ReplicationCmdlet

@@ -21,6 +21,8 @@ namespace Replication.PowerShell.Commands;
 /// <code>Test-ReplicationConsistency -Shard 0 | Select-Object -ExpandProperty DivergentRanges</code>
 /// Checks shard 0 and lists the key ranges where a replica differs from the leader.
 /// </example>
+/// <seealso cref="GetReplicationShardCommand"/>
+/// <seealso cref="GetReplicationNodeCommand"/>
 [Cmdlet(VerbsDiagnostic.Test, "ReplicationConsistency", DefaultParameterSetName = DefaultSet)]
 [OutputType(typeof(ReplicationConsistency))]
 public sealed class TestReplicationConsistencyCommand : ClusterCmdlet

@@ -20,6 +20,8 @@ namespace Replication.PowerShell.Commands;
 /// <code>Wait-ReplicationLeader -Shard 2 -Timeout 5</code>
 /// Waits up to 5 seconds for shard 2 to have a leader (-Timeout counts seconds, as Wait-Job does).
 /// </example>
+/// <seealso cref="GetReplicationShardCommand"/>
+/// <seealso cref="NewReplicationClusterCommand"/>
 [Cmdlet(VerbsLifecycle.Wait, "ReplicationLeader", DefaultParameterSetName = DefaultSet)]
 [OutputType(typeof(ReplicationShard))]
 public sealed class WaitReplicationLeaderCommand : ClusterCmdlet
