@@ -35,6 +35,7 @@
         'Restore-ReplicationNode'
         'Test-ReplicationConsistency'
         'New-ReplicationCertificate'
+        'Export-ReplicationReport'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

@@ -32,4 +32,6 @@ public static class ErrorIds
     public const string ValueNotText = "ValueNotText";
     /// <summary>A piped object that is neither text nor has the property a parameter needs (a cluster piped into -Key).</summary>
     public const string InvalidPipelineInput = "InvalidPipelineInput";
+    /// <summary>Export-ReplicationReport -NoClobber and the file exists.</summary>
+    public const string ReportFileExists = "ReportFileExists";
 }
