@@ -8,6 +8,8 @@
            and the about_Replication topic into en-US/ (beside Replication.psd1, where Get-Help looks) and
            out/module/en-US/. out/module is a complete module folder too: it gets its own Replication.psd1
            and the format and type files, so Import-Module ./out/module/Replication.psd1 works (or copy it).
+           -UpdateParameterManifest then rewrites tests/Pester/ParameterManifest.txt from the built cmdlets:
+           the deliberate way to change the public surface that the Unit tests pin.
     Test   Build, then the xunit engine tests and the Pester module tests (each in its own process;
            Pester in a fresh pwsh, because a loaded assembly cannot be unloaded). Prints one line
            "N passed, N failed" (both runners summed) and exits nonzero if anything failed or a runner
@@ -29,6 +31,8 @@
 .EXAMPLE
     dotnet tool restore && dotnet pwsh ./build.ps1 Test
 .EXAMPLE
+    dotnet pwsh ./build.ps1 Build -UpdateParameterManifest
+.EXAMPLE
     dotnet pwsh ./build.ps1 Simulate -Seeds 1000
 .EXAMPLE
     dotnet pwsh ./build.ps1 Simulate -Placement
@@ -40,7 +44,8 @@ param(
     [int] $Seed,
     [string] $Mutant = 'None',
     [switch] $Trace,
-    [switch] $Placement
+    [switch] $Placement,
+    [switch] $UpdateParameterManifest
 )
 
 $ErrorActionPreference = 'Stop'
@@ -74,6 +79,7 @@ function Invoke-Build {
     Invoke-Dotnet publish (Join-Path $root 'src/Replication.PowerShell') -c Release -o $moduleOut "-p:Version=$version"
     New-PublishedManifest
     New-ModuleHelp
+    if ($UpdateParameterManifest) { Update-ParameterManifest }
 }
 
 function New-PublishedManifest {
@@ -82,6 +88,13 @@ function New-PublishedManifest {
     Copy-Item (Join-Path $root 'module/Replication.format.ps1xml'), (Join-Path $root 'module/Replication.types.ps1xml') $moduleOut -Force
     $text = (Get-Content -Raw (Join-Path $root 'Replication.psd1')) -replace 'out/module/', '' -replace "'module/", "'"
     Set-Content -Path (Join-Path $moduleOut 'Replication.psd1') -Value $text -NoNewline
+}
+
+function Update-ParameterManifest {
+    $script = Join-Path $root 'tests/Pester/Update-ParameterManifest.ps1'
+    Write-Host "> dotnet pwsh (fresh process) tests/Pester/Update-ParameterManifest.ps1"
+    & dotnet pwsh -NoProfile -NonInteractive -File $script | Out-Host
+    if ($LASTEXITCODE -ne 0) { throw "Update-ParameterManifest.ps1 failed with exit code $LASTEXITCODE." }
 }
 
 function New-ModuleHelp {
