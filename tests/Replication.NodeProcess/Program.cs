@@ -1,6 +1,7 @@
 // Runs one node of a multi-process cluster until SIGTERM, Ctrl+C, a closed stdin, or a remote
 // Stop-ReplicationNode; exactly what Start-ReplicationNode -Wait does, without pwsh's start-up time.
-// Usage: Replication.NodeProcess --path <dir> --listen <host:port> [--join <host:port>]
+// Usage: Replication.NodeProcess --path <dir> --listen <host:port> [--join <host:port>] [--certificates <dir>]
+//        [--name <cluster>] [--shards N] [--rf N] (founding only) [--rebuild] (discard the stores, rebuild from peers)
 // The secret comes from the environment (REPLICATION_CLUSTER_SECRET), never from the command line.
 // Prints "READY <node id> <cluster id>" once the node listens, then node events; exit code 0 after a
 // clean stop, 2 for a start-up error (its ErrorId on stderr).
@@ -33,6 +34,10 @@ try
         Security = Arg("--certificates") is { } certificates
             ? Replication.Engine.Security.TransportSecurity.Tls(certificates, Replication.Engine.Security.CertificateRole.Node)
             : Replication.Engine.Security.TransportSecurity.SharedSecret(ClusterSecret.FromString(secret)),
+        Name = Arg("--name") ?? "replication",
+        ShardCount = Arg("--shards") is { } shards ? int.Parse(shards) : ClusterOptions.DefaultShardCount,
+        ReplicationFactor = Arg("--rf") is { } rf ? int.Parse(rf) : ClusterOptions.DefaultReplicationFactor,
+        DiscardStores = args.Contains("--rebuild"),
         Log = m => output.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} {m}"),
     });
 }

@@ -49,12 +49,15 @@ public sealed partial class ClusterNode
             {
                 // Every replica registers its capture first, so none applies past the index before it is asked.
                 var captures = replicas.Select(r => CaptureOnAsync(r, checkId, shard, target.Index, deadline, ct)).ToArray();
-                var captured = await Task.WhenAll(captures).ConfigureAwait(false);
-                if (!captured[Array.IndexOf(replicas, target.Leader)])
+                var outcomes = await Task.WhenAll(captures).ConfigureAwait(false);
+                if (outcomes.Contains(CaptureOutcome.Retry) || outcomes[Array.IndexOf(replicas, target.Leader)] != CaptureOutcome.Captured)
                 {
-                    why = $"the leader, node {target.Leader}, could not capture index {target.Index}";
+                    // A replica moved past the index (a new leader committed beyond it) or no longer hosts the shard:
+                    // compare again at a new index, rather than report a running replica unchecked.
+                    why = $"the replicas could not all capture index {target.Index}";
                     continue;
                 }
+                var captured = outcomes.Select(o => o == CaptureOutcome.Captured).ToArray();
                 var running = replicas.Where((_, i) => captured[i]).ToArray();
                 var notChecked = replicas.Where((_, i) => !captured[i]).ToArray();
                 var reference = (await CallAdminAsync<MerkleTreeAnswer>(target.Leader, AdminOps.MerkleTree, new MerkleTreeArgs(checkId, shard, null), Remaining(deadline) + NetworkMargin, ct).ConfigureAwait(false)).Answer;
@@ -109,19 +112,33 @@ public sealed partial class ClusterNode
         throw new QuorumUnavailableException(shard, timeout, $"the replicas could not be compared at one applied index: {why}") { Target = shard };
     }
 
-    /// <summary>Asks a replica to capture the shard at the index; false when it cannot (not running, not a replica any more, already past it).</summary>
-    private async Task<bool> CaptureOnAsync(int node, Guid checkId, int shard, long index, long deadline, CancellationToken ct)
+    private enum CaptureOutcome { Captured, Unreachable, Retry }
+
+    /// <summary>Asks a replica to capture the shard at the index: Captured; Unreachable (not running: reported unchecked);
+    /// or Retry (it answered but could not: already past the index, not hosting the shard).</summary>
+    private async Task<CaptureOutcome> CaptureOnAsync(int node, Guid checkId, int shard, long index, long deadline, CancellationToken ct)
     {
         try
         {
             await CallAdminAsync<ShardContentAnswer>(node, AdminOps.MerkleCapture, new MerkleCaptureArgs(checkId, shard, index, (long)Remaining(deadline).TotalMilliseconds),
                 Remaining(deadline) + NetworkMargin, ct).ConfigureAwait(false);
-            return true;
+            return CaptureOutcome.Captured;
         }
-        catch (Exception e) when (e is ReplicationException or TimeoutException or PeerUnreachableException or ConnectionLostException && !ct.IsCancellationRequested)
+        catch (Exception e) when (e is PeerUnreachableException or ConnectionLostException or TimeoutException
+            || e is ReplicationException { ErrorId: RemoteOperationException.NodeStopping } && !ct.IsCancellationRequested)
+        {
+            Log($"node {NodeId}: consistency check of shard {shard}: node {node} is not reachable ({e.Message})");
+            return CaptureOutcome.Unreachable;
+        }
+        catch (ReplicationException e) when (e.ErrorId == NotHostedError && !ct.IsCancellationRequested)
+        {
+            Log($"node {NodeId}: consistency check of shard {shard}: node {node} is a member that holds no replica now (being rebuilt)");
+            return CaptureOutcome.Unreachable;
+        }
+        catch (ReplicationException e) when (!ct.IsCancellationRequested)
         {
             Log($"node {NodeId}: consistency check of shard {shard}: node {node} gave no capture at {index} ({e.Message})");
-            return false;
+            return CaptureOutcome.Retry;
         }
     }
 
@@ -161,8 +178,13 @@ public sealed partial class ClusterNode
         return new MerkleTargetAnswer(NodeId, st.LastIndex, st.Voters.Concat(st.Learners).Distinct().ToArray());
     }
 
+    /// <summary>ErrorId of a capture asked of a node that hosts no replica of the shard (a member being rebuilt).</summary>
+    private const string NotHostedError = "ShardNotHosted";
+
     private async Task<ShardContentAnswer> CaptureForCheckAsync(MerkleCaptureArgs args, CancellationToken ct)
     {
+        if (!_host.Status.ContainsKey(args.Shard))
+            throw new RemoteOperationException(NotHostedError, ReplicationErrorKind.InvalidState, $"Node {NodeId} holds no replica of shard {args.Shard} now.");
         var capture = _host.CaptureAtAsync(args.Shard, args.Index, ct);
         var held = new HeldSnapshot(args.CheckId, capture, folder: null);
         _held[HeldKey(args.CheckId, args.Shard)] = held;

@@ -123,8 +123,7 @@ public sealed partial class ClusterNode
         var (rebuilding, epoch, upload) = RebuildAskedOfMe();
         if (!rebuilding || epoch <= _identity.RebuiltEpoch) return;
         var hosted = _host.Status.Keys.ToArray();
-        foreach (int group in hosted)
-            if (!RemovedFrom(group)) return; // not yet: the leaders are still removing it
+        if (!RemovedEverywhere()) return; // not yet: the leaders are still removing it
         string? import = upload is Guid u ? System.IO.Path.Combine(_options.Path, UploadFolderPrefix + u.ToString("N")) : null;
         if (import is not null && !(File.Exists(System.IO.Path.Combine(import, "raft.db")) && File.Exists(System.IO.Path.Combine(import, "state.db"))))
         {
@@ -159,13 +158,15 @@ public sealed partial class ClusterNode
     /// <summary>True when a fresh report from the current leader of <paramref name="group"/> shows this node out of its membership.</summary>
     private bool RemovedFrom(int group)
     {
-        foreach (var (id, report) in FreshReports())
-        {
-            var view = report.Shards.FirstOrDefault(s => s.Id == group && s.Leader == id);
-            if (view is not null) return !view.Voters.Contains(NodeId) && !view.Learners.Contains(NodeId);
-        }
-        return false;
+        var view = FreshReports()
+            .Select(r => r.Report.Shards.FirstOrDefault(s => s.Id == group && s.Leader == r.Node))
+            .Where(v => v is not null).OrderByDescending(v => v!.Term).FirstOrDefault();
+        return view is not null && !view.Voters.Contains(NodeId) && !view.Learners.Contains(NodeId);
     }
+
+    /// <summary>True when the current leader of every shard and of the metadata group reports this node out of its membership.</summary>
+    private bool RemovedEverywhere() =>
+        Enumerable.Range(0, ShardCount).Append(ClusterMetadata.MetadataGroup).All(RemovedFrom);
 
     /// <summary>True while a node started with its stores discarded waits to be taken out of every group.</summary>
     private volatile bool _awaitingRebuild;
@@ -200,10 +201,10 @@ public sealed partial class ClusterNode
             }
             return;
         }
-        var reports = FreshReports().ToArray();
-        if (reports.Length == 0) return;
-        foreach (var (id, report) in reports)
-            if (report.Shards.Any(s => s.Leader == id && (s.Voters.Contains(NodeId) || s.Learners.Contains(NodeId)))) return; // still a member somewhere
+        // Out of EVERY group: each shard and the metadata group must have a current leader that reports this node out of
+        // its membership. A group with no such report (no leader right now, or none reported yet) means "not yet":
+        // an empty node must never be counted as the voter it was.
+        if (!RemovedEverywhere()) return;
         _identity = _identity with { RebuiltEpoch = epoch };
         _identity.Save(_options.Path);
         _awaitingRebuild = false;

@@ -432,6 +432,7 @@ public sealed partial class ClusterNode
             await RefreshPeerAsync(id).ConfigureAwait(false); // its status is Running from now on, not at the next poll
             return;
         }
+        await PollPeerAsync(id, cancellationToken).ConfigureAwait(false); // its state now, not as of the last poll
         if (PeerIsRunning(id)) return;
         throw new NotSupportedRemotelyException(
             $"Node {id} runs in its own process; start that process again (Start-ReplicationNode -Path <its folder> -Listen {EndpointOf(id)} -ClusterSecret ...).") { Target = id };

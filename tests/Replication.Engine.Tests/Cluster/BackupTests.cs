@@ -130,6 +130,43 @@ public sealed class BackupTests
     }
 
     [Fact]
+    public async Task A_hot_backup_is_a_consistent_cut_a_sequential_writers_keys_restore_as_a_prefix()
+    {
+        // One writer writes during:0, during:1, ... each acknowledged before the next begins, across every shard,
+        // while the backup runs. A consistent cut holds every write acknowledged before any write it holds began:
+        // the restored keys are exactly during:0..during:k for some k (no hole), whatever shard each lands on.
+        await using var f = await ClusterFixture.StartAsync(shards: 4);
+        using var dir = new TempFolder();
+        string backup = Path.Combine(dir.Path, "cut");
+        using var stop = new CancellationTokenSource();
+        int written = 0;
+        var writer = Task.Run(async () =>
+        {
+            for (int i = 0; i < 20_000 && !stop.IsCancellationRequested; i++)
+            {
+                var r = (await f.Cluster.WriteAsync([new KeyWrite($"during:{i}", "x")], WriteConcern.Majority, ClusterFixture.Bound, None))[0];
+                if (r.Error is not null) throw r.Error;
+                Volatile.Write(ref written, i + 1);
+            }
+        });
+        ClusterFixture.Eventually(() => Volatile.Read(ref written) >= 50, "the writer is running");
+        var result = await f.Cluster.BackupAsync(backup, null, ClusterFixture.Bound, None);
+        int after = Volatile.Read(ref written);
+        ClusterFixture.Eventually(() => Volatile.Read(ref written) >= after + 20 || writer.IsCompleted, "writes go on after the backup");
+        stop.Cancel();
+        await writer;
+        Assert.True(result.BarrierPause > TimeSpan.Zero && result.BarrierPause < TimeSpan.FromSeconds(2), $"barrier {result.BarrierPause}");
+
+        await using var restored = await EmbeddedCluster.RestoreAsync(backup, new ClusterOptions { Name = "cut", Path = Path.Combine(dir.Path, "restored") }, null, ClusterFixture.Bound, None);
+        var present = new HashSet<int>();
+        await foreach (var k in restored.ScanAsync("during:", ReadConsistency.Linearizable, ClusterFixture.Bound, None)) present.Add(int.Parse(k.Key["during:".Length..]));
+        Assert.True(present.Count > 0, "the backup holds some of the writes");
+        int max = present.Max();
+        var holes = Enumerable.Range(0, max + 1).Where(i => !present.Contains(i)).ToArray();
+        Assert.True(holes.Length == 0, $"the restored keys are during:0..during:{max} with holes at {string.Join(", ", holes.Take(20))}");
+    }
+
+    [Fact]
     public async Task A_cold_backup_keeps_the_cluster_available_and_restores_a_node_and_a_cluster()
     {
         await using var f = await ClusterFixture.StartAsync(shards: 2);
@@ -164,7 +201,8 @@ public sealed class BackupTests
         // Restore the node from its cold backup; it catches up from its peers.
         var wrong = await Assert.ThrowsAsync<BackupPathException>(() => f.Cluster.RestoreNodeAsync(node % 3 + 1, backup, false, null, ClusterFixture.Bound, None));
         Assert.Equal("BackupMismatch", wrong.ErrorId);
-        await f.Cluster.RestoreNodeAsync(node, backup, false, null, ClusterFixture.Bound, None);
+        var rebuilt = await f.Cluster.RestoreNodeAsync(node, backup, false, null, ClusterFixture.Bound, None);
+        Assert.True(rebuilt.Completed && rebuilt.FromBackup, rebuilt.Message);
         bool caughtUp = SpinWait.SpinUntil(() =>
         {
             var nodes = f.Cluster.GetNodes();

@@ -18,12 +18,14 @@ internal sealed class NodeProcesses : IDisposable
     public NodeProcesses(Action<string> log) => _log = log;
 
     public Dictionary<int, int> Ports { get; } = new();
+    /// <summary>The folder all node folders live in (node1, node2, ...).</summary>
+    public string Root => _root;
     public string EndpointOf(int slot) => $"127.0.0.1:{Ports[slot]}";
     public IEnumerable<string> Endpoints => Ports.Keys.OrderBy(k => k).Select(EndpointOf);
     public int Pid(int slot) => _processes[slot].Id;
 
     /// <summary>Starts node process <paramref name="slot"/> (its folder and port are fixed per slot) and waits for READY; returns its node id.</summary>
-    public async Task<int> StartAsync(int slot, int? joinSlot)
+    public async Task<int> StartAsync(int slot, int? joinSlot, params string[] extra)
     {
         if (!Ports.ContainsKey(slot)) Ports[slot] = ClusterNodeTests.FreePort();
         string host = HostDll();
@@ -44,6 +46,7 @@ internal sealed class NodeProcesses : IDisposable
             psi.ArgumentList.Add("--join");
             psi.ArgumentList.Add(EndpointOf(j));
         }
+        foreach (var e in extra) psi.ArgumentList.Add(e);
         psi.Environment["REPLICATION_CLUSTER_SECRET"] = Secret;
         var process = Process.Start(psi) ?? throw new InvalidOperationException("dotnet did not start");
         _processes[slot] = process;

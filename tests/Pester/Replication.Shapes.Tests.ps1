@@ -1,0 +1,155 @@
+# Every cmdlet that acts on a cluster, in both shapes, from one test file: an embedded cluster (N nodes in this
+# process) and a cluster of separate node processes administered with only their endpoints and the secret. The
+# cmdlets and their results must be the same; only starting a node process again is the test's job (Shapes.ps1).
+BeforeDiscovery {
+    $script:Shapes = @(@{ Shape = 'Embedded' }, @{ Shape = 'Process' })
+}
+
+BeforeAll {
+    . (Join-Path $PSScriptRoot 'Common.ps1')
+    . (Join-Path $PSScriptRoot 'Shapes.ps1')
+    Import-Module $Manifest -Force
+}
+
+Describe 'Keys, nodes and shards (<Shape>)' -ForEach $Shapes {
+    BeforeAll {
+        $script:cluster = New-TestCluster -Shape $Shape -Name "keys-$($Shape.ToLower())" -Root $TestDrive
+    }
+    AfterAll { Remove-TestCluster -Cluster $script:cluster }
+
+    It 'writes, reads, scans, compares-and-sets and deletes keys' {
+        1..200 | ForEach-Object { [pscustomobject]@{ Key = "user:$('{0:D3}' -f $_)"; Value = "v$_" } } | Set-ReplicationKey -Cluster $cluster
+        (Get-ReplicationKey -Cluster $cluster -Key 'user:007').Value | Should -Be 'v7'
+        $scan = @(Get-ReplicationKey -Cluster $cluster -Prefix 'user:')
+        $scan.Count | Should -Be 200
+        ($scan.Key -join ',') | Should -Be (($scan.Key | Sort-Object -CaseSensitive) -join ',')
+        $k = Get-ReplicationKey -Cluster $cluster -Key 'user:001'
+        (Set-ReplicationKey -Cluster $cluster -Key 'user:001' -Value 'cas' -ExpectedVersion $k.Version -PassThru).Version | Should -Be ($k.Version + 1)
+        Set-ReplicationKey -Cluster $cluster -Key 'user:001' -Value 'late' -ExpectedVersion $k.Version -ErrorAction SilentlyContinue -ErrorVariable conflict
+        $conflict[0].FullyQualifiedErrorId | Should -BeLike 'VersionConflict,*'
+        Remove-ReplicationKey -Cluster $cluster -Key 'user:200' -Confirm:$false
+        Get-ReplicationKey -Cluster $cluster -Key 'user:200' -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        foreach ($consistency in 'Linearizable', 'Lease') { (Get-ReplicationKey -Cluster $cluster -Key 'user:002' -Consistency $consistency).Value | Should -Be 'v2' }
+    }
+
+    It 'shows every node running and every shard with its voters and a leader' {
+        $nodes = @(Get-ReplicationNode -Cluster $cluster)
+        $nodes.Count | Should -Be 3
+        $nodes | ForEach-Object { $_.State | Should -Be 'Running' }
+        $shards = @(Wait-ReplicationLeader -Cluster $cluster -Timeout '00:00:30')
+        $shards.Count | Should -Be 3
+        $shards | ForEach-Object { $_.Voters.Count | Should -Be 3; $_.Leader | Should -BeIn $_.Voters }
+        ($nodes | Measure-Object ShardsLed -Sum).Sum | Should -BeLessOrEqual 3
+        (Get-ReplicationShard -Cluster $cluster -Key 'user:007').Id | Should -Be (Get-ReplicationKey -Cluster $cluster -Key 'user:007').Shard
+    }
+
+    It 'stops a node and starts it again; it catches up' {
+        (Stop-ReplicationNode -Cluster $cluster -Id 3 -Confirm:$false).State | Should -Be 'Stopped'
+        Set-ReplicationKey -Cluster $cluster -Key 'while-stopped' -Value 'x'
+        Start-TestNode -Cluster $cluster -Id 3 | Out-Null
+        Wait-Condition -Because 'node 3 caught up' -Condition {
+            $n = @(Get-ReplicationNode -Cluster $cluster)
+            -not ($n | Where-Object { $_.State -ne 'Running' -or $_.LagEntries -ne 0 }) -and @($n.AppliedIndex | Sort-Object -Unique).Count -eq 1
+        }
+    }
+
+    It 'shows a crashed node as down within a second or so, and keeps serving writes' {
+        Stop-TestNodeHard -Cluster $cluster -Id 2
+        $expected = if ($Shape -eq 'Embedded') { 'Stopped' } else { 'Unreachable' } # its host knows; remote observers see it stop answering
+        Wait-Condition -Timeout '00:00:05' -Because "node 2 shows $expected" -Condition { (Get-ReplicationNode -Cluster $cluster -Id 2).State -eq $expected }
+        $down = Get-ReplicationNode -Cluster $cluster -Id 2
+        $down.Term | Should -BeGreaterThan 0 # last known values are kept
+        Set-ReplicationKey -Cluster $cluster -Key 'while-down' -Value 'y' -Timeout '00:00:20'
+        (Get-ReplicationShard -Cluster $cluster | Where-Object Leader -EQ 2) | Should -BeNullOrEmpty
+        Start-TestNode -Cluster $cluster -Id 2 | Out-Null
+        (Get-ReplicationKey -Cluster $cluster -Key 'while-down').Value | Should -Be 'y'
+    }
+
+    It 'refuses a second opener of a node folder in use (DataPathInUse), and Start-ReplicationNode -Id of a node process says what to do' -Skip:($Shape -ne 'Process') {
+        $entry = $script:NodeProcesses[$cluster.Name].Nodes[1]
+        { Start-NodeProcess -Folder $entry.Folder -Port (Get-FreePort) } | Should -Throw -ExpectedMessage '*DataPathInUse*'
+        (Get-ReplicationNode -Cluster $cluster -Id 1).State | Should -Be 'Running'
+        Stop-TestNodeHard -Cluster $cluster -Id 3
+        Start-ReplicationNode -Cluster $cluster -Id 3 -ErrorAction SilentlyContinue -ErrorVariable refused
+        $refused[0].FullyQualifiedErrorId | Should -BeLike 'NotSupportedRemotely,*'
+        $refused[0].Exception.Message | Should -BeLike '*Start-ReplicationNode -Path*'
+        Start-TestNode -Cluster $cluster -Id 3 | Out-Null
+    }
+
+    It 'rebuilds a node process started with its stores discarded (Start-ReplicationNode -Rebuild)' -Skip:($Shape -ne 'Process') {
+        Stop-TestNodeHard -Cluster $cluster -Id 3
+        Start-TestNode -Cluster $cluster -Id 3 -Rebuild | Out-Null
+        Wait-Condition -Timeout '00:00:45' -Because 'node 3 carried out its rebuild, hosts its shards again as a voter and caught up' -Condition {
+            $node = Get-ReplicationNode -Cluster $cluster -Id 3
+            $node.RebuiltEpoch -ge 1 -and -not $node.Rebuilding -and $node.ShardsHosted -eq 3 -and
+                -not (Get-ReplicationShard -Cluster $cluster | Where-Object { $_.Voters -notcontains 3 }) -and
+                -not (Get-ReplicationNode -Cluster $cluster | Where-Object { $_.State -ne 'Running' -or $_.LagEntries -ne 0 })
+        }
+        (Get-ReplicationKey -Cluster $cluster -Key 'user:007' -Consistency Linearizable).Value | Should -Be 'v7'
+    }
+
+    It 'compares replicas with Test-ReplicationConsistency' {
+        $checks = @(Test-ReplicationConsistency -Cluster $cluster -Timeout '00:00:30')
+        $checks.Count | Should -Be 3
+        $checks | ForEach-Object { $_.Status | Should -Be 'Consistent'; $_.Replicas.Count | Should -Be 3 -Because "unchecked: $($_.Unchecked -join ','), replicas $($_.Replicas.Node -join ',')" }
+    }
+}
+
+Describe 'Backups and restores (<Shape>)' -ForEach $Shapes {
+    BeforeAll {
+        $script:cluster = New-TestCluster -Shape $Shape -Name "backup-$($Shape.ToLower())" -Root $TestDrive
+        # A source of data to load: a small embedded cluster and its hot backup.
+        $script:source = New-ReplicationCluster -Name "source-$($Shape.ToLower())" -Path (Join-Path $TestDrive "source-$Shape") -ShardCount 2
+        1..150 | ForEach-Object { [pscustomobject]@{ Key = "src:$_"; Value = "s$_" } } | Set-ReplicationKey -Cluster $source
+        Set-ReplicationKey -Cluster $source -Key 'src:1' -Value 'twice' # version 2, kept by a restore
+        $script:sourceBackup = Backup-ReplicationCluster -Cluster $source -Path (Join-Path $TestDrive "source-backup-$Shape")
+    }
+    AfterAll {
+        Remove-TestCluster -Cluster $script:cluster
+        Get-ReplicationCluster | Where-Object Name -Like "*-$($Shape.ToLower())*" | Where-Object Mode -EQ 'Embedded' | Remove-ReplicationCluster -DeleteData -Confirm:$false
+    }
+
+    It 'loads a backup into the empty cluster, keeping versions (Restore-ReplicationCluster -Cluster)' {
+        Restore-ReplicationCluster -Path $sourceBackup.Path -Cluster $cluster | Out-Null
+        @(Get-ReplicationKey -Cluster $cluster -Prefix 'src:').Count | Should -Be 150
+        $one = Get-ReplicationKey -Cluster $cluster -Key 'src:1'
+        ($one.Value, $one.Version) | Should -Be @('twice', 2)
+        { Restore-ReplicationCluster -Path $sourceBackup.Path -Cluster $cluster } |
+            Should -Throw -ErrorId 'RestoreTargetNotEmpty,Replication.PowerShell.Commands.RestoreReplicationClusterCommand'
+    }
+
+    It 'takes a hot backup that verifies and restores into a new cluster' {
+        $backup = Backup-ReplicationCluster -Cluster $cluster -Path (Join-Path $TestDrive "hot-$Shape")
+        $backup.Kind | Should -Be 'Hot'
+        $backup.KeyCount | Should -Be 150
+        $backup.BarrierPause | Should -BeGreaterThan ([TimeSpan]::Zero)
+        (Test-ReplicationBackup -Path $backup.Path).Valid | Should -BeTrue
+        $copy = Restore-ReplicationCluster -Path $backup.Path -Name "copy-$($Shape.ToLower())" -ClusterPath (Join-Path $TestDrive "copy-$Shape")
+        $copy.Id | Should -Not -Be $cluster.Id
+        @(Get-ReplicationKey -Cluster $copy -Prefix 'src:').Count | Should -Be 150
+        (Get-ReplicationKey -Cluster $copy -Key 'src:1').Version | Should -Be 2
+    }
+
+    It 'takes a cold backup of a node and restores that node from it' {
+        $cold = Backup-ReplicationNode -Cluster $cluster -Id 2 -Path (Join-Path $TestDrive "cold-$Shape") -Cold -Confirm:$false
+        $cold.Kind | Should -Be 'Cold'
+        $cold.NodeId | Should -Be 2
+        (Test-ReplicationBackup -Path $cold.Path).Valid | Should -BeTrue
+        (Get-ReplicationNode -Cluster $cluster -Id 2).State | Should -Be 'Running'
+        Set-ReplicationKey -Cluster $cluster -Key 'after-cold' -Value 'z'
+        $node = Restore-ReplicationNode -Cluster $cluster -Id 2 -Path $cold.Path -Confirm:$false
+        $node.State | Should -Be 'Running'
+        (Get-ReplicationKey -Cluster $cluster -Key 'after-cold').Value | Should -Be 'z'
+        Test-ReplicationConsistency -Cluster $cluster | ForEach-Object { $_.Status | Should -Be 'Consistent' }
+    }
+
+    It 'rebuilds a node from its peers (Restore-ReplicationNode without a backup)' {
+        $node = Restore-ReplicationNode -Cluster $cluster -Id 3 -Confirm:$false
+        $node.State | Should -Be 'Running'
+        Wait-Condition -Because 'every shard has node 3 as a voter again' -Condition {
+            -not (Get-ReplicationShard -Cluster $cluster | Where-Object { $_.Voters -notcontains 3 })
+        }
+        @(Get-ReplicationKey -Cluster $cluster -Prefix 'src:' -Consistency Linearizable).Count | Should -Be 150
+        Test-ReplicationConsistency -Cluster $cluster | ForEach-Object { $_.Status | Should -Be 'Consistent' }
+    }
+}
