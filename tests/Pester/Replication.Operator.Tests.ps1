@@ -315,11 +315,25 @@ Describe 'Item 9: one family of readable output objects' {
         }
     }
 
-    It 'has format and type data for every output type' {
-        foreach ($type in 'Replication.ReplicationCluster', 'Replication.ReplicationNode', 'Replication.ReplicationShard', 'Replication.ReplicationKey',
-                'Replication.ReplicationBackup', 'Replication.BackupShard', 'Replication.ReplicationConsistency', 'Replication.DivergentRange', 'Replication.ReplicaDigest') {
-            Get-FormatData -TypeName $type | Should -Not -BeNullOrEmpty -Because $type
-            Get-TypeData -TypeName $type | Should -Not -BeNullOrEmpty -Because $type
+    It 'has format and type data for every output type, and 64-bit enums (written by name in JSON)' {
+        # Every type a cmdlet declares it writes, and the Replication types their properties hold (a backup's shards...).
+        $types = [System.Collections.Generic.HashSet[type]]::new()
+        $queue = [System.Collections.Generic.Queue[type]]::new()
+        foreach ($t in (Get-Command -Module Replication).OutputType.Type | Where-Object { $_ -and $_.Namespace -eq 'Replication' }) { $queue.Enqueue($t) }
+        while ($queue.Count) {
+            $t = $queue.Dequeue()
+            if (-not $types.Add($t)) { continue }
+            foreach ($p in $t.GetProperties()) {
+                $inner = if ($p.PropertyType.IsGenericType) { $p.PropertyType.GetGenericArguments()[0] } elseif ($p.PropertyType.IsArray) { $p.PropertyType.GetElementType() } else { $p.PropertyType }
+                $inner = [Nullable]::GetUnderlyingType($inner) ?? $inner
+                if ($inner.Namespace -eq 'Replication' -and -not $inner.IsEnum) { $queue.Enqueue($inner) }
+                if ($inner.IsEnum) { [Enum]::GetUnderlyingType($inner) | Should -Be ([long]) -Because "$($t.Name).$($p.Name) is written by ConvertTo-Json by name only when its enum is 64-bit" }
+            }
+        }
+        $types.Count | Should -BeGreaterOrEqual 9
+        foreach ($type in $types.FullName) {
+            Get-FormatData -TypeName $type | Should -Not -BeNullOrEmpty -Because "$type needs a view in module/Replication.format.ps1xml"
+            Get-TypeData -TypeName $type | Should -Not -BeNullOrEmpty -Because "$type needs type data in module/Replication.types.ps1xml"
         }
     }
 }

@@ -54,6 +54,20 @@ Describe 'Module surface' -Tag Unit {
     }
 }
 
+Describe 'The published module folder' -Tag Unit {
+    It 'imports from out/module on its own, with its help and about_Replication (a fresh pwsh)' {
+        $script = "Import-Module ./out/module/Replication.psd1; (Get-Module Replication).ModuleBase; @(Get-Command -Module Replication).Count; " +
+            "(Get-Help about_Replication | Out-String) -match 'THE RING'; (Get-Help Get-ReplicationNode).Synopsis"
+        Push-Location $RepoRoot
+        try { $answer = @(& dotnet pwsh -NoProfile -NonInteractive -Command $script) } finally { Pop-Location }
+        $LASTEXITCODE | Should -Be 0
+        $answer[0] | Should -Be (Join-Path $RepoRoot 'out/module')
+        [int]$answer[1] | Should -Be @((Import-PowerShellDataFile $Manifest).CmdletsToExport).Count
+        $answer[2] | Should -Be 'True'
+        $answer[3] | Should -Not -BeLike 'Get-ReplicationNode *' -Because 'the MAML help is there, not syntax only'
+    }
+}
+
 Describe 'Native SQLite in a real pwsh' -Tag Unit {
     It 'opens a SQLite connection from the published module folder (runtimes/<rid>/native resolved by the module)' {
         $moduleDir = Split-Path (Get-Module Replication).Path
