@@ -83,6 +83,8 @@ internal static class ClientCodec
                 break;
             case ShardScanRequest r:
                 w.I32(r.Shard);
+                w.I64((long)r.RangeStart);
+                w.I64((long)r.RangeLast);
                 w.String(r.Prefix);
                 w.NullableString(r.After);
                 w.I32(r.Limit);
@@ -119,7 +121,7 @@ internal static class ClientCodec
             (byte)ClientRequestType.StartNode => new StartNodeRequest(id, r.ReadInt32()),
             (byte)ClientRequestType.Join => new JoinRequest(id, r.ReadString("endpoint"), r.ReadGuid()),
             (byte)ClientRequestType.Admin => new AdminRequest(id, r.ReadString("operation"), r.ReadInt32(), r.ReadString("admin body"), r.ReadByteString("admin blob")),
-            (byte)ClientRequestType.ShardScan => new ShardScanRequest(id, r.ReadInt32(), r.ReadString("prefix"), r.ReadBool() ? r.ReadString("after") : null,
+            (byte)ClientRequestType.ShardScan => new ShardScanRequest(id, r.ReadInt32(), (ulong)r.ReadInt64(), (ulong)r.ReadInt64(), r.ReadString("prefix"), r.ReadBool() ? r.ReadString("after") : null,
                 PageSize(ref r), Consistency(ref r), Timeout(ref r)),
             _ => throw WireReader.Malformed($"Unknown client request type {type}."),
         };

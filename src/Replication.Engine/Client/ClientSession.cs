@@ -167,7 +167,7 @@ internal sealed class ClientSession
             }
             case ShardScanRequest r:
             {
-                var page = await _handler.ScanShardAsync(r.Shard, r.Prefix, r.After, r.Limit, r.Consistency, r.Timeout, ct).ConfigureAwait(false);
+                var page = await _handler.ScanShardAsync(r.Shard, r.RangeStart, r.RangeLast, r.Prefix, r.After, r.Limit, r.Consistency, r.Timeout, ct).ConfigureAwait(false);
                 return new ScanPageResponse(id, ClientRequestType.ShardScan, 0, page.More, page.Keys);
             }
             case AdminRequest r:

@@ -21,7 +21,7 @@ public partial class ClusterClient
     public async Task<IReadOnlyList<ReplicationConsistency>> CheckConsistencyAsync(int? shard, TimeSpan timeout, CancellationToken cancellationToken)
     {
         ThrowIfDisposed();
-        if (shard is int bad && (bad < 0 || bad >= ShardCount)) throw new ShardNotFoundException(bad) { Target = bad };
+        if (shard is int one && !GetShards().Any(s => s.Id == one)) throw new ShardNotFoundException(one) { Target = one };
         var (results, _) = await AdminAsync<ReplicationConsistency[]>(AdminOps.ConsistencyCheck, 0, new ConsistencyArgs(shard, (long)timeout.TotalMilliseconds), timeout, cancellationToken).ConfigureAwait(false);
         return results.Select(r => r with { Cluster = Name }).ToArray();
     }

@@ -75,7 +75,7 @@ public partial class ClusterClient
                 ClusterId = Id,
                 ClusterName = Name,
                 NodeCount = status.Nodes.Count,
-                ShardCount = ShardCount,
+                ShardCount = ticket.Shards.Count, // the cut's shards (a split after it does not belong to this backup)
                 ReplicationFactor = ReplicationFactor,
                 Created = ticket.Created,
                 Shards = shards,
@@ -222,11 +222,9 @@ public partial class ClusterClient
         ThrowIfDisposed();
         progress?.Report(new BackupProgress(RestoreActivity, "verifying the backup", 0, 1));
         var m = BackupVerifier.Verify(backupPath, cancellationToken);
-        var byShard = m.Shards.ToDictionary(s => s.Shard);
-        for (int s = 0; s < m.ShardCount; s++)
-            if (!byShard.ContainsKey(s))
-                throw new BackupPathException(BackupPathException.Incomplete, backupPath,
-                    $"The {m.Kind.ToString().ToLowerInvariant()} backup in '{backupPath}' has no data for shard {s}; a cluster restore needs every shard (a cold backup of a node that hosted them all, or a hot backup).");
+        if (m.Shards.Select(s => s.Shard).Distinct().Count() < m.ShardCount)
+            throw new BackupPathException(BackupPathException.Incomplete, backupPath,
+                $"The {m.Kind.ToString().ToLowerInvariant()} backup in '{backupPath}' holds {m.Shards.Count} of the cluster's {m.ShardCount} shards; a cluster restore needs every shard (a cold backup of a node that hosted them all, or a hot backup).");
         await foreach (var _ in ScanAsync("", ReadConsistency.Linearizable, timeout, cancellationToken).ConfigureAwait(false))
             throw new BackupPathException(BackupPathException.RestoreTargetNotEmpty, backupPath,
                 $"Cluster '{Name}' already holds keys; a backup is loaded only into an empty cluster (Restore-ReplicationCluster creates a new one).") { Target = Name };

@@ -146,6 +146,7 @@ public partial class ClusterClient : IReplicationCluster
     {
         var response = (StatusResponse)await CallAsync(id => new StatusRequest(id), idempotent: true, _options.RequestTimeout, cancellationToken).ConfigureAwait(false);
         var status = response.Status;
+        ShardCount = status.ShardCount; // grows when shards split
         lock (_endpointsGate)
             _endpoints = _endpoints.Concat(status.Nodes.Select(n => n.Endpoint).Concat(status.Endpoints))
                 .Where(e => e.Length > 0).Distinct(StringComparer.OrdinalIgnoreCase).ToList();

@@ -25,8 +25,8 @@ public interface IClientRequestHandler
     Task StartNodeAsync(int id, CancellationToken cancellationToken);
     /// <summary>Admits a node listening on <paramref name="endpoint"/>; the same <paramref name="token"/> always gets the same id.</summary>
     Task<(int NodeId, Guid ClusterId, string Metadata)> JoinAsync(string endpoint, Guid token, CancellationToken cancellationToken);
-    /// <summary>One page of one shard (served by a node that can confirm the read itself). More = the page is full.</summary>
-    Task<(IReadOnlyList<ReplicationKey> Keys, bool More)> ScanShardAsync(int shard, string prefix, string? after, int limit,
+    /// <summary>One page of one shard's keys in a hash range (served by a node that can confirm the read itself). More = the page is full.</summary>
+    Task<(IReadOnlyList<ReplicationKey> Keys, bool More)> ScanShardAsync(int shard, ulong rangeStart, ulong rangeLast, string prefix, string? after, int limit,
         ReadConsistency consistency, TimeSpan timeout, CancellationToken cancellationToken);
     /// <summary>An administrative operation (Cluster/ClusterNode.Admin.cs): a JSON body and a blob in, the same out.</summary>
     Task<(string Json, ReadOnlyMemory<byte> Blob)> AdminAsync(string operation, int targetNode, string json, ReadOnlyMemory<byte> blob, CancellationToken cancellationToken);

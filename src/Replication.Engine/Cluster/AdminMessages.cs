@@ -30,6 +30,10 @@ internal static class AdminOps
     public const string NodeMark = "node.mark";
     public const string NodeRebuilt = "node.rebuilt";
     public const string ShardVoters = "shard.voters";
+    // Splits: the metadata leader takes the new shard's id, the shard's leader proposes the split, then the map grows.
+    public const string ShardSplit = "shard.split";
+    public const string ShardSplitHere = "shard.splithere";
+    public const string ShardMapAdd = "shard.mapadd";
     public const string FileWrite = "file.write";
 }
 
@@ -46,7 +50,8 @@ internal sealed record CutAnswer(int Node, long Index, long Term);
 
 internal sealed record LowerAnswer(long HeldMicros);
 
-internal sealed record ShardContentAnswer(long KeyCount, string Sha256);
+/// <summary>A cut's row count and digest, and the hash range the shard owned at the cut (null: never split).</summary>
+internal sealed record ShardContentAnswer(long KeyCount, string Sha256, ulong? RangeStart = null, ulong? RangeLast = null);
 
 internal sealed record ReadArgs(Guid CutId, int Shard, string? After, int MaxRows);
 
@@ -99,3 +104,14 @@ internal sealed record RebuiltAnswer(bool Done, string State);
 internal sealed record ShardVotersAnswer(IReadOnlyList<int> Voters, IReadOnlyList<int> Learners);
 
 internal sealed record Empty();
+
+/// <summary>Split <c>Shard</c> if it still owns [ExpectStart, ExpectLast] (what the caller saw): a retried request finds it split and answers the same halves.</summary>
+internal sealed record SplitArgs(int Shard, long TimeoutMs, ulong ExpectStart, ulong ExpectLast);
+
+/// <summary>What the shard's leader proposes: split <paramref name="Shard"/> into these two ranges, the right one to <paramref name="NewShard"/>.</summary>
+internal sealed record SplitHereArgs(int Shard, int NewShard, ulong LeftStart, ulong LeftLast, ulong RightStart, ulong RightLast);
+
+internal sealed record SplitAnswer(int Shard, int NewShard, ulong LeftStart, ulong LeftLast, ulong RightStart, ulong RightLast, long Index);
+
+/// <summary>Adds <paramref name="NewShard"/>, split off <paramref name="Shard"/>, to the metadata's shard map (idempotent).</summary>
+internal sealed record MapAddArgs(int Shard, int NewShard);

@@ -12,7 +12,9 @@ namespace Replication.Engine.Cluster;
 /// <list type="bullet">
 /// <item><c>cluster</c>: <see cref="ClusterInfo"/> (written once, by the founding node);</item>
 /// <item><c>node/{id:D10}</c>: <see cref="NodeEntry"/> (endpoint and the join token that admitted it);</item>
-/// <item><c>placement/{shard:D10}</c>: the shard's replicas, an int array.</item>
+/// <item><c>placement/{shard:D10}</c>: the shard's replicas, an int array;</item>
+/// <item><c>shardmap</c>: the hash range of every shard (<see cref="Ring.ShardRangeMap"/>), versioned: splits add shards;</item>
+/// <item><c>nextshard</c>: the id the next split gives its new shard (taken by compare-and-set, so two splits never share one).</item>
 /// </list>
 /// Immutable: every change is a new instance read back from the store. Thread-safe.
 /// </summary>
@@ -26,6 +28,8 @@ public sealed record ClusterMetadata
     public const string ClusterKey = "cluster";
     public const string NodePrefix = "node/";
     public const string PlacementPrefix = "placement/";
+    public const string ShardMapKey = "shardmap";
+    public const string NextShardKey = "nextshard";
 
     internal static readonly JsonSerializerOptions Json = new() { DefaultIgnoreCondition = JsonIgnoreCondition.Never };
 
@@ -36,6 +40,10 @@ public sealed record ClusterMetadata
     public IReadOnlyDictionary<int, NodeEntry> Nodes { get; init; } = new Dictionary<int, NodeEntry>();
     /// <summary>Replicas of each shard that has a placement yet.</summary>
     public IReadOnlyDictionary<int, IReadOnlyList<int>> Placement { get; init; } = new Dictionary<int, IReadOnlyList<int>>();
+    /// <summary>The shards and their hash ranges; null until the founding node wrote it.</summary>
+    public Ring.ShardRangeMap? ShardMap { get; init; }
+    /// <summary>The id the next split gives its new shard.</summary>
+    public int NextShard { get; init; }
 
     public static string NodeKey(int id) => $"{NodePrefix}{id:D10}";
     public static string PlacementKey(int shard) => $"{PlacementPrefix}{shard:D10}";
@@ -64,6 +72,8 @@ public sealed record ClusterMetadata
         ClusterInfo? info = null;
         var nodes = new Dictionary<int, NodeEntry>();
         var placement = new Dictionary<int, IReadOnlyList<int>>();
+        Ring.ShardRangeMap? map = null;
+        int nextShard = 0;
         try
         {
             foreach (var (key, value) in rows)
@@ -73,13 +83,15 @@ public sealed record ClusterMetadata
                     nodes[id] = JsonSerializer.Deserialize<NodeEntry>(value, Json) ?? throw new JsonException("null node entry");
                 else if (key.StartsWith(PlacementPrefix, StringComparison.Ordinal) && int.TryParse(key.AsSpan(PlacementPrefix.Length), out int shard))
                     placement[shard] = JsonSerializer.Deserialize<int[]>(value, Json) ?? throw new JsonException("null placement");
+                else if (key == ShardMapKey) map = Ring.ShardRangeMap.FromJson(value);
+                else if (key == NextShardKey) nextShard = int.Parse(value, System.Globalization.CultureInfo.InvariantCulture);
             }
         }
-        catch (JsonException e)
+        catch (Exception e) when (e is JsonException or FormatException or OverflowException)
         {
             throw new StorageCorruptException($"The cluster metadata does not parse: {e.Message}");
         }
-        return new ClusterMetadata { Cluster = info, Nodes = nodes, Placement = placement };
+        return new ClusterMetadata { Cluster = info, Nodes = nodes, Placement = placement, ShardMap = map, NextShard = nextShard };
     }
 
     /// <summary>As rows (key, JSON value): how the metadata travels in a join response.</summary>
@@ -88,7 +100,12 @@ public sealed record ClusterMetadata
         if (Cluster is not null) yield return (ClusterKey, JsonSerializer.Serialize(Cluster, Json));
         foreach (var (id, node) in Nodes.OrderBy(n => n.Key)) yield return (NodeKey(id), JsonSerializer.Serialize(node, Json));
         foreach (var (shard, replicas) in Placement.OrderBy(p => p.Key)) yield return (PlacementKey(shard), JsonSerializer.Serialize(replicas, Json));
+        if (ShardMap is not null) yield return (ShardMapKey, ShardMap.ToJson());
+        if (NextShard != 0) yield return (NextShardKey, NextShard.ToString(System.Globalization.CultureInfo.InvariantCulture));
     }
+
+    /// <summary>The shard map as written, or an even map of the cluster's initial shard count while none is known yet.</summary>
+    public Ring.ShardRangeMap MapOr(int shardCount) => ShardMap ?? Ring.ShardRangeMap.Even(shardCount);
 
     public string ToJson() => JsonSerializer.Serialize(ToRows().ToDictionary(r => r.Key, r => r.Value), Json);
 

@@ -37,7 +37,9 @@ public sealed partial class ClusterNode
             ct.ThrowIfCancellationRequested();
             var cutId = Guid.NewGuid();
             var created = DateTimeOffset.UtcNow;
-            var raise = Enumerable.Range(0, ShardCount).Select(s => RaiseRoutedAsync(cutId, s, Min(Remaining(deadline), BarrierRaiseTimeout), ct)).ToArray();
+            var map = Map;
+            var shardIds = map.Ranges.Select(r => r.Shard).ToArray();
+            var raise = shardIds.Select(s => RaiseRoutedAsync(cutId, s, Min(Remaining(deadline), BarrierRaiseTimeout), ct)).ToArray();
             try
             {
                 await Task.WhenAll(raise).ConfigureAwait(false);
@@ -49,7 +51,7 @@ public sealed partial class ClusterNode
             // Every barrier that went up comes down, also when the attempt failed.
             var raised = raise.Where(t => t.IsCompletedSuccessfully).Select(t => t.Result).ToArray();
             var lowered = await Task.WhenAll(raised.Select(c => LowerQuietlyAsync(cutId, c, ct))).ConfigureAwait(false);
-            if (raised.Length < ShardCount)
+            if (raised.Length < shardIds.Length)
             {
                 await EndCutEverywhereAsync(cutId, raised.Select(c => c.Answer.Node)).ConfigureAwait(false);
                 await Task.Delay(RetryBackoff * 4, ct).ConfigureAwait(false);
@@ -59,6 +61,16 @@ public sealed partial class ClusterNode
             {
                 var contents = await Task.WhenAll(raised.Select(c =>
                     CallAdminAsync<ShardContentAnswer>(c.Answer.Node, AdminOps.BackupWait, new CutArgs(cutId, c.Shard, 0), Remaining(deadline) + NetworkMargin, ct))).ConfigureAwait(false);
+                // A shard that split after the map this attempt started from holds less than the map gives it: the cut
+                // would miss the rows of the new shard. Another attempt, with the newer map.
+                if (contents.Select((c, i) => (c.Answer, Range: map.RangeOf(raised[i].Shard))).FirstOrDefault(x => x.Answer.RangeStart is ulong start
+                        && (start != x.Range.Start || x.Answer.RangeLast != x.Range.Last)) is { Answer: not null } moved)
+                {
+                    why = $"shard {moved.Range.Shard} split during the cut";
+                    await EndCutEverywhereAsync(cutId, raised.Select(c => c.Answer.Node)).ConfigureAwait(false);
+                    await Task.Delay(RetryBackoff * 4, ct).ConfigureAwait(false);
+                    continue;
+                }
                 var shards = raised.Select((c, i) => new BackupTicketShard(c.Shard, c.Answer.Node, c.Answer.Index, c.Answer.Term, contents[i].Answer.KeyCount, contents[i].Answer.Sha256))
                     .OrderBy(s => s.Shard).ToArray();
                 Log($"node {NodeId}: backup cut {cutId:N} taken at [{string.Join(", ", shards.Select(s => $"{s.Shard}@{s.Index}"))}]; writes held at most {lowered.Max() / 1000.0:0.###} ms");
@@ -141,7 +153,7 @@ public sealed partial class ClusterNode
                 held.KeyCount = count;
                 held.Sha256 = sha;
             }
-            return new ShardContentAnswer(held.KeyCount, held.Sha256);
+            return new ShardContentAnswer(held.KeyCount, held.Sha256, snapshot.Range?.Start, snapshot.Range?.Last);
         }
         finally { held.Gate.Release(); }
     }

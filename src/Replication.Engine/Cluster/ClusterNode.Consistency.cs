@@ -24,9 +24,9 @@ public sealed partial class ClusterNode
     /// <summary>The coordinator: compares every shard (or one) and returns one result per shard.</summary>
     private async Task<IReadOnlyList<ReplicationConsistency>> CheckConsistencyAsync(ConsistencyArgs args, CancellationToken ct)
     {
-        if (args.Shard is int bad && (bad < 0 || bad >= ShardCount)) throw new ShardNotFoundException(bad) { Target = bad };
+        if (args.Shard is int bad && !Map.Contains(bad)) throw new ShardNotFoundException(bad) { Target = bad };
         var timeout = TimeSpan.FromMilliseconds(args.TimeoutMs);
-        var shards = args.Shard is int one ? new[] { one } : Enumerable.Range(0, ShardCount).ToArray();
+        var shards = args.Shard is int one ? new[] { one } : ShardIds.ToArray();
         var results = new List<ReplicationConsistency>(shards.Length);
         foreach (int s in shards) results.Add(await CheckShardAsync(s, timeout, ct).ConfigureAwait(false));
         return results;

@@ -43,6 +43,10 @@ public sealed partial class ClusterNode
             {
                 await ReconcileAsync(ct).ConfigureAwait(false);
             }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            {
+                return; // stopping
+            }
             catch (Exception e) when (!ct.IsCancellationRequested)
             {
                 if (e is not (Cluster.RetryableException or TimeoutException or ReplicationException)) Log($"node {NodeId}: control step failed: {e}");
@@ -70,7 +74,7 @@ public sealed partial class ClusterNode
 
         var status = _host.Status;
         foreach (var (shard, replicas) in metadata.Placement)
-            if (replicas.Contains(NodeId) && !status.ContainsKey(shard) && shard < ShardCount)
+            if (replicas.Contains(NodeId) && !status.ContainsKey(shard) && metadata.MapOr(ShardCount).Contains(shard))
             {
                 await _host.AddGroupAsync(shard, bootstrapVoters: null).ConfigureAwait(false);
                 Log($"node {NodeId}: hosting shard {shard} (joining)");
@@ -95,6 +99,7 @@ public sealed partial class ClusterNode
                 metadata = _metadata;
             }
             await LetRebuiltNodesBackAsync(metadata, ct).ConfigureAwait(false);
+            await SplitLargeShardsAsync(metadata, ct).ConfigureAwait(false);
         }
         if (metadata.Cluster is null) return;
 
@@ -125,6 +130,7 @@ public sealed partial class ClusterNode
             RefreshMetadata(force: true);
         }
         await CarryOutOwnRebuildAsync(ct).ConfigureAwait(false);
+        await AddMissingSplitsAsync(ct).ConfigureAwait(false);
     }
 
     /// <summary>The founding node, once it leads the metadata group: identity and shape, itself, and every shard on itself.</summary>
@@ -138,6 +144,8 @@ public sealed partial class ClusterNode
         };
         for (int shard = 0; shard < info.ShardCount; shard++)
             ops.Add(new KvOp(KvOpType.Put, ClusterMetadata.PlacementKey(shard), "[1]", null));
+        ops.Add(new KvOp(KvOpType.Put, ClusterMetadata.ShardMapKey, Ring.ShardRangeMap.Even(info.ShardCount).ToJson(), null));
+        ops.Add(new KvOp(KvOpType.Put, ClusterMetadata.NextShardKey, info.ShardCount.ToString(System.Globalization.CultureInfo.InvariantCulture), null));
         await ProposeMetadataAsync(ops, ControlStepTimeout, ct).ConfigureAwait(false);
         RefreshMetadata(force: true);
         Log($"node {NodeId}: founded cluster '{info.Name}' ({info.Id}): {info.ShardCount} shards, replication factor {info.ReplicationFactor}");

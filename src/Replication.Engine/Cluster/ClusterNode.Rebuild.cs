@@ -61,7 +61,7 @@ public sealed partial class ClusterNode
         await EnsureFreshAsync(new[] { args.Node }, ct).ConfigureAwait(false);
         long done = args.Node == NodeId ? _identity.RebuiltEpoch : ReportedNode(args.Node)?.RebuiltEpoch ?? -1;
         if (done < args.Epoch) return new RebuiltAnswer(false, $"node {args.Node} has not reported the rebuild done");
-        var placed = Enumerable.Range(0, ShardCount).Where(s => metadata.ReplicasOf(s).Contains(args.Node)).ToArray();
+        var placed = ShardIds.Where(s => metadata.ReplicasOf(s).Contains(args.Node)).ToArray();
         int back = 0;
         foreach (int shard in placed)
         {
@@ -166,7 +166,7 @@ public sealed partial class ClusterNode
 
     /// <summary>True when the current leader of every shard and of the metadata group reports this node out of its membership.</summary>
     private bool RemovedEverywhere() =>
-        Enumerable.Range(0, ShardCount).Append(ClusterMetadata.MetadataGroup).All(RemovedFrom);
+        ShardIds.Append(ClusterMetadata.MetadataGroup).All(RemovedFrom);
 
     /// <summary>True while a node started with its stores discarded waits to be taken out of every group.</summary>
     private volatile bool _awaitingRebuild;

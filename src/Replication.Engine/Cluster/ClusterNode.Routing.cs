@@ -164,14 +164,39 @@ public sealed partial class ClusterNode
 
     // ---- writes ----
 
+    /// <summary>
+    /// Writes a batch: grouped by shard with the current map, each group routed to its shard's leader. Writes a shard
+    /// refused because it split (WrongShard: nothing was written) are grouped again with the newer map as soon as this
+    /// node's metadata has it, and sent again, until the deadline.
+    /// </summary>
     public async Task<IReadOnlyList<WriteResult>> WriteAsync(IReadOnlyList<KeyWrite> writes, WriteConcern concern, TimeSpan timeout, CancellationToken cancellationToken)
     {
         ThrowIfStopped();
         var results = new WriteResult?[writes.Count];
-        var byShard = WriteBatching.GroupByShard(writes, _shardMap, results);
         var deadline = Deadline(timeout);
-        await Task.WhenAll(byShard.Select(kv => WriteShardAsync(kv.Key, kv.Value, writes, results, concern, timeout, deadline, cancellationToken))).ConfigureAwait(false);
+        IEnumerable<int> pending = Enumerable.Range(0, writes.Count);
+        while (true)
+        {
+            var map = Map;
+            var byShard = WriteBatching.GroupByShard(writes, pending, map, results);
+            await Task.WhenAll(byShard.Select(kv => WriteShardAsync(kv.Key, kv.Value, writes, results, concern, timeout, deadline, cancellationToken))).ConfigureAwait(false);
+            var wrong = byShard.Values.SelectMany(p => p).Where(p => results[p]?.Error is WrongShardException).ToArray();
+            if (wrong.Length == 0 || !await WaitForNewerMapAsync(map.Version, deadline, cancellationToken).ConfigureAwait(false)) break;
+            pending = wrong;
+        }
         return results!;
+    }
+
+    /// <summary>Waits (until the deadline) for this node's metadata to hold a shard map newer than <paramref name="version"/>.</summary>
+    private async Task<bool> WaitForNewerMapAsync(long version, long deadline, CancellationToken ct)
+    {
+        while (Remaining(deadline) > TimeSpan.Zero)
+        {
+            RefreshMetadata(force: true);
+            if (Map.Version > version) return true;
+            await Task.Delay(RetryBackoff, ct).ConfigureAwait(false);
+        }
+        return false;
     }
 
     private async Task WriteShardAsync(int shard, List<int> positions, IReadOnlyList<KeyWrite> writes, WriteResult?[] results,
@@ -243,27 +268,44 @@ public sealed partial class ClusterNode
 
     // ---- reads ----
 
+    /// <summary>Reads one key from the shard that owns it; a shard that split meanwhile (WrongShard) sends it to the newer map's shard.</summary>
     public async Task<ReplicationKey?> GetAsync(string key, ReadConsistency consistency, TimeSpan timeout, CancellationToken cancellationToken)
     {
         ThrowIfStopped();
         KvLimits.Validate(key, null);
-        int shard = _shardMap.ShardFor(key);
-        if (consistency == ReadConsistency.Stale && _host.Status.ContainsKey(shard)) return ReadLocal(shard, key);
-        return await RouteAsync(shard, Deadline(timeout), idempotent: true,
-            local: async remaining =>
+        var deadline = Deadline(timeout);
+        while (true)
+        {
+            var map = Map;
+            int shard = map.ShardFor(key);
+            try
             {
-                await ConfirmLocalAsync(shard, consistency, remaining, cancellationToken).ConfigureAwait(false);
-                return ReadLocal(shard, key);
-            },
-            remote: async (target, remaining) =>
-                ((GetResponse)await CallPeerAsync(target, id => new ForwardedRequest(id, new GetRequest(id, key, consistency, remaining)), remaining, cancellationToken).ConfigureAwait(false)).Key,
-            why => new QuorumUnavailableException(shard, timeout, why) { Target = key },
-            cancellationToken).ConfigureAwait(false);
+                if (consistency == ReadConsistency.Stale && _host.Status.ContainsKey(shard)) return ReadLocal(shard, key);
+                return await RouteAsync(shard, deadline, idempotent: true,
+                    local: async remaining =>
+                    {
+                        await ConfirmLocalAsync(shard, consistency, remaining, cancellationToken).ConfigureAwait(false);
+                        return ReadLocal(shard, key);
+                    },
+                    remote: async (target, remaining) =>
+                        ((GetResponse)await CallPeerAsync(target, id => new ForwardedRequest(id, new GetRequest(id, key, consistency, remaining)), remaining, cancellationToken).ConfigureAwait(false)).Key,
+                    why => new QuorumUnavailableException(shard, timeout, why) { Target = key },
+                    cancellationToken).ConfigureAwait(false);
+            }
+            catch (WrongShardException) when (!ForwardContext.IsForwarded)
+            {
+                // the newer map routes it to the shard that owns it now
+                if (!await WaitForNewerMapAsync(map.Version, deadline, cancellationToken).ConfigureAwait(false)) throw;
+            }
+        }
     }
 
+    /// <summary>The key as this replica's state machine holds it; WrongShard when the shard no longer owns it (split).</summary>
     private ReplicationKey? ReadLocal(int shard, string key)
     {
         var stored = _host.Store.Get(shard, key);
+        if (!_host.Store.Owns(shard, key))
+            throw new WrongShardException(shard, $"Shard {shard} split: '{key}' belongs to another shard now.") { Target = key };
         return stored is null ? null : new ReplicationKey(stored.Key, stored.Value, stored.Version, shard, stored.ModifiedIndex) { Cluster = Name };
     }
 
@@ -274,22 +316,26 @@ public sealed partial class ClusterNode
         await _host.ConfirmReadAsync(shard, consistency == ReadConsistency.Lease).WaitAsync(timeout, ct).ConfigureAwait(false);
     }
 
-    public async Task<(IReadOnlyList<ReplicationKey> Keys, bool More)> ScanShardAsync(int shard, string prefix, string? after, int limit,
+    /// <summary>
+    /// One page of shard <paramref name="shard"/>'s keys in the hash range [<paramref name="rangeStart"/>, <paramref name="rangeLast"/>]
+    /// (the range the caller's shard map gives it), after <paramref name="after"/>. WrongShard when the shard owns less than
+    /// that range now (it split and the caller's map is older).
+    /// </summary>
+    public async Task<(IReadOnlyList<ReplicationKey> Keys, bool More)> ScanShardAsync(int shard, ulong rangeStart, ulong rangeLast, string prefix, string? after, int limit,
         ReadConsistency consistency, TimeSpan timeout, CancellationToken cancellationToken)
     {
         ThrowIfStopped();
-        if (shard < 0 || shard >= ShardCount) throw new ShardNotFoundException(shard) { Target = shard };
-        if (consistency == ReadConsistency.Stale && _host.Status.ContainsKey(shard)) return ScanLocal(shard, prefix, after, limit);
+        if (consistency == ReadConsistency.Stale && _host.Status.ContainsKey(shard)) return ScanLocal(shard, rangeStart, rangeLast, prefix, after, limit);
         return await RouteAsync(shard, Deadline(timeout), idempotent: true,
             local: async remaining =>
             {
                 await ConfirmLocalAsync(shard, consistency, remaining, cancellationToken).ConfigureAwait(false);
-                return ScanLocal(shard, prefix, after, limit);
+                return ScanLocal(shard, rangeStart, rangeLast, prefix, after, limit);
             },
             remote: async (target, remaining) =>
             {
                 var page = (ScanPageResponse)await CallPeerAsync(target,
-                    id => new ForwardedRequest(id, new ShardScanRequest(id, shard, prefix, after, limit, consistency, remaining)), remaining, cancellationToken).ConfigureAwait(false);
+                    id => new ForwardedRequest(id, new ShardScanRequest(id, shard, rangeStart, rangeLast, prefix, after, limit, consistency, remaining)), remaining, cancellationToken).ConfigureAwait(false);
                 return (page.Keys, page.More);
             },
             why => new QuorumUnavailableException(shard, timeout, why) { Target = shard },
@@ -297,15 +343,25 @@ public sealed partial class ClusterNode
     }
 
     /// <summary>
-    /// A page of the local replica's index scan: the keys after <paramref name="after"/>, found by an
-    /// index seek. Stateless, so any replica can serve the next page.
+    /// A page of the local replica's index scan: the keys after <paramref name="after"/>, found by an index seek, that hash
+    /// into the range asked (a replica that has not split the shard yet still holds the rows of both halves). Stateless, so
+    /// any replica can serve the next page.
     /// </summary>
-    private (IReadOnlyList<ReplicationKey> Keys, bool More) ScanLocal(int shard, string prefix, string? after, int limit)
+    private (IReadOnlyList<ReplicationKey> Keys, bool More) ScanLocal(int shard, ulong rangeStart, ulong rangeLast, string prefix, string? after, int limit)
     {
+        var own = _host.Store.RangeOf(shard);
+        if (own is { } o && (rangeStart < o.Start || rangeLast > o.Last))
+            throw new WrongShardException(shard, $"Shard {shard} split: it owns less than the range asked.") { Target = shard };
+        bool filter = own is not { } exact || exact.Start != rangeStart || exact.Last != rangeLast;
         var keys = new List<ReplicationKey>(Math.Min(limit, 1024));
         bool more = false;
         foreach (var k in _host.Store.ScanAfter(shard, prefix, after))
         {
+            if (filter)
+            {
+                ulong h = Ring.KeyHash.Of(k.Key);
+                if (h < rangeStart || h > rangeLast) continue;
+            }
             if (keys.Count == limit)
             {
                 more = true;
@@ -319,7 +375,9 @@ public sealed partial class ClusterNode
     /// <summary>
     /// Every key with the prefix, merged across shards in key order. Each shard's first page is fetched
     /// (and, for Linearizable/Lease, confirmed by its leader) before the first key is returned, so the scan
-    /// reflects every write acknowledged before it began; later pages are read as they are needed.
+    /// reflects every write acknowledged before it began; later pages are read as they are needed. A shard that
+    /// split before the first key was returned makes the scan start again with the newer map; a split after that
+    /// ends the scan with WrongShard (run it again).
     /// </summary>
     public async IAsyncEnumerable<ReplicationKey> ScanAsync(string prefix, ReadConsistency consistency, TimeSpan timeout,
         [EnumeratorCancellation] CancellationToken cancellationToken)
@@ -327,15 +385,31 @@ public sealed partial class ClusterNode
         ThrowIfStopped();
         if (System.Text.Encoding.UTF8.GetByteCount(prefix) > KvLimits.MaxKeyBytes)
             throw new InvalidKeyException(InvalidKeyException.InvalidPrefix, $"A prefix longer than {KvLimits.MaxKeyBytes} UTF-8 bytes matches no key.") { Target = prefix };
+        var deadline = Deadline(timeout);
         var cursors = new List<IAsyncEnumerator<ReplicationKey>>();
         var queue = new PriorityQueue<IAsyncEnumerator<ReplicationKey>, string>(Comparer<string>.Create(KvStore.CompareKeys));
         try
         {
-            for (int s = 0; s < ShardCount; s++)
+            while (true)
             {
-                var cursor = ShardKeysAsync(s, prefix, consistency, timeout, cancellationToken).GetAsyncEnumerator(cancellationToken);
-                cursors.Add(cursor);
-                if (await cursor.MoveNextAsync().ConfigureAwait(false)) queue.Enqueue(cursor, cursor.Current.Key);
+                var map = Map;
+                try
+                {
+                    foreach (var range in map.Ranges)
+                    {
+                        var cursor = ShardKeysAsync(range, prefix, consistency, timeout, cancellationToken).GetAsyncEnumerator(cancellationToken);
+                        cursors.Add(cursor);
+                        if (await cursor.MoveNextAsync().ConfigureAwait(false)) queue.Enqueue(cursor, cursor.Current.Key);
+                    }
+                    break;
+                }
+                catch (WrongShardException) when (!ForwardContext.IsForwarded)
+                {
+                    if (!await WaitForNewerMapAsync(map.Version, deadline, cancellationToken).ConfigureAwait(false)) throw;
+                    foreach (var c in cursors) await c.DisposeAsync().ConfigureAwait(false);
+                    cursors.Clear();
+                    queue.Clear();
+                }
             }
             while (queue.TryDequeue(out var cursor, out _))
             {
@@ -349,13 +423,13 @@ public sealed partial class ClusterNode
         }
     }
 
-    private async IAsyncEnumerable<ReplicationKey> ShardKeysAsync(int shard, string prefix, ReadConsistency consistency, TimeSpan timeout,
+    private async IAsyncEnumerable<ReplicationKey> ShardKeysAsync(Ring.ShardRange range, string prefix, ReadConsistency consistency, TimeSpan timeout,
         [EnumeratorCancellation] CancellationToken ct)
     {
         string? after = null;
         while (true)
         {
-            var (keys, more) = await ScanShardAsync(shard, prefix, after, ScanPageSize, consistency, timeout, ct).ConfigureAwait(false);
+            var (keys, more) = await ScanShardAsync(range.Shard, range.Start, range.Last, prefix, after, ScanPageSize, consistency, timeout, ct).ConfigureAwait(false);
             foreach (var k in keys) yield return k;
             if (!more || keys.Count == 0) yield break;
             after = keys[^1].Key;
@@ -367,8 +441,8 @@ public sealed partial class ClusterNode
     public async Task<IReadOnlyList<ReplicationShard>> WaitForLeadersAsync(int? shard, TimeSpan timeout, CancellationToken cancellationToken)
     {
         ThrowIfStopped();
-        if (shard is int s0 && (s0 < 0 || s0 >= ShardCount)) throw new ShardNotFoundException(s0) { Target = s0 };
-        var shards = shard is int one ? new[] { one } : Enumerable.Range(0, ShardCount).ToArray();
+        if (shard is int s0 && !Map.Contains(s0)) throw new ShardNotFoundException(s0) { Target = s0 };
+        var shards = shard is int one ? new[] { one } : ShardIds.ToArray();
         var deadline = Deadline(timeout);
         // A shard is ready when its leader can confirm a linearizable read (it committed an entry of its term and hears from a quorum).
         foreach (int id in shards)

@@ -270,26 +270,24 @@ public sealed partial class ClusterNode
         {
             if (peer.Report is null) continue;
             bool fresh = peer.Reachable && now - peer.LastReportAt < StaleAfter;
-            foreach (var v in peer.Report.Shards) if (v.Id < ShardCount) views.Add((id, fresh, v));
+            foreach (var v in peer.Report.Shards) if (v.Id != ClusterMetadata.MetadataGroup) views.Add((id, fresh, v));
         }
-        var result = new ReplicationShard[ShardCount];
-        for (int s = 0; s < ShardCount; s++)
+        var ranges = Map.Ranges.OrderBy(r => r.Shard).ToArray(); // listed by id
+        var result = new ReplicationShard[ranges.Length];
+        for (int i = 0; i < ranges.Length; i++)
         {
+            var range = ranges[i];
+            int s = range.Shard;
             var mine = views.Where(x => x.View.Id == s).ToArray();
             long lastTerm = mine.Length == 0 ? 0 : mine.Max(x => x.View.Term);
             // The leader is whoever reports leading it, reachable now, in the highest term.
             var leaderView = mine.Where(x => x.Fresh && x.View.Leader == x.Reporter).OrderByDescending(x => x.View.Term).Select(x => x.View).FirstOrDefault();
             var best = leaderView ?? mine.Where(x => x.Fresh).OrderByDescending(x => x.View.Term).ThenByDescending(x => x.View.CommitIndex).Select(x => x.View).FirstOrDefault()
                 ?? mine.OrderByDescending(x => x.View.Term).Select(x => x.View).FirstOrDefault();
-            result[s] = best is null
-                ? new ReplicationShard { Cluster = Name, Id = s, Voters = Array.Empty<int>(), Placement = _metadata.ReplicasOf(s) }
-                : best with
-                {
-                    Cluster = Name,
-                    Leader = leaderView?.Leader ?? 0,
-                    Term = lastTerm,
-                    Placement = _metadata.ReplicasOf(s),
-                };
+            result[i] = (best is null
+                ? new ReplicationShard { Cluster = Name, Id = s, Voters = Array.Empty<int>() }
+                : best with { Cluster = Name, Leader = leaderView?.Leader ?? 0, Term = lastTerm })
+                with { Placement = _metadata.ReplicasOf(s), HashStart = range.Start, HashEnd = range.Last };
         }
         return result;
     }

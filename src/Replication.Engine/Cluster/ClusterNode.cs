@@ -35,7 +35,6 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
     private volatile NodeIdentity _identity; // replaced (and saved) when the node carries out a rebuild
     private readonly NodeHost _host;
     private readonly PeerClients _peerClients;
-    private readonly ShardMap _shardMap;
     private readonly CancellationTokenSource _background = new();
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly string _listenText;
@@ -53,7 +52,6 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
         _metadata = metadata;
         _listenText = options.Listen;
         var info = identity.Cluster!;
-        _shardMap = new ShardMap(info.ShardCount);
         _peerClients = new PeerClients(options.Security, identity.ClusterId, EndpointOf, () => Name);
         _host = new NodeHost(new NodeHostOptions
         {
@@ -85,7 +83,11 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
 
     public string Name => _metadata.Cluster?.Name ?? _identity.Cluster!.Name;
     public Guid Id => _identity.ClusterId;
-    public int ShardCount => _identity.Cluster!.ShardCount;
+    /// <summary>The shards and their hash ranges as this node's metadata replica has them (splits add shards).</summary>
+    internal Ring.ShardRangeMap Map => _metadata.MapOr(_identity.Cluster!.ShardCount);
+    public int ShardCount => Map.Count;
+    /// <summary>Every shard's id, in ring order.</summary>
+    internal IReadOnlyList<int> ShardIds => Map.Ranges.Select(r => r.Shard).ToArray();
     public int ReplicationFactor => _identity.Cluster!.ReplicationFactor;
     /// <summary>This node's data folder.</summary>
     public string Path => _options.Path;
@@ -146,13 +148,14 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
                     throw new NodePathInUseException($"'{path}' holds Replication data but no node.json; it is not a node this version can resume. Give an empty -Path.") { Target = path };
                 CheckRange(options.ShardCount, 1, ClusterOptions.MaxShardCount, "ShardCount");
                 CheckRange(options.ReplicationFactor, 1, ClusterOptions.MaxNodeCount, "ReplicationFactor");
+                options.Settings.Validate();
                 var clusterId = options.ClusterId ?? Guid.NewGuid();
                 identity = new NodeIdentity
                 {
                     NodeId = 1,
                     ClusterId = clusterId,
                     JoinToken = Guid.NewGuid(),
-                    Cluster = new ClusterInfo(clusterId, options.Name, options.ShardCount, options.ReplicationFactor, DateTimeOffset.UtcNow),
+                    Cluster = new ClusterInfo(clusterId, options.Name, options.ShardCount, options.ReplicationFactor, DateTimeOffset.UtcNow) { Settings = options.Settings },
                 };
                 ProbeListen(listen);
                 identity.Save(path);
@@ -232,9 +235,13 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
         await _host.AddGroupAsync(ClusterMetadata.MetadataGroup, founding).ConfigureAwait(false);
         RefreshMetadata(force: true);
         var metadata = _metadata;
-        for (int shard = 0; shard < ShardCount; shard++)
+        foreach (int shard in ShardIds)
             if (metadata.ReplicasOf(shard).Contains(NodeId) || (founding is not null && metadata.Cluster is null))
                 await _host.AddGroupAsync(shard, founding).ConfigureAwait(false);
+        // Every group the stores hold (split shards the metadata does not list yet, among others); what this node no
+        // longer belongs to is dropped by the control loop.
+        foreach (int group in await _host.StoredGroupsAsync().ConfigureAwait(false))
+            await _host.AddGroupAsync(group, bootstrapVoters: null).ConfigureAwait(false);
         ApplyPeers(metadata);
         // A storage failure stops the loop (NodeHost.Loop): the whole node stops then, as a crash would, so its
         // clients go to other nodes and its host (a process, an embedded cluster) sees it stopped and why.

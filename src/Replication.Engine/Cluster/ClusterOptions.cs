@@ -16,6 +16,8 @@ public sealed record ClusterOptions
     public int? ShardCount { get; init; }
     /// <summary>Replicas per shard; null = stored, else min(<see cref="DefaultReplicationFactor"/>, node count).</summary>
     public int? ReplicationFactor { get; init; }
+    /// <summary>How the ring splits, moves and balances (a new cluster only; a stored cluster keeps its own). Null = the defaults.</summary>
+    public ClusterSettings? Settings { get; init; }
 
     public const int DefaultNodeCount = 3;
     public const int DefaultShardCount = 4;

@@ -114,6 +114,7 @@ public sealed class EmbeddedCluster : ClusterClient
         CheckRange(o.NodeCount, 1, ClusterOptions.MaxNodeCount, "NodeCount");
         CheckRange(o.ShardCount, 1, ClusterOptions.MaxShardCount, "ShardCount");
         CheckRange(o.ReplicationFactor, 1, ClusterOptions.MaxNodeCount, "ReplicationFactor");
+        o.Settings?.Validate();
         CheckRange(o.SnapshotEntries, 1, int.MaxValue, "SnapshotEntries");
         CheckRange(o.SnapshotCatchUpEntries, 0, int.MaxValue, "SnapshotCatchUpEntries");
         CheckRange(o.SnapshotChunkBytes, 64, 8 << 20, "SnapshotChunkBytes");
@@ -228,6 +229,7 @@ public sealed class EmbeddedCluster : ClusterClient
         ClusterId = _manifest.Id,
         ShardCount = _options.ShardCount ?? ClusterOptions.DefaultShardCount,
         ReplicationFactor = _options.ReplicationFactor ?? Math.Min(ClusterOptions.DefaultReplicationFactor, _manifest.Nodes.Count),
+        Settings = _options.Settings ?? ClusterSettings.Default,
         TickInterval = _options.TickInterval,
         ElectionTicks = _options.ElectionTicks,
         HeartbeatTicks = _options.HeartbeatTicks,

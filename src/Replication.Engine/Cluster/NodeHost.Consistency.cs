@@ -49,6 +49,7 @@ internal sealed partial class NodeHost
     private IReadOnlyList<EntryApplyResult> ApplyCommitted(GroupRuntime g, IReadOnlyList<LogEntry> entries)
     {
         int shard = g.Core.Group;
+        CreateSplitGroups(g, entries);
         _captures.RemoveAll(c => c.Completion.Task.IsCompleted); // abandoned by their callers
         if (!_captures.Exists(c => c.Shard == shard)) return _storage!.Apply(shard, entries);
 
@@ -75,6 +76,31 @@ internal sealed partial class NodeHost
         }
         if (start < entries.Count) results.AddRange(_storage!.Apply(shard, Slice(entries, start, entries.Count)));
         return results;
+    }
+
+    /// <summary>
+    /// Before a split entry is applied (its rows move to the new shard in the apply), the new shard's Raft group is
+    /// created here, durably, with the membership the splitting shard has at that index: the same replicas, so no data
+    /// crosses the network. The group comes first so a crash between the two leaves a group whose rows arrive when the
+    /// split entry is applied again (KvStore.ApplySplit keeps any row the new group wrote meanwhile).
+    /// </summary>
+    private void CreateSplitGroups(GroupRuntime g, IReadOnlyList<LogEntry> entries)
+    {
+        IReadOnlyDictionary<int, (ulong Start, ulong Last)> ranges = _kv!.SplitRanges;
+        foreach (var e in entries)
+        {
+            if (e.Type != EntryType.Normal || !ShardCommand.IsShardCommand(e.Data) || e.Index <= g.Core.Applied) continue;
+            var split = ShardCommand.Decode(e.Data);
+            if (!KvStore.SplitApplies(ranges, g.Core.Group, split)) continue; // the apply ignores it too
+            ranges = new Dictionary<int, (ulong Start, ulong Last)>(ranges)
+            {
+                [g.Core.Group] = (split.LeftStart, split.LeftLast),
+                [split.NewShard] = (split.RightStart, split.RightLast),
+            };
+            var (voters, learners) = g.Core.MembershipAtCommitted(e.Index);
+            if (AddGroup(split.NewShard, voters, learners))
+                _options.Log?.Invoke($"node {Id}: shard {g.Core.Group} split at index {e.Index}: shard {split.NewShard} created with voters [{string.Join(",", voters)}]");
+        }
     }
 
     private void Capture(CaptureRequest c)

@@ -22,7 +22,11 @@ internal sealed partial class NodeHost
     /// the group is already hosted.
     /// </summary>
     public Task<bool> AddGroupAsync(int group, IReadOnlyList<int>? bootstrapVoters) =>
-        RunOnLoopAsync(() => AddGroup(group, bootstrapVoters));
+        RunOnLoopAsync(() => AddGroup(group, bootstrapVoters, null));
+
+    /// <summary>The groups raft.db holds anything for (a restarting node hosts them all; what it no longer belongs to is
+    /// dropped by its control loop). Thread-safe (runs on the loop).</summary>
+    public Task<IReadOnlyList<int>> StoredGroupsAsync() => RunOnLoopAsync(() => _logStore!.Groups());
 
     /// <summary>
     /// Proposes one membership change to <paramref name="group"/> (this node must lead it). Completes
@@ -82,7 +86,7 @@ internal sealed partial class NodeHost
         return true;
     });
 
-    private bool AddGroup(int group, IReadOnlyList<int>? bootstrapVoters)
+    private bool AddGroup(int group, IReadOnlyList<int>? bootstrapVoters, IReadOnlyList<int>? bootstrapLearners)
     {
         if (_groups.ContainsKey(group)) return false;
         var stored = _logStore!.Load(group);
@@ -100,7 +104,7 @@ internal sealed partial class NodeHost
         bool fresh = snapshot is null && stored.Entries.Count == 0 && stored.State.Term == 0;
         if (fresh && bootstrapVoters is { Count: > 0 })
         {
-            snapshot = new SnapshotMetadata(0, 0, bootstrapVoters.ToArray(), Array.Empty<int>());
+            snapshot = new SnapshotMetadata(0, 0, bootstrapVoters.ToArray(), bootstrapLearners?.ToArray() ?? Array.Empty<int>());
             _logStore.SaveSnapshot(group, snapshot, discardLog: false);
         }
         _groupRandom ??= _options.Seed is int seed ? new Random(seed * 7919 + Id + 1) : new Random();

@@ -25,6 +25,8 @@ public sealed record NodeOptions
     public int ShardCount { get; init; } = ClusterOptions.DefaultShardCount;
     /// <summary>Target replicas per shard of a new cluster (founding only); reached as nodes join.</summary>
     public int ReplicationFactor { get; init; } = ClusterOptions.DefaultReplicationFactor;
+    /// <summary>How the ring of a new cluster splits, moves and balances (founding only).</summary>
+    public ClusterSettings Settings { get; init; } = ClusterSettings.Default;
     public TimeSpan TickInterval { get; init; } = TimeSpan.FromMilliseconds(10);
     public int ElectionTicks { get; init; } = 15;
     public int HeartbeatTicks { get; init; } = 3;

@@ -19,7 +19,7 @@ public static class PlacementPolicy
         foreach (var replicas in metadata.Placement.Values)
             foreach (int id in replicas)
                 if (load.ContainsKey(id)) load[id]++;
-        for (int shard = 0; shard < info.ShardCount; shard++)
+        foreach (int shard in metadata.MapOr(info.ShardCount).Ranges.Select(r => r.Shard))
         {
             var replicas = metadata.ReplicasOf(shard).ToList();
             if (replicas.Count >= target) continue;

@@ -15,5 +15,8 @@ public sealed record ReplicationShard
     public long CommitIndex { get; init; }
     /// <summary>The applied index of the replica this view comes from (the leader's when it has one).</summary>
     public long AppliedIndex { get; init; }
+    /// <summary>The range of 64-bit key hashes the shard owns: [HashStart, HashEnd], both inclusive (Ring/KeyHash).</summary>
+    public ulong HashStart { get; init; }
+    public ulong HashEnd { get; init; }
     public long KeyCount { get; init; }
 }

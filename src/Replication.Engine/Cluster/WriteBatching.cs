@@ -17,10 +17,10 @@ internal static class WriteBatching
     /// <see cref="InvalidKeyException"/> in <paramref name="results"/> and is left out) and groups the
     /// positions of the valid ones by shard, in input order.
     /// </summary>
-    public static Dictionary<int, List<int>> GroupByShard(IReadOnlyList<KeyWrite> writes, ShardMap shards, WriteResult?[] results)
+    public static Dictionary<int, List<int>> GroupByShard(IReadOnlyList<KeyWrite> writes, IEnumerable<int> positions, ShardRangeMap shards, WriteResult?[] results)
     {
         var byShard = new Dictionary<int, List<int>>();
-        for (int i = 0; i < writes.Count; i++)
+        foreach (int i in positions)
         {
             var w = writes[i];
             try
@@ -85,6 +85,8 @@ internal static class WriteBatching
     public static WriteResult ToResult(KeyWrite w, int shard, long index, KvOpResult? r, string cluster)
     {
         if (r is null) return new WriteResult(w, w.IsDelete ? null : new ReplicationKey(w.Key, w.Value!, 0, shard, index) { Cluster = cluster }, false, null);
+        if (r.WrongShard)
+            return new WriteResult(w, null, false, new WrongShardException(shard, $"Shard {shard} split: '{w.Key}' belongs to another shard now (not written).") { Target = w.Key });
         if (!r.Applied)
             return new WriteResult(w, null, r.Existed, new VersionConflictException(w.Key, w.ExpectedVersion, r.ActualVersion) { Target = w.Key });
         var record = w.IsDelete ? null : new ReplicationKey(w.Key, w.Value!, r.Version, shard, index) { Cluster = cluster };

@@ -30,6 +30,19 @@ public sealed partial class RaftNode
     }
 
     /// <summary>
+    /// The membership in force at committed index <paramref name="index"/> (final: a committed entry's configuration
+    /// never changes), for a host applying an entry that depends on it (a shard split creates a group with it).
+    /// </summary>
+    /// <exception cref="ArgumentOutOfRangeException"><paramref name="index"/> is outside [snapshot index, committed].</exception>
+    public (IReadOnlyList<int> Voters, IReadOnlyList<int> Learners) MembershipAtCommitted(long index)
+    {
+        if (index < _log.SnapshotIndex || index > _log.Committed)
+            throw new ArgumentOutOfRangeException(nameof(index), $"{index} is outside [{_log.SnapshotIndex}, {_log.Committed}].");
+        var m = MembershipAt(index).ToMetadata(index, 0);
+        return (m.Voters, m.Learners);
+    }
+
+    /// <summary>
     /// The host took a state-machine snapshot at applied index <paramref name="index"/>: the core
     /// drops every entry up to it, remembering its term and the membership in force there
     /// (<see cref="LastSnapshot"/>). An index at or below the current snapshot is ignored. The host

@@ -7,5 +7,10 @@ namespace Replication.Engine.Storage;
 /// <see cref="Existed"/>: the key existed just before the op.
 /// <see cref="ActualVersion"/>: the key's version just before the op (0 if absent); for a
 /// rejected op this is the version that did not match the expectation.
+/// <see cref="WrongShard"/>: the key belongs to another shard since a split (the op changed nothing; the proposer
+/// retries it with the current shard map).
 /// </summary>
-public sealed record KvOpResult(bool Applied, long Version, bool Existed, long ActualVersion);
+public sealed record KvOpResult(bool Applied, long Version, bool Existed, long ActualVersion, bool WrongShard = false)
+{
+    public static readonly KvOpResult NotOwned = new(false, 0, false, 0, WrongShard: true);
+}

@@ -1,3 +1,4 @@
+using Microsoft.Data.Sqlite;
 using Replication.Engine.Raft;
 
 namespace Replication.Engine.Storage;
@@ -43,6 +44,8 @@ public sealed partial class KvStore
 
         long lastIndex = applied, lastTerm = 0;
         var results = new List<EntryApplyResult>();
+        // Ranges as this batch leaves them: a split applies to the entries after it in the same batch; published after the commit.
+        var ranges = _ranges;
         foreach (var e in entries)
         {
             if (e.Index <= lastIndex) continue;
@@ -52,7 +55,22 @@ public sealed partial class KvStore
                     nameof(entries));
 
             IReadOnlyList<KvOpResult> opResults = [];
-            if (e.Type == EntryType.Normal && e.Data.Length > 0)
+            if (e.Type == EntryType.Normal && ShardCommand.IsShardCommand(e.Data))
+            {
+                ShardCommand command;
+                try { command = ShardCommand.Decode(e.Data); }
+                catch (StorageCorruptException ex) { throw new StorageCorruptException($"State machine '{_filePath}', shard {shard}: entry {e.Index}: {ex.Message}") { Target = e.Index }; }
+                if (SplitApplies(ranges, shard, command))
+                {
+                    ApplySplit(tx, shard, command);
+                    ranges = new Dictionary<int, (ulong, ulong)>(ranges)
+                    {
+                        [shard] = (command.LeftStart, command.LeftLast),
+                        [command.NewShard] = (command.RightStart, command.RightLast),
+                    };
+                }
+            }
+            else if (e.Type == EntryType.Normal && e.Data.Length > 0)
             {
                 IReadOnlyList<KvOp> ops;
                 try
@@ -64,7 +82,7 @@ public sealed partial class KvStore
                     throw new StorageCorruptException($"State machine '{_filePath}', shard {shard}: entry {e.Index}: {ex.Message}") { Target = e.Index };
                 }
                 var list = new KvOpResult[ops.Count];
-                for (int i = 0; i < ops.Count; i++) list[i] = ApplyOp(shard, e.Index, ops[i]);
+                for (int i = 0; i < ops.Count; i++) list[i] = ApplyOp(ranges, shard, e.Index, ops[i]);
                 opResults = list;
             }
             results.Add(new EntryApplyResult(e.Index, opResults));
@@ -80,11 +98,50 @@ public sealed partial class KvStore
             _upsertApplied.ExecuteNonQuery();
         }
         tx.Commit();
+        _ranges = ranges; // published after the commit: readers never see a range ahead of the rows
         return results;
     }
 
-    private KvOpResult ApplyOp(int shard, long index, KvOp op)
+    /// <summary>
+    /// True when a split of <paramref name="shard"/> takes effect given the <paramref name="ranges"/> applied before it:
+    /// the new shard's id is unused and the shard still owns exactly the two halves together (never split: it owns what
+    /// the map gave it, which the split was computed from). A second proposal of the same split, or one computed from an
+    /// older range, changes nothing — every replica decides the same, from the same applied state.
+    /// </summary>
+    public static bool SplitApplies(IReadOnlyDictionary<int, (ulong Start, ulong Last)> ranges, int shard, ShardCommand split) =>
+        shard != split.NewShard && !ranges.ContainsKey(split.NewShard)
+        && (!ranges.TryGetValue(shard, out var r) || (r.Start == split.LeftStart && r.Last == split.RightLast));
+
+    /// <summary>
+    /// A split, inside the apply transaction: the rows of the right range move to the new shard (a row the new shard
+    /// already holds — written there after the split, when this replica re-applies the split after a crash — wins),
+    /// and both shards record their ranges, so later entries of the old shard with keys of the right range are refused
+    /// (<see cref="KvOpResult.WrongShard"/>) and a restarted node knows the new shard exists.
+    /// </summary>
+    private void ApplySplit(SqliteTransaction tx, int shard, ShardCommand c)
     {
+        foreach (var (sql, parameters) in new (string, (string, object)[])[]
+        {
+            ("INSERT OR IGNORE INTO kv(shard, key, value, version, modified_index) SELECT @new, key, value, version, modified_index FROM kv WHERE shard = @s AND khash(key) BETWEEN @lo AND @hi",
+                [("@new", c.NewShard), ("@s", shard), ("@lo", Signed(c.RightStart)), ("@hi", Signed(c.RightLast))]),
+            ("DELETE FROM kv WHERE shard = @s AND khash(key) BETWEEN @lo AND @hi", [("@s", shard), ("@lo", Signed(c.RightStart)), ("@hi", Signed(c.RightLast))]),
+            ("INSERT OR REPLACE INTO shard_range(shard, start, last) VALUES(@s, @lo, @hi)", [("@s", shard), ("@lo", Signed(c.LeftStart)), ("@hi", Signed(c.LeftLast))]),
+            ("INSERT OR REPLACE INTO shard_range(shard, start, last) VALUES(@s, @lo, @hi)", [("@s", c.NewShard), ("@lo", Signed(c.RightStart)), ("@hi", Signed(c.RightLast))]),
+        })
+        {
+            using var cmd = _conn.CreateCommand();
+            cmd.Transaction = tx;
+            cmd.CommandText = sql;
+            foreach (var (name, value) in parameters) cmd.Parameters.AddWithValue(name, value);
+            cmd.ExecuteNonQuery();
+        }
+    }
+
+    private KvOpResult ApplyOp(IReadOnlyDictionary<int, (ulong Start, ulong Last)> ranges, int shard, long index, KvOp op)
+    {
+        // A key of the part this shard split off (the entry was proposed with an older map): not applied, the
+        // proposer retries it on the shard that owns it now.
+        if (!Owns(ranges, shard, op.Key)) return KvOpResult.NotOwned;
         _selectVersion.Parameters[0].Value = shard;
         _selectVersion.Parameters[1].Value = op.Key;
         long current = _selectVersion.ExecuteScalar() is long v ? v : 0;

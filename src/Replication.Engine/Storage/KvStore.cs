@@ -26,7 +26,7 @@ namespace Replication.Engine.Storage;
 public sealed partial class KvStore : IDisposable
 {
     /// <summary>On-disk schema version (PRAGMA user_version). Bump it, with a migration, on any schema change.</summary>
-    public const int SchemaVersion = 2; // 2: durability_mark (see Flush)
+    public const int SchemaVersion = 3; // 2: durability_mark (see Flush); 3: shard_range (splits)
 
     /// <summary>PRAGMA application_id of a state.db ("RPLK"), so it is never mistaken for a raft.db.</summary>
     internal const int ApplicationId = 0x52504C4B;
@@ -41,6 +41,8 @@ public sealed partial class KvStore : IDisposable
         CREATE TABLE IF NOT EXISTS applied(
             shard INTEGER PRIMARY KEY, idx INTEGER NOT NULL, term INTEGER NOT NULL);
         CREATE TABLE IF NOT EXISTS durability_mark(id INTEGER PRIMARY KEY, flushes INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS shard_range(
+            shard INTEGER PRIMARY KEY, start INTEGER NOT NULL, last INTEGER NOT NULL);
         """;
 
     // WAL checkpoints: left at SQLite's default auto-checkpoint (1000 pages, run by the committing
@@ -79,6 +81,9 @@ public sealed partial class KvStore : IDisposable
                 ON CONFLICT(shard, key) DO UPDATE SET value = excluded.value, version = excluded.version, modified_index = excluded.modified_index
                 """, "@shard", "@key", "@value", "@version", "@idx");
             _deleteKv = Prepare("DELETE FROM kv WHERE shard = @shard AND key = @key", "@shard", "@key");
+            // The key hash, for splits: signed so SQLite compares it in the same order as the unsigned hash.
+            _conn.CreateFunction("khash", (string key) => Signed(Ring.KeyHash.Of(key)), isDeterministic: true);
+            LoadRanges();
         }
         catch
         {
@@ -87,6 +92,38 @@ public sealed partial class KvStore : IDisposable
         }
         _readerConnectionString = SqliteSetup.ReaderConnectionString(filePath);
     }
+
+    // The hash range each split shard owns (a shard never split has no row: it accepts every key routed to it).
+    private volatile Dictionary<int, (ulong Start, ulong Last)> _ranges = new();
+
+    /// <summary>The hash range <paramref name="shard"/> owns since a split (null: never split, it owns what the map gives it). Thread-safe.</summary>
+    public (ulong Start, ulong Last)? RangeOf(int shard) => _ranges.TryGetValue(shard, out var r) ? r : null;
+
+    /// <summary>True when <paramref name="key"/> belongs to <paramref name="shard"/> as this state machine has applied it. Thread-safe.</summary>
+    public bool Owns(int shard, string key) => Owns(_ranges, shard, key);
+
+    private static bool Owns(IReadOnlyDictionary<int, (ulong Start, ulong Last)> ranges, int shard, string key)
+    {
+        if (!ranges.TryGetValue(shard, out var r)) return true;
+        ulong h = Ring.KeyHash.Of(key);
+        return h >= r.Start && h <= r.Last;
+    }
+
+    /// <summary>Shards whose range came from a split, with their ranges (a node re-hosts a split shard it holds rows of).</summary>
+    public IReadOnlyDictionary<int, (ulong Start, ulong Last)> SplitRanges => _ranges;
+
+    private void LoadRanges()
+    {
+        var ranges = new Dictionary<int, (ulong, ulong)>();
+        using var cmd = _conn.CreateCommand();
+        cmd.CommandText = "SELECT shard, start, last FROM shard_range";
+        using var r = cmd.ExecuteReader();
+        while (r.Read()) ranges[checked((int)r.GetInt64(0))] = (Unsigned(r.GetInt64(1)), Unsigned(r.GetInt64(2)));
+        _ranges = ranges;
+    }
+
+    internal static long Signed(ulong hash) => (long)(hash ^ 0x8000_0000_0000_0000UL);
+    internal static ulong Unsigned(long stored) => (ulong)stored ^ 0x8000_0000_0000_0000UL;
 
     /// <summary>A pragma's value on the writer connection (tests check synchronous and journal_mode).</summary>
     internal string WriterPragma(string name) => SqliteSetup.Pragma(_conn, name);

@@ -15,8 +15,9 @@ internal sealed class ShardSnapshot : IDisposable
     private readonly SqliteConnection _conn;
     private readonly SqliteTransaction _tx;
 
-    private ShardSnapshot(SqliteConnection conn, SqliteTransaction tx, int node, int shard, long index, long term)
+    private ShardSnapshot(SqliteConnection conn, SqliteTransaction tx, int node, int shard, long index, long term, (ulong, ulong)? range)
     {
+        Range = range;
         _conn = conn;
         _tx = tx;
         Node = node;
@@ -30,6 +31,8 @@ internal sealed class ShardSnapshot : IDisposable
     /// <summary>The shard's applied index as this snapshot sees it.</summary>
     public long Index { get; }
     public long Term { get; }
+    /// <summary>The hash range the shard owned at <see cref="Index"/> if it took part in a split (null: never split, it owns what the map gives it).</summary>
+    public (ulong Start, ulong Last)? Range { get; }
 
     /// <summary>Begins the read transaction and reads the applied row, which fixes the snapshot.</summary>
     public static ShardSnapshot Begin(string stateDb, int node, int shard)
@@ -43,11 +46,13 @@ internal sealed class ShardSnapshot : IDisposable
             tx = conn.BeginTransaction(deferred: true);
             using var cmd = conn.CreateCommand();
             cmd.Transaction = tx;
-            cmd.CommandText = "SELECT coalesce((SELECT idx FROM applied WHERE shard = @s), 0), coalesce((SELECT term FROM applied WHERE shard = @s), 0)";
+            cmd.CommandText = "SELECT coalesce((SELECT idx FROM applied WHERE shard = @s), 0), coalesce((SELECT term FROM applied WHERE shard = @s), 0),"
+                + " (SELECT start FROM shard_range WHERE shard = @s), (SELECT last FROM shard_range WHERE shard = @s)";
             cmd.Parameters.AddWithValue("@s", shard);
             using var r = cmd.ExecuteReader();
             r.Read();
-            return new ShardSnapshot(conn, tx, node, shard, r.GetInt64(0), r.GetInt64(1));
+            (ulong, ulong)? range = r.IsDBNull(2) ? null : (KvStore.Unsigned(r.GetInt64(2)), KvStore.Unsigned(r.GetInt64(3)));
+            return new ShardSnapshot(conn, tx, node, shard, r.GetInt64(0), r.GetInt64(1), range);
         }
         catch
         {

@@ -81,7 +81,7 @@ public sealed class ExportReplicationReportCommand : ClusterCmdlet
         WriteProgress(new ProgressRecord(6, "Export-ReplicationReport", "nodes and shards") { PercentComplete = 10 });
         var nodes = cluster.Engine.GetNodes().OrderBy(n => n.Id).ToArray();
         var shards = cluster.Engine.GetShards().OrderBy(s => s.Id)
-            .Select(s => new ShardRow(s, Duck.Unsigned(s, "RangeStart", "HashStart", "Start"), Duck.Unsigned(s, "RangeLast", "RangeEnd", "HashLast", "Last", "End")))
+            .Select(s => new ShardRow(s, Duck.Unsigned(s, "HashStart", "RangeStart", "Start"), Duck.Unsigned(s, "HashEnd", "HashLast", "RangeLast", "RangeEnd", "Last", "End")))
             .ToArray();
 
         WriteProgress(new ProgressRecord(6, "Export-ReplicationReport", "ring") { PercentComplete = 40 });

@@ -66,8 +66,11 @@ public sealed class GetReplicationShardCommand : ClusterCmdlet
         }
         if (ParameterSetName == KeySet)
         {
-            var map = new ShardMap(shards.Count);
-            foreach (var key in Key) WriteObject(WithKey(shards[map.ShardFor(key)], key));
+            foreach (var key in Key)
+            {
+                ulong hash = KeyHash.Of(key);
+                WriteObject(WithKey(shards.First(s => s.HashStart <= hash && hash <= s.HashEnd), key));
+            }
             return;
         }
         if (Id is null || Id.Length == 0)
@@ -77,7 +80,7 @@ public sealed class GetReplicationShardCommand : ClusterCmdlet
         }
         foreach (int id in Id)
         {
-            if (id >= 0 && id < shards.Count) WriteObject(shards[id]);
+            if (shards.FirstOrDefault(s => s.Id == id) is { } shard) WriteObject(shard);
             else WriteEngineError(new ShardNotFoundException(id) { Target = id }, id);
         }
     }

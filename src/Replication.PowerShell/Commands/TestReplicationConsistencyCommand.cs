@@ -44,7 +44,10 @@ public sealed class TestReplicationConsistencyCommand : ClusterCmdlet
     {
         ValidateTimeout(Timeout);
         var cluster = ResolveCluster();
-        var shards = Shard is { Length: > 0 } ? Shard : Enumerable.Range(0, cluster.ShardCount).ToArray();
+        // Every shard the cluster has now (ids are not 0..ShardCount-1 once shards split).
+        int[] shards;
+        try { shards = Shard is { Length: > 0 } ? Shard : cluster.Engine.GetShards().Select(x => x.Id).OrderBy(x => x).ToArray(); }
+        catch (ReplicationException e) { ThrowEngineError(e, cluster); return; }
         // Per-shard failures of the cluster (no quorum, unreachable) are held back until the end: if NO shard could be
         // checked, the check as a whole failed, and that is one terminating error a try/catch sees (not one
         // non-terminating error per shard). A shard id that does not exist is an input error, reported at once.

@@ -77,7 +77,7 @@ public sealed class ProcessFaultTests(ITestOutputHelper output)
             return admin.GetShards().All(s => s.Voters.Count == 3 && s.Learners.Count == 0 && s.Leader != 0);
         }, "every shard has three voters and a leader");
         Log("every shard replicated on three nodes");
-        var shardMap = new ShardMap(admin.ShardCount);
+        var shardMap = ShardRangeMap.Even(admin.ShardCount);
 
         // ---- phase 1: concurrent clients; SIGKILL the leader of shard 0, measure failover, restart it ----
         using var stopClients = new CancellationTokenSource();

@@ -53,7 +53,7 @@ internal sealed class InMemoryClientHandler(Guid clusterId) : IClientRequestHand
 
     public Task<(int NodeId, Guid ClusterId, string Metadata)> JoinAsync(string endpoint, Guid token, CancellationToken cancellationToken) => throw new NotSupportedException();
 
-    public Task<(IReadOnlyList<ReplicationKey> Keys, bool More)> ScanShardAsync(int shard, string prefix, string? after, int limit,
+    public Task<(IReadOnlyList<ReplicationKey> Keys, bool More)> ScanShardAsync(int shard, ulong rangeStart, ulong rangeLast, string prefix, string? after, int limit,
         ReadConsistency consistency, TimeSpan timeout, CancellationToken cancellationToken) => throw new NotSupportedException();
 
     public Task<(string Json, ReadOnlyMemory<byte> Blob)> AdminAsync(string operation, int targetNode, string json, ReadOnlyMemory<byte> blob, CancellationToken cancellationToken) =>

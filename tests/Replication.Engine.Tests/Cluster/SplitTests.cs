@@ -1,0 +1,135 @@
+using Replication.Engine.Cluster;
+using Replication.Engine.Ring;
+using Replication.Simulation.Linearizability;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Replication.Engine.Tests.Cluster;
+
+/// <summary>Shards splitting while clients write and read (ClusterNode.Split.cs): nothing lost, versions kept, linearizable.</summary>
+public sealed class SplitTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Bound = ClusterFixture.Bound;
+
+    [Fact]
+    public async Task A_split_under_concurrent_clients_loses_nothing_keeps_versions_and_stays_linearizable()
+    {
+        await using var f = await ClusterFixture.StartAsync(nodes: 3, shards: 2);
+        var c = f.Cluster;
+        // A few hundred keys written before, each at version 2, to check they keep their value and version.
+        var seeded = Enumerable.Range(0, 300).Select(i => $"seed-{i}").ToArray();
+        foreach (var batch in seeded.Chunk(100))
+            for (int round = 1; round <= 2; round++)
+            {
+                var results = await c.WriteAsync(batch.Select(k => new KeyWrite(k, $"{k}-{round}")).ToArray(), WriteConcern.Majority, Bound, CancellationToken.None);
+                Assert.All(results, r => Assert.Null(r.Error));
+            }
+        var before = c.GetShards();
+
+        // Clients on keys of both halves of shard 0 (and of shard 1).
+        var halves = ShardRangeMap.Even(2).Split(0, 2);
+        var keys = Enumerable.Range(0, 1000).Select(i => $"hot-{i}").GroupBy(halves.ShardFor).SelectMany(g => g.Take(3)).ToArray();
+        Assert.Equal(9, keys.Length);
+        var recorder = new HistoryRecorder();
+        using var stop = new CancellationTokenSource();
+        var clients = Enumerable.Range(0, 3).Select(i => Task.Run(() => recorder.ClientLoopAsync(c, i, keys, TimeSpan.FromSeconds(5), stop.Token))).ToArray();
+        ClusterFixture.Eventually(() => recorder.Acknowledged >= 30, "clients made progress before the split");
+
+        var split = await c.SplitShardAsync(0, Bound, CancellationToken.None);
+        output.WriteLine($"split: {string.Join("; ", split.Select(s => $"{s.Id} [{s.HashStart:x16}, {s.HashEnd:x16}]"))}");
+        Assert.Equal(new[] { 0, 2 }, split.Select(s => s.Id));
+        Assert.Equal(before[0].HashStart, split[0].HashStart);
+        Assert.Equal(before[0].HashEnd, split[1].HashEnd);
+        Assert.Equal(split[0].HashEnd + 1, split[1].HashStart);
+        int acknowledgedAtSplit = recorder.Acknowledged;
+        ClusterFixture.Eventually(() => recorder.Acknowledged >= acknowledgedAtSplit + 30, "clients made progress after the split");
+
+        var second = await c.SplitShardAsync(2, Bound, CancellationToken.None); // a split shard splits again
+        Assert.Equal(new[] { 2, 3 }, second.Select(s => s.Id));
+        int acknowledgedAtSecond = recorder.Acknowledged;
+        ClusterFixture.Eventually(() => recorder.Acknowledged >= acknowledgedAtSecond + 30, "clients made progress after the second split");
+        stop.Cancel();
+        await Task.WhenAll(clients);
+
+        // The map: four contiguous ranges covering every hash, each shard with three voters and the keys it should own.
+        var shards = c.GetShards();
+        Assert.Equal(new[] { 0, 1, 2, 3 }, shards.Select(s => s.Id));
+        Assert.Equal(0UL, shards.Min(s => s.HashStart));
+        Assert.Equal(ulong.MaxValue, shards.Max(s => s.HashEnd));
+        var ordered = shards.OrderBy(s => s.HashStart).ToArray();
+        for (int i = 1; i < ordered.Length; i++) Assert.Equal(ordered[i - 1].HashEnd + 1, ordered[i].HashStart);
+        Assert.Equal(4, c.ShardCount);
+        await c.WaitForLeadersAsync(null, Bound, CancellationToken.None);
+
+        foreach (var key in seeded)
+        {
+            var got = await c.GetAsync(key, ReadConsistency.Linearizable, Bound, CancellationToken.None);
+            Assert.NotNull(got);
+            Assert.Equal($"{key}-2", got.Value);
+            Assert.Equal(2, got.Version);
+            ulong hash = KeyHash.Of(key);
+            Assert.Equal(ordered.Single(s => s.HashStart <= hash && hash <= s.HashEnd).Id, got.Shard);
+        }
+        var scanned = new List<ReplicationKey>();
+        await foreach (var k in c.ScanAsync("seed-", ReadConsistency.Linearizable, Bound, CancellationToken.None)) scanned.Add(k);
+        Assert.Equal(seeded.Order(StringComparer.Ordinal), scanned.Select(k => k.Key));
+
+        var verdict = await recorder.CheckAsync(c, Bound);
+        output.WriteLine($"{recorder.History.Count} operations, {recorder.Acknowledged} acknowledged puts: {verdict.Outcome} ({verdict.Detail})");
+        Assert.Equal(CheckOutcome.Linearizable, verdict.Outcome);
+        var consistency = await c.CheckConsistencyAsync(null, Bound, CancellationToken.None);
+        Assert.All(consistency, r => Assert.True(r.Consistent, $"shard {r.Shard}: {r}"));
+    }
+
+    [Fact]
+    public async Task Splits_survive_a_restart_and_a_retried_split_answers_the_same_halves()
+    {
+        await using var f = await ClusterFixture.StartAsync(nodes: 3, shards: 1);
+        foreach (var i in Enumerable.Range(0, 50)) await f.PutAsync($"k{i}", $"v{i}");
+        var split = await f.Cluster.SplitShardAsync(0, Bound, CancellationToken.None);
+        Assert.Equal(2, f.Cluster.ShardCount);
+
+        await f.ReopenAsync();
+        var shards = f.Cluster.GetShards();
+        Assert.Equal(new[] { 0, 1 }, shards.Select(s => s.Id));
+        Assert.Equal(split.Select(s => (s.HashStart, s.HashEnd)), shards.Select(s => (s.HashStart, s.HashEnd)));
+        foreach (var i in Enumerable.Range(0, 50))
+            Assert.Equal($"v{i}", (await f.Cluster.GetAsync($"k{i}", ReadConsistency.Linearizable, Bound, CancellationToken.None))?.Value);
+        Assert.Equal(50, shards.Sum(s => s.KeyCount));
+        Assert.All(shards, s => Assert.True(s.KeyCount > 0, $"shard {s.Id} holds keys"));
+
+        // A request that saw the shard before the split (a retry after a lost answer) gets the split that happened.
+        var retried = await f.Cluster.AdminAsync<SplitAnswer>(AdminOps.ShardSplit, 0, new SplitArgs(0, 10_000, 0, ulong.MaxValue), Bound, CancellationToken.None);
+        Assert.Equal((0, 1), (retried.Answer.Shard, retried.Answer.NewShard));
+        Assert.Equal(2, f.Cluster.GetShards().Count);
+        await Assert.ThrowsAsync<ShardNotFoundException>(() => f.Cluster.SplitShardAsync(7, Bound, CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task A_shard_past_the_key_threshold_splits_by_itself()
+    {
+        await using var f = await ClusterFixture.StartAsync(nodes: 3, shards: 1,
+            configure: o => o with { Settings = new ClusterSettings { SplitKeys = 100 } });
+        var writes = Enumerable.Range(0, 400).Select(i => new KeyWrite($"auto-{i}", "v")).ToArray();
+        foreach (var batch in writes.Chunk(100))
+            Assert.All(await f.Cluster.WriteAsync(batch, WriteConcern.Majority, Bound, CancellationToken.None), r => Assert.Null(r.Error));
+        // 400 keys over a threshold of 100: splits until every shard is at or below it (at least four shards).
+        // (Key counts come from each leader's status, refreshed a few times a second: wait for the sum to settle too.)
+        IReadOnlyList<ReplicationShard> shards = [];
+        ClusterFixture.Eventually(() => (shards = f.Cluster.GetShards()).Count >= 4 && shards.All(x => x.KeyCount <= 100 && x.Leader != 0) && shards.Sum(x => x.KeyCount) == 400,
+            "the shard split by itself until every shard holds at most 100 keys");
+        output.WriteLine(string.Join("\n", shards.Select(s => $"shard {s.Id}: {s.KeyCount} keys [{s.HashStart:x16}, {s.HashEnd:x16}]")));
+        int found = 0;
+        await foreach (var _ in f.Cluster.ScanAsync("auto-", ReadConsistency.Linearizable, Bound, CancellationToken.None)) found++;
+        Assert.Equal(400, found);
+    }
+
+    [Fact]
+    public void Settings_out_of_range_are_refused()
+    {
+        Assert.Equal(ClusterOptionsException.Invalid, Assert.Throws<ClusterOptionsException>(() => new ClusterSettings { SplitKeys = -1 }.Validate()).ErrorId);
+        Assert.Equal(ClusterOptionsException.Invalid, Assert.Throws<ClusterOptionsException>(() => new ClusterSettings { SplitWriteRate = double.NaN }.Validate()).ErrorId);
+        Assert.Equal(ClusterOptionsException.Invalid, Assert.Throws<ClusterOptionsException>(() => new ClusterSettings { MaxConcurrentMoves = 0 }.Validate()).ErrorId);
+        Assert.Equal(ClusterOptionsException.Invalid, Assert.Throws<ClusterOptionsException>(() => new ClusterSettings { TokensPerNode = 0 }.Validate()).ErrorId);
+    }
+}

@@ -1,0 +1,112 @@
+using Replication.Engine.Raft;
+using Replication.Engine.Ring;
+using Replication.Engine.Storage;
+using Xunit;
+
+namespace Replication.Engine.Tests.Storage;
+
+/// <summary>A split applied by the state machine (KvStore.ApplySplit): rows move with their versions, later entries obey the new ranges.</summary>
+public sealed class KvStoreSplitTests : IDisposable
+{
+    private readonly TempFolder _dir = new();
+    private KvStore _kv;
+
+    public KvStoreSplitTests() => _kv = new KvStore(_dir.File("state.db"));
+
+    public void Dispose()
+    {
+        _kv.Dispose();
+        _dir.Dispose();
+    }
+
+    // Shard 0 of a one-shard map owns every hash; the split gives [0, mid] to shard 0 and (mid, max] to shard 1.
+    private static readonly ShardRangeMap Halves = ShardRangeMap.Even(1).Split(0, 1);
+    private static readonly ShardCommand Split01 = new(1, Halves.RangeOf(0).Start, Halves.RangeOf(0).Last, Halves.RangeOf(1).Start, Halves.RangeOf(1).Last);
+    private static LogEntry SplitEntry(long index, ShardCommand c) => new(index, 1, EntryType.Normal, c.Encode());
+    private static string KeyIn(int shard, int n) => Enumerable.Range(0, 10_000).Select(i => $"k{i}").Where(k => Halves.ShardFor(k) == shard).ElementAt(n);
+
+    [Fact]
+    public void Rows_of_the_right_half_move_to_the_new_shard_with_their_versions()
+    {
+        var keys = Enumerable.Range(0, 200).Select(i => $"k{i}").ToArray();
+        long index = 0;
+        foreach (var k in keys) _kv.Apply(0, [KvStoreApplyTests.Entry(++index, 1, KvStoreApplyTests.Put(k, "v"))]);
+        _kv.Apply(0, [KvStoreApplyTests.Entry(++index, 1, KvStoreApplyTests.Put(keys[0], "v2"))]); // version 2
+        var before = keys.ToDictionary(k => k, k => _kv.Get(0, k)!);
+
+        _kv.Apply(0, [SplitEntry(++index, Split01)]);
+
+        foreach (var k in keys)
+        {
+            int owner = Halves.ShardFor(k);
+            var row = _kv.Get(owner, k);
+            Assert.Equal(before[k], row); // value, version and modified index unchanged
+            Assert.Null(_kv.Get(1 - owner, k));
+            Assert.True(_kv.Owns(owner, k));
+            Assert.False(_kv.Owns(1 - owner, k));
+        }
+        Assert.Equal((Split01.RightStart, Split01.RightLast), _kv.RangeOf(1));
+        Assert.Equal(index, _kv.AppliedIndex(0));
+        Assert.Equal(0, _kv.AppliedIndex(1)); // the new shard's own log starts empty
+    }
+
+    [Fact]
+    public void An_entry_after_the_split_in_the_same_batch_is_refused_for_a_moved_key()
+    {
+        string right = KeyIn(1, 0), left = KeyIn(0, 0);
+        var results = _kv.Apply(0,
+        [
+            KvStoreApplyTests.Entry(1, 1, KvStoreApplyTests.Put(right, "before")),
+            SplitEntry(2, Split01),
+            KvStoreApplyTests.Entry(3, 1, KvStoreApplyTests.Put(right, "after"), KvStoreApplyTests.Put(left, "after")),
+        ]);
+        Assert.Equal(KvOpResult.NotOwned, results[2].Results[0]);
+        Assert.True(results[2].Results[1].Applied);
+        Assert.Equal("before", _kv.Get(1, right)!.Value); // the refused write left no trace
+        Assert.Null(_kv.Get(0, right));
+        Assert.Equal("after", _kv.Get(0, left)!.Value);
+    }
+
+    [Fact]
+    public void A_second_split_of_the_same_range_or_into_a_used_id_changes_nothing()
+    {
+        string right = KeyIn(1, 0);
+        _kv.Apply(0, [KvStoreApplyTests.Entry(1, 1, KvStoreApplyTests.Put(right, "v")), SplitEntry(2, Split01)]);
+        // the same split proposed twice (a retried coordinator), and one computed from the range before the first
+        var again = Split01 with { NewShard = 2 };
+        Assert.False(KvStore.SplitApplies(_kv.SplitRanges, 0, Split01));
+        Assert.False(KvStore.SplitApplies(_kv.SplitRanges, 0, again));
+        _kv.Apply(0, [SplitEntry(3, Split01), SplitEntry(4, again)]);
+        Assert.Null(_kv.RangeOf(2));
+        Assert.Equal("v", _kv.Get(1, right)!.Value);
+        Assert.Equal(4, _kv.AppliedIndex(0));
+        // the left half splits again, into a fresh id
+        var left = ShardRangeMap.Even(1).Split(0, 1).Split(0, 2);
+        var quarter = new ShardCommand(2, left.RangeOf(0).Start, left.RangeOf(0).Last, left.RangeOf(2).Start, left.RangeOf(2).Last);
+        Assert.True(KvStore.SplitApplies(_kv.SplitRanges, 0, quarter));
+    }
+
+    [Fact]
+    public void Ranges_survive_a_reopen_and_a_replay_of_the_split_keeps_rows_the_new_shard_wrote()
+    {
+        string right = KeyIn(1, 0), other = KeyIn(1, 1);
+        _kv.Apply(0, [KvStoreApplyTests.Entry(1, 1, KvStoreApplyTests.Put(right, "old"), KvStoreApplyTests.Put(other, "x")), SplitEntry(2, Split01)]);
+        _kv.Apply(1, [KvStoreApplyTests.Entry(1, 1, KvStoreApplyTests.Put(right, "new"))]);
+        _kv.Dispose();
+        _kv = new KvStore(_dir.File("state.db"));
+        Assert.Equal((Split01.LeftStart, Split01.LeftLast), _kv.RangeOf(0));
+        Assert.Equal((Split01.RightStart, Split01.RightLast), _kv.RangeOf(1));
+        Assert.False(_kv.Owns(0, right));
+        Assert.Equal("new", _kv.Get(1, right)!.Value);
+        Assert.Equal(2, _kv.Get(1, right)!.Version);
+    }
+
+    [Fact]
+    public void A_malformed_shard_command_is_corruption_not_a_silent_skip()
+    {
+        var bad = Split01.Encode();
+        bad[^1] ^= 0xFF; // ranges no longer adjacent
+        Assert.Throws<StorageCorruptException>(() => _kv.Apply(0, [new LogEntry(1, 1, EntryType.Normal, bad)]));
+        Assert.Equal(0, _kv.AppliedIndex(0));
+    }
+}
