@@ -10,7 +10,10 @@
     Description          = 'A replicated, highly available key-value database: Raft groups, SQLite stores and loopback TCP, administered from PowerShell.'
     PowerShellVersion    = '7.4'
     CompatiblePSEditions = @('Core')
+    # Loaded before TypesToProcess: the type data names the engine's record types and the module's type adapter.
+    RequiredAssemblies   = @('out/module/Replication.Engine.dll', 'out/module/Replication.PowerShell.dll')
     FormatsToProcess     = @('module/Replication.format.ps1xml')
+    TypesToProcess       = @('module/Replication.types.ps1xml')
     CmdletsToExport      = @(
         'New-ReplicationCluster'
         'Connect-ReplicationCluster'
@@ -32,6 +35,7 @@
         'Restore-ReplicationNode'
         'Test-ReplicationConsistency'
         'New-ReplicationCertificate'
+        'Export-ReplicationReport'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

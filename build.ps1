@@ -5,7 +5,11 @@
     Build  dotnet build of Replication.slnx (Release), then dotnet publish of the module to out/module
            (no runtime identifier: every platform's native SQLite ships under out/module/runtimes/),
            then the module's MAML help from the cmdlets' XML doc comments (module/New-MamlHelp.ps1)
-           into en-US/ (beside Replication.psd1, where Get-Help looks) and out/module/en-US/.
+           and the about_Replication topic into en-US/ (beside Replication.psd1, where Get-Help looks) and
+           out/module/en-US/. out/module is a complete module folder too: it gets its own Replication.psd1
+           and the format and type files, so Import-Module ./out/module/Replication.psd1 works (or copy it).
+           -UpdateParameterManifest then rewrites tests/Pester/ParameterManifest.txt from the built cmdlets:
+           the deliberate way to change the public surface that the Unit tests pin.
     Test   Build, then the xunit engine tests and the Pester module tests (each in its own process;
            Pester in a fresh pwsh, because a loaded assembly cannot be unloaded). Prints one line
            "N passed, N failed" (both runners summed) and exits nonzero if anything failed or a runner
@@ -33,6 +37,8 @@
 .EXAMPLE
     dotnet tool restore && dotnet pwsh ./build.ps1 Test
 .EXAMPLE
+    dotnet pwsh ./build.ps1 Build -UpdateParameterManifest
+.EXAMPLE
     dotnet pwsh ./build.ps1 Simulate -Seeds 1000
 .EXAMPLE
     dotnet pwsh ./build.ps1 Simulate -Placement
@@ -48,7 +54,8 @@ param(
     [switch] $Trace,
     [switch] $Placement,
     [switch] $Quick,
-    [int] $Rounds
+    [int] $Rounds,
+    [switch] $UpdateParameterManifest
 )
 
 $ErrorActionPreference = 'Stop'
@@ -80,7 +87,24 @@ function Invoke-Build {
     Write-Host "Building Replication $version"
     Invoke-Dotnet build (Join-Path $root 'Replication.slnx') -c Release "-p:Version=$version"
     Invoke-Dotnet publish (Join-Path $root 'src/Replication.PowerShell') -c Release -o $moduleOut "-p:Version=$version"
+    New-PublishedManifest
     New-ModuleHelp
+    if ($UpdateParameterManifest) { Update-ParameterManifest }
+}
+
+function New-PublishedManifest {
+    # out/module as a module folder of its own: the repository's manifest with paths relative to that folder,
+    # and the format and type files beside it (the MAML help and about topics follow in New-ModuleHelp).
+    Copy-Item (Join-Path $root 'module/Replication.format.ps1xml'), (Join-Path $root 'module/Replication.types.ps1xml') $moduleOut -Force
+    $text = (Get-Content -Raw (Join-Path $root 'Replication.psd1')) -replace 'out/module/', '' -replace "'module/", "'"
+    Set-Content -Path (Join-Path $moduleOut 'Replication.psd1') -Value $text -NoNewline
+}
+
+function Update-ParameterManifest {
+    $script = Join-Path $root 'tests/Pester/Update-ParameterManifest.ps1'
+    Write-Host "> dotnet pwsh (fresh process) tests/Pester/Update-ParameterManifest.ps1"
+    & dotnet pwsh -NoProfile -NonInteractive -File $script | Out-Host
+    if ($LASTEXITCODE -ne 0) { throw "Update-ParameterManifest.ps1 failed with exit code $LASTEXITCODE." }
 }
 
 function New-ModuleHelp {

@@ -24,7 +24,7 @@ $cluster = New-ReplicationCluster -Name demo -NodeCount 3 -Path $path
 try {
     $cluster | Format-Table | Out-String -Width 160 | Write-Host
     Step 'Wait-ReplicationLeader'
-    Wait-ReplicationLeader -Timeout 00:00:30 | Format-Table | Out-String -Width 160 | Write-Host
+    Wait-ReplicationLeader -Timeout 30 | Format-Table | Out-String -Width 160 | Write-Host
 
     Step "1..1000 | ForEach-Object { [pscustomobject]@{ Key = `"user:`$_`"; Value = `"v`$_`" } } | Set-ReplicationKey"
     $watch = [Diagnostics.Stopwatch]::StartNew()
@@ -41,7 +41,7 @@ try {
 
     Step 'Wait-ReplicationLeader'
     $watch.Restart()
-    $shards = Wait-ReplicationLeader -Timeout 00:00:30
+    $shards = Wait-ReplicationLeader -Timeout 30
     Write-Host ("   every shard has a leader again after {0:0.00} s" -f $watch.Elapsed.TotalSeconds)
     $shards | Format-Table | Out-String -Width 160 | Write-Host
     Check (@($shards | Where-Object Leader -EQ $leader).Count -eq 0) "no shard is led by the killed node $leader"

@@ -8,9 +8,11 @@
     Text comes from the XML documentation file the compiler writes (GenerateDocumentationFile):
     synopsis = the first sentence of the cmdlet class's <summary>, description = the whole summary,
     parameter description = the property's <summary>, examples = the class's <example> elements
-    (a <code> element and a one-sentence remark each). Common parameters are not listed; -WhatIf and
-    -Confirm get the standard descriptions. Fails if a cmdlet or parameter has no text, so a gap
-    breaks the build instead of shipping syntax-only help.
+    (a <code> element and a one-sentence remark each), related links = about_Replication, the cmdlets of
+    the same noun and the class's <seealso cref="T:...Command"/> elements. Common and hidden (DontShow)
+    parameters are not listed; -WhatIf and -Confirm get the standard descriptions. Fails if a cmdlet or
+    parameter has no text, or a cmdlet has no related cmdlet, so a gap breaks the build instead of
+    shipping syntax-only help. The about_ topics under module/<culture>/ are copied beside the MAML file.
 .PARAMETER Manifest
     The module manifest to import (the repository's Replication.psd1).
 .PARAMETER DocumentationFile
@@ -93,6 +95,8 @@ foreach ($member in $docs.doc.members.member) { $members[$member.name] = $member
 $module = Import-Module $Manifest -Force -PassThru
 $dllName = [IO.Path]::GetFileName($module.RootModule)
 $common = [System.Management.Automation.PSCmdlet]::CommonParameters
+$cmdletByType = @{}
+foreach ($c in $module.ExportedCmdlets.Values) { $cmdletByType[$c.ImplementingType.FullName] = $c.Name }
 $problems = [System.Collections.Generic.List[string]]::new()
 
 # --- write ------------------------------------------------------------------------------------------
@@ -156,7 +160,10 @@ foreach ($command in $module.ExportedCmdlets.Values | Sort-Object Name) {
     # Parameter text, default value and wildcard support, by parameter name.
     $instance = [Activator]::CreateInstance($type)
     $parameterDoc = @{}
-    foreach ($name in $command.Parameters.Keys | Where-Object { $_ -notin $common }) {
+    # Hidden parameters ([Parameter(DontShow = true)], e.g. PipelineInput) are not part of the help.
+    $hidden = @($command.Parameters.Values | Where-Object { $_.Attributes.Where({ $_ -is [System.Management.Automation.ParameterAttribute] -and $_.DontShow }) } | ForEach-Object Name)
+    $skip = @($common) + $hidden
+    foreach ($name in $command.Parameters.Keys | Where-Object { $_ -notin $skip }) {
         if ($shouldProcessText.ContainsKey($name)) {
             $parameterDoc[$name] = @{ Text = @($shouldProcessText[$name]); Default = 'False'; Globbing = $false }
             continue
@@ -188,7 +195,7 @@ foreach ($command in $module.ExportedCmdlets.Values | Sort-Object Name) {
     foreach ($set in $command.ParameterSets) {
         $w.WriteStartElement('command', 'syntaxItem', $ns.command)
         $w.WriteElementString('maml', 'name', $ns.maml, $command.Name)
-        $ordered = $set.Parameters | Where-Object { $_.Name -notin $common } |
+        $ordered = $set.Parameters | Where-Object { $_.Name -notin $skip } |
             Sort-Object { if ($_.Position -ge 0) { 0 } elseif ($_.IsMandatory) { 1 } elseif ($shouldProcessText.ContainsKey($_.Name)) { 3 } else { 2 } }, { $_.Position }
         foreach ($p in $ordered) {
             $d = $parameterDoc[$p.Name]
@@ -202,7 +209,7 @@ foreach ($command in $module.ExportedCmdlets.Values | Sort-Object Name) {
     $w.WriteStartElement('command', 'parameters', $ns.command)
     $seen = @{}
     foreach ($set in $command.ParameterSets) {
-        foreach ($p in $set.Parameters | Where-Object { $_.Name -notin $common }) {
+        foreach ($p in $set.Parameters | Where-Object { $_.Name -notin $skip }) {
             if ($seen.ContainsKey($p.Name)) { continue }
             $seen[$p.Name] = $true
             $d = $parameterDoc[$p.Name]
@@ -213,12 +220,13 @@ foreach ($command in $module.ExportedCmdlets.Values | Sort-Object Name) {
 
     # Input: the types of parameters that take pipeline input; output: [OutputType].
     $w.WriteStartElement('command', 'inputTypes', $ns.command)
-    $inputs = @($command.Parameters.Values | Where-Object { $_.Name -notin $common } | ForEach-Object {
+    $inputs = @($command.Parameters.Values | Where-Object { $_.Name -notin $skip } | ForEach-Object {
             $byValue = $_.Attributes.Where({ $_ -is [System.Management.Automation.ParameterAttribute] -and $_.ValueFromPipeline })
             $byName = $_.Attributes.Where({ $_ -is [System.Management.Automation.ParameterAttribute] -and $_.ValueFromPipelineByPropertyName })
             if ($byValue) { "$(Get-TypeName $_.ParameterType) (binds -$($_.Name) by value)" }
             elseif ($byName) { "Objects with the property $($_.Name) (binds -$($_.Name) by property name)" }
         })
+    if ($hidden -contains 'PipelineInput') { $inputs += 'Replication.ReplicationCluster (a piped cluster is the cluster to act on)' }
     foreach ($input in $(if ($inputs) { $inputs } else { @('None') })) {
         $w.WriteStartElement('command', 'inputType', $ns.command)
         $w.WriteStartElement('dev', 'type', $ns.dev); $w.WriteElementString('maml', 'name', $ns.maml, $input); $w.WriteEndElement()
@@ -252,6 +260,25 @@ foreach ($command in $module.ExportedCmdlets.Values | Sort-Object Name) {
     }
     $w.WriteEndElement()
 
+    # Related links: the about topic, the cmdlets of the same noun, and the class's <seealso cref="..."/> cmdlets.
+    $related = [System.Collections.Generic.List[string]]::new()
+    $related.Add('about_Replication')
+    foreach ($other in $module.ExportedCmdlets.Values | Where-Object { $_.Noun -eq $command.Noun -and $_.Name -ne $command.Name } | Sort-Object Name) { $related.Add($other.Name) }
+    foreach ($see in @(if ($classDoc) { $classDoc.SelectNodes('seealso') })) {
+        $target = $cmdletByType[($see.GetAttribute('cref') -replace '^T:', '')]
+        if (-not $target) { $problems.Add("$($command.Name): <seealso cref=""$($see.GetAttribute('cref'))""/> names no exported cmdlet"); continue }
+        if (-not $related.Contains($target)) { $related.Add($target) }
+    }
+    if ($related.Count -lt 2) { $problems.Add("$($command.Name): no related cmdlet (same noun or <seealso cref=""...""/>)") }
+    $w.WriteStartElement('maml', 'relatedLinks', $ns.maml)
+    foreach ($link in $related) {
+        $w.WriteStartElement('maml', 'navigationLink', $ns.maml)
+        $w.WriteElementString('maml', 'linkText', $ns.maml, $link)
+        $w.WriteElementString('maml', 'uri', $ns.maml, '')
+        $w.WriteEndElement()
+    }
+    $w.WriteEndElement()
+
     $w.WriteEndElement() # command:command
 }
 
@@ -266,4 +293,9 @@ foreach ($folder in @(Join-Path $module.ModuleBase $Culture; Join-Path $dllFolde
     New-Item -ItemType Directory -Force $folder | Out-Null
     [IO.File]::WriteAllBytes((Join-Path $folder $fileName), $stream.ToArray())
     Write-Host "Wrote $(Join-Path $folder $fileName) ($($module.ExportedCmdlets.Count) cmdlets)"
+    # The about_ topics (module/<culture>/about_*.help.txt) go beside it: Get-Help about_Replication.
+    foreach ($about in Get-ChildItem (Join-Path $PSScriptRoot $Culture) -Filter 'about_*.help.txt' -ErrorAction SilentlyContinue) {
+        Copy-Item $about.FullName (Join-Path $folder $about.Name) -Force
+        Write-Host "Copied $($about.Name) to $folder"
+    }
 }

@@ -24,4 +24,14 @@ public static class ErrorIds
     public const string NotSupportedEmbedded = "NotSupportedEmbedded";
     /// <summary>Backup-ReplicationNode without -Cold: node backups are cold only.</summary>
     public const string ColdRequired = "ColdRequired";
+    /// <summary>A piped row's Cluster property names another cluster than the current one, and no -Cluster says which to use.</summary>
+    public const string ClusterMismatch = "ClusterMismatch";
+    /// <summary>A conditional write (-ExpectedVersion) with -WriteConcern Leader: its condition is decided only when it is applied.</summary>
+    public const string InvalidWriteConcern = "InvalidWriteConcern";
+    /// <summary>-Value is not text and has no culture-invariant text form (a hashtable, an array, a custom object).</summary>
+    public const string ValueNotText = "ValueNotText";
+    /// <summary>A piped object that is neither text nor has the property a parameter needs (a cluster piped into -Key).</summary>
+    public const string InvalidPipelineInput = "InvalidPipelineInput";
+    /// <summary>Export-ReplicationReport -NoClobber and the file exists.</summary>
+    public const string ReportFileExists = "ReportFileExists";
 }

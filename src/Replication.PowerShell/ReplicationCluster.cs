@@ -1,6 +1,6 @@
 using Replication.Engine.Cluster;
 
-namespace Replication.PowerShell;
+namespace Replication;
 
 /// <summary>
 /// A cluster as the PowerShell session sees it: the engine's <see cref="IReplicationCluster"/>

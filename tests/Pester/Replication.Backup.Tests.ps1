@@ -40,7 +40,7 @@ Describe 'Hot backup under writes, and restore' {
             Remove-Job $writer -Force
         }
 
-        $backup | Should -BeOfType ([Replication.Engine.Cluster.ReplicationBackup])
+        $backup | Should -BeOfType ([Replication.ReplicationBackup])
         $backup.Kind | Should -Be 'Hot'
         $backup.ClusterId | Should -Be $source.Id
         $backup.Shards | Should -HaveCount 3

@@ -13,7 +13,7 @@ Describe 'New-, Get- and Remove-ReplicationCluster' {
     }
 
     It 'creates a running embedded cluster with the default shape' {
-        $cluster | Should -BeOfType ([Replication.PowerShell.ReplicationCluster])
+        $cluster | Should -BeOfType ([Replication.ReplicationCluster])
         $cluster.Name | Should -Be 'life-a'
         $cluster.State | Should -Be 'Running'
         $cluster.Mode | Should -Be 'Embedded'
@@ -61,7 +61,7 @@ Describe 'New-, Get- and Remove-ReplicationCluster' {
         $shards = Get-ReplicationShard -Cluster 'life-a'
         $shards | Should -HaveCount 4
         $shards | ForEach-Object {
-            $_ | Should -BeOfType ([Replication.Engine.Cluster.ReplicationShard])
+            $_ | Should -BeOfType ([Replication.ReplicationShard])
             $_.Voters | Should -HaveCount 3
             $_.Leader | Should -BeIn $_.Voters
         }

@@ -13,7 +13,7 @@ AfterAll {
 Describe 'Set-, Get- and Remove-ReplicationKey' {
     It 'writes a key and reads it back' {
         $written = Set-ReplicationKey -Cluster $cluster -Key 'greeting' -Value 'hello' -PassThru
-        $written | Should -BeOfType ([Replication.Engine.Cluster.ReplicationKey])
+        $written | Should -BeOfType ([Replication.ReplicationKey])
         $written.Version | Should -Be 1
         $written.Index | Should -BeGreaterThan 0
         $read = Get-ReplicationKey -Cluster $cluster -Key 'greeting'

@@ -1,4 +1,5 @@
-# Unit-level checks of the module surface: the manifest, each cmdlet's pinned parameter list, and
+# Unit-level checks of the module surface: the manifest and the rules its cmdlets follow (each cmdlet's parameters
+# are pinned in ParameterManifest.txt, see Replication.ParameterManifest.Tests.ps1), and
 # that the native SQLite library loads in this (real) pwsh, which ignores the module's .deps.json.
 BeforeAll {
     . (Join-Path $PSScriptRoot 'Common.ps1')
@@ -6,43 +7,12 @@ BeforeAll {
 }
 
 Describe 'Module surface' -Tag Unit {
-    It 'exports exactly the cmdlets of this slice and no functions or aliases' {
+    It 'exports the cmdlets of its manifest (ParameterManifest.txt pins each one''s parameters) and no functions or aliases' {
         $module = Get-Module Replication
         $module.Version | Should -Be ([version](Import-PowerShellDataFile $Manifest).ModuleVersion)
-        @($module.ExportedCmdlets.Keys | Sort-Object) | Should -Be @(
-            'Backup-ReplicationCluster', 'Backup-ReplicationNode', 'Connect-ReplicationCluster', 'Disconnect-ReplicationCluster',
-            'Get-ReplicationCluster', 'Get-ReplicationKey', 'Get-ReplicationNode', 'Get-ReplicationShard', 'New-ReplicationCertificate', 'New-ReplicationCluster',
-            'Remove-ReplicationCluster', 'Remove-ReplicationKey', 'Restore-ReplicationCluster', 'Restore-ReplicationNode', 'Set-ReplicationKey',
-            'Start-ReplicationNode', 'Stop-ReplicationNode', 'Test-ReplicationBackup', 'Test-ReplicationConsistency',
-            'Wait-ReplicationLeader')
+        @($module.ExportedCmdlets.Keys | Sort-Object) | Should -Be @((Import-PowerShellDataFile $Manifest).CmdletsToExport | Sort-Object)
         $module.ExportedFunctions.Count | Should -Be 0
         $module.ExportedAliases.Count | Should -Be 0
-    }
-
-    It '<Name> has the parameters <Expected>' -ForEach @(
-        @{ Name = 'New-ReplicationCluster'; Expected = 'CertificatePath,ClusterSecret,Confirm,Name,NodeCount,Path,ReplicationFactor,ShardCount,WhatIf' }
-        @{ Name = 'Connect-ReplicationCluster'; Expected = 'CertificatePath,ClusterSecret,Credential,Endpoint,Name' }
-        @{ Name = 'Disconnect-ReplicationCluster'; Expected = 'Cluster' }
-        @{ Name = 'Get-ReplicationCluster'; Expected = 'Name' }
-        @{ Name = 'Remove-ReplicationCluster'; Expected = 'Cluster,Confirm,DeleteData,WhatIf' }
-        @{ Name = 'Get-ReplicationNode'; Expected = 'Cluster,Id' }
-        @{ Name = 'Start-ReplicationNode'; Expected = 'AllowRemote,CertificatePath,Cluster,ClusterSecret,Id,Join,Listen,Name,Path,Rebuild,ReplicationFactor,ShardCount,Wait' }
-        @{ Name = 'Stop-ReplicationNode'; Expected = 'Cluster,Confirm,Id,Kill,WhatIf' }
-        @{ Name = 'Set-ReplicationKey'; Expected = 'Cluster,Confirm,ExpectedVersion,Key,PassThru,Timeout,Value,WhatIf,WriteConcern' }
-        @{ Name = 'Get-ReplicationKey'; Expected = 'Cluster,Consistency,Key,Prefix,Timeout' }
-        @{ Name = 'Remove-ReplicationKey'; Expected = 'Cluster,Confirm,ExpectedVersion,Key,Timeout,WhatIf,WriteConcern' }
-        @{ Name = 'Wait-ReplicationLeader'; Expected = 'Cluster,Shard,Timeout' }
-        @{ Name = 'Get-ReplicationShard'; Expected = 'Cluster,Id,Key' }
-        @{ Name = 'Backup-ReplicationCluster'; Expected = 'Cluster,Confirm,Path,Timeout,WhatIf' }
-        @{ Name = 'Backup-ReplicationNode'; Expected = 'Cluster,Cold,Confirm,Id,Path,WhatIf' }
-        @{ Name = 'Test-ReplicationBackup'; Expected = 'Path' }
-        @{ Name = 'Restore-ReplicationCluster'; Expected = 'Cluster,ClusterPath,Confirm,Name,NodeCount,Path,Timeout,WhatIf' }
-        @{ Name = 'Restore-ReplicationNode'; Expected = 'Cluster,Confirm,Id,NoWait,Path,Timeout,WhatIf' }
-        @{ Name = 'Test-ReplicationConsistency'; Expected = 'Cluster,Shard,Timeout' }
-    ) {
-        $common = [System.Management.Automation.PSCmdlet]::CommonParameters
-        $actual = (Get-Command $Name).Parameters.Keys | Where-Object { $_ -notin $common } | Sort-Object
-        ($actual -join ',') | Should -Be $Expected
     }
 
     It 'binds node and key identities from the pipeline by property name' {
@@ -67,20 +37,34 @@ Describe 'Module surface' -Tag Unit {
             $type.GetCustomAttributes([System.Management.Automation.CmdletAttribute], $false)[0].ConfirmImpact | Should -Be 'High'
         }
         [Replication.PowerShell.Commands.RestoreReplicationClusterCommand].GetCustomAttributes([System.Management.Automation.CmdletAttribute], $false)[0].ConfirmImpact |
-            Should -Be 'Medium'
+            Should -Be 'Low'
     }
 
     It 'has a default table view for each output type' {
-        foreach ($type in 'Replication.PowerShell.ReplicationCluster', 'Replication.Engine.Cluster.ReplicationNode',
-                'Replication.Engine.Cluster.ReplicationShard', 'Replication.Engine.Cluster.ReplicationKey',
-                'Replication.Engine.Cluster.ReplicationBackup', 'Replication.Engine.Cluster.BackupShard',
-                'Replication.Engine.Cluster.ReplicationConsistency', 'Replication.Engine.Cluster.DivergentRange') {
+        foreach ($type in 'Replication.ReplicationCluster', 'Replication.ReplicationNode',
+                'Replication.ReplicationShard', 'Replication.ReplicationKey',
+                'Replication.ReplicationBackup', 'Replication.BackupShard',
+                'Replication.ReplicationConsistency', 'Replication.DivergentRange') {
             Get-FormatData -TypeName $type | Should -Not -BeNullOrEmpty -Because $type
         }
-        $nodeColumns = (Get-FormatData -TypeName 'Replication.Engine.Cluster.ReplicationNode').FormatViewDefinition[0].Control.Headers.Label
-        $nodeColumns | Should -Be @('Id', 'Endpoint', 'State', 'ShardsLed', 'ShardsHosted', 'Term', 'CommitIndex', 'AppliedIndex', 'LagEntries')
-        $keyColumns = (Get-FormatData -TypeName 'Replication.Engine.Cluster.ReplicationKey').FormatViewDefinition[0].Control.Headers.Label
+        $nodeColumns = (Get-FormatData -TypeName 'Replication.ReplicationNode').FormatViewDefinition[0].Control.Headers.Label
+        $nodeColumns | Should -Be @('Id', 'State', 'Led', 'Hosted', 'Term', 'Commit', 'Applied', 'LagEntries', 'Endpoint')
+        $keyColumns = (Get-FormatData -TypeName 'Replication.ReplicationKey').FormatViewDefinition[0].Control.Headers.Label
         $keyColumns | Should -Be @('Key', 'Value', 'Version', 'Shard', 'Index')
+    }
+}
+
+Describe 'The published module folder' -Tag Unit {
+    It 'imports from out/module on its own, with its help and about_Replication (a fresh pwsh)' {
+        $script = "Import-Module ./out/module/Replication.psd1; (Get-Module Replication).ModuleBase; @(Get-Command -Module Replication).Count; " +
+            "(Get-Help about_Replication | Out-String) -match 'THE RING'; (Get-Help Get-ReplicationNode).Synopsis"
+        Push-Location $RepoRoot
+        try { $answer = @(& dotnet pwsh -NoProfile -NonInteractive -Command $script) } finally { Pop-Location }
+        $LASTEXITCODE | Should -Be 0
+        $answer[0] | Should -Be (Join-Path $RepoRoot 'out/module')
+        [int]$answer[1] | Should -Be @((Import-PowerShellDataFile $Manifest).CmdletsToExport).Count
+        $answer[2] | Should -Be 'True'
+        $answer[3] | Should -Not -BeLike 'Get-ReplicationNode *' -Because 'the MAML help is there, not syntax only'
     }
 }
 
@@ -127,7 +111,9 @@ Describe 'Built-in help' -Tag Unit {
         }
 
         $common = [System.Management.Automation.PSCmdlet]::CommonParameters
-        $names = (Get-Command $Name).Parameters.Keys | Where-Object { $_ -notin $common }
+        # Hidden parameters ([Parameter(DontShow)], e.g. PipelineInput) are left out of the help on purpose.
+        $names = (Get-Command $Name).Parameters.Values | Where-Object { $_.Name -notin $common -and -not $_.Attributes.Where({ $_ -is [System.Management.Automation.ParameterAttribute] -and $_.DontShow }) } |
+            ForEach-Object Name
         $described = @{}
         foreach ($parameter in @($help.parameters.parameter)) { $described[$parameter.name] = ($parameter.description.Text -join ' ').Trim() }
         foreach ($parameterName in $names) {

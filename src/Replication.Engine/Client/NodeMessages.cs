@@ -21,7 +21,7 @@ internal sealed record JoinRequest(long CorrelationId, string Endpoint, Guid Tok
 
 /// <summary>Up to <paramref name="Limit"/> keys of one shard starting with <paramref name="Prefix"/>, after <paramref name="After"/> (null: from the start),
 /// of those hashing into [<paramref name="RangeStart"/>, <paramref name="RangeLast"/>] (the range the sender's shard map gives the shard).</summary>
-internal sealed record ShardScanRequest(long CorrelationId, int Shard, ulong RangeStart, ulong RangeLast, string Prefix, string? After, int Limit, Cluster.ReadConsistency Consistency, TimeSpan Timeout)
+internal sealed record ShardScanRequest(long CorrelationId, int Shard, ulong RangeStart, ulong RangeLast, string Prefix, string? After, int Limit, ReadConsistency Consistency, TimeSpan Timeout)
     : ClientRequest(CorrelationId)
 {
     public override ClientRequestType Type => ClientRequestType.ShardScan;

@@ -1,4 +1,4 @@
-namespace Replication.Engine.Cluster;
+namespace Replication;
 
 /// <summary>
 /// One shard in a backup: the Raft index and term its data reflects (every entry up to

@@ -18,10 +18,13 @@ public static class Backups
     /// </summary>
     /// <exception cref="BackupPathException">The folder holds no backup (BackupNotFound).</exception>
     /// <exception cref="BackupCorruptException">A check failed; the exception names the file.</exception>
-    public static ReplicationBackup Verify(string path, CancellationToken cancellationToken)
+    public static ReplicationBackup Verify(string path, CancellationToken cancellationToken) => Verify(path, null, cancellationToken);
+
+    /// <summary><see cref="Verify(string, CancellationToken)"/>, reporting a step per file checked and per shard opened.</summary>
+    public static ReplicationBackup Verify(string path, IProgress<BackupProgress>? progress, CancellationToken cancellationToken)
     {
         var watch = Stopwatch.StartNew();
-        var m = BackupVerifier.Verify(path, cancellationToken);
+        var m = BackupVerifier.Verify(path, cancellationToken, progress);
         return m.ToBackup(path, watch.Elapsed, valid: true, problem: null);
     }
 

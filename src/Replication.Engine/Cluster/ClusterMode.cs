@@ -1,7 +1,9 @@
-namespace Replication.Engine.Cluster;
+namespace Replication;
 
 /// <summary>Where a cluster's nodes run, as seen from this process.</summary>
-public enum ClusterMode
+// 64-bit on purpose: PowerShell's ConvertTo-Json writes 64-bit enums by name ("Running"), 32-bit ones as numbers
+// (issue 12, item 9). The values are unchanged; the wire and the files carry names.
+public enum ClusterMode : long
 {
     /// <summary>Every node runs inside this process (New-ReplicationCluster).</summary>
     Embedded = 0,

@@ -163,7 +163,7 @@ public sealed partial class ClusterNode
     /// <summary>Proposes one command to the metadata group, which this node must lead; completes once applied here.</summary>
     private async Task<IReadOnlyList<KvOpResult>> ProposeMetadataAsync(IReadOnlyList<KvOp> ops, TimeSpan timeout, CancellationToken ct)
     {
-        var outcomes = await _host.ProposeAsync(ClusterMetadata.MetadataGroup, new[] { KvCommand.Encode(ops) }, Cluster.WriteConcern.Majority)
+        var outcomes = await _host.ProposeAsync(ClusterMetadata.MetadataGroup, new[] { KvCommand.Encode(ops) }, WriteConcern.Majority)
             .WaitAsync(timeout, ct).ConfigureAwait(false);
         var outcome = outcomes[0];
         if (outcome.Lost || outcome.Results is null) throw new Cluster.RetryableException("the metadata entry was lost in a leader change");

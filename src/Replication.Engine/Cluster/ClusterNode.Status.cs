@@ -245,8 +245,8 @@ public sealed partial class ClusterNode
                 Cluster = Name,
                 Id = st.Shard,
                 Leader = st.Role == RaftRole.Leader ? NodeId : st.Leader,
-                Voters = st.Voters,
-                Learners = st.Learners,
+                Voters = st.Voters.Order().ToArray(),      // sorted for people and diffs; Raft keeps its own order
+                Learners = st.Learners.Order().ToArray(),
                 Placement = st.Shard == ClusterMetadata.MetadataGroup ? Array.Empty<int>() : _metadata.ReplicasOf(st.Shard),
                 Term = st.Term,
                 CommitIndex = st.Committed,

@@ -1,4 +1,4 @@
-namespace Replication.Engine.Cluster;
+namespace Replication;
 
 /// <summary>
 /// A key range [<see cref="StartKey"/>, <see cref="EndKey"/>) (null = open end) where replica

@@ -1,4 +1,4 @@
-namespace Replication.Engine.Cluster;
+namespace Replication;
 
 /// <summary>How fresh a read must be.</summary>
 public enum ReadConsistency

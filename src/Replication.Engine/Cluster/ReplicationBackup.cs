@@ -1,4 +1,4 @@
-namespace Replication.Engine.Cluster;
+namespace Replication;
 
 /// <summary>
 /// A backup on disk, as written by a backup or read back by verification. <see cref="Checksum"/> is

@@ -1,4 +1,4 @@
-namespace Replication.Engine.Cluster;
+namespace Replication;
 
 /// <summary>
 /// The comparison of one shard's replicas at ONE applied index (<see cref="AppliedIndex"/>): each

@@ -1,4 +1,4 @@
-namespace Replication.Engine.Cluster;
+namespace Replication;
 
 /// <summary>
 /// A snapshot of one node's status. A node hosts several shards (Raft groups): <see cref="Term"/> is

@@ -1,4 +1,4 @@
-namespace Replication.Engine.Cluster;
+namespace Replication;
 
 /// <summary>A snapshot of one shard's placement and Raft state. <see cref="Leader"/> is 0 when no leader is known.</summary>
 public sealed record ReplicationShard

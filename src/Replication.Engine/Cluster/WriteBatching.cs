@@ -79,11 +79,12 @@ internal static class WriteBatching
     /// <summary>
     /// What a write's applied result means to its caller: the key as written (null for a delete), a
     /// version conflict (nothing written), or, with no result (WriteConcern.Leader: durable on the
-    /// leader, not applied yet), success without a record.
+    /// leader, not applied yet), success with the key, its shard and log index but Version 0, since
+    /// the version is assigned when the entry is applied (null for a delete).
     /// </summary>
     public static WriteResult ToResult(KeyWrite w, int shard, long index, KvOpResult? r, string cluster)
     {
-        if (r is null) return new WriteResult(w, null, false, null);
+        if (r is null) return new WriteResult(w, w.IsDelete ? null : new ReplicationKey(w.Key, w.Value!, 0, shard, index) { Cluster = cluster }, false, null);
         if (r.WrongShard)
             return new WriteResult(w, null, false, new WrongShardException(shard, $"Shard {shard} split: '{w.Key}' belongs to another shard now (not written).") { Target = w.Key });
         if (!r.Applied)

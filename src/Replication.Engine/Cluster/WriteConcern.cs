@@ -1,4 +1,4 @@
-namespace Replication.Engine.Cluster;
+namespace Replication;
 
 /// <summary>When a write is acknowledged.</summary>
 public enum WriteConcern

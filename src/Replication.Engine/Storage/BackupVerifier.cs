@@ -10,14 +10,16 @@ namespace Replication.Engine.Storage;
 /// </summary>
 internal static class BackupVerifier
 {
-    public static BackupManifest Verify(string folder, CancellationToken cancellationToken)
+    public static BackupManifest Verify(string folder, CancellationToken cancellationToken, IProgress<BackupProgress>? progress = null)
     {
         var m = BackupManifest.Load(folder);
         string manifestFile = Path.Combine(folder, BackupManifest.FileName);
         var files = new Dictionary<string, BackupManifest.FileEntry>(StringComparer.Ordinal);
+        int steps = m.Files.Count + m.Shards.Count, step = 0;
         foreach (var f in m.Files)
         {
             cancellationToken.ThrowIfCancellationRequested();
+            progress?.Report(new BackupProgress($"Verifying backup {folder}", $"SHA-256 of {f.Name}", step++, steps));
             string path = Path.Combine(folder, f.Name);
             if (!File.Exists(path)) throw new BackupCorruptException(path, $"'{path}' is missing from the backup.");
             long length = new FileInfo(path).Length;
@@ -42,6 +44,7 @@ internal static class BackupVerifier
             foreach (var s in m.Shards)
             {
                 cancellationToken.ThrowIfCancellationRequested();
+                progress?.Report(new BackupProgress($"Verifying backup {folder}", $"shard {s.Shard}: keys, index and term", step++, steps));
                 string path = Path.Combine(folder, s.File);
                 var c = ShardFile.Inspect(path);
                 Expect(path, s, c);
@@ -51,6 +54,8 @@ internal static class BackupVerifier
         {
             foreach (var group in m.Shards.GroupBy(s => s.File))
             {
+                progress?.Report(new BackupProgress($"Verifying backup {folder}", $"shards {string.Join(", ", group.Select(s => s.Shard))} in {group.Key}", step, steps));
+                step += group.Count();
                 string path = Path.Combine(folder, group.Key);
                 var contents = ShardFile.InspectStateDb(path, group.Select(s => s.Shard)).ToDictionary(c => c.Shard);
                 foreach (var s in group) Expect(path, s, contents[s.Shard]);

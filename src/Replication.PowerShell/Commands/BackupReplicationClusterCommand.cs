@@ -19,6 +19,8 @@ namespace Replication.PowerShell.Commands;
 /// <code>Backup-ReplicationCluster -Path ./backups/nightly | Test-ReplicationBackup</code>
 /// Backs up the cluster and verifies the backup it just wrote.
 /// </example>
+/// <seealso cref="TestReplicationBackupCommand"/>
+/// <seealso cref="RestoreReplicationClusterCommand"/>
 [Cmdlet(VerbsData.Backup, "ReplicationCluster", DefaultParameterSetName = DefaultSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
 [OutputType(typeof(ReplicationBackup))]
 public sealed class BackupReplicationClusterCommand : ClusterCmdlet
@@ -30,9 +32,10 @@ public sealed class BackupReplicationClusterCommand : ClusterCmdlet
     [ValidateNotNullOrEmpty]
     public string Path { get; set; } = string.Empty;
 
-    /// <summary>How long each shard may wait for a leader to confirm a read. Default 30 s; then QuorumUnavailable.</summary>
+    /// <summary>Seconds each shard may wait for a leader to confirm a read (a TimeSpan works too). Default 30; then QuorumUnavailable.</summary>
     [Parameter(ParameterSetName = DefaultSet)]
-    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(30);
+    [TimeoutSeconds]
+    public double Timeout { get; set; } = 30;
 
     protected override void EndProcessing()
     {
@@ -43,7 +46,7 @@ public sealed class BackupReplicationClusterCommand : ClusterCmdlet
         try
         {
             var pump = new ProgressPump(activityId: 1);
-            var task = cluster.Engine.BackupAsync(path, pump, Timeout, StopToken);
+            var task = cluster.Engine.BackupAsync(path, pump, TimeoutSpan, StopToken);
             pump.WaitPumping(task, this);
             WriteObject(Await(task));
         }

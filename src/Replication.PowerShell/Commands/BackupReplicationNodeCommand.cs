@@ -18,6 +18,7 @@ namespace Replication.PowerShell.Commands;
 /// <code>Get-ReplicationNode -Id 3 | Backup-ReplicationNode -Path ./backups/n3 -Cold -Confirm:$false</code>
 /// Takes a cold backup of node 3 without prompting, as a runbook would.
 /// </example>
+/// <seealso cref="TestReplicationBackupCommand"/>
 [Cmdlet(VerbsData.Backup, "ReplicationNode", DefaultParameterSetName = ColdSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.High)]
 [OutputType(typeof(ReplicationBackup))]
 public sealed class BackupReplicationNodeCommand : ClusterCmdlet
@@ -26,6 +27,7 @@ public sealed class BackupReplicationNodeCommand : ClusterCmdlet
 
     /// <summary>Id of the node to back up (binds the Id of a piped node object).</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = ColdSet)]
+    [ArgumentCompleter(typeof(NodeIdCompleter))]
     public int Id { get; set; }
 
     /// <summary>Folder to write the backup into: new, or empty.</summary>

@@ -24,6 +24,7 @@ namespace Replication.PowerShell.Commands;
 /// <code>Connect-ReplicationCluster -Endpoint 127.0.0.1:41001 -Credential (Get-Credential replication) -Name prod-remote</code>
 /// Uses a credential's password as the cluster secret and registers the cluster in this session as prod-remote.
 /// </example>
+/// <seealso cref="StartReplicationNodeCommand"/>
 [Cmdlet(VerbsCommunications.Connect, "ReplicationCluster", DefaultParameterSetName = SecretSet)]
 [OutputType(typeof(ReplicationCluster))]
 public sealed class ConnectReplicationClusterCommand : ReplicationCmdlet

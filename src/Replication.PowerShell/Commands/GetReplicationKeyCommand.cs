@@ -34,10 +34,12 @@ public sealed class GetReplicationKeyCommand : ClusterCmdlet
     /// objects with a Key property from the pipeline.</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true, ParameterSetName = KeySet)]
     [AllowEmptyString]
+    [ArgumentCompleter(typeof(KeyCompleter))]
     public string[] Key { get; set; } = Array.Empty<string>();
 
     /// <summary>Read every key that starts with this text, in ordinal UTF-8 key order.</summary>
     [Parameter(Mandatory = true, ParameterSetName = PrefixSet)]
+    [ArgumentCompleter(typeof(KeyCompleter))]
     public string Prefix { get; set; } = string.Empty;
 
     /// <summary>How fresh the read must be: Linearizable (default; reflects every write acknowledged
@@ -46,22 +48,35 @@ public sealed class GetReplicationKeyCommand : ClusterCmdlet
     [Parameter]
     public ReadConsistency Consistency { get; set; } = ReadConsistency.Linearizable;
 
-    /// <summary>How long a read may wait for a leader. Default 10 s; then QuorumUnavailable.</summary>
+    /// <summary>Seconds a read may wait for a leader (a TimeSpan works too). Default 10; then QuorumUnavailable.</summary>
     [Parameter]
-    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(10);
+    [TimeoutSeconds]
+    public double Timeout { get; set; } = 10;
 
     protected override void BeginProcessing() => ValidateTimeout(Timeout);
 
     protected override void ProcessRecord()
     {
         var cluster = ResolveCluster();
-        if (ParameterSetName == KeySet)
+        bool all = false;
+        if (ParameterSetName == KeySet && IsCoercedFromPipedObject(nameof(Key)))
+        {
+            // PowerShell bound a piped object's ToString to -Key: a piped cluster means "its keys"; anything else is refused.
+            if (PipedObject is not ReplicationCluster)
+            {
+                WriteError(NewErrorRecord(ErrorIds.InvalidPipelineInput, ErrorCategory.InvalidArgument,
+                    $"A piped {PipedObject!.GetType().Name} is not a key: pipe key names (strings), objects with a Key property, or a cluster.", PipedObject));
+                return;
+            }
+            all = true;
+        }
+        if (ParameterSetName == KeySet && !all)
         {
             foreach (var key in Key)
             {
                 try
                 {
-                    var record = Await(cluster.Engine.GetAsync(key ?? string.Empty, Consistency, Timeout, StopToken));
+                    var record = Await(cluster.Engine.GetAsync(key ?? string.Empty, Consistency, TimeoutSpan, StopToken));
                     if (record is null)
                         WriteError(NewErrorRecord(ErrorIds.KeyNotFound, ErrorCategory.ObjectNotFound,
                             $"Key '{key}' does not exist in cluster '{cluster.Name}'.", key));
@@ -78,7 +93,7 @@ public sealed class GetReplicationKeyCommand : ClusterCmdlet
         IAsyncEnumerator<ReplicationKey>? scan = null;
         try
         {
-            scan = cluster.Engine.ScanAsync(prefix, Consistency, Timeout, StopToken).GetAsyncEnumerator(StopToken);
+            scan = cluster.Engine.ScanAsync(prefix, Consistency, TimeoutSpan, StopToken).GetAsyncEnumerator(StopToken);
             while (Await(scan.MoveNextAsync())) WriteObject(scan.Current);
         }
         catch (ReplicationException e)

@@ -21,6 +21,7 @@ public sealed class GetReplicationNodeCommand : ClusterCmdlet
 
     /// <summary>Node ids; default: every node. An unknown id is a non-terminating NodeNotFound error.</summary>
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = DefaultSet)]
+    [ArgumentCompleter(typeof(NodeIdCompleter))]
     public int[]? Id { get; set; }
 
     protected override void ProcessRecord()

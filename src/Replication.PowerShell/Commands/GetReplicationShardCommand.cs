@@ -14,9 +14,12 @@ namespace Replication.PowerShell.Commands;
 /// Lists every shard with its leader, voters, term, commit index and key count.
 /// </example>
 /// <example>
-/// <code>Get-ReplicationShard -Key user:1</code>
-/// Shows the shard that the key user:1 hashes to.
+/// <code>Get-ReplicationShard -Key user:1, user:2</code>
+/// Shows the shard each key hashes to, one row per key with the key in its first column.
 /// </example>
+/// <seealso cref="WaitReplicationLeaderCommand"/>
+/// <seealso cref="GetReplicationKeyCommand"/>
+/// <seealso cref="TestReplicationConsistencyCommand"/>
 [Cmdlet(VerbsCommon.Get, "ReplicationShard", DefaultParameterSetName = IdSet)]
 [OutputType(typeof(ReplicationShard))]
 public sealed class GetReplicationShardCommand : ClusterCmdlet
@@ -26,12 +29,27 @@ public sealed class GetReplicationShardCommand : ClusterCmdlet
 
     /// <summary>Shard ids; default: every shard. An unknown id is a non-terminating ShardNotFound error.</summary>
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = IdSet)]
+    [ArgumentCompleter(typeof(ShardIdCompleter))]
     public int[]? Id { get; set; }
 
-    /// <summary>Keys whose shard to show (one object per key, in input order).</summary>
+    /// <summary>Keys whose shard to show: one shard per key, in input order, with the key in its Key property.</summary>
     [Parameter(Mandatory = true, ValueFromPipelineByPropertyName = true, ParameterSetName = KeySet)]
     [ValidateNotNullOrEmpty]
+    [ArgumentCompleter(typeof(KeyCompleter))]
     public string[] Key { get; set; } = [];
+
+    /// <summary>Type name of a shard written for -Key: a ReplicationShard with a Key note property (its own table view).</summary>
+    public const string KeyedTypeName = "Replication.ReplicationShard#Key";
+
+    /// <summary>The shard with the key it answers as a Key property. A copy per key: ETS members attach to the
+    /// object itself, so two keys on one shard must not share one.</summary>
+    private static PSObject WithKey(ReplicationShard shard, string key)
+    {
+        var result = new PSObject(shard with { });
+        result.Properties.Add(new PSNoteProperty("Key", key));
+        result.TypeNames.Insert(0, KeyedTypeName);
+        return result;
+    }
 
     protected override void ProcessRecord()
     {
@@ -51,7 +69,7 @@ public sealed class GetReplicationShardCommand : ClusterCmdlet
             foreach (var key in Key)
             {
                 ulong hash = KeyHash.Of(key);
-                WriteObject(shards.First(s => s.HashStart <= hash && hash <= s.HashEnd));
+                WriteObject(WithKey(shards.First(s => s.HashStart <= hash && hash <= s.HashEnd), key));
             }
             return;
         }

@@ -41,6 +41,9 @@ namespace Replication.PowerShell.Commands;
 /// </code>
 /// Rotates the CA: every node first receives the bundle of the new and old CA, then a new certificate; running nodes use the new files for new connections without a restart.
 /// </example>
+/// <seealso cref="StartReplicationNodeCommand"/>
+/// <seealso cref="ConnectReplicationClusterCommand"/>
+/// <seealso cref="NewReplicationClusterCommand"/>
 [Cmdlet(VerbsCommon.New, "ReplicationCertificate", DefaultParameterSetName = NodeSet, SupportsShouldProcess = true)]
 [OutputType(typeof(FileInfo))]
 public sealed class NewReplicationCertificateCommand : ReplicationCmdlet

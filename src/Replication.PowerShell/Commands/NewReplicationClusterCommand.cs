@@ -18,8 +18,8 @@ namespace Replication.PowerShell.Commands;
 /// Creates the cluster demo with 3 nodes, 4 shards and replication factor 3 (data under &lt;temp&gt;/Replication/demo), then waits until every shard has a leader.
 /// </example>
 /// <example>
-/// <code>New-ReplicationCluster -Name demo -Path $env:TEMP/Replication/demo</code>
-/// Reopens the data a removed cluster left in that folder, with the same keys, identity and shape.
+/// <code>New-ReplicationCluster -Name demo -Path (Join-Path ([IO.Path]::GetTempPath()) Replication/demo)</code>
+/// Reopens the data a removed cluster left in the default folder (the system's temp folder, on every platform), with the same keys, identity and shape.
 /// </example>
 /// <example>
 /// <code>

@@ -34,7 +34,7 @@ public sealed class RemoveReplicationClusterCommand : ReplicationCmdlet
     protected override void ProcessRecord()
     {
         var cluster = ResolveCluster(Cluster);
-        if (cluster.Mode == Replication.Engine.Cluster.ClusterMode.Remote)
+        if (cluster.Mode == ClusterMode.Remote)
         {
             // Decided: no silent disconnect, since a runbook would believe the nodes stopped.
             WriteError(NewErrorRecord(ErrorIds.NotSupportedRemotely, ErrorCategory.InvalidOperation,

@@ -76,12 +76,22 @@ public abstract class ReplicationCmdlet : PSCmdlet, IDisposable
     /// <summary>Terminating: nothing in this pipeline can proceed.</summary>
     protected void ThrowEngineError(ReplicationException exception, object? target) => ThrowTerminatingError(ToErrorRecord(exception, target));
 
-    /// <summary>Checks a -Timeout value (terminating InvalidTimeout when not positive).</summary>
-    protected void ValidateTimeout(TimeSpan timeout)
+    /// <summary>The cmdlet's -Timeout as a TimeSpan, once <see cref="ValidateTimeout"/> accepted it.</summary>
+    protected TimeSpan TimeoutSpan { get; private set; }
+
+    /// <summary>Checks a -Timeout in seconds (terminating InvalidTimeout unless positive and finite, at most a
+    /// year) and keeps it as <see cref="TimeoutSpan"/>. Seconds, as PowerShell's own -Timeout/-TimeoutSec;
+    /// <see cref="TimeoutSecondsAttribute"/> turns a TimeSpan argument into seconds before this runs.</summary>
+    protected void ValidateTimeout(double seconds)
     {
-        if (timeout <= TimeSpan.Zero)
-            ThrowTerminatingError(NewErrorRecord(ErrorIds.InvalidTimeout, ErrorCategory.InvalidArgument, $"-Timeout must be positive; got {timeout}.", timeout));
+        if (!(seconds > 0) || seconds > MaxTimeoutSeconds)
+            ThrowTerminatingError(NewErrorRecord(ErrorIds.InvalidTimeout, ErrorCategory.InvalidArgument,
+                $"-Timeout is in seconds and must be positive (at most {MaxTimeoutSeconds:0}); got {seconds.ToString(System.Globalization.CultureInfo.InvariantCulture)}.", seconds));
+        TimeoutSpan = TimeSpan.FromSeconds(seconds);
     }
+
+    /// <summary>The longest -Timeout: a year (TimeSpan and the engine's deadlines stay far from overflow).</summary>
+    protected const double MaxTimeoutSeconds = 365 * 86_400;
 
     /// <summary>Resolves a -Cluster argument: a ReplicationCluster, a name, an object with a Cluster
     /// property, or null for the current cluster. Terminating NoCluster / ClusterNotFound / InvalidClusterArgument.</summary>

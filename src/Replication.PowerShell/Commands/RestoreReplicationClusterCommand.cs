@@ -10,11 +10,13 @@ namespace Replication.PowerShell.Commands;
 /// shard. The backup is verified first: a bad backup is refused (BackupCorrupt, naming the file) before anything is
 /// written. Keys keep their values and versions; they are written through Raft like any write (their Index is the
 /// restore's), to the shards they hash to in the target. A new cluster becomes the session's current cluster, as
-/// New-ReplicationCluster does; its shard count defaults to the backup's.
+/// New-ReplicationCluster does; its shard count defaults to the backup's. ConfirmImpact is Low, as for
+/// New-ReplicationCluster: it overwrites nothing (a new cluster needs a new or empty folder, and -Cluster an empty
+/// cluster), so it does not prompt, the way Restore-DbaDatabase asks only before it overwrites. -WhatIf works.
 /// </summary>
 /// <example>
 /// <code>Restore-ReplicationCluster -Path ./backups/b1 -Name copy -ClusterPath ./copy</code>
-/// Verifies the backup, then creates and starts the new cluster copy in ./copy with the backup's keys, after asking for confirmation.
+/// Verifies the backup, then creates and starts the new cluster copy in ./copy with the backup's keys.
 /// </example>
 /// <example>
 /// <code>Test-ReplicationBackup ./backups/b1 | Restore-ReplicationCluster -Name staging -NodeCount 5</code>
@@ -27,7 +29,9 @@ namespace Replication.PowerShell.Commands;
 /// </code>
 /// Loads a backup into a running, still empty cluster of node processes, from a shell that has only its endpoints.
 /// </example>
-[Cmdlet(VerbsData.Restore, "ReplicationCluster", DefaultParameterSetName = DefaultSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
+/// <seealso cref="TestReplicationBackupCommand"/>
+/// <seealso cref="BackupReplicationNodeCommand"/>
+[Cmdlet(VerbsData.Restore, "ReplicationCluster", DefaultParameterSetName = DefaultSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
 [OutputType(typeof(ReplicationCluster))]
 public sealed class RestoreReplicationClusterCommand : ReplicationCmdlet
 {
@@ -60,9 +64,10 @@ public sealed class RestoreReplicationClusterCommand : ReplicationCmdlet
     [ValidateRange(1, ClusterOptions.MaxNodeCount)]
     public int NodeCount { get; set; }
 
-    /// <summary>Longest time the load may take. Default: 10 minutes.</summary>
+    /// <summary>Seconds the load may take at most (a TimeSpan works too). Default 600 (10 minutes).</summary>
     [Parameter]
-    public TimeSpan Timeout { get; set; } = TimeSpan.FromMinutes(10);
+    [TimeoutSeconds]
+    public double Timeout { get; set; } = 600;
 
     protected override void ProcessRecord()
     {
@@ -75,7 +80,7 @@ public sealed class RestoreReplicationClusterCommand : ReplicationCmdlet
             try
             {
                 var pump = new ProgressPump(activityId: 3);
-                var load = into.Engine.LoadBackupAsync(backup, pump, Timeout, StopToken);
+                var load = into.Engine.LoadBackupAsync(backup, pump, TimeoutSpan, StopToken);
                 pump.WaitPumping(load, this);
                 long keys = Await(load);
                 WriteVerbose($"Loaded {keys} keys into '{into.Name}'.");
@@ -95,7 +100,7 @@ public sealed class RestoreReplicationClusterCommand : ReplicationCmdlet
         var cluster = StartAndRegister(Name, () =>
         {
             var pump = new ProgressPump(activityId: 3);
-            var task = EmbeddedCluster.RestoreAsync(backup, options, pump, Timeout, StopToken);
+            var task = EmbeddedCluster.RestoreAsync(backup, options, pump, TimeoutSpan, StopToken);
             pump.WaitPumping(task, this);
             return Await(task);
         }, e => e is BackupCorruptException c ? c.File : backup);

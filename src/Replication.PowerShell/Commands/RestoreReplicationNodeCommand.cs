@@ -28,6 +28,7 @@ public sealed class RestoreReplicationNodeCommand : ClusterCmdlet
 {
     /// <summary>The node to rebuild (binds the Id of a piped node).</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true)]
+    [ArgumentCompleter(typeof(NodeIdCompleter))]
     public int Id { get; set; }
 
     /// <summary>A cold backup of that node (Backup-ReplicationNode -Cold) to restore from; without it the node is rebuilt from its peers.</summary>
@@ -39,9 +40,10 @@ public sealed class RestoreReplicationNodeCommand : ClusterCmdlet
     [Parameter]
     public SwitchParameter NoWait { get; set; }
 
-    /// <summary>Longest time to wait for the rebuild. Default: 10 minutes.</summary>
+    /// <summary>Seconds to wait for the rebuild at most (a TimeSpan works too). Default 600 (10 minutes).</summary>
     [Parameter]
-    public TimeSpan Timeout { get; set; } = TimeSpan.FromMinutes(10);
+    [TimeoutSeconds]
+    public double Timeout { get; set; } = 600;
 
     protected override void ProcessRecord()
     {
@@ -52,7 +54,7 @@ public sealed class RestoreReplicationNodeCommand : ClusterCmdlet
         try
         {
             var pump = new ProgressPump(activityId: 4);
-            var task = cluster.Engine.RestoreNodeAsync(Id, backup, NoWait, pump, Timeout, StopToken);
+            var task = cluster.Engine.RestoreNodeAsync(Id, backup, NoWait, pump, TimeoutSpan, StopToken);
             pump.WaitPumping(task, this);
             var result = Await(task);
             if (result.Completed) WriteVerbose(result.Message);

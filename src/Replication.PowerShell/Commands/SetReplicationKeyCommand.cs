@@ -16,7 +16,7 @@ namespace Replication.PowerShell.Commands;
 /// </example>
 /// <example>
 /// <code>Import-Csv users.csv | Set-ReplicationKey</code>
-/// Writes every row of a CSV file with columns Key and Value (and optionally ExpectedVersion), in batches of 500.
+/// Writes every row of a CSV file with columns Key and Value (and optionally ExpectedVersion; a blank cell means no condition), in batches of 500.
 /// </example>
 /// <example>
 /// <code>
@@ -25,6 +25,7 @@ namespace Replication.PowerShell.Commands;
 /// </code>
 /// Compare-and-set: writes only if nobody changed user:2 since it was read, otherwise fails with VersionConflict.
 /// </example>
+/// <seealso cref="GetReplicationShardCommand"/>
 [Cmdlet(VerbsCommon.Set, "ReplicationKey", DefaultParameterSetName = DefaultSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
 [OutputType(typeof(ReplicationKey))]
 public sealed class SetReplicationKeyCommand : KeyWriteCmdlet
@@ -34,17 +35,22 @@ public sealed class SetReplicationKeyCommand : KeyWriteCmdlet
     /// <summary>The key to write: non-empty, at most 1024 UTF-8 bytes (otherwise EmptyKey / KeyTooLong).</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = DefaultSet)]
     [AllowEmptyString]
+    [ArgumentCompleter(typeof(KeyCompleter))]
     public string Key { get; set; } = string.Empty;
 
-    /// <summary>The value to write: at most 1 MiB of UTF-8 (otherwise ValueTooLarge). May be empty.</summary>
+    /// <summary>The value to write: text of at most 1 MiB of UTF-8 (otherwise ValueTooLarge); may be empty. Numbers,
+    /// booleans, dates (ISO 8601), GUIDs and enums are converted to text culture-invariantly; a hashtable, an array or
+    /// a custom object is refused (ValueNotText): convert it first, e.g. with ConvertTo-Json.</summary>
     [Parameter(Mandatory = true, Position = 1, ValueFromPipelineByPropertyName = true, ParameterSetName = DefaultSet)]
     [AllowEmptyString]
-    public string Value { get; set; } = string.Empty;
+    public object Value { get; set; } = string.Empty;
 
     /// <summary>Write only if the key is at this version: 0 = the key must not exist yet, n = its
-    /// Version must be n. Otherwise the write fails with VersionConflict and nothing is written.</summary>
+    /// Version must be n. Otherwise the write fails with VersionConflict and nothing is written. Empty (a blank
+    /// CSV cell, '' or $null) = no condition.</summary>
     [Parameter(ValueFromPipelineByPropertyName = true, ParameterSetName = DefaultSet)]
-    [ValidateRange(0, long.MaxValue)]
+    [BlankAsNull]
+    [ValidateVersion(0)]
     public long? ExpectedVersion { get; set; }
 
     /// <summary>Write the stored key (with its new Version and Index) for each successful write.</summary>
@@ -54,7 +60,13 @@ public sealed class SetReplicationKeyCommand : KeyWriteCmdlet
     protected override void ProcessRecord()
     {
         if (!ShouldProcess(Key, "Set value")) return;
-        Enqueue(new KeyWrite(Key, Value ?? string.Empty, ExpectedVersion));
+        var text = ValueText.Convert(Value, out var problem);
+        if (text is null)
+        {
+            Fail(NewErrorRecord(ErrorIds.ValueNotText, ErrorCategory.InvalidArgument, $"'{Key}': {problem}", Key));
+            return;
+        }
+        Enqueue(new KeyWrite(Key, text, ExpectedVersion));
     }
 
     protected override void OnWritten(WriteResult result)

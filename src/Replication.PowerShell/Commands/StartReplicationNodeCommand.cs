@@ -32,6 +32,8 @@ namespace Replication.PowerShell.Commands;
 /// <code>Start-ReplicationNode -Path ./data/node2 -Listen 127.0.0.1:7102 -Join 127.0.0.1:7101 -ClusterSecret $secret -Wait</code>
 /// Runs a second node in another process and joins it to the cluster through the first node.
 /// </example>
+/// <seealso cref="ConnectReplicationClusterCommand"/>
+/// <seealso cref="NewReplicationCertificateCommand"/>
 [Cmdlet(VerbsLifecycle.Start, "ReplicationNode", DefaultParameterSetName = EmbeddedSet)]
 [OutputType(typeof(ReplicationNode))]
 public sealed class StartReplicationNodeCommand : ClusterCmdlet
@@ -43,6 +45,7 @@ public sealed class StartReplicationNodeCommand : ClusterCmdlet
 
     /// <summary>Ids of the stopped nodes to start (set Embedded); binds the Id of piped node objects.</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = EmbeddedSet)]
+    [ArgumentCompleter(typeof(NodeIdCompleter))]
     public int[] Id { get; set; } = Array.Empty<int>();
 
     /// <summary>The node's data folder; a restart with the same folder resumes the same node.</summary>
@@ -111,8 +114,14 @@ public sealed class StartReplicationNodeCommand : ClusterCmdlet
         {
             try
             {
+                var before = cluster.Engine.GetNode(id);
+                WriteVerbose(before.State == NodeState.Running
+                    ? $"Node {id} of cluster '{cluster.Name}' is running already; nothing to start."
+                    : $"Starting node {id} of cluster '{cluster.Name}' from {before.DataPath} (was {before.State}{(before.StateReason is { } why ? ": " + why : "")}).");
                 Await(cluster.Engine.StartNodeAsync(id, StopToken));
-                WriteObject(cluster.Engine.GetNode(id));
+                var after = cluster.Engine.GetNode(id);
+                WriteVerbose($"Node {id} is {after.State} at {after.Endpoint}; it catches up from its shards' leaders in the background.");
+                WriteObject(after);
             }
             catch (ClusterNotRunningException e) { ThrowEngineError(e, cluster); }
             catch (ReplicationException e) { WriteEngineError(e, id); }

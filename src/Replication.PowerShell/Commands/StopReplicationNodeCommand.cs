@@ -24,6 +24,7 @@ public sealed class StopReplicationNodeCommand : ClusterCmdlet
 
     /// <summary>Ids of the nodes to stop; binds the Id of piped node objects.</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = EmbeddedSet)]
+    [ArgumentCompleter(typeof(NodeIdCompleter))]
     public int[] Id { get; set; } = Array.Empty<int>();
 
     /// <summary>Abandon the node at once: nothing more is persisted, connections drop.</summary>
@@ -38,6 +39,7 @@ public sealed class StopReplicationNodeCommand : ClusterCmdlet
             if (!ShouldProcess($"node {id} of cluster '{cluster.Name}'", Kill ? "Kill (abrupt stop, as a crash)" : "Stop")) continue;
             try
             {
+                WriteVerbose($"{(Kill ? "Killing" : "Stopping")} node {id} of cluster '{cluster.Name}'.");
                 Await(cluster.Engine.StopNodeAsync(id, Kill, StopToken));
                 WriteObject(cluster.Engine.GetNode(id));
             }

@@ -8,7 +8,8 @@ namespace Replication.PowerShell.Commands;
 /// Verifies a backup folder: the manifest's checksum, every file's size and SHA-256, and that each
 /// file opens and holds the stated shards and key counts. A good backup is written with Valid =
 /// $true. A bad one gives a non-terminating BackupCorrupt error naming the file and, when its
-/// manifest is readable, the backup with Valid = $false and the Problem. No cluster needed.
+/// manifest is readable, the backup with Valid = $false and the Problem. No cluster needed. Shows progress per file
+/// and shard checked.
 /// </summary>
 /// <example>
 /// <code>Test-ReplicationBackup -Path ./backups/b1</code>
@@ -18,6 +19,9 @@ namespace Replication.PowerShell.Commands;
 /// <code>Get-ChildItem ./backups -Directory | ForEach-Object FullName | Test-ReplicationBackup | Where-Object Valid -EQ $false</code>
 /// Checks every backup folder and lists the backups that failed, with their Problem.
 /// </example>
+/// <seealso cref="BackupReplicationClusterCommand"/>
+/// <seealso cref="BackupReplicationNodeCommand"/>
+/// <seealso cref="RestoreReplicationClusterCommand"/>
 [Cmdlet(VerbsDiagnostic.Test, "ReplicationBackup", DefaultParameterSetName = DefaultSet)]
 [OutputType(typeof(ReplicationBackup))]
 public sealed class TestReplicationBackupCommand : ReplicationCmdlet
@@ -36,7 +40,11 @@ public sealed class TestReplicationBackupCommand : ReplicationCmdlet
             string path = SessionState.Path.GetUnresolvedProviderPathFromPSPath(p);
             try
             {
-                WriteObject(Backups.Verify(path, StopToken));
+                WriteVerbose($"Verifying backup {path}.");
+                var pump = new ProgressPump(activityId: 5);
+                var task = Task.Run(() => Backups.Verify(path, pump, StopToken));
+                pump.WaitPumping(task, this);
+                WriteObject(Await(task));
             }
             catch (BackupCorruptException e)
             {

@@ -5,8 +5,8 @@ using Replication.Engine.Cluster;
 namespace Replication.PowerShell.Commands;
 
 /// <summary>
-/// Blocks until a shard (or every shard) has a leader and returns the shards. After -Timeout
-/// (default 30 s) it fails with a terminating QuorumUnavailable error: a runbook cannot go on
+/// Blocks until a shard (or every shard) has a leader and returns the shards. After -Timeout seconds
+/// (default 30) it fails with a terminating QuorumUnavailable error: a runbook cannot go on
 /// without leaders.
 /// </summary>
 /// <example>
@@ -17,9 +17,11 @@ namespace Replication.PowerShell.Commands;
 /// Waits until every shard of the new cluster has elected a leader, and returns the shards.
 /// </example>
 /// <example>
-/// <code>Wait-ReplicationLeader -Shard 2 -Timeout 00:00:05</code>
-/// Waits up to 5 seconds for shard 2 to have a leader.
+/// <code>Wait-ReplicationLeader -Shard 2 -Timeout 5</code>
+/// Waits up to 5 seconds for shard 2 to have a leader (-Timeout counts seconds, as Wait-Job does).
 /// </example>
+/// <seealso cref="GetReplicationShardCommand"/>
+/// <seealso cref="NewReplicationClusterCommand"/>
 [Cmdlet(VerbsLifecycle.Wait, "ReplicationLeader", DefaultParameterSetName = DefaultSet)]
 [OutputType(typeof(ReplicationShard))]
 public sealed class WaitReplicationLeaderCommand : ClusterCmdlet
@@ -29,11 +31,13 @@ public sealed class WaitReplicationLeaderCommand : ClusterCmdlet
     /// <summary>Shard id; default: every shard.</summary>
     [Parameter(Position = 0, ParameterSetName = DefaultSet)]
     [ValidateRange(0, int.MaxValue)]
+    [ArgumentCompleter(typeof(ShardIdCompleter))]
     public int? Shard { get; set; }
 
-    /// <summary>How long to wait for the leaders. Default 30 s; then a terminating QuorumUnavailable error.</summary>
+    /// <summary>Seconds to wait for the leaders (a TimeSpan works too). Default 30; then a terminating QuorumUnavailable error.</summary>
     [Parameter(ParameterSetName = DefaultSet)]
-    public TimeSpan Timeout { get; set; } = TimeSpan.FromSeconds(30);
+    [TimeoutSeconds]
+    public double Timeout { get; set; } = 30;
 
     protected override void ProcessRecord()
     {
@@ -41,7 +45,10 @@ public sealed class WaitReplicationLeaderCommand : ClusterCmdlet
         var cluster = ResolveCluster();
         try
         {
-            WriteObject(Await(cluster.Engine.WaitForLeadersAsync(Shard, Timeout, StopToken)), enumerateCollection: true);
+            WriteVerbose($"Waiting up to {Timeout:0.###} s for {(Shard is int one ? $"shard {one}" : "every shard")} of cluster '{cluster.Name}' to have a leader.");
+            var shards = Await(cluster.Engine.WaitForLeadersAsync(Shard, TimeoutSpan, StopToken));
+            WriteVerbose("Leaders: " + string.Join(", ", shards.Select(s => $"shard {s.Id} -> node {s.Leader} (term {s.Term})")) + ".");
+            WriteObject(shards, enumerateCollection: true);
         }
         catch (ReplicationException e)
         {
