@@ -94,24 +94,38 @@ public static class LinearizabilityChecker
 
         var linearized = new ulong[(n + 63) / 64];
         var cache = new HashSet<CacheKey>();
-        var stack = new Stack<(Entry Call, KvState State)>();
+        var stack = new Stack<(Entry Call, KvState State, bool Forced)>();
         var state = KvState.Absent;
         var entry = head.Next;
         long start = steps;
         while (head.Next is not null)
         {
             if (++steps - start > budget) return CheckOutcome.Unknown;
+            if (entry == head.Next && FirstReadOnly(head, ops, state) is { } ro)
+            {
+                // A fresh configuration where a read-only operation can go next: it goes next, and
+                // the other choices here need no search (see IsReadOnly).
+                var roBits = With(linearized, ro.Op);
+                if (cache.Add(new CacheKey(roBits, state)))
+                {
+                    stack.Push((ro, state, true));
+                    linearized = roBits;
+                    Lift(ro);
+                    entry = head.Next;
+                }
+                else if (!Backtrack()) return CheckOutcome.NotLinearizable; // explored before, and failed
+                continue;
+            }
             if (entry is null) return CheckOutcome.NotLinearizable; // defensive: cannot happen with a well-formed list
             if (entry.IsCall)
             {
                 var op = ops[entry.Op];
                 if (KvModel.Step(state, op.Input, op.Output, out var next))
                 {
-                    var bits = (ulong[])linearized.Clone();
-                    bits[entry.Op >> 6] |= 1UL << (entry.Op & 63);
+                    var bits = With(linearized, entry.Op);
                     if (cache.Add(new CacheKey(bits, next)))
                     {
-                        stack.Push((entry, state));
+                        stack.Push((entry, state, false));
                         state = next;
                         linearized = bits;
                         Lift(entry);
@@ -121,18 +135,57 @@ public static class LinearizabilityChecker
                 }
                 entry = entry.Next;
             }
-            else
+            else if (!Backtrack()) return CheckOutcome.NotLinearizable; // a return whose call is still pending
+        }
+        return CheckOutcome.Linearizable;
+
+        // Undoes the latest choice that had alternatives (forced read-only steps had none) and
+        // resumes with the next candidate after it; false when no choice is left.
+        bool Backtrack()
+        {
+            while (stack.Count > 0)
             {
-                // A return whose call is still pending: this branch cannot be completed. Backtrack.
-                if (stack.Count == 0) return CheckOutcome.NotLinearizable;
-                var (call, before) = stack.Pop();
+                var (call, before, forced) = stack.Pop();
                 state = before;
                 linearized[call.Op >> 6] &= ~(1UL << (call.Op & 63));
                 Unlift(call);
+                if (forced) continue;
                 entry = call.Next;
+                return true;
             }
+            return false;
         }
-        return CheckOutcome.Linearizable;
+    }
+
+    private static ulong[] With(ulong[] bits, int op)
+    {
+        var copy = (ulong[])bits.Clone();
+        copy[op >> 6] |= 1UL << (op & 63);
+        return copy;
+    }
+
+    /// <summary>
+    /// An operation that leaves every state it is consistent with unchanged: a get, a compare-and-set
+    /// that did not apply, a delete of an absent key, each with its answer. If such an operation is
+    /// minimal (every operation that returned before it was invoked is already linearized) and
+    /// consistent with the current state, some linearization of the rest exists iff one exists that
+    /// puts it first: in any other, moving it forward to here breaks no real-time order (nothing left
+    /// must precede it) and changes no state (it sees this state and leaves it). So the search takes
+    /// it at once and never tries the alternatives, which prunes the interleavings of reads with
+    /// writes that made histories with many concurrent reads undecidable within the budget.
+    /// </summary>
+    private static bool IsReadOnly(HistoryOp op) => op.Output is { } o && (op.Input.Kind == KvOpKind.Get
+        || (op.Input.Kind is KvOpKind.Cas or KvOpKind.Delete && !o.Applied));
+
+    /// <summary>The first minimal call (before any return in the list) that is read-only and consistent with <paramref name="state"/>.</summary>
+    private static Entry? FirstReadOnly(Entry head, List<HistoryOp> ops, KvState state)
+    {
+        for (var e = head.Next; e is not null && e.IsCall; e = e.Next)
+        {
+            var op = ops[e.Op];
+            if (IsReadOnly(op) && KvModel.Step(state, op.Input, op.Output, out _)) return e;
+        }
+        return null;
     }
 
     private static void Lift(Entry call)

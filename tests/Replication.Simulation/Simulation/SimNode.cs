@@ -156,7 +156,7 @@ internal sealed class SimNode
                 return;
             }
             _pendingByIndex[first] = (req, core.Term);
-            _sim.ObserveProposal(first, core.Term, req.OpId);
+            _sim.ObserveProposal(first, core.Term, req.OpId, req.Input);
         }
         Pump();
     }
@@ -295,8 +295,8 @@ internal sealed class SimNode
     private void Apply(LogEntry e)
     {
         if (e.Index <= Machine.Applied) return; // replay below the checkpoint is idempotent, as in KvStore.Apply
-        _sim.ObserveApply(this, e);
         var results = Machine.Apply(e);
+        _sim.ObserveApply(this, e, results);
         _sim.MaybeCheckpoint(this);
         // The host learns that this node was removed when it applies (so: committed) its own removal.
         if (e.Type == EntryType.ConfChange && ConfChange.TryDecode(e.Data, out var cc)
@@ -308,15 +308,16 @@ internal sealed class SimNode
             _sim.Reply(this, p.Request, ReplyKind.Lost, null, Core!.Leader);
             return;
         }
-        var r = results[0];
-        var output = p.Request.Input.Kind switch
-        {
-            KvOpKind.Put => new KvOutput(true, null, r.Version),
-            KvOpKind.Delete => new KvOutput(r.Existed, null, 0),
-            _ => new KvOutput(r.Applied, null, r.Applied ? r.Version : r.ActualVersion),
-        };
-        _sim.Reply(this, p.Request, ReplyKind.Ok, output, Core!.Leader);
+        _sim.Reply(this, p.Request, ReplyKind.Ok, Output(p.Request.Input, results[0]), Core!.Leader);
     }
+
+    /// <summary>What the client of a write is told, from the result of applying it (as the product's routers report it).</summary>
+    internal static KvOutput Output(KvInput input, KvOpResult r) => input.Kind switch
+    {
+        KvOpKind.Put => new KvOutput(true, null, r.Version),
+        KvOpKind.Delete => new KvOutput(r.Existed, null, 0),
+        _ => new KvOutput(r.Applied, null, r.Applied ? r.Version : r.ActualVersion),
+    };
 
     private void CompleteWaiters()
     {

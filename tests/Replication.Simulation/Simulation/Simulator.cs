@@ -1,4 +1,5 @@
 using Replication.Engine.Raft;
+using Replication.Engine.Storage;
 using Replication.Simulation.Linearizability;
 
 namespace Replication.Simulation.Simulation;
@@ -38,8 +39,9 @@ public sealed partial class Simulator
     private readonly Dictionary<(int, int), long> _lastDelivery = new();
     private readonly Dictionary<long, int> _leaderOfTerm = new();
     private readonly Dictionary<long, (long Term, byte[] Data)> _appliedLog = new();
-    private readonly Dictionary<(long Index, long Term), int> _proposedOps = new();
-    private readonly Dictionary<int, long> _firstApplied = new();
+    private readonly Dictionary<(long Index, long Term), (int Op, KvInput Input)> _proposedOps = new();
+    /// <summary>Per client write: when some replica first applied it, and what applying it returned.</summary>
+    private readonly Dictionary<int, (long At, KvOutput Output)> _firstApplied = new();
     private readonly Dictionary<(int Voter, long Term), int> _votes = new();
     private readonly SimResult _result;
     private long _seq;
@@ -320,10 +322,10 @@ public sealed partial class Simulator
     }
 
     /// <summary>A client operation became the entry at (index, term) of a leader's log.</summary>
-    internal void ObserveProposal(long index, long term, int opId) => _proposedOps[(index, term)] = opId;
+    internal void ObserveProposal(long index, long term, int opId, KvInput input) => _proposedOps[(index, term)] = (opId, input);
 
     /// <summary>Invariant: every node applies a prefix of one common sequence (State Machine Safety).</summary>
-    internal void ObserveApply(SimNode n, LogEntry e)
+    internal void ObserveApply(SimNode n, LogEntry e, IReadOnlyList<KvOpResult> results)
     {
         Mix(2, n.Id, e.Index, e.Term, 0, 0);
         if (_appliedLog.TryGetValue(e.Index, out var known))
@@ -334,18 +336,21 @@ public sealed partial class Simulator
         }
         _appliedLog[e.Index] = (e.Term, e.Data);
         CheckCommitIsSafe(e);
-        if (_proposedOps.TryGetValue((e.Index, e.Term), out int op)) _firstApplied[op] = ++_historyClock;
+        if (_proposedOps.TryGetValue((e.Index, e.Term), out var op)) _firstApplied[op.Op] = (++_historyClock, SimNode.Output(op.Input, results[0]));
     }
 
     /// <summary>
     /// Bounds the operations whose client gave up, with what the replicas did: a write that no
     /// replica ever applied had no effect (failed); one that some replica applied took effect before
-    /// that first apply (its entry was committed by then), so it "returns" there. Both are facts
-    /// about the state machines, not assumptions about the protocol, and they keep the search small.
+    /// that first apply (its entry was committed by then), so it "returns" there, with the result
+    /// that apply computed (every replica applies the same entry at that index alike: checked by
+    /// ObserveApply). These are facts about the state machines, not assumptions about the protocol:
+    /// in a correct system the log order with these results is a linearization, so they can never
+    /// make a correct run fail; they only take away choices the search would otherwise try.
     /// </summary>
     private List<HistoryOp> BoundedHistory() => _result.History.Select(o =>
         o.Status != OpStatus.Unknown || o.Input.Kind == KvOpKind.Get ? o
-        : _firstApplied.TryGetValue(o.Id, out long at) ? o with { Return = at }
+        : _firstApplied.TryGetValue(o.Id, out var first) ? o with { Return = first.At, Output = first.Output }
         : o with { Status = OpStatus.Failed, Return = o.Invoke }).ToList();
 
     private void Violation(string what)
