@@ -6,11 +6,13 @@ using Replication.Simulation.Simulation;
 //   --seed S       replay seed S alone (with its fault trace), unless --seeds is also given
 //   --mutant M     run a deliberately broken system (see Mutant.cs) to watch it get caught
 //   --trace        with --seed: print every event
+//   --workers W    worker threads (default: one per processor); the output does not depend on it
 // Exit code: 0 when no violation, 1 on any violation, 2 on bad arguments.
 int? seed = null;
 int? seeds = null;
 var mutant = Mutant.None;
 bool trace = false;
+int workers = 0;
 for (int i = 0; i < args.Length; i++)
 {
     string a = args[i];
@@ -23,13 +25,14 @@ for (int i = 0; i < args.Length; i++)
             case "--seeds": seeds = int.Parse(Value()); break;
             case "--mutant": mutant = Enum.Parse<Mutant>(Value(), ignoreCase: true); break;
             case "--trace": trace = true; break;
+            case "--workers": workers = int.Parse(Value()); break;
             default: throw new ArgumentException($"unknown argument {a}");
         }
     }
     catch (Exception ex) when (ex is ArgumentException or FormatException)
     {
         Console.Error.WriteLine(ex.Message);
-        Console.Error.WriteLine("usage: Replication.Simulation [--seeds N] [--seed S] [--mutant M] [--trace]");
+        Console.Error.WriteLine("usage: Replication.Simulation [--seeds N] [--seed S] [--mutant M] [--trace] [--workers W]");
         return 2;
     }
 }
@@ -42,7 +45,7 @@ if (seed is int one && seeds is null)
     foreach (var line in result.Trace) Console.WriteLine(line);
     Console.WriteLine($"digest {result.Digest:x16}; {result.History.Count} operations; end at tick {result.EndTime / SimOptions.TickUnits}; check: {result.Check?.Outcome.ToString() ?? "not run"}");
     var summary = new SimSummary();
-    SimRunner.Add(summary, result);
+    summary.Add(result);
     foreach (var v in result.Violations) Console.WriteLine("violation: " + v);
     SimRunner.Print(summary, Console.Out);
     Console.WriteLine($"time: {clock.Elapsed.TotalSeconds:F1} s");
@@ -50,7 +53,7 @@ if (seed is int one && seeds is null)
 }
 
 int first = seed ?? 1;
-var all = SimRunner.Run(first, seeds ?? 200, mutant, Console.Out);
+var all = SimRunner.Run(first, seeds ?? 200, mutant, Console.Out, workers: workers);
 SimRunner.Print(all, Console.Out);
 Console.WriteLine($"time: {clock.Elapsed.TotalSeconds:F1} s");
 return all.Violations == 0 ? 0 : 1;

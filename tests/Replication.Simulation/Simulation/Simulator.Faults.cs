@@ -263,6 +263,8 @@ public sealed partial class Simulator
         var check = LinearizabilityChecker.Check(BoundedHistory());
         _result.Check = check;
         if (check.Outcome == CheckOutcome.NotLinearizable) Violation("history is not linearizable: " + check.Detail);
+        // An undecided history is not a pass: nothing was shown about it.
+        if (check.Outcome == CheckOutcome.Unknown) Violation("linearizability undecided: " + check.Detail);
         var finals = _nodes.Where(n => _finalMembers.Contains(n.Id)).ToList();
         var dumps = finals.Select(n => n.Machine.Dump()).Distinct().ToList();
         if (dumps.Count > 1) Violation("replicas differ after settling:\n  " + string.Join("\n  ", finals.Select(n => $"node {n.Id} @{n.Machine.Applied}: {n.Machine.Dump()}")));
