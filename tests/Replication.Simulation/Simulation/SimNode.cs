@@ -71,18 +71,19 @@ internal sealed class SimNode
     }
 
     /// <summary>
-    /// Crash: everything volatile is gone. A write in progress leaves a prefix
-    /// (<paramref name="prefix"/> entries, the hard state only if <paramref name="withHardState"/>), or nothing.
-    /// Returns whether a write was cut short.
+    /// Crash: everything volatile is gone. A write in progress either committed as a whole or left
+    /// nothing (<paramref name="writeCommitted"/>): the product writes a Ready's hard state and
+    /// entries in one SQLite transaction (RaftLogStore.Save), so no crash keeps one without the
+    /// other or a part of the entries. Returns whether a write was in progress.
     /// </summary>
-    public bool Crash(int prefix, bool withHardState)
+    public bool Crash(bool writeCommitted)
     {
         bool mid = false;
         if (Persisting is { } rd)
         {
             mid = true;
             // A Ready that installs a snapshot writes nothing until the snapshot is in: the crash left none of it.
-            if (rd.Snapshot is null) Disk.SavePrefix(rd.HardState, rd.Entries, Math.Min(prefix, rd.Entries.Count), withHardState, DropVote);
+            if (rd.Snapshot is null && writeCommitted) SaveDurably(rd);
         }
         Persisting = null;
         Up = false;
@@ -97,8 +98,14 @@ internal sealed class SimNode
     /// <summary>The host shuts the node down for good (it was removed from the group): as a crash, never followed by a restart.</summary>
     public void Retire()
     {
-        Crash(0, withHardState: false);
+        Crash(writeCommitted: false);
         Retired = true;
+    }
+
+    private void SaveDurably(Ready rd)
+    {
+        Disk.Save(rd.HardState, rd.Entries, DropVote);
+        if (rd.Entries.Count > 0) _sim.ObserveDurableLog();
     }
 
     private bool DropVote => _sim.Options.Mutant == Mutant.VoteNotPersisted;
@@ -208,7 +215,7 @@ internal sealed class SimNode
     private void Finish(Ready rd, bool persist)
     {
         if (rd.Snapshot is { } snap) InstallSnapshot(snap);
-        if (persist) Disk.Save(rd.HardState, rd.Entries, DropVote);
+        if (persist) SaveDurably(rd);
         if (Core!.Role == RaftRole.Leader && (rd.Entries.Count > 0 || rd.HardState is not null)
             && _sim.MaybeCrashAt(this, CrashPoint.LeaderBeforeSend))
             return; // durable here, never sent: new entries (or a commit) exist on this node only
@@ -263,6 +270,7 @@ internal sealed class SimNode
         _installing = null;
         Machine = data.Clone();
         Disk.Install(snap, data);
+        _sim.ObserveDurableLog();
         _sim.ObserveSnapshotInstalled(this, snap);
     }
 

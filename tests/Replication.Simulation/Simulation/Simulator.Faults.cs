@@ -207,12 +207,10 @@ public sealed partial class Simulator
     private void CrashNode(SimNode victim, int downTicks)
     {
         if (_rng.NextDouble() < Options.QuickRestartRate) downTicks = _rng.Next(4);
-        int entries = victim.Persisting?.Entries.Count ?? 0;
-        int prefix = entries == 0 ? 0 : _rng.Next(entries);
-        bool withHardState = _rng.Next(2) == 0;
-        bool mid = victim.Crash(prefix, withHardState);
+        bool committed = _rng.Next(2) == 0;
+        bool mid = victim.Crash(committed);
         Fault(mid ? "crash mid-write" : "crash",
-            $"node {victim.Id}{(mid ? $" kept {prefix}/{entries} entries, hard state {(withHardState ? "kept" : "lost")}" : "")}, down {downTicks} ticks");
+            $"node {victim.Id}{(mid ? $", its write {(committed ? "committed" : "rolled back")}" : "")}, down {downTicks} ticks");
         Schedule(1 + (long)downTicks * SimOptions.TickUnits, new RestartEvent(victim.Id, victim.Epoch));
     }
 

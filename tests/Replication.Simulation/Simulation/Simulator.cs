@@ -43,6 +43,8 @@ public sealed partial class Simulator
     /// <summary>Per client write: when some replica first applied it, and what applying it returned.</summary>
     private readonly Dictionary<int, (long At, KvOutput Output)> _firstApplied = new();
     private readonly Dictionary<(int Voter, long Term), int> _votes = new();
+    /// <summary>The committed entry with the highest index some replica applied.</summary>
+    private LogEntry? _committedTip;
     private readonly SimResult _result;
     private long _seq;
     private long _historyClock;
@@ -291,8 +293,9 @@ public sealed partial class Simulator
     /// <summary>
     /// Invariant (Leader Completeness, paper 5.4; the reason for the Figure 8 rule): once an entry is
     /// committed (some replica applies it), no node whose log lacks it may be able to win an
-    /// election. Checked on durable logs the moment the entry is first applied: for every node
-    /// without the entry that is a voter in the configuration its own durable log holds (the one
+    /// election. Checked on durable logs the moment the entry is first applied, and again for the
+    /// latest committed entry after every later change of a durable log (<see cref="ObserveDurableLog"/>):
+    /// for every node without the entry that is a voter in the configuration its own durable log holds (the one
     /// it would count votes with after a restart: thesis 4.1, a configuration takes effect on
     /// append), count the voters of that configuration, still running or restartable (not shut down
     /// for good), whose log is not more up-to-date than its own (paper 5.4.1: they could grant it
@@ -321,6 +324,18 @@ public sealed partial class Simulator
         }
     }
 
+    /// <summary>
+    /// A node's durable log changed (entries written, possibly truncating others, or a snapshot
+    /// installed): Leader Completeness is checked again for the latest committed entry. A log that
+    /// held it may have lost it (a truncation of committed entries, by a stale append say), or a log
+    /// without it may have become electable; checking only when an entry is first applied missed both.
+    /// Checking the latest entry covers the earlier ones: a log that holds it holds them (Log Matching).
+    /// </summary>
+    internal void ObserveDurableLog()
+    {
+        if (_committedTip is { } tip) CheckCommitIsSafe(tip);
+    }
+
     /// <summary>A client operation became the entry at (index, term) of a leader's log.</summary>
     internal void ObserveProposal(long index, long term, int opId, KvInput input) => _proposedOps[(index, term)] = (opId, input);
 
@@ -335,6 +350,7 @@ public sealed partial class Simulator
             return;
         }
         _appliedLog[e.Index] = (e.Term, e.Data);
+        if (e.Index > (_committedTip?.Index ?? 0)) _committedTip = e;
         CheckCommitIsSafe(e);
         if (_proposedOps.TryGetValue((e.Index, e.Term), out var op)) _firstApplied[op.Op] = (++_historyClock, SimNode.Output(op.Input, results[0]));
     }
