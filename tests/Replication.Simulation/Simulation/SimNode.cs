@@ -26,12 +26,20 @@ internal sealed class SimNode
 
     /// <param name="bootstrapVoters">The founders of the group; empty for a node added by a membership
     /// change (created with an empty configuration and an empty disk: it learns the membership from the leader).</param>
-    public SimNode(Simulator sim, int id, IReadOnlyList<int> bootstrapVoters)
+    /// <param name="tickPeriod">This machine's tick period, in thousandths of a time unit (its clock rate: drift).</param>
+    public SimNode(Simulator sim, int id, IReadOnlyList<int> bootstrapVoters, int tickPeriod)
     {
         _sim = sim;
         Id = id;
         Disk = new SimDisk(bootstrapVoters);
+        TickPeriod = tickPeriod;
     }
+
+    /// <summary>Time between two of this node's ticks, in thousandths of a time unit (its clock rate, which survives restarts).</summary>
+    public int TickPeriod { get; }
+    /// <summary>Ticks that came due while the node was paused (its host catches up on resume).</summary>
+    public int MissedTicks { get; set; }
+    private long _tickPhase;
 
     public int Id { get; }
     public bool Up { get; private set; }
@@ -114,6 +122,22 @@ internal sealed class SimNode
     public void Tick()
     {
         Core!.Tick();
+        Pump();
+    }
+
+    /// <summary>Time units until this node's next tick: its period, with the fractions carried over.</summary>
+    public long NextTickDelay()
+    {
+        long before = _tickPhase / 1000;
+        _tickPhase += TickPeriod;
+        return _tickPhase / 1000 - before;
+    }
+
+    /// <summary>The host catches up after a pause: <paramref name="timed"/> ticks through the timers, <paramref name="elapsed"/> through the lease clock only.</summary>
+    public void CatchUp(int timed, int elapsed)
+    {
+        for (int i = 0; i < timed; i++) Core!.Tick();
+        Core!.Elapse(elapsed);
         Pump();
     }
 

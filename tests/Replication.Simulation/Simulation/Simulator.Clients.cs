@@ -33,7 +33,8 @@ public sealed partial class Simulator
             case RequestEvent r:
                 var n = Node(r.Node);
                 Mix(4, r.Node, r.Request.OpId, 0, 0, 0);
-                if (n.Up) n.Handle(r.Request);
+                if (n.Up && IsPaused(r.Node)) Defer(r.Node, -r.Request.Client, r);
+                else if (n.Up) n.Handle(r.Request);
                 break;
             case ReplyEvent r: OnReply(r); break;
             case TimeoutEvent t:

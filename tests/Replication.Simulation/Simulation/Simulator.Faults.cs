@@ -26,6 +26,8 @@ public sealed partial class Simulator
         RemoveFollower,
         RemoveLeader,
         ReplaceNode,
+        PauseLeader,
+        PauseNode,
     }
 
     private static readonly (FaultKind Kind, int Weight)[] FaultWeights =
@@ -44,6 +46,8 @@ public sealed partial class Simulator
         (FaultKind.RemoveFollower, 3),
         (FaultKind.RemoveLeader, 3),
         (FaultKind.ReplaceNode, 3),
+        (FaultKind.PauseLeader, 6),
+        (FaultKind.PauseNode, 4),
     };
 
     private static bool IsCrash(FaultKind k) => k is FaultKind.Crash or FaultKind.CrashLeader or FaultKind.CrashAll;
@@ -98,6 +102,14 @@ public sealed partial class Simulator
                 // In a group of five, half the time with one follower that keeps hearing it (and so
                 // refuses to vote for anyone else for an election timeout).
                 if (leader is null) return;
+                if (_rng.Next(3) == 0)
+                {
+                    // Right after its next heartbeat acknowledgment: its lease is then as fresh as it
+                    // gets, and the others' refusal to vote has only just restarted, so a lease that
+                    // outlives that refusal (clock drift, RaftNode.Read.cs) is put to the test.
+                    _isolateAfterAck = leader.Id;
+                    return;
+                }
                 ClearBlocks();
                 var side = new HashSet<int> { leader.Id };
                 if (LiveIds().Count() >= 5 && _rng.Next(2) == 0) side.Add(Shuffled().First(x => x != leader.Id));
@@ -177,6 +189,12 @@ public sealed partial class Simulator
             case FaultKind.AddNode or FaultKind.RemoveFollower or FaultKind.RemoveLeader or FaultKind.ReplaceNode:
                 InjectMembershipChange(kind, leader);
                 break;
+            case FaultKind.PauseLeader:
+                if (leader is not null) Pause(leader, PauseTicks(), " (leader)", isolateOnResume: _rng.Next(3) == 0);
+                break;
+            case FaultKind.PauseNode:
+                Pause(Node(RandomLiveId()), PauseTicks(), "");
+                break;
         }
     }
 
@@ -198,14 +216,32 @@ public sealed partial class Simulator
     {
         if (_cutOnHandover != timeoutNow.From || _healed) return;
         _cutOnHandover = 0;
+        IsolateAlone(timeoutNow.From, $"after handing over to {timeoutNow.To}");
+    }
+
+    /// <summary>A leader armed by the isolate-leader fault has just handled a heartbeat acknowledgment: cut it off now.</summary>
+    private void OnHeartbeatAcknowledged(RaftMessage response)
+    {
+        if (_isolateAfterAck != response.To || _healed) return;
+        _isolateAfterAck = 0;
+        IsolateAlone(response.To, "right after it renewed its lease");
+    }
+
+    /// <summary>Cuts <paramref name="id"/> off from every other node (clients still reach it).</summary>
+    private void IsolateAlone(int id, string why)
+    {
         ClearBlocks();
         for (int b = 1; b <= _nodes.Count; b++)
-            if (b != timeoutNow.From) _blocked[timeoutNow.From, b] = _blocked[b, timeoutNow.From] = true;
-        Fault("isolate leader", $"{{{timeoutNow.From}}} (after handing over to {timeoutNow.To}) | rest");
+            if (b != id) _blocked[id, b] = _blocked[b, id] = true;
+        Fault("isolate leader", $"{{{id}}} ({why}) | rest");
     }
+
+    /// <summary>Half the pauses are shorter than an election timeout; the others last up to five, long enough for a new leader to commit behind the paused one's back.</summary>
+    private int PauseTicks() => _rng.Next(2) == 0 ? 1 + _rng.Next(Options.ElectionTicks) : Options.ElectionTicks + _rng.Next(4 * Options.ElectionTicks);
 
     private void CrashNode(SimNode victim, int downTicks)
     {
+        DropPause(victim);
         if (_rng.NextDouble() < Options.QuickRestartRate) downTicks = _rng.Next(4);
         bool committed = _rng.Next(2) == 0;
         bool mid = victim.Crash(committed);
@@ -225,6 +261,7 @@ public sealed partial class Simulator
     {
         _healed = true;
         ClearBlocks();
+        foreach (int id in _pausedWork.Keys.Order().ToList()) Resume(id);
         foreach (var n in _nodes)
         {
             n.SlowDiskTicks = 0;
@@ -268,8 +305,9 @@ public sealed partial class Simulator
         if (dumps.Count > 1) Violation("replicas differ after settling:\n  " + string.Join("\n  ", finals.Select(n => $"node {n.Id} @{n.Machine.Applied}: {n.Machine.Dump()}")));
     }
 
+    /// <summary>The running, unpaused leader of the highest term (a paused one can do nothing, and is not asked to).</summary>
     private SimNode? CurrentLeader() =>
-        _nodes.Where(x => x.Up && x.Core!.Role == RaftRole.Leader).OrderByDescending(x => x.Core!.Term).FirstOrDefault();
+        _nodes.Where(x => x.Up && !IsPaused(x.Id) && x.Core!.Role == RaftRole.Leader).OrderByDescending(x => x.Core!.Term).FirstOrDefault();
 
     private IEnumerable<int> Shuffled()
     {

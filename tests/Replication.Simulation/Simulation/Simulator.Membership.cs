@@ -82,7 +82,7 @@ public sealed partial class Simulator
     /// <summary>The host of a brand-new node starts it: empty configuration, empty disk.</summary>
     private SimNode CreateNode()
     {
-        var n = new SimNode(this, _nodes.Count + 1, Array.Empty<int>());
+        var n = new SimNode(this, _nodes.Count + 1, Array.Empty<int>(), DrawTickPeriod());
         _nodes.Add(n);
         n.Start();
         Schedule(1 + _rng.Next(SimOptions.TickUnits), new TickEvent(n.Id));
@@ -136,6 +136,7 @@ public sealed partial class Simulator
     {
         var n = Node(r.Node);
         if (n.Retired) return;
+        DropPause(n);
         n.Retire();
         Fault("shut down removed node", $"node {n.Id}: {r.Why}");
     }

@@ -38,6 +38,7 @@ public sealed partial class Simulator
     private readonly bool[,] _blocked;
     private readonly Dictionary<(int, int), long> _lastDelivery = new();
     private readonly Dictionary<long, int> _leaderOfTerm = new();
+    private long _newestLeaderTerm;
     private readonly Dictionary<long, (long Term, byte[] Data)> _appliedLog = new();
     private readonly Dictionary<(long Index, long Term), (int Op, KvInput Input)> _proposedOps = new();
     /// <summary>Per client write: when some replica first applied it, and what applying it returned.</summary>
@@ -51,6 +52,7 @@ public sealed partial class Simulator
     private ulong _digest = 14695981039346656037UL;
     private bool _healed;
     private int _cutOnHandover;
+    private int _isolateAfterAck;
     private bool _stopped;
 
     public Simulator(SimOptions options)
@@ -58,7 +60,7 @@ public sealed partial class Simulator
         Options = options;
         _rng = new Random(options.Seed);
         var founders = Enumerable.Range(1, options.Nodes).ToArray();
-        _nodes = founders.Select(id => new SimNode(this, id, founders)).ToList();
+        _nodes = founders.Select(id => new SimNode(this, id, founders, DrawTickPeriod())).ToList();
         _desiredVoters.UnionWith(founders);
         _blocked = new bool[MaxNodeId + 1, MaxNodeId + 1];
         _clients = Enumerable.Range(1, options.Clients + options.Keys).Select(id => new SimClient(id, id > options.Clients)).ToArray();
@@ -117,8 +119,9 @@ public sealed partial class Simulator
         {
             case TickEvent t:
                 var tn = Node(t.Node);
-                if (tn.Up) tn.Tick();
-                Schedule(SimOptions.TickUnits, t);
+                if (IsPaused(t.Node)) tn.MissedTicks++;
+                else if (tn.Up) tn.Tick();
+                Schedule(tn.NextTickDelay(), t);
                 if (t.Node == 1 && _nodes.Count(x => x.Up && x.Core!.Role == RaftRole.Leader) > 1) Count("tick with two leaders");
                 if (_healed && t.Node == 1) CheckSettled();
                 break;
@@ -126,17 +129,25 @@ public sealed partial class Simulator
                 var dn = Node(d.Message.To);
                 Mix(1, d.Message.From, d.Message.To, (long)d.Message.Type, d.Message.Term, d.Message.Index);
                 if (!dn.Up || _blocked[d.Message.From, d.Message.To]) return;
+                if (IsPaused(dn.Id))
+                {
+                    Defer(dn.Id, d.Message.From, d);
+                    return;
+                }
                 TraceLine(d.Message.ToString);
                 if (d.Message.Type == MessageType.TimeoutNow) OnHandover(d.Message);
                 dn.Step(d.Message);
+                if (d.Message.Type == MessageType.HeartbeatResponse) OnHeartbeatAcknowledged(d.Message);
                 break;
             case PumpEvent p:
                 var pn = Node(p.Node);
-                if (pn.Up && pn.Epoch == p.Epoch) pn.Pump();
+                if (IsPaused(p.Node)) Defer(p.Node, 0, p);
+                else if (pn.Up && pn.Epoch == p.Epoch) pn.Pump();
                 break;
             case PersistDoneEvent pd:
                 var pdn = Node(pd.Node);
-                if (pdn.Up && pdn.Epoch == pd.Epoch && pdn.Persisting is not null) pdn.PersistDone();
+                if (IsPaused(pd.Node)) Defer(pd.Node, 0, pd);
+                else if (pdn.Up && pdn.Epoch == pd.Epoch && pdn.Persisting is not null) pdn.PersistDone();
                 break;
             case RestartEvent r:
                 var rn = Node(r.Node);
@@ -154,7 +165,19 @@ public sealed partial class Simulator
                 Heal();
                 break;
             case SnapshotArrivalEvent sa:
-                OnSnapshotArrival(sa);
+                if (IsPaused(sa.Message.To)) Defer(sa.Message.To, sa.Message.From, sa);
+                else if (IsPaused(sa.Message.From)) Defer(sa.Message.From, 0, sa);
+                else OnSnapshotArrival(sa);
+                break;
+            case ResumeEvent re:
+                if (Node(re.Node).Epoch == re.Epoch) Resume(re.Node, re.Isolate);
+                break;
+            case ResumedWork rw:
+                DispatchResumed(rw);
+                break;
+            case CatchUpEvent cu:
+                var cn = Node(cu.Node);
+                if (cn.Up && cn.Epoch == cu.Epoch && !IsPaused(cu.Node)) cn.CatchUp(cu.Ticks, 0);
                 break;
             case MembershipEvent:
                 DriveMembership();
@@ -264,7 +287,14 @@ public sealed partial class Simulator
         if (_rng.Next(3) == 0) n.SetMachineCheckpoint();
     }
 
-    /// <summary>Invariant: at most one leader per term (Election Safety, paper Figure 3).</summary>
+    /// <summary>
+    /// Invariants, after every event: at most one leader per term (Election Safety, paper Figure 3);
+    /// and a leader that holds a lease (would serve a lease read now) leads the newest term anyone
+    /// was ever elected in (thesis 6.4.1, RaftNode.Read.cs: while the lease holds, a quorum refuses
+    /// to elect anyone else). The second is checked whether or not a client asks for a read, so a
+    /// lease that outlives its guarantee is caught even when no write lands in the window; a paused
+    /// node is checked once it resumes, as it can serve nothing before.
+    /// </summary>
     internal void ObserveRole(SimNode n)
     {
         if (!n.Up || n.Core!.Role != RaftRole.Leader) return;
@@ -272,10 +302,16 @@ public sealed partial class Simulator
         if (_leaderOfTerm.TryGetValue(term, out int other))
         {
             if (other != n.Id) Violation($"two leaders in term {term}: nodes {other} and {n.Id}");
-            return;
         }
-        _leaderOfTerm[term] = n.Id;
-        TraceLine(() => $"node {n.Id} leads term {term}");
+        else
+        {
+            _leaderOfTerm[term] = n.Id;
+            _newestLeaderTerm = Math.Max(_newestLeaderTerm, term);
+            TraceLine(() => $"node {n.Id} leads term {term}");
+        }
+        // A paused node serves nothing until its host has caught its clock up (Simulator.Pauses.cs).
+        if (_newestLeaderTerm > term && !IsPaused(n.Id) && n.Core.LeaseReadIndex() >= 0)
+            Violation($"node {n.Id} holds a lease in term {term}, but node {_leaderOfTerm[_newestLeaderTerm]} was elected leader of term {_newestLeaderTerm}");
     }
 
     /// <summary>
