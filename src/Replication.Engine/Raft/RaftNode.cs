@@ -181,7 +181,7 @@ public sealed partial class RaftNode
                 BecomeFollower(m.Term, lead, $"higher term {m.Term} from {m.From} ({m.Type})");
             }
         }
-        else if (m.Term < Term)
+        else if (m.Term < Term && !MutantTakesStale(m))
         {
             if ((_cfg.CheckQuorum || _cfg.PreVote) && m.Type is MessageType.Append or MessageType.Heartbeat or MessageType.Snapshot)
             {
@@ -210,6 +210,10 @@ public sealed partial class RaftNode
             default: StepFollower(m); break;
         }
     }
+
+    /// <summary>Simulator mutant only (<see cref="RaftMutation.StaleAppendAccepted"/>): a stale append that a broken follower acts on.</summary>
+    private bool MutantTakesStale(RaftMessage m) =>
+        (_cfg.Mutation & RaftMutation.StaleAppendAccepted) != 0 && m.Type == MessageType.Append && Role == RaftRole.Follower;
 
     /// <summary>True when <see cref="GetReady"/> would return a non-empty batch.</summary>
     public bool HasReady =>

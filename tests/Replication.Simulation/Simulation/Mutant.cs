@@ -38,6 +38,10 @@ public enum Mutant
     /// window where drift makes a lease wrong, and that the lease check sees it.
     /// </summary>
     ClockDriftBeyondBound,
+    /// <summary>Core: a follower accepts a stale Append (older term, delivered late or after a partition healed).</summary>
+    StaleAppendAccepted,
+    /// <summary>Core: the leader accepts a second membership change while one is uncommitted.</summary>
+    ConcurrentConfChange,
 }
 
 internal static class MutantExtensions
@@ -46,6 +50,8 @@ internal static class MutantExtensions
     {
         Mutant.CommitOldTerm => RaftMutation.CommitOldTermByCounting,
         Mutant.FollowerKeepsConflicts => RaftMutation.FollowerKeepsConflicts,
+        Mutant.StaleAppendAccepted => RaftMutation.StaleAppendAccepted,
+        Mutant.ConcurrentConfChange => RaftMutation.ConcurrentConfChange,
         _ => RaftMutation.None,
     };
 }

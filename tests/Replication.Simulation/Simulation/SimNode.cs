@@ -110,8 +110,17 @@ internal sealed class SimNode
         Retired = true;
     }
 
+    /// <summary>
+    /// As NodeHost.ProcessReadies: a hard state whose only change is the commit index is not written
+    /// on its own (safety rests on term and vote; a restarted node learns the commit index again
+    /// from the leader), so after a crash a node may know less of the commit than it once did.
+    /// </summary>
+    private bool NeedsWrite(Ready rd) =>
+        rd.Entries.Count > 0 || (rd.HardState is { } h && (h.Term != Disk.HardState.Term || h.Vote != Disk.HardState.Vote));
+
     private void SaveDurably(Ready rd)
     {
+        if (!NeedsWrite(rd)) return;
         Disk.Save(rd.HardState, rd.Entries, DropVote);
         if (rd.Entries.Count > 0) _sim.ObserveDurableLog();
     }
@@ -215,7 +224,7 @@ internal sealed class SimNode
                 Staged = null;
             }
             if (AckBeforePersist) Send(rd);
-            if ((rd.HardState is not null || rd.Entries.Count > 0) && SlowDiskTicks > 0)
+            if (NeedsWrite(rd) && SlowDiskTicks > 0)
             {
                 Persisting = rd;
                 _sim.SchedulePersistDone(this, SlowDiskTicks);

@@ -26,6 +26,16 @@ public sealed record SimOptions
     /// <summary>Share of messages held back long (up to <see cref="LongDelayUnits"/>), which reorders them.</summary>
     public double LongDelayRate { get; init; }
     public int LongDelayUnits { get; init; } = 120;
+    /// <summary>
+    /// Share of the long-held messages held longer than an election timeout (up to four): appends,
+    /// vote answers and acknowledgments that arrive terms late.
+    /// </summary>
+    public double StaleDelayRate { get; init; }
+    /// <summary>
+    /// Share of the messages a partition stops that it holds rather than drops (a switch buffer, a
+    /// TCP retransmission): they arrive once the partition heals, long after they were sent.
+    /// </summary>
+    public double PartitionHoldRate { get; init; }
     /// <summary>A client gives up on an operation after this many ticks and records it as unknown.</summary>
     public int ClientTimeoutTicks { get; init; } = 40;
 
@@ -102,13 +112,15 @@ public sealed record SimOptions
             MaxSizePerMessage = r.Next(3) switch { 0 => 1 << 20, 1 => 1 /* one entry per message */, _ => 20 + r.Next(200) },
             MaxInflightMessages = r.Next(2) == 0 ? 256 : 1 + r.Next(8),
             Crashes = profile == FaultProfile.CrashHeavy || r.Next(3) != 0,
+            StaleDelayRate = r.Next(3) == 0 ? 0 : r.NextDouble() * 0.3,
+            PartitionHoldRate = r.Next(3) == 0 ? 0 : r.NextDouble() * 0.5,
             ClockDrift = mutant == Mutant.ClockDriftBeyondBound ? 0.5 : r.Next(3) == 0 ? 0 : r.NextDouble() * 0.035,
         };
     }
 
     public override string ToString() =>
         $"seed {Seed}: {Nodes} nodes, {Clients} clients, {Keys} keys, {ChaosTicks} ticks of faults every ~{FaultIntervalTicks}, " +
-        $"drop {DropRate:P1}, dup {DuplicateRate:P1}, long delay {LongDelayRate:P1}, " +
+        $"drop {DropRate:P1}, dup {DuplicateRate:P1}, long delay {LongDelayRate:P1} ({StaleDelayRate:P0} beyond an election timeout), held by partitions {PartitionHoldRate:P0}, " +
         $"timeout {ClientTimeoutTicks}, random route {RandomRouteRate:P0}, quick restart {QuickRestartRate:P0}, max msg {MaxSizePerMessage}B, inflight {MaxInflightMessages}, " +
         $"{Profile}, crash points {CrashPointRate:P0}, reads {ReadPercent}%, sticky {StickyRate:P0}, " +
         $"{(CompactEvery == 0 ? "no compaction" : $"compact every {CompactEvery} keeping {CompactKeep}")}{(Crashes ? "" : ", no crashes")}, clock drift {ClockDrift:P1}{(Mutant == Mutant.None ? "" : ", mutant " + Mutant)}";

@@ -316,7 +316,12 @@ public sealed partial class Simulator
         return ids;
     }
 
-    private void ClearBlocks() => Array.Clear(_blocked);
+    /// <summary>Every link opens (a new partition may close some again at once); held messages on them are released.</summary>
+    private void ClearBlocks()
+    {
+        Array.Clear(_blocked);
+        ReleaseHeld();
+    }
 
     private void Fault(string kind, string detail)
     {

@@ -100,7 +100,13 @@ public sealed partial class Simulator
         var leader = CurrentLeader();
         if (leader is null) return;
         var core = leader.Core!;
-        if (core.IsConfChangePending) return; // wait for the change in flight to commit (or be overwritten)
+        if (core.IsConfChangePending)
+        {
+            // Usually wait for the change in flight to commit (or be overwritten), as the product's
+            // driver does; sometimes propose anyway, to hold the core to its one-change-at-a-time rule.
+            if (_rng.Next(3) == 0) ProposeWhilePending(leader);
+            return;
+        }
         var committedMembers = core.Voters.Concat(core.Learners).ToHashSet();
         foreach (var x in _nodes)
             if (!x.Retired && !_desiredVoters.Contains(x.Id) && !committedMembers.Contains(x.Id) && _retireScheduled.Add(x.Id))
@@ -123,6 +129,28 @@ public sealed partial class Simulator
         bool self = change.Type == ConfChangeType.RemoveNode && change.NodeId == leader.Id;
         Fault("conf change " + change.Type + (self ? " (leader itself)" : ""), $"{change} proposed by leader {leader.Id} at index {index}");
         leader.Pump();
+    }
+
+    /// <summary>
+    /// Invariant (thesis 4.1, the safety argument of RaftNode.Membership.cs): a leader whose latest
+    /// membership change is uncommitted refuses another. The change proposed is the plan's next
+    /// step from the configuration in force (which already includes the pending change), or, when
+    /// the plan is done, the removal of a follower; either would be a second change in flight.
+    /// </summary>
+    private void ProposeWhilePending(SimNode leader)
+    {
+        var core = leader.Core!;
+        var change = MembershipPlan.Next(core.Voters, core.Learners, _desiredVoters, Array.Empty<int>())
+            ?? new ConfChange(ConfChangeType.RemoveNode, core.Voters.Where(v => v != leader.Id).Max());
+        long index = core.ProposeConfChange(change);
+        Mix(11, leader.Id, (long)change.Type, change.NodeId, index, 0);
+        Count("conf change proposed while one is pending");
+        if (index != 0)
+        {
+            Violation($"leader {leader.Id} accepted {change} at index {index} while an earlier membership change was uncommitted");
+            return;
+        }
+        TraceLine(() => $"node {leader.Id} refuses {change} while a change is pending: {core.LastConfChangeRefusal}");
     }
 
     /// <summary>A node's host applied the node's own removal: it shuts the node down a little later.</summary>

@@ -37,6 +37,8 @@ public sealed partial class Simulator
     private readonly List<SimNode> _nodes;
     private readonly bool[,] _blocked;
     private readonly Dictionary<(int, int), long> _lastDelivery = new();
+    /// <summary>Messages a partition holds (<see cref="MaybeHold"/>), delivered when their link opens.</summary>
+    private readonly List<RaftMessage> _held = new();
     private readonly Dictionary<long, int> _leaderOfTerm = new();
     private long _newestLeaderTerm;
     private readonly Dictionary<long, (long Term, byte[] Data)> _appliedLog = new();
@@ -128,7 +130,12 @@ public sealed partial class Simulator
             case DeliverEvent d:
                 var dn = Node(d.Message.To);
                 Mix(1, d.Message.From, d.Message.To, (long)d.Message.Type, d.Message.Term, d.Message.Index);
-                if (!dn.Up || _blocked[d.Message.From, d.Message.To]) return;
+                if (!dn.Up) return;
+                if (_blocked[d.Message.From, d.Message.To])
+                {
+                    MaybeHold(d.Message);
+                    return;
+                }
                 if (IsPaused(dn.Id))
                 {
                     Defer(dn.Id, d.Message.From, d);
@@ -212,6 +219,7 @@ public sealed partial class Simulator
         if (_blocked[m.From, m.To])
         {
             Count("partitioned message");
+            MaybeHold(m);
             return;
         }
         bool faulty = !_healed;
@@ -225,16 +233,48 @@ public sealed partial class Simulator
         for (int i = 0; i < copies; i++)
         {
             long delay = 1 + _rng.Next(3);
-            if (faulty && _rng.NextDouble() < Options.LongDelayRate)
+            // A duplicate is often a late one (a retransmission from before a reconnect).
+            bool late = i == 1 && _rng.Next(2) == 0;
+            if (late || (faulty && _rng.NextDouble() < Options.LongDelayRate))
             {
-                delay = 4 + _rng.Next(Options.LongDelayUnits);
-                Count("delay");
+                if (late || _rng.NextDouble() < Options.StaleDelayRate)
+                {
+                    long timeout = (long)Options.ElectionTicks * SimOptions.TickUnits;
+                    delay = timeout + _rng.NextInt64(timeout);
+                    Count("delay beyond election timeout");
+                }
+                else
+                {
+                    delay = 4 + _rng.Next(Options.LongDelayUnits);
+                    Count("delay");
+                }
             }
             long at = Now + delay;
             var link = (m.From, m.To);
             if (_lastDelivery.TryGetValue(link, out long last) && at < last) Count("reorder");
             else _lastDelivery[link] = at;
             Schedule(delay, new DeliverEvent(m));
+        }
+    }
+
+    /// <summary>A partition stops <paramref name="m"/>: it may hold it until the link heals (<see cref="SimOptions.PartitionHoldRate"/>).</summary>
+    private void MaybeHold(RaftMessage m)
+    {
+        if (_healed || _rng.NextDouble() >= Options.PartitionHoldRate) return;
+        _held.Add(m);
+        Count("held by partition");
+    }
+
+    /// <summary>Links opened: the messages held on them arrive now, a little spread out, long after they were sent.</summary>
+    private void ReleaseHeld()
+    {
+        if (_held.Count == 0) return;
+        var open = _held.Where(m => !_blocked[m.From, m.To]).ToList();
+        _held.RemoveAll(m => !_blocked[m.From, m.To]);
+        foreach (var m in open)
+        {
+            Count("delivered after partition");
+            Schedule(1 + _rng.Next(Options.ElectionTicks * SimOptions.TickUnits), new DeliverEvent(m));
         }
     }
 
