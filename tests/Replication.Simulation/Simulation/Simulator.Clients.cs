@@ -9,13 +9,17 @@ public sealed partial class Simulator
     private int _nextOpId;
 
     /// <summary>
-    /// A client. Regular clients run random operations during the chaos; a final client does one
-    /// linearizable read of its key after healing (retrying until it gets an answer).
+    /// A client. Regular clients run random operations during the chaos; a final client, after
+    /// healing, does one linearizable read of its key and then one write to it (each retried until
+    /// it gets an answer): the read proves no acknowledged write was lost, the write that the healed
+    /// cluster makes progress (<see cref="CheckProgress"/>).
     /// </summary>
     private sealed class SimClient(int id, bool final)
     {
         public int Id { get; } = id;
         public bool Final { get; } = final;
+        /// <summary>A final client has had its read answered (it writes next).</summary>
+        public bool ReadDone { get; set; }
         public bool Done { get; set; }
         public int LeaderGuess { get; set; }
         public int Counter { get; set; }
@@ -42,7 +46,9 @@ public sealed partial class Simulator
                 if (c.Current is not { } cur || cur.OpId != t.OpId) return;
                 Record(HistoryOp.Unknown(cur.OpId, c.Id, cur.Input, cur.Invoke));
                 TraceLine(() => $"client {c.Id} op {cur.OpId} {cur.Input} timed out");
-                if (_rng.NextDouble() >= Options.StickyRate) c.LeaderGuess = RandomLiveId();
+                // A final client fails over at once: the availability check (CheckProgress) is about
+                // the cluster, not about a client that keeps knocking on a node shut down for good.
+                if (c.Final || _rng.NextDouble() >= Options.StickyRate) c.LeaderGuess = RandomLiveId();
                 Next(c);
                 break;
         }
@@ -55,7 +61,8 @@ public sealed partial class Simulator
         bool lease = false;
         if (c.Final)
         {
-            input = new KvInput(KvOpKind.Get, Key(c.Id - Options.Clients - 1));
+            string key = Key(c.Id - Options.Clients - 1);
+            input = c.ReadDone ? new KvInput(KvOpKind.Put, key, $"final.{c.Id}.{++c.Counter}") : new KvInput(KvOpKind.Get, key);
         }
         else
         {
@@ -103,7 +110,8 @@ public sealed partial class Simulator
         {
             Record(HistoryOp.Ok(cur.OpId, c.Id, cur.Input, cur.Invoke, ret, r.Output!));
             c.SeenVersion[cur.Input.Key] = r.Output!.Version;
-            if (c.Final) c.Done = true;
+            if (c.Final && cur.Input.Kind == KvOpKind.Get) c.ReadDone = true;
+            else if (c.Final) OnFinalWrite(c);
         }
         else
         {
@@ -120,6 +128,27 @@ public sealed partial class Simulator
     }
 
     private void Record(HistoryOp op) => _result.History.Add(op);
+
+    /// <summary>A final client's write was acknowledged; the last one marks the healed cluster's progress.</summary>
+    private void OnFinalWrite(SimClient c)
+    {
+        c.Done = true;
+        if (_clients.All(x => !x.Final || x.Done)) _result.TicksToProgress = (Now - ChaosEnd + SimOptions.TickUnits - 1) / SimOptions.TickUnits;
+    }
+
+    /// <summary>
+    /// Availability: a correct cluster, once healed (every node up, every link open, no pause, no
+    /// slow disk), serves a linearizable read and acknowledges a write on every key within
+    /// <see cref="ProgressTicks"/> ticks (elections, restarts, snapshot transfers and a membership
+    /// change in flight all included). A protocol that loses liveness under the faults it has just
+    /// survived fails here rather than only at the far convergence deadline.
+    /// </summary>
+    private void CheckProgress()
+    {
+        var waiting = _clients.Where(c => c.Final && !c.Done).Select(c => c.Id).ToList();
+        if (waiting.Count > 0)
+            Violation($"no progress: {ProgressTicks} ticks after healing, final clients {{{string.Join(",", waiting)}}} still wait for their read and write: {Describe()}");
+    }
 
     private sealed record IssueEvent(int Client);
     private sealed record RequestEvent(int Node, ClientRequest Request);

@@ -269,6 +269,7 @@ public sealed partial class Simulator
         }
         TraceLine(() => "healed: final reads begin");
         foreach (var c in _clients.Where(c => c.Final)) Schedule(SimOptions.TickUnits, new IssueEvent(c.Id));
+        Schedule((long)ProgressTicks * SimOptions.TickUnits, new ProgressDeadlineEvent());
     }
 
     /// <summary>Once every final read succeeded and all replicas applied the same committed log, the run ends.</summary>
