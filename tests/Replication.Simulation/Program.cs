@@ -2,6 +2,7 @@ using System.Diagnostics;
 using Replication.Simulation.Simulation;
 
 // Console runner for the deterministic simulator: ./build.ps1 Simulate -Seeds N [-Seed S] [-Mutant M]
+// Seeds run in parallel, one worker per processor (SimRunner); what it prints does not depend on it.
 //   --seeds N      run seeds 1..N (default 200), or S..S+N-1 with --seed
 //   --seed S       replay seed S alone (with its fault trace), unless --seeds is also given
 //   --mutant M     run a deliberately broken system (see Mutant.cs) to watch it get caught

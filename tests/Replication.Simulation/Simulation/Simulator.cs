@@ -8,17 +8,23 @@ namespace Replication.Simulation.Simulation;
 /// A seeded, deterministic simulation of one Raft group in one process on logical time
 /// (DESIGN.md "The consensus core is a pure state machine"). It drives the real
 /// <see cref="RaftNode"/> through <see cref="SimNode"/> hosts that follow the product's NodeHost
-/// rules, over a simulated network that drops, delays, duplicates and reorders messages and
-/// is partitioned (symmetrically, asymmetrically, or one node from the leader only) in ways that
-/// change over time; nodes crash (losing what is not durable, including in the middle of a
-/// write) and restart, disks turn slow, and leadership is transferred. Clients run put, get
+/// rules, over a simulated network that drops, delays (also past an election timeout),
+/// duplicates and reorders messages and is partitioned (symmetrically, asymmetrically, or one node
+/// from the leader only) in ways that change over time, a partition sometimes holding messages
+/// until it heals; nodes crash (losing what is not durable: a write in progress commits whole or
+/// not at all) and restart, pause while the others' time runs on (Simulator.Pauses.cs), tick at
+/// slightly different rates, disks turn slow, and leadership is transferred. Clients run put, get
 /// (ReadIndex and lease), delete and compare-and-set with timeouts on a few keys.
 ///
 /// A run: faults and load for <see cref="SimOptions.ChaosTicks"/>; then everything heals; then
-/// one linearizable read per key; then all replicas must converge. Checked throughout: at most
-/// one leader per term; every node applies a prefix of one common sequence; the core never
-/// throws. Checked at the end: the history is linearizable (the final reads are part of it, so
-/// no acknowledged write may be lost) and all state machines are equal.
+/// one linearizable read and one write per key, which must be answered within
+/// <see cref="ProgressTicks"/>; then all replicas must converge. Checked throughout: at most one
+/// leader per term and one vote per voter and term; a leader holding a lease leads the newest
+/// term; every node applies a prefix of one common sequence; Leader Completeness on the durable
+/// logs, whenever an entry is first applied and after every later log change; a leader refuses a
+/// second membership change while one is pending; the core never throws. Checked at the end: the
+/// history is linearizable, decided within the checker's budget (the final reads are part of it,
+/// so no acknowledged write may be lost) and all state machines are equal.
 ///
 /// Everything comes from <see cref="SimOptions.Seed"/> through one <see cref="Random"/>, events
 /// are ordered by (time, sequence number), and no wall clock is read: a seed replays exactly.
