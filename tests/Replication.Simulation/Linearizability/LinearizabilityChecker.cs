@@ -37,22 +37,59 @@ public static class LinearizabilityChecker
         long steps = 0;
         bool unknown = false;
         string? unknownKey = null;
+        string? unknownBreak = null;
         foreach (var group in relevant.GroupBy(o => o.Input.Key).OrderBy(g => g.Key, StringComparer.Ordinal))
         {
             var ops = group.ToList();
+            // The recorder's own order, when it gives one for every operation, is tried first: if it
+            // is a linearization, the key is decided without a search.
+            string? broken = ops.All(o => o.At is not null) ? OrderBreak(ops) : "no order recorded for every operation";
+            if (broken is null)
+            {
+                steps += ops.Count;
+                continue;
+            }
             var outcome = CheckKey(ops, maxSteps - steps, ref steps);
             if (outcome == CheckOutcome.NotLinearizable)
-                return new CheckResult(CheckOutcome.NotLinearizable, group.Key, Explain(group.Key, ops), steps);
+                return new CheckResult(CheckOutcome.NotLinearizable, group.Key, Explain(group.Key, ops, broken), steps);
             if (outcome == CheckOutcome.Unknown)
             {
                 unknown = true;
                 unknownKey ??= group.Key;
+                unknownBreak ??= broken;
                 if (steps >= maxSteps) break;
             }
         }
         return unknown
-            ? new CheckResult(CheckOutcome.Unknown, unknownKey, $"search budget of {maxSteps} steps exhausted on key '{unknownKey}'", steps)
+            ? new CheckResult(CheckOutcome.Unknown, unknownKey, $"search budget of {maxSteps} steps exhausted on key '{unknownKey}'; the recorded order: {unknownBreak}", steps)
             : new CheckResult(CheckOutcome.Linearizable, null, "", steps);
+    }
+
+    /// <summary>
+    /// Checks the order the recorder gave (<see cref="HistoryOp.At"/>, ties by invocation) as a
+    /// linearization: real time (no operation ordered after one that was invoked after it returned)
+    /// and the model (each output fits the state before it). Returns null when it is one, else why
+    /// not, naming the first operation at fault: a pointer to a stale read or a lost write. A valid
+    /// order proves the history linearizable; an invalid one proves nothing (another order may do),
+    /// so the search decides then.
+    /// </summary>
+    private static string? OrderBreak(List<HistoryOp> ops)
+    {
+        var order = ops.OrderBy(o => o.At!.Value).ThenBy(o => o.Invoke).ThenBy(o => o.Id).ToList();
+        var laterMin = new HistoryOp?[order.Count + 1]; // the earliest-returning operation at or after each position
+        for (int i = order.Count - 1; i >= 0; i--)
+            laterMin[i] = laterMin[i + 1] is { } m && m.Return <= order[i].Return ? m : order[i];
+        var state = KvState.Absent;
+        for (int i = 0; i < order.Count; i++)
+        {
+            var o = order[i];
+            if (laterMin[i + 1] is { } early && early.Return < o.Invoke)
+                return $"{o} is ordered before {early}, which returned before it was invoked";
+            if (!KvModel.Step(state, o.Input, o.Output, out var next))
+                return $"{o} does not fit the state {state} the log order gives it";
+            state = next;
+        }
+        return null;
     }
 
     private sealed class Entry
@@ -83,21 +120,6 @@ public static class LinearizabilityChecker
         // By time; at equal times calls come first (treating touching operations as concurrent
         // only ever accepts more histories, so it cannot produce a false violation).
         entries.Sort((a, b) => a.Time != b.Time ? a.Time.CompareTo(b.Time) : (a.IsCall == b.IsCall ? a.Op.CompareTo(b.Op) : (a.IsCall ? -1 : 1)));
-        // Search order: within each run of consecutive calls (no return between them, so every one
-        // of them stands in the same real-time relation to every return), try first the operation
-        // that returned first. Only the order of the search changes, never its outcome; but a
-        // history from a correct system then tends to be linearized in the order its operations
-        // took effect (a burst of timed-out writes applied together returns in log order), which
-        // needs almost no backtracking where invocation order needed millions of steps.
-        for (int run = 0; run < entries.Count;)
-        {
-            int end = run;
-            while (end < entries.Count && entries[end].IsCall) end++;
-            if (end - run > 1)
-                entries.Sort(run, end - run, Comparer<Entry>.Create((a, b) =>
-                    a.Match!.Time != b.Match!.Time ? a.Match.Time.CompareTo(b.Match.Time) : a.Op.CompareTo(b.Op)));
-            run = Math.Max(end, run + 1);
-        }
         var head = new Entry();
         var prev = head;
         foreach (var e in entries)
@@ -107,76 +129,72 @@ public static class LinearizabilityChecker
             prev = e;
         }
 
+        // Depth-first search over configurations (the operations linearized so far, and the state
+        // they led to). Each frame holds the candidates of one configuration: the minimal calls (no
+        // return precedes them in the list), in the order they returned. Trying first the operation
+        // that must take effect soonest follows the order in which a correct system applied them;
+        // trying them by invocation instead made a burst of long timed-out writes (applied together,
+        // seconds after their invocation) interleave with everything before it, needing millions of
+        // steps to find what this order finds at once. The order changes the work, never the verdict.
         var linearized = new ulong[(n + 63) / 64];
         var cache = new HashSet<CacheKey>();
-        var stack = new Stack<(Entry Call, KvState State, bool Forced)>();
         var state = KvState.Absent;
-        var entry = head.Next;
+        var frames = new Stack<Frame>();
+        frames.Push(new Frame(null, state, Candidates(head, ops, state)));
         long start = steps;
         while (head.Next is not null)
         {
             if (++steps - start > budget) return CheckOutcome.Unknown;
-            if (entry == head.Next && FirstReadOnly(head, ops, state) is { } ro)
+            var frame = frames.Peek();
+            if (frame.Next == frame.Candidates.Count)
             {
-                // A fresh configuration where a read-only operation can go next: it goes next, and
-                // the other choices here need no search (see IsReadOnly).
-                var roBits = With(linearized, ro.Op);
-                if (cache.Add(new CacheKey(roBits, state)))
-                {
-                    stack.Push((ro, state, true));
-                    linearized = roBits;
-                    Lift(ro);
-                    entry = head.Next;
-                }
-                else if (!Backtrack()) return CheckOutcome.NotLinearizable; // explored before, and failed
+                // Every choice here failed: undo the step that led here.
+                frames.Pop();
+                if (frame.Via is null) return CheckOutcome.NotLinearizable;
+                Unlift(frame.Via);
+                state = frame.Before;
+                linearized[frame.Via.Op >> 6] &= ~(1UL << (frame.Via.Op & 63));
                 continue;
             }
-            if (entry is null) return CheckOutcome.NotLinearizable; // defensive: cannot happen with a well-formed list
-            if (entry.IsCall)
-            {
-                var op = ops[entry.Op];
-                if (KvModel.Step(state, op.Input, op.Output, out var next))
-                {
-                    var bits = With(linearized, entry.Op);
-                    if (cache.Add(new CacheKey(bits, next)))
-                    {
-                        stack.Push((entry, state, false));
-                        state = next;
-                        linearized = bits;
-                        Lift(entry);
-                        entry = head.Next;
-                        continue;
-                    }
-                }
-                entry = entry.Next;
-            }
-            else if (!Backtrack()) return CheckOutcome.NotLinearizable; // a return whose call is still pending
+            var call = frame.Candidates[frame.Next++];
+            var op = ops[call.Op];
+            if (!KvModel.Step(state, op.Input, op.Output, out var next)) continue;
+            var bits = (ulong[])linearized.Clone();
+            bits[call.Op >> 6] |= 1UL << (call.Op & 63);
+            if (!cache.Add(new CacheKey(bits, next))) continue; // explored before (Lowe), and it failed
+            Lift(call);
+            frames.Push(new Frame(call, state, Candidates(head, ops, next)));
+            state = next;
+            linearized = bits;
         }
         return CheckOutcome.Linearizable;
-
-        // Undoes the latest choice that had alternatives (forced read-only steps had none) and
-        // resumes with the next candidate after it; false when no choice is left.
-        bool Backtrack()
-        {
-            while (stack.Count > 0)
-            {
-                var (call, before, forced) = stack.Pop();
-                state = before;
-                linearized[call.Op >> 6] &= ~(1UL << (call.Op & 63));
-                Unlift(call);
-                if (forced) continue;
-                entry = call.Next;
-                return true;
-            }
-            return false;
-        }
     }
 
-    private static ulong[] With(ulong[] bits, int op)
+    /// <summary>One configuration of the search: the call lifted to reach it, the state before that, and its candidates.</summary>
+    private sealed class Frame(Entry? via, KvState before, List<Entry> candidates)
     {
-        var copy = (ulong[])bits.Clone();
-        copy[op >> 6] |= 1UL << (op & 63);
-        return copy;
+        public Entry? Via { get; } = via;
+        public KvState Before { get; } = before;
+        public List<Entry> Candidates { get; } = candidates;
+        public int Next { get; set; }
+    }
+
+    /// <summary>
+    /// The calls that may be linearized next: those before the first return in the list, by return
+    /// time. When one of them is read-only and consistent with <paramref name="state"/>, it alone
+    /// (see <see cref="IsReadOnly"/>: the others need not be tried).
+    /// </summary>
+    private static List<Entry> Candidates(Entry head, List<HistoryOp> ops, KvState state)
+    {
+        var calls = new List<Entry>();
+        for (var e = head.Next; e is not null && e.IsCall; e = e.Next)
+        {
+            var op = ops[e.Op];
+            if (IsReadOnly(op) && KvModel.Step(state, op.Input, op.Output, out _)) return new List<Entry> { e };
+            calls.Add(e);
+        }
+        calls.Sort((a, b) => a.Match!.Time != b.Match!.Time ? a.Match.Time.CompareTo(b.Match.Time) : a.Op.CompareTo(b.Op));
+        return calls;
     }
 
     /// <summary>
@@ -191,17 +209,6 @@ public static class LinearizabilityChecker
     /// </summary>
     private static bool IsReadOnly(HistoryOp op) => op.Output is { } o && (op.Input.Kind == KvOpKind.Get
         || (op.Input.Kind is KvOpKind.Cas or KvOpKind.Delete && !o.Applied));
-
-    /// <summary>The first minimal call (before any return in the list) that is read-only and consistent with <paramref name="state"/>.</summary>
-    private static Entry? FirstReadOnly(Entry head, List<HistoryOp> ops, KvState state)
-    {
-        for (var e = head.Next; e is not null && e.IsCall; e = e.Next)
-        {
-            var op = ops[e.Op];
-            if (IsReadOnly(op) && KvModel.Step(state, op.Input, op.Output, out _)) return e;
-        }
-        return null;
-    }
 
     private static void Lift(Entry call)
     {
@@ -221,11 +228,11 @@ public static class LinearizabilityChecker
         call.Next!.Prev = call;
     }
 
-    private static string Explain(string key, List<HistoryOp> ops)
+    private static string Explain(string key, List<HistoryOp> ops, string broken)
     {
         var lines = ops.OrderBy(o => o.Invoke).Take(60).Select(o => "  " + o);
         string more = ops.Count > 60 ? $"\n  ... {ops.Count - 60} more" : "";
-        return $"no linearization of the {ops.Count} operations on key '{key}':\n{string.Join("\n", lines)}{more}";
+        return $"no linearization of the {ops.Count} operations on key '{key}' (the recorded order: {broken}):\n{string.Join("\n", lines)}{more}";
     }
 
     /// <summary>Lowe's memo key: which operations are linearized, and the model state they led to.</summary>

@@ -349,7 +349,7 @@ internal sealed class SimNode
             _sim.Reply(this, p.Request, ReplyKind.Lost, null, Core!.Leader);
             return;
         }
-        _sim.Reply(this, p.Request, ReplyKind.Ok, Output(p.Request.Input, results[0]), Core!.Leader);
+        _sim.Reply(this, p.Request, ReplyKind.Ok, Output(p.Request.Input, results[0]), Core!.Leader, at: 2 * e.Index);
     }
 
     /// <summary>What the client of a write is told, from the result of applying it (as the product's routers report it).</summary>
@@ -372,7 +372,7 @@ internal sealed class SimNode
     private void ServeRead(ClientRequest r)
     {
         var (value, version) = Machine.Get(r.Input.Key);
-        _sim.Reply(this, r, ReplyKind.Ok, new KvOutput(value is not null, value, version), Core!.Leader);
+        _sim.Reply(this, r, ReplyKind.Ok, new KvOutput(value is not null, value, version), Core!.Leader, at: 2 * Machine.Applied + 1);
     }
 
     public void SetMachineCheckpoint() => Disk.Checkpoint = Machine.Clone();

@@ -96,8 +96,9 @@ public sealed partial class Simulator
     private static string Key(int i) => "k" + i;
 
     /// <summary>A node answers a request; the answer reaches the client a little later.</summary>
-    internal void Reply(SimNode from, ClientRequest req, ReplyKind kind, KvOutput? output, int leaderHint) =>
-        Schedule(1 + _rng.Next(3), new ReplyEvent(req.Client, req.OpId, kind, output, leaderHint, from.Id));
+    /// <param name="at">Where the operation took effect (see <see cref="HistoryOp.At"/>), for an Ok answer.</param>
+    internal void Reply(SimNode from, ClientRequest req, ReplyKind kind, KvOutput? output, int leaderHint, long? at = null) =>
+        Schedule(1 + _rng.Next(3), new ReplyEvent(req.Client, req.OpId, kind, output, leaderHint, from.Id, at));
 
     private void OnReply(ReplyEvent r)
     {
@@ -108,7 +109,7 @@ public sealed partial class Simulator
         TraceLine(() => $"client {c.Id} op {cur.OpId} {cur.Input} <- node {r.From}: {r.Kind} {r.Output}");
         if (r.Kind == ReplyKind.Ok)
         {
-            Record(HistoryOp.Ok(cur.OpId, c.Id, cur.Input, cur.Invoke, ret, r.Output!));
+            Record(HistoryOp.Ok(cur.OpId, c.Id, cur.Input, cur.Invoke, ret, r.Output!) with { At = r.At });
             c.SeenVersion[cur.Input.Key] = r.Output!.Version;
             if (c.Final && cur.Input.Kind == KvOpKind.Get) c.ReadDone = true;
             else if (c.Final) OnFinalWrite(c);
@@ -152,6 +153,6 @@ public sealed partial class Simulator
 
     private sealed record IssueEvent(int Client);
     private sealed record RequestEvent(int Node, ClientRequest Request);
-    private sealed record ReplyEvent(int Client, int OpId, ReplyKind Kind, KvOutput? Output, int LeaderHint, int From);
+    private sealed record ReplyEvent(int Client, int OpId, ReplyKind Kind, KvOutput? Output, int LeaderHint, int From, long? At);
     private sealed record TimeoutEvent(int Client, int OpId);
 }

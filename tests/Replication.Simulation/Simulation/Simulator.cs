@@ -49,8 +49,8 @@ public sealed partial class Simulator
     private long _newestLeaderTerm;
     private readonly Dictionary<long, (long Term, byte[] Data)> _appliedLog = new();
     private readonly Dictionary<(long Index, long Term), (int Op, KvInput Input)> _proposedOps = new();
-    /// <summary>Per client write: when some replica first applied it, and what applying it returned.</summary>
-    private readonly Dictionary<int, (long At, KvOutput Output)> _firstApplied = new();
+    /// <summary>Per client write: when some replica first applied it, at which index, and what applying it returned.</summary>
+    private readonly Dictionary<int, (long At, long Index, KvOutput Output)> _firstApplied = new();
     private readonly Dictionary<(int Voter, long Term), int> _votes = new();
     /// <summary>The committed entry with the highest index some replica applied.</summary>
     private LogEntry? _committedTip;
@@ -443,7 +443,7 @@ public sealed partial class Simulator
         _appliedLog[e.Index] = (e.Term, e.Data);
         if (e.Index > (_committedTip?.Index ?? 0)) _committedTip = e;
         CheckCommitIsSafe(e);
-        if (_proposedOps.TryGetValue((e.Index, e.Term), out var op)) _firstApplied[op.Op] = (++_historyClock, SimNode.Output(op.Input, results[0]));
+        if (_proposedOps.TryGetValue((e.Index, e.Term), out var op)) _firstApplied[op.Op] = (++_historyClock, e.Index, SimNode.Output(op.Input, results[0]));
     }
 
     /// <summary>
@@ -457,7 +457,7 @@ public sealed partial class Simulator
     /// </summary>
     private List<HistoryOp> BoundedHistory() => _result.History.Select(o =>
         o.Status != OpStatus.Unknown || o.Input.Kind == KvOpKind.Get ? o
-        : _firstApplied.TryGetValue(o.Id, out var first) ? o with { Return = first.At, Output = first.Output }
+        : _firstApplied.TryGetValue(o.Id, out var first) ? o with { Return = first.At, Output = first.Output, At = 2 * first.Index }
         : o with { Status = OpStatus.Failed, Return = o.Invoke }).ToList();
 
     private void Violation(string what)
