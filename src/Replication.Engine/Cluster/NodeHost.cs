@@ -27,6 +27,7 @@ internal sealed partial class NodeHost : IAsyncDisposable
     private readonly List<(ProposeRequest Request, IReadOnlyList<ProposalOutcome> Outcomes)> _acknowledgements = new(); // loop thread only
     private readonly AutoResetEvent _wake = new(false);
     private readonly Stopwatch _clock = Stopwatch.StartNew();
+    private TimeSpan _nextTick; // loop thread only: when the next tick is due
     private RaftLogStore? _logStore;
     private KvStore? _kv;
     private INodeStorage? _storage; // the writes of both stores, behind the fault-injection seam
@@ -124,23 +125,17 @@ internal sealed partial class NodeHost : IAsyncDisposable
 
     private void Loop()
     {
-        var tick = _options.TickInterval;
-        var nextTick = _clock.Elapsed + tick;
+        _nextTick = _clock.Elapsed + _options.TickInterval;
         try
         {
             while (!_stopping)
             {
-                var wait = nextTick - _clock.Elapsed;
+                var wait = _nextTick - _clock.Elapsed;
                 // Whole milliseconds, rounded up: WaitOne(TimeSpan) truncates, so a wait under 1 ms returned at once and the
                 // last millisecond before every tick was a busy loop (90% of a node's CPU when idle, bench finding).
                 if (wait > TimeSpan.Zero && _inbox.IsEmpty) _wake.WaitOne((int)Math.Ceiling(wait.TotalMilliseconds));
                 if (_stopping) break;
-                var now = _clock.Elapsed;
-                if (now >= nextTick)
-                {
-                    foreach (var g in _groups.Values) g.Core.Tick();
-                    nextTick = now - nextTick > tick * 10 ? now + tick : nextTick + tick;
-                }
+                DeliverDueTicks();
                 DrainInbox();
                 for (int round = 0; round < 4 && !_killed && _groups.Values.Any(g => g.Core.HasReady); round++)
                     ProcessReadies();
@@ -167,6 +162,31 @@ internal sealed partial class NodeHost : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// Brings every core's clock up to real (monotonic) time: each tick due since the last call
+    /// reaches the cores, at most ElectionTicks/2 of them through Tick (timers), the rest — after
+    /// the process was paused or an iteration ran long — through Elapse (lease clock only). So a
+    /// lease never outlives real time (RaftNode.Read.cs, "Clock contract"; bug fixed: missed ticks
+    /// beyond ten were dropped, and a leader frozen for 200 ms served a lease read from a lease that
+    /// had expired), while a whole process frozen for a while does not come back with its followers
+    /// timing out together (one that heard its leader within ElectionTicks/2 ticks cannot).
+    /// Called at the top of each iteration, and again right before a lease read is checked.
+    /// </summary>
+    private void DeliverDueTicks()
+    {
+        var now = _clock.Elapsed;
+        if (now < _nextTick) return;
+        long tick = _options.TickInterval.Ticks;
+        long due = 1 + (now - _nextTick).Ticks / tick;
+        long timed = Math.Min(due, Math.Max(1, _options.ElectionTicks / 2));
+        foreach (var g in _groups.Values)
+        {
+            for (long i = 0; i < timed; i++) g.Core.Tick();
+            g.Core.Elapse(due - timed);
+        }
+        _nextTick += TimeSpan.FromTicks(due * tick);
+    }
+
     private void DrainInbox()
     {
         for (int i = 0; i < 100_000 && _inbox.TryDequeue(out var work); i++)
@@ -190,7 +210,10 @@ internal sealed partial class NodeHost : IAsyncDisposable
                     }
                     break;
                 case ProposeRequest p: StartProposal(p); break;
-                case ReadRequest r: StartRead(r); break;
+                case ReadRequest r:
+                    if (r.Lease) DeliverDueTicks(); // the lease is checked against the clock of this moment
+                    StartRead(r);
+                    break;
                 case TransferRequest t: StartTransfer(t); break;
                 case CaptureRequest c: StartCapture(c); break;
                 case LoopWork w: w.Run(); break;

@@ -44,7 +44,9 @@ public sealed record RaftConfig
     /// <summary>
     /// Ticks subtracted from the election timeout when computing a leader lease, to absorb clock
     /// drift between nodes (tick rates differing). A lease is valid for
-    /// ElectionTicks - LeaseDriftTicks ticks after the send time of the heartbeat round a quorum answered.
+    /// ElectionTicks - LeaseDriftTicks ticks after the send time of the heartbeat round a quorum answered;
+    /// safe while tick periods differ by at most a factor (ElectionTicks - 1) / (ElectionTicks -
+    /// LeaseDriftTicks) (the argument is in RaftNode.Read.cs).
     /// </summary>
     public int LeaseDriftTicks { get; init; } = 2;
 
@@ -62,8 +64,9 @@ public sealed record RaftConfig
         if (Id == 0) throw new ArgumentException("Node id 0 is reserved for 'none'.");
         if (HeartbeatTicks <= 0 || ElectionTicks <= HeartbeatTicks)
             throw new ArgumentException("Need 0 < HeartbeatTicks < ElectionTicks.");
-        if (LeaseDriftTicks < 0 || LeaseDriftTicks >= ElectionTicks)
-            throw new ArgumentException("Need 0 <= LeaseDriftTicks < ElectionTicks.");
+        // 0 would make the lease outlive a voter's refusal by up to one tick even with equal clocks (RaftNode.Read.cs).
+        if (LeaseDriftTicks < 1 || LeaseDriftTicks >= ElectionTicks)
+            throw new ArgumentException("Need 1 <= LeaseDriftTicks < ElectionTicks.");
         if (Voters.Intersect(Learners).Any()) throw new ArgumentException("A node cannot be both voter and learner.");
         if (MaxInflightMessages <= 0 || MaxSizePerMessage <= 0 || MaxInflightBytes <= 0) throw new ArgumentException("Flow-control limits must be positive.");
     }

@@ -14,4 +14,8 @@ internal enum RaftMutation
     CommitOldTermByCounting = 1,
     /// <summary>A follower keeps its conflicting entries instead of truncating them (paper 5.3, step 3 of AppendEntries).</summary>
     FollowerKeepsConflicts = 2,
+    /// <summary>A follower accepts an Append from an older term (a stale leader's, delivered late) instead of ignoring it (paper 5.1, Figure 2: "reply false if term &lt; currentTerm").</summary>
+    StaleAppendAccepted = 4,
+    /// <summary>The leader accepts a membership change while an earlier one is still uncommitted (thesis 4.1: one at a time).</summary>
+    ConcurrentConfChange = 8,
 }

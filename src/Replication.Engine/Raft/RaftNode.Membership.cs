@@ -91,7 +91,8 @@ public sealed partial class RaftNode
         if (Role != RaftRole.Leader) return "not the leader";
         if (LeadTransferee != 0) return $"leadership transfer to {LeadTransferee} in progress";
         if (_log.Term(_log.Committed) != Term) return "no entry of the current term committed yet";
-        if (IsConfChangePending) return $"the change at index {_confHistory[^1].Index} is not committed yet";
+        bool oneAtATime = (_cfg.Mutation & RaftMutation.ConcurrentConfChange) == 0; // simulator mutant only
+        if (IsConfChangePending && oneAtATime) return $"the change at index {_confHistory[^1].Index} is not committed yet";
         if (_config.Refusal(change) is { } why) return why;
         if (change.Type == ConfChangeType.PromoteLearner
             && _progress.TryGetValue(change.NodeId, out var pr) && pr.Match < _log.Committed)

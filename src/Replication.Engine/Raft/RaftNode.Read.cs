@@ -12,10 +12,29 @@ namespace Replication.Engine.Raft;
 /// an election timeout, and they hear it only after the leader sent the heartbeat. So no other
 /// leader can exist until ElectionTicks after the send time of the latest heartbeat round a quorum
 /// acknowledged — as measured on the followers' clocks. The leader trusts its lease for
-/// ElectionTicks - LeaseDriftTicks of its own ticks after that send time; this is safe only while
-/// tick rates across nodes differ by less than LeaseDriftTicks per election timeout (bounded clock
-/// drift) and ticks are not paused for longer than that (a paused process should not serve lease
-/// reads on resume without a fresh round: the host checks role and lease afresh for each read).
+/// ElectionTicks - LeaseDriftTicks of its own ticks after that send time.
+///
+/// Clock contract. The lease clock is <see cref="_ticks"/>: every <see cref="Tick"/> and every tick
+/// passed to <see cref="Elapse"/>. When the host asks <see cref="LeaseReadIndex"/>, that clock must
+/// include every tick of real (monotonic) time that has passed; a host that drops ticks after a
+/// pause stretches the lease by the pause and serves stale reads (bug fixed in NodeHost.Loop: it
+/// dropped missed ticks beyond ten, and a leader frozen for 200 ms came back with a lease that had
+/// expired in real time while the others elected a new leader and committed writes; the simulator's
+/// LeaseCountsDeliveredTicks mutant replays it). Followers' timers may run slow (paused or busy
+/// hosts): that only makes them refuse votes for longer.
+///
+/// Drift bound. A round sent at the leader's tick S (at or after that tick's real time) gives a
+/// lease that ends at tick S + ElectionTicks - LeaseDriftTicks: at most (ElectionTicks -
+/// LeaseDriftTicks) leader tick periods after the send. A voter that acknowledged the round refuses
+/// votes until its election-elapsed count reaches ElectionTicks, and its first tick may come at
+/// once: so for at least (ElectionTicks - 1) of its own tick periods after it received the round.
+/// The lease is therefore safe while, for any two nodes, one's tick period is at most
+/// (ElectionTicks - 1) / (ElectionTicks - LeaseDriftTicks) times the other's: with the host's
+/// ElectionTicks 15 and LeaseDriftTicks 2, periods within a factor 14/13 (7.6%), e.g. every clock
+/// within 3.7% of nominal. LeaseDriftTicks 1 leaves no room for drift at all, and 0 is refused
+/// (RaftConfig.Validate): that lease outlives the refusal even with equal clocks. The simulator runs
+/// nodes with tick rates up to 3.5% off nominal.
+///
 /// A leader handing over leadership (TimeoutNow bypasses the followers' vote refusal) has no lease,
 /// and once it sent TimeoutNow it has none for the rest of its term (see <see cref="_leaseForfeited"/>).
 /// </summary>
@@ -26,6 +45,7 @@ public sealed partial class RaftNode
     private readonly Dictionary<long, long> _roundSentAtTick = new();
     private List<ReadState> _readStates = new();
     private long _round;
+    /// <summary>Logical time since this core was created: delivered ticks plus elapsed ones (<see cref="Elapse"/>). The lease clock.</summary>
     private long _ticks;
     private long _leaseStartTick = long.MinValue;
     /// <summary>

@@ -116,12 +116,30 @@ public sealed partial class RaftNode
     public IReadOnlyDictionary<int, long> AppliedIndexes() =>
         Role == RaftRole.Leader ? _progress.ToDictionary(p => p.Key, p => p.Key == Id ? _log.Applied : p.Value.Applied) : new Dictionary<int, long>();
 
-    /// <summary>Advances logical time by one tick.</summary>
+    /// <summary>Advances logical time by one tick, and runs the timers (election, heartbeat, check-quorum).</summary>
     public void Tick()
     {
         _ticks++;
         if (Role == RaftRole.Leader) TickLeader();
         else TickElection();
+    }
+
+    /// <summary>
+    /// Advances logical time by <paramref name="ticks"/> ticks that the host does not deliver one by
+    /// one with <see cref="Tick"/>: time that passed while its process was paused (a GC pause, a
+    /// frozen VM, SIGSTOP) or too busy to tick. They count wherever elapsed time protects safety
+    /// against another node's actions: the lease expires with them (RaftNode.Read.cs), and so does
+    /// the vote refusal after a restart (<see cref="Step"/>). They fire no timer: no election,
+    /// heartbeat, check-quorum round or transfer abort. A timer that runs slow costs availability
+    /// only (a follower refusing votes for longer even keeps leases safe for longer); a lease that
+    /// runs slow lets a deposed leader serve stale reads. So a host that must choose, after a long
+    /// pause, between replaying every missed tick (which sends a whole process of followers into
+    /// elections at once) and dropping them (which stretches the lease) passes them here.
+    /// </summary>
+    public void Elapse(long ticks)
+    {
+        Debug.Assert(ticks >= 0, "time does not run backwards");
+        if (ticks > 0) _ticks += ticks;
     }
 
     /// <summary>
@@ -163,7 +181,7 @@ public sealed partial class RaftNode
                 BecomeFollower(m.Term, lead, $"higher term {m.Term} from {m.From} ({m.Type})");
             }
         }
-        else if (m.Term < Term)
+        else if (m.Term < Term && !MutantTakesStale(m))
         {
             if ((_cfg.CheckQuorum || _cfg.PreVote) && m.Type is MessageType.Append or MessageType.Heartbeat or MessageType.Snapshot)
             {
@@ -192,6 +210,10 @@ public sealed partial class RaftNode
             default: StepFollower(m); break;
         }
     }
+
+    /// <summary>Simulator mutant only (<see cref="RaftMutation.StaleAppendAccepted"/>): a stale append that a broken follower acts on.</summary>
+    private bool MutantTakesStale(RaftMessage m) =>
+        (_cfg.Mutation & RaftMutation.StaleAppendAccepted) != 0 && m.Type == MessageType.Append && Role == RaftRole.Follower;
 
     /// <summary>True when <see cref="GetReady"/> would return a non-empty batch.</summary>
     public bool HasReady =>

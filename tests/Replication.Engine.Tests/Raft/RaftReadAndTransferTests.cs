@@ -113,6 +113,53 @@ public sealed class RaftReadAndTransferTests
         }
     }
 
+    // Reference: thesis 6.4.1 (a lease is bounded by time, "the leader's clock"; time its host did
+    // not deliver as ticks, e.g. while the process was paused, must still run it out) and 6.2 (late
+    // timers cost only availability). Elapse ends the lease without firing any timer: the paused
+    // leader neither steps down nor heartbeats, a paused follower does not campaign and still
+    // refuses votes (its vote refusal runs on delivered ticks, so it only lasts longer), and the
+    // next acknowledged round gives the leader a lease again.
+    [Fact]
+    public void ElapsedTicksExpireTheLeaseWithoutFiringTimers()
+    {
+        var net = new RaftTestNetwork(3, seed: 71);
+        int leader = net.WaitForLeader();
+        net.Run(3);
+        var lead = net.Nodes[leader];
+        var cfg = net.ConfigFor(leader);
+        Assert.True(lead.LeaseReadIndex() >= 0);
+        Assert.False(lead.HasReady);
+
+        lead.Elapse(cfg.ElectionTicks - cfg.LeaseDriftTicks);
+        Assert.Equal(-1, lead.LeaseReadIndex());
+        Assert.Equal(RaftRole.Leader, lead.Role);
+        Assert.False(lead.HasReady); // no heartbeat, no check-quorum step-down
+
+        int follower = net.VoterIds.First(id => id != leader);
+        int other = net.VoterIds.Last(id => id != leader);
+        var f = net.Nodes[follower];
+        f.Elapse(100 * cfg.ElectionTicks);
+        Assert.Equal(RaftRole.Follower, f.Role);
+        Assert.False(f.HasReady); // no election
+        f.Step(new RaftMessage { Type = MessageType.PreVote, Group = f.Group, From = other, To = follower, Term = f.Term + 1, Index = f.LastIndex, LogTerm = f.LastTerm });
+        Assert.False(f.HasReady); // still in the leader's lease on its own clock: the pre-vote is ignored
+
+        net.Run(1);
+        Assert.Equal(leader, net.CurrentLeader());
+        Assert.True(lead.LeaseReadIndex() >= 0, "a round acknowledged after the pause gives a new lease");
+    }
+
+    // Reference: thesis 6.4.1. A voter's refusal can end ElectionTicks - 1 of its ticks after it
+    // acknowledged a round (its first tick may come at once), so a lease of ElectionTicks - 0 ticks
+    // outlives it even with equal clocks (RaftNode.Read.cs, drift bound): at least one tick of margin.
+    [Fact]
+    public void LeaseWithoutDriftMarginIsRejected()
+    {
+        var cfg = new RaftConfig { Id = 1, Voters = new[] { 1, 2, 3 }, LeaseDriftTicks = 0 };
+        Assert.Throws<ArgumentException>(() => new RaftNode(cfg, HardState.Empty, Array.Empty<LogEntry>()));
+        Assert.Equal(1, new RaftNode(cfg with { LeaseDriftTicks = 1 }, HardState.Empty, Array.Empty<LogEntry>()).Id);
+    }
+
     // Reference: thesis 6.4.1 (leases rest on voters refusing votes for an election timeout after
     // hearing from the leader) and 4.2.3. A voter that acknowledged the leader's heartbeat and then
     // restarted has forgotten that it heard from a leader; it must still not help elect another

@@ -95,6 +95,30 @@ public sealed class RaftReplicationTests
         Assert.Equal(102, net2.Nodes[3].Committed);
     }
 
+    // Reference: paper Figure 2 (AppendEntries receiver, rule 1: "reply false if term < currentTerm")
+    // and 5.1. An append from a deposed leader that arrives late (held by a partition, or delayed
+    // past an election timeout) leaves the log alone, even though it matches at its previous index
+    // and the entries it carries conflict: they may overwrite entries the newer leader already
+    // committed (with this node's copy in the quorum). The answer carries the newer term, so the
+    // deposed leader steps down. The simulator's StaleAppendAccepted mutant breaks this rule.
+    [Fact]
+    public void StaleAppendFromAnOlderTermLeavesTheLogAlone()
+    {
+        var log = RaftTestNetwork.Log(1, 3, 3);
+        var node = new RaftNode(new RaftConfig { Id = 1, Voters = new[] { 1, 2, 3 } }, new HardState(3, 3, 1), log);
+        node.Step(new RaftMessage
+        {
+            Type = MessageType.Append, From = 2, To = 1, Term = 2, Index = 1, LogTerm = 1, Commit = 1,
+            Entries = new[] { new LogEntry(2, 2, EntryType.Normal, new byte[] { 9 }), new LogEntry(3, 2, EntryType.Normal, new byte[] { 9 }) },
+        });
+        Assert.Equal((3L, 3L), (node.LastIndex, node.LastTerm));
+        Assert.Equal(0, node.Leader);
+        var rd = node.GetReady();
+        Assert.Empty(rd.Entries);
+        var answer = Assert.Single(rd.Messages);
+        Assert.Equal((MessageType.AppendResponse, 2, 3L), (answer.Type, answer.To, answer.Term));
+    }
+
     // Reference: paper 5.4.2 and Figure 8: an entry of an older term stored on a majority is not
     // committed by counting replicas (a later leader could still overwrite it); it commits only
     // indirectly, once an entry of the leader's own term is stored on a majority.

@@ -26,6 +26,22 @@ public enum Mutant
     /// (Ready.Snapshot at index 0); after a restart it rebuilds its configuration from an empty base.
     /// </summary>
     JoinerMembershipNotRecorded,
+    /// <summary>
+    /// Host: after a pause, the node catches up on missed ticks as NodeHost did before the fix: one
+    /// tick before handling what waited, and none of the others when more than ten were missed,
+    /// so the lease is counted in delivered ticks and outlives real time.
+    /// </summary>
+    LeaseCountsDeliveredTicks,
+    /// <summary>
+    /// Environment: clocks drift far beyond the bound the lease is proved for (rates up to 50% off
+    /// nominal, where the proof allows 3.7%; RaftNode.Read.cs): shows that the simulator reaches the
+    /// window where drift makes a lease wrong, and that the lease check sees it.
+    /// </summary>
+    ClockDriftBeyondBound,
+    /// <summary>Core: a follower accepts a stale Append (older term, delivered late or after a partition healed).</summary>
+    StaleAppendAccepted,
+    /// <summary>Core: the leader accepts a second membership change while one is uncommitted.</summary>
+    ConcurrentConfChange,
 }
 
 internal static class MutantExtensions
@@ -34,6 +50,8 @@ internal static class MutantExtensions
     {
         Mutant.CommitOldTerm => RaftMutation.CommitOldTermByCounting,
         Mutant.FollowerKeepsConflicts => RaftMutation.FollowerKeepsConflicts,
+        Mutant.StaleAppendAccepted => RaftMutation.StaleAppendAccepted,
+        Mutant.ConcurrentConfChange => RaftMutation.ConcurrentConfChange,
         _ => RaftMutation.None,
     };
 }

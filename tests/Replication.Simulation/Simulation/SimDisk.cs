@@ -5,8 +5,9 @@ namespace Replication.Simulation.Simulation;
 /// <summary>
 /// What survives a crash of one simulated node: the Raft hard state and log (the product's
 /// raft.db) and the state machine's last checkpoint (state.db). Honours the Ready contract: a
-/// write replaces stored entries from its first index on. <see cref="SavePrefix"/> models a crash in
-/// the middle of a write. With compaction, the log starts after a snapshot whose data is the
+/// write replaces stored entries from its first index on, and is atomic (hard state and entries
+/// together, as RaftLogStore.Save's one transaction): a crash in the middle of one is modelled by
+/// the host as the whole write or none of it. With compaction, the log starts after a snapshot whose data is the
 /// checkpoint (as the product's state.db is its own snapshot). Not thread-safe.
 /// </summary>
 public sealed class SimDisk
@@ -94,13 +95,6 @@ public sealed class SimDisk
     {
         if (hs is { } h) HardState = dropVote ? h with { Vote = 0 } : h;
         Append(entries, entries.Count);
-    }
-
-    /// <summary>A write cut short by a crash: maybe the hard state, and only the first <paramref name="count"/> entries.</summary>
-    public void SavePrefix(HardState? hs, IReadOnlyList<LogEntry> entries, int count, bool withHardState, bool dropVote)
-    {
-        if (withHardState && hs is { } h) HardState = dropVote ? h with { Vote = 0 } : h;
-        if (count > 0) Append(entries, count);
     }
 
     private void Append(IReadOnlyList<LogEntry> entries, int count)

@@ -26,12 +26,20 @@ internal sealed class SimNode
 
     /// <param name="bootstrapVoters">The founders of the group; empty for a node added by a membership
     /// change (created with an empty configuration and an empty disk: it learns the membership from the leader).</param>
-    public SimNode(Simulator sim, int id, IReadOnlyList<int> bootstrapVoters)
+    /// <param name="tickPeriod">This machine's tick period, in thousandths of a time unit (its clock rate: drift).</param>
+    public SimNode(Simulator sim, int id, IReadOnlyList<int> bootstrapVoters, int tickPeriod)
     {
         _sim = sim;
         Id = id;
         Disk = new SimDisk(bootstrapVoters);
+        TickPeriod = tickPeriod;
     }
+
+    /// <summary>Time between two of this node's ticks, in thousandths of a time unit (its clock rate, which survives restarts).</summary>
+    public int TickPeriod { get; }
+    /// <summary>Ticks that came due while the node was paused (its host catches up on resume).</summary>
+    public int MissedTicks { get; set; }
+    private long _tickPhase;
 
     public int Id { get; }
     public bool Up { get; private set; }
@@ -71,18 +79,19 @@ internal sealed class SimNode
     }
 
     /// <summary>
-    /// Crash: everything volatile is gone. A write in progress leaves a prefix
-    /// (<paramref name="prefix"/> entries, the hard state only if <paramref name="withHardState"/>), or nothing.
-    /// Returns whether a write was cut short.
+    /// Crash: everything volatile is gone. A write in progress either committed as a whole or left
+    /// nothing (<paramref name="writeCommitted"/>): the product writes a Ready's hard state and
+    /// entries in one SQLite transaction (RaftLogStore.Save), so no crash keeps one without the
+    /// other or a part of the entries. Returns whether a write was in progress.
     /// </summary>
-    public bool Crash(int prefix, bool withHardState)
+    public bool Crash(bool writeCommitted)
     {
         bool mid = false;
         if (Persisting is { } rd)
         {
             mid = true;
             // A Ready that installs a snapshot writes nothing until the snapshot is in: the crash left none of it.
-            if (rd.Snapshot is null) Disk.SavePrefix(rd.HardState, rd.Entries, Math.Min(prefix, rd.Entries.Count), withHardState, DropVote);
+            if (rd.Snapshot is null && writeCommitted) SaveDurably(rd);
         }
         Persisting = null;
         Up = false;
@@ -97,8 +106,23 @@ internal sealed class SimNode
     /// <summary>The host shuts the node down for good (it was removed from the group): as a crash, never followed by a restart.</summary>
     public void Retire()
     {
-        Crash(0, withHardState: false);
+        Crash(writeCommitted: false);
         Retired = true;
+    }
+
+    /// <summary>
+    /// As NodeHost.ProcessReadies: a hard state whose only change is the commit index is not written
+    /// on its own (safety rests on term and vote; a restarted node learns the commit index again
+    /// from the leader), so after a crash a node may know less of the commit than it once did.
+    /// </summary>
+    private bool NeedsWrite(Ready rd) =>
+        rd.Entries.Count > 0 || (rd.HardState is { } h && (h.Term != Disk.HardState.Term || h.Vote != Disk.HardState.Vote));
+
+    private void SaveDurably(Ready rd)
+    {
+        if (!NeedsWrite(rd)) return;
+        Disk.Save(rd.HardState, rd.Entries, DropVote);
+        if (rd.Entries.Count > 0) _sim.ObserveDurableLog();
     }
 
     private bool DropVote => _sim.Options.Mutant == Mutant.VoteNotPersisted;
@@ -107,6 +131,22 @@ internal sealed class SimNode
     public void Tick()
     {
         Core!.Tick();
+        Pump();
+    }
+
+    /// <summary>Time units until this node's next tick: its period, with the fractions carried over.</summary>
+    public long NextTickDelay()
+    {
+        long before = _tickPhase / 1000;
+        _tickPhase += TickPeriod;
+        return _tickPhase / 1000 - before;
+    }
+
+    /// <summary>The host catches up after a pause: <paramref name="timed"/> ticks through the timers, <paramref name="elapsed"/> through the lease clock only.</summary>
+    public void CatchUp(int timed, int elapsed)
+    {
+        for (int i = 0; i < timed; i++) Core!.Tick();
+        Core!.Elapse(elapsed);
         Pump();
     }
 
@@ -156,7 +196,7 @@ internal sealed class SimNode
                 return;
             }
             _pendingByIndex[first] = (req, core.Term);
-            _sim.ObserveProposal(first, core.Term, req.OpId);
+            _sim.ObserveProposal(first, core.Term, req.OpId, req.Input);
         }
         Pump();
     }
@@ -184,7 +224,7 @@ internal sealed class SimNode
                 Staged = null;
             }
             if (AckBeforePersist) Send(rd);
-            if ((rd.HardState is not null || rd.Entries.Count > 0) && SlowDiskTicks > 0)
+            if (NeedsWrite(rd) && SlowDiskTicks > 0)
             {
                 Persisting = rd;
                 _sim.SchedulePersistDone(this, SlowDiskTicks);
@@ -208,7 +248,7 @@ internal sealed class SimNode
     private void Finish(Ready rd, bool persist)
     {
         if (rd.Snapshot is { } snap) InstallSnapshot(snap);
-        if (persist) Disk.Save(rd.HardState, rd.Entries, DropVote);
+        if (persist) SaveDurably(rd);
         if (Core!.Role == RaftRole.Leader && (rd.Entries.Count > 0 || rd.HardState is not null)
             && _sim.MaybeCrashAt(this, CrashPoint.LeaderBeforeSend))
             return; // durable here, never sent: new entries (or a commit) exist on this node only
@@ -263,6 +303,7 @@ internal sealed class SimNode
         _installing = null;
         Machine = data.Clone();
         Disk.Install(snap, data);
+        _sim.ObserveDurableLog();
         _sim.ObserveSnapshotInstalled(this, snap);
     }
 
@@ -295,8 +336,8 @@ internal sealed class SimNode
     private void Apply(LogEntry e)
     {
         if (e.Index <= Machine.Applied) return; // replay below the checkpoint is idempotent, as in KvStore.Apply
-        _sim.ObserveApply(this, e);
         var results = Machine.Apply(e);
+        _sim.ObserveApply(this, e, results);
         _sim.MaybeCheckpoint(this);
         // The host learns that this node was removed when it applies (so: committed) its own removal.
         if (e.Type == EntryType.ConfChange && ConfChange.TryDecode(e.Data, out var cc)
@@ -308,15 +349,16 @@ internal sealed class SimNode
             _sim.Reply(this, p.Request, ReplyKind.Lost, null, Core!.Leader);
             return;
         }
-        var r = results[0];
-        var output = p.Request.Input.Kind switch
-        {
-            KvOpKind.Put => new KvOutput(true, null, r.Version),
-            KvOpKind.Delete => new KvOutput(r.Existed, null, 0),
-            _ => new KvOutput(r.Applied, null, r.Applied ? r.Version : r.ActualVersion),
-        };
-        _sim.Reply(this, p.Request, ReplyKind.Ok, output, Core!.Leader);
+        _sim.Reply(this, p.Request, ReplyKind.Ok, Output(p.Request.Input, results[0]), Core!.Leader, at: 2 * e.Index);
     }
+
+    /// <summary>What the client of a write is told, from the result of applying it (as the product's routers report it).</summary>
+    internal static KvOutput Output(KvInput input, KvOpResult r) => input.Kind switch
+    {
+        KvOpKind.Put => new KvOutput(true, null, r.Version),
+        KvOpKind.Delete => new KvOutput(r.Existed, null, 0),
+        _ => new KvOutput(r.Applied, null, r.Applied ? r.Version : r.ActualVersion),
+    };
 
     private void CompleteWaiters()
     {
@@ -330,7 +372,7 @@ internal sealed class SimNode
     private void ServeRead(ClientRequest r)
     {
         var (value, version) = Machine.Get(r.Input.Key);
-        _sim.Reply(this, r, ReplyKind.Ok, new KvOutput(value is not null, value, version), Core!.Leader);
+        _sim.Reply(this, r, ReplyKind.Ok, new KvOutput(value is not null, value, version), Core!.Leader, at: 2 * Machine.Applied + 1);
     }
 
     public void SetMachineCheckpoint() => Disk.Checkpoint = Machine.Clone();

@@ -26,6 +26,16 @@ public sealed record SimOptions
     /// <summary>Share of messages held back long (up to <see cref="LongDelayUnits"/>), which reorders them.</summary>
     public double LongDelayRate { get; init; }
     public int LongDelayUnits { get; init; } = 120;
+    /// <summary>
+    /// Share of the long-held messages held longer than an election timeout (up to four): appends,
+    /// vote answers and acknowledgments that arrive terms late.
+    /// </summary>
+    public double StaleDelayRate { get; init; }
+    /// <summary>
+    /// Share of the messages a partition stops that it holds rather than drops (a switch buffer, a
+    /// TCP retransmission): they arrive once the partition heals, long after they were sent.
+    /// </summary>
+    public double PartitionHoldRate { get; init; }
     /// <summary>A client gives up on an operation after this many ticks and records it as unknown.</summary>
     public int ClientTimeoutTicks { get; init; } = 40;
 
@@ -61,6 +71,14 @@ public sealed record SimOptions
     /// <summary>Entries kept below the applied index at compaction (NodeHost's SnapshotCatchUpEntries).</summary>
     public int CompactKeep { get; init; }
 
+    /// <summary>
+    /// Largest relative deviation of a node's clock rate from nominal (each node draws its own rate
+    /// within it). The lease is proved for periods within a factor (ElectionTicks - 1) /
+    /// (ElectionTicks - LeaseDriftTicks) of each other, 14/13 with the defaults, i.e. 3.7% around
+    /// nominal (RaftNode.Read.cs); seeds draw up to 3.5%.
+    /// </summary>
+    public double ClockDrift { get; init; }
+
     /// <summary>Raft timing, as the product's NodeHostOptions defaults.</summary>
     public int ElectionTicks { get; init; } = 15;
     public int HeartbeatTicks { get; init; } = 3;
@@ -94,15 +112,18 @@ public sealed record SimOptions
             MaxSizePerMessage = r.Next(3) switch { 0 => 1 << 20, 1 => 1 /* one entry per message */, _ => 20 + r.Next(200) },
             MaxInflightMessages = r.Next(2) == 0 ? 256 : 1 + r.Next(8),
             Crashes = profile == FaultProfile.CrashHeavy || r.Next(3) != 0,
+            StaleDelayRate = r.Next(3) == 0 ? 0 : r.NextDouble() * 0.3,
+            PartitionHoldRate = r.Next(3) == 0 ? 0 : r.NextDouble() * 0.5,
+            ClockDrift = mutant == Mutant.ClockDriftBeyondBound ? 0.5 : r.Next(3) == 0 ? 0 : r.NextDouble() * 0.035,
         };
     }
 
     public override string ToString() =>
         $"seed {Seed}: {Nodes} nodes, {Clients} clients, {Keys} keys, {ChaosTicks} ticks of faults every ~{FaultIntervalTicks}, " +
-        $"drop {DropRate:P1}, dup {DuplicateRate:P1}, long delay {LongDelayRate:P1}, " +
+        $"drop {DropRate:P1}, dup {DuplicateRate:P1}, long delay {LongDelayRate:P1} ({StaleDelayRate:P0} beyond an election timeout), held by partitions {PartitionHoldRate:P0}, " +
         $"timeout {ClientTimeoutTicks}, random route {RandomRouteRate:P0}, quick restart {QuickRestartRate:P0}, max msg {MaxSizePerMessage}B, inflight {MaxInflightMessages}, " +
         $"{Profile}, crash points {CrashPointRate:P0}, reads {ReadPercent}%, sticky {StickyRate:P0}, " +
-        $"{(CompactEvery == 0 ? "no compaction" : $"compact every {CompactEvery} keeping {CompactKeep}")}{(Crashes ? "" : ", no crashes")}{(Mutant == Mutant.None ? "" : ", mutant " + Mutant)}";
+        $"{(CompactEvery == 0 ? "no compaction" : $"compact every {CompactEvery} keeping {CompactKeep}")}{(Crashes ? "" : ", no crashes")}, clock drift {ClockDrift:P1}{(Mutant == Mutant.None ? "" : ", mutant " + Mutant)}";
 }
 
 /// <summary>The fault mix of a seed: some seeds are mostly partitions, some mostly crashes.</summary>

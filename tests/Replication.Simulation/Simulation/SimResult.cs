@@ -15,6 +15,8 @@ public sealed class SimResult
     public ulong Digest { get; set; }
     public long EndTime { get; set; }
     public CheckResult? Check { get; set; }
+    /// <summary>Ticks from healing until the first write invoked after it was acknowledged (the availability check).</summary>
+    public long TicksToProgress { get; set; }
 
     public bool Ok => Violations.Count == 0;
     public int OperationsChecked => History.Count(o => o.Status != OpStatus.Failed);

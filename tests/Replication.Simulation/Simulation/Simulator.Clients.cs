@@ -9,13 +9,17 @@ public sealed partial class Simulator
     private int _nextOpId;
 
     /// <summary>
-    /// A client. Regular clients run random operations during the chaos; a final client does one
-    /// linearizable read of its key after healing (retrying until it gets an answer).
+    /// A client. Regular clients run random operations during the chaos; a final client, after
+    /// healing, does one linearizable read of its key and then one write to it (each retried until
+    /// it gets an answer): the read proves no acknowledged write was lost, the write that the healed
+    /// cluster makes progress (<see cref="CheckProgress"/>).
     /// </summary>
     private sealed class SimClient(int id, bool final)
     {
         public int Id { get; } = id;
         public bool Final { get; } = final;
+        /// <summary>A final client has had its read answered (it writes next).</summary>
+        public bool ReadDone { get; set; }
         public bool Done { get; set; }
         public int LeaderGuess { get; set; }
         public int Counter { get; set; }
@@ -33,7 +37,8 @@ public sealed partial class Simulator
             case RequestEvent r:
                 var n = Node(r.Node);
                 Mix(4, r.Node, r.Request.OpId, 0, 0, 0);
-                if (n.Up) n.Handle(r.Request);
+                if (n.Up && IsPaused(r.Node)) Defer(r.Node, -r.Request.Client, r);
+                else if (n.Up) n.Handle(r.Request);
                 break;
             case ReplyEvent r: OnReply(r); break;
             case TimeoutEvent t:
@@ -41,7 +46,9 @@ public sealed partial class Simulator
                 if (c.Current is not { } cur || cur.OpId != t.OpId) return;
                 Record(HistoryOp.Unknown(cur.OpId, c.Id, cur.Input, cur.Invoke));
                 TraceLine(() => $"client {c.Id} op {cur.OpId} {cur.Input} timed out");
-                if (_rng.NextDouble() >= Options.StickyRate) c.LeaderGuess = RandomLiveId();
+                // A final client fails over at once: the availability check (CheckProgress) is about
+                // the cluster, not about a client that keeps knocking on a node shut down for good.
+                if (c.Final || _rng.NextDouble() >= Options.StickyRate) c.LeaderGuess = RandomLiveId();
                 Next(c);
                 break;
         }
@@ -54,7 +61,8 @@ public sealed partial class Simulator
         bool lease = false;
         if (c.Final)
         {
-            input = new KvInput(KvOpKind.Get, Key(c.Id - Options.Clients - 1));
+            string key = Key(c.Id - Options.Clients - 1);
+            input = c.ReadDone ? new KvInput(KvOpKind.Put, key, $"final.{c.Id}.{++c.Counter}") : new KvInput(KvOpKind.Get, key);
         }
         else
         {
@@ -88,8 +96,9 @@ public sealed partial class Simulator
     private static string Key(int i) => "k" + i;
 
     /// <summary>A node answers a request; the answer reaches the client a little later.</summary>
-    internal void Reply(SimNode from, ClientRequest req, ReplyKind kind, KvOutput? output, int leaderHint) =>
-        Schedule(1 + _rng.Next(3), new ReplyEvent(req.Client, req.OpId, kind, output, leaderHint, from.Id));
+    /// <param name="at">Where the operation took effect (see <see cref="HistoryOp.At"/>), for an Ok answer.</param>
+    internal void Reply(SimNode from, ClientRequest req, ReplyKind kind, KvOutput? output, int leaderHint, long? at = null) =>
+        Schedule(1 + _rng.Next(3), new ReplyEvent(req.Client, req.OpId, kind, output, leaderHint, from.Id, at));
 
     private void OnReply(ReplyEvent r)
     {
@@ -100,9 +109,10 @@ public sealed partial class Simulator
         TraceLine(() => $"client {c.Id} op {cur.OpId} {cur.Input} <- node {r.From}: {r.Kind} {r.Output}");
         if (r.Kind == ReplyKind.Ok)
         {
-            Record(HistoryOp.Ok(cur.OpId, c.Id, cur.Input, cur.Invoke, ret, r.Output!));
+            Record(HistoryOp.Ok(cur.OpId, c.Id, cur.Input, cur.Invoke, ret, r.Output!) with { At = r.At });
             c.SeenVersion[cur.Input.Key] = r.Output!.Version;
-            if (c.Final) c.Done = true;
+            if (c.Final && cur.Input.Kind == KvOpKind.Get) c.ReadDone = true;
+            else if (c.Final) OnFinalWrite(c);
         }
         else
         {
@@ -120,8 +130,29 @@ public sealed partial class Simulator
 
     private void Record(HistoryOp op) => _result.History.Add(op);
 
+    /// <summary>A final client's write was acknowledged; the last one marks the healed cluster's progress.</summary>
+    private void OnFinalWrite(SimClient c)
+    {
+        c.Done = true;
+        if (_clients.All(x => !x.Final || x.Done)) _result.TicksToProgress = (Now - ChaosEnd + SimOptions.TickUnits - 1) / SimOptions.TickUnits;
+    }
+
+    /// <summary>
+    /// Availability: a correct cluster, once healed (every node up, every link open, no pause, no
+    /// slow disk), serves a linearizable read and acknowledges a write on every key within
+    /// <see cref="ProgressTicks"/> ticks (elections, restarts, snapshot transfers and a membership
+    /// change in flight all included). A protocol that loses liveness under the faults it has just
+    /// survived fails here rather than only at the far convergence deadline.
+    /// </summary>
+    private void CheckProgress()
+    {
+        var waiting = _clients.Where(c => c.Final && !c.Done).Select(c => c.Id).ToList();
+        if (waiting.Count > 0)
+            Violation($"no progress: {ProgressTicks} ticks after healing, final clients {{{string.Join(",", waiting)}}} still wait for their read and write: {Describe()}");
+    }
+
     private sealed record IssueEvent(int Client);
     private sealed record RequestEvent(int Node, ClientRequest Request);
-    private sealed record ReplyEvent(int Client, int OpId, ReplyKind Kind, KvOutput? Output, int LeaderHint, int From);
+    private sealed record ReplyEvent(int Client, int OpId, ReplyKind Kind, KvOutput? Output, int LeaderHint, int From, long? At);
     private sealed record TimeoutEvent(int Client, int OpId);
 }

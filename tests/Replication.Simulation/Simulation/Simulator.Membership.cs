@@ -82,7 +82,7 @@ public sealed partial class Simulator
     /// <summary>The host of a brand-new node starts it: empty configuration, empty disk.</summary>
     private SimNode CreateNode()
     {
-        var n = new SimNode(this, _nodes.Count + 1, Array.Empty<int>());
+        var n = new SimNode(this, _nodes.Count + 1, Array.Empty<int>(), DrawTickPeriod());
         _nodes.Add(n);
         n.Start();
         Schedule(1 + _rng.Next(SimOptions.TickUnits), new TickEvent(n.Id));
@@ -100,7 +100,13 @@ public sealed partial class Simulator
         var leader = CurrentLeader();
         if (leader is null) return;
         var core = leader.Core!;
-        if (core.IsConfChangePending) return; // wait for the change in flight to commit (or be overwritten)
+        if (core.IsConfChangePending)
+        {
+            // Usually wait for the change in flight to commit (or be overwritten), as the product's
+            // driver does; sometimes propose anyway, to hold the core to its one-change-at-a-time rule.
+            if (_rng.Next(3) == 0) ProposeWhilePending(leader);
+            return;
+        }
         var committedMembers = core.Voters.Concat(core.Learners).ToHashSet();
         foreach (var x in _nodes)
             if (!x.Retired && !_desiredVoters.Contains(x.Id) && !committedMembers.Contains(x.Id) && _retireScheduled.Add(x.Id))
@@ -125,6 +131,28 @@ public sealed partial class Simulator
         leader.Pump();
     }
 
+    /// <summary>
+    /// Invariant (thesis 4.1, the safety argument of RaftNode.Membership.cs): a leader whose latest
+    /// membership change is uncommitted refuses another. The change proposed is the plan's next
+    /// step from the configuration in force (which already includes the pending change), or, when
+    /// the plan is done, the removal of a follower; either would be a second change in flight.
+    /// </summary>
+    private void ProposeWhilePending(SimNode leader)
+    {
+        var core = leader.Core!;
+        var change = MembershipPlan.Next(core.Voters, core.Learners, _desiredVoters, Array.Empty<int>())
+            ?? new ConfChange(ConfChangeType.RemoveNode, core.Voters.Where(v => v != leader.Id).Max());
+        long index = core.ProposeConfChange(change);
+        Mix(11, leader.Id, (long)change.Type, change.NodeId, index, 0);
+        Count("conf change proposed while one is pending");
+        if (index != 0)
+        {
+            Violation($"leader {leader.Id} accepted {change} at index {index} while an earlier membership change was uncommitted");
+            return;
+        }
+        TraceLine(() => $"node {leader.Id} refuses {change} while a change is pending: {core.LastConfChangeRefusal}");
+    }
+
     /// <summary>A node's host applied the node's own removal: it shuts the node down a little later.</summary>
     internal void ObserveOwnRemoval(SimNode n)
     {
@@ -136,6 +164,7 @@ public sealed partial class Simulator
     {
         var n = Node(r.Node);
         if (n.Retired) return;
+        DropPause(n);
         n.Retire();
         Fault("shut down removed node", $"node {n.Id}: {r.Why}");
     }
