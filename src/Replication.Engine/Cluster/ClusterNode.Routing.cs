@@ -248,7 +248,7 @@ public sealed partial class ClusterNode
         ThrowIfStopped();
         KvLimits.Validate(key, null);
         int shard = _shardMap.ShardFor(key);
-        if (consistency == ReadConsistency.Stale && _host.Status.ContainsKey(shard)) return ReadLocal(shard, key);
+        if ((consistency == ReadConsistency.Stale || _host.MutantLocalReads) && _host.Status.ContainsKey(shard)) return ReadLocal(shard, key); // the mutant: NodeHost.Faults.cs
         return await RouteAsync(shard, Deadline(timeout), idempotent: true,
             local: async remaining =>
             {
