@@ -56,6 +56,7 @@ internal static class ErrorCodec
             "ClusterNotRunning" => new ClusterNotRunningException(m, received: true),
             "NotSupportedRemotely" => new NotSupportedRemotelyException(m),
             "StorageCorrupt" => new StorageCorruptException(m),
+            DiskFullException.Id => new DiskFullException(m),
             "AuthenticationFailed" => new AuthenticationFailedException(m),
             "EndpointUnreachable" => new EndpointUnreachableException(m),
             ClusterOptionsException.Invalid or ClusterOptionsException.PathMismatch or "InvalidEndpoint" or "ListenNotLoopback" => new ClusterOptionsException(r.ErrorId, m),

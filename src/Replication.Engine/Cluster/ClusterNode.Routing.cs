@@ -280,7 +280,7 @@ public sealed partial class ClusterNode
             int shard = map.ShardFor(key);
             try
             {
-                if (consistency == ReadConsistency.Stale && _host.Status.ContainsKey(shard)) return ReadLocal(shard, key);
+                if ((consistency == ReadConsistency.Stale || _host.MutantLocalReads) && _host.Status.ContainsKey(shard)) return ReadLocal(shard, key); // the mutant: NodeHost.Faults.cs
                 return await RouteAsync(shard, deadline, idempotent: true,
                     local: async remaining =>
                     {

@@ -35,6 +35,8 @@ public sealed partial class ClusterNode
             var peers = _metadata.Nodes.Keys.Concat(_peerHints.Keys).Where(id => id != NodeId).Distinct().ToArray();
             await Task.WhenAll(peers.Select(id => PollPeerAsync(id, ct))).ConfigureAwait(false);
             foreach (var gone in _peerViews.Keys.Except(peers)) _peerViews.TryRemove(gone, out _);
+            // Peers whose disk is full: a leader refuses writes at once when they leave it no quorum that can persist (NodeHost.DiskFull.cs).
+            _host.NoteFullPeers(FreshReports().Where(r => r.Report.Nodes.Any(n => n.Id == r.Node && n.DiskFull)).Select(r => r.Node));
             try { await Task.Delay(StatusInterval, ct).ConfigureAwait(false); }
             catch (OperationCanceledException) { return; }
         }
@@ -224,7 +226,8 @@ public sealed partial class ClusterNode
             LastContact = status.Any(s => s.LastContact is null) ? null : status.Select(s => s.LastContact).Min(),
             DataPath = _options.Path,
             SizeBytes = size,
-            StateReason = latest is null ? "running" : $"shard {latest.Shard}: {latest.StateReason}",
+            DiskFull = _host.DiskFull is not null,
+            StateReason = _host.DiskFull is { } full ? "refusing writes: " + full : latest is null ? "running" : $"shard {latest.Shard}: {latest.StateReason}",
             StateSince = latest?.StateSince,
             RebuiltEpoch = _identity.RebuiltEpoch,
         };

@@ -271,6 +271,12 @@ public sealed class EmbeddedCluster : ClusterClient
 
     // ---- nodes: what a process hosting them can do ----
 
+    /// <summary>How its nodes and its own client connect (the fault drill's clients connect the same way).</summary>
+    internal Security.TransportSecurity ClientSecurity => _security;
+
+    /// <summary>The ids of every node of the cluster, running or not.</summary>
+    internal IReadOnlyList<int> NodeIds => _manifest.Nodes.Where(s => s.Id != 0).Select(s => s.Id).Order().ToArray();
+
     /// <summary>The running node <paramref name="id"/> of this process, or null (for engine tests).</summary>
     internal ClusterNode? Node(int id) => _nodes.TryGetValue(id, out var n) && n.IsRunning ? n : null;
 

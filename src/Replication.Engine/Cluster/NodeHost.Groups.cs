@@ -107,6 +107,14 @@ internal sealed partial class NodeHost
             snapshot = new SnapshotMetadata(0, 0, bootstrapVoters.ToArray(), bootstrapLearners?.ToArray() ?? Array.Empty<int>());
             _logStore.SaveSnapshot(group, snapshot, discardLog: false);
         }
+        var runtime = new GroupRuntime(NewCore(group, stored, snapshot, applied));
+        _groups[group] = runtime;
+        return true;
+    }
+
+    /// <summary>A core for <paramref name="group"/> from what the stores hold: hard state, log, snapshot and applied index.</summary>
+    private RaftNode NewCore(int group, Storage.RaftGroupLog stored, SnapshotMetadata? snapshot, long applied)
+    {
         _groupRandom ??= _options.Seed is int seed ? new Random(seed * 7919 + Id + 1) : new Random();
         var config = new RaftConfig
         {
@@ -118,9 +126,7 @@ internal sealed partial class NodeHost
             Applied = applied,
             Random = new Random(_groupRandom.Next()),
         };
-        var runtime = new GroupRuntime(new RaftNode(config, stored.State, stored.Entries, snapshot));
-        _groups[group] = runtime;
-        return true;
+        return new RaftNode(config, stored.State, stored.Entries, snapshot);
     }
 
     private Task<T> RunOnLoopAsync<T>(Func<T> work)

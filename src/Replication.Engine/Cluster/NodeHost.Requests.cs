@@ -53,6 +53,11 @@ internal sealed partial class NodeHost
             return;
         }
         if (HoldAtBarrier(g, p)) return; // a consistent cut is being taken (NodeHost.Cut.cs)
+        if (DiskFullRefusal(g) is { } refusal) // NodeHost.DiskFull.cs: nothing is proposed while the disk is full
+        {
+            p.Completion.TrySetException(refusal);
+            return;
+        }
         long first = g.Core.Propose(p.Commands);
         if (first == 0)
         {
@@ -252,7 +257,8 @@ internal sealed partial class NodeHost
     /// <summary>Per-group state the loop keeps beside the core.</summary>
     private sealed class GroupRuntime(RaftNode core)
     {
-        public RaftNode Core { get; } = core;
+        /// <summary>Replaced only when a full disk makes the host restart the core from its files (NodeHost.DiskFull.cs).</summary>
+        public RaftNode Core { get; set; } = core;
         public Dictionary<long, ProposalBatch> PendingByIndex { get; } = new();
         public List<ProposalBatch> AwaitingAll { get; } = new();
         public Dictionary<long, ReadRequest> PendingReads { get; } = new();

@@ -75,10 +75,16 @@ internal sealed partial class NodeHost : IAsyncDisposable
     private async Task StartCoreAsync(IPEndPoint listen, CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(_options.DataPath);
-        _logStore = new RaftLogStore(Path.Combine(_options.DataPath, "raft.db"));
-        _kv = new KvStore(Path.Combine(_options.DataPath, "state.db"));
+        string raftPath = Path.Combine(_options.DataPath, "raft.db"), statePath = Path.Combine(_options.DataPath, "state.db");
+        _logStore = StorageErrors.MapCorruption(raftPath, () => new RaftLogStore(raftPath));
+        _kv = StorageErrors.MapCorruption(statePath, () => new KvStore(statePath));
+        // A torn or zeroed page anywhere in either file is found here, before anything is served from it (README,
+        // "A damaged replica"); the log's entries are also checked one by one (CRC-32C) as each group loads.
+        _logStore.CheckIntegrity();
+        _kv.CheckIntegrity();
         INodeStorage storage = new NodeStorage(_logStore, _kv);
-        _storage = _options.StorageDecorator?.Invoke(Id, storage) ?? storage;
+        _slowDisk = new SlowDiskStorage(_options.StorageDecorator?.Invoke(Id, storage) ?? storage);
+        _storage = _slowDisk;
         DiscardStagedSnapshots();
         _transport = new TcpTransport(Id, _options.ClusterId, _options.Security, listen, OnMessage, _options.Log, _options.ClientHandler);
         await _transport.StartAsync(cancellationToken).ConfigureAwait(false);
@@ -100,6 +106,7 @@ internal sealed partial class NodeHost : IAsyncDisposable
         _killed |= kill;
         _stopping = true;
         _wake.Set();
+        _thawed.Set();
         await _exited.Task.ConfigureAwait(false);
         AbortSnapshotTransfers();
         if (_transport is not null) await _transport.DisposeAsync().ConfigureAwait(false);
@@ -130,6 +137,7 @@ internal sealed partial class NodeHost : IAsyncDisposable
         {
             while (!_stopping)
             {
+                WaitWhileFrozen(); // NodeHost.Faults.cs: a drill's pause
                 var wait = _nextTick - _clock.Elapsed;
                 // Whole milliseconds, rounded up: WaitOne(TimeSpan) truncates, so a wait under 1 ms returned at once and the
                 // last millisecond before every tick was a busy loop (90% of a node's CPU when idle, bench finding).
@@ -139,6 +147,7 @@ internal sealed partial class NodeHost : IAsyncDisposable
                 DrainInbox();
                 for (int round = 0; round < 4 && !_killed && _groups.Values.Any(g => g.Core.HasReady); round++)
                     ProcessReadies();
+                DiskFullTick(); // NodeHost.DiskFull.cs
                 CompleteWaiters();
                 ExpireBarriers();
                 MaybeCompact();
@@ -181,6 +190,7 @@ internal sealed partial class NodeHost : IAsyncDisposable
         long timed = Math.Min(due, Math.Max(1, _options.ElectionTicks / 2));
         foreach (var g in _groups.Values)
         {
+            if (!MayTick(g)) { g.Core.Elapse(due); continue; } // NodeHost.DiskFull.cs: timers stop, the lease clock runs on
             for (long i = 0; i < timed; i++) g.Core.Tick();
             g.Core.Elapse(due - timed);
         }
@@ -194,7 +204,7 @@ internal sealed partial class NodeHost : IAsyncDisposable
             switch (work)
             {
                 case RaftMessage { Type: MessageType.SnapshotChunk } chunk:
-                    OnSnapshotChunk(chunk);
+                    OnSnapshotChunkOrDiskFull(chunk); // NodeHost.DiskFull.cs
                     break;
                 case RaftMessage { Type: MessageType.SnapshotAck } ack:
                     OnSnapshotAck(ack);
@@ -233,40 +243,64 @@ internal sealed partial class NodeHost : IAsyncDisposable
             if (ready.Snapshot is { } snapshot) InstallSnapshot(g, snapshot);
 
         var writes = new List<GroupWrite>();
+        var written = new List<(GroupRuntime Group, HardState State)>();
         foreach (var (g, ready) in readies)
         {
             // A hard state whose only change is a higher commit index need not be made durable on
             // its own: safety rests on term and vote, and a restarted node recovers its commit index
             // from the leader (and from the state machine's applied index). Skipping it saves one
             // fsync per commit round; it rides along with the next write that has to happen anyway.
-            var hs = ready.HardState;
-            bool termOrVote = hs is { } h && (h.Term != g.Persisted.Term || h.Vote != g.Persisted.Vote);
+            // Term and vote are compared with what is on disk (not with the previous Ready), so a
+            // change whose save failed (a full disk) is written with the next save.
+            var state = ready.HardState ?? g.Core.HardState;
+            bool termOrVote = state.Term != g.Persisted.Term || state.Vote != g.Persisted.Vote;
             if (!termOrVote && ready.Entries.Count == 0) continue;
-            var state = hs ?? g.Core.HardState;
             writes.Add(new GroupWrite(g.Core.Group, state, ready.Entries));
-            g.Persisted = state;
+            written.Add((g, state));
         }
-        if (writes.Count > 0) _storage!.Save(writes); // durable (synchronous=FULL) before anything leaves
+        // Durable (synchronous=FULL) before anything leaves. False: the disk is full and nothing was
+        // stored; what then may still leave, and why, is in NodeHost.DiskFull.cs.
+        var outcome = writes.Count == 0 ? SaveOutcome.Saved : TrySave(writes);
+        bool saved = outcome == SaveOutcome.Saved;
         if (_killed) return;
-
-        foreach (var (g, ready) in readies)
-            foreach (var m in ready.Messages)
-            {
-                if (m.Type == MessageType.Snapshot) StartSnapshotTransfer(g, m); // the data goes out of band, in chunks
-                else _transport!.Send(m);
-            }
+        if (saved) foreach (var (g, state) in written) g.Persisted = state;
 
         foreach (var (g, ready) in readies)
         {
-            if (ready.Entries.Count > 0) OnEntriesPersisted(g, ready.Entries);
-            if (ready.CommittedEntries.Count > 0)
+            bool unsaved = !saved && written.Exists(w => w.Group == g);
+            bool termVoteDurable = g.Core.Term == g.Persisted.Term && g.Core.Vote == g.Persisted.Vote;
+            foreach (var m in ready.Messages)
             {
-                var results = ApplyCommitted(g, ready.CommittedEntries); // NodeHost.Consistency.cs: may pause for a snapshot
+                if (unsaved && !(termVoteDurable && MaySendUnpersisted(m))) continue;
+                if (m.Type == MessageType.Snapshot) StartSnapshotTransfer(g, m); // the data goes out of band, in chunks
+                else _transport!.Send(m);
+            }
+        }
+
+        foreach (var (g, ready) in readies)
+        {
+            bool unsaved = !saved && written.Exists(w => w.Group == g);
+            if (!unsaved && ready.Entries.Count > 0) OnEntriesPersisted(g, ready.Entries);
+            bool applied = false;
+            if (ready.CommittedEntries.Count > 0 && TryApply(g, ready.CommittedEntries) is { } results) // NodeHost.Consistency.cs: may pause for a snapshot
+            {
                 OnEntriesApplied(g, ready.CommittedEntries, results);
+                applied = true;
             }
             foreach (var rs in ready.ReadStates) OnReadConfirmed(g, rs);
             if (ready.SoftState is { } ss) OnRoleChanged(g, ss);
-            g.Core.Advance(ready);
+            if (unsaved && outcome == SaveOutcome.Failed && g.Core.Role != RaftRole.Leader
+                && (g.Core.Term != g.Persisted.Term || g.Core.Vote != g.Persisted.Vote))
+            {
+                RestartFromFiles(g); // NodeHost.DiskFull.cs
+                continue;
+            }
+            // What could not be written (a full disk) is not reported done: the core offers it again.
+            g.Core.Advance(!unsaved && (applied || ready.CommittedEntries.Count == 0) ? ready : new Ready
+            {
+                Entries = unsaved ? Array.Empty<LogEntry>() : ready.Entries,
+                CommittedEntries = applied ? ready.CommittedEntries : Array.Empty<LogEntry>(),
+            });
         }
     }
 

@@ -22,6 +22,8 @@ public sealed record ReplicationNode
     public DateTimeOffset? LastContact { get; init; }
     public required string DataPath { get; init; }
     public long SizeBytes { get; init; }
+    /// <summary>The node's disk is full: it refuses writes until a probe write succeeds (StateReason says since when).</summary>
+    public bool DiskFull { get; init; }
     /// <summary>Why the node is in its current state, and since when (Rachis-style).</summary>
     public string? StateReason { get; init; }
     public DateTimeOffset? StateSince { get; init; }

@@ -8,7 +8,9 @@ namespace Replication.Engine.Storage;
 /// tests/.../FaultInjectionTests.cs). Contract, as the stores': <see cref="Save"/> is durable when it
 /// returns and stores nothing if it throws; <see cref="Apply"/> commits entries with the applied
 /// index in one transaction. Any exception from either stops the node (NodeHost.Loop): it never
-/// acknowledges or applies past a failed write. Called from the node loop thread only.
+/// acknowledges or applies past a failed write — except a full disk (SQLITE_FULL, ENOSPC), after which the
+/// node stays up, refuses new writes and retries (NodeHost.DiskFull.cs): such a failure stores nothing, so the
+/// write can simply be made again later. Called from the node loop thread only.
 /// </summary>
 internal interface INodeStorage
 {
@@ -17,6 +19,12 @@ internal interface INodeStorage
 
     /// <summary>See <see cref="KvStore.Apply"/>.</summary>
     IReadOnlyList<EntryApplyResult> Apply(int shard, IReadOnlyList<LogEntry> entries);
+
+    /// <summary>
+    /// Commits one small write to each store that changes nothing (<see cref="RaftLogStore.Probe"/>,
+    /// <see cref="KvStore.Probe"/>), to learn whether a full disk has room again. Throws as Save and Apply do.
+    /// </summary>
+    void Probe();
 }
 
 /// <summary>The real storage: raft.db and state.db. Not thread-safe (node loop only).</summary>
@@ -25,4 +33,10 @@ internal sealed class NodeStorage(RaftLogStore log, KvStore kv) : INodeStorage
     public void Save(IReadOnlyList<GroupWrite> writes) => log.Save(writes);
 
     public IReadOnlyList<EntryApplyResult> Apply(int shard, IReadOnlyList<LogEntry> entries) => kv.Apply(shard, entries);
+
+    public void Probe()
+    {
+        log.Probe();
+        kv.Probe();
+    }
 }

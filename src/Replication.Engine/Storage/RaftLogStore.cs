@@ -84,10 +84,16 @@ public sealed class RaftLogStore : IDisposable
     /// Reads one group's hard state and all its entries. Every entry is verified (CRC-32C and
     /// contiguous indexes) because this is what a restarting node trusts its vote and log from.
     /// </summary>
-    /// <exception cref="StorageCorruptException">An entry fails its checksum, has an unknown type, or indexes have a gap.</exception>
+    /// <exception cref="StorageCorruptException">An entry fails its checksum, has an unknown type, or indexes have a gap;
+    /// or SQLite finds a page of the file malformed.</exception>
     public RaftGroupLog Load(int group)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        return StorageErrors.MapCorruption(_filePath, () => LoadCore(group));
+    }
+
+    private RaftGroupLog LoadCore(int group)
+    {
         using var tx = _conn.BeginTransaction(deferred: true); // one consistent snapshot of state and log
 
         var state = HardState.Empty;
@@ -203,6 +209,30 @@ public sealed class RaftLogStore : IDisposable
                 _insertEntry.ExecuteNonQuery();
             }
         }
+        tx.Commit();
+    }
+
+    /// <summary>
+    /// Runs SQLite's <c>PRAGMA quick_check</c> on raft.db (see <see cref="KvStore.CheckIntegrity"/>): the entries' CRCs
+    /// (checked by <see cref="Load"/>) cover their contents, this covers the B-tree pages around them.
+    /// </summary>
+    /// <exception cref="StorageCorruptException">The check found a problem.</exception>
+    public void CheckIntegrity()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        SqliteSetup.QuickCheck(_conn, _filePath);
+    }
+
+    /// <summary>
+    /// Commits one transaction that inserts and deletes a marker row (group <see cref="int.MinValue"/>, never a real
+    /// group): it changes nothing, but writes a page to the WAL like any save, so it fails with SQLITE_FULL while the
+    /// disk has no room. (Rewriting an existing row unchanged would not do: SQLite skips identical content.)
+    /// </summary>
+    public void Probe()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        using var tx = _conn.BeginTransaction();
+        SqliteSetup.Execute(_conn, tx, $"INSERT INTO raft_state(grp, term, vote, commit_idx) VALUES({int.MinValue}, 0, 0, 0); DELETE FROM raft_state WHERE grp = {int.MinValue};");
         tx.Commit();
     }
 

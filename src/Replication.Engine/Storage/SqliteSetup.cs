@@ -106,6 +106,26 @@ internal static class SqliteSetup
         tx.Commit();
     }
 
+    /// <summary>
+    /// <c>PRAGMA quick_check</c> on <paramref name="conn"/>'s database (see <see cref="KvStore.CheckIntegrity"/>): throws
+    /// <see cref="StorageCorruptException"/> naming <paramref name="filePath"/> and up to 10 problems unless SQLite answers "ok".
+    /// SQLite's own corruption errors while checking are reported the same way.
+    /// </summary>
+    public static void QuickCheck(SqliteConnection conn, string filePath)
+    {
+        var problems = StorageErrors.MapCorruption(filePath, () =>
+        {
+            using var cmd = conn.CreateCommand();
+            cmd.CommandText = "PRAGMA quick_check(10);";
+            using var r = cmd.ExecuteReader();
+            var lines = new List<string>();
+            while (r.Read()) lines.Add(r.GetString(0));
+            return lines;
+        });
+        if (problems is ["ok"]) return;
+        throw new StorageCorruptException($"'{filePath}' fails SQLite's integrity check (quick_check): {string.Join("; ", problems)}.") { Target = filePath };
+    }
+
     public static void Execute(SqliteConnection conn, string sql) => Execute(conn, null, sql);
 
     /// <summary>The value of a pragma on <paramref name="conn"/> (e.g. "synchronous").</summary>

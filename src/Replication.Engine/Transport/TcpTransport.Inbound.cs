@@ -106,6 +106,7 @@ public sealed partial class TcpTransport
                         continue;
                     }
                     Interlocked.Increment(ref _counters.MessagesReceived);
+                    if (IsCutOff(message.From)) continue; // a drill's partition (TcpTransport.Faults.cs)
                     try { _onReceive(message); }
                     catch (Exception e) { Log($"receive callback failed on {message}: {e}"); }
                 }

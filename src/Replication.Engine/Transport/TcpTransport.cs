@@ -187,6 +187,7 @@ public sealed partial class TcpTransport : IAsyncDisposable
     public void Send(RaftMessage message)
     {
         ArgumentNullException.ThrowIfNull(message);
+        if (IsCutOff(message.To)) return; // a drill's partition (TcpTransport.Faults.cs)
         if (!_disposed && _peers.TryGetValue(message.To, out var sender))
             sender.Enqueue(message);
         else

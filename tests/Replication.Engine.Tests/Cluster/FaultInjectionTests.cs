@@ -16,12 +16,13 @@ public sealed class FaultInjectionTests
 {
     private static readonly CancellationToken None = CancellationToken.None;
 
-    public enum Fault { WriteFails, FsyncFailsAfterWrite, ApplyFails }
+    public enum Fault { WriteFails, FsyncFailsAfterWrite, ApplyFails, SqliteFsyncErrorAfterWrite }
 
     [Theory]
     [InlineData(Fault.WriteFails)]
     [InlineData(Fault.FsyncFailsAfterWrite)]
     [InlineData(Fault.ApplyFails)]
+    [InlineData(Fault.SqliteFsyncErrorAfterWrite)] // what SQLite itself raises when fsync fails (SQLITE_IOERR_FSYNC): never taken for a full disk
     public async Task A_storage_fault_stops_the_node_and_no_unpersisted_write_is_acknowledged(Fault fault)
     {
         var storages = new ConcurrentDictionary<int, FaultyStorage>(); // the current storage of each node
@@ -111,6 +112,7 @@ public sealed class FaultInjectionTests
             if (_fault == Fault.WriteFails && Due()) throw new IOException("injected write failure");
             inner.Save(writes);
             if (_fault == Fault.FsyncFailsAfterWrite && Due()) throw new IOException("injected fsync failure");
+            if (_fault == Fault.SqliteFsyncErrorAfterWrite && Due()) throw new Microsoft.Data.Sqlite.SqliteException("injected disk I/O error (fsync)", 10, 10 | (4 << 8)); // SQLITE_IOERR_FSYNC
             foreach (var w in writes)
                 foreach (var e in w.Entries) persisted[(w.Group, e.Index)] = true;
         }
@@ -120,6 +122,8 @@ public sealed class FaultInjectionTests
             if (_fault == Fault.ApplyFails && Due()) throw new IOException("injected apply failure");
             return inner.Apply(shard, entries);
         }
+
+        public void Probe() => inner.Probe();
 
         private bool Due()
         {

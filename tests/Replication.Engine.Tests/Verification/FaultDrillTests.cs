@@ -1,0 +1,102 @@
+using System.Diagnostics;
+using Replication.Engine.Verification;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Replication.Engine.Tests.Verification;
+
+/// <summary>
+/// The fault drill (Verification/FaultDrill.cs) in the suite: a short drill with every fault on a temporary embedded
+/// cluster passes; the same drill against a deliberately broken engine (the local-reads mutant: linearizable reads
+/// served by whatever replica the client reached) reports violations, which proves the drill can fail; and the fault
+/// plan is a pure function of its seed. Real timing: the number of operations and faults varies from run to run.
+/// </summary>
+[Trait("Category", "Drill")]
+public sealed class FaultDrillTests(ITestOutputHelper output)
+{
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+
+    private void Log(string line)
+    {
+        if (!line.StartsWith("drill:", StringComparison.Ordinal)) return; // node events are too many for the test output
+        try { output.WriteLine($"{_clock.Elapsed.TotalSeconds,7:0.000} {line}"); } catch (InvalidOperationException) { }
+    }
+
+    [Fact]
+    public async Task A_short_drill_with_every_fault_on_a_temporary_embedded_cluster_passes()
+    {
+        // The first seed whose 15-second plan holds every kind of fault (the plan depends on the seed only).
+        var duration = TimeSpan.FromSeconds(15);
+        int seed = Enumerable.Range(1, 1000).First(s => FaultSchedule.Plan(s, duration, DrillFault.All, new[] { 1, 2, 3 }, 4).Select(p => p.Kind).Distinct().Count() == 4);
+        var report = await FaultDrill.RunOnNewClusterAsync(new FaultDrillOptions
+        {
+            Duration = duration,
+            Seed = seed,
+            Clients = 4,
+            Log = Log,
+        }, path: null, progress: null, CancellationToken.None);
+        Describe(report);
+        Assert.True(report.Passed, report.Detail);
+        Assert.Equal(0, report.Violations);
+        Assert.Equal(0, report.AcknowledgedWritesLost);
+        Assert.Equal(0, report.Undecided);
+        Assert.True(report.Operations > 300, $"{report.Operations} operations");
+        Assert.True(report.FaultLog.Count >= 3, $"{report.FaultLog.Count} faults");
+        Assert.True(report.Succeeded > report.Operations / 2, $"{report.Succeeded} of {report.Operations} succeeded");
+        Assert.True(report.LongestUnavailability < TimeSpan.FromSeconds(10), $"unavailable for {report.LongestUnavailability}");
+        Assert.Equal(4, report.Faults.Count); // Kill, Pause, Partition and SlowDisk all ran
+        Assert.Contains($"-Seed {seed}", report.Replay);
+    }
+
+    [Fact]
+    public async Task The_drill_reports_violations_against_an_engine_that_serves_linearizable_reads_from_any_replica()
+    {
+        var report = await FaultDrill.RunOnNewClusterAsync(new FaultDrillOptions
+        {
+            Duration = TimeSpan.FromSeconds(10),
+            Seed = 11,
+            Clients = 4,
+            Faults = DrillFault.Partition | DrillFault.Pause, // a replica cut off or paused serves old values
+            MutantLocalReads = true,
+            Log = Log,
+        }, path: null, progress: null, CancellationToken.None);
+        Describe(report);
+        Assert.False(report.Passed);
+        Assert.True(report.Violations > 0, "the mutant must be caught");
+        Assert.Contains("no linearization", report.Detail);
+    }
+
+    [Fact]
+    public void The_fault_plan_is_a_pure_function_of_the_seed()
+    {
+        var nodes = new[] { 1, 2, 3 };
+        var a = FaultSchedule.Plan(5, TimeSpan.FromSeconds(60), DrillFault.All, nodes, 4);
+        var b = FaultSchedule.Plan(5, TimeSpan.FromSeconds(60), DrillFault.All, nodes, 4);
+        var c = FaultSchedule.Plan(6, TimeSpan.FromSeconds(60), DrillFault.All, nodes, 4);
+        Assert.Equal(a, b);
+        Assert.NotEqual(a, c);
+        Assert.True(a.Count >= 10, $"{a.Count} faults in a minute");
+        Assert.All(a, p => Assert.True(p.At >= FaultSchedule.WarmUp(TimeSpan.FromSeconds(60)) && p.At + p.Hold <= TimeSpan.FromSeconds(55)));
+        Assert.Equal(4, a.Select(p => p.Kind).Distinct().Count());
+        Assert.All(FaultSchedule.Plan(5, TimeSpan.FromSeconds(60), DrillFault.Kill | DrillFault.Pause, nodes, 4), p => Assert.True(p.Kind is DrillFault.Kill or DrillFault.Pause));
+    }
+
+    [Fact]
+    public async Task Faults_a_target_cannot_inject_are_refused_before_anything_runs()
+    {
+        var e = await Assert.ThrowsAsync<InvalidDrillOptionsException>(() => FaultDrill.RunOnNodeProcessesAsync(
+            new FaultDrillOptions { Faults = DrillFault.Partition }, _ => throw new InvalidOperationException("must not start anything"), null, null, CancellationToken.None));
+        Assert.Equal("InvalidDrillOptions", e.ErrorId);
+        Assert.Contains("Partition", e.Message);
+        await Assert.ThrowsAsync<InvalidDrillOptionsException>(() => FaultDrill.RunOnNewClusterAsync(new FaultDrillOptions { Duration = TimeSpan.FromSeconds(1) }, null, null, CancellationToken.None));
+    }
+
+    private void Describe(ReplicationDrillReport r)
+    {
+        output.WriteLine($"seed {r.Seed}: {r.Operations} operations ({r.Succeeded} ok, {r.Failed} failed, {r.Unknown} unknown; {r.Writes} writes, {r.Reads} reads) in {r.Elapsed.TotalSeconds:0.0} s");
+        output.WriteLine($"faults: {string.Join(", ", r.Faults.Select(kv => $"{kv.Key} {kv.Value}"))}; longest unavailability {r.LongestUnavailability.TotalMilliseconds:0} ms");
+        output.WriteLine($"lost {r.AcknowledgedWritesLost}, violations {r.Violations}, undecided {r.Undecided} of {r.KeysChecked} keys; passed {r.Passed}");
+        foreach (var e in r.FaultLog) output.WriteLine("  " + e);
+        if (r.Detail is not null) output.WriteLine(r.Detail.Length > 3000 ? r.Detail[..3000] : r.Detail);
+    }
+}
