@@ -36,6 +36,12 @@
         'Test-ReplicationConsistency'
         'New-ReplicationCertificate'
         'Export-ReplicationReport'
+        'Get-ReplicationRing'
+        'Add-ReplicationNode'
+        'Remove-ReplicationNode'
+        'Move-ReplicationShard'
+        'Invoke-ReplicationRebalance'
+        'Split-ReplicationShard'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

@@ -18,6 +18,9 @@
 #   SyntaxOnly  = a reason: the example is only parsed. None so far: keep it that way.
 # A new cmdlet's examples need an entry only when one of these applies.
 @{
+    'Add-ReplicationNode#3'          = @{ Endpoints = @('Local', 'Local') }
+    'Move-ReplicationShard#1'        = @{ Before = 'Add-ReplicationNode | Out-Null' }
+    'Remove-ReplicationNode#1'       = @{ Before = 'Add-ReplicationNode | Out-Null' }
     'Connect-ReplicationCluster#1'   = @{ Endpoints = @('Remote', 'Remote') }
     'Connect-ReplicationCluster#2'   = @{ Endpoints = @('Remote') }
     'Disconnect-ReplicationCluster#1' = @{ Before = 'Connect-ReplicationCluster -Endpoint $RemoteEndpoints -ClusterSecret $secret -Name remote-view | Out-Null' }

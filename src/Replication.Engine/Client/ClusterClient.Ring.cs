@@ -13,9 +13,18 @@ public partial class ClusterClient
     {
         ThrowIfDisposed();
         var before = GetShards().FirstOrDefault(s => s.Id == shard) ?? throw new ShardNotFoundException(shard) { Target = shard };
+        var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
         var (answer, _) = await AdminAsync<SplitAnswer>(AdminOps.ShardSplit, 0, new SplitArgs(shard, (long)timeout.TotalMilliseconds, before.HashStart, before.HashEnd), timeout, cancellationToken).ConfigureAwait(false);
-        var shards = GetShards();
-        return new[] { answer.Shard, answer.NewShard }.Select(id => shards.First(s => s.Id == id)).ToArray();
+        // The node this client asks for status may apply the map's change a moment after the coordinator did.
+        while (true)
+        {
+            var shards = (await StatusAsync(cancellationToken).ConfigureAwait(false)).Shards;
+            var halves = new[] { answer.Shard, answer.NewShard }.Select(id => shards.FirstOrDefault(s => s.Id == id)).ToArray();
+            if (halves.All(h => h is not null)) return halves!;
+            if (Stopwatch.GetTimestamp() > deadline)
+                throw new QuorumUnavailableException(answer.NewShard, timeout, $"shard {shard} split (new shard {answer.NewShard}), but the node this client asks has not learned the new map yet");
+            await Task.Delay(PlacementPoll, cancellationToken).ConfigureAwait(false);
+        }
     }
 
     public async Task<IReadOnlyList<ReplicationRingEntry>> GetRingAsync(CancellationToken cancellationToken)

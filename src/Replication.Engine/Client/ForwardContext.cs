@@ -17,4 +17,15 @@ public static class ForwardContext
         Forwarded.Value = true; // restored when this async method returns (the context is copied on entry)
         return await serve().ConfigureAwait(false);
     }
+
+    /// <summary>
+    /// Runs a coordinator's work (a split, which routes its own steps to other groups' leaders) as a request of its own:
+    /// each of its steps is one hop again. Without this, a coordination reached by forwarding refused every step whose
+    /// group this node did not lead ("never a second hop") and retried until it timed out.
+    /// </summary>
+    internal static async Task<T> RunAsOriginAsync<T>(Func<Task<T>> work)
+    {
+        Forwarded.Value = false; // restored when this async method returns
+        return await work().ConfigureAwait(false);
+    }
 }

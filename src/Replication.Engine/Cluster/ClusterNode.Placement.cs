@@ -53,13 +53,14 @@ public sealed partial class ClusterNode
             await _host.ReplaceGroupDataAsync(group, importFrom: null).ConfigureAwait(false);
             Log($"node {NodeId}: shard {group} moved away: its replica here is dropped");
         }
-        // Left the cluster: it was marked leaving, it holds no shard, and it is deregistered (its own metadata replica may have
-        // applied the deletion: it was the metadata leader) or out of the metadata group (then its replica stops learning).
+        // Left the cluster: it was marked leaving, it holds no shard, and the metadata group's current leader reports it out of
+        // the group (its own replica may already show it deregistered — it was the metadata leader — but it must stay until
+        // the group's removal of it has committed: a leader that removes itself hands over first, Raft thesis 4.2.2).
         bool registered = metadata.Nodes.TryGetValue(NodeId, out var self);
         if (registered && self!.Leaving) _sawSelfLeaving = true;
         if (_sawSelfLeaving && (!registered || self!.Leaving)
             && _host.Status.Keys.All(g => g == ClusterMetadata.MetadataGroup)
-            && (!registered || RemovedFrom(ClusterMetadata.MetadataGroup))
+            && RemovedFrom(ClusterMetadata.MetadataGroup)
             && Interlocked.Exchange(ref _leftCluster, 1) == 0)
         {
             Log($"node {NodeId}: removed from the cluster (it holds no replica and is deregistered): stopping");

@@ -26,6 +26,8 @@ namespace Replication.Engine.Cluster;
 public sealed partial class ClusterNode
 {
     private readonly SemaphoreSlim _splitGate = new(1, 1);
+    /// <summary>Ids this node took for splits it coordinates, by the shard and range split (guarded by _splitGate).</summary>
+    private readonly Dictionary<(int Shard, ulong Start, ulong Last), int> _splitIds = new();
     private static readonly TimeSpan SplitTimeout = TimeSpan.FromSeconds(30);
 
     /// <summary>Splits a shard, from any node (routed to the metadata leader). Returns the two halves. Idempotent (<see cref="SplitArgs"/>).</summary>
@@ -33,7 +35,7 @@ public sealed partial class ClusterNode
     {
         var timeout = TimeSpan.FromMilliseconds(Math.Clamp(args.TimeoutMs, 1, (long)SplitTimeout.TotalMilliseconds * 10));
         return RouteAsync(ClusterMetadata.MetadataGroup, Deadline(timeout), idempotent: true,
-            local: _ => CoordinateSplitAsync(args.Shard, (args.ExpectStart, args.ExpectLast), ct),
+            local: _ => ForwardContext.RunAsOriginAsync(() => CoordinateSplitAsync(args.Shard, (args.ExpectStart, args.ExpectLast), ct)),
             remote: async (target, remaining) => (await CallAdminAsync<SplitAnswer>(target, AdminOps.ShardSplit, args, remaining + NetworkMargin, ct).ConfigureAwait(false)).Answer,
             why => new QuorumUnavailableException(ClusterMetadata.MetadataGroup, timeout, $"the split of shard {args.Shard} could not be coordinated: {why}") { Target = args.Shard }, ct);
     }
@@ -66,19 +68,27 @@ public sealed partial class ClusterNode
                 throw new ClusterOptionsException(ClusterOptionsException.Invalid, $"The cluster holds {map.Count} shards, the most it can ({ClusterOptions.MaxShardCount}); shard {shard} does not split.") { Target = shard };
 
             // The new shard's id: compare-and-set on the counter, so a second coordinator (after a leader change) takes another.
-            var counter = _host.Store.Get(ClusterMetadata.MetadataGroup, ClusterMetadata.NextShardKey);
-            int newShard = Math.Max(_metadata.NextShard, map.Ranges.Max(r => r.Shard) + 1);
-            var taken = await ProposeMetadataAsync(new[]
+            // A retry of a split this node coordinated before reuses the id it took: that attempt may have split the shard
+            // already (its answer lost), and the split entry is idempotent for one id only.
+            if (!_splitIds.TryGetValue((shard, range.Start, range.Last), out int newShard) || map.Contains(newShard))
             {
-                new KvOp(KvOpType.Put, ClusterMetadata.NextShardKey, (newShard + 1).ToString(System.Globalization.CultureInfo.InvariantCulture), counter?.Version ?? 0),
-            }, SplitTimeout, ct).ConfigureAwait(false);
-            if (!taken[0].Applied) throw new RetryableException("the next shard id was taken meanwhile");
+                var counter = _host.Store.Get(ClusterMetadata.MetadataGroup, ClusterMetadata.NextShardKey);
+                newShard = Math.Max(_metadata.NextShard, map.Ranges.Max(r => r.Shard) + 1);
+                var taken = await ProposeMetadataAsync(new[]
+                {
+                    new KvOp(KvOpType.Put, ClusterMetadata.NextShardKey, (newShard + 1).ToString(System.Globalization.CultureInfo.InvariantCulture), counter?.Version ?? 0),
+                }, SplitTimeout, ct).ConfigureAwait(false);
+                if (!taken[0].Applied) throw new RetryableException("the next shard id was taken meanwhile");
+                _splitIds[(shard, range.Start, range.Last)] = newShard;
+            }
 
             var halves = map.Split(shard, newShard);
             var left = halves.RangeOf(shard);
             var right = halves.RangeOf(newShard);
             var args = new SplitHereArgs(shard, newShard, left.Start, left.Last, right.Start, right.Last);
-            long index = await RouteAsync(shard, Deadline(SplitTimeout), idempotent: false,
+            // Idempotent: the leader proposes the entry only while the new shard does not exist, and a second entry for the
+            // same id is refused at apply (KvStore.SplitApplies), so a request lost in a leader change is simply sent again.
+            long index = await RouteAsync(shard, Deadline(SplitTimeout), idempotent: true,
                 local: _ => SplitHereLocalAsync(args),
                 remote: async (target, remaining) => (await CallAdminAsync<SplitAnswer>(target, AdminOps.ShardSplitHere, args, remaining + NetworkMargin, ct).ConfigureAwait(false)).Answer.Index,
                 why => new QuorumUnavailableException(shard, SplitTimeout, $"the split could not be proposed: {why}") { Target = shard }, ct).ConfigureAwait(false);

@@ -49,6 +49,9 @@ public sealed class RingTests(ITestOutputHelper output)
         Assert.All(c.GetShards(), s => Assert.Equal(3, s.Voters.Count));
         Assert.All(c.GetShards(), s => Assert.DoesNotContain(1, s.Voters.Concat(s.Learners)));
         await AssertLeadersBalancedAsync(c, 3);
+        var halves = await c.SplitShardAsync(0, Bound, CancellationToken.None); // the metadata group works on its new members
+        Assert.Equal(0, halves[0].Id);
+        Assert.Equal(9, c.GetShards().Count);
         int acknowledgedShrunk = recorder.Acknowledged;
         ClusterFixture.Eventually(() => recorder.Acknowledged >= acknowledgedShrunk + 30, "clients made progress after the shrink");
         stop.Cancel();
@@ -91,6 +94,25 @@ public sealed class RingTests(ITestOutputHelper output)
         Assert.Equal("b", ring.Single(e => e.Node == fourth.Id).Zone);
         Assert.Empty(await c.GetMovesAsync(CancellationToken.None));
         await AssertLeadersBalancedAsync(c, 4);
+    }
+
+    [Fact]
+    public async Task After_a_node_is_replaced_every_shard_keeps_a_leader_and_a_split_works_at_once()
+    {
+        await using var f = await ClusterFixture.StartAsync(nodes: 3, shards: 8, configure: o => o with { Seed = null });
+        var c = f.Cluster;
+        await c.AddNodeAsync(zone: null, learner: false, CancellationToken.None);
+        await c.WaitForPlacementAsync(null, Settle, CancellationToken.None);
+        await c.RemoveNodeAsync(1, force: false, Bound, CancellationToken.None);
+        await c.WaitForPlacementAsync(null, Settle, CancellationToken.None);
+        var halves = await c.SplitShardAsync(0, Bound, CancellationToken.None);
+        Assert.Equal(0, halves[0].Id);
+        Assert.True(halves[1].Id >= 8, $"the new shard has a new id ({halves[1].Id})");
+        Assert.Equal(9, c.GetShards().Count);
+        await c.WaitForLeadersAsync(null, Bound, CancellationToken.None);
+        var put = await f.PutAsync("after-split", "x");
+        Assert.Equal(1, put.Version);
+        await AssertLeadersBalancedAsync(c, 3);
     }
 
     /// <summary>Within the bound, every running voter leads ⌊S/N⌋ or ⌈S/N⌉ shards.</summary>

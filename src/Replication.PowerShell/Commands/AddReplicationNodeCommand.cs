@@ -1,0 +1,86 @@
+using System.Management.Automation;
+using Replication.Engine;
+
+namespace Replication.PowerShell.Commands;
+
+/// <summary>
+/// Adds a node to a cluster; the ring then moves the node's share of the replicas to it (a bounded number of shards at
+/// a time, each by Raft membership change: learner, catch-up by snapshot, promotion, removal of the old replica) and
+/// leaderships rebalance. An embedded cluster starts the new node in this process (folder node-N). A node of a cluster
+/// of node processes joins by being started in its own process (Start-ReplicationNode -Join); -Endpoint then follows
+/// it from the admin side. Returns the node once its replicas are in place (progress meanwhile), or once it is
+/// registered with -NoWait.
+/// </summary>
+/// <example>
+/// <code>Add-ReplicationNode</code>
+/// Adds a node to the current embedded cluster and waits until the ring's moves onto it are done.
+/// </example>
+/// <example>
+/// <code>Add-ReplicationNode -Zone rack-b -NoWait</code>
+/// Adds a node in failure domain rack-b (every shard then keeps a replica in a zone of its own where it can) and returns at once.
+/// </example>
+/// <example>
+/// <code>
+/// # in another process: Start-ReplicationNode -Path ./n4 -Listen 127.0.0.1:7104 -Join 127.0.0.1:7101 -ClusterSecret $secret -Wait
+/// Add-ReplicationNode -Endpoint 127.0.0.1:7104 -Timeout 120
+/// </code>
+/// Follows a node process that was started to join: waits until it is registered and holds its share.
+/// </example>
+/// <seealso cref="RemoveReplicationNodeCommand"/>
+/// <seealso cref="GetReplicationRingCommand"/>
+/// <seealso cref="StartReplicationNodeCommand"/>
+[Cmdlet(VerbsCommon.Add, "ReplicationNode", DefaultParameterSetName = NewSet)]
+[OutputType(typeof(ReplicationNode))]
+public sealed class AddReplicationNodeCommand : ClusterCmdlet
+{
+    public const string NewSet = "New";
+    public const string EndpointSet = "Endpoint";
+
+    /// <summary>host:port of a node process started with -Join, to follow (a cluster of node processes).</summary>
+    [Parameter(Mandatory = true, ParameterSetName = EndpointSet)]
+    [ValidateNotNullOrEmpty]
+    public string Endpoint { get; set; } = "";
+
+    /// <summary>The node's failure domain (rack, availability zone): a shard's replicas go to distinct zones first.</summary>
+    [Parameter]
+    [ValidateNotNull]
+    public string? Zone { get; set; }
+
+    /// <summary>The node holds non-voting copies of every shard only (asynchronous replication): it never votes or leads.</summary>
+    [Parameter]
+    public SwitchParameter Learner { get; set; }
+
+    /// <summary>Return once the node is registered, without waiting for the replicas to move.</summary>
+    [Parameter]
+    public SwitchParameter NoWait { get; set; }
+
+    /// <summary>Seconds to wait at most (a TimeSpan works too). Default 600 (10 minutes).</summary>
+    [Parameter]
+    [TimeoutSeconds]
+    public double Timeout { get; set; } = 600;
+
+    protected override void ProcessRecord()
+    {
+        ValidateTimeout(Timeout);
+        var cluster = ResolveCluster();
+        try
+        {
+            var node = ParameterSetName == EndpointSet
+                ? Await(cluster.Engine.WaitForNodeAsync(Endpoint, TimeoutSpan, StopToken))
+                : Await(cluster.Engine.AddNodeAsync(Zone, Learner, StopToken));
+            WriteVerbose($"node {node.Id} registered at {node.Endpoint}");
+            if (ParameterSetName == EndpointSet && (Zone is not null || Learner))
+                Await(cluster.Engine.SetNodeRoleAsync(node.Id, Zone, Learner ? true : null, TimeoutSpan, StopToken));
+            if (!NoWait)
+            {
+                var pump = new ProgressPump(activityId: 7);
+                var task = cluster.Engine.WaitForPlacementAsync(new MoveProgress(pump, $"Moving replicas to node {node.Id}"), TimeoutSpan, StopToken);
+                pump.WaitPumping(task, this);
+                Await(task);
+            }
+            WriteObject(cluster.Engine.GetNode(node.Id) with { Cluster = cluster.Name });
+        }
+        catch (ClusterNotRunningException e) { ThrowEngineError(e, cluster); }
+        catch (ReplicationException e) { ThrowEngineError(e, ParameterSetName == EndpointSet ? Endpoint : cluster.Name); }
+    }
+}
