@@ -36,6 +36,12 @@ public sealed partial class ClusterNode
     /// its own timeout, and the forwarding node waits for its answer until the caller's deadline (never beyond it).
     /// </summary>
     internal static readonly TimeSpan ForwardMargin = TimeSpan.FromMilliseconds(250);
+    /// <summary>
+    /// How long a forwarded write still waits for the old leader's answer once a newer leader is known: a deposed leader that
+    /// runs learns of the newer term within a heartbeat and then settles the write (committed, or lost and safe to send
+    /// again), which is a definite answer; a paused or dead one does not, and the write is then OutcomeUnknown.
+    /// </summary>
+    private static readonly TimeSpan DeposedLeaderGrace = TimeSpan.FromMilliseconds(200);
     /// <summary>How often a forwarded request that waits re-reads the peers' reports for a newer leader (this node's own
     /// replicas signal a change at once).</summary>
     private static readonly TimeSpan LeaderWatchPoll = TimeSpan.FromMilliseconds(50);
@@ -101,17 +107,24 @@ public sealed partial class ClusterNode
                 watch.Cancel(); // ends the watch
                 if (!call.IsCompleted)
                 {
-                    // Abandoned: its own timeout ends it; its failure is of no interest any more.
-                    _ = call.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
                     ct.ThrowIfCancellationRequested();
                     int leader = await moved.ConfigureAwait(false);
-                    if (!idempotent)
-                        throw new RemoteOperationException(RemoteOperationException.OutcomeUnknown, ReplicationErrorKind.Unavailable,
-                            $"Node {target} stopped answering while it had the write, and node {leader} leads shard {group} now: the write may or may not "
-                            + "have been applied (not sent again: it could apply twice).");
-                    why = $"node {target} stopped answering and node {leader} leads now";
-                    NoteLeader(group, leader);
-                    continue; // at once: the new leader serves it
+                    // A write is not sent again; but the old leader, if it still runs, settles it (committed by the new leader,
+                    // or lost) within a moment of hearing of the newer term: its answer is waited for that long.
+                    if (!idempotent) await Task.WhenAny(call, Task.Delay(DeposedLeaderGrace, ct)).ConfigureAwait(false);
+                    if (!call.IsCompleted)
+                    {
+                        // Abandoned: its own timeout ends it; its failure is of no interest any more.
+                        _ = call.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+                        ct.ThrowIfCancellationRequested();
+                        if (!idempotent)
+                            throw new RemoteOperationException(RemoteOperationException.OutcomeUnknown, ReplicationErrorKind.Unavailable,
+                                $"Node {target} stopped answering while it had the write, and node {leader} leads shard {group} now: the write may or may not "
+                                + "have been applied (not sent again: it could apply twice).");
+                        why = $"node {target} stopped answering and node {leader} leads now";
+                        NoteLeader(group, leader);
+                        continue; // at once: the new leader serves it
+                    }
                 }
             }
             try

@@ -11,11 +11,12 @@ using Xunit.Abstractions;
 namespace Replication.Engine.Tests.Cluster;
 
 /// <summary>
-/// Clients ride through a failover (issue 10, item 7), between real processes: three node processes, clients
-/// connected only to the two nodes that do not lead shard 0, writing and reading shard 0's keys, while shard 0's
-/// leader process is paused (SIGSTOP). The requests' timeout is longer than the test's bound, so only the leader
-/// change can release a request that waits on the paused leader: every client must get an acknowledged write while
-/// the old leader is still paused (the pause lasts until each has, with a bound). Every request ends with a value
+/// Clients ride through a failover (issue 10, item 7), between real processes: three node processes, two clients
+/// connected to each, writing and reading shard 0's keys, while shard 0's leader process (read right before) is
+/// paused (SIGSTOP). The requests' timeout is longer than the test's bound, so only the leader change can release a
+/// request that waits on the paused leader: every client on the other two nodes must get an acknowledged write it
+/// issued during the pause, while the old leader is still paused and after another node leads shard 0 in a newer
+/// term (the pause lasts until then, with a bound). Every request ends with a value
 /// or with one of the ErrorIds the README documents for a failover (never ServerError), and the whole history,
 /// checked with the linearizability checker, must be linearizable. How long after the pause each client had its
 /// write acknowledged is logged (a figure, not an assertion: speed is measured by the bench).
@@ -26,7 +27,7 @@ public sealed class ProcessFailoverClientTests(ITestOutputHelper output)
     private static readonly TimeSpan Bound = TimeSpan.FromSeconds(45);
     /// <summary>Longer than <see cref="Bound"/>: a request's own timeout never ends the wait on the paused leader within the test.</summary>
     private static readonly TimeSpan OpTimeout = TimeSpan.FromSeconds(60);
-    private const int Clients = 4;
+    private const int Clients = 6;
     /// <summary>What a request may end with while a leader is paused: the outcome-unknown and no-quorum errors of the README's table.</summary>
     private static readonly HashSet<string> FailoverErrorIds = [RemoteOperationException.OutcomeUnknown, "QuorumUnavailable", RemoteOperationException.RequestTimeout];
 
@@ -73,29 +74,41 @@ public sealed class ProcessFailoverClientTests(ITestOutputHelper output)
             await admin.WaitForLeadersAsync(null, OpTimeout, CancellationToken.None);
             return admin.GetShards().All(s => s.Voters.Count == 3 && s.Learners.Count == 0 && s.Leader != 0);
         }, "every shard has three voters and a leader");
+        var map = ShardRangeMap.Even(admin.ShardCount);
+        var keys = Enumerable.Range(0, 1000).Select(i => $"k{i}").Where(k => map.ShardFor(k) == 0).Take(6).ToArray();
+        var endpoints = procs.Endpoints.ToArray();
+
+        using var stop = new CancellationTokenSource();
+        var clients = Enumerable.Range(0, Clients).Select(c => Task.Run(() => ClientLoopAsync(c, endpoints[c % endpoints.Length], keys, stop.Token))).ToArray();
+        await WaitUntil(() => Task.FromResult(_acknowledged.Select(a => a.Client).Distinct().Count() == Clients), "every client had a write acknowledged");
+
+        // Shard 0's leader now (leaderships move: balancing, elections under load), and the clients on the other nodes.
+        await admin.WaitForLeadersAsync(0, OpTimeout, CancellationToken.None);
         var before = admin.GetShards()[0];
         int paused = before.Leader;
         string pausedEndpoint = procs.EndpointOf(slotOf[paused]);
-        var healthy = procs.Endpoints.Where(e => e != pausedEndpoint).ToArray();
-        var map = ShardRangeMap.Even(admin.ShardCount);
-        var keys = Enumerable.Range(0, 1000).Select(i => $"k{i}").Where(k => map.ShardFor(k) == 0).Take(6).ToArray();
-        Log($"shard 0 led by node {paused} in term {before.Term}; clients on {string.Join(", ", healthy)} only");
-
-        using var stop = new CancellationTokenSource();
-        var clients = Enumerable.Range(0, Clients).Select(c => Task.Run(() => ClientLoopAsync(c, healthy[c % healthy.Length], keys, stop.Token))).ToArray();
-        await WaitUntil(() => Task.FromResult(_acknowledged.Select(a => a.Client).Distinct().Count() == Clients), "every client had a write acknowledged");
+        var healthy = endpoints.Where(e => e != pausedEndpoint).ToArray();
+        var watched = Enumerable.Range(0, Clients).Where(c => endpoints[c % endpoints.Length] != pausedEndpoint).ToHashSet();
+        await using var watcher = await ConnectAsync(healthy);
+        Log($"shard 0 led by node {paused} in term {before.Term}; clients {string.Join(", ", watched)} are on the other nodes");
 
         var pausedAt = _clock.Elapsed;
         Log($"SIGSTOP node {paused}");
         procs.Signal(slotOf[paused], "STOP");
         try
         {
-            // The pause lasts until every client has had a write it issued after the pause began acknowledged (bounded): a
-            // client whose request waits on the paused leader for good fails this.
-            await WaitUntil(() => Task.FromResult(_acknowledged.Where(a => a.Invoked > pausedAt).Select(a => a.Client).Distinct().Count() == Clients),
-                "every client had a write issued during the pause acknowledged while the old leader was still paused");
-            var first = _acknowledged.Where(a => a.Invoked > pausedAt).GroupBy(a => a.Client).ToDictionary(g => g.Key, g => (g.Min(a => a.At) - pausedAt).TotalMilliseconds);
-            Log($"first acknowledged write issued after the pause began, per client (ms after it began): {string.Join(", ", first.OrderBy(x => x.Key).Select(x => $"client {x.Key} {x.Value:0} ms"))}");
+            // The pause lasts until another node leads shard 0 in a newer term and every client on the other nodes has had a
+            // write it issued after the pause began acknowledged (bounded): a client whose request waits on the paused
+            // leader for good fails this.
+            await WaitUntil(() =>
+            {
+                var now = watcher.GetShards()[0];
+                bool failedOver = now.Leader != 0 && now.Leader != paused && now.Term > before.Term;
+                return Task.FromResult(failedOver && watched.All(c => _acknowledged.Any(a => a.Client == c && a.Invoked > pausedAt)));
+            }, "a new leader of shard 0, and every client on the other nodes had a write issued during the pause acknowledged while the old leader was still paused");
+            var first = _acknowledged.Where(a => watched.Contains(a.Client) && a.Invoked > pausedAt).GroupBy(a => a.Client)
+                .ToDictionary(g => g.Key, g => (g.Min(a => a.At) - pausedAt).TotalMilliseconds);
+            Log($"first acknowledged write issued after the pause began, per client on the other nodes (ms after it began): {string.Join(", ", first.OrderBy(x => x.Key).Select(x => $"client {x.Key} {x.Value:0} ms"))}");
             output.WriteLine($"PAUSE_TO_ACKNOWLEDGED_MS={first.Values.Min():0}..{first.Values.Max():0}");
         }
         finally
