@@ -17,12 +17,34 @@ namespace Replication.Engine.Cluster;
 /// was lost is reported OutcomeUnknown, never retried; everything else that failed before being
 /// served is retried. Leader guesses come from this node's own groups, the hints of refusals, the
 /// peers' status reports, and finally the placement's replicas in turn.
+/// <para>
+/// Failover (issue 10, item 7): while a forwarded request waits on a leader, this node watches for a newer
+/// leader of the group (its own replica's view, else the peers' reports). When one is known and the answer
+/// has not come, a read is sent to the new leader at once; a write is reported OutcomeUnknown at once (the
+/// old leader may still append and even commit it, so sending it again could apply it twice). Deadlines: the
+/// leader is given the caller's remaining time less <see cref="ForwardMargin"/>, and its answer is waited for
+/// only until the caller's deadline, so a forwarded request ends within its timeout plus scheduling delays.
+/// </para>
 /// </summary>
 public sealed partial class ClusterNode
 {
     private static readonly TimeSpan RetryBackoff = TimeSpan.FromMilliseconds(15);
-    /// <summary>Time allowed beyond a forwarded request's own timeout for the network.</summary>
+    /// <summary>Time allowed beyond an administrative peer call's own timeout for the network (backups, consistency checks, rebuilds).</summary>
     private static readonly TimeSpan NetworkMargin = TimeSpan.FromSeconds(2);
+    /// <summary>
+    /// Of a forwarded request's remaining time, what is kept back for the answer to travel: the leader gets the rest as
+    /// its own timeout, and the forwarding node waits for its answer until the caller's deadline (never beyond it).
+    /// </summary>
+    internal static readonly TimeSpan ForwardMargin = TimeSpan.FromMilliseconds(250);
+    /// <summary>
+    /// How long a forwarded write still waits for the old leader's answer once a newer leader is known: a deposed leader that
+    /// runs learns of the newer term within a heartbeat and then settles the write (committed, or lost and safe to send
+    /// again), which is a definite answer; a paused or dead one does not, and the write is then OutcomeUnknown.
+    /// </summary>
+    private static readonly TimeSpan DeposedLeaderGrace = TimeSpan.FromMilliseconds(200);
+    /// <summary>How often a forwarded request that waits re-reads the peers' reports for a newer leader (this node's own
+    /// replicas signal a change at once).</summary>
+    private static readonly TimeSpan LeaderWatchPoll = TimeSpan.FromMilliseconds(50);
     private const int ScanPageSize = 500;
 
     private readonly ConcurrentDictionary<int, int> _leaderHints = new();
@@ -44,7 +66,7 @@ public sealed partial class ClusterNode
             ThrowIfStopped();
             var remaining = Remaining(deadline);
             if (remaining <= TimeSpan.Zero) throw timedOut(why);
-            if (ForwardContext.IsForwarded) return await ServeForwardedAsync(group, remaining, local).ConfigureAwait(false);
+            if (ForwardContext.IsForwarded) return await ServeForwardedAsync(group, remaining, idempotent, local, timedOut).ConfigureAwait(false);
             int target = LeaderGuess(group, attempt);
             if (target == 0)
             {
@@ -74,9 +96,40 @@ public sealed partial class ClusterNode
                 await Task.Delay(RetryBackoff, ct).ConfigureAwait(false);
                 continue;
             }
+            // The leader gets the remaining time less the margin; its answer is waited for until about the caller's deadline.
+            var budget = remaining > ForwardMargin * 2 ? remaining - ForwardMargin : remaining / 2;
+            var call = remote(target, budget);
+            if (!call.IsCompleted)
+            {
+                using var watch = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                var moved = LeaderMovedAsync(group, target, watch.Token);
+                await Task.WhenAny(call, moved).ConfigureAwait(false);
+                watch.Cancel(); // ends the watch
+                if (!call.IsCompleted)
+                {
+                    ct.ThrowIfCancellationRequested();
+                    int leader = await moved.ConfigureAwait(false);
+                    // A write is not sent again; but the old leader, if it still runs, settles it (committed by the new leader,
+                    // or lost) within a moment of hearing of the newer term: its answer is waited for that long.
+                    if (!idempotent) await Task.WhenAny(call, Task.Delay(DeposedLeaderGrace, ct)).ConfigureAwait(false);
+                    if (!call.IsCompleted)
+                    {
+                        // Abandoned: its own timeout ends it; its failure is of no interest any more.
+                        _ = call.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+                        ct.ThrowIfCancellationRequested();
+                        if (!idempotent)
+                            throw new RemoteOperationException(RemoteOperationException.OutcomeUnknown, ReplicationErrorKind.Unavailable,
+                                $"Node {target} stopped answering while it had the write, and node {leader} leads shard {group} now: the write may or may not "
+                                + "have been applied (not sent again: it could apply twice).");
+                        why = $"node {target} stopped answering and node {leader} leads now";
+                        NoteLeader(group, leader);
+                        continue; // at once: the new leader serves it
+                    }
+                }
+            }
             try
             {
-                return await remote(target, remaining).ConfigureAwait(false);
+                return await call.ConfigureAwait(false);
             }
             catch (RemoteOperationException e) when (e.ErrorId == RemoteOperationException.NodeStopping)
             {
@@ -113,8 +166,12 @@ public sealed partial class ClusterNode
         }
     }
 
-    /// <summary>A forwarded request: served here if this node leads the group, else refused with a hint (never forwarded again).</summary>
-    private async Task<T> ServeForwardedAsync<T>(int group, TimeSpan remaining, Func<TimeSpan, Task<T>> local)
+    /// <summary>
+    /// A forwarded request: served here if this node leads the group, else refused with a hint (never forwarded again).
+    /// A write that timed out here is OutcomeUnknown (it is in this node's log and may still commit), a read that timed out
+    /// is <paramref name="timedOut"/>'s error: never the ServerError an unexpected exception becomes.
+    /// </summary>
+    private async Task<T> ServeForwardedAsync<T>(int group, TimeSpan remaining, bool idempotent, Func<TimeSpan, Task<T>> local, Func<string, Exception> timedOut)
     {
         if (_host.Status.TryGetValue(group, out var st) && st.Role == RaftRole.Leader)
         {
@@ -131,13 +188,39 @@ public sealed partial class ClusterNode
             {
                 throw new NotLeaderException(group, NodeId, e.LeaderHint == NodeId ? 0 : e.LeaderHint);
             }
+            catch (TimeoutException) when (!idempotent)
+            {
+                throw new RemoteOperationException(RemoteOperationException.OutcomeUnknown, ReplicationErrorKind.Timeout,
+                    $"Node {NodeId}, leader of shard {group}, could not get the write acknowledged by a quorum in time: it may or may not have been applied.");
+            }
+            catch (TimeoutException)
+            {
+                throw timedOut($"node {NodeId}, leader of shard {group}, could not get an answer from a quorum");
+            }
         }
         throw new NotLeaderException(group, NodeId, st is null || st.Leader == NodeId ? LeaderFromReports(group) : st.Leader);
     }
 
-    /// <summary>Calls a peer and waits up to <paramref name="timeout"/> plus the network margin.</summary>
+    /// <summary>Calls a peer and waits up to <paramref name="timeout"/> (the peer's own deadline) plus <see cref="ForwardMargin"/>.</summary>
     private Task<ClientResponse> CallPeerAsync(int node, Func<long, ClientRequest> make, TimeSpan timeout, CancellationToken ct) =>
-        _peerClients.SendAsync(node, make, timeout + NetworkMargin, new SentFlag<bool>(false), ct);
+        _peerClients.SendAsync(node, make, timeout + ForwardMargin, new SentFlag<bool>(false), ct);
+
+    /// <summary>
+    /// Completes with the node that leads <paramref name="group"/> in a newer term than when it was called, once this node
+    /// knows one other than <paramref name="from"/>: from its own replica of the group (signalled at once), else from the
+    /// peers' reports (re-read every <see cref="LeaderWatchPoll"/>). Cancelled through <paramref name="ct"/>.
+    /// </summary>
+    private async Task<int> LeaderMovedAsync(int group, int from, CancellationToken ct)
+    {
+        long since = _host.Status.TryGetValue(group, out var first) ? first.Term : LeaderAndTermFromReports(group).Term;
+        while (true)
+        {
+            ct.ThrowIfCancellationRequested();
+            var (leader, term) = _host.Status.TryGetValue(group, out var st) ? (st.Leader, st.Term) : LeaderAndTermFromReports(group);
+            if (leader != 0 && leader != from && term > since) return leader;
+            await _host.WaitForChangeAsync(LeaderWatchPoll, ct).ConfigureAwait(false);
+        }
+    }
 
     /// <summary>The node to try for <paramref name="group"/> on this attempt; 0 when nothing is known.</summary>
     private int LeaderGuess(int group, int attempt)

@@ -109,7 +109,10 @@ public sealed partial class ClusterNode
         _peerViews.TryGetValue(id, out var v) ? v.Report?.Nodes.FirstOrDefault(n => n.Id == id) : null;
 
     /// <summary>The leader of <paramref name="group"/> according to fresh peer reports (highest term wins); 0 when none.</summary>
-    private int LeaderFromReports(int group)
+    private int LeaderFromReports(int group) => LeaderAndTermFromReports(group).Leader;
+
+    /// <summary>The node that reports leading <paramref name="group"/> in the highest term, and that term ((0, -1): none).</summary>
+    private (int Leader, long Term) LeaderAndTermFromReports(int group)
     {
         int leader = 0;
         long term = -1;
@@ -120,7 +123,7 @@ public sealed partial class ClusterNode
             leader = id;
             term = shard.Term;
         }
-        return leader;
+        return (leader, term);
     }
 
     public ClusterStatus GetStatus()

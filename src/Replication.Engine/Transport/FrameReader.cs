@@ -30,6 +30,34 @@ public sealed class FrameReader(Stream stream) : IDisposable
         ObjectDisposedException.ThrowIf(_payload is null, this);
         int got = await _stream.ReadAtLeastAsync(_header, FrameCodec.HeaderSize, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
         if (got == 0) return null;
+        var header = CheckHeader(got, maxPayloadSize, expectedType);
+        var payload = PayloadBuffer(header.PayloadLength);
+        if (header.PayloadLength > 0)
+            CheckPayloadRead(await _stream.ReadAtLeastAsync(payload, header.PayloadLength, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false), header.PayloadLength);
+        FrameCodec.VerifyPayload(header, payload.Span);
+        return (header.Type, payload);
+    }
+
+    /// <summary>
+    /// <see cref="ReadAsync"/> blocking the calling thread: for a connection served by a thread of its own
+    /// (a peer's Raft frames), so a frame costs no thread-pool hop. The read ends (IOException or
+    /// ObjectDisposedException) when another thread closes the stream.
+    /// </summary>
+    public (FrameType Type, ReadOnlyMemory<byte> Payload)? Read(int maxPayloadSize = FrameCodec.MaxPayloadSize, FrameType? expectedType = null)
+    {
+        ObjectDisposedException.ThrowIf(_payload is null, this);
+        int got = _stream.ReadAtLeast(_header, FrameCodec.HeaderSize, throwOnEndOfStream: false);
+        if (got == 0) return null;
+        var header = CheckHeader(got, maxPayloadSize, expectedType);
+        var payload = PayloadBuffer(header.PayloadLength);
+        if (header.PayloadLength > 0)
+            CheckPayloadRead(_stream.ReadAtLeast(payload.Span, header.PayloadLength, throwOnEndOfStream: false), header.PayloadLength);
+        FrameCodec.VerifyPayload(header, payload.Span);
+        return (header.Type, payload);
+    }
+
+    private FrameHeader CheckHeader(int got, int maxPayloadSize, FrameType? expectedType)
+    {
         if (got < FrameCodec.HeaderSize)
             throw new ProtocolException(ProtocolErrorReason.Truncated, $"Stream ended after {got} of {FrameCodec.HeaderSize} header bytes.");
         var header = FrameCodec.ParseHeader(_header);
@@ -37,21 +65,24 @@ public sealed class FrameReader(Stream stream) : IDisposable
             throw new ProtocolException(ProtocolErrorReason.UnexpectedFrame, $"Got a {header.Type} frame where only {expected} is allowed.");
         if (header.PayloadLength > maxPayloadSize)
             throw new ProtocolException(ProtocolErrorReason.FrameTooLarge, $"{header.Type} frame payload of {header.PayloadLength} bytes exceeds the {maxPayloadSize}-byte limit here.");
-        if (_payload.Length < header.PayloadLength)
+        return header;
+    }
+
+    private Memory<byte> PayloadBuffer(int length)
+    {
+        if (_payload.Length < length)
         {
             if (_payload.Length > 0) ArrayPool<byte>.Shared.Return(_payload);
             _payload = [];
-            _payload = ArrayPool<byte>.Shared.Rent(header.PayloadLength);
+            _payload = ArrayPool<byte>.Shared.Rent(length);
         }
-        var payload = _payload.AsMemory(0, header.PayloadLength);
-        if (header.PayloadLength > 0)
-        {
-            got = await _stream.ReadAtLeastAsync(payload, header.PayloadLength, throwOnEndOfStream: false, cancellationToken).ConfigureAwait(false);
-            if (got < header.PayloadLength)
-                throw new ProtocolException(ProtocolErrorReason.Truncated, $"Stream ended after {got} of {header.PayloadLength} payload bytes.");
-        }
-        FrameCodec.VerifyPayload(header, payload.Span);
-        return (header.Type, payload);
+        return _payload.AsMemory(0, length);
+    }
+
+    private static void CheckPayloadRead(int got, int length)
+    {
+        if (got < length)
+            throw new ProtocolException(ProtocolErrorReason.Truncated, $"Stream ended after {got} of {length} payload bytes.");
     }
 
     /// <summary>Returns the pooled buffer. The reader cannot be used afterwards.</summary>

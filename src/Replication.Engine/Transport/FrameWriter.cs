@@ -33,6 +33,32 @@ public sealed class FrameWriter(Stream stream)
         return WriteAsync(FrameType.Raft, size, messages, static (span, m) => RaftMessageCodec.EncodeBatch(m, span), cancellationToken);
     }
 
+    /// <summary>
+    /// <see cref="WriteRaftAsync"/> blocking the calling thread: for a sender with a thread of its own (one per
+    /// peer), so a frame costs one send and no thread-pool hop.
+    /// </summary>
+    public void WriteRaft(IReadOnlyList<RaftMessage> messages)
+    {
+        ArgumentNullException.ThrowIfNull(messages);
+        if (messages.Count == 0) throw new ArgumentException("A Raft frame carries at least one message.", nameof(messages));
+        int size = RaftMessageCodec.GetBatchSize(messages);
+        if (size > FrameCodec.MaxPayloadSize)
+            throw new ArgumentException($"Payload of {size} bytes exceeds the {FrameCodec.MaxPayloadSize}-byte frame limit.");
+        int total = FrameCodec.HeaderSize + size;
+        byte[] buffer = ArrayPool<byte>.Shared.Rent(total);
+        try
+        {
+            var payload = buffer.AsSpan(FrameCodec.HeaderSize, size);
+            RaftMessageCodec.EncodeBatch(messages, payload);
+            FrameCodec.WriteHeader(buffer, FrameType.Raft, payload);
+            _stream.Write(buffer, 0, total);
+        }
+        finally
+        {
+            ArrayPool<byte>.Shared.Return(buffer);
+        }
+    }
+
     /// <summary>Writes a frame with an already encoded payload.</summary>
     public ValueTask WriteAsync(FrameType type, ReadOnlyMemory<byte> payload, CancellationToken cancellationToken = default) =>
         WriteAsync(type, payload.Length, payload, static (span, p) => p.Span.CopyTo(span), cancellationToken);

@@ -1,14 +1,13 @@
 using System.Net;
-using System.Threading.Channels;
 using Replication.Engine.Raft;
 using Replication.Engine.Security;
 
 namespace Replication.Engine.Transport;
 
 /// <summary>
-/// Everything sent to one peer: a bounded queue, one lazily dialled connection, and the loop
+/// Everything sent to one peer: a bounded queue, one lazily dialled connection, and the thread
 /// that drains the queue into frames. Thread-safe: <see cref="Enqueue"/>, <see cref="UpdateEndPoint"/>
-/// and <see cref="Stop"/> may be called from any thread; only the loop touches the connection's writer.
+/// and <see cref="Stop"/> may be called from any thread; only the sender thread touches the connection's writer.
 /// <para>
 /// Queue policy: capacity <see cref="TcpTransport.PeerQueueCapacity"/>, and when full the OLDEST
 /// message is dropped. The queue only fills when the peer is slow or unreachable, and then the
@@ -19,6 +18,12 @@ namespace Replication.Engine.Transport;
 /// <para>
 /// Batching: each pass takes everything queued (up to about <see cref="TargetFrameBytes"/>) into
 /// one frame, so a burst to a peer costs one write whatever the number of groups in it.
+/// </para>
+/// <para>
+/// Threads: the sender has a thread of its own that blocks on the queue and writes synchronously, rather
+/// than an async loop on the thread pool: a frame then costs one wake-up of that thread and one send, not a
+/// thread-pool hop (whose workers spin with sched_yield before sleeping: most of an idle node's CPU, bench
+/// finding). A node has one sender per peer, so a few threads.
 /// </para>
 /// <para>
 /// Failure: when the connection cannot be made, what is queued is dropped and counted and the
@@ -39,8 +44,10 @@ internal sealed class PeerSender
     private readonly TransportSecurity _security;
     private readonly TransportCounters _counters;
     private readonly Action<string> _log;
-    private readonly Channel<RaftMessage> _queue;
+    private readonly Queue<RaftMessage> _queue = new(); // guarded by itself
     private readonly CancellationTokenSource _stop = new();
+    private readonly TaskCompletionSource _loop = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private bool _stopped; // guarded by _queue
     private volatile IPEndPoint _endPoint;
     private volatile OutboundConnection? _connection;
 
@@ -52,27 +59,32 @@ internal sealed class PeerSender
         _hello = hello;
         _counters = counters;
         _log = log;
-        _queue = Channel.CreateBounded<RaftMessage>(
-            new BoundedChannelOptions(TcpTransport.PeerQueueCapacity)
-            {
-                FullMode = BoundedChannelFullMode.DropOldest,
-                SingleReader = true,
-                SingleWriter = false,
-            },
-            _ => Interlocked.Increment(ref _counters.DroppedQueueFull));
-        Loop = Task.Run(RunAsync);
+        new Thread(Run) { IsBackground = true, Name = $"replication-send-{peerId}" }.Start();
     }
 
     public IPEndPoint EndPoint => _endPoint;
 
-    /// <summary>Completes when the loop has ended after <see cref="Stop"/>. Never faults.</summary>
-    public Task Loop { get; }
+    /// <summary>Completes when the sender thread has ended after <see cref="Stop"/>. Never faults.</summary>
+    public Task Loop => _loop.Task;
 
     /// <summary>Queues a message; never blocks. After <see cref="Stop"/> the message is dropped and counted.</summary>
     public void Enqueue(RaftMessage message)
     {
-        if (!_queue.Writer.TryWrite(message))
-            Interlocked.Increment(ref _counters.DroppedUnroutable);
+        lock (_queue)
+        {
+            if (_stopped)
+            {
+                Interlocked.Increment(ref _counters.DroppedUnroutable);
+                return;
+            }
+            if (_queue.Count >= TcpTransport.PeerQueueCapacity)
+            {
+                _queue.Dequeue();
+                Interlocked.Increment(ref _counters.DroppedQueueFull);
+            }
+            _queue.Enqueue(message);
+            if (_queue.Count == 1) Monitor.Pulse(_queue); // the sender waits only on an empty queue
+        }
     }
 
     /// <summary>Points the peer at a new address: the current connection is closed and the next frame dials the new one. Queued messages are kept.</summary>
@@ -82,25 +94,38 @@ internal sealed class PeerSender
         _connection?.Dispose();
     }
 
-    /// <summary>Stops the loop and closes the connection without waiting; await <see cref="Loop"/> to know it has ended.</summary>
+    /// <summary>Stops the sender and closes the connection without waiting; await <see cref="Loop"/> to know it has ended.</summary>
     public void Stop()
     {
-        _queue.Writer.TryComplete();
+        lock (_queue)
+        {
+            _stopped = true;
+            Monitor.PulseAll(_queue);
+        }
         try { _stop.Cancel(); } catch (ObjectDisposedException) { }
         _connection?.Dispose();
     }
 
-    private async Task RunAsync()
+    /// <summary>Waits until something is queued (true) or the sender is stopped (false).</summary>
+    private bool WaitForWork(RaftMessage? carried)
+    {
+        lock (_queue)
+        {
+            while (!_stopped && carried is null && _queue.Count == 0) Monitor.Wait(_queue);
+            return !_stopped;
+        }
+    }
+
+    private void Run()
     {
         var ct = _stop.Token;
-        var reader = _queue.Reader;
         var batch = new List<RaftMessage>();
         RaftMessage? carried = null; // taken from the queue but did not fit in the previous frame
         var backoff = MinBackoff;
         int failedAttempts = 0;
         try
         {
-            while (carried is not null || await reader.WaitToReadAsync(ct).ConfigureAwait(false))
+            while (WaitForWork(carried))
             {
                 var connection = _connection;
                 if (connection is null || connection.IsClosed || !connection.EndPoint.Equals(_endPoint))
@@ -110,14 +135,14 @@ internal sealed class PeerSender
                     var endPoint = _endPoint;
                     try
                     {
-                        connection = await OutboundConnection.ConnectAsync(endPoint, _hello, _security, _log, ConnectTimeout, ct).ConfigureAwait(false);
+                        connection = OutboundConnection.ConnectAsync(endPoint, _hello, _security, _log, ConnectTimeout, ct).GetAwaiter().GetResult();
                     }
                     catch (Exception e) when (!ct.IsCancellationRequested)
                     {
                         Interlocked.Increment(ref _counters.ConnectFailures);
                         if (failedAttempts++ == 0) _log($"cannot reach peer {_peerId} at {endPoint}: {e.Message}; dropping its messages and retrying with backoff");
                         DropQueued(ref carried);
-                        await Task.Delay(backoff, ct).ConfigureAwait(false);
+                        ct.WaitHandle.WaitOne(backoff);
                         backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, MaxBackoff.Ticks));
                         continue;
                     }
@@ -133,7 +158,7 @@ internal sealed class PeerSender
                 if (batch.Count == 0) continue;
                 try
                 {
-                    await connection.Writer.WriteRaftAsync(batch, ct).ConfigureAwait(false);
+                    connection.Writer.WriteRaft(batch);
                     Interlocked.Increment(ref _counters.FramesSent);
                     Interlocked.Add(ref _counters.MessagesSent, batch.Count);
                 }
@@ -146,22 +171,23 @@ internal sealed class PeerSender
                 batch.Clear();
             }
         }
-        catch (OperationCanceledException) when (ct.IsCancellationRequested)
+        catch (Exception) when (ct.IsCancellationRequested)
         {
-            // Stopped.
+            // Stopped (the connection was closed under a write or a dial).
         }
         catch (Exception e)
         {
-            // A bug, not a network failure: report it rather than let the task fault unobserved.
+            // A bug, not a network failure: report it rather than let the thread die unobserved.
             _log($"sender for peer {_peerId} failed: {e}");
         }
         finally
         {
             _connection?.Dispose();
-            _queue.Writer.TryComplete();
+            lock (_queue) _stopped = true;
             Interlocked.Add(ref _counters.DroppedDisconnected, batch.Count);
             DropQueued(ref carried);
             _stop.Dispose();
+            _loop.TrySetResult();
         }
     }
 
@@ -173,7 +199,7 @@ internal sealed class PeerSender
         {
             RaftMessage? message = carried;
             carried = null;
-            if (message is null && !_queue.Reader.TryRead(out message)) break;
+            if (message is null && !TryDequeue(out message)) break;
             int messageSize = RaftMessageCodec.GetEncodedSize(message);
             if (4L + messageSize > FrameCodec.MaxPayloadSize)
             {
@@ -191,11 +217,20 @@ internal sealed class PeerSender
         }
     }
 
+    private bool TryDequeue([System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out RaftMessage? message)
+    {
+        lock (_queue) return _queue.TryDequeue(out message);
+    }
+
     private void DropQueued(ref RaftMessage? carried)
     {
         long dropped = carried is null ? 0 : 1;
         carried = null;
-        while (_queue.Reader.TryRead(out _)) dropped++;
+        lock (_queue)
+        {
+            dropped += _queue.Count;
+            _queue.Clear();
+        }
         if (dropped > 0) Interlocked.Add(ref _counters.DroppedDisconnected, dropped);
     }
 }
