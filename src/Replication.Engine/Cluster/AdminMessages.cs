@@ -35,6 +35,8 @@ internal static class AdminOps
     public const string ShardSplitHere = "shard.splithere";
     public const string ShardMapAdd = "shard.mapadd";
     public const string FileWrite = "file.write";
+    // Fault injection by a fault drill into node processes it started (ClusterNode.Faults.cs); refused by any other node.
+    public const string FaultSet = "fault.set";
 }
 
 internal sealed record TimeoutArgs(long TimeoutMs);
@@ -115,3 +117,10 @@ internal sealed record SplitAnswer(int Shard, int NewShard, ulong LeftStart, ulo
 
 /// <summary>Adds <paramref name="NewShard"/>, split off <paramref name="Shard"/>, to the metadata's shard map (idempotent).</summary>
 internal sealed record MapAddArgs(int Shard, int NewShard);
+
+/// <summary>
+/// A node's whole fault state, set at once (so a retried request and a heal are the same thing): the peers whose Raft
+/// traffic it drops, the delay before each log save, and the local-reads mutant. <paramref name="Token"/> must equal
+/// the node process's <c>REPLICATION_FAULT_INJECTION</c> environment variable.
+/// </summary>
+internal sealed record FaultArgs(string Token, IReadOnlyList<int> CutOff, long SaveDelayMs, bool MutantLocalReads);

@@ -36,6 +36,6 @@ internal interface IDrillTarget : IAsyncDisposable
     /// <summary>Waits (bounded) until every shard has a leader that can serve a linearizable read.</summary>
     Task WaitForLeadersAsync(TimeSpan bound, CancellationToken cancellationToken);
 
-    /// <summary>Turns the drill's mutant on or off on every running node (embedded only; see FaultDrillOptions.MutantLocalReads).</summary>
-    void SetMutant(bool on);
+    /// <summary>Turns the drill's mutant on or off on every running node (see FaultDrillOptions.MutantLocalReads).</summary>
+    Task SetMutantAsync(bool on, CancellationToken cancellationToken);
 }

@@ -85,7 +85,7 @@ internal sealed class NodeProcesses : IDisposable
     }
 
     /// <summary>tests/Replication.NodeProcess/bin/&lt;configuration&gt;/net10.0/Replication.NodeProcess.dll, beside this test's own output.</summary>
-    private static string HostDll()
+    internal static string HostDll()
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory); // tests/Replication.Engine.Tests/bin/<cfg>/net10.0/
         string framework = dir.Name, configuration = dir.Parent!.Name;
