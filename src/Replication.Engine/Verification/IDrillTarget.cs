@@ -5,8 +5,8 @@ namespace Replication.Engine.Verification;
 /// <summary>
 /// The nodes a fault drill controls, and how it hurts them: an embedded cluster of this process
 /// (<see cref="EmbeddedDrillTarget"/>: internal hooks) or node processes it started (<see cref="ProcessDrillTarget"/>:
-/// signals). The drill injects one fault at a time and heals it before the next; <see cref="HealAllAsync"/> undoes
-/// whatever is still in force (also after a failure or a cancellation).
+/// signals, and a fault hook for partitions and slow disks). The drill injects one fault at a time and heals it before
+/// the next; <see cref="HealAllAsync"/> undoes whatever is still in force (also after a failure or a cancellation).
 /// </summary>
 internal interface IDrillTarget : IAsyncDisposable
 {
