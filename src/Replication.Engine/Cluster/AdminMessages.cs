@@ -35,6 +35,10 @@ internal static class AdminOps
     public const string ShardSplitHere = "shard.splithere";
     public const string ShardMapAdd = "shard.mapadd";
     public const string FileWrite = "file.write";
+    // The ring: a node's role (leaving, zone, learner) and pins, written by the metadata leader; the ring's view from any node.
+    public const string NodeChange = "node.change";
+    public const string ShardPin = "shard.pin";
+    public const string RingView = "ring.view";
     // Fault injection by a fault drill into node processes it started (ClusterNode.Faults.cs); refused by any other node.
     public const string FaultSet = "fault.set";
 }
@@ -118,6 +122,19 @@ internal sealed record SplitAnswer(int Shard, int NewShard, ulong LeftStart, ulo
 /// <summary>Adds <paramref name="NewShard"/>, split off <paramref name="Shard"/>, to the metadata's shard map (idempotent).</summary>
 internal sealed record MapAddArgs(int Shard, int NewShard);
 
+/// <summary>Change a node's ring role; null leaves a property as it is. <c>Force</c>: leave even when the rest cannot hold
+/// ReplicationFactor voters.</summary>
+internal sealed record NodeChangeArgs(int Node, bool? Leaving, string? Zone, bool? Learner, bool Force, long TimeoutMs);
+
+internal sealed record NodeChangeAnswer(string Detail);
+
+/// <summary>Pin <c>Shard</c>'s voters to <c>Nodes</c> (in order), or drop its pin when null.</summary>
+internal sealed record PinArgs(int Shard, int[]? Nodes, long TimeoutMs);
+
+internal sealed record RingViewArgs;
+
+/// <summary>The ring as one node sees it: a row per node, and every replica move still to make.</summary>
+internal sealed record RingViewAnswer(Ring.RingEntry[] Entries, bool[] Learners, int[] Placed, Ring.ShardMove[] Moves);
 /// <summary>
 /// A node's whole fault state, set at once (so a retried request and a heal are the same thing): the peers whose Raft
 /// traffic it drops, the delay before each log save, and the local-reads mutant. <paramref name="Token"/> must equal
