@@ -42,6 +42,7 @@
         'Move-ReplicationShard'
         'Invoke-ReplicationRebalance'
         'Split-ReplicationShard'
+        'Invoke-ReplicationFaultDrill'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

@@ -39,6 +39,8 @@ internal static class AdminOps
     public const string NodeChange = "node.change";
     public const string ShardPin = "shard.pin";
     public const string RingView = "ring.view";
+    // Fault injection by a fault drill into node processes it started (ClusterNode.Faults.cs); refused by any other node.
+    public const string FaultSet = "fault.set";
 }
 
 internal sealed record TimeoutArgs(long TimeoutMs);
@@ -133,3 +135,9 @@ internal sealed record RingViewArgs;
 
 /// <summary>The ring as one node sees it: a row per node, and every replica move still to make.</summary>
 internal sealed record RingViewAnswer(Ring.RingEntry[] Entries, bool[] Learners, int[] Placed, Ring.ShardMove[] Moves);
+/// <summary>
+/// A node's whole fault state, set at once (so a retried request and a heal are the same thing): the peers whose Raft
+/// traffic it drops, the delay before each log save, and the local-reads mutant. <paramref name="Token"/> must equal
+/// the node process's <c>REPLICATION_FAULT_INJECTION</c> environment variable.
+/// </summary>
+internal sealed record FaultArgs(string Token, IReadOnlyList<int> CutOff, long SaveDelayMs, bool MutantLocalReads);

@@ -13,15 +13,19 @@ namespace Replication.Engine.Cluster;
 /// every group, the metadata group last, stops by itself: it has left the cluster;</item>
 /// <item>leadership balancing (<see cref="LeaderBalancer"/>): each node hands over leaderships the plan moves away from
 /// it, by Raft leader transfer (the target is caught up first). Every node plans from the same reports, and only a
-/// shard's own leader acts, at most once per <see cref="TransferCooldown"/> per shard, so views that differ for a
-/// moment cannot make two nodes fight over one shard.</item>
+/// shard's own leader acts, at most once per <see cref="TransferCooldown"/> per shard, and only from a view that held still for
+/// <see cref="BalanceSettle"/>, so views that differ for a moment cannot make nodes undo each other's transfers.</item>
 /// </list>
 /// </summary>
 public sealed partial class ClusterNode
 {
     private static readonly TimeSpan BalanceInterval = TimeSpan.FromMilliseconds(500);
     private static readonly TimeSpan TransferCooldown = TimeSpan.FromSeconds(3);
+    /// <summary>How long the leaders and nodes this node sees must stay as they are before it balances (six status periods).</summary>
+    private static readonly TimeSpan BalanceSettle = TimeSpan.FromMilliseconds(1500);
     private long _nextBalance;
+    private string _balanceView = "";
+    private long _balanceViewSince;
     private readonly Dictionary<int, long> _transferredAt = new();
     private int _leftCluster;
     private bool _sawSelfLeaving;
@@ -87,7 +91,18 @@ public sealed partial class ClusterNode
             catch (ArgumentException) { }
         }
         var leaders = shards.Where(s => s.Leader != 0).ToDictionary(s => s.Id, s => s.Leader);
-        var plan = LeaderBalancer.Plan(PlacementPolicy.RingNodes(metadata, IsRunningNode), placements, leaders);
+        var nodes = PlacementPolicy.RingNodes(metadata, IsRunningNode);
+        // Act only on a view that has held still for BalanceSettle: reports lag by a status period, and a view caught while
+        // leaderships move (an election, another node's transfer) would undo what just happened (flapping, seen under load).
+        string view = string.Join(";", shards.Select(s => $"{s.Id}:{s.Leader}")) + "|" + string.Join(",", nodes.Where(n => n.CanLead).Select(n => n.Id));
+        if (view != _balanceView || shards.Any(s => s.Leader == 0))
+        {
+            _balanceView = view;
+            _balanceViewSince = now;
+            return;
+        }
+        if (now - _balanceViewSince < (long)(BalanceSettle.TotalSeconds * Stopwatch.Frequency)) return;
+        var plan = LeaderBalancer.Plan(nodes, placements, leaders);
         long cooldown = (long)(TransferCooldown.TotalSeconds * Stopwatch.Frequency);
         foreach (var t in plan)
         {

@@ -1,4 +1,4 @@
-namespace Replication.Engine.Verification;
+namespace Replication;
 
 /// <summary>
 /// One fault a drill injected: its kind, the node it hit (and why that one: picked by the seed, or the leader of a shard

@@ -109,7 +109,13 @@ internal sealed class EmbeddedDrillTarget(EmbeddedCluster cluster, string descri
     public async Task WaitForLeadersAsync(TimeSpan bound, CancellationToken cancellationToken) =>
         await cluster.WaitForLeadersAsync(null, bound, cancellationToken).ConfigureAwait(false);
 
-    public void SetMutant(bool on)
+    public Task SetMutantAsync(bool on, CancellationToken cancellationToken)
+    {
+        SetMutant(on);
+        return Task.CompletedTask;
+    }
+
+    private void SetMutant(bool on)
     {
         _mutant = on;
         foreach (int id in NodeIds)

@@ -13,7 +13,7 @@ public sealed record FaultDrillOptions
 
     /// <summary>How long the workload runs (faults included): 5 s to 1 h.</summary>
     public TimeSpan Duration { get; init; } = TimeSpan.FromSeconds(60);
-    /// <summary>Faults to inject; null = every fault the target supports (node processes: Kill and Pause).</summary>
+    /// <summary>Faults to inject; null = every fault (each target supports all four).</summary>
     public DrillFault? Faults { get; init; }
     /// <summary>Concurrent clients, each with its own connection: 1 to 64.</summary>
     public int Clients { get; init; } = 4;

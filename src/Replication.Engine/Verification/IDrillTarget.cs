@@ -5,8 +5,8 @@ namespace Replication.Engine.Verification;
 /// <summary>
 /// The nodes a fault drill controls, and how it hurts them: an embedded cluster of this process
 /// (<see cref="EmbeddedDrillTarget"/>: internal hooks) or node processes it started (<see cref="ProcessDrillTarget"/>:
-/// signals). The drill injects one fault at a time and heals it before the next; <see cref="HealAllAsync"/> undoes
-/// whatever is still in force (also after a failure or a cancellation).
+/// signals, and a fault hook for partitions and slow disks). The drill injects one fault at a time and heals it before
+/// the next; <see cref="HealAllAsync"/> undoes whatever is still in force (also after a failure or a cancellation).
 /// </summary>
 internal interface IDrillTarget : IAsyncDisposable
 {
@@ -36,6 +36,6 @@ internal interface IDrillTarget : IAsyncDisposable
     /// <summary>Waits (bounded) until every shard has a leader that can serve a linearizable read.</summary>
     Task WaitForLeadersAsync(TimeSpan bound, CancellationToken cancellationToken);
 
-    /// <summary>Turns the drill's mutant on or off on every running node (embedded only; see FaultDrillOptions.MutantLocalReads).</summary>
-    void SetMutant(bool on);
+    /// <summary>Turns the drill's mutant on or off on every running node (see FaultDrillOptions.MutantLocalReads).</summary>
+    Task SetMutantAsync(bool on, CancellationToken cancellationToken);
 }

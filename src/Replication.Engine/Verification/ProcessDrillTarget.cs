@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Runtime.InteropServices;
 using System.Security.Cryptography;
 using Replication.Engine.Client;
+using Replication.Engine.Cluster;
 using Replication.Engine.Security;
 using Replication.Engine.Transport;
 
@@ -12,8 +13,10 @@ namespace Replication.Engine.Verification;
 /// <summary>
 /// Node processes the drill starts itself, one per node, on loopback ports, in folders under its own root: the first
 /// founds the cluster, the others join it. A kill is SIGKILL of the process (the node dies mid-write, as in a crash)
-/// and a restart of the same command on the same folder and port; a pause is SIGSTOP and SIGCONT. Partitions and slow
-/// disks need hooks inside the node, which another process's node does not expose: not supported here.
+/// and a restart of the same command on the same folder and port; a pause is SIGSTOP and SIGCONT. A partition (at the
+/// transport of the nodes on both sides, as in an embedded cluster) and a slow disk are set inside the node through
+/// the administrative operation fault.set (ClusterNode.Faults.cs), which a node accepts only with the random token
+/// this target puts in its environment (<see cref="ClusterNode.FaultInjectionVariable"/>); the drill's mutant too.
 /// <para>
 /// The process is started by the caller's launcher (<see cref="NodeProcessStart"/> in, a <see cref="ProcessStartInfo"/>
 /// out), which must start the node process itself, not a launcher of it (a signal must reach the node). The cluster
@@ -27,6 +30,8 @@ internal sealed class ProcessDrillTarget : IDrillTarget
     private readonly Func<NodeProcessStart, ProcessStartInfo> _launcher;
     private readonly string _root;
     private readonly string _secret = Convert.ToBase64String(RandomNumberGenerator.GetBytes(32));
+    private readonly string _faultToken = Convert.ToBase64String(RandomNumberGenerator.GetBytes(24));
+    private bool _mutant;
     private readonly Action<string>? _log;
     private readonly int _nodeCount;
     private readonly Dictionary<int, Slot> _slots = new(); // by node id
@@ -42,6 +47,9 @@ internal sealed class ProcessDrillTarget : IDrillTarget
         public Process? Process { get; set; }
         public int NodeId { get; set; }
         public Queue<string> Tail { get; } = new();
+        /// <summary>The fault state this target set in the node (fault.set), applied again after a restart.</summary>
+        public int[] CutOff { get; set; } = [];
+        public TimeSpan SaveDelay { get; set; }
     }
 
     private ProcessDrillTarget(Func<NodeProcessStart, ProcessStartInfo> launcher, string root, int nodeCount, Action<string>? log)
@@ -57,7 +65,7 @@ internal sealed class ProcessDrillTarget : IDrillTarget
     public string Description => "NodeProcesses";
     public IReadOnlyList<int> NodeIds => _slots.Keys.Order().ToArray();
     public int ShardCount => _admin?.ShardCount ?? 0;
-    public DrillFault Supported => DrillFault.Kill | DrillFault.Pause;
+    public DrillFault Supported => DrillFault.All;
     public IReadOnlyList<string> Endpoints => _all.Select(s => s.Endpoint).ToArray();
     public TransportSecurity Security { get; }
 
@@ -101,6 +109,7 @@ internal sealed class ProcessDrillTarget : IDrillTarget
         psi.RedirectStandardError = true;
         psi.RedirectStandardInput = true; // the node's stdin closes with this process: a node process whose parent died may stop
         psi.Environment[NodeProcessStart.SecretVariable] = _secret;
+        psi.Environment[ClusterNode.FaultInjectionVariable] = _faultToken;
         var process = Process.Start(psi) ?? throw new InvalidOperationException($"The launcher's command for node process {slot.Index + 1} did not start.");
         slot.Process = process;
         process.OutputDataReceived += (_, e) => Note(slot, e.Data);
@@ -190,8 +199,14 @@ internal sealed class ProcessDrillTarget : IDrillTarget
             case DrillFault.Pause:
                 Signal(slot, Posix.Stop);
                 break;
-            default:
-                throw new InvalidDrillOptionsException($"{kind} cannot be injected into a node process.");
+            case DrillFault.Partition:
+                foreach (var other in _slots.Values) other.CutOff = other == slot ? _slots.Keys.Where(n => n != node).ToArray() : [node];
+                foreach (var s in _slots.Values) await ApplyFaultsAsync(s, cancellationToken).ConfigureAwait(false);
+                break;
+            case DrillFault.SlowDisk:
+                slot.SaveDelay = slowDelay;
+                await ApplyFaultsAsync(slot, cancellationToken).ConfigureAwait(false);
+                break;
         }
     }
 
@@ -203,17 +218,29 @@ internal sealed class ProcessDrillTarget : IDrillTarget
             case DrillFault.Kill:
                 slot.Process?.Dispose();
                 await LaunchAsync(slot, join: null, cancellationToken).ConfigureAwait(false); // the folder says who it is
+                if (_mutant) await ApplyFaultsAsync(slot, cancellationToken).ConfigureAwait(false); // a new process starts clean
                 break;
             case DrillFault.Pause:
                 Signal(slot, Posix.Continue);
+                break;
+            case DrillFault.Partition:
+                foreach (var s in _slots.Values) s.CutOff = [];
+                foreach (var s in _slots.Values) await ApplyFaultsAsync(s, cancellationToken).ConfigureAwait(false);
+                break;
+            case DrillFault.SlowDisk:
+                slot.SaveDelay = TimeSpan.Zero;
+                await ApplyFaultsAsync(slot, cancellationToken).ConfigureAwait(false);
                 break;
         }
     }
 
     public async Task HealAllAsync()
     {
+        _mutant = false;
         foreach (var slot in _all)
         {
+            slot.CutOff = [];
+            slot.SaveDelay = TimeSpan.Zero;
             try
             {
                 if (slot.Process is { HasExited: false }) Signal(slot, Posix.Continue);
@@ -229,14 +256,47 @@ internal sealed class ProcessDrillTarget : IDrillTarget
                 _log?.Invoke($"drill: node process {slot.Index + 1} could not be brought back: {e.Message}");
             }
         }
+        foreach (var slot in _all)
+        {
+            try
+            {
+                using var bound = new CancellationTokenSource(StartBound);
+                if (slot.Process is { HasExited: false }) await ApplyFaultsAsync(slot, bound.Token).ConfigureAwait(false);
+            }
+            catch (Exception e) when (e is ReplicationException or OperationCanceledException)
+            {
+                _log?.Invoke($"drill: node process {slot.Index + 1} could not be healed: {e.Message}");
+            }
+        }
     }
 
     public async Task WaitForLeadersAsync(TimeSpan bound, CancellationToken cancellationToken) =>
         await _admin!.WaitForLeadersAsync(null, bound, cancellationToken).ConfigureAwait(false);
 
-    public void SetMutant(bool on)
+    public async Task SetMutantAsync(bool on, CancellationToken cancellationToken)
     {
-        if (on) throw new InvalidDrillOptionsException("The mutant can only be switched on in nodes of this process.");
+        _mutant = on;
+        foreach (var slot in _all) await ApplyFaultsAsync(slot, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>Sets the slot's whole fault state in its node (idempotent), through a connection to that node itself, retried within a bound.</summary>
+    private async Task ApplyFaultsAsync(Slot slot, CancellationToken ct)
+    {
+        var args = new FaultArgs(_faultToken, slot.CutOff, (long)slot.SaveDelay.TotalMilliseconds, _mutant);
+        var watch = Stopwatch.StartNew();
+        while (true)
+        {
+            try
+            {
+                await using var client = await ClusterClient.ConnectAsync(new[] { slot.Endpoint }, Security, options: AdminOptions, cancellationToken: ct).ConfigureAwait(false);
+                await client.AdminAsync<Empty>(AdminOps.FaultSet, slot.NodeId, args, TimeSpan.FromSeconds(5), ct).ConfigureAwait(false);
+                return;
+            }
+            catch (ReplicationException) when (watch.Elapsed < TimeSpan.FromSeconds(20))
+            {
+                await Task.Delay(200, ct).ConfigureAwait(false); // a node under load, or just restarted
+            }
+        }
     }
 
     public async ValueTask DisposeAsync()

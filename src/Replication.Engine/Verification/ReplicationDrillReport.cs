@@ -1,4 +1,4 @@
-namespace Replication.Engine.Verification;
+namespace Replication;
 
 /// <summary>
 /// The result of one fault drill (Invoke-ReplicationFaultDrill): what ran, what was injected, and what the checks

@@ -18,6 +18,8 @@ internal sealed class NodeProcesses : IDisposable
     public NodeProcesses(Action<string> log) => _log = log;
 
     public Dictionary<int, int> Ports { get; } = new();
+    /// <summary>When set, the processes accept injected faults carrying this token (ClusterNode.Faults.cs).</summary>
+    public string? FaultToken { get; init; }
     /// <summary>The folder all node folders live in (node1, node2, ...).</summary>
     public string Root => _root;
     public string EndpointOf(int slot) => $"127.0.0.1:{Ports[slot]}";
@@ -48,6 +50,7 @@ internal sealed class NodeProcesses : IDisposable
         }
         foreach (var e in extra) psi.ArgumentList.Add(e);
         psi.Environment["REPLICATION_CLUSTER_SECRET"] = Secret;
+        if (FaultToken is { } token) psi.Environment[Replication.Engine.Cluster.ClusterNode.FaultInjectionVariable] = token;
         var process = Process.Start(psi) ?? throw new InvalidOperationException("dotnet did not start");
         _processes[slot] = process;
         var ready = new TaskCompletionSource<int>(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -85,7 +88,7 @@ internal sealed class NodeProcesses : IDisposable
     }
 
     /// <summary>tests/Replication.NodeProcess/bin/&lt;configuration&gt;/net10.0/Replication.NodeProcess.dll, beside this test's own output.</summary>
-    private static string HostDll()
+    internal static string HostDll()
     {
         var dir = new DirectoryInfo(AppContext.BaseDirectory); // tests/Replication.Engine.Tests/bin/<cfg>/net10.0/
         string framework = dir.Name, configuration = dir.Parent!.Name;

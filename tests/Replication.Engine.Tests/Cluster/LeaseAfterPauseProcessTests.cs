@@ -1,0 +1,174 @@
+using System.Diagnostics;
+using System.Globalization;
+using Replication.Engine.Client;
+using Replication.Engine.Cluster;
+using Replication.Engine.Ring;
+using Replication.Engine.Transport;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Replication.Engine.Tests.Cluster;
+
+/// <summary>
+/// Issue 13, item 4, with real processes: the leader of a shard is frozen with SIGSTOP while clients connected to it
+/// have Lease reads queued in its sockets; the other nodes elect a new leader, which commits a write; then the old
+/// leader is resumed. Its lease ran out in real time while it was frozen, so none of the queued reads may return the
+/// value from before the write (each either returns the new value or fails). Before the fix (NodeHost.DeliverDueTicks)
+/// the node loop counted the lease in delivered ticks, one per iteration, and the resumed leader could serve such a
+/// read from a lease that had expired. Four pause rounds. In two, the resumed leader hears the new term as soon as the
+/// messages queued for it are read; in the other two its Raft traffic is cut off (at its own transport, through the
+/// fault hook, set just before the freeze and lifted once the reads are answered), so it resumes without hearing the
+/// new term at all, as when the new leader's messages are delayed: only its own clock can tell it that its lease is
+/// over. Every wait is a condition with a bound.
+/// </summary>
+[Trait("Category", "Process")]
+public sealed class LeaseAfterPauseProcessTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Bound = TimeSpan.FromSeconds(45);
+    private const int Readers = 8, ReadsPerReader = 4, Rounds = 4;
+    private const string Token = "lease-after-pause-test";
+    private readonly Stopwatch _clock = Stopwatch.StartNew();
+
+    private void Log(string line)
+    {
+        try { output.WriteLine($"{_clock.Elapsed.TotalSeconds,7:0.000} {line}"); } catch (InvalidOperationException) { }
+    }
+
+    private static Task<ClusterClient> ConnectAsync(IEnumerable<string> endpoints) =>
+        ClusterClient.ConnectAsync(endpoints.ToArray(), ClusterSecret.FromString(NodeProcesses.Secret),
+            options: new ClusterClientOptions { ConnectTimeout = TimeSpan.FromSeconds(10) });
+
+    [Fact]
+    public async Task A_leader_resumed_after_SIGSTOP_serves_no_queued_lease_read_from_its_expired_lease()
+    {
+        Assert.True(OperatingSystem.IsLinux(), "SIGSTOP and /proc/net/tcp: Linux");
+        using var procs = new NodeProcesses(Log) { FaultToken = Token };
+        var ids = new Dictionary<int, int> { [1] = await procs.StartAsync(1, null) };
+        ids[2] = await procs.StartAsync(2, joinSlot: 1);
+        ids[3] = await procs.StartAsync(3, joinSlot: 2);
+        var slotOf = ids.ToDictionary(kv => kv.Value, kv => kv.Key);
+        await using var admin = await ConnectAsync(procs.Endpoints);
+        await WaitUntil(async () =>
+        {
+            await admin.WaitForLeadersAsync(null, TimeSpan.FromSeconds(3), CancellationToken.None);
+            return admin.GetShards().All(s => s.Voters.Count == 3 && s.Learners.Count == 0 && s.Leader != 0);
+        }, "every shard has three voters and a leader");
+        var shardMap = ShardRangeMap.Even(admin.ShardCount);
+        string key = Enumerable.Range(0, 1000).Select(i => $"lease-{i}").First(k => shardMap.ShardFor(k) == 0);
+
+        int stale = 0, fresh = 0, failed = 0;
+        for (int round = 1; round <= Rounds; round++)
+        {
+            string before = $"before-{round}", after = $"after-{round}";
+            await admin.WriteAsync(new[] { new KeyWrite(key, before) }, WriteConcern.Majority, Bound, CancellationToken.None);
+            var old = await LeaderOfShard0Async(admin);
+            string oldEndpoint = procs.EndpointOf(slotOf[old.Leader]);
+            // Clients of the leader only, connected (and their route learned) before it freezes: a frozen process
+            // completes no handshake.
+            var readers = new List<ClusterClient>();
+            for (int i = 0; i < Readers; i++)
+            {
+                var c = await ConnectAsync(new[] { oldEndpoint });
+                Assert.Equal(before, (await c.GetAsync(key, ReadConsistency.Lease, Bound, CancellationToken.None))?.Value);
+                readers.Add(c);
+            }
+            await using var others = await ConnectAsync(procs.Endpoints.Where(e => e != oldEndpoint));
+            bool cut = round % 2 == 0;
+            if (cut) await SetCutOffAsync(readers[0], old.Leader, ids.Values.Where(n => n != old.Leader).ToArray());
+            Log($"round {round}: SIGSTOP node {old.Leader} (leader of shard 0, term {old.Term}){(cut ? ", its Raft traffic cut off" : "")}");
+            procs.Signal(slotOf[old.Leader], "STOP");
+            Task<ReplicationKey?>[] reads;
+            try
+            {
+                await WaitUntil(async () =>
+                {
+                    await others.WaitForLeadersAsync(0, TimeSpan.FromSeconds(3), CancellationToken.None);
+                    var now = others.GetShards()[0];
+                    return now.Leader != 0 && now.Leader != old.Leader && now.Term > old.Term;
+                }, "a new leader of shard 0 while the old one is frozen");
+                await others.WriteAsync(new[] { new KeyWrite(key, after) }, WriteConcern.Majority, Bound, CancellationToken.None);
+                Log($"round {round}: node {others.GetShards()[0].Leader} leads shard 0 in term {others.GetShards()[0].Term} and committed '{after}'");
+                // Every read starts after the write was acknowledged: linearizability allows only the new value.
+                reads = readers.SelectMany(c => Enumerable.Range(0, ReadsPerReader)
+                    .Select(_ => c.GetAsync(key, ReadConsistency.Lease, TimeSpan.FromSeconds(20), CancellationToken.None))).ToArray();
+                int port = int.Parse(oldEndpoint[(oldEndpoint.LastIndexOf(':') + 1)..], CultureInfo.InvariantCulture);
+                await WaitUntil(() => Task.FromResult(ConnectionsWithUnreadBytes(port) >= Readers), "the reads wait in the frozen leader's sockets");
+            }
+            finally
+            {
+                procs.Signal(slotOf[old.Leader], "CONT");
+                Log($"round {round}: SIGCONT node {old.Leader}");
+            }
+            foreach (var read in reads)
+            {
+                try
+                {
+                    var value = (await read)?.Value;
+                    if (value == after) fresh++;
+                    else
+                    {
+                        stale++;
+                        Log($"round {round}: STALE lease read: '{value}' after '{after}' was acknowledged");
+                    }
+                }
+                catch (ReplicationException e)
+                {
+                    failed++; // refused or redirected by the deposed leader: no answer is not a wrong answer
+                    Log($"round {round}: read failed: {e.ErrorId}");
+                }
+            }
+            if (cut) await SetCutOffAsync(readers[0], old.Leader, Array.Empty<int>());
+            foreach (var c in readers) await c.DisposeAsync();
+        }
+        Log($"lease reads queued at a frozen leader: {fresh} returned the new value, {failed} failed, {stale} stale");
+        output.WriteLine($"LEASE_AFTER_PAUSE fresh={fresh} failed={failed} stale={stale}");
+        Assert.Equal(0, stale);
+        Assert.True(fresh + failed == Rounds * Readers * ReadsPerReader);
+    }
+
+    /// <summary>Sets the Raft peers node <paramref name="node"/> drops traffic to and from (empty: heals), through the fault hook.</summary>
+    private static Task SetCutOffAsync(ClusterClient viaNode, int node, int[] peers) =>
+        viaNode.AdminAsync<Empty>(AdminOps.FaultSet, node, new FaultArgs(Token, peers, 0, MutantLocalReads: false), Bound, CancellationToken.None);
+
+    private static async Task<ReplicationShard> LeaderOfShard0Async(ClusterClient cluster)
+    {
+        ReplicationShard? status = null;
+        await WaitUntil(async () =>
+        {
+            await cluster.WaitForLeadersAsync(0, TimeSpan.FromSeconds(3), CancellationToken.None);
+            return (status = cluster.GetShards()[0]).Leader != 0;
+        }, "shard 0 has a leader");
+        return status!;
+    }
+
+    /// <summary>Established TCP connections to local <paramref name="port"/> with bytes the listening process has not read yet (/proc/net/tcp).</summary>
+    private static int ConnectionsWithUnreadBytes(int port)
+    {
+        string hexPort = port.ToString("X4", CultureInfo.InvariantCulture);
+        int count = 0;
+        foreach (var file in new[] { "/proc/net/tcp", "/proc/net/tcp6" })
+        {
+            if (!File.Exists(file)) continue;
+            foreach (var line in File.ReadLines(file).Skip(1))
+            {
+                var f = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+                if (f.Length < 5 || !f[1].EndsWith(":" + hexPort, StringComparison.Ordinal) || f[3] != "01") continue; // 01 = ESTABLISHED
+                var rx = f[4].Split(':')[1];
+                if (long.Parse(rx, NumberStyles.HexNumber, CultureInfo.InvariantCulture) > 0) count++;
+            }
+        }
+        return count;
+    }
+
+    private static async Task WaitUntil(Func<Task<bool>> condition, string what)
+    {
+        var sw = Stopwatch.StartNew();
+        while (true)
+        {
+            try { if (await condition()) return; }
+            catch (ReplicationException) { /* not yet */ }
+            if (sw.Elapsed > Bound) throw new TimeoutException($"Not within {Bound}: {what}");
+            await Task.Delay(20);
+        }
+    }
+}
