@@ -43,9 +43,9 @@ public sealed partial class ClusterNode
             {
                 await ReconcileAsync(ct).ConfigureAwait(false);
             }
-            catch (OperationCanceledException) when (ct.IsCancellationRequested)
+            catch (Exception) when (ct.IsCancellationRequested)
             {
-                return; // stopping
+                return; // stopping: whatever the last step ran into (the node refusing work as it stops) ends the loop
             }
             catch (Exception e) when (!ct.IsCancellationRequested)
             {

@@ -524,7 +524,9 @@ public sealed partial class ClusterNode
     public async Task<IReadOnlyList<ReplicationShard>> WaitForLeadersAsync(int? shard, TimeSpan timeout, CancellationToken cancellationToken)
     {
         ThrowIfStopped();
-        if (shard is int s0 && !Map.Contains(s0)) throw new ShardNotFoundException(s0) { Target = s0 };
+        // A forwarded request may come from a node whose map is newer (the shard was just split off): it is served as a
+        // question to this node as a leader, which refuses it as not the leader, and the asker tries again.
+        if (shard is int s0 && !Map.Contains(s0) && !ForwardContext.IsForwarded) throw new ShardNotFoundException(s0) { Target = s0 };
         var shards = shard is int one ? new[] { one } : ShardIds.ToArray();
         var deadline = Deadline(timeout);
         // A shard is ready when its leader can confirm a linearizable read (it committed an entry of its term and hears from a quorum).
