@@ -35,6 +35,8 @@ internal static class AdminOps
     public const string ShardSplitHere = "shard.splithere";
     public const string ShardMapAdd = "shard.mapadd";
     public const string FileWrite = "file.write";
+    // A node's event history (ClusterNode.Events.cs); the client asks every node and merges.
+    public const string EventsRead = "events.read";
 }
 
 internal sealed record TimeoutArgs(long TimeoutMs);
@@ -115,3 +117,6 @@ internal sealed record SplitAnswer(int Shard, int NewShard, ulong LeftStart, ulo
 
 /// <summary>Adds <paramref name="NewShard"/>, split off <paramref name="Shard"/>, to the metadata's shard map (idempotent).</summary>
 internal sealed record MapAddArgs(int Shard, int NewShard);
+
+/// <summary>A filter on a node's event history: at or after Since, of these types and shards (null or empty: all), the Last newest.</summary>
+internal sealed record EventsArgs(DateTimeOffset? Since, IReadOnlyList<ReplicationEventType>? Types, IReadOnlyList<int>? Shards, int? Last);

@@ -79,6 +79,7 @@ public sealed partial class ClusterNode
             AdminOps.NodeRebuilt => Reply(await RebuiltAsync(Args<RebuiltArgs>(json), cancellationToken).ConfigureAwait(false)),
             AdminOps.ShardVoters => Reply(LeaderVoters(Args<ShardArgs>(json).Shard)),
             AdminOps.NodeRebuild => Reply(await RebuildNodeAsync(Args<RebuildArgs>(json), cancellationToken).ConfigureAwait(false)),
+            AdminOps.EventsRead => Reply(ReadEvents(Args<EventsArgs>(json))),
             _ => throw new RemoteOperationException("UnknownOperation", ReplicationErrorKind.InvalidArgument,
                 $"Node {NodeId} does not know the administrative operation '{operation}' (an older version?)."),
         };
