@@ -36,6 +36,7 @@
         'Test-ReplicationConsistency'
         'New-ReplicationCertificate'
         'Export-ReplicationReport'
+        'Get-ReplicationEvent'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()
