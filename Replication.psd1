@@ -37,6 +37,7 @@
         'New-ReplicationCertificate'
         'Export-ReplicationReport'
         'Get-ReplicationEvent'
+        'Invoke-ReplicationFailover'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

@@ -37,6 +37,10 @@ internal static class AdminOps
     public const string FileWrite = "file.write";
     // A node's event history (ClusterNode.Events.cs); the client asks every node and merges.
     public const string EventsRead = "events.read";
+    // Planned switchover: a coordinator asks the shard's leader for the best target, then asks it to transfer to it.
+    public const string ShardFailover = "shard.failover";
+    public const string ShardTransferTarget = "shard.transfertarget";
+    public const string ShardTransfer = "shard.transfer";
 }
 
 internal sealed record TimeoutArgs(long TimeoutMs);
@@ -120,3 +124,9 @@ internal sealed record MapAddArgs(int Shard, int NewShard);
 
 /// <summary>A filter on a node's event history: at or after Since, of these types and shards (null or empty: all), the Last newest.</summary>
 internal sealed record EventsArgs(DateTimeOffset? Since, IReadOnlyList<ReplicationEventType>? Types, IReadOnlyList<int>? Shards, int? Last);
+
+/// <summary>A switchover of <c>Shard</c> to <c>Target</c> (null: the leader chooses), within TimeoutMs.</summary>
+internal sealed record FailoverArgs(int Shard, int? Target, long TimeoutMs);
+
+/// <summary>The leader's choice of a switchover target for a shard.</summary>
+internal sealed record TransferTargetAnswer(int Leader, int Target);

@@ -80,6 +80,9 @@ public sealed partial class ClusterNode
             AdminOps.ShardVoters => Reply(LeaderVoters(Args<ShardArgs>(json).Shard)),
             AdminOps.NodeRebuild => Reply(await RebuildNodeAsync(Args<RebuildArgs>(json), cancellationToken).ConfigureAwait(false)),
             AdminOps.EventsRead => Reply(ReadEvents(Args<EventsArgs>(json))),
+            AdminOps.ShardFailover => Reply(await FailoverAsync(Args<FailoverArgs>(json), cancellationToken).ConfigureAwait(false)),
+            AdminOps.ShardTransferTarget => Reply(TransferTarget(Args<ShardArgs>(json).Shard, null)),
+            AdminOps.ShardTransfer => Reply(await TransferHereAsync(Args<FailoverArgs>(json), cancellationToken).ConfigureAwait(false)),
             _ => throw new RemoteOperationException("UnknownOperation", ReplicationErrorKind.InvalidArgument,
                 $"Node {NodeId} does not know the administrative operation '{operation}' (an older version?)."),
         };
