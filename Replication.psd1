@@ -38,6 +38,8 @@
         'Export-ReplicationReport'
         'Get-ReplicationEvent'
         'Invoke-ReplicationFailover'
+        'Suspend-ReplicationNode'
+        'Resume-ReplicationNode'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

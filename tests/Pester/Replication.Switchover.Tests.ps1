@@ -69,3 +69,26 @@ Describe 'Invoke-ReplicationFailover (<Shape>)' -ForEach $Shapes {
             Should -Throw -ErrorId 'ShardNotFound,Replication.PowerShell.Commands.InvokeReplicationFailoverCommand'
     }
 }
+
+Describe 'Suspend-ReplicationNode and Resume-ReplicationNode (<Shape>)' -ForEach $Shapes {
+    BeforeAll {
+        $script:cluster = New-TestCluster -Shape $Shape -Name "maint-$($Shape.ToLower())" -Root $TestDrive
+    }
+    AfterAll { Remove-TestCluster -Cluster $script:cluster }
+
+    It 'drains a node of its leaderships; it keeps replicating, and leads again once resumed' {
+        $x = (Wait-ReplicationLeader -Cluster $cluster -Shard 0 -Timeout 30).Leader
+        $node = Suspend-ReplicationNode -Cluster $cluster -Id $x -Drain
+        $node.Suspended | Should -BeTrue
+        Get-ReplicationShard -Cluster $cluster | Where-Object Leader -EQ $x | Should -BeNullOrEmpty
+        1..20 | ForEach-Object { [pscustomobject]@{ Key = "maint:$_"; Value = "m$_" } } | Set-ReplicationKey -Cluster $cluster
+        Wait-Condition -Because "suspended node $x keeps applying" -Condition { (Get-ReplicationNode -Cluster $cluster -Id $x).LagEntries -eq 0 }
+        (Get-ReplicationNode -Cluster $cluster -Id $x).Suspended | Should -BeTrue
+        (Get-ReplicationEvent -Cluster $cluster -Node $x -Type NodeSuspended -Last 1).Message | Should -Match 'suspended for maintenance'
+
+        (Resume-ReplicationNode -Cluster $cluster -Id $x).Suspended | Should -BeFalse
+        (Invoke-ReplicationFailover -Cluster $cluster -Shard 0 -TargetNode $x).NewLeader | Should -Be $x
+        { Suspend-ReplicationNode -Cluster $cluster -Id 9 -ErrorAction Stop } |
+            Should -Throw -ErrorId 'NodeNotFound,Replication.PowerShell.Commands.SuspendReplicationNodeCommand'
+    }
+}

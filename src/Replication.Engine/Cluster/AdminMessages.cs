@@ -41,6 +41,9 @@ internal static class AdminOps
     public const string ShardFailover = "shard.failover";
     public const string ShardTransferTarget = "shard.transfertarget";
     public const string ShardTransfer = "shard.transfer";
+    // Maintenance: a coordinator has the metadata leader set or clear a node's Suspended mark.
+    public const string NodeSuspend = "node.suspend";
+    public const string NodeSuspendHere = "node.suspendhere";
 }
 
 internal sealed record TimeoutArgs(long TimeoutMs);
@@ -130,3 +133,6 @@ internal sealed record FailoverArgs(int Shard, int? Target, long TimeoutMs);
 
 /// <summary>The leader's choice of a switchover target for a shard.</summary>
 internal sealed record TransferTargetAnswer(int Leader, int Target);
+
+/// <summary>Set (Suspended true) or clear a node's maintenance mark.</summary>
+internal sealed record SuspendArgs(int Node, bool Suspended, long TimeoutMs);

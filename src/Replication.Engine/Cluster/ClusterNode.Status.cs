@@ -192,6 +192,7 @@ public sealed partial class ClusterNode
         {
             ShardsLed = led,
             Rebuilding = entry?.Rebuilding ?? false,
+            Suspended = entry?.Suspended ?? false,
             RebuildEpoch = entry?.RebuildEpoch ?? 0,
             RebuildUpload = entry?.RebuildUpload,
         };

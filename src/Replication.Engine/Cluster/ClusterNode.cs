@@ -253,6 +253,7 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
         Log($"node {NodeId} of cluster '{Name}' ({Id}) listening on {Endpoint}");
         _controlLoop = Task.Run(() => ControlLoopAsync(_background.Token));
         _statusLoop = Task.Run(() => StatusLoopAsync(_background.Token));
+        StartMaintenanceLoop(); // ClusterNode.Maintenance.cs
     }
 
     /// <summary>Stops this node (cleanly, or as a crash would with <paramref name="kill"/>). Idempotent.</summary>
@@ -267,7 +268,7 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
         {
             NoteStopped(kill); // ClusterNode.Events.cs
             _background.Cancel();
-            await Task.WhenAll(_controlLoop, _statusLoop).ConfigureAwait(false);
+            await Task.WhenAll(_controlLoop, _statusLoop, _maintenanceLoop).ConfigureAwait(false);
             await _host.StopAsync(kill).ConfigureAwait(false);
             await _peerClients.DisposeAsync().ConfigureAwait(false);
             DisposeHeld();

@@ -8,7 +8,7 @@ public sealed partial class RaftNode
     private void TickElection()
     {
         _electionElapsed++;
-        if (IsPromotable && _electionElapsed >= _randomizedElectionTimeout)
+        if (IsPromotable && !Suspended && _electionElapsed >= _randomizedElectionTimeout)
         {
             _electionElapsed = 0;
             Campaign(_cfg.PreVote ? CampaignKind.PreElection : CampaignKind.Election,
