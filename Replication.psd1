@@ -40,6 +40,7 @@
         'Invoke-ReplicationFailover'
         'Suspend-ReplicationNode'
         'Resume-ReplicationNode'
+        'Test-ReplicationCluster'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()
