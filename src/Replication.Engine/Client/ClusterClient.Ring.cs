@@ -1,10 +1,14 @@
+using System.Diagnostics;
 using Replication.Engine.Cluster;
 
 namespace Replication.Engine.Client;
 
-/// <summary>Ring operations over the client protocol (Cluster/ClusterNode.Split.cs).</summary>
+/// <summary>Ring operations over the client protocol (Cluster/ClusterNode.Ring.cs, ClusterNode.Split.cs): the same for an
+/// embedded cluster (whose own client this is) and for node processes.</summary>
 public partial class ClusterClient
 {
+    private static readonly TimeSpan PlacementPoll = TimeSpan.FromMilliseconds(100);
+
     public async Task<IReadOnlyList<ReplicationShard>> SplitShardAsync(int shard, TimeSpan timeout, CancellationToken cancellationToken)
     {
         ThrowIfDisposed();
@@ -12,5 +16,94 @@ public partial class ClusterClient
         var (answer, _) = await AdminAsync<SplitAnswer>(AdminOps.ShardSplit, 0, new SplitArgs(shard, (long)timeout.TotalMilliseconds, before.HashStart, before.HashEnd), timeout, cancellationToken).ConfigureAwait(false);
         var shards = GetShards();
         return new[] { answer.Shard, answer.NewShard }.Select(id => shards.First(s => s.Id == id)).ToArray();
+    }
+
+    public async Task<IReadOnlyList<ReplicationRingEntry>> GetRingAsync(CancellationToken cancellationToken)
+    {
+        var view = await RingViewAsync(cancellationToken).ConfigureAwait(false);
+        return view.Entries.Select((e, i) => new ReplicationRingEntry
+        {
+            Cluster = Name, Node = e.Node, Zone = e.Zone, State = e.State, Learner = view.Learners[i], Tokens = e.Tokens, Share = e.Share,
+            ShardsHeld = e.ShardsHeld, ShardsPlaced = view.Placed[i], ShardsLed = e.ShardsLed, Bytes = e.Bytes,
+        }).ToArray();
+    }
+
+    public async Task<IReadOnlyList<ReplicationMove>> GetMovesAsync(CancellationToken cancellationToken)
+    {
+        var view = await RingViewAsync(cancellationToken).ConfigureAwait(false);
+        return view.Moves.Select(m => new ReplicationMove { Cluster = Name, Shard = m.Shard, FromNode = m.FromNode, ToNode = m.ToNode, Step = m.Step, Reason = m.Reason }).ToArray();
+    }
+
+    private async Task<RingViewAnswer> RingViewAsync(CancellationToken ct)
+    {
+        ThrowIfDisposed();
+        var (view, _) = await AdminAsync<RingViewAnswer>(AdminOps.RingView, 0, new RingViewArgs(), _options.RequestTimeout, ct).ConfigureAwait(false);
+        return view;
+    }
+
+    public virtual Task<ReplicationNode> AddNodeAsync(string? zone, bool learner, CancellationToken cancellationToken) =>
+        throw new NotSupportedRemotelyException(
+            "A node of a cluster of node processes joins by being started in its own process (Start-ReplicationNode -Path -Listen -Join); " +
+            "Add-ReplicationNode -Endpoint then waits for it and for the replicas the ring moves to it.");
+
+    public async Task<ReplicationNode> WaitForNodeAsync(string endpoint, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        ThrowIfDisposed();
+        var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+        while (true)
+        {
+            var status = await StatusAsync(cancellationToken).ConfigureAwait(false);
+            var node = status.Nodes.FirstOrDefault(n => string.Equals(n.Endpoint, endpoint, StringComparison.OrdinalIgnoreCase));
+            if (node is not null) return node;
+            if (Stopwatch.GetTimestamp() > deadline)
+                throw new EndpointUnreachableException($"No node listening on {endpoint} joined the cluster '{Name}' within {timeout.TotalSeconds:0.#} s; start it with Start-ReplicationNode -Listen {endpoint} -Join <a node of the cluster>.") { Target = endpoint };
+            await Task.Delay(PlacementPoll, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    public async Task SetNodeRoleAsync(int id, string? zone, bool? learner, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        ThrowIfDisposed();
+        await AdminAsync<NodeChangeAnswer>(AdminOps.NodeChange, 0, new NodeChangeArgs(id, null, zone, learner, false, (long)timeout.TotalMilliseconds), timeout, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task RemoveNodeAsync(int id, bool force, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        ThrowIfDisposed();
+        await AdminAsync<NodeChangeAnswer>(AdminOps.NodeChange, 0, new NodeChangeArgs(id, true, null, null, force, (long)timeout.TotalMilliseconds), timeout, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task PinShardAsync(int shard, IReadOnlyList<int>? nodes, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        ThrowIfDisposed();
+        await AdminAsync<NodeChangeAnswer>(AdminOps.ShardPin, 0, new PinArgs(shard, nodes?.ToArray(), (long)timeout.TotalMilliseconds), timeout, cancellationToken).ConfigureAwait(false);
+    }
+
+    public async Task WaitForPlacementAsync(IProgress<int>? movesLeft, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        ThrowIfDisposed();
+        var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+        string state = "";
+        while (true)
+        {
+            try
+            {
+                var view = await RingViewAsync(cancellationToken).ConfigureAwait(false);
+                var status = await StatusAsync(cancellationToken).ConfigureAwait(false);
+                int holders = view.Entries.Where((e, i) => !view.Learners[i] && e.State != Ring.RingNodeState.Draining && e.State != Ring.RingNodeState.Removed).Count();
+                int want = Math.Min(ReplicationFactor, Math.Max(1, holders));
+                int leaving = view.Entries.Count(e => e.State == Ring.RingNodeState.Draining);
+                int short_ = status.Shards.Count(s => s.Leader == 0 || s.Voters.Count != want);
+                movesLeft?.Report(view.Moves.Length);
+                if (view.Moves.Length == 0 && leaving == 0 && short_ == 0) return;
+                state = $"{view.Moves.Length} replica move(s) left, {leaving} node(s) leaving, {short_} shard(s) without a leader or not at {want} voters";
+            }
+            catch (ReplicationException e) when (e is QuorumUnavailableException or NotLeaderException or RemoteOperationException)
+            {
+                state = e.Message; // a leader change while replicas move: ask again
+            }
+            if (Stopwatch.GetTimestamp() > deadline) throw new QuorumUnavailableException(0, timeout, $"the replicas did not settle in time: {state}");
+            await Task.Delay(PlacementPoll, cancellationToken).ConfigureAwait(false);
+        }
     }
 }

@@ -22,6 +22,7 @@ internal static class ErrorCodec
             case ShardNotFoundException s: d["shard"] = Int(s.ShardId); break;
             case QuorumAtRiskException r: d["node"] = Int(r.NodeId); d["shard"] = Int(r.Shard); break;
             case NodeNotRunningException n: d["node"] = Int(n.Node); break;
+            case ReplicationFactorAtRiskException f: d["node"] = Int(f.Node); break;
             case WrongShardException w: d["shard"] = Int(w.Shard); break;
             case DataPathInUseException p:
                 d["path"] = p.Path;
@@ -46,6 +47,7 @@ internal static class ErrorCodec
             "ShardNotFound" => new ShardNotFoundException(m, (int)Long(d, "shard")),
             "QuorumAtRisk" => new QuorumAtRiskException(m, (int)Long(d, "node"), (int)Long(d, "shard")),
             "NodeNotRunning" => new NodeNotRunningException((int)Long(d, "node"), m),
+            ReplicationFactorAtRiskException.Id => new ReplicationFactorAtRiskException((int)Long(d, "node"), m),
             WrongShardException.Id => new WrongShardException((int)Long(d, "shard"), m),
             "DataPathInUse" => new DataPathInUseException(m, d.GetValueOrDefault("path", ""), d.ContainsKey("pid") ? (int)Long(d, "pid") : null),
             "BackupCorrupt" => new BackupCorruptException(d.GetValueOrDefault("file", ""), m),

@@ -44,6 +44,10 @@ internal static class AdminOps
     // Maintenance: a coordinator has the metadata leader set or clear a node's Suspended mark.
     public const string NodeSuspend = "node.suspend";
     public const string NodeSuspendHere = "node.suspendhere";
+    // The ring: a node's role (leaving, zone, learner) and pins, written by the metadata leader; the ring's view from any node.
+    public const string NodeChange = "node.change";
+    public const string ShardPin = "shard.pin";
+    public const string RingView = "ring.view";
 }
 
 internal sealed record TimeoutArgs(long TimeoutMs);
@@ -136,3 +140,16 @@ internal sealed record TransferTargetAnswer(int Leader, int Target);
 
 /// <summary>Set (Suspended true) or clear a node's maintenance mark.</summary>
 internal sealed record SuspendArgs(int Node, bool Suspended, long TimeoutMs);
+/// <summary>Change a node's ring role; null leaves a property as it is. <c>Force</c>: leave even when the rest cannot hold
+/// ReplicationFactor voters.</summary>
+internal sealed record NodeChangeArgs(int Node, bool? Leaving, string? Zone, bool? Learner, bool Force, long TimeoutMs);
+
+internal sealed record NodeChangeAnswer(string Detail);
+
+/// <summary>Pin <c>Shard</c>'s voters to <c>Nodes</c> (in order), or drop its pin when null.</summary>
+internal sealed record PinArgs(int Shard, int[]? Nodes, long TimeoutMs);
+
+internal sealed record RingViewArgs;
+
+/// <summary>The ring as one node sees it: a row per node, and every replica move still to make.</summary>
+internal sealed record RingViewAnswer(Ring.RingEntry[] Entries, bool[] Learners, int[] Placed, Ring.ShardMove[] Moves);

@@ -14,7 +14,9 @@ namespace Replication.Engine.Cluster;
 /// <item><c>node/{id:D10}</c>: <see cref="NodeEntry"/> (endpoint and the join token that admitted it);</item>
 /// <item><c>placement/{shard:D10}</c>: the shard's replicas, an int array;</item>
 /// <item><c>shardmap</c>: the hash range of every shard (<see cref="Ring.ShardRangeMap"/>), versioned: splits add shards;</item>
-/// <item><c>nextshard</c>: the id the next split gives its new shard (taken by compare-and-set, so two splits never share one).</item>
+/// <item><c>nextshard</c>: the id the next split gives its new shard (taken by compare-and-set, so two splits never share one);</item>
+/// <item><c>pin/{shard:D10}</c>: an operator's placement of the shard (Move-ReplicationShard), an int array the ring keeps
+/// (<see cref="Ring.ShardPin"/>).</item>
 /// </list>
 /// Immutable: every change is a new instance read back from the store. Thread-safe.
 /// </summary>
@@ -30,6 +32,7 @@ public sealed record ClusterMetadata
     public const string PlacementPrefix = "placement/";
     public const string ShardMapKey = "shardmap";
     public const string NextShardKey = "nextshard";
+    public const string PinPrefix = "pin/";
 
     internal static readonly JsonSerializerOptions Json = new() { DefaultIgnoreCondition = JsonIgnoreCondition.Never };
 
@@ -44,9 +47,12 @@ public sealed record ClusterMetadata
     public Ring.ShardRangeMap? ShardMap { get; init; }
     /// <summary>The id the next split gives its new shard.</summary>
     public int NextShard { get; init; }
+    /// <summary>Operators' pins (Move-ReplicationShard): shard → nodes that must hold its voters.</summary>
+    public IReadOnlyDictionary<int, IReadOnlyList<int>> Pins { get; init; } = new Dictionary<int, IReadOnlyList<int>>();
 
     public static string NodeKey(int id) => $"{NodePrefix}{id:D10}";
     public static string PlacementKey(int shard) => $"{PlacementPrefix}{shard:D10}";
+    public static string PinKey(int shard) => $"{PinPrefix}{shard:D10}";
 
     public IReadOnlyList<int> ReplicasOf(int shard) => Placement.TryGetValue(shard, out var r) ? r : Array.Empty<int>();
 
@@ -55,12 +61,18 @@ public sealed record ClusterMetadata
 
     public bool IsRebuilding(int node) => Nodes.TryGetValue(node, out var e) && e.Rebuilding;
 
-    /// <summary>The membership the metadata group should have: the lowest <see cref="MaxMetadataVoters"/> node ids vote, the rest
-    /// learn; a node being rebuilt is in neither.</summary>
+    /// <summary>The learners every data shard should have: the learner-only nodes (asynchronous replicas) that are neither
+    /// leaving nor being rebuilt.</summary>
+    public IReadOnlyList<int> DesiredLearners() =>
+        Nodes.Where(n => n.Value.Learner && !n.Value.Leaving && !n.Value.Rebuilding).Select(n => n.Key).Order().ToArray();
+
+    /// <summary>The membership the metadata group should have: the lowest <see cref="MaxMetadataVoters"/> ids of the nodes
+    /// that are not learner-only vote, every other node learns; a node being rebuilt is in neither.</summary>
     public (IReadOnlyList<int> Voters, IReadOnlyList<int> Learners) MetadataMembership()
     {
-        var ids = Nodes.Where(n => !n.Value.Rebuilding).Select(n => n.Key).OrderBy(x => x).ToArray();
-        return (ids.Take(MaxMetadataVoters).ToArray(), ids.Skip(MaxMetadataVoters).ToArray());
+        var ids = Nodes.Where(n => !n.Value.Rebuilding).OrderBy(n => n.Key).ToArray();
+        var voters = ids.Where(n => !n.Value.Learner).Select(n => n.Key).Take(MaxMetadataVoters).ToArray();
+        return (voters, ids.Select(n => n.Key).Except(voters).ToArray());
     }
 
     /// <summary>Reads the metadata from the metadata group's shard of <paramref name="store"/> (thread-safe reads).</summary>
@@ -74,6 +86,7 @@ public sealed record ClusterMetadata
         var placement = new Dictionary<int, IReadOnlyList<int>>();
         Ring.ShardRangeMap? map = null;
         int nextShard = 0;
+        var pins = new Dictionary<int, IReadOnlyList<int>>();
         try
         {
             foreach (var (key, value) in rows)
@@ -84,6 +97,8 @@ public sealed record ClusterMetadata
                 else if (key.StartsWith(PlacementPrefix, StringComparison.Ordinal) && int.TryParse(key.AsSpan(PlacementPrefix.Length), out int shard))
                     placement[shard] = JsonSerializer.Deserialize<int[]>(value, Json) ?? throw new JsonException("null placement");
                 else if (key == ShardMapKey) map = Ring.ShardRangeMap.FromJson(value);
+                else if (key.StartsWith(PinPrefix, StringComparison.Ordinal) && int.TryParse(key.AsSpan(PinPrefix.Length), out int pinned))
+                    pins[pinned] = JsonSerializer.Deserialize<int[]>(value, Json) ?? throw new JsonException("null pin");
                 else if (key == NextShardKey) nextShard = int.Parse(value, System.Globalization.CultureInfo.InvariantCulture);
             }
         }
@@ -91,7 +106,7 @@ public sealed record ClusterMetadata
         {
             throw new StorageCorruptException($"The cluster metadata does not parse: {e.Message}");
         }
-        return new ClusterMetadata { Cluster = info, Nodes = nodes, Placement = placement, ShardMap = map, NextShard = nextShard };
+        return new ClusterMetadata { Cluster = info, Nodes = nodes, Placement = placement, ShardMap = map, NextShard = nextShard, Pins = pins };
     }
 
     /// <summary>As rows (key, JSON value): how the metadata travels in a join response.</summary>
@@ -101,6 +116,7 @@ public sealed record ClusterMetadata
         foreach (var (id, node) in Nodes.OrderBy(n => n.Key)) yield return (NodeKey(id), JsonSerializer.Serialize(node, Json));
         foreach (var (shard, replicas) in Placement.OrderBy(p => p.Key)) yield return (PlacementKey(shard), JsonSerializer.Serialize(replicas, Json));
         if (ShardMap is not null) yield return (ShardMapKey, ShardMap.ToJson());
+        foreach (var (shard, nodes) in Pins.OrderBy(p => p.Key)) yield return (PinKey(shard), JsonSerializer.Serialize(nodes, Json));
         if (NextShard != 0) yield return (NextShardKey, NextShard.ToString(System.Globalization.CultureInfo.InvariantCulture));
     }
 

@@ -11,8 +11,8 @@ namespace Replication.Engine.Cluster;
 /// <item>hosted groups: every shard the placement puts on this node is hosted; one not hosted yet is
 /// created as a joining replica (empty configuration), to be added by its leader;</item>
 /// <item>on the metadata leader: the founding node writes the initial metadata (identity, itself,
-/// every shard placed on it); then the placement controller (<see cref="PlacementPolicy"/>) writes the
-/// placement changes it wants through the metadata log; and a node being rebuilt that reported its rebuild
+/// every shard placed on it); then the placement controller (<see cref="PlacementPolicy"/>: the ring) writes the
+/// placement changes it wants through the metadata log, and deregisters leaving nodes that hold nothing any more; and a node being rebuilt that reported its rebuild
 /// done is let back in (ClusterNode.Rebuild.cs);</item>
 /// <item>on every group this node leads (metadata and shards): the next membership change toward what
 /// the metadata says (<see cref="MembershipPlan"/>: learner, catch up, promote; nodes being rebuilt are
@@ -88,13 +88,22 @@ public sealed partial class ClusterNode
                 if (NodeId == 1) await WriteInitialMetadataAsync(ct).ConfigureAwait(false);
                 return;
             }
-            var changes = PlacementPolicy.Changes(metadata);
+            var current = CurrentMemberships();
+            var changes = PlacementPolicy.Changes(metadata, current);
             if (changes.Count > 0)
             {
                 await ProposeMetadataAsync(changes.Select(change =>
                     new KvOp(KvOpType.Put, ClusterMetadata.PlacementKey(change.Shard), System.Text.Json.JsonSerializer.Serialize(change.Replicas, ClusterMetadata.Json), null)).ToArray(),
                     ControlStepTimeout, ct).ConfigureAwait(false);
                 foreach (var change in changes) Log($"node {NodeId}: shard {change.Shard} placed on [{string.Join(",", change.Replicas)}]");
+                RefreshMetadata(force: true);
+                metadata = _metadata;
+            }
+            var drained = PlacementPolicy.Drained(metadata, current);
+            if (drained.Count > 0)
+            {
+                await ProposeMetadataAsync(drained.Select(id => new KvOp(KvOpType.Delete, ClusterMetadata.NodeKey(id), null, null)).ToArray(), ControlStepTimeout, ct).ConfigureAwait(false);
+                foreach (int id in drained) Log($"node {NodeId}: node {id} holds no replica any more: deregistered");
                 RefreshMetadata(force: true);
                 metadata = _metadata;
             }
@@ -112,7 +121,7 @@ public sealed partial class ClusterNode
             {
                 if (metadata.ReplicasOf(group).Count == 0) continue; // no placement yet: leave the founding membership alone
                 voters = metadata.DesiredVoters(group);
-                learners = Array.Empty<int>();
+                learners = metadata.DesiredLearners().Except(voters).ToArray();
                 if (voters.Count == 0) continue; // every replica is being rebuilt: nobody to hand the group to
             }
             if (MembershipPlan.Next(st.Voters, st.Learners, voters, learners) is not { } cc) continue;
@@ -131,6 +140,8 @@ public sealed partial class ClusterNode
         }
         await CarryOutOwnRebuildAsync(ct).ConfigureAwait(false);
         await AddMissingSplitsAsync(ct).ConfigureAwait(false);
+        await DropLeftGroupsAsync(metadata).ConfigureAwait(false);
+        await BalanceLeadersAsync(metadata).ConfigureAwait(false);
     }
 
     /// <summary>The founding node, once it leads the metadata group: identity and shape, itself, and every shard on itself.</summary>

@@ -213,6 +213,7 @@ public sealed class EmbeddedCluster : ClusterClient
         }
         _startFailures.TryRemove(node.NodeId, out _);
         _nodes[node.NodeId] = node;
+        _ = node.Stopped.ContinueWith(_ => ForgetIfLeft(node), TaskScheduler.Default);
         _manifest.Nodes[slot] = s with { Id = node.NodeId, Port = node.ListenEndPoint.Port };
         _manifest.Save(_options.Path);
         AddEndpoints(new[] { node.Endpoint });
@@ -279,6 +280,67 @@ public sealed class EmbeddedCluster : ClusterClient
 
     /// <summary>The running node <paramref name="id"/> of this process, or null (for engine tests).</summary>
     internal ClusterNode? Node(int id) => _nodes.TryGetValue(id, out var n) && n.IsRunning ? n : null;
+
+    /// <summary>
+    /// Adds a node to this process (Add-ReplicationNode): a new slot and folder (node-N), started like any joining node
+    /// (through a running sibling, the join path of a node process); the ring then moves its share of replicas to it.
+    /// </summary>
+    public override async Task<ReplicationNode> AddNodeAsync(string? zone, bool learner, CancellationToken cancellationToken)
+    {
+        ThrowIfRemoved();
+        await _admin.WaitAsync(cancellationToken).ConfigureAwait(false);
+        ClusterNode node;
+        try
+        {
+            if (_manifest.Nodes.Count >= ClusterOptions.MaxNodeCount)
+                throw new ClusterOptionsException(ClusterOptionsException.Invalid, $"The cluster has {_manifest.Nodes.Count} nodes, the most an embedded cluster can have.");
+            int next = _manifest.Nodes.Select(n => int.TryParse(n.Folder.AsSpan("node-".Length), out int k) ? k : 0).DefaultIfEmpty(0).Max() + 1;
+            string folder = $"node-{next}";
+            if (Directory.Exists(System.IO.Path.Combine(_options.Path, folder)))
+                throw new NodePathInUseException($"'{System.IO.Path.Combine(_options.Path, folder)}' exists but no node of the cluster uses it; move it away first.");
+            lock (_manifest) _manifest.Nodes.Add(new ClusterManifest.NodeSlot(folder, 0, 0));
+            try
+            {
+                node = await StartSlotAsync(_manifest.Nodes.Count - 1, cancellationToken).ConfigureAwait(false);
+            }
+            catch
+            {
+                lock (_manifest) _manifest.Nodes.RemoveAll(n => n.Folder == folder && n.Id == 0);
+                _manifest.Save(_options.Path);
+                throw;
+            }
+            HintSiblings();
+        }
+        finally
+        {
+            _admin.Release();
+        }
+        if (zone is not null || learner) await SetNodeRoleAsync(node.NodeId, zone, learner ? true : null, AddNodeTimeout, cancellationToken).ConfigureAwait(false);
+        return await WaitForNodeAsync(node.Endpoint, AddNodeTimeout, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>How long an added node may take to appear in the registry (it joined already: this is only status lag).</summary>
+    private static readonly TimeSpan AddNodeTimeout = TimeSpan.FromSeconds(30);
+
+    /// <summary>A node that left the cluster (Remove-ReplicationNode) stopped by itself: its slot and folder go.</summary>
+    private void ForgetIfLeft(ClusterNode node)
+    {
+        if (!node.LeftCluster || _removed) return;
+        lock (_manifest)
+        {
+            int slot = _manifest.Nodes.FindIndex(n => n.Id == node.NodeId);
+            if (slot < 0) return;
+            string folder = System.IO.Path.Combine(_options.Path, _manifest.Nodes[slot].Folder);
+            _manifest.Nodes.RemoveAt(slot);
+            _manifest.Save(_options.Path);
+            _nodes.TryRemove(node.NodeId, out _);
+            try { Directory.Delete(folder, recursive: true); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+            {
+                _options.Log?.Invoke($"node {node.NodeId} left the cluster; its folder '{folder}' could not be deleted: {e.Message}");
+            }
+        }
+    }
 
     public override async Task StopNodeAsync(int id, bool kill, CancellationToken cancellationToken)
     {

@@ -1,37 +1,104 @@
+using Replication.Engine.Ring;
+
 namespace Replication.Engine.Cluster;
 
 /// <summary>
-/// Decides where shard replicas go, from the metadata alone (pure, deterministic, thread-safe). Today it only
-/// grows: a shard with fewer replicas than min(ReplicationFactor, node count) gets the registered nodes that
-/// hold the fewest replicas (lowest id on a tie), so a joining node takes over its share and existing replicas
-/// never move. The executors (MembershipPlan on every shard leader) add, promote and remove whatever the
-/// placement says.
+/// Decides where shard replicas go, from the replicated metadata and the shards' current memberships (pure,
+/// deterministic, thread-safe). The ring (<see cref="HashRing"/>, with the cluster's <see cref="ClusterSettings"/> and
+/// the operators' pins) says where every shard's voters belong; this policy turns the difference into new values of
+/// the metadata's placement keys, which the shard leaders then carry out one membership change at a time
+/// (<see cref="MembershipPlan"/>: add learner, catch up by log or snapshot, promote, remove the old voter — a quorum
+/// never shrinks before it has grown). Rules:
+/// <list type="bullet">
+/// <item>A shard short of voters (fewer registered replicas than min(ReplicationFactor, nodes that hold voters): a new
+/// cluster forming, a node deregistered, a split's new shard without a placement) is topped up at once, keeping the
+/// replicas it has and taking the ring's nodes in ring order: restoring redundancy does not wait for a move slot.</item>
+/// <item>Every other difference is a move. A shard is in motion while its group's membership differs from its placement
+/// (or is unknown: no leader reports it); a new move starts only while fewer than
+/// <see cref="ClusterSettings.MaxConcurrentMoves"/> shards are in motion, shards with a replica on a leaving node
+/// first, then by shard id. So a crash, a leader change or a restart only delays a move: the next pass compares the
+/// same states again.</item>
+/// <item>Liveness plays no part: a node that is down keeps its replicas (a restart costs no re-replication); an operator
+/// who knows it is gone removes it (Remove-ReplicationNode -Force), which moves its replicas away.</item>
+/// </list>
 /// </summary>
 public static class PlacementPolicy
 {
-    /// <summary>Every placement change needed now (shard and its new replica list), computed together; empty when every shard is at its target.</summary>
-    public static IReadOnlyList<(int Shard, int[] Replicas)> Changes(ClusterMetadata metadata)
+    /// <summary>The registered nodes as the ring sees them. Leaving → Draining; being rebuilt → Down (it keeps its place);
+    /// suspended → Suspended; the rest Running, or Down where <paramref name="isUp"/> says so.</summary>
+    public static IReadOnlyList<RingNode> RingNodes(ClusterMetadata metadata, Func<int, bool>? isUp = null) =>
+        metadata.Nodes.OrderBy(n => n.Key).Select(n => new RingNode(n.Key, string.IsNullOrEmpty(n.Value.Zone) ? null : n.Value.Zone,
+            n.Value.Leaving ? RingNodeState.Draining
+            : n.Value.Rebuilding ? RingNodeState.Down
+            : n.Value.Suspended ? RingNodeState.Suspended
+            : isUp is null || isUp(n.Key) ? RingNodeState.Running : RingNodeState.Down,
+            n.Value.Learner)).ToArray();
+
+    /// <summary>The ring of the registered nodes with the cluster's settings; null before the cluster was founded.</summary>
+    public static HashRing? RingOf(ClusterMetadata metadata, IReadOnlyList<RingNode>? nodes = null) =>
+        metadata.Cluster is { } info
+            ? new HashRing(nodes ?? RingNodes(metadata), info.SettingsOrDefault.ForRing(info.ReplicationFactor))
+            : null;
+
+    /// <summary>Where the ring wants every shard's voters now (pins honoured), by shard id.</summary>
+    public static IReadOnlyList<ShardPlacement> Desired(ClusterMetadata metadata, IReadOnlyList<RingNode>? nodes = null)
+    {
+        if (RingOf(metadata, nodes) is not { } ring) return Array.Empty<ShardPlacement>();
+        var map = metadata.MapOr(metadata.Cluster!.ShardCount);
+        var shards = map.Ranges.Select(r => r.Shard).ToHashSet();
+        return ring.Place(map, metadata.Pins.Where(p => shards.Contains(p.Key)).Select(p => new ShardPin(p.Key, p.Value)));
+    }
+
+    /// <summary>
+    /// The placement keys to write now (shard and its new voters, in ring order); empty when nothing should change.
+    /// <paramref name="current"/>: each shard's membership as its leader reports it (a shard missing here counts as in
+    /// motion).
+    /// </summary>
+    public static IReadOnlyList<(int Shard, int[] Replicas)> Changes(ClusterMetadata metadata, IReadOnlyDictionary<int, ShardPlacement> current)
     {
         var changes = new List<(int, int[])>();
         if (metadata.Cluster is not { } info || metadata.Nodes.Count == 0) return changes;
-        int target = Math.Min(info.ReplicationFactor, metadata.Nodes.Count);
-        var load = metadata.Nodes.Keys.ToDictionary(id => id, _ => 0);
-        foreach (var replicas in metadata.Placement.Values)
-            foreach (int id in replicas)
-                if (load.ContainsKey(id)) load[id]++;
-        foreach (int shard in metadata.MapOr(info.ShardCount).Ranges.Select(r => r.Shard))
+        var nodes = RingNodes(metadata);
+        var byId = nodes.ToDictionary(n => n.Id);
+        int target = Math.Min(info.ReplicationFactor, nodes.Count(n => n.HoldsVoters));
+        var learners = metadata.DesiredLearners();
+        int inMotion = 0;
+        var moves = new List<(int Urgency, int Shard, int[] Want)>();
+        foreach (var desired in Desired(metadata, nodes))
         {
-            var replicas = metadata.ReplicasOf(shard).ToList();
-            if (replicas.Count >= target) continue;
-            while (replicas.Count < target)
+            int shard = desired.Shard;
+            var placed = metadata.ReplicasOf(shard);
+            bool settled = current.TryGetValue(shard, out var cur) && SameSet(cur.Voters, placed) && cur.Learners.All(learners.Contains);
+            if (!settled && placed.Count > 0) inMotion++;
+            var want = desired.Voters.ToArray();
+            if (SameSet(placed, want)) continue;
+            var registered = placed.Where(metadata.Nodes.ContainsKey).ToList();
+            if (registered.Count < target)
             {
-                int candidate = load.Keys.Where(id => !replicas.Contains(id)).OrderBy(id => load[id]).ThenBy(id => id).FirstOrDefault();
-                if (candidate == 0) break;
-                replicas.Add(candidate);
-                load[candidate]++;
+                var grown = registered.Concat(want.Where(w => !registered.Contains(w))).Take(Math.Max(target, registered.Count)).ToArray();
+                if (!SameSet(grown, placed)) changes.Add((shard, grown));
+                continue;
             }
-            changes.Add((shard, replicas.ToArray()));
+            if (!settled) continue; // its last change is still being carried out
+            bool leaving = placed.Any(id => byId.TryGetValue(id, out var n) && n.State == RingNodeState.Draining);
+            moves.Add((leaving ? 0 : 1, shard, want));
         }
+        int budget = Math.Max(0, info.SettingsOrDefault.MaxConcurrentMoves - inMotion);
+        changes.AddRange(moves.OrderBy(m => m.Urgency).ThenBy(m => m.Shard).Take(budget).Select(m => (m.Shard, m.Want)));
         return changes;
     }
+
+    /// <summary>Leaving nodes that hold nothing any more: no placement names them and no group's reported membership
+    /// holds them (every shard's membership must be known). They can be deregistered.</summary>
+    public static IReadOnlyList<int> Drained(ClusterMetadata metadata, IReadOnlyDictionary<int, ShardPlacement> current)
+    {
+        if (metadata.Cluster is null) return Array.Empty<int>();
+        var shards = metadata.MapOr(metadata.Cluster.ShardCount).Ranges.Select(r => r.Shard).ToArray();
+        if (!shards.All(current.ContainsKey)) return Array.Empty<int>();
+        return metadata.Nodes.Where(n => n.Value.Leaving).Select(n => n.Key)
+            .Where(id => shards.All(s => !metadata.ReplicasOf(s).Contains(id) && !current[s].Holds(id)))
+            .Order().ToArray();
+    }
+
+    private static bool SameSet(IReadOnlyCollection<int> a, IReadOnlyCollection<int> b) => a.Count == b.Count && a.All(b.Contains);
 }

@@ -1,7 +1,7 @@
 namespace Replication.Engine.Ring;
 
 /// <summary>Why a replica moves. Values are explicit and append-only.</summary>
-public enum MoveReason
+public enum MoveReason : long
 {
     /// <summary>The replica's node was removed (or is unknown): the shard is short of a live replica.</summary>
     NodeRemoved = 0,

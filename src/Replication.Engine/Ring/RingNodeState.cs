@@ -15,7 +15,7 @@ namespace Replication.Engine.Ring;
 /// caller decides when a down node is gone for good (after a timeout, as CockroachDB's
 /// time_until_store_dead) and marks it Removed or Draining, which moves its replicas away.
 /// </summary>
-public enum RingNodeState
+public enum RingNodeState : long
 {
     Running = 0,
     Draining = 1,

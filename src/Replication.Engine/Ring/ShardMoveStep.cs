@@ -5,7 +5,7 @@ namespace Replication.Engine.Ring;
 /// RemoveVoter of the replica it replaces. Values are explicit and append-only (they may be
 /// recorded in events and on the wire).
 /// </summary>
-public enum ShardMoveStep
+public enum ShardMoveStep : long
 {
     /// <summary>Add ToNode as a learner; it catches up (by snapshot) while the voters are unchanged.</summary>
     AddLearner = 0,

@@ -1,3 +1,4 @@
+using Replication.Engine.Ring;
 using System.Diagnostics;
 using System.Net;
 using System.Net.Sockets;
@@ -177,24 +178,55 @@ public sealed class ClusterNodeTests(ITestOutputHelper output) : IAsyncLifetime
     }
 
     [Fact]
-    public void Placement_grows_to_the_replication_factor_onto_the_least_loaded_nodes_and_never_moves_a_replica()
+    public void Placement_grows_at_once_then_follows_the_ring_a_bounded_number_of_shards_at_a_time()
     {
-        var info = new ClusterInfo(Guid.NewGuid(), "p", 3, 3, DateTimeOffset.UtcNow);
-        var nodes = new Dictionary<int, NodeEntry> { [1] = new("a:1", Guid.NewGuid()), [2] = new("a:2", Guid.NewGuid()) };
-        var placement = new Dictionary<int, IReadOnlyList<int>> { [0] = new[] { 1 }, [1] = new[] { 1 }, [2] = new[] { 1 } };
+        var info = new ClusterInfo(Guid.NewGuid(), "p", 8, 3, DateTimeOffset.UtcNow);
+        var nodes = new Dictionary<int, NodeEntry> { [1] = new("a:1", Guid.NewGuid()), [2] = new("a:2", Guid.NewGuid()), [3] = new("a:3", Guid.NewGuid()) };
+        var placement = Enumerable.Range(0, 8).ToDictionary(s => s, _ => (IReadOnlyList<int>)new[] { 1 });
         var m = new ClusterMetadata { Cluster = info, Nodes = nodes, Placement = placement };
-        foreach (var (shard, replicas) in PlacementPolicy.Changes(m)) placement[shard] = replicas;
-        Assert.All(placement.Values, r => Assert.Equal(new[] { 1, 2 }, r));
-        m = m with { Placement = new Dictionary<int, IReadOnlyList<int>>(placement) };
-        Assert.Empty(PlacementPolicy.Changes(m));
-        nodes[3] = new("a:3", Guid.NewGuid());
-        m = m with { Nodes = nodes };
-        foreach (var (shard, replicas) in PlacementPolicy.Changes(m))
+        Dictionary<int, ShardPlacement> Settled() => m.Placement.ToDictionary(p => p.Key, p => new ShardPlacement(p.Key, p.Value));
+
+        // A new cluster: every shard short of voters is topped up at once, keeping its replica.
+        var grow = PlacementPolicy.Changes(m, Settled());
+        Assert.Equal(8, grow.Count);
+        Assert.All(grow, g => Assert.Equal(new[] { 1, 2, 3 }, g.Replicas.Order()));
+        Assert.All(grow, g => Assert.Equal(1, g.Replicas[0]));
+        m = m with { Placement = grow.ToDictionary(g => g.Shard, g => (IReadOnlyList<int>)g.Replicas) };
+        Assert.Empty(PlacementPolicy.Changes(m, Settled()));
+
+        // A fourth node: moves, at most MaxConcurrentMoves (2) shards in motion, each to the ring's placement.
+        m = m with { Nodes = new Dictionary<int, NodeEntry>(nodes) { [4] = new("a:4", Guid.NewGuid()) } };
+        var desired = PlacementPolicy.Desired(m).ToDictionary(d => d.Shard);
+        var first = PlacementPolicy.Changes(m, Settled());
+        Assert.Equal(2, first.Count);
+        Assert.All(first, c => Assert.Equal(desired[c.Shard].Voters, c.Replicas));
+        var inMotion = Settled(); // the memberships have not moved yet
+        m = m with { Placement = new Dictionary<int, IReadOnlyList<int>>(m.Placement.Concat(first.Select(c => KeyValuePair.Create(c.Shard, (IReadOnlyList<int>)c.Replicas))).GroupBy(p => p.Key).ToDictionary(g => g.Key, g => g.Last().Value)) };
+        Assert.Empty(PlacementPolicy.Changes(m, inMotion)); // both slots taken until those groups reach their placement
+        int moved = first.Count;
+        for (int round = 0; round < 10; round++)
         {
-            Assert.Equal(placement[shard], replicas.Take(placement[shard].Count)); // only grows: existing replicas stay
-            placement[shard] = replicas;
+            var next = PlacementPolicy.Changes(m, Settled());
+            if (next.Count == 0) break;
+            Assert.True(next.Count <= 2);
+            moved += next.Count;
+            m = m with { Placement = m.Placement.ToDictionary(p => p.Key, p => next.FirstOrDefault(c => c.Shard == p.Key).Replicas is { } r ? (IReadOnlyList<int>)r : p.Value) };
         }
-        Assert.All(placement.Values, r => Assert.Equal(new[] { 1, 2, 3 }, r));
+        Assert.All(PlacementPolicy.Desired(m), d => Assert.Equal(d.Voters.Order(), m.ReplicasOf(d.Shard).Order()));
+        Assert.Contains(m.Placement.Values, r => r.Contains(4));
+
+        // Node 2 leaves: its shards move first; once nothing names it, it is drained.
+        m = m with { Nodes = new Dictionary<int, NodeEntry>(m.Nodes) { [2] = m.Nodes[2] with { Leaving = true } } };
+        Assert.Empty(PlacementPolicy.Drained(m, Settled()));
+        for (int round = 0; round < 10; round++)
+        {
+            var next = PlacementPolicy.Changes(m, Settled());
+            if (next.Count == 0) break;
+            m = m with { Placement = m.Placement.ToDictionary(p => p.Key, p => next.FirstOrDefault(c => c.Shard == p.Key).Replicas is { } r ? (IReadOnlyList<int>)r : p.Value) };
+        }
+        Assert.DoesNotContain(m.Placement.Values, r => r.Contains(2));
+        Assert.All(m.Placement.Values, r => Assert.Equal(3, r.Count));
+        Assert.Equal(new[] { 2 }, PlacementPolicy.Drained(m, Settled()));
     }
 
     [Fact]

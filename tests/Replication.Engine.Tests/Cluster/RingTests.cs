@@ -1,0 +1,113 @@
+using Replication.Engine.Cluster;
+using Replication.Engine.Ring;
+using Replication.Simulation.Linearizability;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Replication.Engine.Tests.Cluster;
+
+/// <summary>The ring in a running cluster (ClusterNode.Placement.cs, PlacementPolicy): nodes joining and leaving under
+/// writes, moves bounded and resumed, leaderships balanced, pins kept, removals refused when they would cost replicas.</summary>
+public sealed class RingTests(ITestOutputHelper output)
+{
+    private static readonly TimeSpan Bound = ClusterFixture.Bound;
+    private static readonly TimeSpan Settle = TimeSpan.FromSeconds(60);
+
+    [Fact]
+    public async Task Growing_to_five_nodes_and_shrinking_back_under_writes_loses_nothing_and_balances_leaders()
+    {
+        await using var f = await ClusterFixture.StartAsync(nodes: 3, shards: 8);
+        var c = f.Cluster;
+        await AssertLeadersBalancedAsync(c, 3);
+
+        var recorder = new HistoryRecorder();
+        using var stop = new CancellationTokenSource();
+        var keys = Enumerable.Range(0, 24).Select(i => $"ring-{i}").ToArray();
+        var clients = Enumerable.Range(0, 3).Select(i => Task.Run(() => recorder.ClientLoopAsync(c, i, keys, TimeSpan.FromSeconds(5), stop.Token))).ToArray();
+        ClusterFixture.Eventually(() => recorder.Acknowledged >= 30, "clients made progress before the ring changed");
+
+        var added = new List<int>();
+        for (int i = 0; i < 2; i++) added.Add((await c.AddNodeAsync(zone: null, learner: false, CancellationToken.None)).Id);
+        var moves = await c.GetMovesAsync(CancellationToken.None);
+        output.WriteLine($"after adding {string.Join(",", added)}: {moves.Count} moves planned");
+        await c.WaitForPlacementAsync(null, Settle, CancellationToken.None);
+        var ring = await c.GetRingAsync(CancellationToken.None);
+        foreach (var e in ring) output.WriteLine($"node {e.Node}: tokens {e.Tokens} share {e.Share:P1} held {e.ShardsHeld} placed {e.ShardsPlaced} led {e.ShardsLed}");
+        Assert.Equal(5, ring.Count);
+        Assert.All(added, id => Assert.True(ring.Single(e => e.Node == id).ShardsHeld > 0, $"node {id} received replicas"));
+        Assert.All(c.GetShards(), s => Assert.Equal(3, s.Voters.Count));
+        Assert.Equal(8 * 3, ring.Sum(e => e.ShardsHeld));
+        await AssertLeadersBalancedAsync(c, 5);
+        int acknowledgedGrown = recorder.Acknowledged;
+        ClusterFixture.Eventually(() => recorder.Acknowledged >= acknowledgedGrown + 30, "clients made progress on five nodes");
+
+        // Shrink back: the two original nodes 1 and 2 leave (one of them leads the metadata group).
+        foreach (int id in new[] { 1, 2 }) await c.RemoveNodeAsync(id, force: false, Bound, CancellationToken.None);
+        await c.WaitForPlacementAsync(null, Settle, CancellationToken.None);
+        ClusterFixture.Eventually(() => c.GetNodes().Select(n => n.Id).Order().SequenceEqual(new[] { 3 }.Concat(added)), "the removed nodes are gone from the cluster");
+        Assert.False(Directory.Exists(Path.Combine(c.Path!, "node-1")), "the removed node's folder is deleted");
+        Assert.All(c.GetShards(), s => Assert.Equal(3, s.Voters.Count));
+        Assert.All(c.GetShards(), s => Assert.DoesNotContain(1, s.Voters.Concat(s.Learners)));
+        await AssertLeadersBalancedAsync(c, 3);
+        int acknowledgedShrunk = recorder.Acknowledged;
+        ClusterFixture.Eventually(() => recorder.Acknowledged >= acknowledgedShrunk + 30, "clients made progress after the shrink");
+        stop.Cancel();
+        await Task.WhenAll(clients);
+
+        var verdict = await recorder.CheckAsync(c, Bound);
+        output.WriteLine($"{recorder.History.Count} operations, {recorder.Acknowledged} acknowledged puts: {verdict.Outcome} ({verdict.Detail})");
+        Assert.Equal(CheckOutcome.Linearizable, verdict.Outcome);
+        var consistency = await c.CheckConsistencyAsync(null, Bound, CancellationToken.None);
+        Assert.All(consistency, r => Assert.True(r.Consistent, $"shard {r.Shard} replicas differ"));
+
+        // Reopened, the three remaining nodes come back as they are.
+        await f.ReopenAsync();
+        Assert.Equal(new[] { 3 }.Concat(added), f.Cluster.GetNodes().Select(n => n.Id).Order());
+    }
+
+    [Fact]
+    public async Task A_removal_that_would_cost_replicas_is_refused_and_a_pin_moves_a_replica_and_stays()
+    {
+        await using var f = await ClusterFixture.StartAsync(nodes: 3, shards: 4);
+        var c = f.Cluster;
+        var refused = await Assert.ThrowsAsync<ReplicationFactorAtRiskException>(() => c.RemoveNodeAsync(2, force: false, Bound, CancellationToken.None));
+        Assert.Equal("ReplicationFactorAtRisk", refused.ErrorId);
+        Assert.All(c.GetNodes(), n => Assert.Equal(NodeState.Running, n.State));
+        Assert.Empty(await c.GetMovesAsync(CancellationToken.None));
+
+        var fourth = await c.AddNodeAsync(zone: "b", learner: false, CancellationToken.None);
+        await c.WaitForPlacementAsync(null, Settle, CancellationToken.None);
+        // Zones first: node 4 is the only node of zone "b", so every shard has a replica there.
+        Assert.All(c.GetShards(), s => Assert.Contains(fourth.Id, s.Voters));
+        var shard = c.GetShards().First();
+        int missing = new[] { 1, 2, 3 }.Except(shard.Voters).Single();
+        int from = shard.Voters.Where(v => v != fourth.Id).Min();
+        var pinned = shard.Voters.Select(v => v == from ? missing : v).ToArray();
+        await c.PinShardAsync(shard.Id, pinned, Bound, CancellationToken.None);
+        await c.WaitForPlacementAsync(null, Settle, CancellationToken.None);
+        var moved = c.GetShards().Single(s => s.Id == shard.Id);
+        Assert.Equal(pinned.Order(), moved.Voters.Order());
+        var ring = await c.GetRingAsync(CancellationToken.None);
+        Assert.Equal("b", ring.Single(e => e.Node == fourth.Id).Zone);
+        Assert.Empty(await c.GetMovesAsync(CancellationToken.None));
+        await AssertLeadersBalancedAsync(c, 4);
+    }
+
+    /// <summary>Within the bound, every running voter leads ⌊S/N⌋ or ⌈S/N⌉ shards.</summary>
+    private async Task AssertLeadersBalancedAsync(EmbeddedCluster c, int nodes)
+    {
+        await c.WaitForLeadersAsync(null, Bound, CancellationToken.None);
+        string last = "";
+        bool balanced = SpinWait.SpinUntil(() =>
+        {
+            var shards = c.GetShards();
+            if (shards.Any(s => s.Leader == 0)) return false;
+            var led = c.GetNodes().Where(n => n.State == NodeState.Running).ToDictionary(n => n.Id, n => shards.Count(s => s.Leader == n.Id));
+            last = string.Join(", ", led.OrderBy(x => x.Key).Select(x => $"{x.Key}:{x.Value}"));
+            int floor = shards.Count / nodes, ceiling = (shards.Count + nodes - 1) / nodes;
+            return led.Count == nodes && led.Values.All(v => v >= floor && v <= ceiling);
+        }, Bound);
+        output.WriteLine($"leaders per node: {last}");
+        Assert.True(balanced, $"leaders not balanced within {Bound.TotalSeconds} s: {last}");
+    }
+}
