@@ -105,19 +105,20 @@ Describe 'Test-ReplicationCluster (<Shape>)' -ForEach $Shapes {
     AfterAll { Remove-TestCluster -Cluster $script:cluster }
 
     It 'passes when healthy and fails the right checks when a node is down' {
-        # LeaderBalance may warn: how leaderships spread is the leader balancer's business, not a fault.
-        $script:notPassing = $null
+        # Healthy means no Fail: Warnings come and go on a loaded machine (an election in progress, a lagging replica,
+        # leaderships not yet balanced) and a runbook gates on Fail.
+        $script:failing = $null
         try {
-            Wait-Condition -Because 'every check but LeaderBalance passes on the healthy cluster' -Condition {
-                $script:notPassing = @(Test-ReplicationCluster -Cluster $cluster | Where-Object { $_.Result -ne 'Pass' -and $_.Check -ne 'LeaderBalance' })
-                $script:notPassing.Count -eq 0
+            Wait-Condition -Because 'no check fails on the healthy cluster' -Condition {
+                $script:failing = @(Test-ReplicationCluster -Cluster $cluster | Where-Object Result -EQ 'Fail')
+                $script:failing.Count -eq 0
             }
         }
-        catch { throw "$_ Not passing: $($script:notPassing | Format-List | Out-String)" }
+        catch { throw "$_ Failing: $($script:failing | Format-List | Out-String)" }
         $checks = @(Test-ReplicationCluster -Cluster $cluster)
         $checks[0] | Should -BeOfType ([Replication.ReplicationHealthCheck])
         @($checks.Check | Sort-Object -Unique) | Should -Be @('Disk', 'Leader', 'LeaderBalance', 'LeaderChurn', 'NodeReachable', 'Quorum', 'ReplicaLag')
-        Test-ReplicationCluster -Cluster $cluster -Quiet | Should -BeTrue
+        Wait-Condition -Because 'Test-ReplicationCluster -Quiet is True on the healthy cluster' -Condition { Test-ReplicationCluster -Cluster $cluster -Quiet }
 
         Stop-TestNodeHard -Cluster $cluster -Id 3
         # Until the shards node 3 led have new leaders, Leader fails for them too (rightly): wait for that to pass.

@@ -36,8 +36,11 @@ public static class HealthChecks
             var down = s.Voters.Where(v => !running.Contains(v)).ToArray();
             Add("Quorum", $"shard {s.Id}", up >= quorum ? (down.Length == 0 ? HealthResult.Pass : HealthResult.Warning) : HealthResult.Fail,
                 $"{up} of {s.Voters.Count} voters running (quorum {quorum})" + (down.Length > 0 ? $"; down: {string.Join(",", down)}." : "."));
-            Add("Leader", $"shard {s.Id}", s.Leader != 0 ? HealthResult.Pass : HealthResult.Fail,
-                s.Leader != 0 ? $"Node {s.Leader} leads in term {s.Term}." : $"No leader known (term {s.Term}).");
+            // No leader while a quorum runs is an election or a transfer in progress (a Warning: it passes by itself within
+            // an election timeout or so); without a quorum it cannot pass by itself.
+            Add("Leader", $"shard {s.Id}", s.Leader != 0 ? HealthResult.Pass : up >= quorum ? HealthResult.Warning : HealthResult.Fail,
+                s.Leader != 0 ? $"Node {s.Leader} leads in term {s.Term}."
+                : up >= quorum ? $"No leader known (term {s.Term}): an election or a transfer is in progress." : $"No leader known (term {s.Term}) and no quorum running.");
         }
 
         var candidates = nodes.Where(n => n.State == NodeState.Running && !n.Suspended && n.ShardsHosted > 0).ToArray();
