@@ -43,6 +43,11 @@
         'Invoke-ReplicationRebalance'
         'Split-ReplicationShard'
         'Invoke-ReplicationFaultDrill'
+        'Get-ReplicationEvent'
+        'Invoke-ReplicationFailover'
+        'Suspend-ReplicationNode'
+        'Resume-ReplicationNode'
+        'Test-ReplicationCluster'
     )
     FunctionsToExport    = @()
     AliasesToExport      = @()

@@ -35,6 +35,15 @@ internal static class AdminOps
     public const string ShardSplitHere = "shard.splithere";
     public const string ShardMapAdd = "shard.mapadd";
     public const string FileWrite = "file.write";
+    // A node's event history (ClusterNode.Events.cs); the client asks every node and merges.
+    public const string EventsRead = "events.read";
+    // Planned switchover: a coordinator asks the shard's leader for the best target, then asks it to transfer to it.
+    public const string ShardFailover = "shard.failover";
+    public const string ShardTransferTarget = "shard.transfertarget";
+    public const string ShardTransfer = "shard.transfer";
+    // Maintenance: a coordinator has the metadata leader set or clear a node's Suspended mark.
+    public const string NodeSuspend = "node.suspend";
+    public const string NodeSuspendHere = "node.suspendhere";
     // The ring: a node's role (leaving, zone, learner) and pins, written by the metadata leader; the ring's view from any node.
     public const string NodeChange = "node.change";
     public const string ShardPin = "shard.pin";
@@ -122,6 +131,17 @@ internal sealed record SplitAnswer(int Shard, int NewShard, ulong LeftStart, ulo
 /// <summary>Adds <paramref name="NewShard"/>, split off <paramref name="Shard"/>, to the metadata's shard map (idempotent).</summary>
 internal sealed record MapAddArgs(int Shard, int NewShard);
 
+/// <summary>A filter on a node's event history: at or after Since, of these types and shards (null or empty: all), the Last newest.</summary>
+internal sealed record EventsArgs(DateTimeOffset? Since, IReadOnlyList<ReplicationEventType>? Types, IReadOnlyList<int>? Shards, int? Last);
+
+/// <summary>A switchover of <c>Shard</c> to <c>Target</c> (null: the leader chooses), within TimeoutMs.</summary>
+internal sealed record FailoverArgs(int Shard, int? Target, long TimeoutMs);
+
+/// <summary>The leader's choice of a switchover target for a shard.</summary>
+internal sealed record TransferTargetAnswer(int Leader, int Target);
+
+/// <summary>Set (Suspended true) or clear a node's maintenance mark.</summary>
+internal sealed record SuspendArgs(int Node, bool Suspended, long TimeoutMs);
 /// <summary>Change a node's ring role; null leaves a property as it is. <c>Force</c>: leave even when the rest cannot hold
 /// ReplicationFactor voters.</summary>
 internal sealed record NodeChangeArgs(int Node, bool? Leaving, string? Zone, bool? Learner, bool Force, long TimeoutMs);

@@ -83,6 +83,12 @@ public sealed partial class ClusterNode
             AdminOps.ShardVoters => Reply(LeaderVoters(Args<ShardArgs>(json).Shard)),
             AdminOps.NodeRebuild => Reply(await RebuildNodeAsync(Args<RebuildArgs>(json), cancellationToken).ConfigureAwait(false)),
             AdminOps.FaultSet => Reply(SetFaults(Args<FaultArgs>(json))),
+            AdminOps.EventsRead => Reply(ReadEvents(Args<EventsArgs>(json))),
+            AdminOps.ShardFailover => Reply(await FailoverAsync(Args<FailoverArgs>(json), cancellationToken).ConfigureAwait(false)),
+            AdminOps.ShardTransferTarget => Reply(TransferTarget(Args<ShardArgs>(json).Shard, null)),
+            AdminOps.NodeSuspend => Reply(await SuspendAsync(Args<SuspendArgs>(json), cancellationToken).ConfigureAwait(false)),
+            AdminOps.NodeSuspendHere => Reply(await MarkSuspendedAsync(Args<SuspendArgs>(json).Node, Args<SuspendArgs>(json).Suspended, TimeSpan.FromMilliseconds(Args<SuspendArgs>(json).TimeoutMs), cancellationToken).ConfigureAwait(false)),
+            AdminOps.ShardTransfer => Reply(await TransferHereAsync(Args<FailoverArgs>(json), cancellationToken).ConfigureAwait(false)),
             _ => throw new RemoteOperationException("UnknownOperation", ReplicationErrorKind.InvalidArgument,
                 $"Node {NodeId} does not know the administrative operation '{operation}' (an older version?)."),
         };

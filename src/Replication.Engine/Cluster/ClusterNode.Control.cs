@@ -95,7 +95,11 @@ public sealed partial class ClusterNode
                 await ProposeMetadataAsync(changes.Select(change =>
                     new KvOp(KvOpType.Put, ClusterMetadata.PlacementKey(change.Shard), System.Text.Json.JsonSerializer.Serialize(change.Replicas, ClusterMetadata.Json), null)).ToArray(),
                     ControlStepTimeout, ct).ConfigureAwait(false);
-                foreach (var change in changes) Log($"node {NodeId}: shard {change.Shard} placed on [{string.Join(",", change.Replicas)}]");
+                foreach (var change in changes)
+                {
+                    Log($"node {NodeId}: shard {change.Shard} placed on [{string.Join(",", change.Replicas)}]");
+                    RecordEvent(ReplicationEventType.ShardPlaced, $"The ring placed shard {change.Shard} on nodes {string.Join(", ", change.Replicas)} (it was on {string.Join(", ", metadata.ReplicasOf(change.Shard).DefaultIfEmpty())}).", change.Shard);
+                }
                 RefreshMetadata(force: true);
                 metadata = _metadata;
             }
@@ -103,7 +107,11 @@ public sealed partial class ClusterNode
             if (drained.Count > 0)
             {
                 await ProposeMetadataAsync(drained.Select(id => new KvOp(KvOpType.Delete, ClusterMetadata.NodeKey(id), null, null)).ToArray(), ControlStepTimeout, ct).ConfigureAwait(false);
-                foreach (int id in drained) Log($"node {NodeId}: node {id} holds no replica any more: deregistered");
+                foreach (int id in drained)
+                {
+                    Log($"node {NodeId}: node {id} holds no replica any more: deregistered");
+                    RecordEvent(ReplicationEventType.NodeRemoved, $"Node {id} left the cluster: it holds no replica any more and was deregistered.");
+                }
                 RefreshMetadata(force: true);
                 metadata = _metadata;
             }

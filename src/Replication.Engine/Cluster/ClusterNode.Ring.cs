@@ -47,6 +47,8 @@ public sealed partial class ClusterNode
             + (changed.Zone != entry.Zone ? $" zone {changed.Zone ?? "(none)"}" : "")
             + (changed.Learner != entry.Learner ? changed.Learner ? " learner-only" : " voter" : "");
         Log($"node {NodeId}: {detail}");
+        if (changed.Leaving && !entry.Leaving)
+            RecordEvent(ReplicationEventType.NodeLeaving, $"Node {args.Node} is leaving{(args.Force ? " (forced)" : "")}: its replicas move to the other nodes.");
         return new NodeChangeAnswer(detail);
     }
 

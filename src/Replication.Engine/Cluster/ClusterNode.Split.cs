@@ -94,6 +94,7 @@ public sealed partial class ClusterNode
                 why => new QuorumUnavailableException(shard, SplitTimeout, $"the split could not be proposed: {why}") { Target = shard }, ct).ConfigureAwait(false);
             await AddSplitToMapLocalAsync(shard, newShard, ct).ConfigureAwait(false);
             Log($"node {NodeId}: shard {shard} split at index {index}: shard {newShard} owns [{right.Start:x16}, {right.Last:x16}]");
+            RecordEvent(ReplicationEventType.ShardSplit, $"Shard {shard} split in two: shard {newShard} took the upper half of its hash range.", shard);
             return new SplitAnswer(shard, newShard, left.Start, left.Last, right.Start, right.Last, index);
         }
         finally

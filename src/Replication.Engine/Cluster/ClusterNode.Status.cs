@@ -51,6 +51,7 @@ public sealed partial class ClusterNode
             // An answer to a poll sent before the node was stopped on request says nothing about it now.
             if (_stoppedOnRequest.TryGetValue(id, out var stoppedAt) && stoppedAt >= asked) return;
             _peerViews[id] = new PeerView(DateTimeOffset.UtcNow, response.Status, true, null, null);
+            NotePeerReachable(id, true, null); // ClusterNode.Events.cs
             _stoppedOnRequest.TryRemove(id, out _);
         }
         catch (Exception e) when (e is PeerUnreachableException or ConnectionLostException or TimeoutException or ReplicationException or InvalidCastException
@@ -61,6 +62,7 @@ public sealed partial class ClusterNode
             _peerViews.AddOrUpdate(id,
                 _ => new PeerView(DateTimeOffset.MinValue, null, false, DateTimeOffset.UtcNow, why),
                 (_, old) => old with { Reachable = false, FailingSince = old.FailingSince ?? DateTimeOffset.UtcNow, Failure = why });
+            if (!_stoppedOnRequest.ContainsKey(id)) NotePeerReachable(id, false, why); // ClusterNode.Events.cs
         }
     }
 
@@ -193,6 +195,7 @@ public sealed partial class ClusterNode
         {
             ShardsLed = led,
             Rebuilding = entry?.Rebuilding ?? false,
+            Suspended = entry?.Suspended ?? false,
             RebuildEpoch = entry?.RebuildEpoch ?? 0,
             RebuildUpload = entry?.RebuildUpload,
         };

@@ -69,7 +69,9 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
             SnapshotChunkBytes = options.SnapshotChunkBytes,
             StorageDecorator = options.StorageDecorator,
             Log = options.Log,
+            RecordEvent = (type, group, term, message) => RecordEvent(type, message, group, term),
         });
+        _events = OpenEvents(options.Path); // ClusterNode.Events.cs
         ListenEndPoint = listen;
     }
 
@@ -181,11 +183,13 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
         {
             await node.StartHostAsync(cancellationToken).ConfigureAwait(false);
         }
-        catch
+        catch (Exception e)
         {
+            node.NoteStartFailed(e);
             await node.StopAsync(kill: false).ConfigureAwait(false);
             throw;
         }
+        node.NoteStarted();
         return node;
     }
 
@@ -249,6 +253,7 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
         Log($"node {NodeId} of cluster '{Name}' ({Id}) listening on {Endpoint}");
         _controlLoop = Task.Run(() => ControlLoopAsync(_background.Token));
         _statusLoop = Task.Run(() => StatusLoopAsync(_background.Token));
+        StartMaintenanceLoop(); // ClusterNode.Maintenance.cs
     }
 
     /// <summary>Stops this node (cleanly, or as a crash would with <paramref name="kill"/>). Idempotent.</summary>
@@ -261,8 +266,9 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
         }
         try
         {
+            NoteStopped(kill); // ClusterNode.Events.cs
             _background.Cancel();
-            await Task.WhenAll(_controlLoop, _statusLoop).ConfigureAwait(false);
+            await Task.WhenAll(_controlLoop, _statusLoop, _maintenanceLoop).ConfigureAwait(false);
             await _host.StopAsync(kill).ConfigureAwait(false);
             await _peerClients.DisposeAsync().ConfigureAwait(false);
             DisposeHeld();
@@ -270,6 +276,7 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
         }
         finally
         {
+            _events.Dispose();
             _folderLock.Dispose();
             _stopped.TrySetResult();
         }

@@ -330,6 +330,7 @@ internal sealed partial class NodeHost : IAsyncDisposable
                 c.Role == RaftRole.Leader ? DateTimeOffset.UtcNow : g.LastContact, c.LastStateChangeReason, g.StateSince);
         }
         _status = status;
+        NoteChanges(before, status); // NodeHost.Events.cs
         if (Changed(before, status)) Interlocked.Exchange(ref _changed, new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously)).TrySetResult();
     }
 

@@ -23,6 +23,8 @@ internal sealed record NodeHostOptions
     /// <summary>A snapshot transfer whose next acknowledgment does not come within this time is abandoned (and retried by Raft).</summary>
     public TimeSpan SnapshotAckTimeout { get; init; } = TimeSpan.FromSeconds(10);
     public Action<string>? Log { get; init; }
+    /// <summary>Records an event in the node's history (type, group, term, sentence); called on the loop thread. Null = none.</summary>
+    public Action<ReplicationEventType, int, long, string>? RecordEvent { get; init; }
     /// <summary>Wraps the node's storage writes (fault injection in tests); null = the real stores.</summary>
     public Func<int, Storage.INodeStorage, Storage.INodeStorage>? StorageDecorator { get; init; }
 }

@@ -29,6 +29,8 @@ public sealed record ReplicationNode
     public DateTimeOffset? StateSince { get; init; }
     /// <summary>The node is being rebuilt (Restore-ReplicationNode): out of every group until it dropped or replaced its data.</summary>
     public bool Rebuilding { get; init; }
+    /// <summary>In maintenance (Suspend-ReplicationNode): it hands its leaderships away and does not campaign, but still votes and replicates.</summary>
+    public bool Suspended { get; init; }
     /// <summary>Rebuild bookkeeping (ClusterNode.Rebuild.cs): the last rebuild asked for this node, the backup it restores from, and the last one it carried out.</summary>
     public long RebuildEpoch { get; init; }
     public Guid? RebuildUpload { get; init; }

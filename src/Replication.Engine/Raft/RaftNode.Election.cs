@@ -8,10 +8,11 @@ public sealed partial class RaftNode
     private void TickElection()
     {
         _electionElapsed++;
-        if (IsPromotable && _electionElapsed >= _randomizedElectionTimeout)
+        if (IsPromotable && !Suspended && _electionElapsed >= _randomizedElectionTimeout)
         {
             _electionElapsed = 0;
-            Campaign(_cfg.PreVote ? CampaignKind.PreElection : CampaignKind.Election, "election timeout");
+            Campaign(_cfg.PreVote ? CampaignKind.PreElection : CampaignKind.Election,
+                Leader != 0 ? $"leader {Leader} lost: election timeout" : "election timeout with no leader known");
         }
     }
 
@@ -55,6 +56,8 @@ public sealed partial class RaftNode
     private void Campaign(CampaignKind kind, string reason)
     {
         if (!IsPromotable) return;
+        // The real election that follows a won pre-vote keeps what started the campaign (an operator wants both).
+        CampaignReason = kind == CampaignKind.Election && Role == RaftRole.PreCandidate ? $"{CampaignReason}, then {reason}" : reason;
         bool pre = kind == CampaignKind.PreElection;
         bool transfer = kind == CampaignKind.Transfer;
         long voteTerm;

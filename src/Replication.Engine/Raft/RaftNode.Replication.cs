@@ -62,7 +62,7 @@ public sealed partial class RaftNode
                 HandleSnapshot(m);
                 break;
             case MessageType.TimeoutNow:
-                Campaign(CampaignKind.Transfer, $"leadership transferred by {m.From}");
+                if (!Suspended) Campaign(CampaignKind.Transfer, $"leadership transferred by {m.From}");
                 break;
         }
     }

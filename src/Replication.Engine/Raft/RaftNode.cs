@@ -97,6 +97,12 @@ public sealed partial class RaftNode
     public IReadOnlyCollection<int> Learners => _learners;
     /// <summary>Why the node last changed role, for operators (e.g. "election timeout", "higher term from 2").</summary>
     public string LastStateChangeReason { get; private set; } = "";
+    /// <summary>Maintenance (Suspend-ReplicationNode): the node starts no campaign, neither on an election timeout nor
+    /// when a leader hands over (TimeoutNow); it still votes and replicates. Leading already is not undone here.</summary>
+    public bool Suspended { get; set; }
+    /// <summary>Why this node's latest campaign began ("leader 2 lost: election timeout, then pre-vote won",
+    /// "leadership transferred by 2"); what a leader's election event reports. Empty before any campaign.</summary>
+    public string CampaignReason { get; private set; } = "";
     /// <summary>Ticks since the last contact with a leader (follower) or since the last check-quorum round (leader).</summary>
     public int ElectionElapsed => _electionElapsed;
     /// <summary>Target of an ongoing leader transfer; 0 = none.</summary>

@@ -1,0 +1,81 @@
+using Replication.Engine.Raft;
+
+namespace Replication.Engine.Cluster;
+
+/// <summary>
+/// Maintenance (Suspend-/Resume-ReplicationNode). The mark is <see cref="NodeEntry.Suspended"/> in the replicated
+/// metadata, set by the metadata leader (node.suspend, node.suspendhere), so it survives restarts and every node
+/// agrees on it. Its effect is the suspended node's own doing (the maintenance loop here): its cores start no
+/// campaign (they still vote and replicate), and it hands every leadership it holds to a running voter that is not
+/// suspended, again whenever it finds itself leading. The leader balancer leaves suspended nodes out.
+/// </summary>
+public sealed partial class ClusterNode
+{
+    private static readonly TimeSpan MaintenanceInterval = TimeSpan.FromMilliseconds(100);
+    private Task _maintenanceLoop = Task.CompletedTask;
+    /// <summary>ErrorId: Suspend-ReplicationNode -Drain timed out with the node still leading a shard.</summary>
+    public const string DrainTimeout = "DrainTimeout";
+
+    private void StartMaintenanceLoop() => _maintenanceLoop = Task.Run(() => MaintenanceLoopAsync(_background.Token));
+
+    private async Task MaintenanceLoopAsync(CancellationToken ct)
+    {
+        bool applied = false;
+        while (!ct.IsCancellationRequested)
+        {
+            try
+            {
+                bool suspended = RegistryEntry(NodeId)?.Suspended ?? false;
+                if (suspended || applied) await _host.SetSuspendedAsync(suspended).ConfigureAwait(false);
+                if (suspended != applied)
+                {
+                    RecordEvent(suspended ? ReplicationEventType.NodeSuspended : ReplicationEventType.NodeResumed, suspended
+                        ? $"Node {NodeId} is suspended for maintenance: it hands its leaderships away and does not campaign; it still votes and replicates."
+                        : $"Node {NodeId} resumed: it may campaign and lead again.");
+                    applied = suspended;
+                }
+                if (suspended) await HandLeadershipsToOthersAsync().ConfigureAwait(false);
+                await Task.Delay(MaintenanceInterval, ct).ConfigureAwait(false);
+            }
+            catch (OperationCanceledException) when (ct.IsCancellationRequested) { return; }
+            catch (RetryableException) when (!IsRunning) { return; } // the node is stopping
+        }
+    }
+
+    /// <summary>Asks for a transfer of every leadership this node holds to the running, not suspended voter furthest along.</summary>
+    private async Task HandLeadershipsToOthersAsync()
+    {
+        foreach (var st in _host.Status.Values.Where(s => s.Role == RaftRole.Leader && s.Voters.Count > 1))
+        {
+            int target = st.Voters.Where(v => v != NodeId && PeerIsRunning(v) && RegistryEntry(v) is not { Suspended: true })
+                .OrderByDescending(v => st.MatchIndexes.TryGetValue(v, out long m) ? m : 0).FirstOrDefault();
+            if (target != 0) await _host.TransferLeadershipAsync(st.Shard, target).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Coordinator (any node): has the metadata leader set or clear node <c>Node</c>'s mark.</summary>
+    private async Task<Empty> SuspendAsync(SuspendArgs args, CancellationToken ct)
+    {
+        if (!_metadata.Nodes.ContainsKey(args.Node)) throw new NodeNotFoundException(args.Node) { Target = args.Node };
+        var timeout = TimeSpan.FromMilliseconds(args.TimeoutMs);
+        return await RouteAsync(ClusterMetadata.MetadataGroup, Deadline(timeout), idempotent: true,
+            local: remaining => MarkSuspendedAsync(args.Node, args.Suspended, remaining, ct),
+            remote: async (target, remaining) => (await CallAdminAsync<Empty>(target, AdminOps.NodeSuspendHere, args with { TimeoutMs = (long)remaining.TotalMilliseconds }, remaining + NetworkMargin, ct).ConfigureAwait(false)).Answer,
+            why => new QuorumUnavailableException(ClusterMetadata.MetadataGroup, timeout, $"the metadata group could not mark node {args.Node}: {why}"), ct).ConfigureAwait(false);
+    }
+
+    /// <summary>On the metadata leader: sets the node's Suspended mark (idempotent).</summary>
+    private async Task<Empty> MarkSuspendedAsync(int node, bool suspended, TimeSpan timeout, CancellationToken ct)
+    {
+        if (!_host.Status.TryGetValue(ClusterMetadata.MetadataGroup, out var st) || st.Role != RaftRole.Leader)
+            throw new RetryableException($"node {NodeId} does not lead the metadata group", st?.Leader ?? 0);
+        await _host.ConfirmReadAsync(ClusterMetadata.MetadataGroup, lease: false).WaitAsync(timeout, ct).ConfigureAwait(false);
+        RefreshMetadata(force: true);
+        var entry = _metadata.Nodes.TryGetValue(node, out var e) ? e : throw new NodeNotFoundException(node) { Target = node };
+        if (entry.Suspended == suspended) return new Empty();
+        await ProposeMetadataAsync(new[] { PutNode(node, entry with { Suspended = suspended }, expectedVersion: null) }, timeout, ct).ConfigureAwait(false);
+        RefreshMetadata(force: true);
+        Log($"node {NodeId}: node {node} {(suspended ? "suspended" : "resumed")}");
+        return new Empty();
+    }
+}

@@ -1,0 +1,56 @@
+using System.Management.Automation;
+using Replication.Engine;
+using Replication.Engine.Cluster;
+
+namespace Replication.PowerShell.Commands;
+
+/// <summary>
+/// Checks a cluster's health and writes one ReplicationHealthCheck per check and target, each Pass, Warning or Fail
+/// with a sentence: NodeReachable (per node), Quorum and Leader (per shard; Quorum warns while a voter is down and
+/// fails without a majority; Leader warns while an election runs and fails when none can), LeaderBalance, ReplicaLag and Disk (per running node: lag in entries, a full disk, the
+/// data size), LeaderChurn (per shard: elections in the last 10 minutes, from the event history). A runbook gates on
+/// it: <c>if (Test-ReplicationCluster | Where-Object Result -EQ 'Fail') { ... }</c>. Use -Quiet for one Boolean
+/// (True when nothing failed).
+/// </summary>
+/// <example>
+/// <code>Test-ReplicationCluster</code>
+/// Runs every check of the current cluster and shows each verdict with what was found.
+/// </example>
+/// <example>
+/// <code>Test-ReplicationCluster | Where-Object Result -NE 'Pass'</code>
+/// Shows only the checks that warn or fail.
+/// </example>
+/// <example>
+/// <code>if (-not (Test-ReplicationCluster -Quiet)) { Write-Warning 'The cluster is not healthy.' }</code>
+/// Gates a runbook step on the cluster's health.
+/// </example>
+/// <seealso cref="GetReplicationNodeCommand"/>
+/// <seealso cref="GetReplicationShardCommand"/>
+/// <seealso cref="GetReplicationEventCommand"/>
+/// <seealso cref="TestReplicationConsistencyCommand"/>
+[Cmdlet(VerbsDiagnostic.Test, "ReplicationCluster")]
+[OutputType(typeof(ReplicationHealthCheck), typeof(bool))]
+public sealed class TestReplicationClusterCommand : ClusterCmdlet
+{
+    /// <summary>Write only True (no check failed) or False.</summary>
+    [Parameter]
+    public SwitchParameter Quiet { get; set; }
+
+    /// <summary>Seconds each node may take to answer for its event history (a TimeSpan works too). Default 10.</summary>
+    [Parameter]
+    [TimeoutSeconds]
+    public double Timeout { get; set; } = 10;
+
+    protected override void ProcessRecord()
+    {
+        ValidateTimeout(Timeout);
+        var cluster = ResolveCluster();
+        try
+        {
+            var checks = Await(HealthChecks.RunAsync(cluster.Engine, TimeoutSpan, StopToken));
+            if (Quiet) WriteObject(!checks.Any(c => c.Result == HealthResult.Fail));
+            else WriteObject(checks, enumerateCollection: true);
+        }
+        catch (ReplicationException e) { ThrowEngineError(e, cluster); }
+    }
+}
