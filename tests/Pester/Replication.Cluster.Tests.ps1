@@ -68,7 +68,8 @@ Describe 'New-, Get- and Remove-ReplicationCluster' {
         Set-ReplicationKey -Cluster 'life-a' -Key 'where:am-i' -Value 'here'
         $written = Get-ReplicationKey -Cluster 'life-a' -Key 'where:am-i'
         (Get-ReplicationShard -Cluster 'life-a' -Key 'where:am-i').Id | Should -Be $written.Shard
-        (Get-ReplicationShard -Cluster 'life-a' -Id $written.Shard).KeyCount | Should -BeGreaterThan 0
+        # Status comes from the shard leader's last report (at most a status period old; leaders move as they balance).
+        Wait-Condition -Timeout '00:00:10' -Because 'the shard reports the written key' { (Get-ReplicationShard -Cluster 'life-a' -Id $written.Shard).KeyCount -gt 0 }
         Get-ReplicationShard -Cluster 'life-a' -Id 99 -ErrorAction SilentlyContinue -ErrorVariable err | Should -BeNullOrEmpty
         $err[0].FullyQualifiedErrorId | Should -Be 'ShardNotFound,Replication.PowerShell.Commands.GetReplicationShardCommand'
     }
