@@ -72,6 +72,36 @@ public sealed class NewReplicationClusterCommand : ReplicationCmdlet
     [ValidateNotNullOrEmpty]
     public string? CertificatePath { get; set; }
 
+
+    /// <summary>A shard holding more keys than this splits in two by itself (0: never by size). Default 1,000,000. Kept in the
+    /// cluster's metadata when it is founded.</summary>
+    [Parameter(ParameterSetName = EmbeddedSet)]
+    [ValidateRange(0, long.MaxValue)]
+    public long SplitKeys { get; set; } = ClusterSettings.DefaultSplitKeys;
+
+    /// <summary>A shard committing more log entries per second than this (over 10 s) splits in two by itself (0, the default: never by rate).</summary>
+    [Parameter(ParameterSetName = EmbeddedSet)]
+    [ValidateRange(0.0, 1e9)]
+    public double SplitWriteRate { get; set; }
+
+    /// <summary>At most this many shards move replicas at once after nodes join or leave (1 to 64). Default 2.</summary>
+    [Parameter(ParameterSetName = EmbeddedSet)]
+    [ValidateRange(1, ClusterSettings.MaxMoves)]
+    public int MaxConcurrentMoves { get; set; } = ClusterSettings.DefaultMaxConcurrentMoves;
+
+    /// <summary>Virtual nodes per node on the consistent-hash ring (1 to 4096). Default 256 (measured: README, "The ring").</summary>
+    [Parameter(ParameterSetName = EmbeddedSet)]
+    [ValidateRange(1, 4096)]
+    public int TokensPerNode { get; set; } = Replication.Engine.Ring.RingSettings.DefaultTokensPerNode;
+
+    /// <summary>The ring settings the caller gave; null when none was given (a reopened or joining node keeps the cluster's).</summary>
+    private ClusterSettings? RingSettingsGiven()
+    {
+        var bound = MyInvocation.BoundParameters;
+        if (!new[] { nameof(SplitKeys), nameof(SplitWriteRate), nameof(MaxConcurrentMoves), nameof(TokensPerNode) }.Any(bound.ContainsKey)) return null;
+        return new ClusterSettings { SplitKeys = SplitKeys, SplitWriteRate = SplitWriteRate, MaxConcurrentMoves = MaxConcurrentMoves, TokensPerNode = TokensPerNode };
+    }
+
     protected override void EndProcessing()
     {
         var path = ClusterFolder(Name, Path);
@@ -90,6 +120,7 @@ public sealed class NewReplicationClusterCommand : ReplicationCmdlet
             ReplicationFactor = Bound(nameof(ReplicationFactor)) ? ReplicationFactor : null,
             ClusterSecret = ClusterSecret is null ? null : SecretConverter.ToClusterSecret(ClusterSecret),
             CertificatePath = CertificatePath is null ? null : SessionState.Path.GetUnresolvedProviderPathFromPSPath(CertificatePath),
+            Settings = RingSettingsGiven(),
         };
         WriteVerbose($"Starting the nodes of cluster '{Name}' in {path}.");
         var cluster = StartAndRegister(Name, () => Await(EmbeddedCluster.StartAsync(options, StopToken)), _ => Name);
