@@ -53,9 +53,10 @@ internal sealed class ClusterFixture : IAsyncDisposable
     }
 
     /// <summary>Waits until <paramref name="condition"/> holds, failing the test after <see cref="Bound"/>.</summary>
-    public static void Eventually(Func<bool> condition, string what)
+    public static void Eventually(Func<bool> condition, string what, TimeSpan? bound = null)
     {
-        if (!SpinWait.SpinUntil(condition, Bound)) throw new Xunit.Sdk.XunitException($"Timed out after {Bound.TotalSeconds} s waiting for: {what}");
+        var limit = bound ?? Bound;
+        if (!SpinWait.SpinUntil(condition, limit)) throw new Xunit.Sdk.XunitException($"Timed out after {limit.TotalSeconds} s waiting for: {what}");
     }
 
     /// <summary>The current leader of <paramref name="shard"/>. A leader can step down for a moment on a
