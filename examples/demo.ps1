@@ -67,6 +67,18 @@ try {
     } until ($caughtUp -or [DateTime]::UtcNow -ge $deadline)
     $nodes | Format-Table | Out-String -Width 160 | Write-Host
     Check $caughtUp "node $leader has the same commit and applied index as the others"
+
+    Step 'Add-ReplicationNode: the ring moves a share of the replicas to node 4'
+    $added = Add-ReplicationNode -Timeout 120
+    Get-ReplicationRing | Format-Table | Out-String -Width 160 | Write-Host
+    Check (@(Get-ReplicationRing | Where-Object { $_.Node -eq $added.Id -and $_.ShardsHeld -gt 0 }).Count -eq 1) "node $($added.Id) holds replicas"
+
+    Step 'Remove-ReplicationNode -Id 1: its replicas move away, then it leaves'
+    Remove-ReplicationNode -Id 1 -Timeout 120 -Confirm:$false
+    Get-ReplicationRing | Format-Table | Out-String -Width 160 | Write-Host
+    $shards = @(Get-ReplicationShard)
+    Check (-not (Get-ReplicationNode | Where-Object Id -EQ 1) -and -not ($shards | Where-Object { $_.Voters.Count -ne 3 -or $_.Voters -contains 1 })) 'node 1 is gone and every shard still has 3 voters'
+    Check (@(Get-ReplicationKey -Prefix 'user:').Count -eq 1000) '1000 of 1000 keys still there'
 }
 finally {
     Step 'Remove-ReplicationCluster -DeleteData'
