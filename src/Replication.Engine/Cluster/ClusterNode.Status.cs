@@ -208,15 +208,7 @@ public sealed partial class ClusterNode
         long size = 0;
         try { size = Directory.Exists(_options.Path) ? new DirectoryInfo(_options.Path).EnumerateFiles("*", SearchOption.AllDirectories).Sum(f => f.Length) : 0; }
         catch (IOException) { /* a file vanished while we looked (WAL checkpoint); size is informational */ }
-        long lag = 0;
-        foreach (var st in status)
-        {
-            // Behind the best commit index known for the shard: its leader's, from the freshest reports.
-            long commit = st.Committed;
-            foreach (var (_, report) in FreshReports())
-                if (report.Shards.FirstOrDefault(s => s.Id == st.Shard) is { } v && v.CommitIndex > commit) commit = v.CommitIndex;
-            lag += Math.Max(0, commit - st.Applied);
-        }
+        long lag = status.Sum(ShardLag);
         return new ReplicationNode
         {
             Cluster = Name,
@@ -237,6 +229,19 @@ public sealed partial class ClusterNode
             StateSince = latest?.StateSince,
             RebuiltEpoch = _identity.RebuiltEpoch,
         };
+    }
+
+    /// <summary>
+    /// How many entries this replica of a shard has not applied yet: the best commit index known for the shard (its own,
+    /// or a higher one from the freshest peer reports, which include the leader's) minus its applied index. A replica
+    /// that hears from no peer can only judge by its own commit index, so it may report less than it really lags.
+    /// </summary>
+    private long ShardLag(GroupStatus st)
+    {
+        long commit = st.Committed;
+        foreach (var (_, report) in FreshReports())
+            if (report.Shards.FirstOrDefault(s => s.Id == st.Shard) is { } v && v.CommitIndex > commit) commit = v.CommitIndex;
+        return Math.Max(0, commit - st.Applied);
     }
 
     /// <summary>This node's view of the groups it hosts.</summary>
