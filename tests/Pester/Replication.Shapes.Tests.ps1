@@ -34,9 +34,10 @@ Describe 'Keys, nodes and shards (<Shape>)' -ForEach $Shapes {
 
     It 'says which replica served a stale read and how far behind it was; -MaxLag bounds it' {
         Set-ReplicationKey -Cluster $cluster -Key 'stale:1' -Value 's1'
-        Wait-Condition -Because 'every replica applied every write' -Condition {
+        Wait-Condition -Because 'every replica applied every write, and nodes and shards show no lag' -Condition {
             $n = @(Get-ReplicationNode -Cluster $cluster)
-            -not ($n | Where-Object { $_.State -ne 'Running' -or $_.LagEntries -ne 0 }) -and @($n.AppliedIndex | Sort-Object -Unique).Count -eq 1
+            -not ($n | Where-Object { $_.State -ne 'Running' -or $_.LagEntries -ne 0 -or $_.LagSeconds -ne 0 }) -and @($n.AppliedIndex | Sort-Object -Unique).Count -eq 1 -and
+            -not (Get-ReplicationShard -Cluster $cluster | Where-Object { $_.LagEntries -ne 0 -or $_.LagSeconds -ne 0 })
         }
         $ids = @((Get-ReplicationNode -Cluster $cluster).Id)
         $read = Get-ReplicationKey -Cluster $cluster -Key 'stale:1' -Consistency Stale -MaxLag 0
@@ -50,7 +51,7 @@ Describe 'Keys, nodes and shards (<Shape>)' -ForEach $Shapes {
         $leaderRead = Get-ReplicationKey -Cluster $cluster -Key 'stale:1' -MaxLag 0 # Linearizable never lags: not limited
         $leaderRead.ReadFrom | Should -BeNullOrEmpty
         $leaderRead.LagEntries | Should -BeNullOrEmpty
-        { Get-ReplicationKey -Cluster $cluster -Key 'stale:1' -Consistency Stale -MaxLag -1 } | Should -Throw -ErrorId 'ParameterArgumentValidationError'
+        { Get-ReplicationKey -Cluster $cluster -Key 'stale:1' -Consistency Stale -MaxLag -1 } | Should -Throw -ErrorId 'ParameterArgumentValidationError,Replication.PowerShell.Commands.GetReplicationKeyCommand'
     }
 
     It 'shows every node running and every shard with its voters and a leader' {

@@ -34,6 +34,9 @@ public sealed class StaleReadTests
         node.Host.CutOff(new[] { 1, 2, 3 }.Where(n => n != follower));
         for (int i = 2; i <= 6; i++) await f.PutAsync("k", "v" + i);
         ClusterFixture.Eventually(() => node.GetNode(follower).LagEntries >= 5, $"node {follower} knows it is 5 entries behind");
+        // Its lag in seconds grows while it stays behind; the shard shows its furthest-behind replica.
+        ClusterFixture.Eventually(() => node.GetNode(follower).LagSeconds >= 0.5, $"node {follower} has been behind for half a second");
+        ClusterFixture.Eventually(() => f.Cluster.GetShards()[0] is { LagEntries: >= 5, LagSeconds: > 0 }, "shard 0 shows its lagging replica");
 
         var refused = await Assert.ThrowsAsync<ReplicaTooStaleException>(() =>
             node.GetAsync("k", ReadConsistency.Stale, ClusterFixture.Bound, CancellationToken.None, maxLag: 0));
@@ -51,7 +54,8 @@ public sealed class StaleReadTests
         Assert.Equal("v6", fresh!.Value);
 
         node.Host.CutOff(Array.Empty<int>());
-        ClusterFixture.Eventually(() => node.GetNode(follower).LagEntries == 0, $"node {follower} caught up");
+        ClusterFixture.Eventually(() => node.GetNode(follower) is { LagEntries: 0, LagSeconds: 0 }, $"node {follower} caught up");
+        ClusterFixture.Eventually(() => f.Cluster.GetShards()[0] is { LagEntries: 0, LagSeconds: 0 }, "shard 0 shows every replica caught up");
         var caughtUp = await node.GetAsync("k", ReadConsistency.Stale, ClusterFixture.Bound, CancellationToken.None, maxLag: 0);
         Assert.Equal(("v6", follower, 0L), (caughtUp!.Value, caughtUp.ReadFrom, caughtUp.LagEntries));
     }
