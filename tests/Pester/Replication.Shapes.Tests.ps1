@@ -32,6 +32,28 @@ Describe 'Keys, nodes and shards (<Shape>)' -ForEach $Shapes {
         foreach ($consistency in 'Linearizable', 'Lease') { (Get-ReplicationKey -Cluster $cluster -Key 'user:002' -Consistency $consistency).Value | Should -Be 'v2' }
     }
 
+    It 'says which replica served a stale read and how far behind it was; -MaxLag bounds it' {
+        Set-ReplicationKey -Cluster $cluster -Key 'stale:1' -Value 's1'
+        Wait-Condition -Because 'every replica applied every write, and nodes and shards show no lag' -Condition {
+            $n = @(Get-ReplicationNode -Cluster $cluster)
+            -not ($n | Where-Object { $_.State -ne 'Running' -or $_.LagEntries -ne 0 -or $_.LagSeconds -ne 0 }) -and @($n.AppliedIndex | Sort-Object -Unique).Count -eq 1 -and
+            -not (Get-ReplicationShard -Cluster $cluster | Where-Object { $_.LagEntries -ne 0 -or $_.LagSeconds -ne 0 })
+        }
+        $ids = @((Get-ReplicationNode -Cluster $cluster).Id)
+        $read = Get-ReplicationKey -Cluster $cluster -Key 'stale:1' -Consistency Stale -MaxLag 0
+        $read.Value | Should -Be 's1'
+        $read.ReadFrom | Should -BeIn $ids
+        $read.LagEntries | Should -Be 0
+        $scanned = @(Get-ReplicationKey -Cluster $cluster -Prefix 'stale:' -Consistency Stale)
+        $scanned.Count | Should -Be 1
+        $scanned[0].ReadFrom | Should -BeIn $ids
+        $scanned[0].LagEntries | Should -Be 0
+        $leaderRead = Get-ReplicationKey -Cluster $cluster -Key 'stale:1' -MaxLag 0 # Linearizable never lags: not limited
+        $leaderRead.ReadFrom | Should -BeNullOrEmpty
+        $leaderRead.LagEntries | Should -BeNullOrEmpty
+        { Get-ReplicationKey -Cluster $cluster -Key 'stale:1' -Consistency Stale -MaxLag -1 } | Should -Throw -ErrorId 'ParameterArgumentValidationError,Replication.PowerShell.Commands.GetReplicationKeyCommand'
+    }
+
     It 'shows every node running and every shard with its voters and a leader' {
         $nodes = @(Get-ReplicationNode -Cluster $cluster)
         $nodes.Count | Should -Be 3

@@ -52,6 +52,7 @@ internal static class ClientCodec
                 w.String(r.Key);
                 w.U8((byte)r.Consistency);
                 w.I64(Ms(r.Timeout));
+                w.I64(r.MaxLag ?? -1);
                 break;
             case ScanRequest r:
                 w.String(r.Prefix);
@@ -111,7 +112,7 @@ internal static class ClientCodec
         ClientRequest request = type switch
         {
             (byte)ClientRequestType.Write => DecodeWrite(ref r, id),
-            (byte)ClientRequestType.Get => new GetRequest(id, r.ReadString("key"), Consistency(ref r), Timeout(ref r)),
+            (byte)ClientRequestType.Get => new GetRequest(id, r.ReadString("key"), Consistency(ref r), Timeout(ref r), MaxLag(ref r)),
             (byte)ClientRequestType.Scan => new ScanRequest(id, r.ReadString("prefix"), Consistency(ref r), Timeout(ref r), PageSize(ref r)),
             (byte)ClientRequestType.ScanNext => new ScanNextRequest(id, r.ReadInt64()),
             (byte)ClientRequestType.ScanClose => new ScanCloseRequest(id, r.ReadInt64()),
@@ -264,7 +265,7 @@ internal static class ClientCodec
     {
         long scanId = r.ReadInt64();
         bool more = r.ReadBool();
-        int count = r.ReadCount(28, "key");
+        int count = r.ReadCount(40, "key");
         var keys = new ReplicationKey[count];
         for (int i = 0; i < count; i++) keys[i] = Key(ref r, cluster);
         return new ScanPageResponse(id, type, scanId, more, keys);
@@ -305,10 +306,23 @@ internal static class ClientCodec
         w.I64(k.Version);
         w.I32(k.Shard);
         w.I64(k.Index);
+        w.I32(k.ReadFrom ?? 0);     // node ids start at 1: 0 = not a stale read
+        w.I64(k.LagEntries ?? -1);
     }
 
-    private static ReplicationKey Key(ref WireReader r, string cluster) =>
-        new(r.ReadString("key"), r.ReadString("value"), r.ReadInt64(), r.ReadInt32(), r.ReadInt64()) { Cluster = cluster };
+    private static ReplicationKey Key(ref WireReader r, string cluster)
+    {
+        var key = new ReplicationKey(r.ReadString("key"), r.ReadString("value"), r.ReadInt64(), r.ReadInt32(), r.ReadInt64()) { Cluster = cluster };
+        int readFrom = r.ReadInt32();
+        long lag = r.ReadInt64();
+        return readFrom == 0 ? key : key with { ReadFrom = readFrom, LagEntries = lag < 0 ? null : lag };
+    }
+
+    private static long? MaxLag(ref WireReader r)
+    {
+        long n = r.ReadInt64();
+        return n < 0 ? null : n;
+    }
 
     private static long Ms(TimeSpan timeout) => Math.Clamp((long)Math.Ceiling(timeout.TotalMilliseconds), 1, MaxTimeoutMs);
 

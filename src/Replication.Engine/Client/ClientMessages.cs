@@ -17,7 +17,8 @@ internal sealed record WriteRequest(long CorrelationId, IReadOnlyList<KeyWrite> 
     public override ClientRequestType Type => ClientRequestType.Write;
 }
 
-internal sealed record GetRequest(long CorrelationId, string Key, ReadConsistency Consistency, TimeSpan Timeout) : ClientRequest(CorrelationId)
+/// <param name="MaxLag">For a Stale read: the most entries the serving replica may lag (null: no bound).</param>
+internal sealed record GetRequest(long CorrelationId, string Key, ReadConsistency Consistency, TimeSpan Timeout, long? MaxLag = null) : ClientRequest(CorrelationId)
 {
     public override ClientRequestType Type => ClientRequestType.Get;
 }

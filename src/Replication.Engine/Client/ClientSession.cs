@@ -126,7 +126,7 @@ internal sealed class ClientSession
                     : new WriteOutcome(null, x.Existed, x.Record is not null, x.Record?.Version ?? 0, x.Record?.Shard ?? 0, x.Record?.Index ?? 0)).ToArray());
             }
             case GetRequest r:
-                return new GetResponse(id, await _handler.GetAsync(r.Key, r.Consistency, r.Timeout, ct).ConfigureAwait(false));
+                return new GetResponse(id, await _handler.GetAsync(r.Key, r.Consistency, r.Timeout, ct, r.MaxLag).ConfigureAwait(false));
             case ScanRequest r:
             {
                 if (_scans.Count >= MaxOpenScans)

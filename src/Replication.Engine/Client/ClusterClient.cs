@@ -258,11 +258,12 @@ public partial class ClusterClient : IReplicationCluster
         return e;
     }
 
-    public async Task<ReplicationKey?> GetAsync(string key, ReadConsistency consistency, TimeSpan timeout, CancellationToken cancellationToken)
+    public async Task<ReplicationKey?> GetAsync(string key, ReadConsistency consistency, TimeSpan timeout, CancellationToken cancellationToken, long? maxLag = null)
     {
         ArgumentNullException.ThrowIfNull(key);
         KvLimits.Validate(key, null);
-        var response = (GetResponse)await CallAsync(c => new GetRequest(c, key, consistency, timeout), idempotent: true, timeout + _options.NetworkMargin, cancellationToken).ConfigureAwait(false);
+        if (maxLag < 0) throw new ArgumentOutOfRangeException(nameof(maxLag), maxLag, "A lag bound counts entries: 0 or more.");
+        var response = (GetResponse)await CallAsync(c => new GetRequest(c, key, consistency, timeout, maxLag), idempotent: true, timeout + _options.NetworkMargin, cancellationToken).ConfigureAwait(false);
         return response.Key is null ? null : response.Key with { Cluster = Name };
     }
 

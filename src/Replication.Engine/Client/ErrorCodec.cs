@@ -24,6 +24,12 @@ internal static class ErrorCodec
             case NodeNotRunningException n: d["node"] = Int(n.Node); break;
             case ReplicationFactorAtRiskException f: d["node"] = Int(f.Node); break;
             case WrongShardException w: d["shard"] = Int(w.Shard); break;
+            case ReplicaTooStaleException t:
+                d["node"] = Int(t.Node);
+                d["shard"] = Int(t.Shard);
+                d["lag"] = Int(t.LagEntries);
+                d["maxLag"] = Int(t.MaxLag);
+                break;
             case DataPathInUseException p:
                 d["path"] = p.Path;
                 if (p.HolderProcessId is int pid) d["pid"] = Int(pid);
@@ -49,6 +55,7 @@ internal static class ErrorCodec
             "NodeNotRunning" => new NodeNotRunningException((int)Long(d, "node"), m),
             ReplicationFactorAtRiskException.Id => new ReplicationFactorAtRiskException((int)Long(d, "node"), m),
             WrongShardException.Id => new WrongShardException((int)Long(d, "shard"), m),
+            ReplicaTooStaleException.Id => new ReplicaTooStaleException(m, (int)Long(d, "node"), (int)Long(d, "shard"), Long(d, "lag"), Long(d, "maxLag")),
             "DataPathInUse" => new DataPathInUseException(m, d.GetValueOrDefault("path", ""), d.ContainsKey("pid") ? (int)Long(d, "pid") : null),
             "BackupCorrupt" => new BackupCorruptException(d.GetValueOrDefault("file", ""), m),
             BackupPathException.PathInUse or BackupPathException.NotFound or BackupPathException.RestorePathInUse or BackupPathException.Incomplete

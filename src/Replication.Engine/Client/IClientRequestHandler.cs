@@ -14,7 +14,7 @@ namespace Replication.Engine.Client;
 public interface IClientRequestHandler
 {
     Task<IReadOnlyList<WriteResult>> WriteAsync(IReadOnlyList<KeyWrite> writes, WriteConcern concern, TimeSpan timeout, CancellationToken cancellationToken);
-    Task<ReplicationKey?> GetAsync(string key, ReadConsistency consistency, TimeSpan timeout, CancellationToken cancellationToken);
+    Task<ReplicationKey?> GetAsync(string key, ReadConsistency consistency, TimeSpan timeout, CancellationToken cancellationToken, long? maxLag = null);
     IAsyncEnumerable<ReplicationKey> ScanAsync(string prefix, ReadConsistency consistency, TimeSpan timeout, CancellationToken cancellationToken);
     /// <summary>Identity, shape, nodes and shards now.</summary>
     ClusterStatus GetStatus();

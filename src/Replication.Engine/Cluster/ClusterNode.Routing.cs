@@ -352,10 +352,12 @@ public sealed partial class ClusterNode
     // ---- reads ----
 
     /// <summary>Reads one key from the shard that owns it; a shard that split meanwhile (WrongShard) sends it to the newer map's shard.</summary>
-    public async Task<ReplicationKey?> GetAsync(string key, ReadConsistency consistency, TimeSpan timeout, CancellationToken cancellationToken)
+    public async Task<ReplicationKey?> GetAsync(string key, ReadConsistency consistency, TimeSpan timeout, CancellationToken cancellationToken, long? maxLag = null)
     {
         ThrowIfStopped();
         KvLimits.Validate(key, null);
+        if (maxLag < 0) throw new ArgumentOutOfRangeException(nameof(maxLag), maxLag, "A lag bound counts entries: 0 or more.");
+        if (consistency != ReadConsistency.Stale) maxLag = null;
         var deadline = Deadline(timeout);
         while (true)
         {
@@ -363,15 +365,16 @@ public sealed partial class ClusterNode
             int shard = map.ShardFor(key);
             try
             {
-                if ((consistency == ReadConsistency.Stale || _host.MutantLocalReads) && _host.Status.ContainsKey(shard)) return ReadLocal(shard, key); // the mutant: NodeHost.Faults.cs
+                if (consistency == ReadConsistency.Stale && _host.Status.ContainsKey(shard)) return ReadStale(shard, key, maxLag);
+                if (_host.MutantLocalReads && _host.Status.ContainsKey(shard)) return ReadLocal(shard, key); // the mutant: NodeHost.Faults.cs
                 return await RouteAsync(shard, deadline, idempotent: true,
                     local: async remaining =>
                     {
                         await ConfirmLocalAsync(shard, consistency, remaining, cancellationToken).ConfigureAwait(false);
-                        return ReadLocal(shard, key);
+                        return consistency == ReadConsistency.Stale ? ReadStale(shard, key, maxLag) : ReadLocal(shard, key);
                     },
                     remote: async (target, remaining) =>
-                        ((GetResponse)await CallPeerAsync(target, id => new ForwardedRequest(id, new GetRequest(id, key, consistency, remaining)), remaining, cancellationToken).ConfigureAwait(false)).Key,
+                        ((GetResponse)await CallPeerAsync(target, id => new ForwardedRequest(id, new GetRequest(id, key, consistency, remaining, maxLag)), remaining, cancellationToken).ConfigureAwait(false)).Key,
                     why => new QuorumUnavailableException(shard, timeout, why) { Target = key },
                     cancellationToken).ConfigureAwait(false);
             }
@@ -392,6 +395,18 @@ public sealed partial class ClusterNode
         return stored is null ? null : new ReplicationKey(stored.Key, stored.Value, stored.Version, shard, stored.ModifiedIndex) { Cluster = Name };
     }
 
+    /// <summary>
+    /// A Stale read from this node's replica, marked with this node and the replica's lag (ClusterNode.Status.cs ShardLag);
+    /// refused with ReplicaTooStale when it lags more than <paramref name="maxLag"/> entries.
+    /// </summary>
+    private ReplicationKey? ReadStale(int shard, string key, long? maxLag)
+    {
+        long lag = _host.Status.TryGetValue(shard, out var st) ? ShardLag(st) : 0;
+        if (lag > maxLag)
+            throw new ReplicaTooStaleException(NodeId, shard, lag, maxLag.Value) { Target = key };
+        return ReadLocal(shard, key) is { } found ? found with { ReadFrom = NodeId, LagEntries = lag } : null;
+    }
+
     /// <summary>Waits until this node (leader of <paramref name="shard"/>) can serve a read at the consistency asked (Stale: at once).</summary>
     private async Task ConfirmLocalAsync(int shard, ReadConsistency consistency, TimeSpan timeout, CancellationToken ct)
     {
@@ -408,12 +423,12 @@ public sealed partial class ClusterNode
         ReadConsistency consistency, TimeSpan timeout, CancellationToken cancellationToken)
     {
         ThrowIfStopped();
-        if (consistency == ReadConsistency.Stale && _host.Status.ContainsKey(shard)) return ScanLocal(shard, rangeStart, rangeLast, prefix, after, limit);
+        if (consistency == ReadConsistency.Stale && _host.Status.ContainsKey(shard)) return ScanLocal(shard, rangeStart, rangeLast, prefix, after, limit, stale: true);
         return await RouteAsync(shard, Deadline(timeout), idempotent: true,
             local: async remaining =>
             {
                 await ConfirmLocalAsync(shard, consistency, remaining, cancellationToken).ConfigureAwait(false);
-                return ScanLocal(shard, rangeStart, rangeLast, prefix, after, limit);
+                return ScanLocal(shard, rangeStart, rangeLast, prefix, after, limit, consistency == ReadConsistency.Stale);
             },
             remote: async (target, remaining) =>
             {
@@ -430,8 +445,11 @@ public sealed partial class ClusterNode
     /// into the range asked (a replica that has not split the shard yet still holds the rows of both halves). Stateless, so
     /// any replica can serve the next page.
     /// </summary>
-    private (IReadOnlyList<ReplicationKey> Keys, bool More) ScanLocal(int shard, ulong rangeStart, ulong rangeLast, string prefix, string? after, int limit)
+    /// <remarks>A <paramref name="stale"/> page marks its keys with this node and the replica's lag when the page was read.</remarks>
+    private (IReadOnlyList<ReplicationKey> Keys, bool More) ScanLocal(int shard, ulong rangeStart, ulong rangeLast, string prefix, string? after, int limit, bool stale)
     {
+        int? readFrom = stale ? NodeId : null;
+        long? lag = stale ? (_host.Status.TryGetValue(shard, out var st) ? ShardLag(st) : 0) : null;
         var own = _host.Store.RangeOf(shard);
         if (own is { } o && (rangeStart < o.Start || rangeLast > o.Last))
             throw new WrongShardException(shard, $"Shard {shard} split: it owns less than the range asked.") { Target = shard };
@@ -450,7 +468,7 @@ public sealed partial class ClusterNode
                 more = true;
                 break;
             }
-            keys.Add(new ReplicationKey(k.Key, k.Value, k.Version, shard, k.ModifiedIndex) { Cluster = Name });
+            keys.Add(new ReplicationKey(k.Key, k.Value, k.Version, shard, k.ModifiedIndex) { Cluster = Name, ReadFrom = readFrom, LagEntries = lag });
         }
         return (keys, more);
     }

@@ -24,6 +24,8 @@ public sealed partial class ClusterNode
     private readonly ConcurrentDictionary<int, PeerView> _peerViews = new();
     /// <summary>Nodes this node stopped on request, and when: shown as Stopped (not Unreachable) until they report again.</summary>
     private readonly ConcurrentDictionary<int, DateTimeOffset> _stoppedOnRequest = new();
+    /// <summary>Per hosted shard: when this replica was last seen caught up (<see cref="ShardLag"/> 0), sampled each status period.</summary>
+    private readonly ConcurrentDictionary<int, DateTimeOffset> _caughtUpAt = new();
 
     /// <summary>What this node last learned of a peer: its last report, whether the last poll succeeded, since when it fails and why.</summary>
     private sealed record PeerView(DateTimeOffset LastReportAt, ClusterStatus? Report, bool Reachable, DateTimeOffset? FailingSince, string? Failure);
@@ -37,6 +39,7 @@ public sealed partial class ClusterNode
             foreach (var gone in _peerViews.Keys.Except(peers)) _peerViews.TryRemove(gone, out _);
             // Peers whose disk is full: a leader refuses writes at once when they leave it no quorum that can persist (NodeHost.DiskFull.cs).
             _host.NoteFullPeers(FreshReports().Where(r => r.Report.Nodes.Any(n => n.Id == r.Node && n.DiskFull)).Select(r => r.Node));
+            SampleCaughtUp();
             try { await Task.Delay(StatusInterval, ct).ConfigureAwait(false); }
             catch (OperationCanceledException) { return; }
         }
@@ -208,15 +211,7 @@ public sealed partial class ClusterNode
         long size = 0;
         try { size = Directory.Exists(_options.Path) ? new DirectoryInfo(_options.Path).EnumerateFiles("*", SearchOption.AllDirectories).Sum(f => f.Length) : 0; }
         catch (IOException) { /* a file vanished while we looked (WAL checkpoint); size is informational */ }
-        long lag = 0;
-        foreach (var st in status)
-        {
-            // Behind the best commit index known for the shard: its leader's, from the freshest reports.
-            long commit = st.Committed;
-            foreach (var (_, report) in FreshReports())
-                if (report.Shards.FirstOrDefault(s => s.Id == st.Shard) is { } v && v.CommitIndex > commit) commit = v.CommitIndex;
-            lag += Math.Max(0, commit - st.Applied);
-        }
+        var lags = status.Select(st => { long l = ShardLag(st); return (Entries: l, Seconds: ShardLagSeconds(st, l)); }).ToArray();
         return new ReplicationNode
         {
             Cluster = Name,
@@ -228,7 +223,8 @@ public sealed partial class ClusterNode
             Term = status.Length == 0 ? 0 : status.Max(s => s.Term),
             CommitIndex = status.Sum(s => s.Committed),
             AppliedIndex = status.Sum(s => s.Applied),
-            LagEntries = lag,
+            LagEntries = lags.Sum(l => l.Entries),
+            LagSeconds = lags.Length == 0 ? 0 : lags.Max(l => l.Seconds),
             LastContact = status.Any(s => s.LastContact is null) ? null : status.Select(s => s.LastContact).Min(),
             DataPath = _options.Path,
             SizeBytes = size,
@@ -239,6 +235,42 @@ public sealed partial class ClusterNode
         };
     }
 
+    /// <summary>
+    /// How many entries this replica of a shard has not applied yet: the best commit index known for the shard (its own,
+    /// or a higher one from the freshest peer reports, which include the leader's) minus its applied index. A replica
+    /// that hears from no peer can only judge by its own commit index, so it may report less than it really lags.
+    /// </summary>
+    private long ShardLag(GroupStatus st)
+    {
+        long commit = st.Committed;
+        foreach (var (_, report) in FreshReports())
+            if (report.Shards.FirstOrDefault(s => s.Id == st.Shard) is { } v && v.CommitIndex > commit) commit = v.CommitIndex;
+        return Math.Max(0, commit - st.Applied);
+    }
+
+    /// <summary>Notes, for each hosted shard whose replica is caught up now, that it was at this moment.</summary>
+    private void SampleCaughtUp()
+    {
+        var now = DateTimeOffset.UtcNow;
+        var hosted = _host.Status;
+        foreach (var st in hosted.Values)
+            if (ShardLag(st) == 0) _caughtUpAt[st.Shard] = now;
+        foreach (int gone in _caughtUpAt.Keys.Where(s => !hosted.ContainsKey(s))) _caughtUpAt.TryRemove(gone, out _); // a replica added again starts afresh
+    }
+
+    /// <summary>Seconds since this replica of a shard was last seen caught up; 0 while it is. A replica never seen caught
+    /// up (since this node started) counts from when it was first seen.</summary>
+    private double ShardLagSeconds(GroupStatus st, long lag)
+    {
+        var now = DateTimeOffset.UtcNow;
+        if (lag == 0)
+        {
+            _caughtUpAt[st.Shard] = now;
+            return 0;
+        }
+        return Math.Max(0, (now - _caughtUpAt.GetOrAdd(st.Shard, now)).TotalSeconds);
+    }
+
     /// <summary>This node's view of the groups it hosts.</summary>
     private ReplicationShard[] LocalShards(bool includeMetadata)
     {
@@ -246,7 +278,7 @@ public sealed partial class ClusterNode
         foreach (var st in _host.Status.Values.OrderBy(s => s.Shard))
         {
             if (st.Shard == ClusterMetadata.MetadataGroup && !includeMetadata) continue;
-            long keys = 0;
+            long keys = 0, lag = ShardLag(st);
             try { keys = st.Shard == ClusterMetadata.MetadataGroup ? 0 : _host.Store.Count(st.Shard); }
             catch (RetryableException) { /* stopping */ }
             shards.Add(new ReplicationShard
@@ -261,6 +293,8 @@ public sealed partial class ClusterNode
                 CommitIndex = st.Committed,
                 AppliedIndex = st.Applied,
                 KeyCount = keys,
+                LagEntries = lag,
+                LagSeconds = ShardLagSeconds(st, lag),
             });
         }
         return shards.ToArray();
@@ -291,11 +325,17 @@ public sealed partial class ClusterNode
             long lastTerm = mine.Length == 0 ? 0 : mine.Max(x => x.View.Term);
             // The leader is whoever reports leading it, reachable now, in the highest term.
             var leaderView = mine.Where(x => x.Fresh && x.View.Leader == x.Reporter).OrderByDescending(x => x.View.Term).Select(x => x.View).FirstOrDefault();
+            var fresh = mine.Where(x => x.Fresh).Select(x => x.View).ToArray();
             var best = leaderView ?? mine.Where(x => x.Fresh).OrderByDescending(x => x.View.Term).ThenByDescending(x => x.View.CommitIndex).Select(x => x.View).FirstOrDefault()
                 ?? mine.OrderByDescending(x => x.View.Term).Select(x => x.View).FirstOrDefault();
             result[i] = (best is null
                 ? new ReplicationShard { Cluster = Name, Id = s, Voters = Array.Empty<int>() }
-                : best with { Cluster = Name, Leader = leaderView?.Leader ?? 0, Term = lastTerm })
+                : best with
+                {
+                    Cluster = Name, Leader = leaderView?.Leader ?? 0, Term = lastTerm,
+                    LagEntries = fresh.Length == 0 ? 0 : fresh.Max(v => v.LagEntries),
+                    LagSeconds = fresh.Length == 0 ? 0 : fresh.Max(v => v.LagSeconds),
+                })
                 with { Placement = _metadata.ReplicasOf(s), HashStart = range.Start, HashEnd = range.Last };
         }
         return result;

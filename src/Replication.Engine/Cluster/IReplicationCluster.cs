@@ -46,8 +46,12 @@ public partial interface IReplicationCluster : IAsyncDisposable
     /// </summary>
     Task<IReadOnlyList<WriteResult>> WriteAsync(IReadOnlyList<KeyWrite> writes, WriteConcern concern, TimeSpan timeout, CancellationToken cancellationToken);
 
-    /// <summary>Reads one key; null when absent.</summary>
-    Task<ReplicationKey?> GetAsync(string key, ReadConsistency consistency, TimeSpan timeout, CancellationToken cancellationToken);
+    /// <summary>Reads one key; null when absent. A <see cref="ReadConsistency.Stale"/> read says which replica served it
+    /// and how far behind it was (<see cref="ReplicationKey.ReadFrom"/>, <see cref="ReplicationKey.LagEntries"/>); with
+    /// <paramref name="maxLag"/> a replica further behind refuses with <see cref="ReplicaTooStaleException"/> instead of
+    /// answering (no fallback to the leader: the caller chose a replica read, and decides whether to pay for a leader read).
+    /// Ignored for the other consistencies, which never lag.</summary>
+    Task<ReplicationKey?> GetAsync(string key, ReadConsistency consistency, TimeSpan timeout, CancellationToken cancellationToken, long? maxLag = null);
 
     /// <summary>Streams every key starting with <paramref name="prefix"/> (all keys for "") in
     /// ordinal UTF-8 byte order, merged across shards.</summary>

@@ -4,7 +4,10 @@ namespace Replication;
 /// A snapshot of one node's status. A node hosts several shards (Raft groups): <see cref="Term"/> is
 /// the highest term among them, <see cref="CommitIndex"/> and <see cref="AppliedIndex"/> are summed
 /// over the hosted shards (so two caught-up replicas of the same shards show equal values), and
-/// <see cref="LagEntries"/> is the sum of how far each hosted shard's applied index trails its leader's commit index.
+/// <see cref="LagEntries"/> is the sum of how far each hosted shard's applied index trails its leader's commit index, and
+/// <see cref="LagSeconds"/> how long the furthest-behind of them has been behind: the seconds since that replica last had
+/// applied every entry it knew committed (0 while caught up; sampled every status period, 250 ms, so that is its
+/// precision). A replica that hears from no peer judges by its own commit index only, and may show less than it lags.
 /// </summary>
 public sealed record ReplicationNode
 {
@@ -18,6 +21,7 @@ public sealed record ReplicationNode
     public long CommitIndex { get; init; }
     public long AppliedIndex { get; init; }
     public long LagEntries { get; init; }
+    public double LagSeconds { get; init; }
     /// <summary>When this node last heard from its leader (or, as leader, from a quorum); null if never.</summary>
     public DateTimeOffset? LastContact { get; init; }
     public required string DataPath { get; init; }

@@ -1,6 +1,9 @@
 namespace Replication;
 
-/// <summary>A snapshot of one shard's placement and Raft state. <see cref="Leader"/> is 0 when no leader is known.</summary>
+/// <summary>A snapshot of one shard's placement and Raft state. <see cref="Leader"/> is 0 when no leader is known.
+/// <see cref="LagEntries"/> and <see cref="LagSeconds"/> are those of the shard's furthest-behind replica among the nodes
+/// that reported in the last 2 s (entries not applied yet; seconds since it last had applied every entry it knew
+/// committed, to a status period of 250 ms), as <see cref="ReplicationNode"/> defines them per node.</summary>
 public sealed record ReplicationShard
 {
     public required string Cluster { get; init; }
@@ -19,4 +22,6 @@ public sealed record ReplicationShard
     public ulong HashStart { get; init; }
     public ulong HashEnd { get; init; }
     public long KeyCount { get; init; }
+    public long LagEntries { get; init; }
+    public double LagSeconds { get; init; }
 }

@@ -22,6 +22,11 @@ namespace Replication.PowerShell.Commands;
 /// <code>Get-ReplicationKey -Consistency Stale | Export-Csv keys.csv</code>
 /// Exports every key of the cluster with stale reads (a replica's applied state, which may lag), without a leader round trip.
 /// </example>
+/// <example>
+/// <code>Get-ReplicationKey -Key user:1 -Consistency Stale -MaxLag 100 | Select-Object Key, Value, ReadFrom, LagEntries</code>
+/// Reads a key from the replica of the node the session is connected to, which says who it is (ReadFrom) and how many
+/// entries it had not applied yet (LagEntries); a replica more than 100 entries behind refuses with ReplicaTooStale.
+/// </example>
 [Cmdlet(VerbsCommon.Get, "ReplicationKey", DefaultParameterSetName = AllSet)]
 [OutputType(typeof(ReplicationKey))]
 public sealed class GetReplicationKeyCommand : ClusterCmdlet
@@ -47,6 +52,13 @@ public sealed class GetReplicationKeyCommand : ClusterCmdlet
     /// or Stale (any replica's applied state; may lag).</summary>
     [Parameter]
     public ReadConsistency Consistency { get; set; } = ReadConsistency.Linearizable;
+
+    /// <summary>With -Key and -Consistency Stale: the most entries the serving replica may lag behind its shard's
+    /// leader. A replica further behind refuses with ReplicaTooStale (the read is not sent on to the leader: retry, or
+    /// read with -Consistency Linearizable). Linearizable and Lease reads never lag, so it does not limit them.</summary>
+    [Parameter(ParameterSetName = KeySet)]
+    [ValidateRange(0, long.MaxValue)]
+    public long MaxLag { get; set; } = -1;
 
     /// <summary>Seconds a read may wait for a leader (a TimeSpan works too). Default 10; then QuorumUnavailable.</summary>
     [Parameter]
@@ -76,7 +88,7 @@ public sealed class GetReplicationKeyCommand : ClusterCmdlet
             {
                 try
                 {
-                    var record = Await(cluster.Engine.GetAsync(key ?? string.Empty, Consistency, TimeoutSpan, StopToken));
+                    var record = Await(cluster.Engine.GetAsync(key ?? string.Empty, Consistency, TimeoutSpan, StopToken, MaxLag < 0 ? null : MaxLag));
                     if (record is null)
                         WriteError(NewErrorRecord(ErrorIds.KeyNotFound, ErrorCategory.ObjectNotFound,
                             $"Key '{key}' does not exist in cluster '{cluster.Name}'.", key));

@@ -30,6 +30,7 @@ public sealed class ClientCodecTests
         new StopNodeRequest(9, 2, true),
         new StartNodeRequest(10, 2),
         new ForwardedRequest(11, new GetRequest(11, "forwarded", ReadConsistency.Linearizable, TimeSpan.FromSeconds(3))),
+        new GetRequest(15, "bounded", ReadConsistency.Stale, TimeSpan.FromSeconds(2), 0),
         new JoinRequest(12, "127.0.0.1:7001", Guid.Parse("6f9619ff-8b86-d011-b42d-00c04fc964ff")),
         new ShardScanRequest(13, 2, 0x4000_0000_0000_0000UL, ulong.MaxValue, "user/", "user/17", 500, ReadConsistency.Lease, TimeSpan.FromSeconds(4)),
         new AdminRequest(14, "file.write", 3, "{\"Offset\":0}", new byte[] { 1, 2, 3, 0, 255 }),
@@ -61,6 +62,8 @@ public sealed class ClientCodecTests
             new ScanPageResponse(12, ClientRequestType.ShardScan, 0, true, [key]),
             new AdminResponse(13, "{\"Done\":true}", new byte[] { 9, 8, 7 }),
             new ErrorResponse(14, ClientRequestType.Write, RemoteError.From(new VersionConflictException("k", 3, 5) { Target = "k" })),
+            new GetResponse(15, key with { ReadFrom = 3, LagEntries = 0 }),
+            new GetResponse(16, key with { ReadFrom = 2, LagEntries = 41 }),
         ];
     }
 
@@ -118,6 +121,11 @@ public sealed class ClientCodecTests
         Assert.Equal(samples[10], join);
         var admin = (AdminResponse)ClientCodec.DecodeResponse(ClientCodec.EncodeResponse(samples[12]));
         Assert.Equal(new byte[] { 9, 8, 7 }, admin.Blob.ToArray());
+        // A stale read's replica and lag cross the wire; other reads come back without them.
+        Assert.Equal(samples[14], ClientCodec.DecodeResponse(ClientCodec.EncodeResponse(samples[14]), "c"));
+        Assert.Equal(samples[15], ClientCodec.DecodeResponse(ClientCodec.EncodeResponse(samples[15]), "c"));
+        var plain = ((GetResponse)ClientCodec.DecodeResponse(ClientCodec.EncodeResponse(samples[4]), "c")).Key!;
+        Assert.Equal((null, null), (plain.ReadFrom, plain.LagEntries));
     }
 
     [Fact]
@@ -130,6 +138,8 @@ public sealed class ClientCodecTests
         Assert.Equal(new VersionConflictException("k", 3, 5).Message, e.Message);
         var atRisk = RemoteError.From(new QuorumAtRiskException(2, 7)).ToException();
         Assert.Equal((2, 7), (((QuorumAtRiskException)atRisk).NodeId, ((QuorumAtRiskException)atRisk).Shard));
+        var stale = Assert.IsType<ReplicaTooStaleException>(RemoteError.From(new ReplicaTooStaleException(3, 1, 42, 10) { Target = "k" }).ToException());
+        Assert.Equal((3, 1, 42L, 10L, "k"), (stale.Node, stale.Shard, stale.LagEntries, stale.MaxLag, stale.Target));
         var unknown = new RemoteError("SomethingNew", ReplicationErrorKind.Conflict, "later version").ToException();
         Assert.Equal(("SomethingNew", ReplicationErrorKind.Conflict), (((RemoteOperationException)unknown).ErrorId, unknown.Kind));
     }

@@ -32,7 +32,7 @@ internal sealed class InMemoryClientHandler(Guid clusterId) : IClientRequestHand
         return Task.FromResult<IReadOnlyList<WriteResult>>(results);
     }
 
-    public Task<ReplicationKey?> GetAsync(string key, ReadConsistency consistency, TimeSpan timeout, CancellationToken cancellationToken) =>
+    public Task<ReplicationKey?> GetAsync(string key, ReadConsistency consistency, TimeSpan timeout, CancellationToken cancellationToken, long? maxLag = null) =>
         Task.FromResult(_keys.TryGetValue(key, out var record) ? record : null);
 
     public async IAsyncEnumerable<ReplicationKey> ScanAsync(string prefix, ReadConsistency consistency, TimeSpan timeout, [EnumeratorCancellation] CancellationToken cancellationToken)

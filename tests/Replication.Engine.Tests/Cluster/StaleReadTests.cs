@@ -1,0 +1,62 @@
+using Replication.Engine.Cluster;
+using Xunit;
+
+namespace Replication.Engine.Tests.Cluster;
+
+/// <summary>
+/// Stale reads say which replica served them and how far behind it was, and a lag bound (-MaxLag) makes a replica that
+/// is further behind refuse. The lagging replica is made by cutting a follower's Raft traffic off: it stops receiving
+/// entries, while the status reports it polls from its peers (another channel) still tell it the leader's commit index.
+/// </summary>
+public sealed class StaleReadTests
+{
+    [Fact]
+    public async Task A_stale_read_reports_its_replica_and_lag_and_a_lagging_replica_refuses_a_tighter_bound()
+    {
+        await using var f = await ClusterFixture.StartAsync(nodes: 3, shards: 1);
+        await f.PutAsync("k", "v1");
+        ClusterFixture.Eventually(() => f.Cluster.GetNodes().All(n => n.LagEntries == 0), "replicas caught up");
+
+        // Caught up: every replica serves with lag 0 and names itself; a linearizable read names no replica.
+        foreach (var id in new[] { 1, 2, 3 })
+        {
+            var read = await f.Cluster.Node(id)!.GetAsync("k", ReadConsistency.Stale, ClusterFixture.Bound, CancellationToken.None, maxLag: 0);
+            Assert.Equal(("v1", id, 0L), (read!.Value, read.ReadFrom, read.LagEntries));
+        }
+        var linearizable = await f.Cluster.GetAsync("k", ReadConsistency.Linearizable, ClusterFixture.Bound, CancellationToken.None);
+        Assert.Equal((null, null), (linearizable!.ReadFrom, linearizable.LagEntries));
+        var viaClient = await f.Cluster.GetAsync("k", ReadConsistency.Stale, ClusterFixture.Bound, CancellationToken.None);
+        Assert.Contains(viaClient!.ReadFrom!.Value, new[] { 1, 2, 3 });
+
+        int leader = f.LeaderOf(0);
+        int follower = new[] { 1, 2, 3 }.First(n => n != leader);
+        var node = f.Cluster.Node(follower)!;
+        node.Host.CutOff(new[] { 1, 2, 3 }.Where(n => n != follower));
+        for (int i = 2; i <= 6; i++) await f.PutAsync("k", "v" + i);
+        ClusterFixture.Eventually(() => node.GetNode(follower).LagEntries >= 5, $"node {follower} knows it is 5 entries behind");
+        // Its lag in seconds grows while it stays behind; the shard shows its furthest-behind replica.
+        ClusterFixture.Eventually(() => node.GetNode(follower).LagSeconds >= 0.5, $"node {follower} has been behind for half a second");
+        ClusterFixture.Eventually(() => f.Cluster.GetShards()[0] is { LagEntries: >= 5, LagSeconds: > 0 }, "shard 0 shows its lagging replica");
+
+        var refused = await Assert.ThrowsAsync<ReplicaTooStaleException>(() =>
+            node.GetAsync("k", ReadConsistency.Stale, ClusterFixture.Bound, CancellationToken.None, maxLag: 0));
+        Assert.Equal((follower, 0, "ReplicaTooStale", "k"), (refused.Node, refused.Shard, refused.ErrorId, refused.Target));
+        Assert.True(refused.LagEntries >= 5, $"lag {refused.LagEntries}");
+        // An absent key is refused too: the bound is on the replica, not on what it holds.
+        await Assert.ThrowsAsync<ReplicaTooStaleException>(() =>
+            node.GetAsync("absent", ReadConsistency.Stale, ClusterFixture.Bound, CancellationToken.None, maxLag: 4));
+
+        var old = await node.GetAsync("k", ReadConsistency.Stale, ClusterFixture.Bound, CancellationToken.None, maxLag: 1000);
+        Assert.Equal(("v1", follower), (old!.Value, old.ReadFrom));
+        Assert.True(old.LagEntries >= 5, $"lag {old.LagEntries}");
+        // The bound limits stale reads only: a linearizable read through the lagging node goes to the leader.
+        var fresh = await node.GetAsync("k", ReadConsistency.Linearizable, ClusterFixture.Bound, CancellationToken.None, maxLag: 0);
+        Assert.Equal("v6", fresh!.Value);
+
+        node.Host.CutOff(Array.Empty<int>());
+        ClusterFixture.Eventually(() => node.GetNode(follower) is { LagEntries: 0, LagSeconds: 0 }, $"node {follower} caught up");
+        ClusterFixture.Eventually(() => f.Cluster.GetShards()[0] is { LagEntries: 0, LagSeconds: 0 }, "shard 0 shows every replica caught up");
+        var caughtUp = await node.GetAsync("k", ReadConsistency.Stale, ClusterFixture.Bound, CancellationToken.None, maxLag: 0);
+        Assert.Equal(("v6", follower, 0L), (caughtUp!.Value, caughtUp.ReadFrom, caughtUp.LagEntries));
+    }
+}
