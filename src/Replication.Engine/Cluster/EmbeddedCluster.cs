@@ -21,7 +21,7 @@ namespace Replication.Engine.Cluster;
 /// </para>
 /// Thread-safe.
 /// </summary>
-public sealed class EmbeddedCluster : ClusterClient
+public sealed partial class EmbeddedCluster : ClusterClient
 {
     private readonly ClusterOptions _options;
     private readonly Security.TransportSecurity _security;
