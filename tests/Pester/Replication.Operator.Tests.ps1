@@ -267,7 +267,8 @@ Describe 'Item 9: one family of readable output objects' {
         (Get-ReplicationShard -Cluster $script:Op)[0].GetType().FullName | Should -Be 'Replication.ReplicationShard'
         (Set-ReplicationKey -Cluster $script:Op -Key 'fam:1' -Value 'x' -PassThru).GetType().FullName | Should -Be 'Replication.ReplicationKey'
         foreach ($command in Get-Command -Module Replication) {
-            foreach ($type in $command.OutputType.Type | Where-Object { $_ -and $_ -ne [void] -and $_ -ne [IO.FileInfo] }) {
+            # [bool]: a -Quiet switch answers yes or no, as Test-Connection -Quiet and Test-Path do.
+            foreach ($type in $command.OutputType.Type | Where-Object { $_ -and $_ -ne [void] -and $_ -ne [IO.FileInfo] -and $_ -ne [bool] }) {
                 $type.Namespace | Should -Be 'Replication' -Because "$($command.Name) writes $($type.FullName)"
             }
         }

@@ -66,8 +66,10 @@ Describe 'Invoke-ReplicationFailover (<Shape>)' -ForEach $Shapes {
         $moved | Should -HaveCount 3
         $moved | ForEach-Object { $_.NewLeader | Should -Be 2; $_.LostEntries | Should -Be 0 }
         $best = Invoke-ReplicationFailover -Cluster $cluster -Shard 1
-        $best.NewLeader | Should -Not -Be $best.OldLeader
-        $best.Duration | Should -BeGreaterThan ([TimeSpan]::Zero)
+        # The target is chosen first; the balancer (or a retried request) may have made it the leader already, and then
+        # the answer says nothing moved rather than claiming a switchover.
+        if ($best.NewLeader -eq $best.OldLeader) { $best.Detail | Should -Match 'already leads' }
+        else { $best.Duration | Should -BeGreaterThan ([TimeSpan]::Zero) }
         { Invoke-ReplicationFailover -Cluster $cluster -Shard 0 -TargetNode 9 -ErrorAction Stop } |
             Should -Throw -ErrorId 'NodeNotFound,Replication.PowerShell.Commands.InvokeReplicationFailoverCommand'
         { Invoke-ReplicationFailover -Cluster $cluster -Shard 42 -ErrorAction Stop } |
