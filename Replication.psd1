@@ -47,6 +47,7 @@
         'Invoke-ReplicationFailover'
         'Suspend-ReplicationNode'
         'Resume-ReplicationNode'
+        'Restart-ReplicationNode'
         'Test-ReplicationCluster'
     )
     FunctionsToExport    = @()

@@ -42,6 +42,9 @@ public sealed partial class ClusterNode
         }
     }
 
+    /// <summary>This node's view of every group it hosts, metadata group included (a published snapshot; any thread).</summary>
+    internal IReadOnlyCollection<GroupStatus> GroupStatuses => _host.Status.Values.ToArray();
+
     /// <summary>Asks for a transfer of every leadership this node holds to the running, not suspended voter furthest along.</summary>
     private async Task HandLeadershipsToOthersAsync()
     {

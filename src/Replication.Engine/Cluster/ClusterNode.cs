@@ -121,6 +121,7 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
     public static async Task<ClusterNode> StartAsync(NodeOptions options, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(options);
+        RaftTiming.Validate(options.TickInterval, options.ElectionTicks, options.HeartbeatTicks); // before the folder is touched
         if (options.Listen.EndsWith(":0", StringComparison.Ordinal) && IPAddress.TryParse(options.Listen[..^2], out var any))
             options = options with { Listen = $"{options.Listen[..^2]}:{FreePort(any)}" }; // port 0: a free port, fixed from here on
         var listen = ParseListen(options.Listen, options.AllowRemote);

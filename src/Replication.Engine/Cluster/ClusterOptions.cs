@@ -24,12 +24,12 @@ public sealed record ClusterOptions
     public const int DefaultReplicationFactor = 3;
     public const int MaxNodeCount = 64;
     public const int MaxShardCount = 1024;
-    /// <summary>Wall-clock length of one Raft tick.</summary>
-    public TimeSpan TickInterval { get; init; } = TimeSpan.FromMilliseconds(10);
-    /// <summary>Election timeout in ticks (randomized in [n, 2n) per node and group).</summary>
-    public int ElectionTicks { get; init; } = 15;
+    /// <summary>Wall-clock length of one Raft tick (see <see cref="RaftTiming"/>).</summary>
+    public TimeSpan TickInterval { get; init; } = RaftTiming.TickInterval;
+    /// <summary>Election timeout in ticks (randomized in [n, 2n) per node and group); checked by <see cref="RaftTiming.Validate"/>.</summary>
+    public int ElectionTicks { get; init; } = RaftTiming.DefaultElectionTicks;
     /// <summary>Heartbeat interval in ticks.</summary>
-    public int HeartbeatTicks { get; init; } = 3;
+    public int HeartbeatTicks { get; init; } = RaftTiming.DefaultHeartbeatTicks;
     /// <summary>
     /// Shared secret every node and client must prove it knows (HMAC challenge, never sent). Null =
     /// a random 32-byte secret per start, kept in memory only (no remote client can connect then).

@@ -21,7 +21,7 @@ namespace Replication.Engine.Cluster;
 /// </para>
 /// Thread-safe.
 /// </summary>
-public sealed class EmbeddedCluster : ClusterClient
+public sealed partial class EmbeddedCluster : ClusterClient
 {
     private readonly ClusterOptions _options;
     private readonly Security.TransportSecurity _security;
@@ -115,6 +115,7 @@ public sealed class EmbeddedCluster : ClusterClient
         CheckRange(o.ShardCount, 1, ClusterOptions.MaxShardCount, "ShardCount");
         CheckRange(o.ReplicationFactor, 1, ClusterOptions.MaxNodeCount, "ReplicationFactor");
         o.Settings?.Validate();
+        RaftTiming.Validate(o.TickInterval, o.ElectionTicks, o.HeartbeatTicks);
         CheckRange(o.SnapshotEntries, 1, int.MaxValue, "SnapshotEntries");
         CheckRange(o.SnapshotCatchUpEntries, 0, int.MaxValue, "SnapshotCatchUpEntries");
         CheckRange(o.SnapshotChunkBytes, 64, 8 << 20, "SnapshotChunkBytes");

@@ -10,9 +10,9 @@ internal sealed record NodeHostOptions
     public required Security.TransportSecurity Security { get; init; }
     /// <summary>Serves authenticated client connections; null = the node refuses clients.</summary>
     public Client.IClientRequestHandler? ClientHandler { get; init; }
-    public TimeSpan TickInterval { get; init; } = TimeSpan.FromMilliseconds(10);
-    public int ElectionTicks { get; init; } = 15;
-    public int HeartbeatTicks { get; init; } = 3;
+    public TimeSpan TickInterval { get; init; } = RaftTiming.TickInterval;
+    public int ElectionTicks { get; init; } = RaftTiming.DefaultElectionTicks;
+    public int HeartbeatTicks { get; init; } = RaftTiming.DefaultHeartbeatTicks;
     public int? Seed { get; init; }
     /// <summary>Compact a group's log once this many applied entries lie between its last snapshot and the compaction point.</summary>
     public int SnapshotEntries { get; init; } = 10_000;

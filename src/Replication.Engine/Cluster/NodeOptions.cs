@@ -27,9 +27,12 @@ public sealed record NodeOptions
     public int ReplicationFactor { get; init; } = ClusterOptions.DefaultReplicationFactor;
     /// <summary>How the ring of a new cluster splits, moves and balances (founding only).</summary>
     public ClusterSettings Settings { get; init; } = ClusterSettings.Default;
-    public TimeSpan TickInterval { get; init; } = TimeSpan.FromMilliseconds(10);
-    public int ElectionTicks { get; init; } = 15;
-    public int HeartbeatTicks { get; init; } = 3;
+    /// <summary>Wall-clock length of one Raft tick (see <see cref="RaftTiming"/>).</summary>
+    public TimeSpan TickInterval { get; init; } = RaftTiming.TickInterval;
+    /// <summary>Election timeout in ticks (randomized in [n, 2n) per group); checked by <see cref="RaftTiming.Validate"/> at start.</summary>
+    public int ElectionTicks { get; init; } = RaftTiming.DefaultElectionTicks;
+    /// <summary>Heartbeat interval in ticks.</summary>
+    public int HeartbeatTicks { get; init; } = RaftTiming.DefaultHeartbeatTicks;
     /// <summary>Seed for election-timeout randomness; null = random.</summary>
     public int? Seed { get; init; }
     /// <summary>Compact a group's log once this many applied entries lie behind its last snapshot.</summary>

@@ -29,6 +29,14 @@ namespace Replication.PowerShell.Commands;
 /// </code>
 /// Creates a 5-node, 8-shard cluster that remote shells can reach with Connect-ReplicationCluster and the same secret, and lists its nodes' endpoints.
 /// </example>
+/// <example>
+/// <code>
+/// New-ReplicationCluster -Name calm -ElectionTimeout 1000 -HeartbeatInterval 100
+/// Wait-ReplicationLeader -Cluster calm
+/// </code>
+/// Creates a cluster whose followers wait 1 to 2 s without a leader before they elect a new one (leaders send heartbeats every 100 ms):
+/// fewer spurious leader changes on a machine whose CPU is busy, at the cost of a slower failover when a leader is really lost.
+/// </example>
 [Cmdlet(VerbsCommon.New, "ReplicationCluster", DefaultParameterSetName = EmbeddedSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
 [OutputType(typeof(ReplicationCluster))]
 public sealed class NewReplicationClusterCommand : ReplicationCmdlet
@@ -72,7 +80,6 @@ public sealed class NewReplicationClusterCommand : ReplicationCmdlet
     [ValidateNotNullOrEmpty]
     public string? CertificatePath { get; set; }
 
-
     /// <summary>A shard holding more keys than this splits in two by itself (0: never by size). Default 1,000,000. Kept in the
     /// cluster's metadata when it is founded.</summary>
     [Parameter(ParameterSetName = EmbeddedSet)]
@@ -93,6 +100,19 @@ public sealed class NewReplicationClusterCommand : ReplicationCmdlet
     [Parameter(ParameterSetName = EmbeddedSet)]
     [ValidateRange(1, 4096)]
     public int TokensPerNode { get; set; } = Replication.Engine.Ring.RingSettings.DefaultTokensPerNode;
+
+    /// <summary>Base Raft election timeout in milliseconds (30 to 60,000; default 150): a follower that hears no leader for a
+    /// random time in [t, 2t) starts an election. Longer rides through CPU stalls without spurious leader changes; shorter
+    /// replaces a lost leader sooner. Counted in 10 ms ticks (rounded up); must exceed -HeartbeatInterval.</summary>
+    [Parameter(ParameterSetName = EmbeddedSet)]
+    [ValidateRange(RaftTiming.MinElectionTimeoutMilliseconds, RaftTiming.MaxElectionTimeoutMilliseconds)]
+    public int ElectionTimeout { get; set; } = RaftTiming.DefaultElectionTimeoutMilliseconds;
+
+    /// <summary>How often a leader sends heartbeats, in milliseconds (10 to 30,000; default 30). Must be shorter than
+    /// -ElectionTimeout (refused otherwise: InvalidClusterOptions); a fifth of it or less leaves room for lost heartbeats.</summary>
+    [Parameter(ParameterSetName = EmbeddedSet)]
+    [ValidateRange(RaftTiming.MinHeartbeatIntervalMilliseconds, RaftTiming.MaxHeartbeatIntervalMilliseconds)]
+    public int HeartbeatInterval { get; set; } = RaftTiming.DefaultHeartbeatIntervalMilliseconds;
 
     /// <summary>The ring settings the caller gave; null when none was given (a reopened or joining node keeps the cluster's).</summary>
     private ClusterSettings? RingSettingsGiven()
@@ -121,6 +141,8 @@ public sealed class NewReplicationClusterCommand : ReplicationCmdlet
             ClusterSecret = ClusterSecret is null ? null : SecretConverter.ToClusterSecret(ClusterSecret),
             CertificatePath = CertificatePath is null ? null : SessionState.Path.GetUnresolvedProviderPathFromPSPath(CertificatePath),
             Settings = RingSettingsGiven(),
+            ElectionTicks = RaftTiming.ToTicks(ElectionTimeout),
+            HeartbeatTicks = RaftTiming.ToTicks(HeartbeatInterval),
         };
         WriteVerbose($"Starting the nodes of cluster '{Name}' in {path}.");
         var cluster = StartAndRegister(Name, () => Await(EmbeddedCluster.StartAsync(options, StopToken)), _ => Name);

@@ -32,6 +32,14 @@ namespace Replication.PowerShell.Commands;
 /// <code>Start-ReplicationNode -Path ./data/node2 -Listen 127.0.0.1:7102 -Join 127.0.0.1:7101 -ClusterSecret $secret -Wait</code>
 /// Runs a second node in another process and joins it to the cluster through the first node.
 /// </example>
+/// <example>
+/// <code>
+/// $secret = Read-Host -AsSecureString 'Cluster secret'
+/// Start-ReplicationNode -Path ./data/calm1 -Listen 127.0.0.1:7201 -ClusterSecret $secret -Name calm -ElectionTimeout 1000 -HeartbeatInterval 100
+/// </code>
+/// Founds a cluster whose first node waits 1 to 2 s without a leader before it campaigns, with 100 ms heartbeats, and returns once it runs
+/// (without -Wait it serves as long as this session). Give each node of a cluster the same timing.
+/// </example>
 /// <seealso cref="ConnectReplicationClusterCommand"/>
 /// <seealso cref="NewReplicationCertificateCommand"/>
 [Cmdlet(VerbsLifecycle.Start, "ReplicationNode", DefaultParameterSetName = EmbeddedSet)]
@@ -98,6 +106,19 @@ public sealed class StartReplicationNodeCommand : ClusterCmdlet
     [Parameter(ParameterSetName = ProcessSet)]
     [ValidateRange(1, 4096)]
     public int TokensPerNode { get; set; } = Replication.Engine.Ring.RingSettings.DefaultTokensPerNode;
+
+    /// <summary>Base Raft election timeout in milliseconds (30 to 60,000; default 150): a follower that hears no leader for a
+    /// random time in [t, 2t) starts an election. Longer rides through CPU stalls without spurious leader changes; shorter
+    /// replaces a lost leader sooner. Counted in 10 ms ticks (rounded up); must exceed -HeartbeatInterval.</summary>
+    [Parameter(ParameterSetName = ProcessSet)]
+    [ValidateRange(RaftTiming.MinElectionTimeoutMilliseconds, RaftTiming.MaxElectionTimeoutMilliseconds)]
+    public int ElectionTimeout { get; set; } = RaftTiming.DefaultElectionTimeoutMilliseconds;
+
+    /// <summary>How often a leader sends heartbeats, in milliseconds (10 to 30,000; default 30). Must be shorter than
+    /// -ElectionTimeout (refused otherwise: InvalidClusterOptions); a fifth of it or less leaves room for lost heartbeats.</summary>
+    [Parameter(ParameterSetName = ProcessSet)]
+    [ValidateRange(RaftTiming.MinHeartbeatIntervalMilliseconds, RaftTiming.MaxHeartbeatIntervalMilliseconds)]
+    public int HeartbeatInterval { get; set; } = RaftTiming.DefaultHeartbeatIntervalMilliseconds;
 
     /// <summary>The ring settings the caller gave; null when none was given (a reopened or joining node keeps the cluster's).</summary>
     private ClusterSettings? RingSettingsGiven()
@@ -177,6 +198,8 @@ public sealed class StartReplicationNodeCommand : ClusterCmdlet
             ReplicationFactor = ReplicationFactor,
             DiscardStores = Rebuild,
             Settings = RingSettingsGiven() ?? ClusterSettings.Default,
+            ElectionTicks = RaftTiming.ToTicks(ElectionTimeout),
+            HeartbeatTicks = RaftTiming.ToTicks(HeartbeatInterval),
             Log = m => { if (events.Count < 10_000) events.Enqueue($"{DateTimeOffset.Now:HH:mm:ss.fff} {m}"); },
         };
         LocalNodeCluster engine;
