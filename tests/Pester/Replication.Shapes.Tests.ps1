@@ -90,7 +90,8 @@ Describe 'Keys, nodes and shards (<Shape>)' -ForEach $Shapes {
     It 'refuses a second opener of a node folder in use (DataPathInUse), and Start-ReplicationNode -Id of a node process says what to do' -Skip:($Shape -ne 'Process') {
         $entry = $script:NodeProcesses[$cluster.Name].Nodes[1]
         { Start-NodeProcess -Folder $entry.Folder -Port (Get-FreePort) } | Should -Throw -ExpectedMessage '*DataPathInUse*'
-        (Get-ReplicationNode -Cluster $cluster -Id 1).State | Should -Be 'Running'
+        # Still serving: status polls may miss a period on a loaded machine (Unreachable for a moment), so wait a bounded time.
+        Wait-Condition -Timeout '00:00:15' -Because 'node 1 keeps running' -Condition { (Get-ReplicationNode -Cluster $cluster -Id 1).State -eq 'Running' }
         Stop-TestNodeHard -Cluster $cluster -Id 3
         Start-ReplicationNode -Cluster $cluster -Id 3 -ErrorAction SilentlyContinue -ErrorVariable refused
         $refused[0].FullyQualifiedErrorId | Should -BeLike 'NotSupportedRemotely,*'
