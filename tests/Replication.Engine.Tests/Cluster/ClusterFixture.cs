@@ -53,6 +53,20 @@ internal sealed class ClusterFixture : IAsyncDisposable
     }
 
     /// <summary>Waits until <paramref name="condition"/> holds, failing the test after <see cref="Bound"/>.</summary>
+    /// <summary>Polls an asynchronous <paramref name="condition"/> (every 20 ms) until it holds, failing after <paramref name="bound"/>;
+    /// a ReplicationException from the condition counts as "not yet" (a node process restarting, a leader change).</summary>
+    public static async Task EventuallyAsync(Func<Task<bool>> condition, string what, TimeSpan bound)
+    {
+        var sw = System.Diagnostics.Stopwatch.StartNew();
+        while (true)
+        {
+            try { if (await condition()) return; }
+            catch (ReplicationException) { /* not yet */ }
+            if (sw.Elapsed > bound) throw new TimeoutException($"Not within {bound}: {what}");
+            await Task.Delay(20);
+        }
+    }
+
     public static void Eventually(Func<bool> condition, string what, TimeSpan? bound = null)
     {
         var limit = bound ?? Bound;

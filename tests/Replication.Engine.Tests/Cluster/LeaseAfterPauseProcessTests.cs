@@ -160,15 +160,5 @@ public sealed class LeaseAfterPauseProcessTests(ITestOutputHelper output)
         return count;
     }
 
-    private static async Task WaitUntil(Func<Task<bool>> condition, string what)
-    {
-        var sw = Stopwatch.StartNew();
-        while (true)
-        {
-            try { if (await condition()) return; }
-            catch (ReplicationException) { /* not yet */ }
-            if (sw.Elapsed > Bound) throw new TimeoutException($"Not within {Bound}: {what}");
-            await Task.Delay(20);
-        }
-    }
+    private static Task WaitUntil(Func<Task<bool>> condition, string what) => ClusterFixture.EventuallyAsync(condition, what, Bound);
 }

@@ -47,17 +47,7 @@ public sealed class ProcessFailoverClientTests(ITestOutputHelper output)
         await ClusterClient.ConnectAsync(endpoints.ToArray(), ClusterSecret.FromString(NodeProcesses.Secret),
             options: new ClusterClientOptions { ConnectTimeout = TimeSpan.FromSeconds(2) });
 
-    private static async Task WaitUntil(Func<Task<bool>> condition, string what)
-    {
-        var sw = Stopwatch.StartNew();
-        while (true)
-        {
-            try { if (await condition()) return; }
-            catch (ReplicationException) { /* not yet */ }
-            if (sw.Elapsed > Bound) throw new TimeoutException($"Not within {Bound}: {what}");
-            await Task.Delay(20);
-        }
-    }
+    private static Task WaitUntil(Func<Task<bool>> condition, string what) => ClusterFixture.EventuallyAsync(condition, what, Bound);
 
     [Fact]
     public async Task Clients_on_other_nodes_get_acknowledged_writes_while_the_leader_process_is_paused()
