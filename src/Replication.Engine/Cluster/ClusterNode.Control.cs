@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Replication.Engine.Raft;
 using Replication.Engine.Storage;
 
@@ -34,6 +35,7 @@ public sealed partial class ClusterNode
     private readonly Dictionary<int, string> _appliedPeers = new();
     private readonly Dictionary<int, string> _lastRefusal = new();
     private long _metadataApplied = -1;
+    private long _nextPlacement;
 
     private async Task ControlLoopAsync(CancellationToken ct)
     {
@@ -88,8 +90,12 @@ public sealed partial class ClusterNode
                 if (NodeId == 1) await WriteInitialMetadataAsync(ct).ConfigureAwait(false);
                 return;
             }
-            var current = CurrentMemberships();
-            var changes = PlacementPolicy.Changes(metadata, current);
+            // The shards' memberships come from status reports, which change once per StatusInterval: placing more often
+            // than that would rebuild the ring and every shard's view for nothing.
+            bool place = Stopwatch.GetTimestamp() >= _nextPlacement;
+            if (place) _nextPlacement = Stopwatch.GetTimestamp() + (long)(StatusInterval.TotalSeconds * Stopwatch.Frequency);
+            var current = place ? CurrentMemberships() : new Dictionary<int, Ring.ShardPlacement>();
+            var changes = place ? PlacementPolicy.Changes(metadata, current) : Array.Empty<(int, int[])>();
             if (changes.Count > 0)
             {
                 await ProposeMetadataAsync(changes.Select(change =>
@@ -103,7 +109,7 @@ public sealed partial class ClusterNode
                 RefreshMetadata(force: true);
                 metadata = _metadata;
             }
-            var drained = PlacementPolicy.Drained(metadata, current);
+            var drained = place ? PlacementPolicy.Drained(metadata, current) : Array.Empty<int>();
             if (drained.Count > 0)
             {
                 await ProposeMetadataAsync(drained.Select(id => new KvOp(KvOpType.Delete, ClusterMetadata.NodeKey(id), null, null)).ToArray(), ControlStepTimeout, ct).ConfigureAwait(false);

@@ -315,13 +315,14 @@ public sealed partial class ClusterNode
             bool fresh = peer.Reachable && now - peer.LastReportAt < StaleAfter;
             foreach (var v in peer.Report.Shards) if (v.Id != ClusterMetadata.MetadataGroup) views.Add((id, fresh, v));
         }
+        var byShard = views.ToLookup(x => x.View.Id); // one pass, not one scan of every view per shard (the control loop calls this)
         var ranges = Map.Ranges.OrderBy(r => r.Shard).ToArray(); // listed by id
         var result = new ReplicationShard[ranges.Length];
         for (int i = 0; i < ranges.Length; i++)
         {
             var range = ranges[i];
             int s = range.Shard;
-            var mine = views.Where(x => x.View.Id == s).ToArray();
+            var mine = byShard[s].ToArray();
             long lastTerm = mine.Length == 0 ? 0 : mine.Max(x => x.View.Term);
             // The leader is whoever reports leading it, reachable now, in the highest term.
             var leaderView = mine.Where(x => x.Fresh && x.View.Leader == x.Reporter).OrderByDescending(x => x.View.Term).Select(x => x.View).FirstOrDefault();
