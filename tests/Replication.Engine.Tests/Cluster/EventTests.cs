@@ -77,7 +77,14 @@ public class EventTests
             lost = Events(f.Cluster, new[] { ReplicationEventType.LeaderLost }, nodes: new[] { leader }).GetAwaiter().GetResult();
             return lost.Events.Any(e => e.Shard == 0 && e.Message.Contains("check-quorum"));
         }, "the leader records its check-quorum step-down");
-        var unreachable = await Events(f.Cluster, new[] { ReplicationEventType.NodeUnreachable }, nodes: new[] { leader });
+        // A peer is found unreachable by its next failed status poll (up to a status period plus the poll timeout), which
+        // may come after the check-quorum step-down: wait for it with the bound.
+        EventHistory unreachable = null!;
+        ClusterFixture.Eventually(() =>
+        {
+            unreachable = Events(f.Cluster, new[] { ReplicationEventType.NodeUnreachable }, nodes: new[] { leader }).GetAwaiter().GetResult();
+            return unreachable.Events.Count > 0;
+        }, "the leader records its peers unreachable");
         Assert.NotEmpty(unreachable.Events);
     }
 }
