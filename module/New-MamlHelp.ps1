@@ -149,7 +149,8 @@ $w.WriteStartDocument()
 $w.WriteStartElement('helpItems', $ns.msh)
 $w.WriteAttributeString('schema', 'maml')
 
-foreach ($command in $module.ExportedCmdlets.Values | Sort-Object Name) {
+# Get-Command, not $module.ExportedCmdlets: only Get-Command's parameter sets include dynamic parameters (IDynamicParameters).
+foreach ($command in Get-Command -Module $module.Name -CommandType Cmdlet | Sort-Object Name) {
     $type = $command.ImplementingType
     $classDoc = $members["T:$($type.FullName)"]
     $description = @(if ($classDoc -and $classDoc['summary']) { ConvertTo-PlainText $classDoc['summary'] })
@@ -169,10 +170,20 @@ foreach ($command in $module.ExportedCmdlets.Values | Sort-Object Name) {
             continue
         }
         $property = $type.GetProperty($name, [System.Reflection.BindingFlags]'Public, Instance')
+        $holder = $instance
+        if (-not $property) {
+            # A dynamic parameter (IDynamicParameters) is declared as a property of an object the cmdlet keeps in a field
+            # (e.g. RingSettingsParameters): its text and default come from there.
+            foreach ($field in $type.GetFields([System.Reflection.BindingFlags]'NonPublic, Instance')) {
+                $candidate = $field.FieldType.GetProperty($name, [System.Reflection.BindingFlags]'Public, Instance')
+                if ($candidate) { $property = $candidate; $holder = $field.GetValue($instance); break }
+            }
+        }
+        if (-not $property) { $problems.Add("$($command.Name) -$($name): no property declares it"); continue }
         $doc = $members["P:$($property.DeclaringType.FullName).$name"]
         $text = @(if ($doc -and $doc['summary']) { ConvertTo-PlainText $doc['summary'] })
         if (-not $text) { $problems.Add("$($command.Name) -$($name): no <summary> on $($property.DeclaringType.FullName).$name") }
-        $value = $property.GetValue($instance)
+        $value = $property.GetValue($holder)
         $default = if ($null -eq $value -or ($value -is [array] -and $value.Count -eq 0) -or ($value -is [string] -and -not $value)) { 'None' }
         elseif ($value -is [System.Management.Automation.SwitchParameter]) { [string]$value.IsPresent } else { [string]$value }
         $parameterDoc[$name] = @{ Text = $text; Default = $default; Globbing = [bool]$command.Parameters[$name].Attributes.Where({ $_ -is [System.Management.Automation.SupportsWildcardsAttribute] }) }

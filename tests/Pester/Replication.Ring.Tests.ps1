@@ -113,3 +113,43 @@ Describe 'Ring operations on an embedded cluster' {
         Get-ReplicationShard -Cluster $cluster | Should -HaveCount 5
     }
 }
+
+Describe 'Ring settings when a cluster is founded' {
+    # -SplitKeys, -SplitWriteRate, -MaxConcurrentMoves and -TokensPerNode are declared once (RingSettingsParameters) and
+    # offered by New-ReplicationCluster and by Start-ReplicationNode -Path: both must bind them, validate them and found
+    # the cluster with them, and Start-ReplicationNode -Id (restarting an embedded node) must not take them.
+    AfterAll { Remove-AllReplicationClusters }
+
+    It 'founds an embedded cluster with the given tokens per node' {
+        $c = New-ReplicationCluster -Name 'ring-settings' -Path (Join-Path $TestDrive 'ring-settings') -NodeCount 1 -ReplicationFactor 1 -ShardCount 1 `
+            -TokensPerNode 16 -MaxConcurrentMoves 5 -SplitKeys 500000
+        try {
+            Wait-Condition -Timeout '00:01:00' -Because 'the new cluster has a ring' -Condition { @(Get-ReplicationRing -Cluster $c).Count -eq 1 }
+            (Get-ReplicationRing -Cluster $c).Tokens | Should -Be 16
+        }
+        finally { Remove-ReplicationCluster -Cluster $c -DeleteData -Confirm:$false }
+    }
+
+    It 'founds a node process cluster (Start-ReplicationNode -Path) with the given tokens per node' {
+        $probe = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0)
+        $probe.Start(); $port = $probe.LocalEndpoint.Port; $probe.Stop()
+        $secret = ConvertTo-SecureString 'ring-settings-secret' -AsPlainText -Force
+        Start-ReplicationNode -Path (Join-Path $TestDrive 'ring-settings-node') -Listen "127.0.0.1:$port" -ClusterSecret $secret -Name 'ring-settings-node' `
+            -ShardCount 1 -ReplicationFactor 1 -TokensPerNode 24 -SplitWriteRate 1000 | Out-Null
+        try {
+            # The ring is known once the founding node's metadata group has elected itself and applied the founding entry.
+            Wait-Condition -Timeout '00:01:00' -Because 'the new cluster has a ring' -Condition { @(Get-ReplicationRing -Cluster 'ring-settings-node').Count -eq 1 }
+            (Get-ReplicationRing -Cluster 'ring-settings-node').Tokens | Should -Be 24
+        }
+        finally { Remove-ReplicationCluster -Cluster 'ring-settings-node' -DeleteData -Confirm:$false }
+    }
+
+    It 'refuses values outside the ranges at binding, and the settings with Start-ReplicationNode -Id' {
+        { New-ReplicationCluster -Name 'ring-range' -Path (Join-Path $TestDrive 'ring-range') -TokensPerNode 0 } |
+            Should -Throw -ErrorId 'ParameterArgumentValidationError,Replication.PowerShell.Commands.NewReplicationClusterCommand'
+        { Start-ReplicationNode -Path (Join-Path $TestDrive 'ring-range-node') -Listen 127.0.0.1:1 -MaxConcurrentMoves 65 } |
+            Should -Throw -ErrorId 'ParameterArgumentValidationError,Replication.PowerShell.Commands.StartReplicationNodeCommand'
+        { Start-ReplicationNode -Id 1 -SplitKeys 10 } |
+            Should -Throw -ErrorId 'ParameterNotInParameterSet,Replication.PowerShell.Commands.StartReplicationNodeCommand'
+    }
+}

@@ -39,7 +39,7 @@ namespace Replication.PowerShell.Commands;
 /// </example>
 [Cmdlet(VerbsCommon.New, "ReplicationCluster", DefaultParameterSetName = EmbeddedSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
 [OutputType(typeof(ReplicationCluster))]
-public sealed class NewReplicationClusterCommand : ReplicationCmdlet
+public sealed class NewReplicationClusterCommand : ReplicationCmdlet, IDynamicParameters
 {
     public const string EmbeddedSet = "Embedded";
 
@@ -80,26 +80,10 @@ public sealed class NewReplicationClusterCommand : ReplicationCmdlet
     [ValidateNotNullOrEmpty]
     public string? CertificatePath { get; set; }
 
-    /// <summary>A shard holding more keys than this splits in two by itself (0: never by size). Default 1,000,000. Kept in the
-    /// cluster's metadata when it is founded.</summary>
-    [Parameter(ParameterSetName = EmbeddedSet)]
-    [ValidateRange(0, long.MaxValue)]
-    public long SplitKeys { get; set; } = ClusterSettings.DefaultSplitKeys;
+    /// <summary>-SplitKeys, -SplitWriteRate, -MaxConcurrentMoves and -TokensPerNode (declared there, offered in this cmdlet's set).</summary>
+    private readonly RingSettingsParameters _ringSettings = new();
 
-    /// <summary>A shard committing more log entries per second than this (over 10 s) splits in two by itself (0, the default: never by rate).</summary>
-    [Parameter(ParameterSetName = EmbeddedSet)]
-    [ValidateRange(0.0, 1e9)]
-    public double SplitWriteRate { get; set; }
-
-    /// <summary>At most this many shards move replicas at once after nodes join or leave (1 to 64). Default 2.</summary>
-    [Parameter(ParameterSetName = EmbeddedSet)]
-    [ValidateRange(1, ClusterSettings.MaxMoves)]
-    public int MaxConcurrentMoves { get; set; } = ClusterSettings.DefaultMaxConcurrentMoves;
-
-    /// <summary>Virtual nodes per node on the consistent-hash ring (1 to 4096). Default 256 (measured: README, "The ring").</summary>
-    [Parameter(ParameterSetName = EmbeddedSet)]
-    [ValidateRange(1, 4096)]
-    public int TokensPerNode { get; set; } = Replication.Engine.Ring.RingSettings.DefaultTokensPerNode;
+    public object GetDynamicParameters() => _ringSettings.Define(EmbeddedSet);
 
     /// <summary>Base Raft election timeout in milliseconds (30 to 60,000; default 150): a follower that hears no leader for a
     /// random time in [t, 2t) starts an election. Longer rides through CPU stalls without spurious leader changes; shorter
@@ -113,14 +97,6 @@ public sealed class NewReplicationClusterCommand : ReplicationCmdlet
     [Parameter(ParameterSetName = EmbeddedSet)]
     [ValidateRange(RaftTiming.MinHeartbeatIntervalMilliseconds, RaftTiming.MaxHeartbeatIntervalMilliseconds)]
     public int HeartbeatInterval { get; set; } = RaftTiming.DefaultHeartbeatIntervalMilliseconds;
-
-    /// <summary>The ring settings the caller gave; null when none was given (a reopened or joining node keeps the cluster's).</summary>
-    private ClusterSettings? RingSettingsGiven()
-    {
-        var bound = MyInvocation.BoundParameters;
-        if (!new[] { nameof(SplitKeys), nameof(SplitWriteRate), nameof(MaxConcurrentMoves), nameof(TokensPerNode) }.Any(bound.ContainsKey)) return null;
-        return new ClusterSettings { SplitKeys = SplitKeys, SplitWriteRate = SplitWriteRate, MaxConcurrentMoves = MaxConcurrentMoves, TokensPerNode = TokensPerNode };
-    }
 
     protected override void EndProcessing()
     {
@@ -140,7 +116,7 @@ public sealed class NewReplicationClusterCommand : ReplicationCmdlet
             ReplicationFactor = Bound(nameof(ReplicationFactor)) ? ReplicationFactor : null,
             ClusterSecret = ClusterSecret is null ? null : SecretConverter.ToClusterSecret(ClusterSecret),
             CertificatePath = CertificatePath is null ? null : SessionState.Path.GetUnresolvedProviderPathFromPSPath(CertificatePath),
-            Settings = RingSettingsGiven(),
+            Settings = _ringSettings.Given(),
             ElectionTicks = RaftTiming.ToTicks(ElectionTimeout),
             HeartbeatTicks = RaftTiming.ToTicks(HeartbeatInterval),
         };

@@ -44,7 +44,7 @@ namespace Replication.PowerShell.Commands;
 /// <seealso cref="NewReplicationCertificateCommand"/>
 [Cmdlet(VerbsLifecycle.Start, "ReplicationNode", DefaultParameterSetName = EmbeddedSet)]
 [OutputType(typeof(ReplicationNode))]
-public sealed class StartReplicationNodeCommand : ClusterCmdlet
+public sealed class StartReplicationNodeCommand : ClusterCmdlet, IDynamicParameters
 {
     /// <summary>Restart a node of an embedded cluster of this process.</summary>
     public const string EmbeddedSet = "Embedded";
@@ -86,26 +86,10 @@ public sealed class StartReplicationNodeCommand : ClusterCmdlet
     [Parameter(ParameterSetName = ProcessSet)]
     public SwitchParameter AllowRemote { get; set; }
 
-    /// <summary>A shard holding more keys than this splits in two by itself (0: never by size). Default 1,000,000. Kept in the
-    /// cluster's metadata when it is founded.</summary>
-    [Parameter(ParameterSetName = ProcessSet)]
-    [ValidateRange(0, long.MaxValue)]
-    public long SplitKeys { get; set; } = ClusterSettings.DefaultSplitKeys;
+    /// <summary>-SplitKeys, -SplitWriteRate, -MaxConcurrentMoves and -TokensPerNode (declared there, offered in this cmdlet's set).</summary>
+    private readonly RingSettingsParameters _ringSettings = new();
 
-    /// <summary>A shard committing more log entries per second than this (over 10 s) splits in two by itself (0, the default: never by rate).</summary>
-    [Parameter(ParameterSetName = ProcessSet)]
-    [ValidateRange(0.0, 1e9)]
-    public double SplitWriteRate { get; set; }
-
-    /// <summary>At most this many shards move replicas at once after nodes join or leave (1 to 64). Default 2.</summary>
-    [Parameter(ParameterSetName = ProcessSet)]
-    [ValidateRange(1, ClusterSettings.MaxMoves)]
-    public int MaxConcurrentMoves { get; set; } = ClusterSettings.DefaultMaxConcurrentMoves;
-
-    /// <summary>Virtual nodes per node on the consistent-hash ring (1 to 4096). Default 256 (measured: README, "The ring").</summary>
-    [Parameter(ParameterSetName = ProcessSet)]
-    [ValidateRange(1, 4096)]
-    public int TokensPerNode { get; set; } = Replication.Engine.Ring.RingSettings.DefaultTokensPerNode;
+    public object GetDynamicParameters() => _ringSettings.Define(ProcessSet);
 
     /// <summary>Base Raft election timeout in milliseconds (30 to 60,000; default 150): a follower that hears no leader for a
     /// random time in [t, 2t) starts an election. Longer rides through CPU stalls without spurious leader changes; shorter
@@ -119,14 +103,6 @@ public sealed class StartReplicationNodeCommand : ClusterCmdlet
     [Parameter(ParameterSetName = ProcessSet)]
     [ValidateRange(RaftTiming.MinHeartbeatIntervalMilliseconds, RaftTiming.MaxHeartbeatIntervalMilliseconds)]
     public int HeartbeatInterval { get; set; } = RaftTiming.DefaultHeartbeatIntervalMilliseconds;
-
-    /// <summary>The ring settings the caller gave; null when none was given (a reopened or joining node keeps the cluster's).</summary>
-    private ClusterSettings? RingSettingsGiven()
-    {
-        var bound = MyInvocation.BoundParameters;
-        if (!new[] { nameof(SplitKeys), nameof(SplitWriteRate), nameof(MaxConcurrentMoves), nameof(TokensPerNode) }.Any(bound.ContainsKey)) return null;
-        return new ClusterSettings { SplitKeys = SplitKeys, SplitWriteRate = SplitWriteRate, MaxConcurrentMoves = MaxConcurrentMoves, TokensPerNode = TokensPerNode };
-    }
 
     /// <summary>Serve until Ctrl+C, SIGTERM or Stop-ReplicationNode, then stop the node cleanly. Node events go to the verbose stream.</summary>
     [Parameter(ParameterSetName = ProcessSet)]
@@ -197,7 +173,7 @@ public sealed class StartReplicationNodeCommand : ClusterCmdlet
             ShardCount = ShardCount,
             ReplicationFactor = ReplicationFactor,
             DiscardStores = Rebuild,
-            Settings = RingSettingsGiven() ?? ClusterSettings.Default,
+            Settings = _ringSettings.Given() ?? ClusterSettings.Default,
             ElectionTicks = RaftTiming.ToTicks(ElectionTimeout),
             HeartbeatTicks = RaftTiming.ToTicks(HeartbeatInterval),
             Log = m => { if (events.Count < 10_000) events.Enqueue($"{DateTimeOffset.Now:HH:mm:ss.fff} {m}"); },
