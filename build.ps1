@@ -21,7 +21,9 @@
            their own at 1, 16 and 64 clients; the disk's own limits; the embedded cluster once. Prints
            Markdown tables and writes out/bench/ (bench.txt, bench.html, bench.svg, results.json). About
            5 minutes; -Quick is a ~1 minute smoke run (one round, 1-second phases, no embedded round);
-           -Rounds N sets the rounds per system (default 2). Not part of Test.
+           -Rounds N sets the rounds per system (default 2). Then the ring scenario (issue 9's goals: write
+           latency and snapshot rate of a shard move under writes, leaders settling after a join, a restart
+           and a leave; out/bench/ring.txt); -Only ring runs it alone (about 2 minutes). Not part of Test.
     Simulate  Builds and runs the deterministic cluster simulator (tests/Replication.Simulation):
            -Seeds N runs seeds 1..N (default 200; S..S+N-1 with -Seed); -Seed S alone replays one
            seed exactly, printing its fault trace; -Mutant M runs a deliberately broken system;
@@ -55,6 +57,8 @@ param(
     [switch] $Placement,
     [switch] $Quick,
     [int] $Rounds,
+    [ValidateSet('ring')]
+    [string] $Only,
     [switch] $UpdateParameterManifest
 )
 
@@ -219,6 +223,7 @@ switch ($Task) {
         $benchArgs = @('--out', (Join-Path $out 'bench'), '--module', (Join-Path $root 'Replication.psd1'), '--pwsh', (Join-Path $PSHOME 'pwsh.dll'))
         if ($Quick) { $benchArgs += '--quick' }
         if ($PSBoundParameters.ContainsKey('Rounds')) { $benchArgs += @('--rounds', $Rounds) }
+        if ($Only) { $benchArgs += @('--only', $Only) }
         Invoke-Dotnet run --no-build -c Release --project (Join-Path $root 'bench/Replication.Bench') "-p:Version=$version" -- @benchArgs
     }
     'Simulate' {

@@ -31,10 +31,15 @@ internal sealed record BenchOptions
     public string? Report { get; init; }
     /// <summary>Diagnostic: the node processes' election timeout in ticks (NodeOptions.ElectionTicks); null = the engine's default.</summary>
     public int? ElectionTicks { get; init; }
+    /// <summary>Run one scenario alone: "ring" (RingScenario.cs); null = the whole bench, the ring scenario last.</summary>
+    public string? Only { get; init; }
+    /// <summary>Megabytes of rows in the shard the ring scenario moves.</summary>
+    public int RingMegabytes { get; init; } = 32;
 
     public const string Usage =
         "usage: Replication.Bench [--quick] [--rounds N] [--clients 1,16,64] [--phase-seconds S] [--spread] [--no-etcd] [--no-install]\n" +
         "                         [--no-embedded] [--out DIR] [--module Replication.psd1 --pwsh pwsh.dll] [--verbose] [--election-ticks N]\n" +
+        "                         [--only ring] [--ring-mb N]\n" +
         "       Replication.Bench --report out/bench/results.json [--out DIR]   (render a saved run again)";
 
     public static BenchOptions Parse(string[] args)
@@ -47,11 +52,11 @@ internal sealed record BenchOptions
         }
         bool Flag(string name) => args.Contains(name);
 
-        var known = new HashSet<string> { "--quick", "--rounds", "--clients", "--phase-seconds", "--spread", "--no-etcd", "--no-install", "--no-embedded", "--out", "--module", "--pwsh", "--verbose", "--election-ticks", "--report" };
+        var known = new HashSet<string> { "--quick", "--rounds", "--clients", "--phase-seconds", "--spread", "--no-etcd", "--no-install", "--no-embedded", "--out", "--module", "--pwsh", "--verbose", "--election-ticks", "--report", "--only", "--ring-mb" };
         for (int i = 0; i < args.Length; i++)
         {
             if (!known.Contains(args[i])) throw new ArgumentException($"unknown argument '{args[i]}'.\n{Usage}");
-            if (args[i] is "--rounds" or "--clients" or "--phase-seconds" or "--out" or "--module" or "--pwsh" or "--election-ticks" or "--report") i++;
+            if (args[i] is "--rounds" or "--clients" or "--phase-seconds" or "--out" or "--module" or "--pwsh" or "--election-ticks" or "--report" or "--only" or "--ring-mb") i++;
         }
 
         var o = Flag("--quick")
@@ -73,6 +78,8 @@ internal sealed record BenchOptions
             Verbose = Flag("--verbose"),
             Report = Value("--report"),
             ElectionTicks = Value("--election-ticks") is { } t ? Math.Clamp(int.Parse(t), 2, 10_000) : null,
+            Only = Value("--only") is { } only ? only == "ring" ? only : throw new ArgumentException($"--only takes 'ring'.\n{Usage}") : null,
+            RingMegabytes = Value("--ring-mb") is { } mb ? Math.Clamp(int.Parse(mb), 1, 1024) : o.Quick ? 8 : 32,
         };
     }
 }

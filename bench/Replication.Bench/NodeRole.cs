@@ -5,7 +5,8 @@ using Replication.Engine.Security;
 using Replication.Engine.Transport;
 
 /// <summary>
-/// `Replication.Bench node --path DIR --listen 127.0.0.1:PORT [--join 127.0.0.1:PORT] [--election-ticks N]`: one ClusterNode in
+/// `Replication.Bench node --path DIR --listen 127.0.0.1:PORT [--join 127.0.0.1:PORT] [--election-ticks N] [--shards N]
+/// [--snapshot-entries N] [--snapshot-catch-up N] [--snapshot-chunk-bytes N]`: one ClusterNode in
 /// this process, as Start-ReplicationNode -Wait runs it (the same ClusterNode.StartAsync, the shared-secret
 /// mode, default shard count and replication factor), without pwsh's start-up. The secret comes from
 /// REPLICATION_CLUSTER_SECRET. Prints "READY &lt;node id&gt;" once the node listens (and, for a joiner, has
@@ -40,6 +41,11 @@ internal static class NodeRole
                 Join = Arg("--join"),
                 Name = "bench",
                 ElectionTicks = electionTicks,
+                // The ring scenario (RingScenario.cs): more shards, and a log compacted early so a move copies by snapshot.
+                ShardCount = Arg("--shards") is { } shards ? int.Parse(shards) : defaults.ShardCount,
+                SnapshotEntries = Arg("--snapshot-entries") is { } entries ? int.Parse(entries) : defaults.SnapshotEntries,
+                SnapshotCatchUpEntries = Arg("--snapshot-catch-up") is { } kept ? int.Parse(kept) : defaults.SnapshotCatchUpEntries,
+                SnapshotChunkBytes = Arg("--snapshot-chunk-bytes") is { } chunk ? int.Parse(chunk) : defaults.SnapshotChunkBytes,
                 Log = m => output.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} {m}"),
             });
         }

@@ -70,6 +70,11 @@ internal sealed class Orchestrator
         Console.WriteLine($"Replication bench{(_options.Quick ? " (quick)" : "")}: {run.Machine}");
         Console.WriteLine($"data and logs under {_temp}; results to {Path.GetFullPath(_options.OutDir)}");
 
+        if (_options.Only == "ring")
+        {
+            RingReport.Write(await new RingScenario(_options, Path.Combine(_temp, "ring"), _secret).RunAsync(), _options.OutDir);
+            return 0;
+        }
         var probe = TimeSpan.FromSeconds(_options.DiskProbeSeconds);
         string probeDir = Path.Combine(_temp, "disk");
         Directory.CreateDirectory(probeDir);
@@ -104,6 +109,7 @@ internal sealed class Orchestrator
         Console.WriteLine($"disk at the end: {run.Disk["fsyncsPerSecondAtEnd"]:N0} fsyncs/s");
 
         WriteReport(run, _options.OutDir);
+        RingReport.Write(await new RingScenario(_options, Path.Combine(_temp, "ring"), _secret).RunAsync(), _options.OutDir);
         Console.WriteLine($"(run took {total.Elapsed.TotalSeconds:0} s)");
         return 0;
     }
