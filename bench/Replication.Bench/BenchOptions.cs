@@ -35,11 +35,13 @@ internal sealed record BenchOptions
     public string? Only { get; init; }
     /// <summary>Megabytes of rows in the shard the ring scenario moves.</summary>
     public int RingMegabytes { get; init; } = 32;
+    /// <summary>Diagnostic: the ring scenario's nodes' snapshot chunk size (NodeOptions.SnapshotChunkBytes); null = the engine's default.</summary>
+    public int? SnapshotChunkBytes { get; init; }
 
     public const string Usage =
         "usage: Replication.Bench [--quick] [--rounds N] [--clients 1,16,64] [--phase-seconds S] [--spread] [--no-etcd] [--no-install]\n" +
         "                         [--no-embedded] [--out DIR] [--module Replication.psd1 --pwsh pwsh.dll] [--verbose] [--election-ticks N]\n" +
-        "                         [--only ring] [--ring-mb N]\n" +
+        "                         [--only ring] [--ring-mb N] [--snapshot-chunk-bytes N]\n" +
         "       Replication.Bench --report out/bench/results.json [--out DIR]   (render a saved run again)";
 
     public static BenchOptions Parse(string[] args)
@@ -52,11 +54,11 @@ internal sealed record BenchOptions
         }
         bool Flag(string name) => args.Contains(name);
 
-        var known = new HashSet<string> { "--quick", "--rounds", "--clients", "--phase-seconds", "--spread", "--no-etcd", "--no-install", "--no-embedded", "--out", "--module", "--pwsh", "--verbose", "--election-ticks", "--report", "--only", "--ring-mb" };
+        var known = new HashSet<string> { "--quick", "--rounds", "--clients", "--phase-seconds", "--spread", "--no-etcd", "--no-install", "--no-embedded", "--out", "--module", "--pwsh", "--verbose", "--election-ticks", "--report", "--only", "--ring-mb", "--snapshot-chunk-bytes" };
         for (int i = 0; i < args.Length; i++)
         {
             if (!known.Contains(args[i])) throw new ArgumentException($"unknown argument '{args[i]}'.\n{Usage}");
-            if (args[i] is "--rounds" or "--clients" or "--phase-seconds" or "--out" or "--module" or "--pwsh" or "--election-ticks" or "--report" or "--only" or "--ring-mb") i++;
+            if (args[i] is "--rounds" or "--clients" or "--phase-seconds" or "--out" or "--module" or "--pwsh" or "--election-ticks" or "--report" or "--only" or "--ring-mb" or "--snapshot-chunk-bytes") i++;
         }
 
         var o = Flag("--quick")
@@ -79,6 +81,7 @@ internal sealed record BenchOptions
             Report = Value("--report"),
             ElectionTicks = Value("--election-ticks") is { } t ? Math.Clamp(int.Parse(t), 2, 10_000) : null,
             Only = Value("--only") is { } only ? only == "ring" ? only : throw new ArgumentException($"--only takes 'ring'.\n{Usage}") : null,
+            SnapshotChunkBytes = Value("--snapshot-chunk-bytes") is { } cb ? Math.Clamp(int.Parse(cb), 64, 8 << 20) : null,
             RingMegabytes = Value("--ring-mb") is { } mb ? Math.Clamp(int.Parse(mb), 1, 1024) : o.Quick ? 8 : 32,
         };
     }

@@ -33,7 +33,7 @@ internal sealed partial class RingScenario
     private const int WriterCount = 4;
     private const int ValueBytes = 100;
     private const int FillValueBytes = 1000;
-    private const int FillBatch = 200;
+    private const int FillBatch = 25;
     private static readonly TimeSpan StartBound = TimeSpan.FromSeconds(90);
     private static readonly TimeSpan MoveBound = TimeSpan.FromSeconds(180);
     /// <summary>Leaders count as settled once balanced, with no membership change, for this long.</summary>
@@ -162,9 +162,10 @@ internal sealed partial class RingScenario
         string path = _nodes.TryGetValue(n, out var known) ? known.Path : Path.Combine(_folder, $"node{n}");
         var (file, prefix) = Servers.Self();
         var args = prefix.Concat(["node", "--path", path, "--listen", endpoint, "--shards", ShardCount.ToString(CultureInfo.InvariantCulture),
-            "--snapshot-entries", "200", "--snapshot-catch-up", "50"]).ToList();
+            "--snapshot-entries", "100", "--snapshot-catch-up", "20"]).ToList();
         if (join is not null) args.AddRange(["--join", join]);
         if (_options.ElectionTicks is int ticks) args.AddRange(["--election-ticks", ticks.ToString(CultureInfo.InvariantCulture)]);
+        if (_options.SnapshotChunkBytes is int chunk) args.AddRange(["--snapshot-chunk-bytes", chunk.ToString(CultureInfo.InvariantCulture)]);
         string name = $"node{n}";
         Action<string> echo = line => _log.Enqueue((Stopwatch.GetTimestamp(), line));
         if (_options.Verbose) echo += Console.WriteLine;
