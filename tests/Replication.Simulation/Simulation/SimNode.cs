@@ -1,6 +1,6 @@
 using Replication.Engine.Raft;
 using Replication.Engine.Storage;
-using Replication.Simulation.Linearizability;
+using Replication.Engine.Verification;
 
 namespace Replication.Simulation.Simulation;
 
