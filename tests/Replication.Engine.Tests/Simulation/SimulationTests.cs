@@ -59,6 +59,13 @@ public sealed class SimulationTests(ITestOutputHelper output)
         Assert.Equal(a.History, b.History);
         var c = Simulator.Run(SimOptions.FromSeed(43));
         Assert.NotEqual(a.Digest, c.Digest);
+        // Seed 48 runs in ring mode (Simulator.Moves.cs): placement, hosting and drops replay exactly as well.
+        var ring = SimOptions.FromSeed(48, trace: true);
+        Assert.True(ring.Ring);
+        var r1 = Simulator.Run(ring);
+        var r2 = Simulator.Run(ring);
+        Assert.Equal(r1.Digest, r2.Digest);
+        Assert.Equal(r1.Trace, r2.Trace);
     }
 
     [Fact]

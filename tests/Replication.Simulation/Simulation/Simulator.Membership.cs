@@ -120,7 +120,8 @@ public sealed partial class Simulator
         var next = MembershipPlan.Next(core.Voters, core.Learners, _desiredVoters, Array.Empty<int>());
         if (next is not { } change)
         {
-            _membershipBusy = false;
+            // Ring mode: settled once the replicas moved away are dropped too (PlaceRing decides).
+            if (!Options.Ring) _membershipBusy = false;
             TraceLine(() => $"membership settled: voters {{{string.Join(",", core.Voters.Order())}}}");
             return;
         }
