@@ -21,7 +21,11 @@
            their own at 1, 16 and 64 clients; the disk's own limits; the embedded cluster once. Prints
            Markdown tables and writes out/bench/ (bench.txt, bench.html, bench.svg, results.json). About
            5 minutes; -Quick is a ~1 minute smoke run (one round, 1-second phases, no embedded round);
-           -Rounds N sets the rounds per system (default 2). Not part of Test.
+           -Rounds N sets the rounds per system (default 2). The full run ends with the failover
+           scenarios (planned switchover, leader killed, leader paused 3 s; out/bench/failover.txt).
+           -Only failover runs those alone; -Only timing is the opt-in timing run (issue 10 item 8: idle
+           and loaded phases of 10 minutes under busy loops, then leader kills; about 25 minutes per
+           election timeout; out/bench/timing.txt). Not part of Test.
     Simulate  Builds and runs the deterministic cluster simulator (tests/Replication.Simulation):
            -Seeds N runs seeds 1..N (default 200; S..S+N-1 with -Seed); -Seed S alone replays one
            seed exactly, printing its fault trace; -Mutant M runs a deliberately broken system;
@@ -55,6 +59,7 @@ param(
     [switch] $Placement,
     [switch] $Quick,
     [int] $Rounds,
+    [string] $Only,
     [switch] $UpdateParameterManifest
 )
 
@@ -219,6 +224,7 @@ switch ($Task) {
         $benchArgs = @('--out', (Join-Path $out 'bench'), '--module', (Join-Path $root 'Replication.psd1'), '--pwsh', (Join-Path $PSHOME 'pwsh.dll'))
         if ($Quick) { $benchArgs += '--quick' }
         if ($PSBoundParameters.ContainsKey('Rounds')) { $benchArgs += @('--rounds', $Rounds) }
+        if ($Only) { $benchArgs += @('--only', $Only) }
         Invoke-Dotnet run --no-build -c Release --project (Join-Path $root 'bench/Replication.Bench') "-p:Version=$version" -- @benchArgs
     }
     'Simulate' {

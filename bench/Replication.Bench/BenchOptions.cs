@@ -31,10 +31,19 @@ internal sealed record BenchOptions
     public string? Report { get; init; }
     /// <summary>Diagnostic: the node processes' election timeout in ticks (NodeOptions.ElectionTicks); null = the engine's default.</summary>
     public int? ElectionTicks { get; init; }
+    /// <summary>Run one scenario alone: "failover" (FailoverScenario) or "timing" (TimingScenario, opt-in, minutes long); null = the full run.</summary>
+    public string? Only { get; init; }
+    /// <summary>Runs of each failover scenario (kill, pause; switchover: of every shard).</summary>
+    public int FailoverRuns { get; init; } = 3;
+    /// <summary>Timing scenario: election timeouts to try (ms), minutes per phase (idle, loaded), leader kills per timeout.</summary>
+    public int[] ElectionMs { get; init; } = [Replication.Engine.Cluster.RaftTiming.DefaultElectionTimeoutMilliseconds];
+    public double TimingMinutes { get; init; } = 10;
+    public int TimingKills { get; init; } = 5;
 
     public const string Usage =
         "usage: Replication.Bench [--quick] [--rounds N] [--clients 1,16,64] [--phase-seconds S] [--spread] [--no-etcd] [--no-install]\n" +
         "                         [--no-embedded] [--out DIR] [--module Replication.psd1 --pwsh pwsh.dll] [--verbose] [--election-ticks N]\n" +
+        "                         [--only failover|timing] [--failover-runs N] [--election-ms 150,300] [--timing-minutes M] [--timing-kills N]\n" +
         "       Replication.Bench --report out/bench/results.json [--out DIR]   (render a saved run again)";
 
     public static BenchOptions Parse(string[] args)
@@ -47,11 +56,12 @@ internal sealed record BenchOptions
         }
         bool Flag(string name) => args.Contains(name);
 
-        var known = new HashSet<string> { "--quick", "--rounds", "--clients", "--phase-seconds", "--spread", "--no-etcd", "--no-install", "--no-embedded", "--out", "--module", "--pwsh", "--verbose", "--election-ticks", "--report" };
+        var known = new HashSet<string> { "--quick", "--rounds", "--clients", "--phase-seconds", "--spread", "--no-etcd", "--no-install", "--no-embedded", "--out", "--module", "--pwsh", "--verbose", "--election-ticks", "--report", "--only", "--failover-runs", "--election-ms", "--timing-minutes", "--timing-kills" };
         for (int i = 0; i < args.Length; i++)
         {
             if (!known.Contains(args[i])) throw new ArgumentException($"unknown argument '{args[i]}'.\n{Usage}");
-            if (args[i] is "--rounds" or "--clients" or "--phase-seconds" or "--out" or "--module" or "--pwsh" or "--election-ticks" or "--report") i++;
+            if (args[i] is "--rounds" or "--clients" or "--phase-seconds" or "--out" or "--module" or "--pwsh" or "--election-ticks" or "--report"
+                or "--only" or "--failover-runs" or "--election-ms" or "--timing-minutes" or "--timing-kills") i++;
         }
 
         var o = Flag("--quick")
@@ -73,6 +83,11 @@ internal sealed record BenchOptions
             Verbose = Flag("--verbose"),
             Report = Value("--report"),
             ElectionTicks = Value("--election-ticks") is { } t ? Math.Clamp(int.Parse(t), 2, 10_000) : null,
+            Only = Value("--only") is { } only ? (only is "failover" or "timing" ? only : throw new ArgumentException($"--only takes failover or timing.\n{Usage}")) : null,
+            FailoverRuns = Value("--failover-runs") is { } fr ? Math.Clamp(int.Parse(fr), 1, 20) : o.Quick ? 1 : 3,
+            ElectionMs = Value("--election-ms") is { } em ? em.Split(',').Select(x => Math.Clamp(int.Parse(x), 30, 10_000)).ToArray() : o.ElectionMs,
+            TimingMinutes = Value("--timing-minutes") is { } tm ? Math.Clamp(double.Parse(tm, System.Globalization.CultureInfo.InvariantCulture), 0.1, 60) : o.TimingMinutes,
+            TimingKills = Value("--timing-kills") is { } tk ? Math.Clamp(int.Parse(tk), 1, 20) : o.TimingKills,
         };
     }
 }
