@@ -241,6 +241,9 @@ public sealed class ClusterNodeTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal(new Engine.Raft.ConfChange(Engine.Raft.ConfChangeType.RemoveNode, 3), MembershipPlan.Next(new[] { 1, 2, 3, 4 }, Array.Empty<int>(), new[] { 1, 2, 4 }, Array.Empty<int>()));
         // Metadata group: the sixth node stays a learner.
         Assert.Null(MembershipPlan.Next(new[] { 1, 2, 3, 4, 5 }, new[] { 6 }, new[] { 1, 2, 3, 4, 5 }, new[] { 6 }));
+        // A voter whose node became learner-only leaves the voters once the desired ones vote, then comes back as a learner.
+        Assert.Equal(new Engine.Raft.ConfChange(Engine.Raft.ConfChangeType.RemoveNode, 4), MembershipPlan.Next(new[] { 1, 2, 3, 4 }, Array.Empty<int>(), new[] { 1, 2, 3 }, new[] { 4 }));
+        Assert.Equal(new Engine.Raft.ConfChange(Engine.Raft.ConfChangeType.AddLearner, 4), MembershipPlan.Next(new[] { 1, 2, 3 }, Array.Empty<int>(), new[] { 1, 2, 3 }, new[] { 4 }));
     }
 
     [Fact]
