@@ -69,15 +69,16 @@ internal static class FailoverScenario
                 var ends = writers.SelectMany(w => w.AckEnds()).Append(started).Append(Stopwatch.GetTimestamp()).Order().ToArray();
                 double gap = LongestGap(ends, t0, t1), baseline = LongestGap(ends, before, t0);
                 long errors = writers.Sum(w => w.Errors);
-                // "Already leads" from a target the status before the call did not show leading: the transfer happened
-                // and the operation was answered by a retry (see Notes); the window measured is still the switchover's.
+                // "Already leads" from a target the status before the call did not show leading: the leadership moved to it
+                // around the call (a transfer answered by a retry, or a status that lagged; see Notes). Counted: the
+                // window measured is still the one the writers saw.
                 bool retried = failover.OldLeader == failover.NewLeader && shard.Leader != failover.NewLeader;
                 if (failover.OldLeader == failover.NewLeader && !retried)
                 {
                     result.Notes.Add($"switchover of shard {shard.Id} to node {target} moved nothing ({failover.Detail}): not counted");
                     continue;
                 }
-                if (retried) result.Notes.Add($"switchover of shard {shard.Id}: node {shard.Leader} led it before the call, node {target} after, yet the operation answered \"{failover.Detail}\" (a retried transfer reports the move as nothing)");
+                if (retried) result.Notes.Add($"switchover of shard {shard.Id}: node {shard.Leader} led it before the call, node {target} after, yet the operation answered \"{failover.Detail}\" (a transfer answered by a retry, or a status that lagged: counted, not told apart)");
                 result.Switchover.Add(new(gap, $"shard {shard.Id} node {shard.Leader} → {target}, operation took {(retried ? "?" : failover.Duration.TotalMilliseconds.ToString("0"))} ms (call {Ms(t0, t1):0} ms), " +
                     $"longest gap in the 300 ms before {baseline:0} ms, {errors} failed writes{(errors > 0 ? $" (first: {writers.First(w => w.FirstError is not null).FirstError})" : "")}"));
                 Console.WriteLine($"switchover shard {shard.Id}: writes unavailable {gap:0} ms (baseline gap {baseline:0} ms), {failover.OldLeader} → {failover.NewLeader} in {failover.Duration.TotalMilliseconds:0} ms, {errors} failed writes");
