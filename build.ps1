@@ -21,9 +21,13 @@
            their own at 1, 16 and 64 clients; the disk's own limits; the embedded cluster once. Prints
            Markdown tables and writes out/bench/ (bench.txt, bench.html, bench.svg, results.json). About
            5 minutes; -Quick is a ~1 minute smoke run (one round, 1-second phases, no embedded round);
-           -Rounds N sets the rounds per system (default 2). Then the ring scenario (issue 9's goals: write
-           latency and snapshot rate of a shard move under writes, leaders settling after a join, a restart
-           and a leave; out/bench/ring.txt); -Only ring runs it alone (about 2 minutes). Not part of Test.
+           -Rounds N sets the rounds per system (default 2). The full run ends with the ring scenario
+           (issue 9's goals: write latency and snapshot rate of a shard move under writes, leaders settling
+           after a join, a restart and a leave; out/bench/ring.txt) and the failover scenarios (planned
+           switchover, leader killed, leader paused 3 s; out/bench/failover.txt). -Only ring or -Only
+           failover runs one alone; -Only timing is the opt-in timing run (issue 10 item 8: idle and loaded
+           phases of 10 minutes under busy loops, then leader kills; about 25 minutes per election
+           timeout; out/bench/timing.txt). Not part of Test.
     Simulate  Builds and runs the deterministic cluster simulator (tests/Replication.Simulation):
            -Seeds N runs seeds 1..N (default 200; S..S+N-1 with -Seed); -Seed S alone replays one
            seed exactly, printing its fault trace; -Mutant M runs a deliberately broken system;
@@ -57,7 +61,7 @@ param(
     [switch] $Placement,
     [switch] $Quick,
     [int] $Rounds,
-    [ValidateSet('ring')]
+    [ValidateSet('ring', 'failover', 'timing')]
     [string] $Only,
     [switch] $UpdateParameterManifest
 )

@@ -31,17 +31,25 @@ internal sealed record BenchOptions
     public string? Report { get; init; }
     /// <summary>Diagnostic: the node processes' election timeout in ticks (NodeOptions.ElectionTicks); null = the engine's default.</summary>
     public int? ElectionTicks { get; init; }
-    /// <summary>Run one scenario alone: "ring" (RingScenario.cs); null = the whole bench, the ring scenario last.</summary>
+    /// <summary>Run one scenario alone: "ring" (RingScenario.cs), "failover" (FailoverScenario) or "timing" (TimingScenario, opt-in,
+    /// minutes long); null = the whole bench, the ring and failover scenarios last.</summary>
     public string? Only { get; init; }
     /// <summary>Megabytes of rows in the shard the ring scenario moves.</summary>
     public int RingMegabytes { get; init; } = 32;
     /// <summary>Diagnostic: the ring scenario's nodes' snapshot chunk size (NodeOptions.SnapshotChunkBytes); null = the engine's default.</summary>
     public int? SnapshotChunkBytes { get; init; }
+    /// <summary>Runs of each failover scenario (kill, pause; switchover: of every shard).</summary>
+    public int FailoverRuns { get; init; } = 3;
+    /// <summary>Timing scenario: election timeouts to try (ms), minutes per phase (idle, loaded), leader kills per timeout.</summary>
+    public int[] ElectionMs { get; init; } = [Replication.Engine.Cluster.RaftTiming.DefaultElectionTimeoutMilliseconds];
+    public double TimingMinutes { get; init; } = 10;
+    public int TimingKills { get; init; } = 5;
 
     public const string Usage =
         "usage: Replication.Bench [--quick] [--rounds N] [--clients 1,16,64] [--phase-seconds S] [--spread] [--no-etcd] [--no-install]\n" +
         "                         [--no-embedded] [--out DIR] [--module Replication.psd1 --pwsh pwsh.dll] [--verbose] [--election-ticks N]\n" +
-        "                         [--only ring] [--ring-mb N] [--snapshot-chunk-bytes N]\n" +
+        "                         [--only ring|failover|timing] [--ring-mb N] [--snapshot-chunk-bytes N]\n" +
+        "                         [--failover-runs N] [--election-ms 150,300] [--timing-minutes M] [--timing-kills N]\n" +
         "       Replication.Bench --report out/bench/results.json [--out DIR]   (render a saved run again)";
 
     public static BenchOptions Parse(string[] args)
@@ -54,11 +62,12 @@ internal sealed record BenchOptions
         }
         bool Flag(string name) => args.Contains(name);
 
-        var known = new HashSet<string> { "--quick", "--rounds", "--clients", "--phase-seconds", "--spread", "--no-etcd", "--no-install", "--no-embedded", "--out", "--module", "--pwsh", "--verbose", "--election-ticks", "--report", "--only", "--ring-mb", "--snapshot-chunk-bytes" };
+        var known = new HashSet<string> { "--quick", "--rounds", "--clients", "--phase-seconds", "--spread", "--no-etcd", "--no-install", "--no-embedded", "--out", "--module", "--pwsh", "--verbose", "--election-ticks", "--report", "--only", "--ring-mb", "--snapshot-chunk-bytes", "--failover-runs", "--election-ms", "--timing-minutes", "--timing-kills" };
         for (int i = 0; i < args.Length; i++)
         {
             if (!known.Contains(args[i])) throw new ArgumentException($"unknown argument '{args[i]}'.\n{Usage}");
-            if (args[i] is "--rounds" or "--clients" or "--phase-seconds" or "--out" or "--module" or "--pwsh" or "--election-ticks" or "--report" or "--only" or "--ring-mb" or "--snapshot-chunk-bytes") i++;
+            if (args[i] is "--rounds" or "--clients" or "--phase-seconds" or "--out" or "--module" or "--pwsh" or "--election-ticks" or "--report"
+                or "--only" or "--ring-mb" or "--snapshot-chunk-bytes" or "--failover-runs" or "--election-ms" or "--timing-minutes" or "--timing-kills") i++;
         }
 
         var o = Flag("--quick")
@@ -80,9 +89,13 @@ internal sealed record BenchOptions
             Verbose = Flag("--verbose"),
             Report = Value("--report"),
             ElectionTicks = Value("--election-ticks") is { } t ? Math.Clamp(int.Parse(t), 2, 10_000) : null,
-            Only = Value("--only") is { } only ? only == "ring" ? only : throw new ArgumentException($"--only takes 'ring'.\n{Usage}") : null,
+            Only = Value("--only") is { } only ? (only is "ring" or "failover" or "timing" ? only : throw new ArgumentException($"--only takes ring, failover or timing.\n{Usage}")) : null,
             SnapshotChunkBytes = Value("--snapshot-chunk-bytes") is { } cb ? Math.Clamp(int.Parse(cb), 64, 8 << 20) : null,
             RingMegabytes = Value("--ring-mb") is { } mb ? Math.Clamp(int.Parse(mb), 1, 1024) : o.Quick ? 8 : 32,
+            FailoverRuns = Value("--failover-runs") is { } fr ? Math.Clamp(int.Parse(fr), 1, 20) : o.Quick ? 1 : 3,
+            ElectionMs = Value("--election-ms") is { } em ? em.Split(',').Select(x => Math.Clamp(int.Parse(x), 30, 10_000)).ToArray() : o.ElectionMs,
+            TimingMinutes = Value("--timing-minutes") is { } tm ? Math.Clamp(double.Parse(tm, System.Globalization.CultureInfo.InvariantCulture), 0.1, 60) : o.TimingMinutes,
+            TimingKills = Value("--timing-kills") is { } tk ? Math.Clamp(int.Parse(tk), 1, 20) : o.TimingKills,
         };
     }
 }

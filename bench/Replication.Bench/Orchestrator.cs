@@ -69,12 +69,12 @@ internal sealed class Orchestrator
             ClientCounts = _options.Clients, PhaseSeconds = _options.PhaseSeconds, ElectionTicks = _options.ElectionTicks };
         Console.WriteLine($"Replication bench{(_options.Quick ? " (quick)" : "")}: {run.Machine}");
         Console.WriteLine($"data and logs under {_temp}; results to {Path.GetFullPath(_options.OutDir)}");
-
         if (_options.Only == "ring")
         {
             RingReport.Write(await new RingScenario(_options, Path.Combine(_temp, "ring"), _secret).RunAsync(), _options.OutDir);
             return 0;
         }
+        if (_options.Only is not null) return await ScenarioAlone.RunAsync(_options, _temp, _secret);
         var probe = TimeSpan.FromSeconds(_options.DiskProbeSeconds);
         string probeDir = Path.Combine(_temp, "disk");
         Directory.CreateDirectory(probeDir);
@@ -103,6 +103,7 @@ internal sealed class Orchestrator
             if (etcd is not null) run.Rounds.Add(await RoundAsync("etcd", round, etcd));
         }
         if (_options.Embedded) run.Rounds.Add(await RoundAsync("embedded", 1, etcd));
+        await ScenarioAlone.FailoverAsync(_options, _temp, _secret);
 
         run.Disk["fsyncsPerSecondAtEnd"] = PhysicalLimits.FsyncsPerSecond(probeDir, 50_000, probe);
         run.LoadAverageEnd = Machine.LoadAverage();

@@ -119,7 +119,7 @@ Describe 'Test-ReplicationCluster (<Shape>)' -ForEach $Shapes {
         catch { throw "$_ Failing: $($script:failing | Format-List | Out-String)" }
         $checks = @(Test-ReplicationCluster -Cluster $cluster)
         $checks[0] | Should -BeOfType ([Replication.ReplicationHealthCheck])
-        @($checks.Check | Sort-Object -Unique) | Should -Be @('Disk', 'Leader', 'LeaderBalance', 'LeaderChurn', 'NodeReachable', 'Quorum', 'ReplicaLag')
+        @($checks.Check | Sort-Object -Unique) | Should -Be @('ClockOffset', 'Disk', 'Leader', 'LeaderBalance', 'LeaderChurn', 'NodeReachable', 'Quorum', 'ReplicaLag')
         Wait-Condition -Because 'Test-ReplicationCluster -Quiet is True on the healthy cluster' -Condition { Test-ReplicationCluster -Cluster $cluster -Quiet }
 
         Stop-TestNodeHard -Cluster $cluster -Id 3

@@ -75,8 +75,11 @@ public sealed partial class ClusterNode
         RememberPeers(metadata);
 
         var status = _host.Status;
+        // A learner-only node (an asynchronous replica) follows every shard, placed on it or not: each shard's leader adds
+        // it as a learner (DesiredLearners), and it must host the group to receive the entries.
+        bool learnerOnly = metadata.DesiredLearners().Contains(NodeId);
         foreach (var (shard, replicas) in metadata.Placement)
-            if (replicas.Contains(NodeId) && !status.ContainsKey(shard) && metadata.MapOr(ShardCount).Contains(shard))
+            if ((replicas.Contains(NodeId) || learnerOnly) && !status.ContainsKey(shard) && metadata.MapOr(ShardCount).Contains(shard))
             {
                 await _host.AddGroupAsync(shard, bootstrapVoters: null).ConfigureAwait(false);
                 Log($"node {NodeId}: hosting shard {shard} (joining)");

@@ -190,7 +190,12 @@ public sealed partial class ClusterNode
                     StateReason = view is null ? "no status report yet" : $"unreachable: {view.Failure}" + (reported is null ? "" : $" (last report {view.LastReportAt:O})"),
                     StateSince = view?.FailingSince ?? known.StateSince,
                 };
-            node = node with { Cluster = Name, Endpoint = endpoint.Length > 0 ? endpoint : node.Endpoint };
+            node = node with
+            {
+                Cluster = Name,
+                Endpoint = endpoint.Length > 0 ? endpoint : node.Endpoint,
+                Clock = reported?.Clock is { } clock && view is not null ? clock + (DateTimeOffset.UtcNow - view.LastReportAt) : null,
+            };
         }
         // Leaderships and lag from the cluster's shard view, so every node is judged by the same leaders.
         int led = shards.Count(s => s.Leader == id);
@@ -228,11 +233,23 @@ public sealed partial class ClusterNode
             LastContact = status.Any(s => s.LastContact is null) ? null : status.Select(s => s.LastContact).Min(),
             DataPath = _options.Path,
             SizeBytes = size,
+            DiskFreeBytes = FreeBytes(_options.Path),
+            Clock = DateTimeOffset.UtcNow + ClockSkew,
             DiskFull = _host.DiskFull is not null,
             StateReason = _host.DiskFull is { } full ? "refusing writes: " + full : latest is null ? "running" : $"shard {latest.Shard}: {latest.StateReason}",
             StateSince = latest?.StateSince,
             RebuiltEpoch = _identity.RebuiltEpoch,
         };
+    }
+
+    /// <summary>Test hook: added to the wall clock this node reports (a node whose clock is off, for the ClockOffset check).</summary>
+    internal TimeSpan ClockSkew { get; set; }
+
+    /// <summary>Bytes available to this process on the volume holding <paramref name="path"/>; null when it cannot be read.</summary>
+    private static long? FreeBytes(string path)
+    {
+        try { return Directory.Exists(path) ? new DriveInfo(System.IO.Path.GetFullPath(path)).AvailableFreeSpace : null; }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException or ArgumentException) { return null; }
     }
 
     /// <summary>

@@ -12,8 +12,23 @@ public static class HealthChecks
     /// <summary>More leader elections of one shard than this within <see cref="ChurnWindow"/> is a Warning.</summary>
     public const int ChurnWarningElections = 3;
     public static readonly TimeSpan ChurnWindow = TimeSpan.FromMinutes(10);
+    /// <summary>A node whose wall clock is further than this from the caller's is a Warning. Raft itself runs on each
+    /// node's own tick count and does not need synchronized clocks; event times, LagSeconds, backups' times and TLS
+    /// certificates' validity do. The measurement's own error is the status round trip (milliseconds on a LAN).</summary>
+    public static readonly TimeSpan ClockOffsetWarning = TimeSpan.FromSeconds(1);
+    /// <summary>Free bytes on a node's data volume below which the Disk check warns (or below its data size, whichever is
+    /// more: a snapshot sent to a replica or a backup copies about that much).</summary>
+    public const long DiskWarningFreeBytes = 1L << 30;
+    /// <summary>Free bytes below which the Disk check fails: SQLite's next checkpoint or compaction may not fit.</summary>
+    public const long DiskFailFreeBytes = 128L << 20;
 
-    public static async Task<IReadOnlyList<ReplicationHealthCheck>> RunAsync(IReplicationCluster cluster, TimeSpan timeout, CancellationToken ct)
+    public static Task<IReadOnlyList<ReplicationHealthCheck>> RunAsync(IReplicationCluster cluster, TimeSpan timeout, CancellationToken ct) =>
+        RunAsync(cluster, timeout, ct, DiskWarningFreeBytes, DiskFailFreeBytes);
+
+    /// <summary>As <see cref="RunAsync(IReplicationCluster, TimeSpan, CancellationToken)"/>, with the Disk thresholds given (tests use
+    /// thresholds above the machine's free space to see the check warn and fail).</summary>
+    internal static async Task<IReadOnlyList<ReplicationHealthCheck>> RunAsync(IReplicationCluster cluster, TimeSpan timeout, CancellationToken ct,
+        long diskWarningFreeBytes, long diskFailFreeBytes)
     {
         var nodes = cluster.GetNodes();
         var shards = cluster.GetShards();
@@ -55,8 +70,26 @@ public static class HealthChecks
         {
             Add("ReplicaLag", $"node {n.Id}", n.LagEntries <= LagWarningEntries ? HealthResult.Pass : HealthResult.Warning,
                 $"{n.LagEntries} entries behind its shards' leaders (warning above {LagWarningEntries}).");
-            Add("Disk", $"node {n.Id}", n.DiskFull ? HealthResult.Fail : HealthResult.Pass,
-                (n.DiskFull ? $"Disk full, refusing writes: {n.StateReason}. " : "") + $"Data {n.SizeBytes / 1048576.0:0.0} MiB in {n.DataPath}.");
+            long warnBelow = Math.Max(diskWarningFreeBytes, n.SizeBytes);
+            var disk = n.DiskFull || n.DiskFreeBytes < diskFailFreeBytes ? HealthResult.Fail
+                : n.DiskFreeBytes is null || n.DiskFreeBytes < warnBelow ? HealthResult.Warning : HealthResult.Pass;
+            Add("Disk", $"node {n.Id}", disk,
+                (n.DiskFull ? $"Disk full, refusing writes: {n.StateReason}. " : "")
+                + (n.DiskFreeBytes is long free ? $"{Mib(free)} free" : "Free space unknown")
+                + $", data {Mib(n.SizeBytes)} in {n.DataPath} (warning below {Mib(warnBelow)} free, failure below {Mib(diskFailFreeBytes)}).");
+        }
+
+        var callerNow = DateTimeOffset.UtcNow;
+        foreach (var n in nodes.Where(n => n.State == NodeState.Running).OrderBy(n => n.Id))
+        {
+            if (n.Clock is not { } clock)
+            {
+                Add("ClockOffset", $"node {n.Id}", HealthResult.Warning, "The node reported no clock.");
+                continue;
+            }
+            var offset = clock - callerNow;
+            Add("ClockOffset", $"node {n.Id}", offset.Duration() <= ClockOffsetWarning ? HealthResult.Pass : HealthResult.Warning,
+                $"Clock {offset.TotalMilliseconds:+0;-0;0} ms from this machine's (warning beyond ±{ClockOffsetWarning.TotalMilliseconds:0} ms; measured through the status round trip).");
         }
 
         var since = DateTimeOffset.UtcNow - ChurnWindow;
@@ -70,4 +103,6 @@ public static class HealthChecks
         }
         return checks;
     }
+
+    private static string Mib(long bytes) => $"{bytes / 1048576.0:0.0} MiB";
 }

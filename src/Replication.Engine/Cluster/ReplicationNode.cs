@@ -26,6 +26,12 @@ public sealed record ReplicationNode
     public DateTimeOffset? LastContact { get; init; }
     public required string DataPath { get; init; }
     public long SizeBytes { get; init; }
+    /// <summary>Bytes free for this node on the volume holding its data folder (null when the node could not tell).</summary>
+    public long? DiskFreeBytes { get; init; }
+    /// <summary>The node's wall clock (UTC) as of when the answering node built this status: read directly for itself, and
+    /// for a peer its clock in its last report advanced by the time since that report arrived. Compared with the caller's
+    /// clock it shows the node's offset to within a round trip (Test-ReplicationCluster's ClockOffset). Null: never heard from.</summary>
+    public DateTimeOffset? Clock { get; init; }
     /// <summary>The node's disk is full: it refuses writes until a probe write succeeds (StateReason says since when).</summary>
     public bool DiskFull { get; init; }
     /// <summary>Why the node is in its current state, and since when (Rachis-style).</summary>

@@ -91,7 +91,7 @@ public sealed class StartReplicationNodeCommand : ClusterCmdlet, IDynamicParamet
 
     public object GetDynamicParameters() => _ringSettings.Define(ProcessSet);
 
-    /// <summary>Base Raft election timeout in milliseconds (30 to 60,000; default 150): a follower that hears no leader for a
+    /// <summary>Base Raft election timeout in milliseconds (30 to 60,000; default 400, chosen by measurement: README "Timing"): a follower that hears no leader for a
     /// random time in [t, 2t) starts an election. Longer rides through CPU stalls without spurious leader changes; shorter
     /// replaces a lost leader sooner. Counted in 10 ms ticks (rounded up); must exceed -HeartbeatInterval.</summary>
     [Parameter(ParameterSetName = ProcessSet)]

@@ -7,8 +7,9 @@ namespace Replication.PowerShell.Commands;
 /// <summary>
 /// Checks a cluster's health and writes one ReplicationHealthCheck per check and target, each Pass, Warning or Fail
 /// with a sentence: NodeReachable (per node), Quorum and Leader (per shard; Quorum warns while a voter is down and
-/// fails without a majority; Leader warns while an election runs and fails when none can), LeaderBalance, ReplicaLag and Disk (per running node: lag in entries, a full disk, the
-/// data size), LeaderChurn (per shard: elections in the last 10 minutes, from the event history). A runbook gates on
+/// fails without a majority; Leader warns while an election runs and fails when none can), LeaderBalance, ReplicaLag, Disk and ClockOffset (per running node: lag in entries; a full
+/// disk, the free space of the data volume against the data size, 1 GiB and 128 MiB; the node's wall clock against
+/// this machine's, warning beyond 1 s), LeaderChurn (per shard: elections in the last 10 minutes, from the event history). A runbook gates on
 /// it: <c>if (Test-ReplicationCluster | Where-Object Result -EQ 'Fail') { ... }</c>. Use -Quiet for one Boolean
 /// (True when nothing failed).
 /// </summary>

@@ -3,7 +3,8 @@ using Xunit;
 
 namespace Replication.Engine.Tests.Cluster;
 
-/// <summary>Test-ReplicationCluster's checks (HealthChecks.cs) on a real cluster: a healthy one passes, a lost majority fails.</summary>
+/// <summary>Test-ReplicationCluster's checks (HealthChecks.cs) on a real cluster: a healthy one passes, a lost majority fails,
+/// a node whose clock is off warns, and the disk check warns and fails at thresholds above the machine's free space.</summary>
 public class HealthCheckTests
 {
     [Fact]
@@ -27,5 +28,38 @@ public class HealthCheckTests
         }, "quorum and leader fail for every shard");
         Assert.Equal(new[] { "node 2", "node 3" }, checks.Where(c => c.Check == "NodeReachable" && c.Result == HealthResult.Fail).Select(c => c.Target));
         Assert.Contains("1 of 3 voters running", checks.First(c => c.Check == "Quorum").Detail);
+    }
+
+    [Fact]
+    public async Task A_node_whose_clock_is_off_warns_and_the_disk_check_warns_and_fails_below_its_thresholds()
+    {
+        await using var f = await ClusterFixture.StartAsync(nodes: 3, shards: 1);
+        IReadOnlyList<ReplicationHealthCheck> checks = Array.Empty<ReplicationHealthCheck>();
+        ClusterFixture.Eventually(() =>
+        {
+            checks = HealthChecks.RunAsync(f.Cluster, ClusterFixture.Bound, CancellationToken.None).GetAwaiter().GetResult();
+            return checks.Count(c => c.Check == "ClockOffset" && c.Result == HealthResult.Pass) == 3;
+        }, "every node's clock is within the bound of this machine's");
+        Assert.Equal(3, checks.Count(c => c.Check == "Disk"));
+        Assert.All(f.Cluster.GetNodes(), n => Assert.True(n.DiskFreeBytes > 0, $"node {n.Id} reports its free space"));
+
+        // Node 2 reports a clock 5 s ahead: every node's view of it (through its next status report) shows the offset.
+        f.Cluster.Node(2)!.ClockSkew = TimeSpan.FromSeconds(5);
+        ClusterFixture.Eventually(() =>
+        {
+            checks = HealthChecks.RunAsync(f.Cluster, ClusterFixture.Bound, CancellationToken.None).GetAwaiter().GetResult();
+            return checks.Single(c => c.Check == "ClockOffset" && c.Target == "node 2").Result == HealthResult.Warning;
+        }, "node 2's clock offset warns");
+        // About +5000 ms: the offset is measured through the status reports, to within their round trip.
+        Assert.Matches(@"^Clock \+(4[5-9]|5[0-4])\d\d ms", checks.Single(c => c.Check == "ClockOffset" && c.Target == "node 2").Detail);
+        Assert.All(checks.Where(c => c.Check == "ClockOffset" && c.Target != "node 2"), c => Assert.Equal(HealthResult.Pass, c.Result));
+        f.Cluster.Node(2)!.ClockSkew = TimeSpan.Zero;
+
+        // Thresholds above any real free space: every node warns, then fails.
+        var warned = await HealthChecks.RunAsync(f.Cluster, ClusterFixture.Bound, CancellationToken.None, long.MaxValue / 2, 0);
+        Assert.All(warned.Where(c => c.Check == "Disk"), c => Assert.Equal(HealthResult.Warning, c.Result));
+        var failed = await HealthChecks.RunAsync(f.Cluster, ClusterFixture.Bound, CancellationToken.None, long.MaxValue / 2, long.MaxValue / 2);
+        Assert.All(failed.Where(c => c.Check == "Disk"), c => Assert.Equal(HealthResult.Fail, c.Result));
+        Assert.Contains("free", failed.First(c => c.Check == "Disk").Detail);
     }
 }
