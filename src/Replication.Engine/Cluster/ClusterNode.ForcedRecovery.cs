@@ -123,7 +123,7 @@ public sealed partial class ClusterNode
         var lost = rewrite.FormerVoters.Where(v => v != NodeId).ToArray();
         string detail = $"Forced recovery of shard {shard}: node {NodeId} is its only voter (it was one of {string.Join(", ", rewrite.FormerVoters)}), " +
             $"with its log up to index {rewrite.LastIndex} (term {rewrite.LastTerm}). Anything after index {rewrite.LastIndex} that was acknowledged by the lost majority " +
-            $"(nodes {string.Join(", ", lost)}) is gone" +
+            $"(nodes {string.Join(", ", lost)}) is gone, and so is anything they committed in a term after {rewrite.LastTerm}" +
             (args.ReportedCommit > rewrite.LastIndex
                 ? $": their last status reports showed commit index {args.ReportedCommit}, so at least {args.ReportedCommit - rewrite.LastIndex} committed entries are lost."
                 : "; how much that was is unknown.");

@@ -5,8 +5,12 @@ namespace Replication;
 /// move, and what may have been lost. Planned (a switchover): <see cref="Duration"/> runs from the transfer request to
 /// the new leader being known (writes to the shard wait, and do not fail, during it), and <see cref="LostEntries"/> is
 /// 0. Forced (-AllowDataLoss): the survivor's log as it was when it became the only voter
-/// (<see cref="SurvivorLastIndex"/>, <see cref="SurvivorLastTerm"/>) is what remains; anything after it that the lost
-/// majority acknowledged is gone, and how much that was cannot be known from what survives, so
+/// (<see cref="SurvivorLastIndex"/>, <see cref="SurvivorLastTerm"/>) is what remains. An acknowledged write survives
+/// exactly when its entry is in that log, which holds every entry committed at or below SurvivorLastIndex in a term up
+/// to SurvivorLastTerm (Log Matching and Leader Completeness: the survivor's last entry came from the leader of
+/// SurvivorLastTerm, whose log held everything committed before it). So what may be lost is what the lost majority
+/// acknowledged after SurvivorLastIndex, or committed in a later term (Raft's Figure 8 case: a later leader committing
+/// over an uncommitted entry the survivor kept). How much that was cannot be known from what survives, so
 /// <see cref="LostEntries"/> is null (unknown, not 0); <see cref="Detail"/> gives a lower bound when the lost nodes'
 /// last status reports showed a higher commit index. <see cref="LastIndex"/> and <see cref="LastTerm"/> are the end
 /// of the new leader's log when it took over.

@@ -12,10 +12,10 @@ namespace Replication.PowerShell.Commands;
 /// <para>
 /// With -AllowDataLoss (the SQL Server convention), a forced recovery for a shard whose majority of voters is gone for
 /// good: the replica with the longest log among the nodes that answer becomes the shard's only voter, leads, and the
-/// shard grows back to its replication factor on the nodes that run (after Remove-ReplicationNode -Force of the lost
-/// nodes, or when they are started again with empty folders). What the lost majority acknowledged after the survivor's
-/// last entry is gone: the result's SurvivorLastIndex and SurvivorLastTerm say where that window starts; LostEntries is
-/// empty (unknown). Refused with QuorumAvailable while a majority of the shard's voters answers. Records a
+/// shard grows back to its replication factor on the nodes that run once the lost nodes are removed
+/// (Remove-ReplicationNode -Force; Add-ReplicationNode first where too few nodes remain). What the lost majority
+/// acknowledged after the survivor's last entry is gone (after index SurvivorLastIndex, or in a term after
+/// SurvivorLastTerm); LostEntries is empty (unknown). Refused with QuorumAvailable while a majority of the shard's voters answers. Records a
 /// ForcedRecovery event. ConfirmImpact High for this parameter set: it prompts unless -Confirm:$false is given (or
 /// $ConfirmPreference is None); a planned switchover is Medium.
 /// </para>
@@ -34,15 +34,15 @@ namespace Replication.PowerShell.Commands;
 /// </example>
 /// <example>
 /// <code>$cluster = New-ReplicationCluster -Name forced -NodeCount 5 -ShardCount 1
+/// Invoke-ReplicationRebalance | Out-Null
 /// Set-ReplicationKey -Key 'survives' -Value 'yes'
 /// $lost = (Get-ReplicationShard -Id 0).Voters | Where-Object { $_ -ne 1 } | Select-Object -First 2
 /// Stop-ReplicationNode -Id $lost -Kill -Confirm:$false | Out-Null
 /// Invoke-ReplicationFailover -Shard 0 -AllowDataLoss -Confirm:$false | Format-List Shard, NewLeader, Kind, SurvivorLastIndex, SurvivorLastTerm, LostEntries, Detail
 /// Remove-ReplicationCluster -DeleteData -Confirm:$false</code>
-/// Kills two of shard 0's three voters (a majority), then makes the surviving replica with the longest log the shard's only
+/// In a new five-node cluster whose placement is carried out, kills two of shard 0's three voters (a majority), then makes the surviving replica with the longest log the shard's only
 /// voter. The result says from which index on writes acknowledged by the lost voters are gone. A runbook would then remove
-/// the lost nodes (Remove-ReplicationNode -Force) or start them again with empty folders, and the shard grows back to
-/// three voters.
+/// the lost nodes (Remove-ReplicationNode -Force), and the shard grows back to three voters on the live ones.
 /// </example>
 /// <example>
 /// <code>Invoke-ReplicationFailover -Shard 0 -AllowDataLoss -Confirm:$false -ErrorAction SilentlyContinue -ErrorVariable refused
