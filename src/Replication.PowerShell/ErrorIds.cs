@@ -34,4 +34,13 @@ public static class ErrorIds
     public const string InvalidPipelineInput = "InvalidPipelineInput";
     /// <summary>Export-ReplicationReport -NoClobber and the file exists.</summary>
     public const string ReportFileExists = "ReportFileExists";
+
+    /// <summary>Invoke-ReplicationFailover -AllowDataLoss while a majority of the shard's voters answers: nothing forced
+    /// (the engine's id).</summary>
+    public const string QuorumAvailable = Replication.Engine.Cluster.ClusterNode.QuorumAvailable;
+    /// <summary>Invoke-ReplicationFailover -AllowDataLoss: no node that answers holds a replica of the shard (the engine's id).</summary>
+    public const string NoSurvivor = Replication.Engine.Cluster.ClusterNode.NoSurvivor;
+    /// <summary>Invoke-ReplicationFailover -AllowDataLoss: the survivor kept changing (it led again, its configuration
+    /// moved) until the timeout; nothing rewritten (the engine's id).</summary>
+    public const string ForcedRecoveryConflict = Replication.Engine.Cluster.ClusterNode.ForcedRecoveryConflict;
 }

@@ -19,6 +19,7 @@
 # A new cmdlet's examples need an entry only when one of these applies.
 @{
     'Add-ReplicationNode#3'          = @{ Endpoints = @('Local', 'Local') }
+    'Invoke-ReplicationFailover#4'   = @{ Cluster = '' }
     'Move-ReplicationShard#1'        = @{ Before = 'Add-ReplicationNode | Out-Null' }
     'Remove-ReplicationNode#1'       = @{ Before = 'Add-ReplicationNode | Out-Null' }
     'Connect-ReplicationCluster#1'   = @{ Endpoints = @('Remote', 'Remote') }

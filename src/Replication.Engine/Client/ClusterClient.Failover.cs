@@ -13,4 +13,12 @@ public partial class ClusterClient
         var (result, _) = await AdminAsync<ReplicationFailover>(AdminOps.ShardFailover, 0, new FailoverArgs(shard, targetNode, (long)timeout.TotalMilliseconds), timeout, cancellationToken).ConfigureAwait(false);
         return result with { Cluster = Name };
     }
+
+    public async Task<ReplicationFailover> ForceFailoverAsync(int shard, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        ThrowIfDisposed();
+        if (!GetShards().Any(s => s.Id == shard)) throw new ShardNotFoundException(shard) { Target = shard };
+        var (result, _) = await AdminAsync<ReplicationFailover>(AdminOps.ShardForce, 0, new FailoverArgs(shard, null, (long)timeout.TotalMilliseconds), timeout, cancellationToken).ConfigureAwait(false);
+        return result with { Cluster = Name };
+    }
 }

@@ -41,6 +41,10 @@ internal static class AdminOps
     public const string ShardFailover = "shard.failover";
     public const string ShardTransferTarget = "shard.transfertarget";
     public const string ShardTransfer = "shard.transfer";
+    // Forced recovery (ClusterNode.ForcedRecovery.cs): a coordinator asks every node for its replica, then the survivor rewrites.
+    public const string ShardForce = "shard.force";
+    public const string ShardReplica = "shard.replica";
+    public const string ShardForceHere = "shard.forcehere";
     // Maintenance: a coordinator has the metadata leader set or clear a node's Suspended mark.
     public const string NodeSuspend = "node.suspend";
     public const string NodeSuspendHere = "node.suspendhere";
@@ -136,6 +140,14 @@ internal sealed record EventsArgs(DateTimeOffset? Since, IReadOnlyList<Replicati
 
 /// <summary>A switchover of <c>Shard</c> to <c>Target</c> (null: the leader chooses), within TimeoutMs.</summary>
 internal sealed record FailoverArgs(int Shard, int? Target, long TimeoutMs);
+
+/// <summary>Make the receiving node's replica of <c>Shard</c> the only voter, provided its voters are still <c>Voters</c>;
+/// <c>ReportedCommit</c>: the highest commit index the lost voters last reported (a lower bound of the loss, 0: none);
+/// <c>OldLeader</c>: the last leader the survivor knew of.</summary>
+internal sealed record ForceHereArgs(int Shard, IReadOnlyList<int> Voters, long TimeoutMs, long ReportedCommit, int OldLeader);
+
+/// <summary>A node's replica of a shard (null: the node does not host it).</summary>
+internal sealed record ReplicaAnswer(ReplicaState? Replica);
 
 /// <summary>The leader's choice of a switchover target for a shard.</summary>
 internal sealed record TransferTargetAnswer(int Leader, int Target);

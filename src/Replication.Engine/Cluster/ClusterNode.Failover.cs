@@ -103,7 +103,7 @@ public sealed partial class ClusterNode
         if (target == NodeId)
             return new ReplicationFailover
             {
-                Shard = shard, OldLeader = NodeId, NewLeader = NodeId, Kind = FailoverKind.Planned, Duration = TimeSpan.Zero,
+                Shard = shard, OldLeader = NodeId, NewLeader = NodeId, Kind = FailoverKind.Planned, Duration = TimeSpan.Zero, LostEntries = 0,
                 Term = st.Term, LastIndex = st.LastIndex, LastTerm = st.Term, Detail = $"Node {NodeId} already leads shard {shard}: nothing moved.",
             };
         long catchUpDeadline = Deadline(Min(CatchUpWait, timeout / 2));
@@ -127,7 +127,7 @@ public sealed partial class ClusterNode
                 RecordEvent(ReplicationEventType.Switchover, detail, shard, now.Term);
                 return new ReplicationFailover
                 {
-                    Shard = shard, OldLeader = NodeId, NewLeader = now.Leader, Kind = FailoverKind.Planned, Duration = watch.Elapsed,
+                    Shard = shard, OldLeader = NodeId, NewLeader = now.Leader, Kind = FailoverKind.Planned, Duration = watch.Elapsed, LostEntries = 0,
                     Term = now.Term, LastIndex = now.LastIndex, LastTerm = now.Term, Detail = detail,
                 };
             }

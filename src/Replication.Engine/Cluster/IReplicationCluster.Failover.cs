@@ -16,4 +16,20 @@ public partial interface IReplicationCluster
     /// shard; NoFailoverTarget: no other voter of the shard is running.</exception>
     /// <exception cref="QuorumUnavailableException">No leader, or the transfer did not complete, within <paramref name="timeout"/>.</exception>
     Task<ReplicationFailover> FailoverAsync(int shard, int? targetNode, TimeSpan timeout, CancellationToken cancellationToken);
+
+    /// <summary>
+    /// Forced recovery of <paramref name="shard"/> after a permanent loss of quorum (-AllowDataLoss): the replica with the
+    /// longest log among the nodes that answer (highest last term, then last index) becomes the shard's only voter by a
+    /// rewrite of its own log, wins leadership, and the shard then grows back toward its placement on the nodes that run.
+    /// Whatever the lost majority acknowledged after the survivor's last entry is gone: the result's
+    /// SurvivorLastIndex/SurvivorLastTerm say where that window starts, LostEntries is null (unknown). Recorded as a
+    /// ForcedRecovery event on the survivor. See Cluster/ClusterNode.ForcedRecovery.cs and NodeHost.ForcedRecovery.cs.
+    /// </summary>
+    /// <exception cref="ShardNotFoundException">No such shard.</exception>
+    /// <exception cref="RemoteOperationException">ErrorId QuorumAvailable: a majority of the shard's voters answers
+    /// (nothing done); NoSurvivor: no node that answers holds a replica; ForcedRecoveryConflict: the survivor kept
+    /// changing (it led again, its configuration moved) until the timeout, nothing was rewritten.</exception>
+    /// <exception cref="QuorumUnavailableException">The survivor was made the only voter but had not won its election
+    /// within <paramref name="timeout"/> (it will).</exception>
+    Task<ReplicationFailover> ForceFailoverAsync(int shard, TimeSpan timeout, CancellationToken cancellationToken);
 }

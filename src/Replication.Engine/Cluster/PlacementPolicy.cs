@@ -17,7 +17,8 @@ namespace Replication.Engine.Cluster;
 /// (or is unknown: no leader reports it); a new move starts only while fewer than
 /// <see cref="ClusterSettings.MaxConcurrentMoves"/> shards are in motion, shards with a replica on a leaving node
 /// first, then by shard id. So a crash, a leader change or a restart only delays a move: the next pass compares the
-/// same states again.</item>
+/// same states again. One exception: a shard whose placement names leaving nodes that are not voters of its group (left
+/// behind by a forced recovery) moves at once, since it could never settle.</item>
 /// <item>Liveness plays no part: a node that is down keeps its replicas (a restart costs no re-replication); an operator
 /// who knows it is gone removes it (Remove-ReplicationNode -Force), which moves its replicas away.</item>
 /// </list>
@@ -79,8 +80,12 @@ public static class PlacementPolicy
                 if (!SameSet(grown, placed)) changes.Add((shard, grown));
                 continue;
             }
-            if (!settled) continue; // its last change is still being carried out
             bool leaving = placed.Any(id => byId.TryGetValue(id, out var n) && n.State == RingNodeState.Draining);
+            // A forced recovery (ClusterNode.ForcedRecovery.cs) leaves a group with fewer voters than placed, and the lost
+            // nodes can never catch up, so it would never settle. Once they are leaving (Remove-ReplicationNode -Force) and
+            // hold no vote in the group, moving their replicas away cannot shrink a quorum: the move need not wait.
+            bool lostVoters = cur is not null && placed.Any(id => byId.TryGetValue(id, out var n) && n.State == RingNodeState.Draining && !cur.Voters.Contains(id));
+            if (!settled && !lostVoters) continue; // its last change is still being carried out
             moves.Add((leaving ? 0 : 1, shard, want));
         }
         int budget = Math.Max(0, info.SettingsOrDefault.MaxConcurrentMoves - inMotion);

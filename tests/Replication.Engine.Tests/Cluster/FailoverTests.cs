@@ -29,7 +29,7 @@ public class FailoverTests
         await writer;
 
         // OldLeader is whoever led when the transfer began (the leader balancer may have moved it since `old` was read).
-        Assert.Equal((target, FailoverKind.Planned, 0L), (result.NewLeader, result.Kind, result.LostEntries));
+        Assert.Equal((target, FailoverKind.Planned, (long?)0), (result.NewLeader, result.Kind, result.LostEntries));
         Assert.NotEqual(target, result.OldLeader);
         Assert.True(result.Term > 0 && result.Duration > TimeSpan.Zero);
         Assert.Equal("test", result.Cluster);
