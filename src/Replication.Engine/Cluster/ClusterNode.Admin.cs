@@ -85,7 +85,7 @@ public sealed partial class ClusterNode
             AdminOps.FaultSet => Reply(SetFaults(Args<FaultArgs>(json))),
             AdminOps.EventsRead => Reply(ReadEvents(Args<EventsArgs>(json))),
             AdminOps.ShardFailover => Reply(await FailoverAsync(Args<FailoverArgs>(json), cancellationToken).ConfigureAwait(false)),
-            AdminOps.ShardTransferTarget => Reply(TransferTarget(Args<ShardArgs>(json).Shard, null)),
+            AdminOps.ShardTransferTarget => Reply(TransferTarget(Args<FailoverArgs>(json).Shard, Args<FailoverArgs>(json).Target)),
             AdminOps.NodeSuspend => Reply(await SuspendAsync(Args<SuspendArgs>(json), cancellationToken).ConfigureAwait(false)),
             AdminOps.NodeSuspendHere => Reply(await MarkSuspendedAsync(Args<SuspendArgs>(json).Node, Args<SuspendArgs>(json).Suspended, TimeSpan.FromMilliseconds(Args<SuspendArgs>(json).TimeoutMs), cancellationToken).ConfigureAwait(false)),
             AdminOps.ShardTransfer => Reply(await TransferHereAsync(Args<FailoverArgs>(json), cancellationToken).ConfigureAwait(false)),

@@ -28,16 +28,32 @@ public sealed partial class ClusterNode
         if (!ShardIds.Contains(args.Shard)) throw new ShardNotFoundException(args.Shard) { Target = args.Shard };
         if (args.Target is int given && !_metadata.Nodes.ContainsKey(given)) throw new NodeNotFoundException(given) { Target = given };
         Exception TimedOut(string why) => new QuorumUnavailableException(args.Shard, timeout, why) { Target = args.Shard };
-        int target = args.Target ?? (await RouteAsync(args.Shard, deadline, idempotent: true,
-            local: _ => Task.FromResult(TransferTarget(args.Shard, null)),
-            remote: async (node, remaining) => (await CallAdminAsync<TransferTargetAnswer>(node, AdminOps.ShardTransferTarget, new ShardArgs(args.Shard), remaining + NetworkMargin, ct).ConfigureAwait(false)).Answer,
-            TimedOut, ct).ConfigureAwait(false)).Target;
-        var fixedArgs = args with { Target = target };
-        return await RouteAsync(args.Shard, deadline, idempotent: true,
+        var started = Stopwatch.StartNew();
+        // Asked of the shard's leader even when the target is given: it checks the target, and its answer says who led
+        // before the switchover (see below).
+        var chosen = await RouteAsync(args.Shard, deadline, idempotent: true,
+            local: _ => Task.FromResult(TransferTarget(args.Shard, args.Target)),
+            remote: async (node, remaining) => (await CallAdminAsync<TransferTargetAnswer>(node, AdminOps.ShardTransferTarget, args, remaining + NetworkMargin, ct).ConfigureAwait(false)).Answer,
+            TimedOut, ct).ConfigureAwait(false);
+        var fixedArgs = args with { Target = chosen.Target };
+        var result = await RouteAsync(args.Shard, deadline, idempotent: true,
             local: remaining => TransferHereAsync(fixedArgs with { TimeoutMs = (long)remaining.TotalMilliseconds }, ct),
             remote: async (node, remaining) => (await CallAdminAsync<ReplicationFailover>(node, AdminOps.ShardTransfer,
                 fixedArgs with { TimeoutMs = (long)remaining.TotalMilliseconds }, remaining + NetworkMargin, ct).ConfigureAwait(false)).Answer,
             TimedOut, ct).ConfigureAwait(false);
+        // The switchover moves the shard's leader, and the router rides through a leader change: it may give up waiting on
+        // the old leader's answer and ask the new one, which finds itself leading and "moves nothing". The move was this
+        // request's (the leader that chose the target was another node): report it as made, timed by this coordinator.
+        // (Bug fixed: Invoke-ReplicationFailover answered "already leads shard 0: nothing moved" while its event said the
+        // leadership moved from node 2 to node 1.)
+        if (result.OldLeader == result.NewLeader && chosen.Leader != result.NewLeader)
+            result = result with
+            {
+                OldLeader = chosen.Leader, Duration = started.Elapsed,
+                Detail = $"Planned switchover of shard {args.Shard}: leadership moved from node {chosen.Leader} to node {result.NewLeader} (term {result.Term}, "
+                    + $"{started.Elapsed.TotalMilliseconds:0} ms for the whole request); nothing acknowledged was lost.",
+            };
+        return result;
     }
 
     /// <summary>On the shard's leader: the target a switchover goes to — <paramref name="wanted"/> checked, or the running,

@@ -3,15 +3,17 @@ namespace Replication.Engine.Verification;
 /// <summary>
 /// Linearizability checker for key-value histories: the Wing–Gong search with Lowe's memoisation, partitioned by key
 /// as Porcupine does (a history of independent registers is linearizable iff each key's sub-history is:
-/// Herlihy &amp; Wing's locality). The engine's own copy, used by the fault drill (FaultDrill.cs) and meant to replace
-/// the simulator's (tests/Replication.Simulation/Linearizability), whose algorithm it follows.
+/// Herlihy &amp; Wing's locality). The one checker of the repository: the fault drill (FaultDrill.cs), the simulator
+/// (tests/Replication.Simulation) and the engine tests' recorded histories all use it.
 /// <para>
-/// Per key: operations become call and return entries in a doubly linked list ordered by time (an unknown operation
-/// returns at infinity, or at the bound the history gives it). The search repeatedly picks a pending call that is
-/// minimal (no return precedes it in the list), applies it to the model (<see cref="KvModel"/>), and "lifts" it out
-/// of the list; when it meets a return whose call was not yet linearized it backtracks. Every (set of linearized
-/// operations, model state) configuration is visited at most once (Lowe's cache), which makes typical histories
-/// near-linear. Failed operations are dropped (they had no effect); so are reads of unknown outcome (they have none).
+/// Per key: when the recorder gives every operation the place it took effect (<see cref="HistoryOp.At"/>), that order
+/// is tried first as a linearization, which decides a correct history in one pass. Otherwise operations become call
+/// and return entries in a doubly linked list ordered by time (an unknown operation returns at infinity, or at the
+/// bound the history gives it). The search repeatedly picks a pending call that is minimal (no return precedes it in
+/// the list), applies it to the model (<see cref="KvModel"/>), and "lifts" it out of the list; when no minimal call
+/// fits it backtracks. Every (set of linearized operations, model state) configuration is visited at most once
+/// (Lowe's cache), which makes typical histories near-linear. Failed operations are dropped (they had no effect); so
+/// are reads of unknown outcome (they have none).
 /// </para>
 /// <para>
 /// The search is bounded: a key whose search exceeds its step budget is <see cref="CheckOutcome.Undecided"/> — reported
@@ -46,31 +48,68 @@ public static class LinearizabilityChecker
         var violated = new List<string>();
         var undecided = new List<string>();
         string? firstDetail = null;
+        string? undecidedBreak = null;
         int keys = 0;
         foreach (var group in relevant.GroupBy(o => o.Input.Key).OrderBy(g => g.Key, StringComparer.Ordinal))
         {
             keys++;
             var ops = group.ToList();
+            // The recorder's own order, when it gives one for every operation, is tried first: if it is a
+            // linearization, the key is decided without a search.
+            string? broken = ops.All(o => o.At is not null) ? OrderBreak(ops) : "no order recorded for every operation";
+            if (broken is null)
+            {
+                steps += ops.Count;
+                continue;
+            }
             long budget = Math.Min(maxStepsPerKey, maxSteps - steps);
             var outcome = CheckKey(ops, budget, ref steps);
             if (outcome == CheckOutcome.NotLinearizable)
             {
                 violated.Add(group.Key);
-                firstDetail ??= Explain(group.Key, ops);
+                firstDetail ??= Explain(group.Key, ops, broken);
                 if (stopAtFirstViolation) break;
             }
             else if (outcome == CheckOutcome.Undecided)
             {
                 undecided.Add(group.Key);
+                undecidedBreak ??= broken;
                 if (stopAtFirstViolation && steps >= maxSteps) break;
             }
         }
         if (violated.Count > 0)
             return new CheckResult(CheckOutcome.NotLinearizable, violated[0], firstDetail!, steps) { ViolatedKeys = violated, UndecidedKeys = undecided, KeysChecked = keys };
         if (undecided.Count > 0)
-            return new CheckResult(CheckOutcome.Undecided, undecided[0], $"search budget exhausted on {undecided.Count} key(s), first '{undecided[0]}' ({maxStepsPerKey} steps per key, {maxSteps} in all)", steps)
+            return new CheckResult(CheckOutcome.Undecided, undecided[0], $"search budget exhausted on {undecided.Count} key(s), first '{undecided[0]}' ({maxStepsPerKey} steps per key, {maxSteps} in all); the recorded order: {undecidedBreak}", steps)
             { UndecidedKeys = undecided, KeysChecked = keys };
         return new CheckResult(CheckOutcome.Linearizable, null, "", steps) { KeysChecked = keys };
+    }
+
+    /// <summary>
+    /// Checks the order the recorder gave (<see cref="HistoryOp.At"/>, ties by invocation) as a
+    /// linearization: real time (no operation ordered after one that was invoked after it returned)
+    /// and the model (each output fits the state before it). Returns null when it is one, else why
+    /// not, naming the first operation at fault: a pointer to a stale read or a lost write. A valid
+    /// order proves the history linearizable; an invalid one proves nothing (another order may do),
+    /// so the search decides then.
+    /// </summary>
+    private static string? OrderBreak(List<HistoryOp> ops)
+    {
+        var order = ops.OrderBy(o => o.At!.Value).ThenBy(o => o.Invoke).ThenBy(o => o.Id).ToList();
+        var laterMin = new HistoryOp?[order.Count + 1]; // the earliest-returning operation at or after each position
+        for (int i = order.Count - 1; i >= 0; i--)
+            laterMin[i] = laterMin[i + 1] is { } m && m.Return <= order[i].Return ? m : order[i];
+        var state = KvState.Absent;
+        for (int i = 0; i < order.Count; i++)
+        {
+            var o = order[i];
+            if (laterMin[i + 1] is { } early && early.Return < o.Invoke)
+                return $"{o} is ordered before {early}, which returned before it was invoked";
+            if (!KvModel.Step(state, o.Input, o.Output, out var next))
+                return $"{o} does not fit the state {state} the log order gives it";
+            state = next;
+        }
+        return null;
     }
 
     private sealed class Entry
@@ -110,64 +149,86 @@ public static class LinearizabilityChecker
             prev = e;
         }
 
-        var unknown = new bool[n];
-        for (int i = 0; i < n; i++) unknown[i] = ops[i].Status == OpStatus.Unknown;
+        // Depth-first search over configurations (the operations linearized so far, and the state
+        // they led to). Each frame holds the candidates of one configuration: the minimal calls (no
+        // return precedes them in the list), in the order they returned. Trying first the operation
+        // that must take effect soonest follows the order in which a correct system applied them;
+        // trying them by invocation instead made a burst of long timed-out writes (applied together,
+        // seconds after their invocation) interleave with everything before it, needing millions of
+        // steps to find what this order finds at once. The order changes the work, never the verdict.
         var linearized = new ulong[(n + 63) / 64];
         var cache = new HashSet<CacheKey>();
-        var stack = new Stack<(Entry Call, KvState State, bool UnknownPass)>();
         var state = KvState.Absent;
-        var entry = head.Next;
-        bool unknownPass = false; // which candidates this scan of the minimal calls tries (see below)
+        var frames = new Stack<Frame>();
+        frames.Push(new Frame(null, state, Candidates(head, ops, state)));
         long start = steps;
         while (head.Next is not null)
         {
             if (++steps - start > budget) return CheckOutcome.Undecided;
-            if (entry is null) return CheckOutcome.NotLinearizable; // defensive: cannot happen with a well-formed list
-            if (entry.IsCall)
+            var frame = frames.Peek();
+            if (frame.Next == frame.Candidates.Count)
             {
-                // Candidates of known outcome are tried first, operations of unknown outcome only when none of those
-                // fits. Any order of the minimal calls is complete; this one keeps writes that never took effect (return
-                // at infinity, pending to the end) from being linearized at every step, which otherwise multiplies the
-                // search by every subset of them: a history with dozens of timed-out writes stays near-linear.
-                var op = ops[entry.Op];
-                if (unknown[entry.Op] == unknownPass && KvModel.Step(state, op.Input, op.Output, out var next))
-                {
-                    var bits = (ulong[])linearized.Clone();
-                    bits[entry.Op >> 6] |= 1UL << (entry.Op & 63);
-                    if (cache.Add(new CacheKey(bits, next)))
-                    {
-                        stack.Push((entry, state, unknownPass));
-                        state = next;
-                        linearized = bits;
-                        Lift(entry);
-                        entry = head.Next;
-                        unknownPass = false;
-                        continue;
-                    }
-                }
-                entry = entry.Next;
+                // Every choice here failed: undo the step that led here.
+                frames.Pop();
+                if (frame.Via is null) return CheckOutcome.NotLinearizable;
+                Unlift(frame.Via);
+                state = frame.Before;
+                linearized[frame.Via.Op >> 6] &= ~(1UL << (frame.Via.Op & 63));
+                continue;
             }
-            else if (!unknownPass)
-            {
-                // The end of the minimal calls: now try those of unknown outcome.
-                unknownPass = true;
-                entry = head.Next;
-            }
-            else
-            {
-                // A return whose call is still pending: this branch cannot be completed. Backtrack.
-                if (stack.Count == 0) return CheckOutcome.NotLinearizable;
-                var (call, before, pass) = stack.Pop();
-                state = before;
-                linearized = (ulong[])linearized.Clone(); // the array in hand is a cache key's: never mutate it
-                linearized[call.Op >> 6] &= ~(1UL << (call.Op & 63));
-                Unlift(call);
-                entry = call.Next;
-                unknownPass = pass;
-            }
+            var call = frame.Candidates[frame.Next++];
+            var op = ops[call.Op];
+            if (!KvModel.Step(state, op.Input, op.Output, out var next)) continue;
+            var bits = (ulong[])linearized.Clone();
+            bits[call.Op >> 6] |= 1UL << (call.Op & 63);
+            if (!cache.Add(new CacheKey(bits, next))) continue; // explored before (Lowe), and it failed
+            Lift(call);
+            frames.Push(new Frame(call, state, Candidates(head, ops, next)));
+            state = next;
+            linearized = bits;
         }
         return CheckOutcome.Linearizable;
     }
+
+    /// <summary>One configuration of the search: the call lifted to reach it, the state before that, and its candidates.</summary>
+    private sealed class Frame(Entry? via, KvState before, List<Entry> candidates)
+    {
+        public Entry? Via { get; } = via;
+        public KvState Before { get; } = before;
+        public List<Entry> Candidates { get; } = candidates;
+        public int Next { get; set; }
+    }
+
+    /// <summary>
+    /// The calls that may be linearized next: those before the first return in the list, by return
+    /// time. When one of them is read-only and consistent with <paramref name="state"/>, it alone
+    /// (see <see cref="IsReadOnly"/>: the others need not be tried).
+    /// </summary>
+    private static List<Entry> Candidates(Entry head, List<HistoryOp> ops, KvState state)
+    {
+        var calls = new List<Entry>();
+        for (var e = head.Next; e is not null && e.IsCall; e = e.Next)
+        {
+            var op = ops[e.Op];
+            if (IsReadOnly(op) && KvModel.Step(state, op.Input, op.Output, out _)) return new List<Entry> { e };
+            calls.Add(e);
+        }
+        calls.Sort((a, b) => a.Match!.Time != b.Match!.Time ? a.Match.Time.CompareTo(b.Match.Time) : a.Op.CompareTo(b.Op));
+        return calls;
+    }
+
+    /// <summary>
+    /// An operation that leaves every state it is consistent with unchanged: a get, a compare-and-set
+    /// that did not apply, a delete of an absent key, each with its answer. If such an operation is
+    /// minimal (every operation that returned before it was invoked is already linearized) and
+    /// consistent with the current state, some linearization of the rest exists iff one exists that
+    /// puts it first: in any other, moving it forward to here breaks no real-time order (nothing left
+    /// must precede it) and changes no state (it sees this state and leaves it). So the search takes
+    /// it at once and never tries the alternatives, which prunes the interleavings of reads with
+    /// writes that made histories with many concurrent reads undecidable within the budget.
+    /// </summary>
+    private static bool IsReadOnly(HistoryOp op) => op.Output is { } o && (op.Input.Kind == KvOpKind.Get
+        || (op.Input.Kind is KvOpKind.Cas or KvOpKind.Delete && !o.Applied));
 
     private static void Lift(Entry call)
     {
@@ -187,11 +248,11 @@ public static class LinearizabilityChecker
         call.Next!.Prev = call;
     }
 
-    private static string Explain(string key, List<HistoryOp> ops)
+    private static string Explain(string key, List<HistoryOp> ops, string broken)
     {
         var lines = ops.OrderBy(o => o.Invoke).Take(60).Select(o => "  " + o);
         string more = ops.Count > 60 ? $"\n  ... {ops.Count - 60} more" : "";
-        return $"no linearization of the {ops.Count} operations on key '{key}':\n{string.Join("\n", lines)}{more}";
+        return $"no linearization of the {ops.Count} operations on key '{key}' (the recorded order: {broken}):\n{string.Join("\n", lines)}{more}";
     }
 
     /// <summary>Lowe's memo key: which operations are linearized, and the model state they led to. The bit array is never

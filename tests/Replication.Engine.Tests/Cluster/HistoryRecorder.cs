@@ -1,7 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using Replication.Engine.Cluster;
-using Replication.Simulation.Linearizability;
+using Replication.Engine.Verification;
 
 namespace Replication.Engine.Tests.Cluster;
 

@@ -4,7 +4,7 @@ using Replication.Engine.Client;
 using Replication.Engine.Cluster;
 using Replication.Engine.Ring;
 using Replication.Engine.Transport;
-using Replication.Simulation.Linearizability;
+using Replication.Engine.Verification;
 using Xunit;
 using Xunit.Abstractions;
 

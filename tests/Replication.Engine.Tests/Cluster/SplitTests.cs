@@ -1,6 +1,6 @@
 using Replication.Engine.Cluster;
 using Replication.Engine.Ring;
-using Replication.Simulation.Linearizability;
+using Replication.Engine.Verification;
 using Xunit;
 using Xunit.Abstractions;
 

@@ -1,4 +1,4 @@
-using Replication.Simulation.Linearizability;
+using Replication.Engine.Verification;
 using Xunit;
 
 namespace Replication.Engine.Tests.Linearizability;
@@ -164,7 +164,7 @@ public sealed class LinearizabilityCheckerTests
         for (int i = 0; i < 40; i++) h.Add(HistoryOp.Unknown(++_id, 10 + i, Cas(1 + i % 3, "v" + i), 3 + i));
         h.Add(Ok(2, Get(), 100, 101, Read("never", 99)));
         var r = LinearizabilityChecker.Check(h, maxSteps: 10_000);
-        Assert.Equal(CheckOutcome.Unknown, r.Outcome);
+        Assert.Equal(CheckOutcome.Undecided, r.Outcome);
         Assert.True(r.Steps <= 10_001, $"took {r.Steps} steps");
     }
 

@@ -27,6 +27,10 @@ public sealed class SimulationTests(ITestOutputHelper output)
         // The fault classes the lease, stale-message and membership checks depend on did occur.
         foreach (var fault in new[] { "pause", "delay beyond election timeout", "held by partition", "delivered after partition", "conf change proposed while one is pending", "crash mid-write" })
             Assert.True(summary.Faults.GetValueOrDefault(fault) > 0, $"no '{fault}' in {CiSeeds} seeds");
+        // Ring mode (Simulator.Moves.cs): replicas moved by the product's placement code, machines joining and leaving,
+        // operators' moves, and replicas dropped and hosted again, all under the same faults.
+        foreach (var fault in new[] { "ring join", "ring leave", "ring node left", "ring move", "ring unpin", "ring replica moved", "ring replica dropped", "ring replica hosted" })
+            Assert.True(summary.Faults.GetValueOrDefault(fault) > 0, $"no '{fault}' in {CiSeeds} seeds");
     }
 
     [Fact]
@@ -55,6 +59,13 @@ public sealed class SimulationTests(ITestOutputHelper output)
         Assert.Equal(a.History, b.History);
         var c = Simulator.Run(SimOptions.FromSeed(43));
         Assert.NotEqual(a.Digest, c.Digest);
+        // Seed 48 runs in ring mode (Simulator.Moves.cs): placement, hosting and drops replay exactly as well.
+        var ring = SimOptions.FromSeed(48, trace: true);
+        Assert.True(ring.Ring);
+        var r1 = Simulator.Run(ring);
+        var r2 = Simulator.Run(ring);
+        Assert.Equal(r1.Digest, r2.Digest);
+        Assert.Equal(r1.Trace, r2.Trace);
     }
 
     [Fact]
@@ -77,7 +88,8 @@ public sealed class SimulationTests(ITestOutputHelper output)
     /// JoinerMembershipNotRecorded 3, CommitOldTerm 4, LeaseCountsDeliveredTicks 5, AckBeforePersist 6,
     /// ClockDriftBeyondBound 8, VoteNotPersisted 12, ConcurrentConfChange 17, StaleAppendAccepted 268
     /// (about one seed in 200: a stale append harms only a follower that does not yet know the newer
-    /// commit, e.g. one just restarted). The bounds leave room for the simulator to change (which
+    /// commit, e.g. one just restarted); the ring-mode mutants (two seeds in five run moves):
+    /// ReplicaIdReused 71, RemoveBeforeCaughtUp 86. The bounds leave room for the simulator to change (which
     /// reshuffles what each seed does) without letting a mutant slip by.
     /// </summary>
     [Theory]
@@ -91,6 +103,8 @@ public sealed class SimulationTests(ITestOutputHelper output)
     [InlineData(Mutant.ClockDriftBeyondBound, 100)]
     [InlineData(Mutant.StaleAppendAccepted, 1000)]
     [InlineData(Mutant.ConcurrentConfChange, 100)]
+    [InlineData(Mutant.RemoveBeforeCaughtUp, 400)]
+    [InlineData(Mutant.ReplicaIdReused, 400)]
     public void MutantIsCaught(Mutant mutant, int maxSeeds)
     {
         var log = new StringWriter();

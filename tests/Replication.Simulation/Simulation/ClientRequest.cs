@@ -1,4 +1,4 @@
-using Replication.Simulation.Linearizability;
+using Replication.Engine.Verification;
 
 namespace Replication.Simulation.Simulation;
 

@@ -42,6 +42,17 @@ public enum Mutant
     StaleAppendAccepted,
     /// <summary>Core: the leader accepts a second membership change while one is uncommitted.</summary>
     ConcurrentConfChange,
+    /// <summary>
+    /// Ring mode, control loop: a replica moved away is dropped (its log and state machine deleted) as soon as the
+    /// placement no longer names it, before the new replica caught up and before the leader took it out of the
+    /// membership (the product waits for the leader to report it out: ClusterNode.Placement.cs).
+    /// </summary>
+    RemoveBeforeCaughtUp,
+    /// <summary>
+    /// Ring mode, host: a machine that takes a shard again hosts the new, empty replica under the raft id of its earlier,
+    /// dropped one (as ClusterNode does today: a group member's id is the node id) instead of a new id.
+    /// </summary>
+    ReplicaIdReused,
 }
 
 internal static class MutantExtensions

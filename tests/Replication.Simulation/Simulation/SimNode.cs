@@ -1,6 +1,6 @@
 using Replication.Engine.Raft;
 using Replication.Engine.Storage;
-using Replication.Simulation.Linearizability;
+using Replication.Engine.Verification;
 
 namespace Replication.Simulation.Simulation;
 
@@ -27,8 +27,10 @@ internal sealed class SimNode
     /// <param name="bootstrapVoters">The founders of the group; empty for a node added by a membership
     /// change (created with an empty configuration and an empty disk: it learns the membership from the leader).</param>
     /// <param name="tickPeriod">This machine's tick period, in thousandths of a time unit (its clock rate: drift).</param>
-    public SimNode(Simulator sim, int id, IReadOnlyList<int> bootstrapVoters, int tickPeriod)
+    /// <param name="epoch">The first epoch: past the last one of an earlier replica on the same machine, so its events stay void.</param>
+    public SimNode(Simulator sim, int id, IReadOnlyList<int> bootstrapVoters, int tickPeriod, int epoch = 0)
     {
+        Epoch = epoch;
         _sim = sim;
         Id = id;
         Disk = new SimDisk(bootstrapVoters);

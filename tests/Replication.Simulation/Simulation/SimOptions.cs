@@ -79,6 +79,13 @@ public sealed record SimOptions
     /// </summary>
     public double ClockDrift { get; init; }
 
+    /// <summary>
+    /// Ring mode (Simulator.Moves.cs): the group is one shard of a cluster whose machines join, leave and have replicas
+    /// moved to them, placed by the product's PlacementPolicy and moved by MembershipPlan; otherwise membership faults
+    /// set the voters directly (Simulator.Membership.cs).
+    /// </summary>
+    public bool Ring { get; init; }
+
     /// <summary>Raft timing, as the product's NodeHostOptions defaults.</summary>
     public int ElectionTicks { get; init; } = 15;
     public int HeartbeatTicks { get; init; } = 3;
@@ -115,6 +122,8 @@ public sealed record SimOptions
             StaleDelayRate = r.Next(3) == 0 ? 0 : r.NextDouble() * 0.3,
             PartitionHoldRate = r.Next(3) == 0 ? 0 : r.NextDouble() * 0.5,
             ClockDrift = mutant == Mutant.ClockDriftBeyondBound ? 0.5 : r.Next(3) == 0 ? 0 : r.NextDouble() * 0.035,
+            // Drawn apart from the rest, so the seeds that are not in ring mode run as they did before it existed.
+            Ring = new Random(seed ^ 0x121A6).Next(5) < 2,
         };
     }
 
@@ -123,7 +132,7 @@ public sealed record SimOptions
         $"drop {DropRate:P1}, dup {DuplicateRate:P1}, long delay {LongDelayRate:P1} ({StaleDelayRate:P0} beyond an election timeout), held by partitions {PartitionHoldRate:P0}, " +
         $"timeout {ClientTimeoutTicks}, random route {RandomRouteRate:P0}, quick restart {QuickRestartRate:P0}, max msg {MaxSizePerMessage}B, inflight {MaxInflightMessages}, " +
         $"{Profile}, crash points {CrashPointRate:P0}, reads {ReadPercent}%, sticky {StickyRate:P0}, " +
-        $"{(CompactEvery == 0 ? "no compaction" : $"compact every {CompactEvery} keeping {CompactKeep}")}{(Crashes ? "" : ", no crashes")}, clock drift {ClockDrift:P1}{(Mutant == Mutant.None ? "" : ", mutant " + Mutant)}";
+        $"{(CompactEvery == 0 ? "no compaction" : $"compact every {CompactEvery} keeping {CompactKeep}")}{(Crashes ? "" : ", no crashes")}{(Ring ? ", ring moves" : "")}, clock drift {ClockDrift:P1}{(Mutant == Mutant.None ? "" : ", mutant " + Mutant)}";
 }
 
 /// <summary>The fault mix of a seed: some seeds are mostly partitions, some mostly crashes.</summary>

@@ -71,7 +71,7 @@ public static class SimRunner
         w.WriteLine($"logical ticks:       {s.LogicalTicks}");
         w.WriteLine($"faults injected:     {s.Faults.Values.Sum()}");
         foreach (var (k, v) in s.Faults) w.WriteLine($"  {k,-30} {v}");
-        w.WriteLine($"undecided checks:    {s.UndecidedChecks} (each counts as a violation; hardest history took {s.MaxCheckSteps} of {Linearizability.LinearizabilityChecker.DefaultMaxSteps} steps)");
+        w.WriteLine($"undecided checks:    {s.UndecidedChecks} (each counts as a violation; hardest history took {s.MaxCheckSteps} of {Replication.Engine.Verification.LinearizabilityChecker.DefaultMaxSteps} steps)");
         w.WriteLine($"progress after heal: every healed cluster acknowledged a write within {s.MaxTicksToProgress} ticks");
         w.WriteLine($"violations:          {s.Violations}");
         foreach (var f in s.Failures) w.WriteLine($"  seed {f.Seed}: replay with {f.ReplayCommand}");

@@ -12,7 +12,7 @@ public sealed class SimSummary
     public long LogicalTicks { get; set; }
     /// <summary>Seeds whose history the checker could not decide within its budget (each is also a failure).</summary>
     public int UndecidedChecks { get; set; }
-    /// <summary>The most search steps one seed's linearizability check took (the budget is <see cref="Linearizability.LinearizabilityChecker.DefaultMaxSteps"/>).</summary>
+    /// <summary>The most search steps one seed's linearizability check took (the budget is <see cref="Replication.Engine.Verification.LinearizabilityChecker.DefaultMaxSteps"/>).</summary>
     public long MaxCheckSteps { get; set; }
     /// <summary>The most ticks a healed cluster took to acknowledge a write (see <see cref="SimResult.TicksToProgress"/>).</summary>
     public long MaxTicksToProgress { get; set; }
@@ -29,7 +29,7 @@ public sealed class SimSummary
         LogicalTicks += result.EndTime / SimOptions.TickUnits;
         if (result.Check is { } check)
         {
-            if (check.Outcome == Linearizability.CheckOutcome.Unknown) UndecidedChecks++;
+            if (check.Outcome == Replication.Engine.Verification.CheckOutcome.Undecided) UndecidedChecks++;
             MaxCheckSteps = Math.Max(MaxCheckSteps, check.Steps);
         }
         MaxTicksToProgress = Math.Max(MaxTicksToProgress, result.TicksToProgress);

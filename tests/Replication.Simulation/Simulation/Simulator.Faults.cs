@@ -1,5 +1,5 @@
 using Replication.Engine.Raft;
-using Replication.Simulation.Linearizability;
+using Replication.Engine.Verification;
 
 namespace Replication.Simulation.Simulation;
 
@@ -300,7 +300,7 @@ public sealed partial class Simulator
         _result.Check = check;
         if (check.Outcome == CheckOutcome.NotLinearizable) Violation("history is not linearizable: " + check.Detail);
         // An undecided history is not a pass: nothing was shown about it.
-        if (check.Outcome == CheckOutcome.Unknown) Violation("linearizability undecided: " + check.Detail);
+        if (check.Outcome == CheckOutcome.Undecided) Violation("linearizability undecided: " + check.Detail);
         var finals = _nodes.Where(n => _finalMembers.Contains(n.Id)).ToList();
         var dumps = finals.Select(n => n.Machine.Dump()).Distinct().ToList();
         if (dumps.Count > 1) Violation("replicas differ after settling:\n  " + string.Join("\n  ", finals.Select(n => $"node {n.Id} @{n.Machine.Applied}: {n.Machine.Dump()}")));

@@ -26,7 +26,7 @@ public sealed partial class Simulator
     /// <summary>The members of the group when the run settled: the final convergence check is over them.</summary>
     private IReadOnlySet<int> _finalMembers = new HashSet<int>();
 
-    private int MaxNodeId => Options.Nodes + MaxAddedNodes;
+    private int MaxNodeId => Options.Nodes + (Options.Ring ? RingMaxReplicas : MaxAddedNodes);
 
     /// <summary>Ids of the nodes that exist and were not shut down for good.</summary>
     private IEnumerable<int> LiveIds() => _nodes.Where(x => !x.Retired).Select(x => x.Id);
@@ -40,6 +40,11 @@ public sealed partial class Simulator
     /// <summary>A membership fault: a new desired voter set, or nothing when a change is still in progress or the bounds forbid it.</summary>
     private void InjectMembershipChange(FaultKind kind, SimNode? leader)
     {
+        if (Options.Ring)
+        {
+            InjectRingChange(kind, leader);
+            return;
+        }
         if (_membershipBusy) return; // one operation at a time, as an operator would
         bool canAdd = _nodes.Count < MaxNodeId;
         switch (kind)
@@ -96,8 +101,9 @@ public sealed partial class Simulator
     private void DriveMembership()
     {
         Schedule((2 + _rng.Next(4)) * (long)SimOptions.TickUnits, new MembershipEvent());
-        if (!_membershipBusy) return;
         var leader = CurrentLeader();
+        if (Options.Ring) PlaceRing(leader);
+        if (!_membershipBusy) return;
         if (leader is null) return;
         var core = leader.Core!;
         if (core.IsConfChangePending)
@@ -109,12 +115,13 @@ public sealed partial class Simulator
         }
         var committedMembers = core.Voters.Concat(core.Learners).ToHashSet();
         foreach (var x in _nodes)
-            if (!x.Retired && !_desiredVoters.Contains(x.Id) && !committedMembers.Contains(x.Id) && _retireScheduled.Add(x.Id))
+            if (!Options.Ring && !x.Retired && !_desiredVoters.Contains(x.Id) && !committedMembers.Contains(x.Id) && _retireScheduled.Add(x.Id))
                 Schedule((5 + _rng.Next(36)) * (long)SimOptions.TickUnits, new RetireEvent(x.Id, "the operator saw its removal committed"));
         var next = MembershipPlan.Next(core.Voters, core.Learners, _desiredVoters, Array.Empty<int>());
         if (next is not { } change)
         {
-            _membershipBusy = false;
+            // Ring mode: settled once the replicas moved away are dropped too (PlaceRing decides).
+            if (!Options.Ring) _membershipBusy = false;
             TraceLine(() => $"membership settled: voters {{{string.Join(",", core.Voters.Order())}}}");
             return;
         }
@@ -156,7 +163,8 @@ public sealed partial class Simulator
     /// <summary>A node's host applied the node's own removal: it shuts the node down a little later.</summary>
     internal void ObserveOwnRemoval(SimNode n)
     {
-        if (_retireScheduled.Add(n.Id))
+        // Ring mode: the control loop's drop rule decides (Simulator.Moves.cs); the machine may hold the shard again later.
+        if (!Options.Ring && _retireScheduled.Add(n.Id))
             Schedule((1 + _rng.Next(5)) * (long)SimOptions.TickUnits, new RetireEvent(n.Id, "it applied its own removal"));
     }
 

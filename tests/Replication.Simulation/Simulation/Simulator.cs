@@ -1,6 +1,6 @@
 using Replication.Engine.Raft;
 using Replication.Engine.Storage;
-using Replication.Simulation.Linearizability;
+using Replication.Engine.Verification;
 
 namespace Replication.Simulation.Simulation;
 
@@ -67,8 +67,9 @@ public sealed partial class Simulator
     {
         Options = options;
         _rng = new Random(options.Seed);
-        var founders = Enumerable.Range(1, options.Nodes).ToArray();
-        _nodes = founders.Select(id => new SimNode(this, id, founders, DrawTickPeriod())).ToList();
+        var founders = options.Ring ? RingFounders() : Enumerable.Range(1, options.Nodes).ToArray();
+        _nodes = Enumerable.Range(1, options.Nodes).Select(id => new SimNode(this, id, founders.Contains(id) ? founders : [], DrawTickPeriod())).ToList();
+        foreach (var n in _nodes.Where(n => !founders.Contains(n.Id))) n.Retire(); // ring mode: a machine that hosts no replica
         _desiredVoters.UnionWith(founders);
         _blocked = new bool[MaxNodeId + 1, MaxNodeId + 1];
         _clients = Enumerable.Range(1, options.Clients + options.Keys).Select(id => new SimClient(id, id > options.Clients)).ToArray();
@@ -94,7 +95,7 @@ public sealed partial class Simulator
     {
         foreach (var n in _nodes)
         {
-            n.Start();
+            if (!n.Retired) n.Start();
             Schedule(1 + _rng.Next(SimOptions.TickUnits), new TickEvent(n.Id));
         }
         foreach (var c in _clients.Where(c => !c.Final)) Schedule(SimOptions.TickUnits * (5 + _rng.Next(20)), new IssueEvent(c.Id));
@@ -206,6 +207,9 @@ public sealed partial class Simulator
                 break;
             case RetireEvent re:
                 Retire(re);
+                break;
+            case DropEvent de:
+                Drop(de);
                 break;
             default:
                 DispatchClient(ev);
