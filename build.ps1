@@ -95,9 +95,28 @@ function Invoke-Build {
     Write-Host "Building Replication $version"
     Invoke-Dotnet build (Join-Path $root 'Replication.slnx') -c Release "-p:Version=$version"
     Invoke-Dotnet publish (Join-Path $root 'src/Replication.PowerShell') -c Release -o $moduleOut "-p:Version=$version"
+    Add-ReadyToRun
     New-PublishedManifest
     New-ModuleHelp
     if ($UpdateParameterManifest) { Update-ParameterManifest }
+}
+
+function Add-ReadyToRun {
+    # Precompiled (ReadyToRun) code for this machine's platform in the module's assemblies, so a started node runs
+    # optimized code from its first request instead of tier-0 JIT code that the JIT then recompiles under load
+    # (bench: 1,064 engine methods jitted by Start-ReplicationNode before, 42 after; see README "Benchmarks").
+    # R2R code is used only by the runtime major version it was compiled for, so it is compiled for the runtime this
+    # pwsh runs on (-p:RuntimeFrameworkVersion; the assemblies still target net8.0). A ReadyToRun assembly keeps its
+    # IL: on another platform or runtime it is JIT-compiled as before. The RID-specific publish goes to a folder of its
+    # own and only the managed assemblies are copied over the portable publish, which keeps runtimes/<rid>/native for
+    # every platform (see NativeLibraryResolver).
+    $rid = [System.Runtime.InteropServices.RuntimeInformation]::RuntimeIdentifier
+    $runtime = [System.Environment]::Version.ToString(3)
+    $r2rOut = Join-Path $out 'module-r2r'
+    Invoke-Dotnet publish (Join-Path $root 'src/Replication.PowerShell') -c Release -o $r2rOut "-p:Version=$version" `
+        -r $rid --self-contained false "-p:PublishReadyToRun=true" "-p:RuntimeFrameworkVersion=$runtime"
+    Get-ChildItem $r2rOut -Filter *.dll | Where-Object { Test-Path (Join-Path $moduleOut $_.Name) } |
+        Copy-Item -Destination $moduleOut -Force
 }
 
 function New-PublishedManifest {
@@ -221,14 +240,19 @@ switch ($Task) {
         # Start-ReplicationNode timing); the test projects and the help are not needed, and on the shared
         # 2-core machine the full build can take minutes.
         Write-Host "Building Replication $version (bench and module)"
-        Invoke-Dotnet build (Join-Path $root 'bench/Replication.Bench') -c Release "-p:Version=$version"
+        # The bench itself is published ReadyToRun too (its node role is the node process it measures, so it runs
+        # precompiled code as the module does) and run from out/bench-bin.
+        $benchBin = Join-Path $out 'bench-bin'
+        Invoke-Dotnet publish (Join-Path $root 'bench/Replication.Bench') -c Release -o $benchBin "-p:Version=$version" `
+            -r ([System.Runtime.InteropServices.RuntimeInformation]::RuntimeIdentifier) --self-contained false "-p:PublishReadyToRun=true"
         Invoke-Dotnet publish (Join-Path $root 'src/Replication.PowerShell') -c Release -o $moduleOut "-p:Version=$version"
+        Add-ReadyToRun
         # The module and this pwsh's own pwsh.dll let the bench time Start-ReplicationNode in a fresh pwsh.
         $benchArgs = @('--out', (Join-Path $out 'bench'), '--module', (Join-Path $root 'Replication.psd1'), '--pwsh', (Join-Path $PSHOME 'pwsh.dll'))
         if ($Quick) { $benchArgs += '--quick' }
         if ($PSBoundParameters.ContainsKey('Rounds')) { $benchArgs += @('--rounds', $Rounds) }
         if ($Only) { $benchArgs += @('--only', $Only) }
-        Invoke-Dotnet run --no-build -c Release --project (Join-Path $root 'bench/Replication.Bench') "-p:Version=$version" -- @benchArgs
+        Invoke-Dotnet (Join-Path $benchBin 'Replication.Bench.dll') @benchArgs
     }
     'Simulate' {
         $project = Join-Path $root 'tests/Replication.Simulation'

@@ -67,12 +67,12 @@ internal sealed class ReplicationTarget : IKvTarget
         var leader = status.Nodes.First(n => n.Id == led.Key);
         _endpoints = status.Nodes.OrderBy(n => n.Id).Select(n => n.Endpoint).ToArray();
         _order = _endpoints.OrderBy(e => e == leader.Endpoint ? 0 : 1).ToArray();
-        // Keys hash uniformly over the shards, so the share of shards the dialled node does not lead is the share
-        // of requests that take a forwarding hop to another node.
-        string where = spread
+        // The client learns the shard map from the node it dials and sends each key's requests to its shard's leader over
+        // a connection of its own (ClusterClient.Routing.cs), so the dialled node only answers the status and the map.
+        string where = (spread
             ? $"clients spread over the {_endpoints.Length} nodes round-robin"
-            : $"every client on node {leader.Id} ({leader.Endpoint}), which leads {led.Count()} of {status.ShardCount} shards"
-              + (led.Count() < status.ShardCount ? " (requests for the others are forwarded)" : "");
+            : $"every client dials node {leader.Id} ({leader.Endpoint}), which leads {led.Count()} of {status.ShardCount} shards")
+            + "; key requests go from the client straight to each shard's leader";
         return $"{where}; {Describe(status)}";
     }
 

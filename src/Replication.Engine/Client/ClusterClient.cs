@@ -147,6 +147,7 @@ public partial class ClusterClient : IReplicationCluster
         var response = (StatusResponse)await CallAsync(id => new StatusRequest(id), idempotent: true, _options.RequestTimeout, cancellationToken).ConfigureAwait(false);
         var status = response.Status;
         ShardCount = status.ShardCount; // grows when shards split
+        LearnRoutes(status); // ClusterClient.Routing.cs
         lock (_endpointsGate)
             _endpoints = _endpoints.Concat(status.Nodes.Select(n => n.Endpoint).Concat(status.Endpoints))
                 .Where(e => e.Length > 0).Distinct(StringComparer.OrdinalIgnoreCase).ToList();
@@ -178,12 +179,16 @@ public partial class ClusterClient : IReplicationCluster
     /// <summary>Largest encoded write request this client sends; a bigger batch becomes several requests.</summary>
     private const int MaxRequestBytes = 4 * 1024 * 1024;
 
+    /// <summary>
+    /// Sends the writes in requests of at most <see cref="MaxRequestBytes"/>, one series per node believed to lead the
+    /// writes' shards (ClusterClient.Routing.cs), the series to different nodes at once; each write's result is that of
+    /// the request that carried it. Writes of one key stay in one series, in their order.
+    /// </summary>
     public async Task<IReadOnlyList<WriteResult>> WriteAsync(IReadOnlyList<KeyWrite> writes, WriteConcern concern, TimeSpan timeout, CancellationToken cancellationToken)
     {
         ThrowIfDisposed();
         var results = new WriteResult?[writes.Count];
-        var batch = new List<int>();
-        long bytes = 0;
+        var series = new Dictionary<string, List<int>>(StringComparer.OrdinalIgnoreCase);
         for (int i = 0; i < writes.Count; i++)
         {
             var w = writes[i];
@@ -196,18 +201,36 @@ public partial class ClusterClient : IReplicationCluster
                 results[i] = new WriteResult(w, null, false, e);
                 continue;
             }
+            string route = RouteOf(w.Key) ?? "";
+            if (!series.TryGetValue(route, out var positions)) series[route] = positions = new List<int>();
+            positions.Add(i);
+        }
+        if (series.Count == 1)
+            await SendSeriesAsync(series.Keys.First(), series.Values.First(), writes, results, concern, timeout, cancellationToken).ConfigureAwait(false);
+        else if (series.Count > 1)
+            await Task.WhenAll(series.Select(s => SendSeriesAsync(s.Key, s.Value, writes, results, concern, timeout, cancellationToken))).ConfigureAwait(false);
+        return results!;
+    }
+
+    /// <summary>One node's series of writes (<paramref name="route"/> "": the ordinary path), in requests of at most <see cref="MaxRequestBytes"/>.</summary>
+    private async Task SendSeriesAsync(string route, List<int> positions, IReadOnlyList<KeyWrite> writes, WriteResult?[] results, WriteConcern concern, TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        var batch = new List<int>();
+        long bytes = 0;
+        foreach (int i in positions)
+        {
+            var w = writes[i];
             long size = (w.Key.Length + (w.Value?.Length ?? 0)) * 3L + 32;
             if (batch.Count > 0 && bytes + size > MaxRequestBytes)
             {
-                await SendWritesAsync(batch, writes, results, concern, timeout, cancellationToken).ConfigureAwait(false);
-                batch.Clear();
+                await SendWritesAsync(route, batch, writes, results, concern, timeout, cancellationToken).ConfigureAwait(false);
+                batch = new List<int>();
                 bytes = 0;
             }
             batch.Add(i);
             bytes += size;
         }
-        if (batch.Count > 0) await SendWritesAsync(batch, writes, results, concern, timeout, cancellationToken).ConfigureAwait(false);
-        return results!;
+        if (batch.Count > 0) await SendWritesAsync(route, batch, writes, results, concern, timeout, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>
@@ -215,16 +238,20 @@ public partial class ClusterClient : IReplicationCluster
     /// nothing for them) are sent again through another node, a few times within the timeout; every other
     /// answer is final.
     /// </summary>
-    private async Task SendWritesAsync(List<int> positions, IReadOnlyList<KeyWrite> writes, WriteResult?[] results, WriteConcern concern, TimeSpan timeout, CancellationToken ct)
+    private async Task SendWritesAsync(string route, List<int> positions, IReadOnlyList<KeyWrite> writes, WriteResult?[] results, WriteConcern concern, TimeSpan timeout, CancellationToken ct)
     {
         var deadline = DateTime.UtcNow + timeout;
         for (int attempt = 1; positions.Count > 0; attempt++)
         {
             var sent = positions.Select(p => writes[p]).ToArray();
             WriteResponse response;
+            ClientConnection answered;
             try
             {
-                response = (WriteResponse)await CallAsync(c => new WriteRequest(c, sent, concern, timeout), idempotent: false, timeout + _options.NetworkMargin, ct).ConfigureAwait(false);
+                ClientResponse r;
+                (answered, r) = await CallWithConnectionAsync(c => new WriteRequest(c, sent, concern, timeout), idempotent: false, timeout + _options.NetworkMargin, ct,
+                    attempt == 1 && route.Length > 0 ? route : null, sent.Select(w => w.Key).ToArray()).ConfigureAwait(false);
+                response = (WriteResponse)r;
             }
             catch (RemoteOperationException e) when (e.ErrorId is RemoteOperationException.OutcomeUnknown or RemoteOperationException.RequestTimeout)
             {
@@ -247,7 +274,11 @@ public partial class ClusterClient : IReplicationCluster
                     ? new WriteResult(w, null, o.Existed, WithKey(error.ToException(), w.Key))
                     : new WriteResult(w, o.HasRecord && w.Value is not null ? new ReplicationKey(w.Key, w.Value, o.Version, o.Shard, o.Index) { Cluster = Name } : null, o.Existed, null);
             }
-            if (again.Count > 0 && _connection is { } stopping) await stopping.DisposeAsync().ConfigureAwait(false); // that node is going away: dial another
+            if (again.Count > 0)
+            {
+                await answered.DisposeAsync().ConfigureAwait(false); // that node is going away: dial another
+                RoutesStale();
+            }
             positions = again;
         }
     }
@@ -263,7 +294,9 @@ public partial class ClusterClient : IReplicationCluster
         ArgumentNullException.ThrowIfNull(key);
         KvLimits.Validate(key, null);
         if (maxLag < 0) throw new ArgumentOutOfRangeException(nameof(maxLag), maxLag, "A lag bound counts entries: 0 or more.");
-        var response = (GetResponse)await CallAsync(c => new GetRequest(c, key, consistency, timeout, maxLag), idempotent: true, timeout + _options.NetworkMargin, cancellationToken).ConfigureAwait(false);
+        var (_, r) = await CallWithConnectionAsync(c => new GetRequest(c, key, consistency, timeout, maxLag), idempotent: true, timeout + _options.NetworkMargin, cancellationToken,
+            consistency == ReadConsistency.Stale ? null : RouteOf(key), [key]).ConfigureAwait(false); // a stale read is served by the node asked
+        var response = (GetResponse)r;
         return response.Key is null ? null : response.Key with { Cluster = Name };
     }
 
@@ -321,6 +354,7 @@ public partial class ClusterClient : IReplicationCluster
             _connection = null;
         }
         finally { _connectGate.Release(); }
+        await CloseRoutedAsync().ConfigureAwait(false);
     }
 
     // ---- plumbing ----
@@ -329,28 +363,49 @@ public partial class ClusterClient : IReplicationCluster
         (await CallWithConnectionAsync(make, idempotent, timeout, ct).ConfigureAwait(false)).Response;
 
     /// <summary>
-    /// Sends a request on the current connection (dialling one if needed). A connection that breaks
-    /// before the request was sent, or while an idempotent request waited, is replaced and the
-    /// request retried, a bounded number of times within the deadline.
+    /// Sends a request on the current connection (dialling one if needed), or first on the connection to
+    /// <paramref name="route"/> (the node believed to lead the request's shard; ClusterClient.Routing.cs). A connection
+    /// that breaks before the request was sent, or while an idempotent request waited, is replaced and the
+    /// request retried (on the current connection), a bounded number of times within the deadline.
     /// </summary>
-    private async Task<(ClientConnection Connection, ClientResponse Response)> CallWithConnectionAsync(Func<long, ClientRequest> make, bool idempotent, TimeSpan timeout, CancellationToken ct)
+    private async Task<(ClientConnection Connection, ClientResponse Response)> CallWithConnectionAsync(Func<long, ClientRequest> make, bool idempotent, TimeSpan timeout, CancellationToken ct,
+        string? route = null, IReadOnlyList<string>? routedKeys = null)
     {
         ThrowIfDisposed();
         var deadline = DateTime.UtcNow + timeout;
         int attempts = Math.Max(3, Endpoints.Count * 2);
         for (int attempt = 1; ; attempt++)
         {
-            var connection = await ConnectionAsync(ct).ConfigureAwait(false);
+            var connection = (attempt == 1 && route is not null ? await RoutedConnectionAsync(route, ct).ConfigureAwait(false) : null)
+                ?? await ConnectionAsync(ct).ConfigureAwait(false);
             var sent = new SentFlag<bool>(false);
             var remaining = deadline - DateTime.UtcNow;
             if (remaining <= TimeSpan.Zero) remaining = TimeSpan.FromMilliseconds(1);
             try
             {
-                var response = await connection.SendAsync(make, remaining, sent, ct).ConfigureAwait(false);
+                var pending = connection.SendAsync(make, remaining, sent, ct);
+                if (attempt == 1 && route is not null && routedKeys is not null && !ReferenceEquals(connection, _connection)
+                    && await LeaderMovedAsync(route, routedKeys, pending, ct).ConfigureAwait(false))
+                {
+                    // The routed node stopped answering and another leads now (ClusterClient.Routing.cs): as a forwarding node
+                    // does, a read goes down the ordinary path at once, a write is OutcomeUnknown unless it settles within the grace.
+                    if (!idempotent) await Task.WhenAny(pending, Task.Delay(DeposedLeaderGrace, ct)).ConfigureAwait(false);
+                    if (!pending.IsCompleted)
+                    {
+                        _ = pending.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+                        if (!idempotent)
+                            throw new RemoteOperationException(RemoteOperationException.OutcomeUnknown, ReplicationErrorKind.Unavailable,
+                                $"{connection.Endpoint} stopped answering while it had the write, and another node leads its shard now: the write may or may not "
+                                + "have been applied (not sent again: it could apply twice).");
+                        continue;
+                    }
+                }
+                var response = await pending.ConfigureAwait(false);
                 if (response is ErrorResponse { Error.ErrorId: RemoteOperationException.NodeStopping } && attempt < attempts && DateTime.UtcNow < deadline)
                 {
                     // That node did nothing with it: whatever the request, another node may serve it.
                     await connection.DisposeAsync().ConfigureAwait(false);
+                    RoutesStale();
                     continue;
                 }
                 if (response is ErrorResponse e) throw e.Error.ToException();
@@ -358,6 +413,7 @@ public partial class ClusterClient : IReplicationCluster
             }
             catch (ConnectionLostException) when ((idempotent || !sent.Value) && attempt < attempts && DateTime.UtcNow < deadline)
             {
+                RoutesStale();
                 continue; // the next pass dials another endpoint
             }
             catch (ConnectionLostException lost)

@@ -99,6 +99,37 @@ public sealed class ClusterClientTests : IAsyncLifetime
     }
 
     [Fact]
+    public async Task Key_requests_go_straight_to_the_leader_of_their_shard()
+    {
+        // Connected to node 1 only, the client learns the shard map and the other nodes from the status and sends each
+        // key's requests to its shard's leader over a connection of its own. Leaders can move under load, so the check
+        // runs in a window where the leaders did not change (bounded retries).
+        await using var remote = await ConnectAsync(_cluster.Endpoints[0]);
+        var endpoints = remote.GetNodes().ToDictionary(n => n.Id, n => n.Endpoint);
+        for (int attempt = 0; ; attempt++)
+        {
+            var before = remote.GetShards(); // also refreshes the client's map
+            var keys = before.ToDictionary(s => s.Id, s => Enumerable.Range(0, 10_000).Select(i => $"route/{attempt}/{i}")
+                .First(k => Replication.Engine.Ring.KeyHash.Of(k) >= s.HashStart && Replication.Engine.Ring.KeyHash.Of(k) <= s.HashEnd));
+            var results = await remote.WriteAsync(keys.Values.Select(k => new KeyWrite(k, "v")).ToArray(), WriteConcern.Majority, Bound, CancellationToken.None);
+            Assert.All(results, r => Assert.Null(r.Error));
+            foreach (var k in keys.Values) Assert.Equal("v", (await remote.GetAsync(k, ReadConsistency.Linearizable, Bound, CancellationToken.None))!.Value);
+            var after = remote.GetShards();
+            bool stable = before.All(b => b.Leader != 0 && after.Single(a => a.Id == b.Id).Leader == b.Leader);
+            var expected = stable ? before.Select(s => endpoints[s.Leader]).Where(e => e != _cluster.Endpoints[0]).ToHashSet() : [];
+            if ((!stable || expected.Count == 0) && attempt < 50)
+            {
+                await Task.Delay(100); // a window without leader moves, with a shard led elsewhere than node 1 (the balancer spreads them)
+                continue;
+            }
+            Assert.True(stable, "the shard leaders kept moving");
+            Assert.NotEmpty(expected);
+            Assert.Subset(remote.RoutedEndpoints.ToHashSet(), expected); // (an earlier window's leader may have a connection too)
+            return;
+        }
+    }
+
+    [Fact]
     public async Task Pipelined_requests_on_one_connection_all_complete()
     {
         await using var remote = await ConnectAsync();
