@@ -18,4 +18,6 @@ internal enum RaftMutation
     StaleAppendAccepted = 4,
     /// <summary>The leader accepts a membership change while an earlier one is still uncommitted (thesis 4.1: one at a time).</summary>
     ConcurrentConfChange = 8,
+    /// <summary>A replica that knows no configuration yet (a joining one, empty) grants votes like any other (see HandleVoteRequest).</summary>
+    EmptyReplicaVotes = 16,
 }

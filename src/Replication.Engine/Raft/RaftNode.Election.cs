@@ -98,12 +98,19 @@ public sealed partial class RaftNode
     /// candidate whose log is at least as up-to-date as ours. A pre-vote is granted on the same log
     /// test when the asked-about term is higher, without recording anything.
     /// The vote is persisted (HardState in the Ready) before the response leaves.
+    /// A replica that knows no configuration at all (a joining one, created empty, that has heard from no leader yet)
+    /// grants nothing: its empty log is "at least as up to date" as any candidate's, so a member that missed the
+    /// changes since this replica's node last held the group, and still counts the node's id as a voter, could win
+    /// with its vote and a log that lacks committed entries (found by the simulator's ring mode: a node takes a shard
+    /// back under the id of its dropped replica). Such a replica never needs to vote: it joins as a learner and is
+    /// promoted only once caught up, with a configuration learned from the leader. Founding replicas start with one.
     /// </summary>
     private void HandleVoteRequest(RaftMessage m)
     {
-        bool canVote = Vote == m.From
+        bool knowsNoConfiguration = _voters.Count == 0 && _learners.Count == 0 && (_cfg.Mutation & RaftMutation.EmptyReplicaVotes) == 0;
+        bool canVote = !knowsNoConfiguration && (Vote == m.From
             || (Vote == 0 && Leader == 0)
-            || (m.Type == MessageType.PreVote && m.Term > Term);
+            || (m.Type == MessageType.PreVote && m.Term > Term));
         var responseType = m.Type == MessageType.Vote ? MessageType.VoteResponse : MessageType.PreVoteResponse;
         if (canVote && _log.IsUpToDate(m.Index, m.LogTerm))
         {

@@ -53,6 +53,11 @@ public enum Mutant
     /// dropped one (as ClusterNode does today: a group member's id is the node id) instead of a new id.
     /// </summary>
     ReplicaIdReused,
+    /// <summary>
+    /// Ring mode with <see cref="ReplicaIdReused"/>, and the core's rule that a replica knowing no configuration grants
+    /// no vote switched off (RaftMutation.EmptyReplicaVotes): the empty replica then votes a stale member into leadership.
+    /// </summary>
+    EmptyReplicaVotes,
 }
 
 internal static class MutantExtensions
@@ -63,6 +68,7 @@ internal static class MutantExtensions
         Mutant.FollowerKeepsConflicts => RaftMutation.FollowerKeepsConflicts,
         Mutant.StaleAppendAccepted => RaftMutation.StaleAppendAccepted,
         Mutant.ConcurrentConfChange => RaftMutation.ConcurrentConfChange,
+        Mutant.EmptyReplicaVotes => RaftMutation.EmptyReplicaVotes,
         _ => RaftMutation.None,
     };
 }

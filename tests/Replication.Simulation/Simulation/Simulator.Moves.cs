@@ -187,7 +187,7 @@ public sealed partial class Simulator
     /// </summary>
     private void HostReplica(int machine)
     {
-        bool reuse = Options.Mutant == Mutant.ReplicaIdReused && _replicaOf.ContainsKey(machine);
+        bool reuse = (Options.Mutant is Mutant.ReplicaIdReused or Mutant.EmptyReplicaVotes) && _replicaOf.ContainsKey(machine);
         int tickPeriod = _replicaOf.TryGetValue(machine, out int earlier) ? Node(earlier).TickPeriod : DrawTickPeriod();
         SimNode n;
         if (reuse)
@@ -206,7 +206,7 @@ public sealed partial class Simulator
         _replicaOf[machine] = n.Id;
         _machineOf[n.Id] = machine;
         n.Start();
-        Fault("ring replica hosted", $"{Describe(n)}, empty, joining");
+        Fault(reuse ? "ring replica id reused" : "ring replica hosted", $"{Describe(n)}, empty, joining");
     }
 
     /// <summary>The drop decided a few ticks earlier (DropLeftGroupsAsync): the replica's log and state machine are deleted.</summary>

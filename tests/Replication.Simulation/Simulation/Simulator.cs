@@ -398,6 +398,16 @@ public sealed partial class Simulator
     /// correct Raft with single-server changes every such majority meets a server holding the entry
     /// or a later-term one (thesis 4.1-4.2), so the check holds across membership changes too.
     /// </summary>
+    /// <summary>
+    /// Whether a node could grant a vote now or after a restart: the core refuses every vote while it knows no configuration
+    /// at all (a joining replica that has heard from no leader: RaftNode.Election.cs, HandleVoteRequest), from its
+    /// memory or, after a restart, from its disk; either one knowing counts. Everyone may under the mutant that lifts the rule.
+    /// </summary>
+    private bool MayGrantVotes(SimNode v) =>
+        Options.Mutant == Mutant.EmptyReplicaVotes
+        || v.Core is { } core && (core.Voters.Count > 0 || core.Learners.Count > 0)
+        || v.Disk.Snapshot is not null || v.Disk.BootstrapVoters.Count > 0;
+
     private void CheckCommitIsSafe(LogEntry e)
     {
         foreach (var n in _nodes)
@@ -406,7 +416,7 @@ public sealed partial class Simulator
             var config = n.Disk.Voters();
             if (!config.Contains(n.Id)) continue; // never campaigns with this log
             var (lastIndex, lastTerm) = n.Disk.Last;
-            var voters = config.Where(id => id <= _nodes.Count && !Node(id).Retired).Where(id =>
+            var voters = config.Where(id => id <= _nodes.Count && !Node(id).Retired && MayGrantVotes(Node(id))).Where(id =>
             {
                 var (vi, vt) = Node(id).Disk.Last;
                 return lastTerm > vt || (lastTerm == vt && lastIndex >= vi);
