@@ -8,6 +8,8 @@ namespace Replication.Engine.Client;
 public partial class ClusterClient
 {
     private static readonly TimeSpan PlacementPoll = TimeSpan.FromMilliseconds(100);
+    /// <summary>How long the placement must look settled before a wait for it returns: longer than the control loop's period.</summary>
+    private static readonly TimeSpan PlacementSettled = TimeSpan.FromSeconds(1);
 
     public async Task<IReadOnlyList<ReplicationShard>> SplitShardAsync(int shard, TimeSpan timeout, CancellationToken cancellationToken)
     {
@@ -93,6 +95,7 @@ public partial class ClusterClient
         ThrowIfDisposed();
         var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
         string state = "";
+        long settledSince = 0;
         while (true)
         {
             try
@@ -103,13 +106,26 @@ public partial class ClusterClient
                 int want = Math.Min(ReplicationFactor, Math.Max(1, holders));
                 int leaving = view.Entries.Count(e => e.State == Ring.RingNodeState.Draining);
                 int short_ = status.Shards.Count(s => s.Leader == 0 || s.Voters.Count != want);
+                // Learner-only nodes follow every shard as learners and vote in none (ClusterNode.Control.cs).
+                var learnerNodes = view.Entries.Where((e, i) => view.Learners[i] && e.State == Ring.RingNodeState.Running).Select(e => e.Node).ToArray();
+                int unfollowed = status.Shards.Count(s => learnerNodes.Any(n => !s.Learners.Contains(n) || s.Voters.Contains(n)));
                 movesLeft?.Report(view.Moves.Length);
-                if (view.Moves.Length == 0 && leaving == 0 && short_ == 0) return;
-                state = $"{view.Moves.Length} replica move(s) left, {leaving} node(s) leaving, {short_} shard(s) without a leader or not at {want} voters";
+                if (view.Moves.Length == 0 && leaving == 0 && short_ == 0 && unfollowed == 0)
+                {
+                    // Settled only once it holds for a moment: right after a node change the placement may not have run yet
+                    // (it runs at most once per status period), and a view without moves then looks settled. (Bug fixed:
+                    // Add-ReplicationNode -Learner returned in 0.4 s, and node 4 then voted in two shards for a while.)
+                    if (settledSince == 0) settledSince = Stopwatch.GetTimestamp();
+                    else if (Stopwatch.GetElapsedTime(settledSince) >= PlacementSettled) return;
+                }
+                else settledSince = 0;
+                state = $"{view.Moves.Length} replica move(s) left, {leaving} node(s) leaving, {short_} shard(s) without a leader or not at {want} voters"
+                    + (learnerNodes.Length > 0 ? $", {unfollowed} shard(s) not followed by every learner node" : "");
             }
             catch (ReplicationException e) when (e is QuorumUnavailableException or NotLeaderException or RemoteOperationException)
             {
                 state = e.Message; // a leader change while replicas move: ask again
+                settledSince = 0;
             }
             if (Stopwatch.GetTimestamp() > deadline) throw new QuorumUnavailableException(0, timeout, $"the replicas did not settle in time: {state}");
             await Task.Delay(PlacementPoll, cancellationToken).ConfigureAwait(false);

@@ -56,7 +56,7 @@ public partial class ClusterClient
     private string? RouteOf(string key)
     {
         var routes = _routes;
-        if (routes is null) return null;
+        if (routes is null || !_options.RouteToLeaders) return null;
         if (Environment.TickCount64 - routes.ReadAt > (long)RouteRefresh.TotalMilliseconds) RefreshRoutes();
         return LeaderOf(routes, key);
     }

@@ -1,6 +1,6 @@
 namespace Replication.Engine.Client;
 
-/// <summary>Timeouts of a <see cref="ClusterClient"/>.</summary>
+/// <summary>Timeouts and routing of a <see cref="ClusterClient"/>.</summary>
 public sealed record ClusterClientOptions
 {
     /// <summary>Connect plus handshake, per endpoint tried.</summary>
@@ -11,4 +11,10 @@ public sealed record ClusterClientOptions
     public TimeSpan NetworkMargin { get; init; } = TimeSpan.FromSeconds(5);
     /// <summary>Keys per scan page.</summary>
     public int ScanPageSize { get; init; } = 500;
+    /// <summary>
+    /// Key requests go straight to the shard's leader (ClusterClient.Routing.cs). Off only for the fault drill's local-reads
+    /// mutant: its clients then send everything to the node they dialled, as clients did before leader routing, so the
+    /// mutant's local reads land on followers, where they are wrong, and the drill must see it.
+    /// </summary>
+    internal bool RouteToLeaders { get; init; } = true;
 }

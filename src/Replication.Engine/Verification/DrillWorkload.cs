@@ -49,6 +49,7 @@ internal sealed class DrillWorkload(FaultDrillOptions options, int seed, string 
             ConnectTimeout = TimeSpan.FromSeconds(1),
             NetworkMargin = TimeSpan.FromSeconds(1),
             RequestTimeout = options.OperationTimeout + TimeSpan.FromSeconds(1),
+            RouteToLeaders = !options.MutantLocalReads, // the mutant's reads must reach followers (ClusterClientOptions)
         };
         ClusterClient? connection = null;
         int n = 0;
