@@ -59,9 +59,14 @@ public sealed class InvokeReplicationFailoverCommand : ClusterCmdlet
     public const string PlannedSet = "Planned";
     public const string ForcedSet = "Forced";
 
-    /// <summary>Shard ids; binds the Id of piped shard objects. Default (planned only): every shard.</summary>
+    /// <summary>
+    /// Shard ids; binds the Id of piped shard objects (planned only). Default (planned only): every shard. A forced recovery
+    /// names its shard: piped shards never bind there, so a pipeline cannot turn into data loss, and the planned set is the
+    /// one piping selects (bug fixed: with the Id bound in both sets, PowerShell chose the forced one, whose mandatory
+    /// pipeline parameter it had bound, and asked for -AllowDataLoss).
+    /// </summary>
     [Parameter(Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = PlannedSet)]
-    [Parameter(Position = 0, ValueFromPipelineByPropertyName = true, ParameterSetName = ForcedSet, Mandatory = true)]
+    [Parameter(Position = 0, ParameterSetName = ForcedSet, Mandatory = true)]
     [Alias("Id")]
     [ValidateRange(0, int.MaxValue)]
     [ArgumentCompleter(typeof(ShardIdCompleter))]
