@@ -52,7 +52,6 @@ internal sealed class ClusterFixture : IAsyncDisposable
         return r.Record!;
     }
 
-    /// <summary>Waits until <paramref name="condition"/> holds, failing the test after <see cref="Bound"/>.</summary>
     /// <summary>Polls an asynchronous <paramref name="condition"/> (every 20 ms) until it holds, failing after <paramref name="bound"/>;
     /// a ReplicationException from the condition counts as "not yet" (a node process restarting, a leader change).</summary>
     public static async Task EventuallyAsync(Func<Task<bool>> condition, string what, TimeSpan bound)
@@ -67,6 +66,7 @@ internal sealed class ClusterFixture : IAsyncDisposable
         }
     }
 
+    /// <summary>Waits until <paramref name="condition"/> holds, failing the test after <paramref name="bound"/> (default <see cref="Bound"/>).</summary>
     public static void Eventually(Func<bool> condition, string what, TimeSpan? bound = null)
     {
         var limit = bound ?? Bound;
