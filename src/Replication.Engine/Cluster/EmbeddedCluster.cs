@@ -176,8 +176,9 @@ public sealed partial class EmbeddedCluster : ClusterClient
         HintSiblings();
     }
 
-    /// <summary>Starts the node of manifest slot <paramref name="slot"/>: founding, joining, or resuming from its folder.</summary>
-    private async Task<ClusterNode> StartSlotAsync(int slot, CancellationToken ct, bool discardStores = false)
+    /// <summary>Starts the node of manifest slot <paramref name="slot"/>: founding, joining, or resuming from its folder.
+    /// <paramref name="joinAs"/>: the role and zone a new node (its first start) registers with.</summary>
+    private async Task<ClusterNode> StartSlotAsync(int slot, CancellationToken ct, bool discardStores = false, (NodeRole Role, string? Zone) joinAs = default)
     {
         var s = _manifest.Nodes[slot];
         string? join = null;
@@ -197,7 +198,7 @@ public sealed partial class EmbeddedCluster : ClusterClient
             new NodeIdentity { NodeId = s.Id, ClusterId = _manifest.Id, JoinToken = entry.Token, Cluster = Node(_nodes.Keys.First(k => Node(k) is not null))!.Info }.Save(folder);
         }
         ClusterNode node;
-        var options = NodeOptionsFor(s.Folder, s.Port, join, discardStores);
+        var options = NodeOptionsFor(s.Folder, s.Port, join, discardStores) with { Role = joinAs.Role, Zone = joinAs.Zone };
         try
         {
             node = await ClusterNode.StartAsync(options, ct).ConfigureAwait(false);
@@ -323,7 +324,8 @@ public sealed partial class EmbeddedCluster : ClusterClient
             lock (_manifest) _manifest.Nodes.Add(new ClusterManifest.NodeSlot(folder, 0, 0));
             try
             {
-                node = await StartSlotAsync(_manifest.Nodes.Count - 1, cancellationToken).ConfigureAwait(false);
+                // The role and zone travel with the join: the node is registered learner-only from its first entry on.
+                node = await StartSlotAsync(_manifest.Nodes.Count - 1, cancellationToken, joinAs: (learner ? NodeRole.Learner : NodeRole.Voter, zone)).ConfigureAwait(false);
             }
             catch
             {
@@ -337,7 +339,6 @@ public sealed partial class EmbeddedCluster : ClusterClient
         {
             _admin.Release();
         }
-        if (zone is not null || learner) await SetNodeRoleAsync(node.NodeId, zone, learner ? true : null, AddNodeTimeout, cancellationToken).ConfigureAwait(false);
         return await WaitForNodeAsync(node.Endpoint, AddNodeTimeout, cancellationToken).ConfigureAwait(false);
     }
 
