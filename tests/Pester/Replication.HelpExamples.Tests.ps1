@@ -52,9 +52,12 @@ function Get-Credential { param([Parameter(Position = 0)] $UserName) [pscredenti
             $a = New-ReplicationCluster -Name remote-a -Path (Join-Path $env:HELP_EXAMPLE_DATA 'a') -ClusterSecret $s -ShardCount 2
             $e = New-ReplicationCluster -Name remote-empty -Path (Join-Path $env:HELP_EXAMPLE_DATA 'empty') -ClusterSecret $s -ShardCount 2
             $n = Start-ReplicationNode -Path (Join-Path $env:HELP_EXAMPLE_DATA 'seed') -Listen 127.0.0.1:0 -ClusterSecret $s -Name seed
+            # A seed of its own for the learner's join: the node joined to the first seed is stopped (Ctrl+C) after its
+            # example, and once it votes in that seed's metadata group (two voters), that group has no quorum left.
+            $l = Start-ReplicationNode -Path (Join-Path $env:HELP_EXAMPLE_DATA 'learner-seed') -Listen 127.0.0.1:0 -ClusterSecret $s -Name learnerseed
             Wait-ReplicationLeader -Cluster $a -Timeout 60 | Out-Null
             Wait-ReplicationLeader -Cluster $e -Timeout 60 | Out-Null
-            'READY ' + (@{ Remote = @($a.Endpoints); RemoteEmpty = @($e.Endpoints); Seed = @($n.Endpoint) } | ConvertTo-Json -Compress)
+            'READY ' + (@{ Remote = @($a.Endpoints); RemoteEmpty = @($e.Endpoints); Seed = @($n.Endpoint); LearnerSeed = @($l.Endpoint) } | ConvertTo-Json -Compress)
             [Console]::Out.Flush()
             [void][Console]::In.ReadLine()   # until the test closes our stdin
             Get-ReplicationCluster | Remove-ReplicationCluster -Confirm:$false
@@ -109,7 +112,7 @@ function Get-Credential { param([Parameter(Position = 0)] $UserName) [pscredenti
 
             # host:port literals become endpoints that exist here, by role.
             $roles = @($settings.Endpoints)
-            $needsRemote = ($roles | Where-Object { $_ -in 'Remote', 'RemoteEmpty', 'Seed' }) -or "$($settings.Before)" -match '\$Remote'
+            $needsRemote = ($roles | Where-Object { $_ -in 'Remote', 'RemoteEmpty', 'Seed', 'LearnerSeed' }) -or "$($settings.Before)" -match '\$Remote'
             $remote = if ($needsRemote) { Start-RemoteHost }
             $literals = @([regex]::Matches($Code, '\b\d{1,3}(?:\.\d{1,3}){3}:\d+\b').Value | Select-Object -Unique)
             for ($i = 0; $i -lt $literals.Count; $i++) {
@@ -119,6 +122,7 @@ function Get-Credential { param([Parameter(Position = 0)] $UserName) [pscredenti
                     'Remote' { $remote.Remote[$i % $remote.Remote.Count] }
                     'RemoteEmpty' { $remote.RemoteEmpty[0] }
                     'Seed' { $remote.Seed[0] }
+                    'LearnerSeed' { $remote.LearnerSeed[0] }
                     'Free' { Get-FreeEndpoint }
                 }
                 $Code = $Code.Replace($literals[$i], $endpoint)

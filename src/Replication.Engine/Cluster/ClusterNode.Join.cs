@@ -63,7 +63,9 @@ public sealed partial class ClusterNode
                         if (response is JoinResponse joined) return (joined.NodeId, joined.ClusterId, joined.Metadata);
                         if (response is ErrorResponse error)
                         {
-                            if (error.Error.Kind is not (ReplicationErrorKind.Unavailable or ReplicationErrorKind.Timeout)) throw error.Error.ToException();
+                            // A metadata group that lost most of its voters registers nobody until they run again: said at once.
+                            if (error.Error.Kind is not (ReplicationErrorKind.Unavailable or ReplicationErrorKind.Timeout) || error.Error.ErrorId == MetadataQuorumLost)
+                                throw error.Error.ToException();
                             why = error.Error.Message; // no metadata leader yet: ask again
                         }
                     }
