@@ -28,11 +28,13 @@ public sealed partial class ClusterNode
         var deadline = Stopwatch.GetTimestamp() + (long)(options.JoinTimeout.TotalSeconds * Stopwatch.Frequency);
         string seed = options.Join!;
         string why = "";
+        string? refusal = null; // the seed's last answer why it could not add the node now (kept: a later timeout says less)
         while (true)
         {
             var remaining = Remaining(deadline);
             if (remaining <= TimeSpan.Zero)
-                throw new EndpointUnreachableException($"Could not join through {seed} within {options.JoinTimeout.TotalSeconds:0.#} s: {why}") { Target = seed };
+                throw new EndpointUnreachableException($"Could not join through {seed} within {options.JoinTimeout.TotalSeconds:0.#} s: {why}"
+                    + (refusal is not null && refusal != why ? $" (before that, the seed answered: {refusal})" : "")) { Target = seed };
             ClientConnection? connection = null;
             try
             {
@@ -63,10 +65,8 @@ public sealed partial class ClusterNode
                         if (response is JoinResponse joined) return (joined.NodeId, joined.ClusterId, joined.Metadata);
                         if (response is ErrorResponse error)
                         {
-                            // A metadata group that lost most of its voters registers nobody until they run again: said at once.
-                            if (error.Error.Kind is not (ReplicationErrorKind.Unavailable or ReplicationErrorKind.Timeout) || error.Error.ErrorId == MetadataQuorumLost)
-                                throw error.Error.ToException();
-                            why = error.Error.Message; // no metadata leader yet: ask again
+                            if (error.Error.Kind is not (ReplicationErrorKind.Unavailable or ReplicationErrorKind.Timeout)) throw error.Error.ToException();
+                            why = refusal = error.Error.Message; // no metadata leader yet, or its quorum is down: ask again
                         }
                     }
                     catch (ConnectionLostException)
