@@ -16,6 +16,7 @@ BeforeAll {
         # Zeroes one in-use page near the middle of a SQLite file that no frame of its WAL names (a reader would read that
         # frame instead), after a checkpoint from a connection of its own has emptied the WAL. Returns the page number.
         param([Parameter(Mandatory)] [string] $Path)
+        $null = [System.Reflection.Assembly]::LoadFrom((Join-Path $RepoRoot 'out/module/Microsoft.Data.Sqlite.dll')) # loaded on first use otherwise
         $builder = [Microsoft.Data.Sqlite.SqliteConnectionStringBuilder]::new()
         $builder.DataSource = $Path; $builder.Mode = 'ReadWrite'; $builder.Pooling = $false
         $conn = [Microsoft.Data.Sqlite.SqliteConnection]::new($builder.ToString())
