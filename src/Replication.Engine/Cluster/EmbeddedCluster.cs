@@ -54,7 +54,7 @@ public sealed partial class EmbeddedCluster : ClusterClient
 
     /// <summary>
     /// Creates the cluster in <see cref="ClusterOptions.Path"/>, or reopens the one stored there, and starts every
-    /// node. A new cluster returns once it is formed (every node joined and every shard has its replicas); a
+    /// node. A new cluster returns once it is formed (every node joined, every shard has its replicas, and the metadata group its voters); a
     /// reopened one once its nodes listen (leaders follow shortly: <see cref="IReplicationCluster.WaitForLeadersAsync"/>).
     /// </summary>
     /// <exception cref="ClusterOptionsException">Bad options, or a folder holding another cluster or shape (ClusterPathMismatch).</exception>
@@ -255,7 +255,13 @@ public sealed partial class EmbeddedCluster : ClusterClient
                 a.HintPeer(b.NodeId, b.Endpoint);
     }
 
-    /// <summary>Waits until every node joined and every shard has its replication factor in voters, with a leader.</summary>
+    /// <summary>
+    /// Waits until every node joined, every shard has its replication factor in voters with a leader, and the metadata
+    /// group has its full membership (the lowest five ids voting, the rest learning). The metadata group grows one node at
+    /// a time after the data shards may already be formed: returning before it has would leave a new cluster where one
+    /// node's restart (QuorumAtRisk) or the loss of two nodes (a three-voter metadata group of a five-node cluster, which
+    /// cannot be recovered by force) stops every membership change, which a runbook cannot foresee.
+    /// </summary>
     private async Task WaitUntilFormedAsync(CancellationToken ct)
     {
         var deadline = Stopwatch.GetTimestamp() + (long)(FormTimeout.TotalSeconds * Stopwatch.Frequency);
@@ -265,11 +271,26 @@ public sealed partial class EmbeddedCluster : ClusterClient
         {
             var status = await StatusAsync(ct).ConfigureAwait(false);
             int formed = status.Shards.Count(s => s.Voters.Count == want && s.Learners.Count == 0 && s.Leader != 0);
-            if (formed == ShardCount && status.Nodes.Count == _manifest.Nodes.Count) return;
-            state = $"{status.Nodes.Count} of {_manifest.Nodes.Count} nodes joined, {formed} of {ShardCount} shards at {want} voters";
+            string? metadata = MetadataGroupForming();
+            if (formed == ShardCount && status.Nodes.Count == _manifest.Nodes.Count && metadata is null) return;
+            state = $"{status.Nodes.Count} of {_manifest.Nodes.Count} nodes joined, {formed} of {ShardCount} shards at {want} voters"
+                + (metadata is null ? "" : $", {metadata}");
             await Task.Delay(TimeSpan.FromMilliseconds(20), ct).ConfigureAwait(false);
         }
         throw new QuorumUnavailableException(0, FormTimeout, $"the cluster did not form in time ({state})");
+    }
+
+    /// <summary>Null when a running node of this process leads the metadata group at its full membership; else what it lacks.</summary>
+    private string? MetadataGroupForming()
+    {
+        string? lacking = "the metadata group has no leader";
+        foreach (var node in _nodes.Values.Where(n => n.IsRunning))
+        {
+            if (!node.GroupStatuses.Any(g => g.Shard == ClusterMetadata.MetadataGroup && g.Role == Raft.RaftRole.Leader)) continue;
+            lacking = node.MetadataGroupForming();
+            if (lacking is null) return null;
+        }
+        return lacking;
     }
 
     // ---- nodes: what a process hosting them can do ----
