@@ -37,6 +37,8 @@ internal static class AdminOps
     public const string FileWrite = "file.write";
     // A node's event history (ClusterNode.Events.cs); the client asks every node and merges.
     public const string EventsRead = "events.read";
+    // The on-demand storage check (ClusterNode.StorageCheck.cs): each node checks its own stores.
+    public const string StorageCheck = "storage.check";
     // Planned switchover: a coordinator asks the shard's leader for the best target, then asks it to transfer to it.
     public const string ShardFailover = "shard.failover";
     public const string ShardTransferTarget = "shard.transfertarget";

@@ -84,6 +84,7 @@ public sealed partial class ClusterNode
             AdminOps.NodeRebuild => Reply(await RebuildNodeAsync(Args<RebuildArgs>(json), cancellationToken).ConfigureAwait(false)),
             AdminOps.FaultSet => Reply(SetFaults(Args<FaultArgs>(json))),
             AdminOps.EventsRead => Reply(ReadEvents(Args<EventsArgs>(json))),
+            AdminOps.StorageCheck => Reply(await CheckStorageHereAsync(cancellationToken).ConfigureAwait(false)),
             AdminOps.ShardFailover => Reply(await FailoverAsync(Args<FailoverArgs>(json), cancellationToken).ConfigureAwait(false)),
             AdminOps.ShardForce => Reply(await ForceFailoverAsync(Args<FailoverArgs>(json), cancellationToken).ConfigureAwait(false)),
             AdminOps.ShardReplica => Reply(new ReplicaAnswer(await _host.ReplicaStateAsync(Args<ShardArgs>(json).Shard).ConfigureAwait(false))),

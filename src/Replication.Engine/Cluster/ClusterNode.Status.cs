@@ -290,6 +290,8 @@ public sealed partial class ClusterNode
         return Math.Max(0, (now - _caughtUpAt.GetOrAdd(st.Shard, now)).TotalSeconds);
     }
 
+    private int _countDamageRecorded;
+
     /// <summary>This node's view of the groups it hosts.</summary>
     private ReplicationShard[] LocalShards(bool includeMetadata)
     {
@@ -300,6 +302,13 @@ public sealed partial class ClusterNode
             long keys = 0, lag = ShardLag(st);
             try { keys = st.Shard == ClusterMetadata.MetadataGroup ? 0 : _host.Store.Count(st.Shard); }
             catch (RetryableException) { /* stopping */ }
+            catch (Exception e) when (Storage.StorageErrors.IsCorruption(e))
+            {
+                // A damaged page in the shard's rows must not take the node's status down with it (the node would look
+                // unreachable to every peer and client): the count is left out, and the damage recorded once per run.
+                if (Interlocked.Exchange(ref _countDamageRecorded, 1) == 0)
+                    RecordEvent(ReplicationEventType.StorageCorrupt, $"Node {NodeId} could not count the keys of shard {st.Shard}: {e.Message} (Test-ReplicationCluster -Storage checks every page).", st.Shard);
+            }
             shards.Add(new ReplicationShard
             {
                 Cluster = Name,

@@ -22,13 +22,15 @@ public static class HealthChecks
     /// <summary>Free bytes below which the Disk check fails: SQLite's next checkpoint or compaction may not fit.</summary>
     public const long DiskFailFreeBytes = 128L << 20;
 
-    public static Task<IReadOnlyList<ReplicationHealthCheck>> RunAsync(IReplicationCluster cluster, TimeSpan timeout, CancellationToken ct) =>
-        RunAsync(cluster, timeout, ct, DiskWarningFreeBytes, DiskFailFreeBytes);
+    /// <summary>Runs every check; with <paramref name="storage"/> also the Storage check (SQLite's quick_check of every running
+    /// node's stores, which reads every page: only on request).</summary>
+    public static Task<IReadOnlyList<ReplicationHealthCheck>> RunAsync(IReplicationCluster cluster, TimeSpan timeout, CancellationToken ct, bool storage = false) =>
+        RunAsync(cluster, timeout, ct, DiskWarningFreeBytes, DiskFailFreeBytes, storage);
 
-    /// <summary>As <see cref="RunAsync(IReplicationCluster, TimeSpan, CancellationToken)"/>, with the Disk thresholds given (tests use
+    /// <summary>As <see cref="RunAsync(IReplicationCluster, TimeSpan, CancellationToken, bool)"/>, with the Disk thresholds given (tests use
     /// thresholds above the machine's free space to see the check warn and fail).</summary>
     internal static async Task<IReadOnlyList<ReplicationHealthCheck>> RunAsync(IReplicationCluster cluster, TimeSpan timeout, CancellationToken ct,
-        long diskWarningFreeBytes, long diskFailFreeBytes)
+        long diskWarningFreeBytes, long diskFailFreeBytes, bool storage = false)
     {
         var nodes = cluster.GetNodes();
         var shards = cluster.GetShards();
@@ -103,8 +105,25 @@ public static class HealthChecks
                 $"{elections} leader election(s) in the last {ChurnWindow.TotalMinutes:0} minutes (warning above {ChurnWarningElections})"
                 + (history.Unread.Count > 0 ? $"; history of node(s) {string.Join(",", history.Unread.Select(u => u.Node))} not read." : "."));
         }
+
+        if (storage)
+        {
+            foreach (var (node, stores, reason) in await cluster.CheckStorageAsync(timeout, ct).ConfigureAwait(false))
+            {
+                if (stores is null)
+                {
+                    Add("Storage", $"node {node}", HealthResult.Warning, reason + ".");
+                    continue;
+                }
+                var failed = stores.Where(st => st.Problem is not null).ToArray();
+                string checkedStores = string.Join(", ", stores.Select(st => FormattableString.Invariant($"{st.Store} ({Mib(st.SizeBytes)}, {st.Seconds:0.00} s)")));
+                Add("Storage", $"node {node}", failed.Length == 0 ? HealthResult.Pass : HealthResult.Fail,
+                    failed.Length == 0 ? $"SQLite's quick_check passed: {checkedStores}."
+                    : string.Join(" ", failed.Select(st => st.Problem)) + $" Checked: {checkedStores}. Restore-ReplicationNode -Id {node} rebuilds it from its peers.");
+            }
+        }
         return checks;
     }
 
-    private static string Mib(long bytes) => $"{bytes / 1048576.0:0.0} MiB";
+    private static string Mib(long bytes) => FormattableString.Invariant($"{bytes / 1048576.0:0.0} MiB");
 }

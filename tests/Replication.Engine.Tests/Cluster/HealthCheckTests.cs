@@ -62,4 +62,33 @@ public class HealthCheckTests
         Assert.All(failed.Where(c => c.Check == "Disk"), c => Assert.Equal(HealthResult.Fail, c.Result));
         Assert.Contains("free", failed.First(c => c.Check == "Disk").Detail);
     }
+
+    [Fact]
+    public async Task The_storage_check_runs_only_on_request_passes_a_healthy_cluster_and_fails_a_store_damaged_under_a_running_node()
+    {
+        await using var f = await ClusterFixture.StartAsync(nodes: 3, shards: 1);
+        string payload = new('v', 300);
+        for (int i = 0; i < 300; i++) await f.PutAsync($"k{i:D3}", $"{i}-{payload}");
+        ClusterFixture.Eventually(() => f.Cluster.GetNodes().All(n => n.LagEntries == 0), "all replicas applied every write");
+
+        Assert.DoesNotContain(await HealthChecks.RunAsync(f.Cluster, ClusterFixture.Bound, CancellationToken.None), c => c.Check == "Storage");
+        var healthy = await HealthChecks.RunAsync(f.Cluster, ClusterFixture.Bound, CancellationToken.None, storage: true);
+        Assert.Equal(new[] { "node 1", "node 2", "node 3" }, healthy.Where(c => c.Check == "Storage").Select(c => c.Target));
+        Assert.All(healthy.Where(c => c.Check == "Storage"), c =>
+        {
+            Assert.Equal(HealthResult.Pass, c.Result);
+            Assert.Matches(@"^SQLite's quick_check passed: raft\.db \([0-9.]+ MiB, [0-9.]+ s\), state\.db \([0-9.]+ MiB, [0-9.]+ s\)\.$", c.Detail);
+        });
+
+        // A page of node 3's state.db goes bad while it runs (one the WAL does not hold, so no reader sees a newer copy).
+        StorageDamage.ZeroPageOutsideWal(System.IO.Path.Combine(f.Path, "node-3", "state.db"));
+        var damaged = await HealthChecks.RunAsync(f.Cluster, ClusterFixture.Bound, CancellationToken.None, storage: true);
+        var storage = damaged.Where(c => c.Check == "Storage").ToDictionary(c => c.Target);
+        Assert.Equal((HealthResult.Pass, HealthResult.Pass), (storage["node 1"].Result, storage["node 2"].Result));
+        Assert.True(storage["node 3"].Result == HealthResult.Fail, storage["node 3"].Detail);
+        Assert.Contains("state.db", storage["node 3"].Detail);
+        Assert.Contains("Restore-ReplicationNode -Id 3", storage["node 3"].Detail);
+        var events = await f.Cluster.GetEventsAsync(null, new[] { ReplicationEventType.StorageCorrupt }, Array.Empty<int>(), new[] { 3 }, null, ClusterFixture.Bound, CancellationToken.None);
+        Assert.Contains(events.Events, e => e.Node == 3 && e.Message.Contains("state.db"));
+    }
 }
