@@ -51,6 +51,11 @@
         Blocking  = '@(Get-ReplicationCluster | Where-Object Mode -EQ Process | Get-ReplicationNode | Where-Object State -EQ Running).Count -eq 2'   # joined the seed
     }
     'Start-ReplicationNode#4'        = @{ Cluster = ''; Endpoints = @('Free') }
+    'Start-ReplicationNode#5'        = @{
+        Cluster   = ''
+        Endpoints = @('Free', 'Seed')
+        Blocking  = '@(Get-ReplicationCluster | Where-Object Mode -EQ Process | Get-ReplicationNode | Where-Object { $_.State -eq ''Running'' -and $_.Role -eq ''Learner'' }).Count -eq 1'   # joined the seed as a learner
+    }
     'Test-ReplicationBackup#1'       = @{ Before = 'Backup-ReplicationCluster -Path ./backups/b1 | Out-Null' }
     'Test-ReplicationBackup#2'       = @{ Before = 'Backup-ReplicationCluster -Path ./backups/b1 | Out-Null' }
     'Wait-ReplicationLeader#1'       = @{ Cluster = '' }

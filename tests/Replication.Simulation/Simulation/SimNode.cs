@@ -103,6 +103,7 @@ internal sealed class SimNode
         _pendingByIndex.Clear();
         _pendingReads.Clear();
         _awaitingApply.Clear();
+        _sim.ForgetUnwrittenProposals(this);
         return mid;
     }
 
@@ -199,7 +200,7 @@ internal sealed class SimNode
                 return;
             }
             _pendingByIndex[first] = (req, core.Term);
-            _sim.ObserveProposal(first, core.Term, req.OpId, req.Input);
+            _sim.ObserveProposal(this, first, core.Term, req.OpId, req.Input);
         }
         Pump();
     }
@@ -374,6 +375,7 @@ internal sealed class SimNode
             _sim.Reply(this, p.Request, ReplyKind.Lost, null, Core!.Leader);
             return;
         }
+        _sim.ObserveWriteAnswered(p.Request.OpId, e, Core!.Term);
         _sim.Reply(this, p.Request, ReplyKind.Ok, Output(p.Request.Input, results[0]), Core!.Leader, at: 2 * e.Index);
     }
 
