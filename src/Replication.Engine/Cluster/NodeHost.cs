@@ -16,7 +16,7 @@ namespace Replication.Engine.Cluster;
 /// Each loop iteration: tick when due; drain the inbox (peer messages, proposals, reads);
 /// then for all groups at once: persist every Ready's hard state and entries in ONE SQLite
 /// transaction (group commit: one fsync for many proposals and shards), only then send the
-/// messages, then apply committed entries (one state-machine transaction per shard, carrying the
+/// messages (a leader's appends excepted: they leave before the save, see ProcessReadies), then apply committed entries (one state-machine transaction per shard, carrying the
 /// applied index), complete waiting requests, and Advance the cores.
 /// </summary>
 internal sealed partial class NodeHost : IAsyncDisposable
@@ -258,7 +258,27 @@ internal sealed partial class NodeHost : IAsyncDisposable
             writes.Add(new GroupWrite(g.Core.Group, state, ready.Entries));
             written.Add((g, state));
         }
-        // Durable (synchronous=FULL) before anything leaves. False: the disk is full and nothing was
+        // A leader's appends leave before its own copy is durable (Raft thesis 10.2.1, as etcd does): the followers'
+        // writes overlap the leader's instead of following it, which takes one fsync off every write's latency. Safe
+        // because an append promises nothing about the sender's disk: the core counts the leader toward a quorum only
+        // for entries the host reported durable (RaftNode.Advance), and applies an entry only once it is durable here
+        // (RaftLog.NextCommitted), so an acknowledged write is still durable on a majority that includes its leader.
+        // Only from a group whose term and vote are already durable (a new term must be on disk before this node
+        // speaks in it); everything else leaves after the save, as the Ready contract says.
+        HashSet<RaftMessage>? sentEarly = null;
+        foreach (var (g, ready) in readies)
+        {
+            if (ready.Entries.Count == 0 || g.Core.Role != RaftRole.Leader) continue;
+            var state = ready.HardState ?? g.Core.HardState;
+            if (state.Term != g.Persisted.Term || state.Vote != g.Persisted.Vote) continue;
+            foreach (var m in ready.Messages)
+            {
+                if (m.Type != MessageType.Append) continue;
+                _transport!.Send(m);
+                (sentEarly ??= new HashSet<RaftMessage>(ReferenceEqualityComparer.Instance)).Add(m);
+            }
+        }
+        // Durable (synchronous=FULL) before anything else leaves. False: the disk is full and nothing was
         // stored; what then may still leave, and why, is in NodeHost.DiskFull.cs.
         var outcome = writes.Count == 0 ? SaveOutcome.Saved : TrySave(writes);
         bool saved = outcome == SaveOutcome.Saved;
@@ -271,6 +291,7 @@ internal sealed partial class NodeHost : IAsyncDisposable
             bool termVoteDurable = g.Core.Term == g.Persisted.Term && g.Core.Vote == g.Persisted.Vote;
             foreach (var m in ready.Messages)
             {
+                if (sentEarly?.Contains(m) == true) continue;
                 if (unsaved && !(termVoteDurable && MaySendUnpersisted(m))) continue;
                 if (m.Type == MessageType.Snapshot) StartSnapshotTransfer(g, m); // the data goes out of band, in chunks
                 else _transport!.Send(m);

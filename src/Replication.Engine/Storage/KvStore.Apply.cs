@@ -46,6 +46,8 @@ public sealed partial class KvStore
         var results = new List<EntryApplyResult>();
         // Ranges as this batch leaves them: a split applies to the entries after it in the same batch; published after the commit.
         var ranges = _ranges;
+        long added = 0; // keys created minus keys deleted, for the key count
+        var split = new List<int>();
         foreach (var e in entries)
         {
             if (e.Index <= lastIndex) continue;
@@ -63,6 +65,8 @@ public sealed partial class KvStore
                 if (SplitApplies(ranges, shard, command))
                 {
                     ApplySplit(tx, shard, command);
+                    split.Add(shard);
+                    split.Add(command.NewShard);
                     ranges = new Dictionary<int, (ulong, ulong)>(ranges)
                     {
                         [shard] = (command.LeftStart, command.LeftLast),
@@ -82,7 +86,11 @@ public sealed partial class KvStore
                     throw new StorageCorruptException($"State machine '{_filePath}', shard {shard}: entry {e.Index}: {ex.Message}") { Target = e.Index };
                 }
                 var list = new KvOpResult[ops.Count];
-                for (int i = 0; i < ops.Count; i++) list[i] = ApplyOp(ranges, shard, e.Index, ops[i]);
+                for (int i = 0; i < ops.Count; i++)
+                {
+                    var result = list[i] = ApplyOp(ranges, shard, e.Index, ops[i]);
+                    if (result.Applied && result.Existed != (ops[i].Type != KvOpType.Delete)) added += result.Existed ? -1 : 1;
+                }
                 opResults = list;
             }
             results.Add(new EntryApplyResult(e.Index, opResults));
@@ -97,7 +105,7 @@ public sealed partial class KvStore
             _upsertApplied.Parameters[2].Value = lastTerm;
             _upsertApplied.ExecuteNonQuery();
         }
-        tx.Commit();
+        CommitCounted(tx, shard, added, split.ToArray());
         _ranges = ranges; // published after the commit: readers never see a range ahead of the rows
         return results;
     }

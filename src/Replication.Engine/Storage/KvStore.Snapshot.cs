@@ -45,7 +45,7 @@ public sealed partial class KvStore
             _upsertApplied.Parameters[1].Value = index;
             _upsertApplied.Parameters[2].Value = term;
             _upsertApplied.ExecuteNonQuery();
-            tx.Commit();
+            CommitCounted(tx, shard, 0, shard);
         });
     }
 
@@ -97,7 +97,7 @@ public sealed partial class KvStore
             cmd.Parameters.AddWithValue("@s", shard);
             cmd.ExecuteNonQuery();
         }
-        tx.Commit();
+        CommitCounted(tx, shard, 0, shard);
     }
 
     /// <summary>
@@ -127,7 +127,7 @@ public sealed partial class KvStore
                     cmd.Parameters.AddWithValue("@s", shard);
                     cmd.ExecuteNonQuery();
                 }
-                tx.Commit();
+                CommitCounted(tx, shard, 0, shard);
             }
         }
         finally

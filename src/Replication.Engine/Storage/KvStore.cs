@@ -93,6 +93,25 @@ public sealed partial class KvStore : IDisposable
         _readerConnectionString = SqliteSetup.ReaderConnectionString(filePath);
     }
 
+    // Key counts per shard (see Count): _counts holds the shards whose count is known; _commits counts the commits that
+    // changed rows. Both guarded by _countGate, which a commit holds from before it commits until it has adjusted them.
+    private readonly object _countGate = new();
+    private readonly Dictionary<int, long> _counts = new();
+    private long _commits;
+
+    /// <summary>Commits <paramref name="tx"/>, then adjusts the known key counts: by <paramref name="delta"/> keys for
+    /// <paramref name="shard"/>, and forgets those of <paramref name="recount"/> (their rows were replaced wholesale).</summary>
+    private void CommitCounted(SqliteTransaction tx, int shard, long delta, params int[] recount)
+    {
+        lock (_countGate)
+        {
+            tx.Commit();
+            _commits++;
+            if (delta != 0 && _counts.TryGetValue(shard, out long n)) _counts[shard] = n + delta;
+            foreach (int s in recount) _counts.Remove(s);
+        }
+    }
+
     // The hash range each split shard owns (a shard never split has no row: it accepts every key routed to it).
     private volatile Dictionary<int, (ulong Start, ulong Last)> _ranges = new();
 

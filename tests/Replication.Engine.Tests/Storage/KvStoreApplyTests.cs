@@ -190,6 +190,37 @@ public sealed class KvStoreApplyTests : IDisposable
         Assert.Equal(Entries, _kv.Count(1));
     }
 
+    /// <summary>The key count is kept by the writer once counted (KvStore.Count): every kind of commit leaves it equal to
+    /// a count of the rows, whether the count was known before the commit or not.</summary>
+    [Fact]
+    public void CountStaysExactThroughEveryKindOfCommit()
+    {
+        long index = 0;
+        void Check(int shard)
+        {
+            using var fresh = new KvStore(DbPath); // counts the rows itself: nothing known yet
+            Assert.Equal(fresh.Count(shard), _kv.Count(shard));
+        }
+        Assert.Equal(0, _kv.Count(1)); // known from here on
+        _kv.Apply(1, [Entry(++index, 1, Put("a", "1"), Put("b", "1"), Put("a", "2"))]);
+        Assert.Equal(2, _kv.Count(1));
+        _kv.Apply(1, [Entry(++index, 1, Put("c", "1", expected: 5), Del("zz"), Del("b", expected: 7))]); // all change nothing
+        Assert.Equal(2, _kv.Count(1));
+        _kv.Apply(1, [Entry(++index, 1, Del("a"), Put("d", "1", expected: 0)), Entry(++index, 1, Put("e", "1"), Del("e"), Put("e", "2"))]);
+        Assert.Equal(3, _kv.Count(1)); // b, d, e
+        Check(1);
+        _kv.InstallSnapshot(1, ++index, 1, [new StoredKey("x", "1", 1, 1)]);
+        Assert.Equal(1, _kv.Count(1));
+        _kv.Apply(1, [Entry(++index, 1, Put("y", "1"))]);
+        Assert.Equal(2, _kv.Count(1));
+        Check(1);
+        _kv.DropShard(1);
+        Assert.Equal(0, _kv.Count(1));
+        _kv.Apply(2, [Entry(1, 1, Put("q", "1"))]); // a shard never counted: counted at its first call
+        Assert.Equal(1, _kv.Count(2));
+        Check(2);
+    }
+
     [Fact]
     public void GetValidatesKey()
     {

@@ -51,6 +51,19 @@ public sealed class KvStoreSplitTests : IDisposable
     }
 
     [Fact]
+    public void Key_counts_known_before_a_split_follow_the_rows()
+    {
+        var keys = Enumerable.Range(0, 200).Select(i => $"k{i}").ToArray();
+        Assert.Equal(0, _kv.Count(0)); // known from here on, kept by each commit
+        Assert.Equal(0, _kv.Count(1));
+        _kv.Apply(0, keys.Select((k, i) => KvStoreApplyTests.Entry(i + 1, 1, KvStoreApplyTests.Put(k, "v"))).ToArray());
+        Assert.Equal(200, _kv.Count(0));
+        _kv.Apply(0, [SplitEntry(201, Split01)]);
+        Assert.Equal(keys.Count(k => Halves.ShardFor(k) == 0), _kv.Count(0));
+        Assert.Equal(keys.Count(k => Halves.ShardFor(k) == 1), _kv.Count(1));
+    }
+
+    [Fact]
     public void An_entry_after_the_split_in_the_same_batch_is_refused_for_a_moved_key()
     {
         string right = KeyIn(1, 0), left = KeyIn(0, 0);

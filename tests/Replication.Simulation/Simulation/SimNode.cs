@@ -96,6 +96,7 @@ internal sealed class SimNode
             if (rd.Snapshot is null && writeCommitted) SaveDurably(rd);
         }
         Persisting = null;
+        _sentEarly.Clear();
         Up = false;
         Epoch++;
         Core = null;
@@ -227,6 +228,7 @@ internal sealed class SimNode
                 Staged = null;
             }
             if (AckBeforePersist) Send(rd);
+            else SendAppendsEarly(rd);
             if (NeedsWrite(rd) && SlowDiskTicks > 0)
             {
                 Persisting = rd;
@@ -270,10 +272,31 @@ internal sealed class SimNode
         if (rd.Messages.Any(m => m.Type == MessageType.VoteResponse && !m.Reject)) _sim.MaybeCrashAt(this, CrashPoint.AfterVote);
     }
 
+    /// <summary>Appends this Ready sent before it was persisted (<see cref="SendAppendsEarly"/>), not sent again after.</summary>
+    private readonly HashSet<RaftMessage> _sentEarly = new(ReferenceEqualityComparer.Instance);
+
+    /// <summary>
+    /// As NodeHost.ProcessReadies: a leader's appends leave before its own write (which a slow disk holds for some
+    /// ticks, and a crash may lose), when the group's term and vote are already durable; the rest waits for the write.
+    /// </summary>
+    private void SendAppendsEarly(Ready rd)
+    {
+        if (rd.Entries.Count == 0 || Core!.Role != RaftRole.Leader) return;
+        var state = rd.HardState ?? Core.HardState;
+        if (state.Term != Disk.HardState.Term || state.Vote != Disk.HardState.Vote) return;
+        foreach (var m in rd.Messages)
+        {
+            if (m.Type != MessageType.Append) continue;
+            _sim.Send(m);
+            _sentEarly.Add(m);
+        }
+    }
+
     private void Send(Ready rd)
     {
         foreach (var m in rd.Messages)
         {
+            if (_sentEarly.Remove(m)) continue;
             if (m.Type == MessageType.Snapshot) StartSnapshotTransfer(m);
             else _sim.Send(m);
         }

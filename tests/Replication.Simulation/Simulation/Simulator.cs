@@ -454,14 +454,19 @@ public sealed partial class Simulator
     }
 
     /// <summary>
-    /// A node crashed: what it proposed and had not written is gone from everywhere (a host writes before it sends), and
-    /// its (index, term) may be used again. Only a group of one voter does that: its vote for itself in a term may be
-    /// lost with the write, and it then leads that term again after the restart, with other entries (seen after a
-    /// forced recovery). Without this, a later entry there was taken for the lost operation.
+    /// A node crashed: what it proposed in a term it had not made durable (its vote for itself lost with the write) is
+    /// gone from everywhere (a host writes a new term before it sends anything in it, appends included), and its
+    /// (index, term) may be used again. Only a group of one voter does that: its vote for itself in a term may be lost
+    /// with the write, and it then leads that term again after the restart, with other entries (seen after a forced
+    /// recovery). Without this, a later entry there was taken for the lost operation. What it proposed in a durable
+    /// term is kept even if its own write was lost: its appends may have left before that write (SendAppendsEarly), a
+    /// follower may hold the entry and it may commit, and the term cannot be led again, so (index, term) stays its own.
     /// </summary>
     internal void ForgetUnwrittenProposals(SimNode n)
     {
-        foreach (var (key, node) in _proposer.Where(p => p.Value == n.Id && !n.Disk.Has(p.Key.Index, p.Key.Term)).ToList())
+        var durable = n.Disk.HardState;
+        bool TermLost(long term) => durable.Term < term || (durable.Term == term && durable.Vote != n.Id);
+        foreach (var (key, node) in _proposer.Where(p => p.Value == n.Id && !n.Disk.Has(p.Key.Index, p.Key.Term) && TermLost(p.Key.Term)).ToList())
         {
             _proposer.Remove(key);
             _proposedOps.Remove(key);
