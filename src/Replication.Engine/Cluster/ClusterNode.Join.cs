@@ -144,6 +144,9 @@ public sealed partial class ClusterNode
             else
             {
                 nodeId = metadata.Nodes.Keys.DefaultIfEmpty(0).Max() + 1;
+                // A node id is the low bits of its replicas' member ids (ReplicaIds).
+                if (nodeId > Transport.ReplicaIds.MaxNode)
+                    throw new ClusterOptionsException(ClusterOptionsException.Invalid, $"Node ids run out at {Transport.ReplicaIds.MaxNode}: no node can join.");
                 var results = await ProposeMetadataAsync(new[] { PutNode(nodeId, new NodeEntry(endpoint, token), expectedVersion: 0) }, timeout, ct).ConfigureAwait(false);
                 if (!results[0].Applied) throw new Cluster.RetryableException($"node id {nodeId} was taken meanwhile");
                 Log($"node {nodeId} joined from {endpoint}");
