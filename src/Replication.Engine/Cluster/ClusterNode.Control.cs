@@ -80,9 +80,12 @@ public sealed partial class ClusterNode
         // it as a learner (DesiredLearners), and it must host the group to receive the entries.
         bool learnerOnly = metadata.DesiredLearners().Contains(NodeId);
         // Each as the member id the metadata gave this node's replica there (ReplicaIds); one this node already dropped is
-        // refused by the host (its tombstone) until the metadata names a newer one.
+        // refused by the host (its tombstone) until the metadata names a newer one. None while this node is being rebuilt:
+        // its replicas come back under the new ids its let-back writes (a node started with its stores discarded has no
+        // tombstones to stop it from hosting an old id).
+        bool rebuilding = metadata.IsRebuilding(NodeId);
         foreach (var (shard, replicas) in metadata.Placement)
-            if ((replicas.Contains(NodeId) || learnerOnly) && !status.ContainsKey(shard) && metadata.MapOr(ShardCount).Contains(shard)
+            if ((replicas.Contains(NodeId) || learnerOnly) && !rebuilding && !status.ContainsKey(shard) && metadata.MapOr(ShardCount).Contains(shard)
                 && await _host.AddGroupAsync(shard, metadata.MemberIdOf(shard, NodeId), bootstrapVoters: null).ConfigureAwait(false))
                 Log($"node {NodeId}: hosting shard {shard} (joining, replica {ReplicaIds.IncarnationOf(metadata.MemberIdOf(shard, NodeId))}.{NodeId})");
 
