@@ -20,6 +20,11 @@ internal sealed record NodeHostOptions
     public int SnapshotCatchUpEntries { get; init; } = 1_000;
     /// <summary>Target size of one snapshot chunk on the wire.</summary>
     public int SnapshotChunkBytes { get; init; } = 256 * 1024;
+    /// <summary>
+    /// Snapshot chunks in flight to one peer (NodeHost.Snapshots.cs). With 256 KiB chunks, 4 keep a loopback or LAN link
+    /// busy while the receiver's loop writes each chunk to its staging file, at 1 MiB of buffers per transfer.
+    /// </summary>
+    public int SnapshotWindow { get; init; } = 4;
     /// <summary>A snapshot transfer whose next acknowledgment does not come within this time is abandoned (and retried by Raft).</summary>
     public TimeSpan SnapshotAckTimeout { get; init; } = TimeSpan.FromSeconds(10);
     public Action<string>? Log { get; init; }
