@@ -1,6 +1,7 @@
 using Replication.Engine.Cluster;
 using Replication.Engine.Raft;
 using Replication.Engine.Ring;
+using Replication.Engine.Storage;
 using Replication.Engine.Transport;
 
 namespace Replication.Simulation.Simulation;
@@ -84,6 +85,11 @@ public sealed partial class Simulator
         var ids = Options.Mutant is Mutant.ReplicaIdReused or Mutant.EmptyReplicaVotes ? null
             : _metadata.NewReplicaIds(RingShard, replicas.Except(_metadata.ReplicasOf(RingShard)));
         _metadata = _metadata with { Placement = new Dictionary<int, IReadOnlyList<int>> { [RingShard] = replicas.ToArray() } };
+        WriteReplicaIds(ids);
+    }
+
+    private void WriteReplicaIds(KvOp? ids)
+    {
         if (ids is not null)
             _metadata = ClusterMetadata.FromRows(_metadata.ToRows().Where(r => r.Key != ids.Key).Append((ids.Key, ids.Value!)));
     }
@@ -133,6 +139,8 @@ public sealed partial class Simulator
             {
                 int m = ++_lastMachine;
                 SetMachine(m, new NodeEntry($"sim:{m}", Guid.Empty));
+                if (Options.Mutant is not (Mutant.ReplicaIdReused or Mutant.EmptyReplicaVotes))
+                    WriteReplicaIds(_metadata.NewReplicaIds(RingShard, new[] { m })); // registration (RegisterNodeAsync)
                 Fault("ring join", $"machine {m} (empty)");
                 break;
             }
