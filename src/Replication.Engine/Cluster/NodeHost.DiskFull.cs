@@ -182,7 +182,7 @@ internal sealed partial class NodeHost
             return new DiskFullException($"Shard {g.Core.Group} cannot take writes: the disks of nodes {string.Join(", ", g.Core.Voters.Select(ReplicaIds.NodeOf).Where(v => Array.IndexOf(full, v) >= 0).Order())} are full, leaving no quorum of its voters that can persist one. Nothing was written; writes resume by themselves once the disks have room.");
         }
         if (g.Core.LeadTransferee is int target and not 0)
-            return new RetryableException($"node {Id} is handing shard {g.Core.Group} to node {target}: its disk is full", target);
+            return new RetryableException($"node {Id} is handing shard {g.Core.Group} to node {ReplicaIds.NodeOf(target)}: its disk is full", ReplicaIds.NodeOf(target));
         return new DiskFullException($"Node {Id} cannot take writes: {_diskFull} Nothing was written; writes resume by themselves once the disk has room.");
     }
 
