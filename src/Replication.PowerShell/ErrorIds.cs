@@ -43,4 +43,8 @@ public static class ErrorIds
     /// <summary>Invoke-ReplicationFailover -AllowDataLoss: the survivor kept changing (it led again, its configuration
     /// moved) until the timeout; nothing rewritten (the engine's id).</summary>
     public const string ForcedRecoveryConflict = Replication.Engine.Cluster.ClusterNode.ForcedRecoveryConflict;
+    /// <summary>A change that the metadata group must record (a node added, removed, suspended or moved, a shard placed
+    /// or split) while that group has no leader and most of its voters are down: refused after a few seconds instead of
+    /// retried to the timeout (the engine's id).</summary>
+    public const string MetadataQuorumLost = Replication.Engine.Cluster.ClusterNode.MetadataQuorumLost;
 }

@@ -10,8 +10,9 @@
 #   Before      = script run first in the example's scope (a backup to restore, a connection to close...)
 #   Endpoints   = one role per distinct host:port literal of the example, in order of appearance; the literal is
 #                 replaced by: 'Local' (an endpoint of the fresh cluster), 'Remote' (of the remote cluster another
-#                 pwsh process runs, with $secret), 'RemoteEmpty' (of an empty remote cluster there), 'Seed' (a
-#                 node running alone in that process, to join), or 'Free' (a free loopback port to listen on).
+#                 pwsh process runs, with $secret), 'RemoteEmpty' (of an empty remote cluster there), 'Seed' or
+#                 'SecondSeed' (one of two nodes running alone in that process, to join), or 'Free' (a free loopback
+#                 port to listen on).
 #                 $RemoteEndpoints and $RemoteEmptyEndpoints hold the remote endpoints for Before scripts.
 #   Blocking    = a script that is true once a blocking example (Start-ReplicationNode -Wait) is up; the example then
 #                 runs in a runspace of its own and is stopped like Ctrl+C once that holds (within 120 s).
@@ -51,6 +52,11 @@
         Blocking  = '@(Get-ReplicationCluster | Where-Object Mode -EQ Process | Get-ReplicationNode | Where-Object State -EQ Running).Count -eq 2'   # joined the seed
     }
     'Start-ReplicationNode#4'        = @{ Cluster = ''; Endpoints = @('Free') }
+    'Start-ReplicationNode#5'        = @{
+        Cluster   = ''
+        Endpoints = @('Free', 'SecondSeed')   # the first seed lost its metadata quorum when example 3's node stopped
+        Blocking  = '@(Get-ReplicationCluster | Where-Object Mode -EQ Process | Get-ReplicationNode | Where-Object { $_.State -eq ''Running'' -and $_.Role -eq ''Learner'' }).Count -eq 1'   # joined the seed as a learner
+    }
     'Test-ReplicationBackup#1'       = @{ Before = 'Backup-ReplicationCluster -Path ./backups/b1 | Out-Null' }
     'Test-ReplicationBackup#2'       = @{ Before = 'Backup-ReplicationCluster -Path ./backups/b1 | Out-Null' }
     'Wait-ReplicationLeader#1'       = @{ Cluster = '' }

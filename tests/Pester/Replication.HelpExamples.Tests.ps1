@@ -40,7 +40,9 @@ function Get-Credential { param([Parameter(Position = 0)] $UserName) [pscredenti
 
     function Start-RemoteHost {
         # Another pwsh process, as a remote shell would face: two embedded clusters with the known secret (remote-a,
-        # and remote-empty for restores) and a node running alone (a seed to join). Started once, on first use.
+        # and remote-empty for restores) and two nodes running alone (seeds to join: an example that joins one and is
+        # then stopped leaves that seed's metadata group without a quorum, as it would for an operator, so the next
+        # example joins the other). Started once, on first use.
         if ($script:Remote) { return $script:Remote }
         $env:HELP_EXAMPLE_SECRET = $script:SecretText
         $env:HELP_EXAMPLE_DATA = Join-Path $TestDrive 'remote-host'
@@ -52,9 +54,10 @@ function Get-Credential { param([Parameter(Position = 0)] $UserName) [pscredenti
             $a = New-ReplicationCluster -Name remote-a -Path (Join-Path $env:HELP_EXAMPLE_DATA 'a') -ClusterSecret $s -ShardCount 2
             $e = New-ReplicationCluster -Name remote-empty -Path (Join-Path $env:HELP_EXAMPLE_DATA 'empty') -ClusterSecret $s -ShardCount 2
             $n = Start-ReplicationNode -Path (Join-Path $env:HELP_EXAMPLE_DATA 'seed') -Listen 127.0.0.1:0 -ClusterSecret $s -Name seed
+            $n2 = Start-ReplicationNode -Path (Join-Path $env:HELP_EXAMPLE_DATA 'seed2') -Listen 127.0.0.1:0 -ClusterSecret $s -Name seed2
             Wait-ReplicationLeader -Cluster $a -Timeout 60 | Out-Null
             Wait-ReplicationLeader -Cluster $e -Timeout 60 | Out-Null
-            'READY ' + (@{ Remote = @($a.Endpoints); RemoteEmpty = @($e.Endpoints); Seed = @($n.Endpoint) } | ConvertTo-Json -Compress)
+            'READY ' + (@{ Remote = @($a.Endpoints); RemoteEmpty = @($e.Endpoints); Seed = @($n.Endpoint, $n2.Endpoint) } | ConvertTo-Json -Compress)
             [Console]::Out.Flush()
             [void][Console]::In.ReadLine()   # until the test closes our stdin
             Get-ReplicationCluster | Remove-ReplicationCluster -Confirm:$false
@@ -109,7 +112,7 @@ function Get-Credential { param([Parameter(Position = 0)] $UserName) [pscredenti
 
             # host:port literals become endpoints that exist here, by role.
             $roles = @($settings.Endpoints)
-            $needsRemote = ($roles | Where-Object { $_ -in 'Remote', 'RemoteEmpty', 'Seed' }) -or "$($settings.Before)" -match '\$Remote'
+            $needsRemote = ($roles | Where-Object { $_ -in 'Remote', 'RemoteEmpty', 'Seed', 'SecondSeed' }) -or "$($settings.Before)" -match '\$Remote'
             $remote = if ($needsRemote) { Start-RemoteHost }
             $literals = @([regex]::Matches($Code, '\b\d{1,3}(?:\.\d{1,3}){3}:\d+\b').Value | Select-Object -Unique)
             for ($i = 0; $i -lt $literals.Count; $i++) {
@@ -119,6 +122,7 @@ function Get-Credential { param([Parameter(Position = 0)] $UserName) [pscredenti
                     'Remote' { $remote.Remote[$i % $remote.Remote.Count] }
                     'RemoteEmpty' { $remote.RemoteEmpty[0] }
                     'Seed' { $remote.Seed[0] }
+                    'SecondSeed' { $remote.Seed[1] }
                     'Free' { Get-FreeEndpoint }
                 }
                 $Code = $Code.Replace($literals[$i], $endpoint)

@@ -75,6 +75,7 @@ Describe 'Restart-ReplicationNode (Embedded)' {
         try {
             Restart-ReplicationNode -Cluster $cluster -Id 1 -Confirm:$false -ErrorAction SilentlyContinue -ErrorVariable err | Out-Null
             $err[0].FullyQualifiedErrorId | Should -Be 'QuorumAtRisk,Replication.PowerShell.Commands.RestartReplicationNodeCommand'
+            $err[0].Exception.Message | Should -BeLike '*node 3 is stopped; start it first*' -Because 'the refusal names its real reason'
             $one = Get-ReplicationNode -Cluster $cluster -Id 1
             $one.State | Should -Be 'Running'
             $one.Suspended | Should -BeFalse

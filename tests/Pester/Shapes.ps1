@@ -69,6 +69,18 @@ function New-TestCluster {
         @(Get-ReplicationNode -Cluster $cluster | Where-Object State -EQ 'Running').Count -eq $NodeCount -and
             $shards.Count -eq $ShardCount -and -not ($shards | Where-Object { $_.Voters.Count -ne $rf -or $_.Leader -eq 0 })
     }
+    # As New-ReplicationCluster does for an embedded cluster: the metadata group, which grows one node at a time after the
+    # shards formed, votes on the lowest five ids (a test that kills two of five nodes relies on it). Node processes are
+    # started one by one, so no cmdlet waits for that here; the metadata leader's MembershipChanged events tell it.
+    $metadataVoters = (@($nodes.Keys | Sort-Object) | Select-Object -First 5) -join ','
+    if ($NodeCount -gt 1) {
+        Wait-Condition -Timeout '00:01:00' -Because "the metadata group of $Name votes on nodes $metadataVoters" -Condition {
+            Get-ReplicationEvent -Cluster $cluster -Type MembershipChanged -WarningAction SilentlyContinue | Where-Object {
+                $_.Message -match '^Metadata group: Members changed: voters \S+ \u2192 ([\d,]+),' -and
+                    ((($Matches[1] -split ',') | ForEach-Object { [int]$_ } | Sort-Object) -join ',') -eq $metadataVoters
+            }
+        }
+    }
     $cluster
 }
 

@@ -2,6 +2,7 @@
 // Stop-ReplicationNode; exactly what Start-ReplicationNode -Wait does, without pwsh's start-up time.
 // Usage: Replication.NodeProcess --path <dir> --listen <host:port> [--join <host:port>] [--certificates <dir>]
 //        [--name <cluster>] [--shards N] [--rf N] (founding only) [--rebuild] (discard the stores, rebuild from peers)
+//        [--role Voter|Learner] [--zone <label>] (joining only: what the node registers with)
 // The secret comes from the environment (REPLICATION_CLUSTER_SECRET), never from the command line.
 // Prints "READY <node id> <cluster id>" once the node listens, then node events; exit code 0 after a
 // clean stop, 2 for a start-up error (its ErrorId on stderr).
@@ -31,6 +32,8 @@ try
         Path = path,
         Listen = listen,
         Join = Arg("--join"),
+        Role = Arg("--role") is { } role ? Enum.Parse<NodeRole>(role, ignoreCase: true) : NodeRole.Voter,
+        Zone = Arg("--zone"),
         Security = Arg("--certificates") is { } certificates
             ? Replication.Engine.Security.TransportSecurity.Tls(certificates, Replication.Engine.Security.CertificateRole.Node)
             : Replication.Engine.Security.TransportSecurity.SharedSecret(ClusterSecret.FromString(secret)),

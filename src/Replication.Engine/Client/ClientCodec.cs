@@ -75,6 +75,8 @@ internal static class ClientCodec
             case JoinRequest r:
                 w.String(r.Endpoint);
                 w.Guid(r.Token);
+                w.U8((byte)r.Role);
+                w.NullableString(r.Zone);
                 break;
             case AdminRequest r:
                 w.String(r.Operation);
@@ -120,7 +122,7 @@ internal static class ClientCodec
             (byte)ClientRequestType.WaitForLeaders => new WaitForLeadersRequest(id, ShardOrAll(ref r), Timeout(ref r)),
             (byte)ClientRequestType.StopNode => new StopNodeRequest(id, r.ReadInt32(), r.ReadBool()),
             (byte)ClientRequestType.StartNode => new StartNodeRequest(id, r.ReadInt32()),
-            (byte)ClientRequestType.Join => new JoinRequest(id, r.ReadString("endpoint"), r.ReadGuid()),
+            (byte)ClientRequestType.Join => new JoinRequest(id, r.ReadString("endpoint"), r.ReadGuid(), Role(ref r), r.ReadBool() ? r.ReadString("zone") : null),
             (byte)ClientRequestType.Admin => new AdminRequest(id, r.ReadString("operation"), r.ReadInt32(), r.ReadString("admin body"), r.ReadByteString("admin blob")),
             (byte)ClientRequestType.ShardScan => new ShardScanRequest(id, r.ReadInt32(), (ulong)r.ReadInt64(), (ulong)r.ReadInt64(), r.ReadString("prefix"), r.ReadBool() ? r.ReadString("after") : null,
                 PageSize(ref r), Consistency(ref r), Timeout(ref r)),
@@ -337,6 +339,12 @@ internal static class ClientCodec
     {
         byte c = r.ReadByte();
         return c <= (byte)ReadConsistency.Stale ? (ReadConsistency)c : throw WireReader.Malformed($"Unknown read consistency {c}.");
+    }
+
+    private static NodeRole Role(ref WireReader r)
+    {
+        byte role = r.ReadByte();
+        return role <= (byte)NodeRole.Learner ? (NodeRole)role : throw WireReader.Malformed($"Unknown node role {role}.");
     }
 
     private static int PageSize(ref WireReader r)

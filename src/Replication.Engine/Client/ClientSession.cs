@@ -162,7 +162,7 @@ internal sealed class ClientSession
                 return await ForwardContext.RunForwardedAsync(() => HandleAsync(r.Inner, ct)).ConfigureAwait(false);
             case JoinRequest r:
             {
-                var joined = await _handler.JoinAsync(r.Endpoint, r.Token, ct).ConfigureAwait(false);
+                var joined = await _handler.JoinAsync(r.Endpoint, r.Token, r.Role, r.Zone, ct).ConfigureAwait(false);
                 return new JoinResponse(id, joined.NodeId, joined.ClusterId, joined.Metadata);
             }
             case ShardScanRequest r:

@@ -23,8 +23,9 @@ public interface IClientRequestHandler
     /// <summary>Starts a stopped node; only possible where its host process can run it
     /// (otherwise a <see cref="NotSupportedRemotelyException"/>).</summary>
     Task StartNodeAsync(int id, CancellationToken cancellationToken);
-    /// <summary>Admits a node listening on <paramref name="endpoint"/>; the same <paramref name="token"/> always gets the same id.</summary>
-    Task<(int NodeId, Guid ClusterId, string Metadata)> JoinAsync(string endpoint, Guid token, CancellationToken cancellationToken);
+    /// <summary>Admits a node listening on <paramref name="endpoint"/> with <paramref name="role"/> and <paramref name="zone"/>; the same
+    /// <paramref name="token"/> always gets the same id (and keeps the role and zone it has).</summary>
+    Task<(int NodeId, Guid ClusterId, string Metadata)> JoinAsync(string endpoint, Guid token, NodeRole role, string? zone, CancellationToken cancellationToken);
     /// <summary>One page of one shard's keys in a hash range (served by a node that can confirm the read itself). More = the page is full.</summary>
     Task<(IReadOnlyList<ReplicationKey> Keys, bool More)> ScanShardAsync(int shard, ulong rangeStart, ulong rangeLast, string prefix, string? after, int limit,
         ReadConsistency consistency, TimeSpan timeout, CancellationToken cancellationToken);

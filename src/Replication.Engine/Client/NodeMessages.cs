@@ -13,8 +13,9 @@ internal sealed record ForwardedRequest(long CorrelationId, ClientRequest Inner)
     public override ClientRequestType Type => ClientRequestType.Forwarded;
 }
 
-/// <summary>A new node asks to join, announcing the endpoint it listens on and the token that makes a retried join idempotent.</summary>
-internal sealed record JoinRequest(long CorrelationId, string Endpoint, Guid Token) : ClientRequest(CorrelationId)
+/// <summary>A new node asks to join, announcing the endpoint it listens on, the token that makes a retried join idempotent,
+/// and the role and zone it registers with (a node already registered under the token keeps the ones it has).</summary>
+internal sealed record JoinRequest(long CorrelationId, string Endpoint, Guid Token, NodeRole Role = NodeRole.Voter, string? Zone = null) : ClientRequest(CorrelationId)
 {
     public override ClientRequestType Type => ClientRequestType.Join;
 }

@@ -163,7 +163,7 @@ public sealed partial class ClusterNode
 
         if (metadata.Nodes.TryGetValue(NodeId, out var self) && self.Endpoint != Endpoint)
         {
-            await JoinAsync(Endpoint, _identity.JoinToken, ct).ConfigureAwait(false);
+            await JoinAsync(Endpoint, _identity.JoinToken, self.Learner ? NodeRole.Learner : NodeRole.Voter, self.Zone, ct).ConfigureAwait(false);
             RefreshMetadata(force: true);
         }
         await CarryOutOwnRebuildAsync(ct).ConfigureAwait(false);

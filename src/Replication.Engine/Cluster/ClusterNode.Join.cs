@@ -11,9 +11,13 @@ namespace Replication.Engine.Cluster;
 /// routes it to the metadata group's leader, which registers the node through the metadata log (the
 /// next id, written only if that id is still free) and answers with the id, the cluster id and the
 /// metadata. A token already registered gets its id back (and its endpoint updated): joining twice,
-/// or again after a crash mid-join, is idempotent. Everything after that is the control loop's job
-/// on the leaders: the new node becomes a learner of the metadata group (then a voter while it has
-/// fewer than five), and the placement brings shards to it (ClusterNode.Control.cs).
+/// or again after a crash mid-join, is idempotent. The join carries the node's role and zone, written
+/// in the same registry entry: a learner-only node is one from its first metadata entry on, so no
+/// placement, metadata membership or leader balancing ever counts it as a voter (marking it after the
+/// join left a window in which the ring placed voters on it). Everything after that is the control
+/// loop's job on the leaders: the new node becomes a learner of the metadata group (then a voter while
+/// it has fewer than five and is no learner-only node), and the placement brings shards to it
+/// (ClusterNode.Control.cs).
 /// </summary>
 public sealed partial class ClusterNode
 {
@@ -24,11 +28,13 @@ public sealed partial class ClusterNode
         var deadline = Stopwatch.GetTimestamp() + (long)(options.JoinTimeout.TotalSeconds * Stopwatch.Frequency);
         string seed = options.Join!;
         string why = "";
+        string? refusal = null; // the seed's last answer why it could not add the node now (kept: a later timeout says less)
         while (true)
         {
             var remaining = Remaining(deadline);
             if (remaining <= TimeSpan.Zero)
-                throw new EndpointUnreachableException($"Could not join through {seed} within {options.JoinTimeout.TotalSeconds:0.#} s: {why}") { Target = seed };
+                throw new EndpointUnreachableException($"Could not join through {seed} within {options.JoinTimeout.TotalSeconds:0.#} s: {why}"
+                    + (refusal is not null && refusal != why ? $" (before that, the seed answered: {refusal})" : "")) { Target = seed };
             ClientConnection? connection = null;
             try
             {
@@ -55,12 +61,12 @@ public sealed partial class ClusterNode
                 {
                     try
                     {
-                        var response = await connection.SendAsync(id => new JoinRequest(id, options.Listen, identity.JoinToken), remaining, new SentFlag<bool>(false), ct).ConfigureAwait(false);
+                        var response = await connection.SendAsync(id => new JoinRequest(id, options.Listen, identity.JoinToken, options.Role, options.Zone), remaining, new SentFlag<bool>(false), ct).ConfigureAwait(false);
                         if (response is JoinResponse joined) return (joined.NodeId, joined.ClusterId, joined.Metadata);
                         if (response is ErrorResponse error)
                         {
                             if (error.Error.Kind is not (ReplicationErrorKind.Unavailable or ReplicationErrorKind.Timeout)) throw error.Error.ToException();
-                            why = error.Error.Message; // no metadata leader yet: ask again
+                            why = refusal = error.Error.Message; // no metadata leader yet, or its quorum is down: ask again
                         }
                     }
                     catch (ConnectionLostException)
@@ -101,17 +107,18 @@ public sealed partial class ClusterNode
     }
 
     /// <summary>Served for a Join request (from a new node, or forwarded by another node): routed to the metadata leader.</summary>
-    public Task<(int NodeId, Guid ClusterId, string Metadata)> JoinAsync(string endpoint, Guid token, CancellationToken cancellationToken)
+    public Task<(int NodeId, Guid ClusterId, string Metadata)> JoinAsync(string endpoint, Guid token, NodeRole role, string? zone, CancellationToken cancellationToken)
     {
         ThrowIfStopped();
         try { ClientConnection.ParseEndpoint(endpoint); }
         catch (FormatException e) { throw new ClusterOptionsException(InvalidEndpoint, e.Message) { Target = endpoint }; }
+        zone = string.IsNullOrEmpty(zone) ? null : zone;
         var deadline = Stopwatch.GetTimestamp() + (long)(JoinServeTimeout.TotalSeconds * Stopwatch.Frequency);
         return RouteAsync(ClusterMetadata.MetadataGroup, deadline, idempotent: true,
-            local: remaining => RegisterNodeAsync(endpoint, token, remaining, cancellationToken),
+            local: remaining => RegisterNodeAsync(endpoint, token, role, zone, remaining, cancellationToken),
             remote: async (target, remaining) =>
             {
-                var response = await CallPeerAsync(target, id => new ForwardedRequest(id, new JoinRequest(id, endpoint, token)), remaining, cancellationToken).ConfigureAwait(false);
+                var response = await CallPeerAsync(target, id => new ForwardedRequest(id, new JoinRequest(id, endpoint, token, role, zone)), remaining, cancellationToken).ConfigureAwait(false);
                 var joined = (JoinResponse)response;
                 return (joined.NodeId, joined.ClusterId, joined.Metadata);
             },
@@ -121,8 +128,9 @@ public sealed partial class ClusterNode
 
     private static readonly TimeSpan JoinServeTimeout = TimeSpan.FromSeconds(10);
 
-    /// <summary>On the metadata leader: registers (or finds) the node of <paramref name="token"/>.</summary>
-    private async Task<(int NodeId, Guid ClusterId, string Metadata)> RegisterNodeAsync(string endpoint, Guid token, TimeSpan timeout, CancellationToken ct)
+    /// <summary>On the metadata leader: registers (or finds) the node of <paramref name="token"/>; a new one with <paramref name="role"/>
+    /// and <paramref name="zone"/> (a registered one keeps its own: those change through SetNodeRoleAsync).</summary>
+    private async Task<(int NodeId, Guid ClusterId, string Metadata)> RegisterNodeAsync(string endpoint, Guid token, NodeRole role, string? zone, TimeSpan timeout, CancellationToken ct)
     {
         await _joinGate.WaitAsync(ct).ConfigureAwait(false);
         try
@@ -147,15 +155,16 @@ public sealed partial class ClusterNode
                 // A node id is the low bits of its replicas' member ids (ReplicaIds).
                 if (nodeId > Transport.ReplicaIds.MaxNode)
                     throw new ClusterOptionsException(ClusterOptionsException.Invalid, $"Node ids run out at {Transport.ReplicaIds.MaxNode}: no node can join.");
+                var entry = new NodeEntry(endpoint, token) { Learner = role == NodeRole.Learner, Zone = zone };
                 // The id may have been a node's that left (ids are the highest registered + 1), whose replicas a member that
                 // missed the changes may still count: whatever the new node hosts is a new member (ReplicaIds), so its ids
                 // start past any that node had — in every shard, as a learner-only node follows every shard.
-                var ops = new List<KvOp> { PutNode(nodeId, new NodeEntry(endpoint, token), expectedVersion: 0) };
+                var ops = new List<KvOp> { PutNode(nodeId, entry, expectedVersion: 0) };
                 foreach (var range in metadata.MapOr(ShardCount).Ranges)
                     if (metadata.NewReplicaIds(range.Shard, new[] { nodeId }) is { } ids) ops.Add(ids);
                 var results = await ProposeMetadataAsync(ops, timeout, ct).ConfigureAwait(false);
                 if (!results[0].Applied) throw new Cluster.RetryableException($"node id {nodeId} was taken meanwhile");
-                Log($"node {nodeId} joined from {endpoint}");
+                Log($"node {nodeId} joined from {endpoint}" + (entry.Learner ? " as a learner" : "") + (zone is null ? "" : $" in zone {zone}"));
             }
             RefreshMetadata(force: true);
             return (nodeId, Id, ClusterMetadata.Read(_host.Store).ToJson());

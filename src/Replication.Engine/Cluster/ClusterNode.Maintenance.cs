@@ -45,6 +45,29 @@ public sealed partial class ClusterNode
     /// <summary>This node's view of every group it hosts, metadata group included (a published snapshot; any thread).</summary>
     internal IReadOnlyCollection<GroupStatus> GroupStatuses => _host.Status.Values.ToArray();
 
+    /// <summary>
+    /// The voters group <paramref name="group"/> should have by this node's metadata: the lowest five node ids for the
+    /// metadata group, the placement (less nodes being rebuilt) for a data shard; empty when the metadata names none yet.
+    /// A group with fewer voters than these, all of them running, is still forming (a new cluster, a node just added): a
+    /// learner is being caught up and promoted, and the control loop adds the rest one at a time.
+    /// </summary>
+    internal IReadOnlyList<int> DesiredVotersOf(int group) =>
+        group == ClusterMetadata.MetadataGroup ? _metadata.MetadataMembership().Voters : _metadata.DesiredVoters(group);
+
+    /// <summary>
+    /// Null when this node leads the metadata group and the group has the membership the metadata asks for (every node
+    /// registered, the lowest five ids voting, the rest learning); else what it still lacks, for a message.
+    /// </summary>
+    internal string? MetadataGroupForming()
+    {
+        if (!_host.Status.TryGetValue(ClusterMetadata.MetadataGroup, out var st) || st.Role != RaftRole.Leader)
+            return $"node {NodeId} does not lead the metadata group";
+        var (voters, learners) = _metadata.MetadataMembership();
+        if (st.Voters.Order().SequenceEqual(voters.Order()) && st.Learners.Order().SequenceEqual(learners.Order())) return null;
+        return $"the metadata group has voters [{string.Join(",", st.Voters.Order())}] and learners [{string.Join(",", st.Learners.Order())}], "
+            + $"not yet [{string.Join(",", voters.Order())}] and [{string.Join(",", learners.Order())}]";
+    }
+
     /// <summary>Asks for a transfer of every leadership this node holds to the running, not suspended voter furthest along.</summary>
     private async Task HandLeadershipsToOthersAsync()
     {

@@ -49,6 +49,17 @@ public sealed partial class ClusterNode
 
     private readonly ConcurrentDictionary<int, int> _leaderHints = new();
 
+    /// <summary>ErrorId: the metadata group has no leader and a majority of its voters is down, so no membership, ring or
+    /// registry change can be made until they run again (the metadata group cannot be recovered by force).</summary>
+    public const string MetadataQuorumLost = "MetadataQuorumLost";
+    /// <summary>
+    /// How long a request for the metadata group waits while that group has no leader and most of its voters are down
+    /// before it is refused with <see cref="MetadataQuorumLost"/>, instead of retrying to its timeout: long enough for a
+    /// restarted voter to answer a poll again and for a slow poll on a loaded machine to pass (a poll times out after
+    /// <see cref="PollTimeout"/>, one is sent every <see cref="StatusInterval"/>).
+    /// </summary>
+    private static readonly TimeSpan MetadataQuorumLostAfter = TimeSpan.FromSeconds(5);
+
     // ---- the routing loop ----
 
     /// <summary>
@@ -60,6 +71,7 @@ public sealed partial class ClusterNode
         Func<int, TimeSpan, Task<T>> remote, Func<string, Exception> timedOut, CancellationToken ct)
     {
         string why = "no leader is known";
+        long? quorumLostSince = null;
         for (int attempt = 0; ; attempt++)
         {
             ct.ThrowIfCancellationRequested();
@@ -67,6 +79,13 @@ public sealed partial class ClusterNode
             var remaining = Remaining(deadline);
             if (remaining <= TimeSpan.Zero) throw timedOut(why);
             if (ForwardContext.IsForwarded) return await ServeForwardedAsync(group, remaining, idempotent, local, timedOut).ConfigureAwait(false);
+            if (group == ClusterMetadata.MetadataGroup && MetadataQuorumLostReason() is { } lost)
+            {
+                quorumLostSince ??= Stopwatch.GetTimestamp();
+                if (Stopwatch.GetElapsedTime(quorumLostSince.Value) >= MetadataQuorumLostAfter)
+                    throw new RemoteOperationException(MetadataQuorumLost, ReplicationErrorKind.Unavailable, lost);
+            }
+            else quorumLostSince = null;
             int target = LeaderGuess(group, attempt);
             if (target == 0)
             {
@@ -220,6 +239,24 @@ public sealed partial class ClusterNode
             if (leader != 0 && leader != from && term > since) return leader;
             await _host.WaitForChangeAsync(LeaderWatchPoll, ct).ConfigureAwait(false);
         }
+    }
+
+    /// <summary>
+    /// Why the metadata group cannot elect a leader, when this node's replica of it knows no leader and fewer than a
+    /// majority of its voters run (this node, or peers that answered their last status poll); null otherwise.
+    /// </summary>
+    private string? MetadataQuorumLostReason()
+    {
+        if (!_host.Status.TryGetValue(ClusterMetadata.MetadataGroup, out var st) || st.Role == RaftRole.Leader || st.Leader != 0 || st.Voters.Count == 0)
+            return null;
+        var down = st.Voters.Where(v => !IsRunningNode(v)).Order().ToArray();
+        int running = st.Voters.Count - down.Length;
+        if (running >= st.Voters.Count / 2 + 1) return null;
+        string nodes = down.Length == 1 ? $"node {down[0]} is" : $"nodes {string.Join(", ", down)} are";
+        return $"The metadata group has no leader and cannot elect one: only {running} of its voters [{string.Join(",", st.Voters.Order())}] run "
+            + $"({nodes} down, as node {NodeId} sees it), so no node can be added, removed, suspended or moved and no shard placed or split. "
+            + $"Start {(down.Length == 1 ? "it" : "them")} again. If they are lost for good, the metadata group cannot be recovered by force "
+            + "(Invoke-ReplicationFailover -AllowDataLoss is for data shards): restore the cluster from a backup (Restore-ReplicationCluster).";
     }
 
     /// <summary>The node to try for <paramref name="group"/> on this attempt; 0 when nothing is known.</summary>

@@ -202,6 +202,8 @@ public sealed partial class ClusterNode
         return node with
         {
             ShardsLed = led,
+            Role = entry?.Learner == true ? NodeRole.Learner : NodeRole.Voter,
+            Zone = string.IsNullOrEmpty(entry?.Zone) ? null : entry.Zone,
             Rebuilding = entry?.Rebuilding ?? false,
             Suspended = entry?.Suspended ?? false,
             RebuildEpoch = entry?.RebuildEpoch ?? 0,

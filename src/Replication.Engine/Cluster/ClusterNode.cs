@@ -149,6 +149,8 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
                     throw new NodePathInUseException($"'{path}' holds a node whose join did not complete; start it again with -Join.") { Target = path };
                 if (File.Exists(System.IO.Path.Combine(path, "raft.db")) || File.Exists(System.IO.Path.Combine(path, "state.db")))
                     throw new NodePathInUseException($"'{path}' holds Replication data but no node.json; it is not a node this version can resume. Give an empty -Path.") { Target = path };
+                if (options.Role == NodeRole.Learner)
+                    throw new ClusterOptionsException(ClusterOptionsException.Invalid, "A cluster's founding node is a voter: a learner (-Role Learner) joins a running cluster with -Join.") { Target = path };
                 CheckRange(options.ShardCount, 1, ClusterOptions.MaxShardCount, "ShardCount");
                 CheckRange(options.ReplicationFactor, 1, ClusterOptions.MaxNodeCount, "ReplicationFactor");
                 options.Settings.Validate();

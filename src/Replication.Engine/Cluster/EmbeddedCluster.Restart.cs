@@ -23,7 +23,8 @@ public sealed partial class EmbeddedCluster
     /// </summary>
     /// <exception cref="NodeNotFoundException">No such node.</exception>
     /// <exception cref="NodeNotRunningException">The node is not running (Start-ReplicationNode starts it).</exception>
-    /// <exception cref="QuorumAtRiskException">A group the node votes in would be left without a running quorum; nothing was done.</exception>
+    /// <exception cref="QuorumAtRiskException">A group the node votes in would be left without a running quorum (a group still
+    /// forming is waited for until the timeout); nothing was done.</exception>
     /// <exception cref="RemoteOperationException">ErrorId DrainTimeout, or <see cref="CatchUpTimeout"/>.</exception>
     public async Task<ReplicationNode> RestartNodeAsync(int id, TimeSpan timeout, CancellationToken cancellationToken)
     {
@@ -32,7 +33,7 @@ public sealed partial class EmbeddedCluster
         long deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
         if (!_nodes.TryGetValue(id, out var node) || !node.IsRunning)
             throw new NodeNotRunningException(id, $"Node {id} is not running, so there is nothing to restart; Start-ReplicationNode -Id {id} starts it.") { Target = id };
-        CheckQuorumWithout(id, node);
+        await WaitQuorumWithoutAsync(id, deadline, timeout, cancellationToken).ConfigureAwait(false);
         bool wasSuspended = GetNode(id).Suspended;
 
         await SetNodeSuspendedAsync(id, suspended: true, drain: true, Remaining(deadline), cancellationToken).ConfigureAwait(false);
@@ -42,15 +43,54 @@ public sealed partial class EmbeddedCluster
         return wasSuspended ? GetNode(id) : await SetNodeSuspendedAsync(id, suspended: false, drain: false, Remaining(deadline), cancellationToken).ConfigureAwait(false);
     }
 
-    /// <summary>Every group node <paramref name="id"/> votes in (the metadata group too: it must record the resume) keeps a majority of running voters without it.</summary>
-    private void CheckQuorumWithout(int id, ClusterNode node)
+    /// <summary>
+    /// Returns once every group node <paramref name="id"/> votes in (the metadata group too: it must record the resume) keeps
+    /// a majority of running voters without it. A group that is still forming — fewer voters than the metadata asks for,
+    /// every one of them running: a new cluster's metadata group promoting its learners, a node just added — is waited for
+    /// within the timeout, because the control loop is growing it; any other shortfall is refused at once, with its reason
+    /// (which voters are stopped, or a group too small to lose one).
+    /// </summary>
+    /// <exception cref="QuorumAtRiskException">Nothing was done.</exception>
+    private async Task WaitQuorumWithoutAsync(int id, long deadline, TimeSpan timeout, CancellationToken ct)
     {
-        foreach (var group in node.GroupStatuses)
+        while (true)
+        {
+            if (!_nodes.TryGetValue(id, out var node) || !node.IsRunning)
+                throw new NodeNotRunningException(id, $"Node {id} stopped; Start-ReplicationNode -Id {id} starts it.") { Target = id };
+            if (QuorumRiskWithout(id, node) is not { } risk) return;
+            if (!risk.Forming) throw new QuorumAtRiskException(risk.Reason, id, risk.Group) { Target = id };
+            if (Stopwatch.GetTimestamp() >= deadline)
+                throw new QuorumAtRiskException(risk.Reason + $" It was still forming after {timeout.TotalSeconds:0.###} s: ask again once it has its voters, or with a longer -Timeout.", id, risk.Group) { Target = id };
+            await Task.Delay(CatchUpPoll, ct).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>The first group that would be left without a running quorum if node <paramref name="id"/> stopped now, and why; null when none.</summary>
+    private (int Group, bool Forming, string Reason)? QuorumRiskWithout(int id, ClusterNode node)
+    {
+        foreach (var group in node.GroupStatuses.OrderBy(g => g.Shard))
         {
             if (!group.Voters.Contains(id)) continue;
-            int runningOthers = group.Voters.Count(v => v != id && _nodes.TryGetValue(v, out var peer) && peer.IsRunning);
-            if (runningOthers < group.Voters.Count / 2 + 1) throw new QuorumAtRiskException(id, group.Shard) { Target = id };
+            var others = group.Voters.Where(v => v != id).Order().ToArray();
+            var stopped = others.Where(v => !(_nodes.TryGetValue(v, out var peer) && peer.IsRunning)).ToArray();
+            if (others.Length - stopped.Length >= group.Voters.Count / 2 + 1) continue;
+            string name = group.Shard == ClusterMetadata.MetadataGroup ? $"the metadata group (shard {group.Shard})" : $"shard {group.Shard}";
+            string voters = $"voters [{string.Join(",", group.Voters.Order())}]";
+            if (stopped.Length > 0)
+                return (group.Shard, false, $"Restarting node {id} would leave {name} without a running quorum: of its {voters}, "
+                    + $"node{(stopped.Length > 1 ? "s" : "")} {string.Join(", ", stopped)} {(stopped.Length > 1 ? "are" : "is")} stopped; start {(stopped.Length > 1 ? "them" : "it")} first.");
+            // Forming: the control loop is adding the voters the metadata asks for, and once it has, the group keeps a
+            // running quorum without this node.
+            var desired = node.DesiredVotersOf(group.Shard);
+            var desiredOthers = desired.Where(v => v != id).ToArray();
+            if (desired.Count > group.Voters.Count && desiredOthers.Length >= desired.Count / 2 + 1
+                && desiredOthers.All(v => _nodes.TryGetValue(v, out var peer) && peer.IsRunning))
+                return (group.Shard, true, $"Restarting node {id} would leave {name} without a running quorum: it is still forming, with {voters} "
+                    + $"of [{string.Join(",", desired.Order())}].");
+            return (group.Shard, false, $"Restarting node {id} would leave {name} without a running quorum: it has only {voters}, "
+                + "and a group of fewer than three voters cannot lose one without an outage.");
         }
+        return null;
     }
 
     /// <summary>

@@ -54,7 +54,7 @@ public sealed partial class EmbeddedCluster : ClusterClient
 
     /// <summary>
     /// Creates the cluster in <see cref="ClusterOptions.Path"/>, or reopens the one stored there, and starts every
-    /// node. A new cluster returns once it is formed (every node joined and every shard has its replicas); a
+    /// node. A new cluster returns once it is formed (every node joined, every shard has its replicas, and the metadata group its voters); a
     /// reopened one once its nodes listen (leaders follow shortly: <see cref="IReplicationCluster.WaitForLeadersAsync"/>).
     /// </summary>
     /// <exception cref="ClusterOptionsException">Bad options, or a folder holding another cluster or shape (ClusterPathMismatch).</exception>
@@ -176,8 +176,9 @@ public sealed partial class EmbeddedCluster : ClusterClient
         HintSiblings();
     }
 
-    /// <summary>Starts the node of manifest slot <paramref name="slot"/>: founding, joining, or resuming from its folder.</summary>
-    private async Task<ClusterNode> StartSlotAsync(int slot, CancellationToken ct, bool discardStores = false)
+    /// <summary>Starts the node of manifest slot <paramref name="slot"/>: founding, joining, or resuming from its folder.
+    /// <paramref name="joinAs"/>: the role and zone a new node (its first start) registers with.</summary>
+    private async Task<ClusterNode> StartSlotAsync(int slot, CancellationToken ct, bool discardStores = false, (NodeRole Role, string? Zone) joinAs = default)
     {
         var s = _manifest.Nodes[slot];
         string? join = null;
@@ -197,7 +198,7 @@ public sealed partial class EmbeddedCluster : ClusterClient
             new NodeIdentity { NodeId = s.Id, ClusterId = _manifest.Id, JoinToken = entry.Token, Cluster = Node(_nodes.Keys.First(k => Node(k) is not null))!.Info }.Save(folder);
         }
         ClusterNode node;
-        var options = NodeOptionsFor(s.Folder, s.Port, join, discardStores);
+        var options = NodeOptionsFor(s.Folder, s.Port, join, discardStores) with { Role = joinAs.Role, Zone = joinAs.Zone };
         try
         {
             node = await ClusterNode.StartAsync(options, ct).ConfigureAwait(false);
@@ -254,7 +255,13 @@ public sealed partial class EmbeddedCluster : ClusterClient
                 a.HintPeer(b.NodeId, b.Endpoint);
     }
 
-    /// <summary>Waits until every node joined and every shard has its replication factor in voters, with a leader.</summary>
+    /// <summary>
+    /// Waits until every node joined, every shard has its replication factor in voters with a leader, and the metadata
+    /// group has its full membership (the lowest five ids voting, the rest learning). The metadata group grows one node at
+    /// a time after the data shards may already be formed: returning before it has would leave a new cluster where one
+    /// node's restart (QuorumAtRisk) or the loss of two nodes (a three-voter metadata group of a five-node cluster, which
+    /// cannot be recovered by force) stops every membership change, which a runbook cannot foresee.
+    /// </summary>
     private async Task WaitUntilFormedAsync(CancellationToken ct)
     {
         var deadline = Stopwatch.GetTimestamp() + (long)(FormTimeout.TotalSeconds * Stopwatch.Frequency);
@@ -264,11 +271,26 @@ public sealed partial class EmbeddedCluster : ClusterClient
         {
             var status = await StatusAsync(ct).ConfigureAwait(false);
             int formed = status.Shards.Count(s => s.Voters.Count == want && s.Learners.Count == 0 && s.Leader != 0);
-            if (formed == ShardCount && status.Nodes.Count == _manifest.Nodes.Count) return;
-            state = $"{status.Nodes.Count} of {_manifest.Nodes.Count} nodes joined, {formed} of {ShardCount} shards at {want} voters";
+            string? metadata = MetadataGroupForming();
+            if (formed == ShardCount && status.Nodes.Count == _manifest.Nodes.Count && metadata is null) return;
+            state = $"{status.Nodes.Count} of {_manifest.Nodes.Count} nodes joined, {formed} of {ShardCount} shards at {want} voters"
+                + (metadata is null ? "" : $", {metadata}");
             await Task.Delay(TimeSpan.FromMilliseconds(20), ct).ConfigureAwait(false);
         }
         throw new QuorumUnavailableException(0, FormTimeout, $"the cluster did not form in time ({state})");
+    }
+
+    /// <summary>Null when a running node of this process leads the metadata group at its full membership; else what it lacks.</summary>
+    private string? MetadataGroupForming()
+    {
+        string? lacking = "the metadata group has no leader";
+        foreach (var node in _nodes.Values.Where(n => n.IsRunning))
+        {
+            if (!node.GroupStatuses.Any(g => g.Shard == ClusterMetadata.MetadataGroup && g.Role == Raft.RaftRole.Leader)) continue;
+            lacking = node.MetadataGroupForming();
+            if (lacking is null) return null;
+        }
+        return lacking;
     }
 
     // ---- nodes: what a process hosting them can do ----
@@ -302,7 +324,8 @@ public sealed partial class EmbeddedCluster : ClusterClient
             lock (_manifest) _manifest.Nodes.Add(new ClusterManifest.NodeSlot(folder, 0, 0));
             try
             {
-                node = await StartSlotAsync(_manifest.Nodes.Count - 1, cancellationToken).ConfigureAwait(false);
+                // The role and zone travel with the join: the node is registered learner-only from its first entry on.
+                node = await StartSlotAsync(_manifest.Nodes.Count - 1, cancellationToken, joinAs: (learner ? NodeRole.Learner : NodeRole.Voter, zone)).ConfigureAwait(false);
             }
             catch
             {
@@ -316,7 +339,6 @@ public sealed partial class EmbeddedCluster : ClusterClient
         {
             _admin.Release();
         }
-        if (zone is not null || learner) await SetNodeRoleAsync(node.NodeId, zone, learner ? true : null, AddNodeTimeout, cancellationToken).ConfigureAwait(false);
         return await WaitForNodeAsync(node.Endpoint, AddNodeTimeout, cancellationToken).ConfigureAwait(false);
     }
 

@@ -69,7 +69,9 @@ public static class HealthChecks
         foreach (var n in nodes.Where(n => n.State == NodeState.Running).OrderBy(n => n.Id))
         {
             Add("ReplicaLag", $"node {n.Id}", n.LagEntries <= LagWarningEntries ? HealthResult.Pass : HealthResult.Warning,
-                $"{n.LagEntries} entries behind its shards' leaders (warning above {LagWarningEntries}).");
+                FormattableString.Invariant($"{n.LagEntries} entries and {n.LagSeconds:0.0} s behind its shards' leaders")
+                + (n.Role == NodeRole.Learner ? " (a learner: asynchronous, it counts toward no quorum)" : "")
+                + $" (warning above {LagWarningEntries} entries).");
             long warnBelow = Math.Max(diskWarningFreeBytes, n.SizeBytes);
             var disk = n.DiskFull || n.DiskFreeBytes < diskFailFreeBytes ? HealthResult.Fail
                 : n.DiskFreeBytes is null || n.DiskFreeBytes < warnBelow ? HealthResult.Warning : HealthResult.Pass;

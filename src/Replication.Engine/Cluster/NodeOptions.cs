@@ -15,6 +15,11 @@ public sealed record NodeOptions
     /// <summary>How every connection to and from this node is protected: the shared cluster secret (held in memory
     /// only, never written to the folder), or TLS with the node's certificates (a node-role certificate folder).</summary>
     public required Security.TransportSecurity Security { get; init; }
+    /// <summary>The role a joining node registers with (joining only: a registered node's role is the registry's, changed by
+    /// <see cref="IReplicationCluster.SetNodeRoleAsync"/>). A founding node is always a voter.</summary>
+    public NodeRole Role { get; init; } = NodeRole.Voter;
+    /// <summary>The failure-domain label a joining node registers with (joining only, like <see cref="Role"/>); null = none.</summary>
+    public string? Zone { get; init; }
     /// <summary>Allow a listen address other than loopback (the node is then reachable from other machines).</summary>
     public bool AllowRemote { get; init; }
     /// <summary>Name of a new cluster (founding only).</summary>

@@ -15,6 +15,11 @@ public sealed record ReplicationNode
     public required int Id { get; init; }
     public required string Endpoint { get; init; }
     public required NodeState State { get; init; }
+    /// <summary>Voter, or Learner: a node that holds non-voting copies of every shard (asynchronous replication), counts
+    /// toward no quorum and leads nothing (its lag is <see cref="LagEntries"/> and <see cref="LagSeconds"/>).</summary>
+    public NodeRole Role { get; init; }
+    /// <summary>The node's failure-domain label (the ring puts a shard's voters in distinct zones first); null = none.</summary>
+    public string? Zone { get; init; }
     public int ShardsLed { get; init; }
     public int ShardsHosted { get; init; }
     public long Term { get; init; }

@@ -29,8 +29,10 @@ public static class LinearizabilityChecker
     /// Checks <paramref name="history"/> and stops at the first key that is not linearizable (the simulator's use: one
     /// counterexample is enough). Keys are checked in ordinal order; <paramref name="maxSteps"/> bounds the total work.
     /// </summary>
-    public static CheckResult Check(IEnumerable<HistoryOp> history, long maxSteps = DefaultMaxSteps) =>
-        Run(history, maxSteps, maxSteps, stopAtFirstViolation: true);
+    /// <param name="initial">The state every key starts in (a key it does not name starts absent); null = all absent. The
+    /// simulator's forced recovery checks the history after the recovery from what the survivor held.</param>
+    public static CheckResult Check(IEnumerable<HistoryOp> history, long maxSteps = DefaultMaxSteps, IReadOnlyDictionary<string, KvState>? initial = null) =>
+        Run(history, maxSteps, maxSteps, stopAtFirstViolation: true, initial);
 
     /// <summary>
     /// Checks every key of <paramref name="history"/>, each with at most <paramref name="maxStepsPerKey"/> steps and all
@@ -38,9 +40,10 @@ public static class LinearizabilityChecker
     /// every key that is not linearizable or not decided (the fault drill's use: it reports how many).
     /// </summary>
     public static CheckResult CheckAll(IEnumerable<HistoryOp> history, long maxStepsPerKey, long maxSteps) =>
-        Run(history, maxStepsPerKey, maxSteps, stopAtFirstViolation: false);
+        Run(history, maxStepsPerKey, maxSteps, stopAtFirstViolation: false, initial: null);
 
-    private static CheckResult Run(IEnumerable<HistoryOp> history, long maxStepsPerKey, long maxSteps, bool stopAtFirstViolation)
+    private static CheckResult Run(IEnumerable<HistoryOp> history, long maxStepsPerKey, long maxSteps, bool stopAtFirstViolation,
+        IReadOnlyDictionary<string, KvState>? initial)
     {
         ArgumentNullException.ThrowIfNull(history);
         var relevant = history.Where(o => o.Status == OpStatus.Ok || (o.Status == OpStatus.Unknown && o.Input.Kind != KvOpKind.Get));
@@ -54,16 +57,17 @@ public static class LinearizabilityChecker
         {
             keys++;
             var ops = group.ToList();
+            var start = initial is not null && initial.TryGetValue(group.Key, out var given) ? given : KvState.Absent;
             // The recorder's own order, when it gives one for every operation, is tried first: if it is a
             // linearization, the key is decided without a search.
-            string? broken = ops.All(o => o.At is not null) ? OrderBreak(ops) : "no order recorded for every operation";
+            string? broken = ops.All(o => o.At is not null) ? OrderBreak(ops, start) : "no order recorded for every operation";
             if (broken is null)
             {
                 steps += ops.Count;
                 continue;
             }
             long budget = Math.Min(maxStepsPerKey, maxSteps - steps);
-            var outcome = CheckKey(ops, budget, ref steps);
+            var outcome = CheckKey(ops, start, budget, ref steps);
             if (outcome == CheckOutcome.NotLinearizable)
             {
                 violated.Add(group.Key);
@@ -93,13 +97,13 @@ public static class LinearizabilityChecker
     /// order proves the history linearizable; an invalid one proves nothing (another order may do),
     /// so the search decides then.
     /// </summary>
-    private static string? OrderBreak(List<HistoryOp> ops)
+    private static string? OrderBreak(List<HistoryOp> ops, KvState start)
     {
         var order = ops.OrderBy(o => o.At!.Value).ThenBy(o => o.Invoke).ThenBy(o => o.Id).ToList();
         var laterMin = new HistoryOp?[order.Count + 1]; // the earliest-returning operation at or after each position
         for (int i = order.Count - 1; i >= 0; i--)
             laterMin[i] = laterMin[i + 1] is { } m && m.Return <= order[i].Return ? m : order[i];
-        var state = KvState.Absent;
+        var state = start;
         for (int i = 0; i < order.Count; i++)
         {
             var o = order[i];
@@ -121,7 +125,7 @@ public static class LinearizabilityChecker
         public Entry? Prev, Next;
     }
 
-    private static CheckOutcome CheckKey(List<HistoryOp> ops, long budget, ref long steps)
+    private static CheckOutcome CheckKey(List<HistoryOp> ops, KvState initial, long budget, ref long steps)
     {
         if (budget <= 0) return CheckOutcome.Undecided;
         int n = ops.Count;
@@ -158,7 +162,7 @@ public static class LinearizabilityChecker
         // steps to find what this order finds at once. The order changes the work, never the verdict.
         var linearized = new ulong[(n + 63) / 64];
         var cache = new HashSet<CacheKey>();
-        var state = KvState.Absent;
+        var state = initial;
         var frames = new Stack<Frame>();
         frames.Push(new Frame(null, state, Candidates(head, ops, state)));
         long start = steps;

@@ -26,6 +26,14 @@ namespace Replication.PowerShell.Commands;
 /// </code>
 /// Follows a node process that was started to join: waits until it is registered and holds its share.
 /// </example>
+/// <example>
+/// <code>
+/// $async = Add-ReplicationNode -Learner
+/// Get-ReplicationNode -Id $async.Id | Select-Object Id, Role, LagEntries, LagSeconds
+/// </code>
+/// Adds an asynchronous replica: a node that joins as a learner (never a voter, not even briefly), follows every shard without counting
+/// toward any quorum and never leads. With node processes: Start-ReplicationNode ... -Join ... -Role Learner.
+/// </example>
 /// <seealso cref="RemoveReplicationNodeCommand"/>
 /// <seealso cref="GetReplicationRingCommand"/>
 /// <seealso cref="StartReplicationNodeCommand"/>
@@ -46,7 +54,9 @@ public sealed class AddReplicationNodeCommand : ClusterCmdlet
     [ValidateNotNull]
     public string? Zone { get; set; }
 
-    /// <summary>The node holds non-voting copies of every shard only (asynchronous replication): it never votes or leads.</summary>
+    /// <summary>The node holds non-voting copies of every shard only (asynchronous replication): it never votes or leads. A new embedded
+    /// node joins with it (never a voter, not even briefly); with -Endpoint it turns a node that joined as a voter into a learner (its
+    /// voters then move away): start a node process with Start-ReplicationNode -Role Learner to have it join as one.</summary>
     [Parameter]
     public SwitchParameter Learner { get; set; }
 

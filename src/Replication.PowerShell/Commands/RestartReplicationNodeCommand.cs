@@ -7,7 +7,8 @@ namespace Replication.PowerShell.Commands;
 /// <summary>
 /// One step of a rolling restart: restarts a node of an embedded cluster without losing its shards' availability.
 /// Refused (QuorumAtRisk, nothing done) when stopping the node would leave a shard it votes in without a running
-/// quorum. Otherwise the node hands its leaderships away and stops campaigning (Suspend-ReplicationNode -Drain), stops
+/// quorum (the message names the stopped voters; a group still forming, right after Add-ReplicationNode, is waited for
+/// within -Timeout). Otherwise the node hands its leaderships away and stops campaigning (Suspend-ReplicationNode -Drain), stops
 /// cleanly, starts again from its data folder, waits until it has applied everything its shards committed meanwhile,
 /// and is resumed (a node that was suspended before stays suspended). Writes the node afterwards. If a step fails, the node is left as that step left it (suspended:
 /// Resume-ReplicationNode clears the mark). A node process (Start-ReplicationNode -Path -Listen) is restarted by whoever

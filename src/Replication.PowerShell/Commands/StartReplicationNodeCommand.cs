@@ -40,6 +40,14 @@ namespace Replication.PowerShell.Commands;
 /// Founds a cluster whose first node waits 1 to 2 s without a leader before it campaigns, with 100 ms heartbeats, and returns once it runs
 /// (without -Wait it serves as long as this session). Give each node of a cluster the same timing.
 /// </example>
+/// <example>
+/// <code>
+/// $secret = Read-Host -AsSecureString 'Cluster secret'
+/// Start-ReplicationNode -Path ./data/async1 -Listen 127.0.0.1:7109 -Join 127.0.0.1:7101 -ClusterSecret $secret -Role Learner -Wait
+/// </code>
+/// Runs an asynchronous replica: it joins as a learner, follows every shard without counting toward any quorum and never leads;
+/// Get-ReplicationNode shows its LagEntries and LagSeconds, and Get-ReplicationKey -Consistency Stale -MaxLag reads from it.
+/// </example>
 /// <seealso cref="ConnectReplicationClusterCommand"/>
 /// <seealso cref="NewReplicationCertificateCommand"/>
 [Cmdlet(VerbsLifecycle.Start, "ReplicationNode", DefaultParameterSetName = EmbeddedSet)]
@@ -81,6 +89,18 @@ public sealed class StartReplicationNodeCommand : ClusterCmdlet, IDynamicParamet
     [Parameter(ParameterSetName = ProcessSet)]
     [ValidateNotNullOrEmpty]
     public string? CertificatePath { get; set; }
+
+    /// <summary>Voter (default) or Learner: a learner holds a non-voting copy of every shard (asynchronous replication), counts toward
+    /// no quorum and never leads. A joining node registers with its role, so a learner is never a voter, not even briefly; given on
+    /// a restart, a role other than the registered one is changed (as Add-ReplicationNode -Endpoint -Learner does). A founding node votes.</summary>
+    [Parameter(ParameterSetName = ProcessSet)]
+    public NodeRole Role { get; set; } = NodeRole.Voter;
+
+    /// <summary>The node's failure domain (rack, availability zone): the ring puts a shard's voters in distinct zones first. Registered
+    /// with the join; given on a restart, it replaces the registered zone.</summary>
+    [Parameter(ParameterSetName = ProcessSet)]
+    [ValidateNotNullOrEmpty]
+    public string? Zone { get; set; }
 
     /// <summary>Allow a -Listen address other than loopback, so other machines can reach this node.</summary>
     [Parameter(ParameterSetName = ProcessSet)]
@@ -167,6 +187,8 @@ public sealed class StartReplicationNodeCommand : ClusterCmdlet, IDynamicParamet
             Path = path,
             Listen = Listen,
             Join = Join,
+            Role = Role,
+            Zone = Zone,
             Security = security,
             AllowRemote = AllowRemote,
             Name = Name,
@@ -199,9 +221,27 @@ public sealed class StartReplicationNodeCommand : ClusterCmdlet, IDynamicParamet
         }
         var cluster = new ReplicationCluster(engine);
         ClusterRegistry.Register(cluster);
+        ApplyRole(engine, node.NodeId);
         WriteObject(engine.GetNode(node.NodeId));
         if (Wait) ServeUntilStopped(node, cluster, events);
     }
+
+    /// <summary>A restarted node whose registered role or zone differs from the given one is changed (a joining node registered
+    /// with them already). A failure leaves the node running as it was registered: an error, not a stop.</summary>
+    private void ApplyRole(LocalNodeCluster engine, int id)
+    {
+        bool roleGiven = MyInvocation.BoundParameters.ContainsKey(nameof(Role));
+        if (!roleGiven && Zone is null) return;
+        var registered = engine.GetNode(id);
+        bool? learner = roleGiven && registered.Role != Role ? Role == NodeRole.Learner : null;
+        string? zone = Zone is not null && registered.Zone != Zone ? Zone : null;
+        if (learner is null && zone is null) return;
+        WriteVerbose($"Node {id} is registered as {registered.Role}{(registered.Zone is { } z ? " in zone " + z : "")}; changing it to {Role}{(Zone is null ? "" : " in zone " + Zone)}.");
+        try { Await(engine.SetNodeRoleAsync(id, zone, learner, RoleChangeTimeout, StopToken)); }
+        catch (ReplicationException e) { WriteEngineError(e, id); }
+    }
+
+    private static readonly TimeSpan RoleChangeTimeout = TimeSpan.FromSeconds(30);
 
     /// <summary>Blocks the pipeline thread until Ctrl+C (StopProcessing), SIGTERM, or the node stops; then stops it cleanly.</summary>
     private void ServeUntilStopped(ClusterNode node, ReplicationCluster cluster, ConcurrentQueue<string> events)

@@ -32,6 +32,7 @@ public sealed class ClientCodecTests
         new ForwardedRequest(11, new GetRequest(11, "forwarded", ReadConsistency.Linearizable, TimeSpan.FromSeconds(3))),
         new GetRequest(15, "bounded", ReadConsistency.Stale, TimeSpan.FromSeconds(2), 0),
         new JoinRequest(12, "127.0.0.1:7001", Guid.Parse("6f9619ff-8b86-d011-b42d-00c04fc964ff")),
+        new JoinRequest(13, "127.0.0.1:7002", Guid.Parse("6f9619ff-8b86-d011-b42d-00c04fc964fe"), NodeRole.Learner, "rack-b"),
         new ShardScanRequest(13, 2, 0x4000_0000_0000_0000UL, ulong.MaxValue, "user/", "user/17", 500, ReadConsistency.Lease, TimeSpan.FromSeconds(4)),
         new AdminRequest(14, "file.write", 3, "{\"Offset\":0}", new byte[] { 1, 2, 3, 0, 255 }),
     ];

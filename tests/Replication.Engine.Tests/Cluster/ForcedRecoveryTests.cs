@@ -82,4 +82,21 @@ public class ForcedRecoveryTests
             Assert.Equal($"v{i}", (await f.Cluster.GetAsync($"k{i}", ReadConsistency.Linearizable, ClusterFixture.Bound, CancellationToken.None))!.Value);
         await f.PutAsync("after", "crash");
     }
+
+    [Fact]
+    public async Task Losing_most_of_the_metadata_voters_refuses_node_changes_with_MetadataQuorumLost_until_they_run_again()
+    {
+        // The metadata group cannot be recovered by force: a change it must record while most of its voters are down was
+        // retried to its timeout (300 s for Remove-ReplicationNode) with "node 1 does not lead the metadata group"; it is
+        // refused after a few seconds with a reason that names the down nodes, and works again once a majority runs.
+        await using var f = await ClusterFixture.StartAsync(nodes: 5, shards: 1);
+        foreach (int id in new[] { 3, 4, 5 }) await f.Cluster.StopNodeAsync(id, kill: true, CancellationToken.None);
+
+        var refused = await Assert.ThrowsAnyAsync<ReplicationException>(() => f.Cluster.RemoveNodeAsync(5, force: true, TimeSpan.FromSeconds(120), CancellationToken.None));
+        Assert.Equal(ClusterNode.MetadataQuorumLost, refused.ErrorId);
+        Assert.Contains("nodes 3, 4, 5 are down", refused.Message);
+
+        await f.Cluster.StartNodeAsync(3, CancellationToken.None);
+        await f.Cluster.RemoveNodeAsync(5, force: true, ClusterFixture.Bound, CancellationToken.None);
+    }
 }

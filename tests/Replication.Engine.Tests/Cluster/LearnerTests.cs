@@ -14,14 +14,25 @@ public sealed class LearnerTests
     [Fact]
     public async Task A_learner_follows_every_shard_counts_toward_no_quorum_and_refuses_a_stale_read_beyond_its_lag_bound()
     {
-        await using var f = await ClusterFixture.StartAsync(nodes: 3, shards: 2);
+        // Every log entry any node persists passes here: a ConfChange that makes node 4 (the learner) a voter of any group,
+        // the metadata group included, would be seen even if it were undone a moment later.
+        var voterChanges = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        await using var f = await ClusterFixture.StartAsync(nodes: 3, shards: 2,
+            configure: o => o with { StorageDecorator = (_, inner) => new ConfChangeObserver(inner, learner: 4, voterChanges) });
         var added = await f.Cluster.AddNodeAsync(zone: null, learner: true, CancellationToken.None);
         int learner = added.Id;
-        // The node joins first and becomes learner-only next, so the ring may have placed a voter on it meanwhile: that
-        // voter leaves and comes back as a learner (MembershipPlan) once the placement no longer wants it.
+        Assert.Equal((4, NodeRole.Learner), (learner, added.Role));
+        // The role travels with the join: the node is learner-only from its first registry entry, so the ring never placed a
+        // voter on it (it used to join as a voter first, then be demoted).
         ClusterFixture.Eventually(() => f.Cluster.GetShards() is { Count: 2 } shards
             && shards.All(s => s.Learners.SequenceEqual(new[] { learner }) && s.Voters.Count == 3 && !s.Voters.Contains(learner) && !s.Placement.Contains(learner)),
             $"node {learner} is a learner (and no voter) of both shards", TimeSpan.FromSeconds(60));
+        var placements = await f.Cluster.GetEventsAsync(null, new[] { ReplicationEventType.ShardPlaced }, Array.Empty<int>(), Array.Empty<int>(), null, ClusterFixture.Bound, CancellationToken.None);
+        Assert.NotEmpty(placements.Events); // the node's join re-placed nothing, but the founding placements are recorded
+        Assert.DoesNotContain(placements.Events, e => PlacedOn(e.Message).Contains(learner));
+        Assert.Empty(voterChanges);
+        var ring = await f.Cluster.GetRingAsync(CancellationToken.None);
+        Assert.Contains(ring, e => e.Node == learner && e.Learner && e.Tokens == 0 && e.ShardsHeld == 2 && e.ShardsLed == 0);
 
         await f.PutAsync("k", "v1");
         var node = f.Cluster.Node(learner)!;
@@ -63,5 +74,32 @@ public sealed class LearnerTests
         await ClusterFixture.EventuallyAsync(async () => (fresh = await node.GetAsync("k", ReadConsistency.Stale, ClusterFixture.Bound, CancellationToken.None, maxLag: 0))?.Value == "v6",
             $"learner {learner} serves the last write", ClusterFixture.Bound);
         Assert.Equal(("v6", learner, 0L), (fresh!.Value, fresh.ReadFrom, fresh.LagEntries));
+        Assert.Empty(voterChanges);
+    }
+
+    /// <summary>The nodes of a ShardPlaced event's sentence ("The ring placed shard 1 on nodes 1, 2, 3 (it was on ...).").</summary>
+    private static int[] PlacedOn(string message)
+    {
+        var m = System.Text.RegularExpressions.Regex.Match(message, @"on nodes ([0-9, ]+) \(");
+        Assert.True(m.Success, message);
+        return m.Groups[1].Value.Split(", ").Select(int.Parse).ToArray();
+    }
+
+    /// <summary>Passes storage through, noting every persisted ConfChange entry that adds or promotes <paramref name="learner"/> as a voter.</summary>
+    private sealed class ConfChangeObserver(Engine.Storage.INodeStorage inner, int learner, System.Collections.Concurrent.ConcurrentQueue<string> found) : Engine.Storage.INodeStorage
+    {
+        public void Save(IReadOnlyList<Engine.Storage.GroupWrite> writes)
+        {
+            foreach (var w in writes)
+                foreach (var e in w.Entries)
+                    if (e.Type == Engine.Raft.EntryType.ConfChange && Engine.Raft.ConfChange.TryDecode(e.Data, out var cc) && cc.NodeId == learner
+                        && cc.Type is Engine.Raft.ConfChangeType.AddVoter or Engine.Raft.ConfChangeType.PromoteLearner)
+                        found.Enqueue($"group {w.Group} index {e.Index}: {cc}");
+            inner.Save(writes);
+        }
+
+        public IReadOnlyList<Engine.Storage.EntryApplyResult> Apply(int shard, IReadOnlyList<Engine.Raft.LogEntry> entries) => inner.Apply(shard, entries);
+
+        public void Probe() => inner.Probe();
     }
 }

@@ -31,6 +31,10 @@ public sealed class SimulationTests(ITestOutputHelper output)
         // operators' moves, and replicas dropped and hosted again, all under the same faults.
         foreach (var fault in new[] { "ring join", "ring leave", "ring node left", "ring move", "ring unpin", "ring replica moved", "ring replica dropped", "ring replica hosted" })
             Assert.True(summary.Faults.GetValueOrDefault(fault) > 0, $"no '{fault}' in {CiSeeds} seeds");
+        // Forced recovery (Simulator.ForcedRecovery.cs): a majority destroyed, the longest log forced to lead alone, and
+        // every acknowledged write checked against the reported window.
+        foreach (var fault in new[] { "forced recovery", "acknowledged write at recovery" })
+            Assert.True(summary.Faults.GetValueOrDefault(fault) > 0, $"no '{fault}' in {CiSeeds} seeds");
     }
 
     [Fact]
@@ -132,7 +136,8 @@ public sealed class SimulationTests(ITestOutputHelper output)
     /// commit, e.g. one just restarted); the ring-mode mutants (two seeds in five run moves):
     /// EmptyReplicaVotes 71, RemoveBeforeCaughtUp 86 (ReplicaIdReused itself, the id reuse of the product before replica
     /// ids with the empty-replica rule in force, first at seed 954, then 967, of 1,000: too far for this sweep, so
-    /// ATakenBackShardRejoinsUnderANewReplicaId pins both seeds; README, "The ring"). The bounds leave room for the simulator to change (which
+    /// ATakenBackShardRejoinsUnderANewReplicaId pins both seeds; README, "The ring"); ForcedRecoveryFromCommitted 2 (under
+    /// it every seed outside ring mode runs a forced recovery). The bounds leave room for the simulator to change (which
     /// reshuffles what each seed does) without letting a mutant slip by.
     /// </summary>
     [Theory]
@@ -148,6 +153,7 @@ public sealed class SimulationTests(ITestOutputHelper output)
     [InlineData(Mutant.ConcurrentConfChange, 100)]
     [InlineData(Mutant.RemoveBeforeCaughtUp, 400)]
     [InlineData(Mutant.EmptyReplicaVotes, 400)]
+    [InlineData(Mutant.ForcedRecoveryFromCommitted, 50)]
     public void MutantIsCaught(Mutant mutant, int maxSeeds)
     {
         var log = new StringWriter();

@@ -51,7 +51,7 @@ internal sealed class InMemoryClientHandler(Guid clusterId) : IClientRequestHand
 
     public Task StartNodeAsync(int id, CancellationToken cancellationToken) => throw new NotSupportedException();
 
-    public Task<(int NodeId, Guid ClusterId, string Metadata)> JoinAsync(string endpoint, Guid token, CancellationToken cancellationToken) => throw new NotSupportedException();
+    public Task<(int NodeId, Guid ClusterId, string Metadata)> JoinAsync(string endpoint, Guid token, NodeRole role, string? zone, CancellationToken cancellationToken) => throw new NotSupportedException();
 
     public Task<(IReadOnlyList<ReplicationKey> Keys, bool More)> ScanShardAsync(int shard, ulong rangeStart, ulong rangeLast, string prefix, string? after, int limit,
         ReadConsistency consistency, TimeSpan timeout, CancellationToken cancellationToken) => throw new NotSupportedException();

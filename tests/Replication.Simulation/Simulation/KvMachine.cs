@@ -24,6 +24,9 @@ public sealed class KvMachine
 
     public (string? Value, long Version) Get(string key) => _kv.TryGetValue(key, out var v) ? v : (null, 0);
 
+    /// <summary>The keys present, in ordinal order.</summary>
+    public IEnumerable<string> Keys() => _kv.Keys;
+
     /// <summary>Applies one committed entry (the next one: Index == Applied + 1); returns its op results.</summary>
     public IReadOnlyList<KvOpResult> Apply(LogEntry e)
     {

@@ -59,6 +59,12 @@ public enum Mutant
     /// no vote switched off (RaftMutation.EmptyReplicaVotes): the empty replica then votes a stale member into leadership.
     /// </summary>
     EmptyReplicaVotes,
+    /// <summary>
+    /// Forced recovery: the rewrite cuts the survivor's log back to the commit index it knows (as a recovery built on the
+    /// applied state would) but reports the end of its durable log as what survives: acknowledged writes inside the
+    /// reported window are lost.
+    /// </summary>
+    ForcedRecoveryFromCommitted,
 }
 
 internal static class MutantExtensions

@@ -83,6 +83,16 @@ public sealed class SimDisk
         _confIndexes.Clear();
     }
 
+    /// <summary>Drops the stored entries after <paramref name="index"/> (never below the snapshot): only the
+    /// <see cref="Mutant.ForcedRecoveryFromCommitted"/> mutant's rewrite does this outside a write.</summary>
+    public void TruncateAfter(long index)
+    {
+        long keep = Math.Max(0, index - Base);
+        if (keep >= _entries.Count) return;
+        _entries.RemoveRange((int)keep, _entries.Count - (int)keep);
+        _confIndexes.RemoveAll(i => i > Math.Max(index, Base));
+    }
+
     /// <summary>Index and term of the last durable entry (the snapshot's when the log is empty).</summary>
     public (long Index, long Term) Last => _entries.Count == 0 ? (Base, Snapshot?.Term ?? 0) : (_entries[^1].Index, _entries[^1].Term);
 

@@ -102,6 +102,7 @@ internal sealed class SimNode
         _pendingByIndex.Clear();
         _pendingReads.Clear();
         _awaitingApply.Clear();
+        _sim.ForgetUnwrittenProposals(this);
         return mid;
     }
 
@@ -198,7 +199,7 @@ internal sealed class SimNode
                 return;
             }
             _pendingByIndex[first] = (req, core.Term);
-            _sim.ObserveProposal(first, core.Term, req.OpId, req.Input);
+            _sim.ObserveProposal(this, first, core.Term, req.OpId, req.Input);
         }
         Pump();
     }
@@ -351,6 +352,7 @@ internal sealed class SimNode
             _sim.Reply(this, p.Request, ReplyKind.Lost, null, Core!.Leader);
             return;
         }
+        _sim.ObserveWriteAnswered(p.Request.OpId, e, Core!.Term);
         _sim.Reply(this, p.Request, ReplyKind.Ok, Output(p.Request.Input, results[0]), Core!.Leader, at: 2 * e.Index);
     }
 

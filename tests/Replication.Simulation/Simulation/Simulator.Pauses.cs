@@ -99,6 +99,7 @@ public sealed partial class Simulator
         switch (w.Event)
         {
             case DeliverEvent d:
+                if (FromDestroyed(d.Message)) return;
                 TraceLine(d.Message.ToString);
                 if (d.Message.Type == MessageType.TimeoutNow) OnHandover(d.Message);
                 n.Step(d.Message);

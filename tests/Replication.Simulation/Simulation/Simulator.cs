@@ -49,6 +49,7 @@ public sealed partial class Simulator
     private long _newestLeaderTerm;
     private readonly Dictionary<long, (long Term, byte[] Data)> _appliedLog = new();
     private readonly Dictionary<(long Index, long Term), (int Op, KvInput Input)> _proposedOps = new();
+    private readonly Dictionary<(long Index, long Term), int> _proposer = new();
     /// <summary>Per client write: when some replica first applied it, at which index, and what applying it returned.</summary>
     private readonly Dictionary<int, (long At, long Index, KvOutput Output)> _firstApplied = new();
     private readonly Dictionary<(int Voter, long Term), int> _votes = new();
@@ -102,6 +103,7 @@ public sealed partial class Simulator
         Schedule(NextFaultDelay(), new FaultEvent());
         Schedule(ChaosEnd, new HealEvent());
         Schedule(SimOptions.TickUnits, new MembershipEvent());
+        if (Options.ForcedRecovery) Schedule(ForcedRecoveryTime(), new ForcedRecoveryEvent());
 
         long processed = 0;
         while (!_stopped && _events.TryDequeue(out var ev, out var at))
@@ -143,7 +145,7 @@ public sealed partial class Simulator
             case DeliverEvent d:
                 var dn = Node(d.Message.To);
                 Mix(1, d.Message.From, d.Message.To, (long)d.Message.Type, d.Message.Term, d.Message.Index);
-                if (!dn.Up) return;
+                if (!dn.Up || FromDestroyed(d.Message)) return;
                 if (_blocked[d.Message.From, d.Message.To])
                 {
                     MaybeHold(d.Message);
@@ -210,6 +212,9 @@ public sealed partial class Simulator
                 break;
             case DropEvent de:
                 Drop(de);
+                break;
+            case ForcedRecoveryEvent:
+                if (Now < ChaosEnd) ForceRecovery(); // Simulator.ForcedRecovery.cs
                 break;
             default:
                 DispatchClient(ev);
@@ -442,7 +447,26 @@ public sealed partial class Simulator
     }
 
     /// <summary>A client operation became the entry at (index, term) of a leader's log.</summary>
-    internal void ObserveProposal(long index, long term, int opId, KvInput input) => _proposedOps[(index, term)] = (opId, input);
+    internal void ObserveProposal(SimNode leader, long index, long term, int opId, KvInput input)
+    {
+        _proposedOps[(index, term)] = (opId, input);
+        _proposer[(index, term)] = leader.Id;
+    }
+
+    /// <summary>
+    /// A node crashed: what it proposed and had not written is gone from everywhere (a host writes before it sends), and
+    /// its (index, term) may be used again. Only a group of one voter does that: its vote for itself in a term may be
+    /// lost with the write, and it then leads that term again after the restart, with other entries (seen after a
+    /// forced recovery). Without this, a later entry there was taken for the lost operation.
+    /// </summary>
+    internal void ForgetUnwrittenProposals(SimNode n)
+    {
+        foreach (var (key, node) in _proposer.Where(p => p.Value == n.Id && !n.Disk.Has(p.Key.Index, p.Key.Term)).ToList())
+        {
+            _proposer.Remove(key);
+            _proposedOps.Remove(key);
+        }
+    }
 
     /// <summary>Invariant: every node applies a prefix of one common sequence (State Machine Safety).</summary>
     internal void ObserveApply(SimNode n, LogEntry e, IReadOnlyList<KvOpResult> results)
@@ -457,7 +481,8 @@ public sealed partial class Simulator
         _appliedLog[e.Index] = (e.Term, e.Data);
         if (e.Index > (_committedTip?.Index ?? 0)) _committedTip = e;
         CheckCommitIsSafe(e);
-        if (_proposedOps.TryGetValue((e.Index, e.Term), out var op)) _firstApplied[op.Op] = (++_historyClock, e.Index, SimNode.Output(op.Input, results[0]));
+        if (_proposedOps.TryGetValue((e.Index, e.Term), out var op) && !InvokedBeforeRecovery(op.Op))
+            _firstApplied[op.Op] = (++_historyClock, e.Index, SimNode.Output(op.Input, results[0]));
     }
 
     /// <summary>

@@ -1,0 +1,124 @@
+# Asynchronous replicas in both shapes (Shapes.ps1): a node that joins as a learner (Add-ReplicationNode -Learner for an
+# embedded cluster, a node process started with the learner role and followed by Add-ReplicationNode -Endpoint) follows
+# every shard, is never placed as a voter, leads nothing, counts toward no quorum (writes go on while it is down), and
+# serves stale reads that say who served them and how far behind it was. Falling behind on purpose needs a partition at
+# the node's transport, which only the engine tests reach (LearnerTests: -MaxLag refused while it lags).
+BeforeDiscovery {
+    $script:Shapes = @(@{ Shape = 'Embedded' }, @{ Shape = 'Process' })
+}
+
+BeforeAll {
+    . (Join-Path $PSScriptRoot 'Common.ps1')
+    . (Join-Path $PSScriptRoot 'Shapes.ps1')
+    Import-Module $Manifest -Force
+}
+
+Describe 'A learner node (<Shape>)' -ForEach $Shapes {
+    BeforeAll {
+        $script:cluster = New-TestCluster -Shape $Shape -Name "learner-$($Shape.ToLower())" -Root $TestDrive -ShardCount 3
+        1..20 | ForEach-Object { [pscustomobject]@{ Key = "before:$_"; Value = "b$_" } } | Set-ReplicationKey -Cluster $cluster
+        if ($Shape -eq 'Embedded') {
+            $script:added = Add-ReplicationNode -Cluster $cluster -Learner -Timeout 120
+        }
+        else {
+            $seed = (Get-ReplicationNode -Cluster $cluster | Select-Object -First 1).Endpoint
+            $entry = $script:NodeProcesses[$cluster.Name]
+            $node = Start-NodeProcess -Folder (Join-Path $entry.Root 'node4') -Port (Get-FreePort) -Join $seed -Extra @('--role', 'Learner')
+            $entry.Nodes[$node.Id] = $node
+            $script:added = Add-ReplicationNode -Cluster $cluster -Endpoint "127.0.0.1:$($node.Port)" -Timeout 120
+        }
+        $script:learner = $added.Id
+        # A session connected to the learner alone: a stale read is served by the node a session asks.
+        $script:viaLearner = Connect-ReplicationCluster -Endpoint $added.Endpoint -ClusterSecret $ShapeSecret -Name "learner-$($Shape.ToLower())-via-$learner"
+    }
+    AfterAll {
+        Disconnect-ReplicationCluster -Cluster $script:viaLearner
+        Remove-TestCluster -Cluster $script:cluster
+    }
+
+    It 'joins as a learner of every shard: never a voter, no tokens, leads nothing' {
+        $added | Should -BeOfType ([Replication.ReplicationNode])
+        $added.Role | Should -Be 'Learner'
+        (Get-ReplicationNode -Cluster $cluster -Id $learner).Role | Should -Be 'Learner'
+        Get-ReplicationNode -Cluster $cluster | Where-Object Id -NE $learner | ForEach-Object { $_.Role | Should -Be 'Voter' }
+        Wait-Condition -Timeout '00:01:00' -Because "node $learner is a learner of every shard" -Condition {
+            $shards = @(Get-ReplicationShard -Cluster $cluster)
+            $shards.Count -eq 3 -and -not ($shards | Where-Object { $_.Learners -notcontains $learner -or $_.Voters.Count -ne 3 })
+        }
+        Get-ReplicationShard -Cluster $cluster | ForEach-Object {
+            $_.Voters | Should -Not -Contain $learner
+            $_.Placement | Should -Not -Contain $learner
+            $_.Leader | Should -Not -Be $learner
+        }
+        $entry = Get-ReplicationRing -Cluster $cluster | Where-Object Node -EQ $learner
+        $entry.Learner | Should -BeTrue
+        $entry.Tokens | Should -Be 0
+        $entry.Share | Should -Be 0
+        $entry.ShardsHeld | Should -Be 3
+        $entry.ShardsPlaced | Should -Be 0
+        $entry.ShardsLed | Should -Be 0
+        # The ring never placed a voter on it, not even between its join and its being marked a learner.
+        Get-ReplicationEvent -Cluster $cluster -Type ShardPlaced | ForEach-Object {
+            $placed = [regex]::Match($_.Message, 'on nodes ([0-9, ]+) \(')
+            $placed.Success | Should -BeTrue -Because $_.Message
+            ($placed.Groups[1].Value -split ', ' | ForEach-Object { [int]$_ }) | Should -Not -Contain $learner
+        }
+        @(Invoke-ReplicationRebalance -Cluster $cluster -WhatIf) | Should -HaveCount 0
+    }
+
+    It 'serves stale reads from its own copy, saying it served them and that it was caught up' {
+        Set-ReplicationKey -Cluster $cluster -Key 'async:1' -Value 'a1'
+        Wait-Condition -Because "learner $learner applied every write" -Condition {
+            $n = Get-ReplicationNode -Cluster $cluster -Id $learner
+            $n.State -eq 'Running' -and $n.ShardsHosted -eq 3 -and $n.LagEntries -eq 0 -and
+                (Get-ReplicationKey -Cluster $viaLearner -Key 'async:1' -Consistency Stale -ErrorAction SilentlyContinue).Value -eq 'a1'
+        }
+        $read = Get-ReplicationKey -Cluster $viaLearner -Key 'async:1' -Consistency Stale -MaxLag 0
+        $read.Value | Should -Be 'a1'
+        $read.ReadFrom | Should -Be $learner
+        $read.LagEntries | Should -Be 0
+        @(Get-ReplicationKey -Cluster $viaLearner -Prefix 'before:' -Consistency Stale) | Should -HaveCount 20
+        $node = Get-ReplicationNode -Cluster $cluster -Id $learner
+        $node.LagSeconds | Should -Be 0
+        $lag = Test-ReplicationCluster -Cluster $cluster | Where-Object { $_.Check -eq 'ReplicaLag' -and $_.Target -eq "node $learner" }
+        $lag.Result | Should -Be 'Pass'
+        $lag.Detail | Should -Match '^0 entries and 0\.0 s behind'
+        $lag.Detail | Should -Match 'learner'
+    }
+
+    It 'counts toward no quorum: writes go on with it down, and it catches up when it is back' {
+        Stop-TestNodeHard -Cluster $cluster -Id $learner
+        Wait-Condition -Because "node $learner is seen down" -Condition { (Get-ReplicationNode -Cluster $cluster -Id $learner).State -ne 'Running' }
+        1..30 | ForEach-Object { Set-ReplicationKey -Cluster $cluster -Key "while-down:$_" -Value "d$_" -Timeout 20 }
+        $health = @(Test-ReplicationCluster -Cluster $cluster)
+        $health | Where-Object Check -EQ 'Quorum' | ForEach-Object { $_.Result | Should -Be 'Pass' }
+        ($health | Where-Object { $_.Check -eq 'NodeReachable' -and $_.Target -eq "node $learner" }).Result | Should -Be 'Fail'
+
+        Start-TestNode -Cluster $cluster -Id $learner | Out-Null
+        # The session to the learner failed over to a voter while it was down: connect to the learner again.
+        Disconnect-ReplicationCluster -Cluster $viaLearner
+        $script:viaLearner = Connect-ReplicationCluster -Endpoint (Get-ReplicationNode -Cluster $cluster -Id $learner).Endpoint -ClusterSecret $ShapeSecret -Name $viaLearner.Name
+        Wait-Condition -Timeout '00:01:00' -Because "learner $learner caught up after its restart and serves the last write" -Condition {
+            $n = Get-ReplicationNode -Cluster $cluster -Id $learner
+            $n.State -eq 'Running' -and $n.LagEntries -eq 0 -and
+                (Get-ReplicationKey -Cluster $viaLearner -Key 'while-down:30' -Consistency Stale -MaxLag 0 -ErrorAction SilentlyContinue).Value -eq 'd30'
+        }
+        $read = Get-ReplicationKey -Cluster $viaLearner -Key 'while-down:30' -Consistency Stale -MaxLag 0
+        $read.ReadFrom | Should -Be $learner
+        $read.LagEntries | Should -Be 0
+        @(Get-ReplicationKey -Cluster $viaLearner -Prefix 'while-down:' -Consistency Stale) | Should -HaveCount 30
+        Get-ReplicationShard -Cluster $cluster | ForEach-Object {
+            $_.Learners | Should -Contain $learner
+            $_.Voters | Should -Not -Contain $learner
+        }
+        (Get-ReplicationNode -Cluster $cluster -Id $learner).Role | Should -Be 'Learner'
+    }
+}
+
+Describe 'Learner roles refused or changed' {
+    It 'refuses a founding node with the learner role' {
+        $secret = ConvertTo-SecureString 'learner-founding' -AsPlainText -Force
+        { Start-ReplicationNode -Path (Join-Path $TestDrive 'founding-learner') -Listen "127.0.0.1:$(Get-FreePort)" -ClusterSecret $secret -Role Learner } |
+            Should -Throw -ErrorId 'InvalidClusterOptions,Replication.PowerShell.Commands.StartReplicationNodeCommand'
+    }
+}
