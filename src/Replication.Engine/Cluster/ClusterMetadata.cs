@@ -17,6 +17,8 @@ namespace Replication.Engine.Cluster;
 /// <item><c>nextshard</c>: the id the next split gives its new shard (taken by compare-and-set, so two splits never share one);</item>
 /// <item><c>pin/{shard:D10}</c>: an operator's placement of the shard (Move-ReplicationShard), an int array the ring keeps
 /// (<see cref="Ring.ShardPin"/>).</item>
+/// <item><c>replica/{shard:D10}</c>: the member id of each node's latest replica of the shard (<see cref="Transport.ReplicaIds"/>),
+/// a JSON object node → member id; a node without one there has member id = node id (a founding replica).</item>
 /// </list>
 /// Immutable: every change is a new instance read back from the store. Thread-safe.
 /// </summary>
@@ -33,6 +35,7 @@ public sealed record ClusterMetadata
     public const string ShardMapKey = "shardmap";
     public const string NextShardKey = "nextshard";
     public const string PinPrefix = "pin/";
+    public const string ReplicaIdPrefix = "replica/";
 
     internal static readonly JsonSerializerOptions Json = new() { DefaultIgnoreCondition = JsonIgnoreCondition.Never };
 
@@ -50,9 +53,47 @@ public sealed record ClusterMetadata
     /// <summary>Operators' pins (Move-ReplicationShard): shard → nodes that must hold its voters.</summary>
     public IReadOnlyDictionary<int, IReadOnlyList<int>> Pins { get; init; } = new Dictionary<int, IReadOnlyList<int>>();
 
+    /// <summary>Per shard, the member id of each node's latest replica there (only those past incarnation 0).</summary>
+    public IReadOnlyDictionary<int, IReadOnlyDictionary<int, int>> ReplicaIds { get; init; } = new Dictionary<int, IReadOnlyDictionary<int, int>>();
+
     public static string NodeKey(int id) => $"{NodePrefix}{id:D10}";
     public static string PlacementKey(int shard) => $"{PlacementPrefix}{shard:D10}";
     public static string PinKey(int shard) => $"{PinPrefix}{shard:D10}";
+    public static string ReplicaIdKey(int shard) => $"{ReplicaIdPrefix}{shard:D10}";
+
+    /// <summary>The member id of <paramref name="node"/>'s current (or next) replica of <paramref name="shard"/>.</summary>
+    public int MemberIdOf(int shard, int node) =>
+        ReplicaIds.TryGetValue(shard, out var ids) && ids.TryGetValue(node, out int member) ? member : node;
+
+    /// <summary>The member ids a data shard's group should have as voters now (<see cref="DesiredVoters"/>, as members).</summary>
+    public IReadOnlyList<int> DesiredVoterMembers(int shard) => DesiredVoters(shard).Select(n => MemberIdOf(shard, n)).ToArray();
+
+    /// <summary>The member ids a data shard's group should have as learners now (<see cref="DesiredLearners"/> that are not
+    /// voters, as members).</summary>
+    public IReadOnlyList<int> DesiredLearnerMembers(int shard)
+    {
+        var voters = DesiredVoters(shard);
+        return DesiredLearners().Where(n => !voters.Contains(n)).Select(n => MemberIdOf(shard, n)).ToArray();
+    }
+
+    /// <summary>
+    /// The write that gives each of <paramref name="nodes"/> a new replica id in <paramref name="shard"/> (the next
+    /// incarnation after its last one there), to go in the same proposal as the change that names them anew: a node
+    /// placed on a shard it does not hold, a node made learner-only, a rebuilt node let back. Null when
+    /// <paramref name="nodes"/> is empty. <paramref name="from"/>: the shard whose ids a new shard inherits (a split), else
+    /// the shard itself.
+    /// </summary>
+    public KvOp? NewReplicaIds(int shard, IEnumerable<int> nodes, int? from = null)
+    {
+        var ids = ReplicaIds.TryGetValue(from ?? shard, out var known) ? known.ToDictionary(k => k.Key, k => k.Value) : new Dictionary<int, int>();
+        bool changed = from is not null && from != shard && ids.Count > 0;
+        foreach (int node in nodes.Distinct())
+        {
+            ids[node] = Transport.ReplicaIds.Next(ids.TryGetValue(node, out int last) ? last : node);
+            changed = true;
+        }
+        return changed ? new KvOp(KvOpType.Put, ReplicaIdKey(shard), JsonSerializer.Serialize(ids, Json), null) : null;
+    }
 
     public IReadOnlyList<int> ReplicasOf(int shard) => Placement.TryGetValue(shard, out var r) ? r : Array.Empty<int>();
 
@@ -87,6 +128,7 @@ public sealed record ClusterMetadata
         Ring.ShardRangeMap? map = null;
         int nextShard = 0;
         var pins = new Dictionary<int, IReadOnlyList<int>>();
+        var replicaIds = new Dictionary<int, IReadOnlyDictionary<int, int>>();
         try
         {
             foreach (var (key, value) in rows)
@@ -99,6 +141,8 @@ public sealed record ClusterMetadata
                 else if (key == ShardMapKey) map = Ring.ShardRangeMap.FromJson(value);
                 else if (key.StartsWith(PinPrefix, StringComparison.Ordinal) && int.TryParse(key.AsSpan(PinPrefix.Length), out int pinned))
                     pins[pinned] = JsonSerializer.Deserialize<int[]>(value, Json) ?? throw new JsonException("null pin");
+                else if (key.StartsWith(ReplicaIdPrefix, StringComparison.Ordinal) && int.TryParse(key.AsSpan(ReplicaIdPrefix.Length), out int ofShard))
+                    replicaIds[ofShard] = JsonSerializer.Deserialize<Dictionary<int, int>>(value, Json) ?? throw new JsonException("null replica ids");
                 else if (key == NextShardKey) nextShard = int.Parse(value, System.Globalization.CultureInfo.InvariantCulture);
             }
         }
@@ -106,7 +150,7 @@ public sealed record ClusterMetadata
         {
             throw new StorageCorruptException($"The cluster metadata does not parse: {e.Message}");
         }
-        return new ClusterMetadata { Cluster = info, Nodes = nodes, Placement = placement, ShardMap = map, NextShard = nextShard, Pins = pins };
+        return new ClusterMetadata { Cluster = info, Nodes = nodes, Placement = placement, ShardMap = map, NextShard = nextShard, Pins = pins, ReplicaIds = replicaIds };
     }
 
     /// <summary>As rows (key, JSON value): how the metadata travels in a join response.</summary>
@@ -117,6 +161,7 @@ public sealed record ClusterMetadata
         foreach (var (shard, replicas) in Placement.OrderBy(p => p.Key)) yield return (PlacementKey(shard), JsonSerializer.Serialize(replicas, Json));
         if (ShardMap is not null) yield return (ShardMapKey, ShardMap.ToJson());
         foreach (var (shard, nodes) in Pins.OrderBy(p => p.Key)) yield return (PinKey(shard), JsonSerializer.Serialize(nodes, Json));
+        foreach (var (shard, ids) in ReplicaIds.OrderBy(p => p.Key)) yield return (ReplicaIdKey(shard), JsonSerializer.Serialize(ids, Json));
         if (NextShard != 0) yield return (NextShardKey, NextShard.ToString(System.Globalization.CultureInfo.InvariantCulture));
     }
 

@@ -1,3 +1,4 @@
+using Replication.Engine.Transport;
 using System.Diagnostics;
 using Replication.Engine.Raft;
 using Replication.Engine.Storage;
@@ -78,12 +79,15 @@ public sealed partial class ClusterNode
         // A learner-only node (an asynchronous replica) follows every shard, placed on it or not: each shard's leader adds
         // it as a learner (DesiredLearners), and it must host the group to receive the entries.
         bool learnerOnly = metadata.DesiredLearners().Contains(NodeId);
+        // Each as the member id the metadata gave this node's replica there (ReplicaIds); one this node already dropped is
+        // refused by the host (its tombstone) until the metadata names a newer one. None while this node is being rebuilt:
+        // its replicas come back under the new ids its let-back writes (a node started with its stores discarded has no
+        // tombstones to stop it from hosting an old id).
+        bool rebuilding = metadata.IsRebuilding(NodeId);
         foreach (var (shard, replicas) in metadata.Placement)
-            if ((replicas.Contains(NodeId) || learnerOnly) && !status.ContainsKey(shard) && metadata.MapOr(ShardCount).Contains(shard))
-            {
-                await _host.AddGroupAsync(shard, bootstrapVoters: null).ConfigureAwait(false);
-                Log($"node {NodeId}: hosting shard {shard} (joining)");
-            }
+            if ((replicas.Contains(NodeId) || learnerOnly) && !rebuilding && !status.ContainsKey(shard) && metadata.MapOr(ShardCount).Contains(shard)
+                && await _host.AddGroupAsync(shard, metadata.MemberIdOf(shard, NodeId), bootstrapVoters: null).ConfigureAwait(false))
+                Log($"node {NodeId}: hosting shard {shard} (joining, replica {ReplicaIds.IncarnationOf(metadata.MemberIdOf(shard, NodeId))}.{NodeId})");
 
         const int meta = ClusterMetadata.MetadataGroup;
         if (status.TryGetValue(meta, out var metaStatus) && metaStatus.Role == RaftRole.Leader)
@@ -101,9 +105,15 @@ public sealed partial class ClusterNode
             var changes = place ? PlacementPolicy.Changes(metadata, current) : Array.Empty<(int, int[])>();
             if (changes.Count > 0)
             {
-                await ProposeMetadataAsync(changes.Select(change =>
-                    new KvOp(KvOpType.Put, ClusterMetadata.PlacementKey(change.Shard), System.Text.Json.JsonSerializer.Serialize(change.Replicas, ClusterMetadata.Json), null)).ToArray(),
-                    ControlStepTimeout, ct).ConfigureAwait(false);
+                // A node placed on a shard it is not placed on now gets a new replica id there, in the same entry: it may have
+                // held the shard before and dropped it, and must come back as a new member (ReplicaIds).
+                var ops = new List<KvOp>();
+                foreach (var change in changes)
+                {
+                    ops.Add(new KvOp(KvOpType.Put, ClusterMetadata.PlacementKey(change.Shard), System.Text.Json.JsonSerializer.Serialize(change.Replicas, ClusterMetadata.Json), null));
+                    if (metadata.NewReplicaIds(change.Shard, change.Replicas.Except(metadata.ReplicasOf(change.Shard))) is { } ids) ops.Add(ids);
+                }
+                await ProposeMetadataAsync(ops, ControlStepTimeout, ct).ConfigureAwait(false);
                 foreach (var change in changes)
                 {
                     Log($"node {NodeId}: shard {change.Shard} placed on [{string.Join(",", change.Replicas)}]");
@@ -132,17 +142,18 @@ public sealed partial class ClusterNode
         foreach (var (group, st) in status)
         {
             if (st.Role != RaftRole.Leader) continue;
+            // Member ids (ReplicaIds): the metadata group's are its nodes' ids; a data shard's come from the metadata.
             IReadOnlyList<int> voters, learners;
             if (group == meta) (voters, learners) = metadata.MetadataMembership();
             else
             {
                 if (metadata.ReplicasOf(group).Count == 0) continue; // no placement yet: leave the founding membership alone
-                voters = metadata.DesiredVoters(group);
-                learners = metadata.DesiredLearners().Except(voters).ToArray();
+                voters = metadata.DesiredVoterMembers(group);
+                learners = metadata.DesiredLearnerMembers(group);
                 if (voters.Count == 0) continue; // every replica is being rebuilt: nobody to hand the group to
             }
-            if (MembershipPlan.Next(st.Voters, st.Learners, voters, learners) is not { } cc) continue;
-            if (cc.Type == ConfChangeType.AddLearner && !metadata.Nodes.ContainsKey(cc.NodeId)) continue;
+            if (MembershipPlan.Next(st.MemberVoters, st.MemberLearners, voters, learners) is not { } cc) continue;
+            if (cc.Type == ConfChangeType.AddLearner && !metadata.Nodes.ContainsKey(ReplicaIds.NodeOf(cc.NodeId))) continue;
             var (index, refusal) = await _host.ProposeConfChangeAsync(group, cc).ConfigureAwait(false);
             string note = index != 0 ? "" : refusal ?? "refused";
             if (index != 0) Log($"node {NodeId}: group {group}: proposed {cc} at index {index}");

@@ -152,8 +152,17 @@ public sealed partial class ClusterNode
             else
             {
                 nodeId = metadata.Nodes.Keys.DefaultIfEmpty(0).Max() + 1;
+                // A node id is the low bits of its replicas' member ids (ReplicaIds).
+                if (nodeId > Transport.ReplicaIds.MaxNode)
+                    throw new ClusterOptionsException(ClusterOptionsException.Invalid, $"Node ids run out at {Transport.ReplicaIds.MaxNode}: no node can join.");
                 var entry = new NodeEntry(endpoint, token) { Learner = role == NodeRole.Learner, Zone = zone };
-                var results = await ProposeMetadataAsync(new[] { PutNode(nodeId, entry, expectedVersion: 0) }, timeout, ct).ConfigureAwait(false);
+                // The id may have been a node's that left (ids are the highest registered + 1), whose replicas a member that
+                // missed the changes may still count: whatever the new node hosts is a new member (ReplicaIds), so its ids
+                // start past any that node had — in every shard, as a learner-only node follows every shard.
+                var ops = new List<KvOp> { PutNode(nodeId, entry, expectedVersion: 0) };
+                foreach (var range in metadata.MapOr(ShardCount).Ranges)
+                    if (metadata.NewReplicaIds(range.Shard, new[] { nodeId }) is { } ids) ops.Add(ids);
+                var results = await ProposeMetadataAsync(ops, timeout, ct).ConfigureAwait(false);
                 if (!results[0].Applied) throw new Cluster.RetryableException($"node id {nodeId} was taken meanwhile");
                 Log($"node {nodeId} joined from {endpoint}" + (entry.Learner ? " as a learner" : "") + (zone is null ? "" : $" in zone {zone}"));
             }

@@ -1,3 +1,4 @@
+using Replication.Engine.Transport;
 using System.Diagnostics;
 using Replication.Engine.Raft;
 using Replication.Engine.Ring;
@@ -53,9 +54,14 @@ public sealed partial class ClusterNode
         foreach (var (group, st) in _host.Status)
         {
             if (group == ClusterMetadata.MetadataGroup || st.Role == RaftRole.Leader || !map.Contains(group)) continue;
-            if (learner || metadata.ReplicasOf(group).Contains(NodeId) || !RemovedFrom(group)) continue;
+            // Superseded: the metadata has named this node anew since this replica was created (it moved away and back):
+            // the group is to take a new replica with a new id, so this one goes like one that moved away. Member ids
+            // only grow, so a metadata replica that lags (a higher id hosted than it names) supersedes nothing.
+            bool superseded = st.Member < metadata.MemberIdOf(group, NodeId);
+            if ((learner || metadata.ReplicasOf(group).Contains(NodeId)) && !superseded) continue;
+            if (!RemovedFrom(group, st.Member)) continue;
             await _host.ReplaceGroupDataAsync(group, importFrom: null).ConfigureAwait(false);
-            Log($"node {NodeId}: shard {group} moved away: its replica here is dropped");
+            Log($"node {NodeId}: shard {group} {(superseded ? "placed here anew" : "moved away")}: its replica here ({ReplicaIds.IncarnationOf(st.Member)}.{NodeId}) is dropped{(superseded ? "; a new one follows" : "")}");
         }
         // Left the cluster: it was marked leaving, it holds no shard, and the metadata group's current leader reports it out of
         // the group (its own replica may already show it deregistered — it was the metadata leader — but it must stay until

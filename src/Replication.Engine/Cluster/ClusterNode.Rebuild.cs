@@ -106,7 +106,11 @@ public sealed partial class ClusterNode
             if (!entry.Rebuilding) continue;
             long done = id == NodeId ? _identity.RebuiltEpoch : ReportedNode(id)?.RebuiltEpoch ?? -1;
             if (done < entry.RebuildEpoch) continue;
-            await ProposeMetadataAsync(new[] { PutNode(id, entry with { Rebuilding = false, RebuildUpload = null }, expectedVersion: null) }, ControlStepTimeout, ct).ConfigureAwait(false);
+            // Its replicas come back as new members of their groups (ReplicaIds): its old ones were dropped with their data.
+            var ops = new List<KvOp> { PutNode(id, entry with { Rebuilding = false, RebuildUpload = null }, expectedVersion: null) };
+            foreach (var range in metadata.MapOr(ShardCount).Ranges)
+                if (metadata.NewReplicaIds(range.Shard, new[] { id }) is { } op) ops.Add(op);
+            await ProposeMetadataAsync(ops, ControlStepTimeout, ct).ConfigureAwait(false);
             RefreshMetadata(force: true);
             Log($"node {NodeId}: node {id} rebuilt (epoch {entry.RebuildEpoch}); adding it back to its groups");
         }
@@ -135,7 +139,9 @@ public sealed partial class ClusterNode
             ct.ThrowIfCancellationRequested();
             bool data = group != ClusterMetadata.MetadataGroup;
             await _host.ReplaceGroupDataAsync(group, data ? import : null).ConfigureAwait(false);
-            await _host.AddGroupAsync(group, bootstrapVoters: null).ConfigureAwait(false); // a joining replica until a leader adds it back
+            // A joining replica until a leader adds it back. A data shard's replica comes back as a new member once the
+            // metadata gave it a new id (LetRebuiltNodesBackAsync): its old id is tombstoned here, so until then it waits.
+            await _host.AddGroupAsync(group, data ? _metadata.MemberIdOf(group, NodeId) : NodeId, bootstrapVoters: null).ConfigureAwait(false);
         }
         _identity = _identity with { RebuiltEpoch = epoch };
         _identity.Save(_options.Path);
@@ -158,11 +164,24 @@ public sealed partial class ClusterNode
     /// <summary>True when a fresh report from the current leader of <paramref name="group"/> shows this node out of its membership.</summary>
     private bool RemovedFrom(int group)
     {
-        var view = FreshReports()
-            .Select(r => r.Report.Shards.FirstOrDefault(s => s.Id == group && s.Leader == r.Node))
-            .Where(v => v is not null).OrderByDescending(v => v!.Term).FirstOrDefault();
+        var view = LeaderView(group);
         return view is not null && !view.Voters.Contains(NodeId) && !view.Learners.Contains(NodeId);
     }
+
+    /// <summary>True when a fresh report from the current leader of <paramref name="group"/> shows replica
+    /// <paramref name="member"/> (this node's, ReplicaIds) out of its membership — a newer replica of this node may be in it.
+    /// A leader that reports no member ids (an older version) is read by node, as <see cref="RemovedFrom(int)"/>.</summary>
+    private bool RemovedFrom(int group, int member)
+    {
+        var view = LeaderView(group);
+        if (view is null) return false;
+        return view.Members is { } members ? !members.Contains(member) : !view.Voters.Contains(NodeId) && !view.Learners.Contains(NodeId);
+    }
+
+    /// <summary>The freshest report of <paramref name="group"/> from a node that leads it; null when none.</summary>
+    private ReplicationShard? LeaderView(int group) => FreshReports()
+        .Select(r => r.Report.Shards.FirstOrDefault(s => s.Id == group && s.Leader == r.Node))
+        .Where(v => v is not null).OrderByDescending(v => v!.Term).FirstOrDefault();
 
     /// <summary>True when the current leader of every shard and of the metadata group reports this node out of its membership.</summary>
     private bool RemovedEverywhere() =>
@@ -208,7 +227,7 @@ public sealed partial class ClusterNode
         _identity = _identity with { RebuiltEpoch = epoch };
         _identity.Save(_options.Path);
         _awaitingRebuild = false;
-        await _host.AddGroupAsync(ClusterMetadata.MetadataGroup, bootstrapVoters: null).ConfigureAwait(false);
+        await _host.AddGroupAsync(ClusterMetadata.MetadataGroup, NodeId, bootstrapVoters: null).ConfigureAwait(false);
         Log($"node {NodeId}: rebuild {epoch} carried out (stores discarded at start); rejoining as a new replica");
     }
 }

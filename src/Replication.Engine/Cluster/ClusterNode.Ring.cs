@@ -41,7 +41,13 @@ public sealed partial class ClusterNode
             Learner = args.Learner ?? entry.Learner,
         };
         if (changed == entry) return new NodeChangeAnswer($"node {args.Node} unchanged");
-        await ProposeMetadataAsync(new[] { PutNode(args.Node, changed, expectedVersion: null) }, timeout, ct).ConfigureAwait(false);
+        var ops = new List<KvOp> { PutNode(args.Node, changed, expectedVersion: null) };
+        // Made learner-only: it will follow every shard, as a new replica (ReplicaIds) where it holds none now (it may have
+        // held and dropped one there before); where it holds a voter, that replica stays and becomes the learner.
+        if (changed.Learner && !entry.Learner)
+            foreach (var range in metadata.MapOr(ShardCount).Ranges)
+                if (!metadata.ReplicasOf(range.Shard).Contains(args.Node) && metadata.NewReplicaIds(range.Shard, new[] { args.Node }) is { } ids) ops.Add(ids);
+        await ProposeMetadataAsync(ops, timeout, ct).ConfigureAwait(false);
         RefreshMetadata(force: true);
         string detail = $"node {args.Node}:" + (changed.Leaving != entry.Leaving ? changed.Leaving ? " leaving (its replicas move away)" : " stays" : "")
             + (changed.Zone != entry.Zone ? $" zone {changed.Zone ?? "(none)"}" : "")

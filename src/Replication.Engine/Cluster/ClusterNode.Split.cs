@@ -142,11 +142,14 @@ public sealed partial class ClusterNode
         if (map.Contains(newShard)) return;
         var current = _host.Store.Get(ClusterMetadata.MetadataGroup, ClusterMetadata.ShardMapKey);
         var grown = map.Split(shard, newShard);
-        var results = await ProposeMetadataAsync(new[]
+        var ops = new List<KvOp>
         {
-            new KvOp(KvOpType.Put, ClusterMetadata.ShardMapKey, grown.ToJson(), current?.Version ?? 0),
-            new KvOp(KvOpType.Put, ClusterMetadata.PlacementKey(newShard), System.Text.Json.JsonSerializer.Serialize(_metadata.ReplicasOf(shard), ClusterMetadata.Json), null),
-        }, SplitTimeout, ct).ConfigureAwait(false);
+            new(KvOpType.Put, ClusterMetadata.ShardMapKey, grown.ToJson(), current?.Version ?? 0),
+            new(KvOpType.Put, ClusterMetadata.PlacementKey(newShard), System.Text.Json.JsonSerializer.Serialize(_metadata.ReplicasOf(shard), ClusterMetadata.Json), null),
+        };
+        // The new group's replicas are the old one's, with their member ids (NodeHost.Consistency.cs): so are its ids here.
+        if (_metadata.NewReplicaIds(newShard, Array.Empty<int>(), from: shard) is { } ids) ops.Add(ids);
+        var results = await ProposeMetadataAsync(ops, SplitTimeout, ct).ConfigureAwait(false);
         if (!results[0].Applied) throw new RetryableException("the shard map changed meanwhile");
         RefreshMetadata(force: true);
     }

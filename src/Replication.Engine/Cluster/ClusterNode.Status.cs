@@ -323,6 +323,7 @@ public sealed partial class ClusterNode
                 KeyCount = keys,
                 LagEntries = lag,
                 LagSeconds = ShardLagSeconds(st, lag),
+                Members = st.MemberVoters.Concat(st.MemberLearners).Order().ToArray(),
             });
         }
         return shards.ToArray();

@@ -239,16 +239,16 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
         // The founder (node 1) founded every group with itself as sole voter; on a restart the stored
         // membership wins and the voters given here are ignored (NodeHost.AddGroupAsync).
         IReadOnlyList<int>? founding = NodeId == 1 ? new[] { 1 } : null;
-        await _host.AddGroupAsync(ClusterMetadata.MetadataGroup, founding).ConfigureAwait(false);
+        await _host.AddGroupAsync(ClusterMetadata.MetadataGroup, NodeId, founding).ConfigureAwait(false);
         RefreshMetadata(force: true);
         var metadata = _metadata;
         foreach (int shard in ShardIds)
             if (metadata.ReplicasOf(shard).Contains(NodeId) || (founding is not null && metadata.Cluster is null))
-                await _host.AddGroupAsync(shard, founding).ConfigureAwait(false);
+                await _host.AddGroupAsync(shard, metadata.MemberIdOf(shard, NodeId), founding).ConfigureAwait(false);
         // Every group the stores hold (split shards the metadata does not list yet, among others); what this node no
         // longer belongs to is dropped by the control loop.
         foreach (int group in await _host.StoredGroupsAsync().ConfigureAwait(false))
-            await _host.AddGroupAsync(group, bootstrapVoters: null).ConfigureAwait(false);
+            await _host.AddGroupAsync(group, metadata.MemberIdOf(group, NodeId), bootstrapVoters: null).ConfigureAwait(false);
         ApplyPeers(metadata);
         // A storage failure stops the loop (NodeHost.Loop): the whole node stops then, as a crash would, so its
         // clients go to other nodes and its host (a process, an embedded cluster) sees it stopped and why.

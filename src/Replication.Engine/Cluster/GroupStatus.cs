@@ -1,3 +1,4 @@
+using Replication.Engine.Transport;
 using Replication.Engine.Raft;
 
 namespace Replication.Engine.Cluster;
@@ -20,4 +21,11 @@ internal sealed record GroupStatus(
     IReadOnlyDictionary<int, long> MatchIndexes,
     DateTimeOffset? LastContact,
     string StateReason,
-    DateTimeOffset StateSince);
+    DateTimeOffset StateSince)
+{
+    /// <summary>This replica's member id (<see cref="ReplicaIds"/>); the other fields name nodes.</summary>
+    public int Member { get; init; }
+    /// <summary>The voters and learners as member ids, for the membership plan only.</summary>
+    public IReadOnlyList<int> MemberVoters { get; init; } = Array.Empty<int>();
+    public IReadOnlyList<int> MemberLearners { get; init; } = Array.Empty<int>();
+}

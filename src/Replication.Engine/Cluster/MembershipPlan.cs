@@ -1,4 +1,5 @@
 using Replication.Engine.Raft;
+using Replication.Engine.Transport;
 
 namespace Replication.Engine.Cluster;
 
@@ -8,13 +9,21 @@ namespace Replication.Engine.Cluster;
 /// log or a snapshot without touching any quorum), then promote the learners that should vote (the core
 /// refuses until one has caught up: the caller simply asks again later), then remove members that
 /// should not be there, voters last and only once every desired voter votes (a quorum never shrinks
-/// before it has grown); a voter that should be a learner is removed, then added back as a learner. One change at a time: the core refuses another while one is uncommitted.
+/// before it has grown); a voter that should be a learner is removed, then added back as a learner (the same replica, its
+/// state intact); a stale replica of a node wanted under a new member id is removed first. One change at a time: the core
+/// refuses another while one is uncommitted.
 /// </summary>
 public static class MembershipPlan
 {
     public static ConfChange? Next(IReadOnlyCollection<int> voters, IReadOnlyCollection<int> learners,
         IReadOnlyCollection<int> desiredVoters, IReadOnlyCollection<int> desiredLearners)
     {
+        // Members are replicas (ReplicaIds): a member whose node is wanted under another id (the node was named anew while
+        // its old replica was still in the group) goes first, so that a group never holds two replicas of one node and the
+        // node, which hosts one replica of a group at a time, can drop the old one before it hosts the new one.
+        var wanted = desiredVoters.Concat(desiredLearners).ToArray();
+        foreach (int id in learners.Concat(voters.Count > 1 ? voters : Array.Empty<int>()).OrderBy(x => x))
+            if (!wanted.Contains(id) && wanted.Any(w => ReplicaIds.NodeOf(w) == ReplicaIds.NodeOf(id))) return new ConfChange(ConfChangeType.RemoveNode, id);
         foreach (int id in desiredVoters.Concat(desiredLearners).OrderBy(x => x))
             if (!voters.Contains(id) && !learners.Contains(id)) return new ConfChange(ConfChangeType.AddLearner, id);
         foreach (int id in desiredVoters.OrderBy(x => x))

@@ -1,3 +1,4 @@
+using Replication.Engine.Transport;
 using Replication.Engine.Raft;
 using Replication.Engine.Storage;
 
@@ -98,8 +99,9 @@ internal sealed partial class NodeHost
                 [split.NewShard] = (split.RightStart, split.RightLast),
             };
             var (voters, learners) = g.Core.MembershipAtCommitted(e.Index);
-            if (AddGroup(split.NewShard, voters, learners))
-                _options.Log?.Invoke($"node {Id}: shard {g.Core.Group} split at index {e.Index}: shard {split.NewShard} created with voters [{string.Join(",", voters)}]");
+            // The new group has the same replicas: each keeps its member id (ReplicaIds; the metadata copies the ids along).
+            if (AddGroup(split.NewShard, g.Core.Id, voters, learners))
+                _options.Log?.Invoke($"node {Id}: shard {g.Core.Group} split at index {e.Index}: shard {split.NewShard} created with voters [{string.Join(",", voters.Select(ReplicaIds.NodeOf))}]");
         }
     }
 

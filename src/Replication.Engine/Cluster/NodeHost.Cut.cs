@@ -1,3 +1,4 @@
+using Replication.Engine.Transport;
 using Replication.Engine.Raft;
 using Replication.Engine.Storage;
 
@@ -33,7 +34,7 @@ internal sealed partial class NodeHost
         RunOnLoopAsync(() =>
         {
             if (!_groups.TryGetValue(shard, out var g) || g.Core.Role != RaftRole.Leader)
-                throw new RetryableException($"node {Id} is not the leader of shard {shard}", g?.Core.Leader ?? 0);
+                throw new RetryableException($"node {Id} is not the leader of shard {shard}", ReplicaIds.NodeOf(g?.Core.Leader ?? 0));
             if (g.Barrier is { } other && other.Id != cutId) LowerBarrier(g); // an older cut's barrier: its coordinator moved on
             long index = g.Core.LastIndex, term = g.Core.LastTerm;
             g.Barrier = new WriteBarrier(cutId, _clock.Elapsed, _clock.Elapsed + holdLimit);

@@ -1,3 +1,4 @@
+using Replication.Engine.Transport;
 using Replication.Engine.Raft;
 using Replication.Engine.Storage;
 
@@ -106,7 +107,7 @@ internal sealed partial class NodeHost
     {
         int group = g.Core.Group;
         var stored = _logStore!.Load(group);
-        g.Core = NewCore(group, stored, stored.Snapshot, _kv!.AppliedIndex(group));
+        g.Core = NewCore(group, g.Core.Id, stored, stored.Snapshot, _kv!.AppliedIndex(group));
         g.Persisted = stored.State;
         foreach (var r in g.PendingReads.Values) r.Completion.TrySetException(new RetryableException($"node {Id} restarted shard {group} from its files (disk full)"));
         g.PendingReads.Clear();
@@ -176,12 +177,12 @@ internal sealed partial class NodeHost
         {
             var full = _fullPeers;
             if (full.Length == 0) return null;
-            int canPersist = g.Core.Voters.Count(v => v == Id || Array.IndexOf(full, v) < 0);
+            int canPersist = g.Core.Voters.Count(v => v == g.Core.Id || Array.IndexOf(full, ReplicaIds.NodeOf(v)) < 0);
             if (canPersist > g.Core.Voters.Count / 2) return null;
-            return new DiskFullException($"Shard {g.Core.Group} cannot take writes: the disks of nodes {string.Join(", ", g.Core.Voters.Where(v => Array.IndexOf(full, v) >= 0).Order())} are full, leaving no quorum of its voters that can persist one. Nothing was written; writes resume by themselves once the disks have room.");
+            return new DiskFullException($"Shard {g.Core.Group} cannot take writes: the disks of nodes {string.Join(", ", g.Core.Voters.Select(ReplicaIds.NodeOf).Where(v => Array.IndexOf(full, v) >= 0).Order())} are full, leaving no quorum of its voters that can persist one. Nothing was written; writes resume by themselves once the disks have room.");
         }
         if (g.Core.LeadTransferee is int target and not 0)
-            return new RetryableException($"node {Id} is handing shard {g.Core.Group} to node {target}: its disk is full", target);
+            return new RetryableException($"node {Id} is handing shard {g.Core.Group} to node {ReplicaIds.NodeOf(target)}: its disk is full", ReplicaIds.NodeOf(target));
         return new DiskFullException($"Node {Id} cannot take writes: {_diskFull} Nothing was written; writes resume by themselves once the disk has room.");
     }
 
@@ -227,12 +228,12 @@ internal sealed partial class NodeHost
         if (core.Role != RaftRole.Leader || core.LeadTransferee != 0) return;
         var match = core.MatchIndexes();
         var applied = core.AppliedIndexes();
-        long mine = match.GetValueOrDefault(Id); // the leader's own match is what it made durable
+        long mine = match.GetValueOrDefault(core.Id); // the leader's own match is what it made durable
         int best = 0;
         long bestMatch = -1;
         foreach (int v in core.Voters)
         {
-            if (v == Id) continue;
+            if (v == core.Id) continue;
             bool ahead = (_logFullUntil is not null && match.GetValueOrDefault(v) > mine)
                 || (_stateFullUntil is not null && applied.GetValueOrDefault(v) > core.Applied);
             if (_stepAsideTried.TryGetValue((core.Group, v), out var tried) && _clock.Elapsed - tried < StepAsideRetry) continue;
@@ -245,7 +246,7 @@ internal sealed partial class NodeHost
         if (best == 0) return;
         _stepAsideTried[(core.Group, best)] = _clock.Elapsed;
         if (core.TransferLeadership(best))
-            _options.Log?.Invoke($"node {Id}: disk full; handing shard {core.Group} to node {best}, which can persist (its match {bestMatch}, ours {mine})");
+            _options.Log?.Invoke($"node {Id}: disk full; handing shard {core.Group} to node {ReplicaIds.NodeOf(best)}, which can persist (its match {bestMatch}, ours {mine})");
     }
 
     /// <summary>

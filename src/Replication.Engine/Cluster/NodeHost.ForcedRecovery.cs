@@ -1,3 +1,4 @@
+using Replication.Engine.Transport;
 using Replication.Engine.Raft;
 using Replication.Engine.Storage;
 
@@ -35,22 +36,24 @@ internal sealed partial class NodeHost
     /// hosted. Thread-safe (runs on the loop).</summary>
     public Task<ReplicaState?> ReplicaStateAsync(int group) => RunOnLoopAsync(() =>
         _groups.TryGetValue(group, out var g)
-            ? new ReplicaState(Id, g.Core.Role, g.Core.Leader, g.Core.Term, g.Core.LastIndex, g.Core.LastTerm, g.Core.Committed,
-                g.Core.Voters.Order().ToArray(), g.Core.Learners.Order().ToArray())
+            ? new ReplicaState(Id, g.Core.Role, ReplicaIds.NodeOf(g.Core.Leader), g.Core.Term, g.Core.LastIndex, g.Core.LastTerm, g.Core.Committed,
+                g.Core.Voters.Select(ReplicaIds.NodeOf).Order().ToArray(), g.Core.Learners.Select(ReplicaIds.NodeOf).Order().ToArray())
             : null);
 
     /// <summary>
     /// Makes this node's replica of <paramref name="group"/> the group's only voter (see the class summary). Refused
     /// (<see cref="InvalidOperationException"/>) when the group is not hosted, when this replica leads it, or when its
-    /// voters are no longer <paramref name="expectedVoters"/> (the coordinator decided on another configuration).
+    /// voters are no longer <paramref name="expectedVoters"/> (nodes; the coordinator decided on another configuration).
+    /// The rewrite is made of member ids (ReplicaIds): this replica keeps its own, the others are removed.
     /// Returns the end of the log as it was before the rewrite (what survives), read from raft.db. Thread-safe.
     /// </summary>
     public Task<ForcedRewrite> ForceSoleVoterAsync(int group, IReadOnlyCollection<int> expectedVoters) => RunOnLoopAsync(() =>
     {
         if (!_groups.TryGetValue(group, out var g)) throw new InvalidOperationException($"node {Id} does not host group {group}");
         if (g.Core.Role == RaftRole.Leader) throw new InvalidOperationException($"node {Id} leads group {group}: it has a quorum");
-        var voters = g.Core.Voters;
-        if (voters.Count != expectedVoters.Count || !expectedVoters.All(voters.Contains))
+        var members = g.Core.Voters.ToArray();
+        var voters = members.Select(ReplicaIds.NodeOf).ToArray();
+        if (voters.Length != expectedVoters.Count || !expectedVoters.All(voters.Contains))
             throw new InvalidOperationException(
                 $"node {Id}'s voters of group {group} are {string.Join(",", voters.Order())}, not {string.Join(",", expectedVoters.Order())}: the configuration changed meanwhile");
 
@@ -60,8 +63,9 @@ internal sealed partial class NodeHost
         long lastTerm = stored.Entries.Count > 0 ? stored.Entries[^1].Term : stored.Snapshot?.Term ?? 0;
         long term = Math.Max(stored.State.Term, lastTerm) + 1;
         var changes = new List<ConfChange>();
-        if (!voters.Contains(Id)) changes.Add(new ConfChange(ConfChangeType.PromoteLearner, Id));
-        changes.AddRange(voters.Where(v => v != Id).Order().Select(v => new ConfChange(ConfChangeType.RemoveNode, v)));
+        int self = g.Core.Id;
+        if (!members.Contains(self)) changes.Add(new ConfChange(ConfChangeType.PromoteLearner, self));
+        changes.AddRange(members.Where(v => v != self).Order().Select(v => new ConfChange(ConfChangeType.RemoveNode, v)));
         var entries = changes.Select((cc, i) => new LogEntry(lastIndex + 1 + i, term, EntryType.ConfChange, cc.Encode())).ToArray();
         _storage!.Save(new[] { new GroupWrite(group, new HardState(term, 0, stored.State.Commit), entries) }); // one transaction
 
@@ -75,7 +79,7 @@ internal sealed partial class NodeHost
             _captures.Remove(c);
             c.Completion.TrySetException(reason);
         }
-        AddGroup(group, bootstrapVoters: null, bootstrapLearners: null);
+        AddGroup(group, self, bootstrapVoters: null, bootstrapLearners: null);
         PublishStatus();
         _options.Log?.Invoke($"node {Id}: group {group} forced to a one-voter group at term {term} (its log ended at {lastIndex}@{lastTerm}; voters were {string.Join(",", voters.Order())})");
         return new ForcedRewrite(lastIndex, lastTerm, term, voters.Order().ToArray());

@@ -1,3 +1,4 @@
+using Replication.Engine.Transport;
 using Replication.Engine.Raft;
 
 namespace Replication.Engine.Cluster;
@@ -12,17 +13,26 @@ namespace Replication.Engine.Cluster;
 internal sealed partial class NodeHost
 {
     private Random? _groupRandom;
+    /// <summary>Replicas AddGroup refused as tombstoned, each logged once (loop thread only).</summary>
+    private readonly HashSet<(int Group, int Member)> _refusedReplicas = new();
 
     /// <summary>
-    /// Starts hosting <paramref name="group"/> from what raft.db and state.db hold for it (a restart),
-    /// or as a new replica. A new replica with <paramref name="bootstrapVoters"/> founds the group with
+    /// Starts hosting <paramref name="group"/> from what raft.db and state.db hold for it (a restart: as the member id
+    /// recorded then), or as a new replica with member id <paramref name="member"/> (<see cref="ReplicaIds"/>), recorded
+    /// durably before the core exists. A new replica with <paramref name="bootstrapVoters"/> founds the group with
     /// that membership, recorded durably as a membership-only snapshot at index 0 so every restart
     /// reads it back; without them it is a joining replica (empty configuration: it never campaigns
     /// and learns its membership from the leader, RaftNode.Membership.cs). Completes with false when
-    /// the group is already hosted.
+    /// the group is already hosted, or when <paramref name="member"/> is a replica this node has dropped (its tombstone:
+    /// a removed replica never comes back under its old id).
     /// </summary>
-    public Task<bool> AddGroupAsync(int group, IReadOnlyList<int>? bootstrapVoters) =>
-        RunOnLoopAsync(() => AddGroup(group, bootstrapVoters, null));
+    public Task<bool> AddGroupAsync(int group, int member, IReadOnlyList<int>? bootstrapVoters) =>
+        RunOnLoopAsync(() => AddGroup(group, member, bootstrapVoters, null));
+
+    /// <summary>The member id this node hosts <paramref name="group"/> as (0 when not hosted), and the group's tombstone
+    /// (the highest member id of it dropped here). Thread-safe (runs on the loop).</summary>
+    public Task<(int Member, int Removed)> ReplicaAsync(int group) => RunOnLoopAsync(() =>
+        (_groups.TryGetValue(group, out var g) ? g.Core.Id : 0, _logStore!.Replica(group).Removed));
 
     /// <summary>The groups raft.db holds anything for (a restarting node hosts them all; what it no longer belongs to is
     /// dropped by its control loop). Thread-safe (runs on the loop).</summary>
@@ -62,6 +72,10 @@ internal sealed partial class NodeHost
     /// </summary>
     public Task ReplaceGroupDataAsync(int group, string? importFrom) => RunOnLoopAsync(() =>
     {
+        var recorded = _logStore!.Replica(group).Member;
+        // The metadata group's members are node ids (every node hosts it; ClusterMetadata.MetadataMembership): no tombstone.
+        int member = group == ClusterMetadata.MetadataGroup ? 0
+            : _groups.TryGetValue(group, out var hosted) ? hosted.Core.Id : recorded != 0 ? recorded : Id;
         if (_groups.Remove(group, out var g))
         {
             var reason = new RetryableException($"node {Id} no longer hosts group {group}");
@@ -73,9 +87,9 @@ internal sealed partial class NodeHost
                 c.Completion.TrySetException(reason);
             }
         }
-        // The log first (durable): a crash before the state machine is dropped leaves only rows that
-        // AddGroup discards for a group whose log is empty.
-        _logStore!.DropGroup(group);
+        // The log first (durable), with the tombstone of the dropped replica: a crash before the state machine is dropped
+        // leaves only rows that AddGroup discards for a group whose log is empty.
+        _logStore!.DropGroup(group, member);
         _kv!.DropShard(group);
         if (importFrom is not null)
         {
@@ -86,10 +100,11 @@ internal sealed partial class NodeHost
         return true;
     });
 
-    private bool AddGroup(int group, IReadOnlyList<int>? bootstrapVoters, IReadOnlyList<int>? bootstrapLearners)
+    private bool AddGroup(int group, int member, IReadOnlyList<int>? bootstrapVoters, IReadOnlyList<int>? bootstrapLearners)
     {
         if (_groups.ContainsKey(group)) return false;
         var stored = _logStore!.Load(group);
+        var (recorded, removed) = _logStore.Replica(group);
         long applied = _kv!.AppliedIndex(group);
         if (applied > 0 && stored.Snapshot is null && stored.Entries.Count == 0 && stored.State.Term == 0)
         {
@@ -102,23 +117,35 @@ internal sealed partial class NodeHost
                 $"Node {Id}, group {group}: the state machine is at index {applied} but the Raft log was compacted to {snap.Index}.");
         var snapshot = stored.Snapshot;
         bool fresh = snapshot is null && stored.Entries.Count == 0 && stored.State.Term == 0;
+        // A restart resumes the replica the stores hold, as the member it was (a version-2 file recorded none: the node id).
+        // A new replica takes the id it was given, unless this node already dropped that replica (or a later one).
+        // Data with no member recorded after a drop is a cold backup's, imported by a rebuild: it is a new replica too.
+        bool isNew = fresh || (recorded == 0 && removed != 0);
+        int id = isNew ? member : recorded != 0 ? recorded : Id;
+        if (isNew && (ReplicaIds.NodeOf(member) != Id || member <= removed))
+        {
+            if (_refusedReplicas.Add((group, member)))
+                _options.Log?.Invoke($"node {Id}: group {group}: replica {ReplicaIds.IncarnationOf(member)}.{ReplicaIds.NodeOf(member)} not hosted (this node dropped replica {ReplicaIds.IncarnationOf(removed)}.{ReplicaIds.NodeOf(removed)} of it: a removed replica never comes back)");
+            return false;
+        }
+        if (isNew && recorded != member) _logStore.SetReplica(group, member);
         if (fresh && bootstrapVoters is { Count: > 0 })
         {
             snapshot = new SnapshotMetadata(0, 0, bootstrapVoters.ToArray(), bootstrapLearners?.ToArray() ?? Array.Empty<int>());
             _logStore.SaveSnapshot(group, snapshot, discardLog: false);
         }
-        var runtime = new GroupRuntime(NewCore(group, stored, snapshot, applied));
+        var runtime = new GroupRuntime(NewCore(group, id, stored, snapshot, applied));
         _groups[group] = runtime;
         return true;
     }
 
     /// <summary>A core for <paramref name="group"/> from what the stores hold: hard state, log, snapshot and applied index.</summary>
-    private RaftNode NewCore(int group, Storage.RaftGroupLog stored, SnapshotMetadata? snapshot, long applied)
+    private RaftNode NewCore(int group, int member, Storage.RaftGroupLog stored, SnapshotMetadata? snapshot, long applied)
     {
         _groupRandom ??= _options.Seed is int seed ? new Random(seed * 7919 + Id + 1) : new Random();
         var config = new RaftConfig
         {
-            Id = Id,
+            Id = member,
             Group = group,
             Voters = Array.Empty<int>(), // the membership comes from the snapshot (or the leader, when joining)
             ElectionTicks = _options.ElectionTicks,

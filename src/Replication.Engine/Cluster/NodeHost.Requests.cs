@@ -1,3 +1,4 @@
+using Replication.Engine.Transport;
 using Replication.Engine.Raft;
 using Replication.Engine.Storage;
 
@@ -61,7 +62,7 @@ internal sealed partial class NodeHost
         long first = g.Core.Propose(p.Commands);
         if (first == 0)
         {
-            p.Completion.TrySetException(new RetryableException($"node {Id} is not the leader of shard {p.Shard}", g.Core.Leader));
+            p.Completion.TrySetException(new RetryableException($"node {Id} is not the leader of shard {p.Shard}", ReplicaIds.NodeOf(g.Core.Leader)));
             return;
         }
         var batch = new ProposalBatch(p, first, g.Core.Term);
@@ -94,7 +95,7 @@ internal sealed partial class NodeHost
         long ctx = ++_nextReadContext;
         if (!g.Core.ReadIndex(ctx))
         {
-            r.Completion.TrySetException(new RetryableException($"node {Id} is not the leader of shard {r.Shard}", g.Core.Leader));
+            r.Completion.TrySetException(new RetryableException($"node {Id} is not the leader of shard {r.Shard}", ReplicaIds.NodeOf(g.Core.Leader)));
             return;
         }
         g.PendingReads[ctx] = r;
@@ -102,7 +103,10 @@ internal sealed partial class NodeHost
 
     private void StartTransfer(TransferRequest t)
     {
-        bool ok = _groups.TryGetValue(t.Shard, out var g) && g.Core.TransferLeadership(t.Target);
+        // The target is a node: its member in the group's voters (ReplicaIds).
+        bool ok = _groups.TryGetValue(t.Shard, out var g)
+            && g.Core.Voters.FirstOrDefault(v => ReplicaIds.NodeOf(v) == t.Target) is int member and not 0
+            && g.Core.TransferLeadership(member);
         t.Completion.TrySetResult(ok);
     }
 
@@ -162,7 +166,7 @@ internal sealed partial class NodeHost
         AbortSnapshotTransfers(g.Core.Group);
         // Unconfirmed reads were dropped by the core with its leadership; let the router retry elsewhere.
         foreach (var r in g.PendingReads.Values)
-            r.Completion.TrySetException(new RetryableException($"node {Id} lost leadership of shard {g.Core.Group}", ss.Leader));
+            r.Completion.TrySetException(new RetryableException($"node {Id} lost leadership of shard {g.Core.Group}", ReplicaIds.NodeOf(ss.Leader)));
         g.PendingReads.Clear();
     }
 

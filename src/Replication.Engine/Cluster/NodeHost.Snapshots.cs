@@ -1,3 +1,4 @@
+using Replication.Engine.Transport;
 using System.Buffers.Binary;
 using Replication.Engine.Raft;
 using Replication.Engine.Storage;
@@ -94,7 +95,7 @@ internal sealed partial class NodeHost
         {
             Type = MessageType.SnapshotChunk,
             Group = shard,
-            From = Id,
+            From = _groups.TryGetValue(shard, out var sender) ? sender.Core.Id : Id, // the leader's member id (ReplicaIds)
             To = t.To,
             Term = t.Term,
             Index = t.Metadata.Index,
@@ -162,7 +163,8 @@ internal sealed partial class NodeHost
 
     private void OnSnapshotChunk(RaftMessage m)
     {
-        if (!_groups.TryGetValue(m.Group, out var g) || m.Entries.Count != 1 || m.Term < g.Core.Term)
+        // A snapshot for a replica this node does not host (dropped: its tombstone; or not yet) is refused, and creates none.
+        if (!_groups.TryGetValue(m.Group, out var g) || m.To != g.Core.Id || m.Entries.Count != 1 || m.Term < g.Core.Term)
         {
             Ack(m, reject: true);
             return;
@@ -204,7 +206,7 @@ internal sealed partial class NodeHost
             Type = MessageType.Snapshot,
             Group = m.Group,
             From = m.From,
-            To = Id,
+            To = g.Core.Id,
             Term = m.Term,
             Index = m.Index,
             LogTerm = m.LogTerm,
@@ -230,7 +232,7 @@ internal sealed partial class NodeHost
     {
         Type = MessageType.SnapshotAck,
         Group = chunk.Group,
-        From = Id,
+        From = chunk.To, // the replica it was addressed to, hosted here or not: the sender's transfer is keyed by it
         To = chunk.From,
         Term = chunk.Term,
         Context = chunk.Context,

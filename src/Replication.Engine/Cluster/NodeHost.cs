@@ -117,7 +117,8 @@ internal sealed partial class NodeHost : IAsyncDisposable
 
     public ValueTask DisposeAsync() => new(StopAsync(kill: false));
 
-    private void OnMessage(RaftMessage m)
+    /// <summary>A peer's Raft message, as the transport hands it over (thread-safe; tests hand messages in here too).</summary>
+    internal void OnMessage(RaftMessage m)
     {
         _inbox.Enqueue(m);
         _wake.Set();
@@ -210,7 +211,9 @@ internal sealed partial class NodeHost : IAsyncDisposable
                     OnSnapshotAck(ack);
                     break;
                 case RaftMessage m:
-                    if (_groups.TryGetValue(m.Group, out var g))
+                    // Only the replica a message is addressed to takes it: one for a replica this node dropped (its
+                    // tombstone) or has not hosted yet is dropped, and never brings a replica into being (ReplicaIds).
+                    if (_groups.TryGetValue(m.Group, out var g) && m.To == g.Core.Id)
                     {
                         g.Core.Step(m);
                         if (m.Type is MessageType.Append or MessageType.Heartbeat && m.From == g.Core.Leader)
@@ -346,9 +349,18 @@ internal sealed partial class NodeHost : IAsyncDisposable
                 g.LastRole = c.Role;
                 g.StateSince = DateTimeOffset.UtcNow;
             }
-            status[shard] = new GroupStatus(shard, c.Role, c.Leader, c.Term, c.LastIndex, c.Committed, c.Applied, c.LastSnapshot.Index,
-                c.Voters.OrderBy(x => x).ToArray(), c.Learners.OrderBy(x => x).ToArray(), c.MatchIndexes(),
-                c.Role == RaftRole.Leader ? DateTimeOffset.UtcNow : g.LastContact, c.LastStateChangeReason, g.StateSince);
+            // Nodes, not member ids, from here on (ReplicaIds): only the membership plan needs the members themselves.
+            var match = new Dictionary<int, long>();
+            foreach (var (member, index) in c.MatchIndexes())
+                match[ReplicaIds.NodeOf(member)] = Math.Max(index, match.GetValueOrDefault(ReplicaIds.NodeOf(member)));
+            status[shard] = new GroupStatus(shard, c.Role, ReplicaIds.NodeOf(c.Leader), c.Term, c.LastIndex, c.Committed, c.Applied, c.LastSnapshot.Index,
+                c.Voters.Select(ReplicaIds.NodeOf).Distinct().Order().ToArray(), c.Learners.Select(ReplicaIds.NodeOf).Distinct().Order().ToArray(), match,
+                c.Role == RaftRole.Leader ? DateTimeOffset.UtcNow : g.LastContact, c.LastStateChangeReason, g.StateSince)
+            {
+                Member = c.Id,
+                MemberVoters = c.Voters.Order().ToArray(),
+                MemberLearners = c.Learners.Order().ToArray(),
+            };
         }
         _status = status;
         NoteChanges(before, status); // NodeHost.Events.cs
@@ -361,7 +373,7 @@ internal sealed partial class NodeHost : IAsyncDisposable
         foreach (var (group, a) in after)
         {
             if (!before.TryGetValue(group, out var b)) return true;
-            if (a.Role != b.Role || a.Leader != b.Leader || !a.Voters.SequenceEqual(b.Voters) || !a.Learners.SequenceEqual(b.Learners)
+            if (a.Role != b.Role || a.Leader != b.Leader || !a.MemberVoters.SequenceEqual(b.MemberVoters) || !a.MemberLearners.SequenceEqual(b.MemberLearners)
                 || (group == ClusterMetadata.MetadataGroup && a.Committed != b.Committed))
                 return true;
         }

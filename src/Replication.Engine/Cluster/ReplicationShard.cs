@@ -24,4 +24,10 @@ public sealed record ReplicationShard
     public long KeyCount { get; init; }
     public long LagEntries { get; init; }
     public double LagSeconds { get; init; }
+
+    /// <summary>The voters' and learners' member ids (Transport.ReplicaIds) as the reporting replica's core has them: carried
+    /// in status reports for the control loop (which replica of a node a leader counts), never shown (operators see nodes).
+    /// Null in a report from a node that does not send them.</summary>
+    [System.Text.Json.Serialization.JsonInclude]
+    internal IReadOnlyList<int>? Members { get; init; }
 }

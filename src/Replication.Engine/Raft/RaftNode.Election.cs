@@ -101,8 +101,9 @@ public sealed partial class RaftNode
     /// A replica that knows no configuration at all (a joining one, created empty, that has heard from no leader yet)
     /// grants nothing: its empty log is "at least as up to date" as any candidate's, so a member that missed the
     /// changes since this replica's node last held the group, and still counts the node's id as a voter, could win
-    /// with its vote and a log that lacks committed entries (found by the simulator's ring mode: a node takes a shard
-    /// back under the id of its dropped replica). Such a replica never needs to vote: it joins as a learner and is
+    /// with its vote and a log that lacks committed entries (found by the simulator's ring mode: a node took a shard
+    /// back under the id of its dropped replica; the host no longer reuses ids, Transport/ReplicaIds.cs, and this rule
+    /// stays as a second line). Such a replica never needs to vote: it joins as a learner and is
     /// promoted only once caught up, with a configuration learned from the leader. Founding replicas start with one.
     /// </summary>
     private void HandleVoteRequest(RaftMessage m)

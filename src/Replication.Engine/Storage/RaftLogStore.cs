@@ -25,7 +25,7 @@ namespace Replication.Engine.Storage;
 public sealed class RaftLogStore : IDisposable
 {
     /// <summary>On-disk schema version (PRAGMA user_version). Bump it, with a migration, on any schema change.</summary>
-    public const int SchemaVersion = 2; // 2: raft_snapshot (compaction metadata per group)
+    public const int SchemaVersion = 3; // 2: raft_snapshot (compaction metadata per group); 3: raft_replica (member id, tombstone)
 
     /// <summary>PRAGMA application_id of a raft.db ("RPLR"), so it is never mistaken for a state.db.</summary>
     internal const int ApplicationId = 0x52504C52;
@@ -40,6 +40,16 @@ public sealed class RaftLogStore : IDisposable
         CREATE TABLE IF NOT EXISTS raft_snapshot(
             grp INTEGER PRIMARY KEY, idx INTEGER NOT NULL, term INTEGER NOT NULL,
             voters TEXT NOT NULL, learners TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS raft_replica(
+            grp INTEGER PRIMARY KEY, member INTEGER NOT NULL, removed INTEGER NOT NULL);
+        """;
+
+    /// <summary>Version 2 to 3: the replica table (a version-2 file has none: its replicas are the legacy member id = node
+    /// id, with no tombstones).</summary>
+    private const string MigrateFrom2Sql = """
+        CREATE TABLE IF NOT EXISTS raft_replica(
+            grp INTEGER PRIMARY KEY, member INTEGER NOT NULL, removed INTEGER NOT NULL);
+        PRAGMA user_version=3;
         """;
 
     // WAL checkpoints: SQLite's default auto-checkpoint (every 1000 pages, run by the committing
@@ -63,6 +73,7 @@ public sealed class RaftLogStore : IDisposable
         _conn = SqliteSetup.OpenWriter(filePath, SqliteSynchronous.Full);
         try
         {
+            MigrateFrom2();
             SqliteSetup.EnsureSchema(_conn, filePath, ApplicationId, SchemaVersion, CreateSql);
             _upsertState = Prepare("""
                 INSERT INTO raft_state(grp, term, vote, commit_idx) VALUES(@grp, @term, @vote, @commit)
@@ -78,6 +89,44 @@ public sealed class RaftLogStore : IDisposable
             _conn.Dispose();
             throw;
         }
+    }
+
+    private void MigrateFrom2()
+    {
+        using var tx = _conn.BeginTransaction();
+        if (SqliteSetup.ExecuteScalarLong(_conn, tx, "PRAGMA application_id;") == ApplicationId
+            && SqliteSetup.ExecuteScalarLong(_conn, tx, "PRAGMA user_version;") == 2)
+            SqliteSetup.Execute(_conn, tx, MigrateFrom2Sql);
+        tx.Commit();
+    }
+
+    /// <summary>
+    /// This node's replica of <paramref name="group"/>: the member id it hosts (0 when none is recorded: a group stored by
+    /// a version-2 file, whose member id is the node id, or none hosted) and the highest member id of the group it has
+    /// dropped here, its tombstone: a replica with an id at or below it is never hosted again (NodeHost.Groups.cs).
+    /// </summary>
+    public (int Member, int Removed) Replica(int group)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        using var cmd = _conn.CreateCommand();
+        cmd.CommandText = "SELECT member, removed FROM raft_replica WHERE grp = @grp";
+        cmd.Parameters.AddWithValue("@grp", group);
+        using var r = cmd.ExecuteReader();
+        return r.Read() ? (checked((int)r.GetInt64(0)), checked((int)r.GetInt64(1))) : (0, 0);
+    }
+
+    /// <summary>Records the member id this node hosts <paramref name="group"/> as (durable when it returns).</summary>
+    public void SetReplica(int group, int member)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        using var cmd = _conn.CreateCommand();
+        cmd.CommandText = """
+            INSERT INTO raft_replica(grp, member, removed) VALUES(@grp, @member, 0)
+            ON CONFLICT(grp) DO UPDATE SET member = excluded.member
+            """;
+        cmd.Parameters.AddWithValue("@grp", group);
+        cmd.Parameters.AddWithValue("@member", member);
+        cmd.ExecuteNonQuery();
     }
 
     /// <summary>
@@ -289,11 +338,24 @@ public sealed class RaftLogStore : IDisposable
         cmd.ExecuteNonQuery();
     }
 
-    /// <summary>Removes everything of <paramref name="group"/>: entries, hard state, snapshot metadata (durable when it returns).</summary>
-    public void DropGroup(int group)
+    /// <summary>Removes everything of <paramref name="group"/>: entries, hard state, snapshot metadata (durable when it returns).
+    /// The dropped replica's member id (<paramref name="member"/>, the one it was hosted as) becomes the group's tombstone
+    /// when higher than the one recorded: that replica is never hosted again.</summary>
+    public void DropGroup(int group, int member)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         using var tx = _conn.BeginTransaction();
+        using (var tomb = _conn.CreateCommand())
+        {
+            tomb.Transaction = tx;
+            tomb.CommandText = """
+                INSERT INTO raft_replica(grp, member, removed) VALUES(@grp, 0, @member)
+                ON CONFLICT(grp) DO UPDATE SET member = 0, removed = max(removed, excluded.removed)
+                """;
+            tomb.Parameters.AddWithValue("@grp", group);
+            tomb.Parameters.AddWithValue("@member", member);
+            tomb.ExecuteNonQuery();
+        }
         foreach (var table in new[] { "raft_log", "raft_state", "raft_snapshot" })
         {
             using var cmd = _conn.CreateCommand();

@@ -135,14 +135,14 @@ public sealed partial class TcpTransport
             Interlocked.Increment(ref _counters.FramesReceived);
             foreach (var message in messages)
             {
-                // The connection speaks for the node that said Hello, and only to this node.
-                if (message.To != _nodeId || message.From != peerId)
+                // The connection speaks for the node that said Hello, and only to this node (members map to nodes: ReplicaIds).
+                if (ReplicaIds.NodeOf(message.To) != _nodeId || ReplicaIds.NodeOf(message.From) != peerId)
                 {
                     Interlocked.Increment(ref _counters.DroppedMisaddressed);
                     continue;
                 }
                 Interlocked.Increment(ref _counters.MessagesReceived);
-                if (IsCutOff(message.From)) continue; // a drill's partition (TcpTransport.Faults.cs)
+                if (IsCutOff(ReplicaIds.NodeOf(message.From))) continue; // a drill's partition (TcpTransport.Faults.cs)
                 try { _onReceive(message); }
                 catch (Exception e) { Log($"receive callback failed on {message}: {e}"); }
             }

@@ -179,7 +179,7 @@ public sealed partial class TcpTransport : IAsyncDisposable
     }
 
     /// <summary>
-    /// Queues <paramref name="message"/> for the peer <see cref="RaftMessage.To"/>. Never blocks and
+    /// Queues <paramref name="message"/> for the node of <see cref="RaftMessage.To"/> (<see cref="ReplicaIds.NodeOf"/>). Never blocks and
     /// never throws for network reasons: a message to an unknown peer, to an unreachable peer, or
     /// after disposal is dropped and counted. The message must not be mutated afterwards
     /// (RaftMessage is immutable; its Entries' data arrays must be left alone too).
@@ -187,8 +187,9 @@ public sealed partial class TcpTransport : IAsyncDisposable
     public void Send(RaftMessage message)
     {
         ArgumentNullException.ThrowIfNull(message);
-        if (IsCutOff(message.To)) return; // a drill's partition (TcpTransport.Faults.cs)
-        if (!_disposed && _peers.TryGetValue(message.To, out var sender))
+        int node = ReplicaIds.NodeOf(message.To); // a group's member id names its replica; the peer is its node
+        if (IsCutOff(node)) return; // a drill's partition (TcpTransport.Faults.cs)
+        if (!_disposed && _peers.TryGetValue(node, out var sender))
             sender.Enqueue(message);
         else
             Interlocked.Increment(ref _counters.DroppedUnroutable);

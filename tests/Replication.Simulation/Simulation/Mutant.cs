@@ -50,7 +50,8 @@ public enum Mutant
     RemoveBeforeCaughtUp,
     /// <summary>
     /// Ring mode, host: a machine that takes a shard again hosts the new, empty replica under the raft id of its earlier,
-    /// dropped one (as ClusterNode does today: a group member's id is the node id) instead of a new id.
+    /// dropped one (as ClusterNode did before replica ids: a group member's id was the node id, and no tombstone) instead
+    /// of the new member id the metadata gives it (Transport.ReplicaIds).
     /// </summary>
     ReplicaIdReused,
     /// <summary>

@@ -117,7 +117,7 @@ public sealed partial class Simulator
         foreach (var x in _nodes)
             if (!Options.Ring && !x.Retired && !_desiredVoters.Contains(x.Id) && !committedMembers.Contains(x.Id) && _retireScheduled.Add(x.Id))
                 Schedule((5 + _rng.Next(36)) * (long)SimOptions.TickUnits, new RetireEvent(x.Id, "the operator saw its removal committed"));
-        var next = MembershipPlan.Next(core.Voters, core.Learners, _desiredVoters, Array.Empty<int>());
+        var next = Options.Ring ? RingPlanNext(core) : MembershipPlan.Next(core.Voters, core.Learners, _desiredVoters, Array.Empty<int>());
         if (next is not { } change)
         {
             // Ring mode: settled once the replicas moved away are dropped too (PlaceRing decides).
@@ -147,7 +147,7 @@ public sealed partial class Simulator
     private void ProposeWhilePending(SimNode leader)
     {
         var core = leader.Core!;
-        var change = MembershipPlan.Next(core.Voters, core.Learners, _desiredVoters, Array.Empty<int>())
+        var change = (Options.Ring ? RingPlanNext(core) : MembershipPlan.Next(core.Voters, core.Learners, _desiredVoters, Array.Empty<int>()))
             ?? new ConfChange(ConfChangeType.RemoveNode, core.Voters.Where(v => v != leader.Id).Max());
         long index = core.ProposeConfChange(change);
         Mix(11, leader.Id, (long)change.Type, change.NodeId, index, 0);

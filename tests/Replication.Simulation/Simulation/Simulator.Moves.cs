@@ -1,5 +1,8 @@
 using Replication.Engine.Cluster;
+using Replication.Engine.Raft;
 using Replication.Engine.Ring;
+using Replication.Engine.Storage;
+using Replication.Engine.Transport;
 
 namespace Replication.Simulation.Simulation;
 
@@ -29,12 +32,15 @@ namespace Replication.Simulation.Simulation;
 /// dropped is often named again later (moved back, unpinned). Crashes, partitions, pauses, compaction and lost snapshot
 /// transfers go on meanwhile.
 ///
-/// Replica identity: every replica a machine hosts is a new Raft member with an id never used before in the group, and
-/// the simulator maps replicas to machines (raft ids are <see cref="SimNode.Id"/>; machine ids are the metadata's). The
-/// product today uses the node id as the member id, so a machine that takes a shard back rejoins under the id of its
-/// dropped replica: <see cref="Mutant.ReplicaIdReused"/> runs that, and the checks catch it (a stale member whose log
-/// still names the old replica as a voter can be elected with the empty new replica's vote and overwrite committed
-/// entries). Unique ids are what makes moves back safe.
+/// Replica identity, as the product has it (Transport.ReplicaIds): a replica's member id is the one the metadata gives
+/// the machine in the shard (<see cref="ClusterMetadata.MemberIdOf"/>; the product's <see cref="ClusterMetadata.NewReplicaIds"/>
+/// writes a new one, with the placement, for every machine placed anew), the membership plan works on member ids, a
+/// machine hosts a member id only above its tombstone (the highest one it dropped), and drops a replica the metadata has
+/// superseded once the leader reports it out. The simulator gives each member id its own raft id (<see cref="SimNode.Id"/>,
+/// a bijection), so a member id the product reused for a new, empty replica would be a reused raft id here.
+/// <see cref="Mutant.ReplicaIdReused"/> runs the product as it was before (member id = machine id, no tombstone), and
+/// the checks catch it (a stale member whose log still names the old replica as a voter can be elected with the empty
+/// new replica's vote and overwrite committed entries).
 /// </summary>
 public sealed partial class Simulator
 {
@@ -45,6 +51,9 @@ public sealed partial class Simulator
     private ClusterMetadata _metadata = ClusterMetadata.Empty;
     /// <summary>Each machine's latest replica (raft id), and each replica's machine.</summary>
     private readonly Dictionary<int, int> _replicaOf = new(), _machineOf = new();
+    /// <summary>Each replica's product member id (raft id → member id) and back; each machine's tombstone (the highest member
+    /// id it dropped: raft.db's, so it survives crashes).</summary>
+    private readonly Dictionary<int, int> _memberOf = new(), _raftIdOf = new(), _tombstone = new();
     private int _lastMachine;
 
     /// <summary>
@@ -63,13 +72,40 @@ public sealed partial class Simulator
             NextShard = 1,
         };
         var founders = PlacementPolicy.Desired(_metadata).Single(p => p.Shard == RingShard).Voters.Order().ToArray();
-        SetPlacement(founders);
-        foreach (int m in founders) _replicaOf[m] = _machineOf[m] = m;
+        // The founders' placement, as the founding node writes it (WriteInitialMetadataAsync): no replica ids, member id = node id.
+        _metadata = _metadata with { Placement = new Dictionary<int, IReadOnlyList<int>> { [RingShard] = founders } };
+        foreach (int m in founders) _replicaOf[m] = _machineOf[m] = _memberOf[m] = _raftIdOf[m] = m; // founders: member id = machine id
         return founders;
     }
 
-    private void SetPlacement(IReadOnlyList<int> replicas) =>
+    /// <summary>The placement written by the control loop, with the new member ids of the machines it names anew, in one
+    /// metadata write as the product's (ClusterNode.Control.cs). The mutant writes none (the product before replica ids).</summary>
+    private void SetPlacement(IReadOnlyList<int> replicas)
+    {
+        var ids = Options.Mutant is Mutant.ReplicaIdReused or Mutant.EmptyReplicaVotes ? null
+            : _metadata.NewReplicaIds(RingShard, replicas.Except(_metadata.ReplicasOf(RingShard)));
         _metadata = _metadata with { Placement = new Dictionary<int, IReadOnlyList<int>> { [RingShard] = replicas.ToArray() } };
+        WriteReplicaIds(ids);
+    }
+
+    private void WriteReplicaIds(KvOp? ids)
+    {
+        if (ids is not null)
+            _metadata = ClusterMetadata.FromRows(_metadata.ToRows().Where(r => r.Key != ids.Key).Append((ids.Key, ids.Value!)));
+    }
+
+    /// <summary>The product's membership plan on member ids (ClusterNode.Control.cs), its change mapped to raft ids; null
+    /// when nothing is to change, or when the change adds a member no machine hosts yet (the product would propose it and
+    /// the replica would take it once hosted: here it waits for the next pass).</summary>
+    private ConfChange? RingPlanNext(RaftNode core)
+    {
+        var next = MembershipPlan.Next(core.Voters.Select(r => _memberOf[r]).ToArray(), core.Learners.Select(r => _memberOf[r]).ToArray(),
+            _metadata.DesiredVoterMembers(RingShard), Array.Empty<int>());
+        if (next is not { } change) return null;
+        if (_raftIdOf.TryGetValue(change.NodeId, out int raftId)) return change with { NodeId = raftId };
+        Count("ring add waits for its replica to be hosted");
+        return null;
+    }
 
     private void SetMachine(int id, NodeEntry? entry)
     {
@@ -88,7 +124,8 @@ public sealed partial class Simulator
     /// <summary>The machine's replica, when it hosts one now.</summary>
     private SimNode? HostedOn(int machine) => _replicaOf.TryGetValue(machine, out int r) && !Node(r).Retired ? Node(r) : null;
 
-    private string Describe(SimNode replica) => $"machine {_machineOf[replica.Id]} (replica {replica.Id})";
+    private string Describe(SimNode replica) =>
+        $"machine {_machineOf[replica.Id]} (replica {replica.Id}, member {ReplicaIds.IncarnationOf(_memberOf[replica.Id])}.{_machineOf[replica.Id]})";
 
     /// <summary>A ring fault, in place of a plain membership fault of the same weight.</summary>
     private void InjectRingChange(FaultKind kind, SimNode? leader)
@@ -102,6 +139,8 @@ public sealed partial class Simulator
             {
                 int m = ++_lastMachine;
                 SetMachine(m, new NodeEntry($"sim:{m}", Guid.Empty));
+                if (Options.Mutant is not (Mutant.ReplicaIdReused or Mutant.EmptyReplicaVotes))
+                    WriteReplicaIds(_metadata.NewReplicaIds(RingShard, new[] { m })); // registration (RegisterNodeAsync)
                 Fault("ring join", $"machine {m} (empty)");
                 break;
             }
@@ -163,11 +202,15 @@ public sealed partial class Simulator
         foreach (int m in placed)
             if (HostedOn(m) is null) HostReplica(m);
         _desiredVoters.Clear();
-        _desiredVoters.UnionWith(_metadata.DesiredVoters(RingShard).Select(m => _replicaOf[m]));
+        _desiredVoters.UnionWith(_metadata.DesiredVoterMembers(RingShard).Where(_raftIdOf.ContainsKey).Select(member => _raftIdOf[member]));
         bool early = Options.Mutant == Mutant.RemoveBeforeCaughtUp;
         foreach (var x in _nodes)
         {
-            if (x.Retired || x == leader || _retireScheduled.Contains(x.Id) || placed.Contains(_machineOf[x.Id])) continue;
+            if (x.Retired || x == leader || _retireScheduled.Contains(x.Id)) continue;
+            // Kept while placed, unless superseded: the metadata named the machine anew since (DropLeftGroupsAsync).
+            int machine = _machineOf[x.Id];
+            bool superseded = _memberOf[x.Id] < _metadata.MemberIdOf(RingShard, machine);
+            if (placed.Contains(machine) && !superseded) continue;
             bool reportedOut = leader is not null && !leader.Core!.Voters.Contains(x.Id) && !leader.Core.Learners.Contains(x.Id);
             if (!reportedOut && !early) continue;
             _retireScheduled.Add(x.Id);
@@ -181,14 +224,22 @@ public sealed partial class Simulator
     }
 
     /// <summary>
-    /// A machine the placement names starts hosting the shard: a joining replica with an empty disk and a new raft id
-    /// (<see cref="Mutant.ReplicaIdReused"/>: the id of the machine's earlier replica, as the product does today). Its
-    /// clock rate is the machine's.
+    /// A machine the placement names starts hosting the shard (AddGroupAsync): a joining replica with an empty disk, as
+    /// the member id the metadata names (<see cref="ClusterMetadata.MemberIdOf"/>), refused at or below the machine's
+    /// tombstone. A member id seen before takes its old raft id again (<see cref="Mutant.ReplicaIdReused"/>: the product
+    /// before replica ids, member id = machine id and no tombstone); a new one a new raft id. Its clock rate is the machine's.
     /// </summary>
     private void HostReplica(int machine)
     {
-        bool reuse = (Options.Mutant is Mutant.ReplicaIdReused or Mutant.EmptyReplicaVotes) && _replicaOf.ContainsKey(machine);
-        int tickPeriod = _replicaOf.TryGetValue(machine, out int earlier) ? Node(earlier).TickPeriod : DrawTickPeriod();
+        bool before = Options.Mutant is Mutant.ReplicaIdReused or Mutant.EmptyReplicaVotes;
+        int member = _metadata.MemberIdOf(RingShard, machine);
+        if (!before && member <= _tombstone.GetValueOrDefault(machine))
+        {
+            Count("ring replica refused (tombstone)");
+            return;
+        }
+        bool reuse = _raftIdOf.TryGetValue(member, out int earlier);
+        int tickPeriod = _replicaOf.TryGetValue(machine, out int latest) ? Node(latest).TickPeriod : DrawTickPeriod();
         SimNode n;
         if (reuse)
         {
@@ -205,6 +256,8 @@ public sealed partial class Simulator
         }
         _replicaOf[machine] = n.Id;
         _machineOf[n.Id] = machine;
+        _memberOf[n.Id] = member;
+        _raftIdOf[member] = n.Id;
         n.Start();
         Fault(reuse ? "ring replica id reused" : "ring replica hosted", $"{Describe(n)}, empty, joining");
     }
@@ -215,6 +268,8 @@ public sealed partial class Simulator
         if (d.Replica.Retired || Node(d.Replica.Id) != d.Replica) return; // gone already, or its id hosts another replica now
         DropPause(d.Replica);
         d.Replica.Retire();
+        int machine = _machineOf[d.Replica.Id];
+        _tombstone[machine] = Math.Max(_tombstone.GetValueOrDefault(machine), _memberOf[d.Replica.Id]);
         Fault("ring replica dropped", Describe(d.Replica));
     }
 
