@@ -105,15 +105,16 @@ public sealed class SimulationTests(ITestOutputHelper output)
 
     /// <summary>
     /// What the empty-replica rule could not close (a reused replica that has heard something, e.g. one that installed a
-    /// snapshot from before its predecessor's removal, believes itself a voter with an old log), replica ids close: seeds
-    /// 954 and 967, the first two of 1,400 that fail with ids reused (ReplicaIdReused: the mutant's bound, too far for
-    /// CI's mutant sweep, so pinned here), pass as the product runs now, every replica a machine takes back under a new
-    /// member id and none refused by a tombstone.
+    /// snapshot from before its predecessor's removal, believes itself a voter with an old log), replica ids close: seed
+    /// 967, the only one of seeds 1-3,000 that fails with ids reused (ReplicaIdReused; 954 failed too until a leader's
+    /// appends left before its own write, which reshuffled what the seeds do; the mutant's first seed is too far for
+    /// CI's mutant sweep, so it is pinned here), passes as the product runs now, every replica a machine takes back under
+    /// a new member id and none refused by a tombstone.
     /// </summary>
     [Fact]
     public void ATakenBackShardRejoinsUnderANewReplicaId()
     {
-        foreach (int seed in new[] { 954, 967 })
+        foreach (int seed in new[] { 967 })
         {
             var product = SimRunner.Run(seed, 1, Mutant.None, new StringWriter());
             Assert.Empty(product.Failures);
