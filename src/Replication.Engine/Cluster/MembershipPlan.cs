@@ -24,7 +24,7 @@ public static class MembershipPlan
         var wanted = desiredVoters.Concat(desiredLearners).ToArray();
         foreach (int id in learners.Concat(voters.Count > 1 ? voters : Array.Empty<int>()).OrderBy(x => x))
             if (!wanted.Contains(id) && wanted.Any(w => ReplicaIds.NodeOf(w) == ReplicaIds.NodeOf(id))) return new ConfChange(ConfChangeType.RemoveNode, id);
-        foreach (int id in desiredVoters.Concat(desiredLearners).OrderBy(x => x))
+        foreach (int id in wanted.OrderBy(x => x))
             if (!voters.Contains(id) && !learners.Contains(id)) return new ConfChange(ConfChangeType.AddLearner, id);
         foreach (int id in desiredVoters.OrderBy(x => x))
             if (learners.Contains(id)) return new ConfChange(ConfChangeType.PromoteLearner, id);

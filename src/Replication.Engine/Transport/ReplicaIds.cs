@@ -38,7 +38,4 @@ public static class ReplicaIds
     /// <summary>The member id a node's next replica of a shard takes, after <paramref name="previous"/> (its last member
     /// id there; the node id itself when it never had one recorded).</summary>
     public static int Next(int previous) => Compose(NodeOf(previous), IncarnationOf(previous) + 1);
-
-    /// <summary>The nodes of <paramref name="members"/>, in the same order.</summary>
-    public static int[] Nodes(IEnumerable<int> members) => members.Select(NodeOf).ToArray();
 }
