@@ -45,7 +45,10 @@ Describe 'Restart-ReplicationNode (Embedded)' {
         }
         finally {
             $stop.Set()
-            $acknowledged = @(Receive-Job -Job $job -Wait -AutoRemoveJob)
+            # Wait, receive, then remove: Receive-Job -Wait -AutoRemoveJob on a thread job failed once with "Job repository does
+            # not contain an item with ID ..." (it removed the finished job twice), which hid the test's own outcome.
+            $acknowledged = @(Wait-Job -Job $job | Receive-Job)
+            Remove-Job -Job $job -Force
         }
         $acknowledged.Count | Should -BeGreaterThan 20
         $stored = @{}

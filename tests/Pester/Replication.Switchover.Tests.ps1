@@ -46,7 +46,10 @@ Describe 'Invoke-ReplicationFailover (<Shape>)' -ForEach $Shapes {
         }
         finally {
             $stop.Set()
-            $acknowledged = @(Receive-Job -Job $job -Wait -AutoRemoveJob)
+            # Wait, receive, then remove: Receive-Job -Wait -AutoRemoveJob on a thread job failed once with "Job repository does
+            # not contain an item with ID ..." (it removed the finished job twice), which hid the test's own outcome.
+            $acknowledged = @(Wait-Job -Job $job | Receive-Job)
+            Remove-Job -Job $job -Force
         }
         $acknowledged.Count | Should -BeGreaterThan 20
         $stored = @{}
