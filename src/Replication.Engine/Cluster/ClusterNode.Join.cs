@@ -83,6 +83,43 @@ public sealed partial class ClusterNode
         }
     }
 
+    /// <summary>
+    /// The name of the seed's cluster, asked before the join registers anything (<see cref="NodeOptions.ClaimName"/>).
+    /// Errors as the join's: a wrong secret is AuthenticationFailed, a seed that does not answer EndpointUnreachable.
+    /// </summary>
+    private static async Task<string> SeedClusterNameAsync(NodeOptions options, CancellationToken ct)
+    {
+        string seed = options.Join!;
+        var deadline = Stopwatch.GetTimestamp() + (long)(options.JoinTimeout.TotalSeconds * Stopwatch.Frequency);
+        while (true)
+        {
+            string why;
+            try
+            {
+                await using var connection = await ClientConnection.ConnectAsync(seed, options.Security, Guid.Empty, PeerClients.ConnectTimeout, ct).ConfigureAwait(false);
+                var left = Remaining(deadline);
+                var response = await connection.SendAsync(id => new StatusRequest(id), left > TimeSpan.Zero ? left : TimeSpan.FromMilliseconds(1), new SentFlag<bool>(false), ct).ConfigureAwait(false);
+                if (response is StatusResponse status) return status.Status.Name;
+                why = ((ErrorResponse)response).Error.Message;
+            }
+            catch (AuthenticationFailedException e)
+            {
+                throw new AuthenticationFailedException($"Join refused: the node at {seed} and this node do not share the cluster secret.") { Target = e.Target ?? seed };
+            }
+            catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or ProtocolException)
+            {
+                throw new EndpointUnreachableException($"Join refused: the seed node {seed} did not answer ({e.Message}).") { Target = seed };
+            }
+            catch (Exception e) when (e is ConnectionLostException or TimeoutException || (e is OperationCanceledException && !ct.IsCancellationRequested))
+            {
+                why = e.Message; // a loaded seed, slow to finish the handshake or to answer: ask again until the join's deadline (as the join does)
+            }
+            if (Remaining(deadline) <= TimeSpan.Zero)
+                throw new EndpointUnreachableException($"Could not join through {seed} within {options.JoinTimeout.TotalSeconds:0.#} s: it did not say which cluster it belongs to ({why}).") { Target = seed };
+            await Task.Delay(RetryBackoff * 10, ct).ConfigureAwait(false);
+        }
+    }
+
     /// <summary>A restart with -Join: refuses a folder that holds a node of another cluster than the seed's (an unreachable seed is no reason not to restart).</summary>
     private static async Task CheckSeedClusterAsync(string seed, Security.TransportSecurity security, NodeIdentity identity, string path, CancellationToken ct)
     {
