@@ -143,6 +143,36 @@ public sealed partial class ClusterNode
             throw new NodePathInUseException($"'{path}' holds node {identity.NodeId} of cluster {identity.ClusterId}, but {seed} belongs to cluster {seedCluster}. Give another -Path to join that cluster.") { Target = path };
     }
 
+    /// <summary>
+    /// Waits until this node holds its place in the metadata group, as its own replica of the group sees it: a voter when
+    /// the metadata makes it one of the lowest five voting ids, a learner otherwise (<see cref="ClusterMetadata.MetadataMembership"/>).
+    /// A node that just joined gets that place from the metadata leader's control loop, one membership change at a time;
+    /// until then stopping another node can cost the metadata group its quorum. Start-ReplicationNode waits for this, as
+    /// New-ReplicationCluster waits for the whole group. Null once it holds its place; what it lacks when
+    /// <paramref name="timeout"/> passed first (the node runs on, and the control loop keeps at it).
+    /// </summary>
+    public async Task<string?> WaitForMetadataPlaceAsync(TimeSpan timeout, CancellationToken ct)
+    {
+        var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+        while (true)
+        {
+            string? lacking = MetadataPlaceLacking();
+            if (lacking is null || Remaining(deadline) <= TimeSpan.Zero || !IsRunning) return lacking;
+            await Task.Delay(RetryBackoff, ct).ConfigureAwait(false);
+        }
+    }
+
+    private string? MetadataPlaceLacking()
+    {
+        if (!_metadata.Nodes.TryGetValue(NodeId, out var entry)) return $"node {NodeId} has not yet applied its own registration";
+        if (entry.Rebuilding) return null; // in neither role until its rebuild ends
+        if (!_host.Status.TryGetValue(ClusterMetadata.MetadataGroup, out var st)) return $"node {NodeId} does not host the metadata group yet";
+        bool voter = _metadata.MetadataMembership().Voters.Contains(NodeId);
+        if (voter ? st.Voters.Contains(NodeId) : st.Learners.Contains(NodeId)) return null;
+        return $"node {NodeId} is not yet a {(voter ? "voter" : "learner")} of the metadata group (voters [{string.Join(",", st.Voters.Order())}], "
+            + $"learners [{string.Join(",", st.Learners.Order())}])";
+    }
+
     /// <summary>Served for a Join request (from a new node, or forwarded by another node): routed to the metadata leader.</summary>
     public Task<(int NodeId, Guid ClusterId, string Metadata)> JoinAsync(string endpoint, Guid token, NodeRole role, string? zone, CancellationToken cancellationToken)
     {
