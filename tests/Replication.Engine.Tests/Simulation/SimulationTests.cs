@@ -37,10 +37,12 @@ public sealed class SimulationTests(ITestOutputHelper output)
             Assert.True(summary.Faults.GetValueOrDefault(fault) > 0, $"no '{fault}' in {CiSeeds} seeds");
         // Splits (Simulator.Splits.cs): split entries proposed and applied under the faults, the coordinator lost between the
         // steps (the control loop mends the map), clients routed again with the newer map, replicas of a new group created by
-        // the split and joining it empty, and crashes of the machines right after a split and of the new groups' replicas.
+        // the split and joining it empty, crashes of the machines right after a split and of the new groups' replicas, and in
+        // ring mode the new shards' replicas moved by the ring's placement.
         foreach (var fault in new[] { "split proposed", "split applied", "split in the map", "split coordinator lost before the map update",
             "split coordinator lost after the proposal", "client routed again after a split", "split group replica created",
-            "split group replica joins empty", "crash right after a split applied", "crash of a split group's replica" })
+            "split group replica joins empty", "crash right after a split applied", "crash of a split group's replica",
+            "ring replica of a split shard moved", "ring replica of a split shard hosted" })
             Assert.True(summary.Faults.GetValueOrDefault(fault) > 0, $"no '{fault}' in {CiSeeds} seeds");
     }
 

@@ -27,13 +27,17 @@ namespace Replication.Simulation.Simulation;
 /// </list>
 /// A replica of the old shard that skips the split entry (it installs a snapshot past it, or was shut down before applying
 /// it) does not create the group; its machine then hosts the new shard as a joining replica with an empty disk, as the
-/// product's reconcile does for a placed shard it does not hold. Each new group's replicas share their machine's crashes,
-/// pauses and partitions with its shard-0 replica (<see cref="SimNode.Anchor"/>).
+/// product's reconcile does for a placed shard it does not hold (in ring mode once the map has the shard and the placement
+/// names the machine). Each new group's replicas share their machine's crashes, pauses and partitions with its shard-0
+/// replica (<see cref="SimNode.Anchor"/>). In ring mode the map update gives the metadata the new shard, with the old one's
+/// placement and member ids, and from then on the ring places it like any shard (Simulator.Moves.cs): its replicas move,
+/// its leader steps through <see cref="MembershipPlan"/>, machines join, leave and drop its replicas.
 /// <para>
 /// Not modelled: the split's apply is made durable with the new group's creation (the product creates the group durably first
 /// and commits the apply lazily; a power loss between the two is not simulated); a snapshot carries the state machine's ranges
-/// (the product's snapshot install does not record them); the new shards' replicas do not move in ring mode (shard 0's do),
-/// and no split is drawn with a forced recovery.
+/// (the product's snapshot install does not record them); a machine hosting the new shard from its placement before its
+/// old-shard replica applied the split (it waits for that apply here); partitions of a machine that hosts split shards only
+/// (its replicas have no shard-0 anchor: drops, delays and crashes still reach them); no split is drawn with a forced recovery.
 /// </para>
 /// </summary>
 public sealed partial class Simulator
@@ -194,6 +198,7 @@ public sealed partial class Simulator
     {
         if (_map.Contains(newShard)) return;
         _map = _map.Split(shard, newShard);
+        if (Options.Ring) RingAddSplit(shard, newShard); // Simulator.Moves.cs: the ring places the new shard from now on
         Fault("split in the map", $"shard {newShard} {_map.RangeOf(newShard)} from shard {shard}, {how}; map version {_map.Version}");
     }
 
@@ -217,6 +222,15 @@ public sealed partial class Simulator
                 };
                 _children.Add(replica);
                 replicaOf[m] = replica.Id;
+                if (Options.Ring)
+                {
+                    // The same member id on the same machine (Simulator.Moves.cs): the metadata copies the ids to the new shard.
+                    int machine = _machineOf[m];
+                    _machineOf[replica.Id] = machine;
+                    _memberOf[replica.Id] = _memberOf[m];
+                    _raftIdOf[(split.NewShard, _memberOf[m])] = replica.Id;
+                    _replicaOf[(split.NewShard, machine)] = replica.Id;
+                }
             }
             sg = new SplitGroup(split.NewShard, parent.Group, e.Index, voters.Select(v => replicaOf[v]).ToArray(), learners.Select(l => replicaOf[l]).ToArray(), replicaOf);
             _splitGroups[split.NewShard] = sg;
@@ -260,17 +274,49 @@ public sealed partial class Simulator
     /// </summary>
     private void HostSkippedReplicas()
     {
+        if (Options.Ring) return; // the ring's placement hosts them (Simulator.Moves.cs, HostReplica)
         foreach (var sg in _splitGroups.Values)
         {
             foreach (var (parentId, id) in sg.ReplicaOf)
             {
                 var child = Node(id);
-                if (child.Hosted || child.Retired) continue;
-                var parent = Node(parentId);
-                bool skipped = parent.Retired || (parent.Up && parent.Machine.Applied >= sg.Index);
-                if (!skipped) continue;
-                Host(child, "split group replica joins empty", parent.Retired ? "its old-shard replica is gone" : "its old-shard replica skipped the split (snapshot past it)");
+                if (child.Hosted || child.Retired || !SkippedSplit(child)) continue;
+                Host(child, "split group replica joins empty", Node(parentId).Retired ? "its old-shard replica is gone" : "its old-shard replica skipped the split (snapshot past it)");
             }
+        }
+    }
+
+    /// <summary>A founding replica of a split group that is not hosted yet (null for any other raft id).</summary>
+    private SimNode? FoundingReplica(int id) => id >= ChildBase && Node(id) is { Hosted: false, Retired: false } n ? n : null;
+
+    /// <summary>Whether a founding replica's old-shard replica will never apply the split: shut down, or applied past it without it.</summary>
+    private bool SkippedSplit(SimNode founding)
+    {
+        var sg = _splitGroups[founding.Group];
+        var parent = Node(sg.ReplicaOf.Single(p => p.Value == founding.Id).Key);
+        return parent.Retired || (parent.Up && parent.Machine.Applied >= sg.Index);
+    }
+
+    /// <summary>
+    /// Ring mode: each split shard's leader takes the next step of <see cref="MembershipPlan"/> toward its placement (as shard
+    /// 0's in DriveMembership), one change at a time per group.
+    /// </summary>
+    private void DriveSplitMembership()
+    {
+        foreach (var range in _metadata.MapOr(1).Ranges.Where(r => r.Shard != RingShard))
+        {
+            var leader = CurrentLeader(range.Shard);
+            if (leader is null || leader.Core!.IsConfChangePending) continue;
+            if (RingPlanNext(leader.Core) is not { } change) continue;
+            long index = leader.Core.ProposeConfChange(change);
+            Mix(13, leader.Id, (long)change.Type, change.NodeId, index, 0);
+            if (index == 0)
+            {
+                Count("conf change refused");
+                continue;
+            }
+            Fault("conf change " + change.Type + " (split shard)", $"shard {range.Shard}: {change} proposed by leader {leader.Id} at index {index}");
+            leader.Pump();
         }
     }
 

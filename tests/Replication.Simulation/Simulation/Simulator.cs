@@ -5,7 +5,7 @@ using Replication.Engine.Verification;
 namespace Replication.Simulation.Simulation;
 
 /// <summary>
-/// A seeded, deterministic simulation of one Raft group in one process on logical time
+/// A seeded, deterministic simulation of one Raft group (more once shards split: Simulator.Splits.cs) in one process on logical time
 /// (DESIGN.md "The consensus core is a pure state machine"). It drives the real
 /// <see cref="RaftNode"/> through <see cref="SimNode"/> hosts that follow the product's NodeHost
 /// rules, over a simulated network that drops, delays (also past an election timeout),
@@ -239,7 +239,9 @@ public sealed partial class Simulator
     internal SimNode Node(int id) => id >= ChildBase ? _children[id - ChildBase] : _nodes[id - 1];
 
     /// <summary>Whether the link between the machines of two replicas is cut (a split group's replica shares its machine's links).</summary>
-    private bool Blocked(int from, int to) => _blocked[Node(from).Anchor, Node(to).Anchor];
+    /// A replica of a split shard on a machine that hosts no shard-0 replica has no anchor there (<see cref="SimNode.Anchor"/> is
+    /// itself): partitions do not cut it (drops, delays and crashes still reach it).
+    private bool Blocked(int from, int to) => Node(from).Anchor is var a && Node(to).Anchor is var b && a < ChildBase && b < ChildBase && _blocked[a, b];
 
     internal int DeriveSeed(int node, int incarnation) => unchecked(Options.Seed * 1_000_003 + node * 7919 + incarnation * 31);
 
