@@ -17,7 +17,10 @@ namespace Replication.Engine.Cluster;
 /// compacted index, so it serves just as well and needs no stored copy) and streams it in chunks,
 /// up to <see cref="NodeHostOptions.SnapshotWindow"/> of them in flight, each further one sent on an
 /// acknowledgment (stop-and-wait made one round trip through both nodes' loops per chunk the
-/// ceiling: 1-10 MB/s measured), the transfer abandoned (ReportSnapshot false, Raft retries later)
+/// ceiling: 1-10 MB/s measured). The rows are read and encoded (and the CRC computed) by a task of
+/// the transfer's own, at most a window ahead, which wakes the loop when a chunk is ready: done on
+/// the loop thread, reading a 33 MB shard held the sender's loop for about a second, and its other
+/// shards lost their leaders (bench, ring scenario). The transfer is abandoned (ReportSnapshot false, Raft retries later)
 /// if an acknowledgment is late, refused or the node stops leading. Chunks travel in order on the
 /// one peer connection, and the receiver takes them only in sequence: a chunk lost with a broken
 /// connection makes the next one refused, which ends the transfer. The last chunk carries the
@@ -83,35 +86,57 @@ internal sealed partial class NodeHost
         int shard = g.Core.Group;
         AbortSnapshotTransfer((shard, request.To));
         var reader = _kv!.OpenSnapshot(shard);
+        SnapshotMetadata metadata;
         try
         {
             // In the loop, between iterations, the store's applied index is the core's.
-            var metadata = g.Core.MetadataAt(reader.Index);
-            var transfer = new OutgoingSnapshot(reader, metadata, request.To, request.Term,
-                SnapshotChunkCodec.Encode(reader.Rows(), _options.SnapshotChunkBytes).GetEnumerator());
-            _outgoing[(shard, request.To)] = transfer;
-            _options.Log?.Invoke($"node {Id}: shard {shard}: sending a snapshot at index {reader.Index} to node {ReplicaIds.NodeOf(request.To)}");
-            FillWindow(shard, transfer);
+            metadata = g.Core.MetadataAt(reader.Index);
         }
         catch
         {
             reader.Dispose();
             throw;
         }
+        var transfer = new OutgoingSnapshot(reader, metadata, request.To, request.Term, _options.SnapshotChunkBytes, _options.SnapshotWindow, () => _wake.Set())
+        {
+            LastProgressAt = _clock.Elapsed, // the first chunk may take a moment to read: the ack timeout runs from now
+        };
+        _outgoing[(shard, request.To)] = transfer;
+        _options.Log?.Invoke($"node {Id}: shard {shard}: sending a snapshot at index {reader.Index} to node {ReplicaIds.NodeOf(request.To)}");
+        FillWindow(shard, transfer);
     }
 
-    /// <summary>Sends chunks until the window is full or the last one is out.</summary>
+    /// <summary>Every loop iteration: sends what the transfers' readers have encoded since, as far as their windows allow.</summary>
+    private void PumpSnapshotTransfers()
+    {
+        if (_outgoing.Count == 0) return;
+        foreach (var (key, t) in _outgoing.ToArray()) FillWindow(key.Shard, t);
+    }
+
+    /// <summary>Sends the chunks that are ready until the window is full or the last one is out; abandons the transfer
+    /// when reading the shard failed.</summary>
     private void FillWindow(int shard, OutgoingSnapshot t)
     {
-        while (!t.SentLast && t.Sent - t.Acked < _options.SnapshotWindow) SendNextChunk(shard, t);
+        while (!t.SentLast && t.Sent - t.Acked < _options.SnapshotWindow)
+        {
+            switch (t.TryTake(out var chunk, out uint crc, out bool last))
+            {
+                case ChunkState.Ready:
+                    SendChunk(shard, t, chunk!, crc, last);
+                    break;
+                case ChunkState.Failed:
+                    _options.Log?.Invoke($"node {Id}: shard {shard}: reading the snapshot for node {ReplicaIds.NodeOf(t.To)} failed: {t.Failure?.Message}");
+                    FinishTransfer(shard, t, succeeded: false);
+                    return;
+                default:
+                    return; // the reader wakes the loop when the next one is ready
+            }
+        }
     }
 
-    private void SendNextChunk(int shard, OutgoingSnapshot t)
+    private void SendChunk(int shard, OutgoingSnapshot t, byte[] chunk, uint crc, bool last)
     {
-        byte[] chunk = t.Next!; // the codec yields at least one chunk, and we stop after the last
-        t.Next = t.Chunks.MoveNext() ? t.Chunks.Current : null;
-        t.Crc = Crc32C.Append(t.Crc, chunk);
-        bool last = t.Next is null;
+        t.Crc = crc;
         long sequence = t.Sent++;
         t.LastProgressAt = _clock.Elapsed;
         _transport!.Send(new RaftMessage
@@ -155,7 +180,7 @@ internal sealed partial class NodeHost
     private void FinishTransfer(int shard, OutgoingSnapshot t, bool succeeded)
     {
         _outgoing.Remove((shard, t.To));
-        t.Reader.Dispose();
+        t.Stop();
         if (_groups.TryGetValue(shard, out var g)) g.Core.ReportSnapshot(t.To, succeeded);
     }
 
@@ -388,15 +413,55 @@ internal sealed partial class NodeHost
         foreach (var file in Directory.EnumerateFiles(SnapshotFolder, "*.incoming")) File.Delete(file);
     }
 
-    /// <summary>An outgoing transfer: the consistent read it streams from and where it stands.</summary>
-    private sealed class OutgoingSnapshot(ShardSnapshotReader reader, SnapshotMetadata metadata, int to, long term, IEnumerator<byte[]> chunks)
+    private enum ChunkState { Ready, NotYet, Failed }
+
+    /// <summary>
+    /// An outgoing transfer: where it stands, and the task that reads the consistent view and encodes it, at most
+    /// <c>window</c> chunks ahead of the loop. The reader belongs to that task, which disposes of it when it ends
+    /// (done, or stopped by <see cref="Stop"/>).
+    /// </summary>
+    private sealed class OutgoingSnapshot
     {
-        public ShardSnapshotReader Reader { get; } = reader;
-        public SnapshotMetadata Metadata { get; } = metadata;
-        public int To { get; } = to;
-        public long Term { get; } = term;
-        public IEnumerator<byte[]> Chunks { get; } = chunks;
-        public byte[]? Next { get; set; } = chunks.MoveNext() ? chunks.Current : null;
+        private readonly System.Threading.Channels.Channel<(byte[] Chunk, uint Crc)> _ready;
+        private readonly CancellationTokenSource _stop = new();
+        private (byte[] Chunk, uint Crc)? _next;
+
+        public OutgoingSnapshot(ShardSnapshotReader reader, SnapshotMetadata metadata, int to, long term, int chunkBytes, int window, Action wake)
+        {
+            Metadata = metadata;
+            To = to;
+            Term = term;
+            _ready = System.Threading.Channels.Channel.CreateBounded<(byte[], uint)>(
+                new System.Threading.Channels.BoundedChannelOptions(Math.Max(1, window)) { SingleReader = true, SingleWriter = true });
+            _ = Task.Run(async () =>
+            {
+                try
+                {
+                    uint crc = 0;
+                    foreach (var chunk in SnapshotChunkCodec.Encode(reader.Rows(), chunkBytes))
+                    {
+                        _stop.Token.ThrowIfCancellationRequested();
+                        crc = Crc32C.Append(crc, chunk);
+                        await _ready.Writer.WriteAsync((chunk, crc), _stop.Token).ConfigureAwait(false);
+                        wake();
+                    }
+                    _ready.Writer.TryComplete();
+                }
+                catch (Exception e)
+                {
+                    _ready.Writer.TryComplete(e is OperationCanceledException ? null : e);
+                }
+                finally
+                {
+                    reader.Dispose();
+                    wake();
+                }
+            });
+        }
+
+        public SnapshotMetadata Metadata { get; }
+        public int To { get; }
+        public long Term { get; }
         /// <summary>Chunks sent, and acknowledged; chunk k (from 0) carries sequence number k.</summary>
         public long Sent { get; set; }
         public long Acked { get; set; }
@@ -404,6 +469,47 @@ internal sealed partial class NodeHost
         public bool SentLast { get; set; }
         /// <summary>The last send or acknowledgment: the transfer is abandoned when none comes for the ack timeout.</summary>
         public TimeSpan LastProgressAt { get; set; }
+        /// <summary>Why reading the shard failed (<see cref="ChunkState.Failed"/>).</summary>
+        public Exception? Failure { get; private set; }
+
+        /// <summary>
+        /// The next chunk, with the CRC of every chunk up to it and whether it is the last (the reader has ended after it:
+        /// a chunk is handed out only once the one after it, or the end, is known). The codec yields at least one chunk.
+        /// </summary>
+        public ChunkState TryTake(out byte[]? chunk, out uint crc, out bool last)
+        {
+            chunk = null;
+            crc = 0;
+            last = false;
+            if (_next is null && _ready.Reader.TryRead(out var first)) _next = first;
+            var completion = _ready.Reader.Completion; // completed once the reader ended and every chunk was taken
+            if (_next is { } next)
+            {
+                if (_ready.Reader.TryRead(out var after))
+                {
+                    (chunk, crc) = next;
+                    _next = after;
+                    return ChunkState.Ready;
+                }
+                if (!completion.IsCompleted) return ChunkState.NotYet;
+                if (!completion.IsFaulted)
+                {
+                    (chunk, crc) = next;
+                    _next = null;
+                    last = true;
+                    return ChunkState.Ready;
+                }
+            }
+            else if (!completion.IsCompleted) return ChunkState.NotYet;
+            Failure = completion.Exception?.InnerException ?? new InvalidOperationException("The snapshot reader ended without a chunk.");
+            return ChunkState.Failed;
+        }
+
+        /// <summary>Ends the reading task (it disposes of the reader). Loop thread.</summary>
+        public void Stop()
+        {
+            _stop.Cancel();
+        }
     }
 
     /// <summary>A fresh replica's snapshot being stored in batches (see the class summary).</summary>

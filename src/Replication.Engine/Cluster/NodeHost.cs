@@ -157,6 +157,7 @@ internal sealed partial class NodeHost : IAsyncDisposable
                 ExpireBarriers();
                 MaybeCompact();
                 ExpireSnapshotTransfers();
+                PumpSnapshotTransfers();
                 if (!_killed) ContinueInstalls();
                 PublishStatus();
                 ReleaseAcknowledgements();
