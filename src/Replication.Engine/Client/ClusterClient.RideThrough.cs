@@ -95,7 +95,7 @@ public partial class ClusterClient
                     return null;
                 if (pending.IsCompleted || ct.IsCancellationRequested) return null;
                 bool silent = !own.IsCompleted || !(await own.ConfigureAwait(false)).Answered;
-                if (idempotent || silent) return GiveUp(waitingOn, moved, silent);
+                if (idempotent || silent) return GiveUp(waitingOn, moved, silent, moveOff: silent);
 
                 // The node answers: a write waits for it unless it knows only an older term than the new leader's.
                 var mine = (await own.ConfigureAwait(false)).Views?.Shards.FirstOrDefault(v => v.Shard == moved.Shard);
@@ -105,17 +105,19 @@ public partial class ClusterClient
                     continue;
                 }
                 if (await Task.WhenAny(pending, Task.Delay(DeposedLeaderGrace, stop.Token)).ConfigureAwait(false) == pending || ct.IsCancellationRequested) return null;
-                return GiveUp(waitingOn, moved, silent: false);
+                return GiveUp(waitingOn, moved, silent: false, moveOff: true); // it answers, but does not serve: a frozen loop
             }
             return null;
         }
         finally { stop.Cancel(); }
     }
 
-    /// <summary>The request on <paramref name="waitingOn"/> is given up: the shared connection moves off that node.</summary>
-    private LeaderMove GiveUp(ClientConnection waitingOn, ShardLeaderView moved, bool silent)
+    /// <summary>The request on <paramref name="waitingOn"/> is given up; with <paramref name="moveOff"/> (the node is silent, or
+    /// answers but did not settle a write) the shared connection moves off it. A read given up on a node that answers (a slow
+    /// forwarder) leaves the connection where it is.</summary>
+    private LeaderMove GiveUp(ClientConnection waitingOn, ShardLeaderView moved, bool silent, bool moveOff)
     {
-        MoveOff(waitingOn);
+        if (moveOff) MoveOff(waitingOn);
         return new LeaderMove(waitingOn.Endpoint, moved.Shard, moved.Leader, moved.Endpoint, silent);
     }
 

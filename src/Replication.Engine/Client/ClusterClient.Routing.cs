@@ -94,13 +94,19 @@ public partial class ClusterClient
         return LeaderOf(routes, key);
     }
 
-    /// <summary>Reads the status again in the background (one refresh at a time); failures leave the old map.</summary>
+    /// <summary>How long a background refresh waits for its status: one sent to a node that stopped answering must not hold
+    /// off the next refresh for the whole request timeout.</summary>
+    private static readonly TimeSpan RouteRefreshLimit = TimeSpan.FromSeconds(5);
+
+    /// <summary>Reads the status again in the background (one refresh at a time, given up after <see cref="RouteRefreshLimit"/>);
+    /// failures leave the old map.</summary>
     private void RefreshRoutes()
     {
         if (_disposed || Interlocked.Exchange(ref _refreshingRoutes, 1) == 1) return;
         _ = Task.Run(async () =>
         {
-            try { await StatusAsync(CancellationToken.None).ConfigureAwait(false); }
+            using var bound = new CancellationTokenSource(RouteRefreshLimit);
+            try { await StatusAsync(bound.Token).ConfigureAwait(false); }
             catch (Exception e) when (e is ReplicationException or OperationCanceledException or TimeoutException) { }
             finally { Volatile.Write(ref _refreshingRoutes, 0); }
         });
