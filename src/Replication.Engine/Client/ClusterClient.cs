@@ -249,7 +249,8 @@ public partial class ClusterClient : IReplicationCluster
             try
             {
                 ClientResponse r;
-                (answered, r) = await CallWithConnectionAsync(c => new WriteRequest(c, sent, concern, timeout), idempotent: false, timeout + _options.NetworkMargin, ct,
+                // The server's deadline is the caller's, whichever attempt this is (a write sent again after NodeStopping gets what is left).
+                (answered, r) = await CallWithConnectionAsync(c => new WriteRequest(c, sent, concern, Left(deadline)), idempotent: false, Left(deadline) + _options.NetworkMargin, ct,
                     attempt == 1 && route.Length > 0 ? route : null, sent.Select(w => w.Key).ToArray()).ConfigureAwait(false);
                 response = (WriteResponse)r;
             }
@@ -283,6 +284,13 @@ public partial class ClusterClient : IReplicationCluster
         }
     }
 
+    /// <summary>What is left until <paramref name="deadline"/> (at least a millisecond: a request's timeout is positive).</summary>
+    private static TimeSpan Left(DateTime deadline)
+    {
+        var left = deadline - DateTime.UtcNow;
+        return left > TimeSpan.FromMilliseconds(1) ? left : TimeSpan.FromMilliseconds(1);
+    }
+
     private static ReplicationException WithKey(ReplicationException e, string key)
     {
         e.SetTarget(key);
@@ -294,7 +302,9 @@ public partial class ClusterClient : IReplicationCluster
         ArgumentNullException.ThrowIfNull(key);
         KvLimits.Validate(key, null);
         if (maxLag < 0) throw new ArgumentOutOfRangeException(nameof(maxLag), maxLag, "A lag bound counts entries: 0 or more.");
-        var (_, r) = await CallWithConnectionAsync(c => new GetRequest(c, key, consistency, timeout, maxLag), idempotent: true, timeout + _options.NetworkMargin, cancellationToken,
+        // A read sent again (its node stopped answering, ClusterClient.RideThrough.cs) gives its new node only what is left of the timeout.
+        var deadline = DateTime.UtcNow + timeout;
+        var (_, r) = await CallWithConnectionAsync(c => new GetRequest(c, key, consistency, Left(deadline), maxLag), idempotent: true, timeout + _options.NetworkMargin, cancellationToken,
             consistency == ReadConsistency.Stale ? null : RouteOf(key), [key]).ConfigureAwait(false); // a stale read is served by the node asked
         var response = (GetResponse)r;
         return response.Key is null ? null : response.Key with { Cluster = Name };
