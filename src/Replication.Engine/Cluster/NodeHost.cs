@@ -341,10 +341,11 @@ internal sealed partial class NodeHost : IAsyncDisposable
 
     /// <summary>
     /// Completes at the next change of what the control loop acts on (a group's role, leader or membership, the
-    /// metadata group's commit index, or a group added or removed), or after <paramref name="timeout"/>. Thread-safe.
+    /// metadata group's commit index, or a group added or removed), or after <paramref name="timeout"/>, or when
+    /// <paramref name="cancellationToken"/> is cancelled; never faults. True when it completed because of a change. Thread-safe.
     /// </summary>
-    public Task WaitForChangeAsync(TimeSpan timeout, CancellationToken cancellationToken) =>
-        Volatile.Read(ref _changed).Task.WaitAsync(timeout, cancellationToken).ContinueWith(_ => { }, TaskScheduler.Default);
+    public Task<bool> WaitForChangeAsync(TimeSpan timeout, CancellationToken cancellationToken) =>
+        Volatile.Read(ref _changed).Task.WaitAsync(timeout, cancellationToken).ContinueWith(t => t.IsCompletedSuccessfully, TaskScheduler.Default);
 
     private void PublishStatus()
     {
