@@ -146,11 +146,11 @@ public sealed class SimulationTests(ITestOutputHelper output)
     }
 
     /// <summary>
-    /// A bug of the product the split simulation found (Simulator.Splits.cs, Mutant.SplitGroupFoundedAtZero): a split group
+    /// A bug of the product the split simulation found, since fixed (Simulator.Splits.cs, Mutant.SplitGroupFoundedAtZero): a split group
     /// is founded at index 0 with the moved rows below its log, so a replica of the old shard that installed a snapshot past
     /// the split joins the new shard empty and is sent the log from index 1, without the rows. Seed 21 runs that schedule
-    /// (its machine 3 skips the split and joins): as the product is, shard 1's replicas differ; with the founding state a
-    /// snapshot at index 1 (the simulator's default, the fix the product needs), the joiner is sent a snapshot and all is well.
+    /// (its machine 3 skips the split and joins): the old way, shard 1's replicas differ; with the founding state a snapshot
+    /// at index 1 (the product's way since the fix, and the simulator's default), the joiner is sent a snapshot and all is well.
     /// </summary>
     [Fact]
     public void AReplicaThatSkippedTheSplitJoinsTheNewShardBySnapshot()

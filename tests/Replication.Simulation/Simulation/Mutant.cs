@@ -73,12 +73,12 @@ public enum Mutant
     /// </summary>
     OwnershipCheckedAtProposal,
     /// <summary>
-    /// Splits: the product as it is today (NodeHost.CreateSplitGroups / AddGroup): a split group is founded with its membership
+    /// Splits: the product before the fix (NodeHost.CreateSplitGroups / AddGroup): a split group is founded with its membership
     /// as an index-0 snapshot and the moved rows below its log. A replica of the old shard that installs a snapshot past the
     /// split entry never creates the group; its machine then hosts the new shard as an empty joining replica, the new leader
     /// sends it the log from index 1 (nothing is compacted yet), and it applies it on an empty state machine without the moved
-    /// rows: its versions diverge. The simulator runs the fix by default (a founding snapshot at index 1, so a joiner is sent a
-    /// snapshot); this mutant keeps the bug reproducible until the product takes the fix.
+    /// rows: its versions diverge. The simulator runs the product's way by default (a founding snapshot at index 1,
+    /// ShardCommand.SplitFoundingIndex, so a joiner is sent a snapshot).
     /// </summary>
     SplitGroupFoundedAtZero,
 }

@@ -251,13 +251,13 @@ public sealed partial class Simulator
         if (child.Hosted) return;
         if (Options.Mutant == Mutant.SplitGroupFoundedAtZero)
         {
-            // The product today (NodeHost.AddGroup): the founding membership as an index-0 snapshot, the rows below the log.
+            // The product before the fix: the founding membership as an index-0 snapshot, the rows below the log.
             child.Disk.RecordMembership(new SnapshotMetadata(0, 0, sg.Voters, sg.Learners));
             child.Disk.Checkpoint = moved.Clone();
         }
         else
         {
-            // The founding state is a snapshot at index 1 (term 1): the log starts above it, so a replica that joins without
+            // As the product (ShardCommand.SplitFoundingIndex): the founding state is a snapshot at index 1 (term 1): the log starts above it, so a replica that joins without
             // it (HostSkippedReplicas) lacks index 1 and gets it by snapshot, rows included, before any entry.
             child.Disk.Install(new SnapshotMetadata(FoundingIndex, FoundingIndex, sg.Voters, sg.Learners), moved.At(FoundingIndex));
         }
