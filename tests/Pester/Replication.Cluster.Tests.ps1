@@ -173,6 +173,36 @@ try { Start-ReplicationNode -Path '$nodePath' -Listen 127.0.0.1:1 -ClusterSecret
     }
 }
 
+Describe 'One node of a cluster per session' {
+    It 'refuses a second node of the same cluster in this session before it joins or founds anything (ClusterNameInUse)' {
+        $secret = ConvertTo-SecureString 'one-per-session' -AsPlainText -Force
+        $ports = 1..2 | ForEach-Object {
+            $probe = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0)
+            $probe.Start(); $probe.LocalEndpoint.Port; $probe.Stop()
+        }
+        $first = Start-ReplicationNode -Path (Join-Path $TestDrive 'ops-1') -Listen "127.0.0.1:$($ports[0])" -ClusterSecret $secret -Name 'one-per-session'
+        try {
+            $joinPath = Join-Path $TestDrive 'ops-2'
+            { Start-ReplicationNode -Path $joinPath -Listen "127.0.0.1:$($ports[1])" -Join $first.Endpoint -ClusterSecret $secret } |
+                Should -Throw -ErrorId 'ClusterNameInUse,Replication.PowerShell.Commands.StartReplicationNodeCommand'
+            # The seed registered nobody: a refusal after the join would have left a node 2 that never runs.
+            @(Get-ReplicationNode -Cluster 'one-per-session').Id | Should -Be @(1)
+            Join-Path $joinPath 'node.json' | Should -Not -Exist
+            # Founding a second cluster under a name in use is refused the same way, with no node written.
+            $foundPath = Join-Path $TestDrive 'ops-found'
+            { Start-ReplicationNode -Path $foundPath -Listen "127.0.0.1:$($ports[1])" -ClusterSecret $secret -Name 'one-per-session' } |
+                Should -Throw -ErrorId 'ClusterNameInUse,Replication.PowerShell.Commands.StartReplicationNodeCommand'
+            Join-Path $foundPath 'node.json' | Should -Not -Exist
+            # The name was not left reserved by the refusals: the cluster is still the session's, and works.
+            Set-ReplicationKey -Cluster 'one-per-session' -Key 'k' -Value 'v'
+            (Get-ReplicationKey -Cluster 'one-per-session' -Key 'k').Value | Should -Be 'v'
+        }
+        finally {
+            Remove-ReplicationCluster -Cluster 'one-per-session' -DeleteData -Confirm:$false
+        }
+    }
+}
+
 Describe 'No cluster in the session' {
     BeforeAll { Remove-AllReplicationClusters }
 

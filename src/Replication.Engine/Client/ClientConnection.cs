@@ -23,6 +23,8 @@ internal sealed class ClientConnection : IAsyncDisposable
     private readonly ConcurrentDictionary<long, TaskCompletionSource<ClientResponse>> _pending = new();
     private long _nextId;
     private int _closed;
+    private int _retired;
+    private int _disposed;
     private Task _readLoop = Task.CompletedTask;
 
     private ClientConnection(Stream stream, string endpoint, Guid clusterId)
@@ -36,7 +38,8 @@ internal sealed class ClientConnection : IAsyncDisposable
 
     public string Endpoint { get; }
     public Guid ClusterId { get; }
-    public bool IsClosed => Volatile.Read(ref _closed) != 0;
+    /// <summary>Closed, or retired (<see cref="Retire"/>): either way it takes no new request.</summary>
+    public bool IsClosed => Volatile.Read(ref _closed) != 0 || Volatile.Read(ref _retired) != 0;
     /// <summary>Cluster name to stamp on decoded records.</summary>
     public string ClusterName { get; set; } = "";
 
@@ -147,7 +150,19 @@ internal sealed class ClientConnection : IAsyncDisposable
         finally
         {
             _pending.TryRemove(id, out _);
+            if (Volatile.Read(ref _retired) != 0 && _pending.IsEmpty) _ = DisposeAsync();
         }
+    }
+
+    /// <summary>
+    /// Takes no new request from now on (a request started on it meets <see cref="ConnectionLostException"/> before being sent,
+    /// so it may go elsewhere), and closes once the requests it carries have ended: answered, or given up at their timeouts.
+    /// The client retires its connection to a node that stopped answering without failing what that node may still answer.
+    /// </summary>
+    public void Retire()
+    {
+        Volatile.Write(ref _retired, 1);
+        if (_pending.IsEmpty) _ = DisposeAsync();
     }
 
     private async Task ReadLoopAsync()
@@ -180,6 +195,7 @@ internal sealed class ClientConnection : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         Close();
+        if (Interlocked.Exchange(ref _disposed, 1) != 0) return;
         await _readLoop.ConfigureAwait(false);
         _reader.Dispose();
     }

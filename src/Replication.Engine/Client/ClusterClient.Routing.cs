@@ -15,10 +15,10 @@ namespace Replication.Engine.Client;
 /// and the OutcomeUnknown rule are those of <see cref="CallWithConnectionAsync"/> whichever node it went to. A
 /// routed connection that cannot be dialled, breaks before the request was sent, or answers NodeStopping sends the
 /// request down the ordinary path (the shared connection and its failover); a write that was sent and lost is
-/// OutcomeUnknown there as everywhere. A routed request that waits is watched as a forwarding node watches a
-/// forwarded one (<see cref="LeaderMovedAsync"/>): when another node leads its shard meanwhile (the routed node paused
-/// or cut off), a read goes down the ordinary path at once and a write is OutcomeUnknown, instead of waiting out the
-/// timeout on a node that may never answer. The map is refreshed in the background, at most once per
+/// OutcomeUnknown there as everywhere. A key request that waits, on a routed connection or the shared one, is watched
+/// (ClusterClient.RideThrough.cs): once another node answers that a different node leads its shard, a read goes there
+/// and a write that cannot be settled is OutcomeUnknown, instead of waiting out the timeout on a node that may never
+/// answer; the leaders such a watch learns go into the map at once. The map is refreshed in the background, at most once per
 /// <see cref="RouteRefresh"/> while requests flow (one status request), and at once after a routed connection
 /// failed; an idle client asks nothing.
 /// </para>
@@ -28,9 +28,9 @@ public partial class ClusterClient
     /// <summary>Age after which the next routed request refreshes the map in the background (leaders move on failover and balancing).</summary>
     internal static readonly TimeSpan RouteRefresh = TimeSpan.FromSeconds(2);
 
-    /// <summary>The shard map as a guess: hash-range starts (sorted), each range's leader endpoint (null: unknown), the endpoints
-    /// of nodes the status showed not running (stopped or unreachable), and when it was read.</summary>
-    private sealed record RouteTable(ulong[] Starts, string?[] Leaders, HashSet<string> Down, long ReadAt);
+    /// <summary>The shard map as a guess: hash-range starts (sorted), each range's shard, its leader endpoint (null: unknown) and
+    /// the term that was known in, and when it was read.</summary>
+    private sealed record RouteTable(ulong[] Starts, int[] Shards, string?[] Leaders, long[] Terms, long ReadAt);
 
     private volatile RouteTable? _routes;
     private readonly ConcurrentDictionary<string, ClientConnection> _routed = new(StringComparer.OrdinalIgnoreCase);
@@ -44,11 +44,44 @@ public partial class ClusterClient
         var shards = status.Shards.OrderBy(s => s.HashStart).ToArray();
         // A status without ranges (all starting at 0: an old node, or a cluster still forming) gives no map.
         if (shards.Length == 0 || (shards.Length > 1 && shards[^1].HashStart == 0)) return;
-        _routes = new RouteTable(
-            shards.Select(s => s.HashStart).ToArray(),
-            shards.Select(s => s.Leader != 0 && endpoints.TryGetValue(s.Leader, out var ep) ? ep : null).ToArray(),
-            status.Nodes.Where(n => n.State != NodeState.Running && n.Endpoint.Length > 0).Select(n => n.Endpoint).ToHashSet(StringComparer.OrdinalIgnoreCase),
-            Environment.TickCount64);
+        var leaders = shards.Select(s => s.Leader != 0 && endpoints.TryGetValue(s.Leader, out var ep) ? ep : null).ToArray();
+        var terms = shards.Select(s => s.Term).ToArray();
+        for (int i = 0; i < shards.Length; i++)
+        {
+            // A leader a watch learned wins over a status no newer than it: a status shows a paused leader as leading until
+            // a poll of it fails, and only then the leader elected meanwhile (ClusterNode.Status.cs).
+            if (_watchedLeaders.TryGetValue(shards[i].Id, out var seen))
+            {
+                if (seen.Term >= terms[i]) (leaders[i], terms[i]) = (seen.Endpoint, seen.Term);
+                else _watchedLeaders.TryRemove(new KeyValuePair<int, (string, long)>(shards[i].Id, seen));
+            }
+        }
+        _routes = new RouteTable(shards.Select(s => s.HashStart).ToArray(), shards.Select(s => s.Id).ToArray(), leaders, terms, Environment.TickCount64);
+    }
+
+    /// <summary>Shard leaders learned from leader watches (ClusterClient.RideThrough.cs): endpoint and term, per shard.</summary>
+    private readonly ConcurrentDictionary<int, (string Endpoint, long Term)> _watchedLeaders = new();
+
+    /// <summary>Takes the leaders a leader watch answered (each no older than what the map holds) into the map and keeps them
+    /// over statuses that are not newer.</summary>
+    private void LearnLeaders(IEnumerable<(int Shard, string Endpoint, long Term)> leaders)
+    {
+        foreach (var (shard, endpoint, term) in leaders)
+        {
+            _watchedLeaders.AddOrUpdate(shard, (endpoint, term), (_, old) => old.Term > term ? old : (endpoint, term));
+            var routes = _routes;
+            if (routes is null) continue;
+            var names = (string?[])routes.Leaders.Clone();
+            var terms = (long[])routes.Terms.Clone();
+            bool changed = false;
+            for (int i = 0; i < routes.Shards.Length; i++)
+            {
+                if (routes.Shards[i] != shard || terms[i] > term || string.Equals(names[i], endpoint, StringComparison.OrdinalIgnoreCase)) continue;
+                (names[i], terms[i]) = (endpoint, term);
+                changed = true;
+            }
+            if (changed) _routes = routes with { Leaders = names, Terms = terms };
+        }
     }
 
     /// <summary>The endpoint of the node believed to lead <paramref name="key"/>'s shard, or null (ordinary path).
@@ -61,13 +94,19 @@ public partial class ClusterClient
         return LeaderOf(routes, key);
     }
 
-    /// <summary>Reads the status again in the background (one refresh at a time); failures leave the old map.</summary>
+    /// <summary>How long a background refresh waits for its status: one sent to a node that stopped answering must not hold
+    /// off the next refresh for the whole request timeout.</summary>
+    private static readonly TimeSpan RouteRefreshLimit = TimeSpan.FromSeconds(5);
+
+    /// <summary>Reads the status again in the background (one refresh at a time, given up after <see cref="RouteRefreshLimit"/>);
+    /// failures leave the old map.</summary>
     private void RefreshRoutes()
     {
         if (_disposed || Interlocked.Exchange(ref _refreshingRoutes, 1) == 1) return;
         _ = Task.Run(async () =>
         {
-            try { await StatusAsync(CancellationToken.None).ConfigureAwait(false); }
+            using var bound = new CancellationTokenSource(RouteRefreshLimit);
+            try { await StatusAsync(bound.Token).ConfigureAwait(false); }
             catch (Exception e) when (e is ReplicationException or OperationCanceledException or TimeoutException) { }
             finally { Volatile.Write(ref _refreshingRoutes, 0); }
         });
@@ -112,49 +151,13 @@ public partial class ClusterClient
         finally { _routedGate.Release(); }
     }
 
-    /// <summary>How long a routed request waits before the client starts watching for a newer leader of its shards.</summary>
-    private static readonly TimeSpan RouteWatchAfter = TimeSpan.FromMilliseconds(300);
-    /// <summary>How often a waiting routed request asks the connected node (the ordinary path) who leads now.</summary>
-    private static readonly TimeSpan RouteWatchPoll = TimeSpan.FromMilliseconds(250);
-    /// <summary>How long a routed write still waits for its node's answer once another node leads its shard: a deposed leader
-    /// that runs settles it within a heartbeat of hearing of the newer term; a paused or dead one does not (the server's
-    /// forwarding uses the same grace, ClusterNode.Routing.cs).</summary>
-    private static readonly TimeSpan DeposedLeaderGrace = TimeSpan.FromMilliseconds(200);
+    private static string? LeaderOf(RouteTable routes, string key) => RangeOf(routes, key) is int i and >= 0 ? routes.Leaders[i] : null;
 
-    /// <summary>
-    /// Failover for a routed request (what a forwarding node does for a forwarded one, ClusterNode.Routing.cs): once
-    /// <paramref name="pending"/> has waited <see cref="RouteWatchAfter"/>, reads the status through the ordinary path every
-    /// <see cref="RouteWatchPoll"/>; true as soon as the cluster sees <paramref name="route"/>'s node down (stopped or
-    /// unreachable: a paused process is within a status period and a poll timeout, ClusterNode.Status.cs) and another node
-    /// is known to lead one of <paramref name="keys"/>' shards while the request still waits; false when it completed first.
-    /// </summary>
-    private async Task<bool> LeaderMovedAsync(string route, IReadOnlyList<string> keys, Task pending, CancellationToken ct)
-    {
-        if (await Task.WhenAny(pending, Task.Delay(RouteWatchAfter, ct)).ConfigureAwait(false) == pending) return false;
-        while (!pending.IsCompleted)
-        {
-            using (var poll = CancellationTokenSource.CreateLinkedTokenSource(ct))
-            {
-                poll.CancelAfter(RouteWatchPoll * 4);
-                try { await StatusAsync(poll.Token).ConfigureAwait(false); }
-                catch (Exception e) when (e is ReplicationException or TimeoutException || (e is OperationCanceledException && !ct.IsCancellationRequested)) { }
-            }
-            // Both are needed: a leader moved by a transfer (balancing) while its old leader runs settles the request (answered,
-            // or refused and retried by that node), so only a routed node the cluster sees down is given up on.
-            var routes = _routes;
-            if (routes is not null && routes.Down.Contains(route)
-                && keys.Any(k => LeaderOf(routes, k) is { } leader && !string.Equals(leader, route, StringComparison.OrdinalIgnoreCase)))
-                return !pending.IsCompleted;
-            if (await Task.WhenAny(pending, Task.Delay(RouteWatchPoll, ct)).ConfigureAwait(false) == pending) return false;
-        }
-        return false;
-    }
-
-    private static string? LeaderOf(RouteTable routes, string key)
+    /// <summary>The index of <paramref name="key"/>'s range in <paramref name="routes"/> (-1: before the first).</summary>
+    private static int RangeOf(RouteTable routes, string key)
     {
         int i = Array.BinarySearch(routes.Starts, KeyHash.Of(key));
-        if (i < 0) i = ~i - 1;
-        return i >= 0 ? routes.Leaders[i] : null;
+        return i < 0 ? ~i - 1 : i;
     }
 
     /// <summary>Endpoints of the open routed connections (tests).</summary>

@@ -249,7 +249,8 @@ public partial class ClusterClient : IReplicationCluster
             try
             {
                 ClientResponse r;
-                (answered, r) = await CallWithConnectionAsync(c => new WriteRequest(c, sent, concern, timeout), idempotent: false, timeout + _options.NetworkMargin, ct,
+                // The server's deadline is the caller's, whichever attempt this is (a write sent again after NodeStopping gets what is left).
+                (answered, r) = await CallWithConnectionAsync(c => new WriteRequest(c, sent, concern, Left(deadline)), idempotent: false, Left(deadline) + _options.NetworkMargin, ct,
                     attempt == 1 && route.Length > 0 ? route : null, sent.Select(w => w.Key).ToArray()).ConfigureAwait(false);
                 response = (WriteResponse)r;
             }
@@ -283,6 +284,13 @@ public partial class ClusterClient : IReplicationCluster
         }
     }
 
+    /// <summary>What is left until <paramref name="deadline"/> (at least a millisecond: a request's timeout is positive).</summary>
+    private static TimeSpan Left(DateTime deadline)
+    {
+        var left = deadline - DateTime.UtcNow;
+        return left > TimeSpan.FromMilliseconds(1) ? left : TimeSpan.FromMilliseconds(1);
+    }
+
     private static ReplicationException WithKey(ReplicationException e, string key)
     {
         e.SetTarget(key);
@@ -294,7 +302,9 @@ public partial class ClusterClient : IReplicationCluster
         ArgumentNullException.ThrowIfNull(key);
         KvLimits.Validate(key, null);
         if (maxLag < 0) throw new ArgumentOutOfRangeException(nameof(maxLag), maxLag, "A lag bound counts entries: 0 or more.");
-        var (_, r) = await CallWithConnectionAsync(c => new GetRequest(c, key, consistency, timeout, maxLag), idempotent: true, timeout + _options.NetworkMargin, cancellationToken,
+        // A read sent again (its node stopped answering, ClusterClient.RideThrough.cs) gives its new node only what is left of the timeout.
+        var deadline = DateTime.UtcNow + timeout;
+        var (_, r) = await CallWithConnectionAsync(c => new GetRequest(c, key, consistency, Left(deadline), maxLag), idempotent: true, timeout + _options.NetworkMargin, cancellationToken,
             consistency == ReadConsistency.Stale ? null : RouteOf(key), [key]).ConfigureAwait(false); // a stale read is served by the node asked
         var response = (GetResponse)r;
         return response.Key is null ? null : response.Key with { Cluster = Name };
@@ -366,7 +376,8 @@ public partial class ClusterClient : IReplicationCluster
     /// Sends a request on the current connection (dialling one if needed), or first on the connection to
     /// <paramref name="route"/> (the node believed to lead the request's shard; ClusterClient.Routing.cs). A connection
     /// that breaks before the request was sent, or while an idempotent request waited, is replaced and the
-    /// request retried (on the current connection), a bounded number of times within the deadline.
+    /// request retried (on the current connection), a bounded number of times within the deadline. A key request
+    /// (<paramref name="routedKeys"/>) that waits is watched for a leader change (ClusterClient.RideThrough.cs).
     /// </summary>
     private async Task<(ClientConnection Connection, ClientResponse Response)> CallWithConnectionAsync(Func<long, ClientRequest> make, bool idempotent, TimeSpan timeout, CancellationToken ct,
         string? route = null, IReadOnlyList<string>? routedKeys = null)
@@ -376,29 +387,27 @@ public partial class ClusterClient : IReplicationCluster
         int attempts = Math.Max(3, Endpoints.Count * 2);
         for (int attempt = 1; ; attempt++)
         {
-            var connection = (attempt == 1 && route is not null ? await RoutedConnectionAsync(route, ct).ConfigureAwait(false) : null)
+            var connection = (route is not null ? await RoutedConnectionAsync(route, ct).ConfigureAwait(false) : null)
                 ?? await ConnectionAsync(ct).ConfigureAwait(false);
+            route = null; // a retry takes the ordinary path, unless a watch names the new leader
             var sent = new SentFlag<bool>(false);
             var remaining = deadline - DateTime.UtcNow;
             if (remaining <= TimeSpan.Zero) remaining = TimeSpan.FromMilliseconds(1);
             try
             {
+                long sentAt = System.Diagnostics.Stopwatch.GetTimestamp();
                 var pending = connection.SendAsync(make, remaining, sent, ct);
-                if (attempt == 1 && route is not null && routedKeys is not null && !ReferenceEquals(connection, _connection)
-                    && await LeaderMovedAsync(route, routedKeys, pending, ct).ConfigureAwait(false))
+                if (routedKeys is not null && await WatchLeaderAsync(connection, routedKeys, pending, sentAt, idempotent, deadline, ct).ConfigureAwait(false) is { } moved)
                 {
-                    // The routed node stopped answering and another leads now (ClusterClient.Routing.cs): as a forwarding node
-                    // does, a read goes down the ordinary path at once, a write is OutcomeUnknown unless it settles within the grace.
-                    if (!idempotent) await Task.WhenAny(pending, Task.Delay(DeposedLeaderGrace, ct)).ConfigureAwait(false);
-                    if (!pending.IsCompleted)
-                    {
-                        _ = pending.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
-                        if (!idempotent)
-                            throw new RemoteOperationException(RemoteOperationException.OutcomeUnknown, ReplicationErrorKind.Unavailable,
-                                $"{connection.Endpoint} stopped answering while it had the write, and another node leads its shard now: the write may or may not "
-                                + "have been applied (not sent again: it could apply twice).");
-                        continue;
-                    }
+                    // The node stopped answering (or, deposed, did not settle the write) and another leads now (ClusterClient.RideThrough.cs):
+                    // a read goes to the new leader at once, a write is OutcomeUnknown.
+                    _ = pending.ContinueWith(static t => _ = t.Exception, CancellationToken.None, TaskContinuationOptions.OnlyOnFaulted, TaskScheduler.Default);
+                    if (!idempotent)
+                        throw new RemoteOperationException(RemoteOperationException.OutcomeUnknown, ReplicationErrorKind.Unavailable,
+                            $"{moved.Node} {(moved.Silent ? "stopped answering" : "lost its leadership and did not settle the write")} while it had the write, and node "
+                            + $"{moved.Leader} ({moved.Endpoint}) leads shard {moved.Shard} now: the write may or may not have been applied (not sent again: it could apply twice).");
+                    route = moved.Endpoint;
+                    continue;
                 }
                 var response = await pending.ConfigureAwait(false);
                 if (response is ErrorResponse { Error.ErrorId: RemoteOperationException.NodeStopping } && attempt < attempts && DateTime.UtcNow < deadline)
@@ -461,7 +470,7 @@ public partial class ClusterClient : IReplicationCluster
             ThrowIfDisposed();
             current = _connection;
             if (current is { IsClosed: false }) return current;
-            string? failed = current?.Endpoint;
+            string? failed = current?.Endpoint ?? _movedOff;
             if (current is not null) await current.DisposeAsync().ConfigureAwait(false);
             _connection = null;
 

@@ -43,6 +43,8 @@ internal static class AdminOps
     public const string ShardFailover = "shard.failover";
     public const string ShardTransferTarget = "shard.transfertarget";
     public const string ShardTransfer = "shard.transfer";
+    // Leadership balancing: the metadata leader plans, each shard's leader hands over (ClusterNode.Placement.cs).
+    public const string LeaderHandOver = "leader.handover";
     // Forced recovery (ClusterNode.ForcedRecovery.cs): a coordinator asks every node for its replica, then the survivor rewrites.
     public const string ShardForce = "shard.force";
     public const string ShardReplica = "shard.replica";
@@ -56,6 +58,9 @@ internal static class AdminOps
     public const string RingView = "ring.view";
     // Fault injection by a fault drill into node processes it started (ClusterNode.Faults.cs); refused by any other node.
     public const string FaultSet = "fault.set";
+    // Clients riding through a failover (ClusterNode.LeaderWatch.cs): who leads these shards, as the node asked sees it,
+    // answered once one is led by a node other than the one a request waits on (or at once, or at the wait's end).
+    public const string ShardLeaders = "shard.leaders";
 }
 
 internal sealed record TimeoutArgs(long TimeoutMs);
@@ -143,6 +148,12 @@ internal sealed record EventsArgs(DateTimeOffset? Since, IReadOnlyList<Replicati
 /// <summary>A switchover of <c>Shard</c> to <c>Target</c> (null: the leader chooses), within TimeoutMs.</summary>
 internal sealed record FailoverArgs(int Shard, int? Target, long TimeoutMs);
 
+/// <summary>Hand the leadership of <c>Shard</c> to node <c>Target</c>, if the receiving node leads it (balancing).</summary>
+internal sealed record HandOverArgs(int Shard, int Target);
+
+/// <summary>Whether the leader transfer was started.</summary>
+internal sealed record HandOverAnswer(bool Done);
+
 /// <summary>Make the receiving node's replica of <c>Shard</c> the only voter, provided its voters are still <c>Voters</c>;
 /// <c>ReportedCommit</c>: the highest commit index the lost voters last reported (a lower bound of the loss, 0: none);
 /// <c>OldLeader</c>: the last leader the survivor knew of.</summary>
@@ -175,3 +186,13 @@ internal sealed record RingViewAnswer(Ring.RingEntry[] Entries, bool[] Learners,
 /// the node process's <c>REPLICATION_FAULT_INJECTION</c> environment variable.
 /// </summary>
 internal sealed record FaultArgs(string Token, IReadOnlyList<int> CutOff, long SaveDelayMs, bool MutantLocalReads);
+
+/// <summary>Who leads <c>Shards</c>: answered as soon as the node asked knows one of them led by a node whose endpoint is not
+/// <c>NotEndpoint</c> in a term after <c>AfterTerm</c>, or after <c>WaitMs</c> (0: at once) with what it knows then.</summary>
+internal sealed record LeaderWatchArgs(IReadOnlyList<int> Shards, string? NotEndpoint, long AfterTerm, long WaitMs);
+
+/// <summary>A shard's leader as one node knows it (Leader 0 and Endpoint "": none known) and the term it leads in.</summary>
+internal sealed record ShardLeaderView(int Shard, int Leader, string Endpoint, long Term);
+
+/// <summary>The answering node, its election timeout (ms) and its view of each shard asked about.</summary>
+internal sealed record LeaderWatchAnswer(int Node, int ElectionTimeoutMs, IReadOnlyList<ShardLeaderView> Shards);

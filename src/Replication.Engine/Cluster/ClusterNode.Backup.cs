@@ -190,13 +190,19 @@ public sealed partial class ClusterNode
         var timeout = TimeSpan.FromMilliseconds(args.TimeoutMs);
         var status = _host.Status;
         await EnsureFreshAsync(status.Values.SelectMany(s => s.Voters), ct).ConfigureAwait(false);
-        foreach (var st in status.Values.Where(s => s.Shard != ClusterMetadata.MetadataGroup))
+        foreach (var st in status.Values.OrderBy(s => s.Shard))
         {
-            // The node goes quiet while it is copied: every shard it votes in must keep a running quorum without it.
+            // The node goes quiet while it is copied: every group it votes in must keep a running quorum without it, the
+            // metadata group too (without one no node can join, move, split or be marked, and a forced recovery waits).
             var voters = st.Voters;
             if (!voters.Contains(NodeId)) continue;
-            int runningOthers = voters.Count(v => v != NodeId && PeerIsRunning(v));
-            if (runningOthers < voters.Count / 2 + 1) throw new QuorumAtRiskException(NodeId, st.Shard) { Target = NodeId };
+            var down = voters.Where(v => v != NodeId && !PeerIsRunning(v)).Order().ToArray();
+            if (voters.Count - 1 - down.Length >= voters.Count / 2 + 1) continue;
+            string name = st.Shard == ClusterMetadata.MetadataGroup ? $"the metadata group (shard {st.Shard})" : $"shard {st.Shard}";
+            throw new QuorumAtRiskException($"A cold copy takes node {NodeId} out of service while it runs, which would leave {name} without a running quorum: "
+                + (down.Length > 0
+                    ? $"of its voters [{string.Join(",", voters.Order())}], node{(down.Length > 1 ? "s" : "")} {string.Join(", ", down)} {(down.Length > 1 ? "are" : "is")} not running; start {(down.Length > 1 ? "them" : "it")} first, or copy a stopped node."
+                    : $"it has only voters [{string.Join(",", voters.Order())}]; stop the node first (a stopped node can always be copied)."), NodeId, st.Shard) { Target = NodeId };
         }
         await HandLeadershipsAwayAsync(Deadline(Min(timeout, TimeSpan.FromSeconds(5))), ct).ConfigureAwait(false);
 

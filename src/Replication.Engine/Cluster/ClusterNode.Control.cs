@@ -195,7 +195,7 @@ public sealed partial class ClusterNode
         await CarryOutOwnRebuildAsync(ct).ConfigureAwait(false);
         await AddMissingSplitsAsync(ct).ConfigureAwait(false);
         await DropLeftGroupsAsync(metadata).ConfigureAwait(false);
-        await BalanceLeadersAsync(metadata).ConfigureAwait(false);
+        BalanceLeaders(metadata);
     }
 
     /// <summary>The founding node, once it leads the metadata group: identity and shape, itself, and every shard on itself.</summary>

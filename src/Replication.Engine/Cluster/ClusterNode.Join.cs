@@ -83,6 +83,43 @@ public sealed partial class ClusterNode
         }
     }
 
+    /// <summary>
+    /// The name of the seed's cluster, asked before the join registers anything (<see cref="NodeOptions.ClaimName"/>).
+    /// Errors as the join's: a wrong secret is AuthenticationFailed, a seed that does not answer EndpointUnreachable.
+    /// </summary>
+    private static async Task<string> SeedClusterNameAsync(NodeOptions options, CancellationToken ct)
+    {
+        string seed = options.Join!;
+        var deadline = Stopwatch.GetTimestamp() + (long)(options.JoinTimeout.TotalSeconds * Stopwatch.Frequency);
+        while (true)
+        {
+            string why;
+            try
+            {
+                await using var connection = await ClientConnection.ConnectAsync(seed, options.Security, Guid.Empty, PeerClients.ConnectTimeout, ct).ConfigureAwait(false);
+                var left = Remaining(deadline);
+                var response = await connection.SendAsync(id => new StatusRequest(id), left > TimeSpan.Zero ? left : TimeSpan.FromMilliseconds(1), new SentFlag<bool>(false), ct).ConfigureAwait(false);
+                if (response is StatusResponse status) return status.Status.Name;
+                why = ((ErrorResponse)response).Error.Message;
+            }
+            catch (AuthenticationFailedException e)
+            {
+                throw new AuthenticationFailedException($"Join refused: the node at {seed} and this node do not share the cluster secret.") { Target = e.Target ?? seed };
+            }
+            catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or ProtocolException)
+            {
+                throw new EndpointUnreachableException($"Join refused: the seed node {seed} did not answer ({e.Message}).") { Target = seed };
+            }
+            catch (Exception e) when (e is ConnectionLostException or TimeoutException || (e is OperationCanceledException && !ct.IsCancellationRequested))
+            {
+                why = e.Message; // a loaded seed, slow to finish the handshake or to answer: ask again until the join's deadline (as the join does)
+            }
+            if (Remaining(deadline) <= TimeSpan.Zero)
+                throw new EndpointUnreachableException($"Could not join through {seed} within {options.JoinTimeout.TotalSeconds:0.#} s: it did not say which cluster it belongs to ({why}).") { Target = seed };
+            await Task.Delay(RetryBackoff * 10, ct).ConfigureAwait(false);
+        }
+    }
+
     /// <summary>A restart with -Join: refuses a folder that holds a node of another cluster than the seed's (an unreachable seed is no reason not to restart).</summary>
     private static async Task CheckSeedClusterAsync(string seed, Security.TransportSecurity security, NodeIdentity identity, string path, CancellationToken ct)
     {
@@ -104,6 +141,36 @@ public sealed partial class ClusterNode
         }
         if (seedCluster != identity.ClusterId)
             throw new NodePathInUseException($"'{path}' holds node {identity.NodeId} of cluster {identity.ClusterId}, but {seed} belongs to cluster {seedCluster}. Give another -Path to join that cluster.") { Target = path };
+    }
+
+    /// <summary>
+    /// Waits until this node holds its place in the metadata group, as its own replica of the group sees it: a voter when
+    /// the metadata makes it one of the lowest five voting ids, a learner otherwise (<see cref="ClusterMetadata.MetadataMembership"/>).
+    /// A node that just joined gets that place from the metadata leader's control loop, one membership change at a time;
+    /// until then stopping another node can cost the metadata group its quorum. Start-ReplicationNode waits for this, as
+    /// New-ReplicationCluster waits for the whole group. Null once it holds its place; what it lacks when
+    /// <paramref name="timeout"/> passed first (the node runs on, and the control loop keeps at it).
+    /// </summary>
+    public async Task<string?> WaitForMetadataPlaceAsync(TimeSpan timeout, CancellationToken ct)
+    {
+        var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
+        while (true)
+        {
+            string? lacking = MetadataPlaceLacking();
+            if (lacking is null || Remaining(deadline) <= TimeSpan.Zero || !IsRunning) return lacking;
+            await Task.Delay(RetryBackoff, ct).ConfigureAwait(false);
+        }
+    }
+
+    private string? MetadataPlaceLacking()
+    {
+        if (!_metadata.Nodes.TryGetValue(NodeId, out var entry)) return $"node {NodeId} has not yet applied its own registration";
+        if (entry.Rebuilding) return null; // in neither role until its rebuild ends
+        if (!_host.Status.TryGetValue(ClusterMetadata.MetadataGroup, out var st)) return $"node {NodeId} does not host the metadata group yet";
+        bool voter = _metadata.MetadataMembership().Voters.Contains(NodeId);
+        if (voter ? st.Voters.Contains(NodeId) : st.Learners.Contains(NodeId)) return null;
+        return $"node {NodeId} is not yet a {(voter ? "voter" : "learner")} of the metadata group (voters [{string.Join(",", st.Voters.Order())}], "
+            + $"learners [{string.Join(",", st.Learners.Order())}])";
     }
 
     /// <summary>Served for a Join request (from a new node, or forwarded by another node): routed to the metadata leader.</summary>

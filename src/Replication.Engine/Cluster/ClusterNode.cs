@@ -141,6 +141,7 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
             ClusterMetadata? joined = null;
             if (identity is { NodeId: > 0 })
             {
+                options.ClaimName?.Invoke(identity.Cluster?.Name ?? options.Name);
                 if (options.Join is { } seed) await CheckSeedClusterAsync(seed, options.Security, identity, path, cancellationToken).ConfigureAwait(false);
             }
             else if (options.Join is null)
@@ -154,6 +155,7 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
                 CheckRange(options.ShardCount, 1, ClusterOptions.MaxShardCount, "ShardCount");
                 CheckRange(options.ReplicationFactor, 1, ClusterOptions.MaxNodeCount, "ReplicationFactor");
                 options.Settings.Validate();
+                options.ClaimName?.Invoke(options.Name);
                 var clusterId = options.ClusterId ?? Guid.NewGuid();
                 identity = new NodeIdentity
                 {
@@ -168,6 +170,7 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
             else
             {
                 ProbeListen(listen); // a node that cannot listen must not register itself
+                if (options.ClaimName is { } claim) claim(await SeedClusterNameAsync(options, cancellationToken).ConfigureAwait(false));
                 identity ??= new NodeIdentity { JoinToken = Guid.NewGuid() };
                 identity.Save(path); // the token first: a crash mid-join is answered with the same id next time
                 var answer = await JoinThroughSeedAsync(options, identity, cancellationToken).ConfigureAwait(false);

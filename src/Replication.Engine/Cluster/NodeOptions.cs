@@ -24,6 +24,14 @@ public sealed record NodeOptions
     public bool AllowRemote { get; init; }
     /// <summary>Name of a new cluster (founding only).</summary>
     public string Name { get; init; } = "replication";
+    /// <summary>
+    /// Called with the cluster's name as soon as it is known and before the node founds, joins or registers anything:
+    /// founding, <see cref="Name"/>; joining, the seed's (asked first, over its own connection); restarting, the folder's.
+    /// An exception it throws fails the start as it is, with nothing registered in the cluster and no identity written
+    /// (Start-ReplicationNode claims the name in its session this way: a refusal after the join would leave a registered
+    /// node that never runs). Null: none.
+    /// </summary>
+    public Action<string>? ClaimName { get; init; }
     /// <summary>Id of a new cluster (founding only); null = a fresh one.</summary>
     public Guid? ClusterId { get; init; }
     /// <summary>Shards of a new cluster (founding only).</summary>

@@ -240,6 +240,32 @@ public sealed class BackupTests
         Assert.Equal(1, cold.NodeId);
     }
 
+    [Fact]
+    public async Task A_cold_backup_that_would_cost_the_metadata_group_its_quorum_is_refused()
+    {
+        // Five nodes, one shard on three of them: with the two others stopped, the shard keeps a running quorum without any
+        // one of its replicas, but the metadata group (voters 1-5) keeps three running voters only; a cold copy of a third
+        // would leave it two of five.
+        await using var f = await ClusterFixture.StartAsync(nodes: 5, shards: 1);
+        var holders = f.Cluster.GetShards().Single().Voters;
+        var others = Enumerable.Range(1, 5).Except(holders).ToArray();
+        Assert.Equal(2, others.Length);
+        foreach (int n in others) await f.Cluster.StopNodeAsync(n, kill: false, None);
+        using var dir = new TempFolder();
+        string backup = Path.Combine(dir.Path, "cold");
+        var ex = await Assert.ThrowsAsync<QuorumAtRiskException>(() => f.Cluster.BackupNodeColdAsync(holders[0], backup, null, ClusterFixture.Bound, None));
+        Assert.Equal(ClusterMetadata.MetadataGroup, ex.Shard);
+        Assert.Contains("metadata group", ex.Message);
+        Assert.Contains($"{others[0]}, {others[1]}", ex.Message);
+        Assert.False(Directory.Exists(backup));
+        Assert.Equal(NodeState.Running, f.Cluster.GetNode(holders[0]).State);
+        // With one of them back, the copy goes ahead.
+        await f.Cluster.StartNodeAsync(others[0], None);
+        var cold = await f.Cluster.BackupNodeColdAsync(holders[0], backup, null, ClusterFixture.Bound, None);
+        Assert.True(Backups.Verify(backup, None).Valid);
+        Assert.Equal(holders[0], cold.NodeId);
+    }
+
     /// <summary>Writes keys k:0..k:(count-1) of a round (overwriting earlier rounds' values) and records the acknowledged ones.</summary>
     internal static async Task<int> WriteBatchAsync(ClusterFixture f, List<ReplicationKey> acked, int round, int count, bool throwOnError = true)
     {

@@ -125,6 +125,28 @@ public sealed class ClusterNodeTests(ITestOutputHelper output) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_joined_node_that_waited_for_its_metadata_place_lets_another_node_stop_at_once()
+    {
+        // Start-ReplicationNode returns once the joined node votes in the metadata group (WaitForMetadataPlaceAsync). A join
+        // alone returns before the metadata leader promoted the node: with voters {1,2} and node 3 still a learner, stopping
+        // node 2 right away would leave the metadata group without a quorum, and no node could join or be registered.
+        int p1 = FreePort(), p2 = FreePort(), p3 = FreePort(), p4 = FreePort();
+        var n1 = await StartAsync(Options("n1", p1));
+        await n1.WaitForLeadersAsync(null, Bound, CancellationToken.None);
+        var n2 = await StartAsync(Options("n2", p2, join: $"127.0.0.1:{p1}"));
+        Assert.Null(await n2.WaitForMetadataPlaceAsync(Bound, CancellationToken.None));
+        var n3 = await StartAsync(Options("n3", p3, join: $"127.0.0.1:{p1}"));
+        Assert.Null(await n3.WaitForMetadataPlaceAsync(Bound, CancellationToken.None));
+        Assert.Contains(3, n3.Host.Status[ClusterMetadata.MetadataGroup].Voters);
+
+        await n2.StopAsync(kill: true);
+        var n4 = await StartAsync(Options("n4", p4, join: $"127.0.0.1:{p3}") with { JoinTimeout = TimeSpan.FromSeconds(20) });
+        Assert.Equal(4, n4.NodeId);
+        // A fourth node is a voter of the metadata group too (fewer than five): it waits for that, through the two running voters.
+        Assert.Null(await n4.WaitForMetadataPlaceAsync(Bound, CancellationToken.None));
+    }
+
+    [Fact]
     public async Task A_restarted_node_resumes_its_identity_and_a_second_join_with_the_same_folder_is_idempotent()
     {
         int p1 = FreePort(), p2 = FreePort();

@@ -46,6 +46,13 @@ public sealed partial class Simulator
         n.MissedTicks = 0;
         Fault("pause", $"node {n.Id}{why} for {ticks} ticks{(isolateOnResume ? ", then it is cut off" : "")}");
         Schedule((long)ticks * SimOptions.TickUnits, new ResumeEvent(n.Id, n.Epoch, isolateOnResume));
+        // The whole process stops: the split groups' replicas on its machine too (Simulator.Splits.cs).
+        foreach (var s in Siblings(n).Where(s => s.Up && !IsPaused(s.Id)).ToList())
+        {
+            _pausedWork[s.Id] = new List<(int, object)>();
+            s.MissedTicks = 0;
+            Schedule((long)ticks * SimOptions.TickUnits, new ResumeEvent(s.Id, s.Epoch, false));
+        }
     }
 
     /// <summary>
