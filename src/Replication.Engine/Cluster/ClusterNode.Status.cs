@@ -267,9 +267,7 @@ public sealed partial class ClusterNode
     {
         var status = _host.Status.Values.Where(s => s.Shard != ClusterMetadata.MetadataGroup).ToArray();
         var latest = status.OrderByDescending(s => s.StateSince).FirstOrDefault();
-        long size = 0;
-        try { size = Directory.Exists(_options.Path) ? new DirectoryInfo(_options.Path).EnumerateFiles("*", SearchOption.AllDirectories).Sum(f => f.Length) : 0; }
-        catch (IOException) { /* a file vanished while we looked (WAL checkpoint); size is informational */ }
+        var (size, free) = DiskUse();
         var lags = status.Select(st => { long l = ShardLag(st); return (Entries: l, Seconds: ShardLagSeconds(st, l)); }).ToArray();
         return new ReplicationNode
         {
@@ -287,13 +285,35 @@ public sealed partial class ClusterNode
             LastContact = status.Any(s => s.LastContact is null) ? null : status.Select(s => s.LastContact).Min(),
             DataPath = _options.Path,
             SizeBytes = size,
-            DiskFreeBytes = FreeBytes(_options.Path),
+            DiskFreeBytes = free,
             Clock = DateTimeOffset.UtcNow + ClockSkew,
             DiskFull = _host.DiskFull is not null,
             StateReason = _host.DiskFull is { } full ? "refusing writes: " + full : latest is null ? "running" : $"shard {latest.Shard}: {latest.StateReason}",
             StateSince = latest?.StateSince,
             RebuiltEpoch = _identity.RebuiltEpoch,
         };
+    }
+
+    /// <summary>How long a measure of the data folder's size and the volume's free space is reused (see <see cref="DiskUse"/>).</summary>
+    private static readonly TimeSpan DiskUseMaxAge = TimeSpan.FromSeconds(1);
+    private volatile DiskUseSample? _diskUse;
+    private sealed record DiskUseSample(long SizeBytes, long? FreeBytes, long At);
+
+    /// <summary>
+    /// The data folder's size and the volume's free space, measured at most once per <see cref="DiskUseMaxAge"/>: every
+    /// status answer (each peer's poll, each client's connect) walked the folder (a stat per file) and asked the volume,
+    /// 64 times for 64 clients connecting at once. Both figures are informational; a full disk is detected where writes fail.
+    /// </summary>
+    private (long SizeBytes, long? FreeBytes) DiskUse()
+    {
+        long now = Stopwatch.GetTimestamp();
+        if (_diskUse is { } last && Stopwatch.GetElapsedTime(last.At, now) < DiskUseMaxAge) return (last.SizeBytes, last.FreeBytes);
+        long size = 0;
+        try { size = Directory.Exists(_options.Path) ? new DirectoryInfo(_options.Path).EnumerateFiles("*", SearchOption.AllDirectories).Sum(f => f.Length) : 0; }
+        catch (IOException) { /* a file vanished while we looked (WAL checkpoint); size is informational */ }
+        var sample = new DiskUseSample(size, FreeBytes(_options.Path), now);
+        _diskUse = sample;
+        return (sample.SizeBytes, sample.FreeBytes);
     }
 
     /// <summary>Test hook: added to the wall clock this node reports (a node whose clock is off, for the ClockOffset check).</summary>

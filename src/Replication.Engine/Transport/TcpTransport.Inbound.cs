@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using System.Collections.Concurrent;
 using System.Net;
 using System.Net.Sockets;
@@ -39,18 +40,45 @@ public sealed partial class TcpTransport
             socket.NoDelay = true;
             var connection = new InboundConnection(Interlocked.Increment(ref _nextConnectionId), socket);
             _inbound[connection.Id] = connection;
-            connection.Handler = Task.Run(() => HandleInboundAsync(connection, ct));
+            bool onThread = !SaysClientHello(socket);
+            connection.Handler = Task.Run(() => HandleInboundAsync(connection, onThread, ct));
+        }
+    }
+
+    /// <summary>
+    /// Whether the dialer's first frame has already arrived and is a client's Hello (the shared-secret mode; read
+    /// without consuming it and without waiting). A client's connection then shakes hands asynchronously, on the thread
+    /// pool; every other one (a node's, one whose Hello has not arrived yet, any TLS connection) on a thread of its own
+    /// (<see cref="HandleInboundAsync"/>), which costs a thread's start: about 1 ms per connection on the loaded 2-core
+    /// machine, which made 64 clients connecting at once take twice as long (bench finding). Only the path is chosen
+    /// here; either path checks the whole handshake.
+    /// </summary>
+    private bool SaysClientHello(Socket socket)
+    {
+        if (_security.IsTls) return false;
+        const int needed = FrameCodec.HeaderSize + 5; // the Hello's header, its version byte and its node id
+        try
+        {
+            if (socket.Available < needed) return false;
+            var head = new byte[needed];
+            return socket.Receive(head, SocketFlags.Peek) == needed
+                && BinaryPrimitives.ReadInt32LittleEndian(head.AsSpan(FrameCodec.HeaderSize + 1)) == HelloFrame.ClientNodeId;
+        }
+        catch (Exception e) when (e is SocketException or ObjectDisposedException)
+        {
+            return false; // the handshake reports it
         }
     }
 
     /// <summary>
     /// Runs one inbound connection: handshake, then frames until the peer closes, the transport
     /// stops, or the peer violates the protocol (then the connection is closed, logged and counted).
-    /// The handshake and a node's frames run synchronously on a thread of their own, over a socket that never does an
-    /// asynchronous operation and so stays blocking (<see cref="BlockingStream"/> says why); a client's connection is
-    /// served asynchronously once its handshake is done. Never throws.
+    /// <paramref name="onThread"/>: the handshake and a node's frames run synchronously on a thread of their own, over a
+    /// socket that never does an asynchronous operation and so stays blocking (<see cref="BlockingStream"/> says why);
+    /// otherwise (a client's Hello seen, <see cref="SaysClientHello"/>) the handshake runs asynchronously. A client's
+    /// connection is served asynchronously once its handshake is done. Never throws.
     /// </summary>
-    private async Task HandleInboundAsync(InboundConnection connection, CancellationToken ct)
+    private async Task HandleInboundAsync(InboundConnection connection, bool onThread, CancellationToken ct)
     {
         EndPoint? remote = null;
         Stream? stream = null;
@@ -58,24 +86,37 @@ public sealed partial class TcpTransport
         try
         {
             remote = connection.Socket.RemoteEndPoint;
-            var blocking = new BlockingStream(new NetworkStream(connection.Socket, ownsSocket: true));
+            var blocking = new BlockingStream(new NetworkStream(connection.Socket, ownsSocket: true)) { Blocking = onThread };
             stream = blocking;
-            bool client = await OnThreadAsync("replication-inbound", () =>
+            // Takes over what the handshake returned; true for a client.
+            bool Accept((Stream Stream, FrameReader Reader, HelloFrame Hello, string Peer) shaken)
             {
-                var (secured, framer, hello, peer) = HandshakeOnThread(connection.Socket, blocking, remote, ct);
-                stream = secured;
-                reader = framer;
+                stream = shaken.Stream;
+                reader = shaken.Reader;
                 Interlocked.Increment(ref _counters.ConnectionsAccepted);
-                if (hello.IsClient)
-                {
-                    Log($"accepted a client from {peer}");
-                    return true;
-                }
-                Log($"accepted node {hello.NodeId} from {peer}");
-                ReceiveRaftFrames(framer, hello.NodeId);
-                Log($"node {hello.NodeId} at {remote} closed its connection");
+                Log(shaken.Hello.IsClient ? $"accepted a client from {shaken.Peer}" : $"accepted node {shaken.Hello.NodeId} from {shaken.Peer}");
+                return shaken.Hello.IsClient;
+            }
+            bool NodeFrames(FrameReader framer, int node)
+            {
+                ReceiveRaftFrames(framer, node);
+                Log($"node {node} at {remote} closed its connection");
                 return false;
-            }).ConfigureAwait(false);
+            }
+            bool client;
+            if (onThread)
+            {
+                client = await OnThreadAsync("replication-inbound", () =>
+                {
+                    var shaken = HandshakeInboundAsync(connection.Socket, blocking, remote, ct).GetAwaiter().GetResult();
+                    return Accept(shaken) || NodeFrames(shaken.Reader, shaken.Hello.NodeId);
+                }).ConfigureAwait(false);
+            }
+            else
+            {
+                var shaken = await HandshakeInboundAsync(connection.Socket, blocking, remote, ct).ConfigureAwait(false);
+                client = Accept(shaken) || await OnThreadAsync($"replication-recv-{shaken.Hello.NodeId}", () => NodeFrames(shaken.Reader, shaken.Hello.NodeId)).ConfigureAwait(false);
+            }
             if (!client) return;
             blocking.Blocking = false; // a client session is served asynchronously, on the thread pool
             await ClientSession.ServeAsync(stream, reader!, _clientHandler!, Log, ct).ConfigureAwait(false);
@@ -109,12 +150,13 @@ public sealed partial class TcpTransport
     }
 
     /// <summary>
-    /// The listener's handshake in this transport's mode, blocking the calling thread, within <see cref="HandshakeTimeout"/>
-    /// (each read and write is bounded by the socket's timeouts, and the whole by closing the socket at the deadline).
-    /// Returns the stream to use from now on (<paramref name="blocking"/>, or TLS over it), its frame reader, the peer's
-    /// Hello and how to name the peer in the log.
+    /// The listener's handshake in this transport's mode, within <see cref="HandshakeTimeout"/>: it blocks the calling
+    /// thread when <paramref name="blocking"/> does (each read and write is then bounded by the socket's timeouts, and the
+    /// whole by closing the socket at the deadline). Returns the stream to use from now on (<paramref name="blocking"/>, or
+    /// TLS over it), its frame reader, the peer's Hello and how to name the peer in the log.
     /// </summary>
-    private (Stream Stream, FrameReader Reader, HelloFrame Hello, string Peer) HandshakeOnThread(Socket socket, BlockingStream blocking, EndPoint? remote, CancellationToken ct)
+    private async Task<(Stream Stream, FrameReader Reader, HelloFrame Hello, string Peer)> HandshakeInboundAsync(Socket socket, BlockingStream blocking,
+        EndPoint? remote, CancellationToken ct)
     {
         using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
         deadline.CancelAfter(HandshakeTimeout);
@@ -130,16 +172,16 @@ public sealed partial class TcpTransport
                 string peer = $"{remote}";
                 if (_security.Certificates is { } certificates)
                 {
-                    var (tls, role, subject) = TlsChannel.AuthenticateAsListenerAsync(stream, certificates.Current(Log), deadline.Token).GetAwaiter().GetResult();
+                    var (tls, role, subject) = await TlsChannel.AuthenticateAsListenerAsync(stream, certificates.Current(Log), deadline.Token).ConfigureAwait(false);
                     stream = tls;
                     reader = new FrameReader(stream);
-                    hello = TlsHelloAsync(stream, reader, role, subject, deadline.Token).GetAwaiter().GetResult();
+                    hello = await TlsHelloAsync(stream, reader, role, subject, deadline.Token).ConfigureAwait(false);
                     peer = $"{remote} (certificate '{subject}')";
                 }
                 else
                 {
                     reader = new FrameReader(stream);
-                    hello = HandshakeAsync(stream, reader, deadline.Token).GetAwaiter().GetResult();
+                    hello = await HandshakeAsync(stream, reader, deadline.Token).ConfigureAwait(false);
                 }
                 deadline.Token.ThrowIfCancellationRequested(); // the socket may have been closed just as the handshake ended
                 socket.SendTimeout = socket.ReceiveTimeout = 0;
@@ -154,7 +196,7 @@ public sealed partial class TcpTransport
         catch
         {
             reader?.Dispose();
-            if (!ReferenceEquals(stream, blocking)) stream.Dispose(); // the TLS stream; the caller disposes the socket's
+            if (!ReferenceEquals(stream, blocking)) await stream.DisposeAsync().ConfigureAwait(false); // the TLS stream; the caller disposes the socket's
             throw;
         }
     }
