@@ -24,15 +24,16 @@ internal static class RingReport
         b.AppendLine(inv, $"Ring scenario, {r.Started}: {r.Machine}; load average {r.LoadAverageStart} at the start, {r.LoadAverageEnd} at the end.");
         b.AppendLine(inv, $"{r.Shards} shards, RF 3, 4 node processes on 127.0.0.1; {r.Writers} writers (one majority write of a {r.ValueBytes}-byte value at a time each) throughout.");
         b.AppendLine();
-        b.AppendLine("| shard move, writes continuing | move | writes | p50 | p99 | p99 / idle p99 | moving shard p99 | snapshot | AddLearner to installed | rate | / raw copy |");
-        b.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
-        b.AppendLine(inv, $"| idle ({r.Idle.Seconds:0} s before) | | {r.Idle.Writes:N0} | {r.Idle.P50:0.00} ms | {r.Idle.P99:0.00} ms | 1.00 | {r.Idle.ShardP99:0.00} ms | | | | |");
+        b.AppendLine("| shard move, writes continuing | move | writes | p50 | p99 | p99 / idle p99 | moving shard p99 | snapshot | AddLearner to installed | rate | / raw copy | streamed rate | / raw copy |");
+        b.AppendLine("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        b.AppendLine(inv, $"| idle ({r.Idle.Seconds:0} s before) | | {r.Idle.Writes:N0} | {r.Idle.P50:0.00} ms | {r.Idle.P99:0.00} ms | 1.00 | {r.Idle.ShardP99:0.00} ms | | | | | | |");
         foreach (var m in r.Moves)
         {
             double ratio = r.Idle.P99 > 0 ? m.Writes.P99 / r.Idle.P99 : 0;
             double raw = r.RawCopyMBps > 0 ? m.SnapshotMBps / r.RawCopyMBps : 0;
+            double rawStreamed = r.RawCopyMBps > 0 ? m.StreamMBps / r.RawCopyMBps : 0;
             b.AppendLine(inv, $"| {m.Label} | {m.MoveMs / 1000:0.00} s | {m.Writes.Writes:N0} | {m.Writes.P50:0.00} ms | {m.Writes.P99:0.00} ms | {ratio:0.00} | {m.Writes.ShardP99:0.00} ms "
-                + $"| {m.SnapshotBytes / 1e6:0.0} MB | {m.AddToInstalledMs:N0} ms (streamed {m.StreamMs:N0}, stored {m.StoreMs:N0}) | {m.SnapshotMBps:0.0} MB/s | {raw:0.00} |");
+                + $"| {m.SnapshotBytes / 1e6:0.0} MB | {m.AddToInstalledMs:N0} ms (first chunk after {m.FirstChunkMs:N0}, streamed {m.StreamMs:N0}, stored {m.StoreMs:N0}, loop held {m.HeldMs:N0}) | {m.SnapshotMBps:0.0} MB/s | {raw:0.00} | {m.StreamMBps:0.0} MB/s | {rawStreamed:0.00} |");
         }
         b.AppendLine();
         b.AppendLine(inv, $"Raw copy of the moved shard's rows as a SQLite file on the same disk (File.Copy + fsync): {r.RawCopyBytes / 1e6:0.0} MB in {r.RawCopyMs:N0} ms = {r.RawCopyMBps:0} MB/s.");

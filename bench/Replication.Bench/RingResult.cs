@@ -54,7 +54,13 @@ internal sealed record RingMove
     public long SnapshotBytes { get; init; }
     public double StreamMs { get; init; }
     public double StoreMs { get; init; }
+    /// <summary>The target node's longest loop iteration while it stored the rows (its other groups waited that long).</summary>
+    public double HeldMs { get; init; }
+    /// <summary>From the AddLearner to the first chunk received: what is left of AddToInstalledMs after streaming and storing.</summary>
+    public double FirstChunkMs => Math.Max(0, AddToInstalledMs - StreamMs - StoreMs);
     public double SnapshotMBps => AddToInstalledMs > 0 ? SnapshotBytes / 1e6 / (AddToInstalledMs / 1000) : 0;
+    /// <summary>The snapshot's bytes over the time from its first chunk to its last (streaming alone).</summary>
+    public double StreamMBps => StreamMs > 0 ? SnapshotBytes / 1e6 / (StreamMs / 1000) : 0;
     public string? Note { get; init; }
 }
 

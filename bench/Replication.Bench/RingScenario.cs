@@ -233,7 +233,10 @@ internal sealed partial class RingScenario
         var window = writers.Window(t0, t1);
         // The copy, from the logs: the leader's AddLearner(to) for this group, then the learner's install line.
         var lines = _log.Where(l => l.At >= t0).ToArray();
-        var add = lines.FirstOrDefault(l => l.Line.Contains($": group {shard}: proposed AddLearner({to})", StringComparison.Ordinal));
+        // The learner is named by its member id (low 16 bits: the node, above: the incarnation; Transport/ReplicaIds.cs).
+        var add = lines.FirstOrDefault(l => AddLearnerLine().Match(l.Line) is { Success: true } a
+            && a.Groups["shard"].Value == shard.ToString(CultureInfo.InvariantCulture)
+            && (int.Parse(a.Groups["member"].Value, CultureInfo.InvariantCulture) & 0xFFFF) == to);
         var installed = lines.Select(l => (l.At, Match: InstallLine().Match(l.Line)))
             .FirstOrDefault(l => l.Match.Success && l.Match.Groups["node"].Value == to.ToString(CultureInfo.InvariantCulture) && l.Match.Groups["shard"].Value == shard.ToString(CultureInfo.InvariantCulture));
         var move = new RingMove
@@ -244,15 +247,19 @@ internal sealed partial class RingScenario
             SnapshotBytes = installed.Match is not null ? long.Parse(installed.Match.Groups["bytes"].Value, CultureInfo.InvariantCulture) : 0,
             StreamMs = installed.Match is not null ? double.Parse(installed.Match.Groups["stream"].Value, CultureInfo.InvariantCulture) : 0,
             StoreMs = installed.Match is not null ? double.Parse(installed.Match.Groups["store"].Value, CultureInfo.InvariantCulture) : 0,
+            HeldMs = installed.Match is { } h && h.Groups["held"].Success ? double.Parse(h.Groups["held"].Value, CultureInfo.InvariantCulture) : 0,
             Note = add.Line is null ? "no AddLearner line seen" : installed.Match is null ? "no snapshot installed (caught up from the log)" : null,
         };
-        Console.WriteLine($"{label} of shard {shard}: {move.MoveMs:N0} ms; snapshot {move.SnapshotBytes / 1e6:0.0} MB, AddLearner to installed {move.AddToInstalledMs:N0} ms ({move.SnapshotMBps:0.0} MB/s; streamed {move.StreamMs:N0} ms, stored {move.StoreMs:N0} ms){(move.Note is { } note ? $" [{note}]" : "")}");
+        Console.WriteLine($"{label} of shard {shard}: {move.MoveMs:N0} ms; snapshot {move.SnapshotBytes / 1e6:0.0} MB, AddLearner to installed {move.AddToInstalledMs:N0} ms ({move.SnapshotMBps:0.0} MB/s; first chunk after {move.FirstChunkMs:N0} ms, streamed {move.StreamMs:N0} ms = {move.StreamMBps:0.0} MB/s, stored {move.StoreMs:N0} ms, loop held at most {move.HeldMs:N0} ms){(move.Note is { } note ? $" [{note}]" : "")}");
         Console.WriteLine($"  writes during it: {Format(window)}");
         return move;
     }
 
-    [GeneratedRegex(@"node (?<node>\d+): shard (?<shard>\d+): snapshot at index \d+ from node \d+ installed: (?<bytes>\d+) bytes in \d+ chunks, streamed in (?<stream>\d+) ms, stored in (?<store>\d+) ms")]
+    [GeneratedRegex(@"node (?<node>\d+): shard (?<shard>\d+): snapshot at index \d+ from node \d+ installed: (?<bytes>\d+) bytes in \d+ chunks, streamed in (?<stream>\d+) ms, stored in (?<store>\d+) ms(, the loop held at most (?<held>\d+) ms)?")]
     private static partial Regex InstallLine();
+
+    [GeneratedRegex(@": group (?<shard>\d+): proposed AddLearner\((?<member>\d+)\)")]
+    private static partial Regex AddLearnerLine();
 
     /// <summary>The moved shard's rows copied out of the leader's state.db into a SQLite file (untimed), then that file
     /// copied on the same disk and fsynced (timed): the raw rate the snapshot is compared with.</summary>

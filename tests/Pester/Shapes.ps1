@@ -105,6 +105,30 @@ function Stop-TestNodeHard {
     $process.WaitForExit(10000) | Out-Null
 }
 
+function Set-TestNodeCutOff {
+    # A partition at one node's transport (the fault drill's, TcpTransport.Faults.cs): every Raft message to and from the
+    # nodes in -From is dropped at node -Id; status reports and client requests still flow, so the node knows how far
+    # behind it falls. An empty -From heals it. Test-only: an embedded node's hook is internal (reached by reflection), a
+    # node process takes the command on its stdin (tests/Replication.NodeProcess) and confirms it in its log.
+    param([Parameter(Mandatory)] $Cluster, [Parameter(Mandatory)] [int] $Id, [int[]] $From = @())
+    if ($Cluster.Mode -eq 'Embedded') {
+        $flags = [System.Reflection.BindingFlags]'NonPublic,Instance'
+        $engine = $Cluster.GetType().GetProperty('Engine', $flags).GetValue($Cluster)
+        $node = $engine.GetType().GetField('_nodes', $flags).GetValue($engine)[$Id]
+        $nodeHost = $node.GetType().GetProperty('Host', $flags).GetValue($node)
+        $nodeHost.GetType().GetMethod('CutOff', $flags).Invoke($nodeHost, @(, [int[]]$From)) | Out-Null
+        return
+    }
+    $entry = $script:NodeProcesses[$Cluster.Name].Nodes[$Id]
+    $confirmation = "CUTOFF [$($From -join ',')]"
+    $before = @(Get-Content $entry.Log | Where-Object { $_ -eq $confirmation }).Count
+    $entry.Process.StandardInput.WriteLine("cutoff $($From -join ',')")
+    $entry.Process.StandardInput.Flush()
+    Wait-Condition -Because "node $Id confirms $confirmation" -Condition {
+        @(Get-Content $entry.Log | Where-Object { $_ -eq $confirmation }).Count -gt $before
+    }
+}
+
 function Remove-TestCluster {
     param([Parameter(Mandatory)] $Cluster)
     if ($Cluster.Mode -eq 'Embedded') { Remove-ReplicationCluster -Cluster $Cluster -DeleteData -Confirm:$false; return }

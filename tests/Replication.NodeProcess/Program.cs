@@ -4,8 +4,12 @@
 //        [--name <cluster>] [--shards N] [--rf N] (founding only) [--rebuild] (discard the stores, rebuild from peers)
 //        [--role Voter|Learner] [--zone <label>] (joining only: what the node registers with)
 // The secret comes from the environment (REPLICATION_CLUSTER_SECRET), never from the command line.
-// Prints "READY <node id> <cluster id>" once the node listens, then node events; exit code 0 after a
-// clean stop, 2 for a start-up error (its ErrorId on stderr).
+// Prints "READY <node id> <cluster id>" once the node listens and holds its place in the metadata group (as
+// Start-ReplicationNode returns), then node events; exit code 0 after a clean stop, 2 for a start-up error (its
+// ErrorId on stderr).
+// Test control on stdin, one command per line: "cutoff 1,2" drops every Raft message to and from nodes 1 and 2 at this
+// node (the fault drill's partition, TcpTransport.Faults.cs; status reports and client requests still flow), "cutoff"
+// alone heals it; answered by a "CUTOFF [1,2]" line. Closing stdin stops the node.
 using System.Runtime.InteropServices;
 using Replication.Engine;
 using Replication.Engine.Cluster;
@@ -49,12 +53,25 @@ catch (ReplicationException e)
     Console.Error.WriteLine($"{e.ErrorId}: {e.Message}");
     return 2;
 }
+if (await node.WaitForMetadataPlaceAsync(TimeSpan.FromSeconds(30), CancellationToken.None) is { } lacking)
+    output.WriteLine($"WARNING {lacking}");
 output.WriteLine($"READY {node.NodeId} {node.Id}");
 output.Flush();
 var stop = new TaskCompletionSource();
 using var term = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c => { c.Cancel = true; stop.TrySetResult(); });
 using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => { c.Cancel = true; stop.TrySetResult(); });
-_ = Task.Run(() => { while (Console.In.ReadLine() is not null) { } stop.TrySetResult(); }); // the parent went away
+_ = Task.Run(() =>
+{
+    while (Console.In.ReadLine() is { } line)
+    {
+        if (!line.StartsWith("cutoff", StringComparison.Ordinal)) continue;
+        var peers = line["cutoff".Length..].Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries).Select(int.Parse).ToArray();
+        node.Host.CutOff(peers);
+        output.WriteLine($"CUTOFF [{string.Join(',', peers)}]");
+        output.Flush();
+    }
+    stop.TrySetResult(); // the parent went away
+});
 await Task.WhenAny(stop.Task, node.Stopped);
 await node.StopAsync(kill: false);
 output.WriteLine("STOPPED");

@@ -43,6 +43,8 @@ internal static class AdminOps
     public const string ShardFailover = "shard.failover";
     public const string ShardTransferTarget = "shard.transfertarget";
     public const string ShardTransfer = "shard.transfer";
+    // Leadership balancing: the metadata leader plans, each shard's leader hands over (ClusterNode.Placement.cs).
+    public const string LeaderHandOver = "leader.handover";
     // Forced recovery (ClusterNode.ForcedRecovery.cs): a coordinator asks every node for its replica, then the survivor rewrites.
     public const string ShardForce = "shard.force";
     public const string ShardReplica = "shard.replica";
@@ -145,6 +147,12 @@ internal sealed record EventsArgs(DateTimeOffset? Since, IReadOnlyList<Replicati
 
 /// <summary>A switchover of <c>Shard</c> to <c>Target</c> (null: the leader chooses), within TimeoutMs.</summary>
 internal sealed record FailoverArgs(int Shard, int? Target, long TimeoutMs);
+
+/// <summary>Hand the leadership of <c>Shard</c> to node <c>Target</c>, if the receiving node leads it (balancing).</summary>
+internal sealed record HandOverArgs(int Shard, int Target);
+
+/// <summary>Whether the leader transfer was started.</summary>
+internal sealed record HandOverAnswer(bool Done);
 
 /// <summary>Make the receiving node's replica of <c>Shard</c> the only voter, provided its voters are still <c>Voters</c>;
 /// <c>ReportedCommit</c>: the highest commit index the lost voters last reported (a lower bound of the loss, 0: none);

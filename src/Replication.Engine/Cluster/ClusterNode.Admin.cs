@@ -93,6 +93,7 @@ public sealed partial class ClusterNode
             AdminOps.NodeSuspend => Reply(await SuspendAsync(Args<SuspendArgs>(json), cancellationToken).ConfigureAwait(false)),
             AdminOps.NodeSuspendHere => Reply(await MarkSuspendedAsync(Args<SuspendArgs>(json).Node, Args<SuspendArgs>(json).Suspended, TimeSpan.FromMilliseconds(Args<SuspendArgs>(json).TimeoutMs), cancellationToken).ConfigureAwait(false)),
             AdminOps.ShardTransfer => Reply(await TransferHereAsync(Args<FailoverArgs>(json), cancellationToken).ConfigureAwait(false)),
+            AdminOps.LeaderHandOver => Reply(await HandOverHereAsync(Args<HandOverArgs>(json)).ConfigureAwait(false)),
             AdminOps.ShardLeaders => Reply(await WatchLeadersAsync(Args<LeaderWatchArgs>(json), cancellationToken).ConfigureAwait(false)),
             _ => throw new RemoteOperationException("UnknownOperation", ReplicationErrorKind.InvalidArgument,
                 $"Node {NodeId} does not know the administrative operation '{operation}' (an older version?)."),

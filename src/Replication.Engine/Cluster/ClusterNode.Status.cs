@@ -1,4 +1,5 @@
 using System.Collections.Concurrent;
+using System.Diagnostics;
 using Replication.Engine.Client;
 using Replication.Engine.Raft;
 
@@ -18,6 +19,14 @@ namespace Replication.Engine.Cluster;
 public sealed partial class ClusterNode
 {
     internal static readonly TimeSpan StatusInterval = TimeSpan.FromMilliseconds(250);
+    /// <summary>
+    /// The poll period of a quiet node: nothing it sees has moved for <see cref="QuietAfter"/> (no commit, term, leader or
+    /// membership of its own groups or in its peers' reports, no peer turning reachable or unreachable). Each poll wakes the
+    /// thread pool on both ends several times (its workers spin before they sleep): four polls a second per peer were most
+    /// of an idle node's thread-pool work (bench finding). Reports stay well within <see cref="StaleAfter"/>.
+    /// </summary>
+    internal static readonly TimeSpan QuietStatusInterval = TimeSpan.FromSeconds(1);
+    private static readonly TimeSpan QuietAfter = TimeSpan.FromSeconds(3);
     internal static readonly TimeSpan PollTimeout = TimeSpan.FromMilliseconds(500);
     /// <summary>A report older than this is not used for routing or rebuild decisions.</summary>
     private static readonly TimeSpan StaleAfter = TimeSpan.FromSeconds(2);
@@ -32,6 +41,8 @@ public sealed partial class ClusterNode
 
     private async Task StatusLoopAsync(CancellationToken ct)
     {
+        int seen = 0;
+        long movedAt = Stopwatch.GetTimestamp();
         while (!ct.IsCancellationRequested)
         {
             var peers = _metadata.Nodes.Keys.Concat(_peerHints.Keys).Where(id => id != NodeId).Distinct().ToArray();
@@ -40,9 +51,50 @@ public sealed partial class ClusterNode
             // Peers whose disk is full: a leader refuses writes at once when they leave it no quorum that can persist (NodeHost.DiskFull.cs).
             _host.NoteFullPeers(FreshReports().Where(r => r.Report.Nodes.Any(n => n.Id == r.Node && n.DiskFull)).Select(r => r.Node));
             SampleCaughtUp();
-            try { await Task.Delay(StatusInterval, ct).ConfigureAwait(false); }
+            int now = Movement();
+            if (now != seen)
+            {
+                seen = now;
+                movedAt = Stopwatch.GetTimestamp();
+            }
+            bool quiet = Stopwatch.GetElapsedTime(movedAt) >= QuietAfter;
+            try { await Task.Delay(quiet ? QuietStatusInterval : StatusInterval, ct).ConfigureAwait(false); }
             catch (OperationCanceledException) { return; }
         }
+    }
+
+    /// <summary>A hash of what tells a busy cluster from a quiet one (see <see cref="QuietStatusInterval"/>): this node's groups
+    /// and its peers' last reports of theirs (term, leader, commit and applied index, membership), and which peers answer.</summary>
+    private int Movement()
+    {
+        var hash = new HashCode();
+        foreach (var st in _host.Status.Values)
+        {
+            hash.Add(st.Shard);
+            hash.Add(st.Term);
+            hash.Add(st.Leader);
+            hash.Add(st.Committed);
+            hash.Add(st.Applied);
+            hash.Add(st.Voters.Count);
+            hash.Add(st.Learners.Count);
+        }
+        foreach (var (id, view) in _peerViews)
+        {
+            hash.Add(id);
+            hash.Add(view.Reachable);
+            if (view.Report is null) continue;
+            foreach (var shard in view.Report.Shards)
+            {
+                hash.Add(shard.Id);
+                hash.Add(shard.Term);
+                hash.Add(shard.Leader);
+                hash.Add(shard.CommitIndex);
+                hash.Add(shard.AppliedIndex);
+                hash.Add(shard.Voters.Count);
+                hash.Add(shard.Learners.Count);
+            }
+        }
+        return hash.ToHashCode();
     }
 
     private async Task PollPeerAsync(int id, CancellationToken ct)

@@ -82,7 +82,7 @@ internal sealed partial class NodeHost
     /// <summary>
     /// Before a split entry is applied (its rows move to the new shard in the apply), the new shard's Raft group is
     /// created here, durably, with the membership the splitting shard has at that index: the same replicas, so no data
-    /// crosses the network. The group comes first so a crash between the two leaves a group whose rows arrive when the
+    /// crosses the network. Its founding state is a snapshot at <see cref="ShardCommand.SplitFoundingIndex"/> (the rows moved to it). The group comes first so a crash between the two leaves a group whose rows arrive when the
     /// split entry is applied again (KvStore.ApplySplit keeps any row the new group wrote meanwhile).
     /// </summary>
     private void CreateSplitGroups(GroupRuntime g, IReadOnlyList<LogEntry> entries)
@@ -100,7 +100,7 @@ internal sealed partial class NodeHost
             };
             var (voters, learners) = g.Core.MembershipAtCommitted(e.Index);
             // The new group has the same replicas: each keeps its member id (ReplicaIds; the metadata copies the ids along).
-            if (AddGroup(split.NewShard, g.Core.Id, voters, learners))
+            if (AddGroup(split.NewShard, g.Core.Id, voters, learners, ShardCommand.SplitFoundingIndex))
                 _options.Log?.Invoke($"node {Id}: shard {g.Core.Group} split at index {e.Index}: shard {split.NewShard} created with voters [{string.Join(",", voters.Select(ReplicaIds.NodeOf))}]");
         }
     }

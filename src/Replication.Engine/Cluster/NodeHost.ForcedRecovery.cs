@@ -74,6 +74,7 @@ internal sealed partial class NodeHost
         var reason = new RetryableException($"node {Id} rewrote group {group}'s membership (forced recovery)");
         FailGroup(g, reason, new RetryableException(reason.Message + " (the write may still commit)", ambiguous: true));
         AbortSnapshotTransfers(group);
+        AbortInstall(group);
         foreach (var c in _captures.Where(c => c.Shard == group).ToArray())
         {
             _captures.Remove(c);

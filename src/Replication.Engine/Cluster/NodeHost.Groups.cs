@@ -1,5 +1,6 @@
 using Replication.Engine.Transport;
 using Replication.Engine.Raft;
+using Replication.Engine.Storage;
 
 namespace Replication.Engine.Cluster;
 
@@ -81,6 +82,7 @@ internal sealed partial class NodeHost
             var reason = new RetryableException($"node {Id} no longer hosts group {group}");
             FailGroup(g, reason, new RetryableException(reason.Message + " (the write may still commit)", ambiguous: true));
             AbortSnapshotTransfers(group);
+            AbortInstall(group);
             foreach (var c in _captures.Where(c => c.Shard == group).ToArray())
             {
                 _captures.Remove(c);
@@ -100,7 +102,10 @@ internal sealed partial class NodeHost
         return true;
     });
 
-    private bool AddGroup(int group, int member, IReadOnlyList<int>? bootstrapVoters, IReadOnlyList<int>? bootstrapLearners)
+    /// <summary>Hosts a replica of <paramref name="group"/>: the one the stores hold, or a new one; a new group founded here starts
+    /// from a snapshot of <paramref name="bootstrapVoters"/> at <paramref name="foundingIndex"/> (0: empty; a split's new shard:
+    /// <see cref="ShardCommand.SplitFoundingIndex"/>). False when it is hosted already or refused (a dropped replica id).</summary>
+    private bool AddGroup(int group, int member, IReadOnlyList<int>? bootstrapVoters, IReadOnlyList<int>? bootstrapLearners, long foundingIndex = 0)
     {
         if (_groups.ContainsKey(group)) return false;
         var stored = _logStore!.Load(group);
@@ -112,7 +117,10 @@ internal sealed partial class NodeHost
             _kv.DropShard(group);
             applied = 0;
         }
-        if (stored.Snapshot is { } snap && applied < snap.Index)
+        // A split group created (raft.db) by a split entry whose apply (state.db) a crash cut off: its rows arrive when the old
+        // shard applies the entry again, at this start, before the group can take any entry of its own.
+        bool splitPending = stored.Snapshot is { Index: ShardCommand.SplitFoundingIndex } && applied == 0 && !_kv.SplitRanges.ContainsKey(group);
+        if (stored.Snapshot is { } snap && applied < snap.Index && !splitPending)
             throw new StorageCorruptException(
                 $"Node {Id}, group {group}: the state machine is at index {applied} but the Raft log was compacted to {snap.Index}.");
         var snapshot = stored.Snapshot;
@@ -131,7 +139,7 @@ internal sealed partial class NodeHost
         if (isNew && recorded != member) _logStore.SetReplica(group, member);
         if (fresh && bootstrapVoters is { Count: > 0 })
         {
-            snapshot = new SnapshotMetadata(0, 0, bootstrapVoters.ToArray(), bootstrapLearners?.ToArray() ?? Array.Empty<int>());
+            snapshot = new SnapshotMetadata(foundingIndex, foundingIndex, bootstrapVoters.ToArray(), bootstrapLearners?.ToArray() ?? Array.Empty<int>());
             _logStore.SaveSnapshot(group, snapshot, discardLog: false);
         }
         var runtime = new GroupRuntime(NewCore(group, id, stored, snapshot, applied));

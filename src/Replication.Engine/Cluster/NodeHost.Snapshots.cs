@@ -17,7 +17,10 @@ namespace Replication.Engine.Cluster;
 /// compacted index, so it serves just as well and needs no stored copy) and streams it in chunks,
 /// up to <see cref="NodeHostOptions.SnapshotWindow"/> of them in flight, each further one sent on an
 /// acknowledgment (stop-and-wait made one round trip through both nodes' loops per chunk the
-/// ceiling: 1-10 MB/s measured), the transfer abandoned (ReportSnapshot false, Raft retries later)
+/// ceiling: 1-10 MB/s measured). The rows are read and encoded (and the CRC computed) by a task of
+/// the transfer's own, at most a window ahead, which wakes the loop when a chunk is ready: done on
+/// the loop thread, reading a 33 MB shard held the sender's loop for about a second, and its other
+/// shards lost their leaders (bench, ring scenario). The transfer is abandoned (ReportSnapshot false, Raft retries later)
 /// if an acknowledgment is late, refused or the node stops leading. Chunks travel in order on the
 /// one peer connection, and the receiver takes them only in sequence: a chunk lost with a broken
 /// connection makes the next one refused, which ends the transfer. The last chunk carries the
@@ -28,6 +31,18 @@ namespace Replication.Engine.Cluster;
 /// whether to take it; if it does, the next Ready carries <see cref="Ready.Snapshot"/> and the host
 /// installs the staged rows (replacing the shard, durable) before it discards the log. A node that
 /// crashes mid-transfer loses only the staging file, which is deleted at start-up.
+///
+/// Installing without stalling the node: storing a snapshot's rows takes a while (8 MB: 0.5-2.5 s measured), and done
+/// in one go on the loop thread it held every other group of the node (heartbeats included) for that long: elections
+/// and write stalls on every shard the node holds, at each move. A fresh replica (nothing in its log, nothing applied:
+/// the case of a move's new learner) therefore stores the rows first, in batches of about
+/// <see cref="InstallBatchBytes"/> for at most <see cref="InstallSlice"/> per loop iteration, while its group is
+/// paused (no ticks, no messages: its core stays exactly as it was when the last chunk came), and steps the Snapshot
+/// message into the core only once they are all in and durable; the last chunk is acknowledged then. The first batch
+/// writes a marker in state.db that the last one removes; a crash or a failed batch in between leaves the marker, and
+/// the node's next start discards the partial rows (KvStore.DiscardPartialInstalls): the replica is fresh again and
+/// is sent the snapshot again. A replica with data of its own installs in one transaction, as before (a crash
+/// mid-way must leave its old state machine, which its log continues).
 /// </summary>
 internal sealed partial class NodeHost
 {
@@ -36,6 +51,16 @@ internal sealed partial class NodeHost
     /// <summary>Per shard: the received snapshot the core accepted, waiting for its Ready.Snapshot to be installed.</summary>
     private readonly Dictionary<int, IncomingSnapshot> _accepted = new();
     private long _incomingSeq;
+    /// <summary>Per shard: a fresh replica's snapshot being stored in batches; its group is paused meanwhile.</summary>
+    private readonly Dictionary<int, SnapshotInstall> _installs = new();
+    /// <summary>When the current loop iteration began (loop thread only): a batched install reports the longest iteration.</summary>
+    private TimeSpan _iterationBegan;
+
+    /// <summary>Rows stored per transaction of a batched install (an estimate of their bytes).</summary>
+    private const int InstallBatchBytes = 256 * 1024;
+
+    /// <summary>Loop time a batched install may use per iteration before the node turns to its other work.</summary>
+    private static readonly TimeSpan InstallSlice = TimeSpan.FromMilliseconds(10);
 
     private string SnapshotFolder => Path.Combine(_options.DataPath, "snapshots");
 
@@ -61,34 +86,57 @@ internal sealed partial class NodeHost
         int shard = g.Core.Group;
         AbortSnapshotTransfer((shard, request.To));
         var reader = _kv!.OpenSnapshot(shard);
+        SnapshotMetadata metadata;
         try
         {
             // In the loop, between iterations, the store's applied index is the core's.
-            var metadata = g.Core.MetadataAt(reader.Index);
-            var transfer = new OutgoingSnapshot(reader, metadata, request.To, request.Term,
-                SnapshotChunkCodec.Encode(reader.Rows(), _options.SnapshotChunkBytes).GetEnumerator());
-            _outgoing[(shard, request.To)] = transfer;
-            FillWindow(shard, transfer);
+            metadata = g.Core.MetadataAt(reader.Index);
         }
         catch
         {
             reader.Dispose();
             throw;
         }
+        var transfer = new OutgoingSnapshot(reader, metadata, request.To, request.Term, _options.SnapshotChunkBytes, _options.SnapshotWindow, () => _wake.Set())
+        {
+            LastProgressAt = _clock.Elapsed, // the first chunk may take a moment to read: the ack timeout runs from now
+        };
+        _outgoing[(shard, request.To)] = transfer;
+        _options.Log?.Invoke($"node {Id}: shard {shard}: sending a snapshot at index {reader.Index} to node {ReplicaIds.NodeOf(request.To)}");
+        FillWindow(shard, transfer);
     }
 
-    /// <summary>Sends chunks until the window is full or the last one is out.</summary>
+    /// <summary>Every loop iteration: sends what the transfers' readers have encoded since, as far as their windows allow.</summary>
+    private void PumpSnapshotTransfers()
+    {
+        if (_outgoing.Count == 0) return;
+        foreach (var (key, t) in _outgoing.ToArray()) FillWindow(key.Shard, t);
+    }
+
+    /// <summary>Sends the chunks that are ready until the window is full or the last one is out; abandons the transfer
+    /// when reading the shard failed.</summary>
     private void FillWindow(int shard, OutgoingSnapshot t)
     {
-        while (!t.SentLast && t.Sent - t.Acked < _options.SnapshotWindow) SendNextChunk(shard, t);
+        while (!t.SentLast && t.Sent - t.Acked < _options.SnapshotWindow)
+        {
+            switch (t.TryTake(out var chunk, out uint crc, out bool last))
+            {
+                case ChunkState.Ready:
+                    SendChunk(shard, t, chunk!, crc, last);
+                    break;
+                case ChunkState.Failed:
+                    _options.Log?.Invoke($"node {Id}: shard {shard}: reading the snapshot for node {ReplicaIds.NodeOf(t.To)} failed: {t.Failure?.Message}");
+                    FinishTransfer(shard, t, succeeded: false);
+                    return;
+                default:
+                    return; // the reader wakes the loop when the next one is ready
+            }
+        }
     }
 
-    private void SendNextChunk(int shard, OutgoingSnapshot t)
+    private void SendChunk(int shard, OutgoingSnapshot t, byte[] chunk, uint crc, bool last)
     {
-        byte[] chunk = t.Next!; // the codec yields at least one chunk, and we stop after the last
-        t.Next = t.Chunks.MoveNext() ? t.Chunks.Current : null;
-        t.Crc = Crc32C.Append(t.Crc, chunk);
-        bool last = t.Next is null;
+        t.Crc = crc;
         long sequence = t.Sent++;
         t.LastProgressAt = _clock.Elapsed;
         _transport!.Send(new RaftMessage
@@ -132,7 +180,7 @@ internal sealed partial class NodeHost
     private void FinishTransfer(int shard, OutgoingSnapshot t, bool succeeded)
     {
         _outgoing.Remove((shard, t.To));
-        t.Reader.Dispose();
+        t.Stop();
         if (_groups.TryGetValue(shard, out var g)) g.Core.ReportSnapshot(t.To, succeeded);
     }
 
@@ -155,16 +203,28 @@ internal sealed partial class NodeHost
         foreach (var key in _outgoing.Keys.Where(k => shard is null || k.Shard == shard).ToArray()) AbortSnapshotTransfer(key);
         if (shard is null)
         {
-            foreach (var incoming in _incoming.Values.Concat(_accepted.Values)) incoming.Dispose();
+            foreach (var incoming in _incoming.Values.Concat(_accepted.Values).Concat(_installs.Values.Select(i => i.Staging))) incoming.Dispose();
             _incoming.Clear();
             _accepted.Clear();
+            _installs.Clear(); // the rows stored so far stay, with their marker: the next start discards them
         }
     }
+
+    /// <summary>Abandons a batched install of <paramref name="shard"/> (its group is no longer hosted here). Its rows stay
+    /// with their marker until the caller drops the shard's data (KvStore.DropShard removes both) or the node restarts.</summary>
+    private void AbortInstall(int shard)
+    {
+        if (_installs.Remove(shard, out var install)) install.Staging.Dispose();
+    }
+
+    /// <summary>True while <paramref name="shard"/>'s replica stores a snapshot in batches: its core is paused.</summary>
+    private bool IsInstalling(int shard) => _installs.Count > 0 && _installs.ContainsKey(shard);
 
     private void OnSnapshotChunk(RaftMessage m)
     {
         // A snapshot for a replica this node does not host (dropped: its tombstone; or not yet) is refused, and creates none.
-        if (!_groups.TryGetValue(m.Group, out var g) || m.To != g.Core.Id || m.Entries.Count != 1 || m.Term < g.Core.Term)
+        // So is any chunk while the replica stores a snapshot (a new leader's transfer: it tries again after the install).
+        if (!_groups.TryGetValue(m.Group, out var g) || m.To != g.Core.Id || m.Entries.Count != 1 || m.Term < g.Core.Term || IsInstalling(m.Group))
         {
             Ack(m, reject: true);
             return;
@@ -199,26 +259,21 @@ internal sealed partial class NodeHost
             Ack(m, reject: true);
             return;
         }
+        _incoming.Remove(m.Group);
+        if (IsFresh(g) && m.Index > 0)
+        {
+            // Stored in batches first, the group paused; the core hears of it once it is all in (ContinueInstalls).
+            _installs[m.Group] = new SnapshotInstall(staging, m);
+            return;
+        }
         // Verified: hand it to the core, which installs it (via Ready.Snapshot) only if it is news.
         long before = g.Core.LastSnapshot.Index;
-        g.Core.Step(new RaftMessage
-        {
-            Type = MessageType.Snapshot,
-            Group = m.Group,
-            From = m.From,
-            To = g.Core.Id,
-            Term = m.Term,
-            Index = m.Index,
-            LogTerm = m.LogTerm,
-            Voters = m.Voters,
-            Learners = m.Learners,
-        });
+        g.Core.Step(SnapshotMessage(g, m));
         // Keep the data only when the core took the snapshot (it restarts its log there, so its
         // snapshot index moves); until the Ready installs it, it is set apart from _incoming, so
         // that another transfer arriving in the same inbox drain (a retry the leader started after
         // giving up on this one, or a stale one the core ignores) cannot replace the data the core
         // is about to install. Found by the simulator (a stale transfer overwrote the accepted one).
-        _incoming.Remove(m.Group);
         if (g.Core.LastSnapshot.Index != before)
         {
             if (_accepted.Remove(m.Group, out var older)) older.Dispose();
@@ -227,6 +282,90 @@ internal sealed partial class NodeHost
         else staging.Dispose();
         Ack(m, reject: false);
     }
+
+    /// <summary>The Snapshot message a verified transfer's last chunk <paramref name="last"/> stands for.</summary>
+    private static RaftMessage SnapshotMessage(GroupRuntime g, RaftMessage last) => new()
+    {
+        Type = MessageType.Snapshot,
+        Group = last.Group,
+        From = last.From,
+        To = g.Core.Id,
+        Term = last.Term,
+        Index = last.Index,
+        LogTerm = last.LogTerm,
+        Voters = last.Voters,
+        Learners = last.Learners,
+    };
+
+    /// <summary>A replica with nothing in its log and nothing applied (a move's new learner): a crash in the middle of
+    /// storing a snapshot can make it empty again without losing anything it had.</summary>
+    private bool IsFresh(GroupRuntime g) =>
+        g.Core.LastIndex == 0 && g.Core.LastSnapshot.Index == 0 && g.Core.Applied == 0 && _kv!.AppliedIndex(g.Core.Group) == 0;
+
+    /// <summary>
+    /// Stores the next batches of the batched installs, for at most <see cref="InstallSlice"/> in all, and completes
+    /// those whose rows are all in: the rows made durable with the applied index, then the Snapshot message stepped into
+    /// the core (which takes it: nothing reached it since the last chunk, so it is the fresh core that was checked then),
+    /// the last chunk acknowledged; the next Ready's snapshot then only records the log's new start.
+    /// </summary>
+    private void ContinueInstalls()
+    {
+        if (_installs.Count == 0) return;
+        var until = _clock.Elapsed + InstallSlice;
+        foreach (var (shard, install) in _installs.ToArray())
+        {
+            if (_clock.Elapsed >= until) break;
+            var g = _groups[shard]; // a group leaves _groups only with its install (AbortInstall)
+            var last = install.Last;
+            try
+            {
+                while (!install.RowsDone && _clock.Elapsed < until)
+                {
+                    var batch = install.NextBatch(InstallBatchBytes);
+                    _storage!.InstallSnapshotRows(shard, last.Index, last.LogTerm, batch, first: install.Batches == 0);
+                    install.Batches++;
+                }
+                if (!install.RowsDone) continue;
+                _storage!.CompleteSnapshotInstall(shard, last.Index, last.LogTerm);
+            }
+            catch (Exception e) when (StorageErrors.IsDiskFull(e))
+            {
+                // Nothing of the failed batch was stored; the partial rows keep their marker and go at the next start, or
+                // at the next install's first batch. The leader sends the snapshot again later.
+                AbortInstall(shard);
+                Ack(last, reject: true);
+                _stateFullUntil = NoteDiskFull("state.db (snapshot install)", e);
+                continue;
+            }
+            _installs.Remove(shard);
+            install.Staging.StoredIn = _clock.Elapsed - install.Staging.CompletedAt;
+            install.Staging.LongestIteration = Max(install.LongestIteration, _clock.Elapsed - _iterationBegan);
+            long before = g.Core.LastSnapshot.Index;
+            g.Core.Step(SnapshotMessage(g, last));
+            if (g.Core.LastSnapshot.Index == before)
+            {
+                // Cannot happen (see above); should it, the store must not stay ahead of the core: back to fresh.
+                _options.Log?.Invoke($"node {Id}: shard {shard}: the core refused the snapshot at index {last.Index} it stored; dropped");
+                _kv!.DropShard(shard);
+                install.Staging.Dispose();
+                Ack(last, reject: true);
+                continue;
+            }
+            if (_accepted.Remove(shard, out var older)) older.Dispose();
+            _accepted[shard] = install.Staging;
+            Ack(last, reject: false);
+        }
+    }
+
+    /// <summary>Called at the end of each loop iteration: the batched installs under way note its length.</summary>
+    private void NoteIterationForInstalls()
+    {
+        if (_installs.Count == 0) return;
+        var length = _clock.Elapsed - _iterationBegan;
+        foreach (var install in _installs.Values) install.LongestIteration = Max(install.LongestIteration, length);
+    }
+
+    private static TimeSpan Max(TimeSpan a, TimeSpan b) => a > b ? a : b;
 
     private void Ack(RaftMessage chunk, bool reject) => _transport!.Send(new RaftMessage
     {
@@ -254,12 +393,18 @@ internal sealed partial class NodeHost
         var storing = _clock.Elapsed;
         using (staging)
         {
-            _kv!.InstallSnapshot(shard, snapshot.Index, snapshot.Term, staging.ReadRows());
+            // A batched install stored the rows already (ContinueInstalls); otherwise all of them now, in one transaction.
+            if (!staging.Stored)
+            {
+                _kv!.InstallSnapshot(shard, snapshot.Index, snapshot.Term, staging.ReadRows());
+                staging.StoredIn = staging.LongestIteration = _clock.Elapsed - storing;
+            }
         }
         _logStore!.SaveSnapshot(shard, snapshot, discardLog: true);
-        // The figures of a move's copy (Bench's ring scenario reads this line: keep its shape).
+        // The figures of a move's copy (Bench's ring scenario reads this line: keep its shape). "The loop held": the
+        // longest loop iteration while the rows were stored, during which the node's other groups waited.
         _options.Log?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture,
-            $"node {Id}: shard {shard}: snapshot at index {snapshot.Index} from node {staging.Leader} installed: {staging.Bytes} bytes in {staging.Expected} chunks, streamed in {(staging.CompletedAt - staging.StartedAt).TotalMilliseconds:0} ms, stored in {(_clock.Elapsed - storing).TotalMilliseconds:0} ms"));
+            $"node {Id}: shard {shard}: snapshot at index {snapshot.Index} from node {ReplicaIds.NodeOf(staging.Leader)} installed: {staging.Bytes} bytes in {staging.Expected} chunks, streamed in {(staging.CompletedAt - staging.StartedAt).TotalMilliseconds:0} ms, stored in {staging.StoredIn.TotalMilliseconds:0} ms, the loop held at most {staging.LongestIteration.TotalMilliseconds:0} ms{(staging.Stored ? " (batched)" : "")}"));
     }
 
     private void DiscardStagedSnapshots()
@@ -268,15 +413,55 @@ internal sealed partial class NodeHost
         foreach (var file in Directory.EnumerateFiles(SnapshotFolder, "*.incoming")) File.Delete(file);
     }
 
-    /// <summary>An outgoing transfer: the consistent read it streams from and where it stands.</summary>
-    private sealed class OutgoingSnapshot(ShardSnapshotReader reader, SnapshotMetadata metadata, int to, long term, IEnumerator<byte[]> chunks)
+    private enum ChunkState { Ready, NotYet, Failed }
+
+    /// <summary>
+    /// An outgoing transfer: where it stands, and the task that reads the consistent view and encodes it, at most
+    /// <c>window</c> chunks ahead of the loop. The reader belongs to that task, which disposes of it when it ends
+    /// (done, or stopped by <see cref="Stop"/>).
+    /// </summary>
+    private sealed class OutgoingSnapshot
     {
-        public ShardSnapshotReader Reader { get; } = reader;
-        public SnapshotMetadata Metadata { get; } = metadata;
-        public int To { get; } = to;
-        public long Term { get; } = term;
-        public IEnumerator<byte[]> Chunks { get; } = chunks;
-        public byte[]? Next { get; set; } = chunks.MoveNext() ? chunks.Current : null;
+        private readonly System.Threading.Channels.Channel<(byte[] Chunk, uint Crc)> _ready;
+        private readonly CancellationTokenSource _stop = new();
+        private (byte[] Chunk, uint Crc)? _next;
+
+        public OutgoingSnapshot(ShardSnapshotReader reader, SnapshotMetadata metadata, int to, long term, int chunkBytes, int window, Action wake)
+        {
+            Metadata = metadata;
+            To = to;
+            Term = term;
+            _ready = System.Threading.Channels.Channel.CreateBounded<(byte[], uint)>(
+                new System.Threading.Channels.BoundedChannelOptions(Math.Max(1, window)) { SingleReader = true, SingleWriter = true });
+            _ = Task.Run(async () =>
+            {
+                try
+                {
+                    uint crc = 0;
+                    foreach (var chunk in SnapshotChunkCodec.Encode(reader.Rows(), chunkBytes))
+                    {
+                        _stop.Token.ThrowIfCancellationRequested();
+                        crc = Crc32C.Append(crc, chunk);
+                        await _ready.Writer.WriteAsync((chunk, crc), _stop.Token).ConfigureAwait(false);
+                        wake();
+                    }
+                    _ready.Writer.TryComplete();
+                }
+                catch (Exception e)
+                {
+                    _ready.Writer.TryComplete(e is OperationCanceledException ? null : e);
+                }
+                finally
+                {
+                    reader.Dispose();
+                    wake();
+                }
+            });
+        }
+
+        public SnapshotMetadata Metadata { get; }
+        public int To { get; }
+        public long Term { get; }
         /// <summary>Chunks sent, and acknowledged; chunk k (from 0) carries sequence number k.</summary>
         public long Sent { get; set; }
         public long Acked { get; set; }
@@ -284,6 +469,88 @@ internal sealed partial class NodeHost
         public bool SentLast { get; set; }
         /// <summary>The last send or acknowledgment: the transfer is abandoned when none comes for the ack timeout.</summary>
         public TimeSpan LastProgressAt { get; set; }
+        /// <summary>Why reading the shard failed (<see cref="ChunkState.Failed"/>).</summary>
+        public Exception? Failure { get; private set; }
+
+        /// <summary>
+        /// The next chunk, with the CRC of every chunk up to it and whether it is the last (the reader has ended after it:
+        /// a chunk is handed out only once the one after it, or the end, is known). The codec yields at least one chunk.
+        /// </summary>
+        public ChunkState TryTake(out byte[]? chunk, out uint crc, out bool last)
+        {
+            chunk = null;
+            crc = 0;
+            last = false;
+            if (_next is null && _ready.Reader.TryRead(out var first)) _next = first;
+            var completion = _ready.Reader.Completion; // completed once the reader ended and every chunk was taken
+            if (_next is { } next)
+            {
+                if (_ready.Reader.TryRead(out var after))
+                {
+                    (chunk, crc) = next;
+                    _next = after;
+                    return ChunkState.Ready;
+                }
+                if (!completion.IsCompleted) return ChunkState.NotYet;
+                if (!completion.IsFaulted)
+                {
+                    (chunk, crc) = next;
+                    _next = null;
+                    last = true;
+                    return ChunkState.Ready;
+                }
+            }
+            else if (!completion.IsCompleted) return ChunkState.NotYet;
+            Failure = completion.Exception?.InnerException ?? new InvalidOperationException("The snapshot reader ended without a chunk.");
+            return ChunkState.Failed;
+        }
+
+        /// <summary>Ends the reading task (it disposes of the reader). Loop thread.</summary>
+        public void Stop()
+        {
+            _stop.Cancel();
+        }
+    }
+
+    /// <summary>A fresh replica's snapshot being stored in batches (see the class summary).</summary>
+    private sealed class SnapshotInstall
+    {
+        private readonly IEnumerator<StoredKey> _rows;
+
+        public SnapshotInstall(IncomingSnapshot staging, RaftMessage last)
+        {
+            Staging = staging;
+            Last = last;
+            _rows = staging.ReadRows().GetEnumerator();
+        }
+
+        public IncomingSnapshot Staging { get; }
+        /// <summary>The transfer's last chunk: the snapshot's metadata, and the chunk acknowledged once installed.</summary>
+        public RaftMessage Last { get; }
+        public int Batches { get; set; }
+        public bool RowsDone { get; private set; }
+        public TimeSpan LongestIteration { get; set; }
+
+        /// <summary>The next rows, about <paramref name="bytes"/> of them (at least one, unless none are left).</summary>
+        public List<StoredKey> NextBatch(int bytes)
+        {
+            var batch = new List<StoredKey>();
+            long size = 0;
+            while (size < bytes)
+            {
+                if (!_rows.MoveNext())
+                {
+                    RowsDone = true;
+                    _rows.Dispose();
+                    break;
+                }
+                var row = _rows.Current;
+                batch.Add(row);
+                size += 32 + 2L * (row.Key.Length + row.Value.Length);
+            }
+            if (RowsDone) Staging.Stored = true;
+            return batch;
+        }
     }
 
     /// <summary>An incoming transfer staged in a file of length-prefixed chunks.</summary>
@@ -303,6 +570,11 @@ internal sealed partial class NodeHost
         /// <summary>The host clock at the first chunk and at the last.</summary>
         public TimeSpan StartedAt { get; } = startedAt;
         public TimeSpan CompletedAt { get; private set; }
+        /// <summary>Its rows are in state.db already (a batched install), and how long storing them took.</summary>
+        public bool Stored { get; set; }
+        public TimeSpan StoredIn { get; set; }
+        /// <summary>The longest loop iteration while its rows were stored.</summary>
+        public TimeSpan LongestIteration { get; set; }
 
         public void Append(byte[] chunk)
         {

@@ -86,6 +86,8 @@ internal sealed partial class NodeHost : IAsyncDisposable
         _slowDisk = new SlowDiskStorage(_options.StorageDecorator?.Invoke(Id, storage) ?? storage);
         _storage = _slowDisk;
         DiscardStagedSnapshots();
+        foreach (int shard in _kv.DiscardPartialInstalls()) // NodeHost.Snapshots.cs: a crash interrupted a batched install
+            _options.Log?.Invoke($"node {Id}: shard {shard}: the rows of a snapshot install a crash interrupted were discarded; the replica will be sent the snapshot again");
         _transport = new TcpTransport(Id, _options.ClusterId, _options.Security, listen, OnMessage, _options.Log, _options.ClientHandler);
         await _transport.StartAsync(cancellationToken).ConfigureAwait(false);
         PublishStatus();
@@ -142,8 +144,10 @@ internal sealed partial class NodeHost : IAsyncDisposable
                 var wait = _nextTick - _clock.Elapsed;
                 // Whole milliseconds, rounded up: WaitOne(TimeSpan) truncates, so a wait under 1 ms returned at once and the
                 // last millisecond before every tick was a busy loop (90% of a node's CPU when idle, bench finding).
-                if (wait > TimeSpan.Zero && _inbox.IsEmpty) _wake.WaitOne((int)Math.Ceiling(wait.TotalMilliseconds));
+                // A batched snapshot install (NodeHost.Snapshots.cs) goes on as soon as the iteration's other work is done.
+                if (wait > TimeSpan.Zero && _inbox.IsEmpty && _installs.Count == 0) _wake.WaitOne((int)Math.Ceiling(wait.TotalMilliseconds));
                 if (_stopping) break;
+                _iterationBegan = _clock.Elapsed;
                 DeliverDueTicks();
                 DrainInbox();
                 for (int round = 0; round < 4 && !_killed && _groups.Values.Any(g => g.Core.HasReady); round++)
@@ -153,8 +157,11 @@ internal sealed partial class NodeHost : IAsyncDisposable
                 ExpireBarriers();
                 MaybeCompact();
                 ExpireSnapshotTransfers();
+                PumpSnapshotTransfers();
+                if (!_killed) ContinueInstalls();
                 PublishStatus();
                 ReleaseAcknowledgements();
+                NoteIterationForInstalls();
             }
         }
         catch (Exception ex) when (!_killed)
@@ -191,6 +198,7 @@ internal sealed partial class NodeHost : IAsyncDisposable
         long timed = Math.Min(due, Math.Max(1, _options.ElectionTicks / 2));
         foreach (var g in _groups.Values)
         {
+            if (IsInstalling(g.Core.Group)) continue; // paused until its snapshot is stored (NodeHost.Snapshots.cs)
             if (!MayTick(g)) { g.Core.Elapse(due); continue; } // NodeHost.DiskFull.cs: timers stop, the lease clock runs on
             for (long i = 0; i < timed; i++) g.Core.Tick();
             g.Core.Elapse(due - timed);
@@ -212,8 +220,9 @@ internal sealed partial class NodeHost : IAsyncDisposable
                     break;
                 case RaftMessage m:
                     // Only the replica a message is addressed to takes it: one for a replica this node dropped (its
-                    // tombstone) or has not hosted yet is dropped, and never brings a replica into being (ReplicaIds).
-                    if (_groups.TryGetValue(m.Group, out var g) && m.To == g.Core.Id)
+                    // tombstone) or has not hosted yet is dropped, and never brings a replica into being (ReplicaIds). So is
+                    // one for a replica that is storing a snapshot: its core is paused until then (NodeHost.Snapshots.cs).
+                    if (_groups.TryGetValue(m.Group, out var g) && m.To == g.Core.Id && !IsInstalling(m.Group))
                     {
                         g.Core.Step(m);
                         if (m.Type is MessageType.Append or MessageType.Heartbeat && m.From == g.Core.Leader)
@@ -332,10 +341,11 @@ internal sealed partial class NodeHost : IAsyncDisposable
 
     /// <summary>
     /// Completes at the next change of what the control loop acts on (a group's role, leader or membership, the
-    /// metadata group's commit index, or a group added or removed), or after <paramref name="timeout"/>. Thread-safe.
+    /// metadata group's commit index, or a group added or removed), or after <paramref name="timeout"/>, or when
+    /// <paramref name="cancellationToken"/> is cancelled; never faults. True when it completed because of a change. Thread-safe.
     /// </summary>
-    public Task WaitForChangeAsync(TimeSpan timeout, CancellationToken cancellationToken) =>
-        Volatile.Read(ref _changed).Task.WaitAsync(timeout, cancellationToken).ContinueWith(_ => { }, TaskScheduler.Default);
+    public Task<bool> WaitForChangeAsync(TimeSpan timeout, CancellationToken cancellationToken) =>
+        Volatile.Read(ref _changed).Task.WaitAsync(timeout, cancellationToken).ContinueWith(t => t.IsCompletedSuccessfully, TaskScheduler.Default);
 
     private void PublishStatus()
     {

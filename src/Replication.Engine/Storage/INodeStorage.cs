@@ -20,6 +20,12 @@ internal interface INodeStorage
     /// <summary>See <see cref="KvStore.Apply"/>.</summary>
     IReadOnlyList<EntryApplyResult> Apply(int shard, IReadOnlyList<LogEntry> entries);
 
+    /// <summary>See <see cref="KvStore.InstallSnapshotRows"/>: one batch of a snapshot installed in batches.</summary>
+    void InstallSnapshotRows(int shard, long index, long term, IReadOnlyList<StoredKey> rows, bool first);
+
+    /// <summary>See <see cref="KvStore.CompleteSnapshotInstall"/>: durable when it returns.</summary>
+    void CompleteSnapshotInstall(int shard, long index, long term);
+
     /// <summary>
     /// Commits one small write to each store that changes nothing (<see cref="RaftLogStore.Probe"/>,
     /// <see cref="KvStore.Probe"/>), to learn whether a full disk has room again. Throws as Save and Apply do.
@@ -33,6 +39,10 @@ internal sealed class NodeStorage(RaftLogStore log, KvStore kv) : INodeStorage
     public void Save(IReadOnlyList<GroupWrite> writes) => log.Save(writes);
 
     public IReadOnlyList<EntryApplyResult> Apply(int shard, IReadOnlyList<LogEntry> entries) => kv.Apply(shard, entries);
+
+    public void InstallSnapshotRows(int shard, long index, long term, IReadOnlyList<StoredKey> rows, bool first) => kv.InstallSnapshotRows(shard, index, term, rows, first);
+
+    public void CompleteSnapshotInstall(int shard, long index, long term) => kv.CompleteSnapshotInstall(shard, index, term);
 
     public void Probe()
     {

@@ -135,6 +135,9 @@ public sealed partial class KvStore
             ("DELETE FROM kv WHERE shard = @s AND khash(key) BETWEEN @lo AND @hi", [("@s", shard), ("@lo", Signed(c.RightStart)), ("@hi", Signed(c.RightLast))]),
             ("INSERT OR REPLACE INTO shard_range(shard, start, last) VALUES(@s, @lo, @hi)", [("@s", shard), ("@lo", Signed(c.LeftStart)), ("@hi", Signed(c.LeftLast))]),
             ("INSERT OR REPLACE INTO shard_range(shard, start, last) VALUES(@s, @lo, @hi)", [("@s", c.NewShard), ("@lo", Signed(c.RightStart)), ("@hi", Signed(c.RightLast))]),
+            // The new shard's state is its founding snapshot (ShardCommand.SplitFoundingIndex): a leader sends it as that
+            // snapshot to a replica that lacks it. Kept when the new shard already applied entries of its own (applied again).
+            ("INSERT INTO applied(shard, idx, term) VALUES(@new, @idx, @idx) ON CONFLICT(shard) DO NOTHING", [("@new", c.NewShard), ("@idx", ShardCommand.SplitFoundingIndex)]),
         })
         {
             using var cmd = _conn.CreateCommand();

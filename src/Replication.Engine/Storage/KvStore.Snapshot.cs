@@ -50,6 +50,111 @@ public sealed partial class KvStore
     }
 
     /// <summary>
+    /// Writes one batch of a snapshot installed in batches (a fresh replica: NodeHost.Snapshots.cs), in its own
+    /// transaction, so the node loop can serve its other groups between batches. The <paramref name="first"/> batch of an
+    /// install also clears the shard's rows and applied index and records the marker (<c>snapshot_install</c>) in the same
+    /// transaction: from then until <see cref="CompleteSnapshotInstall"/> the rows are partial, and
+    /// <see cref="DiscardPartialInstalls"/> (node start) removes them. Not fsynced: WAL commits are kept in order, so a
+    /// crash that loses a batch loses every later one too, never the marker before them. Loop thread only.
+    /// </summary>
+    public void InstallSnapshotRows(int shard, long index, long term, IReadOnlyList<StoredKey> rows, bool first)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        using var tx = _conn.BeginTransaction();
+        if (first)
+        {
+            foreach (var sql in new[]
+            {
+                "DELETE FROM kv WHERE shard = @s",
+                "DELETE FROM applied WHERE shard = @s",
+                "INSERT INTO snapshot_install(shard, idx, term) VALUES(@s, @i, @t) ON CONFLICT(shard) DO UPDATE SET idx = excluded.idx, term = excluded.term",
+            })
+            {
+                using var cmd = _conn.CreateCommand();
+                cmd.Transaction = tx;
+                cmd.CommandText = sql;
+                cmd.Parameters.AddWithValue("@s", shard);
+                cmd.Parameters.AddWithValue("@i", index);
+                cmd.Parameters.AddWithValue("@t", term);
+                cmd.ExecuteNonQuery();
+            }
+        }
+        _upsertKv.Transaction = tx;
+        foreach (var row in rows)
+        {
+            _upsertKv.Parameters[0].Value = shard;
+            _upsertKv.Parameters[1].Value = row.Key;
+            _upsertKv.Parameters[2].Value = row.Value;
+            _upsertKv.Parameters[3].Value = row.Version;
+            _upsertKv.Parameters[4].Value = row.ModifiedIndex;
+            _upsertKv.ExecuteNonQuery();
+        }
+        CommitCounted(tx, shard, 0, shard);
+    }
+
+    /// <summary>
+    /// Ends an install begun by <see cref="InstallSnapshotRows"/>: sets the shard's applied index and term and removes the
+    /// marker, in one transaction made durable before this returns (the caller discards its Raft log next, as after
+    /// <see cref="InstallSnapshot"/>). Loop thread only.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">No install of that snapshot is in progress for <paramref name="shard"/>.</exception>
+    public void CompleteSnapshotInstall(int shard, long index, long term)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        WithFullSync(() =>
+        {
+            using var tx = _conn.BeginTransaction();
+            using (var unmark = _conn.CreateCommand())
+            {
+                unmark.Transaction = tx;
+                unmark.CommandText = "DELETE FROM snapshot_install WHERE shard = @s AND idx = @i AND term = @t";
+                unmark.Parameters.AddWithValue("@s", shard);
+                unmark.Parameters.AddWithValue("@i", index);
+                unmark.Parameters.AddWithValue("@t", term);
+                if (unmark.ExecuteNonQuery() != 1)
+                    throw new InvalidOperationException($"No install of a snapshot of shard {shard} at {index} (term {term}) is in progress.");
+            }
+            _upsertApplied.Transaction = tx;
+            _upsertApplied.Parameters[0].Value = shard;
+            _upsertApplied.Parameters[1].Value = index;
+            _upsertApplied.Parameters[2].Value = term;
+            _upsertApplied.ExecuteNonQuery();
+            CommitCounted(tx, shard, 0, shard);
+        });
+    }
+
+    /// <summary>
+    /// Removes the rows of every install a crash (or a failed batch) interrupted, with its marker: the shard is left as
+    /// it was before the install began, empty (only a replica with nothing applied installs in batches), and its replica
+    /// asks for the snapshot again. Returns those shards. Called when the node starts, before any group is hosted.
+    /// </summary>
+    public IReadOnlyList<int> DiscardPartialInstalls()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        var shards = new List<int>();
+        using (var list = _conn.CreateCommand())
+        {
+            list.CommandText = "SELECT shard FROM snapshot_install ORDER BY shard";
+            using var r = list.ExecuteReader();
+            while (r.Read()) shards.Add(checked((int)r.GetInt64(0)));
+        }
+        foreach (int shard in shards)
+        {
+            using var tx = _conn.BeginTransaction();
+            foreach (var table in new[] { "kv", "applied", "snapshot_install" })
+            {
+                using var cmd = _conn.CreateCommand();
+                cmd.Transaction = tx;
+                cmd.CommandText = $"DELETE FROM {table} WHERE shard = @s";
+                cmd.Parameters.AddWithValue("@s", shard);
+                cmd.ExecuteNonQuery();
+            }
+            CommitCounted(tx, shard, 0, shard);
+        }
+        return shards;
+    }
+
+    /// <summary>
     /// Makes every transaction committed so far durable (one fsync of the WAL). Called before the
     /// Raft log is compacted up to the applied index: from then on the log cannot replay what a
     /// power loss would take from this store.
@@ -83,13 +188,13 @@ public sealed partial class KvStore
         }
     }
 
-    /// <summary>Removes every row and the applied index of <paramref name="shard"/> (loop thread only; not fsynced:
+    /// <summary>Removes every row, the applied index and any install marker of <paramref name="shard"/> (loop thread only; not fsynced:
     /// the shard's Raft log is dropped after this and a restart finds nothing of it to replay).</summary>
     public void DropShard(int shard)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         using var tx = _conn.BeginTransaction();
-        foreach (var table in new[] { "kv", "applied" })
+        foreach (var table in new[] { "kv", "applied", "snapshot_install" })
         {
             using var cmd = _conn.CreateCommand();
             cmd.Transaction = tx;

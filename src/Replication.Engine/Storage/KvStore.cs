@@ -26,7 +26,7 @@ namespace Replication.Engine.Storage;
 public sealed partial class KvStore : IDisposable
 {
     /// <summary>On-disk schema version (PRAGMA user_version). Bump it, with a migration, on any schema change.</summary>
-    public const int SchemaVersion = 3; // 2: durability_mark (see Flush); 3: shard_range (splits)
+    public const int SchemaVersion = 4; // 2: durability_mark (see Flush); 3: shard_range (splits); 4: snapshot_install
 
     /// <summary>PRAGMA application_id of a state.db ("RPLK"), so it is never mistaken for a raft.db.</summary>
     internal const int ApplicationId = 0x52504C4B;
@@ -43,6 +43,16 @@ public sealed partial class KvStore : IDisposable
         CREATE TABLE IF NOT EXISTS durability_mark(id INTEGER PRIMARY KEY, flushes INTEGER NOT NULL);
         CREATE TABLE IF NOT EXISTS shard_range(
             shard INTEGER PRIMARY KEY, start INTEGER NOT NULL, last INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS snapshot_install(
+            shard INTEGER PRIMARY KEY, idx INTEGER NOT NULL, term INTEGER NOT NULL);
+        """;
+
+    /// <summary>Version 3 to 4: the marker of a snapshot installed in batches (KvStore.Snapshot.cs); a version-3 file has
+    /// none in progress.</summary>
+    private const string MigrateFrom3Sql = """
+        CREATE TABLE IF NOT EXISTS snapshot_install(
+            shard INTEGER PRIMARY KEY, idx INTEGER NOT NULL, term INTEGER NOT NULL);
+        PRAGMA user_version=4;
         """;
 
     // WAL checkpoints: left at SQLite's default auto-checkpoint (1000 pages, run by the committing
@@ -69,6 +79,7 @@ public sealed partial class KvStore : IDisposable
         _conn = SqliteSetup.OpenWriter(filePath, SqliteSynchronous.Normal);
         try
         {
+            MigrateFrom3();
             SqliteSetup.EnsureSchema(_conn, filePath, ApplicationId, SchemaVersion, CreateSql);
             _selectApplied = Prepare("SELECT idx, term FROM applied WHERE shard = @shard", "@shard");
             _upsertApplied = Prepare("""
@@ -139,6 +150,15 @@ public sealed partial class KvStore : IDisposable
         using var r = cmd.ExecuteReader();
         while (r.Read()) ranges[checked((int)r.GetInt64(0))] = (Unsigned(r.GetInt64(1)), Unsigned(r.GetInt64(2)));
         _ranges = ranges;
+    }
+
+    private void MigrateFrom3()
+    {
+        using var tx = _conn.BeginTransaction();
+        if (SqliteSetup.ExecuteScalarLong(_conn, tx, "PRAGMA application_id;") == ApplicationId
+            && SqliteSetup.ExecuteScalarLong(_conn, tx, "PRAGMA user_version;") == 3)
+            SqliteSetup.Execute(_conn, tx, MigrateFrom3Sql);
+        tx.Commit();
     }
 
     internal static long Signed(ulong hash) => (long)(hash ^ 0x8000_0000_0000_0000UL);

@@ -20,6 +20,16 @@ public sealed record ShardCommand(int NewShard, ulong LeftStart, ulong LeftLast,
 {
     public const byte Marker = 0x80;
     private const byte SplitKind = 1;
+
+    /// <summary>
+    /// Index and term of the new shard's founding snapshot: its founding state is the rows the split moved to it, which no
+    /// entry of its own log holds, so its Raft group starts from a snapshot at this index (NodeHost.CreateSplitGroups) and
+    /// its applied index starts here (KvStore.ApplySplit). A replica that joins the new group without those rows (one that
+    /// missed the split entry: it caught up on the old shard from a snapshot past it, then hosts the new shard empty) is
+    /// then sent a snapshot, rows included, instead of the log from index 1; with the group founded at index 0 it stayed
+    /// without the moved rows (found by the simulator). A group founded with a new cluster starts empty, at index 0.
+    /// </summary>
+    public const long SplitFoundingIndex = 1;
     private const int Length = 2 + 4 + 4 * 8;
 
     /// <summary>True when <paramref name="data"/> (a Normal entry's payload) is a shard command rather than a key-value command.</summary>

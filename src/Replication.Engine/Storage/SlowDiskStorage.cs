@@ -28,5 +28,9 @@ internal sealed class SlowDiskStorage(INodeStorage inner) : INodeStorage
 
     public IReadOnlyList<EntryApplyResult> Apply(int shard, IReadOnlyList<LogEntry> entries) => inner.Apply(shard, entries);
 
+    public void InstallSnapshotRows(int shard, long index, long term, IReadOnlyList<StoredKey> rows, bool first) => inner.InstallSnapshotRows(shard, index, term, rows, first);
+
+    public void CompleteSnapshotInstall(int shard, long index, long term) => inner.CompleteSnapshotInstall(shard, index, term);
+
     public void Probe() => inner.Probe();
 }

@@ -60,10 +60,14 @@ public static class Handshake
     /// (shared secret), <see cref="ProtocolErrorReason.CertificateRejected"/> or <see cref="ProtocolErrorReason.TlsHandshakeFailed"/> (TLS),
     /// <see cref="ProtocolErrorReason.ClusterMismatch"/>, or a malformed answer.</exception>
     /// <exception cref="IOException">The connection failed or was closed (in shared-secret mode a listener closes when it rejects our Hello).</exception>
-    public static async Task<(Stream Stream, Guid ClusterId)> DialSecuredAsync(Socket socket, string targetHost, HelloFrame hello, TransportSecurity security,
+    public static Task<(Stream Stream, Guid ClusterId)> DialSecuredAsync(Socket socket, string targetHost, HelloFrame hello, TransportSecurity security,
+        Action<string>? log, CancellationToken cancellationToken) =>
+        DialSecuredAsync(new NetworkStream(socket, ownsSocket: true), targetHost, hello, security, log, cancellationToken);
+
+    /// <summary>The same, over the stream of a freshly connected socket (that owns the socket); see the <see cref="Socket"/> overload.</summary>
+    internal static async Task<(Stream Stream, Guid ClusterId)> DialSecuredAsync(Stream network, string targetHost, HelloFrame hello, TransportSecurity security,
         Action<string>? log, CancellationToken cancellationToken)
     {
-        var network = new NetworkStream(socket, ownsSocket: true);
         if (security.Certificates is not { } certificates)
         {
             using var reader = new FrameReader(network);

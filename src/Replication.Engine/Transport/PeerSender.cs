@@ -135,7 +135,7 @@ internal sealed class PeerSender
                     var endPoint = _endPoint;
                     try
                     {
-                        connection = OutboundConnection.ConnectAsync(endPoint, _hello, _security, _log, ConnectTimeout, ct).GetAwaiter().GetResult();
+                        connection = OutboundConnection.Connect(endPoint, _hello, _security, _log, ConnectTimeout, ct);
                     }
                     catch (Exception e) when (!ct.IsCancellationRequested)
                     {

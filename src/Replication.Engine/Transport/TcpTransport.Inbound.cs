@@ -46,7 +46,9 @@ public sealed partial class TcpTransport
     /// <summary>
     /// Runs one inbound connection: handshake, then frames until the peer closes, the transport
     /// stops, or the peer violates the protocol (then the connection is closed, logged and counted).
-    /// Never throws.
+    /// The handshake and a node's frames run synchronously on a thread of their own, over a socket that never does an
+    /// asynchronous operation and so stays blocking (<see cref="BlockingStream"/> says why); a client's connection is
+    /// served asynchronously once its handshake is done. Never throws.
     /// </summary>
     private async Task HandleInboundAsync(InboundConnection connection, CancellationToken ct)
     {
@@ -56,45 +58,28 @@ public sealed partial class TcpTransport
         try
         {
             remote = connection.Socket.RemoteEndPoint;
-            stream = new NetworkStream(connection.Socket, ownsSocket: true);
-            HelloFrame hello;
-            string peer = $"{remote}";
-            using (var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct))
+            var blocking = new BlockingStream(new NetworkStream(connection.Socket, ownsSocket: true));
+            stream = blocking;
+            bool client = await OnThreadAsync("replication-inbound", () =>
             {
-                deadline.CancelAfter(HandshakeTimeout);
-                try
+                var (secured, framer, hello, peer) = HandshakeOnThread(connection.Socket, blocking, remote, ct);
+                stream = secured;
+                reader = framer;
+                Interlocked.Increment(ref _counters.ConnectionsAccepted);
+                if (hello.IsClient)
                 {
-                    await CheckSecurityModeAsync(connection.Socket, deadline.Token).ConfigureAwait(false);
-                    if (_security.Certificates is { } certificates)
-                    {
-                        var (tls, role, subject) = await TlsChannel.AuthenticateAsListenerAsync(stream, certificates.Current(Log), deadline.Token).ConfigureAwait(false);
-                        stream = tls;
-                        reader = new FrameReader(stream);
-                        hello = await TlsHelloAsync(stream, reader, role, subject, deadline.Token).ConfigureAwait(false);
-                        peer = $"{remote} (certificate '{subject}')";
-                    }
-                    else
-                    {
-                        reader = new FrameReader(stream);
-                        hello = await HandshakeAsync(stream, reader, deadline.Token).ConfigureAwait(false);
-                    }
+                    Log($"accepted a client from {peer}");
+                    return true;
                 }
-                catch (OperationCanceledException) when (!ct.IsCancellationRequested)
-                {
-                    throw new ProtocolException(ProtocolErrorReason.HandshakeTimeout, $"No complete handshake within {HandshakeTimeout.TotalSeconds:0.#} s.");
-                }
-            }
-            Interlocked.Increment(ref _counters.ConnectionsAccepted);
-            if (hello.IsClient)
-            {
-                Log($"accepted a client from {peer}");
-                await ClientSession.ServeAsync(stream, reader, _clientHandler!, Log, ct).ConfigureAwait(false);
-                Log($"client at {remote} disconnected");
-                return;
-            }
-            Log($"accepted node {hello.NodeId} from {peer}");
-            await OnThreadAsync($"replication-recv-{hello.NodeId}", () => ReceiveRaftFrames(reader, hello.NodeId)).ConfigureAwait(false);
-            Log($"node {hello.NodeId} at {remote} closed its connection");
+                Log($"accepted node {hello.NodeId} from {peer}");
+                ReceiveRaftFrames(framer, hello.NodeId);
+                Log($"node {hello.NodeId} at {remote} closed its connection");
+                return false;
+            }).ConfigureAwait(false);
+            if (!client) return;
+            blocking.Blocking = false; // a client session is served asynchronously, on the thread pool
+            await ClientSession.ServeAsync(stream, reader!, _clientHandler!, Log, ct).ConfigureAwait(false);
+            Log($"client at {remote} disconnected");
         }
         catch (ProtocolException e)
         {
@@ -122,6 +107,61 @@ public sealed partial class TcpTransport
             _inbound.TryRemove(connection.Id, out _);
         }
     }
+
+    /// <summary>
+    /// The listener's handshake in this transport's mode, blocking the calling thread, within <see cref="HandshakeTimeout"/>
+    /// (each read and write is bounded by the socket's timeouts, and the whole by closing the socket at the deadline).
+    /// Returns the stream to use from now on (<paramref name="blocking"/>, or TLS over it), its frame reader, the peer's
+    /// Hello and how to name the peer in the log.
+    /// </summary>
+    private (Stream Stream, FrameReader Reader, HelloFrame Hello, string Peer) HandshakeOnThread(Socket socket, BlockingStream blocking, EndPoint? remote, CancellationToken ct)
+    {
+        using var deadline = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        deadline.CancelAfter(HandshakeTimeout);
+        Stream stream = blocking;
+        FrameReader? reader = null;
+        try
+        {
+            using (deadline.Token.Register(socket.Dispose)) // a blocking read is ended by closing its socket
+            {
+                socket.SendTimeout = socket.ReceiveTimeout = (int)Math.Ceiling(HandshakeTimeout.TotalMilliseconds);
+                CheckSecurityMode(socket);
+                HelloFrame hello;
+                string peer = $"{remote}";
+                if (_security.Certificates is { } certificates)
+                {
+                    var (tls, role, subject) = TlsChannel.AuthenticateAsListenerAsync(stream, certificates.Current(Log), deadline.Token).GetAwaiter().GetResult();
+                    stream = tls;
+                    reader = new FrameReader(stream);
+                    hello = TlsHelloAsync(stream, reader, role, subject, deadline.Token).GetAwaiter().GetResult();
+                    peer = $"{remote} (certificate '{subject}')";
+                }
+                else
+                {
+                    reader = new FrameReader(stream);
+                    hello = HandshakeAsync(stream, reader, deadline.Token).GetAwaiter().GetResult();
+                }
+                deadline.Token.ThrowIfCancellationRequested(); // the socket may have been closed just as the handshake ended
+                socket.SendTimeout = socket.ReceiveTimeout = 0;
+                return (stream, reader, hello, peer);
+            }
+        }
+        catch (Exception e) when (!ct.IsCancellationRequested && (deadline.IsCancellationRequested || IsTimeout(e)))
+        {
+            reader?.Dispose();
+            throw new ProtocolException(ProtocolErrorReason.HandshakeTimeout, $"No complete handshake within {HandshakeTimeout.TotalSeconds:0.#} s.");
+        }
+        catch
+        {
+            reader?.Dispose();
+            if (!ReferenceEquals(stream, blocking)) stream.Dispose(); // the TLS stream; the caller disposes the socket's
+            throw;
+        }
+    }
+
+    /// <summary>A blocking read or write that ran into the socket's timeout.</summary>
+    private static bool IsTimeout(Exception e) =>
+        (e as SocketException ?? e.InnerException as SocketException) is { SocketErrorCode: SocketError.TimedOut or SocketError.WouldBlock };
 
     /// <summary>
     /// Reads a peer's Raft frames until it closes the connection, blocking the calling thread (see <see cref="OnThreadAsync"/>).
@@ -153,17 +193,16 @@ public sealed partial class TcpTransport
     /// Runs <paramref name="work"/> on a thread of its own and completes when it returns (or with what it threw). A peer's
     /// frames are read this way rather than by an async loop: each frame then wakes that one thread, instead of a
     /// thread-pool worker that spins (sched_yield) before it sleeps again, which was most of an idle node's CPU
-    /// (bench finding). A node has a few peers, so a few threads.
+    /// (bench finding). A node has a few peers, so a few threads; a client's thread ends with its handshake.
     /// </summary>
-    private static Task OnThreadAsync(string name, Action work)
+    private static Task<T> OnThreadAsync<T>(string name, Func<T> work)
     {
-        var done = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var done = new TaskCompletionSource<T>(TaskCreationOptions.RunContinuationsAsynchronously);
         new Thread(() =>
         {
             try
             {
-                work();
-                done.TrySetResult();
+                done.TrySetResult(work());
             }
             catch (Exception e)
             {
@@ -180,9 +219,9 @@ public sealed partial class TcpTransport
     /// so the log names the misconfiguration instead of a garbled frame or TLS error. A connection
     /// that closes before its first byte is left to the handshake to report.
     /// </summary>
-    private async Task CheckSecurityModeAsync(Socket socket, CancellationToken ct)
+    private void CheckSecurityMode(Socket socket)
     {
-        int first = await TlsChannel.PeekFirstByteAsync(socket, ct).ConfigureAwait(false);
+        int first = TlsChannel.PeekFirstByte(socket);
         if (first < 0) return;
         if (_security.IsTls && first != TlsChannel.HandshakeRecord)
             throw new ProtocolException(ProtocolErrorReason.SecurityModeMismatch, "The peer did not start a TLS handshake (it runs the shared-secret mode, or is not a Replication peer); this node requires TLS.");

@@ -116,12 +116,13 @@ internal static class TlsChannel
     /// <summary>
     /// The first byte the dialer sent, without consuming it (so the TLS or frame layer still reads
     /// it); -1 when the connection closed first. Lets a listener say "this peer speaks the other
-    /// mode" instead of a confusing frame or TLS error.
+    /// mode" instead of a confusing frame or TLS error. Blocks the calling thread (a listener's handshake runs on a thread
+    /// of its own, over a socket kept blocking: <see cref="BlockingStream"/>).
     /// </summary>
-    public static async Task<int> PeekFirstByteAsync(Socket socket, CancellationToken ct)
+    public static int PeekFirstByte(Socket socket)
     {
         var one = new byte[1];
-        int got = await socket.ReceiveAsync(one, SocketFlags.Peek, ct).ConfigureAwait(false);
+        int got = socket.Receive(one, SocketFlags.Peek);
         return got == 0 ? -1 : one[0];
     }
 

@@ -241,6 +241,18 @@ public sealed class DiskFullTests(ITestOutputHelper output)
                 return inner.Apply(shard, entries);
             }
 
+            public void InstallSnapshotRows(int shard, long index, long term, IReadOnlyList<StoredKey> rows, bool first)
+            {
+                ThrowIfFull();
+                inner.InstallSnapshotRows(shard, index, term, rows, first);
+            }
+
+            public void CompleteSnapshotInstall(int shard, long index, long term)
+            {
+                ThrowIfFull();
+                inner.CompleteSnapshotInstall(shard, index, term);
+            }
+
             public void Probe()
             {
                 ThrowIfFull();

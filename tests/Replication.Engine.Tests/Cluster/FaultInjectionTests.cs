@@ -123,6 +123,10 @@ public sealed class FaultInjectionTests
             return inner.Apply(shard, entries);
         }
 
+        public void InstallSnapshotRows(int shard, long index, long term, IReadOnlyList<StoredKey> rows, bool first) => inner.InstallSnapshotRows(shard, index, term, rows, first);
+
+        public void CompleteSnapshotInstall(int shard, long index, long term) => inner.CompleteSnapshotInstall(shard, index, term);
+
         public void Probe() => inner.Probe();
 
         private bool Due()

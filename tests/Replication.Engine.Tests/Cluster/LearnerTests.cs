@@ -100,6 +100,10 @@ public sealed class LearnerTests
 
         public IReadOnlyList<Engine.Storage.EntryApplyResult> Apply(int shard, IReadOnlyList<Engine.Raft.LogEntry> entries) => inner.Apply(shard, entries);
 
+        public void InstallSnapshotRows(int shard, long index, long term, IReadOnlyList<Engine.Storage.StoredKey> rows, bool first) => inner.InstallSnapshotRows(shard, index, term, rows, first);
+
+        public void CompleteSnapshotInstall(int shard, long index, long term) => inner.CompleteSnapshotInstall(shard, index, term);
+
         public void Probe() => inner.Probe();
     }
 }

@@ -106,6 +106,43 @@ public sealed class SplitTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_replica_that_missed_the_split_entry_gets_the_new_shard_with_its_rows()
+    {
+        // Found by the simulator (mutant SplitGroupFoundedAtZero): a replica down during a split, whose shard then compacted
+        // its log past the split entry, catches up from a snapshot of the left half and never applies the split; it then
+        // hosts the new shard as an empty replica. The new shard's founding state (the rows moved to it) is in no log entry,
+        // so its leader must send it a snapshot, not its log from index 1.
+        await using var f = await ClusterFixture.StartAsync(nodes: 3, shards: 1,
+            configure: o => o with { SnapshotEntries = 40, SnapshotCatchUpEntries = 5 });
+        foreach (var i in Enumerable.Range(0, 60)) await f.PutAsync($"k{i}", $"v{i}");
+        await f.Cluster.StopNodeAsync(3, kill: true, CancellationToken.None);
+        var halves = await f.Cluster.SplitShardAsync(0, Bound, CancellationToken.None);
+        var left = halves.Single(h => h.Id == 0);
+        long splitIndex = f.Cluster.Node(f.LeaderOf(0))!.Host.Status[0].Committed;
+        // Writes to the left half only: its log compacts past the split, the new shard's stays short (not compacted).
+        int written = 0;
+        for (int i = 0; written < 120; i++)
+        {
+            ulong h = Replication.Engine.Ring.KeyHash.Of($"left{i}");
+            if (h < left.HashStart || h > left.HashEnd) continue;
+            await f.PutAsync($"left{i}", "x");
+            written++;
+        }
+        ClusterFixture.Eventually(() => new[] { 1, 2 }.All(n => f.Cluster.Node(n)!.Host.Status[0].SnapshotIndex > splitIndex),
+            "shard 0 compacted its log past the split on nodes 1 and 2");
+
+        await f.Cluster.StartNodeAsync(3, CancellationToken.None);
+        ClusterFixture.Eventually(() => f.Cluster.Node(3)?.Host.Status.TryGetValue(1, out var st) == true && st.Applied > 0
+                && f.Cluster.GetNodes().All(n => n.State == NodeState.Running && n.LagEntries == 0),
+            "node 3 hosts the new shard and caught up");
+        var expected = f.Cluster.Node(f.LeaderOf(1))!.Host.Store.Scan(1, "").Select(k => $"{k.Key}={k.Value}@{k.Version}").ToList();
+        Assert.NotEmpty(expected);
+        Assert.Equal(expected, f.Cluster.Node(3)!.Host.Store.Scan(1, "").Select(k => $"{k.Key}={k.Value}@{k.Version}").ToList());
+        var consistency = await f.Cluster.CheckConsistencyAsync(null, Bound, CancellationToken.None);
+        Assert.All(consistency, r => Assert.True(r.Consistent, $"shard {r.Shard}: {r}"));
+    }
+
+    [Fact]
     public async Task A_shard_past_the_key_threshold_splits_by_itself()
     {
         await using var f = await ClusterFixture.StartAsync(nodes: 3, shards: 1,

@@ -35,6 +35,15 @@ public sealed class SimulationTests(ITestOutputHelper output)
         // every acknowledged write checked against the reported window.
         foreach (var fault in new[] { "forced recovery", "acknowledged write at recovery" })
             Assert.True(summary.Faults.GetValueOrDefault(fault) > 0, $"no '{fault}' in {CiSeeds} seeds");
+        // Splits (Simulator.Splits.cs): split entries proposed and applied under the faults, the coordinator lost between the
+        // steps (the control loop mends the map), clients routed again with the newer map, replicas of a new group created by
+        // the split and joining it empty, crashes of the machines right after a split and of the new groups' replicas, and in
+        // ring mode the new shards' replicas moved by the ring's placement.
+        foreach (var fault in new[] { "split proposed", "split applied", "split in the map", "split coordinator lost before the map update",
+            "split coordinator lost after the proposal", "client routed again after a split", "split group replica created",
+            "split group replica joins empty", "crash right after a split applied", "crash of a split group's replica",
+            "ring replica of a split shard moved", "ring replica of a split shard hosted" })
+            Assert.True(summary.Faults.GetValueOrDefault(fault) > 0, $"no '{fault}' in {CiSeeds} seeds");
     }
 
     [Fact]
@@ -70,6 +79,13 @@ public sealed class SimulationTests(ITestOutputHelper output)
         var r2 = Simulator.Run(ring);
         Assert.Equal(r1.Digest, r2.Digest);
         Assert.Equal(r1.Trace, r2.Trace);
+        // Seed 21 splits shard 0 (Simulator.Splits.cs): split groups, routing and the map replay exactly too.
+        var split = SimOptions.FromSeed(21, trace: true);
+        Assert.True(split.Splits);
+        var s1 = Simulator.Run(split);
+        var s2 = Simulator.Run(split);
+        Assert.Equal(s1.Digest, s2.Digest);
+        Assert.Equal(s1.Trace, s2.Trace);
     }
 
     [Fact]
@@ -90,11 +106,13 @@ public sealed class SimulationTests(ITestOutputHelper output)
     /// ReplicaIdReused schedule, now a mutant). Its simplest failure, an empty replica voting a stale member in (seeds 71
     /// and 337 of 400), went first, with the core's rule that a replica knowing no configuration grants no vote: those
     /// seeds pass even with ids reused, while the same schedule with the rule lifted (EmptyReplicaVotes) fails at 71.
+    /// Seed 71 runs shard splits since they were simulated (Simulator.Splits.cs) and no longer takes a shard back; 337 is
+    /// now the first seed that catches EmptyReplicaVotes (of 400; 361 fails with ids reused alone).
     /// </summary>
     [Fact]
     public void AnEmptyReplicaNoLongerVotesAStaleMemberIn()
     {
-        foreach (int seed in new[] { 71, 337 })
+        foreach (int seed in new[] { 337 })
         {
             var summary = SimRunner.Run(seed, 1, Mutant.ReplicaIdReused, new StringWriter());
             Assert.True(summary.Faults.GetValueOrDefault("ring replica id reused") > 0, $"seed {seed} reused no replica id");
@@ -128,6 +146,23 @@ public sealed class SimulationTests(ITestOutputHelper output)
     }
 
     /// <summary>
+    /// A bug of the product the split simulation found, since fixed (Simulator.Splits.cs, Mutant.SplitGroupFoundedAtZero): a split group
+    /// is founded at index 0 with the moved rows below its log, so a replica of the old shard that installed a snapshot past
+    /// the split joins the new shard empty and is sent the log from index 1, without the rows. Seed 21 runs that schedule
+    /// (its machine 3 skips the split and joins): the old way, shard 1's replicas differ; with the founding state a snapshot
+    /// at index 1 (the product's way since the fix, and the simulator's default), the joiner is sent a snapshot and all is well.
+    /// </summary>
+    [Fact]
+    public void AReplicaThatSkippedTheSplitJoinsTheNewShardBySnapshot()
+    {
+        var fixedRun = SimRunner.Run(21, 1, Mutant.None, new StringWriter());
+        Assert.True(fixedRun.Faults.GetValueOrDefault("split group replica joins empty") > 0, "seed 21 hosted no replica that skipped the split");
+        Assert.Empty(fixedRun.Failures);
+        var asIs = SimRunner.Run(21, 1, Mutant.SplitGroupFoundedAtZero, new StringWriter());
+        Assert.Contains("replicas of shard 1 differ", Assert.Single(asIs.Failures).Violation);
+    }
+
+    /// <summary>
     /// Each mutant must be caught within <paramref name="maxSeeds"/> seeds (from seed 1); prints after
     /// how many. First seed caught, measured with pauses, drift, stale messages and unchecked
     /// membership proposals in the simulator: FollowerKeepsConflicts 1, ReadWithoutReadIndex 1,
@@ -155,6 +190,8 @@ public sealed class SimulationTests(ITestOutputHelper output)
     [InlineData(Mutant.RemoveBeforeCaughtUp, 400)]
     [InlineData(Mutant.EmptyReplicaVotes, 400)]
     [InlineData(Mutant.ForcedRecoveryFromCommitted, 50)]
+    [InlineData(Mutant.OwnershipCheckedAtProposal, 50)]
+    [InlineData(Mutant.SplitGroupFoundedAtZero, 50)]
     public void MutantIsCaught(Mutant mutant, int maxSeeds)
     {
         var log = new StringWriter();

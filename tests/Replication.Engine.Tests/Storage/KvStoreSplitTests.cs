@@ -47,7 +47,7 @@ public sealed class KvStoreSplitTests : IDisposable
         }
         Assert.Equal((Split01.RightStart, Split01.RightLast), _kv.RangeOf(1));
         Assert.Equal(index, _kv.AppliedIndex(0));
-        Assert.Equal(0, _kv.AppliedIndex(1)); // the new shard's own log starts empty
+        Assert.Equal(ShardCommand.SplitFoundingIndex, _kv.AppliedIndex(1)); // the new shard starts from its founding snapshot, its own log above it
     }
 
     [Fact]
@@ -104,7 +104,7 @@ public sealed class KvStoreSplitTests : IDisposable
     {
         string right = KeyIn(1, 0), other = KeyIn(1, 1);
         _kv.Apply(0, [KvStoreApplyTests.Entry(1, 1, KvStoreApplyTests.Put(right, "old"), KvStoreApplyTests.Put(other, "x")), SplitEntry(2, Split01)]);
-        _kv.Apply(1, [KvStoreApplyTests.Entry(1, 1, KvStoreApplyTests.Put(right, "new"))]);
+        _kv.Apply(1, [KvStoreApplyTests.Entry(ShardCommand.SplitFoundingIndex + 1, 1, KvStoreApplyTests.Put(right, "new"))]);
         _kv.Dispose();
         _kv = new KvStore(_dir.File("state.db"));
         Assert.Equal((Split01.LeftStart, Split01.LeftLast), _kv.RangeOf(0));

@@ -15,4 +15,6 @@ public enum ReplyKind
     Lost,
     /// <summary>A read abandoned because leadership was lost before it was confirmed.</summary>
     ReadAborted,
+    /// <summary>The shard no longer owns the key (it split): nothing happened; the client routes again with a newer map.</summary>
+    WrongShard,
 }

@@ -65,6 +65,22 @@ public enum Mutant
     /// reported window are lost.
     /// </summary>
     ForcedRecoveryFromCommitted,
+    /// <summary>
+    /// Splits (Simulator.Splits.cs): the shard's ownership of a key is checked by the leader when it proposes a write,
+    /// against the ranges it has applied, and not again when the entry applies (KvStore.Apply's WrongShard rule). A write
+    /// proposed before the split entry applied on that leader, but ordered after it in the log, then lands in the old
+    /// shard, which no longer serves the key: the write is acknowledged and lost.
+    /// </summary>
+    OwnershipCheckedAtProposal,
+    /// <summary>
+    /// Splits: the product before the fix (NodeHost.CreateSplitGroups / AddGroup): a split group is founded with its membership
+    /// as an index-0 snapshot and the moved rows below its log. A replica of the old shard that installs a snapshot past the
+    /// split entry never creates the group; its machine then hosts the new shard as an empty joining replica, the new leader
+    /// sends it the log from index 1 (nothing is compacted yet), and it applies it on an empty state machine without the moved
+    /// rows: its versions diverge. The simulator runs the product's way by default (a founding snapshot at index 1,
+    /// ShardCommand.SplitFoundingIndex, so a joiner is sent a snapshot).
+    /// </summary>
+    SplitGroupFoundedAtZero,
 }
 
 internal static class MutantExtensions

@@ -28,14 +28,25 @@ internal sealed class SimNode
     /// change (created with an empty configuration and an empty disk: it learns the membership from the leader).</param>
     /// <param name="tickPeriod">This machine's tick period, in thousandths of a time unit (its clock rate: drift).</param>
     /// <param name="epoch">The first epoch: past the last one of an earlier replica on the same machine, so its events stay void.</param>
-    public SimNode(Simulator sim, int id, IReadOnlyList<int> bootstrapVoters, int tickPeriod, int epoch = 0)
+    /// <param name="group">The shard whose Raft group this replica belongs to (0 unless created by a split: Simulator.Splits.cs).</param>
+    /// <param name="anchor">The shard-0 replica whose machine hosts this one (itself for a shard-0 replica): the machine's
+    /// crashes, pauses, partitions and state-machine commits are shared by the replicas it hosts.</param>
+    public SimNode(Simulator sim, int id, IReadOnlyList<int> bootstrapVoters, int tickPeriod, int epoch = 0, int group = 0, int anchor = 0)
     {
         Epoch = epoch;
         _sim = sim;
         Id = id;
-        Disk = new SimDisk(bootstrapVoters);
+        Group = group;
+        Anchor = anchor == 0 ? id : anchor;
+        Disk = new SimDisk(bootstrapVoters) { Checkpoint = new KvMachine(group) };
+        Machine = new KvMachine(group);
         TickPeriod = tickPeriod;
     }
+
+    /// <summary>The shard of this replica's group.</summary>
+    public int Group { get; }
+    /// <summary>The shard-0 replica that stands for this replica's machine (see the constructor).</summary>
+    public int Anchor { get; }
 
     /// <summary>Time between two of this node's ticks, in thousandths of a time unit (its clock rate, which survives restarts).</summary>
     public int TickPeriod { get; }
@@ -45,13 +56,16 @@ internal sealed class SimNode
 
     public int Id { get; }
     public bool Up { get; private set; }
+    /// <summary>Whether its machine hosts it (started once): a split group's replica is hosted once its machine applies the
+    /// split, or joins; until then it is down and not restarted by healing.</summary>
+    public bool Hosted { get; set; } = true;
     /// <summary>Shut down for good by its host after its removal from the group; never restarted.</summary>
     public bool Retired { get; private set; }
     /// <summary>Incremented by every crash: events scheduled for an earlier incarnation are void.</summary>
     public int Epoch { get; private set; }
     public SimDisk Disk { get; }
     public RaftNode? Core { get; private set; }
-    public KvMachine Machine { get; private set; } = new();
+    public KvMachine Machine { get; private set; }
     /// <summary>A Ready whose write is still in progress on a slow disk.</summary>
     public Ready? Persisting { get; private set; }
     /// <summary>Snapshot data received in full from a leader, waiting for the core to install it (NodeHost's staging file).</summary>
@@ -65,6 +79,7 @@ internal sealed class SimNode
         var config = new RaftConfig
         {
             Id = Id,
+            Group = Group,
             Voters = Disk.BootstrapVoters.ToArray(),
             ElectionTicks = _sim.Options.ElectionTicks,
             HeartbeatTicks = _sim.Options.HeartbeatTicks,
@@ -126,10 +141,11 @@ internal sealed class SimNode
     {
         if (!NeedsWrite(rd)) return;
         Disk.Save(rd.HardState, rd.Entries, DropVote);
-        if (rd.Entries.Count > 0) _sim.ObserveDurableLog();
+        if (rd.Entries.Count > 0) _sim.ObserveDurableLog(Group);
     }
 
     private bool DropVote => _sim.Options.Mutant == Mutant.VoteNotPersisted;
+    private bool OwnershipAtProposal => _sim.Options.Mutant == Mutant.OwnershipCheckedAtProposal;
     private bool AckBeforePersist => _sim.Options.Mutant == Mutant.AckBeforePersist;
 
     public void Tick()
@@ -193,6 +209,12 @@ internal sealed class SimNode
         }
         else
         {
+            // The mutant's leader checks ownership when it proposes, against what it has applied, and the apply does not.
+            if (OwnershipAtProposal && !Machine.Owns(req.Input.Key))
+            {
+                _sim.Reply(this, req, ReplyKind.WrongShard, null, core.Leader);
+                return;
+            }
             long first = core.Propose(new[] { Encode(req.Input) });
             if (first == 0)
             {
@@ -329,7 +351,7 @@ internal sealed class SimNode
         _installing = null;
         Machine = data.Clone();
         Disk.Install(snap, data);
-        _sim.ObserveDurableLog();
+        _sim.ObserveDurableLog(Group);
         _sim.ObserveSnapshotInstalled(this, snap);
     }
 
@@ -362,8 +384,9 @@ internal sealed class SimNode
     private void Apply(LogEntry e)
     {
         if (e.Index <= Machine.Applied) return; // replay below the checkpoint is idempotent, as in KvStore.Apply
-        var results = Machine.Apply(e);
+        var results = Machine.Apply(e, checkOwnership: !OwnershipAtProposal);
         _sim.ObserveApply(this, e, results);
+        if (Machine.LastSplit is { } split) _sim.ObserveSplitApplied(this, e, split.Split, split.Moved);
         _sim.MaybeCheckpoint(this);
         // The host learns that this node was removed when it applies (so: committed) its own removal.
         if (e.Type == EntryType.ConfChange && ConfChange.TryDecode(e.Data, out var cc)
@@ -375,8 +398,14 @@ internal sealed class SimNode
             _sim.Reply(this, p.Request, ReplyKind.Lost, null, Core!.Leader);
             return;
         }
+        if (results.Count > 0 && results[0].WrongShard)
+        {
+            // The entry was proposed with an older map for a key its shard split off: nothing written, routed again.
+            _sim.Reply(this, p.Request, ReplyKind.WrongShard, null, Core!.Leader);
+            return;
+        }
         _sim.ObserveWriteAnswered(p.Request.OpId, e, Core!.Term);
-        _sim.Reply(this, p.Request, ReplyKind.Ok, Output(p.Request.Input, results[0]), Core!.Leader, at: 2 * e.Index);
+        _sim.Reply(this, p.Request, ReplyKind.Ok, Output(p.Request.Input, results[0]), Core!.Leader, at: 2 * (_sim.IndexBase(Group) + e.Index));
     }
 
     /// <summary>What the client of a write is told, from the result of applying it (as the product's routers report it).</summary>
@@ -398,8 +427,14 @@ internal sealed class SimNode
 
     private void ServeRead(ClientRequest r)
     {
+        // As ClusterNode.ReadLocal: a shard that no longer owns the key (it split) refuses the read; the router tries again.
+        if (!Machine.Owns(r.Input.Key))
+        {
+            _sim.Reply(this, r, ReplyKind.WrongShard, null, Core!.Leader);
+            return;
+        }
         var (value, version) = Machine.Get(r.Input.Key);
-        _sim.Reply(this, r, ReplyKind.Ok, new KvOutput(value is not null, value, version), Core!.Leader, at: 2 * Machine.Applied + 1);
+        _sim.Reply(this, r, ReplyKind.Ok, new KvOutput(value is not null, value, version), Core!.Leader, at: 2 * (_sim.IndexBase(Group) + Machine.Applied) + 1);
     }
 
     public void SetMachineCheckpoint() => Disk.Checkpoint = Machine.Clone();

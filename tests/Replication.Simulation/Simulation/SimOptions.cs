@@ -92,6 +92,12 @@ public sealed record SimOptions
     /// </summary>
     public bool ForcedRecovery { get; init; }
 
+    /// <summary>
+    /// Shards split during the faults (Simulator.Splits.cs): one to three split requests, each splitting a shard of the
+    /// map in two by an entry in its log; clients route their keys (more of them, spread over the hash space) by the map.
+    /// </summary>
+    public bool Splits { get; init; }
+
     /// <summary>Raft timing, as the product's NodeHostOptions defaults.</summary>
     public int ElectionTicks { get; init; } = 15;
     public int HeartbeatTicks { get; init; } = 3;
@@ -101,7 +107,13 @@ public sealed record SimOptions
         var r = new Random(seed ^ 0x5EED);
         bool ring = new Random(seed ^ 0x121A6).Next(5) < 2;
         var profile = (FaultProfile)r.Next(3);
-        return new SimOptions
+        bool forcedRecovery = !ring && (mutant == Mutant.ForcedRecoveryFromCommitted || new Random(seed ^ 0xF0CE).Next(4) == 0);
+        // Drawn apart too (two seeds in five, never with a forced recovery: Simulator.Splits.cs); a split seed's clients use
+        // four to six keys, so both halves of a split hold some.
+        var splitDraw = new Random(seed ^ 0x5B11);
+        bool splits = !forcedRecovery && (mutant is Mutant.OwnershipCheckedAtProposal or Mutant.SplitGroupFoundedAtZero || splitDraw.Next(5) < 2);
+        int splitKeys = 4 + splitDraw.Next(3);
+        var options = new SimOptions
         {
             Profile = profile,
             CrashPointRate = profile == FaultProfile.CrashHeavy ? 0.05 + r.NextDouble() * 0.35 : r.Next(3) == 0 ? r.NextDouble() * 0.05 : 0,
@@ -133,8 +145,10 @@ public sealed record SimOptions
             Ring = ring,
             // The same for forced recovery (one seed in four of those not in ring mode; in ring mode the ring's metadata
             // would need its own recovery, which the product does not offer: README, "Failover runbook").
-            ForcedRecovery = !ring && (mutant == Mutant.ForcedRecoveryFromCommitted || new Random(seed ^ 0xF0CE).Next(4) == 0),
+            ForcedRecovery = forcedRecovery,
+            Splits = splits,
         };
+        return splits ? options with { Keys = splitKeys } : options;
     }
 
     public override string ToString() =>
@@ -142,7 +156,7 @@ public sealed record SimOptions
         $"drop {DropRate:P1}, dup {DuplicateRate:P1}, long delay {LongDelayRate:P1} ({StaleDelayRate:P0} beyond an election timeout), held by partitions {PartitionHoldRate:P0}, " +
         $"timeout {ClientTimeoutTicks}, random route {RandomRouteRate:P0}, quick restart {QuickRestartRate:P0}, max msg {MaxSizePerMessage}B, inflight {MaxInflightMessages}, " +
         $"{Profile}, crash points {CrashPointRate:P0}, reads {ReadPercent}%, sticky {StickyRate:P0}, " +
-        $"{(CompactEvery == 0 ? "no compaction" : $"compact every {CompactEvery} keeping {CompactKeep}")}{(Crashes ? "" : ", no crashes")}{(Ring ? ", ring moves" : "")}{(ForcedRecovery ? ", forced recovery" : "")}, clock drift {ClockDrift:P1}{(Mutant == Mutant.None ? "" : ", mutant " + Mutant)}";
+        $"{(CompactEvery == 0 ? "no compaction" : $"compact every {CompactEvery} keeping {CompactKeep}")}{(Crashes ? "" : ", no crashes")}{(Ring ? ", ring moves" : "")}{(ForcedRecovery ? ", forced recovery" : "")}{(Splits ? ", splits" : "")}, clock drift {ClockDrift:P1}{(Mutant == Mutant.None ? "" : ", mutant " + Mutant)}";
 }
 
 /// <summary>The fault mix of a seed: some seeds are mostly partitions, some mostly crashes.</summary>

@@ -1,3 +1,4 @@
+using Replication.Engine.Ring;
 using Replication.Engine.Verification;
 
 namespace Replication.Simulation.Simulation;
@@ -12,19 +13,23 @@ public sealed partial class Simulator
     /// A client. Regular clients run random operations during the chaos; a final client, after
     /// healing, does one linearizable read of its key and then one write to it (each retried until
     /// it gets an answer): the read proves no acknowledged write was lost, the write that the healed
-    /// cluster makes progress (<see cref="CheckProgress"/>).
+    /// cluster makes progress (<see cref="CheckProgress"/>). A client routes each key by its copy of the shard map (the
+    /// product's <see cref="ShardRangeMap"/> and key hash), takes the current map when a shard refuses a key it split off
+    /// (WrongShard), and keeps a leader guess per shard.
     /// </summary>
-    private sealed class SimClient(int id, bool final)
+    private sealed class SimClient(int id, bool final, ShardRangeMap map)
     {
         public int Id { get; } = id;
         public bool Final { get; } = final;
         /// <summary>A final client has had its read answered (it writes next).</summary>
         public bool ReadDone { get; set; }
         public bool Done { get; set; }
-        public int LeaderGuess { get; set; }
+        public ShardRangeMap Map { get; set; } = map;
+        /// <summary>Per shard, the node the client believes leads it.</summary>
+        public Dictionary<int, int> LeaderGuess { get; } = new();
         public int Counter { get; set; }
         public Dictionary<string, long> SeenVersion { get; } = new();
-        public (int OpId, KvInput Input, long Invoke)? Current { get; set; }
+        public (int OpId, KvInput Input, long Invoke, int Shard)? Current { get; set; }
     }
 
     private SimClient Client(int id) => _clients[id - 1];
@@ -48,7 +53,7 @@ public sealed partial class Simulator
                 TraceLine(() => $"client {c.Id} op {cur.OpId} {cur.Input} timed out");
                 // A final client fails over at once: the availability check (CheckProgress) is about
                 // the cluster, not about a client that keeps knocking on a node shut down for good.
-                if (c.Final || _rng.NextDouble() >= Options.StickyRate) c.LeaderGuess = RandomLiveId();
+                if (c.Final || _rng.NextDouble() >= Options.StickyRate) c.LeaderGuess[cur.Shard] = RandomLiveIdIn(cur.Shard);
                 Next(c);
                 break;
         }
@@ -84,9 +89,10 @@ public sealed partial class Simulator
             }
         }
         int opId = ++_nextOpId;
-        c.Current = (opId, input, ++_historyClock);
-        if (c.LeaderGuess == 0) c.LeaderGuess = RandomLiveId();
-        int target = _rng.NextDouble() < Options.RandomRouteRate ? RandomLiveId() : c.LeaderGuess;
+        int shard = c.Map.ShardFor(input.Key);
+        c.Current = (opId, input, ++_historyClock, shard);
+        if (!c.LeaderGuess.ContainsKey(shard)) c.LeaderGuess[shard] = RandomLiveIdIn(shard);
+        int target = _rng.NextDouble() < Options.RandomRouteRate ? RandomLiveIdIn(shard) : c.LeaderGuess[shard];
         Mix(5, c.Id, opId, target, (long)input.Kind, 0);
         TraceLine(() => $"client {c.Id} op {opId} {input}{(lease ? " lease" : "")} -> node {target}");
         Schedule(1 + _rng.Next(3), new RequestEvent(target, new ClientRequest(opId, c.Id, input, lease)));
@@ -114,10 +120,17 @@ public sealed partial class Simulator
             if (c.Final && cur.Input.Kind == KvOpKind.Get) c.ReadDone = true;
             else if (c.Final) OnFinalWrite(c);
         }
+        else if (r.Kind == ReplyKind.WrongShard)
+        {
+            // Nothing happened (refused at apply, or a read refused): the client takes the newer map and goes on.
+            Record(HistoryOp.Failed(cur.OpId, c.Id, cur.Input, cur.Invoke, ret));
+            c.Map = _map;
+            Count("client routed again after a split");
+        }
         else
         {
             Record(HistoryOp.Failed(cur.OpId, c.Id, cur.Input, cur.Invoke, ret));
-            c.LeaderGuess = r.LeaderHint != 0 && r.LeaderHint != r.From ? r.LeaderHint : RandomLiveId();
+            c.LeaderGuess[cur.Shard] = r.LeaderHint != 0 && r.LeaderHint != r.From ? r.LeaderHint : RandomLiveIdIn(cur.Shard);
         }
         Next(c);
     }

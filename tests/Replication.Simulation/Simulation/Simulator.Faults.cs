@@ -230,6 +230,7 @@ public sealed partial class Simulator
     /// <summary>Cuts <paramref name="id"/> off from every other node (clients still reach it).</summary>
     private void IsolateAlone(int id, string why)
     {
+        id = Node(id).Anchor; // its machine
         ClearBlocks();
         for (int b = 1; b <= _nodes.Count; b++)
             if (b != id) _blocked[id, b] = _blocked[b, id] = true;
@@ -239,15 +240,20 @@ public sealed partial class Simulator
     /// <summary>Half the pauses are shorter than an election timeout; the others last up to five, long enough for a new leader to commit behind the paused one's back.</summary>
     private int PauseTicks() => _rng.Next(2) == 0 ? 1 + _rng.Next(Options.ElectionTicks) : Options.ElectionTicks + _rng.Next(4 * Options.ElectionTicks);
 
+    /// <summary>Crashes <paramref name="victim"/>'s machine: the replica and the split groups' replicas it hosts (Simulator.Splits.cs).</summary>
     private void CrashNode(SimNode victim, int downTicks)
     {
-        DropPause(victim);
         if (_rng.NextDouble() < Options.QuickRestartRate) downTicks = _rng.Next(4);
-        bool committed = _rng.Next(2) == 0;
-        bool mid = victim.Crash(committed);
-        Fault(mid ? "crash mid-write" : "crash",
-            $"node {victim.Id}{(mid ? $", its write {(committed ? "committed" : "rolled back")}" : "")}, down {downTicks} ticks");
-        Schedule(1 + (long)downTicks * SimOptions.TickUnits, new RestartEvent(victim.Id, victim.Epoch));
+        foreach (var n in Siblings(victim).Where(s => s.Up).Prepend(victim).ToList())
+        {
+            DropPause(n);
+            bool committed = _rng.Next(2) == 0;
+            bool mid = n.Crash(committed);
+            if (n.Group != 0) Count("crash of a split group's replica");
+            Fault(mid ? "crash mid-write" : "crash",
+                $"node {n.Id}{(mid ? $", its write {(committed ? "committed" : "rolled back")}" : "")}, down {downTicks} ticks");
+            Schedule(1 + (long)downTicks * SimOptions.TickUnits, new RestartEvent(n.Id, n.Epoch));
+        }
     }
 
     private void Restart(SimNode n)
@@ -262,10 +268,10 @@ public sealed partial class Simulator
         _healed = true;
         ClearBlocks();
         foreach (int id in _pausedWork.Keys.Order().ToList()) Resume(id);
-        foreach (var n in _nodes)
+        foreach (var n in AllNodes)
         {
             n.SlowDiskTicks = 0;
-            if (!n.Up && !n.Retired) Restart(n);
+            if (!n.Up && !n.Retired && n.Hosted) Restart(n);
         }
         TraceLine(() => "healed: final reads begin");
         foreach (var c in _clients.Where(c => c.Final)) Schedule(SimOptions.TickUnits, new IssueEvent(c.Id));
@@ -285,6 +291,7 @@ public sealed partial class Simulator
         long commit = leader.Core.Committed;
         if (commit != leader.Core.LastIndex) return;
         if (nodes.Any(n => n.Machine.Applied != commit)) return;
+        if (!SplitGroupsSettled()) return; // Simulator.Splits.cs
         _finalMembers = members;
         TraceLine(() => $"settled at index {commit}, members {{{string.Join(",", members.Order())}}}");
         _stopped = true;
@@ -304,6 +311,7 @@ public sealed partial class Simulator
         var finals = _nodes.Where(n => _finalMembers.Contains(n.Id)).ToList();
         var dumps = finals.Select(n => n.Machine.Dump()).Distinct().ToList();
         if (dumps.Count > 1) Violation("replicas differ after settling:\n  " + string.Join("\n  ", finals.Select(n => $"node {n.Id} @{n.Machine.Applied}: {n.Machine.Dump()}")));
+        CheckSplitGroups();
     }
 
     /// <summary>The running, unpaused leader of the highest term (a paused one can do nothing, and is not asked to).</summary>

@@ -115,14 +115,16 @@ public sealed partial class Simulator
             Record(HistoryOp.Unknown(cur.OpId, c.Id, cur.Input, cur.Invoke));
             Next(c);
         }
-        foreach (var c in _clients) c.LeaderGuess = chosen.Id;
+        foreach (var c in _clients) c.LeaderGuess[0] = chosen.Id;
 
         // The survivor's applies are the only ones that count from now on.
         long applied = Math.Max(chosen.Machine.Applied, chosen.Disk.Checkpoint.Applied);
-        foreach (long i in _appliedLog.Keys.Where(i => i > applied).ToList()) _appliedLog.Remove(i);
-        _committedTip = _appliedLog.TryGetValue(applied, out var tip) ? new LogEntry(applied, tip.Term, EntryType.Normal, tip.Data) : null;
+        // (Splits are not drawn with a forced recovery: every record here is shard 0's.)
+        foreach (var i in _appliedLog.Keys.Where(i => i.Index > applied).ToList()) _appliedLog.Remove(i);
+        if (_appliedLog.TryGetValue((0, applied), out var tip)) _committedTip[0] = new LogEntry(applied, tip.Term, EntryType.Normal, tip.Data);
+        else _committedTip.Remove(0);
         _leaderOfTerm.Clear();
-        _newestLeaderTerm = 0;
+        _newestLeaderTerm.Clear();
         // Entries are known by (index, term), which is unique in one history of the group only: the new term may be one a
         // lost leader used, so what lost leaders proposed in it or later is forgotten (none of it can ever apply now).
         foreach (var key in _proposedOps.Keys.Where(k => k.Term >= term).ToList())
@@ -132,7 +134,7 @@ public sealed partial class Simulator
         }
 
         chosen.Start();
-        ObserveDurableLog();
+        ObserveDurableLog(0);
         _desiredVoters.Clear();
         _desiredVoters.Add(chosen.Id);
         for (int i = 0; i < 2 && _nodes.Count < MaxNodeId; i++) _desiredVoters.Add(CreateNode().Id);

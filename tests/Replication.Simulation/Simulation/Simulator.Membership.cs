@@ -103,8 +103,9 @@ public sealed partial class Simulator
         Schedule((2 + _rng.Next(4)) * (long)SimOptions.TickUnits, new MembershipEvent());
         var leader = CurrentLeader();
         if (Options.Ring) PlaceRing(leader);
+        if (Options.Ring) DriveSplitMembership(); // Simulator.Splits.cs
         if (!_membershipBusy) return;
-        if (leader is null) return;
+        if (leader is null || !leader.Up) return; // (a split shard's leader on its machine may have crashed it just now)
         var core = leader.Core!;
         if (core.IsConfChangePending)
         {

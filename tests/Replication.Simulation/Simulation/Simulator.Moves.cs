@@ -7,7 +7,8 @@ using Replication.Engine.Transport;
 namespace Replication.Simulation.Simulation;
 
 /// <summary>
-/// Ring mode (<see cref="SimOptions.Ring"/>): the group is shard 0 of a cluster of machines, and its replicas move the
+/// Ring mode (<see cref="SimOptions.Ring"/>): the group is shard 0 of a cluster of machines (with the shards split off it,
+/// once the map has them: Simulator.Splits.cs; everything below runs per shard), and its replicas move the
 /// way the product moves them, decided by the product's own pure code. The simulator keeps the cluster's
 /// <see cref="ClusterMetadata"/> (registered machines, leaving flags, pins, the shard's placement; in the product the
 /// metadata group replicates it, here it is one atomic record: the metadata group is not under test) and runs the
@@ -49,11 +50,12 @@ public sealed partial class Simulator
     /// <summary>Raft ids a ring run may use beyond the first machines' (every hosting takes a new one); ring faults stop short of it.</summary>
     private const int RingMaxReplicas = 40;
     private ClusterMetadata _metadata = ClusterMetadata.Empty;
-    /// <summary>Each machine's latest replica (raft id), and each replica's machine.</summary>
-    private readonly Dictionary<int, int> _replicaOf = new(), _machineOf = new();
-    /// <summary>Each replica's product member id (raft id → member id) and back; each machine's tombstone (the highest member
-    /// id it dropped: raft.db's, so it survives crashes).</summary>
-    private readonly Dictionary<int, int> _memberOf = new(), _raftIdOf = new(), _tombstone = new();
+    /// <summary>Each replica's machine and product member id (by raft id: raft ids are unique across shards).</summary>
+    private readonly Dictionary<int, int> _machineOf = new(), _memberOf = new();
+    /// <summary>Per shard: each machine's latest replica (raft id); each member id's raft id; each machine's tombstone (the
+    /// highest member id it dropped: raft.db's, so it survives crashes). Shards other than 0 come from splits (Simulator.Splits.cs).</summary>
+    private readonly Dictionary<(int Shard, int Machine), int> _replicaOf = new(), _tombstone = new();
+    private readonly Dictionary<(int Shard, int Member), int> _raftIdOf = new();
     private int _lastMachine;
 
     /// <summary>
@@ -74,17 +76,32 @@ public sealed partial class Simulator
         var founders = PlacementPolicy.Desired(_metadata).Single(p => p.Shard == RingShard).Voters.Order().ToArray();
         // The founders' placement, as the founding node writes it (WriteInitialMetadataAsync): no replica ids, member id = node id.
         _metadata = _metadata with { Placement = new Dictionary<int, IReadOnlyList<int>> { [RingShard] = founders } };
-        foreach (int m in founders) _replicaOf[m] = _machineOf[m] = _memberOf[m] = _raftIdOf[m] = m; // founders: member id = machine id
+        foreach (int m in founders) _replicaOf[(RingShard, m)] = _raftIdOf[(RingShard, m)] = _machineOf[m] = _memberOf[m] = m; // founders: member id = machine id
         return founders;
     }
 
     /// <summary>The placement written by the control loop, with the new member ids of the machines it names anew, in one
     /// metadata write as the product's (ClusterNode.Control.cs). The mutant writes none (the product before replica ids).</summary>
-    private void SetPlacement(IReadOnlyList<int> replicas)
+    private void SetPlacement(int shard, IReadOnlyList<int> replicas)
     {
         var ids = Options.Mutant is Mutant.ReplicaIdReused or Mutant.EmptyReplicaVotes ? null
-            : _metadata.NewReplicaIds(RingShard, replicas.Except(_metadata.ReplicasOf(RingShard)));
-        _metadata = _metadata with { Placement = new Dictionary<int, IReadOnlyList<int>> { [RingShard] = replicas.ToArray() } };
+            : _metadata.NewReplicaIds(shard, replicas.Except(_metadata.ReplicasOf(shard)));
+        var placement = _metadata.Placement.ToDictionary(p => p.Key, p => p.Value);
+        placement[shard] = replicas.ToArray();
+        _metadata = _metadata with { Placement = placement };
+        WriteReplicaIds(ids);
+    }
+
+    /// <summary>
+    /// A split reached the map (Simulator.Splits.cs): the metadata's map gets the new shard with the old one's placement and
+    /// member ids (ClusterNode.Split.cs, AddSplitToMapLocalAsync); the ring then places it as it wants (moves).
+    /// </summary>
+    private void RingAddSplit(int shard, int newShard)
+    {
+        var placement = _metadata.Placement.ToDictionary(p => p.Key, p => p.Value);
+        placement[newShard] = _metadata.ReplicasOf(shard).ToArray();
+        var ids = _metadata.NewReplicaIds(newShard, Array.Empty<int>(), from: shard);
+        _metadata = _metadata with { ShardMap = _map, Placement = placement, NextShard = Math.Max(_metadata.NextShard, newShard + 1) };
         WriteReplicaIds(ids);
     }
 
@@ -100,9 +117,10 @@ public sealed partial class Simulator
     private ConfChange? RingPlanNext(RaftNode core)
     {
         var next = MembershipPlan.Next(core.Voters.Select(r => _memberOf[r]).ToArray(), core.Learners.Select(r => _memberOf[r]).ToArray(),
-            _metadata.DesiredVoterMembers(RingShard), Array.Empty<int>());
+            _metadata.DesiredVoterMembers(core.Group), Array.Empty<int>());
         if (next is not { } change) return null;
-        if (_raftIdOf.TryGetValue(change.NodeId, out int raftId)) return change with { NodeId = raftId };
+        bool adds = change.Type is ConfChangeType.AddLearner or ConfChangeType.AddVoter;
+        if (_raftIdOf.TryGetValue((core.Group, change.NodeId), out int raftId) && (!adds || Node(raftId).Hosted)) return change with { NodeId = raftId };
         Count("ring add waits for its replica to be hosted");
         return null;
     }
@@ -121,8 +139,9 @@ public sealed partial class Simulator
     /// <summary>Registered machines that are not leaving (those that can take a replica).</summary>
     private int[] StayingMachines() => _metadata.Nodes.Where(n => !n.Value.Leaving).Select(n => n.Key).Order().ToArray();
 
-    /// <summary>The machine's replica, when it hosts one now.</summary>
-    private SimNode? HostedOn(int machine) => _replicaOf.TryGetValue(machine, out int r) && !Node(r).Retired ? Node(r) : null;
+    /// <summary>The machine's replica of the shard, when it hosts one now.</summary>
+    private SimNode? HostedOn(int shard, int machine) =>
+        _replicaOf.TryGetValue((shard, machine), out int r) && !Node(r).Retired && Node(r).Hosted ? Node(r) : null;
 
     private string Describe(SimNode replica) =>
         $"machine {_machineOf[replica.Id]} (replica {replica.Id}, member {ReplicaIds.IncarnationOf(_memberOf[replica.Id])}.{_machineOf[replica.Id]})";
@@ -140,7 +159,7 @@ public sealed partial class Simulator
                 int m = ++_lastMachine;
                 SetMachine(m, new NodeEntry($"sim:{m}", Guid.Empty));
                 if (Options.Mutant is not (Mutant.ReplicaIdReused or Mutant.EmptyReplicaVotes))
-                    WriteReplicaIds(_metadata.NewReplicaIds(RingShard, new[] { m })); // registration (RegisterNodeAsync)
+                    foreach (var range in _metadata.MapOr(1).Ranges) WriteReplicaIds(_metadata.NewReplicaIds(range.Shard, new[] { m })); // registration (RegisterNodeAsync)
                 Fault("ring join", $"machine {m} (empty)");
                 break;
             }
@@ -172,54 +191,65 @@ public sealed partial class Simulator
     }
 
     /// <summary>
-    /// One pass of the control loop (see the class summary), before the leader's membership step. Sets the desired
-    /// voters to the placed machines' replicas, and <c>_membershipBusy</c> until the ring has settled: placement as the
-    /// ring wants it, membership as the placement says, no machine leaving, no replica left to drop.
+    /// One pass of the control loop (see the class summary), before the leaders' membership steps, over every shard of the
+    /// metadata's map (split shards once the map has them: Simulator.Splits.cs). Sets shard 0's desired voters to the placed
+    /// machines' replicas, and <c>_membershipBusy</c> until the ring has settled: placement as the ring wants it, every
+    /// shard's membership as its placement says, no machine leaving, no replica left to drop.
     /// </summary>
     private void PlaceRing(SimNode? leader)
     {
+        var shards = _metadata.MapOr(1).Ranges.Select(r => r.Shard).ToArray();
+        var leaders = shards.ToDictionary(s => s, s => s == RingShard ? leader : CurrentLeader(s));
         var current = new Dictionary<int, ShardPlacement>();
-        if (leader is not null)
+        foreach (var (shard, l) in leaders)
         {
-            try { current[RingShard] = new ShardPlacement(RingShard, leader.Core!.Voters.Select(r => _machineOf[r]).ToArray(), leader.Core.Learners.Select(r => _machineOf[r]).ToArray()); }
+            if (l is null) continue;
+            try { current[shard] = new ShardPlacement(shard, l.Core!.Voters.Select(r => _machineOf[r]).ToArray(), l.Core.Learners.Select(r => _machineOf[r]).ToArray()); }
             catch (ArgumentException) { } // two replicas of one machine in the membership (an old one not removed yet): in motion
         }
         var changes = PlacementPolicy.Changes(_metadata, current);
-        foreach (var (_, replicas) in changes)
+        foreach (var (shard, replicas) in changes)
         {
-            var before = _metadata.ReplicasOf(RingShard);
-            SetPlacement(replicas);
-            Fault("ring placement", $"machines [{string.Join(",", before)}] -> [{string.Join(",", replicas)}]");
-            foreach (int _ in replicas.Except(before)) Count("ring replica moved");
+            var before = _metadata.ReplicasOf(shard);
+            SetPlacement(shard, replicas);
+            Fault("ring placement", $"{(shard == RingShard ? "" : $"shard {shard}: ")}machines [{string.Join(",", before)}] -> [{string.Join(",", replicas)}]");
+            foreach (int _ in replicas.Except(before)) Count(shard == RingShard ? "ring replica moved" : "ring replica of a split shard moved");
         }
         foreach (int m in PlacementPolicy.Drained(_metadata, current))
         {
-            // Its replica, if it still runs one (a leader that removed itself hands over first), is dropped below.
+            // Its replicas, if it still runs some (a leader that removed itself hands over first), are dropped below.
             SetMachine(m, null);
             Fault("ring node left", $"machine {m} holds nothing any more: deregistered");
         }
-        var placed = _metadata.ReplicasOf(RingShard);
-        foreach (int m in placed)
-            if (HostedOn(m) is null) HostReplica(m);
-        _desiredVoters.Clear();
-        _desiredVoters.UnionWith(_metadata.DesiredVoterMembers(RingShard).Where(_raftIdOf.ContainsKey).Select(member => _raftIdOf[member]));
         bool early = Options.Mutant == Mutant.RemoveBeforeCaughtUp;
-        foreach (var x in _nodes)
+        bool settled = changes.Count == 0 && !_metadata.Nodes.Values.Any(n => n.Leaving);
+        foreach (int shard in shards)
         {
-            if (x.Retired || x == leader || _retireScheduled.Contains(x.Id)) continue;
-            // Kept while placed, unless superseded: the metadata named the machine anew since (DropLeftGroupsAsync).
-            int machine = _machineOf[x.Id];
-            bool superseded = _memberOf[x.Id] < _metadata.MemberIdOf(RingShard, machine);
-            if (placed.Contains(machine) && !superseded) continue;
-            bool reportedOut = leader is not null && !leader.Core!.Voters.Contains(x.Id) && !leader.Core.Learners.Contains(x.Id);
-            if (!reportedOut && !early) continue;
-            _retireScheduled.Add(x.Id);
-            Schedule((1 + _rng.Next(5)) * (long)SimOptions.TickUnits, new DropEvent(x));
+            var placed = _metadata.ReplicasOf(shard);
+            foreach (int m in placed)
+                if (HostedOn(shard, m) is null) HostReplica(shard, m);
+            var desired = _metadata.DesiredVoterMembers(shard).Where(member => _raftIdOf.ContainsKey((shard, member))).Select(member => _raftIdOf[(shard, member)]).ToHashSet();
+            if (shard == RingShard)
+            {
+                _desiredVoters.Clear();
+                _desiredVoters.UnionWith(desired);
+            }
+            var l = leaders[shard];
+            foreach (var x in GroupNodes(shard))
+            {
+                if (x.Retired || !x.Hosted || x == l || _retireScheduled.Contains(x.Id)) continue;
+                // Kept while placed, unless superseded: the metadata named the machine anew since (DropLeftGroupsAsync).
+                int machine = _machineOf[x.Id];
+                bool superseded = _memberOf[x.Id] < _metadata.MemberIdOf(shard, machine);
+                if (placed.Contains(machine) && !superseded) continue;
+                bool reportedOut = l is not null && !l.Core!.Voters.Contains(x.Id) && !l.Core.Learners.Contains(x.Id);
+                if (!reportedOut && !early) continue;
+                _retireScheduled.Add(x.Id);
+                Schedule((1 + _rng.Next(5)) * (long)SimOptions.TickUnits, new DropEvent(x));
+            }
+            settled &= l is not null && l.Core!.Learners.Count == 0 && l.Core.Voters.Count == desired.Count && desired.All(l.Core.Voters.Contains)
+                && GroupNodes(shard).All(n => n.Retired || !n.Hosted || desired.Contains(n.Id));
         }
-        bool settled = changes.Count == 0 && leader is not null
-            && leader.Core!.Learners.Count == 0 && leader.Core.Voters.Count == _desiredVoters.Count && _desiredVoters.All(leader.Core.Voters.Contains)
-            && !_metadata.Nodes.Values.Any(n => n.Leaving)
-            && _nodes.All(n => n.Retired || _desiredVoters.Contains(n.Id));
         _membershipBusy = !settled;
     }
 
@@ -228,38 +258,55 @@ public sealed partial class Simulator
     /// the member id the metadata names (<see cref="ClusterMetadata.MemberIdOf"/>), refused at or below the machine's
     /// tombstone. A member id seen before takes its old raft id again (<see cref="Mutant.ReplicaIdReused"/>: the product
     /// before replica ids, member id = machine id and no tombstone); a new one a new raft id. Its clock rate is the machine's.
+    /// A split shard's founding member (Simulator.Splits.cs) is hosted here once its old-shard replica skipped the split
+    /// (a snapshot past it, or dropped), not before: the old replica creates it when it applies the split.
     /// </summary>
-    private void HostReplica(int machine)
+    private void HostReplica(int shard, int machine)
     {
         bool before = Options.Mutant is Mutant.ReplicaIdReused or Mutant.EmptyReplicaVotes;
-        int member = _metadata.MemberIdOf(RingShard, machine);
-        if (!before && member <= _tombstone.GetValueOrDefault(machine))
+        int member = _metadata.MemberIdOf(shard, machine);
+        if (!before && member <= _tombstone.GetValueOrDefault((shard, machine)))
         {
             Count("ring replica refused (tombstone)");
             return;
         }
-        bool reuse = _raftIdOf.TryGetValue(member, out int earlier);
-        int tickPeriod = _replicaOf.TryGetValue(machine, out int latest) ? Node(latest).TickPeriod : DrawTickPeriod();
+        bool reuse = _raftIdOf.TryGetValue((shard, member), out int earlier);
+        if (reuse && FoundingReplica(earlier) is { } founding)
+        {
+            if (SkippedSplit(founding)) Host(founding, "split group replica joins empty", "its old-shard replica skipped the split: the placement names it");
+            return;
+        }
+        int tickPeriod = _replicaOf.TryGetValue((shard, machine), out int latest) ? Node(latest).TickPeriod
+            : _replicaOf.TryGetValue((RingShard, machine), out int any) ? Node(any).TickPeriod : DrawTickPeriod();
         SimNode n;
         if (reuse)
         {
             var old = Node(earlier);
-            n = new SimNode(this, earlier, Array.Empty<int>(), tickPeriod, old.Epoch + 1);
-            _nodes[earlier - 1] = n;
+            n = new SimNode(this, earlier, Array.Empty<int>(), tickPeriod, old.Epoch + 1, shard, old.Anchor);
+            if (shard == RingShard) _nodes[earlier - 1] = n;
+            else _children[earlier - ChildBase] = n;
             _retireScheduled.Remove(earlier);
         }
-        else
+        else if (shard == RingShard)
         {
             n = new SimNode(this, _nodes.Count + 1, Array.Empty<int>(), tickPeriod);
             _nodes.Add(n);
-            Schedule(1 + _rng.Next(SimOptions.TickUnits), new TickEvent(n.Id));
         }
-        _replicaOf[machine] = n.Id;
+        else
+        {
+            // A machine's split-shard replicas share its shard-0 replica's crashes, pauses and links, when it has one.
+            int anchor = HostedOn(RingShard, machine)?.Id ?? 0;
+            n = new SimNode(this, ChildBase + _children.Count, Array.Empty<int>(), tickPeriod, group: shard, anchor: anchor == 0 ? ChildBase + _children.Count : anchor);
+            _children.Add(n);
+        }
+        if (!reuse) Schedule(1 + _rng.Next(SimOptions.TickUnits), new TickEvent(n.Id));
+        _replicaOf[(shard, machine)] = n.Id;
         _machineOf[n.Id] = machine;
         _memberOf[n.Id] = member;
-        _raftIdOf[member] = n.Id;
+        _raftIdOf[(shard, member)] = n.Id;
         n.Start();
-        Fault(reuse ? "ring replica id reused" : "ring replica hosted", $"{Describe(n)}, empty, joining");
+        Fault(reuse ? "ring replica id reused" : shard == RingShard ? "ring replica hosted" : "ring replica of a split shard hosted",
+            $"{(shard == RingShard ? "" : $"shard {shard}: ")}{Describe(n)}, empty, joining");
     }
 
     /// <summary>The drop decided a few ticks earlier (DropLeftGroupsAsync): the replica's log and state machine are deleted.</summary>
@@ -269,8 +316,9 @@ public sealed partial class Simulator
         DropPause(d.Replica);
         d.Replica.Retire();
         int machine = _machineOf[d.Replica.Id];
-        _tombstone[machine] = Math.Max(_tombstone.GetValueOrDefault(machine), _memberOf[d.Replica.Id]);
-        Fault("ring replica dropped", Describe(d.Replica));
+        var key = (d.Replica.Group, machine);
+        _tombstone[key] = Math.Max(_tombstone.GetValueOrDefault(key), _memberOf[d.Replica.Id]);
+        Fault("ring replica dropped", $"{(d.Replica.Group == RingShard ? "" : $"shard {d.Replica.Group}: ")}{Describe(d.Replica)}");
     }
 
 

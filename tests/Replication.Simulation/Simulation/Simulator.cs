@@ -5,7 +5,7 @@ using Replication.Engine.Verification;
 namespace Replication.Simulation.Simulation;
 
 /// <summary>
-/// A seeded, deterministic simulation of one Raft group in one process on logical time
+/// A seeded, deterministic simulation of one Raft group (more once shards split: Simulator.Splits.cs) in one process on logical time
 /// (DESIGN.md "The consensus core is a pure state machine"). It drives the real
 /// <see cref="RaftNode"/> through <see cref="SimNode"/> hosts that follow the product's NodeHost
 /// rules, over a simulated network that drops, delays (also past an election timeout),
@@ -45,16 +45,17 @@ public sealed partial class Simulator
     private readonly Dictionary<(int, int), long> _lastDelivery = new();
     /// <summary>Messages a partition holds (<see cref="MaybeHold"/>), delivered when their link opens.</summary>
     private readonly List<RaftMessage> _held = new();
-    private readonly Dictionary<long, int> _leaderOfTerm = new();
-    private long _newestLeaderTerm;
-    private readonly Dictionary<long, (long Term, byte[] Data)> _appliedLog = new();
-    private readonly Dictionary<(long Index, long Term), (int Op, KvInput Input)> _proposedOps = new();
-    private readonly Dictionary<(long Index, long Term), int> _proposer = new();
+    // The invariants' records are per Raft group (shard): a split adds groups (Simulator.Splits.cs).
+    private readonly Dictionary<(int Group, long Term), int> _leaderOfTerm = new();
+    private readonly Dictionary<int, long> _newestLeaderTerm = new();
+    private readonly Dictionary<(int Group, long Index), (long Term, byte[] Data)> _appliedLog = new();
+    private readonly Dictionary<(int Group, long Index, long Term), (int Op, KvInput Input)> _proposedOps = new();
+    private readonly Dictionary<(int Group, long Index, long Term), int> _proposer = new();
     /// <summary>Per client write: when some replica first applied it, at which index, and what applying it returned.</summary>
     private readonly Dictionary<int, (long At, long Index, KvOutput Output)> _firstApplied = new();
     private readonly Dictionary<(int Voter, long Term), int> _votes = new();
-    /// <summary>The committed entry with the highest index some replica applied.</summary>
-    private LogEntry? _committedTip;
+    /// <summary>Per group, the committed entry with the highest index some replica applied.</summary>
+    private readonly Dictionary<int, LogEntry> _committedTip = new();
     private readonly SimResult _result;
     private long _seq;
     private long _historyClock;
@@ -73,7 +74,7 @@ public sealed partial class Simulator
         foreach (var n in _nodes.Where(n => !founders.Contains(n.Id))) n.Retire(); // ring mode: a machine that hosts no replica
         _desiredVoters.UnionWith(founders);
         _blocked = new bool[MaxNodeId + 1, MaxNodeId + 1];
-        _clients = Enumerable.Range(1, options.Clients + options.Keys).Select(id => new SimClient(id, id > options.Clients)).ToArray();
+        _clients = Enumerable.Range(1, options.Clients + options.Keys).Select(id => new SimClient(id, id > options.Clients, _map)).ToArray();
         _result = new SimResult { Options = options };
     }
 
@@ -104,6 +105,7 @@ public sealed partial class Simulator
         Schedule(ChaosEnd, new HealEvent());
         Schedule(SimOptions.TickUnits, new MembershipEvent());
         if (Options.ForcedRecovery) Schedule(ForcedRecoveryTime(), new ForcedRecoveryEvent());
+        if (Options.Splits) ScheduleSplits(); // Simulator.Splits.cs
 
         long processed = 0;
         while (!_stopped && _events.TryDequeue(out var ev, out var at))
@@ -146,7 +148,7 @@ public sealed partial class Simulator
                 var dn = Node(d.Message.To);
                 Mix(1, d.Message.From, d.Message.To, (long)d.Message.Type, d.Message.Term, d.Message.Index);
                 if (!dn.Up || FromDestroyed(d.Message)) return;
-                if (_blocked[d.Message.From, d.Message.To])
+                if (Blocked(d.Message.From, d.Message.To))
                 {
                     MaybeHold(d.Message);
                     return;
@@ -213,6 +215,15 @@ public sealed partial class Simulator
             case DropEvent de:
                 Drop(de);
                 break;
+            case SplitEvent:
+                StartSplit();
+                break;
+            case SplitDriveEvent:
+                DriveSplits();
+                break;
+            case SplitCrashEvent sc:
+                CrashAfterSplit(sc);
+                break;
             case ForcedRecoveryEvent:
                 if (Now < ChaosEnd) ForceRecovery(); // Simulator.ForcedRecovery.cs
                 break;
@@ -221,9 +232,16 @@ public sealed partial class Simulator
                 break;
         }
         foreach (var n in _nodes) ObserveRole(n);
+        foreach (var n in _children) ObserveRole(n);
     }
 
-    internal SimNode Node(int id) => _nodes[id - 1];
+    /// <summary>A replica by raft id: shard 0's are 1.., the split groups' <see cref="ChildBase"/>.. (Simulator.Splits.cs).</summary>
+    internal SimNode Node(int id) => id >= ChildBase ? _children[id - ChildBase] : _nodes[id - 1];
+
+    /// <summary>Whether the link between the machines of two replicas is cut (a split group's replica shares its machine's links).</summary>
+    /// A replica of a split shard on a machine that hosts no shard-0 replica has no anchor there (<see cref="SimNode.Anchor"/> is
+    /// itself): partitions do not cut it (drops, delays and crashes still reach it).
+    private bool Blocked(int from, int to) => Node(from).Anchor is var a && Node(to).Anchor is var b && a < ChildBase && b < ChildBase && _blocked[a, b];
 
     internal int DeriveSeed(int node, int incarnation) => unchecked(Options.Seed * 1_000_003 + node * 7919 + incarnation * 31);
 
@@ -240,7 +258,7 @@ public sealed partial class Simulator
     internal void Send(RaftMessage m)
     {
         if (m.Type == MessageType.VoteResponse && !m.Reject) ObserveVote(m);
-        if (_blocked[m.From, m.To])
+        if (Blocked(m.From, m.To))
         {
             Count("partitioned message");
             MaybeHold(m);
@@ -293,8 +311,8 @@ public sealed partial class Simulator
     private void ReleaseHeld()
     {
         if (_held.Count == 0) return;
-        var open = _held.Where(m => !_blocked[m.From, m.To]).ToList();
-        _held.RemoveAll(m => !_blocked[m.From, m.To]);
+        var open = _held.Where(m => !Blocked(m.From, m.To)).ToList();
+        _held.RemoveAll(m => !Blocked(m.From, m.To));
         foreach (var m in open)
         {
             Count("delivered after partition");
@@ -320,7 +338,7 @@ public sealed partial class Simulator
         var from = Node(m.From);
         var to = Node(m.To);
         bool lost = !_healed && _rng.NextDouble() < 3 * Options.DropRate;
-        bool ok = !lost && to.Up && to.Epoch == a.ToEpoch && !_blocked[m.From, m.To] && from.Up && from.Epoch == a.FromEpoch;
+        bool ok = !lost && to.Up && to.Epoch == a.ToEpoch && !Blocked(m.From, m.To) && from.Up && from.Epoch == a.FromEpoch;
         Mix(7, m.From, m.To, m.Index, ok ? 1 : 0, 0);
         TraceLine(() => $"snapshot {m.Index}@{m.LogTerm} {m.From}->{m.To} {(ok ? "arrived" : "lost")}");
         if (!ok) Count("snapshot lost");
@@ -363,19 +381,21 @@ public sealed partial class Simulator
     {
         if (!n.Up || n.Core!.Role != RaftRole.Leader) return;
         long term = n.Core.Term;
-        if (_leaderOfTerm.TryGetValue(term, out int other))
+        int g = n.Group;
+        if (_leaderOfTerm.TryGetValue((g, term), out int other))
         {
-            if (other != n.Id) Violation($"two leaders in term {term}: nodes {other} and {n.Id}");
+            if (other != n.Id) Violation($"two leaders in term {term} of shard {g}: nodes {other} and {n.Id}");
         }
         else
         {
-            _leaderOfTerm[term] = n.Id;
-            _newestLeaderTerm = Math.Max(_newestLeaderTerm, term);
-            TraceLine(() => $"node {n.Id} leads term {term}");
+            _leaderOfTerm[(g, term)] = n.Id;
+            _newestLeaderTerm[g] = Math.Max(_newestLeaderTerm.GetValueOrDefault(g), term);
+            TraceLine(() => $"node {n.Id} leads term {term} of shard {g}");
         }
         // A paused node serves nothing until its host has caught its clock up (Simulator.Pauses.cs).
-        if (_newestLeaderTerm > term && !IsPaused(n.Id) && n.Core.LeaseReadIndex() >= 0)
-            Violation($"node {n.Id} holds a lease in term {term}, but node {_leaderOfTerm[_newestLeaderTerm]} was elected leader of term {_newestLeaderTerm}");
+        long newest = _newestLeaderTerm[g];
+        if (newest > term && !IsPaused(n.Id) && n.Core.LeaseReadIndex() >= 0)
+            Violation($"node {n.Id} holds a lease in term {term} of shard {g}, but node {_leaderOfTerm[(g, newest)]} was elected leader of term {newest}");
     }
 
     /// <summary>
@@ -413,22 +433,22 @@ public sealed partial class Simulator
         || v.Core is { } core && (core.Voters.Count > 0 || core.Learners.Count > 0)
         || v.Disk.Snapshot is not null || v.Disk.BootstrapVoters.Count > 0;
 
-    private void CheckCommitIsSafe(LogEntry e)
+    private void CheckCommitIsSafe(int group, LogEntry e)
     {
-        foreach (var n in _nodes)
+        foreach (var n in GroupNodes(group))
         {
             if (n.Retired || n.Disk.Has(e.Index, e.Term)) continue;
             var config = n.Disk.Voters();
             if (!config.Contains(n.Id)) continue; // never campaigns with this log
             var (lastIndex, lastTerm) = n.Disk.Last;
-            var voters = config.Where(id => id <= _nodes.Count && !Node(id).Retired && MayGrantVotes(Node(id))).Where(id =>
+            var voters = config.Where(id => Exists(id) && !Node(id).Retired && MayGrantVotes(Node(id))).Where(id =>
             {
                 var (vi, vt) = Node(id).Disk.Last;
                 return lastTerm > vt || (lastTerm == vt && lastIndex >= vi);
             }).ToList();
             if (voters.Count >= config.Count / 2 + 1)
             {
-                Violation($"entry {e.Index}@{e.Term} is committed, but node {n.Id} (last {lastIndex}@{lastTerm}, voters {{{string.Join(",", config)}}}) lacks it and could be elected by {{{string.Join(",", voters)}}}");
+                Violation($"entry {e.Index}@{e.Term} of shard {group} is committed, but node {n.Id} (last {lastIndex}@{lastTerm}, voters {{{string.Join(",", config)}}}) lacks it and could be elected by {{{string.Join(",", voters)}}}");
                 return;
             }
         }
@@ -441,16 +461,16 @@ public sealed partial class Simulator
     /// without it may have become electable; checking only when an entry is first applied missed both.
     /// Checking the latest entry covers the earlier ones: a log that holds it holds them (Log Matching).
     /// </summary>
-    internal void ObserveDurableLog()
+    internal void ObserveDurableLog(int group)
     {
-        if (_committedTip is { } tip) CheckCommitIsSafe(tip);
+        if (_committedTip.TryGetValue(group, out var tip)) CheckCommitIsSafe(group, tip);
     }
 
     /// <summary>A client operation became the entry at (index, term) of a leader's log.</summary>
     internal void ObserveProposal(SimNode leader, long index, long term, int opId, KvInput input)
     {
-        _proposedOps[(index, term)] = (opId, input);
-        _proposer[(index, term)] = leader.Id;
+        _proposedOps[(leader.Group, index, term)] = (opId, input);
+        _proposer[(leader.Group, index, term)] = leader.Id;
     }
 
     /// <summary>
@@ -466,7 +486,7 @@ public sealed partial class Simulator
     {
         var durable = n.Disk.HardState;
         bool TermLost(long term) => durable.Term < term || (durable.Term == term && durable.Vote != n.Id);
-        foreach (var (key, node) in _proposer.Where(p => p.Value == n.Id && !n.Disk.Has(p.Key.Index, p.Key.Term) && TermLost(p.Key.Term)).ToList())
+        foreach (var (key, node) in _proposer.Where(p => p.Value == n.Id && p.Key.Group == n.Group && !n.Disk.Has(p.Key.Index, p.Key.Term) && TermLost(p.Key.Term)).ToList())
         {
             _proposer.Remove(key);
             _proposedOps.Remove(key);
@@ -477,17 +497,19 @@ public sealed partial class Simulator
     internal void ObserveApply(SimNode n, LogEntry e, IReadOnlyList<KvOpResult> results)
     {
         Mix(2, n.Id, e.Index, e.Term, 0, 0);
-        if (_appliedLog.TryGetValue(e.Index, out var known))
+        int g = n.Group;
+        if (_appliedLog.TryGetValue((g, e.Index), out var known))
         {
             if (known.Term != e.Term || !known.Data.AsSpan().SequenceEqual(e.Data))
-                Violation($"node {n.Id} applied {e} at index {e.Index}, but another node applied an entry of term {known.Term} there");
+                Violation($"node {n.Id} applied {e} at index {e.Index} of shard {g}, but another node applied an entry of term {known.Term} there");
             return;
         }
-        _appliedLog[e.Index] = (e.Term, e.Data);
-        if (e.Index > (_committedTip?.Index ?? 0)) _committedTip = e;
-        CheckCommitIsSafe(e);
-        if (_proposedOps.TryGetValue((e.Index, e.Term), out var op) && !InvokedBeforeRecovery(op.Op))
-            _firstApplied[op.Op] = (++_historyClock, e.Index, SimNode.Output(op.Input, results[0]));
+        _appliedLog[(g, e.Index)] = (e.Term, e.Data);
+        if (e.Index > (_committedTip.TryGetValue(g, out var tip) ? tip.Index : 0)) _committedTip[g] = e;
+        CheckCommitIsSafe(g, e);
+        // A write refused as WrongShard had no effect: it stays unbounded here, so a client that gave up on it records a failure.
+        if (_proposedOps.TryGetValue((g, e.Index, e.Term), out var op) && !InvokedBeforeRecovery(op.Op) && results is [{ WrongShard: false }, ..])
+            _firstApplied[op.Op] = (++_historyClock, IndexBase(g) + e.Index, SimNode.Output(op.Input, results[0]));
     }
 
     /// <summary>
@@ -534,7 +556,7 @@ public sealed partial class Simulator
         }
     }
 
-    private string Describe() => string.Join("; ", _nodes.Select(n => n.Up ? n.Core!.ToString() : $"node {n.Id} down"));
+    private string Describe() => string.Join("; ", _nodes.Concat(_children).Select(n => n.Up ? n.Core!.ToString() : $"node {n.Id}{(n.Group == 0 ? "" : " g" + n.Group)} down"));
 
     private sealed record TickEvent(int Node);
     private sealed record DeliverEvent(RaftMessage Message);

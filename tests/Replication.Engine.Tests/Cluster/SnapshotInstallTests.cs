@@ -1,0 +1,132 @@
+using System.Collections.Concurrent;
+using Replication.Engine.Cluster;
+using Replication.Engine.Raft;
+using Replication.Engine.Storage;
+using Replication.Engine.Tests.Storage;
+using Replication.Engine.Verification;
+using Xunit;
+using Xunit.Abstractions;
+
+namespace Replication.Engine.Tests.Cluster;
+
+/// <summary>
+/// A move's new replica stores the snapshot it received in batches, its group paused, so the node keeps serving its other
+/// groups (NodeHost.Snapshots.cs); a crash in the middle leaves partial rows that its next start discards, and the replica
+/// is sent the snapshot again: no acknowledged write lost, the history linearizable, the replicas equal.
+/// </summary>
+public sealed class SnapshotInstallTests(ITestOutputHelper output)
+{
+    private static readonly CancellationToken None = CancellationToken.None;
+    private static readonly TimeSpan Bound = ClusterFixture.Bound;
+    private static readonly TimeSpan Settle = TimeSpan.FromSeconds(60);
+    private const int BulkRows = 1600;
+
+    [Fact]
+    public async Task A_move_target_that_crashes_mid_install_discards_the_partial_rows_and_is_sent_the_snapshot_again()
+    {
+        var fault = new InstallFault(failAtBatch: 3);
+        await using var f = await ClusterFixture.StartAsync(nodes: 4, shards: 1,
+            configure: o => o with { SnapshotEntries = 40, SnapshotCatchUpEntries = 5, StorageDecorator = fault.Decorate });
+        var c = f.Cluster;
+        // About 1.7 MB of rows: several install batches (about 256 KiB each).
+        foreach (var part in Enumerable.Range(0, BulkRows).Select(i => new KeyWrite($"bulk{i:D5}", new string('x', 1000))).Chunk(200))
+            Assert.All(await c.WriteAsync(part, WriteConcern.Majority, Bound, None), r => Assert.Null(r.Error));
+        for (int i = 0; i < 60; i++) await f.PutAsync($"fill{i:D3}", "v"); // one entry each: the logs pass the compaction threshold
+        var voters = c.GetShards().Single(s => s.Id == 0).Voters.Order().ToArray();
+        int target = c.GetNodes().Select(n => n.Id).Except(voters).Single();
+        ClusterFixture.Eventually(() => voters.All(v => c.Node(v)?.Host.Status[0].SnapshotIndex > 0), "the replicas compacted their logs");
+
+        var recorder = new HistoryRecorder();
+        using var stop = new CancellationTokenSource();
+        var keys = Enumerable.Range(0, 10).Select(i => $"hist-{i}").ToArray();
+        var clients = Enumerable.Range(0, 2).Select(i => Task.Run(() => recorder.ClientLoopAsync(c, i, keys, TimeSpan.FromSeconds(5), stop.Token))).ToArray();
+        ClusterFixture.Eventually(() => recorder.Acknowledged >= 10, "clients made progress");
+
+        // Node `target` takes voters[0]'s replica: a fresh learner, sent the snapshot, whose third batch "crashes" the node.
+        await c.PinShardAsync(0, voters.Skip(1).Append(target).ToArray(), Bound, None);
+        ClusterFixture.Eventually(() => fault.FailedOn is not null, "the install failed mid-way", Settle);
+        Assert.Equal(target, fault.FailedOn);
+        ClusterFixture.Eventually(() => c.GetNode(target).State == NodeState.Stopped, "the node whose install failed stopped");
+
+        // What the crash left: the marker and the first two batches' rows, no applied index.
+        string stateDb = Path.Combine(f.Path, $"node-{target}", "state.db");
+        using (var conn = TempFolder.Raw(stateDb))
+        {
+            Assert.Equal(1L, Scalar(conn, "SELECT count(*) FROM snapshot_install WHERE shard = 0"));
+            long partial = Scalar(conn, "SELECT count(*) FROM kv WHERE shard = 0");
+            output.WriteLine($"node {target} stopped with {partial} rows of shard 0 stored");
+            Assert.InRange(partial, 1, BulkRows - 1);
+            Assert.Equal(0L, Scalar(conn, "SELECT count(*) FROM applied WHERE shard = 0"));
+        }
+
+        await c.StartNodeAsync(target, None);
+        await c.WaitForPlacementAsync(null, Settle, None);
+        ClusterFixture.Eventually(() => c.Node(target)?.Host.Status.TryGetValue(0, out var st) == true && st.MemberVoters.Contains(st.Member),
+            $"node {target} is a voter of shard 0", Settle);
+        Assert.True(fault.BatchesAfterFailure(target) >= 2, "the second install went in batches");
+        Assert.True(fault.Completed(target) >= 1, "the second install completed");
+
+        int acknowledged = recorder.Acknowledged;
+        ClusterFixture.Eventually(() => recorder.Acknowledged >= acknowledged + 10, "clients made progress after the move");
+        stop.Cancel();
+        await Task.WhenAll(clients);
+        var verdict = await recorder.CheckAsync(c, Bound);
+        output.WriteLine($"{recorder.History.Count} operations, {recorder.Acknowledged} acknowledged puts: {verdict.Outcome} ({verdict.Detail})");
+        Assert.Equal(CheckOutcome.Linearizable, verdict.Outcome);
+        ClusterFixture.Eventually(() => c.GetNodes().All(n => n.State == NodeState.Running && n.LagEntries == 0), "every replica caught up");
+        int leader = f.LeaderOf(0);
+        Assert.Equal(Keys(c, leader), Keys(c, target));
+        var consistency = await c.CheckConsistencyAsync(null, Bound, None);
+        Assert.All(consistency, r => Assert.True(r.Consistent, $"shard {r.Shard} replicas differ"));
+    }
+
+    private static List<string> Keys(EmbeddedCluster c, int node) =>
+        c.Node(node)!.Host.Store.Scan(0, "").Select(k => $"{k.Key}={k.Value}@{k.Version}").ToList();
+
+    private static long Scalar(Microsoft.Data.Sqlite.SqliteConnection conn, string sql)
+    {
+        using var cmd = conn.CreateCommand();
+        cmd.CommandText = sql;
+        return (long)cmd.ExecuteScalar()!;
+    }
+
+    /// <summary>Fails the <c>failAtBatch</c>-th install batch of the first node to store one (nothing of that batch stored,
+    /// as a crash before its commit), once; counts the batches and completions after that.</summary>
+    private sealed class InstallFault(int failAtBatch)
+    {
+        private readonly ConcurrentDictionary<int, int> _batches = new(), _after = new(), _completed = new();
+        private int _failedOn;
+
+        public int FailAtBatch => failAtBatch;
+
+        public int? FailedOn => Volatile.Read(ref _failedOn) is var n and > 0 ? n : null;
+        public int BatchesAfterFailure(int node) => _after.GetValueOrDefault(node);
+        public int Completed(int node) => _completed.GetValueOrDefault(node);
+
+        public INodeStorage Decorate(int node, INodeStorage inner) => new Storage(this, node, inner);
+
+        private sealed class Storage(InstallFault fault, int node, INodeStorage inner) : INodeStorage
+        {
+            public void Save(IReadOnlyList<GroupWrite> writes) => inner.Save(writes);
+
+            public IReadOnlyList<EntryApplyResult> Apply(int shard, IReadOnlyList<LogEntry> entries) => inner.Apply(shard, entries);
+
+            public void InstallSnapshotRows(int shard, long index, long term, IReadOnlyList<StoredKey> rows, bool first)
+            {
+                if (fault.FailedOn is null && fault._batches.AddOrUpdate(node, 1, (_, n) => n + 1) == fault.FailAtBatch
+                    && Interlocked.CompareExchange(ref fault._failedOn, node, 0) == 0)
+                    throw new IOException("injected crash in the middle of a snapshot install");
+                if (fault.FailedOn == node) fault._after.AddOrUpdate(node, 1, (_, n) => n + 1);
+                inner.InstallSnapshotRows(shard, index, term, rows, first);
+            }
+
+            public void CompleteSnapshotInstall(int shard, long index, long term)
+            {
+                inner.CompleteSnapshotInstall(shard, index, term);
+                fault._completed.AddOrUpdate(node, 1, (_, n) => n + 1);
+            }
+
+            public void Probe() => inner.Probe();
+        }
+    }
+}
