@@ -11,14 +11,15 @@ namespace Replication.Engine.Client;
 /// After <see cref="WatchAfter"/> the client asks another node it can reach (the shared connection, a routed one, or one it
 /// dials among <see cref="Endpoints"/>) who leads the request's shards, and that node answers as soon as it knows one led by
 /// a node other than the one the request waits on (ClusterNode.LeaderWatch.cs: from its own replica, so at the election).
-/// At the same moment it asks the waiting node itself, with no wait: whether it still answers, and what it believes. Once a
+/// From then on it also asks the waiting node itself every <see cref="PingEvery"/>, with no wait: whether it still answers,
+/// and what it believes. Once a
 /// different leader is known and the request has waited at least the election timeout (the answering node's; no leader
 /// can have been replaced sooner, so a healthy but slow node is not given up on before a failover could even start):
 /// </para>
 /// <list type="bullet">
 /// <item>a read is sent to that leader at once (reads are idempotent);</item>
 /// <item>a write is never sent again (the old node may still append and commit it). It ends OutcomeUnknown when the node
-/// it waits on is silent (its own question unanswered for <see cref="SilentAfter"/>), or when that node answers but knows
+/// it waits on is silent (it answered none of its own questions asked in the last <see cref="SilentAfter"/>), or when that node answers but knows
 /// only an older term than the new leader's and has not settled the write within <see cref="DeposedLeaderGrace"/> (a
 /// deposed leader that runs settles it within a heartbeat of hearing of the newer term: committed, or lost and refused,
 /// and the server's forwarding retries it). A node that answers and already knows the newer leader forwards or settles the
@@ -70,14 +71,14 @@ public partial class ClusterClient
         if (shards.Length == 0) return null;
         string node = waitingOn.Endpoint;
         using var stop = CancellationTokenSource.CreateLinkedTokenSource(ct);
+        // The waiting node, asked every PingEvery with no wait: whether it still answers, and what it believes.
+        var own = new Liveness();
+        var pinging = PingAsync(waitingOn, shards, own, deadline, stop.Token);
         try
         {
             long afterTerm = -1;
             while (!pending.IsCompleted && DateTime.UtcNow < deadline)
             {
-                // The waiting node, asked with no wait: whether it answers at all, and what it believes.
-                long askedAt = Stopwatch.GetTimestamp();
-                var own = AskLeadersAsync(waitingOn, new LeaderWatchArgs(shards, null, -1, 0), deadline, stop.Token);
                 var elsewhere = WatchElsewhereAsync(node, shards, afterTerm, deadline, stop.Token);
                 if (await Task.WhenAny(pending, elsewhere).ConfigureAwait(false) == pending) return null;
                 var answer = await elsewhere.ConfigureAwait(false);
@@ -90,15 +91,15 @@ public partial class ClusterClient
                 var bound = TimeSpan.FromMilliseconds(answer.ElectionTimeoutMs);
                 var age = Stopwatch.GetElapsedTime(sentAt);
                 if (age < bound && await Task.WhenAny(pending, Task.Delay(bound - age, stop.Token)).ConfigureAwait(false) == pending) return null;
-                var asked = Stopwatch.GetElapsedTime(askedAt);
-                if (!own.IsCompleted && asked < SilentAfter && await Task.WhenAny(pending, own, Task.Delay(SilentAfter - asked, stop.Token)).ConfigureAwait(false) == pending)
-                    return null;
+                // The node had SilentAfter to answer its first question.
+                var asked = own.SinceFirstAsked;
+                if (asked < SilentAfter && await Task.WhenAny(pending, Task.Delay(SilentAfter - asked, stop.Token)).ConfigureAwait(false) == pending) return null;
                 if (pending.IsCompleted || ct.IsCancellationRequested) return null;
-                bool silent = !own.IsCompleted || !(await own.ConfigureAwait(false)).Answered;
+                var (silent, views) = own.Now(SilentAfter);
                 if (idempotent || silent) return GiveUp(waitingOn, moved, silent, moveOff: silent);
 
                 // The node answers: a write waits for it unless it knows only an older term than the new leader's.
-                var mine = (await own.ConfigureAwait(false)).Views?.Shards.FirstOrDefault(v => v.Shard == moved.Shard);
+                var mine = views?.Shards.FirstOrDefault(v => v.Shard == moved.Shard);
                 if (mine is not null && mine.Term >= moved.Term)
                 {
                     afterTerm = moved.Term; // it knows this leader: it forwards or settles the write; watch for a newer one
@@ -109,7 +110,68 @@ public partial class ClusterClient
             }
             return null;
         }
-        finally { stop.Cancel(); }
+        finally
+        {
+            stop.Cancel();
+            await pinging.ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>How often the waiting node is asked again while a request is watched.</summary>
+    private static readonly TimeSpan PingEvery = TimeSpan.FromMilliseconds(100);
+
+    /// <summary>Asks <paramref name="connection"/>'s node every <see cref="PingEvery"/>, without waiting for the previous answer,
+    /// until <paramref name="ct"/>; each answer goes to <paramref name="own"/>. Never throws.</summary>
+    private static async Task PingAsync(ClientConnection connection, int[] shards, Liveness own, DateTime deadline, CancellationToken ct)
+    {
+        while (!ct.IsCancellationRequested && DateTime.UtcNow < deadline)
+        {
+            long askedAt = own.Asking();
+            _ = AskLeadersAsync(connection, new LeaderWatchArgs(shards, null, -1, 0), deadline, ct).ContinueWith(t => own.Answered(askedAt, t.Result),
+                CancellationToken.None, TaskContinuationOptions.ExecuteSynchronously, TaskScheduler.Default);
+            try { await Task.Delay(PingEvery, ct).ConfigureAwait(false); }
+            catch (OperationCanceledException) { return; }
+        }
+    }
+
+    /// <summary>What a watched node's answers say: when it was first asked, and the newest question it answered (when that was
+    /// asked, and what it believed then). Thread-safe.</summary>
+    private sealed class Liveness
+    {
+        private readonly object _gate = new();
+        private long _firstAsked;
+        private long _answeredAsked;
+        private bool _answered;
+        private LeaderWatchAnswer? _views;
+
+        /// <summary>Notes a question sent now; returns its time (a <see cref="Stopwatch"/> timestamp).</summary>
+        public long Asking()
+        {
+            long now = Stopwatch.GetTimestamp();
+            lock (_gate) if (_firstAsked == 0) _firstAsked = now;
+            return now;
+        }
+
+        public TimeSpan SinceFirstAsked
+        {
+            get { lock (_gate) return _firstAsked == 0 ? TimeSpan.Zero : Stopwatch.GetElapsedTime(_firstAsked); }
+        }
+
+        public void Answered(long askedAt, LeaderAnswer answer)
+        {
+            if (!answer.Answered) return;
+            lock (_gate)
+            {
+                if (_answered && askedAt <= _answeredAsked) return;
+                (_answered, _answeredAsked, _views) = (true, askedAt, answer.Views);
+            }
+        }
+
+        /// <summary>Silent: it answered no question asked in the last <paramref name="within"/>; and its newest views.</summary>
+        public (bool Silent, LeaderWatchAnswer? Views) Now(TimeSpan within)
+        {
+            lock (_gate) return (!_answered || Stopwatch.GetElapsedTime(_answeredAsked) >= within, _views);
+        }
     }
 
     /// <summary>The request on <paramref name="waitingOn"/> is given up; with <paramref name="moveOff"/> (the node is silent, or
