@@ -1,3 +1,5 @@
+using Microsoft.Data.Sqlite;
+
 namespace Replication.Engine.Storage;
 
 /// <summary>Snapshots of a shard: taking one (any thread), installing one and making the store durable (node loop thread only).</summary>
@@ -30,21 +32,8 @@ public sealed partial class KvStore
                 clear.Parameters.AddWithValue("@shard", shard);
                 clear.ExecuteNonQuery();
             }
-            _upsertKv.Transaction = tx;
-            foreach (var row in rows)
-            {
-                _upsertKv.Parameters[0].Value = shard;
-                _upsertKv.Parameters[1].Value = row.Key;
-                _upsertKv.Parameters[2].Value = row.Value;
-                _upsertKv.Parameters[3].Value = row.Version;
-                _upsertKv.Parameters[4].Value = row.ModifiedIndex;
-                _upsertKv.ExecuteNonQuery();
-            }
-            _upsertApplied.Transaction = tx;
-            _upsertApplied.Parameters[0].Value = shard;
-            _upsertApplied.Parameters[1].Value = index;
-            _upsertApplied.Parameters[2].Value = term;
-            _upsertApplied.ExecuteNonQuery();
+            UpsertRows(tx, shard, rows);
+            SetApplied(tx, shard, index, term);
             CommitCounted(tx, shard, 0, shard);
         });
     }
@@ -79,6 +68,13 @@ public sealed partial class KvStore
                 cmd.ExecuteNonQuery();
             }
         }
+        UpsertRows(tx, shard, rows);
+        CommitCounted(tx, shard, 0, shard);
+    }
+
+    /// <summary>Writes snapshot rows of <paramref name="shard"/> inside <paramref name="tx"/> (a row already there is replaced).</summary>
+    private void UpsertRows(SqliteTransaction tx, int shard, IEnumerable<StoredKey> rows)
+    {
         _upsertKv.Transaction = tx;
         foreach (var row in rows)
         {
@@ -89,7 +85,16 @@ public sealed partial class KvStore
             _upsertKv.Parameters[4].Value = row.ModifiedIndex;
             _upsertKv.ExecuteNonQuery();
         }
-        CommitCounted(tx, shard, 0, shard);
+    }
+
+    /// <summary>Records <paramref name="shard"/>'s applied index and term inside <paramref name="tx"/>.</summary>
+    private void SetApplied(SqliteTransaction tx, int shard, long index, long term)
+    {
+        _upsertApplied.Transaction = tx;
+        _upsertApplied.Parameters[0].Value = shard;
+        _upsertApplied.Parameters[1].Value = index;
+        _upsertApplied.Parameters[2].Value = term;
+        _upsertApplied.ExecuteNonQuery();
     }
 
     /// <summary>
@@ -114,11 +119,7 @@ public sealed partial class KvStore
                 if (unmark.ExecuteNonQuery() != 1)
                     throw new InvalidOperationException($"No install of a snapshot of shard {shard} at {index} (term {term}) is in progress.");
             }
-            _upsertApplied.Transaction = tx;
-            _upsertApplied.Parameters[0].Value = shard;
-            _upsertApplied.Parameters[1].Value = index;
-            _upsertApplied.Parameters[2].Value = term;
-            _upsertApplied.ExecuteNonQuery();
+            SetApplied(tx, shard, index, term);
             CommitCounted(tx, shard, 0, shard);
         });
     }
