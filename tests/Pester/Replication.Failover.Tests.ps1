@@ -87,8 +87,12 @@ Describe 'Killing the leader under a stream of writes' {
         $missing = @($acked.ToArray() | Where-Object { $stored[$_] -ne ('value ' + $_.Substring(7)) })
         $missing | Should -BeNullOrEmpty -Because 'every acknowledged write must survive the failover'
         (Get-ReplicationNode -Cluster $cluster -Id $leader).State | Should -Be 'Stopped'
-        (Get-ReplicationNode -Cluster $cluster | Where-Object State -EQ 'Running' | Measure-Object ShardsLed -Sum).Sum |
-            Should -Be $cluster.ShardCount
+        # The surviving nodes lead every shard. Checked as a bounded wait, not at one instant: right after the failover the
+        # balancer hands leaderships between the two survivors, and a shard in the middle of a transfer shows no leader
+        # until the new one reports (seen once in a full run: 3 of 4).
+        Wait-Condition -Timeout 00:00:30 -Because 'the running nodes lead every shard' -Condition {
+            (Get-ReplicationNode -Cluster $cluster | Where-Object State -EQ 'Running' | Measure-Object ShardsLed -Sum).Sum -eq $cluster.ShardCount
+        }
     }
 
     It 'lets the killed node rejoin and catch up' {
