@@ -15,7 +15,10 @@ namespace Replication.PowerShell.Commands;
 /// <c>-Join</c>, empty folder), joins one through any running node (<c>-Join</c>), or resumes the node its
 /// folder holds. The cluster is registered in this session (Mode Process) so every cmdlet works against
 /// it; with <c>-Wait</c> the cmdlet serves until Ctrl+C, SIGTERM or Stop-ReplicationNode, then stops
-/// the node cleanly. Writes each node's status after the start.
+/// the node cleanly. Writes each node's status after the start. A node of set Process is returned once it
+/// holds its place in the metadata group (a voter among the five lowest voting ids, else a learner), so a
+/// runbook may stop another node right after; past 30 s it is returned with a warning. One node of a cluster
+/// per session: a second one is refused (ClusterNameInUse) before it joins or founds anything.
 /// </summary>
 /// <example>
 /// <code>Start-ReplicationNode -Id 2</code>
