@@ -139,19 +139,7 @@ public sealed partial class KvStore
             using var r = list.ExecuteReader();
             while (r.Read()) shards.Add(checked((int)r.GetInt64(0)));
         }
-        foreach (int shard in shards)
-        {
-            using var tx = _conn.BeginTransaction();
-            foreach (var table in new[] { "kv", "applied", "snapshot_install" })
-            {
-                using var cmd = _conn.CreateCommand();
-                cmd.Transaction = tx;
-                cmd.CommandText = $"DELETE FROM {table} WHERE shard = @s";
-                cmd.Parameters.AddWithValue("@s", shard);
-                cmd.ExecuteNonQuery();
-            }
-            CommitCounted(tx, shard, 0, shard);
-        }
+        foreach (int shard in shards) DropShard(shard); // rows, applied index and marker, in one transaction
         return shards;
     }
 
