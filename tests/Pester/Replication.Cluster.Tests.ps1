@@ -58,6 +58,11 @@ Describe 'New-, Get- and Remove-ReplicationCluster' {
 
     It 'shows shard placement and Raft state, and which shard a key lives on' {
         Wait-ReplicationLeader -Cluster 'life-a' | Out-Null
+        # The balancer may be handing a leadership over right after the restart above (a shard then shows leader 0 until
+        # the new one reports): read the shards once every one shows a leader, within a bound.
+        Wait-Condition -Timeout '00:00:30' -Because 'every shard of life-a shows a leader' -Condition {
+            -not (Get-ReplicationShard -Cluster 'life-a' | Where-Object Leader -EQ 0)
+        }
         $shards = Get-ReplicationShard -Cluster 'life-a'
         $shards | Should -HaveCount 4
         $shards | ForEach-Object {
