@@ -228,9 +228,11 @@ public sealed partial class KvStore
     }
 
     /// <summary>
-    /// Replaces <paramref name="shard"/>'s rows and applied index with those of another state.db (a node's cold
-    /// backup), in one transaction, then makes the file durable (loop thread only). Returns the imported
-    /// applied index.
+    /// Replaces <paramref name="shard"/>'s rows, applied index and hash range with those of another state.db (a node's
+    /// cold backup), in one transaction, then makes the file durable (loop thread only). Returns the imported
+    /// applied index. The range is the backup's exactly, none included (a backup from before the shard split, or from a
+    /// version without ranges): this replica may have applied further than the backup, and it replays the log from the
+    /// backup's index, split entries included, with the ownership the shard had there.
     /// </summary>
     public long ImportShard(int shard, string sourceStateDb)
     {
@@ -238,15 +240,17 @@ public sealed partial class KvStore
         SqliteSetup.Execute(_conn, $"ATTACH DATABASE '{sourceStateDb.Replace("'", "''")}' AS src;");
         try
         {
+            bool ranges = SqliteSetup.ExecuteScalarLong(_conn, null, "SELECT count(*) FROM src.sqlite_master WHERE type = 'table' AND name = 'shard_range';") > 0;
             using (var tx = _conn.BeginTransaction())
             {
                 foreach (var sql in new[]
                 {
                     "DELETE FROM kv WHERE shard = @s",
                     "DELETE FROM applied WHERE shard = @s",
+                    "DELETE FROM shard_range WHERE shard = @s",
                     "INSERT INTO kv SELECT * FROM src.kv WHERE shard = @s ORDER BY key",
                     "INSERT INTO applied SELECT * FROM src.applied WHERE shard = @s",
-                })
+                }.Concat(ranges ? ["INSERT INTO shard_range(shard, start, last) SELECT shard, start, last FROM src.shard_range WHERE shard = @s"] : []))
                 {
                     using var cmd = _conn.CreateCommand();
                     cmd.Transaction = tx;
@@ -256,6 +260,7 @@ public sealed partial class KvStore
                 }
                 CommitCounted(tx, shard, 0, shard);
             }
+            LoadRanges(); // after the commit, as Apply publishes a split's ranges
         }
         finally
         {

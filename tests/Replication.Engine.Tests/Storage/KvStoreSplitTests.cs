@@ -122,4 +122,30 @@ public sealed class KvStoreSplitTests : IDisposable
         Assert.Throws<StorageCorruptException>(() => _kv.Apply(0, [new LogEntry(1, 1, EntryType.Normal, bad)]));
         Assert.Equal(0, _kv.AppliedIndex(0));
     }
+
+    [Fact]
+    public void Importing_a_shard_from_a_backup_takes_the_backups_range_exactly()
+    {
+        // The backup: shard 0 split at index 2, so shard 0 owns the left half there.
+        using var backupDir = new TempFolder();
+        using (var backup = new KvStore(backupDir.File("state.db")))
+        {
+            backup.Apply(0, [KvStoreApplyTests.Entry(1, 1, KvStoreApplyTests.Put(KeyIn(0, 0), "v"))]);
+            backup.Apply(0, [SplitEntry(2, Split01)]);
+        }
+        Assert.Null(_kv.RangeOf(0));
+        Assert.Equal(2, _kv.ImportShard(0, backupDir.File("state.db")));
+        Assert.Equal((Split01.LeftStart, Split01.LeftLast), _kv.RangeOf(0)); // before: it owned every key again
+        Assert.False(_kv.Owns(0, KeyIn(1, 0)));
+        Assert.Equal("v", _kv.Get(0, KeyIn(0, 0))?.Value);
+
+        // A backup from before the split: the shard owned every key there, and a replica that had split since replays the
+        // split entry from its log; keeping the narrower range would refuse the entries before it that the others applied.
+        using var olderDir = new TempFolder();
+        using (var older = new KvStore(olderDir.File("state.db")))
+            older.Apply(0, [KvStoreApplyTests.Entry(1, 1, KvStoreApplyTests.Put(KeyIn(0, 0), "v"))]);
+        Assert.Equal(1, _kv.ImportShard(0, olderDir.File("state.db")));
+        Assert.Null(_kv.RangeOf(0));
+        Assert.True(_kv.Owns(0, KeyIn(1, 0)));
+    }
 }
