@@ -81,6 +81,12 @@ public enum Mutant
     /// ShardCommand.SplitFoundingIndex, so a joiner is sent a snapshot).
     /// </summary>
     SplitGroupFoundedAtZero,
+    /// <summary>
+    /// Core, quiescence (RaftNode.Quiesce.cs): a quiesced leader trusts its lease for as long as it stays quiesced, as if
+    /// its node's liveness signals renewed it ("nothing happens in a quiet group"). A quiesced leader that is paused or
+    /// cut off keeps serving lease reads while the followers, no longer hearing its node, elect another leader.
+    /// </summary>
+    QuiescedLeaseHeld,
 }
 
 internal static class MutantExtensions
@@ -92,6 +98,7 @@ internal static class MutantExtensions
         Mutant.StaleAppendAccepted => RaftMutation.StaleAppendAccepted,
         Mutant.ConcurrentConfChange => RaftMutation.ConcurrentConfChange,
         Mutant.EmptyReplicaVotes => RaftMutation.EmptyReplicaVotes,
+        Mutant.QuiescedLeaseHeld => RaftMutation.QuiescedLeaseHeld,
         _ => RaftMutation.None,
     };
 }
