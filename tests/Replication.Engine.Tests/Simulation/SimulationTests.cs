@@ -201,6 +201,7 @@ public sealed class SimulationTests(ITestOutputHelper output)
     [InlineData(Mutant.OwnershipCheckedAtProposal, 50)]
     [InlineData(Mutant.SplitGroupFoundedAtZero, 50)]
     [InlineData(Mutant.QuiescedLeaseHeld, 100)]
+    [InlineData(Mutant.SnapshotCarriesNoRange, 100)]
     public void MutantIsCaught(Mutant mutant, int maxSeeds)
     {
         var log = new StringWriter();

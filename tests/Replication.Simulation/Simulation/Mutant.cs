@@ -87,6 +87,14 @@ public enum Mutant
     /// cut off keeps serving lease reads while the followers, no longer hearing its node, elect another leader.
     /// </summary>
     QuiescedLeaseHeld,
+    /// <summary>
+    /// Splits: the product before snapshots carried the shard's hash range (SnapshotChunkCodec's range chunk, KvStore.RecordRange):
+    /// a snapshot held the rows and the applied index only. A replica that missed the split entry and catches up on the old
+    /// shard by a snapshot past it then owns every key of the shard again, applies an old-map write for the half split off that
+    /// the other replicas refuse (WrongShard at apply), and its rows diverge from theirs. The simulator runs the product's way by
+    /// default (the snapshot carries the shard's own range, and installing it records that range).
+    /// </summary>
+    SnapshotCarriesNoRange,
 }
 
 internal static class MutantExtensions
