@@ -158,6 +158,7 @@ internal sealed partial class NodeHost
             Voters = Array.Empty<int>(), // the membership comes from the snapshot (or the leader, when joining)
             ElectionTicks = _options.ElectionTicks,
             HeartbeatTicks = _options.HeartbeatTicks,
+            Quiesce = _options.Quiesce,
             Applied = applied,
             Random = new Random(_groupRandom.Next()),
         };

@@ -14,6 +14,8 @@ internal sealed record NodeHostOptions
     public int ElectionTicks { get; init; } = RaftTiming.DefaultElectionTicks;
     public int HeartbeatTicks { get; init; } = RaftTiming.DefaultHeartbeatTicks;
     public int? Seed { get; init; }
+    /// <summary>Idle groups stop heartbeating and their followers rely on node liveness (RaftNode.Quiesce.cs, NodeHost.Liveness.cs).</summary>
+    public bool Quiesce { get; init; } = true;
     /// <summary>Compact a group's log once this many applied entries lie between its last snapshot and the compaction point.</summary>
     public int SnapshotEntries { get; init; } = 10_000;
     /// <summary>Entries kept below the applied index when compacting, so a briefly lagging follower catches up from the log, not a snapshot.</summary>

@@ -30,4 +30,13 @@ public enum MessageType : byte
     SnapshotChunk = 11,
     /// <summary>Host-level: the receiver's answer to a <see cref="SnapshotChunk"/> (Context = its sequence number; Reject = transfer refused).</summary>
     SnapshotAck = 12,
+    /// <summary>The leader of an idle, settled group stops heartbeating (RaftNode.Quiesce.cs): Index/LogTerm = its last
+    /// entry, Commit = its commit index.</summary>
+    Quiesce = 13,
+    /// <summary>
+    /// Host-level, never stepped into a core: one node's liveness signal to a peer node (not per group; Group 0, From and
+    /// To are node ids), sent at a slower period than heartbeats. The receiver feeds it to its cores with
+    /// <see cref="RaftNode.HeardFrom"/> for every member the sender hosts (RaftNode.Quiesce.cs).
+    /// </summary>
+    Liveness = 14,
 }

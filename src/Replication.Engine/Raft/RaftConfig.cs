@@ -33,6 +33,12 @@ public sealed record RaftConfig
     /// Required for lease reads.</summary>
     public bool CheckQuorum { get; init; } = true;
 
+    /// <summary>
+    /// An idle, settled group stops heartbeating, and its followers rely on the leader's node liveness instead
+    /// (<see cref="RaftNode.HeardFrom"/>, fed by the host); see RaftNode.Quiesce.cs. Off: heartbeats never stop.
+    /// </summary>
+    public bool Quiesce { get; init; }
+
     /// <summary>Most entry bytes in one Append message.</summary>
     public int MaxSizePerMessage { get; init; } = 1 << 20;
     /// <summary>Most Append messages in flight to one follower in replicate state.</summary>

@@ -20,4 +20,6 @@ internal enum RaftMutation
     ConcurrentConfChange = 8,
     /// <summary>A replica that knows no configuration yet (a joining one, empty) grants votes like any other (see HandleVoteRequest).</summary>
     EmptyReplicaVotes = 16,
+    /// <summary>A quiesced leader trusts its lease for as long as it stays quiesced, as if node liveness renewed it (RaftNode.Quiesce.cs).</summary>
+    QuiescedLeaseHeld = 32,
 }

@@ -20,6 +20,7 @@ public sealed partial class RaftNode
     {
         _heartbeatElapsed++;
         _electionElapsed++;
+        if (_idleTicks < int.MaxValue) _idleTicks++;
         if (_electionElapsed >= _cfg.ElectionTicks)
         {
             _electionElapsed = 0;
@@ -39,7 +40,9 @@ public sealed partial class RaftNode
         if (_heartbeatElapsed >= _cfg.HeartbeatTicks)
         {
             _heartbeatElapsed = 0;
-            BroadcastHeartbeat(NewReadRound());
+            if (Quiesced) return; // RaftNode.Quiesce.cs: node liveness stands in for heartbeats
+            if (ShouldQuiesce()) Quiesce();
+            else BroadcastHeartbeat(NewReadRound());
         }
     }
 
@@ -141,6 +144,10 @@ public sealed partial class RaftNode
                 BecomeFollower(m.Term, m.From, $"heartbeat from leader {m.From}");
                 HandleHeartbeat(m);
                 break;
+            case MessageType.Quiesce:
+                BecomeFollower(m.Term, m.From, $"quiesce from leader {m.From}");
+                HandleQuiesce(m);
+                break;
             case MessageType.Snapshot:
                 BecomeFollower(m.Term, m.From, $"snapshot from leader {m.From}");
                 HandleSnapshot(m);
@@ -184,6 +191,8 @@ public sealed partial class RaftNode
         Leader = 0;
         _electionElapsed = 0;
         _heartbeatElapsed = 0;
+        _idleTicks = 0;
+        Quiesced = false;
         ResetRandomizedElectionTimeout();
         LeadTransferee = 0;
         _votes.Clear();
@@ -203,6 +212,7 @@ public sealed partial class RaftNode
         // No term change and no vote: the pre-vote only asks whether we could win (thesis 9.6).
         _votes.Clear();
         Leader = 0;
+        Quiesced = false;
         SetRole(RaftRole.PreCandidate, reason);
     }
 

@@ -75,6 +75,7 @@ public sealed partial class RaftNode
     {
         LastConfChangeRefusal = ConfChangeRefusal(change);
         if (LastConfChangeRefusal is not null) return 0;
+        NoteActivity();
         long index = _log.LastIndex + 1;
         _log.Append(new[] { new LogEntry(index, Term, EntryType.ConfChange, change.Encode()) });
         _confHistory.Add((index, Term, _config.Apply(change)));

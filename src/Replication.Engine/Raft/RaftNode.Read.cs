@@ -68,6 +68,7 @@ public sealed partial class RaftNode
     public bool ReadIndex(long context)
     {
         if (Role != RaftRole.Leader) return false;
+        NoteActivity();
         if (_log.Term(_log.Committed) != Term)
         {
             _readsAwaitingCommit.Add(context);
@@ -83,9 +84,21 @@ public sealed partial class RaftNode
     /// </summary>
     public long LeaseReadIndex()
     {
+        if (Role == RaftRole.Leader) NoteActivity(); // a group serving reads stays awake, so its lease keeps being renewed
+        return LeaseIndexNow();
+    }
+
+    /// <summary>
+    /// What <see cref="LeaseReadIndex"/> would answer now, without counting as a read (a quiesced group stays quiesced):
+    /// for checks that watch the lease, as the simulator's.
+    /// </summary>
+    internal long LeaseIndexNow()
+    {
         if (Role != RaftRole.Leader || LeadTransferee != 0 || _leaseForfeited || !_cfg.CheckQuorum) return -1;
         if (_log.Term(_log.Committed) != Term) return -1;
         if (_voters.Count == 1 && _voters.Contains(Id)) return _log.Committed;
+        // Simulator mutant only: a quiesced leader trusting its lease for as long as it stays quiesced (RaftNode.Quiesce.cs).
+        if (Quiesced && (_cfg.Mutation & RaftMutation.QuiescedLeaseHeld) != 0) return _log.Committed;
         return _ticks < _leaseStartTick + _cfg.ElectionTicks - _cfg.LeaseDriftTicks ? _log.Committed : -1;
     }
 

@@ -14,6 +14,7 @@ public sealed partial class RaftNode
     public long Propose(IReadOnlyList<byte[]> commands)
     {
         if (Role != RaftRole.Leader || LeadTransferee != 0 || commands.Count == 0) return 0;
+        NoteActivity(); // RaftNode.Quiesce.cs: the appends below wake the followers
         long first = _log.LastIndex + 1;
         var entries = new LogEntry[commands.Count];
         for (int i = 0; i < commands.Count; i++) entries[i] = new LogEntry(first + i, Term, EntryType.Normal, commands[i]);
@@ -34,6 +35,7 @@ public sealed partial class RaftNode
         if (Role != RaftRole.Leader || !_voters.Contains(target)) return false;
         if (target == Id) return true;
         if (LeadTransferee == target) return true;
+        NoteActivity();
         LeadTransferee = target;
         _electionElapsed = 0;
         var pr = _progress[target];
@@ -49,16 +51,24 @@ public sealed partial class RaftNode
             case MessageType.Append:
                 _electionElapsed = 0;
                 Leader = m.From;
+                Quiesced = false;
                 HandleAppend(m);
                 break;
             case MessageType.Heartbeat:
                 _electionElapsed = 0;
                 Leader = m.From;
+                Quiesced = false;
                 HandleHeartbeat(m);
+                break;
+            case MessageType.Quiesce:
+                _electionElapsed = 0;
+                Leader = m.From;
+                HandleQuiesce(m);
                 break;
             case MessageType.Snapshot:
                 _electionElapsed = 0;
                 Leader = m.From;
+                Quiesced = false;
                 HandleSnapshot(m);
                 break;
             case MessageType.TimeoutNow:

@@ -156,6 +156,7 @@ public sealed partial class RaftNode
     public void Step(RaftMessage m)
     {
         if (m.Group != Group || m.To != Id) return;
+        if (Quiesced) WakeOnMessage(m); // RaftNode.Quiesce.cs
 
         if (m.Term > Term)
         {
@@ -183,13 +184,13 @@ public sealed partial class RaftNode
             }
             else
             {
-                int lead = m.Type is MessageType.Append or MessageType.Heartbeat or MessageType.Snapshot ? m.From : 0;
+                int lead = m.Type is MessageType.Append or MessageType.Heartbeat or MessageType.Snapshot or MessageType.Quiesce ? m.From : 0;
                 BecomeFollower(m.Term, lead, $"higher term {m.Term} from {m.From} ({m.Type})");
             }
         }
         else if (m.Term < Term && !MutantTakesStale(m))
         {
-            if ((_cfg.CheckQuorum || _cfg.PreVote) && m.Type is MessageType.Append or MessageType.Heartbeat or MessageType.Snapshot)
+            if ((_cfg.CheckQuorum || _cfg.PreVote) && m.Type is MessageType.Append or MessageType.Heartbeat or MessageType.Snapshot or MessageType.Quiesce)
             {
                 // A stale leader (e.g. partitioned away) would otherwise keep sending forever while we,
                 // having ignored its higher-term voters thanks to pre-vote, never tell it of the new term.

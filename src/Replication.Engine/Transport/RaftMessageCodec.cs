@@ -156,7 +156,7 @@ public static class RaftMessageCodec
     private static RaftMessage ReadMessage(ref WireReader r)
     {
         byte type = r.ReadByte();
-        if (type is < (byte)MessageType.Vote or > (byte)MessageType.SnapshotAck)
+        if (type is < (byte)MessageType.Vote or > (byte)MessageType.Liveness)
             throw WireReader.Malformed($"Unknown message type {type}.");
         int group = r.ReadInt32();
         int from = r.ReadInt32();

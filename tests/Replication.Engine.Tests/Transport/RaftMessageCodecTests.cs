@@ -121,7 +121,7 @@ public sealed class RaftMessageCodecTests
 
     [Theory]
     [InlineData(4 + 0, 0)]             // message type 0
-    [InlineData(4 + 0, 13)]            // message type past SnapshotAck
+    [InlineData(4 + 0, 15)]            // message type past Liveness
     [InlineData(4 + 45, 2)]            // undefined flag bit
     [InlineData(4 + 66 + 16, 2)]       // entry type past ConfChange
     public void Unknown_enum_values_and_flags_are_rejected(int offset, byte value)

@@ -82,6 +82,12 @@ public enum Mutant
     /// </summary>
     SplitGroupFoundedAtZero,
     /// <summary>
+    /// Core, quiescence (RaftNode.Quiesce.cs): a quiesced leader trusts its lease for as long as it stays quiesced, as if
+    /// its node's liveness signals renewed it ("nothing happens in a quiet group"). A quiesced leader that is paused or
+    /// cut off keeps serving lease reads while the followers, no longer hearing its node, elect another leader.
+    /// </summary>
+    QuiescedLeaseHeld,
+    /// <summary>
     /// Splits: the product before snapshots carried the shard's hash range (SnapshotChunkCodec's range chunk, KvStore.RecordRange):
     /// a snapshot held the rows and the applied index only. A replica that missed the split entry and catches up on the old
     /// shard by a snapshot past it then owns every key of the shard again, applies an old-map write for the half split off that
@@ -100,6 +106,7 @@ internal static class MutantExtensions
         Mutant.StaleAppendAccepted => RaftMutation.StaleAppendAccepted,
         Mutant.ConcurrentConfChange => RaftMutation.ConcurrentConfChange,
         Mutant.EmptyReplicaVotes => RaftMutation.EmptyReplicaVotes,
+        Mutant.QuiescedLeaseHeld => RaftMutation.QuiescedLeaseHeld,
         _ => RaftMutation.None,
     };
 }

@@ -52,6 +52,8 @@ internal sealed class SimNode
     public int TickPeriod { get; }
     /// <summary>Ticks that came due while the node was paused (its host catches up on resume).</summary>
     public int MissedTicks { get; set; }
+    /// <summary>Ticks since this machine last sent its liveness signal (Simulator.Quiescence.cs).</summary>
+    public int LivenessPhase { get; set; }
     private long _tickPhase;
 
     public int Id { get; }
@@ -88,6 +90,7 @@ internal sealed class SimNode
             Applied = Machine.Applied,
             Random = new Random(_sim.DeriveSeed(Id, ++_incarnation)),
             Mutation = _sim.Options.Mutant.CoreMutation(),
+            Quiesce = _sim.Options.Quiesce,
         };
         Core = new RaftNode(config, Disk.HardState, Disk.Entries, Disk.Snapshot);
         Staged = null; // a transfer in progress is lost with the process (NodeHost deletes its staging file)

@@ -98,6 +98,15 @@ public sealed record SimOptions
     /// </summary>
     public bool Splits { get; init; }
 
+    /// <summary>
+    /// Groups quiesce when idle, with machines' liveness signals standing in for heartbeats (Simulator.Quiescence.cs, as
+    /// the product's NodeHost); the clients then fall silent for <see cref="QuietTicks"/> of every
+    /// <see cref="QuietEveryTicks"/> ticks of the faults (0: never), so that groups do quiesce while faults go on.
+    /// </summary>
+    public bool Quiesce { get; init; }
+    public int QuietEveryTicks { get; init; }
+    public int QuietTicks { get; init; }
+
     /// <summary>Raft timing, as the product's NodeHostOptions defaults.</summary>
     public int ElectionTicks { get; init; } = 15;
     public int HeartbeatTicks { get; init; } = 3;
@@ -113,6 +122,10 @@ public sealed record SimOptions
         var splitDraw = new Random(seed ^ 0x5B11);
         bool splits = !forcedRecovery && (mutant is Mutant.OwnershipCheckedAtProposal or Mutant.SplitGroupFoundedAtZero || splitDraw.Next(5) < 2);
         int splitKeys = 4 + splitDraw.Next(3);
+        // Drawn apart too: three seeds in five quiesce, and most of those have quiet spells long enough to quiesce in.
+        var quiesceDraw = new Random(seed ^ 0x9E1E);
+        bool quiesce = mutant == Mutant.QuiescedLeaseHeld || quiesceDraw.Next(5) < 3;
+        int quietEvery = quiesceDraw.Next(4) == 0 ? 0 : 80 + quiesceDraw.Next(160);
         var options = new SimOptions
         {
             Profile = profile,
@@ -147,6 +160,9 @@ public sealed record SimOptions
             // would need its own recovery, which the product does not offer: README, "Failover runbook").
             ForcedRecovery = forcedRecovery,
             Splits = splits,
+            Quiesce = quiesce,
+            QuietEveryTicks = quiesce ? quietEvery : 0,
+            QuietTicks = quiesce && quietEvery > 0 ? 30 + quiesceDraw.Next(quietEvery / 2) : 0,
         };
         return splits ? options with { Keys = splitKeys } : options;
     }
@@ -156,7 +172,7 @@ public sealed record SimOptions
         $"drop {DropRate:P1}, dup {DuplicateRate:P1}, long delay {LongDelayRate:P1} ({StaleDelayRate:P0} beyond an election timeout), held by partitions {PartitionHoldRate:P0}, " +
         $"timeout {ClientTimeoutTicks}, random route {RandomRouteRate:P0}, quick restart {QuickRestartRate:P0}, max msg {MaxSizePerMessage}B, inflight {MaxInflightMessages}, " +
         $"{Profile}, crash points {CrashPointRate:P0}, reads {ReadPercent}%, sticky {StickyRate:P0}, " +
-        $"{(CompactEvery == 0 ? "no compaction" : $"compact every {CompactEvery} keeping {CompactKeep}")}{(Crashes ? "" : ", no crashes")}{(Ring ? ", ring moves" : "")}{(ForcedRecovery ? ", forced recovery" : "")}{(Splits ? ", splits" : "")}, clock drift {ClockDrift:P1}{(Mutant == Mutant.None ? "" : ", mutant " + Mutant)}";
+        $"{(CompactEvery == 0 ? "no compaction" : $"compact every {CompactEvery} keeping {CompactKeep}")}{(Crashes ? "" : ", no crashes")}{(Ring ? ", ring moves" : "")}{(ForcedRecovery ? ", forced recovery" : "")}{(Splits ? ", splits" : "")}{(Quiesce ? $", quiesce (quiet {QuietTicks} of every {QuietEveryTicks} ticks)" : "")}, clock drift {ClockDrift:P1}{(Mutant == Mutant.None ? "" : ", mutant " + Mutant)}";
 }
 
 /// <summary>The fault mix of a seed: some seeds are mostly partitions, some mostly crashes.</summary>

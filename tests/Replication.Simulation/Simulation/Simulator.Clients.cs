@@ -138,7 +138,9 @@ public sealed partial class Simulator
     private void Next(SimClient c)
     {
         c.Current = null;
-        if (!c.Done) Schedule(_rng.Next(3 * SimOptions.TickUnits), new IssueEvent(c.Id));
+        if (c.Done) return;
+        long delay = _rng.Next(3 * SimOptions.TickUnits);
+        Schedule(c.Final ? delay : PastQuietSpell(delay), new IssueEvent(c.Id)); // Simulator.Quiescence.cs
     }
 
     private void Record(HistoryOp op) => _result.History.Add(op);

@@ -139,7 +139,11 @@ public sealed partial class Simulator
             case TickEvent t:
                 var tn = Node(t.Node);
                 if (IsPaused(t.Node)) tn.MissedTicks++;
-                else if (tn.Up) tn.Tick();
+                else if (tn.Up)
+                {
+                    tn.Tick();
+                    MaybeSendLiveness(tn); // Simulator.Quiescence.cs
+                }
                 Schedule(tn.NextTickDelay(), t);
                 if (t.Node == 1 && _nodes.Count(x => x.Up && x.Core!.Role == RaftRole.Leader) > 1) Count("tick with two leaders");
                 if (_healed && t.Node == 1) CheckSettled();
@@ -224,6 +228,9 @@ public sealed partial class Simulator
             case SplitCrashEvent sc:
                 CrashAfterSplit(sc);
                 break;
+            case LivenessEvent le:
+                OnLiveness(le);
+                break;
             case ForcedRecoveryEvent:
                 if (Now < ChaosEnd) ForceRecovery(); // Simulator.ForcedRecovery.cs
                 break;
@@ -258,6 +265,7 @@ public sealed partial class Simulator
     internal void Send(RaftMessage m)
     {
         if (m.Type == MessageType.VoteResponse && !m.Reject) ObserveVote(m);
+        if (m.Type == MessageType.Quiesce) Count("quiesce sent");
         if (Blocked(m.From, m.To))
         {
             Count("partitioned message");
@@ -394,7 +402,7 @@ public sealed partial class Simulator
         }
         // A paused node serves nothing until its host has caught its clock up (Simulator.Pauses.cs).
         long newest = _newestLeaderTerm[g];
-        if (newest > term && !IsPaused(n.Id) && n.Core.LeaseReadIndex() >= 0)
+        if (newest > term && !IsPaused(n.Id) && n.Core.LeaseIndexNow() >= 0)
             Violation($"node {n.Id} holds a lease in term {term} of shard {g}, but node {_leaderOfTerm[(g, newest)]} was elected leader of term {newest}");
     }
 
