@@ -50,19 +50,29 @@ Describe 'Keys, nodes and shards (<Shape>)' -ForEach $Shapes {
         }
         [IO.File]::WriteAllLines($csv, $rows)
         $written = @(Import-Csv $csv | Set-ReplicationKey -Cluster $cluster -ThrottleLimit 3 -PassThru -ErrorAction SilentlyContinue -ErrorVariable failed)
-        @($failed).Count | Should -Be 2
-        $failed[0].FullyQualifiedErrorId | Should -BeLike 'KeyTooLong,*'
-        $failed[0].TargetObject | Should -Be ('k' * 1100)
-        $failed[1].FullyQualifiedErrorId | Should -BeLike 'VersionConflict,*'
-        $failed[1].TargetObject | Should -Be 'import:1200'
-        $expected = @(Import-Csv $csv | Where-Object { $_.Key.Length -le 1024 -and $_.Key -ne 'import:1200' } | ForEach-Object Key)
-        $written.Count | Should -Be 2298
+        # A leader change while a batch waits (elections happen on this loaded machine) may leave writes OutcomeUnknown:
+        # reported for their own keys like any failure. Nothing else may fail but the two bad rows.
+        $known = @($failed | Where-Object { $_.FullyQualifiedErrorId -notlike 'OutcomeUnknown,*' })
+        $known.Count | Should -Be 2
+        $known[0].FullyQualifiedErrorId | Should -BeLike 'KeyTooLong,*'
+        $known[0].TargetObject | Should -Be ('k' * 1100)
+        $known[1].FullyQualifiedErrorId | Should -BeLike 'VersionConflict,*'
+        $known[1].TargetObject | Should -Be 'import:1200'
+        # Errors come in input order, each naming its row's key; -PassThru gives every other row, in input order.
+        $failedKeys = @($failed | ForEach-Object TargetObject)
+        $j = 0
+        $expected = @(foreach ($row in Import-Csv $csv) { if ($j -lt $failedKeys.Count -and $row.Key -ceq $failedKeys[$j]) { $j++ } else { $row.Key } })
+        $j | Should -Be $failedKeys.Count
+        $written.Count | Should -Be (2300 - $failedKeys.Count)
         ($written.Key -join ',') | Should -Be ($expected -join ',')
-        @(Get-ReplicationKey -Cluster $cluster -Prefix 'import:').Count | Should -Be 2296
+        $stored = @(Get-ReplicationKey -Cluster $cluster -Prefix 'import:').Count
+        $stored | Should -BeGreaterOrEqual @($written | Where-Object Key -Like 'import:*').Count
+        $stored | Should -BeLessOrEqual 2296
         Get-ReplicationKey -Cluster $cluster -Key 'import:1200' -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
         $dup = Get-ReplicationKey -Cluster $cluster -Key 'dup:1'
-        $dup.Value | Should -Be 'last'
-        $dup.Version | Should -Be (($written | Where-Object Key -EQ 'dup:1')[1].Version)
+        $lastDup = @($written | Where-Object { $_.Key -eq 'dup:1' -and $_.Value -eq 'last' })
+        if ($lastDup) { $dup.Value | Should -Be 'last'; $dup.Version | Should -Be $lastDup[0].Version } # acknowledged last: nothing overtook it
+        else { $dup.Value | Should -BeIn 'first', 'last' }
     }
 
     It 'stops a piped import with batches in flight on a stop (Ctrl+C): nothing is written after it returns' {

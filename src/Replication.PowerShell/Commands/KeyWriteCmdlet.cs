@@ -32,9 +32,12 @@ public abstract class KeyWriteCmdlet : ClusterCmdlet
     /// <summary>Inputs per engine call.</summary>
     public const int BatchSize = 500;
 
-    /// <summary>Batches in flight at once by default. Measured in the deployed shape (bench/Measure-Import.ps1,
-    /// README "Benchmarks"): see the README for the figures behind it.</summary>
-    public const int DefaultThrottleLimit = 4;
+    /// <summary>Batches in flight at once by default: two, so the pipeline reads the next batch while one is written.
+    /// Measured in the deployed shape (bench/Measure-Import.ps1, the Bench's import; README "Benchmarks"): on the shared
+    /// 2-core machine 1, 2, 4 and 8 gave the same keys/s within its noise (CPU, not latency, bound the import), while
+    /// each batch waited longer the more were in flight (p50 381 ms with 1, 1,230 ms with 4), which exposes more writes to
+    /// a leader change while they wait.</summary>
+    public const int DefaultThrottleLimit = 2;
 
     // A queued input: a write, or an error found here (kept in the queue so errors come out in input order).
     private readonly record struct Pending(KeyWrite? Write, ErrorRecord? Error);
@@ -62,7 +65,7 @@ public abstract class KeyWriteCmdlet : ClusterCmdlet
     [Parameter]
     public WriteConcern WriteConcern { get; set; } = WriteConcern.Majority;
 
-    /// <summary>How many batches of 500 piped inputs may be in flight at once, while the pipeline reads on. Default 4;
+    /// <summary>How many batches of 500 piped inputs may be in flight at once, while the pipeline reads on. Default 2;
     /// 1 sends the next batch only once the one before is answered. Results still come in input order, and writes of one
     /// key in input order. With -ErrorAction Stop one batch at a time goes, whatever this says.</summary>
     [Parameter]

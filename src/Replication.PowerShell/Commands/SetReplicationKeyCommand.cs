@@ -17,7 +17,7 @@ namespace Replication.PowerShell.Commands;
 /// <example>
 /// <code>Import-Csv users.csv | Set-ReplicationKey</code>
 /// Writes every row of a CSV file with columns Key and Value (and optionally ExpectedVersion; a blank cell means no condition), in batches of 500,
-/// up to 4 batches in flight at once while Import-Csv reads on.
+/// up to 2 batches in flight at once while Import-Csv reads on.
 /// </example>
 /// <example>
 /// <code>Import-Csv users.csv | Set-ReplicationKey -ThrottleLimit 8 -PassThru | Select-Object Key, Version</code>
