@@ -30,7 +30,8 @@ internal sealed record FailoverResult
         var sb = new System.Text.StringBuilder();
         sb.AppendLine($"- Machine: {Machine}. Run {Started}; load average (1/5/15 min) {LoadAverageStart} at the start, {LoadAverageEnd} at the end.");
         sb.AppendLine($"- Three node processes on 127.0.0.1 (4 shards, 3 voters each), election timeout {ElectionTimeoutMs} ms, heartbeat {Engine().HeartbeatMs} ms; " +
-            $"writers are separate connections from the bench process, one majority write at a time, {WriteTimeoutMs} ms request timeout, retried 10 ms after a failure.");
+            $"writers are separate connections from the bench process, one majority write at a time, {WriteTimeoutMs} ms request timeout, retried 10 ms after a failure; " +
+            "before the first measurement, six writers wrote to every shard for 3 s (warm-up, not measured).");
         sb.AppendLine();
         sb.AppendLine("| scenario | runs | min ms | median ms | max ms | goal |");
         sb.AppendLine("|---|---:|---:|---:|---:|---|");

@@ -209,7 +209,7 @@ public sealed class KvStoreApplyTests : IDisposable
         _kv.Apply(1, [Entry(++index, 1, Del("a"), Put("d", "1", expected: 0)), Entry(++index, 1, Put("e", "1"), Del("e"), Put("e", "2"))]);
         Assert.Equal(3, _kv.Count(1)); // b, d, e
         Check(1);
-        _kv.InstallSnapshot(1, ++index, 1, [new StoredKey("x", "1", 1, 1)]);
+        _kv.InstallSnapshot(1, ++index, 1, null, [new StoredKey("x", "1", 1, 1)]);
         Assert.Equal(1, _kv.Count(1));
         _kv.Apply(1, [Entry(++index, 1, Put("y", "1"))]);
         Assert.Equal(2, _kv.Count(1));
