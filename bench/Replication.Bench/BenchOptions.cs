@@ -14,6 +14,8 @@ internal sealed record BenchOptions
     public double WarmupSeconds { get; init; } = 3;
     public double IdleSeconds { get; init; } = 3;
     public double ImportSeconds { get; init; } = 5;
+    /// <summary>Import batches in flight from the one importing client (--import-in-flight; default: Set-ReplicationKey's -ThrottleLimit default).</summary>
+    public int ImportInFlight { get; init; } = 2;
     public double DiskProbeSeconds { get; init; } = 3;
     public bool Spread { get; init; }
     public bool Etcd { get; init; } = true;
@@ -49,7 +51,7 @@ internal sealed record BenchOptions
         "usage: Replication.Bench [--quick] [--rounds N] [--clients 1,16,64] [--phase-seconds S] [--spread] [--no-etcd] [--no-install]\n" +
         "                         [--no-embedded] [--out DIR] [--module Replication.psd1 --pwsh pwsh.dll] [--verbose] [--election-ticks N]\n" +
         "                         [--only ring|failover|timing] [--ring-mb N] [--snapshot-chunk-bytes N]\n" +
-        "                         [--failover-runs N] [--election-ms 150,300] [--timing-minutes M] [--timing-kills N]\n" +
+        "                         [--failover-runs N] [--election-ms 150,300] [--timing-minutes M] [--timing-kills N] [--import-in-flight N]\n" +
         "       Replication.Bench --report out/bench/results.json [--out DIR]   (render a saved run again)";
 
     public static BenchOptions Parse(string[] args)
@@ -62,12 +64,12 @@ internal sealed record BenchOptions
         }
         bool Flag(string name) => args.Contains(name);
 
-        var known = new HashSet<string> { "--quick", "--rounds", "--clients", "--phase-seconds", "--spread", "--no-etcd", "--no-install", "--no-embedded", "--out", "--module", "--pwsh", "--verbose", "--election-ticks", "--report", "--only", "--ring-mb", "--snapshot-chunk-bytes", "--failover-runs", "--election-ms", "--timing-minutes", "--timing-kills" };
+        var known = new HashSet<string> { "--quick", "--rounds", "--clients", "--phase-seconds", "--spread", "--no-etcd", "--no-install", "--no-embedded", "--out", "--module", "--pwsh", "--verbose", "--election-ticks", "--report", "--only", "--ring-mb", "--snapshot-chunk-bytes", "--failover-runs", "--election-ms", "--timing-minutes", "--timing-kills", "--import-in-flight" };
         for (int i = 0; i < args.Length; i++)
         {
             if (!known.Contains(args[i])) throw new ArgumentException($"unknown argument '{args[i]}'.\n{Usage}");
             if (args[i] is "--rounds" or "--clients" or "--phase-seconds" or "--out" or "--module" or "--pwsh" or "--election-ticks" or "--report"
-                or "--only" or "--ring-mb" or "--snapshot-chunk-bytes" or "--failover-runs" or "--election-ms" or "--timing-minutes" or "--timing-kills") i++;
+                or "--only" or "--ring-mb" or "--snapshot-chunk-bytes" or "--failover-runs" or "--election-ms" or "--timing-minutes" or "--timing-kills" or "--import-in-flight") i++;
         }
 
         var o = Flag("--quick")
@@ -95,6 +97,7 @@ internal sealed record BenchOptions
             FailoverRuns = Value("--failover-runs") is { } fr ? Math.Clamp(int.Parse(fr), 1, 20) : o.Quick ? 1 : 3,
             ElectionMs = Value("--election-ms") is { } em ? em.Split(',').Select(x => Math.Clamp(int.Parse(x), 30, 10_000)).ToArray() : o.ElectionMs,
             TimingMinutes = Value("--timing-minutes") is { } tm ? Math.Clamp(double.Parse(tm, System.Globalization.CultureInfo.InvariantCulture), 0.1, 60) : o.TimingMinutes,
+            ImportInFlight = Value("--import-in-flight") is { } inf ? Math.Clamp(int.Parse(inf), 1, 64) : o.ImportInFlight,
             TimingKills = Value("--timing-kills") is { } tk ? Math.Clamp(int.Parse(tk), 1, 20) : o.TimingKills,
         };
     }

@@ -9,7 +9,8 @@ using Replication.Engine.Transport;
 /// one request at a time (a put of a random key with a fixed-size value, or a linearizable get of a key
 /// written earlier in the round). CPU of each server process is read from /proc around each phase.
 /// Order: wait until the cluster formed; connect all clients at once (timed); cold writes (1 client, per
-/// second); warm-up; writes at each client count; reads at each client count; a batched import; then the
+/// second); warm-up; writes at each client count; reads at each client count; a batched import (one client, batches in
+/// flight as Set-ReplicationKey sends them); then the
 /// clients close and the servers' idle CPU is measured. The secret comes from REPLICATION_CLUSTER_SECRET.
 /// </summary>
 internal sealed class LoadRole
@@ -82,7 +83,9 @@ internal sealed class LoadRole
                 lock (_writtenGate) _readable = _written.ToArray();
                 foreach (int n in _spec.ClientCounts)
                     phases.Add(await PhaseAsync("read", clients, states, n, _spec.PhaseSeconds, Get, pids, ct));
-                phases.Add(await PhaseAsync("import", clients, states, 1, _spec.ImportSeconds, Import, pids, ct));
+                // One client (one pipeline) with ImportInFlight batches in flight, as Set-ReplicationKey sends them.
+                var import = await PhaseAsync("import", Enumerable.Repeat(clients[0], _spec.ImportInFlight).ToArray(), states, _spec.ImportInFlight, _spec.ImportSeconds, Import, pids, ct);
+                phases.Add(import with { Clients = 1 });
                 leadersAfter = await target.LeadersAsync(ct);
                 Say($"after the load: {leadersAfter}");
             }
@@ -110,6 +113,7 @@ internal sealed class LoadRole
                 LeadersAfter = leadersAfter,
                 ConnectMs = connectMs,
                 ConnectClients = maxClients,
+                ImportInFlight = _spec.ImportInFlight,
                 Phases = phases,
                 IdleSeconds = idleSeconds,
                 IdleCpu = idle,

@@ -164,6 +164,7 @@ internal sealed class Orchestrator
                 IdleSeconds = _options.IdleSeconds,
                 ImportSeconds = _options.ImportSeconds,
                 ImportBatch = importBatch,
+                ImportInFlight = _options.ImportInFlight,
                 Spread = _options.Spread,
                 ResultPath = Path.Combine(folder, "result.json"),
             };

@@ -69,7 +69,8 @@ internal static class Report
             sb.AppendLine();
         }
 
-        sb.AppendLine("**Pipeline import** (`Import-Csv | Set-ReplicationKey` equivalent): one client, 500 keys per request (etcd: one 500-put transaction); keys/s and latency per batch");
+        int inFlight = rep.Concat(etcd).FirstOrDefault()?.ImportInFlight ?? 1;
+        sb.AppendLine($"**Pipeline import** (`Import-Csv | Set-ReplicationKey` equivalent): one client, 500 keys per request and {inFlight} request(s) in flight (`Set-ReplicationKey`'s default `-ThrottleLimit` is 2; etcd: 500-put transactions, as many in flight); keys/s and latency per batch");
         sb.AppendLine();
         sb.AppendLine(hasEtcd ? "| round | Replication keys/s | Replication ms | etcd keys/s | etcd ms | R / etcd | other work R / etcd |" : "| round | Replication keys/s | Replication ms | other work |");
         sb.AppendLine(hasEtcd ? "|---|---:|---|---:|---|---:|---|" : "|---|---:|---|---|");

@@ -28,6 +28,9 @@ internal sealed record LoadSpec
     public double IdleSeconds { get; init; } = 3;
     public double ImportSeconds { get; init; } = 5;
     public int ImportBatch { get; init; } = 500;
+    /// <summary>Import requests in flight at once from the one importing client: Set-ReplicationKey's default -ThrottleLimit
+    /// (KeyWriteCmdlet.DefaultThrottleLimit), so the bench's import is what the cmdlet does.</summary>
+    public int ImportInFlight { get; init; } = 2;
     public int MaxImportKeys { get; init; } = 1_000_000;
     public int KeyBytes { get; init; } = 16;
     public int ValueBytes { get; init; } = 256;
@@ -80,6 +83,8 @@ internal sealed record LoadResult
     public string LeadersAfter { get; init; } = "";
     public double ConnectMs { get; init; }
     public int ConnectClients { get; init; }
+    /// <summary>Import batches the importing client had in flight (1 in results written before this was recorded).</summary>
+    public int ImportInFlight { get; init; } = 1;
     public List<PhaseResult> Phases { get; init; } = new();
     public double IdleSeconds { get; init; }
     public CpuUse[] IdleCpu { get; init; } = [];
