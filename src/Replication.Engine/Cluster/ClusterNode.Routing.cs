@@ -586,7 +586,27 @@ public sealed partial class ClusterNode
         if (shard is int s0 && !Map.Contains(s0) && !ForwardContext.IsForwarded) throw new ShardNotFoundException(s0) { Target = s0 };
         var shards = shard is int one ? new[] { one } : ShardIds.ToArray();
         var deadline = Deadline(timeout);
-        // A shard is ready when its leader can confirm a linearizable read (it committed an entry of its term and hears from a quorum).
+        // The shards are returned as one view in which each shows its leader: a leadership that moves after its shard was
+        // confirmed (a balancing handover) shows no leader for a moment, and the caller was promised leaders (bug fixed: a
+        // Pester run got a shard with leader 0 from Wait-ReplicationLeader). Such a shard is confirmed again.
+        var waiting = shards;
+        while (true)
+        {
+            await ConfirmLeadersAsync(waiting, deadline, timeout, cancellationToken).ConfigureAwait(false);
+            if (ForwardContext.IsForwarded) return LocalShards().Where(x => shards.Contains(x.Id)).ToArray();
+            var all = GetShards().ToDictionary(x => x.Id);
+            waiting = shards.Where(id => !all.TryGetValue(id, out var x) || x.Leader == 0).ToArray();
+            if (waiting.Length == 0) return shards.Select(id => all[id]).ToArray();
+            if (Remaining(deadline) <= TimeSpan.Zero)
+                throw new QuorumUnavailableException(waiting[0], timeout, "its leadership was moving when the wait ended") { Target = waiting[0] };
+            await _host.WaitForChangeAsync(RetryBackoff, cancellationToken).ConfigureAwait(false);
+        }
+    }
+
+    /// <summary>Waits until each of <paramref name="shards"/> has a leader that can confirm a linearizable read (it committed an
+    /// entry of its term and hears from a quorum), one after the other, within <paramref name="deadline"/>.</summary>
+    private async Task ConfirmLeadersAsync(int[] shards, long deadline, TimeSpan timeout, CancellationToken cancellationToken)
+    {
         foreach (int id in shards)
         {
             await RouteAsync(id, deadline, idempotent: true,
@@ -603,9 +623,6 @@ public sealed partial class ClusterNode
                 why => new QuorumUnavailableException(id, timeout, why) { Target = id },
                 cancellationToken).ConfigureAwait(false);
         }
-        if (ForwardContext.IsForwarded) return LocalShards().Where(x => shards.Contains(x.Id)).ToArray();
-        var all = GetShards();
-        return shards.Select(id => all[id]).ToArray();
     }
 
     /// <summary>
