@@ -100,6 +100,7 @@ internal sealed partial class NodeHost
         var transfer = new OutgoingSnapshot(reader, metadata, request.To, request.Term, _options.SnapshotChunkBytes, _options.SnapshotWindow, () => _wake.Set())
         {
             LastProgressAt = _clock.Elapsed, // the first chunk may take a moment to read: the ack timeout runs from now
+            StartedAt = _clock.Elapsed,
         };
         _outgoing[(shard, request.To)] = transfer;
         _options.Log?.Invoke($"node {Id}: shard {shard}: sending a snapshot at index {reader.Index} to node {ReplicaIds.NodeOf(request.To)}");
@@ -181,6 +182,10 @@ internal sealed partial class NodeHost
     {
         _outgoing.Remove((shard, t.To));
         t.Stop();
+        // The sender's side of a copy's figures (the receiver logs the rest when it installs): where a slow stream spends its time.
+        if (succeeded)
+            _options.Log?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"node {Id}: shard {shard}: snapshot at index {t.Metadata.Index} sent to node {ReplicaIds.NodeOf(t.To)}: {t.Bytes} bytes in {t.Sent} chunks in {(_clock.Elapsed - t.StartedAt).TotalMilliseconds:0} ms, reading and encoding {t.ReadTime.TotalMilliseconds:0} ms"));
         if (_groups.TryGetValue(shard, out var g)) g.Core.ReportSnapshot(t.To, succeeded);
     }
 
@@ -438,12 +443,17 @@ internal sealed partial class NodeHost
                 try
                 {
                     uint crc = 0;
+                    long began = System.Diagnostics.Stopwatch.GetTimestamp();
                     foreach (var chunk in SnapshotChunkCodec.Encode(reader.Rows(), chunkBytes))
                     {
                         _stop.Token.ThrowIfCancellationRequested();
                         crc = Crc32C.Append(crc, chunk);
+                        Interlocked.Add(ref _bytes, chunk.Length);
+                        long waiting = System.Diagnostics.Stopwatch.GetTimestamp();
+                        Interlocked.Add(ref _readTicks, waiting - began);
                         await _ready.Writer.WriteAsync((chunk, crc), _stop.Token).ConfigureAwait(false);
                         wake();
+                        began = System.Diagnostics.Stopwatch.GetTimestamp();
                     }
                     _ready.Writer.TryComplete();
                 }
@@ -459,7 +469,15 @@ internal sealed partial class NodeHost
             });
         }
 
+        private long _readTicks;
+        private long _bytes;
+
         public SnapshotMetadata Metadata { get; }
+        /// <summary>When the transfer began (host clock), for the figures logged when it ends.</summary>
+        public TimeSpan StartedAt { get; init; }
+        /// <summary>Time the reading task spent reading and encoding rows (not waiting for the window), and the bytes it encoded.</summary>
+        public TimeSpan ReadTime => System.Diagnostics.Stopwatch.GetElapsedTime(0, Interlocked.Read(ref _readTicks));
+        public long Bytes => Interlocked.Read(ref _bytes);
         public int To { get; }
         public long Term { get; }
         /// <summary>Chunks sent, and acknowledged; chunk k (from 0) carries sequence number k.</summary>

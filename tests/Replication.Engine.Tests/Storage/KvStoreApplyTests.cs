@@ -236,6 +236,17 @@ public sealed class KvStoreApplyTests : IDisposable
     }
 
     [Fact]
+    public void NewFileUsesPagesLargeEnoughForKilobyteRows()
+    {
+        Assert.Equal("8192", _kv.WriterPragma("page_size"));
+        // A 1,000-byte value stays in its leaf: the file grows by about the rows' bytes, not an overflow page per row.
+        var rows = Enumerable.Range(0, 2000).Select(i => new StoredKey($"key-{i:D6}", new string('v', 1000), 1, 1)).ToList();
+        _kv.InstallSnapshot(3, 10, 1, rows);
+        long pages = long.Parse(_kv.WriterPragma("page_count"), System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(pages * 8192, 2000 * 1000, 2000 * 1000 * 3 / 2);
+    }
+
+    [Fact]
     public void UnknownSchemaVersionAndForeignFilesAreRefused()
     {
         _kv.Dispose();
