@@ -29,6 +29,13 @@ internal sealed record NodeHostOptions
     /// node: the stream runs at most a window per round trip, and 4 chunks (1 MiB) held it to 10-30 MB/s in the ring bench.
     /// </summary>
     public int SnapshotWindow { get; init; } = 16;
+    /// <summary>
+    /// Bytes of an incoming snapshot kept in memory; a larger one is staged in a file (NodeHost.Snapshots.cs). A staging
+    /// file's new blocks made every fsync on the disk wait (ext4, data=ordered) while they were written back: every
+    /// writer of the ring bench stalled about a second while a 33 MB shard streamed.
+    /// </summary>
+    public int SnapshotStagingMemory { get; init; } = DefaultSnapshotStagingMemory;
+    public const int DefaultSnapshotStagingMemory = 64 << 20;
     /// <summary>A snapshot transfer whose next acknowledgment does not come within this time is abandoned (and retried by Raft).</summary>
     public TimeSpan SnapshotAckTimeout { get; init; } = TimeSpan.FromSeconds(10);
     public Action<string>? Log { get; init; }

@@ -18,7 +18,12 @@ public static class SnapshotChunkCodec
     private const int RowFixedBytes = 4 + 4 + 8 + 8;
 
     /// <summary>Splits <paramref name="rows"/> into encoded chunks, lazily; an empty shard is one empty chunk.</summary>
-    public static IEnumerable<byte[]> Encode(IEnumerable<StoredKey> rows, int chunkBytes)
+    public static IEnumerable<byte[]> Encode(IEnumerable<StoredKey> rows, int chunkBytes) =>
+        EncodeUtf8(rows.Select(row => (Encoding.UTF8.GetBytes(row.Key), Encoding.UTF8.GetBytes(row.Value), row.Version, row.ModifiedIndex)), chunkBytes);
+
+    /// <summary><see cref="Encode"/> from rows whose key and value are already UTF-8 (as SQLite stores them:
+    /// <see cref="ShardSnapshotReader.Utf8Rows"/>), so a snapshot stream converts no text.</summary>
+    public static IEnumerable<byte[]> EncodeUtf8(IEnumerable<(byte[] Key, byte[] Value, long Version, long Index)> rows, int chunkBytes)
     {
         var pending = new List<(byte[] Key, byte[] Value, long Version, long Index)>();
         long size = 5;
@@ -26,16 +31,14 @@ public static class SnapshotChunkCodec
         foreach (var row in rows)
         {
             any = true;
-            var key = Encoding.UTF8.GetBytes(row.Key);
-            var value = Encoding.UTF8.GetBytes(row.Value);
-            long rowSize = RowFixedBytes + key.Length + value.Length;
+            long rowSize = RowFixedBytes + row.Key.Length + row.Value.Length;
             if (pending.Count > 0 && size + rowSize > chunkBytes)
             {
                 yield return Write(pending, size);
                 pending.Clear();
                 size = 5;
             }
-            pending.Add((key, value, row.Version, row.ModifiedIndex));
+            pending.Add(row);
             size += rowSize;
         }
         if (pending.Count > 0 || !any) yield return Write(pending, size);

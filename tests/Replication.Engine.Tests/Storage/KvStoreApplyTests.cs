@@ -236,6 +236,23 @@ public sealed class KvStoreApplyTests : IDisposable
     }
 
     [Fact]
+    public void SnapshotStreamEncodesTheStoredUtf8AsTheStringRowsWould()
+    {
+        var rows = new[]
+        {
+            new StoredKey("a", "", 1, 5),
+            new StoredKey("clé-é", "värde ✓ 𝄞", 3, 7),
+            new StoredKey("z", new string('v', 3000), 2, 9),
+        };
+        _kv.InstallSnapshot(4, 10, 1, rows);
+        using var reader = _kv.OpenSnapshot(4);
+        var fromBytes = SnapshotChunkCodec.EncodeUtf8(reader.Utf8Rows(), 1024).ToList();
+        var fromStrings = SnapshotChunkCodec.Encode(reader.Rows(), 1024).ToList();
+        Assert.Equal(fromStrings, fromBytes);
+        Assert.Equal(rows, fromBytes.SelectMany(c => SnapshotChunkCodec.Decode(c)).ToArray());
+    }
+
+    [Fact]
     public void NewFileUsesPagesLargeEnoughForKilobyteRows()
     {
         Assert.Equal("8192", _kv.WriterPragma("page_size"));
