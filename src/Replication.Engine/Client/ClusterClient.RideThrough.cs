@@ -180,6 +180,8 @@ public partial class ClusterClient
     private LeaderMove GiveUp(ClientConnection waitingOn, ShardLeaderView moved, bool silent, bool moveOff)
     {
         if (moveOff) MoveOff(waitingOn);
+        // Its other shards' requests would wait on it too (or on a dial it does not answer): they take other nodes for a while.
+        if (silent) Avoid(waitingOn.Endpoint);
         return new LeaderMove(waitingOn.Endpoint, moved.Shard, moved.Leader, moved.Endpoint, silent);
     }
 

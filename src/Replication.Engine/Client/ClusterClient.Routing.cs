@@ -13,9 +13,10 @@ namespace Replication.Engine.Client;
 /// The map is only a guess and never decides correctness: every node still routes whatever it receives by its own
 /// map (a stale guess, a split shard, a moved leader just cost the forwarding hop again), so the request's outcome
 /// and the OutcomeUnknown rule are those of <see cref="CallWithConnectionAsync"/> whichever node it went to. A
-/// routed connection that cannot be dialled, breaks before the request was sent, or answers NodeStopping sends the
-/// request down the ordinary path (the shared connection and its failover); a write that was sent and lost is
-/// OutcomeUnknown there as everywhere. A key request that waits, on a routed connection or the shared one, is watched
+/// routed connection that cannot be dialled (within <see cref="RoutedDialLimit"/>), breaks before the request was sent,
+/// or answers NodeStopping sends the request down the ordinary path (the shared connection and its failover); a write
+/// that was sent and lost is OutcomeUnknown there as everywhere. A node that could not be dialled, or that a watch found
+/// silent, is not routed to for <see cref="AvoidFor"/>, so the requests for its other shards do not wait on it one by one. A key request that waits, on a routed connection or the shared one, is watched
 /// (ClusterClient.RideThrough.cs): once another node answers that a different node leads its shard, a read goes there
 /// and a write that cannot be settled is OutcomeUnknown, instead of waiting out the timeout on a node that may never
 /// answer; the leaders such a watch learns go into the map at once. The map is refreshed in the background, at most once per
@@ -84,14 +85,45 @@ public partial class ClusterClient
         }
     }
 
-    /// <summary>The endpoint of the node believed to lead <paramref name="key"/>'s shard, or null (ordinary path).
-    /// Starts a background refresh when the map is old.</summary>
+    /// <summary>The endpoint of the node believed to lead <paramref name="key"/>'s shard, or null (ordinary path): also when that
+    /// node is avoided (<see cref="Avoid"/>). Starts a background refresh when the map is old.</summary>
     private string? RouteOf(string key)
     {
         var routes = _routes;
         if (routes is null || !_options.RouteToLeaders) return null;
         if (Environment.TickCount64 - routes.ReadAt > (long)RouteRefresh.TotalMilliseconds) RefreshRoutes();
-        return LeaderOf(routes, key);
+        return LeaderOf(routes, key) is { } leader && !Avoided(leader) ? leader : null;
+    }
+
+    /// <summary>
+    /// How long a node found silent is not routed to (<see cref="Avoid"/>): a request that would go to it takes the ordinary
+    /// path (the shared connection, on another node, which forwards it by its own view) and the ordinary path dials it last.
+    /// Long enough for the map to learn the leaders elected meanwhile (a refresh is started at once; a node's status shows
+    /// a silent peer unreachable within a poll), short enough that a node back from a pause is routed to again soon.
+    /// </summary>
+    private static readonly TimeSpan AvoidFor = TimeSpan.FromSeconds(2);
+    /// <summary>Longest wait to dial a routed connection (or the ConnectTimeout, when shorter). A routed connection only saves a
+    /// hop, so a node that does not complete a handshake this soon (a paused process accepts the TCP connection and answers
+    /// nothing) is given up on for the ordinary path, not waited on for the request's whole timeout.</summary>
+    private static readonly TimeSpan RoutedDialLimit = TimeSpan.FromMilliseconds(500);
+
+    /// <summary>Endpoints found silent: the <see cref="Environment.TickCount64"/> until which each is avoided.</summary>
+    private readonly ConcurrentDictionary<string, long> _avoided = new(StringComparer.OrdinalIgnoreCase);
+
+    /// <summary>Avoids <paramref name="endpoint"/> for <see cref="AvoidFor"/> (it stopped answering a request, or a routed dial to it
+    /// timed out), and marks the map old so the leaders elected meanwhile are read.</summary>
+    private void Avoid(string endpoint)
+    {
+        _avoided[endpoint] = Environment.TickCount64 + (long)AvoidFor.TotalMilliseconds;
+        RoutesStale();
+    }
+
+    private bool Avoided(string endpoint)
+    {
+        if (!_avoided.TryGetValue(endpoint, out long until)) return false;
+        if (Environment.TickCount64 < until) return true;
+        _avoided.TryRemove(new KeyValuePair<string, long>(endpoint, until));
+        return false;
     }
 
     /// <summary>How long a background refresh waits for its status: one sent to a node that stopped answering must not hold
@@ -136,7 +168,8 @@ public partial class ClusterClient
             }
             try
             {
-                var connection = await ClientConnection.ConnectAsync(endpoint, _security, Id, _options.ConnectTimeout, ct).ConfigureAwait(false);
+                var limit = _options.ConnectTimeout < RoutedDialLimit ? _options.ConnectTimeout : RoutedDialLimit;
+                var connection = await ClientConnection.ConnectAsync(endpoint, _security, Id, limit, ct).ConfigureAwait(false);
                 connection.ClusterName = Name;
                 _routed[endpoint] = connection;
                 return connection;
@@ -144,7 +177,7 @@ public partial class ClusterClient
             catch (Exception e) when (e is IOException or System.Net.Sockets.SocketException or Transport.ProtocolException or AuthenticationFailedException
                 || (e is OperationCanceledException && !ct.IsCancellationRequested))
             {
-                RoutesStale();
+                Avoid(endpoint);
                 return null;
             }
         }

@@ -476,6 +476,8 @@ public partial class ClusterClient : IReplicationCluster
 
             var candidates = Endpoints.ToList();
             if (failed is not null && candidates.Remove(failed)) candidates.Add(failed); // the one that just failed, last
+            var silent = candidates.Where(Avoided).ToArray(); // and those found silent
+            candidates = candidates.Except(silent).Concat(silent).ToList();
             var reasons = new List<string>();
             AuthenticationFailedException? authFailure = null;
             foreach (var endpoint in candidates)

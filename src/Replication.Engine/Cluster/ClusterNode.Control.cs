@@ -177,7 +177,7 @@ public sealed partial class ClusterNode
                 learners = metadata.DesiredLearnerMembers(group);
                 if (voters.Count == 0) continue; // every replica is being rebuilt: nobody to hand the group to
             }
-            if (MembershipPlan.Next(st.MemberVoters, st.MemberLearners, voters, learners) is not { } cc) continue;
+            if (MembershipPlan.Next(st.MemberVoters, st.MemberLearners, voters, learners, st.AcknowledgedMembers) is not { } cc) continue;
             if (cc.Type == ConfChangeType.AddLearner && !metadata.Nodes.ContainsKey(ReplicaIds.NodeOf(cc.NodeId))) continue;
             var (index, refusal) = await _host.ProposeConfChangeAsync(group, cc).ConfigureAwait(false);
             _controlActive = true;

@@ -1,6 +1,7 @@
 using Replication.Engine.Client;
 using Replication.Engine.Raft;
 using Replication.Engine.Storage;
+using Replication.Engine.Transport;
 
 namespace Replication.Engine.Cluster;
 
@@ -161,16 +162,21 @@ public sealed partial class ClusterNode
         return best;
     }
 
-    /// <summary>True when a fresh report from the current leader of <paramref name="group"/> shows this node out of its membership.</summary>
+    /// <summary>True when a fresh report from the current leader of <paramref name="group"/> shows this node out of the
+    /// membership it committed (see <see cref="RemovedFrom(int, int)"/>).</summary>
     private bool RemovedFrom(int group)
     {
         var view = LeaderView(group);
-        return view is not null && !view.Voters.Contains(NodeId) && !view.Learners.Contains(NodeId);
+        if (view is null) return false;
+        return view.Members is { } members ? !members.Any(m => ReplicaIds.NodeOf(m) == NodeId) : !view.Voters.Contains(NodeId) && !view.Learners.Contains(NodeId);
     }
 
     /// <summary>True when a fresh report from the current leader of <paramref name="group"/> shows replica
-    /// <paramref name="member"/> (this node's, ReplicaIds) out of its membership — a newer replica of this node may be in it.
-    /// A leader that reports no member ids (an older version) is read by node, as <see cref="RemovedFrom(int)"/>.</summary>
+    /// <paramref name="member"/> (this node's, ReplicaIds) out of the membership it committed — a newer replica of this node
+    /// may be in it. Committed, not latest: a removal the leader appended takes effect there at once but is not final until
+    /// it commits; a leader change can replace it, and a replica dropped on it was a member still, gone for good (found by
+    /// the simulator, seed 1817: the group lost the quorum it counted on). A leader that reports no member ids (an older
+    /// version) is read by node, from its latest membership, as before.</summary>
     private bool RemovedFrom(int group, int member)
     {
         var view = LeaderView(group);

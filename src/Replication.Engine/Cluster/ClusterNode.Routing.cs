@@ -89,7 +89,7 @@ public sealed partial class ClusterNode
             int target = LeaderGuess(group, attempt);
             if (target == 0)
             {
-                await Task.Delay(RetryBackoff, ct).ConfigureAwait(false);
+                await _host.WaitForChangeAsync(RetryBackoff, ct).ConfigureAwait(false); // an election or a leader heard of ends the wait
                 continue;
             }
             if (target == NodeId)
@@ -112,7 +112,9 @@ public sealed partial class ClusterNode
                 {
                     why = $"node {NodeId} could not get an answer from a quorum";
                 }
-                await Task.Delay(RetryBackoff, ct).ConfigureAwait(false);
+                // Refused here (a leadership transfer under way, a step-down): this node's next change of leader ends the wait,
+                // so a write during a switchover goes to the new leader as soon as this node knows it, not a fixed back-off later.
+                await _host.WaitForChangeAsync(RetryBackoff, ct).ConfigureAwait(false);
                 continue;
             }
             // The leader gets the remaining time less the margin; its answer is waited for until about the caller's deadline.

@@ -395,7 +395,7 @@ public sealed partial class ClusterNode
                 KeyCount = keys,
                 LagEntries = lag,
                 LagSeconds = ShardLagSeconds(st, lag),
-                Members = st.MemberVoters.Concat(st.MemberLearners).Order().ToArray(),
+                Members = st.CommittedMembers,
             });
         }
         return shards.ToArray();

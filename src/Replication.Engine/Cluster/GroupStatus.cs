@@ -28,4 +28,11 @@ internal sealed record GroupStatus(
     /// <summary>The voters and learners as member ids, for the membership plan only.</summary>
     public IReadOnlyList<int> MemberVoters { get; init; } = Array.Empty<int>();
     public IReadOnlyList<int> MemberLearners { get; init; } = Array.Empty<int>();
+    /// <summary>The voters and learners as member ids in the membership committed here (the configuration at the commit
+    /// index): the latest one (<see cref="MemberVoters"/>) takes effect on append and may yet be replaced by a new leader, so
+    /// a node decides that it left a group on this one only (ClusterNode.Placement.cs, DropLeftGroupsAsync).</summary>
+    public IReadOnlyList<int> CommittedMembers { get; init; } = Array.Empty<int>();
+    /// <summary>On a leader: the member ids it has heard acknowledge an entry (match index above 0), itself included; empty
+    /// elsewhere. A voter not among them may know no configuration yet and grant no vote (MembershipPlan).</summary>
+    public IReadOnlyList<int> AcknowledgedMembers { get; init; } = Array.Empty<int>();
 }

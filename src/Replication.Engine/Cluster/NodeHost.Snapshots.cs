@@ -24,7 +24,8 @@ namespace Replication.Engine.Cluster;
 /// if an acknowledgment is late, refused or the node stops leading. Chunks travel in order on the
 /// one peer connection, and the receiver takes them only in sequence: a chunk lost with a broken
 /// connection makes the next one refused, which ends the transfer. The last chunk carries the
-/// metadata at A and a CRC-32C over all chunks.
+/// metadata at A and a CRC-32C over all chunks; the first carries the shard's hash range when it took part in a split
+/// (SnapshotChunkCodec), which the install records with the rows (KvStore.RecordRange).
 ///
 /// Receiving: chunks from the current leader are staged (in memory, past 64 MiB in a file); on the last one the
 /// CRC is checked, and only then the Snapshot message is stepped into the core. The core decides
@@ -332,7 +333,7 @@ internal sealed partial class NodeHost
                     install.Batches++;
                 }
                 if (!install.RowsDone) continue;
-                _storage!.CompleteSnapshotInstall(shard, last.Index, last.LogTerm);
+                _storage!.CompleteSnapshotInstall(shard, last.Index, last.LogTerm, install.Staging.Range);
             }
             catch (Exception e) when (StorageErrors.IsDiskFull(e))
             {
@@ -402,7 +403,7 @@ internal sealed partial class NodeHost
             // A batched install stored the rows already (ContinueInstalls); otherwise all of them now, in one transaction.
             if (!staging.Stored)
             {
-                _kv!.InstallSnapshot(shard, snapshot.Index, snapshot.Term, staging.ReadRows());
+                _kv!.InstallSnapshot(shard, snapshot.Index, snapshot.Term, staging.Range, staging.ReadRows());
                 staging.StoredIn = staging.LongestIteration = _clock.Elapsed - storing;
             }
         }
@@ -445,7 +446,7 @@ internal sealed partial class NodeHost
                 {
                     uint crc = 0;
                     long began = System.Diagnostics.Stopwatch.GetTimestamp();
-                    foreach (var chunk in SnapshotChunkCodec.EncodeUtf8(reader.Utf8Rows(), chunkBytes))
+                    foreach (var chunk in SnapshotChunkCodec.EncodeUtf8(reader.Utf8Rows(), chunkBytes, reader.Range))
                     {
                         _stop.Token.ThrowIfCancellationRequested();
                         crc = Crc32C.Append(crc, chunk);
@@ -583,6 +584,7 @@ internal sealed partial class NodeHost
         /// <summary>The chunks as received while they fit in memory (kept, not copied); null once staged in the file.</summary>
         private List<byte[]>? _chunks = new();
         private FileStream? _file;
+        private byte[]? _head; // the first chunk's header: its range, read once the checksum passed (Range)
 
         public string Path { get; } = path;
         public int Leader { get; } = leader;
@@ -604,8 +606,13 @@ internal sealed partial class NodeHost
         /// <summary>The longest loop iteration while its rows were stored.</summary>
         public TimeSpan LongestIteration { get; set; }
 
+        /// <summary>The shard's hash range the snapshot carries (its first chunk; null: none, see KvStore.RecordRange).</summary>
+        /// <exception cref="StorageCorruptException">The first chunk is malformed.</exception>
+        public (ulong Start, ulong Last)? Range => SnapshotChunkCodec.RangeOf(_head);
+
         public void Append(byte[] chunk)
         {
+            _head ??= chunk[..Math.Min(chunk.Length, 64)];
             if (_chunks is not null && Bytes + chunk.Length > memoryLimit)
             {
                 _file = new FileStream(Path, FileMode.Create, FileAccess.ReadWrite, FileShare.None);

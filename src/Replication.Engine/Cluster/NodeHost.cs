@@ -340,7 +340,7 @@ internal sealed partial class NodeHost : IAsyncDisposable
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
     /// <summary>
-    /// Completes at the next change of what the control loop acts on (a group's role, leader or membership, the
+    /// Completes at the next change of what the control loop acts on (a group's role, leader, membership or committed membership, the
     /// metadata group's commit index, or a group added or removed), or after <paramref name="timeout"/>, or when
     /// <paramref name="cancellationToken"/> is cancelled; never faults. True when it completed because of a change. Thread-safe.
     /// </summary>
@@ -360,9 +360,14 @@ internal sealed partial class NodeHost : IAsyncDisposable
                 g.StateSince = DateTimeOffset.UtcNow;
             }
             // Nodes, not member ids, from here on (ReplicaIds): only the membership plan needs the members themselves.
+            var (committedVoters, committedLearners) = c.MembershipAtCommitted(c.Committed);
             var match = new Dictionary<int, long>();
+            var acknowledged = new List<int>();
             foreach (var (member, index) in c.MatchIndexes())
+            {
                 match[ReplicaIds.NodeOf(member)] = Math.Max(index, match.GetValueOrDefault(ReplicaIds.NodeOf(member)));
+                if (index > 0) acknowledged.Add(member);
+            }
             status[shard] = new GroupStatus(shard, c.Role, ReplicaIds.NodeOf(c.Leader), c.Term, c.LastIndex, c.Committed, c.Applied, c.LastSnapshot.Index,
                 c.Voters.Select(ReplicaIds.NodeOf).Distinct().Order().ToArray(), c.Learners.Select(ReplicaIds.NodeOf).Distinct().Order().ToArray(), match,
                 c.Role == RaftRole.Leader ? DateTimeOffset.UtcNow : g.LastContact, c.LastStateChangeReason, g.StateSince)
@@ -370,6 +375,8 @@ internal sealed partial class NodeHost : IAsyncDisposable
                 Member = c.Id,
                 MemberVoters = c.Voters.Order().ToArray(),
                 MemberLearners = c.Learners.Order().ToArray(),
+                CommittedMembers = committedVoters.Concat(committedLearners).Order().ToArray(),
+                AcknowledgedMembers = acknowledged,
             };
         }
         _status = status;
@@ -384,6 +391,7 @@ internal sealed partial class NodeHost : IAsyncDisposable
         {
             if (!before.TryGetValue(group, out var b)) return true;
             if (a.Role != b.Role || a.Leader != b.Leader || !a.MemberVoters.SequenceEqual(b.MemberVoters) || !a.MemberLearners.SequenceEqual(b.MemberLearners)
+                || !a.CommittedMembers.SequenceEqual(b.CommittedMembers)
                 || (group == ClusterMetadata.MetadataGroup && a.Committed != b.Committed))
                 return true;
         }

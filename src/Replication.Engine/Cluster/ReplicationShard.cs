@@ -25,8 +25,9 @@ public sealed record ReplicationShard
     public long LagEntries { get; init; }
     public double LagSeconds { get; init; }
 
-    /// <summary>The voters' and learners' member ids (Transport.ReplicaIds) as the reporting replica's core has them: carried
-    /// in status reports for the control loop (which replica of a node a leader counts), never shown (operators see nodes).
+    /// <summary>The voters' and learners' member ids (Transport.ReplicaIds) in the membership the reporting replica has
+    /// committed (not its latest, which a new leader may replace): carried in status reports for the control loop (whether a
+    /// replica of a node was removed: ClusterNode.Rebuild.cs, RemovedFrom), never shown (operators see nodes).
     /// Null in a report from a node that does not send them.</summary>
     [System.Text.Json.Serialization.JsonInclude]
     internal IReadOnlyList<int>? Members { get; init; }

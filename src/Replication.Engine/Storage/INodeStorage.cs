@@ -24,7 +24,7 @@ internal interface INodeStorage
     void InstallSnapshotRows(int shard, long index, long term, IReadOnlyList<StoredKey> rows, bool first);
 
     /// <summary>See <see cref="KvStore.CompleteSnapshotInstall"/>: durable when it returns.</summary>
-    void CompleteSnapshotInstall(int shard, long index, long term);
+    void CompleteSnapshotInstall(int shard, long index, long term, (ulong Start, ulong Last)? range);
 
     /// <summary>
     /// Commits one small write to each store that changes nothing (<see cref="RaftLogStore.Probe"/>,
@@ -42,7 +42,7 @@ internal sealed class NodeStorage(RaftLogStore log, KvStore kv) : INodeStorage
 
     public void InstallSnapshotRows(int shard, long index, long term, IReadOnlyList<StoredKey> rows, bool first) => kv.InstallSnapshotRows(shard, index, term, rows, first);
 
-    public void CompleteSnapshotInstall(int shard, long index, long term) => kv.CompleteSnapshotInstall(shard, index, term);
+    public void CompleteSnapshotInstall(int shard, long index, long term, (ulong Start, ulong Last)? range) => kv.CompleteSnapshotInstall(shard, index, term, range);
 
     public void Probe()
     {

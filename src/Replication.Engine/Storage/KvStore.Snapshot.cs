@@ -14,12 +14,13 @@ public sealed partial class KvStore
 
     /// <summary>
     /// Replaces everything <paramref name="shard"/> holds with <paramref name="rows"/> (a snapshot
-    /// taken on another replica) and sets its applied index and term, in ONE transaction made
+    /// taken on another replica) and sets its applied index and term, and its hash range to <paramref name="range"/>
+    /// (see <see cref="RecordRange"/>), in ONE transaction made
     /// durable before this returns: the caller discards its Raft log next, so the state machine
     /// must never roll back behind it (the writer otherwise runs at synchronous=NORMAL).
     /// On an exception nothing changed.
     /// </summary>
-    public void InstallSnapshot(int shard, long index, long term, IEnumerable<StoredKey> rows)
+    public void InstallSnapshot(int shard, long index, long term, (ulong Start, ulong Last)? range, IEnumerable<StoredKey> rows)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         WithFullSync(() =>
@@ -34,8 +35,10 @@ public sealed partial class KvStore
             }
             UpsertRows(tx, shard, rows);
             SetApplied(tx, shard, index, term);
+            RecordRange(tx, shard, range);
             CommitCounted(tx, shard, 0, shard);
         });
+        PublishRange(shard, range);
     }
 
     /// <summary>
@@ -87,6 +90,32 @@ public sealed partial class KvStore
         }
     }
 
+    /// <summary>
+    /// Records the hash range a snapshot of <paramref name="shard"/> carries inside <paramref name="tx"/>, with the rows and the
+    /// applied index it goes with (published by <see cref="PublishRange"/> after the commit). A snapshot without a range
+    /// (a shard never split, or one sent by a node of an earlier version, which sent none) leaves the range recorded here
+    /// as it was: a shard's range only ever narrows, so for a shard never split there is none, and for an older sender it
+    /// is the best this node knows (the replica then behaves as every replica did before snapshots carried ranges).
+    /// </summary>
+    private void RecordRange(SqliteTransaction tx, int shard, (ulong Start, ulong Last)? range)
+    {
+        if (range is not { } r) return;
+        using var cmd = _conn.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = "INSERT OR REPLACE INTO shard_range(shard, start, last) VALUES(@s, @lo, @hi)";
+        cmd.Parameters.AddWithValue("@s", shard);
+        cmd.Parameters.AddWithValue("@lo", Signed(r.Start));
+        cmd.Parameters.AddWithValue("@hi", Signed(r.Last));
+        cmd.ExecuteNonQuery();
+    }
+
+    /// <summary>Makes a range <see cref="RecordRange"/> committed visible to <see cref="Owns"/> and <see cref="RangeOf"/> (after the
+    /// commit, as Apply does: readers never see a range ahead of the rows). Loop thread only.</summary>
+    private void PublishRange(int shard, (ulong Start, ulong Last)? range)
+    {
+        if (range is { } r) _ranges = new Dictionary<int, (ulong Start, ulong Last)>(_ranges) { [shard] = r };
+    }
+
     /// <summary>Records <paramref name="shard"/>'s applied index and term inside <paramref name="tx"/>.</summary>
     private void SetApplied(SqliteTransaction tx, int shard, long index, long term)
     {
@@ -98,12 +127,14 @@ public sealed partial class KvStore
     }
 
     /// <summary>
-    /// Ends an install begun by <see cref="InstallSnapshotRows"/>: sets the shard's applied index and term and removes the
+    /// Ends an install begun by <see cref="InstallSnapshotRows"/>: sets the shard's applied index and term and the hash
+    /// <paramref name="range"/> the snapshot carries (see <see cref="RecordRange"/>) and removes the
     /// marker, in one transaction made durable before this returns (the caller discards its Raft log next, as after
-    /// <see cref="InstallSnapshot"/>). Loop thread only.
+    /// <see cref="InstallSnapshot"/>). Until then the marker stands for the whole install: a crash before discards the
+    /// rows, and the range was not recorded. Loop thread only.
     /// </summary>
     /// <exception cref="InvalidOperationException">No install of that snapshot is in progress for <paramref name="shard"/>.</exception>
-    public void CompleteSnapshotInstall(int shard, long index, long term)
+    public void CompleteSnapshotInstall(int shard, long index, long term, (ulong Start, ulong Last)? range)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         WithFullSync(() =>
@@ -120,8 +151,10 @@ public sealed partial class KvStore
                     throw new InvalidOperationException($"No install of a snapshot of shard {shard} at {index} (term {term}) is in progress.");
             }
             SetApplied(tx, shard, index, term);
+            RecordRange(tx, shard, range);
             CommitCounted(tx, shard, 0, shard);
         });
+        PublishRange(shard, range);
     }
 
     /// <summary>

@@ -23,14 +23,18 @@ public sealed class ShardSnapshotReader : IDisposable
             _tx = _conn.BeginTransaction(deferred: true);
             using var cmd = _conn.CreateCommand();
             cmd.Transaction = _tx;
-            cmd.CommandText = "SELECT idx, term FROM applied WHERE shard = @shard";
+            // One statement: the applied index and the range come from the same commit (the first read fixes the snapshot).
+            cmd.CommandText = "SELECT (SELECT idx FROM applied WHERE shard = @shard), (SELECT term FROM applied WHERE shard = @shard),"
+                + " (SELECT start FROM shard_range WHERE shard = @shard), (SELECT last FROM shard_range WHERE shard = @shard)";
             cmd.Parameters.AddWithValue("@shard", shard);
-            using var r = cmd.ExecuteReader(); // the first read fixes the transaction's snapshot
-            if (r.Read())
+            using var r = cmd.ExecuteReader();
+            r.Read();
+            if (!r.IsDBNull(0))
             {
                 Index = r.GetInt64(0);
                 Term = r.GetInt64(1);
             }
+            if (!r.IsDBNull(2)) Range = (KvStore.Unsigned(r.GetInt64(2)), KvStore.Unsigned(r.GetInt64(3)));
         }
         catch
         {
@@ -43,6 +47,8 @@ public sealed class ShardSnapshotReader : IDisposable
     /// <summary>Applied index of the shard in this view (0 when nothing was ever applied).</summary>
     public long Index { get; }
     public long Term { get; }
+    /// <summary>The hash range the shard owns in this view if it took part in a split (null: never split); a snapshot carries it.</summary>
+    public (ulong Start, ulong Last)? Range { get; }
 
     /// <summary>Every key of the shard in UTF-8 byte order, as of <see cref="Index"/>.</summary>
     public IEnumerable<StoredKey> Rows()

@@ -30,7 +30,7 @@ internal sealed class SlowDiskStorage(INodeStorage inner) : INodeStorage
 
     public void InstallSnapshotRows(int shard, long index, long term, IReadOnlyList<StoredKey> rows, bool first) => inner.InstallSnapshotRows(shard, index, term, rows, first);
 
-    public void CompleteSnapshotInstall(int shard, long index, long term) => inner.CompleteSnapshotInstall(shard, index, term);
+    public void CompleteSnapshotInstall(int shard, long index, long term, (ulong Start, ulong Last)? range) => inner.CompleteSnapshotInstall(shard, index, term, range);
 
     public void Probe() => inner.Probe();
 }

@@ -247,10 +247,10 @@ public sealed class DiskFullTests(ITestOutputHelper output)
                 inner.InstallSnapshotRows(shard, index, term, rows, first);
             }
 
-            public void CompleteSnapshotInstall(int shard, long index, long term)
+            public void CompleteSnapshotInstall(int shard, long index, long term, (ulong Start, ulong Last)? range)
             {
                 ThrowIfFull();
-                inner.CompleteSnapshotInstall(shard, index, term);
+                inner.CompleteSnapshotInstall(shard, index, term, range);
             }
 
             public void Probe()

@@ -102,7 +102,7 @@ public sealed class LearnerTests
 
         public void InstallSnapshotRows(int shard, long index, long term, IReadOnlyList<Engine.Storage.StoredKey> rows, bool first) => inner.InstallSnapshotRows(shard, index, term, rows, first);
 
-        public void CompleteSnapshotInstall(int shard, long index, long term) => inner.CompleteSnapshotInstall(shard, index, term);
+        public void CompleteSnapshotInstall(int shard, long index, long term, (ulong Start, ulong Last)? range) => inner.CompleteSnapshotInstall(shard, index, term, range);
 
         public void Probe() => inner.Probe();
     }

@@ -68,6 +68,22 @@ public sealed class ReplicaIdTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void The_plan_removes_a_voter_only_when_the_voters_left_can_elect_without_one_that_cannot_vote_yet()
+    {
+        // Seed 1817 of the simulator: voter 1 joined empty (it votes once a leader reached it), 3 leads, node 2's replica is
+        // stale. Removing it left {1, 3}, whose quorum needs 1: once 3 lost leadership, nobody could be elected.
+        int stale = 2, fresh = ReplicaIds.Next(2);
+        int[] none = [];
+        Assert.Null(MembershipPlan.Next(new[] { 1, stale, 3 }, none, new[] { 1, fresh, 3 }, none, acknowledged: new[] { stale, 3 }));
+        Assert.Equal(new ConfChange(ConfChangeType.RemoveNode, stale), MembershipPlan.Next(new[] { 1, stale, 3 }, none, new[] { 1, fresh, 3 }, none, acknowledged: new[] { 1, stale, 3 }));
+        // A voter the placement no longer names: the same rule.
+        Assert.Null(MembershipPlan.Next(new[] { 1, 3, 4, 5 }, none, new[] { 1, 3, 4 }, none, acknowledged: new[] { 3, 5 }));
+        Assert.Equal(new ConfChange(ConfChangeType.RemoveNode, 5), MembershipPlan.Next(new[] { 1, 3, 4, 5 }, none, new[] { 1, 3, 4 }, none, acknowledged: new[] { 3, 4, 5 }));
+        // A learner counts in no quorum: removed whatever the others acknowledged.
+        Assert.Equal(new ConfChange(ConfChangeType.RemoveNode, stale), MembershipPlan.Next(new[] { 1, 3 }, new[] { stale }, new[] { 1, 3 }, new[] { fresh }, acknowledged: new[] { 3 }));
+    }
+
+    [Fact]
     public void A_dropped_replica_leaves_a_tombstone_that_survives_a_reopen()
     {
         using var dir = new TempFolder();

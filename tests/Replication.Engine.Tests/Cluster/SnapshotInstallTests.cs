@@ -120,9 +120,9 @@ public sealed class SnapshotInstallTests(ITestOutputHelper output)
                 inner.InstallSnapshotRows(shard, index, term, rows, first);
             }
 
-            public void CompleteSnapshotInstall(int shard, long index, long term)
+            public void CompleteSnapshotInstall(int shard, long index, long term, (ulong Start, ulong Last)? range)
             {
-                inner.CompleteSnapshotInstall(shard, index, term);
+                inner.CompleteSnapshotInstall(shard, index, term, range);
                 fault._completed.AddOrUpdate(node, 1, (_, n) => n + 1);
             }
 

@@ -192,6 +192,7 @@ public sealed class SimulationTests(ITestOutputHelper output)
     [InlineData(Mutant.ForcedRecoveryFromCommitted, 50)]
     [InlineData(Mutant.OwnershipCheckedAtProposal, 50)]
     [InlineData(Mutant.SplitGroupFoundedAtZero, 50)]
+    [InlineData(Mutant.SnapshotCarriesNoRange, 100)]
     public void MutantIsCaught(Mutant mutant, int maxSeeds)
     {
         var log = new StringWriter();

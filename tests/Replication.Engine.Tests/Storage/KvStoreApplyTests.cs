@@ -209,7 +209,7 @@ public sealed class KvStoreApplyTests : IDisposable
         _kv.Apply(1, [Entry(++index, 1, Del("a"), Put("d", "1", expected: 0)), Entry(++index, 1, Put("e", "1"), Del("e"), Put("e", "2"))]);
         Assert.Equal(3, _kv.Count(1)); // b, d, e
         Check(1);
-        _kv.InstallSnapshot(1, ++index, 1, [new StoredKey("x", "1", 1, 1)]);
+        _kv.InstallSnapshot(1, ++index, 1, null, [new StoredKey("x", "1", 1, 1)]);
         Assert.Equal(1, _kv.Count(1));
         _kv.Apply(1, [Entry(++index, 1, Put("y", "1"))]);
         Assert.Equal(2, _kv.Count(1));
@@ -244,7 +244,7 @@ public sealed class KvStoreApplyTests : IDisposable
             new StoredKey("clé-é", "värde ✓ 𝄞", 3, 7),
             new StoredKey("z", new string('v', 3000), 2, 9),
         };
-        _kv.InstallSnapshot(4, 10, 1, rows);
+        _kv.InstallSnapshot(4, 10, 1, null, rows);
         using var reader = _kv.OpenSnapshot(4);
         var fromBytes = SnapshotChunkCodec.EncodeUtf8(reader.Utf8Rows(), 1024).ToList();
         var fromStrings = SnapshotChunkCodec.Encode(reader.Rows(), 1024).ToList();
@@ -258,7 +258,7 @@ public sealed class KvStoreApplyTests : IDisposable
         Assert.Equal("8192", _kv.WriterPragma("page_size"));
         // A 1,000-byte value stays in its leaf: the file grows by about the rows' bytes, not an overflow page per row.
         var rows = Enumerable.Range(0, 2000).Select(i => new StoredKey($"key-{i:D6}", new string('v', 1000), 1, 1)).ToList();
-        _kv.InstallSnapshot(3, 10, 1, rows);
+        _kv.InstallSnapshot(3, 10, 1, null, rows);
         long pages = long.Parse(_kv.WriterPragma("page_count"), System.Globalization.CultureInfo.InvariantCulture);
         Assert.InRange(pages * 8192, 2000 * 1000, 2000 * 1000 * 3 / 2);
     }

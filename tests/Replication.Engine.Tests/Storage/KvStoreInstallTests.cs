@@ -21,7 +21,7 @@ public sealed class KvStoreInstallTests
         {
             kv.InstallSnapshotRows(0, 500, 3, Enumerable.Range(0, 10).Select(Row).ToArray(), first: true);
             kv.InstallSnapshotRows(0, 500, 3, Enumerable.Range(10, 10).Select(Row).ToArray(), first: false);
-            kv.CompleteSnapshotInstall(0, 500, 3);
+            kv.CompleteSnapshotInstall(0, 500, 3, null);
             Assert.Equal(500, kv.AppliedIndex(0));
             Assert.Equal(20, kv.Scan(0, "").Count());
             Assert.Empty(kv.DiscardPartialInstalls());
@@ -41,7 +41,7 @@ public sealed class KvStoreInstallTests
             Assert.Equal(500, kv.AppliedIndex(0));
             Assert.Empty(kv.DiscardPartialInstalls());
             // Completing an install that is not in progress is a bug in the caller, not a silent no-op.
-            Assert.Throws<InvalidOperationException>(() => kv.CompleteSnapshotInstall(1, 900, 4));
+            Assert.Throws<InvalidOperationException>(() => kv.CompleteSnapshotInstall(1, 900, 4, null));
         }
     }
 
@@ -53,7 +53,7 @@ public sealed class KvStoreInstallTests
         kv.InstallSnapshotRows(2, 900, 4, Enumerable.Range(0, 10).Select(Row).ToArray(), first: true);
         // A new attempt (the earlier one abandoned: a full disk) starts over.
         kv.InstallSnapshotRows(2, 950, 5, Enumerable.Range(100, 3).Select(Row).ToArray(), first: true);
-        kv.CompleteSnapshotInstall(2, 950, 5);
+        kv.CompleteSnapshotInstall(2, 950, 5, null);
         Assert.Equal(new[] { "k0100", "k0101", "k0102" }, kv.Scan(2, "").Select(k => k.Key));
         kv.InstallSnapshotRows(3, 10, 1, new[] { Row(1) }, first: true);
         kv.DropShard(3);
@@ -73,4 +73,67 @@ public sealed class KvStoreInstallTests
             Assert.Equal(KvStore.SchemaVersion.ToString(System.Globalization.CultureInfo.InvariantCulture), kv.WriterPragma("user_version"));
         }
     }
+
+    [Fact]
+    public void A_snapshot_carries_the_shards_range_and_both_install_paths_record_it_with_the_rows()
+    {
+        // The sender: shard 0 split at index 5 (shard 1 takes the right half), then a snapshot of shard 0 in small chunks.
+        using var dir = new TempFolder();
+        var split = new ShardCommand(1, 0, 0x7FFF_FFFF_FFFF_FFFF, 0x8000_0000_0000_0000, ulong.MaxValue);
+        byte[][] chunks;
+        using (var sender = new KvStore(dir.File("sender.db")))
+        {
+            long index = 0;
+            foreach (int i in Enumerable.Range(0, 4))
+                sender.Apply(0, [new Replication.Engine.Raft.LogEntry(++index, 1, Replication.Engine.Raft.EntryType.Normal,
+                    KvCommand.Encode(Enumerable.Range(i * 10, 10).Select(k => new KvOp(KvOpType.Put, $"k{k}", "v", null)).ToArray()))]);
+            sender.Apply(0, [new Replication.Engine.Raft.LogEntry(++index, 1, Replication.Engine.Raft.EntryType.Normal, split.Encode())]);
+            using var reader = sender.OpenSnapshot(0);
+            Assert.Equal((split.LeftStart, split.LeftLast), reader.Range);
+            chunks = SnapshotChunkCodec.Encode(reader.Rows(), 100, reader.Range).ToArray();
+        }
+        Assert.True(chunks.Length > 1);
+        Assert.Equal((split.LeftStart, split.LeftLast), SnapshotChunkCodec.RangeOf(chunks[0]));
+        Assert.All(chunks.Skip(1), c => Assert.Null(SnapshotChunkCodec.RangeOf(c)));
+        var rows = chunks.SelectMany(c => SnapshotChunkCodec.Decode(c)).ToArray();
+        Assert.All(rows, r => Assert.InRange(Replication.Engine.Ring.KeyHash.Of(r.Key), split.LeftStart, split.LeftLast));
+
+        // A receiver that never applied the split: one transaction (shard 0), and in batches (shard 2, a fresh replica).
+        string path = dir.File("receiver.db");
+        using (var kv = new KvStore(path))
+        {
+            Assert.Null(kv.RangeOf(0));
+            kv.InstallSnapshot(0, 5, 1, SnapshotChunkCodec.RangeOf(chunks[0]), rows);
+            Assert.Equal((split.LeftStart, split.LeftLast), kv.RangeOf(0));
+            kv.InstallSnapshotRows(2, 5, 1, rows, first: true);
+            Assert.Null(kv.RangeOf(2)); // recorded with the applied index, when the install completes
+            kv.CompleteSnapshotInstall(2, 5, 1, (split.RightStart, split.RightLast));
+            Assert.Equal((split.RightStart, split.RightLast), kv.RangeOf(2));
+            // A snapshot without a range (never split, or from a node that sent none) keeps the range recorded.
+            kv.InstallSnapshot(0, 9, 1, null, rows);
+            Assert.Equal((split.LeftStart, split.LeftLast), kv.RangeOf(0));
+            Assert.False(kv.Owns(0, KeyIn(split.RightStart, split.RightLast)));
+        }
+        using (var kv = new KvStore(path)) // durable with the rows
+        {
+            Assert.Equal((split.LeftStart, split.LeftLast), kv.RangeOf(0));
+            Assert.Equal((split.RightStart, split.RightLast), kv.RangeOf(2));
+        }
+    }
+
+    [Fact]
+    public void A_chunk_with_a_malformed_range_is_refused()
+    {
+        var chunk = SnapshotChunkCodec.Encode([Row(1)], 1000, (5, 9)).Single();
+        Assert.Equal(SnapshotChunkCodec.RangeFormatVersion, chunk[0]);
+        Assert.Equal(new[] { Row(1) }, SnapshotChunkCodec.Decode(chunk));
+        chunk.AsSpan(1, 8).Fill(0xFF); // start past last
+        Assert.Throws<StorageCorruptException>(() => SnapshotChunkCodec.RangeOf(chunk));
+        Assert.Throws<StorageCorruptException>(() => SnapshotChunkCodec.Decode(chunk));
+        Assert.Throws<StorageCorruptException>(() => SnapshotChunkCodec.Decode(chunk.AsSpan(0, 12)));
+        Assert.Null(SnapshotChunkCodec.RangeOf(SnapshotChunkCodec.Encode([Row(1)], 1000).Single()));
+    }
+
+    private static string KeyIn(ulong start, ulong last) =>
+        Enumerable.Range(0, 10_000).Select(i => $"r{i}").First(k => Replication.Engine.Ring.KeyHash.Of(k) is var h && h >= start && h <= last);
 }

@@ -44,6 +44,32 @@ public sealed class KvMachine(int shard = 0)
         return c;
     }
 
+    /// <summary>
+    /// This state as a Raft snapshot of the shard carries it (NodeHost.StartSnapshotTransfer, SnapshotChunkCodec): the rows,
+    /// the applied index and the shard's own range, not the ranges of the shards split off it (the product records those per
+    /// shard, each with its own group). <paramref name="withRange"/> false: the product before snapshots carried a range
+    /// (<see cref="Mutant.SnapshotCarriesNoRange"/>).
+    /// </summary>
+    public KvMachine ForTransfer(bool withRange)
+    {
+        var c = Clone();
+        c._ranges = withRange && _ranges.TryGetValue(Shard, out var r) ? new() { [Shard] = r } : new();
+        return c;
+    }
+
+    /// <summary>
+    /// As KvStore.InstallSnapshot: this snapshot's rows and applied index replace those of <paramref name="current"/>, the
+    /// replica's state machine; the range it carries replaces the shard's; without one (never split, or the mutant) the range
+    /// <paramref name="current"/> recorded stays, as do the ranges it knows of other shards.
+    /// </summary>
+    public KvMachine InstalledOver(KvMachine current)
+    {
+        var c = Clone();
+        c._ranges = new Dictionary<int, (ulong, ulong)>(current._ranges);
+        foreach (var (shard, range) in _ranges) c._ranges[shard] = range;
+        return c;
+    }
+
     public (string? Value, long Version) Get(string key) => _kv.TryGetValue(key, out var v) ? v : (null, 0);
 
     /// <summary>The keys present, in ordinal order.</summary>

@@ -81,6 +81,14 @@ public enum Mutant
     /// ShardCommand.SplitFoundingIndex, so a joiner is sent a snapshot).
     /// </summary>
     SplitGroupFoundedAtZero,
+    /// <summary>
+    /// Splits: the product before snapshots carried the shard's hash range (SnapshotChunkCodec's range chunk, KvStore.RecordRange):
+    /// a snapshot held the rows and the applied index only. A replica that missed the split entry and catches up on the old
+    /// shard by a snapshot past it then owns every key of the shard again, applies an old-map write for the half split off that
+    /// the other replicas refuse (WrongShard at apply), and its rows diverge from theirs. The simulator runs the product's way by
+    /// default (the snapshot carries the shard's own range, and installing it records that range).
+    /// </summary>
+    SnapshotCarriesNoRange,
 }
 
 internal static class MutantExtensions

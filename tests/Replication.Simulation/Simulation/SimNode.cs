@@ -334,10 +334,11 @@ internal sealed class SimNode
         var core = Core!;
         var metadata = core.MetadataAt(Machine.Applied);
         var message = request with { Index = metadata.Index, LogTerm = metadata.Term, Voters = metadata.Voters, Learners = metadata.Learners };
-        _sim.SendSnapshot(this, message, Machine.Clone());
+        _sim.SendSnapshot(this, message, Machine.ForTransfer(withRange: _sim.Options.Mutant != Mutant.SnapshotCarriesNoRange));
     }
 
-    /// <summary>As NodeHost.InstallSnapshot: the staged data becomes the state machine (durably), then the log is discarded.</summary>
+    /// <summary>As NodeHost.InstallSnapshot: the staged data becomes the state machine (durably; with the range it carries: KvMachine.InstalledOver),
+    /// then the log is discarded.</summary>
     private void InstallSnapshot(SnapshotMetadata snap)
     {
         if (snap.Index == 0)
@@ -349,8 +350,8 @@ internal sealed class SimNode
         var data = _installing ?? throw new InvalidOperationException($"node {Id}: the core installs a snapshot at {snap.Index} that was not received");
         if (data.Applied != snap.Index) throw new InvalidOperationException($"node {Id}: snapshot data at {data.Applied} installed as {snap.Index}");
         _installing = null;
-        Machine = data.Clone();
-        Disk.Install(snap, data);
+        Machine = data.InstalledOver(Machine);
+        Disk.Install(snap, Machine);
         _sim.ObserveDurableLog(Group);
         _sim.ObserveSnapshotInstalled(this, snap);
     }

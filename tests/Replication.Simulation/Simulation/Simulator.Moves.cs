@@ -23,7 +23,7 @@ namespace Replication.Simulation.Simulation;
 /// unchanged): add learner, catch up from the log or by snapshot when the log was compacted, promote (the core refuses
 /// until it caught up), remove the old replica;</item>
 /// <item>a machine drops its replica (log and state machine: DropLeftGroupsAsync) once the placement no longer names it,
-/// it does not lead, and the current leader reports it out of the membership; the drop happens a few ticks after the
+/// it does not lead, and the current leader reports it out of the membership it committed; the drop happens a few ticks after the
 /// check, on what the check saw, as status reports lag.</item>
 /// </list>
 /// Faults (drawn in place of the plain membership faults): a fresh empty machine joins (Add-ReplicationNode), a machine
@@ -117,7 +117,8 @@ public sealed partial class Simulator
     private ConfChange? RingPlanNext(RaftNode core)
     {
         var next = MembershipPlan.Next(core.Voters.Select(r => _memberOf[r]).ToArray(), core.Learners.Select(r => _memberOf[r]).ToArray(),
-            _metadata.DesiredVoterMembers(core.Group), Array.Empty<int>());
+            _metadata.DesiredVoterMembers(core.Group), Array.Empty<int>(),
+            core.MatchIndexes().Where(m => m.Value > 0).Select(m => _memberOf[m.Key]).ToArray()); // as NodeHost's status reports it
         if (next is not { } change) return null;
         bool adds = change.Type is ConfChangeType.AddLearner or ConfChangeType.AddVoter;
         if (_raftIdOf.TryGetValue((core.Group, change.NodeId), out int raftId) && (!adds || Node(raftId).Hosted)) return change with { NodeId = raftId };
@@ -242,7 +243,10 @@ public sealed partial class Simulator
                 int machine = _machineOf[x.Id];
                 bool superseded = _memberOf[x.Id] < _metadata.MemberIdOf(shard, machine);
                 if (placed.Contains(machine) && !superseded) continue;
-                bool reportedOut = l is not null && !l.Core!.Voters.Contains(x.Id) && !l.Core.Learners.Contains(x.Id);
+                // Out of the membership the leader committed (ClusterNode.RemovedFrom reads a report's committed members): its
+                // latest one may hold a removal a new leader then replaces, and the replica, dropped on it, was a member still.
+                bool reportedOut = l is not null && l.Core!.MembershipAtCommitted(l.Core.Committed) is var (voters, learners)
+                    && !voters.Contains(x.Id) && !learners.Contains(x.Id);
                 if (!reportedOut && !early) continue;
                 _retireScheduled.Add(x.Id);
                 Schedule((1 + _rng.Next(5)) * (long)SimOptions.TickUnits, new DropEvent(x));
