@@ -252,6 +252,15 @@ internal sealed partial class RingScenario
         };
         Console.WriteLine($"{label} of shard {shard}: {move.MoveMs:N0} ms; snapshot {move.SnapshotBytes / 1e6:0.0} MB, AddLearner to installed {move.AddToInstalledMs:N0} ms ({move.SnapshotMBps:0.0} MB/s; first chunk after {move.FirstChunkMs:N0} ms, streamed {move.StreamMs:N0} ms = {move.StreamMBps:0.0} MB/s, stored {move.StoreMs:N0} ms, loop held at most {move.HeldMs:N0} ms){(move.Note is { } note ? $" [{note}]" : "")}");
         Console.WriteLine($"  writes during it: {Format(window)}");
+        if (installed.Match is not null && move.StreamMs > 0)
+        {
+            // Which part of the move the slow writes fall in: before the first chunk, while streaming, while the target
+            // stores the rows, after (promotion, removal). Phase bounds from the install line's time and its two durations.
+            long perMs = Stopwatch.Frequency / 1000;
+            long storeFrom = installed.At - (long)(move.StoreMs * perMs), streamFrom = storeFrom - (long)(move.StreamMs * perMs);
+            foreach (var (phase, a, b) in new[] { ("before the stream", t0, streamFrom), ("streaming", streamFrom, storeFrom), ("storing", storeFrom, installed.At), ("after the install", installed.At, t1) })
+                if (b > a) Console.WriteLine($"    {phase}: {Format(writers.Window(a, b))}");
+        }
         return move;
     }
 

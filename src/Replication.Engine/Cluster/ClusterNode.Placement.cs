@@ -30,7 +30,10 @@ public sealed partial class ClusterNode
     private static readonly TimeSpan BalanceSettle = TimeSpan.FromMilliseconds(500);
     /// <summary>How long the planner waits for the hand-overs it asked for to show in its view.</summary>
     private static readonly TimeSpan HandOverWait = TimeSpan.FromSeconds(3);
+    /// <summary>How long the planner holds its balance while replicas move (see <see cref="BalanceLeaders"/>).</summary>
+    private static readonly TimeSpan MovingHold = TimeSpan.FromSeconds(30);
     private long _nextBalance;
+    private long _movingSince;
     private long _handOversUntil;
     private Task<IReadOnlyList<LeaderTransfer>> _handingOver = NoHandOvers;
     private string _balanceView = "";
@@ -138,13 +141,41 @@ public sealed partial class ClusterNode
         // the move takes it.
         var followers = metadata.DesiredLearners();
         var copying = shards.Where(s => s.Learners.Any(l => !followers.Contains(l))).Select(s => s.Id).ToHashSet();
+        // While the ring still moves replicas (a join, a leave, a pin), every move changes a shard's voters and may change
+        // its leader (a leader that removes itself hands over), so a plan made between two moves is undone by the next:
+        // the ring bench's join made 8-9 transfers where 2 would do, and moved shards twice. Until the moves are done only
+        // leaderships on nodes that may not lead move; the balance is planned once, from the placement the moves reach,
+        // or after MovingHold of moves, so a long migration still has its leaders balanced now and then.
+        bool moving = copying.Count > 0 || RingMoving(metadata, shards);
+        if (!moving) _movingSince = 0;
+        else if (_movingSince == 0) _movingSince = now;
+        bool hold = moving && now - _movingSince < Ticks(MovingHold);
+        var mayLead = nodes.Where(n => n.CanLead).Select(n => n.Id).ToHashSet();
         var plan = LeaderBalancer.Plan(nodes, placements, leaders)
-            .Where(t => !copying.Contains(t.Shard) && (!_transferredAt.TryGetValue(t.Shard, out long at) || now - at >= Ticks(TransferCooldown))).ToArray();
+            .Where(t => !copying.Contains(t.Shard) && (!_transferredAt.TryGetValue(t.Shard, out long at) || now - at >= Ticks(TransferCooldown))
+                && (!hold || !mayLead.Contains(t.FromNode))).ToArray();
         if (plan.Length == 0) return;
+        if (moving && !hold) _movingSince = now; // the next balance during the same moves waits MovingHold again
         foreach (var t in plan) _transferredAt[t.Shard] = now;
         _handOversUntil = now + Ticks(HandOverWait);
         _balanceView = ""; // the next plan waits for a view that held still after these
         _handingOver = HandOverAllAsync(plan);
+    }
+
+    /// <summary>True while some shard's voters are not yet those the ring places it on (a move started, or one the ring
+    /// wants and has not started: <see cref="PlacementPolicy.Changes"/> starts a bounded number at a time).</summary>
+    private static bool RingMoving(ClusterMetadata metadata, IReadOnlyList<ReplicationShard> shards)
+    {
+        var current = shards.ToDictionary(s => s.Id, s => s.Voters);
+        foreach (var desired in PlacementPolicy.Desired(metadata))
+        {
+            if (!current.TryGetValue(desired.Shard, out var voters)) return true;
+            // A node being rebuilt keeps its place in the ring but votes nowhere until it is let back (DesiredVoters).
+            var want = metadata.ReplicasOf(desired.Shard);
+            if (!want.Order().SequenceEqual(desired.Voters.Order()) || !voters.Order().SequenceEqual(metadata.DesiredVoters(desired.Shard).Order()))
+                return true;
+        }
+        return false;
     }
 
     private static long Ticks(TimeSpan span) => (long)(span.TotalSeconds * Stopwatch.Frequency);

@@ -68,6 +68,7 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
             SnapshotCatchUpEntries = options.SnapshotCatchUpEntries,
             SnapshotChunkBytes = options.SnapshotChunkBytes,
             StorageDecorator = options.StorageDecorator,
+            SnapshotStagingMemory = options.SnapshotStagingMemory,
             Log = options.Log,
             RecordEvent = (type, group, term, message) => RecordEvent(type, message, group, term),
         });

@@ -53,4 +53,6 @@ public sealed record ClusterOptions
     public Action<string>? Log { get; init; }
     /// <summary>Test hook: wraps each node's storage writes (node id, real storage) to inject faults.</summary>
     internal Func<int, Storage.INodeStorage, Storage.INodeStorage>? StorageDecorator { get; init; }
+    /// <summary>Test hook: bytes of an incoming snapshot kept in memory before it is staged in a file (NodeHostOptions).</summary>
+    internal int SnapshotStagingMemory { get; init; } = NodeHostOptions.DefaultSnapshotStagingMemory;
 }

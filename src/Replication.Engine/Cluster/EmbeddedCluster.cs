@@ -241,6 +241,7 @@ public sealed partial class EmbeddedCluster : ClusterClient
         SnapshotCatchUpEntries = _options.SnapshotCatchUpEntries,
         SnapshotChunkBytes = _options.SnapshotChunkBytes,
         StorageDecorator = _options.StorageDecorator,
+        SnapshotStagingMemory = _options.SnapshotStagingMemory,
         DiscardStores = discardStores,
         StartSibling = StartHostedAsync,
         Log = _options.Log,

@@ -27,11 +27,11 @@ namespace Replication.Engine.Cluster;
 /// metadata at A and a CRC-32C over all chunks; the first carries the shard's hash range when it took part in a split
 /// (SnapshotChunkCodec), which the install records with the rows (KvStore.RecordRange).
 ///
-/// Receiving: chunks from the current leader are appended to a staging file; on the last one the
+/// Receiving: chunks from the current leader are staged (in memory, past 64 MiB in a file); on the last one the
 /// CRC is checked, and only then the Snapshot message is stepped into the core. The core decides
 /// whether to take it; if it does, the next Ready carries <see cref="Ready.Snapshot"/> and the host
 /// installs the staged rows (replacing the shard, durable) before it discards the log. A node that
-/// crashes mid-transfer loses only the staging file, which is deleted at start-up.
+/// crashes mid-transfer loses only what was staged (a staging file is deleted at start-up).
 ///
 /// Installing without stalling the node: storing a snapshot's rows takes a while (8 MB: 0.5-2.5 s measured), and done
 /// in one go on the loop thread it held every other group of the node (heartbeats included) for that long: elections
@@ -70,16 +70,30 @@ internal sealed partial class NodeHost
         List<GroupRuntime>? due = null;
         foreach (var g in _groups.Values)
         {
-            long target = g.Core.Applied - _options.SnapshotCatchUpEntries;
+            long target = CompactionPoint(g);
             if (target - g.Core.LastSnapshot.Index >= _options.SnapshotEntries) (due ??= new()).Add(g);
         }
         if (due is null) return;
         _kv!.Flush(); // the log is about to stop being able to replay these entries
         foreach (var g in due)
         {
-            g.Core.Compact(g.Core.Applied - _options.SnapshotCatchUpEntries);
+            g.Core.Compact(CompactionPoint(g));
             _logStore!.SaveSnapshot(g.Core.Group, g.Core.LastSnapshot, discardLog: false);
         }
+    }
+
+    /// <summary>
+    /// Where <paramref name="g"/>'s log may be compacted to: some entries below the applied index, and not past a snapshot
+    /// this node is sending (the transfer ends once the receiver has stored it, which takes seconds for a large shard). The
+    /// receiver continues from the snapshot's index; compacted past it meanwhile, it needed a second snapshot at once, and
+    /// that one it stores in one go, holding its loop for the whole install (ring bench: 1.2-1.8 s, with elections).
+    /// </summary>
+    private long CompactionPoint(GroupRuntime g)
+    {
+        long point = g.Core.Applied - _options.SnapshotCatchUpEntries;
+        foreach (var ((shard, _), transfer) in _outgoing)
+            if (shard == g.Core.Group) point = Math.Min(point, transfer.Metadata.Index);
+        return point;
     }
 
     private void StartSnapshotTransfer(GroupRuntime g, RaftMessage request)
@@ -101,6 +115,8 @@ internal sealed partial class NodeHost
         var transfer = new OutgoingSnapshot(reader, metadata, request.To, request.Term, _options.SnapshotChunkBytes, _options.SnapshotWindow, () => _wake.Set())
         {
             LastProgressAt = _clock.Elapsed, // the first chunk may take a moment to read: the ack timeout runs from now
+            StartedAt = _clock.Elapsed,
+            GcPausedBefore = GC.GetTotalPauseDuration(),
         };
         _outgoing[(shard, request.To)] = transfer;
         _options.Log?.Invoke($"node {Id}: shard {shard}: sending a snapshot at index {reader.Index} to node {ReplicaIds.NodeOf(request.To)}");
@@ -182,6 +198,10 @@ internal sealed partial class NodeHost
     {
         _outgoing.Remove((shard, t.To));
         t.Stop();
+        // The sender's side of a copy's figures (the receiver logs the rest when it installs): where a slow stream spends its time.
+        if (succeeded)
+            _options.Log?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"node {Id}: shard {shard}: snapshot at index {t.Metadata.Index} sent to node {ReplicaIds.NodeOf(t.To)}: {t.Bytes} bytes in {t.Sent} chunks in {(_clock.Elapsed - t.StartedAt).TotalMilliseconds:0} ms, reading and encoding {t.ReadTime.TotalMilliseconds:0} ms, the process paused for garbage collection {(GC.GetTotalPauseDuration() - t.GcPausedBefore).TotalMilliseconds:0} ms meanwhile"));
         if (_groups.TryGetValue(shard, out var g)) g.Core.ReportSnapshot(t.To, succeeded);
     }
 
@@ -237,7 +257,7 @@ internal sealed partial class NodeHost
             staging?.Dispose();
             Directory.CreateDirectory(SnapshotFolder);
             // One file per transfer: an accepted one waiting to be installed keeps its own (see below).
-            staging = new IncomingSnapshot(Path.Combine(SnapshotFolder, $"shard-{m.Group}-{++_incomingSeq}.incoming"), m.From, m.Index, m.LogTerm, _clock.Elapsed);
+            staging = new IncomingSnapshot(Path.Combine(SnapshotFolder, $"shard-{m.Group}-{++_incomingSeq}.incoming"), m.From, m.Index, m.LogTerm, _clock.Elapsed, _options.SnapshotStagingMemory);
             _incoming[m.Group] = staging;
         }
         else if (staging is null || staging.Leader != m.From || staging.Index != m.Index || staging.Expected != m.Context)
@@ -405,7 +425,7 @@ internal sealed partial class NodeHost
         // The figures of a move's copy (Bench's ring scenario reads this line: keep its shape). "The loop held": the
         // longest loop iteration while the rows were stored, during which the node's other groups waited.
         _options.Log?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture,
-            $"node {Id}: shard {shard}: snapshot at index {snapshot.Index} from node {ReplicaIds.NodeOf(staging.Leader)} installed: {staging.Bytes} bytes in {staging.Expected} chunks, streamed in {(staging.CompletedAt - staging.StartedAt).TotalMilliseconds:0} ms, stored in {staging.StoredIn.TotalMilliseconds:0} ms, the loop held at most {staging.LongestIteration.TotalMilliseconds:0} ms{(staging.Stored ? " (batched)" : "")}"));
+            $"node {Id}: shard {shard}: snapshot at index {snapshot.Index} from node {ReplicaIds.NodeOf(staging.Leader)} installed: {staging.Bytes} bytes in {staging.Expected} chunks, streamed in {(staging.CompletedAt - staging.StartedAt).TotalMilliseconds:0} ms, stored in {staging.StoredIn.TotalMilliseconds:0} ms, the loop held at most {staging.LongestIteration.TotalMilliseconds:0} ms{(staging.Stored ? " (batched)" : "")}, the process paused for garbage collection {(GC.GetTotalPauseDuration() - staging.GcPausedBefore).TotalMilliseconds:0} ms since the first chunk"));
     }
 
     private void DiscardStagedSnapshots()
@@ -439,12 +459,17 @@ internal sealed partial class NodeHost
                 try
                 {
                     uint crc = 0;
-                    foreach (var chunk in SnapshotChunkCodec.Encode(reader.Rows(), chunkBytes, reader.Range))
+                    long began = System.Diagnostics.Stopwatch.GetTimestamp();
+                    foreach (var chunk in SnapshotChunkCodec.EncodeUtf8(reader.Utf8Rows(), chunkBytes, reader.Range))
                     {
                         _stop.Token.ThrowIfCancellationRequested();
                         crc = Crc32C.Append(crc, chunk);
+                        Interlocked.Add(ref _bytes, chunk.Length);
+                        long waiting = System.Diagnostics.Stopwatch.GetTimestamp();
+                        Interlocked.Add(ref _readTicks, waiting - began);
                         await _ready.Writer.WriteAsync((chunk, crc), _stop.Token).ConfigureAwait(false);
                         wake();
+                        began = System.Diagnostics.Stopwatch.GetTimestamp();
                     }
                     _ready.Writer.TryComplete();
                 }
@@ -460,7 +485,17 @@ internal sealed partial class NodeHost
             });
         }
 
+        private long _readTicks;
+        private long _bytes;
+
         public SnapshotMetadata Metadata { get; }
+        /// <summary>When the transfer began (host clock), for the figures logged when it ends.</summary>
+        public TimeSpan StartedAt { get; init; }
+        /// <summary>The process's total GC pause time when the transfer began.</summary>
+        public TimeSpan GcPausedBefore { get; init; }
+        /// <summary>Time the reading task spent reading and encoding rows (not waiting for the window), and the bytes it encoded.</summary>
+        public TimeSpan ReadTime => System.Diagnostics.Stopwatch.GetElapsedTime(0, Interlocked.Read(ref _readTicks));
+        public long Bytes => Interlocked.Read(ref _bytes);
         public int To { get; }
         public long Term { get; }
         /// <summary>Chunks sent, and acknowledged; chunk k (from 0) carries sequence number k.</summary>
@@ -554,10 +589,15 @@ internal sealed partial class NodeHost
         }
     }
 
-    /// <summary>An incoming transfer staged in a file of length-prefixed chunks.</summary>
-    private sealed class IncomingSnapshot(string path, int leader, long index, long term, TimeSpan startedAt) : IDisposable
+    /// <summary>
+    /// An incoming transfer staged as length-prefixed chunks: in memory up to <paramref name="memoryLimit"/> bytes, then in
+    /// a file (see <see cref="NodeHostOptions.SnapshotStagingMemory"/>). The rows are written once, into state.db, either way.
+    /// </summary>
+    private sealed class IncomingSnapshot(string path, int leader, long index, long term, TimeSpan startedAt, int memoryLimit) : IDisposable
     {
-        private FileStream? _file = new(path, FileMode.Create, FileAccess.ReadWrite, FileShare.None);
+        /// <summary>The chunks as received while they fit in memory (kept, not copied); null once staged in the file.</summary>
+        private List<byte[]>? _chunks = new();
+        private FileStream? _file;
         private byte[]? _head; // the first chunk's header: its range, read once the checksum passed (Range)
 
         public string Path { get; } = path;
@@ -571,6 +611,8 @@ internal sealed partial class NodeHost
         public long Bytes { get; private set; }
         /// <summary>The host clock at the first chunk and at the last.</summary>
         public TimeSpan StartedAt { get; } = startedAt;
+        /// <summary>The process's total GC pause time at the first chunk.</summary>
+        public TimeSpan GcPausedBefore { get; } = GC.GetTotalPauseDuration();
         public TimeSpan CompletedAt { get; private set; }
         /// <summary>Its rows are in state.db already (a batched install), and how long storing them took.</summary>
         public bool Stored { get; set; }
@@ -585,25 +627,44 @@ internal sealed partial class NodeHost
         public void Append(byte[] chunk)
         {
             _head ??= chunk[..Math.Min(chunk.Length, 64)];
-            Span<byte> length = stackalloc byte[4];
-            BinaryPrimitives.WriteInt32LittleEndian(length, chunk.Length);
-            _file!.Write(length);
-            _file.Write(chunk);
+            if (_chunks is not null && Bytes + chunk.Length > memoryLimit)
+            {
+                _file = new FileStream(Path, FileMode.Create, FileAccess.ReadWrite, FileShare.None);
+                foreach (var kept in _chunks) WriteToFile(kept);
+                _chunks = null;
+            }
+            if (_chunks is not null) _chunks.Add(chunk);
+            else WriteToFile(chunk);
             Crc = Crc32C.Append(Crc, chunk);
             Bytes += chunk.Length;
             Expected++;
         }
 
+        private void WriteToFile(byte[] chunk)
+        {
+            Span<byte> length = stackalloc byte[4];
+            BinaryPrimitives.WriteInt32LittleEndian(length, chunk.Length);
+            _file!.Write(length);
+            _file.Write(chunk);
+        }
+
         public void Complete(TimeSpan at)
         {
-            _file!.Flush();
+            _file?.Flush();
             Completed = true;
             CompletedAt = at;
         }
 
-        /// <summary>The staged rows in order, decoded chunk by chunk (bounded memory).</summary>
+        /// <summary>The staged rows in order, decoded chunk by chunk (from the file: bounded memory).</summary>
         public IEnumerable<StoredKey> ReadRows()
         {
+            ObjectDisposedException.ThrowIf(_chunks is null && _file is null, this);
+            if (_chunks is not null)
+            {
+                foreach (var chunk in _chunks)
+                    foreach (var row in SnapshotChunkCodec.Decode(chunk)) yield return row;
+                yield break;
+            }
             _file!.Position = 0;
             var length = new byte[4];
             while (_file.Position < _file.Length)
@@ -617,7 +678,9 @@ internal sealed partial class NodeHost
 
         public void Dispose()
         {
-            _file?.Dispose();
+            _chunks = null;
+            if (_file is null) return;
+            _file.Dispose();
             _file = null;
             File.Delete(Path);
         }

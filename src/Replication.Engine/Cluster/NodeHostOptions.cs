@@ -25,11 +25,19 @@ internal sealed record NodeHostOptions
     /// thread; not adopted until measured apart.)</summary>
     public int SnapshotChunkBytes { get; init; } = 256 * 1024;
     /// <summary>
-    /// Snapshot chunks in flight to one peer (NodeHost.Snapshots.cs). With 256 KiB chunks, 4 keep a loopback or LAN link
-    /// busy while the receiver's loop writes each chunk to its staging file, at 1 MiB of buffers per transfer on each side
-    /// (the sender's reader encodes at most a window ahead).
+    /// Snapshot chunks in flight to one peer (NodeHost.Snapshots.cs), at 4 MiB of buffers per transfer on each side with
+    /// 256 KiB chunks (the sender's reader encodes at most a window ahead). Each acknowledgment goes through both nodes'
+    /// loops, which also write their logs (an fsync each iteration), so the round trip is tens of milliseconds on a busy
+    /// node: the stream runs at most a window per round trip, and 4 chunks (1 MiB) held it to 10-30 MB/s in the ring bench.
     /// </summary>
-    public int SnapshotWindow { get; init; } = 4;
+    public int SnapshotWindow { get; init; } = 16;
+    /// <summary>
+    /// Bytes of an incoming snapshot kept in memory; a larger one is staged in a file (NodeHost.Snapshots.cs). A staging
+    /// file's new blocks made every fsync on the disk wait (ext4, data=ordered) while they were written back: every
+    /// writer of the ring bench stalled about a second while a 33 MB shard streamed.
+    /// </summary>
+    public int SnapshotStagingMemory { get; init; } = DefaultSnapshotStagingMemory;
+    public const int DefaultSnapshotStagingMemory = 64 << 20;
     /// <summary>A snapshot transfer whose next acknowledgment does not come within this time is abandoned (and retried by Raft).</summary>
     public TimeSpan SnapshotAckTimeout { get; init; } = TimeSpan.FromSeconds(10);
     public Action<string>? Log { get; init; }

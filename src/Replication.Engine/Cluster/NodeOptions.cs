@@ -70,4 +70,6 @@ public sealed record NodeOptions
     public Func<int, CancellationToken, Task<bool>>? StartSibling { get; init; }
     /// <summary>Test hook: wraps the node's storage writes (node id, real storage) to inject faults.</summary>
     internal Func<int, Storage.INodeStorage, Storage.INodeStorage>? StorageDecorator { get; init; }
+    /// <summary>Test hook: bytes of an incoming snapshot kept in memory before it is staged in a file (NodeHostOptions).</summary>
+    internal int SnapshotStagingMemory { get; init; } = NodeHostOptions.DefaultSnapshotStagingMemory;
 }

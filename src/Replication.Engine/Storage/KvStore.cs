@@ -55,6 +55,17 @@ public sealed partial class KvStore : IDisposable
         PRAGMA user_version=4;
         """;
 
+    /// <summary>
+    /// The page size of a new state.db. kv is WITHOUT ROWID, so a row lives in a leaf of the (shard, key) B-tree, and a
+    /// row too large for the leaf keeps about 490 bytes there and spills the rest into an overflow page of its own. With
+    /// SQLite's default 4 KiB pages that happens past about 1,000 bytes: a 1,000-byte value took a whole overflow page for
+    /// its last 540 bytes, and a shard of such rows filled 4.5 times its bytes (a 33 MB shard: 150 MB of pages), all of
+    /// which a snapshot reads and its receiver writes twice (WAL, checkpoint): the ring bench's move streamed and stored
+    /// at 10-30 MB/s and slowed every write on the disk meanwhile. With 8 KiB pages rows up to about 2,000 bytes stay in
+    /// the leaf. A file created before keeps its 4 KiB pages (SQLite fixes the size at creation in WAL mode).
+    /// </summary>
+    public const int PageSize = 8192;
+
     // WAL checkpoints: left at SQLite's default auto-checkpoint (1000 pages, run by the committing
     // writer) for now. This is the place DESIGN.md wants tuned: a large apply batch of random keys
     // dirties many B-tree pages, overflows the WAL and then pays a checkpoint on nearly every
@@ -76,7 +87,7 @@ public sealed partial class KvStore : IDisposable
     public KvStore(string filePath)
     {
         _filePath = filePath;
-        _conn = SqliteSetup.OpenWriter(filePath, SqliteSynchronous.Normal);
+        _conn = SqliteSetup.OpenWriter(filePath, SqliteSynchronous.Normal, PageSize);
         try
         {
             MigrateFrom3();

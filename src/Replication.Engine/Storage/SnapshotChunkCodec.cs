@@ -27,7 +27,13 @@ public static class SnapshotChunkCodec
 
     /// <summary>Splits <paramref name="rows"/> into encoded chunks, lazily; an empty shard is one empty chunk. The first
     /// chunk carries <paramref name="range"/> when it is given (the shard took part in a split).</summary>
-    public static IEnumerable<byte[]> Encode(IEnumerable<StoredKey> rows, int chunkBytes, (ulong Start, ulong Last)? range = null)
+    public static IEnumerable<byte[]> Encode(IEnumerable<StoredKey> rows, int chunkBytes, (ulong Start, ulong Last)? range = null) =>
+        EncodeUtf8(rows.Select(row => (Encoding.UTF8.GetBytes(row.Key), Encoding.UTF8.GetBytes(row.Value), row.Version, row.ModifiedIndex)), chunkBytes, range);
+
+    /// <summary><see cref="Encode"/> from rows whose key and value are already UTF-8 (as SQLite stores them:
+    /// <see cref="ShardSnapshotReader.Utf8Rows"/>), so a snapshot stream converts no text.</summary>
+    public static IEnumerable<byte[]> EncodeUtf8(IEnumerable<(byte[] Key, byte[] Value, long Version, long Index)> rows, int chunkBytes,
+        (ulong Start, ulong Last)? range = null)
     {
         var pending = new List<(byte[] Key, byte[] Value, long Version, long Index)>();
         long size = HeaderBytes(range);
@@ -35,9 +41,7 @@ public static class SnapshotChunkCodec
         foreach (var row in rows)
         {
             any = true;
-            var key = Encoding.UTF8.GetBytes(row.Key);
-            var value = Encoding.UTF8.GetBytes(row.Value);
-            long rowSize = RowFixedBytes + key.Length + value.Length;
+            long rowSize = RowFixedBytes + row.Key.Length + row.Value.Length;
             if (pending.Count > 0 && size + rowSize > chunkBytes)
             {
                 yield return Write(pending, size, range);
@@ -45,7 +49,7 @@ public static class SnapshotChunkCodec
                 range = null; // only the first chunk carries it
                 size = HeaderBytes(range);
             }
-            pending.Add((key, value, row.Version, row.ModifiedIndex));
+            pending.Add(row);
             size += rowSize;
         }
         if (pending.Count > 0 || !any) yield return Write(pending, size, range);

@@ -20,12 +20,16 @@ internal static class SqliteSetup
     /// Opens the single writer connection of a store. The writer is not pooled: its owner
     /// keeps it for the store's lifetime, and closing it must really release the file.
     /// </summary>
-    public static SqliteConnection OpenWriter(string filePath, SqliteSynchronous synchronous)
+    /// <param name="pageSize">The page size a NEW file is created with (null: SQLite's default, 4 KiB). An existing file
+    /// keeps the one it has: in WAL mode SQLite fixes it when the file is created.</param>
+    public static SqliteConnection OpenWriter(string filePath, SqliteSynchronous synchronous, int? pageSize = null)
     {
         var conn = new SqliteConnection(ConnectionString(filePath, pooling: false, SqliteOpenMode.ReadWriteCreate));
         try
         {
             conn.Open();
+            // Before journal_mode: switching an empty file to WAL writes its header, page size included.
+            if (pageSize is int size) Execute(conn, $"PRAGMA page_size={size.ToString(CultureInfo.InvariantCulture)};");
             // journal_mode=WAL is persistent in the file; setting it on every open is cheap and
             // converts a file created elsewhere. It must run outside a transaction.
             string mode = ExecuteScalarString(conn, "PRAGMA journal_mode=WAL;");

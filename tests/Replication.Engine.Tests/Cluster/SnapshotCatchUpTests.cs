@@ -59,8 +59,9 @@ public sealed class SnapshotCatchUpTests
     [Fact]
     public async Task A_replica_killed_while_receiving_a_snapshot_gets_it_again_after_restart()
     {
-        // Tiny chunks: one row per chunk, so the transfer takes long enough to be interrupted.
-        await using var f = await ClusterFixture.StartAsync(shards: 1, configure: o => SmallSnapshots(o, 64));
+        // Tiny chunks: one row per chunk, so the transfer takes long enough to be interrupted; staged in a file from the
+        // first chunk (a snapshot of over 64 MiB), so the file left by the kill is seen and must be cleared at the restart.
+        await using var f = await ClusterFixture.StartAsync(shards: 1, configure: o => SmallSnapshots(o, 64) with { SnapshotStagingMemory = 0 });
         await f.Cluster.StopNodeAsync(3, kill: true, None);
         var batch = Enumerable.Range(0, 3000).Select(i => new KeyWrite($"bulk{i:D5}", new string('x', 20))).ToArray();
         Assert.All(await f.Cluster.WriteAsync(batch, WriteConcern.Majority, ClusterFixture.Bound, None), r => Assert.Null(r.Error));

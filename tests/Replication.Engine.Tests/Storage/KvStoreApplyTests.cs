@@ -236,6 +236,34 @@ public sealed class KvStoreApplyTests : IDisposable
     }
 
     [Fact]
+    public void SnapshotStreamEncodesTheStoredUtf8AsTheStringRowsWould()
+    {
+        var rows = new[]
+        {
+            new StoredKey("a", "", 1, 5),
+            new StoredKey("clé-é", "värde ✓ 𝄞", 3, 7),
+            new StoredKey("z", new string('v', 3000), 2, 9),
+        };
+        _kv.InstallSnapshot(4, 10, 1, null, rows);
+        using var reader = _kv.OpenSnapshot(4);
+        var fromBytes = SnapshotChunkCodec.EncodeUtf8(reader.Utf8Rows(), 1024).ToList();
+        var fromStrings = SnapshotChunkCodec.Encode(reader.Rows(), 1024).ToList();
+        Assert.Equal(fromStrings, fromBytes);
+        Assert.Equal(rows, fromBytes.SelectMany(c => SnapshotChunkCodec.Decode(c)).ToArray());
+    }
+
+    [Fact]
+    public void NewFileUsesPagesLargeEnoughForKilobyteRows()
+    {
+        Assert.Equal("8192", _kv.WriterPragma("page_size"));
+        // A 1,000-byte value stays in its leaf: the file grows by about the rows' bytes, not an overflow page per row.
+        var rows = Enumerable.Range(0, 2000).Select(i => new StoredKey($"key-{i:D6}", new string('v', 1000), 1, 1)).ToList();
+        _kv.InstallSnapshot(3, 10, 1, null, rows);
+        long pages = long.Parse(_kv.WriterPragma("page_count"), System.Globalization.CultureInfo.InvariantCulture);
+        Assert.InRange(pages * 8192, 2000 * 1000, 2000 * 1000 * 3 / 2);
+    }
+
+    [Fact]
     public void UnknownSchemaVersionAndForeignFilesAreRefused()
     {
         _kv.Dispose();
