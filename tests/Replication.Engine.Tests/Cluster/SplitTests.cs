@@ -114,6 +114,54 @@ public sealed class SplitTests(ITestOutputHelper output)
         // so its leader must send it a snapshot, not its log from index 1.
         await using var f = await ClusterFixture.StartAsync(nodes: 3, shards: 1,
             configure: o => o with { SnapshotEntries = 40, SnapshotCatchUpEntries = 5 });
+        await SplitWhileNode3IsDownAsync(f);
+        var expected = f.Cluster.Node(f.LeaderOf(1))!.Host.Store.Scan(1, "").Select(k => $"{k.Key}={k.Value}@{k.Version}").ToList();
+        Assert.NotEmpty(expected);
+        Assert.Equal(expected, f.Cluster.Node(3)!.Host.Store.Scan(1, "").Select(k => $"{k.Key}={k.Value}@{k.Version}").ToList());
+        var consistency = await f.Cluster.CheckConsistencyAsync(null, Bound, CancellationToken.None);
+        Assert.All(consistency, r => Assert.True(r.Consistent, $"shard {r.Shard}: {r}"));
+    }
+
+    [Fact]
+    public async Task A_replica_that_catches_up_by_snapshot_past_a_split_keeps_the_ranges_and_refuses_old_map_writes()
+    {
+        // A Raft snapshot carried no range: a replica that missed the split entry and caught up by snapshot (one
+        // transaction for the old shard, a batched install for the new one) owned every key of both shards again, so an
+        // old-map write for the half split off, refused at apply by the other replicas (WrongShard), was applied there.
+        await using var f = await ClusterFixture.StartAsync(nodes: 3, shards: 1,
+            configure: o => o with { SnapshotEntries = 40, SnapshotCatchUpEntries = 5 });
+        var (left, right) = await SplitWhileNode3IsDownAsync(f);
+        string KeyIn(ReplicationShard half, string prefix) => Enumerable.Range(0, 10_000).Select(i => $"{prefix}{i}")
+            .First(k => Replication.Engine.Ring.KeyHash.Of(k) >= half.HashStart && Replication.Engine.Ring.KeyHash.Of(k) <= half.HashEnd);
+
+        foreach (int n in new[] { 1, 2, 3 })
+        {
+            var store = f.Cluster.Node(n)!.Host.Store;
+            Assert.Equal((left.HashStart, left.HashEnd), store.RangeOf(0));
+            Assert.Equal((right.HashStart, right.HashEnd), store.RangeOf(1));
+        }
+
+        // An old-map write for the right half, proposed through shard 0 (a client that routed with the map before the
+        // split): refused at apply on every replica, applied on none.
+        string stray = KeyIn(right, "stray");
+        var leader = f.Cluster.Node(f.LeaderOf(0))!.Host;
+        var outcome = (await leader.ProposeAsync(0, new[] { Replication.Engine.Storage.KvCommand.Encode([new(Replication.Engine.Storage.KvOpType.Put, stray, "old-map", null)]) },
+            WriteConcern.Majority)).Single();
+        Assert.False(outcome.Results!.Single().Applied);
+        ClusterFixture.Eventually(() => new[] { 1, 2, 3 }.All(n => f.Cluster.Node(n)!.Host.Status[0].Applied >= outcome.Index),
+            "every replica of shard 0 applied the old-map write's entry");
+        Assert.All(new[] { 1, 2, 3 }, n => Assert.Null(f.Cluster.Node(n)!.Host.Store.Get(0, stray)));
+        var consistency = await f.Cluster.CheckConsistencyAsync(null, Bound, CancellationToken.None);
+        Assert.All(consistency, r => Assert.True(r.Consistent, $"shard {r.Shard}: {r}"));
+    }
+
+    /// <summary>
+    /// Shard 0 of a one-shard cluster (a snapshot every 40 entries) split while node 3 is down, then written on its left
+    /// half until nodes 1 and 2 compacted its log past the split entry; node 3 started again and caught up, so it took
+    /// shard 0 from a snapshot past the split and never applied the split entry. Returns the two halves.
+    /// </summary>
+    private static async Task<(ReplicationShard Left, ReplicationShard Right)> SplitWhileNode3IsDownAsync(ClusterFixture f)
+    {
         foreach (var i in Enumerable.Range(0, 60)) await f.PutAsync($"k{i}", $"v{i}");
         await f.Cluster.StopNodeAsync(3, kill: true, CancellationToken.None);
         var halves = await f.Cluster.SplitShardAsync(0, Bound, CancellationToken.None);
@@ -135,63 +183,7 @@ public sealed class SplitTests(ITestOutputHelper output)
         ClusterFixture.Eventually(() => f.Cluster.Node(3)?.Host.Status.TryGetValue(1, out var st) == true && st.Applied > 0
                 && f.Cluster.GetNodes().All(n => n.State == NodeState.Running && n.LagEntries == 0),
             "node 3 hosts the new shard and caught up");
-        var expected = f.Cluster.Node(f.LeaderOf(1))!.Host.Store.Scan(1, "").Select(k => $"{k.Key}={k.Value}@{k.Version}").ToList();
-        Assert.NotEmpty(expected);
-        Assert.Equal(expected, f.Cluster.Node(3)!.Host.Store.Scan(1, "").Select(k => $"{k.Key}={k.Value}@{k.Version}").ToList());
-        var consistency = await f.Cluster.CheckConsistencyAsync(null, Bound, CancellationToken.None);
-        Assert.All(consistency, r => Assert.True(r.Consistent, $"shard {r.Shard}: {r}"));
-    }
-
-    [Fact]
-    public async Task A_replica_that_catches_up_by_snapshot_past_a_split_keeps_the_ranges_and_refuses_old_map_writes()
-    {
-        // A Raft snapshot carried no range: a replica that missed the split entry and caught up by snapshot (one
-        // transaction for the old shard, a batched install for the new one) owned every key of both shards again, so an
-        // old-map write for the half split off, refused at apply by the other replicas (WrongShard), was applied there.
-        await using var f = await ClusterFixture.StartAsync(nodes: 3, shards: 1,
-            configure: o => o with { SnapshotEntries = 40, SnapshotCatchUpEntries = 5 });
-        foreach (var i in Enumerable.Range(0, 60)) await f.PutAsync($"k{i}", $"v{i}");
-        await f.Cluster.StopNodeAsync(3, kill: true, CancellationToken.None);
-        var halves = await f.Cluster.SplitShardAsync(0, Bound, CancellationToken.None);
-        var left = halves.Single(h => h.Id == 0);
-        var right = halves.Single(h => h.Id == 1);
-        long splitIndex = f.Cluster.Node(f.LeaderOf(0))!.Host.Status[0].Committed;
-        string KeyIn(ReplicationShard half, string prefix) => Enumerable.Range(0, 10_000).Select(i => $"{prefix}{i}")
-            .First(k => Replication.Engine.Ring.KeyHash.Of(k) >= half.HashStart && Replication.Engine.Ring.KeyHash.Of(k) <= half.HashEnd);
-        int written = 0;
-        for (int i = 0; written < 120; i++)
-        {
-            ulong h = Replication.Engine.Ring.KeyHash.Of($"left{i}");
-            if (h < left.HashStart || h > left.HashEnd) continue;
-            await f.PutAsync($"left{i}", "x");
-            written++;
-        }
-        ClusterFixture.Eventually(() => new[] { 1, 2 }.All(n => f.Cluster.Node(n)!.Host.Status[0].SnapshotIndex > splitIndex),
-            "shard 0 compacted its log past the split on nodes 1 and 2");
-        await f.Cluster.StartNodeAsync(3, CancellationToken.None);
-        ClusterFixture.Eventually(() => f.Cluster.Node(3)?.Host.Status.TryGetValue(1, out var st) == true && st.Applied > 0
-                && f.Cluster.GetNodes().All(n => n.State == NodeState.Running && n.LagEntries == 0),
-            "node 3 hosts the new shard and caught up");
-
-        foreach (int n in new[] { 1, 2, 3 })
-        {
-            var store = f.Cluster.Node(n)!.Host.Store;
-            Assert.Equal((left.HashStart, left.HashEnd), store.RangeOf(0));
-            Assert.Equal((right.HashStart, right.HashEnd), store.RangeOf(1));
-        }
-
-        // An old-map write for the right half, proposed through shard 0 (a client that routed with the map before the
-        // split): refused at apply on every replica, applied on none.
-        string stray = KeyIn(right, "stray");
-        var leader = f.Cluster.Node(f.LeaderOf(0))!.Host;
-        var outcome = (await leader.ProposeAsync(0, new[] { Replication.Engine.Storage.KvCommand.Encode([new(Replication.Engine.Storage.KvOpType.Put, stray, "old-map", null)]) },
-            WriteConcern.Majority)).Single();
-        Assert.False(outcome.Results!.Single().Applied);
-        ClusterFixture.Eventually(() => new[] { 1, 2, 3 }.All(n => f.Cluster.Node(n)!.Host.Status[0].Applied >= outcome.Index),
-            "every replica of shard 0 applied the old-map write's entry");
-        Assert.All(new[] { 1, 2, 3 }, n => Assert.Null(f.Cluster.Node(n)!.Host.Store.Get(0, stray)));
-        var consistency = await f.Cluster.CheckConsistencyAsync(null, Bound, CancellationToken.None);
-        Assert.All(consistency, r => Assert.True(r.Consistent, $"shard {r.Shard}: {r}"));
+        return (left, halves.Single(h => h.Id == 1));
     }
 
     [Fact]
