@@ -81,8 +81,10 @@ Describe 'Keys, nodes and shards (<Shape>)' -ForEach $Shapes {
         $null = $ps.AddScript({
                 param($Name, $Module)
                 Import-Module $Module
-                # Far more than is written before the stop: 20,000 finished before Stop() on a quiet machine (the full suite at 04:40).
-                1..100000 | ForEach-Object { [pscustomobject]@{ Key = "stop:$('{0:D6}' -f $_)"; Value = "v$_" } } | Set-ReplicationKey -Cluster $Name -ThrottleLimit 4
+                # The input pauses after 3,000 records (Start-Sleep ends at the stop), so the import is still running when it is
+                # stopped: without the pause the pipeline ended before Stop() in the full suite (04:40 and 05:00: "Completed").
+                1..100000 | ForEach-Object { if ($_ -eq 3000) { Start-Sleep -Seconds 60 }; [pscustomobject]@{ Key = "stop:$('{0:D6}' -f $_)"; Value = "v$_" } } |
+                    Set-ReplicationKey -Cluster $Name -ThrottleLimit 4
             }).AddArgument($cluster.Name).AddArgument($Manifest)
         try {
             $async = $ps.BeginInvoke()
