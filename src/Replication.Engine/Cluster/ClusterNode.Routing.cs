@@ -227,18 +227,22 @@ public sealed partial class ClusterNode
         _peerClients.SendAsync(node, make, timeout + ForwardMargin, new SentFlag<bool>(false), ct);
 
     /// <summary>
-    /// Completes with the node that leads <paramref name="group"/> in a newer term than when it was called, once this node
-    /// knows one other than <paramref name="from"/>: from its own replica of the group (signalled at once), else from the
-    /// peers' reports (re-read every <see cref="LeaderWatchPoll"/>). Cancelled through <paramref name="ct"/>.
+    /// Completes with the node that leads <paramref name="group"/>, once this node knows one other than <paramref name="from"/>
+    /// that is news since it was called: a leader of a newer term, or the first leader of the term it already knew when no
+    /// leader was known then. From its own replica of the group (signalled at once), else from the peers' reports (re-read
+    /// every <see cref="LeaderWatchPoll"/>). Cancelled through <paramref name="ct"/>.
+    /// (Bug fixed: only a newer term counted. A node whose replica had already moved to the election's term, through a vote
+    /// request, before it forwarded a write to the paused old leader, never saw that election's winner as news: the write
+    /// waited out its whole timeout, 45 s in ProcessFailoverClientTests under the full suite's load.)
     /// </summary>
     private async Task<int> LeaderMovedAsync(int group, int from, CancellationToken ct)
     {
-        long since = _host.Status.TryGetValue(group, out var first) ? first.Term : LeaderAndTermFromReports(group).Term;
+        var (sinceLeader, since) = _host.Status.TryGetValue(group, out var first) ? (first.Leader, first.Term) : LeaderAndTermFromReports(group);
         while (true)
         {
             ct.ThrowIfCancellationRequested();
             var (leader, term) = _host.Status.TryGetValue(group, out var st) ? (st.Leader, st.Term) : LeaderAndTermFromReports(group);
-            if (leader != 0 && leader != from && term > since) return leader;
+            if (leader != 0 && leader != from && (term > since || (sinceLeader == 0 && term == since))) return leader;
             await _host.WaitForChangeAsync(LeaderWatchPoll, ct).ConfigureAwait(false);
         }
     }
