@@ -98,15 +98,13 @@ public sealed class RaftLogStore : IDisposable
 
     /// <summary>
     /// Writes zeros up to <see cref="WalReserveBytes"/> past the end of raft.db's WAL, once the store is open in WAL mode
-    /// (switching a file to WAL deletes a WAL that was there) and before its first commit of entries. Every commit fsyncs
-    /// the WAL, and while the WAL grows each of those fsyncs must also make the file's new size and blocks durable:
-    /// measured with `strace -T` on a fresh node, 26-29 ms per fsync in its first minute against 10-13 ms once the WAL had
-    /// reached its working size and was being overwritten, and 9.4 ms in both with the reservation (README, Benchmarks).
-    /// Safe for SQLite: it takes a WAL whose header is not valid as empty, and stops reading frames at the first whose
-    /// checksum fails, so zeros after the last frame (a WAL left by a crash keeps its frames: only its end is extended) are
-    /// never taken for data, and it writes each frame at its own offset, whatever the file's length; SQLite deletes the WAL
-    /// when the store closes cleanly, so each open reserves again. Best effort: when the disk has no room for it, the store
-    /// opens without it.
+    /// (switching a file to WAL deletes a WAL that was there) and before its first commit of entries. Every commit fsyncs the WAL, and while the WAL grows each of those fsyncs must also make the file's new
+    /// size and blocks durable: measured with `strace -T` on a fresh node, 26-29 ms per fsync in its first minute against
+    /// 10-13 ms once the WAL had reached its working size and was being overwritten, and 9.4 ms in both with the
+    /// reservation (README, Benchmarks). Safe for SQLite: it takes a WAL whose header is not valid as empty, and stops
+    /// reading frames at the first whose checksum fails, so zeros after the last frame (a WAL left by a crash keeps its
+    /// frames: only its end is extended) are never taken for data, and it writes each frame at its own offset, whatever the
+    /// file's length; SQLite deletes the WAL when the store closes cleanly, so each open reserves again. Best effort: when the disk has no room for it, the store opens without it.
     /// </summary>
     private static void ReserveWal(string walPath)
     {
