@@ -27,6 +27,7 @@ internal sealed class Orchestrator
             Console.Error.WriteLine(e.Message);
             return 64;
         }
+        Servers.NodeTiered = options.NodeTiered;
         if (options.Report is { } saved)
         {
             // Re-renders a saved run (its results.json) without measuring anything.
@@ -215,15 +216,15 @@ internal sealed class Orchestrator
         string script = "$ErrorActionPreference = 'Stop'; Import-Module $env:BENCH_MODULE; " +
             "$s = ConvertTo-SecureString $env:REPLICATION_CLUSTER_SECRET -AsPlainText -Force; " +
             "Start-ReplicationNode -Path $env:BENCH_NODE_PATH -Listen $env:BENCH_NODE_LISTEN -ClusterSecret $s -Wait";
-        var env = new Dictionary<string, string>
+        var env = Servers.NodeEnvironment(_secret); // a node process, as the README's service unit starts one
+        foreach (var (k, v) in new Dictionary<string, string>
         {
-            ["REPLICATION_CLUSTER_SECRET"] = _secret,
             ["BENCH_MODULE"] = Path.GetFullPath(_options.Module),
             ["BENCH_NODE_PATH"] = folder,
             ["BENCH_NODE_LISTEN"] = $"127.0.0.1:{port}",
             ["POWERSHELL_TELEMETRY_OPTOUT"] = "1",
             ["NO_COLOR"] = "1",
-        };
+        }) env[k] = v;
         try
         {
             using var pwsh = await ChildProcess.StartAsync("pwsh", dotnet, [_options.Pwsh, "-NoProfile", "-NonInteractive", "-Command", script], env,
