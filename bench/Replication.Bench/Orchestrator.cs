@@ -67,7 +67,7 @@ internal sealed class Orchestrator
         var total = Stopwatch.StartNew();
         Directory.CreateDirectory(_temp);
         var run = new BenchRun { Machine = Machine.Describe(_temp), Started = DateTimeOffset.Now.ToString("yyyy-MM-dd HH:mm zzz"), Quick = _options.Quick, LoadAverageStart = Machine.LoadAverage(),
-            ClientCounts = _options.Clients, PhaseSeconds = _options.PhaseSeconds, ElectionTicks = _options.ElectionTicks };
+            ClientCounts = _options.Clients, PhaseSeconds = _options.PhaseSeconds, ElectionTicks = _options.ElectionTicks, NodeTiered = _options.NodeTiered };
         Console.WriteLine($"Replication bench{(_options.Quick ? " (quick)" : "")}: {run.Machine}");
         Console.WriteLine($"data and logs under {_temp}; results to {Path.GetFullPath(_options.OutDir)}");
         if (_options.Only == "ring")
