@@ -46,12 +46,16 @@ internal sealed record BenchOptions
     public int[] ElectionMs { get; init; } = [Replication.Engine.Cluster.RaftTiming.DefaultElectionTimeoutMilliseconds];
     public double TimingMinutes { get; init; } = 10;
     public int TimingKills { get; init; } = 5;
+    /// <summary>Diagnostic (--node-tiered): run the node processes with the runtime's default tiered compilation instead of
+    /// DOTNET_TieredCompilation=0, the setting the README recommends for a node process (<see cref="Servers.NodeEnvironment"/>).</summary>
+    public bool NodeTiered { get; init; }
 
     public const string Usage =
         "usage: Replication.Bench [--quick] [--rounds N] [--clients 1,16,64] [--phase-seconds S] [--spread] [--no-etcd] [--no-install]\n" +
         "                         [--no-embedded] [--out DIR] [--module Replication.psd1 --pwsh pwsh.dll] [--verbose] [--election-ticks N]\n" +
         "                         [--only ring|failover|timing] [--ring-mb N] [--snapshot-chunk-bytes N]\n" +
         "                         [--failover-runs N] [--election-ms 150,300] [--timing-minutes M] [--timing-kills N] [--import-in-flight N]\n" +
+        "                         [--node-tiered]\n" +
         "       Replication.Bench --report out/bench/results.json [--out DIR]   (render a saved run again)";
 
     public static BenchOptions Parse(string[] args)
@@ -64,7 +68,7 @@ internal sealed record BenchOptions
         }
         bool Flag(string name) => args.Contains(name);
 
-        var known = new HashSet<string> { "--quick", "--rounds", "--clients", "--phase-seconds", "--spread", "--no-etcd", "--no-install", "--no-embedded", "--out", "--module", "--pwsh", "--verbose", "--election-ticks", "--report", "--only", "--ring-mb", "--snapshot-chunk-bytes", "--failover-runs", "--election-ms", "--timing-minutes", "--timing-kills", "--import-in-flight" };
+        var known = new HashSet<string> { "--quick", "--rounds", "--clients", "--phase-seconds", "--spread", "--no-etcd", "--no-install", "--no-embedded", "--out", "--module", "--pwsh", "--verbose", "--election-ticks", "--report", "--only", "--ring-mb", "--snapshot-chunk-bytes", "--failover-runs", "--election-ms", "--timing-minutes", "--timing-kills", "--import-in-flight", "--node-tiered" };
         for (int i = 0; i < args.Length; i++)
         {
             if (!known.Contains(args[i])) throw new ArgumentException($"unknown argument '{args[i]}'.\n{Usage}");
@@ -99,6 +103,7 @@ internal sealed record BenchOptions
             TimingMinutes = Value("--timing-minutes") is { } tm ? Math.Clamp(double.Parse(tm, System.Globalization.CultureInfo.InvariantCulture), 0.1, 60) : o.TimingMinutes,
             ImportInFlight = Value("--import-in-flight") is { } inf ? Math.Clamp(int.Parse(inf), 1, 64) : o.ImportInFlight,
             TimingKills = Value("--timing-kills") is { } tk ? Math.Clamp(int.Parse(tk), 1, 20) : o.TimingKills,
+            NodeTiered = Flag("--node-tiered"),
         };
     }
 }

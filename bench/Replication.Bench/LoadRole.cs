@@ -73,7 +73,9 @@ internal sealed class LoadRole
             Say($"connected {maxClients} clients in {connectMs:N0} ms");
             try
             {
-                var states = Enumerable.Range(0, maxClients).Select(c => new ClientState(_spec.Round * 1000 + c, _spec.ValueBytes)).ToArray();
+                // One state per client, and per import request in flight (their keys must differ): with --clients 1 the import's
+                // second request had none (IndexOutOfRangeException, counted as failed writes).
+                var states = Enumerable.Range(0, Math.Max(maxClients, _spec.ImportInFlight)).Select(c => new ClientState(_spec.Round * 1000 + c, _spec.ValueBytes)).ToArray();
                 for (int s = 0; s < _spec.ColdSeconds; s++)
                     phases.Add(await PhaseAsync("cold", clients, states, 1, 1, Put, pids, ct));
                 if (_spec.WarmupSeconds > 0)
@@ -186,7 +188,7 @@ internal sealed class LoadRole
                         Interlocked.Add(ref errors, p.Sent - p.Acknowledged);
                     }
                     else Interlocked.Increment(ref errors);
-                    Interlocked.CompareExchange(ref firstError, $"{e.GetType().Name}: {e.Message}", null);
+                    Interlocked.CompareExchange(ref firstError, $"{e.GetType().Name}: {e.Message}{Where(e)}", null);
                     await Task.Delay(10, ct);
                 }
             }
@@ -233,6 +235,12 @@ internal sealed class LoadRole
     private static void Say(string line) => Console.WriteLine(line);
 
     /// <summary>Per client: its own random sequence, its value, and the keys it wrote in the current phase. Used by one task at a time.</summary>
+    /// <summary>Where an unexpected exception (not one of the engine's own errors, which say what happened) was thrown: its
+    /// innermost frame, so a bug met under load can be found from the bench's output.</summary>
+    private static string Where(Exception e) =>
+        e is Replication.Engine.ReplicationException or PartialBatchException || e.StackTrace is not { } trace ? ""
+            : " " + trace.Split('\n', StringSplitOptions.RemoveEmptyEntries)[0].Trim();
+
     private sealed class ClientState(int seed, int valueBytes)
     {
         public Random Random { get; } = new(seed);

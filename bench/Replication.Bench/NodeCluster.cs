@@ -58,8 +58,7 @@ internal sealed class NodeCluster : IAsyncDisposable
         var args = prefix.Concat(["node", "--path", Path.Combine(_folder, $"node{index + 1}"), "--listen", Endpoints[index]]).ToList();
         if (join) args.AddRange(["--join", Endpoints[0]]);
         if (_electionTicks is int ticks) args.AddRange(["--election-ticks", ticks.ToString()]);
-        var child = await ChildProcess.StartAsync($"node{index + 1}", file, args,
-            new Dictionary<string, string> { ["REPLICATION_CLUSTER_SECRET"] = _secret }, _echo);
+        var child = await ChildProcess.StartAsync($"node{index + 1}", file, args, Servers.NodeEnvironment(_secret), _echo);
         _processes[index] = child;
         string ready = await child.WaitForLineAsync("READY ", StartBound);
         NodeIds[index] = int.Parse(ready[(ready.IndexOf("READY ", StringComparison.Ordinal) + 6)..].Trim());

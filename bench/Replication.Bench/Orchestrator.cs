@@ -27,6 +27,7 @@ internal sealed class Orchestrator
             Console.Error.WriteLine(e.Message);
             return 64;
         }
+        Servers.NodeTiered = options.NodeTiered;
         if (options.Report is { } saved)
         {
             // Re-renders a saved run (its results.json) without measuring anything.
@@ -66,7 +67,7 @@ internal sealed class Orchestrator
         var total = Stopwatch.StartNew();
         Directory.CreateDirectory(_temp);
         var run = new BenchRun { Machine = Machine.Describe(_temp), Started = DateTimeOffset.Now.ToString("yyyy-MM-dd HH:mm zzz"), Quick = _options.Quick, LoadAverageStart = Machine.LoadAverage(),
-            ClientCounts = _options.Clients, PhaseSeconds = _options.PhaseSeconds, ElectionTicks = _options.ElectionTicks };
+            ClientCounts = _options.Clients, PhaseSeconds = _options.PhaseSeconds, ElectionTicks = _options.ElectionTicks, NodeTiered = _options.NodeTiered };
         Console.WriteLine($"Replication bench{(_options.Quick ? " (quick)" : "")}: {run.Machine}");
         Console.WriteLine($"data and logs under {_temp}; results to {Path.GetFullPath(_options.OutDir)}");
         if (_options.Only == "ring")
@@ -215,15 +216,15 @@ internal sealed class Orchestrator
         string script = "$ErrorActionPreference = 'Stop'; Import-Module $env:BENCH_MODULE; " +
             "$s = ConvertTo-SecureString $env:REPLICATION_CLUSTER_SECRET -AsPlainText -Force; " +
             "Start-ReplicationNode -Path $env:BENCH_NODE_PATH -Listen $env:BENCH_NODE_LISTEN -ClusterSecret $s -Wait";
-        var env = new Dictionary<string, string>
+        var env = Servers.NodeEnvironment(_secret); // a node process, as the README's service unit starts one
+        foreach (var (k, v) in new Dictionary<string, string>
         {
-            ["REPLICATION_CLUSTER_SECRET"] = _secret,
             ["BENCH_MODULE"] = Path.GetFullPath(_options.Module),
             ["BENCH_NODE_PATH"] = folder,
             ["BENCH_NODE_LISTEN"] = $"127.0.0.1:{port}",
             ["POWERSHELL_TELEMETRY_OPTOUT"] = "1",
             ["NO_COLOR"] = "1",
-        };
+        }) env[k] = v;
         try
         {
             using var pwsh = await ChildProcess.StartAsync("pwsh", dotnet, [_options.Pwsh, "-NoProfile", "-NonInteractive", "-Command", script], env,

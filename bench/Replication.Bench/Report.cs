@@ -41,6 +41,10 @@ internal static class Report
             "acknowledged once durable on a majority. Reads: linearizable gets of keys written in the round. Each phase " +
             $"{run.PhaseSeconds.ToString(Invariant)} s (or 200,000 requests). Systems alternate: " +
             string.Join(", ", run.Rounds.Where(r => r.System != "embedded").Select(r => $"{Name(r.System)} {r.Round}")) + ".");
+        if (run.NodeTiered is bool tiered)
+            sb.AppendLine(tiered
+                ? "- DIAGNOSTIC RUN: the node processes ran with the runtime's default tiered compilation (--node-tiered)."
+                : "- Node processes: DOTNET_TieredCompilation=0 in their environment, as the README's service unit starts a node (\"As a systemd service\").");
         if (run.ElectionTicks is int ticks) sb.AppendLine($"- DIAGNOSTIC RUN: the node processes ran with --election-ticks {ticks} instead of the engine's default.");
         if (rep.FirstOrDefault() is { } first) sb.AppendLine($"- Placement (Replication): {first.Placement}.");
         if (etcd.FirstOrDefault() is { } firstEtcd) sb.AppendLine($"- Placement (etcd): {firstEtcd.Placement}.");

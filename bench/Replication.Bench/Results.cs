@@ -105,6 +105,9 @@ internal sealed record BenchRun
     public double PhaseSeconds { get; init; }
     /// <summary>Set when the node processes ran with a diagnostic election timeout (--election-ticks).</summary>
     public int? ElectionTicks { get; init; }
+    /// <summary>True when the node processes ran with the runtime's default tiered compilation (--node-tiered), false when with
+    /// the README's DOTNET_TieredCompilation=0; null in runs saved before the bench set it (they ran tiered).</summary>
+    public bool? NodeTiered { get; init; }
     public Dictionary<string, double> Disk { get; init; } = new();
     /// <summary>/proc/loadavg's three averages at the start and at the end of the run (how busy the machine was).</summary>
     public string LoadAverageStart { get; init; } = "";

@@ -169,7 +169,7 @@ internal sealed partial class RingScenario
         string name = $"node{n}";
         Action<string> echo = line => _log.Enqueue((Stopwatch.GetTimestamp(), line));
         if (_options.Verbose) echo += Console.WriteLine;
-        var child = await ChildProcess.StartAsync(name, file, args, new Dictionary<string, string> { ["REPLICATION_CLUSTER_SECRET"] = _secret }, echo);
+        var child = await ChildProcess.StartAsync(name, file, args, Servers.NodeEnvironment(_secret), echo);
         _nodes[n] = (child, path, endpoint);
         var ready = await child.WaitForLineAsync("READY ", StartBound);
         if (ready.Split(' ')[^1] != n.ToString(CultureInfo.InvariantCulture))

@@ -24,6 +24,23 @@ internal sealed class Servers : IDisposable
     public double[] StartToListeningMs { get; private set; } = [];
     public double StartToReadyMs { get; private set; }
 
+    /// <summary>Set from --node-tiered before any node starts (<see cref="NodeEnvironment"/>).</summary>
+    public static bool NodeTiered { get; set; }
+
+    /// <summary>
+    /// The environment of every Replication node process the bench starts (and of the fresh pwsh it times): the cluster
+    /// secret, and DOTNET_TieredCompilation=0 as the README's service unit sets it (README, "As a systemd service"): with
+    /// tiering on, a node spent its first minute recompiling its hot ReadyToRun methods at tier 1 (45% of the leader's
+    /// samples in libclrjit.so during 1-client writes, `perf`), and ran at a third of its later speed meanwhile.
+    /// --node-tiered (<see cref="NodeTiered"/>) runs them with the runtime's default instead, for comparison.
+    /// </summary>
+    public static Dictionary<string, string> NodeEnvironment(string secret)
+    {
+        var env = new Dictionary<string, string> { ["REPLICATION_CLUSTER_SECRET"] = secret };
+        if (!NodeTiered) env["DOTNET_TieredCompilation"] = "0";
+        return env;
+    }
+
     /// <summary>Node 1 founds the cluster; nodes 2 and 3 join through it, one after the other (each join changes the replicated membership).</summary>
     public static async Task<Servers> StartReplicationAsync(string folder, string secret, int? electionTicks, Action<string>? echo)
     {
@@ -40,8 +57,7 @@ internal sealed class Servers : IDisposable
                 var args = prefix.Concat(["node", "--path", Path.Combine(folder, $"node{i + 1}"), "--listen", servers.Endpoints[i]]).ToList();
                 if (i > 0) args.AddRange(["--join", servers.Endpoints[0]]);
                 if (electionTicks is int ticks) args.AddRange(["--election-ticks", ticks.ToString()]);
-                var child = await ChildProcess.StartAsync(servers.Names[i], file, args,
-                    new Dictionary<string, string> { ["REPLICATION_CLUSTER_SECRET"] = secret }, echo);
+                var child = await ChildProcess.StartAsync(servers.Names[i], file, args, NodeEnvironment(secret), echo);
                 servers._processes.Add(child);
                 listening[i] = await WaitListeningAsync(child, ports[i]);
                 await child.WaitForLineAsync("READY ", StartBound);
