@@ -426,11 +426,11 @@ internal sealed partial class NodeHost
             }
         }
         _logStore!.SaveSnapshot(shard, snapshot, discardLog: true);
-        if (staging.PendingAck is { } last) Ack(last, reject: false);
         // The figures of a move's copy (Bench's ring scenario reads this line: keep its shape). "The loop held": the
         // longest loop iteration while the rows were stored, during which the node's other groups waited.
         _options.Log?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture,
             $"node {Id}: shard {shard}: snapshot at index {snapshot.Index} from node {ReplicaIds.NodeOf(staging.Leader)} installed: {staging.Bytes} bytes in {staging.Expected} chunks, streamed in {(staging.CompletedAt - staging.StartedAt).TotalMilliseconds:0} ms, stored in {staging.StoredIn.TotalMilliseconds:0} ms, the loop held at most {staging.LongestIteration.TotalMilliseconds:0} ms{(staging.Stored ? " (batched)" : "")}, the process paused for garbage collection {(GC.GetTotalPauseDuration() - staging.GcPausedBefore).TotalMilliseconds:0} ms since the first chunk"));
+        if (staging.PendingAck is { } last) Ack(last, reject: false); // after the line above: tests read their order
     }
 
     private void DiscardStagedSnapshots()
