@@ -14,8 +14,8 @@ namespace Replication.Engine.Storage;
 /// snapshot is the shard's whole state at its index, and the range is part of it (KvStore's shard_range): without it a
 /// replica that caught up by snapshot past a split owned every key of the shard again and applied old-map writes the
 /// other replicas refuse. Every other chunk, and every chunk of a shard never split, is format 1, as before.
-/// Decoding checks every length against the bytes left before allocating and rejects trailing
-/// bytes; a malformed chunk is <see cref="StorageCorruptException"/>. Stateless, thread-safe.
+/// Decoding checks every length against the bytes left before allocating, that every key and value is UTF-8, and
+/// rejects trailing bytes; a malformed chunk is <see cref="StorageCorruptException"/>. Stateless, thread-safe.
 /// </summary>
 public static class SnapshotChunkCodec
 {
