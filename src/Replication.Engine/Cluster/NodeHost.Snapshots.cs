@@ -30,15 +30,15 @@ namespace Replication.Engine.Cluster;
 /// Receiving: chunks from the current leader are staged (in memory, past 64 MiB in a file); on the last one the
 /// CRC is checked, and only then the Snapshot message is stepped into the core. The core decides
 /// whether to take it; if it does, the next Ready carries <see cref="Ready.Snapshot"/> and the host
-/// installs the staged rows (replacing the shard, durable) before it discards the log. A node that
+/// installs the staged rows (replacing the shard, durable) before it discards the log, and only then acknowledges the
+/// last chunk (so the leader holds its log from the snapshot's index until the rows are stored). A node that
 /// crashes mid-transfer loses only what was staged (a staging file is deleted at start-up).
 ///
 /// Installing without stalling the node: storing a snapshot's rows takes a while (8 MB: 0.5-2.5 s measured), and done
 /// in one go on the loop thread it held every other group of the node (heartbeats included) for that long: elections
 /// and write stalls on every shard the node holds, at each move. A fresh replica (nothing in its log, nothing applied:
-/// the case of a move's new learner) therefore stores the rows first, in batches of about
-/// <see cref="InstallBatchBytes"/> for at most <see cref="InstallSlice"/> per loop iteration, while its group is
-/// paused (no ticks, no messages: its core stays exactly as it was when the last chunk came), and steps the Snapshot
+/// the case of a move's new learner) therefore stores the rows first, one received chunk (about 256 KiB) per
+/// transaction, for at most <see cref="InstallSlice"/> per loop iteration, while its group is paused (no ticks, no messages: its core stays exactly as it was when the last chunk came), and steps the Snapshot
 /// message into the core only once they are all in and durable; the last chunk is acknowledged then. The first batch
 /// writes a marker in state.db that the last one removes; a crash or a failed batch in between leaves the marker, and
 /// the node's next start discards the partial rows (KvStore.DiscardPartialInstalls): the replica is fresh again and
@@ -56,9 +56,6 @@ internal sealed partial class NodeHost
     private readonly Dictionary<int, SnapshotInstall> _installs = new();
     /// <summary>When the current loop iteration began (loop thread only): a batched install reports the longest iteration.</summary>
     private TimeSpan _iterationBegan;
-
-    /// <summary>Rows stored per transaction of a batched install (an estimate of their bytes).</summary>
-    private const int InstallBatchBytes = 256 * 1024;
 
     /// <summary>Loop time a batched install may use per iteration before the node turns to its other work.</summary>
     private static readonly TimeSpan InstallSlice = TimeSpan.FromMilliseconds(10);
@@ -299,8 +296,15 @@ internal sealed partial class NodeHost
         {
             if (_accepted.Remove(m.Group, out var older)) older.Dispose();
             _accepted[m.Group] = staging;
+            // Acknowledged once stored (InstallSnapshot): until then the leader keeps the transfer, and with it its log
+            // from the snapshot's index (CompactionPoint). Acknowledged here, the leader compacted past the index while
+            // this replica stored the rows (one transaction: 0.7-1.5 s for 33 MB), and sent a second snapshot of the whole
+            // shard as soon as it answered (ring bench, node 2 restarting: two 33 MB copies, two such stalls, and a
+            // leadership handed to it between them that timed out).
+            staging.PendingAck = m;
+            return;
         }
-        else staging.Dispose();
+        staging.Dispose();
         Ack(m, reject: false);
     }
 
@@ -342,8 +346,8 @@ internal sealed partial class NodeHost
             {
                 while (!install.RowsDone && _clock.Elapsed < until)
                 {
-                    var batch = install.NextBatch(InstallBatchBytes);
-                    _storage!.InstallSnapshotRows(shard, last.Index, last.LogTerm, batch, first: install.Batches == 0);
+                    var chunk = install.NextChunk();
+                    _storage!.InstallSnapshotRows(shard, last.Index, last.LogTerm, chunk, first: install.Batches == 0);
                     install.Batches++;
                 }
                 if (!install.RowsDone) continue;
@@ -417,7 +421,7 @@ internal sealed partial class NodeHost
             // A batched install stored the rows already (ContinueInstalls); otherwise all of them now, in one transaction.
             if (!staging.Stored)
             {
-                _kv!.InstallSnapshot(shard, snapshot.Index, snapshot.Term, staging.Range, staging.ReadRows());
+                _kv!.InstallSnapshot(shard, snapshot.Index, snapshot.Term, staging.Range, staging.Chunks());
                 staging.StoredIn = staging.LongestIteration = _clock.Elapsed - storing;
             }
         }
@@ -426,6 +430,7 @@ internal sealed partial class NodeHost
         // longest loop iteration while the rows were stored, during which the node's other groups waited.
         _options.Log?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture,
             $"node {Id}: shard {shard}: snapshot at index {snapshot.Index} from node {ReplicaIds.NodeOf(staging.Leader)} installed: {staging.Bytes} bytes in {staging.Expected} chunks, streamed in {(staging.CompletedAt - staging.StartedAt).TotalMilliseconds:0} ms, stored in {staging.StoredIn.TotalMilliseconds:0} ms, the loop held at most {staging.LongestIteration.TotalMilliseconds:0} ms{(staging.Stored ? " (batched)" : "")}, the process paused for garbage collection {(GC.GetTotalPauseDuration() - staging.GcPausedBefore).TotalMilliseconds:0} ms since the first chunk"));
+        if (staging.PendingAck is { } last) Ack(last, reject: false); // after the line above: tests read their order
     }
 
     private void DiscardStagedSnapshots()
@@ -460,7 +465,7 @@ internal sealed partial class NodeHost
                 {
                     uint crc = 0;
                     long began = System.Diagnostics.Stopwatch.GetTimestamp();
-                    foreach (var chunk in SnapshotChunkCodec.EncodeUtf8(reader.Utf8Rows(), chunkBytes, reader.Range))
+                    foreach (var chunk in reader.Chunks(chunkBytes))
                     {
                         _stop.Token.ThrowIfCancellationRequested();
                         crc = Crc32C.Append(crc, chunk);
@@ -548,16 +553,20 @@ internal sealed partial class NodeHost
         }
     }
 
-    /// <summary>A fresh replica's snapshot being stored in batches (see the class summary).</summary>
+    /// <summary>A fresh replica's snapshot being stored in batches, one received chunk (about 256 KiB of rows) per batch
+    /// (see the class summary).</summary>
     private sealed class SnapshotInstall
     {
-        private readonly IEnumerator<StoredKey> _rows;
+        private readonly IEnumerator<byte[]> _chunks;
+        private byte[]? _next;
 
         public SnapshotInstall(IncomingSnapshot staging, RaftMessage last)
         {
             Staging = staging;
             Last = last;
-            _rows = staging.ReadRows().GetEnumerator();
+            _chunks = staging.Chunks().GetEnumerator();
+            _next = _chunks.MoveNext() ? _chunks.Current : null; // a transfer has at least one chunk (an empty shard's is empty)
+            RowsDone = _next is null;
         }
 
         public IncomingSnapshot Staging { get; }
@@ -567,25 +576,18 @@ internal sealed partial class NodeHost
         public bool RowsDone { get; private set; }
         public TimeSpan LongestIteration { get; set; }
 
-        /// <summary>The next rows, about <paramref name="bytes"/> of them (at least one, unless none are left).</summary>
-        public List<StoredKey> NextBatch(int bytes)
+        /// <summary>The next chunk to store (call only while <see cref="RowsDone"/> is false); the last one sets it.</summary>
+        public byte[] NextChunk()
         {
-            var batch = new List<StoredKey>();
-            long size = 0;
-            while (size < bytes)
+            var chunk = _next!;
+            _next = _chunks.MoveNext() ? _chunks.Current : null;
+            if (_next is null)
             {
-                if (!_rows.MoveNext())
-                {
-                    RowsDone = true;
-                    _rows.Dispose();
-                    break;
-                }
-                var row = _rows.Current;
-                batch.Add(row);
-                size += 32 + 2L * (row.Key.Length + row.Value.Length);
+                RowsDone = true;
+                _chunks.Dispose();
+                Staging.Stored = true;
             }
-            if (RowsDone) Staging.Stored = true;
-            return batch;
+            return chunk;
         }
     }
 
@@ -619,6 +621,9 @@ internal sealed partial class NodeHost
         public TimeSpan StoredIn { get; set; }
         /// <summary>The longest loop iteration while its rows were stored.</summary>
         public TimeSpan LongestIteration { get; set; }
+        /// <summary>The last chunk of a transfer the core took, acknowledged once the rows are stored (the one-transaction
+        /// install; a batched one acknowledges it when it completes).</summary>
+        public RaftMessage? PendingAck { get; set; }
 
         /// <summary>The shard's hash range the snapshot carries (its first chunk; null: none, see KvStore.RecordRange).</summary>
         /// <exception cref="StorageCorruptException">The first chunk is malformed.</exception>
@@ -655,14 +660,13 @@ internal sealed partial class NodeHost
             CompletedAt = at;
         }
 
-        /// <summary>The staged rows in order, decoded chunk by chunk (from the file: bounded memory).</summary>
-        public IEnumerable<StoredKey> ReadRows()
+        /// <summary>The staged chunks in order (from the file: one at a time, bounded memory).</summary>
+        public IEnumerable<byte[]> Chunks()
         {
             ObjectDisposedException.ThrowIf(_chunks is null && _file is null, this);
             if (_chunks is not null)
             {
-                foreach (var chunk in _chunks)
-                    foreach (var row in SnapshotChunkCodec.Decode(chunk)) yield return row;
+                foreach (var chunk in _chunks) yield return chunk;
                 yield break;
             }
             _file!.Position = 0;
@@ -672,7 +676,7 @@ internal sealed partial class NodeHost
                 _file.ReadExactly(length);
                 var chunk = new byte[BinaryPrimitives.ReadInt32LittleEndian(length)];
                 _file.ReadExactly(chunk);
-                foreach (var row in SnapshotChunkCodec.Decode(chunk)) yield return row;
+                yield return chunk;
             }
         }
 

@@ -20,8 +20,8 @@ internal interface INodeStorage
     /// <summary>See <see cref="KvStore.Apply"/>.</summary>
     IReadOnlyList<EntryApplyResult> Apply(int shard, IReadOnlyList<LogEntry> entries);
 
-    /// <summary>See <see cref="KvStore.InstallSnapshotRows"/>: one batch of a snapshot installed in batches.</summary>
-    void InstallSnapshotRows(int shard, long index, long term, IReadOnlyList<StoredKey> rows, bool first);
+    /// <summary>See <see cref="KvStore.InstallSnapshotRows"/>: one batch (one chunk) of a snapshot installed in batches.</summary>
+    void InstallSnapshotRows(int shard, long index, long term, ReadOnlyMemory<byte> chunk, bool first);
 
     /// <summary>See <see cref="KvStore.CompleteSnapshotInstall"/>: durable when it returns.</summary>
     void CompleteSnapshotInstall(int shard, long index, long term, (ulong Start, ulong Last)? range);
@@ -40,7 +40,7 @@ internal sealed class NodeStorage(RaftLogStore log, KvStore kv) : INodeStorage
 
     public IReadOnlyList<EntryApplyResult> Apply(int shard, IReadOnlyList<LogEntry> entries) => kv.Apply(shard, entries);
 
-    public void InstallSnapshotRows(int shard, long index, long term, IReadOnlyList<StoredKey> rows, bool first) => kv.InstallSnapshotRows(shard, index, term, rows, first);
+    public void InstallSnapshotRows(int shard, long index, long term, ReadOnlyMemory<byte> chunk, bool first) => kv.InstallSnapshotRows(shard, index, term, chunk, first);
 
     public void CompleteSnapshotInstall(int shard, long index, long term, (ulong Start, ulong Last)? range) => kv.CompleteSnapshotInstall(shard, index, term, range);
 

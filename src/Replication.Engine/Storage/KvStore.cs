@@ -80,6 +80,15 @@ public sealed partial class KvStore : IDisposable
     private readonly SqliteCommand _selectVersion;
     private readonly SqliteCommand _upsertKv;
     private readonly SqliteCommand _deleteKv;
+    /// <summary>The upsert of <see cref="_upsertKv"/> as SQLite's own statement, for snapshot rows bound as UTF-8 (UpsertChunk);
+    /// prepared at the first install. Loop thread only.</summary>
+    private SQLitePCL.sqlite3_stmt? _installRow;
+
+    /// <summary>Writes one row of a shard (parameters 1-5: shard, key, value, version, modified index), replacing it.</summary>
+    private const string UpsertKvSql = """
+        INSERT INTO kv(shard, key, value, version, modified_index) VALUES(@shard, @key, @value, @version, @idx)
+        ON CONFLICT(shard, key) DO UPDATE SET value = excluded.value, version = excluded.version, modified_index = excluded.modified_index
+        """;
     private bool _disposed;
 
     /// <summary>Opens state.db at <paramref name="filePath"/>, creating it (and its schema) if absent.</summary>
@@ -98,10 +107,7 @@ public sealed partial class KvStore : IDisposable
                 ON CONFLICT(shard) DO UPDATE SET idx = excluded.idx, term = excluded.term
                 """, "@shard", "@idx", "@term");
             _selectVersion = Prepare("SELECT version FROM kv WHERE shard = @shard AND key = @key", "@shard", "@key");
-            _upsertKv = Prepare("""
-                INSERT INTO kv(shard, key, value, version, modified_index) VALUES(@shard, @key, @value, @version, @idx)
-                ON CONFLICT(shard, key) DO UPDATE SET value = excluded.value, version = excluded.version, modified_index = excluded.modified_index
-                """, "@shard", "@key", "@value", "@version", "@idx");
+            _upsertKv = Prepare(UpsertKvSql, "@shard", "@key", "@value", "@version", "@idx");
             _deleteKv = Prepare("DELETE FROM kv WHERE shard = @shard AND key = @key", "@shard", "@key");
             // The key hash, for splits: signed so SQLite compares it in the same order as the unsigned hash.
             _conn.CreateFunction("khash", (string key) => Signed(Ring.KeyHash.Of(key)), isDeterministic: true);
@@ -191,6 +197,7 @@ public sealed partial class KvStore : IDisposable
         _selectVersion.Dispose();
         _upsertKv.Dispose();
         _deleteKv.Dispose();
+        _installRow?.Dispose();
         _conn.Dispose();
         using var pooled = new SqliteConnection(_readerConnectionString);
         SqliteConnection.ClearPool(pooled);

@@ -14,45 +14,27 @@ namespace Replication.Engine.Storage;
 /// snapshot is the shard's whole state at its index, and the range is part of it (KvStore's shard_range): without it a
 /// replica that caught up by snapshot past a split owned every key of the shard again and applied old-map writes the
 /// other replicas refuse. Every other chunk, and every chunk of a shard never split, is format 1, as before.
-/// Decoding checks every length against the bytes left before allocating and rejects trailing
-/// bytes; a malformed chunk is <see cref="StorageCorruptException"/>. Stateless, thread-safe.
+/// Decoding checks every length against the bytes left before allocating, that every key and value is UTF-8, and
+/// rejects trailing bytes; a malformed chunk is <see cref="StorageCorruptException"/>. Stateless, thread-safe.
 /// </summary>
 public static class SnapshotChunkCodec
 {
     public const byte FormatVersion = 1;
     /// <summary>The format of a first chunk that carries the shard's hash range.</summary>
     public const byte RangeFormatVersion = 2;
-    private const int RowFixedBytes = 4 + 4 + 8 + 8;
+    internal const int RowFixedBytes = 4 + 4 + 8 + 8;
     private const int RangeBytes = 16;
 
     /// <summary>Splits <paramref name="rows"/> into encoded chunks, lazily; an empty shard is one empty chunk. The first
-    /// chunk carries <paramref name="range"/> when it is given (the shard took part in a split).</summary>
-    public static IEnumerable<byte[]> Encode(IEnumerable<StoredKey> rows, int chunkBytes, (ulong Start, ulong Last)? range = null) =>
-        EncodeUtf8(rows.Select(row => (Encoding.UTF8.GetBytes(row.Key), Encoding.UTF8.GetBytes(row.Value), row.Version, row.ModifiedIndex)), chunkBytes, range);
-
-    /// <summary><see cref="Encode"/> from rows whose key and value are already UTF-8 (as SQLite stores them:
-    /// <see cref="ShardSnapshotReader.Utf8Rows"/>), so a snapshot stream converts no text.</summary>
-    public static IEnumerable<byte[]> EncodeUtf8(IEnumerable<(byte[] Key, byte[] Value, long Version, long Index)> rows, int chunkBytes,
-        (ulong Start, ulong Last)? range = null)
+    /// chunk carries <paramref name="range"/> when it is given (the shard took part in a split). A snapshot stream encodes
+    /// the rows as SQLite holds them instead (<see cref="ShardSnapshotReader.Chunks"/>), in the same format.</summary>
+    public static IEnumerable<byte[]> Encode(IEnumerable<StoredKey> rows, int chunkBytes, (ulong Start, ulong Last)? range = null)
     {
-        var pending = new List<(byte[] Key, byte[] Value, long Version, long Index)>();
-        long size = HeaderBytes(range);
-        bool any = false;
+        var writer = new SnapshotChunkWriter(chunkBytes, range);
         foreach (var row in rows)
-        {
-            any = true;
-            long rowSize = RowFixedBytes + row.Key.Length + row.Value.Length;
-            if (pending.Count > 0 && size + rowSize > chunkBytes)
-            {
-                yield return Write(pending, size, range);
-                pending.Clear();
-                range = null; // only the first chunk carries it
-                size = HeaderBytes(range);
-            }
-            pending.Add(row);
-            size += rowSize;
-        }
-        if (pending.Count > 0 || !any) yield return Write(pending, size, range);
+            if (writer.Add(Encoding.UTF8.GetBytes(row.Key), Encoding.UTF8.GetBytes(row.Value), row.Version, row.ModifiedIndex) is { } chunk)
+                yield return chunk;
+        if (writer.Rows > 0 || !writer.Any) yield return writer.Take();
     }
 
     /// <summary>The hash range a snapshot's first chunk carries (null: a format-1 chunk, which carries none).</summary>
@@ -71,59 +53,50 @@ public static class SnapshotChunkCodec
     /// <exception cref="StorageCorruptException">The chunk is malformed.</exception>
     public static IReadOnlyList<StoredKey> Decode(ReadOnlySpan<byte> chunk)
     {
+        var rows = new List<StoredKey>();
+        ForEachRow(chunk, (key, value, version, index) => rows.Add(new StoredKey(Encoding.UTF8.GetString(key), Encoding.UTF8.GetString(value), version, index)));
+        return rows;
+    }
+
+    /// <summary>One row of a chunk as it lies there: key and value as UTF-8 bytes (checked to be valid UTF-8).</summary>
+    internal delegate void RowVisitor(ReadOnlySpan<byte> key, ReadOnlySpan<byte> value, long version, long modifiedIndex);
+
+    /// <summary>
+    /// Hands <paramref name="visit"/> each row of one chunk in order, its key and value as slices of the chunk (nothing is
+    /// copied or converted: a snapshot's receiver binds them to SQLite as they are, KvStore.InstallSnapshotRows). Every
+    /// length is checked before it is used; a malformed chunk throws before the row it would affect is visited, so the
+    /// caller's transaction is the place to undo the rows before it.
+    /// </summary>
+    /// <exception cref="StorageCorruptException">The chunk is malformed.</exception>
+    internal static void ForEachRow(ReadOnlySpan<byte> chunk, RowVisitor visit)
+    {
         int header = HeaderBytes(RangeOf(chunk));
+        if (chunk.Length < header) throw Malformed("header truncated");
         uint count = BinaryPrimitives.ReadUInt32LittleEndian(chunk[(header - 4)..]);
         if (count > (chunk.Length - header) / RowFixedBytes) throw Malformed($"row count {count} exceeds what {chunk.Length} bytes can hold");
-        var rows = new StoredKey[count];
         int pos = header;
         for (int i = 0; i < count; i++)
         {
-            string key = ReadString(chunk, ref pos);
-            string value = ReadString(chunk, ref pos);
+            var key = ReadText(chunk, ref pos);
+            var value = ReadText(chunk, ref pos);
             if (chunk.Length - pos < 16) throw Malformed("row truncated");
             long version = BinaryPrimitives.ReadInt64LittleEndian(chunk[pos..]);
             long index = BinaryPrimitives.ReadInt64LittleEndian(chunk[(pos + 8)..]);
             pos += 16;
-            rows[i] = new StoredKey(key, value, version, index);
+            visit(key, value, version, index);
         }
         if (pos != chunk.Length) throw Malformed("trailing bytes");
-        return rows;
     }
 
-    private static int HeaderBytes((ulong, ulong)? range) => range is null ? 5 : 5 + RangeBytes;
+    internal static int HeaderBytes((ulong, ulong)? range) => range is null ? 5 : 5 + RangeBytes;
 
-    private static byte[] Write(List<(byte[] Key, byte[] Value, long Version, long Index)> rows, long size, (ulong Start, ulong Last)? range)
-    {
-        var buffer = new byte[size];
-        int pos = HeaderBytes(range);
-        buffer[0] = range is null ? FormatVersion : RangeFormatVersion;
-        if (range is { } r)
-        {
-            BinaryPrimitives.WriteUInt64LittleEndian(buffer.AsSpan(1), r.Start);
-            BinaryPrimitives.WriteUInt64LittleEndian(buffer.AsSpan(9), r.Last);
-        }
-        BinaryPrimitives.WriteUInt32LittleEndian(buffer.AsSpan(pos - 4), (uint)rows.Count);
-        foreach (var (key, value, version, index) in rows)
-        {
-            BinaryPrimitives.WriteUInt32LittleEndian(buffer.AsSpan(pos), (uint)key.Length);
-            key.CopyTo(buffer, pos + 4);
-            pos += 4 + key.Length;
-            BinaryPrimitives.WriteUInt32LittleEndian(buffer.AsSpan(pos), (uint)value.Length);
-            value.CopyTo(buffer, pos + 4);
-            pos += 4 + value.Length;
-            BinaryPrimitives.WriteInt64LittleEndian(buffer.AsSpan(pos), version);
-            BinaryPrimitives.WriteInt64LittleEndian(buffer.AsSpan(pos + 8), index);
-            pos += 16;
-        }
-        return buffer;
-    }
-
-    private static string ReadString(ReadOnlySpan<byte> chunk, ref int pos)
+    private static ReadOnlySpan<byte> ReadText(ReadOnlySpan<byte> chunk, ref int pos)
     {
         if (chunk.Length - pos < 4) throw Malformed("length truncated");
         uint length = BinaryPrimitives.ReadUInt32LittleEndian(chunk[pos..]);
         if (length > chunk.Length - pos - 4) throw Malformed($"length {length} exceeds the chunk");
-        var text = Encoding.UTF8.GetString(chunk.Slice(pos + 4, (int)length));
+        var text = chunk.Slice(pos + 4, (int)length);
+        if (!System.Text.Unicode.Utf8.IsValid(text)) throw Malformed("text is not UTF-8");
         pos += 4 + (int)length;
         return text;
     }

@@ -283,10 +283,10 @@ public sealed class DiskFullTests(ITestOutputHelper output)
                 return inner.Apply(shard, entries);
             }
 
-            public void InstallSnapshotRows(int shard, long index, long term, IReadOnlyList<StoredKey> rows, bool first)
+            public void InstallSnapshotRows(int shard, long index, long term, ReadOnlyMemory<byte> chunk, bool first)
             {
                 ThrowIfFull(state: true);
-                inner.InstallSnapshotRows(shard, index, term, rows, first);
+                inner.InstallSnapshotRows(shard, index, term, chunk, first);
             }
 
             public void CompleteSnapshotInstall(int shard, long index, long term, (ulong Start, ulong Last)? range)

@@ -123,7 +123,7 @@ public sealed class FaultInjectionTests
             return inner.Apply(shard, entries);
         }
 
-        public void InstallSnapshotRows(int shard, long index, long term, IReadOnlyList<StoredKey> rows, bool first) => inner.InstallSnapshotRows(shard, index, term, rows, first);
+        public void InstallSnapshotRows(int shard, long index, long term, ReadOnlyMemory<byte> chunk, bool first) => inner.InstallSnapshotRows(shard, index, term, chunk, first);
 
         public void CompleteSnapshotInstall(int shard, long index, long term, (ulong Start, ulong Last)? range) => inner.CompleteSnapshotInstall(shard, index, term, range);
 

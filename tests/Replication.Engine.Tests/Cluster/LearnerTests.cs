@@ -100,7 +100,7 @@ public sealed class LearnerTests
 
         public IReadOnlyList<Engine.Storage.EntryApplyResult> Apply(int shard, IReadOnlyList<Engine.Raft.LogEntry> entries) => inner.Apply(shard, entries);
 
-        public void InstallSnapshotRows(int shard, long index, long term, IReadOnlyList<Engine.Storage.StoredKey> rows, bool first) => inner.InstallSnapshotRows(shard, index, term, rows, first);
+        public void InstallSnapshotRows(int shard, long index, long term, ReadOnlyMemory<byte> chunk, bool first) => inner.InstallSnapshotRows(shard, index, term, chunk, first);
 
         public void CompleteSnapshotInstall(int shard, long index, long term, (ulong Start, ulong Last)? range) => inner.CompleteSnapshotInstall(shard, index, term, range);
 

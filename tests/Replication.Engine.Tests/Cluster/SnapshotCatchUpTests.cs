@@ -57,6 +57,32 @@ public sealed class SnapshotCatchUpTests
     }
 
     [Fact]
+    public async Task A_replica_with_data_acknowledges_the_snapshot_once_stored_so_the_leader_holds_its_log_until_then()
+    {
+        // Node 3 holds data and a log, so it installs in one transaction (NodeHost.Snapshots.cs). Acknowledged before the
+        // rows were stored, the leader's transfer ended first, and with it the hold on its log (CompactionPoint): it
+        // compacted past the snapshot while node 3 stored it and sent the whole shard again (ring bench, a restart).
+        var lines = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        await using var f = await ClusterFixture.StartAsync(shards: 1, configure: o => SmallSnapshots(o, 512) with { Log = lines.Enqueue });
+        await WriteManyEntries(f, 0, 20);
+        await f.Cluster.StopNodeAsync(3, kill: true, None);
+        await WriteManyEntries(f, 20, 150);
+        ClusterFixture.Eventually(() => f.Cluster.Node(1)?.Host!.Status[0].SnapshotIndex > 0 && f.Cluster.Node(2)?.Host!.Status[0].SnapshotIndex > 0,
+            "the running replicas compacted their logs");
+        await f.Cluster.StartNodeAsync(3, None);
+        ClusterFixture.Eventually(() => CaughtUp(f, 3), "node 3 caught up from a snapshot");
+
+        var log = lines.ToList();
+        const string Received = "node 3: shard 0: snapshot at index ";
+        int installed = log.FindIndex(l => l.Contains(Received, StringComparison.Ordinal) && l.Contains(" installed: ", StringComparison.Ordinal));
+        Assert.True(installed >= 0, "node 3 installed a snapshot of shard 0");
+        Assert.DoesNotContain("(batched)", log[installed]); // the one-transaction install of a replica with data
+        string index = log[installed][(log[installed].IndexOf(Received, StringComparison.Ordinal) + Received.Length)..].Split(' ')[0];
+        int sent = log.FindIndex(l => l.Contains($": shard 0: snapshot at index {index} sent to node 3:", StringComparison.Ordinal));
+        Assert.True(sent > installed, $"the leader's transfer ended (line {sent}) after node 3 stored the rows (line {installed})");
+    }
+
+    [Fact]
     public async Task A_replica_killed_while_receiving_a_snapshot_gets_it_again_after_restart()
     {
         // Tiny chunks: one row per chunk, so the transfer takes long enough to be interrupted; staged in a file from the

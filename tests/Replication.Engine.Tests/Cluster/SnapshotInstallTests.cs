@@ -111,13 +111,13 @@ public sealed class SnapshotInstallTests(ITestOutputHelper output)
 
             public IReadOnlyList<EntryApplyResult> Apply(int shard, IReadOnlyList<LogEntry> entries) => inner.Apply(shard, entries);
 
-            public void InstallSnapshotRows(int shard, long index, long term, IReadOnlyList<StoredKey> rows, bool first)
+            public void InstallSnapshotRows(int shard, long index, long term, ReadOnlyMemory<byte> chunk, bool first)
             {
                 if (fault.FailedOn is null && fault._batches.AddOrUpdate(node, 1, (_, n) => n + 1) == fault.FailAtBatch
                     && Interlocked.CompareExchange(ref fault._failedOn, node, 0) == 0)
                     throw new IOException("injected crash in the middle of a snapshot install");
                 if (fault.FailedOn == node) fault._after.AddOrUpdate(node, 1, (_, n) => n + 1);
-                inner.InstallSnapshotRows(shard, index, term, rows, first);
+                inner.InstallSnapshotRows(shard, index, term, chunk, first);
             }
 
             public void CompleteSnapshotInstall(int shard, long index, long term, (ulong Start, ulong Last)? range)

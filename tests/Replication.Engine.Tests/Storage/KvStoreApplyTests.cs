@@ -209,7 +209,7 @@ public sealed class KvStoreApplyTests : IDisposable
         _kv.Apply(1, [Entry(++index, 1, Del("a"), Put("d", "1", expected: 0)), Entry(++index, 1, Put("e", "1"), Del("e"), Put("e", "2"))]);
         Assert.Equal(3, _kv.Count(1)); // b, d, e
         Check(1);
-        _kv.InstallSnapshot(1, ++index, 1, null, [new StoredKey("x", "1", 1, 1)]);
+        _kv.InstallSnapshot(1, ++index, 1, null, SnapshotChunkCodec.Encode([new StoredKey("x", "1", 1, 1)], 1024));
         Assert.Equal(1, _kv.Count(1));
         _kv.Apply(1, [Entry(++index, 1, Put("y", "1"))]);
         Assert.Equal(2, _kv.Count(1));
@@ -240,16 +240,35 @@ public sealed class KvStoreApplyTests : IDisposable
     {
         var rows = new[]
         {
-            new StoredKey("a", "", 1, 5),
+            new StoredKey("a", "", 1, 5), // an empty value: bound as '' by the install, not NULL
             new StoredKey("clé-é", "värde ✓ 𝄞", 3, 7),
-            new StoredKey("z", new string('v', 3000), 2, 9),
+            new StoredKey("z", new string('v', 3000), 2, 9), // larger than a chunk: a chunk of its own
         };
-        _kv.InstallSnapshot(4, 10, 1, null, rows);
+        _kv.InstallSnapshot(4, 10, 1, null, SnapshotChunkCodec.Encode(rows, 1024));
+        Assert.Equal(rows, _kv.Scan(4, "").ToArray());
         using var reader = _kv.OpenSnapshot(4);
-        var fromBytes = SnapshotChunkCodec.EncodeUtf8(reader.Utf8Rows(), 1024).ToList();
+        var fromBytes = reader.Chunks(1024).ToList();
         var fromStrings = SnapshotChunkCodec.Encode(reader.Rows(), 1024).ToList();
+        Assert.Equal(2, fromBytes.Count);
         Assert.Equal(fromStrings, fromBytes);
         Assert.Equal(rows, fromBytes.SelectMany(c => SnapshotChunkCodec.Decode(c)).ToArray());
+        using var empty = _kv.OpenSnapshot(5);
+        Assert.Equal(SnapshotChunkCodec.Encode([], 1024).ToList(), empty.Chunks(1024).ToList()); // one empty chunk
+    }
+
+    [Fact]
+    public void AChunkThatIsNotUtf8IsRefusedAndInstallsNothing()
+    {
+        _kv.InstallSnapshot(4, 10, 1, null, SnapshotChunkCodec.Encode([new StoredKey("a", "1", 1, 5)], 1024));
+        var bad = SnapshotChunkCodec.Encode([new StoredKey("b", "xy", 1, 5), new StoredKey("c", "2", 1, 5)], 1024).Single();
+        bad[5 + 4 + 1 + 4] = 0xFF; // the first byte of "xy"
+        Assert.Throws<StorageCorruptException>(() => SnapshotChunkCodec.Decode(bad));
+        Assert.Throws<StorageCorruptException>(() => _kv.InstallSnapshot(4, 11, 1, null, [bad]));
+        Assert.Throws<StorageCorruptException>(() => _kv.InstallSnapshotRows(6, 11, 1, bad, first: true));
+        Assert.Equal(new[] { "a" }, _kv.Scan(4, "").Select(k => k.Key));
+        Assert.Equal(10, _kv.AppliedIndex(4));
+        Assert.Empty(_kv.Scan(6, ""));
+        Assert.Empty(_kv.DiscardPartialInstalls()); // the failed first batch left no marker either
     }
 
     [Fact]
@@ -258,7 +277,7 @@ public sealed class KvStoreApplyTests : IDisposable
         Assert.Equal("8192", _kv.WriterPragma("page_size"));
         // A 1,000-byte value stays in its leaf: the file grows by about the rows' bytes, not an overflow page per row.
         var rows = Enumerable.Range(0, 2000).Select(i => new StoredKey($"key-{i:D6}", new string('v', 1000), 1, 1)).ToList();
-        _kv.InstallSnapshot(3, 10, 1, null, rows);
+        _kv.InstallSnapshot(3, 10, 1, null, SnapshotChunkCodec.Encode(rows, 256 * 1024));
         long pages = long.Parse(_kv.WriterPragma("page_count"), System.Globalization.CultureInfo.InvariantCulture);
         Assert.InRange(pages * 8192, 2000 * 1000, 2000 * 1000 * 3 / 2);
     }

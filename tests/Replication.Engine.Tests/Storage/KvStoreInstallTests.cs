@@ -12,6 +12,9 @@ public sealed class KvStoreInstallTests
 {
     private static StoredKey Row(int i) => new($"k{i:D4}", new string('v', 100), 1, 7);
 
+    /// <summary>One batch of a batched install: the rows as one chunk.</summary>
+    private static byte[] Chunk(IEnumerable<StoredKey> rows) => SnapshotChunkCodec.Encode(rows, int.MaxValue).Single();
+
     [Fact]
     public void A_batched_install_counts_only_once_complete_and_an_interrupted_one_is_discarded()
     {
@@ -19,16 +22,16 @@ public sealed class KvStoreInstallTests
         string path = dir.File("state.db");
         using (var kv = new KvStore(path))
         {
-            kv.InstallSnapshotRows(0, 500, 3, Enumerable.Range(0, 10).Select(Row).ToArray(), first: true);
-            kv.InstallSnapshotRows(0, 500, 3, Enumerable.Range(10, 10).Select(Row).ToArray(), first: false);
+            kv.InstallSnapshotRows(0, 500, 3, Chunk(Enumerable.Range(0, 10).Select(Row).ToArray()), first: true);
+            kv.InstallSnapshotRows(0, 500, 3, Chunk(Enumerable.Range(10, 10).Select(Row).ToArray()), first: false);
             kv.CompleteSnapshotInstall(0, 500, 3, null);
             Assert.Equal(500, kv.AppliedIndex(0));
             Assert.Equal(20, kv.Scan(0, "").Count());
             Assert.Empty(kv.DiscardPartialInstalls());
 
             // Shard 1: two batches in, then the node "crashes" (the store is closed without completing).
-            kv.InstallSnapshotRows(1, 900, 4, Enumerable.Range(0, 10).Select(Row).ToArray(), first: true);
-            kv.InstallSnapshotRows(1, 900, 4, Enumerable.Range(10, 5).Select(Row).ToArray(), first: false);
+            kv.InstallSnapshotRows(1, 900, 4, Chunk(Enumerable.Range(0, 10).Select(Row).ToArray()), first: true);
+            kv.InstallSnapshotRows(1, 900, 4, Chunk(Enumerable.Range(10, 5).Select(Row).ToArray()), first: false);
             Assert.Equal(0, kv.AppliedIndex(1));
             Assert.Equal(15, kv.Scan(1, "").Count());
         }
@@ -50,12 +53,12 @@ public sealed class KvStoreInstallTests
     {
         using var dir = new TempFolder();
         using var kv = new KvStore(dir.File("state.db"));
-        kv.InstallSnapshotRows(2, 900, 4, Enumerable.Range(0, 10).Select(Row).ToArray(), first: true);
+        kv.InstallSnapshotRows(2, 900, 4, Chunk(Enumerable.Range(0, 10).Select(Row).ToArray()), first: true);
         // A new attempt (the earlier one abandoned: a full disk) starts over.
-        kv.InstallSnapshotRows(2, 950, 5, Enumerable.Range(100, 3).Select(Row).ToArray(), first: true);
+        kv.InstallSnapshotRows(2, 950, 5, Chunk(Enumerable.Range(100, 3).Select(Row).ToArray()), first: true);
         kv.CompleteSnapshotInstall(2, 950, 5, null);
         Assert.Equal(new[] { "k0100", "k0101", "k0102" }, kv.Scan(2, "").Select(k => k.Key));
-        kv.InstallSnapshotRows(3, 10, 1, new[] { Row(1) }, first: true);
+        kv.InstallSnapshotRows(3, 10, 1, Chunk(new[] { Row(1) }), first: true);
         kv.DropShard(3);
         Assert.Empty(kv.DiscardPartialInstalls());
     }
@@ -103,14 +106,14 @@ public sealed class KvStoreInstallTests
         using (var kv = new KvStore(path))
         {
             Assert.Null(kv.RangeOf(0));
-            kv.InstallSnapshot(0, 5, 1, SnapshotChunkCodec.RangeOf(chunks[0]), rows);
+            kv.InstallSnapshot(0, 5, 1, SnapshotChunkCodec.RangeOf(chunks[0]), chunks);
             Assert.Equal((split.LeftStart, split.LeftLast), kv.RangeOf(0));
-            kv.InstallSnapshotRows(2, 5, 1, rows, first: true);
+            kv.InstallSnapshotRows(2, 5, 1, Chunk(rows), first: true);
             Assert.Null(kv.RangeOf(2)); // recorded with the applied index, when the install completes
             kv.CompleteSnapshotInstall(2, 5, 1, (split.RightStart, split.RightLast));
             Assert.Equal((split.RightStart, split.RightLast), kv.RangeOf(2));
             // A snapshot without a range (never split, or from a node that sent none) keeps the range recorded.
-            kv.InstallSnapshot(0, 9, 1, null, rows);
+            kv.InstallSnapshot(0, 9, 1, null, SnapshotChunkCodec.Encode(rows, 100));
             Assert.Equal((split.LeftStart, split.LeftLast), kv.RangeOf(0));
             Assert.False(kv.Owns(0, KeyIn(split.RightStart, split.RightLast)));
         }
