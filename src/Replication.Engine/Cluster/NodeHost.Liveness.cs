@@ -1,3 +1,4 @@
+using System.Collections.Concurrent;
 using Replication.Engine.Raft;
 using Replication.Engine.Transport;
 
@@ -12,7 +13,7 @@ namespace Replication.Engine.Cluster;
 /// shares a group with this one; a received signal is handed to the cores of the quiesced groups, for each member the
 /// sender hosts (<see cref="RaftNode.HeardFrom"/>: the followers' election timers restart when it comes from their
 /// leader's node, and a quiesced leader counts the member active for check-quorum). It never renews a lease.
-/// Loop thread only.
+/// A received signal does not wake the loop (<see cref="QuietWait"/>). Loop thread only, but <see cref="NoteLivenessArrived"/>.
 /// </summary>
 internal sealed partial class NodeHost
 {
@@ -40,28 +41,48 @@ internal sealed partial class NodeHost
         foreach (int peer in peers) _transport.Send(new RaftMessage { Type = MessageType.Liveness, From = Id, To = peer });
     }
 
-    /// <summary>Ticks a loop whose groups are all quiesced lets come due before it wakes for them.</summary>
-    private const int QuietTickStride = 5;
-
     /// <summary>
-    /// How much longer than the next tick the loop may sleep: (<see cref="QuietTickStride"/> - 1) ticks when every group
-    /// hosted here is quiesced, else none. Nothing then happens per tick but election timers counting up, and the ticks
-    /// are not lost, only delivered together by DeliverDueTicks (all through Tick, since a stride is below ElectionTicks/2:
-    /// timers and the lease clock see every one of them), so a follower whose leader's node went silent campaigns at most a
-    /// stride (50 ms) later. Anything that arrives (a message, a request) wakes the loop at once, as before.
+    /// How much longer than the next tick the loop may sleep: when every group hosted here is quiesced, until this node's
+    /// next liveness signal is due or the earliest tick at which a core's timer could fire (a follower's election timeout
+    /// is at least ElectionTicks after its last contact; a leader's check-quorum comes every ElectionTicks), whichever
+    /// is sooner, and at most ElectionTicks/2 ticks (so DeliverDueTicks still delivers them all through Tick: timers and
+    /// the lease clock see every one of them); otherwise none. Nothing happens per tick meanwhile but timers counting up,
+    /// and the ticks are not lost, only delivered together, each liveness signal received between the ticks it arrived
+    /// between (<see cref="TakeArrivedLiveness"/>): the cores see what they would have seen had the loop woken for every
+    /// tick and every signal, and a follower whose leader's node went silent campaigns on time. A received signal does not
+    /// wake the loop; anything else that arrives (a message, a request) does, at once, as before.
     /// </summary>
     private TimeSpan QuietWait()
     {
-        if (!_options.Quiesce || _groups.Count == 0 || QuietTickStride >= _options.ElectionTicks / 2) return TimeSpan.Zero;
+        if (!_options.Quiesce || _groups.Count == 0) return TimeSpan.Zero;
+        long ticks = Math.Min(LivenessTicks - _livenessPhase, _options.ElectionTicks / 2);
         foreach (var g in _groups.Values)
+        {
             if (!g.Core.Quiesced) return TimeSpan.Zero;
-        return _options.TickInterval * (QuietTickStride - 1);
+            ticks = Math.Min(ticks, _options.ElectionTicks - g.Core.ElectionElapsed);
+        }
+        return _options.TickInterval * Math.Max(0, ticks - 1);
+    }
+
+    /// <summary>Liveness signals received and not yet given to the cores: the sending node and when it arrived (loop clock).</summary>
+    private readonly ConcurrentQueue<(int Node, TimeSpan At)> _arrivedLiveness = new();
+    private readonly List<(int Node, TimeSpan At)> _takenLiveness = new(); // loop thread only
+
+    /// <summary>A peer node's liveness signal, on the transport's receive thread: noted with its arrival time, the loop not woken.</summary>
+    private void NoteLivenessArrived(RaftMessage m) => _arrivedLiveness.Enqueue((m.From, _clock.Elapsed));
+
+    /// <summary>The signals received since the last call, in arrival order (loop thread; the list is reused).</summary>
+    private List<(int Node, TimeSpan At)> TakeArrivedLiveness()
+    {
+        _takenLiveness.Clear();
+        while (_arrivedLiveness.TryDequeue(out var signal)) _takenLiveness.Add(signal);
+        _takenLiveness.Sort((a, b) => a.At.CompareTo(b.At)); // two receive threads enqueue concurrently
+        return _takenLiveness;
     }
 
     /// <summary>A peer node's liveness signal: fed to every quiesced group for the members that node hosts.</summary>
-    private void OnLiveness(RaftMessage m)
+    private void OnLiveness(int node)
     {
-        int node = m.From;
         DateTimeOffset? now = null;
         foreach (var g in _groups.Values)
         {
