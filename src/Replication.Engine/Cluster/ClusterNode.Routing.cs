@@ -409,7 +409,7 @@ public sealed partial class ClusterNode
                 return await RouteAsync(shard, deadline, idempotent: true,
                     local: async remaining =>
                     {
-                        await ConfirmLocalAsync(shard, consistency, remaining, cancellationToken).ConfigureAwait(false);
+                        await ConfirmLocalAsync(shard, consistency, remaining, cancellationToken, key).ConfigureAwait(false);
                         return consistency == ReadConsistency.Stale ? ReadStale(shard, key, maxLag) : ReadLocal(shard, key);
                     },
                     remote: async (target, remaining) =>
@@ -446,11 +446,14 @@ public sealed partial class ClusterNode
         return ReadLocal(shard, key) is { } found ? found with { ReadFrom = NodeId, LagEntries = lag } : null;
     }
 
-    /// <summary>Waits until this node (leader of <paramref name="shard"/>) can serve a read at the consistency asked (Stale: at once).</summary>
-    private async Task ConfirmLocalAsync(int shard, ReadConsistency consistency, TimeSpan timeout, CancellationToken ct)
+    /// <summary>Waits until this node (leader of <paramref name="shard"/>) can serve a read at the consistency asked (Stale: at once).
+    /// A read of one <paramref name="key"/> is served even while this node's full state.db holds back entries that do not
+    /// touch the key (NodeHost.Requests.cs, UnaffectedWhileFull).</summary>
+    private async Task ConfirmLocalAsync(int shard, ReadConsistency consistency, TimeSpan timeout, CancellationToken ct, string? key = null)
     {
         if (consistency == ReadConsistency.Stale) return;
-        await _host.ConfirmReadAsync(shard, consistency == ReadConsistency.Lease).WaitAsync(timeout, ct).ConfigureAwait(false);
+        await _host.ConfirmReadAsync(shard, consistency == ReadConsistency.Lease, key is null ? null : e => KvCommand.MayChange(e.Data, key))
+            .WaitAsync(timeout, ct).ConfigureAwait(false);
     }
 
     /// <summary>

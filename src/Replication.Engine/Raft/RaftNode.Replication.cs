@@ -29,6 +29,12 @@ public sealed partial class RaftNode
     /// to date, then tell it to start an election at once (TimeoutNow). Aborted if it does not
     /// complete within an election timeout, or when a membership change removes the target or makes
     /// it a non-voter. Returns false when not leader or the target is not a voter (a learner, say).
+    /// When every entry has been sent to the target but not all are acknowledged yet, a TimeoutNow
+    /// naming the last entry follows the appends at once, instead of one round trip and one fsync
+    /// on the target later: the target campaigns only if its log holds that entry (it arrived
+    /// before the TimeoutNow, as the transport keeps a peer's frames in order), and otherwise waits
+    /// for the TimeoutNow sent when its acknowledgment shows it caught up. Safety does not rest on
+    /// this: voters still grant votes only to a log as up to date as theirs.
     /// </summary>
     public bool TransferLeadership(int target)
     {
@@ -39,8 +45,15 @@ public sealed partial class RaftNode
         LeadTransferee = target;
         _electionElapsed = 0;
         var pr = _progress[target];
-        if (pr.Match == _log.LastIndex) Send(new RaftMessage { To = target, Type = MessageType.TimeoutNow });
-        else SendAppend(target, sendIfEmpty: true);
+        if (pr.Match == _log.LastIndex)
+        {
+            Send(new RaftMessage { To = target, Type = MessageType.TimeoutNow });
+            return true;
+        }
+        SendAppend(target, sendIfEmpty: true);
+        while (SendAppend(target, sendIfEmpty: false)) { }
+        if (pr.State == ProgressState.Replicate && pr.Next > _log.LastIndex)
+            Send(new RaftMessage { To = target, Type = MessageType.TimeoutNow, Index = _log.LastIndex, LogTerm = _log.LastTerm });
         return true;
     }
 
@@ -72,6 +85,9 @@ public sealed partial class RaftNode
                 HandleSnapshot(m);
                 break;
             case MessageType.TimeoutNow:
+                // One sent behind the last appends names the leader's last entry: without it here (an append was lost),
+                // campaigning could only fail; the leader sends another once this log has caught up.
+                if (m.Index > 0 && !_log.MatchTerm(m.Index, m.LogTerm)) break;
                 if (!Suspended) Campaign(CampaignKind.Transfer, $"leadership transferred by {m.From}");
                 break;
         }

@@ -89,6 +89,10 @@ public sealed partial class RaftNode
     /// <summary>The current term, vote and commit index (what a Ready's HardState would carry).</summary>
     public HardState HardState => new(Term, Vote, _log.Committed);
     public long Applied => _log.Applied;
+    /// <summary>Committed entries after <see cref="Applied"/>, up to <paramref name="upTo"/> (at most the commit index): what the
+    /// host has yet to apply. The host uses it to serve a read at the applied state when none of them can change what the
+    /// read returns (NodeHost.Requests.cs, a full state.db).</summary>
+    public IReadOnlyList<LogEntry> CommittedNotApplied(long upTo) => _log.Slice(_log.Applied + 1, Math.Min(upTo, _log.Committed), int.MaxValue);
     public long LastIndex => _log.LastIndex;
     public long LastTerm => _log.LastTerm;
     /// <summary>Current voters: those of the latest configuration in the log, committed or not (see RaftNode.Membership.cs).</summary>

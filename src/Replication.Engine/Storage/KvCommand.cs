@@ -67,6 +67,27 @@ public static class KvCommand
         return buf.WrittenSpan.ToArray();
     }
 
+    /// <summary>
+    /// Whether applying the Normal entry <paramref name="data"/> may change what a read of <paramref name="key"/> returns: true
+    /// for a command with an op on the key, for a shard command (a split changes which shard owns keys), and for data that
+    /// does not decode (when unsure, it may); false for the no-op and for commands on other keys only.
+    /// </summary>
+    public static bool MayChange(ReadOnlySpan<byte> data, string key)
+    {
+        if (data.Length == 0) return false;
+        if (ShardCommand.IsShardCommand(data)) return true;
+        try
+        {
+            foreach (var op in Decode(data))
+                if (string.Equals(op.Key, key, StringComparison.Ordinal)) return true;
+            return false;
+        }
+        catch (StorageCorruptException)
+        {
+            return true;
+        }
+    }
+
     /// <summary>Decodes what <see cref="Encode"/> produced. Never allocates more than the input justifies.</summary>
     /// <exception cref="StorageCorruptException">The data is not a well-formed command of a known format version.</exception>
     public static IReadOnlyList<KvOp> Decode(ReadOnlySpan<byte> data)

@@ -248,17 +248,45 @@ public sealed class RaftReadAndTransferTests
         net.Heal();
 
         Assert.True(net.Nodes[old].TransferLeadership(target));
+        long last = net.Nodes[old].LastIndex;
         Assert.Equal(0, net.Propose(old, "cmd-refused"));
         net.ProcessReady(old);
         int before = net.Delivered.Count;
         net.DeliverAll();
         var sent = net.Delivered.Skip(before).Where(m => m.From == old && m.To == target).ToList();
         int catchUp = sent.FindIndex(m => m.Type == MessageType.Append && m.Entries.Count > 0);
-        int timeoutNow = sent.FindIndex(m => m.Type == MessageType.TimeoutNow);
-        Assert.True(catchUp >= 0 && timeoutNow > catchUp, "TimeoutNow must follow the catch-up append");
+        // The leader believed the lost appends sent, so a TimeoutNow went out behind them at once; it names the leader's
+        // last entry, which the lagging target does not hold, so the target did not campaign on it.
+        Assert.All(sent.Take(Math.Max(catchUp, 0)).Where(m => m.Type == MessageType.TimeoutNow), m => Assert.Equal(last, m.Index));
+        int timeoutNow = sent.FindLastIndex(m => m.Type == MessageType.TimeoutNow);
+        Assert.True(catchUp >= 0 && timeoutNow > catchUp, "the TimeoutNow the target acts on must follow the catch-up append");
         Assert.Equal(target, net.CurrentLeader());
         net.Run(2);
         Assert.All(net.VoterIds, id => Assert.Equal(Enumerable.Range(0, 5).Select(i => $"cmd-{i}"), net.AppliedCommands(id)));
+    }
+
+    // A transfer asked for while the last entries are on their way to the target: the TimeoutNow follows them at once,
+    // naming the last entry, instead of after the target's acknowledgment (one round trip and one fsync later).
+    [Fact]
+    public void TransferWithEntriesInFlightSendsTimeoutNowBehindThemWithoutWaitingForTheAcknowledgment()
+    {
+        var net = new RaftTestNetwork(3, seed: 54);
+        int old = net.WaitForLeader();
+        int target = net.VoterIds.First(id => id != old);
+        net.Run(3);
+        net.Propose(old, "cmd-in-flight");
+        long last = net.Nodes[old].LastIndex;
+        Assert.True(net.Nodes[old].TransferLeadership(target));
+        net.ProcessReady(old);
+        var toTarget = net.Queue.Where(m => m.From == old && m.To == target).ToList();
+        int append = toTarget.FindIndex(m => m.Type == MessageType.Append && m.Entries.Any(e => e.Index == last));
+        int timeoutNow = toTarget.FindIndex(m => m.Type == MessageType.TimeoutNow);
+        Assert.True(append >= 0 && timeoutNow > append, "the TimeoutNow goes out behind the append, before any acknowledgment");
+        Assert.Equal(last, toTarget[timeoutNow].Index);
+        net.DeliverAll();
+        Assert.Equal(target, net.CurrentLeader());
+        net.Run(2);
+        Assert.All(net.VoterIds, id => Assert.Contains("cmd-in-flight", net.AppliedCommands(id)));
     }
 
     // Reference: thesis 3.10 (a transfer that does not complete within an election timeout is

@@ -51,6 +51,37 @@ public sealed class RaftLogStoreTests : IDisposable
         }
     }
 
+    /// <summary>RaftLogStore.ReserveWal: zeros after the WAL's last frame are never taken for data, and a WAL left by a crash
+    /// (frames not yet checkpointed into raft.db) keeps every frame when its end is extended on the next open.</summary>
+    [Fact]
+    public void TheWalIsReservedAndAWalLeftByACrashKeepsItsFramesWhenExtended()
+    {
+        string crashed = _dir.File("crashed.db");
+        using (var store = new RaftLogStore(DbPath))
+        {
+            Assert.True(new FileInfo(DbPath + "-wal").Length >= RaftLogStore.WalReserveBytes);
+            store.Save([new GroupWrite(1, new HardState(3, 1, 0), Range(1, 50, 3))]);
+            // A crash: raft.db and its WAL as they are on disk while the store is open (a clean close checkpoints and
+            // deletes the WAL). The WAL is cut after its last frame, as a WAL that never reached the reservation is.
+            File.Copy(DbPath, crashed);
+            var wal = File.ReadAllBytes(DbPath + "-wal");
+            int end = Array.FindLastIndex(wal, b => b != 0) + 1;
+            const int header = 32, frame = 24 + 4096;
+            int framesEnd = header + (end - header + frame - 1) / frame * frame;
+            Assert.True(framesEnd > header && framesEnd < RaftLogStore.WalReserveBytes, $"frames end at {framesEnd}");
+            File.WriteAllBytes(crashed + "-wal", wal[..framesEnd]);
+        }
+        using (var reopened = new RaftLogStore(crashed))
+        {
+            Assert.True(new FileInfo(crashed + "-wal").Length >= RaftLogStore.WalReserveBytes);
+            Assert.Equal(new HardState(3, 1, 0), reopened.Load(1).State);
+            AssertEntries(Range(1, 50, 3), reopened.Load(1).Entries);
+            reopened.Save([new GroupWrite(1, null, Range(51, 60, 3))]);
+        }
+        using (var again = new RaftLogStore(crashed))
+            AssertEntries(Range(1, 60, 3), again.Load(1).Entries);
+    }
+
     [Fact]
     public void UnknownGroupLoadsEmpty()
     {
