@@ -26,6 +26,13 @@ public sealed partial class ClusterNode
     /// of an idle node's thread-pool work (bench finding). Reports stay well within <see cref="StaleAfter"/>.
     /// </summary>
     internal static readonly TimeSpan QuietStatusInterval = TimeSpan.FromSeconds(1);
+    /// <summary>
+    /// The longest a quiet node goes without polling a peer whose liveness signals (NodeHost.Liveness.cs) keep confirming
+    /// the report it holds: each signal carries a stamp of the sender's status, so the report is known current as of the
+    /// latest signal, and the peer is polled at once when its stamp changes or its signals stop. This period bounds what the
+    /// stamp does not cover (data size, free space, its view of other nodes) and a stamp that collides.
+    /// </summary>
+    internal static readonly TimeSpan ConfirmedPollInterval = TimeSpan.FromSeconds(10);
     private static readonly TimeSpan QuietAfter = TimeSpan.FromSeconds(3);
     internal static readonly TimeSpan PollTimeout = TimeSpan.FromMilliseconds(500);
     /// <summary>A report older than this is not used for routing or rebuild decisions.</summary>
@@ -36,8 +43,15 @@ public sealed partial class ClusterNode
     /// <summary>Per hosted shard: when this replica was last seen caught up (<see cref="ShardLag"/> 0), sampled each status period.</summary>
     private readonly ConcurrentDictionary<int, DateTimeOffset> _caughtUpAt = new();
 
-    /// <summary>What this node last learned of a peer: its last report, whether the last poll succeeded, since when it fails and why.</summary>
-    private sealed record PeerView(DateTimeOffset LastReportAt, ClusterStatus? Report, bool Reachable, DateTimeOffset? FailingSince, string? Failure);
+    /// <summary>What this node last learned of a peer: its last report, whether the last poll succeeded, since when it fails and
+    /// why, and the stamp the peer's liveness signals carried when that report was asked for (null: none heard), which later
+    /// signals confirm (<see cref="ReportTime"/>).</summary>
+    private sealed record PeerView(DateTimeOffset LastReportAt, ClusterStatus? Report, bool Reachable, DateTimeOffset? FailingSince, string? Failure, long? Stamp = null);
+
+    /// <summary>How current a peer's report is known to be: when it was received, or the arrival of a later liveness signal
+    /// of that peer carrying the same stamp (nothing the stamp covers moved since), whichever is later.</summary>
+    private DateTimeOffset ReportTime(int id, PeerView view) =>
+        view.Stamp is { } stamp && _host.PeerReportConfirmedAt(id, stamp) is { } confirmed && confirmed > view.LastReportAt ? confirmed : view.LastReportAt;
 
     private async Task StatusLoopAsync(CancellationToken ct)
     {
@@ -46,7 +60,8 @@ public sealed partial class ClusterNode
         while (!ct.IsCancellationRequested)
         {
             var peers = _metadata.Nodes.Keys.Concat(_peerHints.Keys).Where(id => id != NodeId).Distinct().ToArray();
-            await Task.WhenAll(peers.Select(id => PollPeerAsync(id, ct))).ConfigureAwait(false);
+            bool wasQuiet = Stopwatch.GetElapsedTime(movedAt) >= QuietAfter;
+            await Task.WhenAll(peers.Where(id => !wasQuiet || !ConfirmedByLiveness(id)).Select(id => PollPeerAsync(id, ct))).ConfigureAwait(false);
             foreach (var gone in _peerViews.Keys.Except(peers)) _peerViews.TryRemove(gone, out _);
             // Peers whose disk is full: a leader refuses writes at once when they leave it no quorum that can persist (NodeHost.DiskFull.cs).
             _host.NoteFullPeers(FreshReports().Where(r => r.Report.Nodes.Any(n => n.Id == r.Node && n.DiskFull)).Select(r => r.Node));
@@ -58,8 +73,17 @@ public sealed partial class ClusterNode
                 movedAt = Stopwatch.GetTimestamp();
             }
             bool quiet = Stopwatch.GetElapsedTime(movedAt) >= QuietAfter;
-            try { await Task.Delay(quiet ? QuietStatusInterval : StatusInterval, ct).ConfigureAwait(false); }
-            catch (OperationCanceledException) { return; }
+            if (!quiet)
+            {
+                try { await Task.Delay(StatusInterval, ct).ConfigureAwait(false); }
+                catch (OperationCanceledException) { return; }
+                continue;
+            }
+            // Quiet: peers whose liveness signals confirm their reports are not asked again until something moves (a
+            // stamp, a silence, this node's own status) or ConfirmedPollInterval passes; the others every QuietStatusInterval.
+            var next = peers.All(ConfirmedByLiveness) ? peers.Select(NextConfirmedPoll).DefaultIfEmpty(QuietStatusInterval).Min() : QuietStatusInterval;
+            await _host.WaitForPeerMovementAsync(next > QuietStatusInterval ? next : QuietStatusInterval, ct).ConfigureAwait(false);
+            if (ct.IsCancellationRequested) return;
         }
     }
 
@@ -97,15 +121,24 @@ public sealed partial class ClusterNode
         return hash.ToHashCode();
     }
 
+    /// <summary>A quiet node's peer whose report its liveness signals keep confirming, received within <see cref="ConfirmedPollInterval"/>.</summary>
+    private bool ConfirmedByLiveness(int id) =>
+        _peerViews.TryGetValue(id, out var v) && v.Reachable && v.Stamp is { } stamp && _host.PeerStamp(id) == stamp
+        && DateTimeOffset.UtcNow - v.LastReportAt < ConfirmedPollInterval;
+
+    private TimeSpan NextConfirmedPoll(int id) =>
+        _peerViews.TryGetValue(id, out var v) ? v.LastReportAt + ConfirmedPollInterval - DateTimeOffset.UtcNow : TimeSpan.Zero;
+
     private async Task PollPeerAsync(int id, CancellationToken ct)
     {
         var asked = DateTimeOffset.UtcNow;
+        long? stamp = _host.PeerStamp(id); // before asking: a report at least as new as this stamp (ReportTime)
         try
         {
             var response = (StatusResponse)await _peerClients.SendAsync(id, cid => new ForwardedRequest(cid, new StatusRequest(cid)), PollTimeout, new SentFlag<bool>(false), ct).ConfigureAwait(false);
             // An answer to a poll sent before the node was stopped on request says nothing about it now.
             if (_stoppedOnRequest.TryGetValue(id, out var stoppedAt) && stoppedAt >= asked) return;
-            _peerViews[id] = new PeerView(DateTimeOffset.UtcNow, response.Status, true, null, null);
+            _peerViews[id] = new PeerView(DateTimeOffset.UtcNow, response.Status, true, null, null, stamp);
             NotePeerReachable(id, true, null); // ClusterNode.Events.cs
             _stoppedOnRequest.TryRemove(id, out _);
         }
@@ -126,7 +159,7 @@ public sealed partial class ClusterNode
     {
         var now = DateTimeOffset.UtcNow;
         foreach (var (id, view) in _peerViews)
-            if (view.Reachable && view.Report is { } report && now - view.LastReportAt < StaleAfter) yield return (id, report);
+            if (view.Reachable && view.Report is { } report && now - ReportTime(id, view) < StaleAfter) yield return (id, report);
     }
 
     /// <summary>Records that a peer was stopped on request: Stopped now, not at its next failed poll (also told by the
@@ -152,11 +185,11 @@ public sealed partial class ClusterNode
     private Task EnsureFreshAsync(IEnumerable<int> ids, CancellationToken ct)
     {
         var now = DateTimeOffset.UtcNow;
-        return Task.WhenAll(ids.Where(id => id != NodeId && !(_peerViews.TryGetValue(id, out var v) && now - v.LastReportAt < StatusInterval * 2))
+        return Task.WhenAll(ids.Where(id => id != NodeId && !(_peerViews.TryGetValue(id, out var v) && now - ReportTime(id, v) < StatusInterval * 2))
             .Distinct().Select(id => PollPeerAsync(id, ct)));
     }
 
-    private bool PeerIsRunning(int id) => _peerViews.TryGetValue(id, out var v) && v.Reachable && DateTimeOffset.UtcNow - v.LastReportAt < StaleAfter;
+    private bool PeerIsRunning(int id) => _peerViews.TryGetValue(id, out var v) && v.Reachable && DateTimeOffset.UtcNow - ReportTime(id, v) < StaleAfter;
 
     /// <summary>This node, or a peer that answered its last poll.</summary>
     private bool IsRunningNode(int id) => id == NodeId || PeerIsRunning(id);
@@ -413,7 +446,7 @@ public sealed partial class ClusterNode
         foreach (var (id, peer) in _peerViews)
         {
             if (peer.Report is null) continue;
-            bool fresh = peer.Reachable && now - peer.LastReportAt < StaleAfter;
+            bool fresh = peer.Reachable && now - ReportTime(id, peer) < StaleAfter;
             foreach (var v in peer.Report.Shards) if (v.Id != ClusterMetadata.MetadataGroup) views.Add((id, fresh, v));
         }
         var byShard = views.ToLookup(x => x.View.Id); // one pass, not one scan of every view per shard (the control loop calls this)

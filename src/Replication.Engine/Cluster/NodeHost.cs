@@ -122,6 +122,11 @@ internal sealed partial class NodeHost : IAsyncDisposable
     /// <summary>A peer's Raft message, as the transport hands it over (thread-safe; tests hand messages in here too).</summary>
     internal void OnMessage(RaftMessage m)
     {
+        if (m.Type == MessageType.Liveness)
+        {
+            NoteLivenessArrived(m); // NodeHost.Liveness.cs: taken at the next tick, without waking the loop
+            return;
+        }
         _inbox.Enqueue(m);
         _wake.Set();
     }
@@ -141,7 +146,8 @@ internal sealed partial class NodeHost : IAsyncDisposable
             while (!_stopping)
             {
                 WaitWhileFrozen(); // NodeHost.Faults.cs: a drill's pause
-                // Every group quiesced: the ticks come due in strides (NodeHost.Liveness.cs, QuietWait), delivered together.
+                // Every group quiesced: the loop sleeps until its next liveness signal or election timer is due
+                // (NodeHost.Liveness.cs, QuietWait), and the ticks that came due meanwhile are delivered together.
                 var wait = _nextTick - _clock.Elapsed + QuietWait();
                 // Whole milliseconds, rounded up: WaitOne(TimeSpan) truncates, so a wait under 1 ms returned at once and the
                 // last millisecond before every tick was a busy loop (90% of a node's CPU when idle, bench finding).
@@ -197,12 +203,21 @@ internal sealed partial class NodeHost : IAsyncDisposable
         long tick = _options.TickInterval.Ticks;
         long due = 1 + (now - _nextTick).Ticks / tick;
         long timed = Math.Min(due, Math.Max(1, _options.ElectionTicks / 2));
+        var heard = TakeArrivedLiveness(); // NodeHost.Liveness.cs: signals that arrived since the last delivery, oldest first
+        int taken = 0;
+        for (long i = 0; i < timed; i++)
+        {
+            // A liveness signal reaches the cores between the ticks it arrived between, as if it had woken the loop.
+            var at = _nextTick + TimeSpan.FromTicks(i * tick);
+            while (taken < heard.Count && heard[taken].At < at) OnLiveness(heard[taken++].Node);
+            foreach (var g in _groups.Values)
+                if (!IsInstalling(g.Core.Group) && MayTick(g)) g.Core.Tick(); // paused until its snapshot is stored (NodeHost.Snapshots.cs); NodeHost.DiskFull.cs: timers stop
+        }
+        while (taken < heard.Count) OnLiveness(heard[taken++].Node);
         foreach (var g in _groups.Values)
         {
-            if (IsInstalling(g.Core.Group)) continue; // paused until its snapshot is stored (NodeHost.Snapshots.cs)
-            if (!MayTick(g)) { g.Core.Elapse(due); continue; } // NodeHost.DiskFull.cs: timers stop, the lease clock runs on
-            for (long i = 0; i < timed; i++) g.Core.Tick();
-            g.Core.Elapse(due - timed);
+            if (IsInstalling(g.Core.Group)) continue;
+            g.Core.Elapse(MayTick(g) ? due - timed : due); // the lease clock runs on
         }
         _nextTick += TimeSpan.FromTicks(due * tick);
         MaybeSendLiveness(due); // NodeHost.Liveness.cs
@@ -219,9 +234,6 @@ internal sealed partial class NodeHost : IAsyncDisposable
                     break;
                 case RaftMessage { Type: MessageType.SnapshotAck } ack:
                     OnSnapshotAck(ack);
-                    break;
-                case RaftMessage { Type: MessageType.Liveness } liveness:
-                    OnLiveness(liveness); // NodeHost.Liveness.cs
                     break;
                 case RaftMessage m:
                     // Only the replica a message is addressed to takes it: one for a replica this node dropped (its
