@@ -21,6 +21,19 @@ public sealed class SnapshotCatchUpTests
         for (int i = from; i < from + count; i++) await f.PutAsync($"k{i:D5}", $"v{i}");
     }
 
+    /// <summary>Node 3 is killed after 20 writes and misses 150 more while the others compact their logs, then starts
+    /// again: it can catch up only from a snapshot, and has (its waits are bounded).</summary>
+    private static async Task RestartNode3BehindACompactedLogAsync(ClusterFixture f)
+    {
+        await WriteManyEntries(f, 0, 20);
+        await f.Cluster.StopNodeAsync(3, kill: true, None);
+        await WriteManyEntries(f, 20, 150);
+        ClusterFixture.Eventually(() => f.Cluster.Node(1)?.Host!.Status[0].SnapshotIndex > 0 && f.Cluster.Node(2)?.Host!.Status[0].SnapshotIndex > 0,
+            "the running replicas compacted their logs");
+        await f.Cluster.StartNodeAsync(3, None);
+        ClusterFixture.Eventually(() => CaughtUp(f, 3), "node 3 caught up from a snapshot");
+    }
+
     private static bool CaughtUp(ClusterFixture f, int node)
     {
         var nodes = f.Cluster.GetNodes();
@@ -36,14 +49,7 @@ public sealed class SnapshotCatchUpTests
     public async Task A_replica_behind_a_compacted_log_catches_up_from_a_snapshot_and_restarts_from_it()
     {
         await using var f = await ClusterFixture.StartAsync(shards: 1, configure: o => SmallSnapshots(o, 512));
-        await WriteManyEntries(f, 0, 20);
-        await f.Cluster.StopNodeAsync(3, kill: true, None);
-        await WriteManyEntries(f, 20, 150);
-        ClusterFixture.Eventually(() => f.Cluster.Node(1)?.Host!.Status[0].SnapshotIndex > 0 && f.Cluster.Node(2)?.Host!.Status[0].SnapshotIndex > 0,
-            "the running replicas compacted their logs");
-
-        await f.Cluster.StartNodeAsync(3, None);
-        ClusterFixture.Eventually(() => CaughtUp(f, 3), "node 3 caught up from a snapshot");
+        await RestartNode3BehindACompactedLogAsync(f);
         int leader = f.LeaderOf(0);
         Assert.Equal(LocalKeys(f, leader, 0), LocalKeys(f, 3, 0));
         Assert.Equal(170, LocalKeys(f, 3, 0).Count);
@@ -64,13 +70,7 @@ public sealed class SnapshotCatchUpTests
         // compacted past the snapshot while node 3 stored it and sent the whole shard again (ring bench, a restart).
         var lines = new System.Collections.Concurrent.ConcurrentQueue<string>();
         await using var f = await ClusterFixture.StartAsync(shards: 1, configure: o => SmallSnapshots(o, 512) with { Log = lines.Enqueue });
-        await WriteManyEntries(f, 0, 20);
-        await f.Cluster.StopNodeAsync(3, kill: true, None);
-        await WriteManyEntries(f, 20, 150);
-        ClusterFixture.Eventually(() => f.Cluster.Node(1)?.Host!.Status[0].SnapshotIndex > 0 && f.Cluster.Node(2)?.Host!.Status[0].SnapshotIndex > 0,
-            "the running replicas compacted their logs");
-        await f.Cluster.StartNodeAsync(3, None);
-        ClusterFixture.Eventually(() => CaughtUp(f, 3), "node 3 caught up from a snapshot");
+        await RestartNode3BehindACompactedLogAsync(f);
 
         var log = lines.ToList();
         const string Received = "node 3: shard 0: snapshot at index ";
