@@ -52,6 +52,8 @@ internal sealed partial class NodeHost
     /// <summary>Per shard: the received snapshot the core accepted, waiting for its Ready.Snapshot to be installed.</summary>
     private readonly Dictionary<int, IncomingSnapshot> _accepted = new();
     private long _incomingSeq;
+    /// <summary>When each snapshot chunk reached the node (the transport's thread), for how long it waited for the loop.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<RaftMessage, long> _chunkArrivals = new(ReferenceEqualityComparer.Instance);
     /// <summary>Per shard: a fresh replica's snapshot being stored in batches; its group is paused meanwhile.</summary>
     private readonly Dictionary<int, SnapshotInstall> _installs = new();
     /// <summary>When the current loop iteration began (loop thread only): a batched install reports the longest iteration.</summary>
@@ -152,6 +154,7 @@ internal sealed partial class NodeHost
     {
         t.Crc = crc;
         long sequence = t.Sent++;
+        t.NoteSent(sequence);
         t.LastProgressAt = _clock.Elapsed;
         _transport!.Send(new RaftMessage
         {
@@ -181,6 +184,7 @@ internal sealed partial class NodeHost
             FinishTransfer(ack.Group, t, succeeded: false);
             return;
         }
+        t.NoteAcked(t.Acked);
         t.Acked++;
         t.LastProgressAt = _clock.Elapsed;
         if (t.SentLast && t.Acked == t.Sent)
@@ -198,7 +202,7 @@ internal sealed partial class NodeHost
         // The sender's side of a copy's figures (the receiver logs the rest when it installs): where a slow stream spends its time.
         if (succeeded)
             _options.Log?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                $"node {Id}: shard {shard}: snapshot at index {t.Metadata.Index} sent to node {ReplicaIds.NodeOf(t.To)}: {t.Bytes} bytes in {t.Sent} chunks in {(_clock.Elapsed - t.StartedAt).TotalMilliseconds:0} ms, reading and encoding {t.ReadTime.TotalMilliseconds:0} ms, the process paused for garbage collection {(GC.GetTotalPauseDuration() - t.GcPausedBefore).TotalMilliseconds:0} ms meanwhile"));
+                $"node {Id}: shard {shard}: snapshot at index {t.Metadata.Index} sent to node {ReplicaIds.NodeOf(t.To)}: {t.Bytes} bytes in {t.Sent} chunks in {(_clock.Elapsed - t.StartedAt).TotalMilliseconds:0} ms, reading and encoding {t.ReadTime.TotalMilliseconds:0} ms, waiting for the window {t.WindowWait.TotalMilliseconds:0} ms, acknowledged in {t.RoundTrips().Median:0} ms (median; longest {t.RoundTrips().Max:0} ms), the process paused for garbage collection {(GC.GetTotalPauseDuration() - t.GcPausedBefore).TotalMilliseconds:0} ms meanwhile"));
         if (_groups.TryGetValue(shard, out var g)) g.Core.ReportSnapshot(t.To, succeeded);
     }
 
@@ -244,10 +248,12 @@ internal sealed partial class NodeHost
         // So is any chunk while the replica stores a snapshot (a new leader's transfer: it tries again after the install).
         if (!_groups.TryGetValue(m.Group, out var g) || m.To != g.Core.Id || m.Entries.Count != 1 || m.Term < g.Core.Term || IsInstalling(m.Group))
         {
+            _chunkArrivals.TryRemove(m, out _);
             Ack(m, reject: true);
             return;
         }
         byte[] chunk = m.Entries[0].Data;
+        _chunkArrivals.TryRemove(m, out long arrived);
         _incoming.TryGetValue(m.Group, out var staging);
         if (m.Context == 0)
         {
@@ -263,6 +269,7 @@ internal sealed partial class NodeHost
             return;
         }
         staging.Append(chunk);
+        if (arrived != 0) staging.NoteQueued(System.Diagnostics.Stopwatch.GetElapsedTime(arrived));
         if (m.Commit != 1)
         {
             Ack(m, reject: false);
@@ -429,7 +436,7 @@ internal sealed partial class NodeHost
         // The figures of a move's copy (Bench's ring scenario reads this line: keep its shape). "The loop held": the
         // longest loop iteration while the rows were stored, during which the node's other groups waited.
         _options.Log?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture,
-            $"node {Id}: shard {shard}: snapshot at index {snapshot.Index} from node {ReplicaIds.NodeOf(staging.Leader)} installed: {staging.Bytes} bytes in {staging.Expected} chunks, streamed in {(staging.CompletedAt - staging.StartedAt).TotalMilliseconds:0} ms, stored in {staging.StoredIn.TotalMilliseconds:0} ms, the loop held at most {staging.LongestIteration.TotalMilliseconds:0} ms{(staging.Stored ? " (batched)" : "")}, the process paused for garbage collection {(GC.GetTotalPauseDuration() - staging.GcPausedBefore).TotalMilliseconds:0} ms since the first chunk"));
+            $"node {Id}: shard {shard}: snapshot at index {snapshot.Index} from node {ReplicaIds.NodeOf(staging.Leader)} installed: {staging.Bytes} bytes in {staging.Expected} chunks, streamed in {(staging.CompletedAt - staging.StartedAt).TotalMilliseconds:0} ms, stored in {staging.StoredIn.TotalMilliseconds:0} ms, the loop held at most {staging.LongestIteration.TotalMilliseconds:0} ms{(staging.Stored ? " (batched)" : "")}, the process paused for garbage collection {(GC.GetTotalPauseDuration() - staging.GcPausedBefore).TotalMilliseconds:0} ms since the first chunk, the chunks waited for the loop {staging.Queued.TotalMilliseconds:0} ms in all (longest {staging.QueuedMax.TotalMilliseconds:0} ms)"));
         if (staging.PendingAck is { } last) Ack(last, reject: false); // after the line above: tests read their order
     }
 
@@ -475,6 +482,7 @@ internal sealed partial class NodeHost
                         await _ready.Writer.WriteAsync((chunk, crc), _stop.Token).ConfigureAwait(false);
                         wake();
                         began = System.Diagnostics.Stopwatch.GetTimestamp();
+                        Interlocked.Add(ref _windowTicks, began - waiting);
                     }
                     _ready.Writer.TryComplete();
                 }
@@ -491,7 +499,30 @@ internal sealed partial class NodeHost
         }
 
         private long _readTicks;
+        private long _windowTicks;
         private long _bytes;
+        private readonly List<double> _roundTrips = new();
+        private readonly List<long> _sentAt = new();
+
+        /// <summary>Notes chunk <paramref name="sequence"/> leaving (loop thread).</summary>
+        public void NoteSent(long sequence) => _sentAt.Add(System.Diagnostics.Stopwatch.GetTimestamp());
+
+        /// <summary>Notes chunk <paramref name="sequence"/>'s acknowledgment (loop thread): its round trip, for the figures.</summary>
+        public void NoteAcked(long sequence)
+        {
+            if (sequence < _sentAt.Count) _roundTrips.Add(System.Diagnostics.Stopwatch.GetElapsedTime(_sentAt[(int)sequence]).TotalMilliseconds);
+        }
+
+        /// <summary>Time the reading task waited for room in the window (the chunks ahead of it not yet acknowledged).</summary>
+        public TimeSpan WindowWait => System.Diagnostics.Stopwatch.GetElapsedTime(0, Interlocked.Read(ref _windowTicks));
+
+        /// <summary>Acknowledgment round trips (send to ack, per chunk): median and longest, ms.</summary>
+        public (double Median, double Max) RoundTrips()
+        {
+            if (_roundTrips.Count == 0) return (0, 0);
+            var sorted = _roundTrips.Order().ToArray();
+            return (sorted[sorted.Length / 2], sorted[^1]);
+        }
 
         public SnapshotMetadata Metadata { get; }
         /// <summary>When the transfer began (host clock), for the figures logged when it ends.</summary>
@@ -628,6 +659,16 @@ internal sealed partial class NodeHost
         /// <summary>The shard's hash range the snapshot carries (its first chunk; null: none, see KvStore.RecordRange).</summary>
         /// <exception cref="StorageCorruptException">The first chunk is malformed.</exception>
         public (ulong Start, ulong Last)? Range => SnapshotChunkCodec.RangeOf(_head);
+
+        /// <summary>How long the chunks waited between reaching the node and being taken by its loop: in all, and the longest.</summary>
+        public TimeSpan Queued { get; private set; }
+        public TimeSpan QueuedMax { get; private set; }
+
+        public void NoteQueued(TimeSpan waited)
+        {
+            Queued += waited;
+            if (waited > QueuedMax) QueuedMax = waited;
+        }
 
         public void Append(byte[] chunk)
         {

@@ -127,6 +127,7 @@ internal sealed partial class NodeHost : IAsyncDisposable
             NoteLivenessArrived(m); // NodeHost.Liveness.cs: taken at the next tick, without waking the loop
             return;
         }
+        if (m.Type == MessageType.SnapshotChunk) _chunkArrivals[m] = System.Diagnostics.Stopwatch.GetTimestamp(); // NodeHost.Snapshots.cs: the figures
         _inbox.Enqueue(m);
         _wake.Set();
     }
