@@ -127,7 +127,18 @@ internal sealed partial class NodeHost : IAsyncDisposable
             NoteLivenessArrived(m); // NodeHost.Liveness.cs: taken at the next tick, without waking the loop
             return;
         }
-        if (m.Type == MessageType.SnapshotChunk) _chunkArrivals[m] = System.Diagnostics.Stopwatch.GetTimestamp(); // NodeHost.Snapshots.cs: the figures
+        // A snapshot's stream runs beside the loop (NodeHost.Snapshots.cs): acknowledgments, and every chunk after a transfer's
+        // first, are taken on this thread; the loop hears of a transfer only at its start and its end.
+        if (m.Type == MessageType.SnapshotAck)
+        {
+            OnSnapshotAck(m);
+            return;
+        }
+        if (m.Type == MessageType.SnapshotChunk && m.Context > 0)
+        {
+            OnLaterSnapshotChunk(m);
+            return;
+        }
         _inbox.Enqueue(m);
         _wake.Set();
     }
@@ -233,8 +244,8 @@ internal sealed partial class NodeHost : IAsyncDisposable
                 case RaftMessage { Type: MessageType.SnapshotChunk } chunk:
                     OnSnapshotChunkOrDiskFull(chunk); // NodeHost.DiskFull.cs
                     break;
-                case RaftMessage { Type: MessageType.SnapshotAck } ack:
-                    OnSnapshotAck(ack);
+                case ReceivedSnapshot received:
+                    OnSnapshotReceived(received);
                     break;
                 case RaftMessage m:
                     // Only the replica a message is addressed to takes it: one for a replica this node dropped (its
