@@ -17,33 +17,44 @@ namespace Replication.Engine.Cluster;
 /// compacted index, so it serves just as well and needs no stored copy) and streams it in chunks,
 /// up to <see cref="NodeHostOptions.SnapshotWindow"/> of them in flight, each further one sent on an
 /// acknowledgment (stop-and-wait made one round trip through both nodes' loops per chunk the
-/// ceiling: 1-10 MB/s measured). The rows are read and encoded (and the CRC computed) by a task of
-/// the transfer's own, at most a window ahead, which wakes the loop when a chunk is ready: done on
-/// the loop thread, reading a 33 MB shard held the sender's loop for about a second, and its other
-/// shards lost their leaders (bench, ring scenario). The transfer is abandoned (ReportSnapshot false, Raft retries later)
+/// ceiling: 1-10 MB/s measured). The stream runs beside both nodes' loops (<see cref="OutgoingSnapshot"/>): a task of
+/// the transfer's own reads and encodes the rows (and the CRC) and hands each chunk to the transport as the window opens;
+/// acknowledgments are taken on the transport's thread. Done on the loop thread, reading a 33 MB shard held the sender's
+/// loop for about a second, and its other shards lost their leaders (bench, ring scenario); passed through the loops,
+/// every chunk and acknowledgment waited behind the iterations' fsyncs and other groups (ring bench: 0.6-1.3 s in all per
+/// 33 MB on the receiver). The loop starts a transfer and ends it: it is abandoned (ReportSnapshot false, Raft retries later)
 /// if an acknowledgment is late, refused or the node stops leading. Chunks travel in order on the
 /// one peer connection, and the receiver takes them only in sequence: a chunk lost with a broken
 /// connection makes the next one refused, which ends the transfer. The last chunk carries the
 /// metadata at A and a CRC-32C over all chunks; the first carries the shard's hash range when it took part in a split
 /// (SnapshotChunkCodec), which the install records with the rows (KvStore.RecordRange).
 ///
-/// Receiving: chunks from the current leader are staged (in memory, past 64 MiB in a file); on the last one the
-/// CRC is checked, and only then the Snapshot message is stepped into the core. The core decides
-/// whether to take it; if it does, the next Ready carries <see cref="Ready.Snapshot"/> and the host
-/// installs the staged rows (replacing the shard, durable) before it discards the log, and only then acknowledges the
-/// last chunk (so the leader holds its log from the snapshot's index until the rows are stored). A node that
-/// crashes mid-transfer loses only what was staged (a staging file is deleted at start-up).
+/// Receiving: a transfer's first chunk goes through the loop, which checks the replica it is for and registers the
+/// transfer before acknowledging it (the sender sends nothing more until then); the later chunks are staged (in memory,
+/// past 64 MiB in a file) and acknowledged on the transport's thread. On the last one the CRC is checked, and only then
+/// the loop takes the transfer. A node that crashes mid-transfer loses only what was staged (a staging file is deleted
+/// at start-up).
 ///
 /// Installing without stalling the node: storing a snapshot's rows takes a while (8 MB: 0.5-2.5 s measured), and done
 /// in one go on the loop thread it held every other group of the node (heartbeats included) for that long: elections
-/// and write stalls on every shard the node holds, at each move. A fresh replica (nothing in its log, nothing applied:
-/// the case of a move's new learner) therefore stores the rows first, one received chunk (about 256 KiB) per
-/// transaction, for at most <see cref="InstallSlice"/> per loop iteration, while its group is paused (no ticks, no messages: its core stays exactly as it was when the last chunk came), and steps the Snapshot
-/// message into the core only once they are all in and durable; the last chunk is acknowledged then. The first batch
-/// writes a marker in state.db that the last one removes; a crash or a failed batch in between leaves the marker, and
-/// the node's next start discards the partial rows (KvStore.DiscardPartialInstalls): the replica is fresh again and
-/// is sent the snapshot again. A replica with data of its own installs in one transaction, as before (a crash
-/// mid-way must leave its old state machine, which its log continues).
+/// and write stalls on every shard the node holds, at each move. So the rows are stored first, one received chunk
+/// (about 256 KiB) per transaction, for at most <see cref="InstallSlice"/> per loop iteration, while the replica's group
+/// is paused (no ticks, no messages: its core stays exactly as it was when the last chunk came), and the Snapshot message
+/// is stepped into the core only once they are all in and durable; the last chunk is acknowledged once the next Ready
+/// has restarted the log at the snapshot (so the leader holds its log from the snapshot's index until then). Only a
+/// snapshot the core will restore from is stored (RaftNode.WouldRestore); one it would not is stepped in at once, and
+/// the core answers with what it has.
+/// <list type="bullet">
+/// <item>A fresh replica (nothing in its log, nothing applied: a move's new learner) writes the rows into the shard. The
+/// first batch writes a marker in state.db that the last one removes; a crash or a failed batch in between leaves the
+/// marker, and the node's next start discards the partial rows (KvStore.DiscardPartialInstalls): the replica is fresh
+/// again and is sent the snapshot again.</item>
+/// <item>A replica with data of its own (behind a compacted log, or restarted after its log was compacted elsewhere)
+/// must keep its old state, which its log continues, until the new one is complete: it stages the rows beside its own,
+/// then swaps them in by steps of <see cref="SwapKeys"/> keys after a durable commit point (KvStore.StagedInstall.cs). A
+/// crash before that point leaves the old state; after it, the next start completes the swap. Installed in one
+/// transaction, it held its node's loop 0.9-1.0 s for 33 MB (ring bench, node 2 restarting).</item>
+/// </list>
 /// </summary>
 internal sealed partial class NodeHost
 {
@@ -63,6 +74,9 @@ internal sealed partial class NodeHost
 
     /// <summary>Loop time a batched install may use per iteration before the node turns to its other work.</summary>
     private static readonly TimeSpan InstallSlice = TimeSpan.FromMilliseconds(10);
+
+    /// <summary>Keys per step of a staged install's swap (KvStore.SwapStagedRows): a few milliseconds of rows of 1 KB.</summary>
+    private const int SwapKeys = 256;
 
     private string SnapshotFolder => Path.Combine(_options.DataPath, "snapshots");
 
@@ -186,7 +200,11 @@ internal sealed partial class NodeHost
     /// with their marker until the caller drops the shard's data (KvStore.DropShard removes both) or the node restarts.</summary>
     private void AbortInstall(int shard)
     {
-        if (_installs.Remove(shard, out var install)) install.Staging.Dispose();
+        if (!_installs.Remove(shard, out var install)) return;
+        install.Staging.Dispose();
+        // A staged install past its commit point is completed, as a restart would: the shard's rows are then the snapshot's,
+        // never a mix of old and new ones.
+        if (install.Swapping) while (!_storage!.SwapStagedRows(shard, int.MaxValue)) { }
     }
 
     /// <summary>Abandons the transfer <paramref name="shard"/> is receiving, if any (loop thread).</summary>
@@ -325,32 +343,18 @@ internal sealed partial class NodeHost
             Ack(m, reject: true);
             return;
         }
-        if (IsFresh(g) && m.Index > 0)
+        bool fresh = IsFresh(g);
+        if (m.Index > 0 && (fresh || g.Core.WouldRestore(m.Index, m.LogTerm)))
         {
-            // Stored in batches first, the group paused; the core hears of it once it is all in (ContinueInstalls).
-            _installs[m.Group] = new SnapshotInstall(staging, m);
+            // Stored in batches first, the group paused; the core hears of it once it is all in (ContinueInstalls). A replica
+            // with data of its own stages the rows beside its own and swaps them in by steps (KvStore.StagedInstall.cs). The
+            // core takes the snapshot then: it checked the same now, and it hears nothing meanwhile.
+            _installs[m.Group] = new SnapshotInstall(staging, m, replacing: !fresh);
             return;
         }
-        // Verified: hand it to the core, which installs it (via Ready.Snapshot) only if it is news.
-        long before = g.Core.LastSnapshot.Index;
+        // Not news to the core (its log holds the snapshot's last entry, or it has committed past it): stepped in, it answers
+        // the leader with what it has.
         g.Core.Step(SnapshotMessage(g, m));
-        // Keep the data only when the core took the snapshot (it restarts its log there, so its
-        // snapshot index moves); until the Ready installs it, it is set apart from _incoming, so
-        // that another transfer arriving in the same inbox drain (a retry the leader started after
-        // giving up on this one, or a stale one the core ignores) cannot replace the data the core
-        // is about to install. Found by the simulator (a stale transfer overwrote the accepted one).
-        if (g.Core.LastSnapshot.Index != before)
-        {
-            if (_accepted.Remove(m.Group, out var older)) older.Dispose();
-            _accepted[m.Group] = staging;
-            // Acknowledged once stored (InstallSnapshot): until then the leader keeps the transfer, and with it its log
-            // from the snapshot's index (CompactionPoint). Acknowledged here, the leader compacted past the index while
-            // this replica stored the rows (one transaction: 0.7-1.5 s for 33 MB), and sent a second snapshot of the whole
-            // shard as soon as it answered (ring bench, node 2 restarting: two 33 MB copies, two such stalls, and a
-            // leadership handed to it between them that timed out).
-            staging.PendingAck = m;
-            return;
-        }
         staging.Dispose();
         Ack(m, reject: false);
     }
@@ -389,34 +393,67 @@ internal sealed partial class NodeHost
             if (_clock.Elapsed >= until) break;
             var g = _groups[shard]; // a group leaves _groups only with its install (AbortInstall)
             var last = install.Last;
-            try
+            if (install.Swapping)
             {
-                while (!install.RowsDone && _clock.Elapsed < until)
+                // Past its commit point: only going on completes it (a crash rolls it forward at the next start).
+                if (_clock.Elapsed < install.RetryAt) continue;
+                try
                 {
-                    var chunk = install.NextChunk();
-                    _storage!.InstallSnapshotRows(shard, last.Index, last.LogTerm, chunk, first: install.Batches == 0);
-                    install.Batches++;
+                    bool swapped = false;
+                    while (!swapped && _clock.Elapsed < until) swapped = _storage!.SwapStagedRows(shard, SwapKeys);
+                    if (!swapped) continue;
                 }
-                if (!install.RowsDone) continue;
-                _storage!.CompleteSnapshotInstall(shard, last.Index, last.LogTerm, install.Staging.Range);
+                catch (Exception e) when (StorageErrors.IsDiskFull(e))
+                {
+                    var retryAt = NoteDiskFull("state.db (snapshot install)", e);
+                    _stateFullUntil = install.RetryAt = retryAt;
+                    continue;
+                }
             }
-            catch (Exception e) when (StorageErrors.IsDiskFull(e))
+            else
             {
-                // Nothing of the failed batch was stored; the partial rows keep their marker and go at the next start, or
-                // at the next install's first batch. The leader sends the snapshot again later.
-                AbortInstall(shard);
-                Ack(last, reject: true);
-                _stateFullUntil = NoteDiskFull("state.db (snapshot install)", e);
-                continue;
+                try
+                {
+                    while (!install.RowsDone && _clock.Elapsed < until)
+                    {
+                        var chunk = install.NextChunk();
+                        if (install.Replacing) _storage!.StageSnapshotRows(shard, last.Index, last.LogTerm, chunk, first: install.Batches == 0);
+                        else _storage!.InstallSnapshotRows(shard, last.Index, last.LogTerm, chunk, first: install.Batches == 0);
+                        install.Batches++;
+                    }
+                    if (!install.RowsDone) continue;
+                    if (install.Replacing)
+                    {
+                        _storage!.BeginStagedSwap(shard, last.Index, last.LogTerm, install.Staging.Range);
+                        install.Swapping = true;
+                        continue; // the swap from the next iteration on
+                    }
+                    _storage!.CompleteSnapshotInstall(shard, last.Index, last.LogTerm, install.Staging.Range);
+                }
+                catch (Exception e) when (StorageErrors.IsDiskFull(e))
+                {
+                    // Nothing of the failed batch was stored; the partial rows keep their marker and go at the next start, or
+                    // at the next install's first batch. The leader sends the snapshot again later.
+                    AbortInstall(shard);
+                    Ack(last, reject: true);
+                    _stateFullUntil = NoteDiskFull("state.db (snapshot install)", e);
+                    continue;
+                }
             }
             _installs.Remove(shard);
+            install.Staging.Swapped = install.Replacing;
             install.Staging.StoredIn = _clock.Elapsed - install.Staging.CompletedAt;
             install.Staging.LongestIteration = Max(install.LongestIteration, _clock.Elapsed - _iterationBegan);
             long before = g.Core.LastSnapshot.Index;
             g.Core.Step(SnapshotMessage(g, last));
             if (g.Core.LastSnapshot.Index == before)
             {
-                // Cannot happen (see above); should it, the store must not stay ahead of the core: back to fresh.
+                // Cannot happen (see above). Should it, the store must not stay ahead of the core. A replica that had data
+                // now holds the snapshot's rows where its log continues older ones: the node stops, and its next start takes
+                // the stored state as it is (as after a crash right after the install).
+                if (install.Replacing)
+                    throw new InvalidOperationException($"Node {Id}: the core of shard {shard} refused the snapshot at index {last.Index} swapped in over its data.");
+                // A fresh replica goes back to fresh.
                 _options.Log?.Invoke($"node {Id}: shard {shard}: the core refused the snapshot at index {last.Index} it stored; dropped");
                 _kv!.DropShard(shard);
                 install.Staging.Dispose();
@@ -425,7 +462,7 @@ internal sealed partial class NodeHost
             }
             if (_accepted.Remove(shard, out var older)) older.Dispose();
             _accepted[shard] = install.Staging;
-            Ack(last, reject: false);
+            install.Staging.PendingAck = last; // once the Ready's snapshot has restarted the log there (InstallSnapshot)
         }
     }
 
@@ -460,23 +497,15 @@ internal sealed partial class NodeHost
             _logStore!.SaveSnapshot(shard, snapshot, discardLog: false);
             return;
         }
-        if (!_accepted.Remove(shard, out var staging) || staging.Index != snapshot.Index || !staging.Completed)
-            throw new InvalidOperationException($"Node {Id}: the core installs a snapshot of shard {shard} at {snapshot.Index} that was not received.");
-        var storing = _clock.Elapsed;
-        using (staging)
-        {
-            // A batched install stored the rows already (ContinueInstalls); otherwise all of them now, in one transaction.
-            if (!staging.Stored)
-            {
-                _kv!.InstallSnapshot(shard, snapshot.Index, snapshot.Term, staging.Range, staging.Chunks());
-                staging.StoredIn = staging.LongestIteration = _clock.Elapsed - storing;
-            }
-        }
+        // The rows are stored already (ContinueInstalls): the core hears of a snapshot only once they are.
+        if (!_accepted.Remove(shard, out var staging) || staging.Index != snapshot.Index || !staging.Completed || !staging.Stored)
+            throw new InvalidOperationException($"Node {Id}: the core installs a snapshot of shard {shard} at {snapshot.Index} that was not received and stored.");
+        staging.Dispose();
         _logStore!.SaveSnapshot(shard, snapshot, discardLog: true);
         // The figures of a move's copy (Bench's ring scenario reads this line: keep its shape). "The loop held": the
         // longest loop iteration while the rows were stored, during which the node's other groups waited.
         _options.Log?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture,
-            $"node {Id}: shard {shard}: snapshot at index {snapshot.Index} from node {ReplicaIds.NodeOf(staging.Leader)} installed: {staging.Bytes} bytes in {staging.Expected} chunks, streamed in {(staging.CompletedAt - staging.StartedAt).TotalMilliseconds:0} ms, stored in {staging.StoredIn.TotalMilliseconds:0} ms, the loop held at most {staging.LongestIteration.TotalMilliseconds:0} ms{(staging.Stored ? " (batched)" : "")}, the process paused for garbage collection {(GC.GetTotalPauseDuration() - staging.GcPausedBefore).TotalMilliseconds:0} ms since the first chunk, the last chunk waited {staging.LoopWait.TotalMilliseconds:0} ms for the loop"));
+            $"node {Id}: shard {shard}: snapshot at index {snapshot.Index} from node {ReplicaIds.NodeOf(staging.Leader)} installed: {staging.Bytes} bytes in {staging.Expected} chunks, streamed in {(staging.CompletedAt - staging.StartedAt).TotalMilliseconds:0} ms, stored in {staging.StoredIn.TotalMilliseconds:0} ms, the loop held at most {staging.LongestIteration.TotalMilliseconds:0} ms{(staging.Swapped ? " (staged and swapped)" : " (batched)")}, the process paused for garbage collection {(GC.GetTotalPauseDuration() - staging.GcPausedBefore).TotalMilliseconds:0} ms since the first chunk, the last chunk waited {staging.LoopWait.TotalMilliseconds:0} ms for the loop"));
         if (staging.PendingAck is { } last) Ack(last, reject: false); // after the line above: tests read their order
     }
 
@@ -680,16 +709,23 @@ internal sealed partial class NodeHost
         private readonly IEnumerator<byte[]> _chunks;
         private byte[]? _next;
 
-        public SnapshotInstall(IncomingSnapshot staging, RaftMessage last)
+        public SnapshotInstall(IncomingSnapshot staging, RaftMessage last, bool replacing)
         {
             Staging = staging;
             Last = last;
+            Replacing = replacing;
             _chunks = staging.Chunks().GetEnumerator();
             _next = _chunks.MoveNext() ? _chunks.Current : null; // a transfer has at least one chunk (an empty shard's is empty)
             RowsDone = _next is null;
         }
 
         public IncomingSnapshot Staging { get; }
+        /// <summary>The replica holds data of its own: the rows are staged, then swapped in (KvStore.StagedInstall.cs);
+        /// <see cref="Swapping"/> once past the commit point, not to be abandoned (a restart would complete it).</summary>
+        public bool Replacing { get; }
+        public bool Swapping { get; set; }
+        /// <summary>A swap step failed on a full disk: the next one not before this (host clock).</summary>
+        public TimeSpan RetryAt { get; set; }
         /// <summary>The transfer's last chunk: the snapshot's metadata, and the chunk acknowledged once installed.</summary>
         public RaftMessage Last { get; }
         public int Batches { get; set; }
@@ -747,11 +783,12 @@ internal sealed partial class NodeHost
         public TimeSpan LoopWait { get; set; }
         /// <summary>Its rows are in state.db already (a batched install), and how long storing them took.</summary>
         public bool Stored { get; set; }
+        /// <summary>Stored over the replica's own rows, staged beside them and swapped in (KvStore.StagedInstall.cs).</summary>
+        public bool Swapped { get; set; }
         public TimeSpan StoredIn { get; set; }
         /// <summary>The longest loop iteration while its rows were stored.</summary>
         public TimeSpan LongestIteration { get; set; }
-        /// <summary>The last chunk of a transfer the core took, acknowledged once the rows are stored (the one-transaction
-        /// install; a batched one acknowledges it when it completes).</summary>
+        /// <summary>The last chunk of a transfer the core took, acknowledged once the Ready's snapshot restarted the log at it.</summary>
         public RaftMessage? PendingAck { get; set; }
 
         /// <summary>The shard's hash range the snapshot carries (its first chunk; null: none, see KvStore.RecordRange).</summary>

@@ -88,6 +88,11 @@ internal sealed partial class NodeHost : IAsyncDisposable
         DiscardStagedSnapshots();
         foreach (int shard in _kv.DiscardPartialInstalls()) // NodeHost.Snapshots.cs: a crash interrupted a batched install
             _options.Log?.Invoke($"node {Id}: shard {shard}: the rows of a snapshot install a crash interrupted were discarded; the replica will be sent the snapshot again");
+        var (dropped, completed) = _kv.FinishStagedInstalls(); // NodeHost.Snapshots.cs: a crash interrupted a staged install
+        foreach (int shard in dropped)
+            _options.Log?.Invoke($"node {Id}: shard {shard}: the staged rows of a snapshot install a crash interrupted before its commit point were dropped; the shard keeps its old state");
+        foreach (int shard in completed)
+            _options.Log?.Invoke($"node {Id}: shard {shard}: the swap of a snapshot install a crash interrupted after its commit point was completed");
         _transport = new TcpTransport(Id, _options.ClusterId, _options.Security, listen, OnMessage, _options.Log, _options.ClientHandler);
         await _transport.StartAsync(cancellationToken).ConfigureAwait(false);
         PublishStatus();
