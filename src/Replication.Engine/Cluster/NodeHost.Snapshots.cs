@@ -6,7 +6,8 @@ using Replication.Engine.Storage;
 namespace Replication.Engine.Cluster;
 
 /// <summary>
-/// Log compaction and snapshot transfer on the node loop thread (Raft paper section 7).
+/// Log compaction and snapshot transfer (Raft paper section 7): on the node loop thread, but for the stream of a
+/// transfer's chunks and acknowledgments, which runs beside it (see Sending and Receiving).
 ///
 /// Compaction: once enough applied entries pile up behind a group's last snapshot, the state
 /// machine is made durable (one fsync) and the log is compacted to a point some entries below the
@@ -521,7 +522,7 @@ internal sealed partial class NodeHost
     /// (<see cref="OnAck"/>), open the window. The first chunk goes alone: the receiver's loop checks the replica at the
     /// first chunk and registers the transfer before acknowledging it, so every later chunk finds it off the loop. The loop
     /// only starts the transfer and ends it (<see cref="Outcome"/>; <see cref="Stop"/>). The reader belongs to the task,
-    /// which disposes of it when it ends.
+    /// which disposes of it when it ends. Thread-safe: its state is guarded by one lock.
     /// </summary>
     private sealed class OutgoingSnapshot
     {
@@ -750,6 +751,8 @@ internal sealed partial class NodeHost
     /// <summary>
     /// An incoming transfer staged as length-prefixed chunks: in memory up to <paramref name="memoryLimit"/> bytes, then in
     /// a file (see <see cref="NodeHostOptions.SnapshotStagingMemory"/>). The rows are written once, into state.db, either way.
+    /// Not thread-safe, but for its lock (the instance): the transport's thread appends under it, and Dispose takes it;
+    /// once the transfer is complete and handed to the loop, only the loop touches it.
     /// </summary>
     private sealed class IncomingSnapshot(string path, RaftMessage first, TimeSpan startedAt, int memoryLimit) : IDisposable
     {
