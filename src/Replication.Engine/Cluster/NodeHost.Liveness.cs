@@ -38,7 +38,8 @@ internal sealed partial class NodeHost
         _livenessPhase += due;
         if (_livenessPhase < LivenessTicks) return;
         _livenessPhase = 0;
-        var peers = new HashSet<int>();
+        var peers = _livenessPeers;
+        peers.Clear();
         foreach (var g in _groups.Values)
         {
             foreach (int member in g.Core.Voters) peers.Add(ReplicaIds.NodeOf(member));
@@ -54,6 +55,9 @@ internal sealed partial class NodeHost
         foreach (int peer in peers) _transport.Send(new RaftMessage { Type = MessageType.Liveness, From = Id, To = peer, Context = stamp });
         ReportSilentPeers();
     }
+
+    /// <summary>The peer nodes of the signal being sent (loop thread only; reused).</summary>
+    private readonly HashSet<int> _livenessPeers = new();
 
     /// <summary>The stamp of this node's last liveness signal (loop thread only).</summary>
     private long _sentStamp;
