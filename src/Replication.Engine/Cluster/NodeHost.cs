@@ -364,6 +364,22 @@ internal sealed partial class NodeHost : IAsyncDisposable
     public Task<bool> WaitForChangeAsync(TimeSpan timeout, CancellationToken cancellationToken) =>
         Volatile.Read(ref _changed).Task.WaitAsync(timeout, cancellationToken).ContinueWith(t => t.IsCompletedSuccessfully, TaskScheduler.Default);
 
+    /// <summary>
+    /// <see cref="WaitForChangeAsync"/> blocking the calling thread, for a thread of its own (the control loop's): the wait
+    /// needs no timer and no thread-pool work item (the change is signalled to the waiting thread directly). True when it
+    /// ended because of a change; false after <paramref name="timeout"/> or once <paramref name="cancellationToken"/> is cancelled.
+    /// </summary>
+    public bool WaitForChange(TimeSpan timeout, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return Volatile.Read(ref _changed).Task.Wait((int)Math.Ceiling(timeout.TotalMilliseconds), cancellationToken);
+        }
+        catch (OperationCanceledException)
+        {
+            return false;
+        }
+    }
 
     private void PublishStatus()
     {
