@@ -27,3 +27,23 @@ function Remove-AllReplicationClusters {
     Get-ReplicationCluster | Where-Object Mode -EQ 'Remote' | Disconnect-ReplicationCluster
     Get-ReplicationCluster | Remove-ReplicationCluster -DeleteData -Confirm:$false
 }
+
+$script:HandedOutPorts = [System.Collections.Generic.HashSet[int]]::new()
+
+function Get-FreePort {
+    # A free port below the kernel's ephemeral range (Linux: ip_local_port_range), never handed out twice in this session.
+    # A port the OS chose for ':0' can be chosen again at once for an outgoing connection or another ':0' listener (an
+    # embedded node's) before the node process that was given it listens on it: seen under load as the process exiting
+    # with ListenEndpointInUse. Nothing takes ports below that range unasked.
+    $low = 32768
+    $range = '/proc/sys/net/ipv4/ip_local_port_range'
+    if (Test-Path $range) { $low = [int]((Get-Content $range -Raw).Trim() -split '\s+')[0] }
+    for ($i = 0; $i -lt 100; $i++) {
+        $port = Get-Random -Minimum 10000 -Maximum ([Math]::Max(10001, $low))
+        if (-not $script:HandedOutPorts.Add($port)) { continue }
+        $probe = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, $port)
+        try { $probe.Start(); $probe.Stop(); return $port }
+        catch [System.Net.Sockets.SocketException] { }
+    }
+    throw "No free port found below $low."
+}

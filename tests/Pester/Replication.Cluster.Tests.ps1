@@ -144,8 +144,7 @@ Describe 'A data folder has one owner' {
         $clusterPath = Join-Path $TestDrive 'owned'
         $owner = New-ReplicationCluster -Name 'owned' -Path $clusterPath
         $secret = ConvertTo-SecureString 'owned-secret' -AsPlainText -Force
-        $probe = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0)
-        $probe.Start(); $port = $probe.LocalEndpoint.Port; $probe.Stop()
+        $port = Get-FreePort
         $nodePath = Join-Path $TestDrive 'owned-node'
         $node = Start-ReplicationNode -Path $nodePath -Listen "127.0.0.1:$port" -ClusterSecret $secret -Name 'owned-node'
         try {
@@ -181,10 +180,7 @@ try { Start-ReplicationNode -Path '$nodePath' -Listen 127.0.0.1:1 -ClusterSecret
 Describe 'One node of a cluster per session' {
     It 'refuses a second node of the same cluster in this session before it joins or founds anything (ClusterNameInUse)' {
         $secret = ConvertTo-SecureString 'one-per-session' -AsPlainText -Force
-        $ports = 1..2 | ForEach-Object {
-            $probe = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0)
-            $probe.Start(); $probe.LocalEndpoint.Port; $probe.Stop()
-        }
+        $ports = 1..2 | ForEach-Object { Get-FreePort }
         $first = Start-ReplicationNode -Path (Join-Path $TestDrive 'ops-1') -Listen "127.0.0.1:$($ports[0])" -ClusterSecret $secret -Name 'one-per-session'
         try {
             $joinPath = Join-Path $TestDrive 'ops-2'

@@ -32,11 +32,7 @@ function Read-Host { param([Parameter(Position = 0)] $Prompt, [switch] $AsSecure
 function Get-Credential { param([Parameter(Position = 0)] $UserName) [pscredential]::new($(if ($UserName) { $UserName } else { 'user' }), $secret) }
 '@
 
-    function Get-FreeEndpoint {
-        $probe = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0)
-        $probe.Start(); $port = $probe.LocalEndpoint.Port; $probe.Stop()
-        "127.0.0.1:$port"
-    }
+    function Get-FreeEndpoint { "127.0.0.1:$(Get-FreePort)" }
 
     function Start-RemoteHost {
         # Another pwsh process, as a remote shell would face: two embedded clusters with the known secret (remote-a,

@@ -58,8 +58,7 @@ Describe 'Connect-ReplicationCluster' {
     }
 
     It 'reports EndpointUnreachable when no endpoint answers' {
-        $probe = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0)
-        $probe.Start(); $port = $probe.LocalEndpoint.Port; $probe.Stop()
+        $port = Get-FreePort
         { Connect-ReplicationCluster -Endpoint "127.0.0.1:$port" -ClusterSecret $script:Secret -Name 'nobody' } |
             Should -Throw -ErrorId 'EndpointUnreachable,Replication.PowerShell.Commands.ConnectReplicationClusterCommand'
     }

@@ -131,8 +131,7 @@ Describe 'Ring settings when a cluster is founded' {
     }
 
     It 'founds a node process cluster (Start-ReplicationNode -Path) with the given tokens per node' {
-        $probe = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0)
-        $probe.Start(); $port = $probe.LocalEndpoint.Port; $probe.Stop()
+        $port = Get-FreePort
         $secret = ConvertTo-SecureString 'ring-settings-secret' -AsPlainText -Force
         Start-ReplicationNode -Path (Join-Path $TestDrive 'ring-settings-node') -Listen "127.0.0.1:$port" -ClusterSecret $secret -Name 'ring-settings-node' `
             -ShardCount 1 -ReplicationFactor 1 -TokensPerNode 24 -SplitWriteRate 1000 | Out-Null

@@ -5,11 +5,6 @@ BeforeAll {
     . (Join-Path $PSScriptRoot 'Common.ps1')
     Import-Module $Manifest -Force
     $script:secret = ConvertTo-SecureString 'timing-secret' -AsPlainText -Force
-    function Get-FreeLoopbackPort {
-        $probe = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0)
-        $probe.Start(); $port = $probe.LocalEndpoint.Port; $probe.Stop()
-        $port
-    }
 }
 
 Describe 'Raft timing settings' {
@@ -31,7 +26,7 @@ Describe 'Raft timing settings' {
 
     It 'runs a node process (Start-ReplicationNode -Path -Listen) with a 1000 ms election timeout and a 100 ms heartbeat' {
         $path = Join-Path $TestDrive 'timing-node'
-        $node = Start-ReplicationNode -Path $path -Listen "127.0.0.1:$(Get-FreeLoopbackPort)" -ClusterSecret $secret -Name 'timing-node' `
+        $node = Start-ReplicationNode -Path $path -Listen "127.0.0.1:$(Get-FreePort)" -ClusterSecret $secret -Name 'timing-node' `
             -ShardCount 1 -ReplicationFactor 1 -ElectionTimeout 1000 -HeartbeatInterval 100
         try {
             $node.State | Should -Be 'Running'
@@ -58,7 +53,7 @@ Describe 'Raft timing settings' {
         $nodePath = Join-Path $TestDrive "timing-bad-node-$Election-$Heartbeat"
         $nodeErr = $null
         try {
-            Start-ReplicationNode -Path $nodePath -Listen "127.0.0.1:$(Get-FreeLoopbackPort)" -ClusterSecret $secret -Name 'timing-bad-node' `
+            Start-ReplicationNode -Path $nodePath -Listen "127.0.0.1:$(Get-FreePort)" -ClusterSecret $secret -Name 'timing-bad-node' `
                 -ElectionTimeout $Election -HeartbeatInterval $Heartbeat | Out-Null
         }
         catch { $nodeErr = $_ }

@@ -16,12 +16,6 @@ function Get-NodeHostDll {
     $dll
 }
 
-function Get-FreePort {
-    $probe = [System.Net.Sockets.TcpListener]::new([System.Net.IPAddress]::Loopback, 0)
-    $probe.Start(); $port = $probe.LocalEndpoint.Port; $probe.Stop()
-    $port
-}
-
 function Start-NodeProcess {
     # Starts one node process (its output goes to a log file, so it never blocks on a full pipe) and waits for
     # its READY line. /bin/sh exec's dotnet, so the pid is the server's own: killing it kills the node.

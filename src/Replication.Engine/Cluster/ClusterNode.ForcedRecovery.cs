@@ -59,7 +59,7 @@ public sealed partial class ClusterNode
             int quorum = voters.Length / 2 + 1;
             if (answering.Length >= quorum)
                 throw new RemoteOperationException(QuorumAvailable, ReplicationErrorKind.InvalidState,
-                    $"Shard {shard} has a quorum: {answering.Length} of its voters ({string.Join(", ", voters)}) answer and {quorum} are needed, so it elects a leader by itself and loses nothing; nothing was forced. " +
+                    $"Shard {shard} has a quorum: {answering.Length} of its voters ({string.Join(", ", voters)}) answer (nodes {string.Join(", ", answering)}) and {quorum} are needed, so it elects a leader by itself and loses nothing; nothing was forced. " +
                     "Forced recovery is for a majority that is gone for good: wait for a leader (Wait-ReplicationLeader), or move leadership with Invoke-ReplicationFailover without -AllowDataLoss. " +
                     "(A shard that was just recovered by force has its quorum of one: see Get-ReplicationEvent -Type ForcedRecovery.)") { Target = shard };
             var forceArgs = new ForceHereArgs(shard, voters, (long)Remaining(deadline).TotalMilliseconds, ReportedCommit(shard, voters), survivor.Leader);

@@ -111,7 +111,7 @@ internal sealed partial class NodeHost
         g.Persisted = stored.State;
         foreach (var r in g.PendingReads.Values) r.Completion.TrySetException(new RetryableException($"node {Id} restarted shard {group} from its files (disk full)"));
         g.PendingReads.Clear();
-        if (_incoming.Remove(group, out var staging)) staging.Dispose();
+        AbortIncoming(group);
         _options.Log?.Invoke($"node {Id}: shard {group}'s term ran ahead of its full disk; restarted it from its files at term {stored.State.Term}");
     }
 
@@ -261,7 +261,7 @@ internal sealed partial class NodeHost
         }
         catch (IOException e) when (StorageErrors.IsDiskFull(e))
         {
-            if (_incoming.Remove(chunk.Group, out var staging)) staging.Dispose();
+            AbortIncoming(chunk.Group);
             Ack(chunk, reject: true);
             _stateFullUntil = NoteDiskFull("snapshot staging file", e);
         }

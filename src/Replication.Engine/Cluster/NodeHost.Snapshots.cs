@@ -6,7 +6,8 @@ using Replication.Engine.Storage;
 namespace Replication.Engine.Cluster;
 
 /// <summary>
-/// Log compaction and snapshot transfer on the node loop thread (Raft paper section 7).
+/// Log compaction and snapshot transfer (Raft paper section 7): on the node loop thread, but for the stream of a
+/// transfer's chunks and acknowledgments, which runs beside it (see Sending and Receiving).
 ///
 /// Compaction: once enough applied entries pile up behind a group's last snapshot, the state
 /// machine is made durable (one fsync) and the log is compacted to a point some entries below the
@@ -17,38 +18,53 @@ namespace Replication.Engine.Cluster;
 /// compacted index, so it serves just as well and needs no stored copy) and streams it in chunks,
 /// up to <see cref="NodeHostOptions.SnapshotWindow"/> of them in flight, each further one sent on an
 /// acknowledgment (stop-and-wait made one round trip through both nodes' loops per chunk the
-/// ceiling: 1-10 MB/s measured). The rows are read and encoded (and the CRC computed) by a task of
-/// the transfer's own, at most a window ahead, which wakes the loop when a chunk is ready: done on
-/// the loop thread, reading a 33 MB shard held the sender's loop for about a second, and its other
-/// shards lost their leaders (bench, ring scenario). The transfer is abandoned (ReportSnapshot false, Raft retries later)
+/// ceiling: 1-10 MB/s measured). The stream runs beside both nodes' loops (<see cref="OutgoingSnapshot"/>): a task of
+/// the transfer's own reads and encodes the rows (and the CRC) and hands each chunk to the transport as the window opens;
+/// acknowledgments are taken on the transport's thread. Done on the loop thread, reading a 33 MB shard held the sender's
+/// loop for about a second, and its other shards lost their leaders (bench, ring scenario); passed through the loops,
+/// every chunk and acknowledgment waited behind the iterations' fsyncs and other groups (ring bench: 0.6-1.3 s in all per
+/// 33 MB on the receiver). The loop starts a transfer and ends it: it is abandoned (ReportSnapshot false, Raft retries later)
 /// if an acknowledgment is late, refused or the node stops leading. Chunks travel in order on the
 /// one peer connection, and the receiver takes them only in sequence: a chunk lost with a broken
 /// connection makes the next one refused, which ends the transfer. The last chunk carries the
 /// metadata at A and a CRC-32C over all chunks; the first carries the shard's hash range when it took part in a split
 /// (SnapshotChunkCodec), which the install records with the rows (KvStore.RecordRange).
 ///
-/// Receiving: chunks from the current leader are staged (in memory, past 64 MiB in a file); on the last one the
-/// CRC is checked, and only then the Snapshot message is stepped into the core. The core decides
-/// whether to take it; if it does, the next Ready carries <see cref="Ready.Snapshot"/> and the host
-/// installs the staged rows (replacing the shard, durable) before it discards the log, and only then acknowledges the
-/// last chunk (so the leader holds its log from the snapshot's index until the rows are stored). A node that
-/// crashes mid-transfer loses only what was staged (a staging file is deleted at start-up).
+/// Receiving: a transfer's first chunk goes through the loop, which checks the replica it is for and registers the
+/// transfer before acknowledging it (the sender sends nothing more until then); the later chunks are staged (in memory,
+/// past 64 MiB in a file) and acknowledged on the transport's thread. On the last one the CRC is checked, and only then
+/// the loop takes the transfer. A node that crashes mid-transfer loses only what was staged (a staging file is deleted
+/// at start-up).
 ///
 /// Installing without stalling the node: storing a snapshot's rows takes a while (8 MB: 0.5-2.5 s measured), and done
 /// in one go on the loop thread it held every other group of the node (heartbeats included) for that long: elections
-/// and write stalls on every shard the node holds, at each move. A fresh replica (nothing in its log, nothing applied:
-/// the case of a move's new learner) therefore stores the rows first, one received chunk (about 256 KiB) per
-/// transaction, for at most <see cref="InstallSlice"/> per loop iteration, while its group is paused (no ticks, no messages: its core stays exactly as it was when the last chunk came), and steps the Snapshot
-/// message into the core only once they are all in and durable; the last chunk is acknowledged then. The first batch
-/// writes a marker in state.db that the last one removes; a crash or a failed batch in between leaves the marker, and
-/// the node's next start discards the partial rows (KvStore.DiscardPartialInstalls): the replica is fresh again and
-/// is sent the snapshot again. A replica with data of its own installs in one transaction, as before (a crash
-/// mid-way must leave its old state machine, which its log continues).
+/// and write stalls on every shard the node holds, at each move. So the rows are stored first, one received chunk
+/// (about 256 KiB) per transaction, for at most <see cref="InstallSlice"/> per loop iteration, while the replica's group
+/// is paused (no ticks, no messages: its core stays exactly as it was when the last chunk came), and the Snapshot message
+/// is stepped into the core only once they are all in and durable; the last chunk is acknowledged once the next Ready
+/// has restarted the log at the snapshot (so the leader holds its log from the snapshot's index until then). Only a
+/// snapshot the core will restore from is stored (RaftNode.WouldRestore); one it would not is stepped in at once, and
+/// the core answers with what it has.
+/// <list type="bullet">
+/// <item>A fresh replica (nothing in its log, nothing applied: a move's new learner) writes the rows into the shard. The
+/// first batch writes a marker in state.db that the last one removes; a crash or a failed batch in between leaves the
+/// marker, and the node's next start discards the partial rows (KvStore.DiscardPartialInstalls): the replica is fresh
+/// again and is sent the snapshot again.</item>
+/// <item>A replica with data of its own (behind a compacted log, or restarted after its log was compacted elsewhere)
+/// must keep its old state, which its log continues, until the new one is complete: it stages the rows beside its own,
+/// then swaps them in by steps of <see cref="SwapKeys"/> keys after a durable commit point (KvStore.StagedInstall.cs). A
+/// crash before that point leaves the old state; after it, the next start completes the swap. Installed in one
+/// transaction, it held its node's loop 0.9-1.0 s for 33 MB (ring bench, node 2 restarting).</item>
+/// </list>
 /// </summary>
 internal sealed partial class NodeHost
 {
-    private readonly Dictionary<(int Shard, int To), OutgoingSnapshot> _outgoing = new();
-    private readonly Dictionary<int, IncomingSnapshot> _incoming = new();
+    /// <summary>Outgoing transfers by shard and receiving replica. Added and removed on the loop; the transport's threads look
+    /// transfers up to hand them their acknowledgments.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<(int Shard, int To), OutgoingSnapshot> _outgoing = new();
+    /// <summary>Transfers being received, by shard. Added (at a transfer's first chunk) and abandoned on the loop; the transport's
+    /// threads append the later chunks and take a completed one out (under the staging's lock).</summary>
+    private readonly System.Collections.Concurrent.ConcurrentDictionary<int, IncomingSnapshot> _incoming = new();
     /// <summary>Per shard: the received snapshot the core accepted, waiting for its Ready.Snapshot to be installed.</summary>
     private readonly Dictionary<int, IncomingSnapshot> _accepted = new();
     private long _incomingSeq;
@@ -59,6 +75,9 @@ internal sealed partial class NodeHost
 
     /// <summary>Loop time a batched install may use per iteration before the node turns to its other work.</summary>
     private static readonly TimeSpan InstallSlice = TimeSpan.FromMilliseconds(10);
+
+    /// <summary>Keys per step of a staged install's swap (KvStore.SwapStagedRows): a few milliseconds of rows of 1 KB.</summary>
+    private const int SwapKeys = 256;
 
     private string SnapshotFolder => Path.Combine(_options.DataPath, "snapshots");
 
@@ -109,105 +128,55 @@ internal sealed partial class NodeHost
             reader.Dispose();
             throw;
         }
-        var transfer = new OutgoingSnapshot(reader, metadata, request.To, request.Term, _options.SnapshotChunkBytes, _options.SnapshotWindow, () => _wake.Set())
+        var transfer = new OutgoingSnapshot(shard, metadata, g.Core.Id, request.To, request.Term, _options.SnapshotWindow, _transport!.Send, () => _wake.Set())
         {
-            LastProgressAt = _clock.Elapsed, // the first chunk may take a moment to read: the ack timeout runs from now
             StartedAt = _clock.Elapsed,
             GcPausedBefore = GC.GetTotalPauseDuration(),
         };
         _outgoing[(shard, request.To)] = transfer;
         _options.Log?.Invoke($"node {Id}: shard {shard}: sending a snapshot at index {reader.Index} to node {ReplicaIds.NodeOf(request.To)}");
-        FillWindow(shard, transfer);
+        transfer.Start(reader, _options.SnapshotChunkBytes);
     }
 
-    /// <summary>Every loop iteration: sends what the transfers' readers have encoded since, as far as their windows allow.</summary>
+    /// <summary>Every loop iteration: ends the transfers whose stream has ended (acknowledged in full, refused, or its
+    /// reading failed), which the core hears of through ReportSnapshot.</summary>
     private void PumpSnapshotTransfers()
     {
-        if (_outgoing.Count == 0) return;
-        foreach (var (key, t) in _outgoing.ToArray()) FillWindow(key.Shard, t);
-    }
-
-    /// <summary>Sends the chunks that are ready until the window is full or the last one is out; abandons the transfer
-    /// when reading the shard failed.</summary>
-    private void FillWindow(int shard, OutgoingSnapshot t)
-    {
-        while (!t.SentLast && t.Sent - t.Acked < _options.SnapshotWindow)
+        if (_outgoing.IsEmpty) return;
+        foreach (var (key, t) in _outgoing.ToArray())
         {
-            switch (t.TryTake(out var chunk, out uint crc, out bool last))
-            {
-                case ChunkState.Ready:
-                    SendChunk(shard, t, chunk!, crc, last);
-                    break;
-                case ChunkState.Failed:
-                    _options.Log?.Invoke($"node {Id}: shard {shard}: reading the snapshot for node {ReplicaIds.NodeOf(t.To)} failed: {t.Failure?.Message}");
-                    FinishTransfer(shard, t, succeeded: false);
-                    return;
-                default:
-                    return; // the reader wakes the loop when the next one is ready
-            }
+            if (t.Outcome is not { } succeeded) continue;
+            if (t.Failure is { } failure)
+                _options.Log?.Invoke($"node {Id}: shard {key.Shard}: reading the snapshot for node {ReplicaIds.NodeOf(t.To)} failed: {failure.Message}");
+            FinishTransfer(key.Shard, t, succeeded);
         }
     }
 
-    private void SendChunk(int shard, OutgoingSnapshot t, byte[] chunk, uint crc, bool last)
-    {
-        t.Crc = crc;
-        long sequence = t.Sent++;
-        t.LastProgressAt = _clock.Elapsed;
-        _transport!.Send(new RaftMessage
-        {
-            Type = MessageType.SnapshotChunk,
-            Group = shard,
-            From = _groups.TryGetValue(shard, out var sender) ? sender.Core.Id : Id, // the leader's member id (ReplicaIds)
-            To = t.To,
-            Term = t.Term,
-            Index = t.Metadata.Index,
-            LogTerm = t.Metadata.Term,
-            Context = sequence,
-            Commit = last ? 1 : 0,
-            RejectHint = last ? t.Crc : 0,
-            Voters = last ? t.Metadata.Voters : Array.Empty<int>(),
-            Learners = last ? t.Metadata.Learners : Array.Empty<int>(),
-            Entries = new[] { new LogEntry(sequence + 1, t.Metadata.Term, EntryType.Normal, chunk) },
-        });
-        t.SentLast = last;
-    }
-
+    /// <summary>An acknowledgment from a receiving replica (the transport's thread): the transfer's window moves on.</summary>
     private void OnSnapshotAck(RaftMessage ack)
     {
-        // Acknowledgments come in chunk order; one of an older transfer to the same peer, or a duplicate, is ignored.
-        if (!_outgoing.TryGetValue((ack.Group, ack.From), out var t) || ack.Context != t.Acked) return;
-        if (ack.Reject)
-        {
-            FinishTransfer(ack.Group, t, succeeded: false);
-            return;
-        }
-        t.Acked++;
-        t.LastProgressAt = _clock.Elapsed;
-        if (t.SentLast && t.Acked == t.Sent)
-        {
-            FinishTransfer(ack.Group, t, succeeded: true);
-            return;
-        }
-        FillWindow(ack.Group, t);
+        if (_outgoing.TryGetValue((ack.Group, ack.From), out var t)) t.OnAck(ack);
     }
 
     private void FinishTransfer(int shard, OutgoingSnapshot t, bool succeeded)
     {
-        _outgoing.Remove((shard, t.To));
+        if (!_outgoing.TryRemove(new KeyValuePair<(int, int), OutgoingSnapshot>((shard, t.To), t))) return;
         t.Stop();
         // The sender's side of a copy's figures (the receiver logs the rest when it installs): where a slow stream spends its time.
         if (succeeded)
+        {
+            var (median, longest) = t.RoundTrips();
             _options.Log?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                $"node {Id}: shard {shard}: snapshot at index {t.Metadata.Index} sent to node {ReplicaIds.NodeOf(t.To)}: {t.Bytes} bytes in {t.Sent} chunks in {(_clock.Elapsed - t.StartedAt).TotalMilliseconds:0} ms, reading and encoding {t.ReadTime.TotalMilliseconds:0} ms, the process paused for garbage collection {(GC.GetTotalPauseDuration() - t.GcPausedBefore).TotalMilliseconds:0} ms meanwhile"));
+                $"node {Id}: shard {shard}: snapshot at index {t.Metadata.Index} sent to node {ReplicaIds.NodeOf(t.To)}: {t.Bytes} bytes in {t.Sent} chunks in {(_clock.Elapsed - t.StartedAt).TotalMilliseconds:0} ms, reading and encoding {t.ReadTime.TotalMilliseconds:0} ms, waiting for the window {t.WindowWait.TotalMilliseconds:0} ms, acknowledged in {median:0} ms (median; longest {longest:0} ms), the process paused for garbage collection {(GC.GetTotalPauseDuration() - t.GcPausedBefore).TotalMilliseconds:0} ms meanwhile"));
+        }
         if (_groups.TryGetValue(shard, out var g)) g.Core.ReportSnapshot(t.To, succeeded);
     }
 
     private void ExpireSnapshotTransfers()
     {
-        if (_outgoing.Count == 0) return;
-        var now = _clock.Elapsed;
+        if (_outgoing.IsEmpty) return;
         foreach (var (key, t) in _outgoing.ToArray())
-            if (now - t.LastProgressAt > _options.SnapshotAckTimeout) FinishTransfer(key.Shard, t, succeeded: false);
+            if (t.SinceProgress > _options.SnapshotAckTimeout) FinishTransfer(key.Shard, t, succeeded: false);
     }
 
     private void AbortSnapshotTransfer((int Shard, int To) key)
@@ -232,78 +201,161 @@ internal sealed partial class NodeHost
     /// with their marker until the caller drops the shard's data (KvStore.DropShard removes both) or the node restarts.</summary>
     private void AbortInstall(int shard)
     {
-        if (_installs.Remove(shard, out var install)) install.Staging.Dispose();
+        if (!_installs.Remove(shard, out var install)) return;
+        install.Staging.Dispose();
+        // A staged install past its commit point is completed, as a restart would: the shard's rows are then the snapshot's,
+        // never a mix of old and new ones.
+        if (install.Swapping) while (!_storage!.SwapStagedRows(shard, int.MaxValue)) { }
+    }
+
+    /// <summary>Abandons the transfer <paramref name="shard"/> is receiving, if any (loop thread).</summary>
+    private void AbortIncoming(int shard)
+    {
+        if (_incoming.TryRemove(shard, out var staging)) staging.Dispose();
     }
 
     /// <summary>True while <paramref name="shard"/>'s replica stores a snapshot in batches: its core is paused.</summary>
     private bool IsInstalling(int shard) => _installs.Count > 0 && _installs.ContainsKey(shard);
 
+    /// <summary>True when the replica <paramref name="m"/> is addressed to is hosted here and may take a snapshot now.</summary>
+    private bool MayReceive(RaftMessage m, [System.Diagnostics.CodeAnalysis.NotNullWhen(true)] out GroupRuntime? g) =>
+        _groups.TryGetValue(m.Group, out g) && m.To == g.Core.Id && m.Term >= g.Core.Term && !IsInstalling(m.Group);
+
+    /// <summary>
+    /// A transfer's first chunk (loop thread): the replica it is addressed to is checked here, on the loop that owns it. A
+    /// snapshot for a replica this node does not host (dropped: its tombstone; or not yet) is refused, and creates none; so
+    /// is one while the replica stores a snapshot (a new leader's transfer: it tries again after the install). The staging
+    /// is registered before the chunk is acknowledged, and the sender sends the next chunks only on that acknowledgment,
+    /// so every later chunk (<see cref="OnLaterSnapshotChunk"/>, off the loop) finds it.
+    /// </summary>
     private void OnSnapshotChunk(RaftMessage m)
     {
-        // A snapshot for a replica this node does not host (dropped: its tombstone; or not yet) is refused, and creates none.
-        // So is any chunk while the replica stores a snapshot (a new leader's transfer: it tries again after the install).
-        if (!_groups.TryGetValue(m.Group, out var g) || m.To != g.Core.Id || m.Entries.Count != 1 || m.Term < g.Core.Term || IsInstalling(m.Group))
+        if (m.Context != 0 || m.Entries.Count != 1 || !MayReceive(m, out _))
         {
             Ack(m, reject: true);
             return;
         }
-        byte[] chunk = m.Entries[0].Data;
-        _incoming.TryGetValue(m.Group, out var staging);
-        if (m.Context == 0)
+        AbortIncoming(m.Group);
+        Directory.CreateDirectory(SnapshotFolder);
+        // One file per transfer: an accepted one waiting to be installed keeps its own (see below).
+        var staging = new IncomingSnapshot(Path.Combine(SnapshotFolder, $"shard-{m.Group}-{++_incomingSeq}.incoming"), m, _clock.Elapsed, _options.SnapshotStagingMemory);
+        try
         {
-            staging?.Dispose();
-            Directory.CreateDirectory(SnapshotFolder);
-            // One file per transfer: an accepted one waiting to be installed keeps its own (see below).
-            staging = new IncomingSnapshot(Path.Combine(SnapshotFolder, $"shard-{m.Group}-{++_incomingSeq}.incoming"), m.From, m.Index, m.LogTerm, _clock.Elapsed, _options.SnapshotStagingMemory);
-            _incoming[m.Group] = staging;
+            staging.Append(m.Entries[0].Data);
         }
-        else if (staging is null || staging.Leader != m.From || staging.Index != m.Index || staging.Expected != m.Context)
+        catch
         {
-            Ack(m, reject: true); // a chunk of a transfer we do not have (lost, restarted, or superseded)
+            staging.Dispose(); // its file, if it has one (a full disk: NodeHost.DiskFull.cs answers the chunk)
+            throw;
+        }
+        if (m.Commit == 1)
+        {
+            // The whole snapshot in one chunk.
+            if (CompleteStaging(staging, m)) OnSnapshotReceived(new ReceivedSnapshot(m, staging));
             return;
         }
-        staging.Append(chunk);
-        if (m.Commit != 1)
+        _incoming[m.Group] = staging;
+        Ack(m, reject: false);
+    }
+
+    /// <summary>
+    /// A transfer's later chunk, on the transport's thread that read it: staged (memory or file) and acknowledged without
+    /// a turn of the loop, so the stream's window moves at the pace of the network and the staging, not at the pace of the
+    /// loop's iterations (whose fsyncs and other groups each chunk used to wait behind, on both nodes). A chunk that does not
+    /// continue the staged transfer is refused, which ends that transfer. The last chunk, once the checksum over all of them
+    /// passed, goes to the loop (<see cref="OnSnapshotReceived"/>).
+    /// </summary>
+    private void OnLaterSnapshotChunk(RaftMessage m)
+    {
+        if (!_incoming.TryGetValue(m.Group, out var staging))
         {
-            Ack(m, reject: false);
+            Ack(m, reject: true); // a chunk of a transfer we do not have (lost, restarted, superseded, or refused at its start)
             return;
         }
+        lock (staging)
+        {
+            if (!staging.Continues(m))
+            {
+                Ack(m, reject: true);
+                return;
+            }
+            try
+            {
+                staging.Append(m.Entries[0].Data);
+            }
+            catch (IOException e) when (StorageErrors.IsDiskFull(e))
+            {
+                _incoming.TryRemove(new KeyValuePair<int, IncomingSnapshot>(m.Group, staging));
+                staging.Dispose();
+                Ack(m, reject: true);
+                PostToLoop(new LoopWork<bool>(() =>
+                {
+                    _stateFullUntil = NoteDiskFull("snapshot staging file", e); // NodeHost.DiskFull.cs
+                    return true;
+                }));
+                return;
+            }
+            if (m.Commit != 1)
+            {
+                Ack(m, reject: false);
+                return;
+            }
+            _incoming.TryRemove(new KeyValuePair<int, IncomingSnapshot>(m.Group, staging));
+            if (!CompleteStaging(staging, m)) return;
+            staging.HandedOverAt = System.Diagnostics.Stopwatch.GetTimestamp();
+        }
+        PostToLoop(new ReceivedSnapshot(m, staging));
+    }
+
+    /// <summary>Ends a staged transfer at its last chunk <paramref name="last"/>: true when the checksum over every chunk passed;
+    /// otherwise the staging is discarded and the chunk refused.</summary>
+    private bool CompleteStaging(IncomingSnapshot staging, RaftMessage last)
+    {
         staging.Complete(_clock.Elapsed);
-        if (staging.Crc != (uint)m.RejectHint)
+        if (staging.Crc == (uint)last.RejectHint) return true;
+        _options.Log?.Invoke($"node {Id}: snapshot of shard {last.Group} from node {last.From} failed its checksum; discarded");
+        staging.Dispose();
+        Ack(last, reject: true);
+        return false;
+    }
+
+    /// <summary>Hands work to the loop from another thread; dropped once the node stops (as the transfer it belongs to).</summary>
+    private void PostToLoop(object work)
+    {
+        if (_stopping) return;
+        _inbox.Enqueue(work);
+        _wake.Set();
+    }
+
+    /// <summary>A transfer received in full and verified, for the loop.</summary>
+    private sealed record ReceivedSnapshot(RaftMessage Last, IncomingSnapshot Staging);
+
+    /// <summary>
+    /// A verified snapshot (loop thread): checked again against the replica (it may have been dropped, moved to a newer
+    /// term or begun an install meanwhile), then handed to the core, or stored first in batches by a fresh replica.
+    /// </summary>
+    private void OnSnapshotReceived(ReceivedSnapshot received)
+    {
+        var (m, staging) = received;
+        if (staging.HandedOverAt != 0) staging.LoopWait = System.Diagnostics.Stopwatch.GetElapsedTime(staging.HandedOverAt);
+        if (!MayReceive(m, out var g))
         {
-            _options.Log?.Invoke($"node {Id}: snapshot of shard {m.Group} from node {m.From} failed its checksum; discarded");
             staging.Dispose();
-            _incoming.Remove(m.Group);
             Ack(m, reject: true);
             return;
         }
-        _incoming.Remove(m.Group);
-        if (IsFresh(g) && m.Index > 0)
+        bool fresh = IsFresh(g);
+        if (m.Index > 0 && (fresh || g.Core.WouldRestore(m.Index, m.LogTerm)))
         {
-            // Stored in batches first, the group paused; the core hears of it once it is all in (ContinueInstalls).
-            _installs[m.Group] = new SnapshotInstall(staging, m);
+            // Stored in batches first, the group paused; the core hears of it once it is all in (ContinueInstalls). A replica
+            // with data of its own stages the rows beside its own and swaps them in by steps (KvStore.StagedInstall.cs). The
+            // core takes the snapshot then: it checked the same now, and it hears nothing meanwhile.
+            _installs[m.Group] = new SnapshotInstall(staging, m, replacing: !fresh);
             return;
         }
-        // Verified: hand it to the core, which installs it (via Ready.Snapshot) only if it is news.
-        long before = g.Core.LastSnapshot.Index;
+        // Not news to the core (its log holds the snapshot's last entry, or it has committed past it): stepped in, it answers
+        // the leader with what it has.
         g.Core.Step(SnapshotMessage(g, m));
-        // Keep the data only when the core took the snapshot (it restarts its log there, so its
-        // snapshot index moves); until the Ready installs it, it is set apart from _incoming, so
-        // that another transfer arriving in the same inbox drain (a retry the leader started after
-        // giving up on this one, or a stale one the core ignores) cannot replace the data the core
-        // is about to install. Found by the simulator (a stale transfer overwrote the accepted one).
-        if (g.Core.LastSnapshot.Index != before)
-        {
-            if (_accepted.Remove(m.Group, out var older)) older.Dispose();
-            _accepted[m.Group] = staging;
-            // Acknowledged once stored (InstallSnapshot): until then the leader keeps the transfer, and with it its log
-            // from the snapshot's index (CompactionPoint). Acknowledged here, the leader compacted past the index while
-            // this replica stored the rows (one transaction: 0.7-1.5 s for 33 MB), and sent a second snapshot of the whole
-            // shard as soon as it answered (ring bench, node 2 restarting: two 33 MB copies, two such stalls, and a
-            // leadership handed to it between them that timed out).
-            staging.PendingAck = m;
-            return;
-        }
         staging.Dispose();
         Ack(m, reject: false);
     }
@@ -342,34 +394,67 @@ internal sealed partial class NodeHost
             if (_clock.Elapsed >= until) break;
             var g = _groups[shard]; // a group leaves _groups only with its install (AbortInstall)
             var last = install.Last;
-            try
+            if (install.Swapping)
             {
-                while (!install.RowsDone && _clock.Elapsed < until)
+                // Past its commit point: only going on completes it (a crash rolls it forward at the next start).
+                if (_clock.Elapsed < install.RetryAt) continue;
+                try
                 {
-                    var chunk = install.NextChunk();
-                    _storage!.InstallSnapshotRows(shard, last.Index, last.LogTerm, chunk, first: install.Batches == 0);
-                    install.Batches++;
+                    bool swapped = false;
+                    while (!swapped && _clock.Elapsed < until) swapped = _storage!.SwapStagedRows(shard, SwapKeys);
+                    if (!swapped) continue;
                 }
-                if (!install.RowsDone) continue;
-                _storage!.CompleteSnapshotInstall(shard, last.Index, last.LogTerm, install.Staging.Range);
+                catch (Exception e) when (StorageErrors.IsDiskFull(e))
+                {
+                    var retryAt = NoteDiskFull("state.db (snapshot install)", e);
+                    _stateFullUntil = install.RetryAt = retryAt;
+                    continue;
+                }
             }
-            catch (Exception e) when (StorageErrors.IsDiskFull(e))
+            else
             {
-                // Nothing of the failed batch was stored; the partial rows keep their marker and go at the next start, or
-                // at the next install's first batch. The leader sends the snapshot again later.
-                AbortInstall(shard);
-                Ack(last, reject: true);
-                _stateFullUntil = NoteDiskFull("state.db (snapshot install)", e);
-                continue;
+                try
+                {
+                    while (!install.RowsDone && _clock.Elapsed < until)
+                    {
+                        var chunk = install.NextChunk();
+                        if (install.Replacing) _storage!.StageSnapshotRows(shard, last.Index, last.LogTerm, chunk, first: install.Batches == 0);
+                        else _storage!.InstallSnapshotRows(shard, last.Index, last.LogTerm, chunk, first: install.Batches == 0);
+                        install.Batches++;
+                    }
+                    if (!install.RowsDone) continue;
+                    if (install.Replacing)
+                    {
+                        _storage!.BeginStagedSwap(shard, last.Index, last.LogTerm, install.Staging.Range);
+                        install.Swapping = true;
+                        continue; // the swap from the next iteration on
+                    }
+                    _storage!.CompleteSnapshotInstall(shard, last.Index, last.LogTerm, install.Staging.Range);
+                }
+                catch (Exception e) when (StorageErrors.IsDiskFull(e))
+                {
+                    // Nothing of the failed batch was stored; the partial rows keep their marker and go at the next start, or
+                    // at the next install's first batch. The leader sends the snapshot again later.
+                    AbortInstall(shard);
+                    Ack(last, reject: true);
+                    _stateFullUntil = NoteDiskFull("state.db (snapshot install)", e);
+                    continue;
+                }
             }
             _installs.Remove(shard);
+            install.Staging.Swapped = install.Replacing;
             install.Staging.StoredIn = _clock.Elapsed - install.Staging.CompletedAt;
             install.Staging.LongestIteration = Max(install.LongestIteration, _clock.Elapsed - _iterationBegan);
             long before = g.Core.LastSnapshot.Index;
             g.Core.Step(SnapshotMessage(g, last));
             if (g.Core.LastSnapshot.Index == before)
             {
-                // Cannot happen (see above); should it, the store must not stay ahead of the core: back to fresh.
+                // Cannot happen (see above). Should it, the store must not stay ahead of the core. A replica that had data
+                // now holds the snapshot's rows where its log continues older ones: the node stops, and its next start takes
+                // the stored state as it is (as after a crash right after the install).
+                if (install.Replacing)
+                    throw new InvalidOperationException($"Node {Id}: the core of shard {shard} refused the snapshot at index {last.Index} swapped in over its data.");
+                // A fresh replica goes back to fresh.
                 _options.Log?.Invoke($"node {Id}: shard {shard}: the core refused the snapshot at index {last.Index} it stored; dropped");
                 _kv!.DropShard(shard);
                 install.Staging.Dispose();
@@ -378,7 +463,7 @@ internal sealed partial class NodeHost
             }
             if (_accepted.Remove(shard, out var older)) older.Dispose();
             _accepted[shard] = install.Staging;
-            Ack(last, reject: false);
+            install.Staging.PendingAck = last; // once the Ready's snapshot has restarted the log there (InstallSnapshot)
         }
     }
 
@@ -413,23 +498,15 @@ internal sealed partial class NodeHost
             _logStore!.SaveSnapshot(shard, snapshot, discardLog: false);
             return;
         }
-        if (!_accepted.Remove(shard, out var staging) || staging.Index != snapshot.Index || !staging.Completed)
-            throw new InvalidOperationException($"Node {Id}: the core installs a snapshot of shard {shard} at {snapshot.Index} that was not received.");
-        var storing = _clock.Elapsed;
-        using (staging)
-        {
-            // A batched install stored the rows already (ContinueInstalls); otherwise all of them now, in one transaction.
-            if (!staging.Stored)
-            {
-                _kv!.InstallSnapshot(shard, snapshot.Index, snapshot.Term, staging.Range, staging.Chunks());
-                staging.StoredIn = staging.LongestIteration = _clock.Elapsed - storing;
-            }
-        }
+        // The rows are stored already (ContinueInstalls): the core hears of a snapshot only once they are.
+        if (!_accepted.Remove(shard, out var staging) || staging.Index != snapshot.Index || !staging.Completed || !staging.Stored)
+            throw new InvalidOperationException($"Node {Id}: the core installs a snapshot of shard {shard} at {snapshot.Index} that was not received and stored.");
+        staging.Dispose();
         _logStore!.SaveSnapshot(shard, snapshot, discardLog: true);
         // The figures of a move's copy (Bench's ring scenario reads this line: keep its shape). "The loop held": the
         // longest loop iteration while the rows were stored, during which the node's other groups waited.
         _options.Log?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture,
-            $"node {Id}: shard {shard}: snapshot at index {snapshot.Index} from node {ReplicaIds.NodeOf(staging.Leader)} installed: {staging.Bytes} bytes in {staging.Expected} chunks, streamed in {(staging.CompletedAt - staging.StartedAt).TotalMilliseconds:0} ms, stored in {staging.StoredIn.TotalMilliseconds:0} ms, the loop held at most {staging.LongestIteration.TotalMilliseconds:0} ms{(staging.Stored ? " (batched)" : "")}, the process paused for garbage collection {(GC.GetTotalPauseDuration() - staging.GcPausedBefore).TotalMilliseconds:0} ms since the first chunk"));
+            $"node {Id}: shard {shard}: snapshot at index {snapshot.Index} from node {ReplicaIds.NodeOf(staging.Leader)} installed: {staging.Bytes} bytes in {staging.Expected} chunks, streamed in {(staging.CompletedAt - staging.StartedAt).TotalMilliseconds:0} ms, stored in {staging.StoredIn.TotalMilliseconds:0} ms, the loop held at most {staging.LongestIteration.TotalMilliseconds:0} ms{(staging.Swapped ? " (staged and swapped)" : " (batched)")}, the process paused for garbage collection {(GC.GetTotalPauseDuration() - staging.GcPausedBefore).TotalMilliseconds:0} ms since the first chunk, the last chunk waited {staging.LoopWait.TotalMilliseconds:0} ms for the loop"));
         if (staging.PendingAck is { } last) Ack(last, reject: false); // after the line above: tests read their order
     }
 
@@ -439,118 +516,191 @@ internal sealed partial class NodeHost
         foreach (var file in Directory.EnumerateFiles(SnapshotFolder, "*.incoming")) File.Delete(file);
     }
 
-    private enum ChunkState { Ready, NotYet, Failed }
-
     /// <summary>
-    /// An outgoing transfer: where it stands, and the task that reads the consistent view and encodes it, at most
-    /// <c>window</c> chunks ahead of the loop. The reader belongs to that task, which disposes of it when it ends
-    /// (done, or stopped by <see cref="Stop"/>).
+    /// An outgoing transfer's stream, beside the loop: a task of its own reads the consistent view, encodes each chunk and
+    /// sends it straight to the transport as soon as the window has room; acknowledgments, taken on the transport's thread
+    /// (<see cref="OnAck"/>), open the window. The first chunk goes alone: the receiver's loop checks the replica at the
+    /// first chunk and registers the transfer before acknowledging it, so every later chunk finds it off the loop. The loop
+    /// only starts the transfer and ends it (<see cref="Outcome"/>; <see cref="Stop"/>). The reader belongs to the task,
+    /// which disposes of it when it ends. Thread-safe: its state is guarded by one lock.
     /// </summary>
     private sealed class OutgoingSnapshot
     {
-        private readonly System.Threading.Channels.Channel<(byte[] Chunk, uint Crc)> _ready;
+        private readonly object _gate = new();
+        private readonly SemaphoreSlim _credits = new(1); // the first chunk alone, then the window (OnAck)
         private readonly CancellationTokenSource _stop = new();
-        private (byte[] Chunk, uint Crc)? _next;
+        private readonly int _shard;
+        private readonly int _from;
+        private readonly int _window;
+        private readonly Action<RaftMessage> _send;
+        private readonly Action _ended;
+        private readonly List<long> _sentAt = new(); // guarded by _gate, as the counts below
+        private readonly List<double> _roundTrips = new();
+        private long _sent;
+        private long _acked;
+        private bool _sentLast;
+        private bool? _outcome;
+        private long _readTicks;
+        private long _windowTicks;
+        private long _bytes;
+        private long _progressAt = System.Diagnostics.Stopwatch.GetTimestamp();
 
-        public OutgoingSnapshot(ShardSnapshotReader reader, SnapshotMetadata metadata, int to, long term, int chunkBytes, int window, Action wake)
+        /// <param name="from">The leader's member id (ReplicaIds), which the chunks carry.</param>
+        /// <param name="send">The transport's Send (thread-safe).</param>
+        /// <param name="ended">Wakes the loop once <see cref="Outcome"/> is set.</param>
+        public OutgoingSnapshot(int shard, SnapshotMetadata metadata, int from, int to, long term, int window, Action<RaftMessage> send, Action ended)
         {
+            _shard = shard;
             Metadata = metadata;
+            _from = from;
             To = to;
             Term = term;
-            _ready = System.Threading.Channels.Channel.CreateBounded<(byte[], uint)>(
-                new System.Threading.Channels.BoundedChannelOptions(Math.Max(1, window)) { SingleReader = true, SingleWriter = true });
-            _ = Task.Run(async () =>
-            {
-                try
-                {
-                    uint crc = 0;
-                    long began = System.Diagnostics.Stopwatch.GetTimestamp();
-                    foreach (var chunk in reader.Chunks(chunkBytes))
-                    {
-                        _stop.Token.ThrowIfCancellationRequested();
-                        crc = Crc32C.Append(crc, chunk);
-                        Interlocked.Add(ref _bytes, chunk.Length);
-                        long waiting = System.Diagnostics.Stopwatch.GetTimestamp();
-                        Interlocked.Add(ref _readTicks, waiting - began);
-                        await _ready.Writer.WriteAsync((chunk, crc), _stop.Token).ConfigureAwait(false);
-                        wake();
-                        began = System.Diagnostics.Stopwatch.GetTimestamp();
-                    }
-                    _ready.Writer.TryComplete();
-                }
-                catch (Exception e)
-                {
-                    _ready.Writer.TryComplete(e is OperationCanceledException ? null : e);
-                }
-                finally
-                {
-                    reader.Dispose();
-                    wake();
-                }
-            });
+            _window = Math.Max(1, window);
+            _send = send;
+            _ended = ended;
         }
 
-        private long _readTicks;
-        private long _bytes;
-
         public SnapshotMetadata Metadata { get; }
+        public int To { get; }
+        public long Term { get; }
         /// <summary>When the transfer began (host clock), for the figures logged when it ends.</summary>
         public TimeSpan StartedAt { get; init; }
         /// <summary>The process's total GC pause time when the transfer began.</summary>
         public TimeSpan GcPausedBefore { get; init; }
-        /// <summary>Time the reading task spent reading and encoding rows (not waiting for the window), and the bytes it encoded.</summary>
+        /// <summary>Time the task spent reading and encoding rows (not waiting for the window), and the bytes it encoded.</summary>
         public TimeSpan ReadTime => System.Diagnostics.Stopwatch.GetElapsedTime(0, Interlocked.Read(ref _readTicks));
+        /// <summary>Time the task waited for room in the window (chunks sent and not yet acknowledged).</summary>
+        public TimeSpan WindowWait => System.Diagnostics.Stopwatch.GetElapsedTime(0, Interlocked.Read(ref _windowTicks));
         public long Bytes => Interlocked.Read(ref _bytes);
-        public int To { get; }
-        public long Term { get; }
-        /// <summary>Chunks sent, and acknowledged; chunk k (from 0) carries sequence number k.</summary>
-        public long Sent { get; set; }
-        public long Acked { get; set; }
-        public uint Crc { get; set; }
-        public bool SentLast { get; set; }
-        /// <summary>The last send or acknowledgment: the transfer is abandoned when none comes for the ack timeout.</summary>
-        public TimeSpan LastProgressAt { get; set; }
-        /// <summary>Why reading the shard failed (<see cref="ChunkState.Failed"/>).</summary>
+        public long Sent { get { lock (_gate) return _sent; } }
+        /// <summary>Since the last chunk sent or acknowledged: the transfer is abandoned when this passes the ack timeout.</summary>
+        public TimeSpan SinceProgress => System.Diagnostics.Stopwatch.GetElapsedTime(Interlocked.Read(ref _progressAt));
+        /// <summary>Null while the stream runs; true once every chunk was acknowledged, false once one was refused or reading
+        /// the shard failed (<see cref="Failure"/>).</summary>
+        public bool? Outcome { get { lock (_gate) return _outcome; } }
         public Exception? Failure { get; private set; }
 
-        /// <summary>
-        /// The next chunk, with the CRC of every chunk up to it and whether it is the last (the reader has ended after it:
-        /// a chunk is handed out only once the one after it, or the end, is known). The codec yields at least one chunk.
-        /// </summary>
-        public ChunkState TryTake(out byte[]? chunk, out uint crc, out bool last)
+        /// <summary>Starts the stream (loop thread, once).</summary>
+        public void Start(ShardSnapshotReader reader, int chunkBytes) => _ = Task.Run(() => StreamAsync(reader, chunkBytes));
+
+        private async Task StreamAsync(ShardSnapshotReader reader, int chunkBytes)
         {
-            chunk = null;
-            crc = 0;
-            last = false;
-            if (_next is null && _ready.Reader.TryRead(out var first)) _next = first;
-            var completion = _ready.Reader.Completion; // completed once the reader ended and every chunk was taken
-            if (_next is { } next)
+            try
             {
-                if (_ready.Reader.TryRead(out var after))
+                // A chunk leaves once the one after it, or the end, is known: the last one carries the metadata and the CRC.
+                uint crc = 0;
+                byte[]? held = null;
+                long began = System.Diagnostics.Stopwatch.GetTimestamp();
+                foreach (var chunk in reader.Chunks(chunkBytes))
                 {
-                    (chunk, crc) = next;
-                    _next = after;
-                    return ChunkState.Ready;
+                    _stop.Token.ThrowIfCancellationRequested();
+                    crc = Crc32C.Append(crc, chunk);
+                    Interlocked.Add(ref _bytes, chunk.Length);
+                    Interlocked.Add(ref _readTicks, System.Diagnostics.Stopwatch.GetTimestamp() - began);
+                    if (held is not null) await SendAsync(held, last: false, 0).ConfigureAwait(false);
+                    held = chunk;
+                    began = System.Diagnostics.Stopwatch.GetTimestamp();
                 }
-                if (!completion.IsCompleted) return ChunkState.NotYet;
-                if (!completion.IsFaulted)
-                {
-                    (chunk, crc) = next;
-                    _next = null;
-                    last = true;
-                    return ChunkState.Ready;
-                }
+                Interlocked.Add(ref _readTicks, System.Diagnostics.Stopwatch.GetTimestamp() - began);
+                await SendAsync(held ?? throw new InvalidOperationException("The snapshot reader ended without a chunk."), last: true, crc).ConfigureAwait(false);
             }
-            else if (!completion.IsCompleted) return ChunkState.NotYet;
-            Failure = completion.Exception?.InnerException ?? new InvalidOperationException("The snapshot reader ended without a chunk.");
-            return ChunkState.Failed;
+            catch (OperationCanceledException) when (_stop.IsCancellationRequested)
+            {
+                // Stopped by the loop, or ended by a refusal.
+            }
+            catch (Exception e)
+            {
+                Failure = e;
+                End(false);
+            }
+            finally
+            {
+                reader.Dispose();
+            }
         }
 
-        /// <summary>Ends the reading task (it disposes of the reader). Loop thread.</summary>
-        public void Stop()
+        private async Task SendAsync(byte[] chunk, bool last, uint crc)
         {
-            _stop.Cancel();
+            long waiting = System.Diagnostics.Stopwatch.GetTimestamp();
+            await _credits.WaitAsync(_stop.Token).ConfigureAwait(false);
+            Interlocked.Add(ref _windowTicks, System.Diagnostics.Stopwatch.GetTimestamp() - waiting);
+            long sequence;
+            lock (_gate)
+            {
+                if (_outcome is not null) throw new OperationCanceledException();
+                sequence = _sent++;
+                _sentLast = last;
+                _sentAt.Add(System.Diagnostics.Stopwatch.GetTimestamp());
+            }
+            Interlocked.Exchange(ref _progressAt, System.Diagnostics.Stopwatch.GetTimestamp());
+            _send(new RaftMessage
+            {
+                Type = MessageType.SnapshotChunk,
+                Group = _shard,
+                From = _from,
+                To = To,
+                Term = Term,
+                Index = Metadata.Index,
+                LogTerm = Metadata.Term,
+                Context = sequence,
+                Commit = last ? 1 : 0,
+                RejectHint = last ? crc : 0,
+                Voters = last ? Metadata.Voters : Array.Empty<int>(),
+                Learners = last ? Metadata.Learners : Array.Empty<int>(),
+                Entries = new[] { new LogEntry(sequence + 1, Metadata.Term, EntryType.Normal, chunk) },
+            });
         }
+
+        /// <summary>
+        /// An acknowledgment (the transport's thread). They come in chunk order; one of an older transfer to the same replica,
+        /// or a duplicate, is ignored. The first one opens the whole window.
+        /// </summary>
+        public void OnAck(RaftMessage ack)
+        {
+            lock (_gate)
+            {
+                if (_outcome is not null || ack.Context != _acked || _acked >= _sent) return;
+                if (ack.Reject)
+                {
+                    End(false);
+                    return;
+                }
+                _roundTrips.Add(System.Diagnostics.Stopwatch.GetElapsedTime(_sentAt[(int)_acked]).TotalMilliseconds);
+                _acked++;
+                Interlocked.Exchange(ref _progressAt, System.Diagnostics.Stopwatch.GetTimestamp());
+                if (_sentLast && _acked == _sent)
+                {
+                    End(true);
+                    return;
+                }
+                _credits.Release(_acked == 1 ? _window : 1);
+            }
+        }
+
+        private void End(bool succeeded)
+        {
+            lock (_gate)
+            {
+                if (_outcome is not null) return;
+                _outcome = succeeded;
+            }
+            _stop.Cancel(); // a refused stream stops reading
+            _ended();
+        }
+
+        /// <summary>Acknowledgment round trips (send to acknowledgment, per chunk): median and longest, ms.</summary>
+        public (double Median, double Max) RoundTrips()
+        {
+            lock (_gate)
+            {
+                if (_roundTrips.Count == 0) return (0, 0);
+                var sorted = _roundTrips.Order().ToArray();
+                return (sorted[sorted.Length / 2], sorted[^1]);
+            }
+        }
+
+        /// <summary>Ends the stream (its task disposes of the reader). Loop thread.</summary>
+        public void Stop() => _stop.Cancel();
     }
 
     /// <summary>A fresh replica's snapshot being stored in batches, one received chunk (about 256 KiB of rows) per batch
@@ -560,16 +710,23 @@ internal sealed partial class NodeHost
         private readonly IEnumerator<byte[]> _chunks;
         private byte[]? _next;
 
-        public SnapshotInstall(IncomingSnapshot staging, RaftMessage last)
+        public SnapshotInstall(IncomingSnapshot staging, RaftMessage last, bool replacing)
         {
             Staging = staging;
             Last = last;
+            Replacing = replacing;
             _chunks = staging.Chunks().GetEnumerator();
             _next = _chunks.MoveNext() ? _chunks.Current : null; // a transfer has at least one chunk (an empty shard's is empty)
             RowsDone = _next is null;
         }
 
         public IncomingSnapshot Staging { get; }
+        /// <summary>The replica holds data of its own: the rows are staged, then swapped in (KvStore.StagedInstall.cs);
+        /// <see cref="Swapping"/> once past the commit point, not to be abandoned (a restart would complete it).</summary>
+        public bool Replacing { get; }
+        public bool Swapping { get; set; }
+        /// <summary>A swap step failed on a full disk: the next one not before this (host clock).</summary>
+        public TimeSpan RetryAt { get; set; }
         /// <summary>The transfer's last chunk: the snapshot's metadata, and the chunk acknowledged once installed.</summary>
         public RaftMessage Last { get; }
         public int Batches { get; set; }
@@ -594,18 +751,25 @@ internal sealed partial class NodeHost
     /// <summary>
     /// An incoming transfer staged as length-prefixed chunks: in memory up to <paramref name="memoryLimit"/> bytes, then in
     /// a file (see <see cref="NodeHostOptions.SnapshotStagingMemory"/>). The rows are written once, into state.db, either way.
+    /// Not thread-safe, but for its lock (the instance): the transport's thread appends under it, and Dispose takes it;
+    /// once the transfer is complete and handed to the loop, only the loop touches it.
     /// </summary>
-    private sealed class IncomingSnapshot(string path, int leader, long index, long term, TimeSpan startedAt, int memoryLimit) : IDisposable
+    private sealed class IncomingSnapshot(string path, RaftMessage first, TimeSpan startedAt, int memoryLimit) : IDisposable
     {
         /// <summary>The chunks as received while they fit in memory (kept, not copied); null once staged in the file.</summary>
         private List<byte[]>? _chunks = new();
         private FileStream? _file;
         private byte[]? _head; // the first chunk's header: its range, read once the checksum passed (Range)
+        private bool _disposed;
 
         public string Path { get; } = path;
-        public int Leader { get; } = leader;
-        public long Index { get; } = index;
-        public long Term { get; } = term;
+        /// <summary>The sender (the leader's member id), the replica it addresses, its term, and the snapshot's index and term,
+        /// as the first chunk gave them: every later chunk must carry the same.</summary>
+        public int Leader { get; } = first.From;
+        public int Member { get; } = first.To;
+        public long SenderTerm { get; } = first.Term;
+        public long Index { get; } = first.Index;
+        public long Term { get; } = first.LogTerm;
         public long Expected { get; private set; }
         public uint Crc { get; private set; }
         public bool Completed { get; private set; }
@@ -616,18 +780,28 @@ internal sealed partial class NodeHost
         /// <summary>The process's total GC pause time at the first chunk.</summary>
         public TimeSpan GcPausedBefore { get; } = GC.GetTotalPauseDuration();
         public TimeSpan CompletedAt { get; private set; }
+        /// <summary>When the completed transfer was handed to the loop (a Stopwatch timestamp; 0: taken on the loop), and how
+        /// long it waited there.</summary>
+        public long HandedOverAt { get; set; }
+        public TimeSpan LoopWait { get; set; }
         /// <summary>Its rows are in state.db already (a batched install), and how long storing them took.</summary>
         public bool Stored { get; set; }
+        /// <summary>Stored over the replica's own rows, staged beside them and swapped in (KvStore.StagedInstall.cs).</summary>
+        public bool Swapped { get; set; }
         public TimeSpan StoredIn { get; set; }
         /// <summary>The longest loop iteration while its rows were stored.</summary>
         public TimeSpan LongestIteration { get; set; }
-        /// <summary>The last chunk of a transfer the core took, acknowledged once the rows are stored (the one-transaction
-        /// install; a batched one acknowledges it when it completes).</summary>
+        /// <summary>The last chunk of a transfer the core took, acknowledged once the Ready's snapshot restarted the log at it.</summary>
         public RaftMessage? PendingAck { get; set; }
 
         /// <summary>The shard's hash range the snapshot carries (its first chunk; null: none, see KvStore.RecordRange).</summary>
         /// <exception cref="StorageCorruptException">The first chunk is malformed.</exception>
         public (ulong Start, ulong Last)? Range => SnapshotChunkCodec.RangeOf(_head);
+
+        /// <summary>Whether <paramref name="m"/> is this transfer's next chunk (call under the staging's lock).</summary>
+        public bool Continues(RaftMessage m) =>
+            !_disposed && !Completed && m.Entries.Count == 1 && m.From == Leader && m.To == Member && m.Term == SenderTerm
+            && m.Index == Index && m.LogTerm == Term && m.Context == Expected;
 
         public void Append(byte[] chunk)
         {
@@ -680,13 +854,18 @@ internal sealed partial class NodeHost
             }
         }
 
+        /// <summary>Discards the staged chunks. Any thread: under the staging's lock, against a chunk being appended.</summary>
         public void Dispose()
         {
-            _chunks = null;
-            if (_file is null) return;
-            _file.Dispose();
-            _file = null;
-            File.Delete(Path);
+            lock (this)
+            {
+                _disposed = true;
+                _chunks = null;
+                if (_file is null) return;
+                _file.Dispose();
+                _file = null;
+                File.Delete(Path);
+            }
         }
     }
 }

@@ -88,6 +88,11 @@ internal sealed partial class NodeHost : IAsyncDisposable
         DiscardStagedSnapshots();
         foreach (int shard in _kv.DiscardPartialInstalls()) // NodeHost.Snapshots.cs: a crash interrupted a batched install
             _options.Log?.Invoke($"node {Id}: shard {shard}: the rows of a snapshot install a crash interrupted were discarded; the replica will be sent the snapshot again");
+        var (dropped, completed) = _kv.FinishStagedInstalls(); // NodeHost.Snapshots.cs: a crash interrupted a staged install
+        foreach (int shard in dropped)
+            _options.Log?.Invoke($"node {Id}: shard {shard}: the staged rows of a snapshot install a crash interrupted before its commit point were dropped; the shard keeps its old state");
+        foreach (int shard in completed)
+            _options.Log?.Invoke($"node {Id}: shard {shard}: the swap of a snapshot install a crash interrupted after its commit point was completed");
         _transport = new TcpTransport(Id, _options.ClusterId, _options.Security, listen, OnMessage, _options.Log, _options.ClientHandler);
         await _transport.StartAsync(cancellationToken).ConfigureAwait(false);
         PublishStatus();
@@ -125,6 +130,18 @@ internal sealed partial class NodeHost : IAsyncDisposable
         if (m.Type == MessageType.Liveness)
         {
             NoteLivenessArrived(m); // NodeHost.Liveness.cs: taken at the next tick, without waking the loop
+            return;
+        }
+        // A snapshot's stream runs beside the loop (NodeHost.Snapshots.cs): acknowledgments, and every chunk after a transfer's
+        // first, are taken on this thread; the loop hears of a transfer only at its start and its end.
+        if (m.Type == MessageType.SnapshotAck)
+        {
+            OnSnapshotAck(m);
+            return;
+        }
+        if (m.Type == MessageType.SnapshotChunk && m.Context > 0)
+        {
+            OnLaterSnapshotChunk(m);
             return;
         }
         _inbox.Enqueue(m);
@@ -232,8 +249,8 @@ internal sealed partial class NodeHost : IAsyncDisposable
                 case RaftMessage { Type: MessageType.SnapshotChunk } chunk:
                     OnSnapshotChunkOrDiskFull(chunk); // NodeHost.DiskFull.cs
                     break;
-                case RaftMessage { Type: MessageType.SnapshotAck } ack:
-                    OnSnapshotAck(ack);
+                case ReceivedSnapshot received:
+                    OnSnapshotReceived(received);
                     break;
                 case RaftMessage m:
                     // Only the replica a message is addressed to takes it: one for a replica this node dropped (its

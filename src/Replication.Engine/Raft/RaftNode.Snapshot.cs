@@ -97,6 +97,13 @@ public sealed partial class RaftNode
     /// just commit up to it. Otherwise discard the log and restart it after the snapshot, with the
     /// snapshot's membership; the host installs the data from the next Ready.
     /// </summary>
+    /// <summary>
+    /// Whether a Snapshot message at <paramref name="index"/> (<paramref name="term"/>) from the current term's leader would
+    /// make this node restore its log there (<see cref="HandleSnapshot"/>), rather than answer with what it has. Lets the
+    /// host store a snapshot's data before it steps the message in (NodeHost.Snapshots.cs).
+    /// </summary>
+    public bool WouldRestore(long index, long term) => index > _log.Committed && !_log.MatchTerm(index, term);
+
     private void HandleSnapshot(RaftMessage m)
     {
         if (m.Index <= _log.Committed)

@@ -26,6 +26,15 @@ internal interface INodeStorage
     /// <summary>See <see cref="KvStore.CompleteSnapshotInstall"/>: durable when it returns.</summary>
     void CompleteSnapshotInstall(int shard, long index, long term, (ulong Start, ulong Last)? range);
 
+    /// <summary>See <see cref="KvStore.StageSnapshotRows"/>: one chunk of a snapshot staged over a shard that holds data.</summary>
+    void StageSnapshotRows(int shard, long index, long term, ReadOnlyMemory<byte> chunk, bool first);
+
+    /// <summary>See <see cref="KvStore.BeginStagedSwap"/>: the commit point of a staged install, durable when it returns.</summary>
+    void BeginStagedSwap(int shard, long index, long term, (ulong Start, ulong Last)? range);
+
+    /// <summary>See <see cref="KvStore.SwapStagedRows"/>: one step of its swap; the last one durable when it returns.</summary>
+    bool SwapStagedRows(int shard, int maxKeys);
+
     /// <summary>
     /// Commits one small write to each store that changes nothing (<see cref="RaftLogStore.Probe"/>,
     /// <see cref="KvStore.Probe"/>), to learn whether a full disk has room again. Throws as Save and Apply do.
@@ -43,6 +52,12 @@ internal sealed class NodeStorage(RaftLogStore log, KvStore kv) : INodeStorage
     public void InstallSnapshotRows(int shard, long index, long term, ReadOnlyMemory<byte> chunk, bool first) => kv.InstallSnapshotRows(shard, index, term, chunk, first);
 
     public void CompleteSnapshotInstall(int shard, long index, long term, (ulong Start, ulong Last)? range) => kv.CompleteSnapshotInstall(shard, index, term, range);
+
+    public void StageSnapshotRows(int shard, long index, long term, ReadOnlyMemory<byte> chunk, bool first) => kv.StageSnapshotRows(shard, index, term, chunk, first);
+
+    public void BeginStagedSwap(int shard, long index, long term, (ulong Start, ulong Last)? range) => kv.BeginStagedSwap(shard, index, term, range);
+
+    public bool SwapStagedRows(int shard, int maxKeys) => kv.SwapStagedRows(shard, maxKeys);
 
     public void Probe()
     {

@@ -92,7 +92,15 @@ public sealed partial class KvStore
             SqliteException.ThrowExceptionForRC(raw.sqlite3_prepare_v2(db, UpsertKvSql, out sqlite3_stmt prepared), db);
             _installRow = prepared;
         }
-        var statement = _installRow;
+        WriteChunkRows(_installRow, shard, chunk);
+    }
+
+    /// <summary>Runs <paramref name="statement"/> (an upsert of parameters 1-5: shard, key, value, version, modified index)
+    /// once per row of <paramref name="chunk"/>, the key and value bound as the chunk's UTF-8 bytes.</summary>
+    /// <exception cref="StorageCorruptException">The chunk is malformed.</exception>
+    private void WriteChunkRows(sqlite3_stmt statement, int shard, ReadOnlySpan<byte> chunk)
+    {
+        var db = _conn.Handle!;
         SnapshotChunkCodec.ForEachRow(chunk, (key, value, version, modifiedIndex) =>
         {
             raw.sqlite3_bind_int64(statement, 1, shard);
@@ -233,13 +241,13 @@ public sealed partial class KvStore
         }
     }
 
-    /// <summary>Removes every row, the applied index and any install marker of <paramref name="shard"/> (loop thread only; not fsynced:
+    /// <summary>Removes every row, the applied index and any install marker and staged rows of <paramref name="shard"/> (loop thread only; not fsynced:
     /// the shard's Raft log is dropped after this and a restart finds nothing of it to replay).</summary>
     public void DropShard(int shard)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         using var tx = _conn.BeginTransaction();
-        foreach (var table in new[] { "kv", "applied", "snapshot_install" })
+        foreach (var table in new[] { "kv", "applied", "snapshot_install", "kv_staged", "snapshot_stage" })
         {
             using var cmd = _conn.CreateCommand();
             cmd.Transaction = tx;

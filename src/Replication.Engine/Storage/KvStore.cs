@@ -26,7 +26,7 @@ namespace Replication.Engine.Storage;
 public sealed partial class KvStore : IDisposable
 {
     /// <summary>On-disk schema version (PRAGMA user_version). Bump it, with a migration, on any schema change.</summary>
-    public const int SchemaVersion = 4; // 2: durability_mark (see Flush); 3: shard_range (splits); 4: snapshot_install
+    public const int SchemaVersion = 5; // 2: durability_mark (see Flush); 3: shard_range (splits); 4: snapshot_install; 5: kv_staged, snapshot_stage
 
     /// <summary>PRAGMA application_id of a state.db ("RPLK"), so it is never mistaken for a raft.db.</summary>
     internal const int ApplicationId = 0x52504C4B;
@@ -45,7 +45,22 @@ public sealed partial class KvStore : IDisposable
             shard INTEGER PRIMARY KEY, start INTEGER NOT NULL, last INTEGER NOT NULL);
         CREATE TABLE IF NOT EXISTS snapshot_install(
             shard INTEGER PRIMARY KEY, idx INTEGER NOT NULL, term INTEGER NOT NULL);
+        """ + StagedInstallSql;
+
+    /// <summary>A snapshot installed in bounded steps over a shard that holds data (KvStore.StagedInstall.cs): its staged rows,
+    /// and its marker (done_through: the last key the swap has carried over; the range the snapshot carries).</summary>
+    private const string StagedInstallSql = """
+        CREATE TABLE IF NOT EXISTS kv_staged(
+            shard INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
+            version INTEGER NOT NULL, modified_index INTEGER NOT NULL,
+            PRIMARY KEY(shard, key)) WITHOUT ROWID;
+        CREATE TABLE IF NOT EXISTS snapshot_stage(
+            shard INTEGER PRIMARY KEY, idx INTEGER NOT NULL, term INTEGER NOT NULL, swapping INTEGER NOT NULL,
+            done_through TEXT, range_start INTEGER, range_last INTEGER);
         """;
+
+    /// <summary>Version 4 to 5: the tables of a staged install; a version-4 file has none in progress.</summary>
+    private const string MigrateFrom4Sql = StagedInstallSql + "PRAGMA user_version=5;";
 
     /// <summary>Version 3 to 4: the marker of a snapshot installed in batches (KvStore.Snapshot.cs); a version-3 file has
     /// none in progress.</summary>
@@ -99,7 +114,7 @@ public sealed partial class KvStore : IDisposable
         _conn = SqliteSetup.OpenWriter(filePath, SqliteSynchronous.Normal, PageSize);
         try
         {
-            MigrateFrom3();
+            Migrate();
             SqliteSetup.EnsureSchema(_conn, filePath, ApplicationId, SchemaVersion, CreateSql);
             _selectApplied = Prepare("SELECT idx, term FROM applied WHERE shard = @shard", "@shard");
             _upsertApplied = Prepare("""
@@ -169,12 +184,15 @@ public sealed partial class KvStore : IDisposable
         _ranges = ranges;
     }
 
-    private void MigrateFrom3()
+    /// <summary>Brings a file of an earlier schema up to this one (3 to 4 to 5), in one transaction.</summary>
+    private void Migrate()
     {
         using var tx = _conn.BeginTransaction();
-        if (SqliteSetup.ExecuteScalarLong(_conn, tx, "PRAGMA application_id;") == ApplicationId
-            && SqliteSetup.ExecuteScalarLong(_conn, tx, "PRAGMA user_version;") == 3)
-            SqliteSetup.Execute(_conn, tx, MigrateFrom3Sql);
+        if (SqliteSetup.ExecuteScalarLong(_conn, tx, "PRAGMA application_id;") == ApplicationId)
+        {
+            if (SqliteSetup.ExecuteScalarLong(_conn, tx, "PRAGMA user_version;") == 3) SqliteSetup.Execute(_conn, tx, MigrateFrom3Sql);
+            if (SqliteSetup.ExecuteScalarLong(_conn, tx, "PRAGMA user_version;") == 4) SqliteSetup.Execute(_conn, tx, MigrateFrom4Sql);
+        }
         tx.Commit();
     }
 
@@ -198,6 +216,7 @@ public sealed partial class KvStore : IDisposable
         _upsertKv.Dispose();
         _deleteKv.Dispose();
         _installRow?.Dispose();
+        _stageRow?.Dispose();
         _conn.Dispose();
         using var pooled = new SqliteConnection(_readerConnectionString);
         SqliteConnection.ClearPool(pooled);

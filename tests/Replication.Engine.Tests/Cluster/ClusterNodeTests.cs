@@ -32,14 +32,28 @@ public sealed class ClusterNodeTests(ITestOutputHelper output) : IAsyncLifetime
         try { Directory.Delete(_root, recursive: true); } catch (IOException) { }
     }
 
+    /// <summary>
+    /// A free port below the kernel's ephemeral range, never handed out twice in this test run. A port the OS chose for
+    /// ":0" can be chosen again at once for an outgoing connection or another ":0" listener before the node given it
+    /// listens (a node process then exits with ListenEndpointInUse); nothing takes ports below that range unasked.
+    /// </summary>
     internal static int FreePort()
     {
-        var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        int port = ((IPEndPoint)l.LocalEndpoint).Port;
-        l.Stop();
-        return port;
+        int low = 32768;
+        const string range = "/proc/sys/net/ipv4/ip_local_port_range";
+        if (File.Exists(range) && int.TryParse(File.ReadAllText(range).Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries)[0], out int l)) low = l;
+        for (int i = 0; i < 100; i++)
+        {
+            int port = Random.Shared.Next(10000, Math.Max(10001, low));
+            lock (HandedOut) { if (!HandedOut.Add(port)) continue; }
+            var probe = new TcpListener(IPAddress.Loopback, port);
+            try { probe.Start(); probe.Stop(); return port; }
+            catch (SocketException) { }
+        }
+        throw new InvalidOperationException($"No free port found below {low}.");
     }
+
+    private static readonly HashSet<int> HandedOut = new();
 
     private NodeOptions Options(string name, int port, string? join = null, ClusterSecret? secret = null) => new()
     {

@@ -295,6 +295,24 @@ public sealed class DiskFullTests(ITestOutputHelper output)
                 inner.CompleteSnapshotInstall(shard, index, term, range);
             }
 
+            public void StageSnapshotRows(int shard, long index, long term, ReadOnlyMemory<byte> chunk, bool first)
+            {
+                ThrowIfFull(state: true);
+                inner.StageSnapshotRows(shard, index, term, chunk, first);
+            }
+
+            public void BeginStagedSwap(int shard, long index, long term, (ulong Start, ulong Last)? range)
+            {
+                ThrowIfFull(state: true);
+                inner.BeginStagedSwap(shard, index, term, range);
+            }
+
+            public bool SwapStagedRows(int shard, int maxKeys)
+            {
+                ThrowIfFull(state: true);
+                return inner.SwapStagedRows(shard, maxKeys);
+            }
+
             public void Probe()
             {
                 ThrowIfFull(state: true);

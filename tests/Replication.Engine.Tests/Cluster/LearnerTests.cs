@@ -104,6 +104,12 @@ public sealed class LearnerTests
 
         public void CompleteSnapshotInstall(int shard, long index, long term, (ulong Start, ulong Last)? range) => inner.CompleteSnapshotInstall(shard, index, term, range);
 
+        public void StageSnapshotRows(int shard, long index, long term, ReadOnlyMemory<byte> chunk, bool first) => inner.StageSnapshotRows(shard, index, term, chunk, first);
+
+        public void BeginStagedSwap(int shard, long index, long term, (ulong Start, ulong Last)? range) => inner.BeginStagedSwap(shard, index, term, range);
+
+        public bool SwapStagedRows(int shard, int maxKeys) => inner.SwapStagedRows(shard, maxKeys);
+
         public void Probe() => inner.Probe();
     }
 }

@@ -12,7 +12,9 @@ namespace Replication.Engine.Tests.Cluster;
 /// <summary>
 /// A move's new replica stores the snapshot it received in batches, its group paused, so the node keeps serving its other
 /// groups (NodeHost.Snapshots.cs); a crash in the middle leaves partial rows that its next start discards, and the replica
-/// is sent the snapshot again: no acknowledged write lost, the history linearizable, the replicas equal.
+/// is sent the snapshot again: no acknowledged write lost, the history linearizable, the replicas equal. A replica with
+/// data of its own stages the rows beside its own and swaps them in after a commit point: a crash before it leaves its old
+/// state, a crash after it is completed at the next start.
 /// </summary>
 public sealed class SnapshotInstallTests(ITestOutputHelper output)
 {
@@ -80,6 +82,102 @@ public sealed class SnapshotInstallTests(ITestOutputHelper output)
         Assert.All(consistency, r => Assert.True(r.Consistent, $"shard {r.Shard} replicas differ"));
     }
 
+    [Theory]
+    [InlineData(false)] // a crash while the rows are staged: the shard keeps its old state, and is sent the snapshot again
+    [InlineData(true)] // a crash in the swap, past the commit point: the next start completes it
+    public async Task A_replica_with_data_that_crashes_mid_install_keeps_its_old_state_or_completes_the_new_one(bool inSwap)
+    {
+        var fault = new StagedFault(inSwap, failAt: 2);
+        await using var f = await ClusterFixture.StartAsync(shards: 1,
+            configure: o => o with { SnapshotEntries = 40, SnapshotCatchUpEntries = 5, StorageDecorator = fault.Decorate });
+        var c = f.Cluster;
+        async Task WriteBulkAsync(string value)
+        {
+            foreach (var part in Enumerable.Range(0, BulkRows).Select(i => new KeyWrite($"bulk{i:D5}", value)).Chunk(200))
+                Assert.All(await c.WriteAsync(part, WriteConcern.Majority, Bound, None), r => Assert.Null(r.Error));
+        }
+        await WriteBulkAsync(new string('x', 1000));
+        ClusterFixture.Eventually(() => c.GetNodes().All(n => n.LagEntries == 0), "node 3 holds the rows");
+        await c.StopNodeAsync(3, kill: true, None);
+        // While node 3 is down: every row rewritten (some of the swap's steps then rewrite, none only keep), new keys, and
+        // entries enough for the others to compact past where node 3 stopped.
+        await WriteBulkAsync(new string('y', 900));
+        for (int i = 0; i < 60; i++) await f.PutAsync($"fill{i:D3}", "v");
+        ClusterFixture.Eventually(() => new[] { 1, 2 }.All(n => c.Node(n)?.Host.Status[0].SnapshotIndex > 0), "the running replicas compacted their logs");
+
+        await c.StartNodeAsync(3, None);
+        ClusterFixture.Eventually(() => fault.Failed, "node 3's install failed mid-way", Settle);
+        ClusterFixture.Eventually(() => c.GetNode(3).State == NodeState.Stopped, "the node whose install failed stopped");
+        string stateDb = Path.Combine(f.Path, "node-3", "state.db");
+        using (var conn = TempFolder.Raw(stateDb))
+        {
+            Assert.Equal(inSwap ? 1L : 0L, Scalar(conn, "SELECT swapping FROM snapshot_stage WHERE shard = 0"));
+            long staged = Scalar(conn, "SELECT count(*) FROM kv_staged WHERE shard = 0"), rows = Scalar(conn, "SELECT count(*) FROM kv WHERE shard = 0");
+            long rewritten = Scalar(conn, "SELECT count(*) FROM kv WHERE shard = 0 AND value = '" + new string('y', 900) + "'");
+            output.WriteLine($"node 3 stopped with {rows} rows of shard 0 ({rewritten} of them new) and {staged} staged");
+            if (inSwap) Assert.InRange(rewritten, 1, BulkRows - 1); // mid-swap: some rows are the snapshot's, some its old ones
+            else Assert.Equal(0, rewritten); // its own rows, untouched
+        }
+
+        await c.StartNodeAsync(3, None);
+        ClusterFixture.Eventually(() => c.GetNodes().All(n => n.State == NodeState.Running && n.LagEntries == 0)
+            && c.GetNodes().Select(n => n.AppliedIndex).Distinct().Count() == 1, "node 3 caught up", Settle);
+        await f.PutAsync("after", "v"); // and takes part in writes again
+        ClusterFixture.Eventually(() => c.GetNodes().All(n => n.LagEntries == 0) && c.GetNodes().Select(n => n.AppliedIndex).Distinct().Count() == 1,
+            "node 3 applied the write after");
+        Assert.Equal(Keys(c, f.LeaderOf(0)), Keys(c, 3));
+        Assert.Equal(BulkRows + 61, Keys(c, 3).Count);
+        using (var conn = TempFolder.Raw(stateDb))
+            Assert.Equal(0L, Scalar(conn, "SELECT count(*) FROM kv_staged") + Scalar(conn, "SELECT count(*) FROM snapshot_stage"));
+        var consistency = await c.CheckConsistencyAsync(null, Bound, None);
+        Assert.All(consistency, r => Assert.True(r.Consistent, $"shard {r.Shard} replicas differ"));
+    }
+
+    /// <summary>Fails node 3's <c>failAt</c>-th staged chunk, or <c>failAt</c>-th swap step, once (nothing of it stored, as
+    /// a crash before its commit): the node stops, as after a crash at that point.</summary>
+    private sealed class StagedFault(bool inSwap, int failAt)
+    {
+        private int _calls;
+        private int _failed;
+
+        public bool Failed => Volatile.Read(ref _failed) != 0;
+
+        public INodeStorage Decorate(int node, INodeStorage inner) => node == 3 ? new Storage(this, inner) : inner;
+
+        private void MaybeFail(bool swap)
+        {
+            if (swap == inSwap && !Failed && Interlocked.Increment(ref _calls) == failAt && Interlocked.Exchange(ref _failed, 1) == 0)
+                throw new IOException("injected crash in the middle of a staged snapshot install");
+        }
+
+        private sealed class Storage(StagedFault fault, INodeStorage inner) : INodeStorage
+        {
+            public void Save(IReadOnlyList<GroupWrite> writes) => inner.Save(writes);
+
+            public IReadOnlyList<EntryApplyResult> Apply(int shard, IReadOnlyList<LogEntry> entries) => inner.Apply(shard, entries);
+
+            public void InstallSnapshotRows(int shard, long index, long term, ReadOnlyMemory<byte> chunk, bool first) => inner.InstallSnapshotRows(shard, index, term, chunk, first);
+
+            public void CompleteSnapshotInstall(int shard, long index, long term, (ulong Start, ulong Last)? range) => inner.CompleteSnapshotInstall(shard, index, term, range);
+
+            public void StageSnapshotRows(int shard, long index, long term, ReadOnlyMemory<byte> chunk, bool first)
+            {
+                fault.MaybeFail(swap: false);
+                inner.StageSnapshotRows(shard, index, term, chunk, first);
+            }
+
+            public void BeginStagedSwap(int shard, long index, long term, (ulong Start, ulong Last)? range) => inner.BeginStagedSwap(shard, index, term, range);
+
+            public bool SwapStagedRows(int shard, int maxKeys)
+            {
+                fault.MaybeFail(swap: true);
+                return inner.SwapStagedRows(shard, maxKeys);
+            }
+
+            public void Probe() => inner.Probe();
+        }
+    }
+
     private static List<string> Keys(EmbeddedCluster c, int node) =>
         c.Node(node)!.Host.Store.Scan(0, "").Select(k => $"{k.Key}={k.Value}@{k.Version}").ToList();
 
@@ -125,6 +223,12 @@ public sealed class SnapshotInstallTests(ITestOutputHelper output)
                 inner.CompleteSnapshotInstall(shard, index, term, range);
                 fault._completed.AddOrUpdate(node, 1, (_, n) => n + 1);
             }
+
+            public void StageSnapshotRows(int shard, long index, long term, ReadOnlyMemory<byte> chunk, bool first) => inner.StageSnapshotRows(shard, index, term, chunk, first);
+
+            public void BeginStagedSwap(int shard, long index, long term, (ulong Start, ulong Last)? range) => inner.BeginStagedSwap(shard, index, term, range);
+
+            public bool SwapStagedRows(int shard, int maxKeys) => inner.SwapStagedRows(shard, maxKeys);
 
             public void Probe() => inner.Probe();
         }

@@ -63,13 +63,94 @@ public sealed class KvStoreInstallTests
         Assert.Empty(kv.DiscardPartialInstalls());
     }
 
+    /// <summary>The rows of a snapshot taken after <see cref="Row"/>'s: k0000-k0009 deleted, k0010-k0014 unchanged,
+    /// k0015-k0019 rewritten, k0020-k0029 added.</summary>
+    private static StoredKey[] NewerRows() =>
+        Enumerable.Range(10, 5).Select(Row)
+            .Concat(Enumerable.Range(15, 15).Select(i => new StoredKey($"k{i:D4}", new string('w', 50), 2, 150)))
+            .ToArray();
+
+    private static string[] Keys(KvStore kv, int shard) => kv.Scan(shard, "").Select(k => $"{k.Key}={k.Value}@{k.Version}/{k.ModifiedIndex}").ToArray();
+
+    [Fact]
+    public void A_staged_install_leaves_the_old_rows_before_its_commit_point_and_completes_after_it_whatever_the_crash()
+    {
+        using var dir = new TempFolder();
+        string path = dir.File("state.db");
+        string[] oldRows, newRows;
+        var newer = NewerRows();
+        using (var kv = new KvStore(path))
+        {
+            // The replica's own state, and what the snapshot must leave (built on a store of its own).
+            kv.InstallSnapshotRows(0, 100, 3, Chunk(Enumerable.Range(0, 20).Select(Row).ToArray()), first: true);
+            kv.CompleteSnapshotInstall(0, 100, 3, null);
+            oldRows = Keys(kv, 0);
+            kv.InstallSnapshotRows(9, 200, 4, Chunk(newer), first: true);
+            kv.CompleteSnapshotInstall(9, 200, 4, null);
+            newRows = Keys(kv, 9);
+
+            // Staged in two chunks, then the node "crashes" before the commit point: the shard's own rows are untouched.
+            kv.StageSnapshotRows(0, 200, 4, Chunk(newer[..8]), first: true);
+            kv.StageSnapshotRows(0, 200, 4, Chunk(newer[8..]), first: false);
+            Assert.Equal(oldRows, Keys(kv, 0));
+            Assert.Equal(100, kv.AppliedIndex(0));
+        }
+        using (var kv = new KvStore(path))
+        {
+            Assert.Equal("0 | ", Lists(kv.FinishStagedInstalls()));
+            Assert.Equal(oldRows, Keys(kv, 0));
+            Assert.Equal(100, kv.AppliedIndex(0));
+
+            // Staged again, past the commit point, and one step of four keys swapped (the old k0000-k0009 go with it); then a crash.
+            kv.StageSnapshotRows(0, 200, 4, Chunk(newer), first: true);
+            kv.BeginStagedSwap(0, 200, 4, (5, 9));
+            Assert.False(kv.SwapStagedRows(0, 4));
+            Assert.Equal(100, kv.AppliedIndex(0));
+        }
+        using (var kv = new KvStore(path))
+        {
+            // Rolled forward from where the step ended: exactly the snapshot's rows, its index and its range.
+            Assert.Equal(" | 0", Lists(kv.FinishStagedInstalls()));
+            Assert.Equal(newRows, Keys(kv, 0));
+            Assert.Equal(200, kv.AppliedIndex(0));
+            Assert.Equal((5UL, 9UL), kv.RangeOf(0));
+            Assert.Equal(newer.Length, kv.Count(0));
+            Assert.Equal(" | ", Lists(kv.FinishStagedInstalls()));
+        }
+    }
+
+    [Fact]
+    public void A_staged_install_swapped_in_steps_ends_with_the_snapshots_rows_and_index()
+    {
+        using var dir = new TempFolder();
+        using var kv = new KvStore(dir.File("state.db"));
+        kv.InstallSnapshotRows(0, 100, 3, Chunk(Enumerable.Range(0, 20).Select(Row).Append(new StoredKey("z-last", "old", 1, 9)).ToArray()), first: true);
+        kv.CompleteSnapshotInstall(0, 100, 3, null);
+        var newer = NewerRows();
+        kv.StageSnapshotRows(0, 200, 4, Chunk(newer), first: true);
+        // Committing a swap that is not staged, or stepping one not committed, is a bug in the caller.
+        Assert.Throws<InvalidOperationException>(() => kv.BeginStagedSwap(0, 201, 4, null));
+        Assert.Throws<InvalidOperationException>(() => kv.SwapStagedRows(0, 3));
+        kv.BeginStagedSwap(0, 200, 4, null);
+        int steps = 1;
+        while (!kv.SwapStagedRows(0, 3)) steps++;
+        Assert.Equal(newer.Length / 3 + 1, steps);
+        Assert.Equal(newer.Select(r => $"{r.Key}={r.Value}@{r.Version}/{r.ModifiedIndex}").ToArray(), Keys(kv, 0)); // "z-last", past the last staged key, is gone too
+        Assert.Equal(200, kv.AppliedIndex(0));
+        Assert.Null(kv.RangeOf(0));
+        Assert.Equal(" | ", Lists(kv.FinishStagedInstalls()));
+    }
+
+    /// <summary>FinishStagedInstalls' answer as "dropped shards | completed shards".</summary>
+    private static string Lists((IReadOnlyList<int> Dropped, IReadOnlyList<int> Completed) r) => $"{string.Join(",", r.Dropped)} | {string.Join(",", r.Completed)}";
+
     [Fact]
     public void A_version_3_file_is_migrated_at_open()
     {
         using var dir = new TempFolder();
         string path = dir.File("state.db");
         new KvStore(path).Dispose();
-        TempFolder.Exec(path, "DROP TABLE snapshot_install; PRAGMA user_version = 3");
+        TempFolder.Exec(path, "DROP TABLE snapshot_install; DROP TABLE kv_staged; DROP TABLE snapshot_stage; PRAGMA user_version = 3");
         using (var kv = new KvStore(path))
         {
             Assert.Empty(kv.DiscardPartialInstalls());

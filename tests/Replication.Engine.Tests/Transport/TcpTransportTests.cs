@@ -77,14 +77,7 @@ public sealed class TcpTransportTests(ITestOutputHelper output)
         Assert.Fail($"no message from node {fromId} reached node {toId} within {Deadline}");
     }
 
-    private static int FreePort()
-    {
-        var probe = new TcpListener(IPAddress.Loopback, 0);
-        probe.Start();
-        int port = ((IPEndPoint)probe.LocalEndpoint).Port;
-        probe.Stop();
-        return port;
-    }
+    private static int FreePort() => Cluster.ClusterNodeTests.FreePort();
 
     /// <summary>Completes when the server has closed the connection under <paramref name="stream"/> (end of stream or reset).</summary>
     private static async Task AssertClosedByServerAsync(NetworkStream stream)

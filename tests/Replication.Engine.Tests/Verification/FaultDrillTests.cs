@@ -95,17 +95,23 @@ public sealed class FaultDrillTests(ITestOutputHelper output)
     [Trait("Category", "Process")]
     public async Task The_drill_reports_violations_against_node_processes_that_serve_linearizable_reads_from_any_replica()
     {
-        var report = await FaultDrill.RunOnNodeProcessesAsync(new FaultDrillOptions
+        // A drill runs for a wall-clock time, so a loaded machine gets fewer operations into it: the mutant went uncaught at
+        // seed 11 once in a full suite run at load 20-60. Up to three drills (seeds 11-13); the first that catches it ends.
+        ReplicationDrillReport? report = null;
+        for (int seed = 11; seed <= 13 && report is not { Violations: > 0 }; seed++)
         {
-            Duration = TimeSpan.FromSeconds(10),
-            Seed = 11,
-            Clients = 4,
-            Faults = DrillFault.Partition | DrillFault.Pause,
-            MutantLocalReads = true, // switched on in every node process through the fault hook
-            Log = Log,
-        }, NodeProcessLauncher, path: null, progress: null, CancellationToken.None);
-        Describe(report);
-        Assert.False(report.Passed);
+            report = await FaultDrill.RunOnNodeProcessesAsync(new FaultDrillOptions
+            {
+                Duration = TimeSpan.FromSeconds(10),
+                Seed = seed,
+                Clients = 4,
+                Faults = DrillFault.Partition | DrillFault.Pause,
+                MutantLocalReads = true, // switched on in every node process through the fault hook
+                Log = Log,
+            }, NodeProcessLauncher, path: null, progress: null, CancellationToken.None);
+            Describe(report);
+        }
+        Assert.False(report!.Passed);
         Assert.True(report.Violations > 0, "the mutant must be caught");
     }
 
