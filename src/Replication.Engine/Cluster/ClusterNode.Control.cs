@@ -24,9 +24,9 @@ namespace Replication.Engine.Cluster;
 /// <item>this node's own rebuild: once every group has removed it, it drops (or replaces) its data.</item>
 /// </list>
 /// Everything here is idempotent and level-triggered (it compares states, it does not replay events),
-/// so a lost step, a leader change or a restart only delays it. Runs on one background task, woken by a
-/// change of the node's groups (NodeHost.WaitForChangeAsync) and at least every <see cref="ControlInterval"/> while
-/// the cluster is settling, every <see cref="ControlIdleInterval"/> once it has settled (see <see cref="ControlLoopAsync"/>).
+/// so a lost step, a leader change or a restart only delays it. Runs on a thread of its own, woken by a
+/// change of the node's groups (NodeHost.WaitForChange) and at least every <see cref="ControlInterval"/> while
+/// the cluster is settling, every <see cref="ControlIdleInterval"/> once it has settled (see <see cref="ControlLoop"/>).
 /// </summary>
 public sealed partial class ClusterNode
 {
@@ -47,14 +47,34 @@ public sealed partial class ClusterNode
     private long _metadataApplied = -1;
     private long _nextPlacement;
 
+    /// <summary>Starts <see cref="ControlLoop"/> on a thread of its own; the task completes when the loop has ended.</summary>
+    private Task StartControlLoop()
+    {
+        var ended = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        var ct = _background.Token;
+        new Thread(() =>
+        {
+            try { ControlLoop(ct); }
+            finally { ended.TrySetResult(); }
+        }) { IsBackground = true, Name = $"replication-control-{NodeId}" }.Start();
+        return ended.Task;
+    }
+
     /// <summary>
     /// Passes every <see cref="ControlInterval"/> while something is going on, and every <see cref="ControlIdleInterval"/>
     /// once nothing has for <see cref="ControlSettleTime"/>: a change of the node's groups (which also wakes the loop at
     /// once), a membership change proposed or refused (a learner catching up is polled, nothing signals it), or a failed
     /// step counts as something. What a settled node may still have to act on without a change of its own groups (a
     /// peer's report, read by placement and leader balancing) waits at most the idle interval.
+    /// <para>
+    /// On a thread of its own, which waits without a timer (NodeHost.WaitForChange) and runs a pass that has nothing to
+    /// await without the thread pool: an async loop's every pass was a timer firing and a thread-pool work item, whose
+    /// workers spin before they sleep, and on a quiet node those pass-a-second wakes were a third of its CPU (bench
+    /// finding, issue 11). A pass that awaits (a proposal, a peer's answer) blocks this thread meanwhile, as the loop
+    /// awaited it before.
+    /// </para>
     /// </summary>
-    private async Task ControlLoopAsync(CancellationToken ct)
+    private void ControlLoop(CancellationToken ct)
     {
         long activeUntil = 0;
         while (!ct.IsCancellationRequested)
@@ -62,7 +82,7 @@ public sealed partial class ClusterNode
             _controlActive = false;
             try
             {
-                await ReconcileAsync(ct).ConfigureAwait(false);
+                ReconcileAsync(ct).GetAwaiter().GetResult();
             }
             catch (Exception) when (ct.IsCancellationRequested)
             {
@@ -76,11 +96,10 @@ public sealed partial class ClusterNode
             long now = Stopwatch.GetTimestamp();
             if (_controlActive) activeUntil = now + (long)(ControlSettleTime.TotalSeconds * Stopwatch.Frequency);
             var interval = now < activeUntil ? ControlInterval : ControlIdleInterval;
-            if (await _host.WaitForChangeAsync(interval, ct).ConfigureAwait(false))
+            if (_host.WaitForChange(interval, ct))
             {
                 activeUntil = Stopwatch.GetTimestamp() + (long)(ControlSettleTime.TotalSeconds * Stopwatch.Frequency);
-                try { await Task.Delay(ControlDebounce, ct).ConfigureAwait(false); }
-                catch (OperationCanceledException) { return; }
+                if (ct.WaitHandle.WaitOne(ControlDebounce)) return;
             }
         }
     }

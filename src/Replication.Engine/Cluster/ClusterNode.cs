@@ -236,7 +236,7 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
             _awaitingRebuild = true;
             ApplyPeers(_metadata);
             Log($"node {NodeId} of cluster '{Name}' listening on {Endpoint} with its stores discarded: waiting to be rebuilt");
-            _controlLoop = Task.Run(() => ControlLoopAsync(_background.Token));
+            _controlLoop = StartControlLoop(); // ClusterNode.Control.cs
             _statusLoop = Task.Run(() => StatusLoopAsync(_background.Token));
             return;
         }
@@ -258,7 +258,7 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
         // clients go to other nodes and its host (a process, an embedded cluster) sees it stopped and why.
         _ = _host.Exited.ContinueWith(_ => { if (_host.FailureReason is not null) _ = StopAsync(kill: false); }, TaskScheduler.Default);
         Log($"node {NodeId} of cluster '{Name}' ({Id}) listening on {Endpoint}");
-        _controlLoop = Task.Run(() => ControlLoopAsync(_background.Token));
+        _controlLoop = StartControlLoop(); // ClusterNode.Control.cs
         _statusLoop = Task.Run(() => StatusLoopAsync(_background.Token));
         StartMaintenanceLoop(); // ClusterNode.Maintenance.cs
     }

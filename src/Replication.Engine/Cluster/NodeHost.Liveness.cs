@@ -7,7 +7,7 @@ namespace Replication.Engine.Cluster;
 /// <summary>
 /// Node liveness for quiescent groups (RaftNode.Quiesce.cs): an idle group's leader stops heartbeating, and what tells its
 /// followers that the leader is still there is one signal per peer node, not per group, every <see cref="LivenessTicks"/>
-/// ticks (<see cref="MessageType.Liveness"/>; 80 ms with the default timing, against a heartbeat every 30 ms per group and
+/// ticks (<see cref="MessageType.Liveness"/>; 130 ms with the default timing, against a heartbeat every 30 ms per group and
 /// follower). Sent from the loop thread when its ticks come due, so a node whose loop is stuck or frozen (a full GC, SIGSTOP,
 /// a drill's freeze) falls silent like a dead one and its followers campaign as they do today. Sent to every node that
 /// shares a group with this one; a received signal is handed to the cores of the quiesced groups, for each member the
@@ -22,9 +22,14 @@ internal sealed partial class NodeHost
     /// <summary>Ticks since this node last sent its liveness signal.</summary>
     private long _livenessPhase;
 
-    /// <summary>A fifth of the election timeout (at least a heartbeat): a follower hears its leader's node four or more
-    /// times before it could time out, as it heard about thirteen heartbeats before.</summary>
-    private int LivenessTicks => Math.Max(_options.HeartbeatTicks, _options.ElectionTicks / 5);
+    /// <summary>
+    /// A third of the election timeout (at least a heartbeat): a follower hears its leader's node three or more times before
+    /// it could time out, so only a signal more than 270 ms late (the default timing: 400 ms less one period) lets one campaign, and
+    /// its pre-vote then fails while the group's other followers still hear that node (RaftNode: in lease). Each signal costs
+    /// a wake of the sender's loop and of the receiver's read thread, most of an idle node's CPU: a fifth of the timeout
+    /// (80 ms) held an idle node at 1.1-1.3% of a core (bench finding, README "Benchmarks").
+    /// </summary>
+    private int LivenessTicks => Math.Max(_options.HeartbeatTicks, _options.ElectionTicks / 3);
 
     /// <summary>After ticks came due (<paramref name="due"/> of them): sends the liveness signal when its period has passed.</summary>
     private void MaybeSendLiveness(long due)
@@ -33,7 +38,8 @@ internal sealed partial class NodeHost
         _livenessPhase += due;
         if (_livenessPhase < LivenessTicks) return;
         _livenessPhase = 0;
-        var peers = new HashSet<int>();
+        var peers = _livenessPeers;
+        peers.Clear();
         foreach (var g in _groups.Values)
         {
             foreach (int member in g.Core.Voters) peers.Add(ReplicaIds.NodeOf(member));
@@ -49,6 +55,9 @@ internal sealed partial class NodeHost
         foreach (int peer in peers) _transport.Send(new RaftMessage { Type = MessageType.Liveness, From = Id, To = peer, Context = stamp });
         ReportSilentPeers();
     }
+
+    /// <summary>The peer nodes of the signal being sent (loop thread only; reused).</summary>
+    private readonly HashSet<int> _livenessPeers = new();
 
     /// <summary>The stamp of this node's last liveness signal (loop thread only).</summary>
     private long _sentStamp;
@@ -87,8 +96,10 @@ internal sealed partial class NodeHost
     /// <summary>Per peer node: the arrival time of the signal after which it was reported silent (loop thread only).</summary>
     private readonly Dictionary<int, TimeSpan> _reportedSilent = new();
 
-    /// <summary>A peer whose signals stopped for this long is reported (<see cref="WaitForPeerMovementAsync"/>): three periods.</summary>
-    private TimeSpan PeerSilentAfter => _options.TickInterval * (3 * LivenessTicks);
+    /// <summary>A peer whose signals stopped for this long is reported (<see cref="WaitForPeerMovementAsync"/>): two periods
+    /// (260 ms with the default timing), so a killed node is polled, and shown unreachable, a quarter to four tenths of a second
+    /// after its last signal, and one signal a period late is no silence.</summary>
+    private TimeSpan PeerSilentAfter => _options.TickInterval * (2 * LivenessTicks);
 
     /// <summary>Reports, once per silence, each peer whose liveness signals stopped for <see cref="PeerSilentAfter"/>.</summary>
     private void ReportSilentPeers()

@@ -296,5 +296,10 @@ internal sealed partial class NodeHost
         public WriteBarrier? Barrier { get; set; }
         public List<ProposeRequest> Held { get; } = new();
         public DateTimeOffset StateSince { get; set; } = DateTimeOffset.UtcNow;
+        /// <summary>The status last built for this group, what it was built from, and (on a leader) the match indexes
+        /// then: reused by PublishStatus while none of them moved (NodeHost.cs).</summary>
+        public GroupStatus? Published { get; set; }
+        public StatusInputs PublishedInputs { get; set; }
+        public IReadOnlyDictionary<int, long>? PublishedMatch { get; set; }
     }
 }

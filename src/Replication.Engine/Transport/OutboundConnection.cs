@@ -6,8 +6,8 @@ namespace Replication.Engine.Transport;
 
 /// <summary>
 /// One established, authenticated connection to a peer (the dialer's side), in either security
-/// mode: the frames go to <see cref="Writer"/> over the socket's stream or over TLS. The sender thread
-/// is the only writer. A watcher thread reads the stream for as long as it is open: after the handshake the
+/// mode: the frames go to <see cref="Writer"/> over the socket's stream or over TLS. One writer at a
+/// time: the sender thread, or a caller of PeerSender.TrySendNow while that thread waits. A watcher thread reads the stream for as long as it is open: after the handshake the
 /// listener of a node-to-node connection never sends a frame, so end-of-stream or any byte means the
 /// connection is gone or broken, and it is closed at once. That lets the sender reconnect before the
 /// next frame instead of losing it to a dead socket. (The watcher reads through the TLS stream, not
@@ -24,11 +24,13 @@ namespace Replication.Engine.Transport;
 internal sealed class OutboundConnection : IDisposable
 {
     private readonly Stream _stream;
+    private readonly Socket _socket;
     private int _closed;
 
-    private OutboundConnection(Stream stream, IPEndPoint endPoint)
+    private OutboundConnection(Stream stream, Socket socket, IPEndPoint endPoint)
     {
         _stream = stream;
+        _socket = socket;
         Writer = new FrameWriter(_stream);
         EndPoint = endPoint;
     }
@@ -65,7 +67,7 @@ internal sealed class OutboundConnection : IDisposable
             }
             deadline.Token.ThrowIfCancellationRequested(); // the socket may have been closed just as the handshake ended
             socket.SendTimeout = socket.ReceiveTimeout = 0; // from here on a write waits as long as the peer takes (the sender's contract)
-            var connection = new OutboundConnection(stream, endPoint);
+            var connection = new OutboundConnection(stream, socket, endPoint);
             new Thread(connection.Watch) { IsBackground = true, Name = $"replication-watch-{endPoint.Port}" }.Start();
             return connection;
         }
@@ -73,6 +75,24 @@ internal sealed class OutboundConnection : IDisposable
         {
             socket.Dispose();
             throw;
+        }
+    }
+
+    /// <summary>
+    /// True when a small frame can be written now without blocking: the connection is open and its socket's send buffer has
+    /// room (poll, no wait). The caller must be the only writer meanwhile (PeerSender.TrySendNow), so the room cannot shrink
+    /// before its write.
+    /// </summary>
+    public bool CanWriteNow()
+    {
+        if (IsClosed) return false;
+        try
+        {
+            return _socket.Poll(0, SelectMode.SelectWrite);
+        }
+        catch (Exception e) when (e is ObjectDisposedException or SocketException)
+        {
+            return false;
         }
     }
 

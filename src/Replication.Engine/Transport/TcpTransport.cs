@@ -190,7 +190,11 @@ public sealed partial class TcpTransport : IAsyncDisposable
         int node = ReplicaIds.NodeOf(message.To); // a group's member id names its replica; the peer is its node
         if (IsCutOff(node)) return; // a drill's partition (TcpTransport.Faults.cs)
         if (!_disposed && _peers.TryGetValue(node, out var sender))
+        {
+            // A liveness signal (the node loop's, NodeHost.Liveness.cs) is written on this thread when nothing waits before it.
+            if (message.Type == MessageType.Liveness && sender.TrySendNow(message)) return;
             sender.Enqueue(message);
+        }
         else
             Interlocked.Increment(ref _counters.DroppedUnroutable);
     }

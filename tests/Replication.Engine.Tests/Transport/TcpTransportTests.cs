@@ -120,6 +120,31 @@ public sealed class TcpTransportTests(ITestOutputHelper output)
         Assert.Equal(0, a.Stats.MessagesDropped + b.Stats.MessagesDropped);
     }
 
+    /// <summary>
+    /// A liveness signal may be written on the sending thread (PeerSender.TrySendNow) when nothing waits before it; mixed with
+    /// queued messages from the same thread it still arrives in the order sent, and none is lost.
+    /// </summary>
+    [Fact]
+    public async Task Liveness_signals_written_at_once_keep_their_order_among_queued_messages()
+    {
+        await using var a = await StartNodeAsync(1);
+        await using var b = await StartNodeAsync(2);
+        a.Transport.SetPeer(2, b.EndPoint);
+        await SendUntilReceivedAsync(a, 1, b, 2); // connected, and the sender thread idle again
+
+        static RaftMessage Liveness(long stamp) => new() { Type = MessageType.Liveness, From = 1, To = 2, Context = stamp };
+        long before = a.Stats.MessagesSent;
+        var alone = Liveness(-1); // nothing queued: written on this thread
+        a.Transport.Send(alone);
+        WireSamples.AssertSame(alone, await b.ReceiveAsync());
+
+        var sent = Enumerable.Range(1, 300).Select(i => i % 3 == 0 ? Liveness(i) : Msg(1, 2, group: i, context: i)).ToArray();
+        foreach (var m in sent) a.Transport.Send(m);
+        foreach (var m in sent) WireSamples.AssertSame(m, await b.ReceiveAsync());
+        WaitUntil(() => a.Stats.MessagesSent >= before + 301, "the sender counted every message");
+        Assert.Equal(0, a.Stats.MessagesDropped);
+    }
+
     public static TheoryData<string, ProtocolErrorReason> BadClients() => new()
     {
         { "garbage", ProtocolErrorReason.UnsupportedVersion },

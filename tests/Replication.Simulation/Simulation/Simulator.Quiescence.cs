@@ -16,7 +16,7 @@ namespace Replication.Simulation.Simulation;
 public sealed partial class Simulator
 {
     /// <summary>Ticks between two liveness signals of a machine: as NodeHost's (NodeHost.Liveness.cs).</summary>
-    private int LivenessTicks => Math.Max(Options.HeartbeatTicks, Options.ElectionTicks / 5);
+    private int LivenessTicks => Math.Max(Options.HeartbeatTicks, Options.ElectionTicks / 3);
 
     /// <summary>After a tick of <paramref name="n"/>: a machine (its shard-0 replica, or a replica that is its own anchor) sends its liveness signal when due.</summary>
     private void MaybeSendLiveness(SimNode n)
