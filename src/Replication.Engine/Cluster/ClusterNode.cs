@@ -197,6 +197,7 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
             throw;
         }
         node.NoteStarted();
+        CodeWarmUp.Start(options.Log); // the first failover need not compile the framework's code it runs (CodeWarmUp.cs)
         return node;
     }
 
