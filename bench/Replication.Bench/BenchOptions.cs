@@ -13,6 +13,7 @@ internal sealed record BenchOptions
     public int ColdSeconds { get; init; } = 3;
     public double WarmupSeconds { get; init; } = 3;
     public double IdleSeconds { get; init; } = 3;
+    public double SettleSeconds { get; init; } = 15;
     public double ImportSeconds { get; init; } = 5;
     /// <summary>Import batches in flight from the one importing client (--import-in-flight; default: Set-ReplicationKey's -ThrottleLimit default).</summary>
     public int ImportInFlight { get; init; } = 2;
@@ -77,7 +78,7 @@ internal sealed record BenchOptions
         }
 
         var o = Flag("--quick")
-            ? new BenchOptions { Quick = true, Rounds = 1, PhaseSeconds = 1, ColdSeconds = 1, WarmupSeconds = 1, IdleSeconds = 1, ImportSeconds = 1.5, DiskProbeSeconds = 1, Embedded = false, PwshStart = false }
+            ? new BenchOptions { Quick = true, Rounds = 1, PhaseSeconds = 1, ColdSeconds = 1, WarmupSeconds = 1, IdleSeconds = 1, SettleSeconds = 3, ImportSeconds = 1.5, DiskProbeSeconds = 1, Embedded = false, PwshStart = false }
             : new BenchOptions();
         if (Value("--rounds") is { } r) o = o with { Rounds = Math.Clamp(int.Parse(r), 1, 10) };
         if (Value("--phase-seconds") is { } p) o = o with { PhaseSeconds = Math.Clamp(double.Parse(p, System.Globalization.CultureInfo.InvariantCulture), 0.5, 60) };

@@ -107,6 +107,17 @@ internal sealed class LoadRole
             double idleSeconds = idleWatch.Elapsed.TotalSeconds;
             var idle = after.Zip(before, (a, b) => CpuUse.From(a - b)).ToArray();
             Say($"idle over {idleSeconds:0.0} s: {string.Join(", ", idle.Select((c, k) => $"{names.ElementAtOrDefault(k)} {c.Total / idleSeconds:P1} of a core"))}");
+            // Idle once the load's after-effects are over (quiescence, leader balancing, log compaction, the runtime's
+            // own clean-up): the same measure again, starting SettleSeconds after the load ended.
+            var settleFor = TimeSpan.FromSeconds(_spec.SettleSeconds) - idleWatch.Elapsed - TimeSpan.FromSeconds(1);
+            if (settleFor > TimeSpan.Zero) await Task.Delay(settleFor, ct);
+            var settledBefore = ProcStat.Read(pids);
+            var settledWatch = Stopwatch.StartNew();
+            await Task.Delay(TimeSpan.FromSeconds(_spec.IdleSeconds), ct);
+            var settledAfter = ProcStat.Read(pids);
+            double settledSeconds = settledWatch.Elapsed.TotalSeconds;
+            var settled = settledAfter.Zip(settledBefore, (a, b) => CpuUse.From(a - b)).ToArray();
+            Say($"idle {_spec.SettleSeconds:0} s after the load, over {settledSeconds:0.0} s: {string.Join(", ", settled.Select((c, k) => $"{names.ElementAtOrDefault(k)} {c.Total / settledSeconds:P1} of a core"))}");
             return new LoadResult
             {
                 System = _spec.System,
@@ -119,6 +130,9 @@ internal sealed class LoadRole
                 Phases = phases,
                 IdleSeconds = idleSeconds,
                 IdleCpu = idle,
+                SettleSeconds = _spec.SettleSeconds,
+                SettledIdleSeconds = settledSeconds,
+                SettledIdleCpu = settled,
                 ServerNames = names,
             };
         }

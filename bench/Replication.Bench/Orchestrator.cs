@@ -163,6 +163,7 @@ internal sealed class Orchestrator
                 ColdSeconds = _options.ColdSeconds,
                 WarmupSeconds = _options.WarmupSeconds,
                 IdleSeconds = _options.IdleSeconds,
+                SettleSeconds = _options.SettleSeconds,
                 ImportSeconds = _options.ImportSeconds,
                 ImportBatch = importBatch,
                 ImportInFlight = _options.ImportInFlight,

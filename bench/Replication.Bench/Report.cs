@@ -115,7 +115,9 @@ internal static class Report
         Line("process start to listening, ms (each process)", r => string.Join(" / ", r.StartToListeningMs.Select(N)));
         Line("first process start to cluster serving, ms", r => N(r.StartToReadyMs));
         Line($"connect {rep.FirstOrDefault()?.ConnectClients ?? 64} clients at once, ms", r => N(r.ConnectMs));
-        Line("idle CPU, % of one core (each process)", r => string.Join(" / ", r.IdleCpu.Select(u => (100 * u.Total / Math.Max(r.IdleSeconds, 0.001)).ToString("0.0", Invariant))));
+        Line("idle CPU 1 s after the load, % of one core (each process)", r => string.Join(" / ", r.IdleCpu.Select(u => (100 * u.Total / Math.Max(r.IdleSeconds, 0.001)).ToString("0.0", Invariant))));
+        if (rep.Concat(etcd).FirstOrDefault(r => r.SettledIdleCpu.Length > 0) is { } settledRound)
+            Line($"idle CPU {settledRound.SettleSeconds:0} s after the load, % of one core (each process)", r => string.Join(" / ", r.SettledIdleCpu.Select(u => (100 * u.Total / Math.Max(r.SettledIdleSeconds, 0.001)).ToString("0.0", Invariant))));
         Line("cold: 1-client writes/s in each second after the cluster formed", r => string.Join(" / ", r.Phases.Where(p => p.Kind == "cold").Select(p => N(p.OpsPerSecond))));
         Line("warm-up: 16-client writes/s", r => string.Join(" / ", r.Phases.Where(p => p.Kind == "warmup").Select(p => N(p.OpsPerSecond))));
         if (run.PwshStartToListeningMs > 0)

@@ -26,6 +26,8 @@ internal sealed record LoadSpec
     /// <summary>16 clients writing before the measured phases (so both systems are measured warm).</summary>
     public double WarmupSeconds { get; init; } = 3;
     public double IdleSeconds { get; init; } = 3;
+    /// <summary>When after the load the idle CPU is measured a second time (the load's after-effects over).</summary>
+    public double SettleSeconds { get; init; } = 15;
     public double ImportSeconds { get; init; } = 5;
     public int ImportBatch { get; init; } = 500;
     /// <summary>Import requests in flight at once from the one importing client: Set-ReplicationKey's default -ThrottleLimit
@@ -88,6 +90,10 @@ internal sealed record LoadResult
     public List<PhaseResult> Phases { get; init; } = new();
     public double IdleSeconds { get; init; }
     public CpuUse[] IdleCpu { get; init; } = [];
+    /// <summary>The same idle measure once the load's after-effects are over (empty in results written before it was recorded).</summary>
+    public double SettleSeconds { get; init; }
+    public double SettledIdleSeconds { get; init; }
+    public CpuUse[] SettledIdleCpu { get; init; } = [];
     public string[] ServerNames { get; init; } = [];
     /// <summary>Filled by the orchestrator: start of each server process to its client port accepting a TCP connection, ms.</summary>
     public double[] StartToListeningMs { get; set; } = [];
