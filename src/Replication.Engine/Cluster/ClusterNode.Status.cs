@@ -173,6 +173,32 @@ public sealed partial class ClusterNode
             (_, old) => old with { Reachable = false, FailingSince = now, Failure = "stopped on request" });
     }
 
+    /// <summary>
+    /// At a stop on request, once this node's loop has ended and before its connections close: tells every peer that
+    /// answered its last poll that this node stopped on request, so each shows it Stopped at once rather than Unreachable
+    /// after its next failed poll (the node a client asked to stop is often the one it is connected to, and the client's
+    /// next status request goes to another). Best effort, all peers at once, each bounded by <see cref="PollTimeout"/>.
+    /// </summary>
+    private Task AnnounceStoppedAsync()
+    {
+        var peers = _peerViews.Where(p => p.Value.Reachable).Select(p => p.Key).Where(id => id != NodeId).ToArray();
+        return Task.WhenAll(peers.Select(async id =>
+        {
+            try { await CallAdminAsync<Empty>(id, AdminOps.NodeStopped, new StoppedArgs(NodeId), PollTimeout, CancellationToken.None).ConfigureAwait(false); }
+            catch (Exception e) when (e is PeerUnreachableException or ConnectionLostException or TimeoutException or ReplicationException or ObjectDisposedException or OperationCanceledException)
+            {
+                // That peer finds out at its next poll (Unreachable then).
+            }
+        }));
+    }
+
+    /// <summary>node.stopped: a peer says it stopped on request (<see cref="AnnounceStoppedAsync"/>).</summary>
+    private Empty PeerStopped(int node)
+    {
+        if (node != NodeId) NoteStopped(node);
+        return new Empty();
+    }
+
     /// <summary>Polls a peer now (it was just started by the process hosting both): its status is current from here on.</summary>
     internal Task RefreshPeerAsync(int id)
     {

@@ -264,7 +264,12 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
     }
 
     /// <summary>Stops this node (cleanly, or as a crash would with <paramref name="kill"/>). Idempotent.</summary>
-    public async Task StopAsync(bool kill)
+    public Task StopAsync(bool kill) => StopAsync(kill, beforeDisconnect: null);
+
+    /// <summary>As <see cref="StopAsync(bool)"/>; <paramref name="beforeDisconnect"/> runs once the node's loop has ended and
+    /// before its listener and connections close (<see cref="NodeHost.StopAsync"/>). A second, concurrent stop only waits
+    /// for the first: its step does not run.</summary>
+    private async Task StopAsync(bool kill, Func<Task>? beforeDisconnect)
     {
         if (Interlocked.Exchange(ref _stopping, 1) != 0)
         {
@@ -276,7 +281,7 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
             NoteStopped(kill); // ClusterNode.Events.cs
             _background.Cancel();
             await Task.WhenAll(_controlLoop, _statusLoop, _maintenanceLoop).ConfigureAwait(false);
-            await _host.StopAsync(kill).ConfigureAwait(false);
+            await _host.StopAsync(kill, beforeDisconnect).ConfigureAwait(false);
             await _peerClients.DisposeAsync().ConfigureAwait(false);
             DisposeHeld();
             Log($"node {NodeId} stopped");

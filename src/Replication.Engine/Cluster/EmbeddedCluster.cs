@@ -366,7 +366,7 @@ public sealed partial class EmbeddedCluster : ClusterClient
         }
     }
 
-    public override async Task StopNodeAsync(int id, bool kill, CancellationToken cancellationToken)
+    public override async Task<ReplicationNode> StopNodeAsync(int id, bool kill, CancellationToken cancellationToken)
     {
         ThrowIfRemoved();
         int slot = SlotOf(id);
@@ -381,6 +381,7 @@ public sealed partial class EmbeddedCluster : ClusterClient
         {
             _admin.Release();
         }
+        return GetNode(id); // this process knows it stopped, also when no node of it runs (GetNodes)
     }
 
     public override async Task StartNodeAsync(int id, CancellationToken cancellationToken)

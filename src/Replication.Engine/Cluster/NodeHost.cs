@@ -105,9 +105,12 @@ internal sealed partial class NodeHost : IAsyncDisposable
     /// <summary>
     /// Stops the node. <paramref name="kill"/>: as a crash would — the loop abandons its work
     /// between two steps, nothing more is persisted or sent. Otherwise the current iteration
-    /// finishes first. Waiting requests fail as retryable either way.
+    /// finishes first. Waiting requests fail as retryable either way. <paramref name="beforeDisconnect"/>, if given, runs
+    /// once the loop has ended (nothing more is persisted or sent by it) and before the listener and connections close,
+    /// for at most <see cref="BeforeDisconnectBound"/>: a node stopped on a client's request answers that client there (the
+    /// request's own connection closes with the rest); its failure does not hold up the stop.
     /// </summary>
-    public async Task StopAsync(bool kill)
+    public async Task StopAsync(bool kill, Func<Task>? beforeDisconnect = null)
     {
         if (_thread is null) return;
         _killed |= kill;
@@ -116,6 +119,11 @@ internal sealed partial class NodeHost : IAsyncDisposable
         _thawed.Set();
         await _exited.Task.ConfigureAwait(false);
         AbortSnapshotTransfers();
+        if (beforeDisconnect is not null)
+        {
+            try { await beforeDisconnect().WaitAsync(BeforeDisconnectBound).ConfigureAwait(false); }
+            catch (Exception e) { _options.Log?.Invoke($"node {Id}: before closing its connections: {e.Message}"); }
+        }
         if (_transport is not null) await _transport.DisposeAsync().ConfigureAwait(false);
         _logStore?.Dispose();
         _kv?.Dispose();
@@ -123,6 +131,9 @@ internal sealed partial class NodeHost : IAsyncDisposable
     }
 
     public ValueTask DisposeAsync() => new(StopAsync(kill: false));
+
+    /// <summary>The longest a stop waits for its <c>beforeDisconnect</c> step (a client that does not read its answer holds up no stop).</summary>
+    internal static readonly TimeSpan BeforeDisconnectBound = TimeSpan.FromSeconds(2);
 
     /// <summary>A peer's Raft message, as the transport hands it over (thread-safe; tests hand messages in here too).</summary>
     internal void OnMessage(RaftMessage m)
