@@ -228,6 +228,48 @@ public sealed class ClusterNodeTests(ITestOutputHelper output) : IAsyncLifetime
     }
 
     [Fact]
+    public async Task A_joining_node_holds_its_listen_port_from_before_it_registers_and_releases_it_when_the_join_fails()
+    {
+        // Bug fixed: the endpoint was probed free, released, and bound again only once the join was done; another process
+        // could take the port in between (and a port 0 was such a probed port too). A seed that accepts and never answers
+        // keeps the join waiting: meanwhile the port must be this node's.
+        using var silentSeed = new TcpListener(IPAddress.Loopback, 0);
+        silentSeed.Start();
+        int seedPort = ((IPEndPoint)silentSeed.LocalEndpoint).Port;
+        int p = FreePort();
+        var start = ClusterNode.StartAsync(Options("joiner", p, join: $"127.0.0.1:{seedPort}") with { JoinTimeout = TimeSpan.FromSeconds(3) });
+        using (var dialled = await silentSeed.AcceptSocketAsync().WaitAsync(Bound))
+        {
+            var other = new TcpListener(IPAddress.Loopback, p);
+            var taken = Assert.Throws<SocketException>(() => other.Start());
+            Assert.Equal(SocketError.AddressAlreadyInUse, taken.SocketErrorCode);
+            other.Stop();
+        }
+        await Assert.ThrowsAsync<EndpointUnreachableException>(() => start);
+        var again = new TcpListener(IPAddress.Loopback, p);
+        again.Start(); // released with the failed start
+        again.Stop();
+    }
+
+    [Fact]
+    public async Task Nodes_started_on_port_0_listen_on_the_port_the_OS_gave_and_advertise_that_one()
+    {
+        var n1 = await StartAsync(Options("z1", 0));
+        var n2 = await StartAsync(Options("z2", 0) with { Join = n1.Endpoint });
+        foreach (var n in new[] { n1, n2 })
+        {
+            Assert.NotEqual(0, n.ListenEndPoint.Port);
+            Assert.Equal($"127.0.0.1:{n.ListenEndPoint.Port}", n.Endpoint);
+        }
+        Assert.Null(await n2.WaitForMetadataPlaceAsync(Bound, CancellationToken.None));
+        await WaitUntil(() => n1.GetNodes().Count == 2 && n1.GetNodes().All(x => x.State == NodeState.Running), "node 1 sees both nodes running");
+        Assert.Equal(new[] { n1.Endpoint, n2.Endpoint }, n1.GetNodes().OrderBy(x => x.Id).Select(x => x.Endpoint));
+        // The advertised endpoint is the one that answers.
+        await using var remote = await ClusterClient.ConnectAsync(new[] { n2.Endpoint }, Secret);
+        Assert.Equal(n1.Id, remote.Id);
+    }
+
+    [Fact]
     public async Task Start_up_errors_have_their_error_ids()
     {
         int p1 = FreePort();
