@@ -154,6 +154,27 @@ public sealed partial class ClusterNode
         }
     }
 
+    /// <summary>
+    /// For a WriteConcern.All write of <paramref name="group"/> that this node no longer leads (NodeHostOptions.VotersApplied):
+    /// whether the node of every voter, as it reports itself, has applied the group through <paramref name="index"/>: this
+    /// node's own replica, a peer's report no older than <see cref="StaleAfter"/>. A voter with no such report counts as not
+    /// yet (the write waits on, within its timeout). Thread-safe.
+    /// </summary>
+    private bool VotersApplied(int group, long index, IReadOnlyCollection<int> voters)
+    {
+        var now = DateTimeOffset.UtcNow;
+        foreach (int member in voters)
+        {
+            int node = Transport.ReplicaIds.NodeOf(member);
+            long applied = -1;
+            if (node == NodeId) applied = _host.Status.TryGetValue(group, out var st) ? st.Applied : -1;
+            else if (_peerViews.TryGetValue(node, out var v) && v.Reachable && v.Report is { } report && now - ReportTime(node, v) < StaleAfter)
+                applied = report.Shards.FirstOrDefault(s => s.Id == group)?.AppliedIndex ?? -1;
+            if (applied < index) return false;
+        }
+        return true;
+    }
+
     /// <summary>Reports of reachable peers no older than <see cref="StaleAfter"/>.</summary>
     private IEnumerable<(int Node, ClusterStatus Report)> FreshReports()
     {

@@ -71,6 +71,7 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
             StorageDecorator = options.StorageDecorator,
             SnapshotStagingMemory = options.SnapshotStagingMemory,
             Log = options.Log,
+            VotersApplied = VotersApplied, // ClusterNode.Status.cs
             RecordEvent = (type, group, term, message) => RecordEvent(type, message, group, term),
         });
         _events = OpenEvents(options.Path); // ClusterNode.Events.cs
