@@ -16,7 +16,20 @@ BeforeAll {
 Describe 'A learner node (<Shape>)' -ForEach $Shapes {
     BeforeAll {
         $script:cluster = New-TestCluster -Shape $Shape -Name "learner-$($Shape.ToLower())" -Root $TestDrive -ShardCount 3
-        1..20 | ForEach-Object { [pscustomobject]@{ Key = "before:$_"; Value = "b$_" } } | Set-ReplicationKey -Cluster $cluster
+        # Set-up data. A leader change while a write waits leaves it OutcomeUnknown, by contract; on this loaded machine one
+        # happens without a fault now and then (a node whose loop stalls longer than the election timeout, or whose liveness
+        # signals are 270 ms late with the default timing, is taken for dead: seen once at load 14). That is not what this
+        # file tests, and the same key and value sent again leave the same data: such writes are sent again, at most twice.
+        $rows = @(1..20 | ForEach-Object { [pscustomobject]@{ Key = "before:$_"; Value = "b$_" } })
+        for ($try = 1; $rows.Count -gt 0; $try++) {
+            $failed = $null
+            $rows | Set-ReplicationKey -Cluster $cluster -ErrorAction SilentlyContinue -ErrorVariable failed
+            $other = @($failed | Where-Object { $_.FullyQualifiedErrorId -notlike 'OutcomeUnknown,*' })
+            if ($other.Count -gt 0) { throw "A set-up write failed: $($other[0].FullyQualifiedErrorId): $($other[0])" }
+            $unknown = @($failed | ForEach-Object TargetObject)
+            if ($unknown.Count -gt 0 -and $try -ge 3) { throw "Set-up writes still OutcomeUnknown after $try tries: $($unknown -join ', ')" }
+            $rows = @($rows | Where-Object Key -In $unknown)
+        }
         if ($Shape -eq 'Embedded') {
             $script:added = Add-ReplicationNode -Cluster $cluster -Learner -Timeout 120
         }

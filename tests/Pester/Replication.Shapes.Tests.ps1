@@ -190,6 +190,75 @@ Describe 'Keys, nodes and shards (<Shape>)' -ForEach $Shapes {
     }
 }
 
+Describe 'Stopping nodes (<Shape>)' -ForEach $Shapes {
+    # Stop-ReplicationNode through a client connected to the very node it stops, through another node, and on the only
+    # node there is. Bug fixed: a node answered its stop only after it had closed the request's connection, so the
+    # client's retry found no endpoint on a one-node cluster ("None of the endpoints answered" after a stop that succeeded).
+    BeforeAll {
+        $script:cluster = New-TestCluster -Shape $Shape -Name "stops-$($Shape.ToLower())" -Root $TestDrive
+        function Connect-Through([int] $Id, [string] $Name) {
+            $endpoint = (Get-ReplicationNode -Cluster $cluster -Id $Id).Endpoint
+            Connect-ReplicationCluster -Endpoint $endpoint -ClusterSecret $ShapeSecret -Name $Name
+        }
+        function Assert-NodeGone([int] $Id, $Cluster = $script:cluster) {
+            # A node process exits once it stopped (its -Wait returns); an embedded node's host shows it Stopped.
+            if ($Cluster.Mode -eq 'Embedded') { return }
+            $process = $script:NodeProcesses[$Cluster.Name].Nodes[$Id].Process
+            $process.WaitForExit(30000) | Should -BeTrue -Because "node $Id's process exits after its stop"
+            $process.ExitCode | Should -Be 0
+        }
+    }
+    AfterAll { Remove-TestCluster -Cluster $script:cluster }
+
+    It 'stops nothing with -WhatIf' {
+        $out = Stop-ReplicationNode -Cluster $cluster -Id 2 -WhatIf
+        $out | Should -BeNullOrEmpty
+        (Get-ReplicationNode -Cluster $cluster -Id 2).State | Should -Be 'Running'
+    }
+
+    It 'stops a node through a client connected to that very node; the others show it Stopped' {
+        $own = Connect-Through -Id 3 -Name "stops-own-$($Shape.ToLower())"
+        try {
+            $stopped = Stop-ReplicationNode -Cluster $own -Id 3 -Confirm:$false -ErrorAction Stop
+            $stopped.Id | Should -Be 3
+            $stopped.State | Should -Be 'Stopped'
+        }
+        finally { Disconnect-ReplicationCluster -Cluster $own }
+        Assert-NodeGone -Id 3
+        (Get-ReplicationNode -Cluster $cluster -Id 3).State | Should -Be 'Stopped'
+        Set-ReplicationKey -Cluster $cluster -Key 'after-own-stop' -Value 'x' -Timeout 20
+        Start-TestNode -Cluster $cluster -Id 3 | Out-Null
+    }
+
+    It 'stops a node through a client connected to another node' {
+        $other = Connect-Through -Id 1 -Name "stops-other-$($Shape.ToLower())"
+        try {
+            $stopped = Stop-ReplicationNode -Cluster $other -Id 2 -Confirm:$false -ErrorAction Stop
+            $stopped.Id | Should -Be 2
+            $stopped.State | Should -Be 'Stopped'
+        }
+        finally { Disconnect-ReplicationCluster -Cluster $other }
+        Assert-NodeGone -Id 2
+        (Get-ReplicationKey -Cluster $cluster -Key 'after-own-stop').Value | Should -Be 'x'
+        Start-TestNode -Cluster $cluster -Id 2 | Out-Null
+    }
+
+    It 'stops the only node of a one-node cluster and returns it Stopped' {
+        $solo = New-TestCluster -Shape $Shape -Name "solo-$($Shape.ToLower())" -Root $TestDrive -NodeCount 1 -ShardCount 2
+        try {
+            Set-ReplicationKey -Cluster $solo -Key 'solo' -Value 'kept'
+            $stopped = Stop-ReplicationNode -Cluster $solo -Id 1 -Confirm:$false -ErrorAction Stop
+            $stopped.Id | Should -Be 1
+            $stopped.State | Should -Be 'Stopped'
+            $stopped.ShardsLed | Should -Be 0
+            Assert-NodeGone -Id 1 -Cluster $solo
+            Start-TestNode -Cluster $solo -Id 1 | Out-Null
+            (Get-ReplicationKey -Cluster $solo -Key 'solo').Value | Should -Be 'kept'
+        }
+        finally { Remove-TestCluster -Cluster $solo }
+    }
+}
+
 Describe 'Backups and restores (<Shape>)' -ForEach $Shapes {
     BeforeAll {
         $script:cluster = New-TestCluster -Shape $Shape -Name "backup-$($Shape.ToLower())" -Root $TestDrive

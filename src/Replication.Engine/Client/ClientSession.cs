@@ -103,10 +103,7 @@ internal sealed class ClientSession
                 response = new ErrorResponse(request.CorrelationId, AnsweredType(request),
                     new RemoteError("ServerError", ReplicationErrorKind.Unavailable, $"The node failed to serve the request: {e.Message}"));
             }
-            byte[] payload = ClientCodec.EncodeResponse(response);
-            await _writeLock.WaitAsync(ct).ConfigureAwait(false);
-            try { await _writer.WriteAsync(FrameType.ClientResponse, payload, ct).ConfigureAwait(false); }
-            finally { _writeLock.Release(); }
+            if (!ReferenceEquals(response, AnsweredAlready)) await WriteResponseAsync(response, ct).ConfigureAwait(false);
         }
         catch (Exception e) when (e is OperationCanceledException or IOException or ObjectDisposedException or System.Net.Sockets.SocketException)
         {
@@ -116,6 +113,17 @@ internal sealed class ClientSession
         {
             try { _inFlight.Release(); } catch (ObjectDisposedException) { }
         }
+    }
+
+    /// <summary>What <see cref="HandleAsync"/> returns for a request it has answered itself (a stop of this node).</summary>
+    private static readonly ClientResponse AnsweredAlready = new AckResponse(0, ClientRequestType.StopNode);
+
+    private async Task WriteResponseAsync(ClientResponse response, CancellationToken ct)
+    {
+        byte[] payload = ClientCodec.EncodeResponse(response);
+        await _writeLock.WaitAsync(ct).ConfigureAwait(false);
+        try { await _writer.WriteAsync(FrameType.ClientResponse, payload, ct).ConfigureAwait(false); }
+        finally { _writeLock.Release(); }
     }
 
     private async Task<ClientResponse> HandleAsync(ClientRequest request, CancellationToken ct)
@@ -156,10 +164,19 @@ internal sealed class ClientSession
             case WaitForLeadersRequest r:
                 return new ShardsResponse(id, await _handler.WaitForLeadersAsync(r.Shard, r.Timeout, ct).ConfigureAwait(false));
             case StopNodeRequest r:
-                // Not cancelled by this connection closing: stopping the node this client is connected
-                // to closes the connection mid-stop, and the stop must still finish.
-                await _handler.StopNodeAsync(r.NodeId, r.Kill, CancellationToken.None).ConfigureAwait(false);
-                return new AckResponse(id, ClientRequestType.StopNode);
+            {
+                // Not cancelled by this connection closing: stopping the node this client is connected to closes the
+                // connection mid-stop, and the stop must still finish. That node answers from inside its stop, before
+                // it closes its connections (IClientRequestHandler.StopNodeAsync), and not again after.
+                var ack = new AckResponse(id, ClientRequestType.StopNode);
+                bool answered = false;
+                await _handler.StopNodeAsync(r.NodeId, r.Kill, async () =>
+                {
+                    await WriteResponseAsync(ack, _closed.Token).ConfigureAwait(false);
+                    answered = true;
+                }, CancellationToken.None).ConfigureAwait(false);
+                return answered ? AnsweredAlready : ack;
+            }
             case StartNodeRequest r:
                 await _handler.StartNodeAsync(r.NodeId, CancellationToken.None).ConfigureAwait(false);
                 return new AckResponse(id, ClientRequestType.StartNode);

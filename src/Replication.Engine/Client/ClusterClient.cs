@@ -1,3 +1,5 @@
+using System.Net;
+using System.Net.Sockets;
 using System.Runtime.CompilerServices;
 using Replication.Engine.Cluster;
 using Replication.Engine.Security;
@@ -162,8 +164,73 @@ public partial class ClusterClient : IReplicationCluster
 
     // ---- nodes ----
 
-    public virtual async Task StopNodeAsync(int id, bool kill, CancellationToken cancellationToken) =>
-        await CallAsync(c => new StopNodeRequest(c, id, kill), idempotent: true, _options.RequestTimeout, cancellationToken).ConfigureAwait(false);
+    /// <summary>
+    /// Stops node <paramref name="id"/> (through whichever node this client reaches; the request is idempotent, so it is sent
+    /// again through another node when its connection breaks) and returns the node's status after the stop. A node asked to
+    /// stop answers before it closes its connections (ClusterNode.StopNodeAsync). Should that answer still be lost (two stops
+    /// of one node at once, a node of an older version) and no other node answer the request sent again, the stop is taken
+    /// as done when the node's own endpoint now refuses connections: nothing listens there, so the node is not running (a
+    /// paused or unreachable node does not refuse, and the error stands).
+    /// </summary>
+    public virtual async Task<ReplicationNode> StopNodeAsync(int id, bool kill, CancellationToken cancellationToken)
+    {
+        var before = await NodeStatusAsync(id, cancellationToken).ConfigureAwait(false);
+        try
+        {
+            await CallAsync(c => new StopNodeRequest(c, id, kill), idempotent: true, _options.RequestTimeout, cancellationToken).ConfigureAwait(false);
+        }
+        catch (EndpointUnreachableException)
+        {
+            if (!await RefusesConnectionsAsync(before.Endpoint, cancellationToken).ConfigureAwait(false)) throw;
+            // Stopped: see the summary.
+        }
+        return await StatusAfterStopAsync(before, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>One node's status now.</summary>
+    /// <exception cref="NodeNotFoundException">No node has this id.</exception>
+    protected async Task<ReplicationNode> NodeStatusAsync(int id, CancellationToken cancellationToken) =>
+        (await StatusAsync(cancellationToken).ConfigureAwait(false)).Nodes.FirstOrDefault(n => n.Id == id) ?? throw new NodeNotFoundException(id) { Target = id };
+
+    /// <summary>
+    /// The status of a node just stopped: as the cluster reports it, or, when no node answers any more (it was the last one
+    /// this client reaches), <paramref name="before"/> (its status before the stop) marked Stopped, leading nothing.
+    /// </summary>
+    protected async Task<ReplicationNode> StatusAfterStopAsync(ReplicationNode before, CancellationToken cancellationToken)
+    {
+        try
+        {
+            return await NodeStatusAsync(before.Id, cancellationToken).ConfigureAwait(false);
+        }
+        catch (EndpointUnreachableException)
+        {
+            return before with { State = NodeState.Stopped, StateReason = "stopped on request", StateSince = DateTimeOffset.UtcNow, ShardsLed = 0 };
+        }
+    }
+
+    /// <summary>Whether <paramref name="endpoint"/> refuses a TCP connection now (nothing listens there); false on any other outcome.</summary>
+    private async Task<bool> RefusesConnectionsAsync(string endpoint, CancellationToken cancellationToken)
+    {
+        EndPoint target;
+        try { target = ClientConnection.ParseEndpoint(endpoint); }
+        catch (FormatException) { return false; }
+        using var socket = new Socket(SocketType.Stream, ProtocolType.Tcp);
+        using var bound = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+        bound.CancelAfter(_options.ConnectTimeout);
+        try
+        {
+            await socket.ConnectAsync(target, bound.Token).ConfigureAwait(false);
+            return false;
+        }
+        catch (SocketException e) when (e.SocketErrorCode == SocketError.ConnectionRefused)
+        {
+            return true;
+        }
+        catch (Exception e) when (e is SocketException || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+        {
+            return false;
+        }
+    }
 
     public virtual async Task StartNodeAsync(int id, CancellationToken cancellationToken) =>
         await CallAsync(c => new StartNodeRequest(c, id), idempotent: true, _options.RequestTimeout, cancellationToken).ConfigureAwait(false);

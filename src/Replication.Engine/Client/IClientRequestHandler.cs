@@ -19,7 +19,9 @@ public interface IClientRequestHandler
     /// <summary>Identity, shape, nodes and shards now.</summary>
     ClusterStatus GetStatus();
     Task<IReadOnlyList<ReplicationShard>> WaitForLeadersAsync(int? shard, TimeSpan timeout, CancellationToken cancellationToken);
-    Task StopNodeAsync(int id, bool kill, CancellationToken cancellationToken);
+    /// <summary>Stops a node. When it is the node serving this request, <paramref name="answer"/> (the session's answer to it)
+    /// is called once the node stopped serving and before its listener and connections close (this request's among them).</summary>
+    Task StopNodeAsync(int id, bool kill, Func<Task>? answer, CancellationToken cancellationToken);
     /// <summary>Starts a stopped node; only possible where its host process can run it
     /// (otherwise a <see cref="NotSupportedRemotelyException"/>).</summary>
     Task StartNodeAsync(int id, CancellationToken cancellationToken);

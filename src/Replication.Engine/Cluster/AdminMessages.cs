@@ -54,6 +54,8 @@ internal static class AdminOps
     public const string NodeSuspendHere = "node.suspendhere";
     // The ring: a node's role (leaving, zone, learner) and pins, written by the metadata leader; the ring's view from any node.
     public const string NodeChange = "node.change";
+    // A node stopped on request tells its peers before it closes its connections (ClusterNode.Status.cs): Stopped, not Unreachable.
+    public const string NodeStopped = "node.stopped";
     public const string ShardPin = "shard.pin";
     public const string RingView = "ring.view";
     // Fault injection by a fault drill into node processes it started (ClusterNode.Faults.cs); refused by any other node.
@@ -121,6 +123,9 @@ internal sealed record RebuildArgs(int Node, Guid? Upload, long TimeoutMs);
 internal sealed record RebuildAnswer(string State);
 
 internal sealed record RebuiltArgs(int Node, long Epoch);
+
+/// <summary>node.stopped: the node that stopped on request (the sender itself).</summary>
+internal sealed record StoppedArgs(int Node);
 
 /// <summary>Whether a rebuild is done (the node carried it out, is no longer marked, and every shard placed on it has it
 /// as a voter according to that shard's leader now), and where it stands otherwise.</summary>

@@ -79,6 +79,7 @@ public sealed partial class ClusterNode
             AdminOps.NodeChange => Reply(await ChangeNodeAsync(Args<NodeChangeArgs>(json), cancellationToken).ConfigureAwait(false)),
             AdminOps.ShardPin => Reply(await PinShardAsync(Args<PinArgs>(json), cancellationToken).ConfigureAwait(false)),
             AdminOps.RingView => Reply(RingView()),
+            AdminOps.NodeStopped => Reply(PeerStopped(Args<StoppedArgs>(json).Node)),
             AdminOps.NodeRebuilt => Reply(await RebuiltAsync(Args<RebuiltArgs>(json), cancellationToken).ConfigureAwait(false)),
             AdminOps.ShardVoters => Reply(LeaderVoters(Args<ShardArgs>(json).Shard)),
             AdminOps.NodeRebuild => Reply(await RebuildNodeAsync(Args<RebuildArgs>(json), cancellationToken).ConfigureAwait(false)),

@@ -639,15 +639,24 @@ public sealed partial class ClusterNode
     }
 
     /// <summary>
-    /// Stops a node. This node: stops it (the process's -Wait then returns). Another node: asks it to stop
-    /// itself; a node that does not answer is taken as stopped already (stopping is idempotent).
+    /// Stops a node. This node: stops it (the process's -Wait then returns); once its loop has ended, and before its
+    /// listener and connections close, it tells its running peers that it stopped on request (so they show it Stopped,
+    /// not Unreachable) and then calls <paramref name="answer"/>, with which the client session answers the request
+    /// (bug fixed: it answered only after the stop, on a connection the stop had closed, so the client retried and,
+    /// when this was the only node it could reach, failed with "None of the endpoints answered" after a stop that
+    /// succeeded). Another node: asks it to stop itself; a node that does not answer is taken as stopped already
+    /// (stopping is idempotent).
     /// </summary>
-    public async Task StopNodeAsync(int id, bool kill, CancellationToken cancellationToken)
+    public async Task StopNodeAsync(int id, bool kill, Func<Task>? answer, CancellationToken cancellationToken)
     {
         ThrowIfStopped();
         if (id == NodeId)
         {
-            await StopAsync(kill).ConfigureAwait(false);
+            await StopAsync(kill, async () =>
+            {
+                await AnnounceStoppedAsync().ConfigureAwait(false);
+                if (answer is not null) await answer().ConfigureAwait(false);
+            }).ConfigureAwait(false);
             return;
         }
         if (!_metadata.Nodes.ContainsKey(id)) throw new NodeNotFoundException(id) { Target = id };

@@ -154,6 +154,27 @@ public sealed partial class ClusterNode
         }
     }
 
+    /// <summary>
+    /// For a WriteConcern.All write of <paramref name="group"/> that this node no longer leads (NodeHostOptions.VotersApplied):
+    /// whether the node of every voter, as it reports itself, has applied the group through <paramref name="index"/>: this
+    /// node's own replica, a peer's report no older than <see cref="StaleAfter"/>. A voter with no such report counts as not
+    /// yet (the write waits on, within its timeout). Thread-safe.
+    /// </summary>
+    private bool VotersApplied(int group, long index, IReadOnlyCollection<int> voters)
+    {
+        var now = DateTimeOffset.UtcNow;
+        foreach (int member in voters)
+        {
+            int node = Transport.ReplicaIds.NodeOf(member);
+            long applied = -1;
+            if (node == NodeId) applied = _host.Status.TryGetValue(group, out var st) ? st.Applied : -1;
+            else if (_peerViews.TryGetValue(node, out var v) && v.Reachable && v.Report is { } report && now - ReportTime(node, v) < StaleAfter)
+                applied = report.Shards.FirstOrDefault(s => s.Id == group)?.AppliedIndex ?? -1;
+            if (applied < index) return false;
+        }
+        return true;
+    }
+
     /// <summary>Reports of reachable peers no older than <see cref="StaleAfter"/>.</summary>
     private IEnumerable<(int Node, ClusterStatus Report)> FreshReports()
     {
@@ -171,6 +192,32 @@ public sealed partial class ClusterNode
         _peerViews.AddOrUpdate(id,
             _ => new PeerView(DateTimeOffset.MinValue, null, false, now, "stopped on request"),
             (_, old) => old with { Reachable = false, FailingSince = now, Failure = "stopped on request" });
+    }
+
+    /// <summary>
+    /// At a stop on request, once this node's loop has ended and before its connections close: tells every peer that
+    /// answered its last poll that this node stopped on request, so each shows it Stopped at once rather than Unreachable
+    /// after its next failed poll (the node a client asked to stop is often the one it is connected to, and the client's
+    /// next status request goes to another). Best effort, all peers at once, each bounded by <see cref="PollTimeout"/>.
+    /// </summary>
+    private Task AnnounceStoppedAsync()
+    {
+        var peers = _peerViews.Where(p => p.Value.Reachable).Select(p => p.Key).Where(id => id != NodeId).ToArray();
+        return Task.WhenAll(peers.Select(async id =>
+        {
+            try { await CallAdminAsync<Empty>(id, AdminOps.NodeStopped, new StoppedArgs(NodeId), PollTimeout, CancellationToken.None).ConfigureAwait(false); }
+            catch (Exception e) when (e is PeerUnreachableException or ConnectionLostException or TimeoutException or ReplicationException or ObjectDisposedException or OperationCanceledException)
+            {
+                // That peer finds out at its next poll (Unreachable then).
+            }
+        }));
+    }
+
+    /// <summary>node.stopped: a peer says it stopped on request (<see cref="AnnounceStoppedAsync"/>).</summary>
+    private Empty PeerStopped(int node)
+    {
+        if (node != NodeId) NoteStopped(node);
+        return new Empty();
     }
 
     /// <summary>Polls a peer now (it was just started by the process hosting both): its status is current from here on.</summary>

@@ -39,12 +39,13 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
     private readonly TaskCompletionSource _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private readonly string _listenText;
     private readonly Storage.FolderLock _folderLock; // held for the node's whole life
+    private readonly TcpListener _listener; // bound at start (StartAsync); the transport accepts on it from StartHostAsync on
     private volatile ClusterMetadata _metadata;
     private Task _controlLoop = Task.CompletedTask;
     private Task _statusLoop = Task.CompletedTask;
     private int _stopping;
 
-    private ClusterNode(NodeOptions options, NodeIdentity identity, ClusterMetadata metadata, IPEndPoint listen, Storage.FolderLock folderLock)
+    private ClusterNode(NodeOptions options, NodeIdentity identity, ClusterMetadata metadata, TcpListener listener, Storage.FolderLock folderLock)
     {
         _options = options;
         _folderLock = folderLock;
@@ -70,10 +71,12 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
             StorageDecorator = options.StorageDecorator,
             SnapshotStagingMemory = options.SnapshotStagingMemory,
             Log = options.Log,
+            VotersApplied = VotersApplied, // ClusterNode.Status.cs
             RecordEvent = (type, group, term, message) => RecordEvent(type, message, group, term),
         });
         _events = OpenEvents(options.Path); // ClusterNode.Events.cs
-        ListenEndPoint = listen;
+        _listener = listener;
+        ListenEndPoint = (IPEndPoint)listener.LocalEndpoint;
     }
 
     /// <summary>This node's id in its cluster.</summary>
@@ -123,14 +126,23 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
     {
         ArgumentNullException.ThrowIfNull(options);
         RaftTiming.Validate(options.TickInterval, options.ElectionTicks, options.HeartbeatTicks); // before the folder is touched
-        if (options.Listen.EndsWith(":0", StringComparison.Ordinal) && IPAddress.TryParse(options.Listen[..^2], out var any))
-            options = options with { Listen = $"{options.Listen[..^2]}:{FreePort(any)}" }; // port 0: a free port, fixed from here on
         var listen = ParseListen(options.Listen, options.AllowRemote);
         if (options.Join is not null) ParseEndpoint(options.Join, "-Join");
         string path = System.IO.Path.GetFullPath(options.Path);
         // One owner per folder: a second opener is refused before anything in the folder is read or written.
         var folderLock = Storage.FolderLock.Acquire(path, NodeLockFile);
         ClusterNode node;
+        TcpListener? listener = null;
+        // Binds the endpoint and keeps it bound (Listen); a port 0 becomes the port the OS gave, in the endpoint this node
+        // registers and advertises. Called where the endpoint is first needed: before a founder saves its identity, before a
+        // joiner registers, before a restarted node opens its stores.
+        void Bind()
+        {
+            listener = Listen(listen);
+            if (listen.Port != 0) return;
+            listen = (IPEndPoint)listener.LocalEndpoint;
+            options = options with { Listen = $"{options.Listen[..^2]}:{listen.Port}" };
+        }
         try
         {
             options = options with { Path = path };
@@ -144,6 +156,7 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
             {
                 options.ClaimName?.Invoke(identity.Cluster?.Name ?? options.Name);
                 if (options.Join is { } seed) await CheckSeedClusterAsync(seed, options.Security, identity, path, cancellationToken).ConfigureAwait(false);
+                Bind();
             }
             else if (options.Join is null)
             {
@@ -165,12 +178,12 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
                     JoinToken = Guid.NewGuid(),
                     Cluster = new ClusterInfo(clusterId, options.Name, options.ShardCount, options.ReplicationFactor, DateTimeOffset.UtcNow) { Settings = options.Settings },
                 };
-                ProbeListen(listen);
+                Bind();
                 identity.Save(path);
             }
             else
             {
-                ProbeListen(listen); // a node that cannot listen must not register itself
+                Bind(); // a node that cannot listen must not register itself
                 if (options.ClaimName is { } claim) claim(await SeedClusterNameAsync(options, cancellationToken).ConfigureAwait(false));
                 identity ??= new NodeIdentity { JoinToken = Guid.NewGuid() };
                 identity.Save(path); // the token first: a crash mid-join is answered with the same id next time
@@ -179,10 +192,11 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
                 identity = identity with { NodeId = answer.NodeId, ClusterId = answer.ClusterId, Cluster = joined.Cluster };
                 identity.Save(path);
             }
-            node = new ClusterNode(options, identity, joined ?? ClusterMetadata.Empty, listen, folderLock);
+            node = new ClusterNode(options, identity, joined ?? ClusterMetadata.Empty, listener!, folderLock);
         }
         catch
         {
+            listener?.Stop();
             folderLock.Dispose();
             throw;
         }
@@ -223,7 +237,7 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
     {
         try
         {
-            await _host.StartAsync(ListenEndPoint, ct).ConfigureAwait(false);
+            await _host.StartAsync(_listener, ct).ConfigureAwait(false);
         }
         catch (SocketException e)
         {
@@ -265,7 +279,12 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
     }
 
     /// <summary>Stops this node (cleanly, or as a crash would with <paramref name="kill"/>). Idempotent.</summary>
-    public async Task StopAsync(bool kill)
+    public Task StopAsync(bool kill) => StopAsync(kill, beforeDisconnect: null);
+
+    /// <summary>As <see cref="StopAsync(bool)"/>; <paramref name="beforeDisconnect"/> runs once the node's loop has ended and
+    /// before its listener and connections close (<see cref="NodeHost.StopAsync"/>). A second, concurrent stop only waits
+    /// for the first: its step does not run.</summary>
+    private async Task StopAsync(bool kill, Func<Task>? beforeDisconnect)
     {
         if (Interlocked.Exchange(ref _stopping, 1) != 0)
         {
@@ -277,7 +296,7 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
             NoteStopped(kill); // ClusterNode.Events.cs
             _background.Cancel();
             await Task.WhenAll(_controlLoop, _statusLoop, _maintenanceLoop).ConfigureAwait(false);
-            await _host.StopAsync(kill).ConfigureAwait(false);
+            await _host.StopAsync(kill, beforeDisconnect).ConfigureAwait(false);
             await _peerClients.DisposeAsync().ConfigureAwait(false);
             DisposeHeld();
             Log($"node {NodeId} stopped");
@@ -337,7 +356,10 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
 
     private static IPEndPoint ParseListen(string listen, bool allowRemote)
     {
-        var endpoint = ParseEndpoint(listen, "-Listen");
+        // Port 0 (after an IP address only): the OS picks the port when the node binds it (Listen).
+        var endpoint = listen.EndsWith(":0", StringComparison.Ordinal) && IPAddress.TryParse(listen[..^2], out var literal)
+            ? new IPEndPoint(literal, 0)
+            : ParseEndpoint(listen, "-Listen");
         IPAddress[] addresses = endpoint switch
         {
             IPEndPoint ip => new[] { ip.Address },
@@ -367,26 +389,24 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
         catch (FormatException e) { throw new ClusterOptionsException(InvalidEndpoint, $"{parameter}: {e.Message}") { Target = text }; }
     }
 
-    private static int FreePort(IPAddress address)
+    /// <summary>
+    /// Binds <paramref name="listen"/> (port 0: a port the OS picks) and listens, so the endpoint is this node's from here
+    /// on: its transport accepts on this very listener once the node runs (connections that arrive before wait in the
+    /// backlog). Bug fixed: a free port was probed, released and bound again later, and a port 0 was a port probed free
+    /// the same way; another process (or an outgoing connection given that port) could take it in between.
+    /// </summary>
+    /// <exception cref="ListenEndpointInUseException">The endpoint cannot be bound.</exception>
+    private static TcpListener Listen(IPEndPoint listen)
     {
-        var probe = new TcpListener(address, 0);
-        probe.Start();
-        int port = ((IPEndPoint)probe.LocalEndpoint).Port;
-        probe.Stop();
-        return port;
-    }
-
-    /// <summary>Fails early (before joining) when the endpoint cannot be bound.</summary>
-    private static void ProbeListen(IPEndPoint listen)
-    {
+        var listener = new TcpListener(listen);
         try
         {
-            var probe = new TcpListener(listen);
-            probe.Start();
-            probe.Stop();
+            listener.Start(TcpTransport.ListenBacklog);
+            return listener;
         }
         catch (SocketException e)
         {
+            listener.Stop();
             throw new ListenEndpointInUseException($"Cannot listen on {listen}: {e.Message}", e) { Target = listen.ToString() };
         }
     }

@@ -366,13 +366,15 @@ public sealed partial class EmbeddedCluster : ClusterClient
         }
     }
 
-    public override async Task StopNodeAsync(int id, bool kill, CancellationToken cancellationToken)
+    public override async Task<ReplicationNode> StopNodeAsync(int id, bool kill, CancellationToken cancellationToken)
     {
         ThrowIfRemoved();
         int slot = SlotOf(id);
         await _admin.WaitAsync(cancellationToken).ConfigureAwait(false);
         try
         {
+            // The last running node: read the status while a node still answers, so what GetNodes keeps afterwards is current.
+            if (_nodes.TryGetValue(id, out var last) && last.IsRunning && _nodes.Values.Count(n => n.IsRunning) == 1) GetNodes();
             if (_nodes.TryGetValue(id, out var node)) await node.StopAsync(kill).ConfigureAwait(false); // idempotent
             foreach (var other in _nodes.Values.Where(n => n.IsRunning)) other.NoteStopped(id); // its siblings know at once, not at their next poll
             _ = slot;
@@ -381,6 +383,7 @@ public sealed partial class EmbeddedCluster : ClusterClient
         {
             _admin.Release();
         }
+        return GetNode(id); // this process knows it stopped, also when no node of it runs (GetNodes)
     }
 
     public override async Task StartNodeAsync(int id, CancellationToken cancellationToken)
@@ -464,7 +467,7 @@ public sealed partial class EmbeddedCluster : ClusterClient
     }
 
     /// <summary>Node status from the cluster, with this process's own knowledge of the nodes it runs: a node
-    /// stopped here shows Stopped (or why it failed), keeping its last known indexes.</summary>
+    /// stopped here shows Stopped (or why it failed), leading nothing, keeping its last known indexes.</summary>
     public override IReadOnlyList<ReplicationNode> GetNodes()
     {
         ThrowIfRemoved();
@@ -481,6 +484,7 @@ public sealed partial class EmbeddedCluster : ClusterClient
         return nodes.Select(n => _nodes.TryGetValue(n.Id, out var local) && local.IsRunning ? n : n with
         {
             State = NodeState.Stopped,
+            ShardsLed = 0, // a stopped node leads nothing, whatever the last status said (all nodes of this process stopped)
             StateReason = (local?.FailureReason ?? (_startFailures.TryGetValue(n.Id, out var refused) ? refused : null)) is { } failure ? "failed: " + failure : "stopped",
             StateSince = n.State == NodeState.Stopped ? n.StateSince : n.StateSince ?? DateTimeOffset.UtcNow,
         }).ToArray();

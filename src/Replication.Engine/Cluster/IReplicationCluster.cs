@@ -29,8 +29,10 @@ public partial interface IReplicationCluster : IAsyncDisposable
     IReadOnlyList<ReplicationShard> GetShards();
 
     /// <summary>Stops one node. <paramref name="kill"/> abandons it at once, as a crash would:
-    /// nothing more is persisted, connections drop. Otherwise it stops cleanly.</summary>
-    Task StopNodeAsync(int id, bool kill, CancellationToken cancellationToken);
+    /// nothing more is persisted, connections drop. Otherwise it stops cleanly. Returns the node's status after the stop
+    /// (State Stopped), also when it was the last node this client could reach.</summary>
+    /// <exception cref="NodeNotFoundException">no node has this id.</exception>
+    Task<ReplicationNode> StopNodeAsync(int id, bool kill, CancellationToken cancellationToken);
     /// <summary>Starts a stopped node from its data folder; it catches up from the leader.</summary>
     Task StartNodeAsync(int id, CancellationToken cancellationToken);
 

@@ -41,10 +41,12 @@ public sealed class LocalNodeCluster : ClusterClient
         return cluster;
     }
 
-    public override async Task StopNodeAsync(int id, bool kill, CancellationToken cancellationToken)
+    public override async Task<ReplicationNode> StopNodeAsync(int id, bool kill, CancellationToken cancellationToken)
     {
-        if (id == _node.NodeId) await _node.StopAsync(kill).ConfigureAwait(false);
-        else await base.StopNodeAsync(id, kill, cancellationToken).ConfigureAwait(false);
+        if (id != _node.NodeId) return await base.StopNodeAsync(id, kill, cancellationToken).ConfigureAwait(false);
+        var before = await NodeStatusAsync(id, cancellationToken).ConfigureAwait(false);
+        await _node.StopAsync(kill).ConfigureAwait(false);
+        return await StatusAfterStopAsync(before, cancellationToken).ConfigureAwait(false);
     }
 
     /// <summary>Stops the node this process runs (the cluster goes on); with <paramref name="deleteData"/> its folder is deleted.</summary>

@@ -190,10 +190,16 @@ internal sealed partial class NodeHost
             }
             if (g.AwaitingAll.Count > 0)
             {
+                // The leader knows how far each voter applied. A node that stepped down while the write waited does not (bug
+                // fixed: such a write, committed and applied here, waited out its whole timeout, seen as a WriteConcern.All
+                // timeout under load, where leaders change): it asks what the voters' own status reports say.
                 var applied = g.Core.AppliedIndexes();
                 g.AwaitingAll.RemoveAll(b =>
                 {
-                    if (applied.Count == 0 || g.Core.Voters.Any(v => !applied.TryGetValue(v, out long a) || a < b.LastIndex)) return false;
+                    bool all = applied.Count > 0
+                        ? g.Core.Voters.All(v => applied.TryGetValue(v, out long a) && a >= b.LastIndex)
+                        : _options.VotersApplied?.Invoke(g.Core.Group, b.LastIndex, g.Core.Voters) == true;
+                    if (!all) return false;
                     Acknowledge(b.Request, b.Outcomes!);
                     return true;
                 });

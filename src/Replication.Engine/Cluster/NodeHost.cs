@@ -1,6 +1,7 @@
 using System.Collections.Concurrent;
 using System.Diagnostics;
 using System.Net;
+using System.Net.Sockets;
 using Replication.Engine.Raft;
 using Replication.Engine.Storage;
 using Replication.Engine.Transport;
@@ -57,22 +58,39 @@ internal sealed partial class NodeHost : IAsyncDisposable
     /// (<see cref="AddGroupAsync"/>), each restored from what the stores hold for it.</summary>
     /// <exception cref="StorageCorruptException">A store failed its checks (checksum, schema, a state
     /// machine behind its compacted log): the node refuses to start, and holds no file open.</exception>
+    /// <exception cref="SocketException"><paramref name="listen"/> cannot be bound.</exception>
     public async Task StartAsync(IPEndPoint listen, CancellationToken cancellationToken)
+    {
+        var listener = new TcpListener(listen);
+        try { listener.Start(TcpTransport.ListenBacklog); }
+        catch
+        {
+            listener.Stop();
+            throw;
+        }
+        await StartAsync(listener, cancellationToken).ConfigureAwait(false);
+    }
+
+    /// <summary>As <see cref="StartAsync(IPEndPoint, CancellationToken)"/>, accepting on a listener the caller bound and
+    /// started (ClusterNode binds its endpoint before it registers it); the listener belongs to this host from here on, and
+    /// is stopped if the start fails.</summary>
+    public async Task StartAsync(TcpListener listener, CancellationToken cancellationToken)
     {
         try
         {
-            await StartCoreAsync(listen, cancellationToken).ConfigureAwait(false);
+            await StartCoreAsync(listener, cancellationToken).ConfigureAwait(false);
         }
         catch
         {
             if (_transport is not null) await _transport.DisposeAsync().ConfigureAwait(false);
+            listener.Stop();
             _logStore?.Dispose();
             _kv?.Dispose();
             throw;
         }
     }
 
-    private async Task StartCoreAsync(IPEndPoint listen, CancellationToken cancellationToken)
+    private async Task StartCoreAsync(TcpListener listener, CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(_options.DataPath);
         string raftPath = Path.Combine(_options.DataPath, "raft.db"), statePath = Path.Combine(_options.DataPath, "state.db");
@@ -93,8 +111,8 @@ internal sealed partial class NodeHost : IAsyncDisposable
             _options.Log?.Invoke($"node {Id}: shard {shard}: the staged rows of a snapshot install a crash interrupted before its commit point were dropped; the shard keeps its old state");
         foreach (int shard in completed)
             _options.Log?.Invoke($"node {Id}: shard {shard}: the swap of a snapshot install a crash interrupted after its commit point was completed");
-        _transport = new TcpTransport(Id, _options.ClusterId, _options.Security, listen, OnMessage, _options.Log, _options.ClientHandler);
-        await _transport.StartAsync(cancellationToken).ConfigureAwait(false);
+        _transport = new TcpTransport(Id, _options.ClusterId, _options.Security, (IPEndPoint)listener.LocalEndpoint, OnMessage, _options.Log, _options.ClientHandler);
+        await _transport.StartAsync(listener, cancellationToken).ConfigureAwait(false);
         PublishStatus();
         _thread = new Thread(Loop) { IsBackground = true, Name = $"replication-node-{Id}" };
         _thread.Start();
@@ -105,9 +123,12 @@ internal sealed partial class NodeHost : IAsyncDisposable
     /// <summary>
     /// Stops the node. <paramref name="kill"/>: as a crash would — the loop abandons its work
     /// between two steps, nothing more is persisted or sent. Otherwise the current iteration
-    /// finishes first. Waiting requests fail as retryable either way.
+    /// finishes first. Waiting requests fail as retryable either way. <paramref name="beforeDisconnect"/>, if given, runs
+    /// once the loop has ended (nothing more is persisted or sent by it) and before the listener and connections close,
+    /// for at most <see cref="BeforeDisconnectBound"/>: a node stopped on a client's request answers that client there (the
+    /// request's own connection closes with the rest); its failure does not hold up the stop.
     /// </summary>
-    public async Task StopAsync(bool kill)
+    public async Task StopAsync(bool kill, Func<Task>? beforeDisconnect = null)
     {
         if (_thread is null) return;
         _killed |= kill;
@@ -116,6 +137,11 @@ internal sealed partial class NodeHost : IAsyncDisposable
         _thawed.Set();
         await _exited.Task.ConfigureAwait(false);
         AbortSnapshotTransfers();
+        if (beforeDisconnect is not null)
+        {
+            try { await beforeDisconnect().WaitAsync(BeforeDisconnectBound).ConfigureAwait(false); }
+            catch (Exception e) { _options.Log?.Invoke($"node {Id}: before closing its connections: {e.Message}"); }
+        }
         if (_transport is not null) await _transport.DisposeAsync().ConfigureAwait(false);
         _logStore?.Dispose();
         _kv?.Dispose();
@@ -123,6 +149,9 @@ internal sealed partial class NodeHost : IAsyncDisposable
     }
 
     public ValueTask DisposeAsync() => new(StopAsync(kill: false));
+
+    /// <summary>The longest a stop waits for its <c>beforeDisconnect</c> step (a client that does not read its answer holds up no stop).</summary>
+    internal static readonly TimeSpan BeforeDisconnectBound = TimeSpan.FromSeconds(2);
 
     /// <summary>A peer's Raft message, as the transport hands it over (thread-safe; tests hand messages in here too).</summary>
     internal void OnMessage(RaftMessage m)

@@ -41,6 +41,13 @@ internal sealed record NodeHostOptions
     /// <summary>A snapshot transfer whose next acknowledgment does not come within this time is abandoned (and retried by Raft).</summary>
     public TimeSpan SnapshotAckTimeout { get; init; } = TimeSpan.FromSeconds(10);
     public Action<string>? Log { get; init; }
+    /// <summary>
+    /// For a WriteConcern.All write whose group this node no longer leads (it stepped down while the write waited for the
+    /// voters to apply it; only a leader tracks the followers' applied indexes): whether every voter (member ids) has applied
+    /// the group through the index, by what this node knows outside Raft (ClusterNode: its peers' status reports). Called on
+    /// the loop thread; must be quick and thread-safe. Null: such a write waits until it times out.
+    /// </summary>
+    public Func<int, long, IReadOnlyCollection<int>, bool>? VotersApplied { get; init; }
     /// <summary>Records an event in the node's history (type, group, term, sentence); called on the loop thread. Null = none.</summary>
     public Action<ReplicationEventType, int, long, string>? RecordEvent { get; init; }
     /// <summary>Wraps the node's storage writes (fault injection in tests); null = the real stores.</summary>

@@ -134,8 +134,35 @@ public sealed partial class TcpTransport : IAsyncDisposable
         {
             ObjectDisposedException.ThrowIf(_disposed, this);
             if (_listener is not null) throw new InvalidOperationException("The transport is already started.");
-            var listener = new TcpListener(_listen);
-            listener.Start(backlog: 512);
+        }
+        var listener = new TcpListener(_listen);
+        try { listener.Start(ListenBacklog); }
+        catch
+        {
+            listener.Stop();
+            throw;
+        }
+        return StartAsync(listener, cancellationToken);
+    }
+
+    /// <summary>Pending connections the listener holds before they are accepted.</summary>
+    internal const int ListenBacklog = 512;
+
+    /// <summary>
+    /// As <see cref="StartAsync(CancellationToken)"/>, on a listener the caller already bound and started (so the port it
+    /// advertised is held from the first moment, never probed free and bound again later); the listener belongs to this
+    /// transport from here on: disposing the transport stops it.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">Already started, or the listener is not listening.</exception>
+    public Task StartAsync(TcpListener listener, CancellationToken cancellationToken)
+    {
+        ArgumentNullException.ThrowIfNull(listener);
+        cancellationToken.ThrowIfCancellationRequested();
+        lock (_gate)
+        {
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_listener is not null) throw new InvalidOperationException("The transport is already started.");
+            if (!listener.Server.IsBound) throw new InvalidOperationException("The listener must be started (bound and listening) first.");
             _listener = listener;
             _localEndPoint = (IPEndPoint)listener.LocalEndpoint;
             _acceptLoop = Task.Run(() => AcceptLoopAsync(listener, _shutdown.Token));

@@ -330,11 +330,44 @@ internal sealed class ProcessDrillTarget : IDrillTarget
             throw new InvalidOperationException($"Signal {signal} to node process {slot.Index + 1} (pid {p.Id}) failed: errno {Marshal.GetLastPInvokeError()}.");
     }
 
+    private static readonly HashSet<int> HandedOut = new(); // guarded by itself
+    private static readonly Random PortChoice = new();
+
+    /// <summary>
+    /// A port for a node process to listen on, on every start: the drill kills and restarts its processes on the same
+    /// endpoint (the cluster's registry has it), so the port is chosen here, not by the node binding port 0. It is
+    /// chosen below the kernel's ephemeral range (Linux: ip_local_port_range), where nothing takes ports unasked, never
+    /// twice in this process, and free when chosen. Bug fixed: it was a port the OS picked for port 0 and released, in
+    /// the ephemeral range, which the drill's own outgoing connections (and any other ':0' listener) could be given
+    /// before the node bound it, or while a killed node was down; the node process then failed with ListenEndpointInUse.
+    /// </summary>
     private static int FreePort()
     {
-        using var l = new TcpListener(IPAddress.Loopback, 0);
-        l.Start();
-        return ((IPEndPoint)l.LocalEndpoint).Port;
+        int low = 32768;
+        const string range = "/proc/sys/net/ipv4/ip_local_port_range";
+        try
+        {
+            if (File.Exists(range)) low = int.Parse(File.ReadAllText(range).Split((char[]?)null, StringSplitOptions.RemoveEmptyEntries)[0], System.Globalization.CultureInfo.InvariantCulture);
+        }
+        catch (Exception e) when (e is IOException or FormatException or UnauthorizedAccessException) { }
+        for (int i = 0; i < 200; i++)
+        {
+            int port;
+            lock (HandedOut)
+            {
+                port = PortChoice.Next(10000, Math.Max(10001, low));
+                if (!HandedOut.Add(port)) continue;
+            }
+            var probe = new TcpListener(IPAddress.Loopback, port);
+            try
+            {
+                probe.Start();
+                return port;
+            }
+            catch (SocketException) { }
+            finally { probe.Stop(); }
+        }
+        throw new InvalidOperationException($"No free loopback port found below {low} for a node process.");
     }
 
     /// <summary>kill(2), and the signal numbers that differ between Linux and macOS.</summary>

@@ -40,8 +40,7 @@ public sealed class StopReplicationNodeCommand : ClusterCmdlet
             try
             {
                 WriteVerbose($"{(Kill ? "Killing" : "Stopping")} node {id} of cluster '{cluster.Name}'.");
-                Await(cluster.Engine.StopNodeAsync(id, Kill, StopToken));
-                WriteObject(cluster.Engine.GetNode(id));
+                WriteObject(Await(cluster.Engine.StopNodeAsync(id, Kill, StopToken)));
             }
             catch (ClusterNotRunningException e) { ThrowEngineError(e, cluster); }
             catch (ReplicationException e) { WriteEngineError(e, id); }

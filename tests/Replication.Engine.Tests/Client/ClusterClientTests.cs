@@ -249,7 +249,7 @@ public sealed class ClusterClientTests : IAsyncLifetime
             var challenge = await ClientHandshakeAsync(stream);
             // One frame: random bytes, a valid header over a random or mutated payload, or a mutated whole frame.
             byte[] payload = i % 3 == 0 ? ClientCodecTests.RandomBytes(random) : ClientCodecTests.Mutate(random, valid[random.Next(valid.Length)]);
-            if (payload.Length >= 9 && payload[8] is 8 or 9) payload[8] = 6; // never stop or start nodes: the rest of the run needs them
+            payload = WithoutClusterChanges(payload);
             byte[] frame = FrameCodec.Encode(FrameType.ClientRequest, payload);
             if (i % 5 == 4) frame = ClientCodecTests.Mutate(random, frame);
             await stream.WriteAsync(frame);
@@ -270,6 +270,23 @@ public sealed class ClusterClientTests : IAsyncLifetime
         Assert.Null((await remote.WriteAsync([new KeyWrite("after-fuzz", "ok")], WriteConcern.All, Bound, CancellationToken.None))[0].Error);
         Assert.Equal("ok", (await remote.GetAsync("after-fuzz", ReadConsistency.Linearizable, Bound, CancellationToken.None))!.Value);
         Assert.All(remote.GetNodes(), n => Assert.Equal(NodeState.Running, n.State));
+    }
+
+    /// <summary>
+    /// A fuzzed payload that decodes to a well-formed request changing the cluster itself (stop or start a node, or register
+    /// one; also inside a forwarded request) is an order any holder of the secret may give, not malformed input: it becomes a
+    /// status request. Bug fixed: only the type byte of stop and start was checked, and this seed's connection 121 sent an
+    /// intact JoinRequest (127.0.0.1:7002, a mutated token, Learner, zone rack-b); when the server got as far as proposing
+    /// it before the connection's end cancelled it (under load), a phantom node was registered, which the cluster then tried
+    /// to reach and to copy every shard to for the rest of the run. Malformed payloads are sent as they are.
+    /// </summary>
+    private static byte[] WithoutClusterChanges(byte[] payload)
+    {
+        ClientRequest request;
+        try { request = ClientCodec.DecodeRequest(payload); }
+        catch (Exception) { return payload; } // malformed: what the fuzz is for
+        var inner = request is ForwardedRequest forwarded ? forwarded.Inner : request;
+        return inner is StopNodeRequest or StartNodeRequest or JoinRequest ? ClientCodec.EncodeRequest(new StatusRequest(request.CorrelationId)) : payload;
     }
 
     private static async Task<ChallengeFrame> ClientHandshakeAsync(NetworkStream stream)

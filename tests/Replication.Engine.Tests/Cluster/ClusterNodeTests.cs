@@ -184,6 +184,91 @@ public sealed class ClusterNodeTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Equal("1", (await n1Again.GetAsync("a", ReadConsistency.Linearizable, Bound, CancellationToken.None))?.Value);
     }
 
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public async Task A_remote_client_stops_the_only_node_it_reaches_and_gets_its_status_as_Stopped(bool kill)
+    {
+        // Bug fixed: the node answered its stop only after it had closed its connections; the client's idempotent retry then
+        // found no endpoint and Stop-ReplicationNode failed with "None of the endpoints answered" after a stop that succeeded.
+        int p1 = FreePort();
+        var n1 = await StartAsync(Options("solo", p1));
+        await n1.WaitForLeadersAsync(null, Bound, CancellationToken.None);
+        await using var remote = await ClusterClient.ConnectAsync(new[] { $"127.0.0.1:{p1}" }, Secret);
+        var stopped = await remote.StopNodeAsync(1, kill, CancellationToken.None);
+        await n1.Stopped.WaitAsync(Bound);
+        Assert.Equal(1, stopped.Id);
+        Assert.Equal(NodeState.Stopped, stopped.State);
+        Assert.Equal($"127.0.0.1:{p1}", stopped.Endpoint);
+        Assert.Equal(0, stopped.ShardsLed);
+        // Nothing answers there any more: an unknown state of a node that is down is still an error, not a made-up status.
+        await Assert.ThrowsAsync<EndpointUnreachableException>(() => remote.StatusAsync(CancellationToken.None));
+    }
+
+    [Fact]
+    public async Task A_node_stopped_through_its_own_endpoint_answers_and_its_peers_show_it_Stopped_at_once()
+    {
+        int p1 = FreePort(), p2 = FreePort(), p3 = FreePort();
+        var n1 = await StartAsync(Options("n1", p1));
+        await n1.WaitForLeadersAsync(null, Bound, CancellationToken.None);
+        var n2 = await StartAsync(Options("n2", p2, join: $"127.0.0.1:{p1}"));
+        Assert.Null(await n2.WaitForMetadataPlaceAsync(Bound, CancellationToken.None));
+        var n3 = await StartAsync(Options("n3", p3, join: $"127.0.0.1:{p1}"));
+        Assert.Null(await n3.WaitForMetadataPlaceAsync(Bound, CancellationToken.None));
+        await WaitUntil(() => new[] { n1, n2 }.All(n => n.GetNode(3).State == NodeState.Running), "nodes 1 and 2 see node 3 running");
+
+        // Connected to node 3 only, at first: the stop is answered by node 3 itself, which told its peers before it closed.
+        await using var remote = await ClusterClient.ConnectAsync(new[] { $"127.0.0.1:{p3}" }, Secret);
+        var stopped = await remote.StopNodeAsync(3, kill: false, CancellationToken.None);
+        await n3.Stopped.WaitAsync(Bound);
+        Assert.Equal(NodeState.Stopped, stopped.State);
+        Assert.Equal("stopped on request", stopped.StateReason);
+        Assert.Equal(NodeState.Stopped, n1.GetNode(3).State);
+        Assert.Equal(NodeState.Stopped, n2.GetNode(3).State);
+    }
+
+    [Fact]
+    public async Task A_joining_node_holds_its_listen_port_from_before_it_registers_and_releases_it_when_the_join_fails()
+    {
+        // Bug fixed: the endpoint was probed free, released, and bound again only once the join was done; another process
+        // could take the port in between (and a port 0 was such a probed port too). A seed that accepts and never answers
+        // keeps the join waiting: meanwhile the port must be this node's.
+        using var silentSeed = new TcpListener(IPAddress.Loopback, 0);
+        silentSeed.Start();
+        int seedPort = ((IPEndPoint)silentSeed.LocalEndpoint).Port;
+        int p = FreePort();
+        var start = ClusterNode.StartAsync(Options("joiner", p, join: $"127.0.0.1:{seedPort}") with { JoinTimeout = TimeSpan.FromSeconds(3) });
+        using (var dialled = await silentSeed.AcceptSocketAsync().WaitAsync(Bound))
+        {
+            var other = new TcpListener(IPAddress.Loopback, p);
+            var taken = Assert.Throws<SocketException>(() => other.Start());
+            Assert.Equal(SocketError.AddressAlreadyInUse, taken.SocketErrorCode);
+            other.Stop();
+        }
+        await Assert.ThrowsAsync<EndpointUnreachableException>(() => start);
+        var again = new TcpListener(IPAddress.Loopback, p);
+        again.Start(); // released with the failed start
+        again.Stop();
+    }
+
+    [Fact]
+    public async Task Nodes_started_on_port_0_listen_on_the_port_the_OS_gave_and_advertise_that_one()
+    {
+        var n1 = await StartAsync(Options("z1", 0));
+        var n2 = await StartAsync(Options("z2", 0) with { Join = n1.Endpoint });
+        foreach (var n in new[] { n1, n2 })
+        {
+            Assert.NotEqual(0, n.ListenEndPoint.Port);
+            Assert.Equal($"127.0.0.1:{n.ListenEndPoint.Port}", n.Endpoint);
+        }
+        Assert.Null(await n2.WaitForMetadataPlaceAsync(Bound, CancellationToken.None));
+        await WaitUntil(() => n1.GetNodes().Count == 2 && n1.GetNodes().All(x => x.State == NodeState.Running), "node 1 sees both nodes running");
+        Assert.Equal(new[] { n1.Endpoint, n2.Endpoint }, n1.GetNodes().OrderBy(x => x.Id).Select(x => x.Endpoint));
+        // The advertised endpoint is the one that answers.
+        await using var remote = await ClusterClient.ConnectAsync(new[] { n2.Endpoint }, Secret);
+        Assert.Equal(n1.Id, remote.Id);
+    }
+
     [Fact]
     public async Task Start_up_errors_have_their_error_ids()
     {

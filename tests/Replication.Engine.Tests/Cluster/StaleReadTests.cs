@@ -14,8 +14,14 @@ public sealed class StaleReadTests
     public async Task A_stale_read_reports_its_replica_and_lag_and_a_lagging_replica_refuses_a_tighter_bound()
     {
         await using var f = await ClusterFixture.StartAsync(nodes: 3, shards: 1);
-        await f.PutAsync("k", "v1");
-        ClusterFixture.Eventually(() => f.Cluster.GetNodes().All(n => n.LagEntries == 0), "replicas caught up");
+        var v1 = await f.PutAsync("k", "v1");
+        // Caught up as each replica knows itself: it applied the write, and the commit index it knows (its own, or from its
+        // fresh peer reports) is no further. Not the cluster's status (bug fixed, a flake at load 40): there one node shows the
+        // others from their last reports, which may predate the write, so lag 0 there did not mean a replica had applied it,
+        // and that replica's read with -MaxLag 0 came before the write.
+        ClusterFixture.Eventually(() => new[] { 1, 2, 3 }.All(id => f.Cluster.Node(id) is { } n
+            && n.Host.Status.TryGetValue(v1.Shard, out var st) && st.Applied >= v1.Index && n.GetNode(id).LagEntries == 0),
+            "every replica applied the write and knows itself caught up");
 
         // Caught up: every replica serves with lag 0 and names itself; a linearizable read names no replica.
         foreach (var id in new[] { 1, 2, 3 })

@@ -47,7 +47,7 @@ internal sealed class InMemoryClientHandler(Guid clusterId) : IClientRequestHand
     public Task<IReadOnlyList<ReplicationShard>> WaitForLeadersAsync(int? shard, TimeSpan timeout, CancellationToken cancellationToken) =>
         Task.FromResult<IReadOnlyList<ReplicationShard>>([]);
 
-    public Task StopNodeAsync(int id, bool kill, CancellationToken cancellationToken) => throw new NotSupportedException();
+    public Task StopNodeAsync(int id, bool kill, Func<Task>? answer, CancellationToken cancellationToken) => throw new NotSupportedException();
 
     public Task StartNodeAsync(int id, CancellationToken cancellationToken) => throw new NotSupportedException();
 
