@@ -70,12 +70,7 @@ internal sealed class ClientSession
             if (await reader.ReadAsync(FrameCodec.MaxPayloadSize, FrameType.ClientRequest, ct).ConfigureAwait(false) is not { } frame)
                 return;
             var request = ClientCodec.DecodeRequest(frame.Payload.Span); // the payload buffer is reused by the next read: decode now
-            // A key read or write does little before it waits (for the node's loop, or a peer): it starts right here, on the
-            // thread that read it, instead of costing a thread-pool hand-off per request (issue 11: on this 2-core VM every
-            // hand-off is a wake-up and a context switch). Everything else may work for a while first (a scan page, the
-            // status, an administrative operation), so it runs apart and the next request on this connection is read meanwhile.
-            if (request is WriteRequest or GetRequest) _ = RunAsync(request);
-            else _ = Task.Run(() => RunAsync(request));
+            _ = Task.Run(() => RunAsync(request));
         }
     }
 
