@@ -99,25 +99,25 @@ internal sealed class LoadRole
             // Idle: no client connected (the target's own status connection is closed first, for the remote
             // systems), a second to settle, then every server's CPU over IdleSeconds.
             if (_spec.System != "embedded") await target.DisposeAsync();
+            var loadEnded = Stopwatch.StartNew();
+            async Task<(double Seconds, CpuUse[] Cpu)> IdleCpuAsync(string what)
+            {
+                var before = ProcStat.Read(pids);
+                var watch = Stopwatch.StartNew();
+                await Task.Delay(TimeSpan.FromSeconds(_spec.IdleSeconds), ct);
+                var after = ProcStat.Read(pids);
+                double seconds = watch.Elapsed.TotalSeconds;
+                var cpu = after.Zip(before, (a, b) => CpuUse.From(a - b)).ToArray();
+                Say($"{what} over {seconds:0.0} s: {string.Join(", ", cpu.Select((c, k) => $"{names.ElementAtOrDefault(k)} {c.Total / seconds:P1} of a core"))}");
+                return (seconds, cpu);
+            }
             await Task.Delay(1000, ct);
-            var before = ProcStat.Read(pids);
-            var idleWatch = Stopwatch.StartNew();
-            await Task.Delay(TimeSpan.FromSeconds(_spec.IdleSeconds), ct);
-            var after = ProcStat.Read(pids);
-            double idleSeconds = idleWatch.Elapsed.TotalSeconds;
-            var idle = after.Zip(before, (a, b) => CpuUse.From(a - b)).ToArray();
-            Say($"idle over {idleSeconds:0.0} s: {string.Join(", ", idle.Select((c, k) => $"{names.ElementAtOrDefault(k)} {c.Total / idleSeconds:P1} of a core"))}");
+            var (idleSeconds, idle) = await IdleCpuAsync("idle");
             // Idle once the load's after-effects are over (quiescence, leader balancing, log compaction, the runtime's
             // own clean-up): the same measure again, starting SettleSeconds after the load ended.
-            var settleFor = TimeSpan.FromSeconds(_spec.SettleSeconds) - idleWatch.Elapsed - TimeSpan.FromSeconds(1);
+            var settleFor = TimeSpan.FromSeconds(_spec.SettleSeconds) - loadEnded.Elapsed;
             if (settleFor > TimeSpan.Zero) await Task.Delay(settleFor, ct);
-            var settledBefore = ProcStat.Read(pids);
-            var settledWatch = Stopwatch.StartNew();
-            await Task.Delay(TimeSpan.FromSeconds(_spec.IdleSeconds), ct);
-            var settledAfter = ProcStat.Read(pids);
-            double settledSeconds = settledWatch.Elapsed.TotalSeconds;
-            var settled = settledAfter.Zip(settledBefore, (a, b) => CpuUse.From(a - b)).ToArray();
-            Say($"idle {_spec.SettleSeconds:0} s after the load, over {settledSeconds:0.0} s: {string.Join(", ", settled.Select((c, k) => $"{names.ElementAtOrDefault(k)} {c.Total / settledSeconds:P1} of a core"))}");
+            var (settledSeconds, settled) = await IdleCpuAsync($"idle {_spec.SettleSeconds:0} s after the load,");
             return new LoadResult
             {
                 System = _spec.System,
