@@ -18,7 +18,7 @@ namespace Replication.Engine.Cluster;
 /// compacted index, so it serves just as well and needs no stored copy) and streams it in chunks,
 /// up to <see cref="NodeHostOptions.SnapshotWindow"/> of them read and not yet acknowledged, each further one read on an
 /// acknowledgment (stop-and-wait made one round trip through both nodes' loops per chunk the
-/// ceiling: 1-10 MB/s measured). The stream runs beside both nodes' loops (<see cref="OutgoingSnapshot"/>): a task of
+/// ceiling: 1-10 MB/s measured). The stream runs beside both nodes' loops (<see cref="OutgoingSnapshot"/>): a thread of
 /// the transfer's own reads and encodes the rows (and the CRC) and hands each chunk to the transport as the window opens;
 /// acknowledgments are taken on the transport's thread. Done on the loop thread, reading a 33 MB shard held the sender's
 /// loop for about a second, and its other shards lost their leaders (bench, ring scenario); passed through the loops,
@@ -518,15 +518,15 @@ internal sealed partial class NodeHost
     }
 
     /// <summary>
-    /// An outgoing transfer's stream, beside the loop: a task of its own reads the consistent view and encodes each chunk
+    /// An outgoing transfer's stream, beside the loop: a thread of its own reads the consistent view and encodes each chunk
     /// (and the CRC), reading on while up to the window of chunks are read and not yet acknowledged; the chunks leave for the
-    /// transport in order as the window allows, from the reading task or from the thread an acknowledgment arrives on
+    /// transport in order as the window allows, from the reading thread or from the thread an acknowledgment arrives on
     /// (<see cref="OnAck"/>), which sends the next ones itself. So the reader waits only when the window is full, not for each
-    /// acknowledgment's round trip, and an acknowledgment costs no wake-up of the reading task (the reader was the stream's
+    /// acknowledgment's round trip, and an acknowledgment costs no wake-up of the reading thread (the reader was the stream's
     /// bound: 360-940 ms of wall time per 33 MB, ring bench; while it waited for the first chunk's acknowledgment it read
     /// nothing). The first chunk goes alone: the receiver's loop checks the replica at the first chunk and registers the
     /// transfer before acknowledging it, so every later chunk finds it off the loop. The loop only starts the transfer and
-    /// ends it (<see cref="Outcome"/>; <see cref="Stop"/>). The reader belongs to the task, which disposes of it when it ends.
+    /// ends it (<see cref="Outcome"/>; <see cref="Stop"/>). The reader belongs to the thread, which disposes of it when it ends.
     /// Thread-safe: its state is guarded by one lock, under which chunks are handed to the transport (in order).
     /// </summary>
     private sealed class OutgoingSnapshot
@@ -574,9 +574,9 @@ internal sealed partial class NodeHost
         public TimeSpan StartedAt { get; init; }
         /// <summary>The process's total GC pause time when the transfer began.</summary>
         public TimeSpan GcPausedBefore { get; init; }
-        /// <summary>Time the task spent reading and encoding rows (not waiting for the window), and the bytes it encoded.</summary>
+        /// <summary>Time the thread spent reading and encoding rows (not waiting for the window), and the bytes it encoded.</summary>
         public TimeSpan ReadTime => System.Diagnostics.Stopwatch.GetElapsedTime(0, Interlocked.Read(ref _readTicks));
-        /// <summary>Time the task waited for room in the window (chunks read and not yet acknowledged).</summary>
+        /// <summary>Time the thread waited for room in the window (chunks read and not yet acknowledged).</summary>
         public TimeSpan WindowWait => System.Diagnostics.Stopwatch.GetElapsedTime(0, Interlocked.Read(ref _windowTicks));
         public long Bytes => Interlocked.Read(ref _bytes);
         public long Sent { get { lock (_gate) return _sent; } }
@@ -587,17 +587,24 @@ internal sealed partial class NodeHost
         public bool? Outcome { get { lock (_gate) return _outcome; } }
         public Exception? Failure { get; private set; }
 
-        /// <summary>Starts the stream (loop thread, once).</summary>
-        public void Start(ShardSnapshotReader reader, int chunkBytes) => _ = Task.Run(() => StreamAsync(reader, chunkBytes));
+        /// <summary>
+        /// Starts the stream on a thread of its own (loop thread, once). Not on the thread pool: reading a large shard keeps its
+        /// thread busy for hundreds of milliseconds, and the window rarely makes it wait, so a pool worker would be taken for
+        /// the whole read; with the 2 workers a 2-core machine starts with, the node's client sessions and the control loop's
+        /// awaited steps then waited for the pool to add a worker (ring bench: the sending node answered nothing for 0.6-0.7 s
+        /// just as a 33 MB stream began, and writes waited up to 0.7 s).
+        /// </summary>
+        public void Start(ShardSnapshotReader reader, int chunkBytes) =>
+            new Thread(() => Stream(reader, chunkBytes)) { IsBackground = true, Name = $"replication-snapshot-{_shard}" }.Start();
 
-        private async Task StreamAsync(ShardSnapshotReader reader, int chunkBytes)
+        private void Stream(ShardSnapshotReader reader, int chunkBytes)
         {
             try
             {
                 // A chunk leaves once the one after it, or the end, is known: the last one carries the metadata and the CRC.
                 uint crc = 0;
                 byte[]? held = null;
-                await WaitForRoomAsync().ConfigureAwait(false);
+                WaitForRoom();
                 long began = System.Diagnostics.Stopwatch.GetTimestamp();
                 foreach (var chunk in reader.Chunks(chunkBytes))
                 {
@@ -607,7 +614,7 @@ internal sealed partial class NodeHost
                     if (held is not null) Offer(held, last: false, 0);
                     held = chunk;
                     Interlocked.Add(ref _readTicks, System.Diagnostics.Stopwatch.GetTimestamp() - began);
-                    await WaitForRoomAsync().ConfigureAwait(false); // for the chunk the reader reads next
+                    WaitForRoom(); // for the chunk the reader reads next
                     began = System.Diagnostics.Stopwatch.GetTimestamp();
                 }
                 Interlocked.Add(ref _readTicks, System.Diagnostics.Stopwatch.GetTimestamp() - began);
@@ -628,15 +635,15 @@ internal sealed partial class NodeHost
             }
         }
 
-        private async Task WaitForRoomAsync()
+        private void WaitForRoom()
         {
             if (_room.Wait(0)) return;
             long waiting = System.Diagnostics.Stopwatch.GetTimestamp();
-            await _room.WaitAsync(_stop.Token).ConfigureAwait(false);
+            _room.Wait(_stop.Token);
             Interlocked.Add(ref _windowTicks, System.Diagnostics.Stopwatch.GetTimestamp() - waiting);
         }
 
-        /// <summary>A chunk read and encoded (the reading task): queued, and sent at once if the window allows.</summary>
+        /// <summary>A chunk read and encoded (the reading thread): queued, and sent at once if the window allows.</summary>
         private void Offer(byte[] chunk, bool last, uint crc)
         {
             lock (_gate)
@@ -727,7 +734,7 @@ internal sealed partial class NodeHost
             }
         }
 
-        /// <summary>Ends the stream (its task disposes of the reader). Loop thread.</summary>
+        /// <summary>Ends the stream (its thread disposes of the reader). Loop thread.</summary>
         public void Stop() => _stop.Cancel();
     }
 
