@@ -16,16 +16,17 @@ namespace Replication.Engine.Cluster;
 /// Sending: when a core asks to send a Snapshot message (a follower needs compacted entries), the
 /// host opens a consistent read of that shard at its current applied index A (A is at least the
 /// compacted index, so it serves just as well and needs no stored copy) and streams it in chunks,
-/// up to <see cref="NodeHostOptions.SnapshotWindow"/> of them in flight, each further one sent on an
+/// up to <see cref="NodeHostOptions.SnapshotWindow"/> of them read and not yet acknowledged, each further one read on an
 /// acknowledgment (stop-and-wait made one round trip through both nodes' loops per chunk the
-/// ceiling: 1-10 MB/s measured). The stream runs beside both nodes' loops (<see cref="OutgoingSnapshot"/>): a task of
+/// ceiling: 1-10 MB/s measured). The stream runs beside both nodes' loops (<see cref="OutgoingSnapshot"/>): a thread of
 /// the transfer's own reads and encodes the rows (and the CRC) and hands each chunk to the transport as the window opens;
 /// acknowledgments are taken on the transport's thread. Done on the loop thread, reading a 33 MB shard held the sender's
 /// loop for about a second, and its other shards lost their leaders (bench, ring scenario); passed through the loops,
 /// every chunk and acknowledgment waited behind the iterations' fsyncs and other groups (ring bench: 0.6-1.3 s in all per
 /// 33 MB on the receiver). The loop starts a transfer and ends it: it is abandoned (ReportSnapshot false, Raft retries later)
 /// if an acknowledgment is late, refused or the node stops leading. Chunks travel in order on the
-/// one peer connection, and the receiver takes them only in sequence: a chunk lost with a broken
+/// peer's snapshot lane, a connection of their own (TcpTransport.Send; the acknowledgments come back on the Raft
+/// connection), and the receiver takes them only in sequence: a chunk lost with a broken
 /// connection makes the next one refused, which ends the transfer. The last chunk carries the
 /// metadata at A and a CRC-32C over all chunks; the first carries the shard's hash range when it took part in a split
 /// (SnapshotChunkCodec), which the install records with the rows (KvStore.RecordRange).
@@ -517,28 +518,33 @@ internal sealed partial class NodeHost
     }
 
     /// <summary>
-    /// An outgoing transfer's stream, beside the loop: a task of its own reads the consistent view, encodes each chunk and
-    /// sends it straight to the transport as soon as the window has room; acknowledgments, taken on the transport's thread
-    /// (<see cref="OnAck"/>), open the window. The first chunk goes alone: the receiver's loop checks the replica at the
-    /// first chunk and registers the transfer before acknowledging it, so every later chunk finds it off the loop. The loop
-    /// only starts the transfer and ends it (<see cref="Outcome"/>; <see cref="Stop"/>). The reader belongs to the task,
-    /// which disposes of it when it ends. Thread-safe: its state is guarded by one lock.
+    /// An outgoing transfer's stream, beside the loop: a thread of its own reads the consistent view and encodes each chunk
+    /// (and the CRC), reading on while up to the window of chunks are read and not yet acknowledged; the chunks leave for the
+    /// transport in order as the window allows, from the reading thread or from the thread an acknowledgment arrives on
+    /// (<see cref="OnAck"/>), which sends the next ones itself. So the reader waits only when the window is full, not for each
+    /// acknowledgment's round trip, and an acknowledgment costs no wake-up of the reading thread (the reader was the stream's
+    /// bound: 360-940 ms of wall time per 33 MB, ring bench; while it waited for the first chunk's acknowledgment it read
+    /// nothing). The first chunk goes alone: the receiver's loop checks the replica at the first chunk and registers the
+    /// transfer before acknowledging it, so every later chunk finds it off the loop. The loop only starts the transfer and
+    /// ends it (<see cref="Outcome"/>; <see cref="Stop"/>). The reader belongs to the thread, which disposes of it when it ends.
+    /// Thread-safe: its state is guarded by one lock, under which chunks are handed to the transport (in order).
     /// </summary>
     private sealed class OutgoingSnapshot
     {
         private readonly object _gate = new();
-        private readonly SemaphoreSlim _credits = new(1); // the first chunk alone, then the window (OnAck)
+        private readonly SemaphoreSlim _room; // chunks the reader may hold (read and not yet acknowledged): the window
         private readonly CancellationTokenSource _stop = new();
         private readonly int _shard;
         private readonly int _from;
-        private readonly int _window;
         private readonly Action<RaftMessage> _send;
         private readonly Action _ended;
-        private readonly List<long> _sentAt = new(); // guarded by _gate, as the counts below
+        private readonly Queue<RaftMessage> _ready = new(); // read and encoded, not sent yet; guarded by _gate, as below
+        private readonly List<long> _sentAt = new();
         private readonly List<double> _roundTrips = new();
+        private long _read;
         private long _sent;
         private long _acked;
-        private bool _sentLast;
+        private bool _readLast;
         private bool? _outcome;
         private long _readTicks;
         private long _windowTicks;
@@ -546,7 +552,8 @@ internal sealed partial class NodeHost
         private long _progressAt = System.Diagnostics.Stopwatch.GetTimestamp();
 
         /// <param name="from">The leader's member id (ReplicaIds), which the chunks carry.</param>
-        /// <param name="send">The transport's Send (thread-safe).</param>
+        /// <param name="window">Chunks read and not yet acknowledged, at most (NodeHostOptions.SnapshotWindow).</param>
+        /// <param name="send">The transport's Send (thread-safe, never blocks).</param>
         /// <param name="ended">Wakes the loop once <see cref="Outcome"/> is set.</param>
         public OutgoingSnapshot(int shard, SnapshotMetadata metadata, int from, int to, long term, int window, Action<RaftMessage> send, Action ended)
         {
@@ -555,7 +562,7 @@ internal sealed partial class NodeHost
             _from = from;
             To = to;
             Term = term;
-            _window = Math.Max(1, window);
+            _room = new SemaphoreSlim(Math.Max(2, window)); // the first chunk, and the one read meanwhile to know it is not the last
             _send = send;
             _ended = ended;
         }
@@ -567,9 +574,9 @@ internal sealed partial class NodeHost
         public TimeSpan StartedAt { get; init; }
         /// <summary>The process's total GC pause time when the transfer began.</summary>
         public TimeSpan GcPausedBefore { get; init; }
-        /// <summary>Time the task spent reading and encoding rows (not waiting for the window), and the bytes it encoded.</summary>
+        /// <summary>Time the thread spent reading and encoding rows (not waiting for the window), and the bytes it encoded.</summary>
         public TimeSpan ReadTime => System.Diagnostics.Stopwatch.GetElapsedTime(0, Interlocked.Read(ref _readTicks));
-        /// <summary>Time the task waited for room in the window (chunks sent and not yet acknowledged).</summary>
+        /// <summary>Time the thread waited for room in the window (chunks read and not yet acknowledged).</summary>
         public TimeSpan WindowWait => System.Diagnostics.Stopwatch.GetElapsedTime(0, Interlocked.Read(ref _windowTicks));
         public long Bytes => Interlocked.Read(ref _bytes);
         public long Sent { get { lock (_gate) return _sent; } }
@@ -580,29 +587,39 @@ internal sealed partial class NodeHost
         public bool? Outcome { get { lock (_gate) return _outcome; } }
         public Exception? Failure { get; private set; }
 
-        /// <summary>Starts the stream (loop thread, once).</summary>
-        public void Start(ShardSnapshotReader reader, int chunkBytes) => _ = Task.Run(() => StreamAsync(reader, chunkBytes));
+        /// <summary>
+        /// Starts the stream on a thread of its own (loop thread, once). Not on the thread pool: reading a large shard keeps its
+        /// thread busy for hundreds of milliseconds, and the window rarely makes it wait, so a pool worker would be taken for
+        /// the whole read, one of the 2 a 2-core machine starts with, while the node's client sessions and the control loop's
+        /// awaited steps run on the pool. (Once in the ring bench, with the reader on the pool, the sending node answered
+        /// nothing for 0.6-0.7 s just as a 33 MB stream began; that the pool was the cause is not shown, nor did the 10 moves
+        /// measured with this thread show a change in the stream's rate or the writes' p99 beyond the noise at load 14-49.)
+        /// </summary>
+        public void Start(ShardSnapshotReader reader, int chunkBytes) =>
+            new Thread(() => Stream(reader, chunkBytes)) { IsBackground = true, Name = $"replication-snapshot-{_shard}" }.Start();
 
-        private async Task StreamAsync(ShardSnapshotReader reader, int chunkBytes)
+        private void Stream(ShardSnapshotReader reader, int chunkBytes)
         {
             try
             {
                 // A chunk leaves once the one after it, or the end, is known: the last one carries the metadata and the CRC.
                 uint crc = 0;
                 byte[]? held = null;
+                WaitForRoom();
                 long began = System.Diagnostics.Stopwatch.GetTimestamp();
                 foreach (var chunk in reader.Chunks(chunkBytes))
                 {
                     _stop.Token.ThrowIfCancellationRequested();
                     crc = Crc32C.Append(crc, chunk);
                     Interlocked.Add(ref _bytes, chunk.Length);
-                    Interlocked.Add(ref _readTicks, System.Diagnostics.Stopwatch.GetTimestamp() - began);
-                    if (held is not null) await SendAsync(held, last: false, 0).ConfigureAwait(false);
+                    if (held is not null) Offer(held, last: false, 0);
                     held = chunk;
+                    Interlocked.Add(ref _readTicks, System.Diagnostics.Stopwatch.GetTimestamp() - began);
+                    WaitForRoom(); // for the chunk the reader reads next
                     began = System.Diagnostics.Stopwatch.GetTimestamp();
                 }
                 Interlocked.Add(ref _readTicks, System.Diagnostics.Stopwatch.GetTimestamp() - began);
-                await SendAsync(held ?? throw new InvalidOperationException("The snapshot reader ended without a chunk."), last: true, crc).ConfigureAwait(false);
+                Offer(held ?? throw new InvalidOperationException("The snapshot reader ended without a chunk."), last: true, crc);
             }
             catch (OperationCanceledException) when (_stop.IsCancellationRequested)
             {
@@ -619,41 +636,58 @@ internal sealed partial class NodeHost
             }
         }
 
-        private async Task SendAsync(byte[] chunk, bool last, uint crc)
+        private void WaitForRoom()
         {
+            if (_room.Wait(0)) return;
             long waiting = System.Diagnostics.Stopwatch.GetTimestamp();
-            await _credits.WaitAsync(_stop.Token).ConfigureAwait(false);
+            _room.Wait(_stop.Token);
             Interlocked.Add(ref _windowTicks, System.Diagnostics.Stopwatch.GetTimestamp() - waiting);
-            long sequence;
+        }
+
+        /// <summary>A chunk read and encoded (the reading thread): queued, and sent at once if the window allows.</summary>
+        private void Offer(byte[] chunk, bool last, uint crc)
+        {
             lock (_gate)
             {
                 if (_outcome is not null) throw new OperationCanceledException();
-                sequence = _sent++;
-                _sentLast = last;
-                _sentAt.Add(System.Diagnostics.Stopwatch.GetTimestamp());
+                long sequence = _read++;
+                _readLast = last;
+                _ready.Enqueue(new RaftMessage
+                {
+                    Type = MessageType.SnapshotChunk,
+                    Group = _shard,
+                    From = _from,
+                    To = To,
+                    Term = Term,
+                    Index = Metadata.Index,
+                    LogTerm = Metadata.Term,
+                    Context = sequence,
+                    Commit = last ? 1 : 0,
+                    RejectHint = last ? crc : 0,
+                    Voters = last ? Metadata.Voters : Array.Empty<int>(),
+                    Learners = last ? Metadata.Learners : Array.Empty<int>(),
+                    Entries = new[] { new LogEntry(sequence + 1, Metadata.Term, EntryType.Normal, chunk) },
+                });
+                SendReady();
             }
-            Interlocked.Exchange(ref _progressAt, System.Diagnostics.Stopwatch.GetTimestamp());
-            _send(new RaftMessage
+        }
+
+        /// <summary>Hands the queued chunks to the transport, in order (under _gate): the first alone, then all of them (the
+        /// reader holds at most the window).</summary>
+        private void SendReady()
+        {
+            while (_ready.Count > 0 && (_acked > 0 || _sent == 0))
             {
-                Type = MessageType.SnapshotChunk,
-                Group = _shard,
-                From = _from,
-                To = To,
-                Term = Term,
-                Index = Metadata.Index,
-                LogTerm = Metadata.Term,
-                Context = sequence,
-                Commit = last ? 1 : 0,
-                RejectHint = last ? crc : 0,
-                Voters = last ? Metadata.Voters : Array.Empty<int>(),
-                Learners = last ? Metadata.Learners : Array.Empty<int>(),
-                Entries = new[] { new LogEntry(sequence + 1, Metadata.Term, EntryType.Normal, chunk) },
-            });
+                _sentAt.Add(System.Diagnostics.Stopwatch.GetTimestamp());
+                _sent++;
+                Interlocked.Exchange(ref _progressAt, System.Diagnostics.Stopwatch.GetTimestamp());
+                _send(_ready.Dequeue());
+            }
         }
 
         /// <summary>
         /// An acknowledgment (the transport's thread). They come in chunk order; one of an older transfer to the same replica,
-        /// or a duplicate, is ignored. The first one opens the whole window.
+        /// or a duplicate, is ignored. Each frees a chunk of the window; the first one lets the chunks read meanwhile go.
         /// </summary>
         public void OnAck(RaftMessage ack)
         {
@@ -668,12 +702,13 @@ internal sealed partial class NodeHost
                 _roundTrips.Add(System.Diagnostics.Stopwatch.GetElapsedTime(_sentAt[(int)_acked]).TotalMilliseconds);
                 _acked++;
                 Interlocked.Exchange(ref _progressAt, System.Diagnostics.Stopwatch.GetTimestamp());
-                if (_sentLast && _acked == _sent)
+                if (_readLast && _acked == _read)
                 {
                     End(true);
                     return;
                 }
-                _credits.Release(_acked == 1 ? _window : 1);
+                SendReady();
+                _room.Release();
             }
         }
 
@@ -683,6 +718,7 @@ internal sealed partial class NodeHost
             {
                 if (_outcome is not null) return;
                 _outcome = succeeded;
+                _ready.Clear();
             }
             _stop.Cancel(); // a refused stream stops reading
             _ended();
@@ -699,7 +735,7 @@ internal sealed partial class NodeHost
             }
         }
 
-        /// <summary>Ends the stream (its task disposes of the reader). Loop thread.</summary>
+        /// <summary>Ends the stream (its thread disposes of the reader). Loop thread.</summary>
         public void Stop() => _stop.Cancel();
     }
 

@@ -25,12 +25,14 @@ internal sealed record NodeHostOptions
     /// thread; not adopted until measured apart.)</summary>
     public int SnapshotChunkBytes { get; init; } = 256 * 1024;
     /// <summary>
-    /// Snapshot chunks in flight to one peer (NodeHost.Snapshots.cs), at 4 MiB of buffers per transfer on each side with
-    /// 256 KiB chunks (the sender's reader encodes at most a window ahead). Each acknowledgment goes through both nodes'
-    /// loops, which also write their logs (an fsync each iteration), so the round trip is tens of milliseconds on a busy
-    /// node: the stream runs at most a window per round trip, and 4 chunks (1 MiB) held it to 10-30 MB/s in the ring bench.
+    /// Snapshot chunks a transfer's sender holds read and not yet acknowledged (NodeHost.Snapshots.cs): 16 MiB of buffers per
+    /// transfer with 256 KiB chunks. The reader reads on while the window has room and waits only when it is full, so the
+    /// stream runs at most a window per acknowledgment round trip (14-89 ms median for a chunk on a loaded machine, ring
+    /// bench): 16 chunks (4 MiB) capped it near 50-100 MB/s, and the reader waited up to a second per 33 MB for the window.
+    /// The chunks travel on a connection of their own (TcpTransport.Send), so a full window queues ahead of no Raft message.
+    /// The receiver stages what it is sent (NodeHostOptions.SnapshotStagingMemory in memory) whatever the window.
     /// </summary>
-    public int SnapshotWindow { get; init; } = 16;
+    public int SnapshotWindow { get; init; } = 64;
     /// <summary>
     /// Bytes of an incoming snapshot kept in memory; a larger one is staged in a file (NodeHost.Snapshots.cs). A staging
     /// file's new blocks made every fsync on the disk wait (ext4, data=ordered) while they were written back: every

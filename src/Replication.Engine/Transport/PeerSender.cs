@@ -47,6 +47,7 @@ internal sealed class PeerSender
     private readonly TransportSecurity _security;
     private readonly TransportCounters _counters;
     private readonly Action<string> _log;
+    private readonly string _lane; // "" for the Raft connection; named in the log otherwise
     private readonly Queue<RaftMessage> _queue = new(); // guarded by itself
     private readonly CancellationTokenSource _stop = new();
     private readonly TaskCompletionSource _loop = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -56,15 +57,18 @@ internal sealed class PeerSender
     private volatile IPEndPoint _endPoint;
     private volatile OutboundConnection? _connection;
 
-    public PeerSender(int peerId, IPEndPoint endPoint, HelloFrame hello, TransportSecurity security, TransportCounters counters, Action<string> log)
+    /// <param name="lane">Null for the peer's Raft connection; a name ("snapshot") for another connection to the same peer,
+    /// which the log and the thread's name then carry (TcpTransport.Send says which messages take which).</param>
+    public PeerSender(int peerId, IPEndPoint endPoint, HelloFrame hello, TransportSecurity security, TransportCounters counters, Action<string> log, string? lane = null)
     {
+        _lane = lane is null ? "" : $" ({lane} lane)";
         _security = security;
         _peerId = peerId;
         _endPoint = endPoint;
         _hello = hello;
         _counters = counters;
         _log = log;
-        new Thread(Run) { IsBackground = true, Name = $"replication-send-{peerId}" }.Start();
+        new Thread(Run) { IsBackground = true, Name = lane is null ? $"replication-send-{peerId}" : $"replication-{lane}-{peerId}" }.Start();
     }
 
     public IPEndPoint EndPoint => _endPoint;
@@ -123,7 +127,7 @@ internal sealed class PeerSender
         catch (Exception e) when (e is IOException or ObjectDisposedException or System.Net.Sockets.SocketException)
         {
             Interlocked.Increment(ref _counters.DroppedDisconnected);
-            if (!connection.IsClosed) _log($"connection to peer {_peerId} at {connection.EndPoint} lost: {e.Message}");
+            if (!connection.IsClosed) _log($"connection to peer {_peerId}{_lane} at {connection.EndPoint} lost: {e.Message}");
             connection.Dispose();
         }
         finally
@@ -195,7 +199,7 @@ internal sealed class PeerSender
                     catch (Exception e) when (!ct.IsCancellationRequested)
                     {
                         Interlocked.Increment(ref _counters.ConnectFailures);
-                        if (failedAttempts++ == 0) _log($"cannot reach peer {_peerId} at {endPoint}: {e.Message}; dropping its messages and retrying with backoff");
+                        if (failedAttempts++ == 0) _log($"cannot reach peer {_peerId}{_lane} at {endPoint}: {e.Message}; dropping its messages and retrying with backoff");
                         DropQueued(ref carried);
                         ct.WaitHandle.WaitOne(backoff);
                         backoff = TimeSpan.FromTicks(Math.Min(backoff.Ticks * 2, MaxBackoff.Ticks));
@@ -204,7 +208,7 @@ internal sealed class PeerSender
                     _connection = connection;
                     if (!endPoint.Equals(_endPoint)) connection.Dispose(); // moved while dialling: the write below fails, the next pass dials the new address
                     Interlocked.Increment(ref _counters.ConnectionsOpened);
-                    _log($"connected to peer {_peerId} at {endPoint}{(failedAttempts > 0 ? $" after {failedAttempts} failed attempts" : "")}");
+                    _log($"connected to peer {_peerId}{_lane} at {endPoint}{(failedAttempts > 0 ? $" after {failedAttempts} failed attempts" : "")}");
                     backoff = MinBackoff;
                     failedAttempts = 0;
                 }
@@ -220,7 +224,7 @@ internal sealed class PeerSender
                 catch (Exception e) when (!ct.IsCancellationRequested)
                 {
                     Interlocked.Add(ref _counters.DroppedDisconnected, batch.Count);
-                    _log($"connection to peer {_peerId} at {connection.EndPoint} lost: {e.Message}");
+                    _log($"connection to peer {_peerId}{_lane} at {connection.EndPoint} lost: {e.Message}");
                     connection.Dispose();
                 }
                 batch.Clear();
@@ -233,7 +237,7 @@ internal sealed class PeerSender
         catch (Exception e)
         {
             // A bug, not a network failure: report it rather than let the thread die unobserved.
-            _log($"sender for peer {_peerId} failed: {e}");
+            _log($"sender for peer {_peerId}{_lane} failed: {e}");
         }
         finally
         {

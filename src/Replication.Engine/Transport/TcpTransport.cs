@@ -9,8 +9,8 @@ namespace Replication.Engine.Transport;
 
 /// <summary>
 /// Node-to-node Raft transport over TCP (protocol in docs/wire-protocol.md). One outbound
-/// connection per peer, dialled lazily and shared by every Raft group; one inbound connection
-/// per dialling peer. Delivery is best effort: messages may be lost (queue overflow, peer down,
+/// connection per peer, dialled lazily and shared by every Raft group, and a second one (the snapshot lane) once a
+/// snapshot is sent to that peer (<see cref="Send"/>); one inbound connection per dialled connection of a peer. Delivery is best effort: messages may be lost (queue overflow, peer down,
 /// connection lost mid-write), which Raft tolerates; messages on one connection stay in order.
 /// <para>
 /// Thread-safe: every public member may be called from any thread, concurrently.
@@ -60,6 +60,9 @@ public sealed partial class TcpTransport : IAsyncDisposable
     private readonly TransportCounters _counters = new();
     private readonly CancellationTokenSource _shutdown = new();
     private readonly ConcurrentDictionary<int, PeerSender> _peers = new();
+    /// <summary>Per peer, the snapshot lane: a second connection, dialled at the first snapshot chunk to that peer, that carries
+    /// only <see cref="MessageType.SnapshotChunk"/> messages (see <see cref="Send"/>). Added under _gate.</summary>
+    private readonly ConcurrentDictionary<int, PeerSender> _bulk = new();
     private readonly List<Task> _retiredSenders = new(); // guarded by _gate
     private readonly object _gate = new();
     private TcpListener? _listener;
@@ -187,6 +190,7 @@ public sealed partial class TcpTransport : IAsyncDisposable
                 if (existing.EndPoint.Equals(endPoint)) return;
                 Log($"peer {nodeId} moved from {existing.EndPoint} to {endPoint}");
                 existing.UpdateEndPoint(endPoint);
+                if (_bulk.TryGetValue(nodeId, out var bulk)) bulk.UpdateEndPoint(endPoint);
                 return;
             }
             _peers[nodeId] = new PeerSender(nodeId, endPoint, _hello, _security, _counters, Log);
@@ -202,6 +206,11 @@ public sealed partial class TcpTransport : IAsyncDisposable
             sender.Stop();
             _retiredSenders.RemoveAll(t => t.IsCompleted);
             _retiredSenders.Add(sender.Loop);
+            if (_bulk.TryRemove(nodeId, out var bulk))
+            {
+                bulk.Stop();
+                _retiredSenders.Add(bulk.Loop);
+            }
         }
     }
 
@@ -210,6 +219,14 @@ public sealed partial class TcpTransport : IAsyncDisposable
     /// never throws for network reasons: a message to an unknown peer, to an unreachable peer, or
     /// after disposal is dropped and counted. The message must not be mutated afterwards
     /// (RaftMessage is immutable; its Entries' data arrays must be left alone too).
+    /// <para>
+    /// Order is kept per peer and per lane: a snapshot's chunks (<see cref="MessageType.SnapshotChunk"/>) go on a connection of
+    /// their own to the peer (the snapshot lane, dialled at the first chunk), every other message on the peer's Raft
+    /// connection, so megabytes of chunks in flight never queue ahead of a heartbeat, an append or a vote on either node (on
+    /// one connection, the sender's window of chunks waited in the same queue and the same socket as the Raft traffic, and
+    /// the receiver's reading thread staged each chunk before it read the next heartbeat). Nothing orders a chunk against
+    /// the Raft messages around it, and nothing needs to: a snapshot stream orders itself (NodeHost.Snapshots.cs).
+    /// </para>
     /// </summary>
     public void Send(RaftMessage message)
     {
@@ -218,12 +235,32 @@ public sealed partial class TcpTransport : IAsyncDisposable
         if (IsCutOff(node)) return; // a drill's partition (TcpTransport.Faults.cs)
         if (!_disposed && _peers.TryGetValue(node, out var sender))
         {
+            if (message.Type == MessageType.SnapshotChunk)
+            {
+                SnapshotLane(node, sender).Enqueue(message);
+                return;
+            }
             // A liveness signal (the node loop's, NodeHost.Liveness.cs) is written on this thread when nothing waits before it.
             if (message.Type == MessageType.Liveness && sender.TrySendNow(message)) return;
             sender.Enqueue(message);
         }
         else
             Interlocked.Increment(ref _counters.DroppedUnroutable);
+    }
+
+    /// <summary>The snapshot lane to <paramref name="node"/>, made at its first use (a stopped one, after the peer was removed or
+    /// the transport disposed, drops what it is given, as the Raft lane does).</summary>
+    private PeerSender SnapshotLane(int node, PeerSender raftLane)
+    {
+        if (_bulk.TryGetValue(node, out var lane)) return lane;
+        lock (_gate)
+        {
+            if (_bulk.TryGetValue(node, out lane)) return lane;
+            if (_disposed || !_peers.TryGetValue(node, out var current) || !ReferenceEquals(current, raftLane)) return raftLane; // stopped: drops it
+            lane = new PeerSender(node, raftLane.EndPoint, _hello, _security, _counters, Log, lane: "snapshot");
+            _bulk[node] = lane;
+            return lane;
+        }
     }
 
     /// <summary>
@@ -238,8 +275,9 @@ public sealed partial class TcpTransport : IAsyncDisposable
         {
             if (_disposed) return;
             _disposed = true;
-            senders = _peers.Values.ToArray();
+            senders = _peers.Values.Concat(_bulk.Values).ToArray();
             _peers.Clear();
+            _bulk.Clear();
             retired = _retiredSenders.ToArray();
             _retiredSenders.Clear();
         }
