@@ -32,9 +32,9 @@ namespace Replication.Engine;
 internal static class CodeWarmUp
 {
     /// <summary>The async methods (by name, with their lambdas) whose framework code is prepared: the ones a JIT log of the
-    /// first switchover showed compiled then. Generic async methods (forwarded requests) cannot be prepared this way.</summary>
+    /// first switchover showed compiled then.</summary>
     private static readonly Regex Paths = new(
-        "Failover|Transfer|HandOver|ForceHere|Suspend|LeaderMoved|WatchLeaders|WriteShard|Route|AdminAsync|ServeAsync|RunAsync|HandleAsync|SendAsync",
+        "Failover|Transfer|HandOver|ForceHere|Suspend|LeaderMoved|WatchLeaders|Forwarded|WriteShard|Route|AdminAsync|ServeAsync|RunAsync|HandleAsync|SendAsync",
         RegexOptions.CultureInvariant);
 
     /// <summary>The types in the JSON bodies of those paths.</summary>
@@ -44,7 +44,7 @@ internal static class CodeWarmUp
         typeof(ReplicaAnswer), typeof(ForceHereArgs), typeof(SuspendArgs), typeof(LeaderWatchArgs), typeof(LeaderWatchAnswer), typeof(Empty),
     ];
 
-    private static readonly Type[] Owners = [typeof(ClusterNode), typeof(ClusterClient), typeof(ClientSession), typeof(ClientConnection)];
+    private static readonly Type[] Owners = [typeof(ClusterNode), typeof(ClusterClient), typeof(ClientSession), typeof(ClientConnection), typeof(ForwardContext)];
 
     private static int _started;
 
@@ -103,10 +103,11 @@ internal static class CodeWarmUp
         var core = typeof(AsyncTaskMethodBuilder).Assembly.GetType("System.Runtime.CompilerServices.AsyncMethodBuilderCore");
         var builders = new HashSet<Type>();
         var prepared = new List<string>();
-        foreach (var machine in Owners.SelectMany(Nested))
+        foreach (var declared in Owners.SelectMany(Nested))
         {
-            if (!machine.IsValueType || machine.ContainsGenericParameters || !typeof(IAsyncStateMachine).IsAssignableFrom(machine)
-                || !Paths.IsMatch(machine.Name)) continue;
+            if (!declared.IsValueType || !typeof(IAsyncStateMachine).IsAssignableFrom(declared) || !Paths.IsMatch(declared.Name)) continue;
+            // A generic async method's code over reference types is one shared instantiation: prepared once over object.
+            if (CloseOverObject(declared) is not { } machine) continue;
             if (machine.GetField("<>t__builder", All)?.FieldType is not { } builder) continue;
             var awaiters = machine.GetFields(All).Where(f => f.Name.StartsWith("<>u__", StringComparison.Ordinal)).Select(f => f.FieldType)
                 .Where(t => !t.ContainsGenericParameters && t != typeof(object)).Distinct().ToArray();
@@ -128,6 +129,14 @@ internal static class CodeWarmUp
             prepared.Add(machine.Name);
         }
         return prepared;
+    }
+
+    /// <summary><paramref name="type"/> itself, or its generic definition closed over object for every parameter; null when a constraint forbids that.</summary>
+    private static Type? CloseOverObject(Type type)
+    {
+        if (!type.ContainsGenericParameters) return type;
+        try { return type.MakeGenericType([.. type.GetGenericArguments().Select(_ => typeof(object))]); }
+        catch (ArgumentException) { return null; }
     }
 
     private static IEnumerable<Type> Nested(Type type) =>
