@@ -48,10 +48,7 @@ internal static class CodeWarmUp
 
     private static int _started;
 
-    /// <summary>What the completed warm-up did (methods prepared, compilation time), for the node's log; null until then.</summary>
-    public static string? LastReport { get; private set; }
-
-    /// <summary>Starts the warm-up once per process (later calls do nothing); <paramref name="log"/> gets its report. Thread-safe.</summary>
+    /// <summary>Starts the warm-up once per process (later calls do nothing); <paramref name="log"/> gets its report (methods prepared, compilation time). Thread-safe.</summary>
     public static void Start(Action<string>? log = null)
     {
         if (Interlocked.Exchange(ref _started, 1) != 0) return;
@@ -70,9 +67,8 @@ internal static class CodeWarmUp
         try { ExerciseJson(); } catch (Exception) { /* best effort */ }
         long compiled = System.Runtime.JitInfo.GetCompiledMethodCount(currentThread: true) - compiledBefore;
         var jit = System.Runtime.JitInfo.GetCompilationTime(currentThread: true) - jitBefore;
-        LastReport = $"code warm-up: {machines} async methods and {JsonTypes.Length} JSON types of the leadership-change paths prepared, " +
-            $"{compiled} methods compiled ({jit.TotalMilliseconds:0} ms of compilation) in {System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds:0} ms";
-        log?.Invoke(LastReport);
+        log?.Invoke($"code warm-up: {machines} async methods and {JsonTypes.Length} JSON types of the leadership-change paths prepared, " +
+            $"{compiled} methods compiled ({jit.TotalMilliseconds:0} ms of compilation) in {System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds:0} ms");
     }
 
     /// <summary>

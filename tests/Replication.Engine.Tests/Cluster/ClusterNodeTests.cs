@@ -138,19 +138,27 @@ public sealed class ClusterNodeTests(ITestOutputHelper output) : IAsyncLifetime
         Assert.Null((await n1.WriteAsync(new[] { new KeyWrite("after-stop", "x") }, WriteConcern.Majority, Bound, CancellationToken.None))[0].Error);
     }
 
-    [Fact]
-    public async Task A_joined_node_that_waited_for_its_metadata_place_lets_another_node_stop_at_once()
+    /// <summary>Node 1 founds a cluster, nodes 2 and 3 join it through node 1, each waiting until it votes in the metadata group.</summary>
+    private async Task<(ClusterNode N1, ClusterNode N2, ClusterNode N3, int P3)> StartThreeVotersAsync()
     {
-        // Start-ReplicationNode returns once the joined node votes in the metadata group (WaitForMetadataPlaceAsync). A join
-        // alone returns before the metadata leader promoted the node: with voters {1,2} and node 3 still a learner, stopping
-        // node 2 right away would leave the metadata group without a quorum, and no node could join or be registered.
-        int p1 = FreePort(), p2 = FreePort(), p3 = FreePort(), p4 = FreePort();
+        int p1 = FreePort(), p2 = FreePort(), p3 = FreePort();
         var n1 = await StartAsync(Options("n1", p1));
         await n1.WaitForLeadersAsync(null, Bound, CancellationToken.None);
         var n2 = await StartAsync(Options("n2", p2, join: $"127.0.0.1:{p1}"));
         Assert.Null(await n2.WaitForMetadataPlaceAsync(Bound, CancellationToken.None));
         var n3 = await StartAsync(Options("n3", p3, join: $"127.0.0.1:{p1}"));
         Assert.Null(await n3.WaitForMetadataPlaceAsync(Bound, CancellationToken.None));
+        return (n1, n2, n3, p3);
+    }
+
+    [Fact]
+    public async Task A_joined_node_that_waited_for_its_metadata_place_lets_another_node_stop_at_once()
+    {
+        // Start-ReplicationNode returns once the joined node votes in the metadata group (WaitForMetadataPlaceAsync). A join
+        // alone returns before the metadata leader promoted the node: with voters {1,2} and node 3 still a learner, stopping
+        // node 2 right away would leave the metadata group without a quorum, and no node could join or be registered.
+        var (n1, n2, n3, p3) = await StartThreeVotersAsync();
+        int p4 = FreePort();
         Assert.Contains(3, n3.Host.Status[ClusterMetadata.MetadataGroup].Voters);
 
         await n2.StopAsync(kill: true);
@@ -208,13 +216,7 @@ public sealed class ClusterNodeTests(ITestOutputHelper output) : IAsyncLifetime
     [Fact]
     public async Task A_node_stopped_through_its_own_endpoint_answers_and_its_peers_show_it_Stopped_at_once()
     {
-        int p1 = FreePort(), p2 = FreePort(), p3 = FreePort();
-        var n1 = await StartAsync(Options("n1", p1));
-        await n1.WaitForLeadersAsync(null, Bound, CancellationToken.None);
-        var n2 = await StartAsync(Options("n2", p2, join: $"127.0.0.1:{p1}"));
-        Assert.Null(await n2.WaitForMetadataPlaceAsync(Bound, CancellationToken.None));
-        var n3 = await StartAsync(Options("n3", p3, join: $"127.0.0.1:{p1}"));
-        Assert.Null(await n3.WaitForMetadataPlaceAsync(Bound, CancellationToken.None));
+        var (n1, n2, n3, p3) = await StartThreeVotersAsync();
         await WaitUntil(() => new[] { n1, n2 }.All(n => n.GetNode(3).State == NodeState.Running), "nodes 1 and 2 see node 3 running");
 
         // Connected to node 3 only, at first: the stop is answered by node 3 itself, which told its peers before it closed.
