@@ -50,13 +50,16 @@ internal sealed record BenchOptions
     /// <summary>Diagnostic (--node-tiered): run the node processes with the runtime's default tiered compilation instead of
     /// DOTNET_TieredCompilation=0, the setting the README recommends for a node process (<see cref="Servers.NodeEnvironment"/>).</summary>
     public bool NodeTiered { get; init; }
+    /// <summary>Diagnostic (--node-env K=V,K=V): more environment variables for the node processes only (not the load
+    /// process, so etcd and Replication still share one load generator), to measure a runtime setting.</summary>
+    public IReadOnlyDictionary<string, string> NodeEnv { get; init; } = new Dictionary<string, string>();
 
     public const string Usage =
         "usage: Replication.Bench [--quick] [--rounds N] [--clients 1,16,64] [--phase-seconds S] [--spread] [--no-etcd] [--no-install]\n" +
         "                         [--no-embedded] [--out DIR] [--module Replication.psd1 --pwsh pwsh.dll] [--verbose] [--election-ticks N]\n" +
         "                         [--only ring|failover|timing] [--ring-mb N] [--snapshot-chunk-bytes N]\n" +
         "                         [--failover-runs N] [--election-ms 150,300] [--timing-minutes M] [--timing-kills N] [--import-in-flight N]\n" +
-        "                         [--node-tiered]\n" +
+        "                         [--node-tiered] [--node-env K=V,K=V]\n" +
         "       Replication.Bench --report out/bench/results.json [--out DIR]   (render a saved run again)";
 
     public static BenchOptions Parse(string[] args)
@@ -69,12 +72,12 @@ internal sealed record BenchOptions
         }
         bool Flag(string name) => args.Contains(name);
 
-        var known = new HashSet<string> { "--quick", "--rounds", "--clients", "--phase-seconds", "--spread", "--no-etcd", "--no-install", "--no-embedded", "--out", "--module", "--pwsh", "--verbose", "--election-ticks", "--report", "--only", "--ring-mb", "--snapshot-chunk-bytes", "--failover-runs", "--election-ms", "--timing-minutes", "--timing-kills", "--import-in-flight", "--node-tiered" };
+        var known = new HashSet<string> { "--quick", "--rounds", "--clients", "--phase-seconds", "--spread", "--no-etcd", "--no-install", "--no-embedded", "--out", "--module", "--pwsh", "--verbose", "--election-ticks", "--report", "--only", "--ring-mb", "--snapshot-chunk-bytes", "--failover-runs", "--election-ms", "--timing-minutes", "--timing-kills", "--import-in-flight", "--node-tiered", "--node-env" };
         for (int i = 0; i < args.Length; i++)
         {
             if (!known.Contains(args[i])) throw new ArgumentException($"unknown argument '{args[i]}'.\n{Usage}");
             if (args[i] is "--rounds" or "--clients" or "--phase-seconds" or "--out" or "--module" or "--pwsh" or "--election-ticks" or "--report"
-                or "--only" or "--ring-mb" or "--snapshot-chunk-bytes" or "--failover-runs" or "--election-ms" or "--timing-minutes" or "--timing-kills" or "--import-in-flight") i++;
+                or "--only" or "--ring-mb" or "--snapshot-chunk-bytes" or "--failover-runs" or "--election-ms" or "--timing-minutes" or "--timing-kills" or "--import-in-flight" or "--node-env") i++;
         }
 
         var o = Flag("--quick")
@@ -105,6 +108,10 @@ internal sealed record BenchOptions
             ImportInFlight = Value("--import-in-flight") is { } inf ? Math.Clamp(int.Parse(inf), 1, 64) : o.ImportInFlight,
             TimingKills = Value("--timing-kills") is { } tk ? Math.Clamp(int.Parse(tk), 1, 20) : o.TimingKills,
             NodeTiered = Flag("--node-tiered"),
+            NodeEnv = Value("--node-env") is { } ne
+                ? ne.Split(',', StringSplitOptions.RemoveEmptyEntries).Select(kv => kv.Split('=', 2)).ToDictionary(
+                    kv => kv[0], kv => kv.Length == 2 ? kv[1] : throw new ArgumentException($"--node-env takes K=V pairs.\n{Usage}"))
+                : o.NodeEnv,
         };
     }
 }

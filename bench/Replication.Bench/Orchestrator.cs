@@ -28,6 +28,7 @@ internal sealed class Orchestrator
             return 64;
         }
         Servers.NodeTiered = options.NodeTiered;
+        Servers.NodeEnv = options.NodeEnv;
         if (options.Report is { } saved)
         {
             // Re-renders a saved run (its results.json) without measuring anything.

@@ -27,6 +27,9 @@ internal sealed class Servers : IDisposable
     /// <summary>Set from --node-tiered before any node starts (<see cref="NodeEnvironment"/>).</summary>
     public static bool NodeTiered { get; set; }
 
+    /// <summary>Set from --node-env before any node starts: added to <see cref="NodeEnvironment"/>.</summary>
+    public static IReadOnlyDictionary<string, string> NodeEnv { get; set; } = new Dictionary<string, string>();
+
     /// <summary>
     /// The environment of every Replication node process the bench starts (and of the fresh pwsh it times): the cluster
     /// secret, and DOTNET_TieredCompilation=0 as the README's service unit sets it (README, "As a systemd service"): with
@@ -38,6 +41,7 @@ internal sealed class Servers : IDisposable
     {
         var env = new Dictionary<string, string> { ["REPLICATION_CLUSTER_SECRET"] = secret };
         if (!NodeTiered) env["DOTNET_TieredCompilation"] = "0";
+        foreach (var (k, v) in NodeEnv) env[k] = v;
         return env;
     }
 
