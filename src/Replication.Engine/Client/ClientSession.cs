@@ -70,9 +70,15 @@ internal sealed class ClientSession
             if (await reader.ReadAsync(FrameCodec.MaxPayloadSize, FrameType.ClientRequest, ct).ConfigureAwait(false) is not { } frame)
                 return;
             var request = ClientCodec.DecodeRequest(frame.Payload.Span); // the payload buffer is reused by the next read: decode now
-            _ = Task.Run(() => RunAsync(request));
+            // A key request runs on this thread until it waits for the node (its routing is short and never blocks), which
+            // saves a thread-pool hop per request; anything else (admin work may read or write files) gets its own work item.
+            if (IsKeyRequest(request)) _ = RunAsync(request);
+            else _ = Task.Run(() => RunAsync(request));
         }
     }
+
+    private static bool IsKeyRequest(ClientRequest request) =>
+        request is WriteRequest or GetRequest || request is ForwardedRequest { Inner: WriteRequest or GetRequest };
 
     private async Task RunAsync(ClientRequest request)
     {

@@ -109,7 +109,7 @@ internal sealed partial class NodeHost
         var stored = _logStore!.Load(group);
         g.Core = NewCore(group, g.Core.Id, stored, stored.Snapshot, _kv!.AppliedIndex(group));
         g.Persisted = stored.State;
-        foreach (var r in g.PendingReads.Values) r.Completion.TrySetException(new RetryableException($"node {Id} restarted shard {group} from its files (disk full)"));
+        foreach (var r in g.PendingReads.Values) Settle(r.Completion, new RetryableException($"node {Id} restarted shard {group} from its files (disk full)"));
         g.PendingReads.Clear();
         AbortIncoming(group);
         _options.Log?.Invoke($"node {Id}: shard {group}'s term ran ahead of its full disk; restarted it from its files at term {stored.State.Term}");

@@ -26,6 +26,7 @@ internal sealed partial class NodeHost : IAsyncDisposable
     private readonly Dictionary<int, GroupRuntime> _groups = new();
     private readonly ConcurrentQueue<object> _inbox = new();
     private readonly List<(ProposeRequest Request, IReadOnlyList<ProposalOutcome> Outcomes)> _acknowledgements = new(); // loop thread only
+    private List<Action> _settlements = new(); // loop thread only: NodeHost.Requests.cs, Settle
     private readonly AutoResetEvent _wake = new(false);
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private TimeSpan _nextTick; // loop thread only: when the next tick is due
@@ -214,6 +215,7 @@ internal sealed partial class NodeHost : IAsyncDisposable
                 if (!_killed) ContinueInstalls();
                 PublishStatus();
                 ReleaseAcknowledgements();
+                ReleaseSettlements();
                 NoteIterationForInstalls();
             }
         }
@@ -228,6 +230,7 @@ internal sealed partial class NodeHost : IAsyncDisposable
         }
         finally
         {
+            ReleaseSettlements();
             _exited.TrySetResult();
         }
     }
