@@ -343,7 +343,9 @@ internal sealed partial class NodeHost : IAsyncDisposable
         // (RaftLog.NextCommitted), so an acknowledged write is still durable on a majority that includes its leader.
         // Only from a group whose term and vote are already durable (a new term must be on disk before this node
         // speaks in it); everything else leaves after the save, as the Ready contract says.
+        // Each group of messages below leaves together (TcpTransport.SendAll: per peer one frame, written on this thread).
         HashSet<RaftMessage>? sentEarly = null;
+        var outgoing = new List<RaftMessage>();
         foreach (var (g, ready) in readies)
         {
             if (ready.Entries.Count == 0 || g.Core.Role != RaftRole.Leader) continue;
@@ -352,10 +354,12 @@ internal sealed partial class NodeHost : IAsyncDisposable
             foreach (var m in ready.Messages)
             {
                 if (m.Type != MessageType.Append) continue;
-                _transport!.Send(m);
+                outgoing.Add(m);
                 (sentEarly ??= new HashSet<RaftMessage>(ReferenceEqualityComparer.Instance)).Add(m);
             }
         }
+        if (outgoing.Count > 0) _transport!.SendAll(outgoing);
+        outgoing.Clear();
         // Durable (synchronous=FULL) before anything else leaves. False: the disk is full and nothing was
         // stored; what then may still leave, and why, is in NodeHost.DiskFull.cs.
         var outcome = writes.Count == 0 ? SaveOutcome.Saved : TrySave(writes);
@@ -372,9 +376,10 @@ internal sealed partial class NodeHost : IAsyncDisposable
                 if (sentEarly?.Contains(m) == true) continue;
                 if (unsaved && !(termVoteDurable && MaySendUnpersisted(m))) continue;
                 if (m.Type == MessageType.Snapshot) StartSnapshotTransfer(g, m); // the data goes out of band, in chunks
-                else _transport!.Send(m);
+                else outgoing.Add(m);
             }
         }
+        if (outgoing.Count > 0) _transport!.SendAll(outgoing);
 
         foreach (var (g, ready) in readies)
         {

@@ -25,8 +25,8 @@ namespace Replication.Engine.Transport;
 /// than an async loop on the thread pool: a frame then costs one wake-up of that thread and one send, not a
 /// thread-pool hop (whose workers spin with sched_yield before sleeping: most of an idle node's CPU, bench
 /// finding). A node has one sender per peer, so a few threads. A small message that would wait behind nothing can be
-/// written on the caller's thread instead (<see cref="TrySendNow"/>, the node loop's liveness signals on a quiet
-/// cluster), which saves even that wake-up.
+/// written on the caller's thread instead (<see cref="TrySendNow"/>: the node loop's liveness signals, and each pass's
+/// appends and answers), which saves even that wake-up.
 /// </para>
 /// <para>
 /// Failure: when the connection cannot be made, what is queued is dropped and counted and the
@@ -96,17 +96,24 @@ internal sealed class PeerSender
         }
     }
 
+    /// <summary>Largest frame <see cref="TrySendNow"/> writes on the caller's thread: far below the socket buffer a writable
+    /// socket has free, so the write cannot block the node loop even when the peer stopped reading.</summary>
+    internal const int DirectFrameBytes = 32 * 1024;
+
     /// <summary>
-    /// Writes <paramref name="message"/> (a small one: the node loop's liveness signal) on the calling thread when nothing
-    /// could be sent before it and the write cannot block: the sender thread waits with nothing taken, nothing is queued, the
-    /// connection is open and on the current address, and its socket's send buffer has room. True when it was written, or
-    /// dropped and counted by a failed write (the connection is then closed, as the sender thread does, and the next message
-    /// dials again); false when it must be queued instead (<see cref="Enqueue"/>). Per message this saves the sender
-    /// thread's wake-up, on this paravirtualized machine about as costly as the send itself (a quiet node's send threads
-    /// were a fifth of its CPU, bench finding). Order is kept: the sender thread takes nothing while this writes.
+    /// Writes <paramref name="messages"/> (a small frame's worth: a liveness signal, or a pass's appends and answers to this
+    /// peer, <see cref="TcpTransport.SendAll"/>) as one frame on the calling thread when nothing could be sent before them and
+    /// the write cannot block: the sender thread waits with nothing taken, nothing is queued, the connection is open and on
+    /// the current address, the frame is at most <see cref="DirectFrameBytes"/>, and the socket's send buffer has room. True
+    /// when it was written, or dropped and counted by a failed write (the connection is then closed, as the sender thread
+    /// does, and the next message dials again); false when they must be queued instead (<see cref="Enqueue"/>). Per frame
+    /// this saves the sender thread's wake-up, on this paravirtualized machine about as costly as the send itself (a quiet
+    /// node's send threads were a fifth of its CPU, bench finding). Order is kept: the sender thread takes nothing while
+    /// this writes.
     /// </summary>
-    public bool TrySendNow(RaftMessage message)
+    public bool TrySendNow(IReadOnlyList<RaftMessage> messages)
     {
+        if (messages.Count == 0 || RaftMessageCodec.GetBatchSize(messages) > DirectFrameBytes) return false;
         OutboundConnection? connection;
         lock (_queue)
         {
@@ -120,13 +127,13 @@ internal sealed class PeerSender
         {
             if (!connection.CanWriteNow()) return false;
             written = true;
-            connection.Writer.WriteRaft([message]);
+            connection.Writer.WriteRaft(messages);
             Interlocked.Increment(ref _counters.FramesSent);
-            Interlocked.Increment(ref _counters.MessagesSent);
+            Interlocked.Add(ref _counters.MessagesSent, messages.Count);
         }
         catch (Exception e) when (e is IOException or ObjectDisposedException or System.Net.Sockets.SocketException)
         {
-            Interlocked.Increment(ref _counters.DroppedDisconnected);
+            Interlocked.Add(ref _counters.DroppedDisconnected, messages.Count);
             if (!connection.IsClosed) _log($"connection to peer {_peerId}{_lane} at {connection.EndPoint} lost: {e.Message}");
             connection.Dispose();
         }

@@ -228,6 +228,49 @@ public sealed partial class TcpTransport : IAsyncDisposable
     /// the Raft messages around it, and nothing needs to: a snapshot stream orders itself (NodeHost.Snapshots.cs).
     /// </para>
     /// </summary>
+    /// <summary>
+    /// Sends the messages of one pass of the node loop, as <see cref="Send"/> sends each, except that the messages to one
+    /// peer are written together, on the calling thread, as one frame, when that peer's sender has nothing queued before
+    /// them and the frame is small (<see cref="PeerSender.TrySendNow"/>); else they are queued for its sender thread. On this
+    /// paravirtualized machine waking the sender thread costs about as much as the send itself, and a leader's pass at a
+    /// steady write load is an append and a commit per follower: the wake-up was paid on every frame, on both sides.
+    /// Order per peer is kept: a peer's messages are written in list order, and never before what was queued before them.
+    /// </summary>
+    public void SendAll(IReadOnlyList<RaftMessage> messages)
+    {
+        ArgumentNullException.ThrowIfNull(messages);
+        if (messages.Count == 1)
+        {
+            Send(messages[0]);
+            return;
+        }
+        Dictionary<int, List<RaftMessage>>? byPeer = null;
+        foreach (var m in messages)
+        {
+            if (m.Type is MessageType.SnapshotChunk or MessageType.Liveness)
+            {
+                Send(m);
+                continue;
+            }
+            int node = ReplicaIds.NodeOf(m.To);
+            byPeer ??= new Dictionary<int, List<RaftMessage>>();
+            if (!byPeer.TryGetValue(node, out var list)) byPeer[node] = list = new List<RaftMessage>();
+            list.Add(m);
+        }
+        if (byPeer is null) return;
+        foreach (var (node, list) in byPeer)
+        {
+            if (IsCutOff(node)) continue; // a drill's partition (TcpTransport.Faults.cs)
+            if (_disposed || !_peers.TryGetValue(node, out var sender))
+            {
+                Interlocked.Add(ref _counters.DroppedUnroutable, list.Count);
+                continue;
+            }
+            if (sender.TrySendNow(list)) continue;
+            foreach (var m in list) sender.Enqueue(m);
+        }
+    }
+
     public void Send(RaftMessage message)
     {
         ArgumentNullException.ThrowIfNull(message);
@@ -241,7 +284,7 @@ public sealed partial class TcpTransport : IAsyncDisposable
                 return;
             }
             // A liveness signal (the node loop's, NodeHost.Liveness.cs) is written on this thread when nothing waits before it.
-            if (message.Type == MessageType.Liveness && sender.TrySendNow(message)) return;
+            if (message.Type == MessageType.Liveness && sender.TrySendNow([message])) return;
             sender.Enqueue(message);
         }
         else
