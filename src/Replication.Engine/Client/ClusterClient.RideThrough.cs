@@ -44,8 +44,11 @@ public partial class ClusterClient
     /// deposed leader that runs settles it within a heartbeat of hearing of the newer term (the server's forwarding uses the
     /// same grace, ClusterNode.Routing.cs).</summary>
     private static readonly TimeSpan DeposedLeaderGrace = TimeSpan.FromMilliseconds(200);
-    /// <summary>Longest single leader watch; one that ends with no change is sent again while the request waits.</summary>
-    private static readonly TimeSpan WatchSpan = TimeSpan.FromSeconds(3);
+    /// <summary>Longest single leader watch; one that ends with no change is sent again while the request waits. Short,
+    /// because the node holds a watch open until it ends even when the request it was asked for was answered meanwhile
+    /// (there is no cancel message): under load, where a few requests pass <see cref="WatchAfter"/>, watches of 3 s
+    /// piled up on the other nodes.</summary>
+    private static readonly TimeSpan WatchSpan = TimeSpan.FromSeconds(1);
     /// <summary>Added to a leader watch's own wait before its answer is given up on.</summary>
     private static readonly TimeSpan WatchMargin = TimeSpan.FromSeconds(1);
 

@@ -23,11 +23,16 @@ public sealed partial class ClusterNode
         int electionMs = (int)Math.Min(int.MaxValue, _options.ElectionTicks * _options.TickInterval.TotalMilliseconds);
         while (true)
         {
-            var views = args.Shards.Distinct().Select(ShardLeaderNow).ToArray();
+            var shards = args.Shards.Distinct().ToArray();
+            var views = shards.Select(ShardLeaderNow).ToArray();
             bool moved = views.Any(v => v.Leader != 0 && v.Term > args.AfterTerm && !string.Equals(v.Endpoint, args.NotEndpoint, StringComparison.OrdinalIgnoreCase));
             var left = until - DateTime.UtcNow;
             if (moved || left <= TimeSpan.Zero) return new LeaderWatchAnswer(NodeId, electionMs, views);
-            await _host.WaitForChangeAsync(left < LeaderWatchPoll ? left : LeaderWatchPoll, ct).ConfigureAwait(false);
+            // This node's own replicas signal a leader change at once; only the peers' reports (a shard not hosted here) must
+            // be re-read. Waking every LeaderWatchPoll regardless cost a loaded node a timer and a wake-up per watch 20 times a
+            // second, for watches whose client had its answer long before (a watch outlives the request it was asked for).
+            bool fromReports = shards.Any(s => !_host.Status.ContainsKey(s));
+            await _host.WaitForChangeAsync(fromReports && left > LeaderWatchPoll ? LeaderWatchPoll : left, ct).ConfigureAwait(false);
             ct.ThrowIfCancellationRequested();
         }
     }
