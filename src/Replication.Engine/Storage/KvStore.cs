@@ -136,6 +136,8 @@ public sealed partial class KvStore : IDisposable
         _readerConnectionString = SqliteSetup.ReaderConnectionString(filePath);
     }
 
+    private readonly System.Collections.Concurrent.ConcurrentStack<PointReader> _pointReaders = new(); // KvStore.Read.cs, Get
+
     // Key counts per shard (see Count): _counts holds the shards whose count is known; _commits counts the commits that
     // changed rows. Both guarded by _countGate, which a commit holds from before it commits until it has adjusted them.
     private readonly object _countGate = new();
@@ -218,6 +220,7 @@ public sealed partial class KvStore : IDisposable
         _installRow?.Dispose();
         _stageRow?.Dispose();
         _conn.Dispose();
+        while (_pointReaders.TryPop(out var reader)) reader.Dispose();
         using var pooled = new SqliteConnection(_readerConnectionString);
         SqliteConnection.ClearPool(pooled);
     }
