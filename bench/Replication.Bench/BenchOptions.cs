@@ -20,7 +20,7 @@ internal sealed record BenchOptions
     public int ImportInFlight { get; init; } = 2;
     /// <summary>Keys per import request (--import-batch; default: what Set-ReplicationKey sends per engine call, KeyWriteCmdlet.BatchSize),
     /// and etcd's --max-txn-ops, so its import transactions hold as many puts.</summary>
-    public int ImportBatch { get; init; } = 2000;
+    public int ImportBatch { get; init; } = 500;
     public double DiskProbeSeconds { get; init; } = 3;
     public bool Spread { get; init; }
     public bool Etcd { get; init; } = true;

@@ -33,23 +33,19 @@ Describe 'Keys, nodes and shards (<Shape>)' -ForEach $Shapes {
     }
 
     It 'imports a piped CSV with several batches in flight: every record written, a bad one fails alone, -PassThru in input order' {
-        # 4 batches and a part (the cmdlet's batch size: 2,000 rows) with -ThrottleLimit 3; a row of the second batch has a
-        # key that is too long and one of the third a condition that cannot hold (the key is new): each fails alone, with
-        # its ErrorId and its own key. Key dup:1 is written in the first batch and again in the fourth: the later row wins
-        # (writes of one key in input order).
+        # 2,300 rows = 5 batches of 500 with -ThrottleLimit 3; row 700 has a key that is too long and row 1,200 a
+        # condition that cannot hold (the key is new): each fails alone, with its ErrorId and its own key. Key dup:1 is
+        # written in the first batch and again in the fourth: the later row wins (writes of one key in input order).
         $csv = Join-Path $TestDrive "import-$Shape.csv"
         $rows = [System.Collections.Generic.List[string]]::new()
         $rows.Add('Key,Value,ExpectedVersion')
-        $batch = [Replication.PowerShell.Commands.KeyWriteCmdlet]::BatchSize
-        $total = 4 * $batch + 300
-        $conditional = 2 * $batch + 200
-        for ($i = 1; $i -le $total; $i++) {
+        for ($i = 1; $i -le 2300; $i++) {
             $rows.Add($(switch ($i) {
                         7 { 'dup:1,first,' }
-                        ($batch + 200) { ('k' * 1100) + ',too long,' }
-                        $conditional { "import:$('{0:D5}' -f $i),conditional,5" }
-                        (3 * $batch + 300) { 'dup:1,last,' }
-                        default { "import:$('{0:D5}' -f $i),v$i," }
+                        700 { ('k' * 1100) + ',too long,' }
+                        1200 { 'import:1200,conditional,5' }
+                        1800 { 'dup:1,last,' }
+                        default { "import:$('{0:D4}' -f $i),v$i," }
                     }))
         }
         [IO.File]::WriteAllLines($csv, $rows)
@@ -61,18 +57,18 @@ Describe 'Keys, nodes and shards (<Shape>)' -ForEach $Shapes {
         $known[0].FullyQualifiedErrorId | Should -BeLike 'KeyTooLong,*'
         $known[0].TargetObject | Should -Be ('k' * 1100)
         $known[1].FullyQualifiedErrorId | Should -BeLike 'VersionConflict,*'
-        $known[1].TargetObject | Should -Be "import:$('{0:D5}' -f $conditional)"
+        $known[1].TargetObject | Should -Be 'import:1200'
         # Errors come in input order, each naming its row's key; -PassThru gives every other row, in input order.
         $failedKeys = @($failed | ForEach-Object TargetObject)
         $j = 0
         $expected = @(foreach ($row in Import-Csv $csv) { if ($j -lt $failedKeys.Count -and $row.Key -ceq $failedKeys[$j]) { $j++ } else { $row.Key } })
         $j | Should -Be $failedKeys.Count
-        $written.Count | Should -Be ($total - $failedKeys.Count)
+        $written.Count | Should -Be (2300 - $failedKeys.Count)
         ($written.Key -join ',') | Should -Be ($expected -join ',')
         $stored = @(Get-ReplicationKey -Cluster $cluster -Prefix 'import:').Count
         $stored | Should -BeGreaterOrEqual @($written | Where-Object Key -Like 'import:*').Count
-        $stored | Should -BeLessOrEqual ($total - 4)
-        Get-ReplicationKey -Cluster $cluster -Key "import:$('{0:D5}' -f $conditional)" -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $stored | Should -BeLessOrEqual 2296
+        Get-ReplicationKey -Cluster $cluster -Key 'import:1200' -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
         $dup = Get-ReplicationKey -Cluster $cluster -Key 'dup:1'
         $lastDup = @($written | Where-Object { $_.Key -eq 'dup:1' -and $_.Value -eq 'last' })
         if ($lastDup) { $dup.Value | Should -Be 'last'; $dup.Version | Should -Be $lastDup[0].Version } # acknowledged last: nothing overtook it

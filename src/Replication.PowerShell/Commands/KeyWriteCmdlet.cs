@@ -29,20 +29,8 @@ namespace Replication.PowerShell.Commands;
 /// </summary>
 public abstract class KeyWriteCmdlet : ClusterCmdlet
 {
-    /// <summary>
-    /// Inputs per engine call (fewer when they hold <see cref="BatchChars"/> of keys and values first). 2,000, was 500: the
-    /// engine packs each shard's part of a batch into log entries, and each entry's keys into one state.db transaction on
-    /// every replica, whose cost per key falls with its size (a B-tree page written per key in a small one: 125-key entries
-    /// of random keys wrote about 15 KB per key, 500-key ones about 10 KB). Bench import, 3 node processes, alternated
-    /// (bench 14:49-14:53, load 27-43): 500 keys per request 1,316 and 6,095 keys/s (197 and 144 ms of node CPU per 1,000
-    /// keys), 2,000 keys 3,312 and 12,160 keys/s (97 and 107 ms). Results and errors are still one per input, in input order;
-    /// the first output of a pipeline comes after 2,000 inputs (or its end) instead of 500.
-    /// </summary>
-    public const int BatchSize = 2000;
-
-    /// <summary>Characters of keys and values per engine call at most (a batch of big values goes sooner): what a batch in
-    /// flight holds in memory stays bounded (2,000 values of 1 MB would be 2 GB).</summary>
-    public const long BatchChars = 4L * 1024 * 1024;
+    /// <summary>Inputs per engine call.</summary>
+    public const int BatchSize = 500;
 
     /// <summary>Batches in flight at once by default: two, so the pipeline reads the next batch while one is written.
     /// Measured in the deployed shape (bench/Measure-Import.ps1, the Bench's import; README "Benchmarks"): on the shared
@@ -58,7 +46,6 @@ public abstract class KeyWriteCmdlet : ClusterCmdlet
     private sealed record Batch(Pending[] Queued, KeyWrite[] Writes, Task<IReadOnlyList<WriteResult>>? Task, ReplicationCluster Cluster);
 
     private readonly List<Pending> _pending = new(BatchSize);
-    private long _pendingChars; // keys' and values' characters in _pending
     private ReplicationCluster? _pendingCluster;
     private bool? _stopOnError;
 
@@ -78,7 +65,7 @@ public abstract class KeyWriteCmdlet : ClusterCmdlet
     [Parameter]
     public WriteConcern WriteConcern { get; set; } = WriteConcern.Majority;
 
-    /// <summary>How many batches of 2,000 piped inputs may be in flight at once, while the pipeline reads on. Default 2;
+    /// <summary>How many batches of 500 piped inputs may be in flight at once, while the pipeline reads on. Default 2;
     /// 1 sends the next batch only once the one before is answered. Results still come in input order, and writes of one
     /// key in input order. With -ErrorAction Stop one batch at a time goes, whatever this says.</summary>
     [Parameter]
@@ -115,8 +102,7 @@ public abstract class KeyWriteCmdlet : ClusterCmdlet
             }
         }
         _pending.Add(new Pending(write, null));
-        _pendingChars += write.Key.Length + (write.Value?.Length ?? 0);
-        if (_pending.Count >= BatchSize || _pendingChars >= BatchChars) Flush();
+        if (_pending.Count >= BatchSize) Flush();
     }
 
     /// <summary>Reports a per-item error found in this layer, in input order with the engine's results
@@ -181,7 +167,6 @@ public abstract class KeyWriteCmdlet : ClusterCmdlet
         var cluster = _pendingCluster;
         var queued = _pending.ToArray();
         _pending.Clear();
-        _pendingChars = 0;
         var writes = queued.Where(p => p.Write is not null).Select(p => p.Write!).ToArray();
         // Writes of a key an earlier batch in flight also writes go after that batch is answered: in input order.
         foreach (var w in writes)

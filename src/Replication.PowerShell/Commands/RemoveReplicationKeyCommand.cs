@@ -20,7 +20,7 @@ namespace Replication.PowerShell.Commands;
 /// </example>
 /// <example>
 /// <code>Get-ReplicationKey -Prefix session: | Remove-ReplicationKey -WhatIf</code>
-/// Lists the deletes of every key that starts with session: without deleting anything; drop -WhatIf to delete them, in batches of 2,000.
+/// Lists the deletes of every key that starts with session: without deleting anything; drop -WhatIf to delete them, in batches of 500.
 /// </example>
 [Cmdlet(VerbsCommon.Remove, "ReplicationKey", DefaultParameterSetName = DefaultSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Medium)]
 [OutputType(typeof(void))]

@@ -5,7 +5,7 @@ namespace Replication.PowerShell.Commands;
 
 /// <summary>
 /// Writes keys to a cluster, one at a time or many from the pipeline. Pipeline input binds by
-/// property name (Key, Value, ExpectedVersion, Cluster) and goes to the engine in batches of 2,000, up to
+/// property name (Key, Value, ExpectedVersion, Cluster) and goes to the engine in batches of 500, up to
 /// -ThrottleLimit of them in flight at once (KeyWriteCmdlet); one bad item fails alone (a non-terminating error) while the others are written. -ExpectedVersion
 /// makes a write conditional: 0 = the key must not exist, n = its version must be n; otherwise
 /// VersionConflict, nothing written.
@@ -16,7 +16,7 @@ namespace Replication.PowerShell.Commands;
 /// </example>
 /// <example>
 /// <code>Import-Csv users.csv | Set-ReplicationKey</code>
-/// Writes every row of a CSV file with columns Key and Value (and optionally ExpectedVersion; a blank cell means no condition), in batches of 2,000,
+/// Writes every row of a CSV file with columns Key and Value (and optionally ExpectedVersion; a blank cell means no condition), in batches of 500,
 /// up to 2 batches in flight at once while Import-Csv reads on.
 /// </example>
 /// <example>
