@@ -14,9 +14,13 @@ internal sealed record BenchOptions
     public double WarmupSeconds { get; init; } = 3;
     public double IdleSeconds { get; init; } = 3;
     public double SettleSeconds { get; init; } = 15;
+    /// <summary>Length of the import phase (--import-seconds; bounded by LoadSpec.MaxImportKeys too).</summary>
     public double ImportSeconds { get; init; } = 5;
     /// <summary>Import batches in flight from the one importing client (--import-in-flight; default: Set-ReplicationKey's -ThrottleLimit default).</summary>
     public int ImportInFlight { get; init; } = 2;
+    /// <summary>Keys per import request (--import-batch; default: what Set-ReplicationKey sends per engine call, KeyWriteCmdlet.BatchSize),
+    /// and etcd's --max-txn-ops, so its import transactions hold as many puts.</summary>
+    public int ImportBatch { get; init; } = 500;
     public double DiskProbeSeconds { get; init; } = 3;
     public bool Spread { get; init; }
     public bool Etcd { get; init; } = true;
@@ -59,7 +63,7 @@ internal sealed record BenchOptions
         "                         [--no-embedded] [--out DIR] [--module Replication.psd1 --pwsh pwsh.dll] [--verbose] [--election-ticks N]\n" +
         "                         [--only ring|failover|timing] [--ring-mb N] [--snapshot-chunk-bytes N]\n" +
         "                         [--failover-runs N] [--election-ms 150,300] [--timing-minutes M] [--timing-kills N] [--import-in-flight N]\n" +
-        "                         [--node-tiered] [--node-env K=V,K=V]\n" +
+        "                         [--node-tiered] [--node-env K=V,K=V] [--import-seconds S] [--import-batch N]\n" +
         "       Replication.Bench --report out/bench/results.json [--out DIR]   (render a saved run again)";
 
     public static BenchOptions Parse(string[] args)
@@ -72,12 +76,12 @@ internal sealed record BenchOptions
         }
         bool Flag(string name) => args.Contains(name);
 
-        var known = new HashSet<string> { "--quick", "--rounds", "--clients", "--phase-seconds", "--spread", "--no-etcd", "--no-install", "--no-embedded", "--out", "--module", "--pwsh", "--verbose", "--election-ticks", "--report", "--only", "--ring-mb", "--snapshot-chunk-bytes", "--failover-runs", "--election-ms", "--timing-minutes", "--timing-kills", "--import-in-flight", "--node-tiered", "--node-env" };
+        var known = new HashSet<string> { "--quick", "--rounds", "--clients", "--phase-seconds", "--spread", "--no-etcd", "--no-install", "--no-embedded", "--out", "--module", "--pwsh", "--verbose", "--election-ticks", "--report", "--only", "--ring-mb", "--snapshot-chunk-bytes", "--failover-runs", "--election-ms", "--timing-minutes", "--timing-kills", "--import-in-flight", "--node-tiered", "--node-env", "--import-seconds", "--import-batch" };
         for (int i = 0; i < args.Length; i++)
         {
             if (!known.Contains(args[i])) throw new ArgumentException($"unknown argument '{args[i]}'.\n{Usage}");
             if (args[i] is "--rounds" or "--clients" or "--phase-seconds" or "--out" or "--module" or "--pwsh" or "--election-ticks" or "--report"
-                or "--only" or "--ring-mb" or "--snapshot-chunk-bytes" or "--failover-runs" or "--election-ms" or "--timing-minutes" or "--timing-kills" or "--import-in-flight" or "--node-env") i++;
+                or "--only" or "--ring-mb" or "--snapshot-chunk-bytes" or "--failover-runs" or "--election-ms" or "--timing-minutes" or "--timing-kills" or "--import-in-flight" or "--node-env" or "--import-seconds" or "--import-batch") i++;
         }
 
         var o = Flag("--quick")
@@ -106,6 +110,8 @@ internal sealed record BenchOptions
             ElectionMs = Value("--election-ms") is { } em ? em.Split(',').Select(x => Math.Clamp(int.Parse(x), 30, 10_000)).ToArray() : o.ElectionMs,
             TimingMinutes = Value("--timing-minutes") is { } tm ? Math.Clamp(double.Parse(tm, System.Globalization.CultureInfo.InvariantCulture), 0.1, 60) : o.TimingMinutes,
             ImportInFlight = Value("--import-in-flight") is { } inf ? Math.Clamp(int.Parse(inf), 1, 64) : o.ImportInFlight,
+            ImportSeconds = Value("--import-seconds") is { } isec ? Math.Clamp(double.Parse(isec, System.Globalization.CultureInfo.InvariantCulture), 0.5, 60) : o.ImportSeconds,
+            ImportBatch = Value("--import-batch") is { } ib ? Math.Clamp(int.Parse(ib), 1, 10_000) : o.ImportBatch,
             TimingKills = Value("--timing-kills") is { } tk ? Math.Clamp(int.Parse(tk), 1, 20) : o.TimingKills,
             NodeTiered = Flag("--node-tiered"),
             NodeEnv = Value("--node-env") is { } ne

@@ -127,6 +127,7 @@ internal sealed class LoadRole
                 ConnectMs = connectMs,
                 ConnectClients = maxClients,
                 ImportInFlight = _spec.ImportInFlight,
+                ImportBatch = _spec.ImportBatch,
                 Phases = phases,
                 IdleSeconds = idleSeconds,
                 IdleCpu = idle,

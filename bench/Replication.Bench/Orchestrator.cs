@@ -139,7 +139,7 @@ internal sealed class Orchestrator
         string folder = Path.Combine(_temp, $"{system}-{round}");
         Directory.CreateDirectory(folder);
         Action<string>? echo = _options.Verbose ? Console.WriteLine : null;
-        int importBatch = 500;
+        int importBatch = _options.ImportBatch;
         Servers? servers = null;
         try
         {

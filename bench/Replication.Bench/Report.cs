@@ -33,7 +33,7 @@ internal static class Report
         sb.AppendLine($"- Disk, same run, same temp folder: {N(fsyncs)} fsyncs/s at the start and {N(run.Disk.GetValueOrDefault("fsyncsPerSecondAtEnd"))}/s at the end (4 KiB write + fsync); " +
             $"raw SQLite (WAL, synchronous=FULL) {N(run.Disk.GetValueOrDefault("sqliteOneRowCommitsPerSecond"))} one-row commits/s, {N(run.Disk.GetValueOrDefault("sqlite1000RowBatchRowsPerSecond"))} rows/s in 1000-row batches.");
         sb.AppendLine(hasEtcd
-            ? $"- etcd: {run.EtcdVersion}, 3 members on loopback, default fsync and quota, --max-txn-ops 500; driven over gRPC (dotnet-etcd) by the same load process."
+            ? $"- etcd: {run.EtcdVersion}, 3 members on loopback, default fsync and quota, --max-txn-ops {ImportBatchOf(run)}; driven over gRPC (dotnet-etcd) by the same load process."
             : $"- etcd: NOT AVAILABLE ({run.EtcdNote}): the disk's limits above are the reference, so ratios are to the fsync rate.");
         sb.AppendLine("- \"other work\" is the share of the machine (all cores) that processes other than the servers and the load process used during the phase: " +
             "the noise (it also grows when the system under test leaves cores idle that other work then takes).");
@@ -74,7 +74,8 @@ internal static class Report
         }
 
         int inFlight = rep.Concat(etcd).FirstOrDefault()?.ImportInFlight ?? 1;
-        sb.AppendLine($"**Pipeline import** (`Import-Csv | Set-ReplicationKey` equivalent): one client, 500 keys per request and {inFlight} request(s) in flight (`Set-ReplicationKey`'s default `-ThrottleLimit` is 2; etcd: 500-put transactions, as many in flight); keys/s and latency per batch");
+        int importBatch = ImportBatchOf(run);
+        sb.AppendLine($"**Pipeline import** (`Import-Csv | Set-ReplicationKey` equivalent): one client, {importBatch:N0} keys per request and {inFlight} request(s) in flight (`Set-ReplicationKey`'s default `-ThrottleLimit` is 2; etcd: {importBatch:N0}-put transactions, as many in flight); keys/s and latency per batch");
         sb.AppendLine();
         sb.AppendLine(hasEtcd ? "| round | Replication keys/s | Replication ms | etcd keys/s | etcd ms | R / etcd | other work R / etcd |" : "| round | Replication keys/s | Replication ms | other work |");
         sb.AppendLine(hasEtcd ? "|---|---:|---|---:|---|---:|---|" : "|---|---:|---|---|");
@@ -179,7 +180,7 @@ internal static class Report
             double sys = MedianOf(ps.Select(p => p.ServerCpu.ElementAtOrDefault(i)?.System ?? 0));
             return $"{total.ToString("0.00", Invariant)} ({(total > 0 ? 100 * sys / total : 0):0}%)";
         });
-        // Requests, not keys: an import request carries 500 keys, so its cost is shown per 1,000 keys instead.
+        // Requests, not keys: an import request carries many keys (ImportBatch), so its cost is shown per 1,000 keys instead.
         double per1k = MedianOf(ps.Select(p => p.Ops > 0 ? 1000 * 1000 * p.ServerCpu.Sum(u => u.Total) / p.Ops : 0));
         double load = MedianOf(ps.Select(p => p.ClientCpu.Total));
         return (string.Join(" / ", perProcess), per1k.ToString("0.0", Invariant), load.ToString("0.00", Invariant));
@@ -307,4 +308,7 @@ internal static class Report
             if (m * power >= v) return m * power;
         return 10 * power;
     }
+
+    /// <summary>Keys per import request in <paramref name="run"/> (500 in results saved before it was recorded).</summary>
+    private static int ImportBatchOf(BenchRun run) => run.Rounds.FirstOrDefault(r => r.ImportBatch > 0)?.ImportBatch ?? 500;
 }

@@ -87,6 +87,8 @@ internal sealed record LoadResult
     public int ConnectClients { get; init; }
     /// <summary>Import batches the importing client had in flight (1 in results written before this was recorded).</summary>
     public int ImportInFlight { get; init; } = 1;
+    /// <summary>Keys per import request (0 in results saved before it was recorded: 500 then).</summary>
+    public int ImportBatch { get; init; }
     public List<PhaseResult> Phases { get; init; } = new();
     public double IdleSeconds { get; init; }
     public CpuUse[] IdleCpu { get; init; } = [];

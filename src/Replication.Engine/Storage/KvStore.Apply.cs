@@ -47,6 +47,7 @@ public sealed partial class KvStore
         // Ranges as this batch leaves them: a split applies to the entries after it in the same batch; published after the commit.
         var ranges = _ranges;
         long added = 0; // keys created minus keys deleted, for the key count
+        long changed = 0; // rows written or deleted, for the WAL checkpointer
         var split = new List<int>();
         foreach (var e in entries)
         {
@@ -90,6 +91,7 @@ public sealed partial class KvStore
                 {
                     var result = list[i] = ApplyOp(ranges, shard, e.Index, ops[i]);
                     if (result.Applied && result.Existed != (ops[i].Type != KvOpType.Delete)) added += result.Existed ? -1 : 1;
+                    if (result.Applied) changed++;
                 }
                 opResults = list;
             }
@@ -107,6 +109,7 @@ public sealed partial class KvStore
         }
         CommitCounted(tx, shard, added, split.ToArray());
         _ranges = ranges; // published after the commit: readers never see a range ahead of the rows
+        _checkpointer.NoteWritten(changed);
         return results;
     }
 

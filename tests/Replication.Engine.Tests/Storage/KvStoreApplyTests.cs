@@ -272,6 +272,27 @@ public sealed class KvStoreApplyTests : IDisposable
     }
 
     [Fact]
+    public void BigAppliesAreCheckpointedInTheBackgroundAndSurviveAReopen()
+    {
+        Assert.Equal((-KvStore.WriterCacheKiB).ToString(System.Globalization.CultureInfo.InvariantCulture), _kv.WriterPragma("cache_size"));
+        Assert.Equal(WalCheckpointer.WriterAutoCheckpointPages.ToString(System.Globalization.CultureInfo.InvariantCulture), _kv.WriterPragma("wal_autocheckpoint"));
+        Assert.Equal(0, _kv.CheckpointPasses); // an idle store: no pass, no thread
+        string value = new('v', 256);
+        int perEntry = 250, entries = WalCheckpointer.PassRows * 3 / perEntry;
+        for (int e = 1; e <= entries; e++)
+            _kv.Apply(1, [Entry(e, 1, Enumerable.Range(0, perEntry).Select(i => new KvOp(KvOpType.Put, $"k{(i * 7919 + e * 104729) % 1_000_003:D7}-{e}", value, null)).ToArray())]);
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        while (_kv.CheckpointPasses == 0 && waited.Elapsed < TimeSpan.FromSeconds(30)) Thread.Sleep(20);
+        Assert.True(_kv.CheckpointPasses > 0, "no background checkpoint pass ran");
+        long count = _kv.Count(1);
+        Assert.Equal((long)entries * perEntry, count);
+        _kv.Dispose();
+        using var reopened = new KvStore(DbPath);
+        Assert.Equal(count, reopened.Count(1));
+        Assert.Equal(entries, reopened.AppliedIndex(1));
+    }
+
+    [Fact]
     public void NewFileUsesPagesLargeEnoughForKilobyteRows()
     {
         Assert.Equal("8192", _kv.WriterPragma("page_size"));
