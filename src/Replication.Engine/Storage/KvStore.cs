@@ -236,10 +236,9 @@ public sealed partial class KvStore : IDisposable
         _installRow?.Dispose();
         _stageRow?.Dispose();
         _checkpointer.Dispose(); // before the writer: the last connection to close checkpoints the rest and removes the WAL
-        _conn.Dispose();
         while (_pointReaders.TryPop(out var reader)) reader.Dispose();
-        using var pooled = new SqliteConnection(_readerConnectionString);
-        SqliteConnection.ClearPool(pooled);
+        using (var pooled = new SqliteConnection(_readerConnectionString)) SqliteConnection.ClearPool(pooled);
+        _conn.Dispose();
     }
 
     private SqliteCommand Prepare(string sql, params string[] parameterNames)
