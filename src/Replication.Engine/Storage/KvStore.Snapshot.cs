@@ -6,6 +6,39 @@ namespace Replication.Engine.Storage;
 /// <summary>Snapshots of a shard: taking one (any thread), installing one and making the store durable (node loop thread only).</summary>
 public sealed partial class KvStore
 {
+    /// <summary>The checkpoints of a batched install (<see cref="PauseAutoCheckpoint"/>); null otherwise. Loop thread only.</summary>
+    private WalCheckpointer? _checkpointer;
+    private long _autoCheckpointPages;
+
+    /// <summary>
+    /// For a stretch of large writes (a snapshot's rows stored in batches, NodeHost.Snapshots.cs): the writer stops
+    /// checkpointing the WAL itself, and a thread of its own checkpoints it instead (<see cref="WalCheckpointer"/>), so the
+    /// copying and fsyncing of those pages into state.db happen beside the loop, not in the middle of its transactions. Until
+    /// <see cref="ResumeAutoCheckpoint"/>; idempotent. Loop thread only.
+    /// </summary>
+    public void PauseAutoCheckpoint()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_checkpointer is not null) return;
+        _autoCheckpointPages = SqliteSetup.ExecuteScalarLong(_conn, null, "PRAGMA wal_autocheckpoint;");
+        _checkpointer = new WalCheckpointer(_readerConnectionString, Path.GetFileNameWithoutExtension(_filePath));
+        SqliteSetup.Execute(_conn, "PRAGMA wal_autocheckpoint=0;");
+    }
+
+    /// <summary>Tells the checkpointing thread a batch was committed (no-op unless paused). Loop thread only.</summary>
+    public void NudgeCheckpoint() => _checkpointer?.Nudge();
+
+    /// <summary>Ends <see cref="PauseAutoCheckpoint"/>: the writer checkpoints by itself again (no-op unless paused). Loop thread only.</summary>
+    public void ResumeAutoCheckpoint()
+    {
+        if (_checkpointer is null) return;
+        var checkpointer = _checkpointer;
+        _checkpointer = null;
+        checkpointer.Stop(); // not waited for: a checkpoint in progress finishes on its own thread
+        if (!_disposed) SqliteSetup.Execute(_conn, $"PRAGMA wal_autocheckpoint={_autoCheckpointPages.ToString(System.Globalization.CultureInfo.InvariantCulture)};");
+    }
+
+
     /// <summary>Opens a consistent view of <paramref name="shard"/> (see <see cref="ShardSnapshotReader"/>). Thread-safe.</summary>
     public ShardSnapshotReader OpenSnapshot(int shard)
     {

@@ -217,6 +217,7 @@ public sealed partial class KvStore : IDisposable
         _deleteKv.Dispose();
         _installRow?.Dispose();
         _stageRow?.Dispose();
+        _checkpointer?.Dispose();
         _conn.Dispose();
         using var pooled = new SqliteConnection(_readerConnectionString);
         SqliteConnection.ClearPool(pooled);
