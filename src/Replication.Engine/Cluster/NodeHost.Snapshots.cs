@@ -77,10 +77,6 @@ internal sealed partial class NodeHost
     /// <summary>Loop time a batched install may use per iteration before the node turns to its other work.</summary>
     private static readonly TimeSpan InstallSlice = TimeSpan.FromMilliseconds(10);
 
-    /// <summary>The nice value of a snapshot's reading thread (NiceThread): it gets about a tenth of a core's time against a
-    /// busy thread of the node, and all of what they leave.</summary>
-    private const int SnapshotThreadNice = 10;
-
     /// <summary>Keys per step of a staged install's swap (KvStore.SwapStagedRows): a few milliseconds of rows of 1 KB.</summary>
     private const int SwapKeys = 256;
 
@@ -624,9 +620,6 @@ internal sealed partial class NodeHost
 
         private void Stream(ShardSnapshotReader reader, int chunkBytes)
         {
-            // Below the node's own threads (Linux): reading a large shard keeps this thread busy for the whole stream, and on
-            // a 2-core machine it took a core from the loops and sessions that serve the writes meanwhile.
-            NiceThread.Lower(SnapshotThreadNice);
             try
             {
                 // A chunk leaves once the one after it, or the end, is known: the last one carries the metadata and the CRC.
