@@ -444,6 +444,10 @@ internal sealed partial class NodeHost
                         install.Batches++;
                     }
                     if (!install.RowsDone) continue;
+                    // The durable commit below fsyncs the WAL: first the checkpointing thread syncs the rows' pages, beside
+                    // the loop, which meanwhile goes on with its other work (waiting at most a millisecond per turn).
+                    install.SyncTicket ??= _kv!.RequestCheckpoint();
+                    if (!_kv!.CheckpointDone(install.SyncTicket.Value, TimeSpan.FromMilliseconds(1))) continue;
                     if (install.Replacing)
                     {
                         _storage!.BeginStagedSwap(shard, last.Index, last.LogTerm, install.Staging.Range);
@@ -787,6 +791,8 @@ internal sealed partial class NodeHost
         public RaftMessage Last { get; }
         public int Batches { get; set; }
         public bool RowsDone { get; private set; }
+        /// <summary>Once the rows are all stored: the checkpoint that syncs them before the durable commit (KvStore.RequestCheckpoint).</summary>
+        public long? SyncTicket { get; set; }
         public TimeSpan LongestIteration { get; set; }
 
         /// <summary>The next chunk to store (call only while <see cref="RowsDone"/> is false); the last one sets it.</summary>

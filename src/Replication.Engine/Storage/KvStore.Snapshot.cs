@@ -28,6 +28,17 @@ public sealed partial class KvStore
     /// <summary>Tells the checkpointing thread a batch was committed (no-op unless paused). Loop thread only.</summary>
     public void NudgeCheckpoint() => _checkpointer?.Nudge();
 
+    /// <summary>The writer's auto-checkpoint threshold in pages (0: off, while paused). For tests.</summary>
+    internal long WriterAutoCheckpointPages => SqliteSetup.ExecuteScalarLong(_conn, null, "PRAGMA wal_autocheckpoint;");
+
+    /// <summary>Asks the checkpointing thread for a checkpoint that syncs what was committed so far (WalCheckpointer.Request); the
+    /// ticket for <see cref="CheckpointDone"/>. 0 (done at once) unless paused. Loop thread only.</summary>
+    public long RequestCheckpoint() => _checkpointer?.Request() ?? 0;
+
+    /// <summary>Whether the checkpoint of <paramref name="ticket"/> has ended, waiting up to <paramref name="wait"/> for it
+    /// (true unless paused). Loop thread only.</summary>
+    public bool CheckpointDone(long ticket, TimeSpan wait) => _checkpointer is not { } c || c.IsDone(ticket, wait);
+
     /// <summary>Ends <see cref="PauseAutoCheckpoint"/>: the writer checkpoints by itself again (no-op unless paused). Loop thread only.</summary>
     public void ResumeAutoCheckpoint()
     {

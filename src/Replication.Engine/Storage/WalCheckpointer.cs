@@ -21,7 +21,10 @@ internal sealed class WalCheckpointer : IDisposable
     private readonly SqliteConnection _conn;
     private readonly AutoResetEvent _nudge = new(false);
     private readonly Thread _thread;
+    private readonly object _gate = new();
     private volatile bool _stopping;
+    private long _requested; // checkpoints asked for (Request)
+    private long _done; // the last request a checkpoint begun after it has served; written under _gate
 
     /// <summary>Opens the connection and starts the thread.</summary>
     public WalCheckpointer(string readerConnectionString, string name)
@@ -44,6 +47,32 @@ internal sealed class WalCheckpointer : IDisposable
     /// <summary>Asks for a checkpoint now (the writer committed a batch of pages).</summary>
     public void Nudge() => _nudge.Set();
 
+    /// <summary>
+    /// Asks for a checkpoint that begins after this call; <see cref="IsDone"/> tells when one has ended. A checkpoint fsyncs
+    /// the WAL before it copies it (its connection's synchronous is SQLite's default, FULL), so once it is done the frames
+    /// committed before the request are on disk, and a durable commit after it (synchronous=FULL) fsyncs only what came
+    /// since, instead of the whole batch's pages on the loop thread (tens of ms for a 33 MB snapshot).
+    /// </summary>
+    public long Request()
+    {
+        long ticket = Interlocked.Increment(ref _requested);
+        _nudge.Set();
+        return ticket;
+    }
+
+    /// <summary>Whether a checkpoint begun after <see cref="Request"/> returned <paramref name="ticket"/> has ended (failed
+    /// ones included: the durable commit then syncs by itself); waits for it up to <paramref name="wait"/>.</summary>
+    public bool IsDone(long ticket, TimeSpan wait)
+    {
+        if (Volatile.Read(ref _done) >= ticket) return true;
+        if (wait <= TimeSpan.Zero) return false;
+        lock (_gate)
+        {
+            if (_done < ticket) Monitor.Wait(_gate, wait);
+            return _done >= ticket;
+        }
+    }
+
     private void Run()
     {
         try
@@ -52,6 +81,7 @@ internal sealed class WalCheckpointer : IDisposable
             {
                 _nudge.WaitOne(Period);
                 if (_stopping) break;
+                long serves = Volatile.Read(ref _requested);
                 try
                 {
                     SqliteSetup.Execute(_conn, "PRAGMA wal_checkpoint(PASSIVE);");
@@ -60,6 +90,11 @@ internal sealed class WalCheckpointer : IDisposable
                 catch (SqliteException e)
                 {
                     Failure = e;
+                }
+                lock (_gate)
+                {
+                    _done = serves;
+                    Monitor.PulseAll(_gate);
                 }
             }
         }
@@ -75,6 +110,11 @@ internal sealed class WalCheckpointer : IDisposable
     {
         _stopping = true;
         _nudge.Set();
+        lock (_gate)
+        {
+            _done = long.MaxValue; // nothing more is served: no one waits for it
+            Monitor.PulseAll(_gate);
+        }
     }
 
     /// <summary>Stops the thread and waits for it to end (its connection closed).</summary>
