@@ -45,7 +45,11 @@ namespace Replication.Engine.Cluster;
 /// is stepped into the core only once they are all in and durable; the last chunk is acknowledged once the next Ready
 /// has restarted the log at the snapshot (so the leader holds its log from the snapshot's index until then). Only a
 /// snapshot the core will restore from is stored (RaftNode.WouldRestore); one it would not is stepped in at once, and
-/// the core answers with what it has.
+/// the core answers with what it has. While rows are stored, state.db's WAL is checkpointed by a thread of its own
+/// (KvStore.PauseAutoCheckpoint), and the install's durable commit waits, off the loop, for a checkpoint that has synced
+/// the rows: SQLite's auto-checkpoint put a copy and fsync of about 8 MB inside one of the slices every few chunks, and
+/// the durable commit an fsync of every page written since (component measurement, 33 MB: per-chunk transactions' p99
+/// 37-109 ms before, 9-11 ms after).
 /// <list type="bullet">
 /// <item>A fresh replica (nothing in its log, nothing applied: a move's new learner) writes the rows into the shard. The
 /// first batch writes a marker in state.db that the last one removes; a crash or a failed batch in between leaves the
