@@ -48,8 +48,8 @@ namespace Replication.Engine.Cluster;
 /// the core answers with what it has. While rows are stored, state.db's WAL is checkpointed by a thread of its own
 /// (KvStore.PauseAutoCheckpoint), and the install's durable commit waits, off the loop, for a checkpoint that has synced
 /// the rows: SQLite's auto-checkpoint put a copy and fsync of about 8 MB inside one of the slices every few chunks, and
-/// the durable commit an fsync of every page written since (component measurement, 33 MB: per-chunk transactions' p99
-/// 37-109 ms before, 9-11 ms after).
+/// the durable commit an fsync of every page written since (bench --only snapshot-parts, 33 MB at load 13-25: the
+/// per-chunk transactions' p99 37-307 ms before, 9-54 ms after).
 /// <list type="bullet">
 /// <item>A fresh replica (nothing in its log, nothing applied: a move's new learner) writes the rows into the shard. The
 /// first batch writes a marker in state.db that the last one removes; a crash or a failed batch in between leaves the

@@ -6,9 +6,10 @@ namespace Replication.Engine.Storage;
 /// PASSIVE checkpoints of a WAL database run on a thread of its own, on a connection of its own, for as long as it lives:
 /// for the stretches where the writer (the node loop) writes many pages at once, a snapshot being stored
 /// (<see cref="KvStore.PauseAutoCheckpoint"/>). Left to SQLite's auto-checkpoint, the committing writer copies the WAL
-/// into the database and fsyncs it every 1,000 pages: storing a 33 MB snapshot (8 KiB pages), about one checkpoint of
-/// 35-60 ms per 8 MB on the loop thread, the longest of the install's steps by far (a component measurement, load 13-20:
-/// per-chunk transaction p99 37-55 ms with auto-checkpoint, 9 ms without), and every group of the node waited for it.
+/// into the database and fsyncs it every 1,000 pages: storing a 33 MB snapshot (8 KiB pages), one checkpoint of about
+/// 8 MB every 30 chunks, inside one of the install's transactions on the loop thread, the longest of its steps by far
+/// (bench --only snapshot-parts, load 13-25: per-chunk transaction p99 37-307 ms with auto-checkpoint, 9-54 ms with this
+/// thread), and every group of the node waited for it.
 /// A PASSIVE checkpoint takes no lock the writer needs (SQLite: it copies what no reader still needs, and the writer
 /// appends meanwhile); the writer restarts the WAL from its start once a checkpoint has copied all of it. Durability is
 /// SQLite's either way: a checkpoint only copies committed frames. Thread-safe: <see cref="Nudge"/> from any thread.
