@@ -61,7 +61,7 @@ param(
     [switch] $Placement,
     [switch] $Quick,
     [int] $Rounds,
-    [ValidateSet('ring', 'failover', 'timing')]
+    [ValidateSet('ring', 'failover', 'timing', 'snapshot-parts')]
     [string] $Only,
     [switch] $UpdateParameterManifest
 )

@@ -38,8 +38,9 @@ internal sealed record BenchOptions
     public string? Report { get; init; }
     /// <summary>Diagnostic: the node processes' election timeout in ticks (NodeOptions.ElectionTicks); null = the engine's default.</summary>
     public int? ElectionTicks { get; init; }
-    /// <summary>Run one scenario alone: "ring" (RingScenario.cs), "failover" (FailoverScenario) or "timing" (TimingScenario, opt-in,
-    /// minutes long); null = the whole bench, the ring and failover scenarios last.</summary>
+    /// <summary>Run one scenario alone: "ring" (RingScenario.cs), "failover" (FailoverScenario), "timing" (TimingScenario, opt-in,
+    /// minutes long) or "snapshot-parts" (SnapshotPartsScenario: the parts of a move's copy timed alone, in process); null = the
+    /// whole bench, the ring and failover scenarios last.</summary>
     public string? Only { get; init; }
     /// <summary>Megabytes of rows in the shard the ring scenario moves.</summary>
     public int RingMegabytes { get; init; } = 32;
@@ -61,7 +62,7 @@ internal sealed record BenchOptions
     public const string Usage =
         "usage: Replication.Bench [--quick] [--rounds N] [--clients 1,16,64] [--phase-seconds S] [--spread] [--no-etcd] [--no-install]\n" +
         "                         [--no-embedded] [--out DIR] [--module Replication.psd1 --pwsh pwsh.dll] [--verbose] [--election-ticks N]\n" +
-        "                         [--only ring|failover|timing] [--ring-mb N] [--snapshot-chunk-bytes N]\n" +
+        "                         [--only ring|failover|timing|snapshot-parts] [--ring-mb N] [--snapshot-chunk-bytes N]\n" +
         "                         [--failover-runs N] [--election-ms 150,300] [--timing-minutes M] [--timing-kills N] [--import-in-flight N]\n" +
         "                         [--node-tiered] [--node-env K=V,K=V] [--import-seconds S] [--import-batch N]\n" +
         "       Replication.Bench --report out/bench/results.json [--out DIR]   (render a saved run again)";
@@ -103,7 +104,7 @@ internal sealed record BenchOptions
             Verbose = Flag("--verbose"),
             Report = Value("--report"),
             ElectionTicks = Value("--election-ticks") is { } t ? Math.Clamp(int.Parse(t), 2, 10_000) : null,
-            Only = Value("--only") is { } only ? (only is "ring" or "failover" or "timing" ? only : throw new ArgumentException($"--only takes ring, failover or timing.\n{Usage}")) : null,
+            Only = Value("--only") is { } only ? (only is "ring" or "failover" or "timing" or "snapshot-parts" ? only : throw new ArgumentException($"--only takes ring, failover, timing or snapshot-parts.\n{Usage}")) : null,
             SnapshotChunkBytes = Value("--snapshot-chunk-bytes") is { } cb ? Math.Clamp(int.Parse(cb), 64, 8 << 20) : null,
             RingMegabytes = Value("--ring-mb") is { } mb ? Math.Clamp(int.Parse(mb), 1, 1024) : o.Quick ? 8 : 32,
             FailoverRuns = Value("--failover-runs") is { } fr ? Math.Clamp(int.Parse(fr), 1, 20) : o.Quick ? 1 : 3,

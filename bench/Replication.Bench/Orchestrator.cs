@@ -76,6 +76,7 @@ internal sealed class Orchestrator
             RingReport.Write(await new RingScenario(_options, Path.Combine(_temp, "ring"), _secret).RunAsync(), _options.OutDir);
             return 0;
         }
+        if (_options.Only == "snapshot-parts") return SnapshotPartsScenario.Run(_options, Path.Combine(_temp, "snapshot-parts"));
         if (_options.Only is not null) return await ScenarioAlone.RunAsync(_options, _temp, _secret);
         var probe = TimeSpan.FromSeconds(_options.DiskProbeSeconds);
         string probeDir = Path.Combine(_temp, "disk");

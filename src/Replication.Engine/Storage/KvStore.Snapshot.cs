@@ -6,6 +6,49 @@ namespace Replication.Engine.Storage;
 /// <summary>Snapshots of a shard: taking one (any thread), installing one and making the store durable (node loop thread only).</summary>
 public sealed partial class KvStore
 {
+    /// <summary>A batched install is storing rows (<see cref="PauseAutoCheckpoint"/>). Loop thread only.</summary>
+    private bool _checkpointsPaused;
+
+    /// <summary>
+    /// For a stretch of large writes (a snapshot's rows stored in batches, NodeHost.Snapshots.cs): the writer stops
+    /// checkpointing the WAL itself (not even at its <see cref="WalCheckpointer.WriterAutoCheckpointPages"/> valve), and the
+    /// store's checkpointing thread (<see cref="WalCheckpointer"/>) does it at each <see cref="NudgeCheckpoint"/>, so the
+    /// copying and fsyncing of those pages into state.db happen beside the loop, not in the middle of its transactions. Until
+    /// <see cref="ResumeAutoCheckpoint"/>; idempotent. Loop thread only.
+    /// </summary>
+    public void PauseAutoCheckpoint()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_checkpointsPaused) return;
+        _checkpointsPaused = true;
+        SqliteSetup.Execute(_conn, "PRAGMA wal_autocheckpoint=0;");
+    }
+
+    /// <summary>Tells the checkpointing thread a batch was committed (no-op unless paused). Loop thread only.</summary>
+    public void NudgeCheckpoint()
+    {
+        if (_checkpointsPaused) _checkpointer.Nudge();
+    }
+
+    /// <summary>The writer's auto-checkpoint threshold in pages (0: off, while paused). For tests.</summary>
+    internal long WriterAutoCheckpointPages => SqliteSetup.ExecuteScalarLong(_conn, null, "PRAGMA wal_autocheckpoint;");
+
+    /// <summary>Asks the checkpointing thread for a pass that syncs what was committed so far (WalCheckpointer.Request); the
+    /// ticket for <see cref="CheckpointDone"/>. 0 (done at once) unless paused. Loop thread only.</summary>
+    public long RequestCheckpoint() => _checkpointsPaused ? _checkpointer.Request() : 0;
+
+    /// <summary>Whether the checkpoint of <paramref name="ticket"/> has ended, waiting up to <paramref name="wait"/> for it
+    /// (true unless paused). Loop thread only.</summary>
+    public bool CheckpointDone(long ticket, TimeSpan wait) => !_checkpointsPaused || _checkpointer.IsDone(ticket, wait);
+
+    /// <summary>Ends <see cref="PauseAutoCheckpoint"/>: the writer's valve is back (no-op unless paused). Loop thread only.</summary>
+    public void ResumeAutoCheckpoint()
+    {
+        if (!_checkpointsPaused) return;
+        _checkpointsPaused = false;
+        if (!_disposed) SqliteSetup.Execute(_conn, $"PRAGMA wal_autocheckpoint={WalCheckpointer.WriterAutoCheckpointPages.ToString(System.Globalization.CultureInfo.InvariantCulture)};");
+    }
+
     /// <summary>Opens a consistent view of <paramref name="shard"/> (see <see cref="ShardSnapshotReader"/>). Thread-safe.</summary>
     public ShardSnapshotReader OpenSnapshot(int shard)
     {

@@ -49,6 +49,68 @@ public sealed class KvStoreInstallTests
     }
 
     [Fact]
+    public void While_checkpoints_are_paused_a_thread_of_their_own_takes_them_and_the_writer_resumes_its_own_after()
+    {
+        using var dir = new TempFolder();
+        string path = dir.File("state.db");
+        var value = new string('v', 1000);
+        using (var kv = new KvStore(path))
+        {
+            long pages = kv.WriterAutoCheckpointPages;
+            Assert.True(pages > 0);
+            Assert.Equal(0, kv.RequestCheckpoint()); // not paused: nothing to wait for
+            Assert.True(kv.CheckpointDone(0, TimeSpan.Zero));
+
+            kv.PauseAutoCheckpoint();
+            kv.PauseAutoCheckpoint(); // idempotent
+            Assert.Equal(0, kv.WriterAutoCheckpointPages);
+            // About 12 MB of rows in batches: past the writer's own threshold (1,000 pages of 8 KiB) had it been on.
+            for (int b = 0; b < 12; b++)
+            {
+                var rows = Enumerable.Range(b * 1000, 1000).Select(i => new StoredKey($"k{i:D6}", value, 1, 7)).ToArray();
+                kv.InstallSnapshotRows(0, 500, 3, Chunk(rows), first: b == 0);
+                kv.NudgeCheckpoint();
+            }
+            long ticket = kv.RequestCheckpoint();
+            Assert.True(ticket > 0);
+            var bound = System.Diagnostics.Stopwatch.StartNew();
+            while (!kv.CheckpointDone(ticket, TimeSpan.FromMilliseconds(100)))
+                Assert.True(bound.Elapsed < TimeSpan.FromSeconds(60), "the checkpoint asked for never ended");
+            // The rows' pages are in state.db itself, copied there by the checkpointing thread (the writer's are off).
+            Assert.True(new FileInfo(path).Length > 10_000_000, $"state.db holds {new FileInfo(path).Length} bytes");
+            kv.CompleteSnapshotInstall(0, 500, 3, null);
+            kv.ResumeAutoCheckpoint();
+            kv.ResumeAutoCheckpoint(); // idempotent
+            Assert.Equal(pages, kv.WriterAutoCheckpointPages);
+            Assert.Equal(0, kv.RequestCheckpoint());
+        }
+        using (var kv = new KvStore(path))
+        {
+            Assert.Empty(kv.DiscardPartialInstalls());
+            Assert.Equal(500, kv.AppliedIndex(0));
+            Assert.Equal(12_000, kv.Scan(0, "").Count());
+        }
+    }
+
+    [Fact]
+    public void A_store_disposed_while_checkpoints_are_paused_stops_their_thread()
+    {
+        using var dir = new TempFolder();
+        string path = dir.File("state.db");
+        using (var kv = new KvStore(path))
+        {
+            kv.PauseAutoCheckpoint();
+            kv.InstallSnapshotRows(0, 500, 3, Chunk(Enumerable.Range(0, 10).Select(Row).ToArray()), first: true);
+            kv.CompleteSnapshotInstall(0, 500, 3, null);
+        } // disposed paused: Dispose waits for the checkpointing thread to end
+        using (var kv = new KvStore(path))
+        {
+            Assert.True(kv.WriterAutoCheckpointPages > 0); // a pragma of the connection, not of the file
+            Assert.Equal(10, kv.Scan(0, "").Count());
+        }
+    }
+
+    [Fact]
     public void A_first_batch_replaces_what_an_earlier_attempt_left_and_a_drop_removes_the_marker()
     {
         using var dir = new TempFolder();
