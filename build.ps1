@@ -25,7 +25,9 @@
            (issue 9's goals: write latency and snapshot rate of a shard move under writes, leaders settling
            after a join, a restart and a leave; out/bench/ring.txt) and the failover scenarios (planned
            switchover, leader killed, leader paused 3 s; out/bench/failover.txt). -Only ring or -Only
-           failover runs one alone; -Only timing is the opt-in timing run (issue 10 item 8: idle and loaded
+           failover runs one alone; -Only snapshot-parts times each stage of a shard move's copy alone
+           (reading, CRC, lane frames, loopback TCP, storing; one process, ~1 minute); -Only timing is the
+           opt-in timing run (issue 10 item 8: idle and loaded
            phases of 10 minutes under busy loops, then leader kills; about 25 minutes per election
            timeout; out/bench/timing.txt). Not part of Test.
     Simulate  Builds and runs the deterministic cluster simulator (tests/Replication.Simulation):
