@@ -200,6 +200,17 @@ Describe 'Stopping nodes (<Shape>)' -ForEach $Shapes {
             $endpoint = (Get-ReplicationNode -Cluster $cluster -Id $Id).Endpoint
             Connect-ReplicationCluster -Endpoint $endpoint -ClusterSecret $ShapeSecret -Name $Name
         }
+        function Stop-Through([int] $Via, [int] $Id, [string] $Name) {
+            # Stops node $Id with a client connected to node $Via; the answer names the stopped node.
+            $client = Connect-Through -Id $Via -Name $Name
+            try {
+                $stopped = Stop-ReplicationNode -Cluster $client -Id $Id -Confirm:$false -ErrorAction Stop
+                $stopped.Id | Should -Be $Id
+                $stopped.State | Should -Be 'Stopped'
+            }
+            finally { Disconnect-ReplicationCluster -Cluster $client }
+            Assert-NodeGone -Id $Id
+        }
         function Assert-NodeGone([int] $Id, $Cluster = $script:cluster) {
             # A node process exits once it stopped (its -Wait returns); an embedded node's host shows it Stopped.
             if ($Cluster.Mode -eq 'Embedded') { return }
@@ -217,28 +228,14 @@ Describe 'Stopping nodes (<Shape>)' -ForEach $Shapes {
     }
 
     It 'stops a node through a client connected to that very node; the others show it Stopped' {
-        $own = Connect-Through -Id 3 -Name "stops-own-$($Shape.ToLower())"
-        try {
-            $stopped = Stop-ReplicationNode -Cluster $own -Id 3 -Confirm:$false -ErrorAction Stop
-            $stopped.Id | Should -Be 3
-            $stopped.State | Should -Be 'Stopped'
-        }
-        finally { Disconnect-ReplicationCluster -Cluster $own }
-        Assert-NodeGone -Id 3
+        Stop-Through -Via 3 -Id 3 -Name "stops-own-$($Shape.ToLower())"
         (Get-ReplicationNode -Cluster $cluster -Id 3).State | Should -Be 'Stopped'
         Set-ReplicationKey -Cluster $cluster -Key 'after-own-stop' -Value 'x' -Timeout 20
         Start-TestNode -Cluster $cluster -Id 3 | Out-Null
     }
 
     It 'stops a node through a client connected to another node' {
-        $other = Connect-Through -Id 1 -Name "stops-other-$($Shape.ToLower())"
-        try {
-            $stopped = Stop-ReplicationNode -Cluster $other -Id 2 -Confirm:$false -ErrorAction Stop
-            $stopped.Id | Should -Be 2
-            $stopped.State | Should -Be 'Stopped'
-        }
-        finally { Disconnect-ReplicationCluster -Cluster $other }
-        Assert-NodeGone -Id 2
+        Stop-Through -Via 1 -Id 2 -Name "stops-other-$($Shape.ToLower())"
         (Get-ReplicationKey -Cluster $cluster -Key 'after-own-stop').Value | Should -Be 'x'
         Start-TestNode -Cluster $cluster -Id 2 | Out-Null
     }

@@ -99,6 +99,9 @@ public sealed partial class KvStore : IDisposable
     /// <summary>Background WAL checkpoint passes run so far (tests).</summary>
     internal long CheckpointPasses => _checkpointer.Passes;
 
+    /// <summary>Waits (bounded) until the checkpointing thread has run a pass (tests).</summary>
+    internal bool WaitForCheckpointPass(TimeSpan bound) => _checkpointer.WaitForPass(bound);
+
     private readonly string _filePath;
     private readonly string _readerConnectionString;
     private readonly SqliteConnection _conn;

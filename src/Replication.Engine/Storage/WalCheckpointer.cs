@@ -49,6 +49,17 @@ internal sealed class WalCheckpointer : IDisposable
     /// <summary>Background passes run so far (tests).</summary>
     public long Passes => Interlocked.Read(ref _passes);
 
+    /// <summary>Waits until at least one pass has run, up to <paramref name="bound"/> (tests): true when one has.</summary>
+    internal bool WaitForPass(TimeSpan bound)
+    {
+        var deadline = DateTime.UtcNow + bound;
+        lock (_gate)
+        {
+            while (Passes == 0 && DateTime.UtcNow < deadline) Monitor.Wait(_gate, deadline - DateTime.UtcNow);
+            return Passes > 0;
+        }
+    }
+
     /// <summary>The writer committed <paramref name="rows"/> changed rows; wakes the thread once enough have piled up.</summary>
     public void NoteWritten(long rows)
     {

@@ -239,11 +239,6 @@ public sealed partial class TcpTransport : IAsyncDisposable
     public void SendAll(IReadOnlyList<RaftMessage> messages)
     {
         ArgumentNullException.ThrowIfNull(messages);
-        if (messages.Count == 1)
-        {
-            Send(messages[0]);
-            return;
-        }
         Dictionary<int, List<RaftMessage>>? byPeer = null;
         foreach (var m in messages)
         {

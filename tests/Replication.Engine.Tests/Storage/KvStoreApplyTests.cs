@@ -281,9 +281,8 @@ public sealed class KvStoreApplyTests : IDisposable
         int perEntry = 250, entries = WalCheckpointer.PassRows * 3 / perEntry;
         for (int e = 1; e <= entries; e++)
             _kv.Apply(1, [Entry(e, 1, Enumerable.Range(0, perEntry).Select(i => new KvOp(KvOpType.Put, $"k{(i * 7919 + e * 104729) % 1_000_003:D7}-{e}", value, null)).ToArray())]);
-        var waited = System.Diagnostics.Stopwatch.StartNew();
-        while (_kv.CheckpointPasses == 0 && waited.Elapsed < TimeSpan.FromSeconds(30)) Thread.Sleep(20);
-        Assert.True(_kv.CheckpointPasses > 0, "no background checkpoint pass ran");
+        Assert.True(_kv.WaitForCheckpointPass(TimeSpan.FromSeconds(30)), "no background checkpoint pass ran");
+        Assert.True(_kv.CheckpointPasses > 0);
         long count = _kv.Count(1);
         Assert.Equal((long)entries * perEntry, count);
         _kv.Dispose();
