@@ -86,7 +86,7 @@ public sealed partial class RaftNode
     private bool ShouldQuiesce()
     {
         if (!_cfg.Quiesce || _idleTicks < _cfg.ElectionTicks || LeadTransferee != 0) return false;
-        if (_pendingReads.Count > 0 || _readsAwaitingCommit.Count > 0) return false;
+        if (_pendingReads.Count > 0 || _readsAwaitingCommit.Count > 0 || _readsToStart.Count > 0) return false;
         long last = _log.LastIndex;
         if (_log.Committed != last || _log.Stable != last || _log.Term(last) != Term) return false;
         foreach (var (id, pr) in _progress)

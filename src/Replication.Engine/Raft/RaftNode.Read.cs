@@ -42,6 +42,17 @@ public sealed partial class RaftNode
 {
     private readonly List<(long Context, long Index, long Round)> _pendingReads = new();
     private readonly List<long> _readsAwaitingCommit = new();
+    /// <summary>
+    /// Reads accepted and not yet in a heartbeat round. One round at a time confirms reads: the queued ones start a round
+    /// together when the host takes a Ready and no earlier round of reads is still waiting for its quorum
+    /// (<see cref="ReadRoundDue"/>), as etcd's server batches its linearizable reads behind one ReadIndex. Why: a round per
+    /// read sent a heartbeat to every follower per read and each follower answered each; at 64 reading clients the two
+    /// followers spent about as much CPU as the leader (2.1 s each against 3.0 s in 5 s, bench of stop 23) confirming the
+    /// same leadership, and batching per loop pass alone changed nothing (about one read per pass). A read waits at most
+    /// one round trip longer. Still linearizable: a round is sent after every read in it arrived, and its index (the
+    /// commit index when it starts) is at least the commit index at each read's arrival.
+    /// </summary>
+    private readonly List<long> _readsToStart = new();
     private readonly Dictionary<long, long> _roundSentAtTick = new();
     private List<ReadState> _readStates = new();
     private long _round;
@@ -74,8 +85,20 @@ public sealed partial class RaftNode
             _readsAwaitingCommit.Add(context);
             return true;
         }
-        StartReadRound(new[] { context });
+        _readsToStart.Add(context);
         return true;
+    }
+
+    /// <summary>Queued reads can start their round: there are some, and no earlier round of reads awaits its quorum.</summary>
+    private bool ReadRoundDue => _readsToStart.Count > 0 && _pendingReads.Count == 0;
+
+    /// <summary>Starts one heartbeat round for the queued reads (<see cref="_readsToStart"/>) when <see cref="ReadRoundDue"/>.</summary>
+    private void StartQueuedReads()
+    {
+        if (!ReadRoundDue) return;
+        var contexts = _readsToStart.ToArray();
+        _readsToStart.Clear();
+        StartReadRound(contexts);
     }
 
     /// <summary>
@@ -154,6 +177,7 @@ public sealed partial class RaftNode
     {
         _pendingReads.Clear();
         _readsAwaitingCommit.Clear();
+        _readsToStart.Clear();
         _roundSentAtTick.Clear();
         _leaseStartTick = long.MinValue;
         _leaseForfeited = false;

@@ -228,7 +228,7 @@ public sealed partial class RaftNode
 
     /// <summary>True when <see cref="GetReady"/> would return a non-empty batch.</summary>
     public bool HasReady =>
-        _pendingSnapshot is not null || _msgs.Count > 0 || _readStates.Count > 0 || _log.Stable < _log.LastIndex
+        _pendingSnapshot is not null || _msgs.Count > 0 || _readStates.Count > 0 || ReadRoundDue || _log.Stable < _log.LastIndex
         || new HardState(Term, Vote, _log.Committed) != _prevHardState
         || new SoftState(Leader, Role) != _prevSoftState
         || Math.Min(_log.Committed, _log.Stable) > _log.Applied;
@@ -239,6 +239,7 @@ public sealed partial class RaftNode
     /// </summary>
     public Ready GetReady()
     {
+        StartQueuedReads(); // RaftNode.Read.cs: the reads queued since the last round share one heartbeat round
         var hs = new HardState(Term, Vote, _log.Committed);
         var ss = new SoftState(Leader, Role);
         var ready = new Ready

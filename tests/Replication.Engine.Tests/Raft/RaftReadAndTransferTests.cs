@@ -28,6 +28,49 @@ public sealed class RaftReadAndTransferTests
         Assert.Contains(new ReadState(42, commitAtRequest), net.Disks[leader].ReadStates);
     }
 
+    // One heartbeat round at a time confirms reads (RaftNode.Read.cs, _readsToStart): the reads that arrive while a round
+    // is out wait for it and then share the next one, each released at an index no lower than the commit index at its
+    // arrival, and only after a round sent after it arrived.
+    [Fact]
+    public void ReadsShareOneHeartbeatRoundAtATime()
+    {
+        var net = new RaftTestNetwork(3, seed: 37);
+        int leader = net.WaitForLeader();
+        net.Propose(leader, "cmd-1");
+        net.Run(2);
+        var lead = net.Nodes[leader];
+        int Heartbeats() => net.Queue.Count(m => m.Type == MessageType.Heartbeat && m.From == leader);
+
+        long commitAtFirst = lead.Committed;
+        Assert.True(lead.ReadIndex(1));
+        Assert.True(lead.ReadIndex(2));
+        net.ProcessReady(leader);
+        Assert.Equal(2, Heartbeats()); // one round for both reads: one heartbeat per follower
+
+        net.Propose(leader, "cmd-2"); // the commit index moves on while the first round is out
+        net.DeliverWhere(m => m.Type != MessageType.Heartbeat && m.Type != MessageType.HeartbeatResponse);
+        net.DeliverWhere(m => m.Type != MessageType.Heartbeat && m.Type != MessageType.HeartbeatResponse);
+        long commitAtSecond = lead.Committed;
+        Assert.True(commitAtSecond > commitAtFirst);
+        Assert.True(lead.ReadIndex(3));
+        Assert.True(lead.ReadIndex(4));
+        net.ProcessReady(leader);
+        Assert.Equal(2, Heartbeats()); // reads 3 and 4 wait: the first round is still out
+        Assert.DoesNotContain(net.Disks[leader].ReadStates, r => r.Context is 3 or 4);
+
+        net.DeliverWhere(m => m.Type == MessageType.Heartbeat); // round 1 reaches the followers
+        net.DeliverWhere(m => m.Type == MessageType.HeartbeatResponse); // ...and its answers the leader: 1 and 2 released
+        Assert.Contains(new ReadState(1, commitAtFirst), net.Disks[leader].ReadStates);
+        Assert.Contains(new ReadState(2, commitAtFirst), net.Disks[leader].ReadStates);
+        Assert.DoesNotContain(net.Disks[leader].ReadStates, r => r.Context is 3 or 4); // round 1 was sent before they arrived
+        Assert.Equal(2, Heartbeats()); // and reads 3 and 4 started one round together
+
+        net.DeliverAll();
+        var third = Assert.Single(net.Disks[leader].ReadStates, r => r.Context == 3);
+        var fourth = Assert.Single(net.Disks[leader].ReadStates, r => r.Context == 4);
+        Assert.True(third.Index >= commitAtSecond && fourth.Index >= commitAtSecond);
+    }
+
     // Reference: thesis 6.4 step 1 (a new leader cannot know the commit index until it committed an
     // entry of its own term, so reads wait for that).
     [Fact]
