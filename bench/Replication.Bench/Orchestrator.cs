@@ -198,8 +198,10 @@ internal sealed class Orchestrator
 
     /// <summary>
     /// Times what the goal names: a fresh pwsh that imports the module and runs Start-ReplicationNode,
-    /// from the process start to the node's port accepting a connection. pwsh.dll runs under `dotnet` directly,
-    /// so the PID is pwsh itself (not the `dotnet pwsh` launcher, whose grandchild a kill would miss).
+    /// from the process start to the node's port accepting a connection, twice: with the runtime's defaults (an operator's
+    /// shell) and with the README's service unit's DOTNET_TieredCompilation=0 (<see cref="Servers.NodeEnvironment"/>;
+    /// the dotnet-tool pwsh is IL-only, so without tiering pwsh compiles its own start-up fully optimized). pwsh.dll runs
+    /// under `dotnet` directly, so the PID is pwsh itself (not the `dotnet pwsh` launcher, whose grandchild a kill would miss).
     /// </summary>
     private async Task PwshStartAsync(BenchRun run)
     {
@@ -213,32 +215,43 @@ internal sealed class Orchestrator
             run.PwshNote = "not measured (give --module Replication.psd1 and --pwsh pwsh.dll; ./build.ps1 Bench does)";
             return;
         }
+        run.PwshDefaultStartToListeningMs = await PwshStartOnceAsync(run, serviceUnit: false);
+        run.PwshStartToListeningMs = await PwshStartOnceAsync(run, serviceUnit: true);
+    }
+
+    /// <summary>One fresh pwsh to listening, in ms (0 when it failed: <see cref="BenchRun.PwshNote"/> says why).</summary>
+    private async Task<double> PwshStartOnceAsync(BenchRun run, bool serviceUnit)
+    {
         string dotnet = EtcdBinary.Which("dotnet") ?? "dotnet";
-        string folder = Path.Combine(_temp, "pwsh-node");
+        string folder = Path.Combine(_temp, serviceUnit ? "pwsh-node-unit" : "pwsh-node-default");
         int port = Servers.FreePorts(1)[0];
         string script = "$ErrorActionPreference = 'Stop'; Import-Module $env:BENCH_MODULE; " +
             "$s = ConvertTo-SecureString $env:REPLICATION_CLUSTER_SECRET -AsPlainText -Force; " +
             "Start-ReplicationNode -Path $env:BENCH_NODE_PATH -Listen $env:BENCH_NODE_LISTEN -ClusterSecret $s -Wait";
         var env = Servers.NodeEnvironment(_secret); // a node process, as the README's service unit starts one
+        if (!serviceUnit) env.Remove("DOTNET_TieredCompilation");
         foreach (var (k, v) in new Dictionary<string, string>
         {
-            ["BENCH_MODULE"] = Path.GetFullPath(_options.Module),
+            ["BENCH_MODULE"] = Path.GetFullPath(_options.Module!),
             ["BENCH_NODE_PATH"] = folder,
             ["BENCH_NODE_LISTEN"] = $"127.0.0.1:{port}",
             ["POWERSHELL_TELEMETRY_OPTOUT"] = "1",
             ["NO_COLOR"] = "1",
         }) env[k] = v;
+        string what = serviceUnit ? "the service unit's environment" : "the runtime's defaults";
         try
         {
-            using var pwsh = await ChildProcess.StartAsync("pwsh", dotnet, [_options.Pwsh, "-NoProfile", "-NonInteractive", "-Command", script], env,
+            using var pwsh = await ChildProcess.StartAsync("pwsh", dotnet, [_options.Pwsh!, "-NoProfile", "-NonInteractive", "-Command", script], env,
                 _options.Verbose ? Console.WriteLine : null);
-            run.PwshStartToListeningMs = await Servers.WaitListeningAsync(pwsh, port);
-            Console.WriteLine($"pwsh + Import-Module + Start-ReplicationNode: listening {run.PwshStartToListeningMs:N0} ms after the process start");
+            double ms = await Servers.WaitListeningAsync(pwsh, port);
+            Console.WriteLine($"pwsh + Import-Module + Start-ReplicationNode ({what}): listening {ms:N0} ms after the process start");
+            return ms;
         }
         catch (Exception e) when (e is InvalidOperationException or TimeoutException or SocketException)
         {
-            run.PwshNote = "failed: " + e.Message.Split('\n')[0];
-            Console.WriteLine($"pwsh start-up not measured: {e.Message}");
+            run.PwshNote = $"failed with {what}: " + e.Message.Split('\n')[0];
+            Console.WriteLine($"pwsh start-up not measured ({what}): {e.Message}");
+            return 0;
         }
         finally
         {

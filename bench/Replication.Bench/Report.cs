@@ -121,12 +121,17 @@ internal static class Report
             Line($"idle CPU {settledRound.SettleSeconds:0} s after the load, % of one core (each process)", r => string.Join(" / ", r.SettledIdleCpu.Select(u => (100 * u.Total / Math.Max(r.SettledIdleSeconds, 0.001)).ToString("0.0", Invariant))));
         Line("cold: 1-client writes/s in each second after the cluster formed", r => string.Join(" / ", r.Phases.Where(p => p.Kind == "cold").Select(p => N(p.OpsPerSecond))));
         Line("warm-up: 16-client writes/s", r => string.Join(" / ", r.Phases.Where(p => p.Kind == "warmup").Select(p => N(p.OpsPerSecond))));
-        if (run.PwshStartToListeningMs > 0)
-            sb.AppendLine(hasEtcd
-                ? $"| fresh pwsh + Import-Module + Start-ReplicationNode to listening, ms | {N(run.PwshStartToListeningMs)} | |"
-                : $"| fresh pwsh + Import-Module + Start-ReplicationNode to listening, ms | {N(run.PwshStartToListeningMs)} |");
+        void PwshLine(string env, double ms)
+        {
+            if (ms > 0)
+                sb.AppendLine(hasEtcd
+                    ? $"| fresh pwsh + Import-Module + Start-ReplicationNode to listening ({env}), ms | {N(ms)} | |"
+                    : $"| fresh pwsh + Import-Module + Start-ReplicationNode to listening ({env}), ms | {N(ms)} |");
+        }
+        PwshLine("runtime defaults", run.PwshDefaultStartToListeningMs);
+        PwshLine("service unit: no tiered compilation", run.PwshStartToListeningMs);
         sb.AppendLine();
-        if (run.PwshStartToListeningMs <= 0) sb.AppendLine($"Start-ReplicationNode in a fresh pwsh: {run.PwshNote}.");
+        if (run.PwshNote.Length > 0) sb.AppendLine($"Start-ReplicationNode in a fresh pwsh: {run.PwshNote}.");
         foreach (var r in rep.Concat(etcd))
             if (r.LeadersAfter.Length > 0) sb.AppendLine($"After round {r.Round} of {Name(r.System)}: {r.LeadersAfter}.");
         long errors = run.Rounds.Sum(r => r.Phases.Sum(p => p.Errors));

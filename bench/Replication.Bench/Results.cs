@@ -122,7 +122,11 @@ internal sealed record BenchRun
     public string LoadAverageEnd { get; set; } = "";
     public string EtcdVersion { get; set; } = "";
     public string EtcdNote { get; set; } = "";
+    /// <summary>Fresh pwsh + Import-Module + Start-ReplicationNode to listening, ms, with the service unit's environment
+    /// (DOTNET_TieredCompilation=0); 0 when not measured.</summary>
     public double PwshStartToListeningMs { get; set; }
+    /// <summary>The same with the runtime's defaults (an operator's shell); 0 when not measured (and in runs saved before).</summary>
+    public double PwshDefaultStartToListeningMs { get; set; }
     public string PwshNote { get; set; } = "";
     public List<LoadResult> Rounds { get; init; } = new();
 }
