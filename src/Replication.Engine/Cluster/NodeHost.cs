@@ -381,14 +381,15 @@ internal sealed partial class NodeHost : IAsyncDisposable
         }
         if (outgoing.Count > 0) _transport!.SendAll(outgoing);
 
-        foreach (var (g, ready) in readies)
+        var results = ApplyReadies(readies, saved, written);
+        for (int i = 0; i < readies.Count; i++)
         {
+            var (g, ready) = readies[i];
             bool unsaved = !saved && written.Exists(w => w.Group == g);
-            if (!unsaved && ready.Entries.Count > 0) OnEntriesPersisted(g, ready.Entries);
             bool applied = false;
-            if (ready.CommittedEntries.Count > 0 && TryApply(g, ready.CommittedEntries) is { } results) // NodeHost.Consistency.cs: may pause for a snapshot
+            if (results[i] is { } applyResults)
             {
-                OnEntriesApplied(g, ready.CommittedEntries, results);
+                OnEntriesApplied(g, ready.CommittedEntries, applyResults);
                 applied = true;
             }
             foreach (var rs in ready.ReadStates) OnReadConfirmed(g, rs);
@@ -406,6 +407,67 @@ internal sealed partial class NodeHost : IAsyncDisposable
                 CommittedEntries = applied ? ready.CommittedEntries : Array.Empty<LogEntry>(),
             });
         }
+    }
+
+    /// <summary>
+    /// Applies the committed entries of a pass's Readies, each group's results in the slot of its Ready (null: not applied,
+    /// a full state.db; the core offers them again), after reporting each group's durable entries (OnEntriesPersisted).
+    /// When more than one group has entries, all of them go into ONE state.db transaction (KvStore.BeginApplyBatch): a
+    /// transaction per group wrote the applied-index page and a commit per group and pass on every replica. Nothing is
+    /// reported applied before that commit, so a full disk at any point of the batch leaves every group of it unapplied,
+    /// as a group's own transaction did (NodeHost.DiskFull.cs); any other failure stops the node, as before. Not while a
+    /// consistency capture waits (NodeHost.Consistency.cs: it reads the shard's committed state mid-pass), nor with a split.
+    /// </summary>
+    private IReadOnlyList<EntryApplyResult>?[] ApplyReadies(List<(GroupRuntime Group, Ready Ready)> readies, bool saved, List<(GroupRuntime Group, HardState State)> written)
+    {
+        var results = new IReadOnlyList<EntryApplyResult>?[readies.Count];
+        bool batch = _captures.Count == 0 && readies.Count(r => r.Ready.CommittedEntries.Count > 0) > 1
+            && !(_stateFullUntil is { } full && _clock.Elapsed < full)
+            && !readies.Exists(r => HasSplit(r.Ready.CommittedEntries)); // a split creates its group, which may write state.db
+        if (batch) _kv!.BeginApplyBatch();
+        try
+        {
+            for (int i = 0; i < readies.Count; i++)
+            {
+                var (g, ready) = readies[i];
+                bool unsaved = !saved && written.Exists(w => w.Group == g);
+                if (!unsaved && ready.Entries.Count > 0) OnEntriesPersisted(g, ready.Entries);
+                if (ready.CommittedEntries.Count == 0) continue;
+                results[i] = TryApply(g, ready.CommittedEntries); // NodeHost.Consistency.cs: may pause for a snapshot
+                if (results[i] is null && batch)
+                {
+                    // A full disk: the batch is lost whole, with the groups applied before this one in it.
+                    _kv!.RollbackApplyBatch();
+                    Array.Clear(results);
+                    batch = false;
+                }
+            }
+            if (batch)
+            {
+                try
+                {
+                    _kv!.CommitApplyBatch();
+                }
+                catch (Exception e) when (StorageErrors.IsDiskFull(e))
+                {
+                    Array.Clear(results); // rolled back: nothing of the batch is stored
+                    _stateFullUntil = NoteDiskFull("state.db", e);
+                }
+            }
+        }
+        catch
+        {
+            if (batch) _kv!.RollbackApplyBatch();
+            throw;
+        }
+        return results;
+    }
+
+    private static bool HasSplit(IReadOnlyList<LogEntry> entries)
+    {
+        foreach (var e in entries)
+            if (e.Type == EntryType.Normal && ShardCommand.IsShardCommand(e.Data)) return true;
+        return false;
     }
 
     private TaskCompletionSource _changed = new(TaskCreationOptions.RunContinuationsAsynchronously);

@@ -28,7 +28,10 @@ public sealed partial class KvStore
         ObjectDisposedException.ThrowIf(_disposed, this);
         if (entries.Count == 0) return [];
 
-        using var tx = _conn.BeginTransaction();
+        // In a batch (BeginApplyBatch) the entries join its transaction, and what a commit publishes waits for its commit.
+        var batch = _batch;
+        using var own = batch is null ? _conn.BeginTransaction() : null;
+        var tx = batch ?? own!;
         _selectApplied.Transaction = tx;
         _upsertApplied.Transaction = tx;
         _selectVersion.Transaction = tx;
@@ -45,7 +48,7 @@ public sealed partial class KvStore
         long lastIndex = applied, lastTerm = 0;
         var results = new List<EntryApplyResult>();
         // Ranges as this batch leaves them: a split applies to the entries after it in the same batch; published after the commit.
-        var ranges = _ranges;
+        var ranges = _batchRanges ?? _ranges;
         long added = 0; // keys created minus keys deleted, for the key count
         long changed = 0; // rows written or deleted, for the WAL checkpointer
         var split = new List<int>();
@@ -107,10 +110,91 @@ public sealed partial class KvStore
             _upsertApplied.Parameters[2].Value = lastTerm;
             _upsertApplied.ExecuteNonQuery();
         }
+        if (batch is not null)
+        {
+            _batchRanges = ranges;
+            _batchCounts[shard] = _batchCounts.GetValueOrDefault(shard) + added;
+            _batchRecount.AddRange(split);
+            _batchChanged += changed;
+            return results;
+        }
         CommitCounted(tx, shard, added, split.ToArray());
         _ranges = ranges; // published after the commit: readers never see a range ahead of the rows
         _checkpointer.NoteWritten(changed);
         return results;
+    }
+
+    // ---- apply batches: one transaction for a loop pass's applies of every group ----
+
+    /// <summary>The open batch's transaction (<see cref="BeginApplyBatch"/>), null when none. Loop thread only.</summary>
+    private SqliteTransaction? _batch;
+    /// <summary>What the open batch's commit publishes: the ranges its splits leave (null: none), key count changes per shard,
+    /// shards to count again, rows changed (for the checkpointer).</summary>
+    private Dictionary<int, (ulong Start, ulong Last)>? _batchRanges;
+    private readonly Dictionary<int, long> _batchCounts = new();
+    private readonly List<int> _batchRecount = new();
+    private long _batchChanged;
+
+    /// <summary>
+    /// Opens ONE transaction that the following <see cref="Apply"/> calls join, until <see cref="CommitApplyBatch"/> (or
+    /// <see cref="RollbackApplyBatch"/>): the node loop applies a pass's committed entries of every group in it. Why: a
+    /// transaction per group wrote the applied-index page (8 KiB) and a commit per group and pass, on every replica; with
+    /// four groups taking writes, more WAL pages than the keys written. Readers see nothing of a batch before its commit
+    /// (key counts, split ranges included). An Apply that throws leaves the batch to be rolled back by the caller, whole:
+    /// the applies before it in the batch are lost with it. No other write may run on the store while a batch is open.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">A batch is already open.</exception>
+    public void BeginApplyBatch()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_batch is not null) throw new InvalidOperationException("An apply batch is already open.");
+        _batch = _conn.BeginTransaction();
+    }
+
+    /// <summary>Commits the open batch and publishes what it changed (no-op without one). On an exception nothing of the
+    /// batch is stored (it is rolled back) and the batch is closed.</summary>
+    public void CommitApplyBatch()
+    {
+        if (_batch is not { } tx) return;
+        try
+        {
+            lock (_countGate)
+            {
+                tx.Commit();
+                _commits++;
+                foreach (var (shard, delta) in _batchCounts)
+                    if (delta != 0 && _counts.TryGetValue(shard, out long n)) _counts[shard] = n + delta;
+                foreach (int s in _batchRecount) _counts.Remove(s);
+            }
+            if (_batchRanges is { } ranges) _ranges = ranges; // after the commit: readers never see a range ahead of the rows
+            _checkpointer.NoteWritten(_batchChanged + (_batchRecount.Count > 0 ? WalCheckpointer.PassRows : 0)); // as CommitCounted
+        }
+        catch
+        {
+            RollbackApplyBatch();
+            throw;
+        }
+        CloseBatch();
+    }
+
+    /// <summary>Rolls the open batch back (no-op without one): nothing of it is stored or published.</summary>
+    public void RollbackApplyBatch()
+    {
+        if (_batch is not { } tx) return;
+        try { tx.Rollback(); }
+        catch (SqliteException) { } // SQLite may have rolled it back itself (SQLITE_FULL in the middle of a statement)
+        catch (InvalidOperationException) { } // ...or the commit that failed already ended it
+        CloseBatch();
+    }
+
+    private void CloseBatch()
+    {
+        _batch?.Dispose();
+        _batch = null;
+        _batchRanges = null;
+        _batchCounts.Clear();
+        _batchRecount.Clear();
+        _batchChanged = 0;
     }
 
     /// <summary>

@@ -231,6 +231,7 @@ public sealed partial class KvStore : IDisposable
     {
         if (_disposed) return;
         _disposed = true;
+        RollbackApplyBatch(); // a batch never committed stores nothing (KvStore.Apply.cs)
         _selectApplied.Dispose();
         _upsertApplied.Dispose();
         _selectVersion.Dispose();
