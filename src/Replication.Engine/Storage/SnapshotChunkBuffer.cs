@@ -19,12 +19,14 @@ namespace Replication.Engine.Storage;
 /// </summary>
 internal sealed class SnapshotChunkBuffer : IDisposable
 {
-    /// <summary>The snapshot stream's pool: a chunk's array is 256 KiB by default (NodeOptions.SnapshotChunkBytes, at most
-    /// 8 MiB); a transfer uses at most its window's worth at a time (read and not yet encoded by the lane: NodeHostOptions.
-    /// SnapshotWindow, 64), and at most <see cref="PooledPerSize"/> per size are kept between transfers (16 MiB at 256 KiB,
-    /// held once a node has sent a snapshot).</summary>
+    /// <summary>The snapshot stream's pool: a chunk's array is 256 KiB by default (NodeOptions.SnapshotChunkBytes); a sender
+    /// uses at most its window's worth at a time (read and not yet encoded by the lane: NodeHostOptions.SnapshotWindow, 64),
+    /// a receiver one per chunk staged in memory until it is stored. At most <see cref="PooledPerSize"/> arrays per size are
+    /// kept between transfers, and only arrays up to <see cref="MaxPooledBytes"/>: 16 MiB held at the default chunk size once
+    /// a node has sent or received a snapshot. A larger array (a larger chunk setting, or a row larger than a chunk) is
+    /// allocated and left to the collector, so a shard of large values cannot make the pool hold hundreds of megabytes.</summary>
     private static readonly ArrayPool<byte> Pool = ArrayPool<byte>.Create(MaxPooledBytes, PooledPerSize);
-    private const int MaxPooledBytes = 16 << 20;
+    internal const int MaxPooledBytes = 1 << 20;
     internal const int PooledPerSize = 64;
 
     private byte[]? _array;
