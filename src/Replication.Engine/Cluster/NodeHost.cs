@@ -169,9 +169,9 @@ internal sealed partial class NodeHost : IAsyncDisposable
             OnSnapshotAck(m);
             return;
         }
-        if (m.Type == MessageType.SnapshotChunk && m.Context > 0)
+        if (m.Type == MessageType.SnapshotChunk)
         {
-            OnLaterSnapshotChunk(m);
+            OnSnapshotChunkArrived(m); // NodeHost.Snapshots.cs
             return;
         }
         _inbox.Enqueue(m);

@@ -38,6 +38,16 @@ public sealed record RaftMessage
     /// <summary>Membership carried by Snapshot messages and by Append messages from index 0.</summary>
     public IReadOnlyList<int> Voters { get; init; } = Array.Empty<int>();
     public IReadOnlyList<int> Learners { get; init; } = Array.Empty<int>();
+    /// <summary>
+    /// SnapshotChunk only (the host's snapshot stream): the chunk's bytes, when they are not given as the one entry of
+    /// <see cref="Entries"/>. On the wire it is that entry all the same (index <see cref="Context"/> + 1, term
+    /// <see cref="LogTerm"/>; RaftMessageCodec), so the chunk needs no exact-length array: a sender hands over a slice of a
+    /// pooled buffer, and the transport's reader a slice of its frame buffer, valid only while its receive callback runs.
+    /// </summary>
+    public ReadOnlyMemory<byte> Chunk { get; init; }
+    /// <summary>Returns <see cref="Chunk"/>'s pooled buffer: the transport disposes of it once it has encoded the message
+    /// (or dropped it from its queue). Null: nothing to return.</summary>
+    public IDisposable? ChunkLease { get; init; }
 
     public override string ToString() =>
         $"{Type} g{Group} {From}->{To} t{Term} i{Index} lt{LogTerm} c{Commit} n{Entries.Count}{(Reject ? " reject hint " + RejectHint : "")}{(Context != 0 ? " ctx " + Context : "")}{(Voters.Count + Learners.Count > 0 ? $" voters [{string.Join(",", Voters)}] learners [{string.Join(",", Learners)}]" : "")}";

@@ -64,39 +64,71 @@ public sealed class ShardSnapshotReader : IDisposable
 
     /// <summary>
     /// Every key of the shard as <see cref="Rows"/> gives them, encoded as a snapshot's chunks (<see cref="SnapshotChunkCodec"/>,
-    /// about <paramref name="chunkBytes"/> each; the first carries <see cref="Range"/>), lazily. The rows are read with
-    /// SQLite's own statement API, each key and value copied from SQLite's page straight into the chunk as the UTF-8 bytes
-    /// it holds (state.db's text encoding: SqliteSetup.EnsureSchema): no string, array or boxed value per row. Read through
-    /// the ADO.NET reader (two arrays per row, then copied again into the chunk), the rows of a 33 MB shard took 2-3 times
-    /// the CPU, and the stream was bound by its reading thread (ring bench).
+    /// about <paramref name="chunkBytes"/> each; the first carries <see cref="Range"/>), lazily, each a new array. A snapshot
+    /// stream reads <see cref="ChunkBuffers"/> instead (the same bytes, in pooled buffers).
     /// </summary>
     public IEnumerable<byte[]> Chunks(int chunkBytes)
+    {
+        foreach (var buffer in ChunkBuffers(chunkBytes))
+            using (buffer)
+                yield return buffer.Memory.ToArray();
+    }
+
+    /// <summary>
+    /// <see cref="Chunks"/> in buffers of the snapshot stream's pool (<see cref="SnapshotChunkBuffer"/>): the caller owns each
+    /// one it is given and returns it when done (a stream: the transport, once it has encoded the chunk's frame). The rows are
+    /// read with SQLite's own statement API, each key and value copied from SQLite's page straight into the chunk as the UTF-8
+    /// bytes it holds (state.db's text encoding: SqliteSetup.EnsureSchema): no string, array or boxed value per row, and no
+    /// array per chunk. Read through the ADO.NET reader (two arrays per row, then copied again into the chunk), the rows of a
+    /// 33 MB shard took 2-3 times the CPU, and the stream was bound by its reading thread (ring bench).
+    /// </summary>
+    internal IEnumerable<SnapshotChunkBuffer> ChunkBuffers(int chunkBytes)
     {
         var db = _conn.Handle!;
         SqliteException.ThrowExceptionForRC(raw.sqlite3_prepare_v2(db, KvStore.ScanAllSql, out sqlite3_stmt statement), db);
         using (statement)
+        using (var writer = new SnapshotChunkWriter(chunkBytes, Range, pooled: true))
         {
             SqliteException.ThrowExceptionForRC(raw.sqlite3_bind_int64(statement, 1, Shard), db);
-            var writer = new SnapshotChunkWriter(chunkBytes, Range);
-            while (Step(db, statement, writer, out var chunk))
-                if (chunk is not null) yield return chunk;
-            if (writer.Rows > 0 || !writer.Any) yield return writer.Take();
+            _rowPending = false;
+            while (true)
+            {
+                int rc = Step(db, statement, writer);
+                if (rc == Done) break;
+                if (rc == Closed) yield return writer.TakeBuffer();
+            }
+            if (writer.Rows > 0 || !writer.Any) yield return writer.TakeBuffer();
         }
     }
 
-    /// <summary>Reads the next row into <paramref name="writer"/> (false: none left); <paramref name="chunk"/> is the chunk it
-    /// closed, if any. Apart from <see cref="Chunks"/> because an iterator cannot hold the spans SQLite hands out.</summary>
-    private static bool Step(sqlite3 db, sqlite3_stmt statement, SnapshotChunkWriter writer, out byte[]? chunk)
+    private const int Done = 0, Added = 1, Closed = 2;
+
+    /// <summary>Reads the next row into <paramref name="writer"/>: <see cref="Done"/> when none is left, <see cref="Closed"/>
+    /// when the chunk under way is full and must be taken (the row stays current: the next call adds it), else
+    /// <see cref="Added"/>. Apart from <see cref="ChunkBuffers"/> because an iterator cannot hold the spans SQLite hands out.</summary>
+    private int Step(sqlite3 db, sqlite3_stmt statement, SnapshotChunkWriter writer)
     {
-        chunk = null;
-        int rc = raw.sqlite3_step(statement);
-        if (rc == raw.SQLITE_DONE) return false;
-        if (rc != raw.SQLITE_ROW) SqliteException.ThrowExceptionForRC(rc, db);
+        if (!_rowPending)
+        {
+            int rc = raw.sqlite3_step(statement);
+            if (rc == raw.SQLITE_DONE) return Done;
+            if (rc != raw.SQLITE_ROW) SqliteException.ThrowExceptionForRC(rc, db);
+        }
         // column_blob of a TEXT value is its bytes in the database's encoding, UTF-8 here, without conversion.
-        chunk = writer.Add(raw.sqlite3_column_blob(statement, 0), raw.sqlite3_column_blob(statement, 1),
-            raw.sqlite3_column_int64(statement, 2), raw.sqlite3_column_int64(statement, 3));
-        return true;
+        var key = raw.sqlite3_column_blob(statement, 0);
+        var value = raw.sqlite3_column_blob(statement, 1);
+        if (!_rowPending && writer.Closes(key.Length, value.Length))
+        {
+            _rowPending = true;
+            return Closed;
+        }
+        _rowPending = false;
+        writer.Add(key, value, raw.sqlite3_column_int64(statement, 2), raw.sqlite3_column_int64(statement, 3));
+        return Added;
     }
+
+    /// <summary>The statement's current row is read but not yet added (its chunk was full).</summary>
+    private bool _rowPending;
 
     public void Dispose()
     {

@@ -32,8 +32,11 @@ public static class SnapshotChunkCodec
     {
         var writer = new SnapshotChunkWriter(chunkBytes, range);
         foreach (var row in rows)
-            if (writer.Add(Encoding.UTF8.GetBytes(row.Key), Encoding.UTF8.GetBytes(row.Value), row.Version, row.ModifiedIndex) is { } chunk)
-                yield return chunk;
+        {
+            byte[] key = Encoding.UTF8.GetBytes(row.Key), value = Encoding.UTF8.GetBytes(row.Value);
+            if (writer.Closes(key.Length, value.Length)) yield return writer.Take();
+            writer.Add(key, value, row.Version, row.ModifiedIndex);
+        }
         if (writer.Rows > 0 || !writer.Any) yield return writer.Take();
     }
 

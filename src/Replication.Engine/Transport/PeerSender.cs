@@ -88,7 +88,7 @@ internal sealed class PeerSender
             }
             if (_queue.Count >= TcpTransport.PeerQueueCapacity)
             {
-                _queue.Dequeue();
+                _queue.Dequeue().ChunkLease?.Dispose();
                 Interlocked.Increment(ref _counters.DroppedQueueFull);
             }
             _queue.Enqueue(message);
@@ -234,6 +234,7 @@ internal sealed class PeerSender
                     _log($"connection to peer {_peerId}{_lane} at {connection.EndPoint} lost: {e.Message}");
                     connection.Dispose();
                 }
+                ReturnChunks(batch); // encoded into the frame's own buffer (written or not): nothing reads them again
                 batch.Clear();
             }
         }
@@ -251,10 +252,23 @@ internal sealed class PeerSender
             _connection?.Dispose();
             lock (_queue) _stopped = true;
             Interlocked.Add(ref _counters.DroppedDisconnected, batch.Count);
+            ReturnChunks(batch); // the write that was under way has ended
             DropQueued(ref carried);
             _stop.Dispose();
             _loop.TrySetResult();
         }
+    }
+
+    /// <summary>
+    /// Returns the pooled buffers of a snapshot stream's chunks (<see cref="RaftMessage.ChunkLease"/>) once this sender is done
+    /// with their messages: after the frame that carried them was encoded (FrameWriter copies every message into a frame
+    /// buffer of its own before it writes), or when they are dropped from the queue. This sender is their last holder: the
+    /// stream hands a chunk's message to the transport once and never reads it again (NodeHost.Snapshots.cs). A message
+    /// dropped elsewhere (an unknown peer) keeps its buffer, which is then collected like any array.
+    /// </summary>
+    private static void ReturnChunks(IEnumerable<RaftMessage> messages)
+    {
+        foreach (var m in messages) m.ChunkLease?.Dispose();
     }
 
     /// <summary>Moves queued messages into <paramref name="batch"/> until the queue is empty or the frame reaches its target size.</summary>
@@ -291,10 +305,12 @@ internal sealed class PeerSender
     private void DropQueued(ref RaftMessage? carried)
     {
         long dropped = carried is null ? 0 : 1;
+        carried?.ChunkLease?.Dispose();
         carried = null;
         lock (_queue)
         {
             dropped += _queue.Count;
+            ReturnChunks(_queue);
             _queue.Clear();
         }
         if (dropped > 0) Interlocked.Add(ref _counters.DroppedDisconnected, dropped);

@@ -39,6 +39,7 @@ public static class RaftMessageCodec
         ArgumentNullException.ThrowIfNull(message);
         long size = MessageFixedSize;
         foreach (var e in message.Entries) size += EntryFixedSize + e.Data.Length;
+        if (HasChunk(message)) size += EntryFixedSize + message.Chunk.Length;
         size += MembershipFixedSize + 4L * (message.Voters.Count + message.Learners.Count);
         // Larger than any frame can carry; the sender drops such a message rather than overflow.
         return size > int.MaxValue ? int.MaxValue : (int)size;
@@ -70,20 +71,28 @@ public static class RaftMessageCodec
         d[45] = message.Reject ? FlagReject : (byte)0;
         BinaryPrimitives.WriteInt64LittleEndian(d[46..], message.RejectHint);
         BinaryPrimitives.WriteInt64LittleEndian(d[54..], message.Context);
-        BinaryPrimitives.WriteUInt32LittleEndian(d[62..], (uint)message.Entries.Count);
+        bool chunk = HasChunk(message);
+        BinaryPrimitives.WriteUInt32LittleEndian(d[62..], (uint)(message.Entries.Count + (chunk ? 1 : 0)));
         int pos = MessageFixedSize;
-        foreach (var e in message.Entries)
-        {
-            BinaryPrimitives.WriteInt64LittleEndian(d[pos..], e.Index);
-            BinaryPrimitives.WriteInt64LittleEndian(d[(pos + 8)..], e.Term);
-            d[pos + 16] = (byte)e.Type;
-            BinaryPrimitives.WriteUInt32LittleEndian(d[(pos + 17)..], (uint)e.Data.Length);
-            e.Data.CopyTo(d[(pos + EntryFixedSize)..]);
-            pos += EntryFixedSize + e.Data.Length;
-        }
+        foreach (var e in message.Entries) pos = WriteEntry(d, pos, e.Index, e.Term, e.Type, e.Data);
+        if (chunk) pos = WriteEntry(d, pos, message.Context + 1, message.LogTerm, EntryType.Normal, message.Chunk.Span);
         pos = WriteIds(message.Voters, d, pos);
         pos = WriteIds(message.Learners, d, pos);
         return pos;
+    }
+
+    /// <summary>A SnapshotChunk whose bytes are given as <see cref="RaftMessage.Chunk"/> (not as its entry): encoded as one entry.</summary>
+    private static bool HasChunk(RaftMessage message) =>
+        message.Type == MessageType.SnapshotChunk && message.Entries.Count == 0 && !message.Chunk.IsEmpty;
+
+    private static int WriteEntry(Span<byte> d, int pos, long index, long term, EntryType type, ReadOnlySpan<byte> data)
+    {
+        BinaryPrimitives.WriteInt64LittleEndian(d[pos..], index);
+        BinaryPrimitives.WriteInt64LittleEndian(d[(pos + 8)..], term);
+        d[pos + 16] = (byte)type;
+        BinaryPrimitives.WriteUInt32LittleEndian(d[(pos + 17)..], (uint)data.Length);
+        data.CopyTo(d[(pos + EntryFixedSize)..]);
+        return pos + EntryFixedSize + data.Length;
     }
 
     private static int WriteIds(IReadOnlyList<int> ids, Span<byte> d, int pos)
@@ -132,7 +141,7 @@ public static class RaftMessageCodec
     public static RaftMessage Decode(ReadOnlySpan<byte> payload)
     {
         var reader = new WireReader(payload);
-        var message = ReadMessage(ref reader);
+        var message = ReadMessage(ref reader, default);
         reader.EnsureEnd("message");
         return message;
     }
@@ -148,12 +157,32 @@ public static class RaftMessageCodec
         int count = reader.ReadCount(MessageFixedSize, "Message");
         if (count == 0) throw WireReader.Malformed("Empty message batch.");
         var messages = new RaftMessage[count];
-        for (int i = 0; i < count; i++) messages[i] = ReadMessage(ref reader);
+        for (int i = 0; i < count; i++) messages[i] = ReadMessage(ref reader, default);
         reader.EnsureEnd("message batch");
         return messages;
     }
 
-    private static RaftMessage ReadMessage(ref WireReader r)
+    /// <summary>
+    /// <see cref="DecodeBatch(ReadOnlySpan{byte})"/>, except that a SnapshotChunk's one entry is not copied: its bytes are
+    /// <see cref="RaftMessage.Chunk"/>, a slice of <paramref name="payload"/>, valid only as long as the payload is (the
+    /// transport's reader: until it reads the next frame, that is while its receive callback runs). A snapshot stream's
+    /// receiver then copies each chunk once, where it stages it; decoded into an array of its own, every chunk was a new
+    /// 256 KiB array on the large-object heap. Every other message is decoded as by the other overload.
+    /// </summary>
+    public static IReadOnlyList<RaftMessage> DecodeBatchBorrowingChunks(ReadOnlyMemory<byte> payload)
+    {
+        var reader = new WireReader(payload.Span);
+        int count = reader.ReadCount(MessageFixedSize, "Message");
+        if (count == 0) throw WireReader.Malformed("Empty message batch.");
+        var messages = new RaftMessage[count];
+        for (int i = 0; i < count; i++) messages[i] = ReadMessage(ref reader, payload);
+        reader.EnsureEnd("message batch");
+        return messages;
+    }
+
+    /// <param name="borrowFrom">Not empty: the payload <paramref name="r"/> reads, whose slice a SnapshotChunk's one entry
+    /// becomes (<see cref="DecodeBatchBorrowingChunks"/>).</param>
+    private static RaftMessage ReadMessage(ref WireReader r, ReadOnlyMemory<byte> borrowFrom)
     {
         byte type = r.ReadByte();
         if (type is < (byte)MessageType.Vote or > (byte)MessageType.Liveness)
@@ -172,6 +201,7 @@ public static class RaftMessageCodec
         long context = r.ReadInt64();
         int entryCount = r.ReadCount(EntryFixedSize, "Entry");
         LogEntry[] entries = entryCount == 0 ? Array.Empty<LogEntry>() : new LogEntry[entryCount];
+        ReadOnlyMemory<byte> chunk = default;
         for (int i = 0; i < entryCount; i++)
         {
             long eIndex = r.ReadInt64();
@@ -182,6 +212,15 @@ public static class RaftMessageCodec
             uint length = r.ReadUInt32();
             if (length > (uint)r.Remaining)
                 throw WireReader.Malformed($"Entry data length {length} exceeds the {r.Remaining} bytes left.");
+            if (!borrowFrom.IsEmpty && type == (byte)MessageType.SnapshotChunk && entryCount == 1 && length > 0
+                && eType == (byte)EntryType.Normal && eIndex == context + 1 && eTerm == logTerm)
+            {
+                // Borrowed, not copied: as the sender's RaftMessage.Chunk, which encodes exactly this entry.
+                chunk = borrowFrom.Slice(borrowFrom.Length - r.Remaining, (int)length);
+                r.ReadBytes((int)length);
+                entries = Array.Empty<LogEntry>();
+                continue;
+            }
             byte[] data = length == 0 ? Array.Empty<byte>() : r.ReadBytes((int)length).ToArray();
             entries[i] = new LogEntry(eIndex, eTerm, (EntryType)eType, data);
         }
@@ -203,6 +242,7 @@ public static class RaftMessageCodec
             Entries = entries,
             Voters = voters,
             Learners = learners,
+            Chunk = chunk,
         };
     }
 }

@@ -208,12 +208,15 @@ public sealed partial class TcpTransport
     /// <summary>
     /// Reads a peer's Raft frames until it closes the connection, blocking the calling thread (see <see cref="OnThreadAsync"/>).
     /// Throws what <see cref="FrameReader.Read"/> throws; closing the socket from another thread ends the read.
+    /// A snapshot chunk's bytes (<see cref="RaftMessage.Chunk"/>, the snapshot lane's messages) are a slice of the reader's
+    /// frame buffer, handed to the receive callback without a copy: valid until the callback returns, since the next frame is
+    /// read into the same buffer (RaftMessageCodec.DecodeBatchBorrowingChunks). The callback copies what it keeps.
     /// </summary>
     private void ReceiveRaftFrames(FrameReader reader, int peerId)
     {
         while (reader.Read(FrameCodec.MaxPayloadSize, FrameType.Raft) is { } frame)
         {
-            var messages = RaftMessageCodec.DecodeBatch(frame.Payload.Span);
+            var messages = RaftMessageCodec.DecodeBatchBorrowingChunks(frame.Payload);
             Interlocked.Increment(ref _counters.FramesReceived);
             foreach (var message in messages)
             {
