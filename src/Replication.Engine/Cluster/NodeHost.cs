@@ -366,26 +366,28 @@ internal sealed partial class NodeHost : IAsyncDisposable
         bool saved = outcome == SaveOutcome.Saved;
         if (_killed) return;
         if (saved) foreach (var (g, state) in written) g.Persisted = state;
+        // Per Ready: its group had something to save that the failed save did not store.
+        var unsaved = new bool[readies.Count];
+        for (int i = 0; i < readies.Count; i++) unsaved[i] = !saved && written.Exists(w => w.Group == readies[i].Group);
 
-        foreach (var (g, ready) in readies)
+        for (int i = 0; i < readies.Count; i++)
         {
-            bool unsaved = !saved && written.Exists(w => w.Group == g);
+            var (g, ready) = readies[i];
             bool termVoteDurable = g.Core.Term == g.Persisted.Term && g.Core.Vote == g.Persisted.Vote;
             foreach (var m in ready.Messages)
             {
                 if (sentEarly?.Contains(m) == true) continue;
-                if (unsaved && !(termVoteDurable && MaySendUnpersisted(m))) continue;
+                if (unsaved[i] && !(termVoteDurable && MaySendUnpersisted(m))) continue;
                 if (m.Type == MessageType.Snapshot) StartSnapshotTransfer(g, m); // the data goes out of band, in chunks
                 else outgoing.Add(m);
             }
         }
         if (outgoing.Count > 0) _transport!.SendAll(outgoing);
 
-        var results = ApplyReadies(readies, saved, written);
+        var results = ApplyReadies(readies, unsaved);
         for (int i = 0; i < readies.Count; i++)
         {
             var (g, ready) = readies[i];
-            bool unsaved = !saved && written.Exists(w => w.Group == g);
             bool applied = false;
             if (results[i] is { } applyResults)
             {
@@ -394,16 +396,16 @@ internal sealed partial class NodeHost : IAsyncDisposable
             }
             foreach (var rs in ready.ReadStates) OnReadConfirmed(g, rs);
             if (ready.SoftState is { } ss) OnRoleChanged(g, ss);
-            if (unsaved && outcome == SaveOutcome.Failed && g.Core.Role != RaftRole.Leader
+            if (unsaved[i] && outcome == SaveOutcome.Failed && g.Core.Role != RaftRole.Leader
                 && (g.Core.Term != g.Persisted.Term || g.Core.Vote != g.Persisted.Vote))
             {
                 RestartFromFiles(g); // NodeHost.DiskFull.cs
                 continue;
             }
             // What could not be written (a full disk) is not reported done: the core offers it again.
-            g.Core.Advance(!unsaved && (applied || ready.CommittedEntries.Count == 0) ? ready : new Ready
+            g.Core.Advance(!unsaved[i] && (applied || ready.CommittedEntries.Count == 0) ? ready : new Ready
             {
-                Entries = unsaved ? Array.Empty<LogEntry>() : ready.Entries,
+                Entries = unsaved[i] ? Array.Empty<LogEntry>() : ready.Entries,
                 CommittedEntries = applied ? ready.CommittedEntries : Array.Empty<LogEntry>(),
             });
         }
@@ -418,7 +420,7 @@ internal sealed partial class NodeHost : IAsyncDisposable
     /// as a group's own transaction did (NodeHost.DiskFull.cs); any other failure stops the node, as before. Not while a
     /// consistency capture waits (NodeHost.Consistency.cs: it reads the shard's committed state mid-pass), nor with a split.
     /// </summary>
-    private IReadOnlyList<EntryApplyResult>?[] ApplyReadies(List<(GroupRuntime Group, Ready Ready)> readies, bool saved, List<(GroupRuntime Group, HardState State)> written)
+    private IReadOnlyList<EntryApplyResult>?[] ApplyReadies(List<(GroupRuntime Group, Ready Ready)> readies, bool[] unsaved)
     {
         var results = new IReadOnlyList<EntryApplyResult>?[readies.Count];
         bool batch = _captures.Count == 0 && readies.Count(r => r.Ready.CommittedEntries.Count > 0) > 1
@@ -430,8 +432,7 @@ internal sealed partial class NodeHost : IAsyncDisposable
             for (int i = 0; i < readies.Count; i++)
             {
                 var (g, ready) = readies[i];
-                bool unsaved = !saved && written.Exists(w => w.Group == g);
-                if (!unsaved && ready.Entries.Count > 0) OnEntriesPersisted(g, ready.Entries);
+                if (!unsaved[i] && ready.Entries.Count > 0) OnEntriesPersisted(g, ready.Entries);
                 if (ready.CommittedEntries.Count == 0) continue;
                 results[i] = TryApply(g, ready.CommittedEntries); // NodeHost.Consistency.cs: may pause for a snapshot
                 if (results[i] is null && batch)

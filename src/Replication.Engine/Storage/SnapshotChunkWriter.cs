@@ -78,8 +78,7 @@ internal sealed class SnapshotChunkWriter : IDisposable
     public byte[] Take()
     {
         int length = Close();
-        var chunk = _buffer.AsSpan(0, length).ToArray();
-        return chunk;
+        return _buffer.AsSpan(0, length).ToArray();
     }
 
     /// <summary>The chunk of the rows added since the last one as the pooled buffer it was written in (a pooled writer only);
