@@ -17,8 +17,9 @@ namespace Replication.Engine.Cluster;
 /// Each loop iteration: tick when due; drain the inbox (peer messages, proposals, reads);
 /// then for all groups at once: persist every Ready's hard state and entries in ONE SQLite
 /// transaction (group commit: one fsync for many proposals and shards), only then send the
-/// messages (a leader's appends excepted: they leave before the save, see ProcessReadies), then apply committed entries (one state-machine transaction per shard, carrying the
-/// applied index), complete waiting requests, and Advance the cores.
+/// messages (a leader's appends excepted: they leave before the save, see ProcessReadies), then apply committed entries (one
+/// state-machine transaction per pass, see ApplyReadies), complete waiting requests, and Advance the cores;
+/// the pass ends with its answers released, and then a leader's commit notices sent (IsCommitNotice).
 /// </summary>
 internal sealed partial class NodeHost : IAsyncDisposable
 {
@@ -27,6 +28,8 @@ internal sealed partial class NodeHost : IAsyncDisposable
     private readonly ConcurrentQueue<object> _inbox = new();
     private readonly List<(ProposeRequest Request, IReadOnlyList<ProposalOutcome> Outcomes)> _acknowledgements = new(); // loop thread only
     private List<Action> _settlements = new(); // loop thread only: NodeHost.Requests.cs, Settle
+    private readonly List<RaftMessage> _commitNotices = new(); // loop thread only: ProcessReadies, SendCommitNotices
+    private bool _commitNoticesWaited; // loop thread only: _commitNotices are a pass old (SendCommitNotices)
     private readonly AutoResetEvent _wake = new(false);
     private readonly Stopwatch _clock = Stopwatch.StartNew();
     private TimeSpan _nextTick; // loop thread only: when the next tick is due
@@ -216,6 +219,7 @@ internal sealed partial class NodeHost : IAsyncDisposable
                 PublishStatus();
                 ReleaseAcknowledgements();
                 ReleaseSettlements();
+                SendCommitNotices();
                 NoteIterationForInstalls();
             }
         }
@@ -309,6 +313,42 @@ internal sealed partial class NodeHost : IAsyncDisposable
         }
     }
 
+    /// <summary>
+    /// A leader's append without entries: it tells a follower the new commit index (etcd's bcastAppend after a commit), or
+    /// probes where its log ends. It leaves after the pass's writes are applied and answered, not before: sent first, its
+    /// system calls (one per follower, each waking the peer's reader) stood between every write's commit and its answer.
+    /// Bench, one client, per write on the leader: from the commit to the applied answer 0.50-0.63 ms before, 0.17-0.19 ms
+    /// after. When more work waits in the inbox, the notices ride with the next pass's first messages instead (one frame
+    /// per peer, as before this change; a separate send each pass cost about 3% more CPU per write at 64 clients), but wait
+    /// at most that one pass (<see cref="SendCommitNotices"/>). Any delay of a message is safe in Raft; a follower learns
+    /// the commit a pass later, and a new append carries it anyway.
+    /// </summary>
+    private static bool IsCommitNotice(GroupRuntime g, RaftMessage m) =>
+        m.Type == MessageType.Append && m.Entries.Count == 0 && g.Core.Role == RaftRole.Leader;
+
+    /// <summary>End of a pass: sends the commit notices now, or leaves them for the next pass's first send (IsCommitNotice).</summary>
+    private void SendCommitNotices()
+    {
+        if (_commitNotices.Count == 0) return;
+        if (!_inbox.IsEmpty && !_commitNoticesWaited)
+        {
+            _commitNoticesWaited = true;
+            return;
+        }
+        if (!_killed) _transport!.SendAll(_commitNotices);
+        _commitNotices.Clear();
+        _commitNoticesWaited = false;
+    }
+
+    /// <summary>Puts the notices that waited from the last pass in front of this send's messages (same peer: older first).</summary>
+    private void TakeWaitingCommitNotices(List<RaftMessage> outgoing)
+    {
+        if (!_commitNoticesWaited) return;
+        outgoing.InsertRange(0, _commitNotices);
+        _commitNotices.Clear();
+        _commitNoticesWaited = false;
+    }
+
     private void ProcessReadies()
     {
         var readies = new List<(GroupRuntime Group, Ready Ready)>();
@@ -358,7 +398,11 @@ internal sealed partial class NodeHost : IAsyncDisposable
                 (sentEarly ??= new HashSet<RaftMessage>(ReferenceEqualityComparer.Instance)).Add(m);
             }
         }
-        if (outgoing.Count > 0) _transport!.SendAll(outgoing);
+        if (outgoing.Count > 0)
+        {
+            TakeWaitingCommitNotices(outgoing);
+            _transport!.SendAll(outgoing);
+        }
         outgoing.Clear();
         // Durable (synchronous=FULL) before anything else leaves. False: the disk is full and nothing was
         // stored; what then may still leave, and why, is in NodeHost.DiskFull.cs.
@@ -370,6 +414,7 @@ internal sealed partial class NodeHost : IAsyncDisposable
         var unsaved = new bool[readies.Count];
         for (int i = 0; i < readies.Count; i++) unsaved[i] = !saved && written.Exists(w => w.Group == readies[i].Group);
 
+        var newNotices = new List<RaftMessage>();
         for (int i = 0; i < readies.Count; i++)
         {
             var (g, ready) = readies[i];
@@ -379,10 +424,16 @@ internal sealed partial class NodeHost : IAsyncDisposable
                 if (sentEarly?.Contains(m) == true) continue;
                 if (unsaved[i] && !(termVoteDurable && MaySendUnpersisted(m))) continue;
                 if (m.Type == MessageType.Snapshot) StartSnapshotTransfer(g, m); // the data goes out of band, in chunks
+                else if (IsCommitNotice(g, m)) newNotices.Add(m);
                 else outgoing.Add(m);
             }
         }
-        if (outgoing.Count > 0) _transport!.SendAll(outgoing);
+        if (outgoing.Count > 0)
+        {
+            TakeWaitingCommitNotices(outgoing);
+            _transport!.SendAll(outgoing);
+        }
+        _commitNotices.AddRange(newNotices); // after any that waited: same peer, older first
 
         var results = ApplyReadies(readies, unsaved);
         for (int i = 0; i < readies.Count; i++)
