@@ -158,16 +158,9 @@ public sealed partial class KvStore
         if (_batch is not { } tx) return;
         try
         {
-            lock (_countGate)
-            {
-                tx.Commit();
-                _commits++;
-                foreach (var (shard, delta) in _batchCounts)
-                    if (delta != 0 && _counts.TryGetValue(shard, out long n)) _counts[shard] = n + delta;
-                foreach (int s in _batchRecount) _counts.Remove(s);
-            }
+            CommitCounted(tx, _batchCounts, _batchRecount);
             if (_batchRanges is { } ranges) _ranges = ranges; // after the commit: readers never see a range ahead of the rows
-            _checkpointer.NoteWritten(_batchChanged + (_batchRecount.Count > 0 ? WalCheckpointer.PassRows : 0)); // as CommitCounted
+            _checkpointer.NoteWritten(_batchChanged);
         }
         catch
         {

@@ -163,17 +163,23 @@ public sealed partial class KvStore : IDisposable
 
     /// <summary>Commits <paramref name="tx"/>, then adjusts the known key counts: by <paramref name="delta"/> keys for
     /// <paramref name="shard"/>, and forgets those of <paramref name="recount"/> (their rows were replaced wholesale).</summary>
-    private void CommitCounted(SqliteTransaction tx, int shard, long delta, params int[] recount)
+    private void CommitCounted(SqliteTransaction tx, int shard, long delta, params int[] recount) =>
+        CommitCounted(tx, [new KeyValuePair<int, long>(shard, delta)], recount);
+
+    /// <summary>Commits <paramref name="tx"/>, then adjusts the known key counts of several shards (an apply batch,
+    /// KvStore.Apply.cs) and forgets those of <paramref name="recount"/>.</summary>
+    private void CommitCounted(SqliteTransaction tx, IEnumerable<KeyValuePair<int, long>> deltas, IReadOnlyCollection<int> recount)
     {
         lock (_countGate)
         {
             tx.Commit();
             _commits++;
-            if (delta != 0 && _counts.TryGetValue(shard, out long n)) _counts[shard] = n + delta;
+            foreach (var (shard, delta) in deltas)
+                if (delta != 0 && _counts.TryGetValue(shard, out long n)) _counts[shard] = n + delta;
             foreach (int s in recount) _counts.Remove(s);
         }
         // Rows replaced wholesale (a snapshot's chunk, a split): a bulk change, so a background checkpoint pass now.
-        if (recount.Length > 0) _checkpointer.NoteWritten(WalCheckpointer.PassRows);
+        if (recount.Count > 0) _checkpointer.NoteWritten(WalCheckpointer.PassRows);
     }
 
     // The hash range each split shard owns (a shard never split has no row: it accepts every key routed to it).
