@@ -180,7 +180,7 @@ internal sealed partial class NodeHost
             _options.Log?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture,
                 $"node {Id}: shard {shard}: snapshot at index {t.Metadata.Index} sent to node {ReplicaIds.NodeOf(t.To)}: {t.Bytes} bytes in {t.Sent} chunks in {(_clock.Elapsed - t.StartedAt).TotalMilliseconds:0} ms, reading and encoding {t.ReadTime.TotalMilliseconds:0} ms, waiting for the window {t.WindowWait.TotalMilliseconds:0} ms, acknowledged in {median:0} ms (median; longest {longest:0} ms), the process paused for garbage collection {(GC.GetTotalPauseDuration() - t.GcPausedBefore).TotalMilliseconds:0} ms meanwhile"));
         }
-        if (_groups.TryGetValue(shard, out var g)) g.Core.ReportSnapshot(t.To, succeeded);
+        if (_groups.TryGetValue(shard, out var g)) g.Core.ReportSnapshot(t.To, succeeded, t.Metadata.Index);
     }
 
     private void ExpireSnapshotTransfers()

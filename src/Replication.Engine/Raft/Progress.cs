@@ -63,13 +63,14 @@ internal sealed class Progress(long next, int maxInflight, long maxInflightBytes
 
     /// <summary>
     /// The host finished the snapshot transfer. On success the follower holds everything up to the
-    /// snapshot, so probing resumes just after it; on failure probing resumes after what is known to
-    /// match (which will ask for a snapshot again). Either way the probe waits for the next response
-    /// (a heartbeat answer at the latest) instead of going out at once.
+    /// snapshot the host sent (at <paramref name="sentIndex"/>, at least the pending one), so probing
+    /// resumes just after it; on failure probing resumes after what is known to match (which will ask
+    /// for a snapshot again). Either way the probe waits for the next response (a heartbeat answer at
+    /// the latest) instead of going out at once.
     /// </summary>
-    public void SnapshotDone(bool succeeded)
+    public void SnapshotDone(bool succeeded, long sentIndex)
     {
-        long next = succeeded ? Math.Max(Match + 1, PendingSnapshot + 1) : Match + 1;
+        long next = succeeded ? Math.Max(Match, Math.Max(PendingSnapshot, sentIndex)) + 1 : Match + 1;
         BecomeProbe();
         Next = next;
         ProbeSent = true;

@@ -63,14 +63,23 @@ public sealed partial class RaftNode
 
     /// <summary>
     /// The leader's host reports the outcome of the snapshot transfer to <paramref name="to"/> it
-    /// started for a Snapshot message. Success: replication resumes after the snapshot index.
-    /// Failure: the follower is probed again after the next heartbeat answer, which sends a new
-    /// Snapshot message if it still needs one. Ignored unless this node leads and waits on that transfer.
+    /// started for a Snapshot message. Success: replication resumes after <paramref name="sentIndex"/>,
+    /// the index of the snapshot the host actually sent, which may be later than the one the Snapshot
+    /// message named (a host sends its state machine as it is when the transfer starts: NodeHost sends
+    /// its applied index). Failure: the follower is probed again after the next heartbeat answer, which
+    /// sends a new Snapshot message if it still needs one. Ignored unless this node leads and waits on
+    /// that transfer.
+    ///
+    /// Why the index sent and not the one named: resuming after the named one (this node's last
+    /// compaction point when the transfer began) probed entries the follower already had in the
+    /// snapshot, and when the log was compacted further during the transfer (a large shard takes
+    /// seconds) those entries were gone, so the follower was sent a whole second snapshot right after
+    /// the first (ring bench, a restarted node: two 33 MB transfers of one shard in a row).
     /// </summary>
-    public void ReportSnapshot(int to, bool succeeded)
+    public void ReportSnapshot(int to, bool succeeded, long sentIndex)
     {
         if (Role != RaftRole.Leader || !_progress.TryGetValue(to, out var pr) || pr.State != ProgressState.Snapshot) return;
-        pr.SnapshotDone(succeeded);
+        pr.SnapshotDone(succeeded, Math.Min(sentIndex, _log.LastIndex));
     }
 
     /// <summary>Leader: the follower needs entries before our first; pause it and ask the host to send the snapshot.</summary>

@@ -214,7 +214,7 @@ internal sealed class CoreTestCluster
             Hosts[m.To].Staged[m.Index] = from.SnapshotData.ToList();
             Hosts[m.To].Node.Step(m);
         }
-        from.Node.ReportSnapshot(m.To, succeeded);
+        from.Node.ReportSnapshot(m.To, succeeded, m.Index);
         Settle();
     }
 

@@ -78,6 +78,44 @@ public sealed class SnapshotCompactionTests
     }
 
     [Fact]
+    public void Snapshot_sent_at_a_later_index_than_requested_resumes_replication_after_the_index_sent()
+    {
+        // A host sends its state machine as it is when the transfer starts (NodeHost: its applied index), later than the
+        // index the Snapshot message named, and may compact its log up to that index while the transfer runs (NodeHost's
+        // CompactionPoint). Replication must resume after the index sent: resuming after the named one probed compacted
+        // entries and sent a whole second snapshot (ring bench, a restarted node).
+        var c = ThreeNodes(out var leader);
+        c.Isolate(3);
+        for (int i = 0; i < 10; i++) c.Propose(1, $"a{i}");
+        c.Compact(1);
+        long named = leader.LastSnapshot.Index;
+        c.AutoSnapshot = false;
+        c.Heal();
+        c.Tick(3);
+        var request = Assert.Single(c.HeldSnapshots);
+        Assert.Equal(named, request.Index);
+        c.HeldSnapshots.Clear();
+
+        for (int i = 0; i < 5; i++) c.Propose(1, $"b{i}");
+        c.Compact(1);
+        long sent = leader.LastSnapshot.Index;
+        Assert.True(sent > named);
+        // The follower's answer to the snapshot is lost (or comes after the transfer's end and a heartbeat answer): the
+        // leader's probe goes out from what the report told it.
+        c.Drop = m => m.From == 3 && m.To == 1 && m.Type == MessageType.AppendResponse;
+        c.StreamSnapshot(request with { Index = sent, LogTerm = leader.LastSnapshot.Term }, succeeded: true);
+        c.Drop = _ => false;
+        c.Propose(1, "after");
+        c.Tick(2);
+
+        Assert.Empty(c.HeldSnapshots);
+        Assert.Single(c.Hosts[3].InstalledSnapshots);
+        Assert.Equal(leader.LastIndex, c[3].LastIndex);
+        Assert.Equal(leader.Applied, c[3].Applied);
+        c.AssertAppliedPrefixes();
+    }
+
+    [Fact]
     public void Snapshot_not_newer_than_commit_is_answered_with_the_commit_index()
     {
         // Reference: paper 7 (a stale InstallSnapshot must not roll back committed state); etcd handleSnapshot.

@@ -154,15 +154,16 @@ public sealed class SimulationTests(ITestOutputHelper output)
     /// (its machine 3 skipped the split and joined): the old way, shard 1's replicas differed; with the founding state a
     /// snapshot at index 1 (the product's way since the fix, and the simulator's default), the joiner is sent a snapshot and
     /// all is well. Since reads share one heartbeat round at a time (RaftNode.Read.cs), which reshuffled the schedules, seed
-    /// 334 runs it (300 and 307 too, caught there by the linearizability check once the joiner leads).
+    /// 334 ran it; since a leader resumes replication after the index of the snapshot it actually sent (RaftNode.ReportSnapshot),
+    /// which reshuffled them again, seed 100 runs it (92, 117 and 157 too, with shard 1).
     /// </summary>
     [Fact]
     public void AReplicaThatSkippedTheSplitJoinsTheNewShardBySnapshot()
     {
-        var fixedRun = RunAsPinned(334, Mutant.None);
-        Assert.True(fixedRun.Faults.GetValueOrDefault("split group replica joins empty") > 0, "seed 334 hosted no replica that skipped the split");
+        var fixedRun = RunAsPinned(100, Mutant.None);
+        Assert.True(fixedRun.Faults.GetValueOrDefault("split group replica joins empty") > 0, "seed 100 hosted no replica that skipped the split");
         Assert.Empty(fixedRun.Violations);
-        var asIs = RunAsPinned(334, Mutant.SplitGroupFoundedAtZero);
+        var asIs = RunAsPinned(100, Mutant.SplitGroupFoundedAtZero);
         Assert.Contains("replicas of shard 2 differ", Assert.Single(asIs.Violations));
     }
 

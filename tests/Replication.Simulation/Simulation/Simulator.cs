@@ -353,7 +353,7 @@ public sealed partial class Simulator
         if (ok) to.ReceiveSnapshot(m, a.Data);
         if (from.Up && from.Epoch == a.FromEpoch)
         {
-            from.Core!.ReportSnapshot(m.To, ok);
+            from.Core!.ReportSnapshot(m.To, ok, m.Index);
             from.Pump();
         }
     }
