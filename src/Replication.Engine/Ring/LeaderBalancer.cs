@@ -90,8 +90,11 @@ public static class LeaderBalancer
 
         // Applies cost-reducing paths until none is left: from a node u, a chain u -> ... -> v of
         // transfers (each to a candidate of the shard moved) where v leads at most Load(u) - 2.
-        // Nodes are tried from the most loaded (then lowest id); for each, a direct transfer to the
-        // least-loaded candidate first, else the shortest chain (breadth-first, in id and shard order).
+        // Nodes are tried from the most loaded (then lowest id): a direct transfer to the least-loaded
+        // candidate from any of them first, else the shortest chain (breadth-first, in id and shard
+        // order). Direct first across the nodes, not per node: a chain from the first node moved two
+        // leaderships where another node equally loaded could hand one over directly (a restarted node
+        // whose replica of the first node's shard was still catching up).
         // Every path lowers the sum of squared loads, so this ends; when no node has a path, the
         // assignment is an optimal semi-matching (Harvey et al. 2006, theorem 1).
         public void Balance()
@@ -99,13 +102,9 @@ public static class LeaderBalancer
             bool improved = _led.Count > 1;
             while (improved)
             {
-                improved = false;
                 int least = _led.Keys.Min(Load);
-                foreach (int u in _led.Keys.OrderByDescending(Load).ThenBy(id => id).ToList())
-                {
-                    if (Load(u) - 2 < least) break; // no node leads few enough to take one
-                    if (TryDirect(u) || TryChain(u)) { improved = true; break; }
-                }
+                var order = _led.Keys.OrderByDescending(Load).ThenBy(id => id).TakeWhile(u => Load(u) - 2 >= least).ToList();
+                improved = order.Any(TryDirect) || order.Any(TryChain); // none: no node leads few enough to take one
             }
         }
 

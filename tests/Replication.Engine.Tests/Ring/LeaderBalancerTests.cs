@@ -36,6 +36,18 @@ public sealed class LeaderBalancerTests
     }
 
     [Fact]
+    public void ADirectTransferFromAnyNodeGoesBeforeAChain()
+    {
+        // 1 and 3 lead two each, 2 none. 1 shares its shards only with 3 (as when 2's replica of them is still catching up,
+        // ClusterNode.BalanceLeaders), 3 shares its own with 2: one transfer from 3 balances it. Trying 1 first, with a chain
+        // for want of a direct transfer from it, moved two leaderships (1 to 3, 3 to 2).
+        var nodes = HashRingTests.Nodes(3);
+        var shards = new[] { new ShardPlacement(0, [1, 3]), new ShardPlacement(1, [1, 3]), new ShardPlacement(2, [3, 2]), new ShardPlacement(3, [3, 2]) };
+        var leaders = new Dictionary<int, int> { [0] = 1, [1] = 1, [2] = 3, [3] = 3 };
+        Assert.Equal([new LeaderTransfer(2, 3, 2)], LeaderBalancer.Plan(nodes, shards, leaders));
+    }
+
+    [Fact]
     public void AChainMovesALeadershipWhereNoSingleTransferCan()
     {
         // 1 leads two shards it shares only with 2; 2 leads one it shares with 3; 3 leads none.
