@@ -113,18 +113,6 @@ public sealed partial class ClusterNode
         // node 1 handed shard 0 to node 2 every 3.4 s and no linearizable read was answered for 20 s; DiskFullTests.)
         if (_host.DiskFull is not null || FreshReports().Any(r => r.Report.Nodes.Any(n => n.Id == r.Node && n.DiskFull))) return;
         var shards = GetShards();
-        // A voter still catching up (a restarted node taking a snapshot) cannot take a leadership now (TargetCaughtUp): it
-        // is planned as a learner of that shard, so the plan hands the node a shard it is caught up in instead of one that
-        // waits for it. Planned with every voter, the first shard of the most loaded node was picked, and a restarted node
-        // waited for its 33 MB snapshot of that shard while its other replicas were ready (ring bench: restarts settled in
-        // 3.8-6.0 s, 1.2-2 s of it the snapshot).
-        var placements = new List<ShardPlacement>();
-        foreach (var s in shards.Where(s => s.Voters.Count > 0))
-        {
-            var behind = s.Voters.Where(v => v != s.Leader && !TargetCaughtUp(s.Id, v)).ToList();
-            try { placements.Add(new ShardPlacement(s.Id, s.Voters.Except(behind).ToList(), s.Learners.Concat(behind).ToList())); }
-            catch (ArgumentException) { }
-        }
         var leaders = shards.Where(s => s.Leader != 0).ToDictionary(s => s.Id, s => s.Leader);
         // The hand-overs asked for last time must show first (reports lag by up to a status period): a plan from a view
         // without them would move those shards again.
@@ -157,9 +145,22 @@ public sealed partial class ClusterNode
         else if (_movingSince == 0) _movingSince = now;
         bool hold = moving && now - _movingSince < Ticks(MovingHold);
         var mayLead = nodes.Where(n => n.CanLead).Select(n => n.Id).ToHashSet();
+        // A voter still catching up (a restarted node taking a snapshot) cannot take a leadership now (CaughtUpReplicas): it
+        // is planned as a learner of that shard, so the plan hands the node a shard it is caught up in instead of one that
+        // waits for it. Planned with every voter, the first shard of the most loaded node was picked, and a restarted node
+        // waited for its 33 MB snapshot of that shard while its other replicas were ready (ring bench: restarts settled in
+        // 3.8-6.0 s, 1.2-2 s of it the snapshot).
+        var caughtUp = CaughtUpReplicas();
+        var placements = new List<ShardPlacement>();
+        foreach (var s in shards.Where(s => s.Voters.Count > 0))
+        {
+            var behind = s.Voters.Where(v => v != s.Leader && !caughtUp(s.Id, v)).ToList();
+            try { placements.Add(new ShardPlacement(s.Id, s.Voters.Except(behind).ToList(), s.Learners.Concat(behind).ToList())); }
+            catch (ArgumentException) { }
+        }
         var plan = LeaderBalancer.Plan(nodes, placements, leaders)
             .Where(t => !copying.Contains(t.Shard) && (!_transferredAt.TryGetValue(t.Shard, out long at) || now - at >= Ticks(TransferCooldown))
-                && (!hold || !mayLead.Contains(t.FromNode)) && TargetCaughtUp(t.Shard, t.ToNode)).ToArray();
+                && (!hold || !mayLead.Contains(t.FromNode)) && caughtUp(t.Shard, t.ToNode)).ToArray();
         if (plan.Length == 0) return;
         if (moving && !hold) _movingSince = now; // the next balance during the same moves waits MovingHold again
         foreach (var t in plan) _transferredAt[t.Shard] = now;
@@ -172,17 +173,21 @@ public sealed partial class ClusterNode
     private const long TransferLagLimit = 100;
 
     /// <summary>
-    /// Whether <paramref name="node"/>'s replica of <paramref name="shard"/> is caught up as its own last fresh report says
-    /// (ShardLag: the best commit index it knows less its applied index), so it can take over at once. A node just restarted
-    /// that is still taking a snapshot cannot: a transfer to it times out after an election timeout, during which the
-    /// shard's leader refuses writes, and the planner asked again every few seconds (the stream helper's ring bench: a
-    /// restart settled in 2.9-6.0 s). Such a shard is left to a later plan.
+    /// Whether a node's replica of a shard (shard, node) is caught up as the node's own last fresh report says (ShardLag:
+    /// the best commit index it knows less its applied index), so it can take over at once; read from the reports once
+    /// per plan. A node just restarted that is still taking a snapshot cannot: a transfer to it times out after an
+    /// election timeout, during which the shard's leader refuses writes, and the planner asked again every few seconds
+    /// (the stream helper's ring bench: a restart settled in 2.9-6.0 s). Such a replica plans as a learner of its shard.
     /// </summary>
-    private bool TargetCaughtUp(int shard, int node)
+    private Func<int, int, bool> CaughtUpReplicas()
     {
-        if (node == NodeId) return _host.Status.TryGetValue(shard, out var st) && ShardLag(st) <= TransferLagLimit;
-        return FreshReports().Where(r => r.Node == node).SelectMany(r => r.Report.Shards).FirstOrDefault(s => s.Id == shard) is { } view
-            && view.LagEntries <= TransferLagLimit;
+        var lag = new Dictionary<(int Shard, int Node), long>();
+        foreach (var r in FreshReports())
+            if (r.Node != NodeId)
+                foreach (var view in r.Report.Shards) lag.TryAdd((view.Id, r.Node), view.LagEntries);
+        return (shard, node) => node == NodeId
+            ? _host.Status.TryGetValue(shard, out var st) && ShardLag(st) <= TransferLagLimit
+            : lag.TryGetValue((shard, node), out long behind) && behind <= TransferLagLimit;
     }
 
     /// <summary>True while some shard's voters are not yet those the ring places it on (a move started, or one the ring
