@@ -94,7 +94,7 @@ internal sealed partial class NodeHost
 
     private void MaybeCompact()
     {
-        ReleaseDeliveredSnapshots();
+        ReleaseSnapshotHolds();
         List<GroupRuntime>? due = null;
         foreach (var g in _groups.Values)
         {
@@ -112,28 +112,20 @@ internal sealed partial class NodeHost
 
     /// <summary>
     /// Where <paramref name="g"/>'s log may be compacted to: some entries below the applied index, and not past a snapshot
-    /// this node is sending (the transfer ends once the receiver has stored it, which takes seconds for a large shard) or
-    /// has just delivered (<see cref="_delivered"/>). The receiver continues from the snapshot's index; compacted past it
-    /// meanwhile, it needed a second snapshot at once, and that one it stores in one go, holding its loop for the whole
-    /// install (ring bench: 1.2-1.8 s, with elections).
+    /// this node is sending or has just delivered (<see cref="_snapshotHolds"/>).
     /// </summary>
-    private long CompactionPoint(GroupRuntime g)
-    {
-        long point = g.Core.Applied - _options.SnapshotCatchUpEntries;
-        foreach (var ((shard, _), transfer) in _outgoing)
-            if (shard == g.Core.Group) point = Math.Min(point, transfer.Metadata.Index);
-        return Math.Min(point, _delivered.Floor(g.Core.Group));
-    }
+    private long CompactionPoint(GroupRuntime g) =>
+        Math.Min(g.Core.Applied - _options.SnapshotCatchUpEntries, _snapshotHolds.Floor(g.Core.Group));
 
-    /// <summary>Snapshots delivered in full, kept from compaction until their receivers' logs reach them (see the type).</summary>
-    private readonly DeliveredSnapshots _delivered = new();
+    /// <summary>Snapshots being sent or just delivered, which the log keeps until their receivers' logs reach them (see the type).</summary>
+    private readonly SnapshotHolds _snapshotHolds = new();
 
-    /// <summary>How long a delivered snapshot is kept from compaction at most (<see cref="_delivered"/>): a few election timeouts.</summary>
+    /// <summary>How long a delivered snapshot is kept from compaction at most (<see cref="_snapshotHolds"/>): a few election timeouts.</summary>
     private TimeSpan DeliveredHold => _options.TickInterval * (_options.ElectionTicks * 4);
 
-    /// <summary>Ends the holds of <see cref="_delivered"/> no longer needed: the replica's log reached the snapshot, or this
-    /// node no longer leads the shard (or the hold expired). Before each compaction check.</summary>
-    private void ReleaseDeliveredSnapshots() => _delivered.Release(_clock.Elapsed, (shard, to, index) =>
+    /// <summary>Ends the holds of <see cref="_snapshotHolds"/> no longer needed: the replica's log reached the snapshot, or this
+    /// node no longer leads the shard (or a delivered one's hold expired). Before each compaction check.</summary>
+    private void ReleaseSnapshotHolds() => _snapshotHolds.Release(_clock.Elapsed, (shard, to, index) =>
         !_groups.TryGetValue(shard, out var g) || g.Core.Role != RaftRole.Leader
         || (g.Core.MatchIndexes().TryGetValue(to, out long match) && match >= index));
 
@@ -159,6 +151,7 @@ internal sealed partial class NodeHost
             GcPausedBefore = GC.GetTotalPauseDuration(),
         };
         _outgoing[(shard, request.To)] = transfer;
+        _snapshotHolds.Hold(shard, request.To, metadata.Index, TimeSpan.MaxValue); // until the transfer ends (FinishTransfer)
         _options.Log?.Invoke($"node {Id}: shard {shard}: sending a snapshot at index {reader.Index} to node {ReplicaIds.NodeOf(request.To)}");
         transfer.Start(reader, _options.SnapshotChunkBytes);
     }
@@ -194,7 +187,8 @@ internal sealed partial class NodeHost
             _options.Log?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture,
                 $"node {Id}: shard {shard}: snapshot at index {t.Metadata.Index} sent to node {ReplicaIds.NodeOf(t.To)}: {t.Bytes} bytes in {t.Sent} chunks in {(_clock.Elapsed - t.StartedAt).TotalMilliseconds:0} ms, reading and encoding {t.ReadTime.TotalMilliseconds:0} ms, waiting for the window {t.WindowWait.TotalMilliseconds:0} ms, acknowledged in {median:0} ms (median; longest {longest:0} ms), the process paused for garbage collection {(GC.GetTotalPauseDuration() - t.GcPausedBefore).TotalMilliseconds:0} ms meanwhile"));
         }
-        if (succeeded) _delivered.Add(shard, t.To, t.Metadata.Index, _clock.Elapsed + DeliveredHold);
+        if (succeeded) _snapshotHolds.Hold(shard, t.To, t.Metadata.Index, _clock.Elapsed + DeliveredHold);
+        else _snapshotHolds.Drop(shard, t.To);
         if (_groups.TryGetValue(shard, out var g)) g.Core.ReportSnapshot(t.To, succeeded, t.Metadata.Index);
     }
 
