@@ -165,8 +165,11 @@ function Invoke-EngineTests {
     $passed = & $count 'passed'
     $failed = (& $count 'failed') + (& $count 'error') + (& $count 'timeout') + (& $count 'aborted')
     Write-Host "xunit: $passed passed, $failed failed (dotnet test exit code $exit)."
+    $failures = @(([xml](Get-Content -Raw $trx)).TestRun.Results.UnitTestResult |
+        Where-Object { $_.outcome -ne 'Passed' -and $_.outcome -ne 'NotExecuted' } |
+        ForEach-Object { [pscustomobject]@{ Name = "xunit: $($_.testName)"; Message = "$($_.Output.ErrorInfo.Message)" } })
     # A nonzero exit with no failed test means the runner itself failed.
-    return @{ Passed = $passed; Failed = $failed; Ran = ($exit -eq 0 -or $failed -gt 0) }
+    return @{ Passed = $passed; Failed = $failed; Ran = ($exit -eq 0 -or $failed -gt 0); Failures = $failures }
 }
 
 function Invoke-PesterTests {
@@ -210,7 +213,12 @@ function Invoke-PesterTests {
     $skipped = & $count 'disabled'
     $passed = $total - $failed - $skipped
     Write-Host "Pester: $passed passed, $failed failed, $skipped skipped (exit code $exit)."
-    return @{ Passed = $passed; Failed = $failed; Ran = ($exit -eq 0 -or $failed -gt 0) }
+    $failures = @($suites.SelectNodes('//testcase[failure or error]') | ForEach-Object {
+        $problem = if ($_.failure) { $_.failure } else { $_.error }
+        $text = if ($problem -is [string]) { $problem } else { "$($problem.message) $($problem.InnerText)" }
+        [pscustomobject]@{ Name = "Pester: $($_.name)"; Message = $text }
+    })
+    return @{ Passed = $passed; Failed = $failed; Ran = ($exit -eq 0 -or $failed -gt 0); Failures = $failures }
 }
 
 switch ($Task) {
@@ -224,6 +232,13 @@ switch ($Task) {
         $module = Invoke-PesterTests
         $passed = $engine.Passed + $module.Passed
         $failed = $engine.Failed + $module.Failed
+        # The failed tests again at the very end, so that a log cut to its tail still names them.
+        foreach ($failure in @($engine.Failures) + @($module.Failures)) {
+            if (-not $failure) { continue }
+            $lines = @("$($failure.Message)".Trim() -split "`r?`n" | Select-Object -First 6)
+            Write-Host "FAILED $($failure.Name)"
+            foreach ($line in $lines) { Write-Host "    $line" }
+        }
         Write-Host "$passed passed, $failed failed"
         if ($failed -gt 0 -or -not $engine.Ran -or -not $module.Ran) {
             if (-not $engine.Ran) { Write-Host 'The xunit runner did not run to completion.' }
