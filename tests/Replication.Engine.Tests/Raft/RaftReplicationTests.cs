@@ -55,6 +55,52 @@ public sealed class RaftReplicationTests
         Assert.Equal(new[] { "cmd-x" }, net.AppliedCommands(leader));
     }
 
+    // Ready's contract, step 4: the committed entries a Ready hands out are already durable in the local log, so a node
+    // never applies (nor answers a write for) an entry a crash could take from its disk (RaftLog.NextCommitted). Checked
+    // against the harness's disk at the moment each Ready is taken, for the leader and for a follower that learns of
+    // commits beyond what it has persisted (its Readies held back), with a follower whose suffix is truncated and rewritten.
+    // Fails when NextCommitted hands out up to the commit index alone.
+    [Fact]
+    public void CommittedEntriesOfAReadyAreAlreadyDurableBeforeItsOwnEntriesArePersisted()
+    {
+        var net = new RaftTestNetwork(3, initial: id => id == 3
+            ? (new HardState(2, 0, 2), RaftTestNetwork.Log(1, 1, 2, 2, 2))
+            : (new HardState(2, 0, 2), RaftTestNetwork.Log(1, 1)));
+        int checkedEntries = 0;
+        net.OnReady = (id, rd) =>
+        {
+            var disk = net.Disks[id];
+            foreach (var e in rd.CommittedEntries)
+            {
+                Assert.True(e.Index <= disk.Entries.Count && disk.Entries[(int)e.Index - 1].Term == e.Term,
+                    $"node {id}: committed entry {e.Index}@{e.Term} handed out before it was persisted");
+                if (rd.Entries.Count > 0) Assert.True(e.Index < rd.Entries[0].Index, $"node {id}: entry {e.Index} committed in the Ready that persists it");
+                checkedEntries++;
+            }
+        };
+        net.ElectByTicking(1);
+        net.DeliverAll();
+        for (int i = 0; i < 30; i++)
+        {
+            // Node 3 sometimes holds its Readies while the leader commits with node 2 and tells node 3 the commit index:
+            // node 3 then knows entries committed that it has received but not yet persisted.
+            if (i % 10 == 0) net.ManualReady.Add(3);
+            net.Propose(1, $"cmd-{i}");
+            if (i % 4 == 0) net.DeliverAll();
+            else net.DeliverOnce();
+            if (i % 10 == 5)
+            {
+                net.Run(2);
+                Assert.True(net.Nodes[3].Committed > net.Disks[3].Entries.Count, "node 3 knows of commits beyond what it persisted");
+                net.ManualReady.Remove(3);
+                net.ProcessReady(3);
+            }
+        }
+        net.Run(3);
+        Assert.Equal(Enumerable.Range(0, 30).Select(i => $"cmd-{i}"), net.AppliedCommands(3));
+        Assert.True(checkedEntries >= 90, $"only {checkedEntries} committed entries were handed out");
+    }
+
     // Reference: paper 5.3 (Log Matching: a follower's conflicting entries are deleted and replaced
     // by the leader's), Figure 7.
     [Fact]
