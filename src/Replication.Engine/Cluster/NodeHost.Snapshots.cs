@@ -666,6 +666,7 @@ internal sealed partial class NodeHost
 
         private void Stream(ShardSnapshotReader reader, int chunkBytes)
         {
+            BackgroundPriority.LowerCurrentThread(); // the reading and encoding yield the cores to the node loops
             SnapshotChunkBuffer? held = null, next = null;
             try
             {

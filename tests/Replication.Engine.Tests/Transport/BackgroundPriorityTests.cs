@@ -1,0 +1,70 @@
+using System.Net;
+using System.Threading.Channels;
+using Replication.Engine.Raft;
+using Replication.Engine.Transport;
+using Xunit;
+
+namespace Replication.Engine.Tests.Transport;
+
+/// <summary>
+/// Bulk snapshot work runs at a lower scheduling priority than the node loops (BackgroundPriority): the thread that lowers
+/// itself, and only it; and on a real transport pair, the reader thread of the snapshot lane, not the Raft lane's.
+/// Linux only (elsewhere the priority is left as it is, and these assertions are about that platform's nice values).
+/// </summary>
+public sealed class BackgroundPriorityTests
+{
+    private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(15);
+
+    [Fact]
+    public void Only_the_thread_that_lowers_itself_runs_at_the_lower_priority()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        int before = BackgroundPriority.CurrentThreadNice()!.Value;
+        int? lowered = null, other = null;
+        var worker = new Thread(() =>
+        {
+            BackgroundPriority.LowerCurrentThread();
+            lowered = BackgroundPriority.CurrentThreadNice();
+        });
+        worker.Start();
+        worker.Join();
+        var bystander = new Thread(() => other = BackgroundPriority.CurrentThreadNice());
+        bystander.Start();
+        bystander.Join();
+        Assert.Equal(Math.Max(before, BackgroundPriority.Nice), lowered);
+        Assert.Equal(before, BackgroundPriority.CurrentThreadNice()); // the caller of the test kept its own
+        Assert.Equal(before, other); // and a thread started afterwards does not inherit the lowered one
+    }
+
+    [Fact]
+    public async Task The_snapshot_lane_is_read_at_the_lower_priority_and_the_raft_lane_is_not()
+    {
+        if (!OperatingSystem.IsLinux()) return;
+        int normal = BackgroundPriority.CurrentThreadNice()!.Value;
+        var seen = Channel.CreateUnbounded<(MessageType Type, int? Nice)>();
+        var a = new TcpTransport(1, WireSamples.ClusterA, WireSamples.SecretA.DeriveKey(WireSamples.ClusterA), new IPEndPoint(IPAddress.Loopback, 0), _ => { }, _ => { });
+        var b = new TcpTransport(2, WireSamples.ClusterA, WireSamples.SecretA.DeriveKey(WireSamples.ClusterA), new IPEndPoint(IPAddress.Loopback, 0),
+            m => seen.Writer.TryWrite((m.Type, BackgroundPriority.CurrentThreadNice())), _ => { });
+        await using (a)
+        await using (b)
+        {
+            await a.StartAsync(CancellationToken.None);
+            await b.StartAsync(CancellationToken.None);
+            a.SetPeer(2, b.LocalEndPoint);
+            a.Send(new RaftMessage { Type = MessageType.Heartbeat, Group = 3, From = 1, To = 2, Term = 9 });
+            a.Send(new RaftMessage
+            {
+                Type = MessageType.SnapshotChunk, Group = 3, From = 1, To = 2, Term = 9, Index = 5_000, LogTerm = 8, Context = 0,
+                Chunk = WireSamples.Data(1_000, seed: 3),
+            });
+            var byType = new Dictionary<MessageType, int?>();
+            while (byType.Count < 2)
+            {
+                var (type, nice) = await seen.Reader.ReadAsync().AsTask().WaitAsync(Deadline);
+                byType[type] = nice;
+            }
+            Assert.Equal(normal, byType[MessageType.Heartbeat]);
+            Assert.Equal(Math.Max(normal, BackgroundPriority.Nice), byType[MessageType.SnapshotChunk]);
+        }
+    }
+}
