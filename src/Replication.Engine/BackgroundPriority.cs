@@ -3,23 +3,28 @@ using System.Runtime.InteropServices;
 namespace Replication.Engine;
 
 /// <summary>
-/// Lowers the scheduling priority of the calling thread (Linux: its nice value, per thread), for bulk work that must not
-/// take a core from the node loops while they serve writes: a snapshot's reading, sending and receiving. On a machine
-/// with fewer cores than runnable threads the scheduler then runs a loop first, and the bulk work takes what is left. A
-/// no-op elsewhere, and when the call fails (the thread keeps its priority; nothing depends on it).
+/// Lowers the scheduling priority of the calling thread (Linux: its nice value, per thread; the thread priority .NET
+/// offers does nothing there), for work that must not take a core from the node loops while they serve: a snapshot's
+/// reading, sending and receiving (<see cref="Nice"/>), the start-up code warm-up (<see cref="Lowest"/>, CodeWarmUp). On
+/// a machine with fewer cores than runnable threads the scheduler then runs a loop first, and the lowered work takes
+/// what is left. A no-op elsewhere, and when the call fails (the thread keeps its priority; nothing depends on it).
 /// </summary>
 internal static class BackgroundPriority
 {
-    /// <summary>The nice value given (0 is normal, 19 the lowest): low enough that a loop thread wins nearly every contest.</summary>
+    /// <summary>The nice value of bulk work (0 is normal): low enough that a loop thread wins nearly every contest, high
+    /// enough that a snapshot still moves on a busy machine.</summary>
     internal const int Nice = 10;
 
-    /// <summary>Lowers the calling thread's priority to <see cref="Nice"/>. Never throws.</summary>
-    public static void LowerCurrentThread()
+    /// <summary>The lowest nice value: work that may wait for an idle core.</summary>
+    internal const int Lowest = 19;
+
+    /// <summary>Lowers the calling thread's priority to <paramref name="nice"/> (default <see cref="Nice"/>). Never throws.</summary>
+    public static void LowerCurrentThread(int nice = Nice)
     {
         if (!OperatingSystem.IsLinux()) return;
         try
         {
-            _ = SetPriority(PrioProcess, GetTid(), Nice);
+            _ = SetPriority(PrioProcess, GetTid(), nice);
         }
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException)
         {

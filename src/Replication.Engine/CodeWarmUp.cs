@@ -75,18 +75,7 @@ internal static class CodeWarmUp
     /// Linux: this thread at the lowest scheduling priority (nice 19), so the compilation takes only CPU time that serving
     /// leaves unused (the thread priority .NET offers does nothing there). Elsewhere, or when refused: unchanged.
     /// </summary>
-    private static void LowerPriority()
-    {
-        if (!OperatingSystem.IsLinux()) return;
-        try { _ = setpriority(0 /* PRIO_PROCESS: with a thread id, that thread */, gettid(), 19); }
-        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { }
-    }
-
-    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
-    private static extern int setpriority(int which, int who, int prio);
-
-    [System.Runtime.InteropServices.DllImport("libc")]
-    private static extern int gettid();
+    private static void LowerPriority() => BackgroundPriority.LowerCurrentThread(BackgroundPriority.Lowest);
 
     /// <summary>The names <see cref="Paths"/> looks for, one by one (tests check each still names an async method).</summary>
     internal static IEnumerable<string> PathNames => Paths.ToString().Split('|');

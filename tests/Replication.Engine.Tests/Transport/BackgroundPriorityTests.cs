@@ -15,15 +15,17 @@ public sealed class BackgroundPriorityTests
 {
     private static readonly TimeSpan Deadline = TimeSpan.FromSeconds(15);
 
-    [Fact]
-    public void Only_the_thread_that_lowers_itself_runs_at_the_lower_priority()
+    [Theory]
+    [InlineData(BackgroundPriority.Nice)] // a snapshot's copy
+    [InlineData(BackgroundPriority.Lowest)] // the start-up code warm-up (CodeWarmUp)
+    public void Only_the_thread_that_lowers_itself_runs_at_the_lower_priority(int nice)
     {
         if (!OperatingSystem.IsLinux()) return;
         int before = BackgroundPriority.CurrentThreadNice()!.Value;
         int? lowered = null, other = null;
         var worker = new Thread(() =>
         {
-            BackgroundPriority.LowerCurrentThread();
+            BackgroundPriority.LowerCurrentThread(nice);
             lowered = BackgroundPriority.CurrentThreadNice();
         });
         worker.Start();
@@ -31,7 +33,7 @@ public sealed class BackgroundPriorityTests
         var bystander = new Thread(() => other = BackgroundPriority.CurrentThreadNice());
         bystander.Start();
         bystander.Join();
-        Assert.Equal(Math.Max(before, BackgroundPriority.Nice), lowered);
+        Assert.Equal(Math.Max(before, nice), lowered);
         Assert.Equal(before, BackgroundPriority.CurrentThreadNice()); // the caller of the test kept its own
         Assert.Equal(before, other); // and a thread started afterwards does not inherit the lowered one
     }
