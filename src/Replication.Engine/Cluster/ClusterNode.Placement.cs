@@ -149,7 +149,8 @@ public sealed partial class ClusterNode
         // is planned as a learner of that shard, so the plan hands the node a shard it is caught up in instead of one that
         // waits for it. Planned with every voter, the first shard of the most loaded node was picked, and a restarted node
         // waited for its 33 MB snapshot of that shard while its other replicas were ready (ring bench: restarts settled in
-        // 3.8-6.0 s, 1.2-2 s of it the snapshot).
+        // 3.8-6.0 s, 1.2-2 s of it the snapshot). A learner is never a transfer's target (LeaderBalancer), so no plan
+        // hands a shard to a replica still catching up.
         var caughtUp = CaughtUpReplicas();
         var placements = new List<ShardPlacement>();
         foreach (var s in shards.Where(s => s.Voters.Count > 0))
@@ -160,7 +161,7 @@ public sealed partial class ClusterNode
         }
         var plan = LeaderBalancer.Plan(nodes, placements, leaders)
             .Where(t => !copying.Contains(t.Shard) && (!_transferredAt.TryGetValue(t.Shard, out long at) || now - at >= Ticks(TransferCooldown))
-                && (!hold || !mayLead.Contains(t.FromNode)) && caughtUp(t.Shard, t.ToNode)).ToArray();
+                && (!hold || !mayLead.Contains(t.FromNode))).ToArray();
         if (plan.Length == 0) return;
         if (moving && !hold) _movingSince = now; // the next balance during the same moves waits MovingHold again
         foreach (var t in plan) _transferredAt[t.Shard] = now;
