@@ -131,11 +131,25 @@ public sealed partial class ClusterNode
 
     private async Task PollPeerAsync(int id, CancellationToken ct)
     {
+        async Task<StatusResponse> AskStatusAsync() =>
+            (StatusResponse)await _peerClients.SendAsync(id, cid => new ForwardedRequest(cid, new StatusRequest(cid)), PollTimeout, new SentFlag<bool>(false), ct).ConfigureAwait(false);
+
         var asked = DateTimeOffset.UtcNow;
         long? stamp = _host.PeerStamp(id); // before asking: a report at least as new as this stamp (ReportTime)
         try
         {
-            var response = (StatusResponse)await _peerClients.SendAsync(id, cid => new ForwardedRequest(cid, new StatusRequest(cid)), PollTimeout, new SentFlag<bool>(false), ct).ConfigureAwait(false);
+            StatusResponse response;
+            try
+            {
+                response = await AskStatusAsync().ConfigureAwait(false);
+            }
+            catch (ConnectionLostException)
+            {
+                // The connection died under the request: the peer restarted since it was dialled (its old process or node
+                // closed it). The next request dials afresh; asked once more, a running peer is not shown Unreachable until
+                // the next poll (bug fixed: right after a node was started, a status read through a sibling said so).
+                response = await AskStatusAsync().ConfigureAwait(false);
+            }
             // An answer to a poll sent before the node was stopped on request says nothing about it now.
             if (_stoppedOnRequest.TryGetValue(id, out var stoppedAt) && stoppedAt >= asked) return;
             _peerViews[id] = new PeerView(DateTimeOffset.UtcNow, response.Status, true, null, null, stamp);
