@@ -70,7 +70,7 @@ public static class Handshake
     {
         if (security.Certificates is not { } certificates)
         {
-            using var reader = new FrameReader(network);
+            using var reader = new FrameReader(network, readAhead: false); // the stream is read by a new reader afterwards
             var challenge = await DialAsync(network, reader, hello,
                 id => hello.ClusterId == Guid.Empty || id == hello.ClusterId ? security.KeyFor(id) : null, cancellationToken).ConfigureAwait(false);
             return (network, challenge.ClusterId);
@@ -79,7 +79,7 @@ public static class Handshake
         var tls = await TlsChannel.AuthenticateAsDialerAsync(network, targetHost, certificates.Current(log), cancellationToken).ConfigureAwait(false);
         try
         {
-            using var reader = new FrameReader(tls);
+            using var reader = new FrameReader(tls, readAhead: false); // the stream is read by a new reader afterwards
             await new FrameWriter(tls).WriteAsync(FrameType.Hello, hello.Encode(), cancellationToken).ConfigureAwait(false);
             (FrameType Type, ReadOnlyMemory<byte> Payload)? frame;
             try
