@@ -68,7 +68,8 @@ internal sealed class Orchestrator
         var total = Stopwatch.StartNew();
         Directory.CreateDirectory(_temp);
         var run = new BenchRun { Machine = Machine.Describe(_temp), Started = DateTimeOffset.Now.ToString("yyyy-MM-dd HH:mm zzz"), Quick = _options.Quick, LoadAverageStart = Machine.LoadAverage(),
-            ClientCounts = _options.Clients, PhaseSeconds = _options.PhaseSeconds, ElectionTicks = _options.ElectionTicks, NodeTiered = _options.NodeTiered };
+            ClientCounts = _options.Clients, PhaseSeconds = _options.PhaseSeconds, ElectionTicks = _options.ElectionTicks, NodeTiered = _options.NodeTiered,
+            NodePoolSpinLimit = Servers.NodeEnvironment("").GetValueOrDefault(Servers.PoolSpinVariable) };
         Console.WriteLine($"Replication bench{(_options.Quick ? " (quick)" : "")}: {run.Machine}");
         Console.WriteLine($"data and logs under {_temp}; results to {Path.GetFullPath(_options.OutDir)}");
         if (_options.Only == "ring")
@@ -229,7 +230,11 @@ internal sealed class Orchestrator
             "$s = ConvertTo-SecureString $env:REPLICATION_CLUSTER_SECRET -AsPlainText -Force; " +
             "Start-ReplicationNode -Path $env:BENCH_NODE_PATH -Listen $env:BENCH_NODE_LISTEN -ClusterSecret $s -Wait";
         var env = Servers.NodeEnvironment(_secret); // a node process, as the README's service unit starts one
-        if (!serviceUnit) env.Remove("DOTNET_TieredCompilation");
+        if (!serviceUnit)
+        {
+            env.Remove("DOTNET_TieredCompilation");
+            env.Remove(Servers.PoolSpinVariable);
+        }
         foreach (var (k, v) in new Dictionary<string, string>
         {
             ["BENCH_MODULE"] = Path.GetFullPath(_options.Module!),

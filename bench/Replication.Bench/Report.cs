@@ -44,7 +44,9 @@ internal static class Report
         if (run.NodeTiered is bool tiered)
             sb.AppendLine(tiered
                 ? "- DIAGNOSTIC RUN: the node processes ran with the runtime's default tiered compilation (--node-tiered)."
-                : "- Node processes: DOTNET_TieredCompilation=0 in their environment, as the README's service unit starts a node (\"As a systemd service\").");
+                : "- Node processes: DOTNET_TieredCompilation=0" + (run.NodePoolSpinLimit is { } spin ? $" and {Servers.PoolSpinVariable}={spin}" : "")
+                    + " in their environment, as the README's service unit starts a node (\"As a systemd service\")"
+                    + (run.NodePoolSpinLimit is { } set && set != Servers.PoolSpinLimit ? $" (DIAGNOSTIC: the unit's spin limit is {Servers.PoolSpinLimit})." : "."));
         if (run.ElectionTicks is int ticks) sb.AppendLine($"- DIAGNOSTIC RUN: the node processes ran with --election-ticks {ticks} instead of the engine's default.");
         if (rep.FirstOrDefault() is { } first) sb.AppendLine($"- Placement (Replication): {first.Placement}.");
         if (etcd.FirstOrDefault() is { } firstEtcd) sb.AppendLine($"- Placement (etcd): {firstEtcd.Placement}.");

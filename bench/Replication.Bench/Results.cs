@@ -116,6 +116,9 @@ internal sealed record BenchRun
     /// <summary>True when the node processes ran with the runtime's default tiered compilation (--node-tiered), false when with
     /// the README's DOTNET_TieredCompilation=0; null in runs saved before the bench set it (they ran tiered).</summary>
     public bool? NodeTiered { get; init; }
+    /// <summary>The node processes' thread-pool spin limit (DOTNET_ThreadPool_UnfairSemaphoreSpinLimit: the service unit's,
+    /// or what --node-env gave); null in runs saved before the bench set it (they ran with the runtime's default, 70).</summary>
+    public string? NodePoolSpinLimit { get; init; }
     public Dictionary<string, double> Disk { get; init; } = new();
     /// <summary>/proc/loadavg's three averages at the start and at the end of the run (how busy the machine was).</summary>
     public string LoadAverageStart { get; init; } = "";

@@ -35,15 +35,31 @@ internal sealed class Servers : IDisposable
     /// secret, and DOTNET_TieredCompilation=0 as the README's service unit sets it (README, "As a systemd service"): with
     /// tiering on, a node spent its first minute recompiling its hot ReadyToRun methods at tier 1 (45% of the leader's
     /// samples in libclrjit.so during 1-client writes, `perf`), and ran at a third of its later speed meanwhile.
-    /// --node-tiered (<see cref="NodeTiered"/>) runs them with the runtime's default instead, for comparison.
+    /// --node-tiered (<see cref="NodeTiered"/>) runs them with the runtime's default instead, for comparison. Also the
+    /// service unit's thread-pool spin limit (<see cref="PoolSpinLimit"/>); --node-env
+    /// DOTNET_ThreadPool_UnfairSemaphoreSpinLimit=70 runs them with the runtime's default instead.
     /// </summary>
     public static Dictionary<string, string> NodeEnvironment(string secret)
     {
-        var env = new Dictionary<string, string> { ["REPLICATION_CLUSTER_SECRET"] = secret };
+        var env = new Dictionary<string, string> { ["REPLICATION_CLUSTER_SECRET"] = secret, [PoolSpinVariable] = PoolSpinLimit };
         if (!NodeTiered) env["DOTNET_TieredCompilation"] = "0";
         foreach (var (k, v) in NodeEnv) env[k] = v;
         return env;
     }
+
+    /// <summary>The environment variable of the .NET thread pool's spin limit: how many times an idle worker spins (yielding
+    /// its core each time) for new work before it sleeps.</summary>
+    public const string PoolSpinVariable = "DOTNET_ThreadPool_UnfairSemaphoreSpinLimit";
+
+    /// <summary>
+    /// The spin limit the README's service unit sets (runtime default 70). Idle pool workers spinning were the largest
+    /// single item in a node's profile (sched_yield: 15% of the leader's CPU samples in 16-client writes, 6-9 calls per
+    /// write over the three nodes); a node's pool work comes one request at a time, so on a machine whose cores the nodes
+    /// share the spin mostly burns what the other threads need. Four alternated quick runs each (2026-12-01, 04:17-04:33,
+    /// 5-second phases), mean writes / reads / import: default 322, 1,350, 2,563 / 1,517, 5,237, 8,874 / 9,337; limit 5:
+    /// 331, 1,469, 2,766 / 1,533, 6,268, 10,761 / 10,319; limit 10 within a few percent of 5; limit 0 (two runs) between them.
+    /// </summary>
+    public const string PoolSpinLimit = "5";
 
     /// <summary>Node 1 founds the cluster; nodes 2 and 3 join through it, one after the other (each join changes the replicated membership).</summary>
     public static async Task<Servers> StartReplicationAsync(string folder, string secret, int? electionTicks, Action<string>? echo)
