@@ -3,12 +3,15 @@ using System.Buffers;
 namespace Replication.Engine.Transport;
 
 /// <summary>
-/// Reads validated frames from a stream (one connection's receive side). Bytes are received into a buffer of
-/// <see cref="BufferSize"/> (rented from <see cref="ArrayPool{T}.Shared"/>), as many as the stream has ready, and frames
-/// are cut from it: a frame that arrived whole costs one receive, and frames that arrived together cost one between them.
-/// (Read as a header and then a payload, every frame cost two receive system calls, each a few microseconds of kernel time
-/// on the paravirtualized bench machine, on every peer and client connection; issue 11, "frames batched into few system
-/// calls".) A payload longer than the buffer gets a buffer of its own, also rented, grown only after its header has
+/// Reads validated frames from a stream (one connection's receive side). Bytes are received into a buffer (rented from
+/// <see cref="ArrayPool{T}.Shared"/>), as many as the stream has ready, and frames are cut from it: a frame that arrived
+/// whole costs one receive, and frames that arrived together cost one between them. (Read as a header and then a payload,
+/// every frame cost two receive system calls, each a few microseconds of kernel time on the paravirtualized bench machine,
+/// on every peer and client connection; issue 11, "frames batched into few system calls".) The buffer starts at
+/// <see cref="InitialBufferSize"/> and grows, up to <see cref="MaxBufferSize"/>, to hold a frame that did not fit: a client
+/// connection's small requests keep a small buffer, a peer's batches of entries get a large one. (Every reader starting at
+/// 64 KiB made connecting 64 clients take 110-190 ms against 55-125 ms before: fresh memory is costly to touch on this
+/// VM.) A payload longer than the largest buffer gets a buffer of its own, also rented, grown only after its header has
 /// passed the size check. A payload returned by <see cref="ReadAsync"/> or <see cref="Read"/> is valid only until the
 /// next call or <see cref="Dispose"/>. Not thread-safe: one reader per stream, one read at a time. Does not own the stream.
 /// <para>
@@ -19,8 +22,11 @@ namespace Replication.Engine.Transport;
 /// </summary>
 public sealed class FrameReader : IDisposable
 {
-    /// <summary>The receive buffer's size: a few Raft or client frames (a write of 64 clients' entries is about 20 KiB).</summary>
-    public const int BufferSize = 64 * 1024;
+    /// <summary>The receive buffer's size at first: a few client requests or Raft acknowledgments.</summary>
+    public const int InitialBufferSize = 4 * 1024;
+
+    /// <summary>The largest the receive buffer grows: a few batches of Raft entries (64 clients' writes are about 20 KiB).</summary>
+    public const int MaxBufferSize = 64 * 1024;
 
     private readonly Stream _stream;
     private readonly bool _readAhead;
@@ -37,7 +43,7 @@ public sealed class FrameReader : IDisposable
     {
         _stream = stream ?? throw new ArgumentNullException(nameof(stream));
         _readAhead = readAhead;
-        _buffer = ArrayPool<byte>.Shared.Rent(BufferSize);
+        _buffer = ArrayPool<byte>.Shared.Rent(InitialBufferSize);
     }
 
     /// <summary>
@@ -59,7 +65,7 @@ public sealed class FrameReader : IDisposable
                 return EndOfStream(FrameCodec.HeaderSize);
         var header = TakeHeader(maxPayloadSize, expectedType);
         Memory<byte> payload;
-        if (header.PayloadLength <= _buffer.Length)
+        if (header.PayloadLength <= Grow(header.PayloadLength))
         {
             while (Buffered < header.PayloadLength)
                 if (!Received(await _stream.ReadAsync(ReceiveSpace(header.PayloadLength), cancellationToken).ConfigureAwait(false)))
@@ -90,7 +96,7 @@ public sealed class FrameReader : IDisposable
                 return EndOfStream(FrameCodec.HeaderSize);
         var header = TakeHeader(maxPayloadSize, expectedType);
         Memory<byte> payload;
-        if (header.PayloadLength <= _buffer.Length)
+        if (header.PayloadLength <= Grow(header.PayloadLength))
         {
             while (Buffered < header.PayloadLength)
                 if (!Received(_stream.Read(ReceiveSpace(header.PayloadLength).Span)))
@@ -108,6 +114,23 @@ public sealed class FrameReader : IDisposable
     }
 
     private int Buffered => _end - _start;
+
+    /// <summary>
+    /// Grows the receive buffer to hold a payload of <paramref name="length"/> bytes whose header was just taken (the unread
+    /// bytes move along), if it does not and <see cref="MaxBufferSize"/> allows; returns the buffer's length after. Only
+    /// within a call, before its payload is cut (the previous call's payload is no longer valid).
+    /// </summary>
+    private int Grow(int length)
+    {
+        if (length <= _buffer!.Length || length > MaxBufferSize) return _buffer.Length;
+        var grown = ArrayPool<byte>.Shared.Rent(Math.Min(MaxBufferSize, (int)System.Numerics.BitOperations.RoundUpToPowerOf2((uint)length)));
+        _buffer.AsSpan(_start, Buffered).CopyTo(grown);
+        _end = Buffered;
+        _start = 0;
+        ArrayPool<byte>.Shared.Return(_buffer);
+        _buffer = grown;
+        return _buffer.Length;
+    }
 
     /// <summary>Moves the unread bytes to the buffer's start: when nothing is unread (free), or when <paramref name="force"/>d
     /// (an item that fits the buffer but not behind its start). Only within a call, when the payload the previous call

@@ -80,9 +80,11 @@ public sealed class FrameReaderTests
     [MemberData(nameof(Modes))]
     public void Frames_of_every_size_come_out_whole_and_in_order_however_the_bytes_arrive(bool blocking, int chunk)
     {
-        // Small frames, one that straddles the receive buffer's end, one exactly the buffer's size, empty ones, and
-        // payloads longer than the buffer (read into a buffer of their own) with frames around them.
-        int[] lengths = [3, 0, 200, FrameReader.BufferSize - 500, 1000, FrameReader.BufferSize, 0, FrameReader.BufferSize + 1, 5, 3 * FrameReader.BufferSize + 17, 12];
+        // Small frames, ones that straddle the receive buffer's end at its first size and at its largest, ones exactly
+        // those sizes (the buffer grows), empty ones, and payloads longer than the largest buffer (read into a buffer of
+        // their own) with frames around them.
+        const int first = FrameReader.InitialBufferSize, largest = FrameReader.MaxBufferSize;
+        int[] lengths = [3, 0, 200, first - 500, 1000, first, 0, first + 1, 7, largest - 500, 1000, largest, 0, largest + 1, 5, 3 * largest + 17, 12, first - 3];
         var payloads = lengths.Select((n, i) => Payload(n, i)).ToArray();
         var stream = new ChunkedStream(Frames(payloads), chunk);
         using var reader = new FrameReader(stream);
@@ -96,12 +98,13 @@ public sealed class FrameReaderTests
     [InlineData(false)]
     public void Frames_that_arrived_together_cost_one_receive_between_them(bool blocking)
     {
-        // 100 frames of 100 bytes arrive at once: read as header then payload they cost 200 receives; buffered, one
-        // receive takes them all (and one more finds the end of the stream).
-        var payloads = Enumerable.Range(0, 100).Select(i => Payload(100, i)).ToArray();
+        // 30 frames of 100 bytes (within the buffer's first size) arrive at once: read as header then payload they cost 60
+        // receives; buffered, one receive takes them all (and one more finds the end of the stream).
+        var payloads = Enumerable.Range(0, 30).Select(i => Payload(100, i)).ToArray();
+        Assert.True(Frames(payloads).Length <= FrameReader.InitialBufferSize);
         var stream = new ChunkedStream(Frames(payloads), int.MaxValue);
         using var reader = new FrameReader(stream);
-        Assert.Equal(100, ReadAll(reader, blocking).Count);
+        Assert.Equal(30, ReadAll(reader, blocking).Count);
         Assert.Equal(2, stream.Reads);
     }
 
@@ -151,8 +154,8 @@ public sealed class FrameReaderTests
     [InlineData(false)]
     public void A_long_payload_cut_short_is_truncated(bool blocking)
     {
-        var frame = FrameCodec.Encode(FrameType.ClientRequest, Payload(2 * FrameReader.BufferSize, 3));
-        using var reader = new FrameReader(new ChunkedStream(frame[..(FrameReader.BufferSize + 100)], 4096));
+        var frame = FrameCodec.Encode(FrameType.ClientRequest, Payload(2 * FrameReader.MaxBufferSize, 3));
+        using var reader = new FrameReader(new ChunkedStream(frame[..(FrameReader.MaxBufferSize + 100)], 4096));
         var e = Assert.Throws<ProtocolException>(() => Next(reader, blocking));
         Assert.Equal(ProtocolErrorReason.Truncated, e.Reason);
     }
