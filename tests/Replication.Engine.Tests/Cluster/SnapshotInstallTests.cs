@@ -88,8 +88,9 @@ public sealed class SnapshotInstallTests(ITestOutputHelper output)
     public async Task A_replica_with_data_that_crashes_mid_install_keeps_its_old_state_or_completes_the_new_one(bool inSwap)
     {
         var fault = new StagedFault(inSwap, failAt: 2);
+        var log = new RecentLines(400);
         await using var f = await ClusterFixture.StartAsync(shards: 1,
-            configure: o => o with { SnapshotEntries = 40, SnapshotCatchUpEntries = 5, StorageDecorator = fault.Decorate });
+            configure: o => o with { SnapshotEntries = 40, SnapshotCatchUpEntries = 5, StorageDecorator = fault.Decorate, Log = log.Add });
         var c = f.Cluster;
         async Task WriteBulkAsync(string value)
         {
@@ -106,7 +107,9 @@ public sealed class SnapshotInstallTests(ITestOutputHelper output)
         ClusterFixture.Eventually(() => new[] { 1, 2 }.All(n => c.Node(n)?.Host.Status[0].SnapshotIndex > 0), "the running replicas compacted their logs");
 
         await c.StartNodeAsync(3, None);
-        ClusterFixture.Eventually(() => fault.Failed, "node 3's install failed mid-way", Settle);
+        // This wait timed out once in a full engine run (stop 28) and never alone: the cluster's last log lines go to the
+        // test's output when it does, to show where the snapshot stopped.
+        log.DumpIfThrows(output, () => ClusterFixture.Eventually(() => fault.Failed, "node 3's install failed mid-way", Settle));
         ClusterFixture.Eventually(() => c.GetNode(3).State == NodeState.Stopped, "the node whose install failed stopped");
         string stateDb = Path.Combine(f.Path, "node-3", "state.db");
         using (var conn = TempFolder.Raw(stateDb))
@@ -135,6 +138,32 @@ public sealed class SnapshotInstallTests(ITestOutputHelper output)
 
     /// <summary>Fails node 3's <c>failAt</c>-th staged chunk, or <c>failAt</c>-th swap step, once (nothing of it stored, as
     /// a crash before its commit): the node stops, as after a crash at that point.</summary>
+    /// <summary>The last <paramref name="capacity"/> lines of a cluster's log (ClusterOptions.Log, any thread), written to a
+    /// test's output only when a wait fails: a passing run prints nothing.</summary>
+    private sealed class RecentLines(int capacity)
+    {
+        private readonly ConcurrentQueue<string> _lines = new();
+
+        public void Add(string line)
+        {
+            _lines.Enqueue($"{DateTime.UtcNow:HH:mm:ss.fff} {line}");
+            while (_lines.Count > capacity) _lines.TryDequeue(out _);
+        }
+
+        public void DumpIfThrows(ITestOutputHelper output, Action wait)
+        {
+            try
+            {
+                wait();
+            }
+            catch
+            {
+                foreach (var line in _lines.ToArray()) output.WriteLine(line);
+                throw;
+            }
+        }
+    }
+
     private sealed class StagedFault(bool inSwap, int failAt)
     {
         private int _calls;
