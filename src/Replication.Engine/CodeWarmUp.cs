@@ -58,7 +58,8 @@ internal static class CodeWarmUp
 
     private static void Run(Action<string>? log)
     {
-        LowerPriority();
+        // The lowest scheduling priority (Linux nice 19): the compilation takes only CPU time that serving leaves unused.
+        BackgroundPriority.LowerCurrentThread(BackgroundPriority.Lowest);
         long started = System.Diagnostics.Stopwatch.GetTimestamp();
         long compiledBefore = System.Runtime.JitInfo.GetCompiledMethodCount(currentThread: true);
         var jitBefore = System.Runtime.JitInfo.GetCompilationTime(currentThread: true);
@@ -70,12 +71,6 @@ internal static class CodeWarmUp
         log?.Invoke($"code warm-up: {machines} async methods and {JsonTypes.Length} JSON types of the leadership-change paths prepared, " +
             $"{compiled} methods compiled ({jit.TotalMilliseconds:0} ms of compilation) in {System.Diagnostics.Stopwatch.GetElapsedTime(started).TotalMilliseconds:0} ms");
     }
-
-    /// <summary>
-    /// Linux: this thread at the lowest scheduling priority (nice 19), so the compilation takes only CPU time that serving
-    /// leaves unused (the thread priority .NET offers does nothing there). Elsewhere, or when refused: unchanged.
-    /// </summary>
-    private static void LowerPriority() => BackgroundPriority.LowerCurrentThread(BackgroundPriority.Lowest);
 
     /// <summary>The names <see cref="Paths"/> looks for, one by one (tests check each still names an async method).</summary>
     internal static IEnumerable<string> PathNames => Paths.ToString().Split('|');

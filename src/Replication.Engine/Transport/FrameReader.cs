@@ -69,7 +69,7 @@ public sealed class FrameReader : IDisposable
         {
             while (Buffered < header.PayloadLength)
                 if (!Received(await _stream.ReadAsync(ReceiveSpace(header.PayloadLength), cancellationToken).ConfigureAwait(false)))
-                    throw Truncated(header.PayloadLength);
+                    throw Truncated(Buffered, header.PayloadLength);
             payload = TakeBuffered(header.PayloadLength);
         }
         else
@@ -100,7 +100,7 @@ public sealed class FrameReader : IDisposable
         {
             while (Buffered < header.PayloadLength)
                 if (!Received(_stream.Read(ReceiveSpace(header.PayloadLength).Span)))
-                    throw Truncated(header.PayloadLength);
+                    throw Truncated(Buffered, header.PayloadLength);
             payload = TakeBuffered(header.PayloadLength);
         }
         else
@@ -200,13 +200,12 @@ public sealed class FrameReader : IDisposable
         return _large.AsMemory(0, length);
     }
 
-    private ProtocolException Truncated(int length) =>
-        new(ProtocolErrorReason.Truncated, $"Stream ended after {Buffered} of {length} payload bytes.");
+    private static ProtocolException Truncated(int got, int length) =>
+        new(ProtocolErrorReason.Truncated, $"Stream ended after {got} of {length} payload bytes.");
 
     private static void CheckPayloadRead(int got, int length)
     {
-        if (got < length)
-            throw new ProtocolException(ProtocolErrorReason.Truncated, $"Stream ended after {got} of {length} payload bytes.");
+        if (got < length) throw Truncated(got, length);
     }
 
     /// <summary>Returns the pooled buffers. The reader cannot be used afterwards.</summary>
