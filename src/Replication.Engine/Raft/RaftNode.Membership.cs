@@ -192,20 +192,44 @@ public sealed partial class RaftNode
 
     /// <summary>
     /// Thesis 4.2.2: a leader that removed itself steps down once the change is committed (it kept
-    /// leading, without counting itself, until then). Returns true when it stepped down.
+    /// leading, without counting itself, until then), and hands the leadership to a successor
+    /// (TimeoutNow, thesis 3.10) so that the group does not wait an election timeout for a leader.
+    /// Returns true when it stepped down.
+    /// <para>The successor: the lowest voter that holds every entry (TimeoutNow at once); else the
+    /// voter furthest along among those every entry has been sent to, with a TimeoutNow that names
+    /// the last entry and follows those appends on the same connection, so it campaigns once it
+    /// holds them (as <see cref="TransferLeadership"/> does). Bug fixed: only a voter that had
+    /// acknowledged the last entry was handed over to, and a leader that removed itself under a
+    /// stream of writes (later entries still on their way when the removal committed) left its group
+    /// leaderless for an election timeout: in the ring bench a shard moved off its leader's node
+    /// held a write 500 ms and failed another. Safety does not rest on the choice: a TimeoutNow only
+    /// starts an election, and votes still go only to a log as up to date as the voter's.</para>
     /// </summary>
     private bool MaybeStepDownAfterRemoval()
     {
         if (Role != RaftRole.Leader || _voters.Contains(Id) || IsConfChangePending) return false;
         BroadcastAppend(); // let the remaining members learn that the change committed
-        int successor = _voters
-            .Where(v => _progress.TryGetValue(v, out var p) && p.Match == _log.LastIndex)
-            .DefaultIfEmpty(0)
-            .Min();
-        if (successor != 0) Send(new RaftMessage { To = successor, Type = MessageType.TimeoutNow });
+        var (successor, caughtUp) = RemovalSuccessor();
+        if (successor != 0)
+            Send(caughtUp
+                ? new RaftMessage { To = successor, Type = MessageType.TimeoutNow }
+                : new RaftMessage { To = successor, Type = MessageType.TimeoutNow, Index = _log.LastIndex, LogTerm = _log.LastTerm });
         BecomeFollower(Term, 0, successor != 0
             ? $"removed from the configuration; leadership handed to {successor}"
             : "removed from the configuration");
         return true;
+    }
+
+    /// <summary>The voter a leader that removed itself hands over to (0: none; see <see cref="MaybeStepDownAfterRemoval"/>),
+    /// and whether it holds every entry already.</summary>
+    private (int Successor, bool CaughtUp) RemovalSuccessor()
+    {
+        int caughtUp = _voters.Where(v => _progress.TryGetValue(v, out var p) && p.Match == _log.LastIndex).DefaultIfEmpty(0).Min();
+        if (caughtUp != 0) return (caughtUp, true);
+        int sentAll = _voters
+            .Where(v => _progress.TryGetValue(v, out var p) && p.State == ProgressState.Replicate && p.Next > _log.LastIndex)
+            .OrderByDescending(v => _progress[v].Match).ThenBy(v => v)
+            .FirstOrDefault();
+        return (sentAll, false);
     }
 }

@@ -332,6 +332,36 @@ public sealed class RaftReadAndTransferTests
         Assert.All(net.VoterIds, id => Assert.Contains("cmd-in-flight", net.AppliedCommands(id)));
     }
 
+    // A leader that removed itself while a write was still on its way to the others (the removal committed by their
+    // acknowledgments, the write not yet acknowledged): it hands over by a TimeoutNow that names the write and follows its
+    // append, so the successor campaigns without any election timeout, and the write survives. Before the fix no voter
+    // held the last entry when the removal committed, nobody was handed the leadership, and the group waited an election
+    // timeout (ring bench: 500 ms).
+    [Fact]
+    public void LeaderThatRemovedItselfWithAWriteInFlightHandsOverWithoutAnElectionTimeout()
+    {
+        var net = new RaftTestNetwork(3, seed: 57);
+        int old = net.WaitForLeader();
+        net.Run(3);
+        long removal = net.Nodes[old].ProposeConfChange(new ConfChange(ConfChangeType.RemoveNode, old));
+        Assert.NotEqual(0, removal);
+        net.ProcessReady(old);
+        net.DeliverWhere(m => m.From == old && m.Type == MessageType.Append); // the others take the removal; their answers wait
+        long write = net.Propose(old, "write-during-removal"); // its append leaves at once
+        Assert.Equal(removal + 1, write);
+        net.DeliverWhere(m => m.To == old && m.Type == MessageType.AppendResponse); // the removal commits: the leader steps down
+        Assert.NotEqual(RaftRole.Leader, net.Nodes[old].Role);
+        var handOver = Assert.Single(net.Queue, m => m.From == old && m.Type == MessageType.TimeoutNow);
+        Assert.Equal(write, handOver.Index);
+        int appendOfWrite = net.Queue.FindIndex(m => m.To == handOver.To && m.Type == MessageType.Append && m.Entries.Any(e => e.Index == write));
+        Assert.True(appendOfWrite >= 0 && appendOfWrite < net.Queue.IndexOf(handOver), "the TimeoutNow follows the write's append");
+
+        net.DeliverAll(); // no tick: only the TimeoutNow can start this election
+        Assert.Equal(handOver.To, net.CurrentLeader());
+        net.Run(2);
+        Assert.All(net.VoterIds.Where(id => id != old), id => Assert.Contains("write-during-removal", net.AppliedCommands(id)));
+    }
+
     // Reference: thesis 3.10 (a transfer that does not complete within an election timeout is
     // aborted and the leader resumes accepting requests).
     [Fact]
