@@ -96,8 +96,8 @@ internal sealed partial class NodeHost
     /// </summary>
     private TimeSpan _nextInstallSlice;
 
-    /// <summary>How long the loop may sleep before the next install slice is due: zero when one is due, infinite without installs.</summary>
-    private TimeSpan UntilInstallSlice => _installs.Count == 0 ? Timeout.InfiniteTimeSpan : _nextInstallSlice - _clock.Elapsed;
+    /// <summary>How long the loop may sleep before the next install slice is due: zero or less when one is due, TimeSpan.MaxValue without installs.</summary>
+    private TimeSpan UntilInstallSlice => _installs.Count == 0 ? TimeSpan.MaxValue : _nextInstallSlice - _clock.Elapsed;
 
     /// <summary>Keys per step of a staged install's swap (KvStore.SwapStagedRows): a few milliseconds of rows of 1 KB.</summary>
     private const int SwapKeys = 256;

@@ -200,7 +200,7 @@ internal sealed partial class NodeHost : IAsyncDisposable
                 // (NodeHost.Liveness.cs, QuietWait), and the ticks that came due meanwhile are delivered together.
                 var wait = _nextTick - _clock.Elapsed + QuietWait();
                 // A batched snapshot install (NodeHost.Snapshots.cs) goes on when its rest after the last slice is over.
-                if (_installs.Count > 0 && UntilInstallSlice < wait) wait = UntilInstallSlice;
+                if (UntilInstallSlice < wait) wait = UntilInstallSlice;
                 // Whole milliseconds, rounded up: WaitOne(TimeSpan) truncates, so a wait under 1 ms returned at once and the
                 // last millisecond before every tick was a busy loop (90% of a node's CPU when idle, bench finding).
                 if (wait > TimeSpan.Zero && _inbox.IsEmpty) _wake.WaitOne((int)Math.Ceiling(wait.TotalMilliseconds));
