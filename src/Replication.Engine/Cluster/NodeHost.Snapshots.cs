@@ -459,7 +459,8 @@ internal sealed partial class NodeHost
         finally
         {
             _kv!.NudgeCheckpoint();
-            _nextInstallSlice = _clock.Elapsed + (_clock.Elapsed - began);
+            var ended = _clock.Elapsed;
+            _nextInstallSlice = ended + (ended - began); // a rest as long as the slice
         }
     }
 

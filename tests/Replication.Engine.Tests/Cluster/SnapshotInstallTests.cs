@@ -136,8 +136,6 @@ public sealed class SnapshotInstallTests(ITestOutputHelper output)
         Assert.All(consistency, r => Assert.True(r.Consistent, $"shard {r.Shard} replicas differ"));
     }
 
-    /// <summary>Fails node 3's <c>failAt</c>-th staged chunk, or <c>failAt</c>-th swap step, once (nothing of it stored, as
-    /// a crash before its commit): the node stops, as after a crash at that point.</summary>
     /// <summary>The last <paramref name="capacity"/> lines of a cluster's log (ClusterOptions.Log, any thread), written to a
     /// test's output only when a wait fails: a passing run prints nothing.</summary>
     private sealed class RecentLines(int capacity)
@@ -164,6 +162,8 @@ public sealed class SnapshotInstallTests(ITestOutputHelper output)
         }
     }
 
+    /// <summary>Fails node 3's <c>failAt</c>-th staged chunk, or <c>failAt</c>-th swap step, once (nothing of it stored, as
+    /// a crash before its commit): the node stops, as after a crash at that point.</summary>
     private sealed class StagedFault(bool inSwap, int failAt)
     {
         private int _calls;
