@@ -37,6 +37,8 @@ internal static class RingReport
         }
         b.AppendLine();
         b.AppendLine(inv, $"Raw copy of the moved shard's rows as a SQLite file of state.db's page size on the same disk (File.Copy + fsync): {r.RawCopyBytes / 1e6:0.0} MB in {r.RawCopyMs:N0} ms = {r.RawCopyMBps:0} MB/s (the same rows with SQLite's default 4 KiB pages: {r.RawCopy4kBytes / 1e6:0.0} MB in {r.RawCopy4kMs:N0} ms; a row of 1,000 bytes spills into an overflow page of its own there).");
+        if (r.LoopbackSendMs > 0 && r.BackupImageMs > 0)
+            b.AppendLine(inv, $"What shipping a shard's own file could reach (issue 9's direction, measured beside the raw copy): the same file sent over loopback TCP (sendfile, written and fsynced on the other side) in {r.LoopbackSendMs:N0} ms = {r.RawCopyBytes / 1e6 / (r.LoopbackSendMs / 1000):0} MB/s ({r.RawCopyMs / r.LoopbackSendMs:0.00} of raw copy); a consistent image of it by SQLite's online backup API, fsynced, {r.BackupImageBytes / 1e6:0.0} MB in {r.BackupImageMs:N0} ms ({r.RawCopyMs / r.BackupImageMs:0.00} of raw copy), image and send together {r.RawCopyMs / (r.BackupImageMs + r.LoopbackSendMs):0.00} of raw copy.");
         b.AppendLine(inv, $"Acknowledged writes over the whole run: {r.Acknowledged:N0}; read back (linearizable) with the written value: {r.ReadBack:N0}; missing or stale: {r.Missing}. Failed writes: {r.WriteErrors}{(r.FirstWriteError is { } e ? $" (first: {e})" : "")}.");
         b.AppendLine();
         b.AppendLine("| change | change done after | leaders settled after that | balancing transfers | least possible | shards moved twice | leader changes seen | leaders per node after |");

@@ -20,6 +20,12 @@ internal sealed record RingResult
     /// <summary>The same copy with ShardFile's own 4 KiB pages (the comparison before: 4.5 times the snapshot's bytes).</summary>
     public long RawCopy4kBytes { get; set; }
     public double RawCopy4kMs { get; set; }
+    /// <summary>The rebuilt file (RawCopyBytes) sent over loopback TCP by sendfile, written and fsynced on the other side: what a
+    /// snapshot that ships a shard's own file could reach.</summary>
+    public double LoopbackSendMs { get; set; }
+    /// <summary>A consistent image of the rebuilt file by SQLite's online backup API, fsynced.</summary>
+    public long BackupImageBytes { get; set; }
+    public double BackupImageMs { get; set; }
     /// <summary>Writes acknowledged over the whole scenario (moves, join, restart, leave), read back at the end.</summary>
     public long Acknowledged { get; set; }
     public long ReadBack { get; set; }
