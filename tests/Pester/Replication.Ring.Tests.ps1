@@ -1,6 +1,7 @@
 # The consistent-hash ring in both shapes (Shapes.ps1): a cluster grows to four nodes and shrinks back to three under
 # writes; every acknowledged write stays readable, every shard keeps three voters, the replicas agree, and leaderships
-# spread over the nodes. Embedded only: the refusals and the hand-placed moves, which are the same engine calls.
+# spread over the nodes; a split returns both halves with a leader. Embedded only: the refusals and the hand-placed
+# moves, which are the same engine calls.
 BeforeDiscovery {
     $script:Shapes = @(@{ Shape = 'Embedded' }, @{ Shape = 'Process' })
 }
@@ -73,6 +74,18 @@ Describe 'The ring grows and shrinks (<Shape>)' -ForEach $Shapes {
         # The moves are in the history of the nodes that remain (the removed node's own history left with it).
         Get-ReplicationEvent -Cluster $cluster -Type MembershipChanged | Where-Object Message -Match 'node 4|4' | Should -Not -BeNullOrEmpty
     }
+
+    It 'splits a shard and returns both halves, each with a leader' {
+        $before = @(Get-ReplicationShard -Cluster $cluster).Count
+        $halves = @(Split-ReplicationShard -Cluster $cluster -Id 0 -Timeout 60)
+        $halves | Should -HaveCount 2
+        $halves[0].HashEnd + 1 | Should -Be $halves[1].HashStart
+        # Returned once both halves lead somewhere (the new half's group elects its first leader after the split applies).
+        $halves | ForEach-Object { $_.Leader | Should -Not -Be 0 -Because "shard $($_.Id) was returned by the split" }
+        @(Get-ReplicationShard -Cluster $cluster) | Should -HaveCount ($before + 1)
+        $read = @(Get-ReplicationKey -Cluster $cluster -Prefix 'ring:')
+        $read | Should -HaveCount 60
+    }
 }
 
 Describe 'Ring operations on an embedded cluster' {
@@ -108,7 +121,8 @@ Describe 'Ring operations on an embedded cluster' {
         $halves | Should -HaveCount 2
         $halves[0].Id | Should -Be 0
         $halves[0].HashEnd + 1 | Should -Be $halves[1].HashStart
-        Wait-ReplicationLeader -Cluster $cluster -Timeout 30 | Out-Null
+        # Returned once both halves lead somewhere: the new half's first write need not wait for its election.
+        $halves | ForEach-Object { $_.Leader | Should -Not -Be 0 -Because "shard $($_.Id) was returned by the split" }
         @(Get-ReplicationKey -Cluster $cluster -Prefix 'split:') | Should -HaveCount 30
         Get-ReplicationShard -Cluster $cluster | Should -HaveCount 5
     }

@@ -17,13 +17,18 @@ public partial class ClusterClient
         var before = GetShards().FirstOrDefault(s => s.Id == shard) ?? throw new ShardNotFoundException(shard) { Target = shard };
         var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
         var (answer, _) = await AdminAsync<SplitAnswer>(AdminOps.ShardSplit, 0, new SplitArgs(shard, (long)timeout.TotalMilliseconds, before.HashStart, before.HashEnd), timeout, cancellationToken).ConfigureAwait(false);
-        // The node this client asks for status may apply the map's change a moment after the coordinator did.
+        // The node this client asks for status may apply the map's change a moment after the coordinator did, and the new
+        // half's group elects its first leader an election timeout or so after the split applied: the split returns once
+        // both halves have a leader, so a runbook's next write to the new half does not start by waiting for one (an
+        // operator trying it saw the new shard with Leader 0 and Term 0). Past the timeout the halves are returned as
+        // they are: the split itself is done.
         while (true)
         {
             var shards = (await StatusAsync(cancellationToken).ConfigureAwait(false)).Shards;
             var halves = new[] { answer.Shard, answer.NewShard }.Select(id => shards.FirstOrDefault(s => s.Id == id)).ToArray();
-            if (halves.All(h => h is not null)) return halves!;
-            if (Stopwatch.GetTimestamp() > deadline)
+            bool late = Stopwatch.GetTimestamp() > deadline;
+            if (halves.All(h => h is not null) && (late || halves.All(h => h!.Leader != 0))) return halves!;
+            if (late)
                 throw new QuorumUnavailableException(answer.NewShard, timeout, $"shard {shard} split (new shard {answer.NewShard}), but the node this client asks has not learned the new map yet");
             await Task.Delay(PlacementPoll, cancellationToken).ConfigureAwait(false);
         }

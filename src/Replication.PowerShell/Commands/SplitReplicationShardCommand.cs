@@ -7,8 +7,8 @@ namespace Replication.PowerShell.Commands;
 /// Splits shards in two at the middle of their hash range. A split is one entry in the shard's own Raft log, applied at
 /// the same index on every replica: the new shard takes the right half with its keys on the same replicas (no data
 /// crosses the network), and the ring may then move it. Writes and reads go on during the split; keys keep their
-/// versions. Writes both halves, the old shard first. (The cluster also splits shards by itself past the SplitKeys
-/// setting of New-ReplicationCluster.)
+/// versions. Returns once both halves have a leader (past -Timeout, as they are), and writes both halves, the old shard
+/// first. (The cluster also splits shards by itself past the SplitKeys setting of New-ReplicationCluster.)
 /// </summary>
 /// <example>
 /// <code>Split-ReplicationShard -Id 0</code>
