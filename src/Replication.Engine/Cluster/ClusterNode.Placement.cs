@@ -71,8 +71,9 @@ public sealed partial class ClusterNode
             bool superseded = st.Member < metadata.MemberIdOf(group, NodeId);
             if ((learner || metadata.ReplicasOf(group).Contains(NodeId)) && !superseded) continue;
             if (!RemovedFrom(group, st.Member)) continue;
+            var dropStarted = System.Diagnostics.Stopwatch.GetTimestamp();
             await _host.ReplaceGroupDataAsync(group, importFrom: null).ConfigureAwait(false);
-            Log($"node {NodeId}: shard {group} {(superseded ? "placed here anew" : "moved away")}: its replica here ({ReplicaIds.IncarnationOf(st.Member)}.{NodeId}) is dropped{(superseded ? "; a new one follows" : "")}");
+            Log($"node {NodeId}: shard {group} {(superseded ? "placed here anew" : "moved away")}: its replica here ({ReplicaIds.IncarnationOf(st.Member)}.{NodeId}) is dropped{(superseded ? "; a new one follows" : "")} in {System.Diagnostics.Stopwatch.GetElapsedTime(dropStarted).TotalMilliseconds:0} ms");
         }
         // Left the cluster: it was marked leaving, it holds no shard, and the metadata group's current leader reports it out of
         // the group (its own replica may already show it deregistered — it was the metadata leader — but it must stay until

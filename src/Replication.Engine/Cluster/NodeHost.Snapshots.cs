@@ -96,8 +96,20 @@ internal sealed partial class NodeHost
     /// </summary>
     private TimeSpan _nextInstallSlice;
 
-    /// <summary>How long the loop may sleep before the next install slice is due: zero or less when one is due, TimeSpan.MaxValue without installs.</summary>
-    private TimeSpan UntilInstallSlice => _installs.Count == 0 ? TimeSpan.MaxValue : _nextInstallSlice - _clock.Elapsed;
+    /// <summary>How long the loop may sleep before the next install slice is due: zero or less when one is due, TimeSpan.MaxValue
+    /// without installs or drops.</summary>
+    private TimeSpan UntilInstallSlice => _installs.Count == 0 && _drops.Count == 0 ? TimeSpan.MaxValue : _nextInstallSlice - _clock.Elapsed;
+
+    /// <summary>
+    /// Shards whose replica here was dropped and whose rows are still being deleted (KvStore.BeginDropShard, from
+    /// ReplaceGroupDataAsync). They go in the install slices' time, after the installs, <see cref="DropRows"/> per
+    /// transaction, with the same rest: the copy a move makes and the rows it leaves behind cost the node's other shards
+    /// the same bounded slices. Loop thread only.
+    /// </summary>
+    private readonly Dictionary<int, (TimeSpan Began, int Steps)> _drops = new();
+
+    /// <summary>Rows deleted per transaction of a drop: about 256 KiB of 1,000-byte values, like an install's chunk.</summary>
+    private const int DropRows = 256;
 
     /// <summary>Keys per step of a staged install's swap (KvStore.SwapStagedRows): a few milliseconds of rows of 1 KB.</summary>
     private const int SwapKeys = 256;
@@ -442,9 +454,9 @@ internal sealed partial class NodeHost
     /// </summary>
     private void ContinueInstalls()
     {
-        if (_installs.Count == 0)
+        if (_installs.Count == 0 && _drops.Count == 0)
         {
-            _kv!.ResumeAutoCheckpoint(); // no-op unless an install just ended
+            _kv!.ResumeAutoCheckpoint(); // no-op unless an install or a drop just ended
             return;
         }
         if (_clock.Elapsed < _nextInstallSlice) return; // resting from the last slice
@@ -455,12 +467,47 @@ internal sealed partial class NodeHost
         try
         {
             ContinueInstallsSlice();
+            ContinueDropsSlice(began + InstallSlice);
         }
         finally
         {
             _kv!.NudgeCheckpoint();
             var ended = _clock.Elapsed;
             _nextInstallSlice = ended + (ended - began); // a rest as long as the slice
+        }
+    }
+
+    /// <summary>The drops' share of a turn of <see cref="ContinueInstalls"/>: what the installs left of the slice.</summary>
+    private void ContinueDropsSlice(TimeSpan until)
+    {
+        if (_stateFullUntil is { } full && _clock.Elapsed < full) return; // DiskFullTick probes the disk meanwhile
+        foreach (var (shard, (began, steps)) in _drops.ToArray())
+        {
+            if (_clock.Elapsed >= until) return;
+            try
+            {
+                bool done = false;
+                int taken = 0;
+                while (!done && _clock.Elapsed < until)
+                {
+                    done = _kv!.DropShardRows(shard, DropRows);
+                    taken++;
+                }
+                if (!done)
+                {
+                    _drops[shard] = (began, steps + taken);
+                    continue;
+                }
+                _drops.Remove(shard);
+                _options.Log?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                    $"node {Id}: shard {shard}: the rows of its dropped replica are deleted, in {steps + taken} steps over {(_clock.Elapsed - began).TotalMilliseconds:0} ms"));
+            }
+            catch (Exception e) when (StorageErrors.IsDiskFull(e))
+            {
+                // A delete writes pages to the WAL too. Nothing of the failed step was stored; the next slice tries again.
+                _stateFullUntil = NoteDiskFull("state.db (dropping a replica's rows)", e);
+                return;
+            }
         }
     }
 

@@ -108,8 +108,10 @@ internal sealed partial class NodeHost : IAsyncDisposable
         _slowDisk = new SlowDiskStorage(_options.StorageDecorator?.Invoke(Id, storage) ?? storage);
         _storage = _slowDisk;
         DiscardStagedSnapshots();
-        foreach (int shard in _kv.DiscardPartialInstalls()) // NodeHost.Snapshots.cs: a crash interrupted a batched install
-            _options.Log?.Invoke($"node {Id}: shard {shard}: the rows of a snapshot install a crash interrupted were discarded; the replica will be sent the snapshot again");
+        foreach (var (shard, drop) in _kv.DiscardPartialInstalls()) // NodeHost.Snapshots.cs: a crash interrupted a batched install or drop
+            _options.Log?.Invoke(drop
+                ? $"node {Id}: shard {shard}: the drop of a replica that moved away, which a crash interrupted, was completed"
+                : $"node {Id}: shard {shard}: the rows of a snapshot install a crash interrupted were discarded; the replica will be sent the snapshot again");
         var (dropped, completed) = _kv.FinishStagedInstalls(); // NodeHost.Snapshots.cs: a crash interrupted a staged install
         foreach (int shard in dropped)
             _options.Log?.Invoke($"node {Id}: shard {shard}: the staged rows of a snapshot install a crash interrupted before its commit point were dropped; the shard keeps its old state");

@@ -145,6 +145,8 @@ public sealed class ReplicaIdTests(ITestOutputHelper output)
         await c.PinShardAsync(shard, original.Select(v => v == x ? target : v).ToArray(), Bound, CancellationToken.None);
         await c.WaitForPlacementAsync(null, Settle, CancellationToken.None);
         ClusterFixture.Eventually(() => !host.Status.ContainsKey(shard), $"node {x} dropped its replica of shard {shard}", Settle);
+        // Its rows go too, in steps between the loop's other work (KvStore.BeginDropShard).
+        ClusterFixture.Eventually(() => !host.Store.Scan(shard, "").Any(), $"node {x} deleted the rows of its dropped replica of shard {shard}", Settle);
         Assert.Equal(old, (await host.ReplicaAsync(shard)).Removed);
         // Away: a message to the dropped replica does not bring it back, nor can the host be made to host it again.
         var stale = new RaftMessage { Type = MessageType.Append, Group = shard, From = ReplicaIds.Compose(target, 0), To = old, Term = 1_000 };

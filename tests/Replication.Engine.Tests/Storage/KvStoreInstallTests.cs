@@ -37,7 +37,7 @@ public sealed class KvStoreInstallTests
         }
         using (var kv = new KvStore(path))
         {
-            Assert.Equal(new[] { 1 }, kv.DiscardPartialInstalls());
+            Assert.Equal(new[] { (1, false) }, kv.DiscardPartialInstalls());
             Assert.Empty(kv.Scan(1, ""));
             Assert.Equal(0, kv.AppliedIndex(1));
             Assert.Equal(20, kv.Scan(0, "").Count()); // the completed install is untouched
@@ -45,6 +45,43 @@ public sealed class KvStoreInstallTests
             Assert.Empty(kv.DiscardPartialInstalls());
             // Completing an install that is not in progress is a bug in the caller, not a silent no-op.
             Assert.Throws<InvalidOperationException>(() => kv.CompleteSnapshotInstall(1, 900, 4, null));
+        }
+    }
+
+    [Fact]
+    public void A_drop_in_steps_deletes_only_its_shard_and_one_a_crash_interrupted_is_completed_at_the_next_start()
+    {
+        using var dir = new TempFolder();
+        string path = dir.File("state.db");
+        using (var kv = new KvStore(path))
+        {
+            kv.InstallSnapshotRows(0, 500, 3, Chunk(Enumerable.Range(0, 20).Select(Row).ToArray()), first: true);
+            kv.CompleteSnapshotInstall(0, 500, 3, null);
+            kv.InstallSnapshotRows(1, 900, 4, Chunk(Enumerable.Range(0, 1000).Select(Row).ToArray()), first: true);
+            kv.CompleteSnapshotInstall(1, 900, 4, null);
+
+            kv.BeginDropShard(1);
+            Assert.Equal(0, kv.AppliedIndex(1)); // no longer a replica's state from the first step on
+            Assert.Equal(1000, kv.Scan(1, "").Count());
+            int steps = 1;
+            while (!kv.DropShardRows(1, 256)) steps++;
+            Assert.Equal(4, steps); // 256 + 256 + 256 + 232
+            Assert.Empty(kv.Scan(1, ""));
+            Assert.Empty(kv.DiscardPartialInstalls()); // the marker went with the last rows
+            Assert.Equal(20, kv.Scan(0, "").Count());
+            Assert.Equal(500, kv.AppliedIndex(0));
+
+            // Shard 0: one step in, then the node "crashes".
+            kv.BeginDropShard(0);
+            Assert.False(kv.DropShardRows(0, 5));
+            Assert.Equal(15, kv.Scan(0, "").Count());
+        }
+        using (var kv = new KvStore(path))
+        {
+            Assert.Equal(new[] { (0, true) }, kv.DiscardPartialInstalls());
+            Assert.Empty(kv.Scan(0, ""));
+            Assert.Equal(0, kv.AppliedIndex(0));
+            Assert.Empty(kv.DiscardPartialInstalls());
         }
     }
 
