@@ -106,15 +106,7 @@ public sealed partial class KvStore
                 "DELETE FROM applied WHERE shard = @s",
                 "INSERT INTO snapshot_install(shard, idx, term) VALUES(@s, @i, @t) ON CONFLICT(shard) DO UPDATE SET idx = excluded.idx, term = excluded.term",
             })
-            {
-                using var cmd = _conn.CreateCommand();
-                cmd.Transaction = tx;
-                cmd.CommandText = sql;
-                cmd.Parameters.AddWithValue("@s", shard);
-                cmd.Parameters.AddWithValue("@i", index);
-                cmd.Parameters.AddWithValue("@t", term);
-                cmd.ExecuteNonQuery();
-            }
+                ExecuteForShard(tx, sql, shard, index, term);
         }
         UpsertChunk(shard, chunk.Span);
         CommitCounted(tx, shard, 0, shard);
@@ -293,14 +285,23 @@ public sealed partial class KvStore
         ObjectDisposedException.ThrowIf(_disposed, this);
         using var tx = _conn.BeginTransaction();
         foreach (var table in new[] { "kv", "applied", "snapshot_install", "kv_staged", "snapshot_stage" })
-        {
-            using var cmd = _conn.CreateCommand();
-            cmd.Transaction = tx;
-            cmd.CommandText = $"DELETE FROM {table} WHERE shard = @s";
-            cmd.Parameters.AddWithValue("@s", shard);
-            cmd.ExecuteNonQuery();
-        }
+            ExecuteForShard(tx, $"DELETE FROM {table} WHERE shard = @s", shard);
         CommitCounted(tx, shard, 0, shard);
+    }
+
+    /// <summary>Runs <paramref name="sql"/> in <paramref name="tx"/> with @s, @i, @t and @n bound to <paramref name="shard"/>,
+    /// <paramref name="index"/>, <paramref name="term"/> and <paramref name="count"/> (those it does not name are ignored);
+    /// the rows it changed.</summary>
+    private int ExecuteForShard(SqliteTransaction tx, string sql, int shard, long index = 0, long term = 0, long count = 0)
+    {
+        using var cmd = _conn.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = sql;
+        cmd.Parameters.AddWithValue("@s", shard);
+        cmd.Parameters.AddWithValue("@i", index);
+        cmd.Parameters.AddWithValue("@t", term);
+        cmd.Parameters.AddWithValue("@n", count);
+        return cmd.ExecuteNonQuery();
     }
 
     /// <summary>
@@ -323,13 +324,7 @@ public sealed partial class KvStore
             "DELETE FROM snapshot_stage WHERE shard = @s",
             "INSERT INTO snapshot_install(shard, idx, term) VALUES(@s, 0, 0) ON CONFLICT(shard) DO UPDATE SET idx = 0, term = 0",
         })
-        {
-            using var cmd = _conn.CreateCommand();
-            cmd.Transaction = tx;
-            cmd.CommandText = sql;
-            cmd.Parameters.AddWithValue("@s", shard);
-            cmd.ExecuteNonQuery();
-        }
+            ExecuteForShard(tx, sql, shard);
         CommitCounted(tx, shard, 0, shard);
     }
 
@@ -340,24 +335,9 @@ public sealed partial class KvStore
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
         using var tx = _conn.BeginTransaction();
-        int deleted;
-        using (var cmd = _conn.CreateCommand())
-        {
-            cmd.Transaction = tx;
-            cmd.CommandText = "DELETE FROM kv WHERE shard = @s AND key IN (SELECT key FROM kv WHERE shard = @s ORDER BY key LIMIT @n)";
-            cmd.Parameters.AddWithValue("@s", shard);
-            cmd.Parameters.AddWithValue("@n", rows);
-            deleted = cmd.ExecuteNonQuery();
-        }
+        int deleted = ExecuteForShard(tx, "DELETE FROM kv WHERE shard = @s AND key IN (SELECT key FROM kv WHERE shard = @s ORDER BY key LIMIT @n)", shard, count: rows);
         bool done = deleted < rows;
-        if (done)
-        {
-            using var cmd = _conn.CreateCommand();
-            cmd.Transaction = tx;
-            cmd.CommandText = "DELETE FROM snapshot_install WHERE shard = @s";
-            cmd.Parameters.AddWithValue("@s", shard);
-            cmd.ExecuteNonQuery();
-        }
+        if (done) ExecuteForShard(tx, "DELETE FROM snapshot_install WHERE shard = @s", shard);
         CommitCounted(tx, shard, 0, shard);
         return done;
     }
@@ -386,13 +366,7 @@ public sealed partial class KvStore
                     "INSERT INTO kv SELECT * FROM src.kv WHERE shard = @s ORDER BY key",
                     "INSERT INTO applied SELECT * FROM src.applied WHERE shard = @s",
                 }.Concat(ranges ? ["INSERT INTO shard_range(shard, start, last) SELECT shard, start, last FROM src.shard_range WHERE shard = @s"] : []))
-                {
-                    using var cmd = _conn.CreateCommand();
-                    cmd.Transaction = tx;
-                    cmd.CommandText = sql;
-                    cmd.Parameters.AddWithValue("@s", shard);
-                    cmd.ExecuteNonQuery();
-                }
+                    ExecuteForShard(tx, sql, shard);
                 CommitCounted(tx, shard, 0, shard);
             }
             LoadRanges(); // after the commit, as Apply publishes a split's ranges
