@@ -55,6 +55,9 @@ internal sealed partial class NodeHost : IAsyncDisposable
     public string? FailureReason { get; private set; }
     /// <summary>The node's state machine, for reads (its read methods are thread-safe).</summary>
     public KvStore Store => _kv ?? throw new RetryableException($"node {Id} is not running");
+
+    /// <summary>The transport's counters (tests: whether what was queued for an unreachable peer has been dropped); null before the start.</summary>
+    internal TransportStats? TransportStats => _transport?.Stats;
     /// <summary>Latest published status of each hosted group.</summary>
     public IReadOnlyDictionary<int, GroupStatus> Status => _status;
 
