@@ -84,6 +84,22 @@ internal sealed class ClusterFixture : IAsyncDisposable
 
     public int LeaderOf(int shard) => LeaderOf(Cluster, shard);
 
+    /// <summary>
+    /// Waits until the leader of <paramref name="shard"/> has dropped what its transport had queued for a stopped node (a
+    /// failed connection attempt after the caller's writes). The leader keeps sending a stopped follower appends, and they
+    /// wait in the queue between two connection attempts (a backoff of up to a second, PeerSender): a node started before
+    /// the next failed attempt is handed them on connecting and catches up from the log, though the leader's own log was
+    /// compacted past it (Raft allows any message to arrive late). A test that needs the node to take a snapshot calls
+    /// this after its writes: on a quiet machine they fit in one backoff, and about one run in two had no snapshot.
+    /// </summary>
+    public void WaitUntilQueuedAppendsAreDropped(int shard)
+    {
+        var leader = Cluster.Node(LeaderOf(shard))!.Host;
+        long droppedBefore = leader.TransportStats!.DroppedDisconnected;
+        Eventually(() => leader.TransportStats!.DroppedDisconnected > droppedBefore,
+            "the leader dropped what it had queued for the stopped node (a failed connection attempt after the writes)");
+    }
+
     public async ValueTask DisposeAsync()
     {
         if (Cluster.IsRunning) await Cluster.RemoveAsync(deleteData: true);

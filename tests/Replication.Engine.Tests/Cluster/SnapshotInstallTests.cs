@@ -104,6 +104,7 @@ public sealed class SnapshotInstallTests(ITestOutputHelper output)
         // entries enough for the others to compact past where node 3 stopped.
         await WriteBulkAsync(new string('y', 900));
         for (int i = 0; i < 60; i++) await f.PutAsync($"fill{i:D3}", "v");
+        f.WaitUntilQueuedAppendsAreDropped(0); // else node 3 may catch up from appends queued for it, with no install to fail
         ClusterFixture.Eventually(() => new[] { 1, 2 }.All(n => c.Node(n)?.Host.Status[0].SnapshotIndex > 0), "the running replicas compacted their logs");
 
         await c.StartNodeAsync(3, None);
