@@ -500,7 +500,7 @@ internal sealed partial class NodeHost
                 }
                 _drops.Remove(shard);
                 _options.Log?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture,
-                    $"node {Id}: shard {shard}: the rows of its dropped replica are deleted, in {steps + taken} steps over {(_clock.Elapsed - began).TotalMilliseconds:0} ms"));
+                    $"node {Id}: shard {shard}: the rows of its dropped replica are deleted, in {steps + taken} step{(steps + taken == 1 ? "" : "s")} over {(_clock.Elapsed - began).TotalMilliseconds:0} ms"));
             }
             catch (Exception e) when (StorageErrors.IsDiskFull(e))
             {
