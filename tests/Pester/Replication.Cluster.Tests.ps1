@@ -95,6 +95,15 @@ Describe 'New-, Get- and Remove-ReplicationCluster' {
         (Get-ReplicationCluster 'life-b').State | Should -Be 'Running'
     }
 
+    It 'takes the name a cluster was created with as -Name (as New-ReplicationCluster -Name spelled it)' {
+        $named = New-ReplicationCluster -Name 'life-named' -NodeCount 1 -ShardCount 1 -ReplicationFactor 1 -Path (Join-Path $TestDrive 'life-named')
+        Remove-ReplicationCluster -Name 'life-named' -WhatIf
+        $named.State | Should -Be 'Running'
+        Remove-ReplicationCluster -Name 'life-named' -Confirm:$false
+        $named.State | Should -Be 'Removed'
+        Get-ReplicationCluster | Where-Object Name -EQ 'life-named' | Should -BeNullOrEmpty
+    }
+
     It 'removes a piped cluster; the removed object then fails with ClusterNotRunning and the name is free' {
         $b = Get-ReplicationCluster 'life-b'
         $b | Remove-ReplicationCluster -DeleteData -Confirm:$false

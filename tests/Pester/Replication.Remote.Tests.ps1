@@ -73,7 +73,7 @@ Describe 'Connect-ReplicationCluster' {
 
     It 'Disconnect-ReplicationCluster leaves the cluster running' {
         $remote = Connect-ReplicationCluster -Endpoint $script:Embedded.Endpoints -ClusterSecret $script:Secret -Name 'remote-bye'
-        Disconnect-ReplicationCluster -Cluster 'remote-bye'
+        Disconnect-ReplicationCluster -Name 'remote-bye' # -Name, as Connect-ReplicationCluster spelled it (an alias of -Cluster)
         $remote.State | Should -Be 'Disconnected'
         Get-ReplicationCluster -Name 'remote-bye' -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
         $script:Embedded.State | Should -Be 'Running'

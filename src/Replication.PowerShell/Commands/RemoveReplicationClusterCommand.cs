@@ -22,8 +22,10 @@ public sealed class RemoveReplicationClusterCommand : ReplicationCmdlet
 {
     public const string DefaultSet = "Default";
 
-    /// <summary>A ReplicationCluster (from the pipeline) or a name; default: the current cluster.</summary>
+    /// <summary>A ReplicationCluster (from the pipeline) or a name; default: the current cluster. Also -Name: the cluster was
+    /// created or connected with -Name, and that is what an operator types back.</summary>
     [Parameter(Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true, ParameterSetName = DefaultSet)]
+    [Alias("Name")]
     [ArgumentCompleter(typeof(ClusterNameCompleter))]
     public object? Cluster { get; set; }
 
