@@ -168,6 +168,8 @@ public sealed partial class ClusterNode
         foreach (var t in plan) _transferredAt[t.Shard] = now;
         _handOversUntil = now + Ticks(HandOverWait);
         _balanceView = ""; // the next plan waits for a view that held still after these
+        // The plan's own line: with the hand-overs' "handed to" lines it splits a settle time into planning and transferring.
+        Log($"node {NodeId}: balancing: asking {string.Join(", ", plan.Select(t => $"shard {t.Shard} from node {t.FromNode} to node {t.ToNode}"))}");
         _handingOver = HandOverAllAsync(plan);
     }
 
