@@ -55,7 +55,9 @@ namespace Replication.Engine.Cluster;
 /// (KvStore.PauseAutoCheckpoint), and the install's durable commit waits, off the loop, for a checkpoint that has synced
 /// the rows: SQLite's auto-checkpoint put a copy and fsync of about 8 MB inside one of the slices every few chunks, and
 /// the durable commit an fsync of every page written since (bench --only snapshot-parts, 33 MB at load 13-25: the
-/// per-chunk transactions' p99 37-307 ms before, 9-54 ms after).
+/// per-chunk transactions' p99 37-307 ms before, 9-54 ms after). A snapshot of at most <see cref="SmallInstallBytes"/>
+/// goes through the same steps at once, in the iteration that takes it, and commits without waiting for the checkpoint:
+/// its rows take about a slice's time.
 /// <list type="bullet">
 /// <item>A fresh replica (nothing in its log, nothing applied: a move's new learner) writes the rows into the shard. The
 /// first batch writes a marker in state.db that the last one removes; a crash or a failed batch in between leaves the
@@ -86,6 +88,13 @@ internal sealed partial class NodeHost
 
     /// <summary>Loop time a batched install may use per iteration before the node turns to its other work.</summary>
     private static readonly TimeSpan InstallSlice = TimeSpan.FromMilliseconds(10);
+
+    /// <summary>A snapshot of at most this many bytes is stored at once when it arrives, in the loop iteration that takes it,
+    /// not in rested slices (<see cref="OnSnapshotReceived"/>): about as long as one slice's work.</summary>
+    internal const long SmallInstallBytes = 1 << 20;
+
+    /// <summary>Snapshots stored at once (<see cref="SmallInstallBytes"/>) since the host started; tests read it.</summary>
+    internal int SmallInstalls { get; private set; }
 
     /// <summary>
     /// After each install slice the loop rests from installing for as long as the slice took (it still takes every other
@@ -417,7 +426,17 @@ internal sealed partial class NodeHost
             // Stored in batches first, the group paused; the core hears of it once it is all in (ContinueInstalls). A replica
             // with data of its own stages the rows beside its own and swaps them in by steps (KvStore.StagedInstall.cs). The
             // core takes the snapshot then: it checked the same now, and it hears nothing meanwhile.
-            _installs[m.Group] = new SnapshotInstall(staging, m, replacing: !fresh);
+            var install = new SnapshotInstall(staging, m, replacing: !fresh);
+            _installs[m.Group] = install;
+            if (install.Small)
+            {
+                // Stored now, in this iteration: its batches, commit point and swap take a few milliseconds, and spread over
+                // rested slices behind a checkpoint they took 77-950 ms (a restarted node's 280 KB snapshots, beside a
+                // 33 MB one: the node could lead none of those shards meanwhile). Bounded: rows and commit point, then
+                // the swap; a step a full disk stopped is taken up again by the slices.
+                for (int step = 0; step < 2 && _installs.ContainsKey(m.Group); step++) ContinueInstall(m.Group, install, TimeSpan.MaxValue);
+                if (!_installs.ContainsKey(m.Group)) SmallInstalls++;
+            }
             return;
         }
         // Not news to the core (its log holds the snapshot's last entry, or it has committed past it): stepped in, it answers
@@ -518,85 +537,99 @@ internal sealed partial class NodeHost
         foreach (var (shard, install) in _installs.ToArray())
         {
             if (_clock.Elapsed >= until) break;
-            var g = _groups[shard]; // a group leaves _groups only with its install (AbortInstall)
-            var last = install.Last;
-            if (install.Swapping)
-            {
-                // Past its commit point: only going on completes it (a crash rolls it forward at the next start).
-                if (_clock.Elapsed < install.RetryAt) continue;
-                try
-                {
-                    bool swapped = false;
-                    while (!swapped && _clock.Elapsed < until) swapped = _storage!.SwapStagedRows(shard, SwapKeys);
-                    if (!swapped) continue;
-                }
-                catch (Exception e) when (StorageErrors.IsDiskFull(e))
-                {
-                    var retryAt = NoteDiskFull("state.db (snapshot install)", e);
-                    _stateFullUntil = install.RetryAt = retryAt;
-                    continue;
-                }
-            }
-            else
-            {
-                try
-                {
-                    while (!install.RowsDone && _clock.Elapsed < until)
-                    {
-                        var chunk = install.NextChunk();
-                        var began = _clock.Elapsed;
-                        if (install.Replacing) _storage!.StageSnapshotRows(shard, last.Index, last.LogTerm, chunk, first: install.Batches == 0);
-                        else _storage!.InstallSnapshotRows(shard, last.Index, last.LogTerm, chunk, first: install.Batches == 0);
-                        install.Staging.LongestTransaction = Max(install.Staging.LongestTransaction, _clock.Elapsed - began);
-                        install.Batches++;
-                    }
-                    if (!install.RowsDone) continue;
-                    // The durable commit below fsyncs the WAL: first the checkpointing thread syncs the rows' pages, beside
-                    // the loop, which meanwhile goes on with its other work (waiting at most a millisecond per turn).
-                    install.SyncTicket ??= _kv!.RequestCheckpoint();
-                    if (!_kv!.CheckpointDone(install.SyncTicket.Value, TimeSpan.FromMilliseconds(1))) continue;
-                    if (install.Replacing)
-                    {
-                        _storage!.BeginStagedSwap(shard, last.Index, last.LogTerm, install.Staging.Range);
-                        install.Swapping = true;
-                        continue; // the swap from the next iteration on
-                    }
-                    _storage!.CompleteSnapshotInstall(shard, last.Index, last.LogTerm, install.Staging.Range);
-                }
-                catch (Exception e) when (StorageErrors.IsDiskFull(e))
-                {
-                    // Nothing of the failed batch was stored; the partial rows keep their marker and go at the next start, or
-                    // at the next install's first batch. The leader sends the snapshot again later.
-                    AbortInstall(shard);
-                    Ack(last, reject: true);
-                    _stateFullUntil = NoteDiskFull("state.db (snapshot install)", e);
-                    continue;
-                }
-            }
-            _installs.Remove(shard);
-            install.Staging.Swapped = install.Replacing;
-            install.Staging.StoredIn = _clock.Elapsed - install.Staging.CompletedAt;
-            install.Staging.LongestIteration = Max(install.LongestIteration, _clock.Elapsed - _iterationBegan);
-            long before = g.Core.LastSnapshot.Index;
-            g.Core.Step(SnapshotMessage(g, last));
-            if (g.Core.LastSnapshot.Index == before)
-            {
-                // Cannot happen (see above). Should it, the store must not stay ahead of the core. A replica that had data
-                // now holds the snapshot's rows where its log continues older ones: the node stops, and its next start takes
-                // the stored state as it is (as after a crash right after the install).
-                if (install.Replacing)
-                    throw new InvalidOperationException($"Node {Id}: the core of shard {shard} refused the snapshot at index {last.Index} swapped in over its data.");
-                // A fresh replica goes back to fresh.
-                _options.Log?.Invoke($"node {Id}: shard {shard}: the core refused the snapshot at index {last.Index} it stored; dropped");
-                _kv!.DropShard(shard);
-                install.Staging.Dispose();
-                Ack(last, reject: true);
-                continue;
-            }
-            if (_accepted.Remove(shard, out var older)) older.Dispose();
-            _accepted[shard] = install.Staging;
-            install.Staging.PendingAck = last; // once the Ready's snapshot has restarted the log there (InstallSnapshot)
+            ContinueInstall(shard, install, until);
         }
+    }
+
+    /// <summary>
+    /// Takes one install (see <see cref="ContinueInstalls"/>) as far as it goes before <paramref name="until"/>: its next
+    /// batches, its commit point or its next swap steps, and its completion once its rows are all in. A small one
+    /// (<see cref="SnapshotInstall.Small"/>) does not wait for the checkpointing thread before its durable commits.
+    /// </summary>
+    private void ContinueInstall(int shard, SnapshotInstall install, TimeSpan until)
+    {
+        var g = _groups[shard]; // a group leaves _groups only with its install (AbortInstall)
+        var last = install.Last;
+        if (install.Swapping)
+        {
+            // Past its commit point: only going on completes it (a crash rolls it forward at the next start).
+            if (_clock.Elapsed < install.RetryAt) return;
+            try
+            {
+                bool swapped = false;
+                while (!swapped && _clock.Elapsed < until) swapped = _storage!.SwapStagedRows(shard, SwapKeys);
+                if (!swapped) return;
+            }
+            catch (Exception e) when (StorageErrors.IsDiskFull(e))
+            {
+                var retryAt = NoteDiskFull("state.db (snapshot install)", e);
+                _stateFullUntil = install.RetryAt = retryAt;
+                return;
+            }
+        }
+        else
+        {
+            try
+            {
+                while (!install.RowsDone && _clock.Elapsed < until)
+                {
+                    var chunk = install.NextChunk();
+                    var began = _clock.Elapsed;
+                    if (install.Replacing) _storage!.StageSnapshotRows(shard, last.Index, last.LogTerm, chunk, first: install.Batches == 0);
+                    else _storage!.InstallSnapshotRows(shard, last.Index, last.LogTerm, chunk, first: install.Batches == 0);
+                    install.Staging.LongestTransaction = Max(install.Staging.LongestTransaction, _clock.Elapsed - began);
+                    install.Batches++;
+                }
+                if (!install.RowsDone) return;
+                // The durable commit below fsyncs the WAL: first the checkpointing thread syncs the rows' pages, beside
+                // the loop, which meanwhile goes on with its other work (waiting at most a millisecond per turn). A small
+                // install's rows are a small part of what that fsync syncs: it commits at once.
+                if (!install.Small)
+                {
+                    install.SyncTicket ??= _kv!.RequestCheckpoint();
+                    if (!_kv!.CheckpointDone(install.SyncTicket.Value, TimeSpan.FromMilliseconds(1))) return;
+                }
+                if (install.Replacing)
+                {
+                    _storage!.BeginStagedSwap(shard, last.Index, last.LogTerm, install.Staging.Range);
+                    install.Swapping = true;
+                    return; // the swap from the next iteration on
+                }
+                _storage!.CompleteSnapshotInstall(shard, last.Index, last.LogTerm, install.Staging.Range);
+            }
+            catch (Exception e) when (StorageErrors.IsDiskFull(e))
+            {
+                // Nothing of the failed batch was stored; the partial rows keep their marker and go at the next start, or
+                // at the next install's first batch. The leader sends the snapshot again later.
+                AbortInstall(shard);
+                Ack(last, reject: true);
+                _stateFullUntil = NoteDiskFull("state.db (snapshot install)", e);
+                return;
+            }
+        }
+        _installs.Remove(shard);
+        install.Staging.Swapped = install.Replacing;
+        install.Staging.StoredIn = _clock.Elapsed - install.Staging.CompletedAt;
+        install.Staging.LongestIteration = Max(install.LongestIteration, _clock.Elapsed - _iterationBegan);
+        long before = g.Core.LastSnapshot.Index;
+        g.Core.Step(SnapshotMessage(g, last));
+        if (g.Core.LastSnapshot.Index == before)
+        {
+            // Cannot happen (see above). Should it, the store must not stay ahead of the core. A replica that had data
+            // now holds the snapshot's rows where its log continues older ones: the node stops, and its next start takes
+            // the stored state as it is (as after a crash right after the install).
+            if (install.Replacing)
+                throw new InvalidOperationException($"Node {Id}: the core of shard {shard} refused the snapshot at index {last.Index} swapped in over its data.");
+            // A fresh replica goes back to fresh.
+            _options.Log?.Invoke($"node {Id}: shard {shard}: the core refused the snapshot at index {last.Index} it stored; dropped");
+            _kv!.DropShard(shard);
+            install.Staging.Dispose();
+            Ack(last, reject: true);
+            return;
+        }
+        if (_accepted.Remove(shard, out var older)) older.Dispose();
+        _accepted[shard] = install.Staging;
+        install.Staging.PendingAck = last; // once the Ready's snapshot has restarted the log there (InstallSnapshot)
     }
 
     /// <summary>Called at the end of each loop iteration: the batched installs under way note its length.</summary>
@@ -905,6 +938,8 @@ internal sealed partial class NodeHost
         }
 
         public IncomingSnapshot Staging { get; }
+        /// <summary>At most <see cref="SmallInstallBytes"/>: stored at once, without the checkpoint before its durable commits.</summary>
+        public bool Small => Staging.Bytes <= SmallInstallBytes;
         /// <summary>The replica holds data of its own: the rows are staged, then swapped in (KvStore.StagedInstall.cs);
         /// <see cref="Swapping"/> once past the commit point, not to be abandoned (a restart would complete it).</summary>
         public bool Replacing { get; }

@@ -86,6 +86,8 @@ public sealed class SnapshotCatchUpTests
         Assert.True(sent > installed, $"the leader's transfer ended (line {sent}) after node 3 stored the rows (line {installed})");
         Assert.Equal(LocalKeys(f, f.LeaderOf(0), 0), LocalKeys(f, 3, 0));
         Assert.Equal(0, StagedRows(f, 3)); // nothing left beside the shard's rows
+        // A snapshot this small (170 rows) is stored at once when it arrives, not in rested slices (NodeHost.SmallInstallBytes).
+        Assert.True(f.Cluster.Node(3)!.Host.SmallInstalls >= 1, "node 3 stored the snapshot at once");
     }
 
     /// <summary>Rows left in node <paramref name="node"/>'s staging table (KvStore.StagedInstall.cs).</summary>
