@@ -83,7 +83,8 @@ internal sealed partial class NodeHost
     /// Before a split entry is applied (its rows move to the new shard in the apply), the new shard's Raft group is
     /// created here, durably, with the membership the splitting shard has at that index: the same replicas, so no data
     /// crosses the network. Its founding state is a snapshot at <see cref="ShardCommand.SplitFoundingIndex"/> (the rows moved to it). The group comes first so a crash between the two leaves a group whose rows arrive when the
-    /// split entry is applied again (KvStore.ApplySplit keeps any row the new group wrote meanwhile).
+    /// split entry is applied again. A replica of the new shard this node held already (copied by snapshot before it replayed the
+    /// old shard's log through the split) is neither created again here nor touched by the apply (KvStore.ApplySplit).
     /// </summary>
     private void CreateSplitGroups(GroupRuntime g, IReadOnlyList<LogEntry> entries)
     {

@@ -68,14 +68,15 @@ public sealed partial class KvStore
                 catch (StorageCorruptException ex) { throw new StorageCorruptException($"State machine '{_filePath}', shard {shard}: entry {e.Index}: {ex.Message}") { Target = e.Index }; }
                 if (SplitApplies(ranges, shard, command))
                 {
-                    ApplySplit(tx, shard, command);
+                    bool founded = ApplySplit(tx, shard, command);
                     split.Add(shard);
-                    split.Add(command.NewShard);
-                    ranges = new Dictionary<int, (ulong, ulong)>(ranges)
+                    var next = new Dictionary<int, (ulong, ulong)>(ranges) { [shard] = (command.LeftStart, command.LeftLast) };
+                    if (founded)
                     {
-                        [shard] = (command.LeftStart, command.LeftLast),
-                        [command.NewShard] = (command.RightStart, command.RightLast),
-                    };
+                        split.Add(command.NewShard);
+                        next[command.NewShard] = (command.RightStart, command.RightLast);
+                    }
+                    ranges = next;
                 }
             }
             else if (e.Type == EntryType.Normal && e.Data.Length > 0)
@@ -192,33 +193,44 @@ public sealed partial class KvStore
 
     /// <summary>
     /// True when a split of <paramref name="shard"/> takes effect given the <paramref name="ranges"/> applied before it:
-    /// the new shard's id is unused and the shard still owns exactly the two halves together (never split: it owns what
-    /// the map gave it, which the split was computed from). A second proposal of the same split, or one computed from an
-    /// older range, changes nothing — every replica decides the same, from the same applied state.
+    /// the shard still owns exactly the two halves together (never split: it owns what the map gave it, which the split
+    /// was computed from). A second proposal of the same split, or one computed from an older range, changes nothing.
+    /// Decided from the shard's own range only, which is part of its replicated state, so every replica decides the same.
+    /// (It also asked that the new shard's id be unused in <paramref name="ranges"/>, a node-wide fact: a node that held a
+    /// replica of the new shard, copied by snapshot, before it replayed the old shard's log through the split skipped the
+    /// split, and its replica of the old shard kept the right half's rows and owned every key. Ids never repeat: the
+    /// metadata leader takes each by compare-and-set, ClusterNode.Split.cs.)
     /// </summary>
     public static bool SplitApplies(IReadOnlyDictionary<int, (ulong Start, ulong Last)> ranges, int shard, ShardCommand split) =>
-        shard != split.NewShard && !ranges.ContainsKey(split.NewShard)
+        shard != split.NewShard
         && (!ranges.TryGetValue(shard, out var r) || (r.Start == split.LeftStart && r.Last == split.RightLast));
 
     /// <summary>
-    /// A split, inside the apply transaction: the rows of the right range move to the new shard (a row the new shard
-    /// already holds — written there after the split, when this replica re-applies the split after a crash — wins),
-    /// and both shards record their ranges, so later entries of the old shard with keys of the right range are refused
-    /// (<see cref="KvOpResult.WrongShard"/>) and a restarted node knows the new shard exists.
+    /// A split, inside the apply transaction: the rows of the right range leave the old shard, and it records its new
+    /// range, so its later entries with keys of the right range are refused (<see cref="KvOpResult.WrongShard"/>). That
+    /// part is the old shard's replicated state and happens on every replica. The new shard is founded here (the rows
+    /// move to it, its range and its founding index <see cref="ShardCommand.SplitFoundingIndex"/> are recorded, so a
+    /// restarted node knows it exists) only when this store holds nothing of it yet; otherwise its replica here already
+    /// has a state of its own, at or past its founding (copied by snapshot before this node replayed the old shard's
+    /// log through the split), which the split must not touch: moving rows into it would bring back keys it deleted
+    /// since. Returns whether the new shard was founded here.
     /// </summary>
-    private void ApplySplit(SqliteTransaction tx, int shard, ShardCommand c)
+    private bool ApplySplit(SqliteTransaction tx, int shard, ShardCommand c)
     {
-        foreach (var (sql, parameters) in new (string, (string, object)[])[]
+        bool found = !HoldsAnythingOf(tx, c.NewShard);
+        var steps = new List<(string, (string, object)[])>();
+        if (found)
+            steps.Add(("INSERT INTO kv(shard, key, value, version, modified_index) SELECT @new, key, value, version, modified_index FROM kv WHERE shard = @s AND khash(key) BETWEEN @lo AND @hi",
+                [("@new", c.NewShard), ("@s", shard), ("@lo", Signed(c.RightStart)), ("@hi", Signed(c.RightLast))]));
+        steps.Add(("DELETE FROM kv WHERE shard = @s AND khash(key) BETWEEN @lo AND @hi", [("@s", shard), ("@lo", Signed(c.RightStart)), ("@hi", Signed(c.RightLast))]));
+        steps.Add(("INSERT OR REPLACE INTO shard_range(shard, start, last) VALUES(@s, @lo, @hi)", [("@s", shard), ("@lo", Signed(c.LeftStart)), ("@hi", Signed(c.LeftLast))]));
+        if (found)
         {
-            ("INSERT OR IGNORE INTO kv(shard, key, value, version, modified_index) SELECT @new, key, value, version, modified_index FROM kv WHERE shard = @s AND khash(key) BETWEEN @lo AND @hi",
-                [("@new", c.NewShard), ("@s", shard), ("@lo", Signed(c.RightStart)), ("@hi", Signed(c.RightLast))]),
-            ("DELETE FROM kv WHERE shard = @s AND khash(key) BETWEEN @lo AND @hi", [("@s", shard), ("@lo", Signed(c.RightStart)), ("@hi", Signed(c.RightLast))]),
-            ("INSERT OR REPLACE INTO shard_range(shard, start, last) VALUES(@s, @lo, @hi)", [("@s", shard), ("@lo", Signed(c.LeftStart)), ("@hi", Signed(c.LeftLast))]),
-            ("INSERT OR REPLACE INTO shard_range(shard, start, last) VALUES(@s, @lo, @hi)", [("@s", c.NewShard), ("@lo", Signed(c.RightStart)), ("@hi", Signed(c.RightLast))]),
-            // The new shard's state is its founding snapshot (ShardCommand.SplitFoundingIndex): a leader sends it as that
-            // snapshot to a replica that lacks it. Kept when the new shard already applied entries of its own (applied again).
-            ("INSERT INTO applied(shard, idx, term) VALUES(@new, @idx, @idx) ON CONFLICT(shard) DO NOTHING", [("@new", c.NewShard), ("@idx", ShardCommand.SplitFoundingIndex)]),
-        })
+            steps.Add(("INSERT INTO shard_range(shard, start, last) VALUES(@s, @lo, @hi)", [("@s", c.NewShard), ("@lo", Signed(c.RightStart)), ("@hi", Signed(c.RightLast))]));
+            // The new shard's state is its founding snapshot: a leader sends it as that snapshot to a replica that lacks it.
+            steps.Add(("INSERT INTO applied(shard, idx, term) VALUES(@new, @idx, @idx)", [("@new", c.NewShard), ("@idx", ShardCommand.SplitFoundingIndex)]));
+        }
+        foreach (var (sql, parameters) in steps)
         {
             using var cmd = _conn.CreateCommand();
             cmd.Transaction = tx;
@@ -226,6 +238,21 @@ public sealed partial class KvStore
             foreach (var (name, value) in parameters) cmd.Parameters.AddWithValue(name, value);
             cmd.ExecuteNonQuery();
         }
+        return found;
+    }
+
+    /// <summary>Whether this store holds anything of <paramref name="shard"/>: an applied index, a range, rows, or an install under way.</summary>
+    private bool HoldsAnythingOf(SqliteTransaction tx, int shard)
+    {
+        using var cmd = _conn.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = """
+            SELECT EXISTS(SELECT 1 FROM applied WHERE shard = @s) OR EXISTS(SELECT 1 FROM shard_range WHERE shard = @s)
+                OR EXISTS(SELECT 1 FROM kv WHERE shard = @s) OR EXISTS(SELECT 1 FROM snapshot_install WHERE shard = @s)
+                OR EXISTS(SELECT 1 FROM snapshot_stage WHERE shard = @s) OR EXISTS(SELECT 1 FROM kv_staged WHERE shard = @s)
+            """;
+        cmd.Parameters.AddWithValue("@s", shard);
+        return (long)cmd.ExecuteScalar()! != 0;
     }
 
     private KvOpResult ApplyOp(IReadOnlyDictionary<int, (ulong Start, ulong Last)> ranges, int shard, long index, KvOp op)

@@ -155,6 +155,45 @@ public sealed class SplitTests(ITestOutputHelper output)
         Assert.All(consistency, r => Assert.True(r.Consistent, $"shard {r.Shard}: {r}"));
     }
 
+    [Fact]
+    public async Task A_node_that_holds_the_new_shard_and_then_replays_the_old_shards_log_through_the_split_stays_consistent()
+    {
+        // Found in an operator try (process mode, stop 32): split shard 0 into 0 and 4, add node 4 (it took a replica of
+        // shard 4, by snapshot), remove node 1 (node 4 took shard 0 by replaying its log from index 1, split entry
+        // included). The split did not apply on node 4, because its store already knew shard 4's range (a node-wide fact,
+        // not shard 0's state): shard 0 kept the right half's rows there and owned every key, so Test-ReplicationConsistency
+        // found shard 0 divergent, and an old-map write for the right half would have been applied on node 4 alone.
+        await using var f = await ClusterFixture.StartAsync(nodes: 4, shards: 1,
+            configure: o => o with { SnapshotEntries = 100_000, SnapshotCatchUpEntries = 100_000 }); // node 4 replays, never a snapshot
+        var c = f.Cluster;
+        foreach (var i in Enumerable.Range(0, 60)) await f.PutAsync($"k{i}", $"v{i}");
+        var before = c.GetShards().Single();
+        int outsider = new[] { 1, 2, 3, 4 }.Except(before.Voters).Single();
+        var halves = await c.SplitShardAsync(0, Bound, CancellationToken.None);
+        var right = halves.Single(h => h.Id != 0);
+        var target = before.Voters.Skip(1).Append(outsider).Order().ToArray(); // the first voter makes room for the outsider
+
+        // The new shard reaches the outsider first (by snapshot: its log starts after its founding state), the old one after.
+        await c.PinShardAsync(right.Id, target, Bound, CancellationToken.None);
+        await c.WaitForPlacementAsync(null, TimeSpan.FromSeconds(60), CancellationToken.None);
+        Assert.Contains(outsider, c.GetShards().Single(s => s.Id == right.Id).Voters);
+        Assert.Equal((right.HashStart, right.HashEnd), c.Node(outsider)!.Host.Store.RangeOf(right.Id));
+        await c.PinShardAsync(0, target, Bound, CancellationToken.None);
+        await c.WaitForPlacementAsync(null, TimeSpan.FromSeconds(60), CancellationToken.None);
+        ClusterFixture.Eventually(() => c.Node(outsider)!.Host.Status.TryGetValue(0, out var st) && st.Applied >= f.Cluster.Node(f.LeaderOf(0))!.Host.Status[0].Committed,
+            "the outsider replayed shard 0's log past the split");
+        Assert.Equal(0, c.Node(outsider)!.Host.Status[0].SnapshotIndex); // it replayed the log, split entry included
+
+        var left = halves.Single(h => h.Id == 0);
+        Assert.Equal((left.HashStart, left.HashEnd), c.Node(outsider)!.Host.Store.RangeOf(0));
+        var expected = c.Node(f.LeaderOf(0))!.Host.Store.Scan(0, "").Select(k => $"{k.Key}={k.Value}@{k.Version}").ToList();
+        Assert.Equal(expected, c.Node(outsider)!.Host.Store.Scan(0, "").Select(k => $"{k.Key}={k.Value}@{k.Version}").ToList());
+        var consistency = await c.CheckConsistencyAsync(null, Bound, CancellationToken.None);
+        Assert.All(consistency, r => Assert.True(r.Consistent, $"shard {r.Shard}: {r}"));
+        foreach (var i in Enumerable.Range(0, 60))
+            Assert.Equal($"v{i}", (await c.GetAsync($"k{i}", ReadConsistency.Linearizable, Bound, CancellationToken.None))?.Value);
+    }
+
     /// <summary>
     /// Shard 0 of a one-shard cluster (a snapshot every 40 entries) split while node 3 is down, then written on its left
     /// half until nodes 1 and 2 compacted its log past the split entry; node 3 started again and caught up, so it took

@@ -115,6 +115,30 @@ public sealed class KvStoreSplitTests : IDisposable
     }
 
     [Fact]
+    public void A_split_replayed_where_the_new_shard_already_has_a_state_splits_the_old_shard_and_leaves_the_new_one_alone()
+    {
+        // The new shard's replica here came first (by snapshot, past its founding: it deleted `other` since, and rewrote
+        // `right`); then this node replays the old shard's log from its start, split entry included.
+        string right = KeyIn(1, 0), other = KeyIn(1, 1), left = KeyIn(0, 0);
+        _kv.Apply(1, [KvStoreApplyTests.Entry(1, 1, KvStoreApplyTests.Put(right, "new"))]);
+        _kv.Apply(0, [KvStoreApplyTests.Entry(1, 1, KvStoreApplyTests.Put(right, "old"), KvStoreApplyTests.Put(other, "x"), KvStoreApplyTests.Put(left, "l")),
+            SplitEntry(2, Split01)]);
+
+        // The old shard split as on every other replica: its range, and the right half's rows gone from it.
+        Assert.Equal((Split01.LeftStart, Split01.LeftLast), _kv.RangeOf(0));
+        Assert.Null(_kv.Get(0, right));
+        Assert.Null(_kv.Get(0, other));
+        Assert.Equal("l", _kv.Get(0, left)!.Value);
+        Assert.False(_kv.Owns(0, right));
+        Assert.Equal(1, _kv.Count(0));
+        // The new shard kept its own state: no key it deleted comes back, no row of it is older than it was.
+        Assert.Null(_kv.Get(1, other));
+        Assert.Equal("new", _kv.Get(1, right)!.Value);
+        Assert.Equal(1, _kv.AppliedIndex(1));
+        Assert.Equal(1, _kv.Count(1));
+    }
+
+    [Fact]
     public void A_malformed_shard_command_is_corruption_not_a_silent_skip()
     {
         var bad = Split01.Encode();

@@ -36,7 +36,8 @@ namespace Replication.Simulation.Simulation;
 /// Not modelled: the split's apply is made durable with the new group's creation (the product creates the group durably first
 /// and commits the apply lazily; a power loss between the two is not simulated); a snapshot carries the state machine's ranges
 /// (the product's snapshot install does not record them); a machine hosting the new shard from its placement before its
-/// old-shard replica applied the split (it waits for that apply here); partitions of a machine that hosts split shards only
+/// old-shard replica applied the split (it waits for that apply here; the product once skipped the split on such a machine and
+/// kept the right half's rows in the old shard: covered by SplitTests and KvStoreSplitTests, not here); partitions of a machine that hosts split shards only
 /// (its replicas have no shard-0 anchor: drops, delays and crashes still reach them); no split is drawn with a forced recovery.
 /// </para>
 /// </summary>
