@@ -86,6 +86,19 @@ Describe 'The ring grows and shrinks (<Shape>)' -ForEach $Shapes {
         $read = @(Get-ReplicationKey -Cluster $cluster -Prefix 'ring:')
         $read | Should -HaveCount 60
     }
+
+    It 'warns when nothing listens on the endpoint it is to follow, then times out with EndpointUnreachable' {
+        # -Endpoint follows a node process, it does not start one: a mistyped port used to wait the whole -Timeout in silence.
+        $port = Get-FreePort
+        $nodes = @(Get-ReplicationNode -Cluster $cluster).Count
+        $caught = $null
+        try { Add-ReplicationNode -Cluster $cluster -Endpoint "127.0.0.1:$port" -Timeout 8 -WarningVariable warned -WarningAction SilentlyContinue }
+        catch { $caught = $_ }
+        $warned | Should -HaveCount 1
+        "$($warned[0])" | Should -Match "Nothing accepts connections on 127\.0\.0\.1:$port"
+        $caught.FullyQualifiedErrorId | Should -Be 'EndpointUnreachable,Replication.PowerShell.Commands.AddReplicationNodeCommand'
+        @(Get-ReplicationNode -Cluster $cluster) | Should -HaveCount $nodes
+    }
 }
 
 Describe 'Ring operations on an embedded cluster' {

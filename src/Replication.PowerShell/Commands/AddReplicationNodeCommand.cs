@@ -1,5 +1,6 @@
 using System.Management.Automation;
 using Replication.Engine;
+using Replication.Engine.Cluster;
 
 namespace Replication.PowerShell.Commands;
 
@@ -8,8 +9,9 @@ namespace Replication.PowerShell.Commands;
 /// a time, each by Raft membership change: learner, catch-up by snapshot, promotion, removal of the old replica) and
 /// leaderships rebalance. An embedded cluster starts the new node in this process (folder node-N). A node of a cluster
 /// of node processes joins by being started in its own process (Start-ReplicationNode -Join); -Endpoint then follows
-/// it from the admin side. Returns the node once its replicas are in place (progress meanwhile), or once it is
-/// registered with -NoWait.
+/// it from the admin side (with progress, and a warning if nothing accepts connections on that endpoint after 5 seconds:
+/// it follows a node process, it does not start one). Returns the node once its replicas are in place (progress
+/// meanwhile), or once it is registered with -NoWait.
 /// </summary>
 /// <example>
 /// <code>Add-ReplicationNode</code>
@@ -76,7 +78,7 @@ public sealed class AddReplicationNodeCommand : ClusterCmdlet
         try
         {
             var node = ParameterSetName == EndpointSet
-                ? Await(cluster.Engine.WaitForNodeAsync(Endpoint, TimeoutSpan, StopToken))
+                ? WaitForJoin(cluster)
                 : Await(cluster.Engine.AddNodeAsync(Zone, Learner, StopToken));
             WriteVerbose($"node {node.Id} registered at {node.Endpoint}");
             if (ParameterSetName == EndpointSet && (Zone is not null || Learner))
@@ -92,5 +94,61 @@ public sealed class AddReplicationNodeCommand : ClusterCmdlet
         }
         catch (ClusterNotRunningException e) { ThrowEngineError(e, cluster); }
         catch (ReplicationException e) { ThrowEngineError(e, ParameterSetName == EndpointSet ? Endpoint : cluster.Name); }
+    }
+
+    /// <summary>How long a node process may take to answer on its endpoint before the wait warns that nothing listens there.</summary>
+    private static readonly TimeSpan ListenGrace = TimeSpan.FromSeconds(5);
+
+    /// <summary>
+    /// -Endpoint: waits for a node process on that endpoint to register, with progress, and warns once if nothing accepts a
+    /// connection there after <see cref="ListenGrace"/>. (It used to wait the whole -Timeout, 10 minutes by default, in
+    /// silence: an operator who mistyped the port, or had not started the process, saw a shell that hung.)
+    /// </summary>
+    private ReplicationNode WaitForJoin(ReplicationCluster cluster)
+    {
+        var pump = new ProgressPump(activityId: 7);
+        string activity = $"Waiting for a node on {Endpoint} to join cluster '{cluster.Name}'";
+        pump.Report(new BackupProgress(activity, $"a node process started with Start-ReplicationNode -Listen {Endpoint} -Join <a node of the cluster>", 0, 0));
+        var waiting = cluster.Engine.WaitForNodeAsync(Endpoint, TimeoutSpan, StopToken);
+        var listening = ProbeAsync(Endpoint, ListenGrace, StopToken);
+        bool warned = false;
+        while (!waiting.IsCompleted)
+        {
+            pump.WaitPumping(Task.WhenAny(waiting, Task.Delay(TimeSpan.FromMilliseconds(250), StopToken)), this, complete: false);
+            if (!warned && listening.IsCompleted && !waiting.IsCompleted && !listening.Result)
+            {
+                warned = true;
+                WriteWarning($"Nothing accepts connections on {Endpoint}: Add-ReplicationNode -Endpoint follows a node process, it does not start one. "
+                    + $"Start it (Start-ReplicationNode -Path <folder> -Listen {Endpoint} -Join <a node of the cluster> -ClusterSecret ...); this waits up to {Timeout:0.#} s for it.");
+            }
+        }
+        pump.WaitPumping(waiting, this);
+        return Await(waiting);
+    }
+
+    /// <summary>Whether a TCP connection to <paramref name="endpoint"/> succeeds, trying until <paramref name="grace"/> has passed.</summary>
+    private static async Task<bool> ProbeAsync(string endpoint, TimeSpan grace, CancellationToken ct)
+    {
+        int colon = endpoint.LastIndexOf(':');
+        if (colon <= 0 || !int.TryParse(endpoint.AsSpan(colon + 1), out int port)) return true; // not host:port: the engine's own error says so
+        string host = endpoint[..colon].Trim('[', ']');
+        var deadline = DateTime.UtcNow + grace;
+        while (true)
+        {
+            try
+            {
+                using var client = new System.Net.Sockets.TcpClient();
+                using var attempt = CancellationTokenSource.CreateLinkedTokenSource(ct);
+                attempt.CancelAfter(TimeSpan.FromSeconds(1));
+                await client.ConnectAsync(host, port, attempt.Token).ConfigureAwait(false);
+                return true;
+            }
+            catch (Exception e) when (e is System.Net.Sockets.SocketException or OperationCanceledException)
+            {
+                if (ct.IsCancellationRequested || DateTime.UtcNow >= deadline) return false;
+            }
+            try { await Task.Delay(TimeSpan.FromMilliseconds(500), ct).ConfigureAwait(false); }
+            catch (OperationCanceledException) { return false; }
+        }
     }
 }

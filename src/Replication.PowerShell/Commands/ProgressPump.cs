@@ -19,8 +19,9 @@ internal sealed class ProgressPump(int activityId) : IProgress<BackupProgress>
     public void Report(BackupProgress value) => _reports.Enqueue(value);
 
     /// <summary>Writes queued reports until <paramref name="task"/> completes, then a Completed record.
-    /// Bounded by the task itself (the engine bounds its operations with timeouts).</summary>
-    public void WaitPumping(Task task, Cmdlet cmdlet)
+    /// Bounded by the task itself (the engine bounds its operations with timeouts). With <paramref name="complete"/> false,
+    /// no Completed record at the end: the caller pumps again for the same activity.</summary>
+    public void WaitPumping(Task task, Cmdlet cmdlet, bool complete = true)
     {
         var handle = ((IAsyncResult)task).AsyncWaitHandle;
         while (!task.IsCompleted)
@@ -29,7 +30,7 @@ internal sealed class ProgressPump(int activityId) : IProgress<BackupProgress>
             Drain(cmdlet);
         }
         Drain(cmdlet);
-        cmdlet.WriteProgress(new ProgressRecord(activityId, _activity, "done") { RecordType = ProgressRecordType.Completed });
+        if (complete) cmdlet.WriteProgress(new ProgressRecord(activityId, _activity, "done") { RecordType = ProgressRecordType.Completed });
     }
 
     private void Drain(Cmdlet cmdlet)
