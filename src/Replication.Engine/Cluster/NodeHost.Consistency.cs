@@ -84,7 +84,8 @@ internal sealed partial class NodeHost
     /// created here, durably, with the membership the splitting shard has at that index: the same replicas, so no data
     /// crosses the network. Its founding state is a snapshot at <see cref="ShardCommand.SplitFoundingIndex"/> (the rows moved to it). The group comes first so a crash between the two leaves a group whose rows arrive when the
     /// split entry is applied again. A replica of the new shard this node held already (copied by snapshot before it replayed the
-    /// old shard's log through the split) is neither created again here nor touched by the apply (KvStore.ApplySplit).
+    /// old shard's log through the split) is neither created again here nor touched by the apply (KvStore.ApplySplit); nor is
+    /// one founded on a node whose replica of the old shard was none of its replicas at the split's index.
     /// </summary>
     private void CreateSplitGroups(GroupRuntime g, IReadOnlyList<LogEntry> entries)
     {
@@ -100,6 +101,15 @@ internal sealed partial class NodeHost
                 [split.NewShard] = (split.RightStart, split.RightLast),
             };
             var (voters, learners) = g.Core.MembershipAtCommitted(e.Index);
+            if (!voters.Contains(g.Core.Id) && !learners.Contains(g.Core.Id))
+            {
+                // This replica joined the old shard after the split and replays its log: it is none of the new shard's
+                // founding replicas. (It used to found one anyway, with its old-shard replica's id, drop it at once as
+                // not placed here, and keep that id as a tombstone; the metadata later gave the same id to the replica
+                // the ring placed here, which this node then refused forever: a move that never finished.)
+                _kv.ForgoSplitFounding(split.NewShard);
+                continue;
+            }
             // The new group has the same replicas: each keeps its member id (ReplicaIds; the metadata copies the ids along).
             if (AddGroup(split.NewShard, g.Core.Id, voters, learners, ShardCommand.SplitFoundingIndex))
                 _options.Log?.Invoke($"node {Id}: shard {g.Core.Group} split at index {e.Index}: shard {split.NewShard} created with voters [{string.Join(",", voters.Select(ReplicaIds.NodeOf))}]");

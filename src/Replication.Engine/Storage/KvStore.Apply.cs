@@ -210,14 +210,15 @@ public sealed partial class KvStore
     /// range, so its later entries with keys of the right range are refused (<see cref="KvOpResult.WrongShard"/>). That
     /// part is the old shard's replicated state and happens on every replica. The new shard is founded here (the rows
     /// move to it, its range and its founding index <see cref="ShardCommand.SplitFoundingIndex"/> are recorded, so a
-    /// restarted node knows it exists) only when this store holds nothing of it yet; otherwise its replica here already
+    /// restarted node knows it exists) only when this node is one of its founding replicas (<see cref="ForgoSplitFounding"/>)
+    /// and this store holds nothing of it yet; otherwise its replica here already
     /// has a state of its own, at or past its founding (copied by snapshot before this node replayed the old shard's
     /// log through the split), which the split must not touch: moving rows into it would bring back keys it deleted
     /// since. Returns whether the new shard was founded here.
     /// </summary>
     private bool ApplySplit(SqliteTransaction tx, int shard, ShardCommand c)
     {
-        bool found = !HoldsAnythingOf(tx, c.NewShard);
+        bool found = !_notFoundedHere.Contains(c.NewShard) && !HoldsAnythingOf(tx, c.NewShard);
         var steps = new List<(string, (string, object)[])>();
         if (found)
             steps.Add(("INSERT INTO kv(shard, key, value, version, modified_index) SELECT @new, key, value, version, modified_index FROM kv WHERE shard = @s AND khash(key) BETWEEN @lo AND @hi",
@@ -240,6 +241,17 @@ public sealed partial class KvStore
         }
         return found;
     }
+
+    /// <summary>New shards this node founds no replica of when it applies their split (<see cref="ForgoSplitFounding"/>). Loop thread only.</summary>
+    private readonly HashSet<int> _notFoundedHere = new();
+
+    /// <summary>
+    /// The split that creates <paramref name="newShard"/> founds no replica of it here when it applies: this node's replica
+    /// of the old shard was none of the old shard's replicas at the split's index (it joined later and replays the log),
+    /// so it is none of the new shard's founding replicas either (NodeHost.CreateSplitGroups). The old shard still splits
+    /// here. Kept in memory only: after a restart the replay asks again before it applies. Loop thread only.
+    /// </summary>
+    public void ForgoSplitFounding(int newShard) => _notFoundedHere.Add(newShard);
 
     /// <summary>Whether this store holds anything of <paramref name="shard"/>: an applied index, a range, rows, or an install under way.</summary>
     private bool HoldsAnythingOf(SqliteTransaction tx, int shard)

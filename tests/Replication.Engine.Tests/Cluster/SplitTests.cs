@@ -194,6 +194,47 @@ public sealed class SplitTests(ITestOutputHelper output)
             Assert.Equal($"v{i}", (await c.GetAsync($"k{i}", ReadConsistency.Linearizable, Bound, CancellationToken.None))?.Value);
     }
 
+    [Fact]
+    public async Task A_node_that_replays_a_split_it_was_no_replica_at_can_take_the_new_shard_later()
+    {
+        // Found in an operator try (stop 32: automatic splits, a node added, a node removed, which never finished): a node
+        // that joined the old shard after the split replayed its log through the split entry and created the new shard's
+        // group there, as a founding replica with the id of its replica of the old shard, though it was none of the new
+        // shard's replicas. It dropped that replica at once (not placed there) and kept its id as a tombstone; when the ring
+        // later placed the new shard on that node, the metadata gave it the same id, the node refused it ("a removed
+        // replica never comes back"), and the move waited forever for a learner that never caught up.
+        await using var f = await ClusterFixture.StartAsync(nodes: 4, shards: 1,
+            configure: o => o with { SnapshotEntries = 100_000, SnapshotCatchUpEntries = 100_000 }); // the old shard's log is replayed
+        var c = f.Cluster;
+        foreach (var i in Enumerable.Range(0, 60)) await f.PutAsync($"k{i}", $"v{i}");
+        var before = c.GetShards().Single();
+        int outsider = new[] { 1, 2, 3, 4 }.Except(before.Voters).Single();
+        var halves = await c.SplitShardAsync(0, Bound, CancellationToken.None);
+        int newShard = halves.Single(h => h.Id != 0).Id;
+        var original = before.Voters.Order().ToArray();
+        var withOutsider = before.Voters.Skip(1).Append(outsider).Order().ToArray(); // the first voter makes room for the outsider
+
+        await c.PinShardAsync(newShard, original, Bound, CancellationToken.None); // the new shard stays off the outsider
+        await c.WaitForPlacementAsync(null, TimeSpan.FromSeconds(60), CancellationToken.None);
+        await c.PinShardAsync(0, withOutsider, Bound, CancellationToken.None);
+        await c.WaitForPlacementAsync(null, TimeSpan.FromSeconds(60), CancellationToken.None);
+        ClusterFixture.Eventually(() => c.Node(outsider)!.Host.Status.TryGetValue(0, out var st) && st.Applied >= c.Node(f.LeaderOf(0))!.Host.Status[0].Committed,
+            "the outsider replayed the old shard's log past the split");
+        Assert.Equal(0, c.Node(outsider)!.Host.Status[0].SnapshotIndex); // by its log, split entry included
+        Assert.False(c.Node(outsider)!.Host.Status.ContainsKey(newShard), "no replica of the new shard on a node that was none at the split");
+        Assert.Equal(0, c.Node(outsider)!.Host.Store.Count(newShard));
+
+        await c.PinShardAsync(newShard, withOutsider, Bound, CancellationToken.None);
+        await c.WaitForPlacementAsync(null, TimeSpan.FromSeconds(60), CancellationToken.None);
+        Assert.Equal(withOutsider, c.GetShards().Single(s => s.Id == newShard).Voters.Order());
+        var expected = c.Node(f.LeaderOf(newShard))!.Host.Store.Scan(newShard, "").Select(k => $"{k.Key}={k.Value}@{k.Version}").ToList();
+        Assert.NotEmpty(expected);
+        ClusterFixture.Eventually(() => expected.SequenceEqual(c.Node(outsider)!.Host.Store.Scan(newShard, "").Select(k => $"{k.Key}={k.Value}@{k.Version}")),
+            "the outsider holds the new shard's rows");
+        var consistency = await c.CheckConsistencyAsync(null, Bound, CancellationToken.None);
+        Assert.All(consistency, r => Assert.True(r.Consistent, $"shard {r.Shard}: {r}"));
+    }
+
     /// <summary>
     /// Shard 0 of a one-shard cluster (a snapshot every 40 entries) split while node 3 is down, then written on its left
     /// half until nodes 1 and 2 compacted its log past the split entry; node 3 started again and caught up, so it took
