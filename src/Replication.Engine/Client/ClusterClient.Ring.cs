@@ -100,6 +100,7 @@ public partial class ClusterClient
         ThrowIfDisposed();
         var deadline = Stopwatch.GetTimestamp() + (long)(timeout.TotalSeconds * Stopwatch.Frequency);
         string state = "";
+        int stuck = 0; // the first shard still moving or short, named by the timeout's error
         long settledSince = 0;
         while (true)
         {
@@ -110,12 +111,12 @@ public partial class ClusterClient
                 int holders = view.Entries.Where((e, i) => !view.Learners[i] && e.State != Ring.RingNodeState.Draining && e.State != Ring.RingNodeState.Removed).Count();
                 int want = Math.Min(ReplicationFactor, Math.Max(1, holders));
                 int leaving = view.Entries.Count(e => e.State == Ring.RingNodeState.Draining);
-                int short_ = status.Shards.Count(s => s.Leader == 0 || s.Voters.Count != want);
+                var shortShards = status.Shards.Where(s => s.Leader == 0 || s.Voters.Count != want).Select(s => s.Id).ToArray();
                 // Learner-only nodes follow every shard as learners and vote in none (ClusterNode.Control.cs).
                 var learnerNodes = view.Entries.Where((e, i) => view.Learners[i] && e.State == Ring.RingNodeState.Running).Select(e => e.Node).ToArray();
                 int unfollowed = status.Shards.Count(s => learnerNodes.Any(n => !s.Learners.Contains(n) || s.Voters.Contains(n)));
                 movesLeft?.Report(view.Moves.Length);
-                if (view.Moves.Length == 0 && leaving == 0 && short_ == 0 && unfollowed == 0)
+                if (view.Moves.Length == 0 && leaving == 0 && shortShards.Length == 0 && unfollowed == 0)
                 {
                     // Settled only once it holds for a moment: right after a node change the placement may not have run yet
                     // (it runs at most once per status period), and a view without moves then looks settled. (Bug fixed:
@@ -124,7 +125,13 @@ public partial class ClusterClient
                     else if (Stopwatch.GetElapsedTime(settledSince) >= PlacementSettled) return;
                 }
                 else settledSince = 0;
-                state = $"{view.Moves.Length} replica move(s) left, {leaving} node(s) leaving, {short_} shard(s) without a leader or not at {want} voters"
+                // The moves themselves, a few of them: a timeout that names only counts sent an operator to look at shard 0.
+                string moves = view.Moves.Length == 0 ? ""
+                    : " (" + string.Join("; ", view.Moves.Take(3).Select(m => $"shard {m.Shard}: {m.Step} from node {m.FromNode} to node {m.ToNode}"))
+                      + (view.Moves.Length > 3 ? "; ..." : "") + ")";
+                stuck = view.Moves.Length > 0 ? view.Moves[0].Shard : shortShards.FirstOrDefault();
+                state = $"{view.Moves.Length} replica move(s) left{moves}, {leaving} node(s) leaving, {shortShards.Length} shard(s) without a leader or not at {want} voters"
+                    + (shortShards.Length > 0 ? $" ({string.Join(", ", shortShards.Take(5))}{(shortShards.Length > 5 ? ", ..." : "")})" : "")
                     + (learnerNodes.Length > 0 ? $", {unfollowed} shard(s) not followed by every learner node" : "");
             }
             catch (ReplicationException e) when (e is QuorumUnavailableException or NotLeaderException or RemoteOperationException)
@@ -132,7 +139,8 @@ public partial class ClusterClient
                 state = e.Message; // a leader change while replicas move: ask again
                 settledSince = 0;
             }
-            if (Stopwatch.GetTimestamp() > deadline) throw new QuorumUnavailableException(0, timeout, $"the replicas did not settle in time: {state}");
+            if (Stopwatch.GetTimestamp() > deadline)
+                throw new QuorumUnavailableException($"The replicas did not settle within {timeout.TotalSeconds:0.###} s: {state}.", stuck) { Target = stuck };
             await Task.Delay(PlacementPoll, cancellationToken).ConfigureAwait(false);
         }
     }

@@ -97,6 +97,26 @@ public sealed class RingTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public async Task A_wait_for_moves_that_times_out_names_the_moves_left()
+    {
+        // The timeout used to say "Shard 0 could not reach a quorum" whichever shard was stuck (an operator try at stop 32:
+        // shard 3's learner never caught up, and the error sent the operator to shard 0).
+        await using var f = await ClusterFixture.StartAsync(nodes: 4, shards: 2);
+        var c = f.Cluster;
+        var shard = c.GetShards().Single(s => s.Id == 1);
+        int down = new[] { 1, 2, 3, 4 }.Except(shard.Voters).Single();
+        await c.StopNodeAsync(down, kill: false, CancellationToken.None);
+        int from = shard.Voters.Max();
+        await c.PinShardAsync(1, shard.Voters.Where(v => v != from).Append(down).ToArray(), Bound, CancellationToken.None);
+        // A move onto a node that is down waits for it (copies go to running nodes only): the wait times out.
+        var timedOut = await Assert.ThrowsAsync<QuorumUnavailableException>(() => c.WaitForPlacementAsync(null, TimeSpan.FromSeconds(2), CancellationToken.None));
+        output.WriteLine(timedOut.Message);
+        Assert.Equal(1, timedOut.Shard);
+        Assert.StartsWith("The replicas did not settle within 2 s: 1 replica move(s) left (shard 1: ", timedOut.Message); // a learner there, not caught up
+        Assert.Contains($" from node {from} to node {down})", timedOut.Message);
+    }
+
+    [Fact]
     public async Task After_a_node_is_replaced_every_shard_keeps_a_leader_and_a_split_works_at_once()
     {
         await using var f = await ClusterFixture.StartAsync(nodes: 3, shards: 8, configure: o => o with { Seed = null });
