@@ -1,6 +1,6 @@
 # The consistent-hash ring in both shapes (Shapes.ps1): a cluster grows to four nodes and shrinks back to three under
-# writes; every acknowledged write stays readable, every shard keeps three voters, the replicas agree, and leaderships
-# spread over the nodes; a split returns both halves with a leader. Embedded only: the refusals and the hand-placed
+# writes, after a split; every acknowledged write stays readable, every shard keeps three voters, the replicas agree,
+# and leaderships spread over the nodes; a split returns both halves with a leader. Embedded only: the refusals and the hand-placed
 # moves, which are the same engine calls.
 BeforeDiscovery {
     $script:Shapes = @(@{ Shape = 'Embedded' }, @{ Shape = 'Process' })
@@ -30,7 +30,9 @@ Describe 'The ring grows and shrinks (<Shape>)' -ForEach $Shapes {
     It 'adds a node, moves its share to it under writes, removes another, and loses nothing' {
         $keys = 1..40 | ForEach-Object { "ring:$_" }
         $keys | ForEach-Object { [pscustomobject]@{ Key = $_; Value = "v-$_" } } | Set-ReplicationKey -Cluster $cluster
-        Assert-LeadersBalanced -Cluster $cluster -Nodes 3 -Shards 4
+        # A split first: the moves below then copy a shard that split, and a node that joins it replays the split (stop 32).
+        Split-ReplicationShard -Cluster $cluster -Id 0 -Timeout 60 | Should -HaveCount 2
+        Assert-LeadersBalanced -Cluster $cluster -Nodes 3 -Shards 5
 
         if ($Shape -eq 'Embedded') {
             $added = Add-ReplicationNode -Cluster $cluster -Timeout 120
@@ -52,7 +54,7 @@ Describe 'The ring grows and shrinks (<Shape>)' -ForEach $Shapes {
         ($ring | Measure-Object -Property Share -Sum).Sum | Should -BeGreaterThan 0.999
         Get-ReplicationShard -Cluster $cluster | ForEach-Object { $_.Voters | Should -HaveCount 3 }
         @(Invoke-ReplicationRebalance -Cluster $cluster -WhatIf) | Should -HaveCount 0
-        Assert-LeadersBalanced -Cluster $cluster -Nodes 4 -Shards 4
+        Assert-LeadersBalanced -Cluster $cluster -Nodes 4 -Shards 5
 
         Remove-ReplicationNode -Cluster $cluster -Id 1 -Timeout 120 -Confirm:$false
         Wait-Condition -Timeout '00:01:00' -Because 'node 1 is gone from the cluster' -Condition {
@@ -66,7 +68,7 @@ Describe 'The ring grows and shrinks (<Shape>)' -ForEach $Shapes {
         $read | Should -HaveCount 60
         $read | ForEach-Object { $_.Value | Should -Be "v-$($_.Key)" }
         Test-ReplicationConsistency -Cluster $cluster | ForEach-Object { $_.Consistent | Should -BeTrue }
-        Assert-LeadersBalanced -Cluster $cluster -Nodes 3 -Shards 4
+        Assert-LeadersBalanced -Cluster $cluster -Nodes 3 -Shards 5
         if ($Shape -eq 'Process') {
             $removed = $script:NodeProcesses[$cluster.Name].Nodes[1].Process
             Wait-Condition -Because 'the removed node process exits by itself' -Condition { $removed.HasExited }
