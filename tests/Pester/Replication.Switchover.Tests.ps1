@@ -48,6 +48,8 @@ Describe 'Invoke-ReplicationFailover (<Shape>)' -ForEach $Shapes {
             $result.NewLeader | Should -Be $target # (the leader balancer may have moved it between the two calls: OldLeader is whoever led)
             $result.Kind | Should -Be 'Planned'
             $result.LostEntries | Should -Be 0
+            # The shard view shows a leader as soon as the failover returns (it showed none for up to a status period).
+            (Get-ReplicationShard -Cluster $cluster | Where-Object Id -EQ 0).Leader | Should -Not -Be 0
             $before = @(Get-ReplicationKey -Cluster $cluster -Prefix 'sw:').Count
             Wait-Condition -Because 'writes go on after the switchover' -Condition { @(Get-ReplicationKey -Cluster $cluster -Prefix 'sw:').Count -ge $before + 10 }
         }

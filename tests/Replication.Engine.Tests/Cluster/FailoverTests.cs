@@ -75,6 +75,8 @@ public class FailoverTests
         var result = await f.Cluster.FailoverAsync(0, null, ClusterFixture.Bound, CancellationToken.None);
         Assert.NotEqual(result.OldLeader, result.NewLeader);
         Assert.NotEqual(0, result.NewLeader);
+        // The shard view shows the new leader as soon as the failover returns (it showed none for up to a status period).
+        Assert.Equal(result.NewLeader, f.Cluster.GetShards().Single(s => s.Id == 0).Leader);
 
         // The target already leads: nothing moves.
         int current = f.LeaderOf(0);
