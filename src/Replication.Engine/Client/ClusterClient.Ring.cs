@@ -77,6 +77,36 @@ public partial class ClusterClient
         }
     }
 
+    /// <summary>
+    /// Whether something accepts TCP connections on <paramref name="endpoint"/> ("host:port"), trying for up to
+    /// <paramref name="grace"/> (a node process just started may not listen yet). True for text that is no endpoint: the
+    /// call that uses it says so. Add-ReplicationNode -Endpoint warns when this is false, as it waits for that node to join.
+    /// </summary>
+    public static async Task<bool> AcceptsConnectionsAsync(string endpoint, TimeSpan grace, CancellationToken cancellationToken)
+    {
+        System.Net.EndPoint target;
+        try { target = ClientConnection.ParseEndpoint(endpoint); }
+        catch (FormatException) { return true; }
+        var deadline = Stopwatch.GetTimestamp() + (long)(grace.TotalSeconds * Stopwatch.Frequency);
+        while (true)
+        {
+            try
+            {
+                using var socket = new System.Net.Sockets.Socket(System.Net.Sockets.SocketType.Stream, System.Net.Sockets.ProtocolType.Tcp);
+                using var attempt = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+                attempt.CancelAfter(TimeSpan.FromSeconds(1));
+                await socket.ConnectAsync(target, attempt.Token).ConfigureAwait(false);
+                return true;
+            }
+            catch (Exception e) when (e is System.Net.Sockets.SocketException or OperationCanceledException)
+            {
+                if (cancellationToken.IsCancellationRequested || Stopwatch.GetTimestamp() >= deadline) return false;
+            }
+            try { await Task.Delay(TimeSpan.FromMilliseconds(500), cancellationToken).ConfigureAwait(false); }
+            catch (OperationCanceledException) { return false; }
+        }
+    }
+
     public async Task SetNodeRoleAsync(int id, string? zone, bool? learner, TimeSpan timeout, CancellationToken cancellationToken)
     {
         ThrowIfDisposed();

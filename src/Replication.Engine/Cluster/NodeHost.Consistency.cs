@@ -95,11 +95,8 @@ internal sealed partial class NodeHost
             if (e.Type != EntryType.Normal || !ShardCommand.IsShardCommand(e.Data) || e.Index <= g.Core.Applied) continue;
             var split = ShardCommand.Decode(e.Data);
             if (!KvStore.SplitApplies(ranges, g.Core.Group, split)) continue; // the apply ignores it too
-            ranges = new Dictionary<int, (ulong Start, ulong Last)>(ranges)
-            {
-                [g.Core.Group] = (split.LeftStart, split.LeftLast),
-                [split.NewShard] = (split.RightStart, split.RightLast),
-            };
+            // As the apply leaves it for a later split entry in the same batch (SplitApplies reads the shard's own range only).
+            ranges = new Dictionary<int, (ulong Start, ulong Last)>(ranges) { [g.Core.Group] = (split.LeftStart, split.LeftLast) };
             var (voters, learners) = g.Core.MembershipAtCommitted(e.Index);
             if (!voters.Contains(g.Core.Id) && !learners.Contains(g.Core.Id))
             {

@@ -1,5 +1,6 @@
 using System.Management.Automation;
 using Replication.Engine;
+using Replication.Engine.Client;
 using Replication.Engine.Cluster;
 
 namespace Replication.PowerShell.Commands;
@@ -110,45 +111,12 @@ public sealed class AddReplicationNodeCommand : ClusterCmdlet
         string activity = $"Waiting for a node on {Endpoint} to join cluster '{cluster.Name}'";
         pump.Report(new BackupProgress(activity, $"a node process started with Start-ReplicationNode -Listen {Endpoint} -Join <a node of the cluster>", 0, 0));
         var waiting = cluster.Engine.WaitForNodeAsync(Endpoint, TimeoutSpan, StopToken);
-        var listening = ProbeAsync(Endpoint, ListenGrace, StopToken);
-        bool warned = false;
-        while (!waiting.IsCompleted)
-        {
-            pump.WaitPumping(Task.WhenAny(waiting, Task.Delay(TimeSpan.FromMilliseconds(250), StopToken)), this, complete: false);
-            if (!warned && listening.IsCompleted && !waiting.IsCompleted && !listening.Result)
-            {
-                warned = true;
-                WriteWarning($"Nothing accepts connections on {Endpoint}: Add-ReplicationNode -Endpoint follows a node process, it does not start one. "
-                    + $"Start it (Start-ReplicationNode -Path <folder> -Listen {Endpoint} -Join <a node of the cluster> -ClusterSecret ...); this waits up to {Timeout:0.#} s for it.");
-            }
-        }
+        var listening = ClusterClient.AcceptsConnectionsAsync(Endpoint, ListenGrace, StopToken);
+        pump.WaitPumping(Task.WhenAny(waiting, listening), this, complete: false);
+        if (!waiting.IsCompleted && !listening.Result)
+            WriteWarning($"Nothing accepts connections on {Endpoint}: Add-ReplicationNode -Endpoint follows a node process, it does not start one. "
+                + $"Start it (Start-ReplicationNode -Path <folder> -Listen {Endpoint} -Join <a node of the cluster> -ClusterSecret ...); this waits up to {Timeout:0.#} s for it.");
         pump.WaitPumping(waiting, this);
         return Await(waiting);
-    }
-
-    /// <summary>Whether a TCP connection to <paramref name="endpoint"/> succeeds, trying until <paramref name="grace"/> has passed.</summary>
-    private static async Task<bool> ProbeAsync(string endpoint, TimeSpan grace, CancellationToken ct)
-    {
-        int colon = endpoint.LastIndexOf(':');
-        if (colon <= 0 || !int.TryParse(endpoint.AsSpan(colon + 1), out int port)) return true; // not host:port: the engine's own error says so
-        string host = endpoint[..colon].Trim('[', ']');
-        var deadline = DateTime.UtcNow + grace;
-        while (true)
-        {
-            try
-            {
-                using var client = new System.Net.Sockets.TcpClient();
-                using var attempt = CancellationTokenSource.CreateLinkedTokenSource(ct);
-                attempt.CancelAfter(TimeSpan.FromSeconds(1));
-                await client.ConnectAsync(host, port, attempt.Token).ConfigureAwait(false);
-                return true;
-            }
-            catch (Exception e) when (e is System.Net.Sockets.SocketException or OperationCanceledException)
-            {
-                if (ct.IsCancellationRequested || DateTime.UtcNow >= deadline) return false;
-            }
-            try { await Task.Delay(TimeSpan.FromMilliseconds(500), ct).ConfigureAwait(false); }
-            catch (OperationCanceledException) { return false; }
-        }
     }
 }
