@@ -45,7 +45,7 @@ internal static class SnapshotPartsScenario
             {
                 conn.Open();
                 var db = conn.Handle!;
-                SQLitePCL.raw.sqlite3_prepare_v2(db, KvStore.ScanAllSql, out SQLitePCL.sqlite3_stmt st);
+                SQLitePCL.raw.sqlite3_prepare_v2(db, ShardDb.ScanAllSql, out SQLitePCL.sqlite3_stmt st);
                 using (st)
                 {
                     SQLitePCL.raw.sqlite3_bind_int64(st, 1, 0);

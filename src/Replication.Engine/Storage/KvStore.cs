@@ -1,262 +1,594 @@
-using Microsoft.Data.Sqlite;
+using System.Globalization;
+using Replication.Engine.Raft;
 
 namespace Replication.Engine.Storage;
 
 /// <summary>
-/// The key-value state machine of every shard a node hosts, in one SQLite file (state.db).
-/// See DESIGN.md, "Storage".
+/// The key-value state machine of every shard a node hosts (DESIGN.md, "Storage"), in one of two layouts
+/// (<see cref="StoreLayout"/>): one SQLite file for the node (state.db), or a SQLite file per shard (shards/shard-N.db).
+/// Each file is a <see cref="ShardDb"/>, which holds the contracts of the state machine (applies with the applied index in
+/// one transaction, reads from any thread, snapshots, installs); this type routes each shard to its file and does what
+/// spans files.
 ///
-/// Contract: <see cref="Apply"/> applies committed Raft entries and records the shard's applied
-/// index and term in the same transaction, so after any crash the applied index describes
-/// exactly the data present: replay from it neither skips nor repeats an entry.
-///
-/// Durability: synchronous=NORMAL, so on power loss the last commits may be lost (never torn).
-/// That is safe because the state machine is derived data: the node acknowledges a write once
-/// the Raft log (raft.db, synchronous=FULL) holds it, and on restart replays the log from this
-/// store's own applied index. Not fsyncing here takes an fsync per apply batch off the write path.
-///
-/// Keys are TEXT in UTF-8 with SQLite's BINARY collation, so the order of keys (and of
-/// <see cref="Scan"/>) is UTF-8 byte order, which is Unicode code point order; see <see cref="CompareKeys"/>.
-///
-/// Threads: <see cref="Apply"/> uses the single writer connection and must be called only from
-/// the node loop thread. Every read method is thread-safe and may run while Apply commits:
-/// each call opens its own pooled read connection and sees the last committed state (WAL readers
-/// never block the writer, nor it them).
+/// What the layout of a file per shard changes:
+/// <list type="bullet">
+/// <item>A shard's file is created by the first write to it (an apply, an install, an import); reads of a shard without a
+/// file see nothing (applied index 0, no keys). A dropped shard's file is deleted, whole and at once.</item>
+/// <item>Each shard's applies commit on their own: an apply batch (<see cref="BeginApplyBatch"/>) is one transaction per
+/// file it touched, committed in turn, so a failure in the middle of <see cref="CommitApplyBatch"/> can leave the files
+/// before it committed (<see cref="CommittedOfFailedBatch"/> names their shards). Each file has its own applied index, so
+/// a restart replays each shard's log from its own.</item>
+/// <item>A split founds the new shard in a file of its own (<see cref="Apply"/>): the right half's rows are copied into it,
+/// made durable, before the old shard applies the split entry, which then only drops them. A split that founds a shard
+/// cannot be applied inside an apply batch (the node loop never batches one).</item>
+/// </list>
+/// Threads: as <see cref="ShardDb"/>: writes from the node loop thread only, reads from any thread. Files are created and
+/// deleted under a lock and published as a new map, so a read finds a shard's file without locking; a read that meets a
+/// file deleted under it retries against the current map (the shard is then gone: nothing). Deleting a file that a
+/// <see cref="Scan"/> still reads relies on POSIX unlink (the reader keeps the old file until it is disposed).
 /// </summary>
-public sealed partial class KvStore : IDisposable
+public sealed class KvStore : IDisposable
 {
-    /// <summary>On-disk schema version (PRAGMA user_version). Bump it, with a migration, on any schema change.</summary>
-    public const int SchemaVersion = 5; // 2: durability_mark (see Flush); 3: shard_range (splits); 4: snapshot_install; 5: kv_staged, snapshot_stage
+    /// <summary>The page size of a new state file (<see cref="ShardDb.PageSize"/>).</summary>
+    public const int PageSize = ShardDb.PageSize;
 
-    /// <summary>PRAGMA application_id of a state.db ("RPLK"), so it is never mistaken for a raft.db.</summary>
-    internal const int ApplicationId = 0x52504C4B;
+    /// <summary>The writer's page cache of the one state.db, in KiB (<see cref="ShardDb.WriterCacheKiB"/>).</summary>
+    public const int WriterCacheKiB = ShardDb.WriterCacheKiB;
 
-    // kv is WITHOUT ROWID: the rows live in the (shard, key) B-tree itself, so a point read is
-    // one descent and a prefix or range read is a contiguous walk of leaf pages.
-    private const string CreateSql = """
-        CREATE TABLE IF NOT EXISTS kv(
-            shard INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
-            version INTEGER NOT NULL, modified_index INTEGER NOT NULL,
-            PRIMARY KEY(shard, key)) WITHOUT ROWID;
-        CREATE TABLE IF NOT EXISTS applied(
-            shard INTEGER PRIMARY KEY, idx INTEGER NOT NULL, term INTEGER NOT NULL);
-        CREATE TABLE IF NOT EXISTS durability_mark(id INTEGER PRIMARY KEY, flushes INTEGER NOT NULL);
-        CREATE TABLE IF NOT EXISTS shard_range(
-            shard INTEGER PRIMARY KEY, start INTEGER NOT NULL, last INTEGER NOT NULL);
-        CREATE TABLE IF NOT EXISTS snapshot_install(
-            shard INTEGER PRIMARY KEY, idx INTEGER NOT NULL, term INTEGER NOT NULL);
-        """ + StagedInstallSql;
+    /// <summary>The writer's page cache of each file of the layout of a file per shard, in KiB: pages are allocated as they are
+    /// read, so a small shard uses little of it; a node's large shards share the memory one state.db's cache had.</summary>
+    public const int ShardWriterCacheKiB = 16 * 1024;
 
-    /// <summary>A snapshot installed in bounded steps over a shard that holds data (KvStore.StagedInstall.cs): its staged rows,
-    /// and its marker (done_through: the last key the swap has carried over; the range the snapshot carries).</summary>
-    private const string StagedInstallSql = """
-        CREATE TABLE IF NOT EXISTS kv_staged(
-            shard INTEGER NOT NULL, key TEXT NOT NULL, value TEXT NOT NULL,
-            version INTEGER NOT NULL, modified_index INTEGER NOT NULL,
-            PRIMARY KEY(shard, key)) WITHOUT ROWID;
-        CREATE TABLE IF NOT EXISTS snapshot_stage(
-            shard INTEGER PRIMARY KEY, idx INTEGER NOT NULL, term INTEGER NOT NULL, swapping INTEGER NOT NULL,
-            done_through TEXT, range_start INTEGER, range_last INTEGER);
-        """;
+    /// <summary>The folder of the shard files, under a node's data folder.</summary>
+    public const string ShardFolderName = "shards";
 
-    /// <summary>Version 4 to 5: the tables of a staged install; a version-4 file has none in progress.</summary>
-    private const string MigrateFrom4Sql = StagedInstallSql + "PRAGMA user_version=5;";
-
-    /// <summary>Version 3 to 4: the marker of a snapshot installed in batches (KvStore.Snapshot.cs); a version-3 file has
-    /// none in progress.</summary>
-    private const string MigrateFrom3Sql = """
-        CREATE TABLE IF NOT EXISTS snapshot_install(
-            shard INTEGER PRIMARY KEY, idx INTEGER NOT NULL, term INTEGER NOT NULL);
-        PRAGMA user_version=4;
-        """;
-
-    /// <summary>
-    /// The page size of a new state.db. kv is WITHOUT ROWID, so a row lives in a leaf of the (shard, key) B-tree, and a
-    /// row too large for the leaf keeps about 490 bytes there and spills the rest into an overflow page of its own. With
-    /// SQLite's default 4 KiB pages that happens past about 1,000 bytes: a 1,000-byte value took a whole overflow page for
-    /// its last 540 bytes, and a shard of such rows filled 4.5 times its bytes (a 33 MB shard: 150 MB of pages), all of
-    /// which a snapshot reads and its receiver writes twice (WAL, checkpoint): the ring bench's move streamed and stored
-    /// at 10-30 MB/s and slowed every write on the disk meanwhile. With 8 KiB pages rows up to about 2,000 bytes stay in
-    /// the leaf. A file created before keeps its 4 KiB pages (SQLite fixes the size at creation in WAL mode).
-    /// </summary>
-    public const int PageSize = 8192;
-
-    // WAL checkpoints: a large apply batch of random keys dirties a B-tree page per key, and SQLite's default
-    // auto-checkpoint (1,000 pages, run by the committing writer: the node loop) then paid a checkpoint every few
-    // import batches, inline. They run on a thread of their own (WalCheckpointer), the writer's auto-checkpoint
-    // kept only as the safety valve that lets the WAL start over.
-
-    /// <summary>
-    /// The writer's page cache, in KiB (PRAGMA cache_size, negative = KiB). SQLite's default, 2 MiB, holds 250 of the 8 KiB
-    /// pages: an import of random keys missed it for nearly every key's leaf, and read the page back from the WAL or the
-    /// file (about 2 preads and 18 KB read per key applied, /proc/self/io around 100,000 keys applied in 125-key entries).
-    /// Pages are allocated as they are read, so a small store uses little of it.
-    /// </summary>
-    public const int WriterCacheKiB = 64 * 1024;
-
-    private readonly WalCheckpointer _checkpointer;
-
-    /// <summary>Background WAL checkpoint passes run so far (tests).</summary>
-    internal long CheckpointPasses => _checkpointer.Passes;
-
-    /// <summary>Waits (bounded) until the checkpointing thread has run a pass (tests).</summary>
-    internal bool WaitForCheckpointPass(TimeSpan bound) => _checkpointer.WaitForPass(bound);
-
-    private readonly string _filePath;
-    private readonly string _readerConnectionString;
-    private readonly SqliteConnection _conn;
-    private readonly SqliteCommand _selectApplied;
-    private readonly SqliteCommand _upsertApplied;
-    private readonly SqliteCommand _selectVersion;
-    private readonly SqliteCommand _upsertKv;
-    private readonly SqliteCommand _deleteKv;
-    /// <summary>The upsert of <see cref="_upsertKv"/> as SQLite's own statement, for snapshot rows bound as UTF-8 (UpsertChunk);
-    /// prepared at the first install. Loop thread only.</summary>
-    private SQLitePCL.sqlite3_stmt? _installRow;
-
-    /// <summary>Writes one row of a shard (parameters 1-5: shard, key, value, version, modified index), replacing it.</summary>
-    private const string UpsertKvSql = """
-        INSERT INTO kv(shard, key, value, version, modified_index) VALUES(@shard, @key, @value, @version, @idx)
-        ON CONFLICT(shard, key) DO UPDATE SET value = excluded.value, version = excluded.version, modified_index = excluded.modified_index
-        """;
+    private readonly ShardDb? _single;
+    private readonly string? _folder;
+    private readonly object _gate = new();
+    private volatile Dictionary<int, ShardDb> _dbs = new();
+    private readonly HashSet<int> _notFounded = new();
     private bool _disposed;
 
-    /// <summary>Opens state.db at <paramref name="filePath"/>, creating it (and its schema) if absent.</summary>
+    /// <summary>Opens the layout of one file per node: state.db at <paramref name="filePath"/>, created if absent.</summary>
     /// <exception cref="StorageCorruptException">The file has an unknown schema version or belongs to another store.</exception>
-    public KvStore(string filePath)
+    public KvStore(string filePath) : this(filePath, StoreLayout.FilePerNode) { }
+
+    /// <summary>
+    /// Opens a store of <paramref name="layout"/>: for <see cref="StoreLayout.FilePerNode"/> <paramref name="path"/> is the
+    /// state.db file, for <see cref="StoreLayout.FilePerShard"/> the folder of the shard files (created if absent; every
+    /// shard-N.db in it is opened, and what a crash left of a split's founding is removed).
+    /// </summary>
+    /// <exception cref="StorageCorruptException">A file has an unknown schema version or belongs to another store.</exception>
+    public KvStore(string path, StoreLayout layout)
     {
-        _filePath = filePath;
-        _conn = SqliteSetup.OpenWriter(filePath, SqliteSynchronous.Normal, PageSize);
+        Layout = layout;
+        Path = path;
+        if (layout == StoreLayout.FilePerNode)
+        {
+            _single = new ShardDb(path, _notFounded.Contains);
+            return;
+        }
+        _folder = path;
+        Directory.CreateDirectory(path);
+        var dbs = new Dictionary<int, ShardDb>();
         try
         {
-            Migrate();
-            SqliteSetup.EnsureSchema(_conn, filePath, ApplicationId, SchemaVersion, CreateSql);
-            SqliteSetup.Execute(_conn, $"PRAGMA cache_size=-{WriterCacheKiB}; PRAGMA wal_autocheckpoint={WalCheckpointer.WriterAutoCheckpointPages};");
-            _selectApplied = Prepare("SELECT idx, term FROM applied WHERE shard = @shard", "@shard");
-            _upsertApplied = Prepare("""
-                INSERT INTO applied(shard, idx, term) VALUES(@shard, @idx, @term)
-                ON CONFLICT(shard) DO UPDATE SET idx = excluded.idx, term = excluded.term
-                """, "@shard", "@idx", "@term");
-            _selectVersion = Prepare("SELECT version FROM kv WHERE shard = @shard AND key = @key", "@shard", "@key");
-            _upsertKv = Prepare(UpsertKvSql, "@shard", "@key", "@value", "@version", "@idx");
-            _deleteKv = Prepare("DELETE FROM kv WHERE shard = @shard AND key = @key", "@shard", "@key");
-            // The key hash, for splits: signed so SQLite compares it in the same order as the unsigned hash.
-            _conn.CreateFunction("khash", (string key) => Signed(Ring.KeyHash.Of(key)), isDeterministic: true);
-            LoadRanges();
+            foreach (var file in Directory.EnumerateFiles(path, "shard-*" + FoundingSuffix)) DeleteFiles(file); // never complete
+            foreach (var file in Directory.EnumerateFiles(path, "shard-*.db"))
+            {
+                if (ShardOf(file) is not int shard) continue;
+                dbs[shard] = OpenFile(file);
+            }
         }
         catch
         {
-            _conn.Dispose();
+            foreach (var db in dbs.Values) db.Dispose();
             throw;
         }
-        _readerConnectionString = SqliteSetup.ReaderConnectionString(filePath);
-        _checkpointer = new WalCheckpointer(filePath);
+        _dbs = dbs;
     }
 
-    private readonly System.Collections.Concurrent.ConcurrentStack<PointReader> _pointReaders = new(); // KvStore.Read.cs, Get
+    /// <summary>This store's layout.</summary>
+    public StoreLayout Layout { get; }
 
-    // Key counts per shard (see Count): _counts holds the shards whose count is known; _commits counts the commits that
-    // changed rows. Both guarded by _countGate, which a commit holds from before it commits until it has adjusted them.
-    private readonly object _countGate = new();
-    private readonly Dictionary<int, long> _counts = new();
-    private long _commits;
+    /// <summary>The state.db file, or the folder of the shard files.</summary>
+    public string Path { get; }
 
-    /// <summary>Commits <paramref name="tx"/>, then adjusts the known key counts: by <paramref name="delta"/> keys for
-    /// <paramref name="shard"/>, and forgets those of <paramref name="recount"/> (their rows were replaced wholesale).</summary>
-    private void CommitCounted(SqliteTransaction tx, int shard, long delta, params int[] recount) =>
-        CommitCounted(tx, [new KeyValuePair<int, long>(shard, delta)], recount);
+    /// <summary>The file that holds <paramref name="shard"/> (state.db, or the shard's own file, which may not exist yet).</summary>
+    public string FileOf(int shard) => _single?.FilePath ?? FilePath(shard);
 
-    /// <summary>Commits <paramref name="tx"/>, then adjusts the known key counts of several shards (an apply batch,
-    /// KvStore.Apply.cs) and forgets those of <paramref name="recount"/>.</summary>
-    private void CommitCounted(SqliteTransaction tx, IEnumerable<KeyValuePair<int, long>> deltas, IReadOnlyCollection<int> recount)
+    /// <summary>The shards that have a file (the layout of a file per shard; none for one file per node).</summary>
+    public IReadOnlyCollection<int> ShardsWithFiles => _dbs.Keys;
+
+    /// <summary>A new file that <see cref="FoundShard"/> writes is named so until it is complete and renamed.</summary>
+    private const string FoundingSuffix = ".db.founding";
+
+    private string FilePath(int shard) =>
+        System.IO.Path.Combine(_folder!, "shard-" + shard.ToString(CultureInfo.InvariantCulture) + ".db");
+
+    private static int? ShardOf(string file)
     {
-        lock (_countGate)
+        string name = System.IO.Path.GetFileNameWithoutExtension(file);
+        return int.TryParse(name.AsSpan("shard-".Length), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int shard)
+            && name == "shard-" + shard.ToString(CultureInfo.InvariantCulture) ? shard : null;
+    }
+
+    /// <summary>A file of the layout of a file per shard: it never founds another shard inside itself (the store does, in a
+    /// file of that shard's own: <see cref="Apply"/>).</summary>
+    private static ShardDb OpenFile(string file) => new(file, _ => true, ShardWriterCacheKiB);
+
+    // ---- routing ----
+
+    /// <summary>The file of <paramref name="shard"/>, or null when it has none (the layout of a file per shard). Thread-safe.</summary>
+    private ShardDb? Find(int shard)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return _single ?? _dbs.GetValueOrDefault(shard);
+    }
+
+    /// <summary>The file of <paramref name="shard"/>, created when it has none. Thread-safe.</summary>
+    private ShardDb Open(int shard)
+    {
+        if (Find(shard) is { } db) return db;
+        lock (_gate)
         {
-            tx.Commit();
-            _commits++;
-            foreach (var (shard, delta) in deltas)
-                if (delta != 0 && _counts.TryGetValue(shard, out long n)) _counts[shard] = n + delta;
-            foreach (int s in recount) _counts.Remove(s);
+            ObjectDisposedException.ThrowIf(_disposed, this);
+            if (_dbs.TryGetValue(shard, out var existing)) return existing;
+            var created = OpenFile(FilePath(shard));
+            _dbs = new Dictionary<int, ShardDb>(_dbs) { [shard] = created };
+            return created;
         }
-        // Rows replaced wholesale (a snapshot's chunk, a split): a bulk change, so a background checkpoint pass now.
-        if (recount.Count > 0) _checkpointer.NoteWritten(WalCheckpointer.PassRows);
     }
 
-    // The hash range each split shard owns (a shard never split has no row: it accepts every key routed to it).
-    private volatile Dictionary<int, (ulong Start, ulong Last)> _ranges = new();
-
-    /// <summary>The hash range <paramref name="shard"/> owns since a split (null: never split, it owns what the map gives it). Thread-safe.</summary>
-    public (ulong Start, ulong Last)? RangeOf(int shard) => _ranges.TryGetValue(shard, out var r) ? r : null;
-
-    /// <summary>True when <paramref name="key"/> belongs to <paramref name="shard"/> as this state machine has applied it. Thread-safe.</summary>
-    public bool Owns(int shard, string key) => Owns(_ranges, shard, key);
-
-    private static bool Owns(IReadOnlyDictionary<int, (ulong Start, ulong Last)> ranges, int shard, string key)
+    /// <summary>Deletes the file of <paramref name="shard"/> (the layout of a file per shard). Loop thread only.</summary>
+    private void DeleteFile(int shard)
     {
-        if (!ranges.TryGetValue(shard, out var r)) return true;
-        ulong h = Ring.KeyHash.Of(key);
-        return h >= r.Start && h <= r.Last;
-    }
-
-    /// <summary>Shards whose range came from a split, with their ranges (a node re-hosts a split shard it holds rows of).</summary>
-    public IReadOnlyDictionary<int, (ulong Start, ulong Last)> SplitRanges => _ranges;
-
-    private void LoadRanges()
-    {
-        var ranges = new Dictionary<int, (ulong, ulong)>();
-        using var cmd = _conn.CreateCommand();
-        cmd.CommandText = "SELECT shard, start, last FROM shard_range";
-        using var r = cmd.ExecuteReader();
-        while (r.Read()) ranges[checked((int)r.GetInt64(0))] = (Unsigned(r.GetInt64(1)), Unsigned(r.GetInt64(2)));
-        _ranges = ranges;
-    }
-
-    /// <summary>Brings a file of an earlier schema up to this one (3 to 4 to 5), in one transaction.</summary>
-    private void Migrate()
-    {
-        using var tx = _conn.BeginTransaction();
-        if (SqliteSetup.ExecuteScalarLong(_conn, tx, "PRAGMA application_id;") == ApplicationId)
+        lock (_gate)
         {
-            if (SqliteSetup.ExecuteScalarLong(_conn, tx, "PRAGMA user_version;") == 3) SqliteSetup.Execute(_conn, tx, MigrateFrom3Sql);
-            if (SqliteSetup.ExecuteScalarLong(_conn, tx, "PRAGMA user_version;") == 4) SqliteSetup.Execute(_conn, tx, MigrateFrom4Sql);
+            if (!_dbs.TryGetValue(shard, out var db)) return;
+            var next = new Dictionary<int, ShardDb>(_dbs);
+            next.Remove(shard);
+            _dbs = next;
+            db.Dispose();
+            DeleteFiles(db.FilePath);
         }
-        tx.Commit();
     }
 
-    internal static long Signed(ulong hash) => (long)(hash ^ 0x8000_0000_0000_0000UL);
-    internal static ulong Unsigned(long stored) => (ulong)stored ^ 0x8000_0000_0000_0000UL;
+    private static void DeleteFiles(string file)
+    {
+        foreach (var suffix in new[] { "-wal", "-shm", "" }) File.Delete(file + suffix); // the WAL first: never a WAL without its file
+    }
 
-    /// <summary>A pragma's value on the writer connection (tests check synchronous and journal_mode).</summary>
-    internal string WriterPragma(string name) => SqliteSetup.Pragma(_conn, name);
+    /// <summary>A read of <paramref name="shard"/>: <paramref name="read"/> on its file, or <paramref name="none"/> when it has
+    /// none, or when its file was deleted while the read ran (the shard is then gone). Thread-safe.</summary>
+    private T Read<T>(int shard, Func<ShardDb, T> read, T none)
+    {
+        while (true)
+        {
+            if (Find(shard) is not { } db) return none;
+            try
+            {
+                return read(db);
+            }
+            catch (ObjectDisposedException) when (!_disposed && !ReferenceEquals(Find(shard), db))
+            {
+                // deleted meanwhile: ask the current map again
+            }
+        }
+    }
+
+    // ---- applying ----
 
     /// <summary>
-    /// Closes the writer and drops this file's pooled readers. Readers still enumerating a
-    /// <see cref="Scan"/> keep their own connection until they are disposed.
+    /// See <see cref="ShardDb.Apply"/>. In the layout of a file per shard, a split entry that founds the new shard here
+    /// (its old shard's range still whole, this node one of its founding replicas: <see cref="ForgoSplitFounding"/>, and no
+    /// file of it yet) is applied in three steps: the entries before it, committed; the new shard's file founded from the
+    /// right half of those rows (<see cref="ShardDb.FoundFromSplit"/>), durable; then the split and the entries after it.
     /// </summary>
-    public void Dispose()
+    /// <exception cref="InvalidOperationException">A split that founds a shard inside an apply batch (file per shard).</exception>
+    public IReadOnlyList<EntryApplyResult> Apply(int shard, IReadOnlyList<LogEntry> entries)
     {
-        if (_disposed) return;
-        _disposed = true;
-        RollbackApplyBatch(); // a batch never committed stores nothing (KvStore.Apply.cs)
-        _selectApplied.Dispose();
-        _upsertApplied.Dispose();
-        _selectVersion.Dispose();
-        _upsertKv.Dispose();
-        _deleteKv.Dispose();
-        _installRow?.Dispose();
-        _stageRow?.Dispose();
-        _checkpointer.Dispose(); // before the writer: the last connection to close checkpoints the rest and removes the WAL
-        while (_pointReaders.TryPop(out var reader)) reader.Dispose();
-        using (var pooled = new SqliteConnection(_readerConnectionString)) SqliteConnection.ClearPool(pooled);
-        _conn.Dispose();
+        if (_single is { } one) return one.Apply(shard, entries);
+        var db = Open(shard);
+        JoinBatch(db);
+        var results = new List<EntryApplyResult>();
+        int from = 0;
+        while (NextSplit(db, shard, entries, from) is var (at, split))
+        {
+            bool founds = !_notFounded.Contains(split.NewShard) && Find(split.NewShard) is null;
+            if (founds && _batch is not null)
+                throw new InvalidOperationException($"Shard {shard}: the split at entry {entries[at].Index} founds shard {split.NewShard}, which cannot be applied inside an apply batch.");
+            results.AddRange(db.Apply(shard, Slice(entries, from, at)));
+            if (founds) FoundShard(db, shard, split);
+            results.AddRange(db.Apply(shard, Slice(entries, at, at + 1)));
+            from = at + 1;
+        }
+        results.AddRange(db.Apply(shard, Slice(entries, from, entries.Count)));
+        return results;
     }
 
-    private SqliteCommand Prepare(string sql, params string[] parameterNames)
+    private static IReadOnlyList<LogEntry> Slice(IReadOnlyList<LogEntry> entries, int from, int to) =>
+        from == 0 && to == entries.Count ? entries : entries.Skip(from).Take(to - from).ToList();
+
+    /// <summary>The first entry from <paramref name="from"/> on, not applied yet, that splits <paramref name="shard"/> given its
+    /// ranges as committed (<see cref="ShardDb.SplitApplies"/>), with its command; null when none. An entry that does not
+    /// decode is left to the apply, which refuses it.</summary>
+    private static (int At, ShardCommand Split)? NextSplit(ShardDb db, int shard, IReadOnlyList<LogEntry> entries, int from)
     {
-        var cmd = _conn.CreateCommand();
-        cmd.CommandText = sql;
-        foreach (var name in parameterNames) cmd.Parameters.Add(new SqliteParameter { ParameterName = name });
-        cmd.Prepare(); // compiled once, re-bound per op: the statement is reused for the store's lifetime
-        return cmd;
+        long applied = db.AppliedIndex(shard);
+        for (int i = from; i < entries.Count; i++)
+        {
+            var e = entries[i];
+            if (e.Index <= applied || e.Type != EntryType.Normal || !ShardCommand.IsShardCommand(e.Data)) continue;
+            ShardCommand command;
+            try { command = ShardCommand.Decode(e.Data); }
+            catch (StorageCorruptException) { return null; }
+            if (ShardDb.SplitApplies(db.SplitRanges, shard, command)) return (i, command);
+        }
+        return null;
+    }
+
+    /// <summary>Writes the file of <paramref name="split"/>'s new shard from <paramref name="db"/>'s committed rows under a
+    /// temporary name, complete and durable, then gives it its name (a crash before leaves no file of the shard; the
+    /// temporary file is deleted at the next open) and opens it.</summary>
+    private void FoundShard(ShardDb db, int shard, ShardCommand split)
+    {
+        string target = FilePath(split.NewShard);
+        string temporary = target[..^".db".Length] + FoundingSuffix;
+        DeleteFiles(temporary);
+        using (var founding = new ShardDb(temporary, _ => true, ShardWriterCacheKiB))
+            founding.FoundFromSplit(db.FilePath, shard, split);
+        // Disposed: the last connection checkpointed the WAL into the file and removed it, so the file is whole alone.
+        File.Move(temporary, target);
+        SyncFolder();
+        Open(split.NewShard);
+    }
+
+    /// <summary>Makes the folder's entries durable (a rename or a new file), where the platform allows it.</summary>
+    private void SyncFolder()
+    {
+        if (OperatingSystem.IsWindows()) return; // NTFS journals its metadata; a folder cannot be opened to flush it there
+        using var handle = File.OpenHandle(_folder!, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, FileOptions.None);
+        RandomAccess.FlushToDisk(handle);
+    }
+
+    /// <summary>
+    /// The split that creates <paramref name="newShard"/> founds no replica of it here when it applies: this node's replica
+    /// of the old shard was none of the old shard's replicas at the split's index (it joined later and replays the log),
+    /// so it is none of the new shard's founding replicas either (NodeHost.CreateSplitGroups). The old shard still splits
+    /// here. Kept in memory only: after a restart the replay asks again before it applies. Loop thread only.
+    /// </summary>
+    public void ForgoSplitFounding(int newShard) => _notFounded.Add(newShard);
+
+    // ---- apply batches ----
+
+    /// <summary>The files the open batch touched, in order; null when no batch is open (file per shard).</summary>
+    private List<ShardDb>? _batch;
+
+    /// <summary>The shards whose files the last <see cref="CommitApplyBatch"/> that failed had committed before it failed (file
+    /// per shard; always none for one file per node, whose batch is one transaction).</summary>
+    public IReadOnlyCollection<int> CommittedOfFailedBatch { get; private set; } = [];
+
+    /// <summary>See <see cref="ShardDb.BeginApplyBatch"/>: in the layout of a file per shard, each file the batch touches
+    /// opens a transaction of its own at its first apply.</summary>
+    public void BeginApplyBatch()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (_single is { } one)
+        {
+            one.BeginApplyBatch();
+            return;
+        }
+        if (_batch is not null) throw new InvalidOperationException("An apply batch is already open.");
+        _batch = new List<ShardDb>();
+        CommittedOfFailedBatch = [];
+    }
+
+    private void JoinBatch(ShardDb db)
+    {
+        if (_batch is null || _batch.Contains(db)) return;
+        db.BeginApplyBatch();
+        _batch.Add(db);
+    }
+
+    /// <summary>See <see cref="ShardDb.CommitApplyBatch"/>. In the layout of a file per shard the files commit in turn; when one
+    /// fails, the rest are rolled back, and <see cref="CommittedOfFailedBatch"/> names the shards committed before it.</summary>
+    public void CommitApplyBatch()
+    {
+        if (_single is { } one)
+        {
+            one.CommitApplyBatch();
+            return;
+        }
+        if (_batch is not { } batch) return;
+        _batch = null;
+        var committed = new List<int>();
+        for (int i = 0; i < batch.Count; i++)
+        {
+            try
+            {
+                batch[i].CommitApplyBatch();
+                committed.AddRange(ShardsOf(batch[i]));
+            }
+            catch
+            {
+                for (int j = i + 1; j < batch.Count; j++) batch[j].RollbackApplyBatch();
+                CommittedOfFailedBatch = committed;
+                throw;
+            }
+        }
+    }
+
+    private IEnumerable<int> ShardsOf(ShardDb db)
+    {
+        foreach (var (shard, file) in _dbs)
+            if (ReferenceEquals(file, db)) yield return shard;
+    }
+
+    /// <summary>See <see cref="ShardDb.RollbackApplyBatch"/>.</summary>
+    public void RollbackApplyBatch()
+    {
+        if (_single is { } one)
+        {
+            one.RollbackApplyBatch();
+            return;
+        }
+        if (_batch is not { } batch) return;
+        _batch = null;
+        foreach (var db in batch) db.RollbackApplyBatch();
+    }
+
+    /// <summary>See <see cref="ShardDb.SplitApplies"/>.</summary>
+    public static bool SplitApplies(IReadOnlyDictionary<int, (ulong Start, ulong Last)> ranges, int shard, ShardCommand split) =>
+        ShardDb.SplitApplies(ranges, shard, split);
+
+    // ---- reads ----
+
+    /// <summary>See <see cref="ShardDb.AppliedIndex"/>.</summary>
+    public long AppliedIndex(int shard) => Read(shard, db => db.AppliedIndex(shard), 0L);
+
+    /// <summary>See <see cref="ShardDb.AppliedTerm"/>.</summary>
+    public long AppliedTerm(int shard) => Read(shard, db => db.AppliedTerm(shard), 0L);
+
+    /// <summary>See <see cref="ShardDb.Get"/>.</summary>
+    public StoredKey? Get(int shard, string key)
+    {
+        KvLimits.Validate(key, null);
+        return Read(shard, db => db.Get(shard, key), null);
+    }
+
+    /// <summary>See <see cref="ShardDb.Scan"/>.</summary>
+    public IEnumerable<StoredKey> Scan(int shard, string prefix)
+    {
+        KvLimits.ValidatePrefix(prefix);
+        return Read(shard, db => db.Scan(shard, prefix), []);
+    }
+
+    /// <summary>See <see cref="ShardDb.ScanAfter"/>.</summary>
+    public IEnumerable<StoredKey> ScanAfter(int shard, string prefix, string? after)
+    {
+        KvLimits.ValidatePrefix(prefix);
+        return Read(shard, db => db.ScanAfter(shard, prefix, after), []);
+    }
+
+    /// <summary>See <see cref="ShardDb.Count"/>.</summary>
+    public long Count(int shard) => Read(shard, db => db.Count(shard), 0L);
+
+    /// <summary>Bytes the store occupies: every file's pages plus its current WAL (a file deleted meanwhile counts nothing).</summary>
+    public long SizeBytes()
+    {
+        if (_single is { } one) return one.SizeBytes();
+        long bytes = 0;
+        foreach (var db in _dbs.Values)
+        {
+            try { bytes += db.SizeBytes(); }
+            catch (ObjectDisposedException) when (!_disposed) { }
+        }
+        return bytes;
+    }
+
+    /// <summary>See <see cref="ShardDb.RangeOf"/>.</summary>
+    public (ulong Start, ulong Last)? RangeOf(int shard) => Find(shard)?.RangeOf(shard);
+
+    /// <summary>See <see cref="ShardDb.Owns"/>: a shard without a file owns every key routed to it.</summary>
+    public bool Owns(int shard, string key) => Find(shard)?.Owns(shard, key) ?? true;
+
+    /// <summary>See <see cref="ShardDb.SplitRanges"/>: over every file.</summary>
+    public IReadOnlyDictionary<int, (ulong Start, ulong Last)> SplitRanges
+    {
+        get
+        {
+            if (_single is { } one) return one.SplitRanges;
+            var ranges = new Dictionary<int, (ulong Start, ulong Last)>();
+            foreach (var (shard, db) in _dbs)
+                if (db.RangeOf(shard) is { } r) ranges[shard] = r;
+            return ranges;
+        }
+    }
+
+    /// <summary>See <see cref="ShardDb.CompareKeys"/>.</summary>
+    public static int CompareKeys(string a, string b) => ShardDb.CompareKeys(a, b);
+
+    // ---- snapshots, installs, drops ----
+
+    /// <summary>See <see cref="ShardDb.OpenSnapshot"/>.</summary>
+    public ShardSnapshotReader OpenSnapshot(int shard) => Open(shard).OpenSnapshot(shard);
+
+    /// <summary>See <see cref="ShardDb.InstallSnapshot"/>.</summary>
+    public void InstallSnapshot(int shard, long index, long term, (ulong Start, ulong Last)? range, IEnumerable<byte[]> chunks) =>
+        Open(shard).InstallSnapshot(shard, index, term, range, chunks);
+
+    /// <summary>See <see cref="ShardDb.InstallSnapshotRows"/>.</summary>
+    public void InstallSnapshotRows(int shard, long index, long term, ReadOnlyMemory<byte> chunk, bool first) =>
+        Open(shard).InstallSnapshotRows(shard, index, term, chunk, first);
+
+    /// <summary>See <see cref="ShardDb.CompleteSnapshotInstall"/>.</summary>
+    public void CompleteSnapshotInstall(int shard, long index, long term, (ulong Start, ulong Last)? range) =>
+        Open(shard).CompleteSnapshotInstall(shard, index, term, range);
+
+    /// <summary>See <see cref="ShardDb.StageSnapshotRows"/>.</summary>
+    public void StageSnapshotRows(int shard, long index, long term, ReadOnlyMemory<byte> chunk, bool first) =>
+        Open(shard).StageSnapshotRows(shard, index, term, chunk, first);
+
+    /// <summary>See <see cref="ShardDb.BeginStagedSwap"/>.</summary>
+    public void BeginStagedSwap(int shard, long index, long term, (ulong Start, ulong Last)? range) =>
+        Open(shard).BeginStagedSwap(shard, index, term, range);
+
+    /// <summary>See <see cref="ShardDb.SwapStagedRows"/>.</summary>
+    public bool SwapStagedRows(int shard, int maxKeys) => Open(shard).SwapStagedRows(shard, maxKeys);
+
+    /// <summary>See <see cref="ShardDb.DropStaged"/>.</summary>
+    public void DropStaged(int shard) => Find(shard)?.DropStaged(shard);
+
+    /// <summary>See <see cref="ShardDb.FinishStagedInstalls"/>: over every file.</summary>
+    public (IReadOnlyList<int> Dropped, IReadOnlyList<int> Completed) FinishStagedInstalls()
+    {
+        if (_single is { } one) return one.FinishStagedInstalls();
+        var dropped = new List<int>();
+        var completed = new List<int>();
+        foreach (var db in _dbs.Values)
+        {
+            var (d, c) = db.FinishStagedInstalls();
+            dropped.AddRange(d);
+            completed.AddRange(c);
+        }
+        return (dropped, completed);
+    }
+
+    /// <summary>See <see cref="ShardDb.DiscardPartialInstalls"/>: over every file; in the layout of a file per shard the file of
+    /// a shard it discards goes with it.</summary>
+    public IReadOnlyList<(int Shard, bool Drop)> DiscardPartialInstalls()
+    {
+        if (_single is { } one) return one.DiscardPartialInstalls();
+        var discarded = new List<(int Shard, bool Drop)>();
+        foreach (var (shard, db) in _dbs.ToArray())
+        {
+            var found = db.DiscardPartialInstalls();
+            discarded.AddRange(found);
+            if (found.Count > 0) DeleteFile(shard);
+        }
+        return discarded;
+    }
+
+    /// <summary>See <see cref="ShardDb.DropShard"/>; in the layout of a file per shard, the shard's file is deleted.</summary>
+    public void DropShard(int shard)
+    {
+        if (_single is { } one) one.DropShard(shard);
+        else DeleteFile(shard);
+    }
+
+    /// <summary>See <see cref="ShardDb.BeginDropShard"/>; in the layout of a file per shard the shard's file is deleted at once
+    /// (<see cref="DropShardRows"/> then has nothing left to do).</summary>
+    public void BeginDropShard(int shard)
+    {
+        if (_single is { } one) one.BeginDropShard(shard);
+        else DeleteFile(shard);
+    }
+
+    /// <summary>See <see cref="ShardDb.DropShardRows"/>.</summary>
+    public bool DropShardRows(int shard, int rows) => _single?.DropShardRows(shard, rows) ?? true;
+
+    /// <summary>See <see cref="ShardDb.ImportShard"/>.</summary>
+    public long ImportShard(int shard, string sourceStateDb) => Open(shard).ImportShard(shard, sourceStateDb);
+
+    /// <summary>See <see cref="ShardDb.Flush"/>: every file.</summary>
+    public void Flush()
+    {
+        foreach (var db in Files()) db.Flush();
+    }
+
+    // ---- checkpoints while a snapshot is stored ----
+
+    /// <summary>See <see cref="ShardDb.PauseAutoCheckpoint"/>: every file.</summary>
+    public void PauseAutoCheckpoint()
+    {
+        foreach (var db in Files()) db.PauseAutoCheckpoint();
+    }
+
+    /// <summary>See <see cref="ShardDb.NudgeCheckpoint"/>: every file.</summary>
+    public void NudgeCheckpoint()
+    {
+        foreach (var db in Files()) db.NudgeCheckpoint();
+    }
+
+    /// <summary>See <see cref="ShardDb.ResumeAutoCheckpoint"/>: every file.</summary>
+    public void ResumeAutoCheckpoint()
+    {
+        foreach (var db in Files()) db.ResumeAutoCheckpoint();
+    }
+
+    private readonly Dictionary<long, List<(ShardDb Db, long Ticket)>> _tickets = new();
+    private long _nextTicket;
+
+    /// <summary>See <see cref="ShardDb.RequestCheckpoint"/>: a pass of every file; the ticket for <see cref="CheckpointDone"/>.</summary>
+    public long RequestCheckpoint()
+    {
+        if (_single is { } one) return one.RequestCheckpoint();
+        var passes = Files().Select(db => (db, db.RequestCheckpoint())).ToList();
+        _tickets[++_nextTicket] = passes;
+        return _nextTicket;
+    }
+
+    /// <summary>See <see cref="ShardDb.CheckpointDone"/>: every file's pass of <paramref name="ticket"/> ended (a file deleted
+    /// since counts as done).</summary>
+    public bool CheckpointDone(long ticket, TimeSpan wait)
+    {
+        if (_single is { } one) return one.CheckpointDone(ticket, wait);
+        if (!_tickets.TryGetValue(ticket, out var passes)) return true;
+        foreach (var (db, t) in passes)
+        {
+            if (!_dbs.Values.Contains(db)) continue;
+            if (!db.CheckpointDone(t, wait)) return false;
+        }
+        _tickets.Remove(ticket);
+        return true;
+    }
+
+    // ---- checks ----
+
+    /// <summary>See <see cref="ShardDb.CheckIntegrity"/>: every file.</summary>
+    public void CheckIntegrity()
+    {
+        foreach (var db in Files()) db.CheckIntegrity();
+    }
+
+    /// <summary>See <see cref="ShardDb.Probe"/>: every file (none yet: nothing to probe).</summary>
+    public void Probe()
+    {
+        foreach (var db in Files()) db.Probe();
+    }
+
+    private IEnumerable<ShardDb> Files()
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        return _single is { } one ? [one] : _dbs.Values;
+    }
+
+    // ---- the one file's internals, for tests ----
+
+    private ShardDb Single => _single ?? throw new InvalidOperationException("This store keeps a file per shard.");
+
+    /// <summary>Background WAL checkpoint passes run so far (tests; one file per node).</summary>
+    internal long CheckpointPasses => Single.CheckpointPasses;
+
+    /// <summary>Waits (bounded) until the checkpointing thread has run a pass (tests; one file per node).</summary>
+    internal bool WaitForCheckpointPass(TimeSpan bound) => Single.WaitForCheckpointPass(bound);
+
+    /// <summary>A pragma's value on the writer connection (tests; one file per node).</summary>
+    internal string WriterPragma(string name) => Single.WriterPragma(name);
+
+    /// <summary>The writer's auto-checkpoint threshold in pages (tests; one file per node).</summary>
+    internal long WriterAutoCheckpointPages => Single.WriterAutoCheckpointPages;
+
+    /// <summary>Closes every file (see <see cref="ShardDb.Dispose"/>).</summary>
+    public void Dispose()
+    {
+        lock (_gate)
+        {
+            if (_disposed) return;
+            _disposed = true;
+            _single?.Dispose();
+            foreach (var db in _dbs.Values) db.Dispose();
+        }
     }
 }

@@ -51,7 +51,7 @@ internal sealed class ShardSnapshot : IDisposable
             cmd.Parameters.AddWithValue("@s", shard);
             using var r = cmd.ExecuteReader();
             r.Read();
-            (ulong, ulong)? range = r.IsDBNull(2) ? null : (KvStore.Unsigned(r.GetInt64(2)), KvStore.Unsigned(r.GetInt64(3)));
+            (ulong, ulong)? range = r.IsDBNull(2) ? null : (ShardDb.Unsigned(r.GetInt64(2)), ShardDb.Unsigned(r.GetInt64(3)));
             return new ShardSnapshot(conn, tx, node, shard, r.GetInt64(0), r.GetInt64(1), range);
         }
         catch

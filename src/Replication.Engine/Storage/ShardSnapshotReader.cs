@@ -35,7 +35,7 @@ public sealed class ShardSnapshotReader : IDisposable
                 Index = r.GetInt64(0);
                 Term = r.GetInt64(1);
             }
-            if (!r.IsDBNull(2)) Range = (KvStore.Unsigned(r.GetInt64(2)), KvStore.Unsigned(r.GetInt64(3)));
+            if (!r.IsDBNull(2)) Range = (ShardDb.Unsigned(r.GetInt64(2)), ShardDb.Unsigned(r.GetInt64(3)));
         }
         catch
         {
@@ -56,7 +56,7 @@ public sealed class ShardSnapshotReader : IDisposable
     {
         using var cmd = _conn.CreateCommand();
         cmd.Transaction = _tx;
-        cmd.CommandText = KvStore.ScanAllSql;
+        cmd.CommandText = ShardDb.ScanAllSql;
         cmd.Parameters.AddWithValue("@shard", Shard);
         using var r = cmd.ExecuteReader();
         while (r.Read()) yield return new StoredKey(r.GetString(0), r.GetString(1), r.GetInt64(2), r.GetInt64(3));
@@ -85,7 +85,7 @@ public sealed class ShardSnapshotReader : IDisposable
     internal IEnumerable<SnapshotChunkBuffer> ChunkBuffers(int chunkBytes)
     {
         var db = _conn.Handle!;
-        SqliteException.ThrowExceptionForRC(raw.sqlite3_prepare_v2(db, KvStore.ScanAllSql, out sqlite3_stmt statement), db);
+        SqliteException.ThrowExceptionForRC(raw.sqlite3_prepare_v2(db, ShardDb.ScanAllSql, out sqlite3_stmt statement), db);
         using (statement)
         using (var writer = new SnapshotChunkWriter(chunkBytes, Range, pooled: true))
         {

@@ -306,7 +306,7 @@ public sealed class KvStoreApplyTests : IDisposable
     public void UnknownSchemaVersionAndForeignFilesAreRefused()
     {
         _kv.Dispose();
-        TempFolder.Exec(DbPath, $"PRAGMA user_version = {KvStore.SchemaVersion + 1}");
+        TempFolder.Exec(DbPath, $"PRAGMA user_version = {ShardDb.SchemaVersion + 1}");
         Assert.Throws<StorageCorruptException>(() => new KvStore(DbPath));
 
         string raftPath = _dir.File("raft.db");

@@ -253,7 +253,7 @@ public sealed class KvStoreInstallTests
         using (var kv = new KvStore(path))
         {
             Assert.Empty(kv.DiscardPartialInstalls());
-            Assert.Equal(KvStore.SchemaVersion.ToString(System.Globalization.CultureInfo.InvariantCulture), kv.WriterPragma("user_version"));
+            Assert.Equal(ShardDb.SchemaVersion.ToString(System.Globalization.CultureInfo.InvariantCulture), kv.WriterPragma("user_version"));
         }
     }
 

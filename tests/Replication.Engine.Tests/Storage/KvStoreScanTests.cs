@@ -112,20 +112,20 @@ public sealed class KvStoreScanTests : IDisposable
     [InlineData("x\U0001F600", "x\U0001F601")]
     [InlineData("a\U0010FFFF", "b")]
     [InlineData("ab\U0010FFFF\U0010FFFF", "ac")]
-    public void PrefixUpperBound(string prefix, string upper) => Assert.Equal(upper, KvStore.PrefixUpperBound(prefix));
+    public void PrefixUpperBound(string prefix, string upper) => Assert.Equal(upper, ShardDb.PrefixUpperBound(prefix));
 
     [Theory]
     [InlineData("")]
     [InlineData("\U0010FFFF")]
     [InlineData("\U0010FFFF\U0010FFFF")]
-    public void PrefixWithoutUpperBound(string prefix) => Assert.Null(KvStore.PrefixUpperBound(prefix));
+    public void PrefixWithoutUpperBound(string prefix) => Assert.Null(ShardDb.PrefixUpperBound(prefix));
 
     [Theory]
-    [InlineData(KvStore.ScanAllSql, "(shard=?)")]
-    [InlineData(KvStore.ScanFromSql, "(shard=? AND key>?)")]
-    [InlineData(KvStore.ScanRangeSql, "(shard=? AND key>? AND key<?)")]
-    [InlineData(KvStore.ScanAfterSql, "(shard=? AND key>? AND key<?)")]
-    [InlineData(KvStore.ScanAfterOpenSql, "(shard=? AND key>?)")]
+    [InlineData(ShardDb.ScanAllSql, "(shard=?)")]
+    [InlineData(ShardDb.ScanFromSql, "(shard=? AND key>?)")]
+    [InlineData(ShardDb.ScanRangeSql, "(shard=? AND key>? AND key<?)")]
+    [InlineData(ShardDb.ScanAfterSql, "(shard=? AND key>? AND key<?)")]
+    [InlineData(ShardDb.ScanAfterOpenSql, "(shard=? AND key>?)")]
     public void ScanIsAnIndexRangeSearch(string sql, string constraint)
     {
         using var conn = TempFolder.Raw(_dir.File("state.db"));

@@ -4,7 +4,7 @@ using Replication.Engine.Raft;
 namespace Replication.Engine.Storage;
 
 /// <summary>The write side of the state machine: applying committed entries. Node loop thread only.</summary>
-public sealed partial class KvStore
+internal sealed partial class ShardDb
 {
     /// <summary>
     /// Applies committed entries of <paramref name="shard"/> in ONE transaction that also sets
@@ -210,7 +210,7 @@ public sealed partial class KvStore
     /// range, so its later entries with keys of the right range are refused (<see cref="KvOpResult.WrongShard"/>). That
     /// part is the old shard's replicated state and happens on every replica. The new shard is founded here (the rows
     /// move to it, its range and its founding index <see cref="ShardCommand.SplitFoundingIndex"/> are recorded, so a
-    /// restarted node knows it exists) only when this node is one of its founding replicas (<see cref="ForgoSplitFounding"/>)
+    /// restarted node knows it exists) only when this node is one of its founding replicas and holds nothing of it elsewhere (the owner's predicate, <see cref="KvStore.ForgoSplitFounding"/>)
     /// and this store holds nothing of it yet; otherwise its replica here already
     /// has a state of its own, at or past its founding (copied by snapshot before this node replayed the old shard's
     /// log through the split), which the split must not touch: moving rows into it would bring back keys it deleted
@@ -218,7 +218,7 @@ public sealed partial class KvStore
     /// </summary>
     private bool ApplySplit(SqliteTransaction tx, int shard, ShardCommand c)
     {
-        bool found = !_notFoundedHere.Contains(c.NewShard) && !HoldsAnythingOf(tx, c.NewShard);
+        bool found = !_foundsNoneOf(c.NewShard) && !HoldsAnythingOf(tx, c.NewShard);
         var steps = new List<(string, (string, object)[])>();
         if (found)
             steps.Add(("INSERT INTO kv(shard, key, value, version, modified_index) SELECT @new, key, value, version, modified_index FROM kv WHERE shard = @s AND khash(key) BETWEEN @lo AND @hi",
@@ -242,16 +242,46 @@ public sealed partial class KvStore
         return found;
     }
 
-    /// <summary>New shards this node founds no replica of when it applies their split (<see cref="ForgoSplitFounding"/>). Loop thread only.</summary>
-    private readonly HashSet<int> _notFoundedHere = new();
-
     /// <summary>
-    /// The split that creates <paramref name="newShard"/> founds no replica of it here when it applies: this node's replica
-    /// of the old shard was none of the old shard's replicas at the split's index (it joined later and replays the log),
-    /// so it is none of the new shard's founding replicas either (NodeHost.CreateSplitGroups). The old shard still splits
-    /// here. Kept in memory only: after a restart the replay asks again before it applies. Loop thread only.
+    /// Founds <paramref name="c"/>'s new shard in this (new, empty) file from the right half of <paramref name="shard"/>'s rows in
+    /// the file at <paramref name="sourcePath"/>, as they are committed there just before the split entry applies: the rows,
+    /// the new shard's range and its founding index (<see cref="ShardCommand.SplitFoundingIndex"/>), in one transaction made
+    /// durable before this returns. The layout of a file per shard (KvStore.Apply) does this before the old shard applies
+    /// the split, which then only drops those rows from its own file: a crash between the two leaves the new shard's file
+    /// complete and the old shard's log to replay the split, which founds nothing the second time (the file exists).
     /// </summary>
-    public void ForgoSplitFounding(int newShard) => _notFoundedHere.Add(newShard);
+    public void FoundFromSplit(string sourcePath, int shard, ShardCommand c)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        SqliteSetup.Execute(_conn, $"ATTACH DATABASE '{sourcePath.Replace("'", "''")}' AS src;");
+        try
+        {
+            WithFullSync(() =>
+            {
+                using var tx = _conn.BeginTransaction();
+                foreach (var (sql, parameters) in new (string, (string, object)[])[]
+                {
+                    ("INSERT INTO kv(shard, key, value, version, modified_index) SELECT @new, key, value, version, modified_index FROM src.kv WHERE shard = @s AND khash(key) BETWEEN @lo AND @hi ORDER BY key",
+                        [("@new", c.NewShard), ("@s", shard), ("@lo", Signed(c.RightStart)), ("@hi", Signed(c.RightLast))]),
+                    ("INSERT INTO shard_range(shard, start, last) VALUES(@new, @lo, @hi)", [("@new", c.NewShard), ("@lo", Signed(c.RightStart)), ("@hi", Signed(c.RightLast))]),
+                    ("INSERT INTO applied(shard, idx, term) VALUES(@new, @idx, @idx)", [("@new", c.NewShard), ("@idx", ShardCommand.SplitFoundingIndex)]),
+                })
+                {
+                    using var cmd = _conn.CreateCommand();
+                    cmd.Transaction = tx;
+                    cmd.CommandText = sql;
+                    foreach (var (name, value) in parameters) cmd.Parameters.AddWithValue(name, value);
+                    cmd.ExecuteNonQuery();
+                }
+                CommitCounted(tx, c.NewShard, 0, c.NewShard);
+            });
+        }
+        finally
+        {
+            SqliteSetup.Execute(_conn, "DETACH DATABASE src;");
+        }
+        LoadRanges();
+    }
 
     /// <summary>Whether this store holds anything of <paramref name="shard"/>: an applied index, a range, rows, or an install under way.</summary>
     private bool HoldsAnythingOf(SqliteTransaction tx, int shard)

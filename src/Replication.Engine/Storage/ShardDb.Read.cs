@@ -6,7 +6,7 @@ namespace Replication.Engine.Storage;
 /// The read side of the state machine. Thread-safe: every call opens its own pooled read
 /// connection, so reads run concurrently with each other and with <see cref="Apply"/>.
 /// </summary>
-public sealed partial class KvStore
+internal sealed partial class ShardDb
 {
     // Scan SQL, one per bound shape, each an index range over PRIMARY KEY(shard, key)
     // (a test checks the plans with EXPLAIN QUERY PLAN).

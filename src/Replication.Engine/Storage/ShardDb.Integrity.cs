@@ -1,7 +1,7 @@
 namespace Replication.Engine.Storage;
 
 /// <summary>Start-up integrity check and the full-disk probe of state.db (node loop thread only).</summary>
-public sealed partial class KvStore
+internal sealed partial class ShardDb
 {
     /// <summary>
     /// Runs SQLite's <c>PRAGMA quick_check</c> on the whole file: every B-tree page is read and its structure checked,

@@ -24,7 +24,7 @@ namespace Replication.Engine.Storage;
 /// The replica's group is paused from the first staged chunk until the end (NodeHost.Snapshots.cs): nothing applies entries
 /// to the shard meanwhile. Loop thread only.
 /// </summary>
-public sealed partial class KvStore
+internal sealed partial class ShardDb
 {
     /// <summary>kv_staged's upsert as SQLite's own statement (parameters as <see cref="UpsertKvSql"/>); prepared at first use.</summary>
     private sqlite3_stmt? _stageRow;

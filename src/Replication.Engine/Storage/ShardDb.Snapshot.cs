@@ -4,7 +4,7 @@ using SQLitePCL;
 namespace Replication.Engine.Storage;
 
 /// <summary>Snapshots of a shard: taking one (any thread), installing one and making the store durable (node loop thread only).</summary>
-public sealed partial class KvStore
+internal sealed partial class ShardDb
 {
     /// <summary>A batched install is storing rows (<see cref="PauseAutoCheckpoint"/>). Loop thread only.</summary>
     private bool _checkpointsPaused;
