@@ -217,7 +217,7 @@ public sealed partial class ClusterNode
             await _host.RunHeldAsync(() =>
             {
                 ShardFile.CopyDatabase(System.IO.Path.Combine(_options.Path, "raft.db"), System.IO.Path.Combine(folder, "raft.db"));
-                ShardFile.CopyDatabase(System.IO.Path.Combine(_options.Path, "state.db"), System.IO.Path.Combine(folder, "state.db"));
+                ShardFile.CopyStateMachine(_options.Path, System.IO.Path.Combine(folder, "state.db"));
             }).ConfigureAwait(false);
             var shards = ShardFile.InspectStateDb(System.IO.Path.Combine(folder, "state.db"),
                 status.Keys.Where(s => s != ClusterMetadata.MetadataGroup).Order());

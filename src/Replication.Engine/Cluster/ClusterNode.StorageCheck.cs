@@ -15,13 +15,24 @@ namespace Replication.Engine.Cluster;
 /// </summary>
 public sealed partial class ClusterNode
 {
-    /// <summary>The stores this check reads, as named in the node's folder.</summary>
-    private static readonly string[] CheckedStores = { "raft.db", "state.db" };
+    /// <summary>The stores this check reads, as named in the node's folder: raft.db, and state.db or every shard's own file.</summary>
+    private IEnumerable<string> CheckedStores()
+    {
+        yield return "raft.db";
+        string shards = System.IO.Path.Combine(_options.Path, KvStore.ShardFolderName);
+        if (File.Exists(System.IO.Path.Combine(_options.Path, "state.db")) || !Directory.Exists(shards))
+        {
+            yield return "state.db";
+            yield break;
+        }
+        foreach (var file in Directory.EnumerateFiles(shards, "shard-*.db").Order(StringComparer.Ordinal))
+            if (KvStore.ShardOf(file) is not null) yield return System.IO.Path.Combine(KvStore.ShardFolderName, System.IO.Path.GetFileName(file));
+    }
 
     private async Task<StoreCheck[]> CheckStorageHereAsync(CancellationToken ct)
     {
         var results = new List<StoreCheck>();
-        foreach (string name in CheckedStores)
+        foreach (string name in CheckedStores())
         {
             string file = System.IO.Path.Combine(_options.Path, name);
             var result = await Task.Run(() => QuickCheck(NodeId, file), ct).ConfigureAwait(false);

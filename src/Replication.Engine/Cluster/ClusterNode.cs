@@ -68,6 +68,7 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
             SnapshotEntries = options.SnapshotEntries,
             SnapshotCatchUpEntries = options.SnapshotCatchUpEntries,
             SnapshotChunkBytes = options.SnapshotChunkBytes,
+            StoreLayout = options.StoreLayout,
             StorageDecorator = options.StorageDecorator,
             SnapshotStagingMemory = options.SnapshotStagingMemory,
             Log = options.Log,
@@ -162,7 +163,8 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
             {
                 if (identity is not null)
                     throw new NodePathInUseException($"'{path}' holds a node whose join did not complete; start it again with -Join.") { Target = path };
-                if (File.Exists(System.IO.Path.Combine(path, "raft.db")) || File.Exists(System.IO.Path.Combine(path, "state.db")))
+                if (File.Exists(System.IO.Path.Combine(path, "raft.db")) || File.Exists(System.IO.Path.Combine(path, "state.db"))
+                    || Directory.Exists(System.IO.Path.Combine(path, Storage.KvStore.ShardFolderName)))
                     throw new NodePathInUseException($"'{path}' holds Replication data but no node.json; it is not a node this version can resume. Give an empty -Path.") { Target = path };
                 if (options.Role == NodeRole.Learner)
                     throw new ClusterOptionsException(ClusterOptionsException.Invalid, "A cluster's founding node is a voter: a learner (-Role Learner) joins a running cluster with -Join.") { Target = path };
@@ -231,6 +233,8 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
         foreach (var pattern in new[] { "raft.db*", "state.db*" })
             foreach (var file in Directory.EnumerateFiles(path, pattern)) File.Delete(file);
+        string shards = System.IO.Path.Combine(path, Storage.KvStore.ShardFolderName);
+        if (Directory.Exists(shards)) Directory.Delete(shards, recursive: true);
     }
 
     private async Task StartHostAsync(CancellationToken ct)

@@ -445,7 +445,8 @@ public sealed partial class EmbeddedCluster : ClusterClient
                     progress?.Report(new BackupProgress("Backup-ReplicationNode", $"copying {name} of stopped node {id}", step++, 3));
                     string target = System.IO.Path.Combine(path, name);
                     written.Add(target);
-                    Storage.ShardFile.CopyDatabase(System.IO.Path.Combine(source, name), target);
+                    if (name == "state.db") Storage.ShardFile.CopyStateMachine(source, target);
+                    else Storage.ShardFile.CopyDatabase(System.IO.Path.Combine(source, name), target);
                     files.Add(Storage.BackupManifest.Describe(path, name));
                 }
                 var groups = Storage.ShardFile.GroupsOf(System.IO.Path.Combine(path, "raft.db")).Where(g => g != ClusterMetadata.MetadataGroup).ToArray();

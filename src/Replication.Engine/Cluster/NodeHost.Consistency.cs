@@ -118,7 +118,7 @@ internal sealed partial class NodeHost
         ShardSnapshot snapshot;
         try
         {
-            snapshot = ShardSnapshot.Begin(System.IO.Path.Combine(_options.DataPath, "state.db"), Id, c.Shard);
+            snapshot = ShardSnapshot.Begin(_kv!.FileOf(c.Shard), Id, c.Shard);
         }
         catch (Exception ex) when (ex is Microsoft.Data.Sqlite.SqliteException or IOException)
         {

@@ -103,7 +103,8 @@ internal sealed partial class NodeHost
         {
             _drops.Remove(group);
             _kv!.DropShard(group);
-            long applied = _kv.ImportShard(group, System.IO.Path.Combine(importFrom, "state.db"));
+            // The backup's state machine in either layout; a backup with no file of the shard holds nothing of it.
+            long applied = KvStore.FileIn(importFrom, group) is { } source ? _kv.ImportShard(group, source) : 0;
             _logStore.ImportGroup(group, System.IO.Path.Combine(importFrom, "raft.db"), applied);
         }
         PublishStatus();

@@ -100,9 +100,10 @@ internal sealed partial class NodeHost : IAsyncDisposable
     private async Task StartCoreAsync(TcpListener listener, CancellationToken cancellationToken)
     {
         Directory.CreateDirectory(_options.DataPath);
-        string raftPath = Path.Combine(_options.DataPath, "raft.db"), statePath = Path.Combine(_options.DataPath, "state.db");
+        string raftPath = Path.Combine(_options.DataPath, "raft.db");
         _logStore = StorageErrors.MapCorruption(raftPath, () => new RaftLogStore(raftPath));
-        _kv = StorageErrors.MapCorruption(statePath, () => new KvStore(statePath));
+        var (statePath, layout) = StatePath(_options.DataPath, _options.StoreLayout);
+        _kv = StorageErrors.MapCorruption(statePath, () => new KvStore(statePath, layout));
         // A torn or zeroed page anywhere in either file is found here, before anything is served from it (README,
         // "A damaged replica"); the log's entries are also checked one by one (CRC-32C) as each group loads.
         _logStore.CheckIntegrity();
@@ -125,6 +126,22 @@ internal sealed partial class NodeHost : IAsyncDisposable
         PublishStatus();
         _thread = new Thread(Loop) { IsBackground = true, Name = $"replication-node-{Id}" };
         _thread.Start();
+    }
+
+    /// <summary>
+    /// Where the state machine of the data folder <paramref name="dataPath"/> is, and in which layout: the one it has (state.db,
+    /// or the shards folder), or <paramref name="layout"/> for a folder that has none yet.
+    /// </summary>
+    /// <exception cref="StorageCorruptException">The folder holds both layouts.</exception>
+    internal static (string Path, StoreLayout Layout) StatePath(string dataPath, StoreLayout layout)
+    {
+        string single = Path.Combine(dataPath, "state.db"), shards = Path.Combine(dataPath, KvStore.ShardFolderName);
+        bool hasSingle = File.Exists(single), hasShards = Directory.Exists(shards);
+        if (hasSingle && hasShards)
+            throw new StorageCorruptException($"'{dataPath}' holds both a state.db and a {KvStore.ShardFolderName} folder; only one can be this node's state machine.");
+        if (hasSingle) layout = StoreLayout.FilePerNode;
+        else if (hasShards) layout = StoreLayout.FilePerShard;
+        return layout == StoreLayout.FilePerNode ? (single, layout) : (shards, layout);
     }
 
     public void SetPeer(int nodeId, IPEndPoint endPoint) => _transport?.SetPeer(nodeId, endPoint);
@@ -508,7 +525,11 @@ internal sealed partial class NodeHost : IAsyncDisposable
                 }
                 catch (Exception e) when (StorageErrors.IsDiskFull(e))
                 {
-                    Array.Clear(results); // rolled back: nothing of the batch is stored
+                    // Rolled back: nothing of the batch is stored, except, with a file per shard, the files that committed
+                    // before the one that failed (KvStore.CommittedOfFailedBatch): their groups keep their results.
+                    var committed = _kv!.CommittedOfFailedBatch;
+                    for (int i = 0; i < readies.Count; i++)
+                        if (!committed.Contains(readies[i].Group.Core.Group)) results[i] = null;
                     _stateFullUntil = NoteDiskFull("state.db", e);
                 }
             }

@@ -43,6 +43,8 @@ internal sealed record NodeHostOptions
     /// <summary>A snapshot transfer whose next acknowledgment does not come within this time is abandoned (and retried by Raft).</summary>
     public TimeSpan SnapshotAckTimeout { get; init; } = TimeSpan.FromSeconds(10);
     public Action<string>? Log { get; init; }
+    /// <summary>The layout of a new data folder's state machine (NodeOptions.StoreLayout).</summary>
+    public Storage.StoreLayout StoreLayout { get; init; } = Storage.StoreLayout.FilePerNode;
     /// <summary>
     /// For a WriteConcern.All write whose group this node no longer leads (it stepped down while the write waited for the
     /// voters to apply it; only a leader tracks the followers' applied indexes): whether every voter (member ids) has applied

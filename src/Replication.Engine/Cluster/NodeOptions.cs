@@ -68,6 +68,11 @@ public sealed record NodeOptions
     /// the client protocol (Start-ReplicationNode -Id from a remote shell); null = only this node runs here.
     /// </summary>
     public Func<int, CancellationToken, Task<bool>>? StartSibling { get; init; }
+    /// <summary>
+    /// How a NEW data folder keeps the state machine (<see cref="Storage.StoreLayout"/>); a folder that holds a state machine
+    /// already keeps the layout it has (state.db, or the shards folder).
+    /// </summary>
+    public Storage.StoreLayout StoreLayout { get; init; } = Storage.StoreLayout.FilePerNode;
     /// <summary>Test hook: wraps the node's storage writes (node id, real storage) to inject faults.</summary>
     internal Func<int, Storage.INodeStorage, Storage.INodeStorage>? StorageDecorator { get; init; }
     /// <summary>Test hook: bytes of an incoming snapshot kept in memory before it is staged in a file (NodeHostOptions).</summary>

@@ -97,6 +97,16 @@ public sealed class KvStore : IDisposable
     /// <summary>The file that holds <paramref name="shard"/> (state.db, or the shard's own file, which may not exist yet).</summary>
     public string FileOf(int shard) => _single?.FilePath ?? FilePath(shard);
 
+    /// <summary>The file that holds <paramref name="shard"/> in a node's data folder, or a copy of one (a cold backup), of either
+    /// layout: its state.db, or the shard's own file in its shards folder; null when the folder has no file for the shard.</summary>
+    public static string? FileIn(string folder, int shard)
+    {
+        string single = System.IO.Path.Combine(folder, "state.db");
+        if (File.Exists(single)) return single;
+        string own = System.IO.Path.Combine(folder, ShardFolderName, "shard-" + shard.ToString(CultureInfo.InvariantCulture) + ".db");
+        return File.Exists(own) ? own : null;
+    }
+
     /// <summary>The shards that have a file (the layout of a file per shard; none for one file per node).</summary>
     public IReadOnlyCollection<int> ShardsWithFiles => _dbs.Keys;
 
@@ -106,7 +116,8 @@ public sealed class KvStore : IDisposable
     private string FilePath(int shard) =>
         System.IO.Path.Combine(_folder!, "shard-" + shard.ToString(CultureInfo.InvariantCulture) + ".db");
 
-    private static int? ShardOf(string file)
+    /// <summary>The shard a file of the shards folder holds, by its name (shard-N.db); null for any other name.</summary>
+    internal static int? ShardOf(string file)
     {
         string name = System.IO.Path.GetFileNameWithoutExtension(file);
         return int.TryParse(name.AsSpan("shard-".Length), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int shard)

@@ -222,6 +222,30 @@ internal static class ShardFile
     }
 
     /// <summary>
+    /// Copies the state machine of the data folder <paramref name="dataFolder"/> of a node at rest (stopped, or its loop held)
+    /// into <paramref name="targetStateDb"/>, one self-contained file as <see cref="CopyDatabase"/> leaves it: its state.db as
+    /// it is, or, for the layout of a file per shard, every shard's file merged into one state.db (a cold backup has one
+    /// format whatever the layout of the node it was taken from; restoring it seeds or imports from that file).
+    /// </summary>
+    public static void CopyStateMachine(string dataFolder, string targetStateDb)
+    {
+        string single = Path.Combine(dataFolder, "state.db");
+        if (File.Exists(single) || !Directory.Exists(Path.Combine(dataFolder, KvStore.ShardFolderName)))
+        {
+            CopyDatabase(single, targetStateDb);
+            return;
+        }
+        if (File.Exists(targetStateDb)) throw new IOException($"'{targetStateDb}' already exists; a backup never overwrites.");
+        using (var merged = new KvStore(targetStateDb))
+        {
+            foreach (var file in Directory.EnumerateFiles(Path.Combine(dataFolder, KvStore.ShardFolderName), "shard-*.db").Order(StringComparer.Ordinal))
+                if (KvStore.ShardOf(file) is int shard) merged.ImportShard(shard, file);
+        }
+        using var conn = Open(targetStateDb, SqliteOpenMode.ReadWrite);
+        SqliteSetup.Execute(conn, "PRAGMA journal_mode=DELETE;");
+    }
+
+    /// <summary>
     /// Seeds <paramref name="shard"/> of a node's (new, just created) state.db from a backup: from a
     /// shard file (<paramref name="sourceShard"/> null) or from a cold backup's state.db (rows of
     /// <paramref name="sourceShard"/>). Keys keep their value and version; modified_index becomes 0
