@@ -46,6 +46,9 @@ internal sealed record BenchOptions
     public int RingMegabytes { get; init; } = 32;
     /// <summary>Diagnostic: the ring scenario's nodes' snapshot chunk size (NodeOptions.SnapshotChunkBytes); null = the engine's default.</summary>
     public int? SnapshotChunkBytes { get; init; }
+    /// <summary>The ring scenario's nodes' state layout (NodeOptions.StoreLayout: "node" one state.db, "shard" a file per shard,
+    /// whose moves copy an image of the shard's file); null = the engine's default.</summary>
+    public string? StoreLayout { get; init; }
     /// <summary>Runs of each failover scenario (kill, pause; switchover: of every shard).</summary>
     public int FailoverRuns { get; init; } = 3;
     /// <summary>Timing scenario: election timeouts to try (ms), minutes per phase (idle, loaded), leader kills per timeout.</summary>
@@ -62,7 +65,7 @@ internal sealed record BenchOptions
     public const string Usage =
         "usage: Replication.Bench [--quick] [--rounds N] [--clients 1,16,64] [--phase-seconds S] [--spread] [--no-etcd] [--no-install]\n" +
         "                         [--no-embedded] [--out DIR] [--module Replication.psd1 --pwsh pwsh.dll] [--verbose] [--election-ticks N]\n" +
-        "                         [--only ring|failover|timing|snapshot-parts] [--ring-mb N] [--snapshot-chunk-bytes N]\n" +
+        "                         [--only ring|failover|timing|snapshot-parts] [--ring-mb N] [--snapshot-chunk-bytes N] [--store-layout node|shard]\n" +
         "                         [--failover-runs N] [--election-ms 150,300] [--timing-minutes M] [--timing-kills N] [--import-in-flight N]\n" +
         "                         [--node-tiered] [--node-env K=V,K=V] [--import-seconds S] [--import-batch N]\n" +
         "       Replication.Bench --report out/bench/results.json [--out DIR]   (render a saved run again)";
@@ -77,12 +80,12 @@ internal sealed record BenchOptions
         }
         bool Flag(string name) => args.Contains(name);
 
-        var known = new HashSet<string> { "--quick", "--rounds", "--clients", "--phase-seconds", "--spread", "--no-etcd", "--no-install", "--no-embedded", "--out", "--module", "--pwsh", "--verbose", "--election-ticks", "--report", "--only", "--ring-mb", "--snapshot-chunk-bytes", "--failover-runs", "--election-ms", "--timing-minutes", "--timing-kills", "--import-in-flight", "--node-tiered", "--node-env", "--import-seconds", "--import-batch" };
+        var known = new HashSet<string> { "--quick", "--rounds", "--clients", "--phase-seconds", "--spread", "--no-etcd", "--no-install", "--no-embedded", "--out", "--module", "--pwsh", "--verbose", "--election-ticks", "--report", "--only", "--ring-mb", "--snapshot-chunk-bytes", "--store-layout", "--failover-runs", "--election-ms", "--timing-minutes", "--timing-kills", "--import-in-flight", "--node-tiered", "--node-env", "--import-seconds", "--import-batch" };
         for (int i = 0; i < args.Length; i++)
         {
             if (!known.Contains(args[i])) throw new ArgumentException($"unknown argument '{args[i]}'.\n{Usage}");
             if (args[i] is "--rounds" or "--clients" or "--phase-seconds" or "--out" or "--module" or "--pwsh" or "--election-ticks" or "--report"
-                or "--only" or "--ring-mb" or "--snapshot-chunk-bytes" or "--failover-runs" or "--election-ms" or "--timing-minutes" or "--timing-kills" or "--import-in-flight" or "--node-env" or "--import-seconds" or "--import-batch") i++;
+                or "--only" or "--ring-mb" or "--snapshot-chunk-bytes" or "--store-layout" or "--failover-runs" or "--election-ms" or "--timing-minutes" or "--timing-kills" or "--import-in-flight" or "--node-env" or "--import-seconds" or "--import-batch") i++;
         }
 
         var o = Flag("--quick")
@@ -106,6 +109,7 @@ internal sealed record BenchOptions
             ElectionTicks = Value("--election-ticks") is { } t ? Math.Clamp(int.Parse(t), 2, 10_000) : null,
             Only = Value("--only") is { } only ? (only is "ring" or "failover" or "timing" or "snapshot-parts" ? only : throw new ArgumentException($"--only takes ring, failover, timing or snapshot-parts.\n{Usage}")) : null,
             SnapshotChunkBytes = Value("--snapshot-chunk-bytes") is { } cb ? Math.Clamp(int.Parse(cb), 64, 8 << 20) : null,
+            StoreLayout = Value("--store-layout") is { } sl ? (sl is "node" or "shard" ? sl : throw new ArgumentException($"--store-layout takes node or shard.\n{Usage}")) : null,
             RingMegabytes = Value("--ring-mb") is { } mb ? Math.Clamp(int.Parse(mb), 1, 1024) : o.Quick ? 8 : 32,
             FailoverRuns = Value("--failover-runs") is { } fr ? Math.Clamp(int.Parse(fr), 1, 20) : o.Quick ? 1 : 3,
             ElectionMs = Value("--election-ms") is { } em ? em.Split(',').Select(x => Math.Clamp(int.Parse(x), 30, 10_000)).ToArray() : o.ElectionMs,

@@ -6,7 +6,7 @@ using Replication.Engine.Transport;
 
 /// <summary>
 /// `Replication.Bench node --path DIR --listen 127.0.0.1:PORT [--join 127.0.0.1:PORT] [--election-ticks N] [--shards N]
-/// [--snapshot-entries N] [--snapshot-catch-up N] [--snapshot-chunk-bytes N]`: one ClusterNode in
+/// [--snapshot-entries N] [--snapshot-catch-up N] [--snapshot-chunk-bytes N] [--store-layout node|shard]`: one ClusterNode in
 /// this process, as Start-ReplicationNode -Wait runs it (the same ClusterNode.StartAsync, the shared-secret
 /// mode, default shard count and replication factor), without pwsh's start-up. The secret comes from
 /// REPLICATION_CLUSTER_SECRET. Prints "READY &lt;node id&gt;" once the node listens (and, for a joiner, has
@@ -46,6 +46,13 @@ internal static class NodeRole
                 SnapshotEntries = Arg("--snapshot-entries") is { } entries ? int.Parse(entries) : defaults.SnapshotEntries,
                 SnapshotCatchUpEntries = Arg("--snapshot-catch-up") is { } kept ? int.Parse(kept) : defaults.SnapshotCatchUpEntries,
                 SnapshotChunkBytes = Arg("--snapshot-chunk-bytes") is { } chunk ? int.Parse(chunk) : defaults.SnapshotChunkBytes,
+                StoreLayout = Arg("--store-layout") switch
+                {
+                    null => defaults.StoreLayout,
+                    "node" => Replication.Engine.Storage.StoreLayout.FilePerNode,
+                    "shard" => Replication.Engine.Storage.StoreLayout.FilePerShard,
+                    var other => throw new ArgumentException($"--store-layout takes node or shard, not '{other}'."),
+                },
                 Log = m => output.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} {m}"),
             });
         }

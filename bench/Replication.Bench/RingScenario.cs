@@ -168,6 +168,7 @@ internal sealed partial class RingScenario
         if (join is not null) args.AddRange(["--join", join]);
         if (_options.ElectionTicks is int ticks) args.AddRange(["--election-ticks", ticks.ToString(CultureInfo.InvariantCulture)]);
         if (_options.SnapshotChunkBytes is int chunk) args.AddRange(["--snapshot-chunk-bytes", chunk.ToString(CultureInfo.InvariantCulture)]);
+        if (_options.StoreLayout is { } layout) args.AddRange(["--store-layout", layout]);
         string name = $"node{n}";
         Action<string> echo = line => _log.Enqueue((Stopwatch.GetTimestamp(), line));
         if (_options.Verbose) echo += Console.WriteLine;

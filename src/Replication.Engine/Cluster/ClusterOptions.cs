@@ -51,6 +51,9 @@ public sealed record ClusterOptions
     public int SnapshotChunkBytes { get; init; } = 256 * 1024;
     /// <summary>Receives node events (never the secret).</summary>
     public Action<string>? Log { get; init; }
+    /// <summary>How each new node's folder keeps its state machine (NodeOptions.StoreLayout); a node's folder that holds one
+    /// keeps the layout it has.</summary>
+    public Storage.StoreLayout StoreLayout { get; init; } = Storage.StoreLayout.FilePerNode;
     /// <summary>Test hook: wraps each node's storage writes (node id, real storage) to inject faults.</summary>
     internal Func<int, Storage.INodeStorage, Storage.INodeStorage>? StorageDecorator { get; init; }
     /// <summary>Test hook: bytes of an incoming snapshot kept in memory before it is staged in a file (NodeHostOptions).</summary>

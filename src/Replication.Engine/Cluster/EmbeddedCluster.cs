@@ -242,6 +242,7 @@ public sealed partial class EmbeddedCluster : ClusterClient
         SnapshotChunkBytes = _options.SnapshotChunkBytes,
         StorageDecorator = _options.StorageDecorator,
         SnapshotStagingMemory = _options.SnapshotStagingMemory,
+        StoreLayout = _options.StoreLayout,
         DiscardStores = discardStores,
         StartSibling = StartHostedAsync,
         Log = _options.Log,

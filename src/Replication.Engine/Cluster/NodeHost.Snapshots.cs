@@ -69,6 +69,13 @@ namespace Replication.Engine.Cluster;
 /// then swaps them in by steps of <see cref="SwapKeys"/> keys after a durable commit point (KvStore.StagedInstall.cs). A
 /// crash before that point leaves the old state; after it, the next start completes the swap. Installed in one
 /// transaction, it held its node's loop 0.9-1.0 s for 33 MB (ring bench, node 2 restarting).</item>
+/// <item>An image (a sender that keeps each shard in a file of its own, <see cref="StoreLayout.FilePerShard"/>, sends the
+/// shard's file as it lies: ShardSnapshotReader.OpenImage) is no rows: its chunks go straight into a file as they arrive
+/// (IncomingSnapshot, ShardImageWriter), which the last one completes off the loop (WAL recovery, quick_check,
+/// checkpoint, fsync). The loop then puts that file in place of the replica's state in one step (KvStore.InstallImage:
+/// a rename over the shard's file, or, on a node of one state.db, an import of its rows), fresh replica or not, and the
+/// core takes the snapshot as above. A crash before the rename leaves the old file and a leftover the next start deletes.
+/// The image must hold exactly the state the snapshot names: the sender opens it on its loop, between applies.</item>
 /// </list>
 /// </summary>
 internal sealed partial class NodeHost
@@ -297,6 +304,14 @@ internal sealed partial class NodeHost
         {
             staging.Append(ChunkOf(m).Span);
         }
+        catch (StorageCorruptException e)
+        {
+            // A malformed image (its header failed its checksum): this transfer fails, the node goes on.
+            _options.Log?.Invoke($"node {Id}: snapshot of shard {m.Group} from node {ReplicaIds.NodeOf(m.From)} refused: {e.Message}");
+            staging.Dispose();
+            Ack(m, reject: true);
+            return;
+        }
         catch
         {
             staging.Dispose(); // its file, if it has one (a full disk: NodeHost.DiskFull.cs answers the chunk)
@@ -336,6 +351,14 @@ internal sealed partial class NodeHost
             try
             {
                 staging.Append(ChunkOf(m).Span);
+            }
+            catch (StorageCorruptException)
+            {
+                // A malformed image (bytes past its end, a bad header): this transfer fails, the node goes on.
+                _incoming.TryRemove(new KeyValuePair<int, IncomingSnapshot>(m.Group, staging));
+                staging.Dispose();
+                Ack(m, reject: true);
+                return;
             }
             catch (IOException e) when (StorageErrors.IsDiskFull(e))
             {
@@ -389,11 +412,25 @@ internal sealed partial class NodeHost
     private bool CompleteStaging(IncomingSnapshot staging, RaftMessage last)
     {
         staging.Complete(_clock.Elapsed);
-        if (staging.Crc == (uint)last.RejectHint) return true;
-        _options.Log?.Invoke($"node {Id}: snapshot of shard {last.Group} from node {last.From} failed its checksum; discarded");
-        staging.Dispose();
-        Ack(last, reject: true);
-        return false;
+        if (staging.Crc != (uint)last.RejectHint)
+        {
+            _options.Log?.Invoke($"node {Id}: snapshot of shard {last.Group} from node {last.From} failed its checksum; discarded");
+            staging.Dispose();
+            Ack(last, reject: true);
+            return false;
+        }
+        try
+        {
+            staging.CompleteImage(); // an image: recovered, checked and made durable in its file (ShardImageWriter.Complete)
+            return true;
+        }
+        catch (Exception e) when (e is StorageCorruptException or IOException or Microsoft.Data.Sqlite.SqliteException)
+        {
+            _options.Log?.Invoke($"node {Id}: snapshot image of shard {last.Group} from node {ReplicaIds.NodeOf(last.From)} could not be stored: {e.Message}; discarded");
+            staging.Dispose();
+            Ack(last, reject: true);
+            return false;
+        }
     }
 
     /// <summary>Hands work to the loop from another thread; dropped once the node stops (as the transfer it belongs to).</summary>
@@ -422,6 +459,11 @@ internal sealed partial class NodeHost
             return;
         }
         bool fresh = IsFresh(g);
+        if (staging.ImagePath is not null && m.Index > 0 && (fresh || g.Core.WouldRestore(m.Index, m.LogTerm)))
+        {
+            InstallImage(g, m, staging, fresh);
+            return;
+        }
         if (m.Index > 0 && (fresh || g.Core.WouldRestore(m.Index, m.LogTerm)))
         {
             // Stored in batches first, the group paused; the core hears of it once it is all in (ContinueInstalls). A replica
@@ -612,6 +654,17 @@ internal sealed partial class NodeHost
         install.Staging.Swapped = install.Replacing;
         install.Staging.StoredIn = _clock.Elapsed - install.Staging.CompletedAt;
         install.Staging.LongestIteration = Max(install.LongestIteration, _clock.Elapsed - _iterationBegan);
+        StepStored(g, install.Staging, last, install.Replacing);
+    }
+
+    /// <summary>
+    /// A snapshot stored in full (its rows, or its image in place: <see cref="InstallImage"/>) goes to the core, which takes it
+    /// (it checked the same when the transfer was received, and heard nothing of the shard since); the last chunk is
+    /// acknowledged once the Ready's snapshot has restarted the log there (<see cref="InstallSnapshot"/>).
+    /// </summary>
+    private void StepStored(GroupRuntime g, IncomingSnapshot staging, RaftMessage last, bool replacing)
+    {
+        int shard = g.Core.Group;
         long before = g.Core.LastSnapshot.Index;
         g.Core.Step(SnapshotMessage(g, last));
         if (g.Core.LastSnapshot.Index == before)
@@ -619,18 +672,52 @@ internal sealed partial class NodeHost
             // Cannot happen (see above). Should it, the store must not stay ahead of the core. A replica that had data
             // now holds the snapshot's rows where its log continues older ones: the node stops, and its next start takes
             // the stored state as it is (as after a crash right after the install).
-            if (install.Replacing)
+            if (replacing)
                 throw new InvalidOperationException($"Node {Id}: the core of shard {shard} refused the snapshot at index {last.Index} swapped in over its data.");
             // A fresh replica goes back to fresh.
             _options.Log?.Invoke($"node {Id}: shard {shard}: the core refused the snapshot at index {last.Index} it stored; dropped");
             _kv!.DropShard(shard);
-            install.Staging.Dispose();
+            staging.Dispose();
             Ack(last, reject: true);
             return;
         }
         if (_accepted.Remove(shard, out var older)) older.Dispose();
-        _accepted[shard] = install.Staging;
-        install.Staging.PendingAck = last; // once the Ready's snapshot has restarted the log there (InstallSnapshot)
+        _accepted[shard] = staging;
+        staging.PendingAck = last; // once the Ready's snapshot has restarted the log there (InstallSnapshot)
+    }
+
+    /// <summary>
+    /// A verified snapshot that is an image of the sender's file (a shard kept in a file of its own; its transfer was written
+    /// into a file as it arrived and checked there: IncomingSnapshot), for a replica that takes it: put in place of the
+    /// replica's state at once, in this iteration (a rename, with the layout of a file per shard: KvStore.InstallImage), then
+    /// handed to the core. No rows are inserted, so nothing is spread over slices, and the group need not pause.
+    /// </summary>
+    private void InstallImage(GroupRuntime g, RaftMessage last, IncomingSnapshot staging, bool fresh)
+    {
+        int shard = g.Core.Group;
+        try
+        {
+            _kv!.InstallImage(shard, staging.ImagePath!, last.Index, last.LogTerm);
+        }
+        catch (Exception e) when (StorageErrors.IsDiskFull(e))
+        {
+            staging.Dispose();
+            Ack(last, reject: true); // the leader sends it again later
+            _stateFullUntil = NoteDiskFull("state (snapshot image)", e);
+            return;
+        }
+        catch (StorageCorruptException e)
+        {
+            _options.Log?.Invoke($"node {Id}: shard {shard}: the snapshot image from node {ReplicaIds.NodeOf(last.From)} was refused: {e.Message}");
+            staging.Dispose();
+            Ack(last, reject: true);
+            return;
+        }
+        staging.Stored = true;
+        staging.Swapped = !fresh;
+        staging.StoredIn = _clock.Elapsed - staging.CompletedAt;
+        staging.LongestIteration = _clock.Elapsed - _iterationBegan;
+        StepStored(g, staging, last, replacing: !fresh);
     }
 
     /// <summary>Called at the end of each loop iteration: the batched installs under way note its length.</summary>
@@ -672,14 +759,14 @@ internal sealed partial class NodeHost
         // The figures of a move's copy (Bench's ring scenario reads this line: keep its shape). "The loop held": the
         // longest loop iteration while the rows were stored, during which the node's other groups waited.
         _options.Log?.Invoke(string.Create(System.Globalization.CultureInfo.InvariantCulture,
-            $"node {Id}: shard {shard}: snapshot at index {snapshot.Index} from node {ReplicaIds.NodeOf(staging.Leader)} installed: {staging.Bytes} bytes in {staging.Expected} chunks, streamed in {(staging.CompletedAt - staging.StartedAt).TotalMilliseconds:0} ms, stored in {staging.StoredIn.TotalMilliseconds:0} ms, the loop held at most {staging.LongestIteration.TotalMilliseconds:0} ms (its longest transaction of rows {staging.LongestTransaction.TotalMilliseconds:0.0} ms){(staging.Swapped ? " (staged and swapped)" : " (batched)")}, the process paused for garbage collection {(GC.GetTotalPauseDuration() - staging.GcPausedBefore).TotalMilliseconds:0} ms since the first chunk, the last chunk waited {staging.LoopWait.TotalMilliseconds:0} ms for the loop"));
+            $"node {Id}: shard {shard}: snapshot at index {snapshot.Index} from node {ReplicaIds.NodeOf(staging.Leader)} installed: {staging.Bytes} bytes in {staging.Expected} chunks, streamed in {(staging.CompletedAt - staging.StartedAt).TotalMilliseconds:0} ms, stored in {staging.StoredIn.TotalMilliseconds:0} ms, the loop held at most {staging.LongestIteration.TotalMilliseconds:0} ms (its longest transaction of rows {staging.LongestTransaction.TotalMilliseconds:0.0} ms){(staging.ImagePath is not null ? (staging.Swapped ? " (image, in place of the old file)" : " (image)") : staging.Swapped ? " (staged and swapped)" : " (batched)")}, the process paused for garbage collection {(GC.GetTotalPauseDuration() - staging.GcPausedBefore).TotalMilliseconds:0} ms since the first chunk, the last chunk waited {staging.LoopWait.TotalMilliseconds:0} ms for the loop"));
         if (staging.PendingAck is { } last) Ack(last, reject: false); // after the line above: tests read their order
     }
 
     private void DiscardStagedSnapshots()
     {
         if (!Directory.Exists(SnapshotFolder)) return;
-        foreach (var file in Directory.EnumerateFiles(SnapshotFolder, "*.incoming")) File.Delete(file);
+        foreach (var file in Directory.EnumerateFiles(SnapshotFolder, "*.incoming*")) File.Delete(file); // chunks, or an image (and its WAL)
     }
 
     /// <summary>
@@ -987,8 +1074,26 @@ internal sealed partial class NodeHost
         private byte[]? _head; // the first chunk's header: its range, read once the checksum passed (Range)
         private byte[] _readBuffer = [];
         private bool _disposed;
+        /// <summary>An image's writer (the first chunk's format byte says so): its bytes go straight into the image's file as
+        /// they arrive, instead of being staged as chunks (<see cref="ShardImageWriter"/>).</summary>
+        private ShardImageWriter? _image;
 
         public string Path { get; } = path;
+
+        /// <summary>The file the image is written into (a transfer of an image of the sender's shard file); null for rows.</summary>
+        public string? ImagePath { get; private set; }
+
+        /// <summary>Ends an image's file once every chunk passed the transfer's checksum (no-op for rows): recovered, checked
+        /// and durable (<see cref="ShardImageWriter.Complete"/>), on the thread the last chunk arrived on.</summary>
+        /// <exception cref="StorageCorruptException">The image is malformed or damaged; its files are gone.</exception>
+        public void CompleteImage()
+        {
+            lock (this)
+            {
+                ObjectDisposedException.ThrowIf(_disposed, this);
+                _image?.Complete();
+            }
+        }
         /// <summary>The sender (the leader's member id), the replica it addresses, its term, and the snapshot's index and term,
         /// as the first chunk gave them: every later chunk must carry the same.</summary>
         public int Leader { get; } = first.From;
@@ -1040,6 +1145,23 @@ internal sealed partial class NodeHost
         /// <summary>Stages a copy of <paramref name="chunk"/> (the caller's bytes are not kept).</summary>
         public void Append(ReadOnlySpan<byte> chunk)
         {
+            if (_head is null && chunk.Length > 0 && chunk[0] == SnapshotChunkCodec.ImageFormatVersion)
+            {
+                ImagePath = Path + ".image";
+                _image = new ShardImageWriter(ImagePath);
+                _head = [chunk[0]];
+                Crc = Crc32C.Append(Crc, chunk[..1]);
+                Bytes++;
+                chunk = chunk[1..];
+            }
+            if (_image is not null)
+            {
+                _image.Write(chunk); // a malformed image throws here (StorageCorruptException): the transfer fails
+                Crc = Crc32C.Append(Crc, chunk);
+                Bytes += chunk.Length;
+                Expected++;
+                return;
+            }
             _head ??= chunk[..Math.Min(chunk.Length, 64)].ToArray();
             if (_chunks is not null && Bytes + chunk.Length > memoryLimit)
             {
@@ -1120,6 +1242,11 @@ internal sealed partial class NodeHost
             lock (this)
             {
                 _disposed = true;
+                if (_image is not null)
+                {
+                    _image.Dispose(); // before Complete: its partial files go
+                    foreach (var suffix in new[] { "", "-wal", "-shm" }) File.Delete(ImagePath + suffix); // completed, not put in place
+                }
                 if (_chunks is not null) foreach (var kept in _chunks) kept.Dispose();
                 _chunks = null;
                 _readBuffer = [];

@@ -255,12 +255,33 @@ public sealed class KvStore : IDisposable
         Open(split.NewShard);
     }
 
-    /// <summary>Makes the folder's entries durable (a rename or a new file), where the platform allows it.</summary>
+    /// <summary>Makes the folder's entries durable (a rename or a new file): fsync(2) of the folder, which .NET cannot open as a
+    /// file. Windows journals NTFS metadata and cannot open a folder for this: nothing to do there.</summary>
     private void SyncFolder()
     {
-        if (OperatingSystem.IsWindows()) return; // NTFS journals its metadata; a folder cannot be opened to flush it there
-        using var handle = File.OpenHandle(_folder!, FileMode.Open, FileAccess.Read, FileShare.ReadWrite, FileOptions.None);
-        RandomAccess.FlushToDisk(handle);
+        if (OperatingSystem.IsWindows()) return;
+        int fd = Posix.open(_folder!, 0 /* O_RDONLY */);
+        if (fd < 0) throw new IOException($"Cannot open '{_folder}' to sync it (errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()}).");
+        try
+        {
+            if (Posix.fsync(fd) != 0) throw new IOException($"fsync of '{_folder}' failed (errno {System.Runtime.InteropServices.Marshal.GetLastPInvokeError()}).");
+        }
+        finally
+        {
+            Posix.close(fd);
+        }
+    }
+
+    private static class Posix
+    {
+        [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+        public static extern int open([System.Runtime.InteropServices.MarshalAs(System.Runtime.InteropServices.UnmanagedType.LPUTF8Str)] string path, int flags);
+
+        [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+        public static extern int fsync(int fd);
+
+        [System.Runtime.InteropServices.DllImport("libc")]
+        public static extern int close(int fd);
     }
 
     /// <summary>
@@ -422,8 +443,58 @@ public sealed class KvStore : IDisposable
 
     // ---- snapshots, installs, drops ----
 
-    /// <summary>See <see cref="ShardDb.OpenSnapshot"/>.</summary>
-    public ShardSnapshotReader OpenSnapshot(int shard) => Open(shard).OpenSnapshot(shard);
+    /// <summary>
+    /// A consistent view of <paramref name="shard"/> to send as a snapshot: its rows (<see cref="ShardDb.OpenSnapshot"/>), or, in
+    /// the layout of a file per shard, an image of its file (<see cref="ShardSnapshotReader.OpenImage"/>), which the receiver
+    /// puts in place of its own (<see cref="InstallImage"/>). An image holds exactly the state its Index names only when no
+    /// apply runs meanwhile: call this on the node loop, between applies.
+    /// </summary>
+    public ShardSnapshotReader OpenSnapshot(int shard)
+    {
+        var db = Open(shard);
+        return _single is null ? ShardSnapshotReader.OpenImage(db.FilePath, shard) : db.OpenSnapshot(shard);
+    }
+
+    /// <summary>
+    /// Puts the snapshot image at <paramref name="imagePath"/> (a complete, self-contained state file that
+    /// <see cref="ShardImageWriter.Complete"/> left) in place of <paramref name="shard"/>'s state, checked to hold that shard at
+    /// exactly <paramref name="index"/> and <paramref name="term"/>, durable when this returns; the image file is gone then.
+    /// In the layout of a file per shard the image becomes the shard's file: the old file is closed, its WAL removed, and the
+    /// image renamed over it (one rename: a crash leaves the old file or the new one). In the layout of one file per node the
+    /// image's rows are imported into state.db (<see cref="ShardDb.ImportShard"/>: one transaction, a row copy). Loop thread
+    /// only; nothing may apply to the shard meanwhile.
+    /// </summary>
+    /// <exception cref="StorageCorruptException">The image does not hold the shard at that index and term; nothing changed.</exception>
+    public void InstallImage(int shard, string imagePath, long index, long term)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        using (var image = ShardSnapshotReader.OpenImage(imagePath, shard))
+            if (image.Index != index || image.Term != term)
+                throw new StorageCorruptException($"The snapshot image of shard {shard} holds index {image.Index} (term {image.Term}), not the {index} (term {term}) it was sent as.") { Target = shard };
+        if (_single is { } one)
+        {
+            one.ImportShard(shard, imagePath);
+            DeleteFiles(imagePath);
+            return;
+        }
+        lock (_gate)
+        {
+            string target = FilePath(shard);
+            if (_dbs.TryGetValue(shard, out var old))
+            {
+                var next = new Dictionary<int, ShardDb>(_dbs);
+                next.Remove(shard);
+                _dbs = next;
+                old.Dispose();
+            }
+            // The old file's WAL must never meet the new file: SQLite would replay its frames over it.
+            File.Delete(target + "-wal");
+            File.Delete(target + "-shm");
+            File.Move(imagePath, target, overwrite: true);
+            SyncFolder();
+            _dbs = new Dictionary<int, ShardDb>(_dbs) { [shard] = OpenFile(target) };
+        }
+    }
 
     /// <summary>See <see cref="ShardDb.InstallSnapshot"/>.</summary>
     public void InstallSnapshot(int shard, long index, long term, (ulong Start, ulong Last)? range, IEnumerable<byte[]> chunks) =>

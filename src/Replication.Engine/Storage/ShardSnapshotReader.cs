@@ -9,11 +9,50 @@ namespace Replication.Engine.Storage;
 /// applied (<see cref="Index"/>, <see cref="Term"/>) come from the same commit while the node
 /// keeps applying (WAL readers do not block the writer, nor the writer them). Rows stream in key
 /// order; nothing is materialised. Not thread-safe: one consumer. Dispose ends the transaction.
+/// <para>
+/// Or, for a shard kept in a file of its own (<see cref="StoreLayout.FilePerShard"/>), an image of that file
+/// (<see cref="OpenImage"/>, <see cref="ShardImageReader"/>): its bytes as they lie, sent as the chunks of a snapshot of
+/// format <see cref="SnapshotChunkCodec.ImageFormatVersion"/>, which the receiver writes into a file and puts in place of its
+/// own (KvStore.InstallImage) instead of inserting rows: the copy then runs at the pace of the files, not of SQLite's inserts.
+/// </para>
 /// </summary>
 public sealed class ShardSnapshotReader : IDisposable
 {
-    private readonly SqliteConnection _conn;
-    private readonly SqliteTransaction _tx;
+    private readonly SqliteConnection _conn = null!;
+    private readonly SqliteTransaction _tx = null!;
+    private readonly ShardImageReader? _image;
+
+    /// <summary>
+    /// Opens an image of the shard's own file <paramref name="file"/> (<see cref="ShardImageReader"/>), its applied index, term
+    /// and range read in the image's read transaction. Exact only where no commit runs on the file meanwhile (the node loop
+    /// between iterations, where the sender opens it): the image then holds that state and no later one.
+    /// </summary>
+    internal static ShardSnapshotReader OpenImage(string file, int shard)
+    {
+        var image = ShardImageReader.Open(file);
+        try
+        {
+            var (index, term, range) = image.ReadShardState(shard);
+            return new ShardSnapshotReader(image, shard, index, term, range);
+        }
+        catch
+        {
+            image.Dispose();
+            throw;
+        }
+    }
+
+    private ShardSnapshotReader(ShardImageReader image, int shard, long index, long term, (ulong Start, ulong Last)? range)
+    {
+        _image = image;
+        Shard = shard;
+        Index = index;
+        Term = term;
+        Range = range;
+    }
+
+    /// <summary>True for an image of the shard's file (<see cref="OpenImage"/>), false for its rows.</summary>
+    public bool IsImage => _image is not null;
 
     internal ShardSnapshotReader(string readerConnectionString, int shard)
     {
@@ -52,8 +91,10 @@ public sealed class ShardSnapshotReader : IDisposable
     public (ulong Start, ulong Last)? Range { get; }
 
     /// <summary>Every key of the shard in UTF-8 byte order, as of <see cref="Index"/>.</summary>
+    /// <exception cref="InvalidOperationException">An image (<see cref="IsImage"/>): its bytes are its chunks, not rows.</exception>
     public IEnumerable<StoredKey> Rows()
     {
+        if (_image is not null) throw new InvalidOperationException("An image of a shard's file streams its bytes, not rows.");
         using var cmd = _conn.CreateCommand();
         cmd.Transaction = _tx;
         cmd.CommandText = ShardDb.ScanAllSql;
@@ -83,6 +124,44 @@ public sealed class ShardSnapshotReader : IDisposable
     /// 33 MB shard took 2-3 times the CPU, and the stream was bound by its reading thread (ring bench).
     /// </summary>
     internal IEnumerable<SnapshotChunkBuffer> ChunkBuffers(int chunkBytes)
+    {
+        if (_image is { } image) return ImageChunks(image, chunkBytes);
+        return RowChunks(chunkBytes);
+    }
+
+    /// <summary>An image's chunks: its stream (<see cref="ShardImageReader.Read"/>) cut into buffers of
+    /// <paramref name="chunkBytes"/> from the snapshot stream's pool, the first led by the format byte
+    /// <see cref="SnapshotChunkCodec.ImageFormatVersion"/> (a row chunk's first byte is its format, 1 or 2).</summary>
+    private static IEnumerable<SnapshotChunkBuffer> ImageChunks(ShardImageReader image, int chunkBytes)
+    {
+        chunkBytes = Math.Max(chunkBytes, 2);
+        bool first = true, ended = false;
+        while (!ended)
+        {
+            var array = SnapshotChunkBuffer.Rent(chunkBytes);
+            int length = 0;
+            if (first) array[length++] = SnapshotChunkCodec.ImageFormatVersion;
+            while (length < chunkBytes)
+            {
+                int n = image.Read(array.AsSpan(length, chunkBytes - length));
+                if (n == 0)
+                {
+                    ended = true;
+                    break;
+                }
+                length += n;
+            }
+            if (length == 0)
+            {
+                SnapshotChunkBuffer.Return(array); // the stream ended exactly at the last chunk's end
+                yield break;
+            }
+            first = false;
+            yield return new SnapshotChunkBuffer(array, length);
+        }
+    }
+
+    private IEnumerable<SnapshotChunkBuffer> RowChunks(int chunkBytes)
     {
         var db = _conn.Handle!;
         SqliteException.ThrowExceptionForRC(raw.sqlite3_prepare_v2(db, ShardDb.ScanAllSql, out sqlite3_stmt statement), db);
@@ -132,6 +211,11 @@ public sealed class ShardSnapshotReader : IDisposable
 
     public void Dispose()
     {
+        if (_image is not null)
+        {
+            _image.Dispose();
+            return;
+        }
         _tx.Dispose();
         _conn.Dispose();
     }

@@ -22,6 +22,9 @@ public static class SnapshotChunkCodec
     public const byte FormatVersion = 1;
     /// <summary>The format of a first chunk that carries the shard's hash range.</summary>
     public const byte RangeFormatVersion = 2;
+    /// <summary>The first byte of a snapshot that is an image of the shard's file (ShardSnapshotReader.OpenImage), not rows: the
+    /// bytes after it, and every later chunk's, are the image's stream (<see cref="ShardImageReader"/>).</summary>
+    public const byte ImageFormatVersion = 3;
     internal const int RowFixedBytes = 4 + 4 + 8 + 8;
     private const int RangeBytes = 16;
 

@@ -90,6 +90,38 @@ public sealed class SnapshotCatchUpTests
         Assert.True(f.Cluster.Node(3)!.Host.SmallInstalls >= 1, "node 3 stored the snapshot at once");
     }
 
+    [Fact]
+    public async Task With_a_file_per_shard_a_replica_with_data_takes_an_image_of_the_leaders_file_in_place_of_its_own()
+    {
+        // The layout of a file per shard: the leader sends its shard's file as it lies (an image), and node 3 puts the image
+        // in place of its own file at once, instead of staging rows beside its own and swapping them in by steps.
+        var lines = new System.Collections.Concurrent.ConcurrentQueue<string>();
+        await using var f = await ClusterFixture.StartAsync(shards: 1,
+            configure: o => SmallSnapshots(o, 512) with { Log = lines.Enqueue, StoreLayout = Replication.Engine.Storage.StoreLayout.FilePerShard });
+        await RestartNode3BehindACompactedLogAsync(f);
+
+        var log = lines.ToList();
+        const string Received = "node 3: shard 0: snapshot at index ";
+        int installed = log.FindIndex(l => l.Contains(Received, StringComparison.Ordinal) && l.Contains(" installed: ", StringComparison.Ordinal));
+        Assert.True(installed >= 0, "node 3 installed a snapshot of shard 0");
+        Assert.Contains("(image, in place of the old file)", log[installed]);
+        string index = log[installed][(log[installed].IndexOf(Received, StringComparison.Ordinal) + Received.Length)..].Split(' ')[0];
+        int sent = log.FindIndex(l => l.Contains($": shard 0: snapshot at index {index} sent to node 3:", StringComparison.Ordinal));
+        Assert.True(sent > installed, $"the leader's transfer ended (line {sent}) after node 3 put the image in place (line {installed})");
+        Assert.Equal(LocalKeys(f, f.LeaderOf(0), 0), LocalKeys(f, 3, 0));
+        string node3 = Path.Combine(f.Path, "node-3");
+        Assert.False(File.Exists(Path.Combine(node3, "state.db")));
+        Assert.True(File.Exists(Path.Combine(node3, "shards", "shard-0.db")));
+        Assert.Empty(Directory.EnumerateFiles(Path.Combine(node3, "snapshots"))); // nothing of the transfer left behind
+
+        // and the image is the shard's file from then on: a restart resumes from it
+        await f.Cluster.StopNodeAsync(3, kill: true, None);
+        await f.Cluster.StartNodeAsync(3, None);
+        await WriteManyEntries(f, 400, 10);
+        ClusterFixture.Eventually(() => CaughtUp(f, 3), "node 3 caught up after its restart");
+        Assert.Equal(LocalKeys(f, f.LeaderOf(0), 0), LocalKeys(f, 3, 0));
+    }
+
     /// <summary>Rows left in node <paramref name="node"/>'s staging table (KvStore.StagedInstall.cs).</summary>
     private static long StagedRows(ClusterFixture f, int node)
     {
@@ -100,12 +132,14 @@ public sealed class SnapshotCatchUpTests
         return (long)cmd.ExecuteScalar()!;
     }
 
-    [Fact]
-    public async Task A_replica_killed_while_receiving_a_snapshot_gets_it_again_after_restart()
+    [Theory]
+    [InlineData(Replication.Engine.Storage.StoreLayout.FilePerNode)]
+    [InlineData(Replication.Engine.Storage.StoreLayout.FilePerShard)] // an image, written into its file as it arrives
+    public async Task A_replica_killed_while_receiving_a_snapshot_gets_it_again_after_restart(Replication.Engine.Storage.StoreLayout layout)
     {
         // Tiny chunks: one row per chunk, so the transfer takes long enough to be interrupted; staged in a file from the
         // first chunk (a snapshot of over 64 MiB), so the file left by the kill is seen and must be cleared at the restart.
-        await using var f = await ClusterFixture.StartAsync(shards: 1, configure: o => SmallSnapshots(o, 64) with { SnapshotStagingMemory = 0 });
+        await using var f = await ClusterFixture.StartAsync(shards: 1, configure: o => SmallSnapshots(o, 64) with { SnapshotStagingMemory = 0, StoreLayout = layout });
         await f.Cluster.StopNodeAsync(3, kill: true, None);
         var batch = Enumerable.Range(0, 3000).Select(i => new KeyWrite($"bulk{i:D5}", new string('x', 20))).ToArray();
         Assert.All(await f.Cluster.WriteAsync(batch, WriteConcern.Majority, ClusterFixture.Bound, None), r => Assert.Null(r.Error));
@@ -114,9 +148,10 @@ public sealed class SnapshotCatchUpTests
         ClusterFixture.Eventually(() => f.Cluster.Node(1)?.Host!.Status[0].SnapshotIndex > 0 && f.Cluster.Node(2)?.Host!.Status[0].SnapshotIndex > 0,
             "the running replicas compacted their logs");
 
-        string snapshots = Path.Combine(f.Path, "node-3", "snapshots"); // one staging file per transfer: shard-0-<n>.incoming
+        // One staging file per transfer: shard-0-<n>.incoming (rows), or shard-0-<n>.incoming.image (an image being written).
+        string snapshots = Path.Combine(f.Path, "node-3", "snapshots");
         await f.Cluster.StartNodeAsync(3, None);
-        ClusterFixture.Eventually(() => Directory.Exists(snapshots) && Directory.EnumerateFiles(snapshots, "shard-0-*.incoming").Any(),
+        ClusterFixture.Eventually(() => Directory.Exists(snapshots) && Directory.EnumerateFiles(snapshots, "shard-0-*.incoming*").Any(),
             "node 3 started receiving the snapshot");
         await f.Cluster.StopNodeAsync(3, kill: true, None);
 
@@ -126,5 +161,6 @@ public sealed class SnapshotCatchUpTests
         ClusterFixture.Eventually(() => CaughtUp(f, 3), "node 3 caught up after the interrupted transfer", ClusterFixture.Bound * 3);
         Assert.Equal(LocalKeys(f, f.LeaderOf(0), 0), LocalKeys(f, 3, 0));
         Assert.Equal(3060, LocalKeys(f, 3, 0).Count);
+        Assert.Empty(Directory.EnumerateFiles(snapshots, "*.incoming*")); // what the kill left went at the restart
     }
 }

@@ -6,15 +6,22 @@ using static Replication.Engine.Tests.Storage.KvStoreApplyTests;
 namespace Replication.Engine.Tests.Storage;
 
 /// <summary>Apply batches (KvStore.BeginApplyBatch): a loop pass's applies of several shards in one transaction.</summary>
-public sealed class KvStoreApplyBatchTests : IDisposable
+public class KvStoreApplyBatchTests : IDisposable
 {
     private readonly TempFolder _dir = new();
     private readonly KvStore _kv;
 
-    public KvStoreApplyBatchTests() => _kv = new KvStore(_dir.File("state.db"));
+    public KvStoreApplyBatchTests() => _kv = OpenStore();
+
+    /// <summary>The layout these tests run on (<see cref="KvStoreApplyBatchTestsFilePerShard"/> runs them all on the other).</summary>
+    protected virtual StoreLayout Layout => StoreLayout.FilePerNode;
+
+    private KvStore OpenStore() =>
+        Layout == StoreLayout.FilePerNode ? new KvStore(_dir.File("state.db")) : new KvStore(_dir.File("shards"), StoreLayout.FilePerShard);
 
     public void Dispose()
     {
+        GC.SuppressFinalize(this);
         _kv.Dispose();
         _dir.Dispose();
     }
@@ -94,4 +101,10 @@ public sealed class KvStoreApplyBatchTests : IDisposable
         _kv.BeginApplyBatch(); // closed by the commit: a new one opens
         _kv.RollbackApplyBatch();
     }
+}
+
+/// <summary>Every test of <see cref="KvStoreApplyBatchTests"/> on the layout of a file per shard.</summary>
+public sealed class KvStoreApplyBatchTestsFilePerShard : KvStoreApplyBatchTests
+{
+    protected override StoreLayout Layout => StoreLayout.FilePerShard;
 }

@@ -6,15 +6,22 @@ using Xunit;
 namespace Replication.Engine.Tests.Storage;
 
 /// <summary>A split applied by the state machine (KvStore.ApplySplit): rows move with their versions, later entries obey the new ranges.</summary>
-public sealed class KvStoreSplitTests : IDisposable
+public class KvStoreSplitTests : IDisposable
 {
     private readonly TempFolder _dir = new();
     private KvStore _kv;
 
-    public KvStoreSplitTests() => _kv = new KvStore(_dir.File("state.db"));
+    public KvStoreSplitTests() => _kv = OpenStore();
+
+    /// <summary>The layout these tests run on (<see cref="KvStoreSplitTestsFilePerShard"/> runs them all on the other).</summary>
+    protected virtual StoreLayout Layout => StoreLayout.FilePerNode;
+
+    private KvStore OpenStore() =>
+        Layout == StoreLayout.FilePerNode ? new KvStore(_dir.File("state.db")) : new KvStore(_dir.File("shards"), StoreLayout.FilePerShard);
 
     public void Dispose()
     {
+        GC.SuppressFinalize(this);
         _kv.Dispose();
         _dir.Dispose();
     }
@@ -106,7 +113,7 @@ public sealed class KvStoreSplitTests : IDisposable
         _kv.Apply(0, [KvStoreApplyTests.Entry(1, 1, KvStoreApplyTests.Put(right, "old"), KvStoreApplyTests.Put(other, "x")), SplitEntry(2, Split01)]);
         _kv.Apply(1, [KvStoreApplyTests.Entry(ShardCommand.SplitFoundingIndex + 1, 1, KvStoreApplyTests.Put(right, "new"))]);
         _kv.Dispose();
-        _kv = new KvStore(_dir.File("state.db"));
+        _kv = OpenStore();
         Assert.Equal((Split01.LeftStart, Split01.LeftLast), _kv.RangeOf(0));
         Assert.Equal((Split01.RightStart, Split01.RightLast), _kv.RangeOf(1));
         Assert.False(_kv.Owns(0, right));
@@ -172,4 +179,10 @@ public sealed class KvStoreSplitTests : IDisposable
         Assert.Null(_kv.RangeOf(0));
         Assert.True(_kv.Owns(0, KeyIn(1, 0)));
     }
+}
+
+/// <summary>Every test of <see cref="KvStoreSplitTests"/> on the layout of a file per shard.</summary>
+public sealed class KvStoreSplitTestsFilePerShard : KvStoreSplitTests
+{
+    protected override StoreLayout Layout => StoreLayout.FilePerShard;
 }
