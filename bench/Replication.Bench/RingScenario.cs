@@ -289,7 +289,9 @@ internal sealed partial class RingScenario
         Directory.CreateDirectory(dir);
         string source = Path.Combine(dir, "shard.db");
         int leader = Latest().Status.Shards.First(s => s.Id == shard.Id).Leader;
-        ShardFile.CopyFromStateDb(Path.Combine(_nodes[leader].Path, "state.db"), shard.Id, source);
+        // The leader's state.db, or the shard's own file (a node that keeps a file per shard: --store-layout shard).
+        string state = KvStore.FileIn(_nodes[leader].Path, shard.Id) ?? throw new FileNotFoundException($"Node {leader} has no file of shard {shard.Id}.");
+        ShardFile.CopyFromStateDb(state, shard.Id, source);
         (result.RawCopy4kBytes, result.RawCopy4kMs) = TimedCopy(source, Path.Combine(dir, "copy4k.db"));
         using (var conn = new Microsoft.Data.Sqlite.SqliteConnection($"Data Source={source};Pooling=False"))
         {

@@ -226,6 +226,24 @@ internal sealed partial class ShardDb
         while (r.Read()) yield return new StoredKey(r.GetString(0), r.GetString(1), r.GetInt64(2), r.GetInt64(3));
     }
 
+    /// <summary>
+    /// <paramref name="shard"/>'s applied index and term (0 and 0 when nothing was applied) and its hash range (null: never
+    /// split) in <paramref name="tx"/>, in one statement: when it is a read transaction's first read, it fixes the snapshot
+    /// the three come from (a snapshot's view, a consistency capture, an image).
+    /// </summary>
+    internal static (long Index, long Term, (ulong Start, ulong Last)? Range) ReadState(SqliteConnection conn, SqliteTransaction tx, int shard)
+    {
+        using var cmd = conn.CreateCommand();
+        cmd.Transaction = tx;
+        cmd.CommandText = "SELECT coalesce((SELECT idx FROM applied WHERE shard = @s), 0), coalesce((SELECT term FROM applied WHERE shard = @s), 0),"
+            + " (SELECT start FROM shard_range WHERE shard = @s), (SELECT last FROM shard_range WHERE shard = @s)";
+        cmd.Parameters.AddWithValue("@s", shard);
+        using var r = cmd.ExecuteReader();
+        r.Read();
+        (ulong, ulong)? range = r.IsDBNull(2) ? null : (Unsigned(r.GetInt64(2)), Unsigned(r.GetInt64(3)));
+        return (r.GetInt64(0), r.GetInt64(1), range);
+    }
+
     private (long Index, long Term) ReadApplied(int shard)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);

@@ -179,15 +179,7 @@ public sealed class ShardImageReader : IDisposable
     internal (long Index, long Term, (ulong Start, ulong Last)? Range) ReadShardState(int shard)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
-        using var cmd = _conn.CreateCommand();
-        cmd.Transaction = _tx;
-        cmd.CommandText = "SELECT coalesce((SELECT idx FROM applied WHERE shard = @s), 0), coalesce((SELECT term FROM applied WHERE shard = @s), 0),"
-            + " (SELECT start FROM shard_range WHERE shard = @s), (SELECT last FROM shard_range WHERE shard = @s)";
-        cmd.Parameters.AddWithValue("@s", shard);
-        using var r = cmd.ExecuteReader();
-        r.Read();
-        (ulong, ulong)? range = r.IsDBNull(2) ? null : (ShardDb.Unsigned(r.GetInt64(2)), ShardDb.Unsigned(r.GetInt64(3)));
-        return (r.GetInt64(0), r.GetInt64(1), range);
+        return ShardDb.ReadState(_conn, _tx, shard);
     }
 
     private static SafeFileHandle? OpenShared(string path)

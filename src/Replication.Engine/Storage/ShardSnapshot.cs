@@ -44,15 +44,8 @@ internal sealed class ShardSnapshot : IDisposable
             conn.Open();
             SqliteSetup.Execute(conn, $"PRAGMA busy_timeout={SqliteSetup.BusyTimeoutMs.ToString(CultureInfo.InvariantCulture)}; PRAGMA query_only=1;");
             tx = conn.BeginTransaction(deferred: true);
-            using var cmd = conn.CreateCommand();
-            cmd.Transaction = tx;
-            cmd.CommandText = "SELECT coalesce((SELECT idx FROM applied WHERE shard = @s), 0), coalesce((SELECT term FROM applied WHERE shard = @s), 0),"
-                + " (SELECT start FROM shard_range WHERE shard = @s), (SELECT last FROM shard_range WHERE shard = @s)";
-            cmd.Parameters.AddWithValue("@s", shard);
-            using var r = cmd.ExecuteReader();
-            r.Read();
-            (ulong, ulong)? range = r.IsDBNull(2) ? null : (ShardDb.Unsigned(r.GetInt64(2)), ShardDb.Unsigned(r.GetInt64(3)));
-            return new ShardSnapshot(conn, tx, node, shard, r.GetInt64(0), r.GetInt64(1), range);
+            var (index, term, range) = ShardDb.ReadState(conn, tx, shard);
+            return new ShardSnapshot(conn, tx, node, shard, index, term, range);
         }
         catch
         {

@@ -61,20 +61,7 @@ public sealed class ShardSnapshotReader : IDisposable
         try
         {
             _tx = _conn.BeginTransaction(deferred: true);
-            using var cmd = _conn.CreateCommand();
-            cmd.Transaction = _tx;
-            // One statement: the applied index and the range come from the same commit (the first read fixes the snapshot).
-            cmd.CommandText = "SELECT (SELECT idx FROM applied WHERE shard = @shard), (SELECT term FROM applied WHERE shard = @shard),"
-                + " (SELECT start FROM shard_range WHERE shard = @shard), (SELECT last FROM shard_range WHERE shard = @shard)";
-            cmd.Parameters.AddWithValue("@shard", shard);
-            using var r = cmd.ExecuteReader();
-            r.Read();
-            if (!r.IsDBNull(0))
-            {
-                Index = r.GetInt64(0);
-                Term = r.GetInt64(1);
-            }
-            if (!r.IsDBNull(2)) Range = (ShardDb.Unsigned(r.GetInt64(2)), ShardDb.Unsigned(r.GetInt64(3)));
+            (Index, Term, Range) = ShardDb.ReadState(_conn, _tx, shard); // one statement: the first read fixes the snapshot
         }
         catch
         {

@@ -76,14 +76,7 @@ public sealed class SnapshotCatchUpTests
         await using var f = await ClusterFixture.StartAsync(shards: 1, configure: o => SmallSnapshots(o, 512) with { Log = lines.Enqueue });
         await RestartNode3BehindACompactedLogAsync(f);
 
-        var log = lines.ToList();
-        const string Received = "node 3: shard 0: snapshot at index ";
-        int installed = log.FindIndex(l => l.Contains(Received, StringComparison.Ordinal) && l.Contains(" installed: ", StringComparison.Ordinal));
-        Assert.True(installed >= 0, "node 3 installed a snapshot of shard 0");
-        Assert.Contains("(staged and swapped)", log[installed]);
-        string index = log[installed][(log[installed].IndexOf(Received, StringComparison.Ordinal) + Received.Length)..].Split(' ')[0];
-        int sent = log.FindIndex(l => l.Contains($": shard 0: snapshot at index {index} sent to node 3:", StringComparison.Ordinal));
-        Assert.True(sent > installed, $"the leader's transfer ended (line {sent}) after node 3 stored the rows (line {installed})");
+        AssertInstalledBeforeTheTransferEnded(lines, "(staged and swapped)");
         Assert.Equal(LocalKeys(f, f.LeaderOf(0), 0), LocalKeys(f, 3, 0));
         Assert.Equal(0, StagedRows(f, 3)); // nothing left beside the shard's rows
         // A snapshot this small (170 rows) is stored at once when it arrives, not in rested slices (NodeHost.SmallInstallBytes).
@@ -100,14 +93,7 @@ public sealed class SnapshotCatchUpTests
             configure: o => SmallSnapshots(o, 512) with { Log = lines.Enqueue, StoreLayout = Replication.Engine.Storage.StoreLayout.FilePerShard });
         await RestartNode3BehindACompactedLogAsync(f);
 
-        var log = lines.ToList();
-        const string Received = "node 3: shard 0: snapshot at index ";
-        int installed = log.FindIndex(l => l.Contains(Received, StringComparison.Ordinal) && l.Contains(" installed: ", StringComparison.Ordinal));
-        Assert.True(installed >= 0, "node 3 installed a snapshot of shard 0");
-        Assert.Contains("(image, in place of the old file)", log[installed]);
-        string index = log[installed][(log[installed].IndexOf(Received, StringComparison.Ordinal) + Received.Length)..].Split(' ')[0];
-        int sent = log.FindIndex(l => l.Contains($": shard 0: snapshot at index {index} sent to node 3:", StringComparison.Ordinal));
-        Assert.True(sent > installed, $"the leader's transfer ended (line {sent}) after node 3 put the image in place (line {installed})");
+        AssertInstalledBeforeTheTransferEnded(lines, "(image, in place of the old file)");
         Assert.Equal(LocalKeys(f, f.LeaderOf(0), 0), LocalKeys(f, 3, 0));
         string node3 = Path.Combine(f.Path, "node-3");
         Assert.False(File.Exists(Path.Combine(node3, "state.db")));
@@ -120,6 +106,20 @@ public sealed class SnapshotCatchUpTests
         await WriteManyEntries(f, 400, 10);
         ClusterFixture.Eventually(() => CaughtUp(f, 3), "node 3 caught up after its restart");
         Assert.Equal(LocalKeys(f, f.LeaderOf(0), 0), LocalKeys(f, 3, 0));
+    }
+
+    /// <summary>Node 3 installed a snapshot of shard 0 the way <paramref name="kind"/> names, and the leader's transfer of it ended
+    /// only after that (its last chunk acknowledged once the snapshot was in).</summary>
+    private static void AssertInstalledBeforeTheTransferEnded(IEnumerable<string> lines, string kind)
+    {
+        var log = lines.ToList();
+        const string Received = "node 3: shard 0: snapshot at index ";
+        int installed = log.FindIndex(l => l.Contains(Received, StringComparison.Ordinal) && l.Contains(" installed: ", StringComparison.Ordinal));
+        Assert.True(installed >= 0, "node 3 installed a snapshot of shard 0");
+        Assert.Contains(kind, log[installed]);
+        string index = log[installed][(log[installed].IndexOf(Received, StringComparison.Ordinal) + Received.Length)..].Split(' ')[0];
+        int sent = log.FindIndex(l => l.Contains($": shard 0: snapshot at index {index} sent to node 3:", StringComparison.Ordinal));
+        Assert.True(sent > installed, $"the leader's transfer ended (line {sent}) after node 3 installed the snapshot (line {installed})");
     }
 
     /// <summary>Rows left in node <paramref name="node"/>'s staging table (KvStore.StagedInstall.cs).</summary>
