@@ -103,6 +103,109 @@ Describe 'The ring grows and shrinks (<Shape>)' -ForEach $Shapes {
     }
 }
 
+Describe 'A file per shard (<Shape>)' -ForEach $Shapes {
+    # -StoreLayout FilePerShard: each node keeps a SQLite file per shard, and a replica that moves is copied as that file
+    # (README, "The ring", stop 33). The same grow, split and shrink as above, in that layout, with its files checked.
+    BeforeAll {
+        $script:cluster = New-TestCluster -Shape $Shape -Name "files-$($Shape.ToLower())" -Root $TestDrive -ShardCount 3 -StoreLayout FilePerShard
+        $script:root = Join-Path $TestDrive "files-$($Shape.ToLower())"
+        function Get-StateFiles([int] $Id) {
+            # The node folders: node-N for an embedded cluster, nodeN for node processes (Shapes.ps1).
+            $folder = Get-ChildItem $script:root -Directory | Where-Object Name -Match "^node-?$Id$" | Select-Object -First 1
+            [pscustomobject]@{
+                StateDb = Test-Path (Join-Path $folder.FullName 'state.db')
+                Shards  = @(Get-ChildItem (Join-Path $folder.FullName 'shards') -Filter 'shard-*.db' -ErrorAction SilentlyContinue).Name
+            }
+        }
+    }
+    AfterAll { Remove-TestCluster -Cluster $script:cluster }
+
+    It 'keeps a file per shard on every node, copies replicas to a node that joins, and loses nothing when another leaves' {
+        $keys = 1..60 | ForEach-Object { "files:$_" }
+        $keys | ForEach-Object { [pscustomobject]@{ Key = $_; Value = ('v' * 200) + $_ } } | Set-ReplicationKey -Cluster $cluster
+        $halves = @(Split-ReplicationShard -Cluster $cluster -Id 0 -Timeout 60)
+        $halves | Should -HaveCount 2
+        foreach ($id in 1..3) {
+            $files = Get-StateFiles $id
+            $files.StateDb | Should -BeFalse
+            foreach ($half in $halves) { $files.Shards | Should -Contain "shard-$($half.Id).db" } # the new half founded in a file of its own
+        }
+
+        if ($Shape -eq 'Embedded') {
+            $added = Add-ReplicationNode -Cluster $cluster -Timeout 120 # takes the cluster's layout
+        }
+        else {
+            $seed = (Get-ReplicationNode -Cluster $cluster | Select-Object -First 1).Endpoint
+            $entry = $script:NodeProcesses[$cluster.Name]
+            $node = Start-NodeProcess -Folder (Join-Path $entry.Root 'node4') -Port (Get-FreePort) -Join $seed -Extra @('--store-layout', 'FilePerShard')
+            $entry.Nodes[$node.Id] = $node
+            $added = Add-ReplicationNode -Cluster $cluster -Endpoint "127.0.0.1:$($node.Port)" -Timeout 120
+        }
+        $added.Id | Should -Be 4
+        $held = @(Get-ReplicationShard -Cluster $cluster | Where-Object { $_.Voters -contains 4 }).Id
+        $held | Should -Not -BeNullOrEmpty
+        $files = Get-StateFiles 4
+        $files.StateDb | Should -BeFalse
+        foreach ($shard in $held) { $files.Shards | Should -Contain "shard-$shard.db" }
+
+        Remove-ReplicationNode -Cluster $cluster -Id 1 -Timeout 120 -Confirm:$false
+        Get-ReplicationShard -Cluster $cluster | ForEach-Object { $_.Voters | Should -HaveCount 3 }
+        $read = @(Get-ReplicationKey -Cluster $cluster -Prefix 'files:')
+        $read | Should -HaveCount 60
+        $read | ForEach-Object { $_.Value | Should -Be (('v' * 200) + $_.Key) }
+        Test-ReplicationConsistency -Cluster $cluster | ForEach-Object { $_.Consistent | Should -BeTrue }
+        # A replica that moved away is its file deleted: node 4 holds files of its shards only (the metadata group's too).
+        $now = @(Get-ReplicationShard -Cluster $cluster | Where-Object { $_.Voters -contains 4 }).Id
+        Wait-Condition -Because 'node 4 holds a file of each of its shards and of no other data shard' -Condition {
+            $names = @((Get-StateFiles 4).Shards | Where-Object { $_ -ne 'shard-1000000.db' })
+            $names.Count -eq $now.Count -and -not ($now | Where-Object { $names -notcontains "shard-$_.db" })
+        }
+        # The storage check reads every shard file: each node passes, naming them.
+        $storage = @(Test-ReplicationCluster -Cluster $cluster -Storage | Where-Object Check -EQ 'Storage')
+        $storage | Should -HaveCount 3
+        $storage | ForEach-Object {
+            $_.Result | Should -Be 'Pass'
+            $_.Detail | Should -Match 'raft\.db \([0-9.]+ MiB, [0-9.]+ s\), shard-\d+\.db'
+            $_.Detail | Should -Not -Match 'state\.db'
+        }
+    }
+}
+
+Describe 'The store layout when a cluster is founded or reopened' {
+    AfterAll { Remove-AllReplicationClusters }
+
+    It 'founds a node (Start-ReplicationNode -Path) with a file per shard' {
+        $port = Get-FreePort
+        $secret = ConvertTo-SecureString 'layout-secret-123' -AsPlainText -Force
+        $path = Join-Path $TestDrive 'layout-node'
+        Start-ReplicationNode -Path $path -Listen "127.0.0.1:$port" -ClusterSecret $secret -Name 'layout-node' -ShardCount 2 -ReplicationFactor 1 `
+            -StoreLayout FilePerShard | Out-Null
+        try {
+            Wait-ReplicationLeader -Cluster 'layout-node' -Timeout 60 | Out-Null
+            Set-ReplicationKey -Cluster 'layout-node' -Key 'k' -Value 'v' | Out-Null
+            Test-Path (Join-Path $path 'state.db') | Should -BeFalse
+            @(Get-ChildItem (Join-Path $path 'shards') -Filter 'shard-*.db').Count | Should -BeGreaterOrEqual 2 # a data shard and the metadata group
+        }
+        finally { Remove-ReplicationCluster -Cluster 'layout-node' -DeleteData -Confirm:$false }
+    }
+
+    It 'reopens an embedded cluster in the layout it has and refuses another' {
+        $path = Join-Path $TestDrive 'layout-reopen'
+        $c = New-ReplicationCluster -Name 'layout-reopen' -Path $path -NodeCount 1 -ReplicationFactor 1 -ShardCount 1 -StoreLayout FilePerShard
+        Wait-ReplicationLeader -Cluster $c -Timeout 60 | Out-Null
+        Set-ReplicationKey -Cluster $c -Key 'k' -Value 'v' | Out-Null
+        Remove-ReplicationCluster -Cluster $c -Confirm:$false # keeps the data
+        { New-ReplicationCluster -Name 'layout-reopen' -Path $path -StoreLayout FilePerNode } |
+            Should -Throw -ErrorId 'ClusterPathMismatch,Replication.PowerShell.Commands.NewReplicationClusterCommand'
+        $c = New-ReplicationCluster -Name 'layout-reopen' -Path $path
+        try {
+            (Get-ReplicationKey -Cluster $c -Key 'k').Value | Should -Be 'v'
+            Test-Path (Join-Path $path 'node-1/state.db') | Should -BeFalse
+        }
+        finally { Remove-ReplicationCluster -Cluster $c -DeleteData -Confirm:$false }
+    }
+}
+
 Describe 'Ring operations on an embedded cluster' {
     BeforeAll {
         $script:cluster = New-TestCluster -Shape Embedded -Name 'ring-ops' -Root $TestDrive -ShardCount 4

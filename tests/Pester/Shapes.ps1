@@ -42,17 +42,18 @@ function Start-NodeProcess {
 function New-TestCluster {
     # A running, formed cluster of the given shape, registered in this session under -Name (the current cluster).
     param([Parameter(Mandatory)] [ValidateSet('Embedded', 'Process')] [string] $Shape, [Parameter(Mandatory)] [string] $Name,
-        [Parameter(Mandatory)] [string] $Root, [int] $NodeCount = 3, [int] $ShardCount = 3)
+        [Parameter(Mandatory)] [string] $Root, [int] $NodeCount = 3, [int] $ShardCount = 3, [string] $StoreLayout = 'FilePerNode')
     if ($Shape -eq 'Embedded') {
-        return New-ReplicationCluster -Name $Name -Path (Join-Path $Root $Name) -NodeCount $NodeCount -ShardCount $ShardCount -ClusterSecret $script:ShapeSecret
+        return New-ReplicationCluster -Name $Name -Path (Join-Path $Root $Name) -NodeCount $NodeCount -ShardCount $ShardCount -ClusterSecret $script:ShapeSecret -StoreLayout $StoreLayout
     }
+    $layout = @('--store-layout', $StoreLayout)
     $folder = Join-Path $Root $Name
     New-Item -ItemType Directory -Force $folder | Out-Null
     $nodes = @{}
-    $first = Start-NodeProcess -Folder (Join-Path $folder 'node1') -Port (Get-FreePort) -Extra @('--name', $Name, '--shards', $ShardCount, '--rf', [Math]::Min(3, $NodeCount))
+    $first = Start-NodeProcess -Folder (Join-Path $folder 'node1') -Port (Get-FreePort) -Extra (@('--name', $Name, '--shards', $ShardCount, '--rf', [Math]::Min(3, $NodeCount)) + $layout)
     $nodes[$first.Id] = $first
     for ($i = 2; $i -le $NodeCount; $i++) {
-        $node = Start-NodeProcess -Folder (Join-Path $folder "node$i") -Port (Get-FreePort) -Join "127.0.0.1:$($first.Port)"
+        $node = Start-NodeProcess -Folder (Join-Path $folder "node$i") -Port (Get-FreePort) -Join "127.0.0.1:$($first.Port)" -Extra $layout
         $nodes[$node.Id] = $node
     }
     $script:NodeProcesses[$Name] = @{ Root = $folder; Nodes = $nodes }

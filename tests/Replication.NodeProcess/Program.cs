@@ -45,6 +45,7 @@ try
         ShardCount = Arg("--shards") is { } shards ? int.Parse(shards) : ClusterOptions.DefaultShardCount,
         ReplicationFactor = Arg("--rf") is { } rf ? int.Parse(rf) : ClusterOptions.DefaultReplicationFactor,
         DiscardStores = args.Contains("--rebuild"),
+        StoreLayout = Arg("--store-layout") is { } layout ? Enum.Parse<Replication.Engine.Storage.StoreLayout>(layout, ignoreCase: true) : Replication.Engine.Storage.StoreLayout.FilePerNode,
         Log = m => output.WriteLine($"{DateTime.UtcNow:HH:mm:ss.fff} {m}"),
     });
 }

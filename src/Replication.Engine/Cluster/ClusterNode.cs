@@ -233,8 +233,10 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
         Microsoft.Data.Sqlite.SqliteConnection.ClearAllPools();
         foreach (var pattern in new[] { "raft.db*", "state.db*" })
             foreach (var file in Directory.EnumerateFiles(path, pattern)) File.Delete(file);
+        // The shards folder is emptied, not removed: the rebuilt node keeps its layout (NodeHost.StatePath reads it from the folder).
         string shards = System.IO.Path.Combine(path, Storage.KvStore.ShardFolderName);
-        if (Directory.Exists(shards)) Directory.Delete(shards, recursive: true);
+        if (Directory.Exists(shards))
+            foreach (var file in Directory.EnumerateFiles(shards)) File.Delete(file);
     }
 
     private async Task StartHostAsync(CancellationToken ct)

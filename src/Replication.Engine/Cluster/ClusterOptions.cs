@@ -51,9 +51,10 @@ public sealed record ClusterOptions
     public int SnapshotChunkBytes { get; init; } = 256 * 1024;
     /// <summary>Receives node events (never the secret).</summary>
     public Action<string>? Log { get; init; }
-    /// <summary>How each new node's folder keeps its state machine (NodeOptions.StoreLayout); a node's folder that holds one
-    /// keeps the layout it has.</summary>
-    public Storage.StoreLayout StoreLayout { get; init; } = Storage.StoreLayout.FilePerNode;
+    /// <summary>How the nodes keep their state machines (NodeOptions.StoreLayout); null: as the cluster's nodes do (a node
+    /// added later takes their layout), and one state.db per node for a new cluster. A reopened cluster keeps its layout: a
+    /// different one asked for is refused (ClusterPathMismatch).</summary>
+    public Storage.StoreLayout? StoreLayout { get; init; }
     /// <summary>Test hook: wraps each node's storage writes (node id, real storage) to inject faults.</summary>
     internal Func<int, Storage.INodeStorage, Storage.INodeStorage>? StorageDecorator { get; init; }
     /// <summary>Test hook: bytes of an incoming snapshot kept in memory before it is staged in a file (NodeHostOptions).</summary>

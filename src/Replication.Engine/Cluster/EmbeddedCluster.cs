@@ -79,6 +79,9 @@ public sealed partial class EmbeddedCluster : ClusterClient
                 if (options.NodeCount is int asked && asked != stored.Nodes.Count)
                     throw new ClusterOptionsException(ClusterOptionsException.PathMismatch,
                         $"The cluster stored in '{options.Path}' has {stored.Nodes.Count} nodes, not {asked}. Omit NodeCount to reopen it as it is; Add-ReplicationNode and Remove-ReplicationNode change it.");
+                if (options.StoreLayout is { } layout && LayoutOf(options.Path, stored) is { } had && had != layout)
+                    throw new ClusterOptionsException(ClusterOptionsException.PathMismatch,
+                        $"The cluster stored in '{options.Path}' keeps its state as {had}, not {layout}. Omit StoreLayout to reopen it as it is.") { Target = options.Path };
             }
             // Its nodes and its own client share one protection: TLS with the node certificates when given (a node
             // certificate may dial as a client too), else the secret (a random one lives only in this process).
@@ -222,6 +225,19 @@ public sealed partial class EmbeddedCluster : ClusterClient
         return node;
     }
 
+    /// <summary>The layout the cluster's nodes keep their state in, read from their folders (the first that has a state
+    /// machine); null when none has one yet.</summary>
+    private static Storage.StoreLayout? LayoutOf(string path, ClusterManifest manifest)
+    {
+        foreach (var slot in manifest.Nodes)
+        {
+            string folder = System.IO.Path.Combine(path, slot.Folder);
+            if (File.Exists(System.IO.Path.Combine(folder, "state.db"))) return Storage.StoreLayout.FilePerNode;
+            if (Directory.Exists(System.IO.Path.Combine(folder, Storage.KvStore.ShardFolderName))) return Storage.StoreLayout.FilePerShard;
+        }
+        return null;
+    }
+
     private NodeOptions NodeOptionsFor(string folder, int port, string? join, bool discardStores) => new()
     {
         Path = System.IO.Path.Combine(_options.Path, folder),
@@ -242,7 +258,8 @@ public sealed partial class EmbeddedCluster : ClusterClient
         SnapshotChunkBytes = _options.SnapshotChunkBytes,
         StorageDecorator = _options.StorageDecorator,
         SnapshotStagingMemory = _options.SnapshotStagingMemory,
-        StoreLayout = _options.StoreLayout,
+        // A node added later (or rebuilt) takes the layout of the cluster's nodes: a cluster stays one layout.
+        StoreLayout = _options.StoreLayout ?? LayoutOf(_options.Path, _manifest) ?? Storage.StoreLayout.FilePerNode,
         DiscardStores = discardStores,
         StartSibling = StartHostedAsync,
         Log = _options.Log,

@@ -146,6 +146,13 @@ public sealed class StartReplicationNodeCommand : ClusterCmdlet, IDynamicParamet
     [Parameter(ParameterSetName = ProcessSet)]
     public SwitchParameter Rebuild { get; set; }
 
+    /// <summary>How this node keeps its state machine in a new -Path: FilePerNode (one state.db, the default) or FilePerShard (a
+    /// SQLite file per shard: a replica that moves is copied as its file; README, "The ring", stop 33). A -Path that holds a
+    /// node keeps the layout it has (a -Rebuild too). Each node process chooses for itself: give every node of a cluster
+    /// the same (mixed layouts work, but a copy between them goes row by row).</summary>
+    [Parameter(ParameterSetName = ProcessSet)]
+    public Replication.Engine.Storage.StoreLayout StoreLayout { get; set; } = Replication.Engine.Storage.StoreLayout.FilePerNode;
+
     /// <summary>Target replicas per shard of a new cluster (founding only), reached as nodes join. Default 3.</summary>
     [Parameter(ParameterSetName = ProcessSet)]
     [ValidateRange(1, ClusterOptions.MaxNodeCount)]
@@ -202,6 +209,7 @@ public sealed class StartReplicationNodeCommand : ClusterCmdlet, IDynamicParamet
             ShardCount = ShardCount,
             ReplicationFactor = ReplicationFactor,
             DiscardStores = Rebuild,
+            StoreLayout = StoreLayout,
             Settings = _ringSettings.Given() ?? ClusterSettings.Default,
             ElectionTicks = RaftTiming.ToTicks(ElectionTimeout),
             HeartbeatTicks = RaftTiming.ToTicks(HeartbeatInterval),
