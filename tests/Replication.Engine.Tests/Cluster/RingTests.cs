@@ -76,7 +76,9 @@ public sealed class RingTests(ITestOutputHelper output)
         var c = f.Cluster;
         var refused = await Assert.ThrowsAsync<ReplicationFactorAtRiskException>(() => c.RemoveNodeAsync(2, force: false, Bound, CancellationToken.None));
         Assert.Equal("ReplicationFactorAtRisk", refused.ErrorId);
-        Assert.All(c.GetNodes(), n => Assert.Equal(NodeState.Running, n.State));
+        // Nothing was stopped or drained. (Read as a condition: right after the start, under a loaded machine, a node's status
+        // report can be late and the view shows it Unreachable for a moment; a full suite run saw that once.)
+        ClusterFixture.Eventually(() => c.GetNodes().All(n => n.State == NodeState.Running && !n.Suspended), "every node still running after the refused removal");
         Assert.Empty(await c.GetMovesAsync(CancellationToken.None));
 
         var fourth = await c.AddNodeAsync(zone: "b", learner: false, CancellationToken.None);
