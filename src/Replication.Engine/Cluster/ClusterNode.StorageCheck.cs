@@ -19,14 +19,13 @@ public sealed partial class ClusterNode
     private IEnumerable<string> CheckedStores()
     {
         yield return "raft.db";
-        string shards = System.IO.Path.Combine(_options.Path, KvStore.ShardFolderName);
-        if (File.Exists(System.IO.Path.Combine(_options.Path, "state.db")) || !Directory.Exists(shards))
+        if (KvStore.LayoutIn(_options.Path) != StoreLayout.FilePerShard)
         {
             yield return "state.db";
             yield break;
         }
-        foreach (var file in Directory.EnumerateFiles(shards, "shard-*.db").Order(StringComparer.Ordinal))
-            if (KvStore.ShardOf(file) is not null) yield return System.IO.Path.Combine(KvStore.ShardFolderName, System.IO.Path.GetFileName(file));
+        foreach (var (_, file) in KvStore.ShardFilesIn(System.IO.Path.Combine(_options.Path, KvStore.ShardFolderName)))
+            yield return System.IO.Path.Combine(KvStore.ShardFolderName, System.IO.Path.GetFileName(file));
     }
 
     private async Task<StoreCheck[]> CheckStorageHereAsync(CancellationToken ct)

@@ -230,11 +230,7 @@ public sealed partial class EmbeddedCluster : ClusterClient
     private static Storage.StoreLayout? LayoutOf(string path, ClusterManifest manifest)
     {
         foreach (var slot in manifest.Nodes)
-        {
-            string folder = System.IO.Path.Combine(path, slot.Folder);
-            if (File.Exists(System.IO.Path.Combine(folder, "state.db"))) return Storage.StoreLayout.FilePerNode;
-            if (Directory.Exists(System.IO.Path.Combine(folder, Storage.KvStore.ShardFolderName))) return Storage.StoreLayout.FilePerShard;
-        }
+            if (Storage.KvStore.LayoutIn(System.IO.Path.Combine(path, slot.Folder)) is { } layout) return layout;
         return null;
     }
 

@@ -135,13 +135,8 @@ internal sealed partial class NodeHost : IAsyncDisposable
     /// <exception cref="StorageCorruptException">The folder holds both layouts.</exception>
     internal static (string Path, StoreLayout Layout) StatePath(string dataPath, StoreLayout layout)
     {
-        string single = Path.Combine(dataPath, "state.db"), shards = Path.Combine(dataPath, KvStore.ShardFolderName);
-        bool hasSingle = File.Exists(single), hasShards = Directory.Exists(shards);
-        if (hasSingle && hasShards)
-            throw new StorageCorruptException($"'{dataPath}' holds both a state.db and a {KvStore.ShardFolderName} folder; only one can be this node's state machine.");
-        if (hasSingle) layout = StoreLayout.FilePerNode;
-        else if (hasShards) layout = StoreLayout.FilePerShard;
-        return layout == StoreLayout.FilePerNode ? (single, layout) : (shards, layout);
+        layout = KvStore.LayoutIn(dataPath) ?? layout;
+        return (Path.Combine(dataPath, layout == StoreLayout.FilePerNode ? "state.db" : KvStore.ShardFolderName), layout);
     }
 
     public void SetPeer(int nodeId, IPEndPoint endPoint) => _transport?.SetPeer(nodeId, endPoint);

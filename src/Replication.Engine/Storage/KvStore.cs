@@ -74,11 +74,7 @@ public sealed class KvStore : IDisposable
         try
         {
             foreach (var file in Directory.EnumerateFiles(path, "shard-*" + FoundingSuffix)) DeleteFiles(file); // never complete
-            foreach (var file in Directory.EnumerateFiles(path, "shard-*.db"))
-            {
-                if (ShardOf(file) is not int shard) continue;
-                dbs[shard] = OpenFile(file);
-            }
+            foreach (var (shard, file) in ShardFilesIn(path)) dbs[shard] = OpenFile(file);
         }
         catch
         {
@@ -96,6 +92,28 @@ public sealed class KvStore : IDisposable
 
     /// <summary>The file that holds <paramref name="shard"/> (state.db, or the shard's own file, which may not exist yet).</summary>
     public string FileOf(int shard) => _single?.FilePath ?? FilePath(shard);
+
+    /// <summary>The layout of the state machine a node's data folder holds: state.db, or the shards folder; null when it holds
+    /// none yet. The one reading of a folder's layout (a node's start, an embedded cluster's added nodes, cold copies, the
+    /// storage check).</summary>
+    /// <exception cref="StorageCorruptException">The folder holds both.</exception>
+    public static StoreLayout? LayoutIn(string dataFolder)
+    {
+        bool single = File.Exists(System.IO.Path.Combine(dataFolder, "state.db"));
+        bool shards = Directory.Exists(System.IO.Path.Combine(dataFolder, ShardFolderName));
+        if (single && shards)
+            throw new StorageCorruptException($"'{dataFolder}' holds both a state.db and a {ShardFolderName} folder; only one can be this node's state machine.");
+        return single ? StoreLayout.FilePerNode : shards ? StoreLayout.FilePerShard : null;
+    }
+
+    /// <summary>The shard files of the shards folder <paramref name="shardsFolder"/> (shard-N.db; any other name is not one), in
+    /// shard order.</summary>
+    internal static IEnumerable<(int Shard, string File)> ShardFilesIn(string shardsFolder) =>
+        Directory.EnumerateFiles(shardsFolder, "shard-*.db")
+            .Select(file => (Shard: ShardOf(file), File: file))
+            .Where(f => f.Shard is not null)
+            .Select(f => (f.Shard!.Value, f.File))
+            .OrderBy(f => f.Item1);
 
     /// <summary>The file that holds <paramref name="shard"/> in a node's data folder, or a copy of one (a cold backup), of either
     /// layout: its state.db, or the shard's own file in its shards folder; null when the folder has no file for the shard.</summary>
@@ -117,7 +135,7 @@ public sealed class KvStore : IDisposable
         System.IO.Path.Combine(_folder!, "shard-" + shard.ToString(CultureInfo.InvariantCulture) + ".db");
 
     /// <summary>The shard a file of the shards folder holds, by its name (shard-N.db); null for any other name.</summary>
-    internal static int? ShardOf(string file)
+    private static int? ShardOf(string file)
     {
         string name = System.IO.Path.GetFileNameWithoutExtension(file);
         return int.TryParse(name.AsSpan("shard-".Length), NumberStyles.AllowLeadingSign, CultureInfo.InvariantCulture, out int shard)

@@ -229,17 +229,16 @@ internal static class ShardFile
     /// </summary>
     public static void CopyStateMachine(string dataFolder, string targetStateDb)
     {
-        string single = Path.Combine(dataFolder, "state.db");
-        if (File.Exists(single) || !Directory.Exists(Path.Combine(dataFolder, KvStore.ShardFolderName)))
+        if (KvStore.LayoutIn(dataFolder) != StoreLayout.FilePerShard)
         {
-            CopyDatabase(single, targetStateDb);
+            CopyDatabase(Path.Combine(dataFolder, "state.db"), targetStateDb);
             return;
         }
         if (File.Exists(targetStateDb)) throw new IOException($"'{targetStateDb}' already exists; a backup never overwrites.");
         using (var merged = new KvStore(targetStateDb))
         {
-            foreach (var file in Directory.EnumerateFiles(Path.Combine(dataFolder, KvStore.ShardFolderName), "shard-*.db").Order(StringComparer.Ordinal))
-                if (KvStore.ShardOf(file) is int shard) merged.ImportShard(shard, file);
+            foreach (var (shard, file) in KvStore.ShardFilesIn(Path.Combine(dataFolder, KvStore.ShardFolderName)))
+                merged.ImportShard(shard, file);
         }
         using var conn = Open(targetStateDb, SqliteOpenMode.ReadWrite);
         SqliteSetup.Execute(conn, "PRAGMA journal_mode=DELETE;");
