@@ -878,7 +878,7 @@ internal sealed partial class NodeHost
                 {
                     next = chunk;
                     _stop.Token.ThrowIfCancellationRequested();
-                    crc = Crc32C.Append(crc, chunk.Memory.Span);
+                    if (!reader.IsImage) crc = Crc32C.Append(crc, chunk.Memory.Span); // an image's: from its own, at the end
                     Interlocked.Add(ref _bytes, chunk.Length);
                     if (held is not null)
                     {
@@ -895,6 +895,7 @@ internal sealed partial class NodeHost
                 Interlocked.Add(ref _readTicks, System.Diagnostics.Stopwatch.GetTimestamp() - began);
                 var lastChunk = held ?? throw new InvalidOperationException("The snapshot reader ended without a chunk.");
                 held = null;
+                if (reader.IsImage) crc = reader.ImageChunksCrc;
                 Offer(lastChunk, last: true, crc);
             }
             catch (OperationCanceledException) when (_stop.IsCancellationRequested)
@@ -1169,8 +1170,9 @@ internal sealed partial class NodeHost
             }
             if (_image is not null)
             {
-                _image.Write(chunk); // a malformed image throws here (StorageCorruptException): the transfer fails
-                Crc = Crc32C.Append(Crc, chunk);
+                // A malformed image throws here (StorageCorruptException): the transfer fails. Its CRC is taken from the
+                // image's own at the end (Complete): the writer reads every byte for it, a second pass here would repeat it.
+                _image.Write(chunk);
                 Bytes += chunk.Length;
                 Expected++;
                 return;
@@ -1208,6 +1210,9 @@ internal sealed partial class NodeHost
 
         public void Complete(TimeSpan at)
         {
+            // An image's chunks' CRC (the format byte, then its stream): joined from the writer's, which covers the stream
+            // once its trailer matched. Before that (cut short) it stays the format byte's, and fails the sender's.
+            if (_image?.StreamCrc is { } imageCrc) Crc = Crc32C.Combine(Crc, imageCrc, _image.Received);
             _file?.Flush();
             Completed = true;
             CompletedAt = at;

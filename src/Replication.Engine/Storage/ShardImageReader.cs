@@ -269,6 +269,14 @@ public sealed class ShardImageReader : IDisposable
         return total;
     }
 
+    /// <summary>The CRC-32C of the whole stream, trailer included, once <see cref="Read"/> has returned its last byte: the
+    /// CRC the trailer carries (over every byte before it) continued over the trailer's last 4 bytes, so the stream's
+    /// consumers need no pass of their own over its bytes (NodeHost's snapshot stream, via Crc32C.Combine).</summary>
+    /// <exception cref="InvalidOperationException">The stream has not been read to its end.</exception>
+    internal uint StreamCrc => _position == Length && _trailer is not null
+        ? Crc32C.Append(_crc, _trailer.AsSpan(4))
+        : throw new InvalidOperationException("The image has not been read to its end.");
+
     private static int Copy(ReadOnlySpan<byte> from, Span<byte> to)
     {
         int n = Math.Min(from.Length, to.Length);

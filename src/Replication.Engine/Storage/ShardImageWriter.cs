@@ -63,6 +63,11 @@ public sealed class ShardImageWriter : IDisposable
     /// <summary>Bytes of the stream received so far.</summary>
     public long Received => _received;
 
+    /// <summary>The CRC-32C of the whole stream, trailer included, once the trailer has arrived and matched (null before):
+    /// the CRC it carries continued over its last 4 bytes, so the receiver of a snapshot stream gets the stream's CRC
+    /// without a pass of its own over the bytes (NodeHost's snapshot stream, via Crc32C.Combine).</summary>
+    public uint? StreamCrc => _stage is Stage.Ended or Stage.Completed ? Crc32C.Append(_crc, _trailer.AsSpan(4)) : null;
+
     /// <summary>
     /// Takes the next bytes of the stream, split anywhere (a byte at a time works). Throws
     /// <see cref="StorageCorruptException"/> as soon as the bytes are known to be wrong (a bad header, a trailer that does

@@ -54,6 +54,16 @@ public sealed class ShardSnapshotReader : IDisposable
     /// <summary>True for an image of the shard's file (<see cref="OpenImage"/>), false for its rows.</summary>
     public bool IsImage => _image is not null;
 
+    /// <summary>
+    /// An image's chunks' CRC-32C (the bytes of every chunk <see cref="ChunkBuffers"/> gave, in order: the format byte, then
+    /// the image's stream), once they have all been read: joined from the image's own CRC (ShardImageReader.StreamCrc),
+    /// which the reading computed anyway, so the sender makes no second pass over the bytes for the stream's checksum.
+    /// </summary>
+    /// <exception cref="InvalidOperationException">Rows, or an image not read to its end.</exception>
+    internal uint ImageChunksCrc => _image is { } image
+        ? Crc32C.Combine(Crc32C.Compute([SnapshotChunkCodec.ImageFormatVersion]), image.StreamCrc, image.Length)
+        : throw new InvalidOperationException("Rows have no image CRC: the stream computes theirs chunk by chunk.");
+
     internal ShardSnapshotReader(string readerConnectionString, int shard)
     {
         Shard = shard;

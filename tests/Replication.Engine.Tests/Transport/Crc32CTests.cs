@@ -31,4 +31,36 @@ public sealed class Crc32CTests
                 Assert.Equal(expected, Crc32C.Append(Crc32C.Compute(span[..cut]), span[cut..]));
             }
     }
+
+    [Fact]
+    public void Combine_joins_two_crcs_as_if_their_bytes_were_read_in_one_go()
+    {
+        var random = new Random(11);
+        var data = new byte[5 * 1024 * 1024 + 3];
+        random.NextBytes(data);
+        foreach (int cut in new[] { 0, 1, 4, 255, 4096, 1_048_576, data.Length - 4, data.Length - 1, data.Length })
+        {
+            uint whole = Crc32C.Compute(data);
+            Assert.Equal(whole, Crc32C.Combine(Crc32C.Compute(data.AsSpan(0, cut)), Crc32C.Compute(data.AsSpan(cut)), data.Length - cut));
+        }
+        for (int i = 0; i < 200; i++)
+        {
+            int length = random.Next(1, 70_000), cut = random.Next(length + 1);
+            var span = data.AsSpan(random.Next(1000), length);
+            Assert.Equal(Crc32C.Compute(span), Crc32C.Combine(Crc32C.Compute(span[..cut]), Crc32C.Compute(span[cut..]), length - cut));
+        }
+        // A second part past 2^29 bytes, where the length's bits reach past the 32 first squares of x: checked against the
+        // CRC read byte by byte (512 MiB of zeros, appended a megabyte at a time).
+        long n = (1L << 29) + 12_345;
+        uint a = Crc32C.Compute("abc"u8), appended = a, zeros = 0;
+        var megabyte = new byte[1 << 20];
+        for (long left = n; left > 0; left -= megabyte.Length)
+        {
+            var part = megabyte.AsSpan(0, (int)Math.Min(left, megabyte.Length));
+            appended = Crc32C.Append(appended, part);
+            zeros = Crc32C.Append(zeros, part);
+        }
+        Assert.Equal(appended, Crc32C.Combine(a, zeros, n));
+        Assert.Throws<ArgumentOutOfRangeException>(() => Crc32C.Combine(0, 0, -1));
+    }
 }
