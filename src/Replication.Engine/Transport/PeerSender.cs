@@ -184,7 +184,6 @@ internal sealed class PeerSender
 
     private void Run()
     {
-        if (_lane.Length > 0) BackgroundPriority.LowerCurrentThread(); // a bulk lane (snapshot chunks) yields to the Raft lane and the loops
         var ct = _stop.Token;
         var batch = new List<RaftMessage>();
         RaftMessage? carried = null; // taken from the queue but did not fit in the previous frame

@@ -215,19 +215,12 @@ public sealed partial class TcpTransport
     /// </summary>
     private void ReceiveRaftFrames(FrameReader reader, int peerId)
     {
-        bool lowered = false;
         while (reader.Read(FrameCodec.MaxPayloadSize, FrameType.Raft) is { } frame)
         {
             var messages = RaftMessageCodec.DecodeBatchBorrowingChunks(frame.Payload);
             Interlocked.Increment(ref _counters.FramesReceived);
             foreach (var message in messages)
             {
-                if (!lowered && message.Type == MessageType.SnapshotChunk)
-                {
-                    // The peer's snapshot lane (a connection of its own): storing chunks yields the cores to the loops.
-                    BackgroundPriority.LowerCurrentThread();
-                    lowered = true;
-                }
                 // The connection speaks for the node that said Hello, and only to this node (members map to nodes: ReplicaIds).
                 if (ReplicaIds.NodeOf(message.To) != _nodeId || ReplicaIds.NodeOf(message.From) != peerId)
                 {
