@@ -41,6 +41,21 @@ public static class FrameCodec
         BinaryPrimitives.WriteUInt32LittleEndian(destination[6..], Crc32C.Compute(payload));
     }
 
+    /// <summary>
+    /// <see cref="WriteHeader(Span{byte}, FrameType, ReadOnlySpan{byte})"/> for a payload that is not in one span: its length
+    /// and its CRC-32C (<see cref="Crc32C"/>, appended over its pieces in order) given by the caller (FrameWriter's gathered
+    /// write of a snapshot chunk).
+    /// </summary>
+    internal static void WriteHeader(Span<byte> destination, FrameType type, int payloadLength, uint payloadCrc)
+    {
+        if ((uint)payloadLength > MaxPayloadSize)
+            throw new ArgumentException($"Payload of {payloadLength} bytes exceeds the {MaxPayloadSize}-byte frame limit.", nameof(payloadLength));
+        BinaryPrimitives.WriteUInt32LittleEndian(destination, (uint)payloadLength);
+        destination[4] = ProtocolVersion;
+        destination[5] = (byte)type;
+        BinaryPrimitives.WriteUInt32LittleEndian(destination[6..], payloadCrc);
+    }
+
     /// <summary>A complete frame (header and payload) in a new array. For tests and one-off frames; the transport writes into pooled buffers instead.</summary>
     public static byte[] Encode(FrameType type, ReadOnlySpan<byte> payload)
     {

@@ -54,11 +54,29 @@ public static class RaftMessageCodec
     }
 
     /// <summary>Writes <paramref name="message"/> at the start of <paramref name="destination"/>; returns the bytes written (== <see cref="GetEncodedSize"/>).</summary>
-    public static int Encode(RaftMessage message, Span<byte> destination)
+    public static int Encode(RaftMessage message, Span<byte> destination) => Encode(message, destination, withChunk: true, out _);
+
+    /// <summary>
+    /// <see cref="Encode(RaftMessage, Span{byte})"/> but for the bytes of <paramref name="message"/>'s chunk
+    /// (<see cref="RaftMessage.Chunk"/>), which are left out: its entry's header says their length, and the encoding goes on
+    /// where they would have ended, <paramref name="chunkAt"/> being where they belong (-1: the message has no such chunk).
+    /// Returns the bytes written (<see cref="GetEncodedSize"/> less the chunk's length). For FrameWriter, which sends a large
+    /// chunk from its own buffer rather than copy it into the frame's.
+    /// </summary>
+    internal static int EncodeWithoutChunk(RaftMessage message, Span<byte> destination, out int chunkAt) =>
+        Encode(message, destination, withChunk: false, out chunkAt);
+
+    /// <summary>A SnapshotChunk whose bytes are given as <see cref="RaftMessage.Chunk"/>: the bytes
+    /// <see cref="EncodeWithoutChunk"/> leaves out, or 0.</summary>
+    internal static int ChunkLength(RaftMessage message) => HasChunk(message) ? message.Chunk.Length : 0;
+
+    private static int Encode(RaftMessage message, Span<byte> destination, bool withChunk, out int chunkAt)
     {
-        int size = GetEncodedSize(message);
+        ArgumentNullException.ThrowIfNull(message);
+        int size = GetEncodedSize(message) - (withChunk ? 0 : ChunkLength(message));
         if (destination.Length < size)
             throw new ArgumentException($"Destination has {destination.Length} bytes, the message needs {size}.", nameof(destination));
+        chunkAt = -1;
         var d = destination;
         d[0] = (byte)message.Type;
         BinaryPrimitives.WriteInt32LittleEndian(d[1..], message.Group);
@@ -75,7 +93,12 @@ public static class RaftMessageCodec
         BinaryPrimitives.WriteUInt32LittleEndian(d[62..], (uint)(message.Entries.Count + (chunk ? 1 : 0)));
         int pos = MessageFixedSize;
         foreach (var e in message.Entries) pos = WriteEntry(d, pos, e.Index, e.Term, e.Type, e.Data);
-        if (chunk) pos = WriteEntry(d, pos, message.Context + 1, message.LogTerm, EntryType.Normal, message.Chunk.Span);
+        if (chunk && withChunk) pos = WriteEntry(d, pos, message.Context + 1, message.LogTerm, EntryType.Normal, message.Chunk.Span);
+        else if (chunk)
+        {
+            chunkAt = WriteEntryHeader(d, pos, message.Context + 1, message.LogTerm, EntryType.Normal, message.Chunk.Length);
+            pos = chunkAt;
+        }
         pos = WriteIds(message.Voters, d, pos);
         pos = WriteIds(message.Learners, d, pos);
         return pos;
@@ -87,12 +110,19 @@ public static class RaftMessageCodec
 
     private static int WriteEntry(Span<byte> d, int pos, long index, long term, EntryType type, ReadOnlySpan<byte> data)
     {
+        pos = WriteEntryHeader(d, pos, index, term, type, data.Length);
+        data.CopyTo(d[pos..]);
+        return pos + data.Length;
+    }
+
+    /// <summary>An entry's fixed part (its data's length included); returns where its data goes.</summary>
+    private static int WriteEntryHeader(Span<byte> d, int pos, long index, long term, EntryType type, int dataLength)
+    {
         BinaryPrimitives.WriteInt64LittleEndian(d[pos..], index);
         BinaryPrimitives.WriteInt64LittleEndian(d[(pos + 8)..], term);
         d[pos + 16] = (byte)type;
-        BinaryPrimitives.WriteUInt32LittleEndian(d[(pos + 17)..], (uint)data.Length);
-        data.CopyTo(d[(pos + EntryFixedSize)..]);
-        return pos + EntryFixedSize + data.Length;
+        BinaryPrimitives.WriteUInt32LittleEndian(d[(pos + 17)..], (uint)dataLength);
+        return pos + EntryFixedSize;
     }
 
     private static int WriteIds(IReadOnlyList<int> ids, Span<byte> d, int pos)

@@ -38,6 +38,37 @@ public sealed class SnapshotChunkWireTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void A_frame_whose_large_chunks_are_written_from_their_own_buffers_is_the_same_bytes_as_one_copied_whole()
+    {
+        // FrameWriter sends a chunk of 64 KiB or more from its own buffer (no copy into the frame's): the frame on the wire,
+        // CRC included, must be exactly the one encoded in one piece, whatever mix of messages the batch holds.
+        var big = WireSamples.Data(1 << 20, seed: 8);
+        var backing = new byte[big.Length + 64];
+        big.CopyTo(backing, 13);
+        RaftMessage[][] batches =
+        [
+            [ChunkMessage(3, backing.AsMemory(13, big.Length))],
+            [
+                WireSamples.Full(MessageType.Append, entries: 2),
+                ChunkMessage(4, WireSamples.Data(FrameWriter.GatherChunkBytes, seed: 9)),
+                ChunkMessage(5, WireSamples.Data(1_000, seed: 10)), // below the threshold: copied as before
+                ChunkMessage(6, backing.AsMemory(13, big.Length)) with { Commit = 1, RejectHint = 0xDEADBEEF, Voters = [1, 2, 3], Learners = [4] },
+                WireSamples.Full(MessageType.Heartbeat, entries: 0),
+            ],
+        ];
+        foreach (var batch in batches)
+        {
+            using var wire = new MemoryStream();
+            new FrameWriter(wire).WriteRaft(batch);
+            Assert.Equal(FrameCodec.Encode(FrameType.Raft, RaftMessageCodec.EncodeBatch(batch)), wire.ToArray());
+            // And it reads back as the messages sent.
+            using var reader = new FrameReader(new MemoryStream(wire.ToArray()));
+            var (_, payload) = reader.Read() ?? throw new InvalidOperationException("no frame");
+            Assert.Equal(batch.Length, RaftMessageCodec.DecodeBatchBorrowingChunks(payload).Count);
+        }
+    }
+
+    [Fact]
     public void The_lane_decodes_a_chunk_as_a_slice_of_the_frame_and_every_other_message_as_before()
     {
         var data = WireSamples.Data(5_000, seed: 6);
