@@ -59,6 +59,10 @@ internal sealed record RingMove
     /// <summary>From the pin to the status showing the new voters and no learner.</summary>
     public double MoveMs { get; init; }
     public LatencyWindow Writes { get; init; } = new();
+    /// <summary>The idle seconds' write p99 over consecutive windows as long as this move (RingWriters.WindowP99s).</summary>
+    public double[] IdleWindowP99s { get; init; } = [];
+    /// <summary>Their median: the idle p99 at this move's sample size.</summary>
+    public double IdleWindowP99Median => IdleWindowP99s.Length == 0 ? 0 : IdleWindowP99s.Order().ElementAt(IdleWindowP99s.Length / 2);
     /// <summary>From the leader's AddLearner proposal to the learner's snapshot installed (both from the node logs).</summary>
     public double AddToInstalledMs { get; init; }
     public long SnapshotBytes { get; init; }

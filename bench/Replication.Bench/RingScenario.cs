@@ -50,6 +50,8 @@ internal sealed partial class RingScenario
     private readonly List<Sample> _samples = new();
     private readonly object _samplesGate = new();
     private ClusterClient? _admin;
+    /// <summary>The idle seconds before the first move (timestamps), which each move's p99 is also held to at its own length.</summary>
+    private (long From, long To) _idle;
     private readonly long _started = Stopwatch.GetTimestamp();
 
     public RingScenario(BenchOptions options, string folder, string secret)
@@ -95,7 +97,8 @@ internal sealed partial class RingScenario
             await Task.Delay(1000, ct); // connections warm
             long idleStart = Stopwatch.GetTimestamp();
             await Task.Delay(TimeSpan.FromSeconds(_options.Quick ? 3 : 8), ct);
-            result.Idle = writers.Window(idleStart, Stopwatch.GetTimestamp());
+            _idle = (idleStart, Stopwatch.GetTimestamp());
+            result.Idle = writers.Window(_idle.From, _idle.To);
             Console.WriteLine($"idle writes: {Format(result.Idle)}");
 
             var pinned = shard.Voters.Where(v => v != from).Append(to).ToArray();
@@ -245,7 +248,7 @@ internal sealed partial class RingScenario
         var move = new RingMove
         {
             Label = label, Shard = shard, FromNode = from, ToNode = to,
-            MoveMs = Ms(t1 - t0), Writes = window,
+            MoveMs = Ms(t1 - t0), Writes = window, IdleWindowP99s = writers.WindowP99s(_idle.From, _idle.To, t1 - t0),
             AddToInstalledMs = add.Line is not null && installed.Match is not null ? Ms(installed.At - add.At) : 0,
             SnapshotBytes = installed.Match is not null ? long.Parse(installed.Match.Groups["bytes"].Value, CultureInfo.InvariantCulture) : 0,
             StreamMs = installed.Match is not null ? double.Parse(installed.Match.Groups["stream"].Value, CultureInfo.InvariantCulture) : 0,
@@ -255,6 +258,7 @@ internal sealed partial class RingScenario
         };
         Console.WriteLine($"{label} of shard {shard}: {move.MoveMs:N0} ms; snapshot {move.SnapshotBytes / 1e6:0.0} MB, AddLearner to installed {move.AddToInstalledMs:N0} ms ({move.SnapshotMBps:0.0} MB/s; first chunk after {move.FirstChunkMs:N0} ms, streamed {move.StreamMs:N0} ms = {move.StreamMBps:0.0} MB/s, stored {move.StoreMs:N0} ms, loop held at most {move.HeldMs:N0} ms){(move.Note is { } note ? $" [{note}]" : "")}");
         Console.WriteLine($"  writes during it: {Format(window)}");
+        Console.WriteLine($"  idle p99 over windows as long: {string.Join(", ", move.IdleWindowP99s.Select(p => p.ToString("0.0", CultureInfo.InvariantCulture)))} ms (median {move.IdleWindowP99Median:0.0})");
         if (installed.Match is not null && move.StreamMs > 0)
         {
             // Which part of the move the slow writes fall in: before the first chunk, while streaming, while the target
