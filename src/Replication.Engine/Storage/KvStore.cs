@@ -47,6 +47,9 @@ public sealed class KvStore : IDisposable
     private readonly object _gate = new();
     private volatile Dictionary<int, ShardDb> _dbs = new();
     private readonly HashSet<int> _notFounded = new();
+    /// <summary>The one thread that runs every shard file's background checkpoints (the layout of a file per shard; null for
+    /// one file per node, whose file has a thread of its own).</summary>
+    private readonly CheckpointWorker? _checkpoints;
     private bool _disposed;
 
     /// <summary>Opens the layout of one file per node: state.db at <paramref name="filePath"/>, created if absent.</summary>
@@ -70,6 +73,7 @@ public sealed class KvStore : IDisposable
         }
         _folder = path;
         Directory.CreateDirectory(path);
+        _checkpoints = new CheckpointWorker();
         var dbs = new Dictionary<int, ShardDb>();
         try
         {
@@ -79,6 +83,7 @@ public sealed class KvStore : IDisposable
         catch
         {
             foreach (var db in dbs.Values) db.Dispose();
+            _checkpoints.Dispose();
             throw;
         }
         _dbs = dbs;
@@ -144,7 +149,7 @@ public sealed class KvStore : IDisposable
 
     /// <summary>A file of the layout of a file per shard: it never founds another shard inside itself (the store does, in a
     /// file of that shard's own: <see cref="Apply"/>).</summary>
-    private static ShardDb OpenFile(string file) => new(file, _ => true, ShardWriterCacheKiB);
+    private ShardDb OpenFile(string file) => new(file, _ => true, ShardWriterCacheKiB, _checkpoints);
 
     // ---- routing ----
 
@@ -265,7 +270,7 @@ public sealed class KvStore : IDisposable
         string target = FilePath(split.NewShard);
         string temporary = target[..^".db".Length] + FoundingSuffix;
         DeleteFiles(temporary);
-        using (var founding = new ShardDb(temporary, _ => true, ShardWriterCacheKiB))
+        using (var founding = OpenFile(temporary))
             founding.FoundFromSplit(db.FilePath, shard, split);
         // Disposed: the last connection checkpointed the WAL into the file and removed it, so the file is whole alone.
         File.Move(temporary, target);
@@ -674,6 +679,13 @@ public sealed class KvStore : IDisposable
     /// <summary>Waits (bounded) until the checkpointing thread has run a pass (tests; one file per node).</summary>
     internal bool WaitForCheckpointPass(TimeSpan bound) => Single.WaitForCheckpointPass(bound);
 
+    /// <summary>Background WAL checkpoint passes run so far on <paramref name="shard"/>'s file, and a bounded wait for its
+    /// first (tests; a file per shard).</summary>
+    internal bool WaitForCheckpointPassOf(int shard, TimeSpan bound) => Find(shard)?.WaitForCheckpointPass(bound) ?? false;
+
+    /// <summary>Threads the shared checkpoint worker has started (tests; a file per shard: at most one).</summary>
+    internal int CheckpointThreadsStarted => _checkpoints?.ThreadsStarted ?? 0;
+
     /// <summary>A pragma's value on the writer connection (tests; one file per node).</summary>
     internal string WriterPragma(string name) => Single.WriterPragma(name);
 
@@ -689,6 +701,7 @@ public sealed class KvStore : IDisposable
             _disposed = true;
             _single?.Dispose();
             foreach (var db in _dbs.Values) db.Dispose();
+            _checkpoints?.Dispose(); // after the files: each waited for its own pass under way
         }
     }
 }

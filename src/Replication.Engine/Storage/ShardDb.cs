@@ -128,9 +128,10 @@ internal sealed partial class ShardDb : IDisposable
 
     /// <summary>Opens the file at <paramref name="filePath"/>, creating it (and its schema) if absent. A split applied here founds
     /// no replica of a new shard for which <paramref name="foundsNoneOf"/> is true (see ApplySplit). The writer's page cache is
-    /// <paramref name="cacheKiB"/> at most.</summary>
+    /// <paramref name="cacheKiB"/> at most. Background checkpoint passes run on <paramref name="checkpoints"/> (shared by a
+    /// store's files), or on a thread of this file's own when null.</summary>
     /// <exception cref="StorageCorruptException">The file has an unknown schema version or belongs to another store.</exception>
-    public ShardDb(string filePath, Func<int, bool> foundsNoneOf, int cacheKiB = WriterCacheKiB)
+    public ShardDb(string filePath, Func<int, bool> foundsNoneOf, int cacheKiB = WriterCacheKiB, CheckpointWorker? checkpoints = null)
     {
         _filePath = filePath;
         _foundsNoneOf = foundsNoneOf;
@@ -158,7 +159,7 @@ internal sealed partial class ShardDb : IDisposable
             throw;
         }
         _readerConnectionString = SqliteSetup.ReaderConnectionString(filePath);
-        _checkpointer = new WalCheckpointer(filePath);
+        _checkpointer = new WalCheckpointer(filePath, checkpoints);
     }
 
     private readonly System.Collections.Concurrent.ConcurrentStack<PointReader> _pointReaders = new(); // ShardDb.Read.cs, Get

@@ -3,7 +3,7 @@ using Microsoft.Data.Sqlite;
 namespace Replication.Engine.Storage;
 
 /// <summary>
-/// Runs a store's WAL checkpoints on a thread of its own, so the node loop, which commits, does not copy pages and fsync
+/// Runs a SQLite file's WAL checkpoints off the writer's thread, so the node loop, which commits, does not copy pages and fsync
 /// the database file inline. SQLite's default (the committing connection checkpoints once the WAL holds 1,000 pages) made
 /// every import batch's commit on the loop thread pay a checkpoint in turn: `perf` on three node processes during the
 /// bench's import put 21% of the loop thread's samples in <c>sqlite3WalCheckpoint</c> under <c>sqlite3_step</c>.
@@ -22,8 +22,8 @@ namespace Replication.Engine.Storage;
 /// per-chunk transaction p99 37-307 ms with the writer's auto-checkpoint, 9-54 ms with this thread).
 /// </para>
 /// Threads: <see cref="NoteWritten"/>, <see cref="Nudge"/>, <see cref="Request"/> and <see cref="IsDone"/> from the writer's
-/// thread; <see cref="Dispose"/> once, after the writer stopped. The thread starts at the first pass (an idle store has
-/// none) and sleeps on a monitor between passes (no idle cost).
+/// thread; <see cref="Dispose"/> once, after the writer stopped. The passes run on a <see cref="CheckpointWorker"/>: the
+/// file's own, or one that a store of a file per shard shares among its files (one thread per node, not per shard).
 /// </summary>
 internal sealed class WalCheckpointer : IDisposable
 {
@@ -41,18 +41,32 @@ internal sealed class WalCheckpointer : IDisposable
     public const int WriterAutoCheckpointPages = 8192;
 
     private readonly string _filePath;
-    private readonly object _gate = new();
-    private Thread? _thread;
-    private SqliteConnection? _conn;
-    private long _pending;
-    private bool _signalled;
-    private bool _stopping;
-    private long _requested; // checkpoints asked for (Request), under _gate
-    private long _done; // the last request a pass begun after it has served, under _gate
-
-    public WalCheckpointer(string filePath) => _filePath = filePath;
-
+    private readonly CheckpointWorker _worker;
+    private readonly bool _ownsWorker;
+    private SqliteConnection? _conn; // the worker's thread only
+    private long _pending; // the writer's thread only
     private long _passes;
+
+    // Pass state, under the worker's Gate (CheckpointWorker reads and sets it around each pass).
+    /// <summary>Waits in the worker's queue.</summary>
+    internal bool Queued;
+    /// <summary>Its pass is under way on the worker's thread.</summary>
+    internal bool Running;
+    /// <summary>Disposed: no pass is queued or served any more.</summary>
+    internal bool Stopping;
+    /// <summary>Checkpoints asked for (<see cref="Request"/>).</summary>
+    internal long Requested;
+    /// <summary>The last request that a pass begun after it has served.</summary>
+    internal long Done;
+
+    /// <summary>A checkpointer of <paramref name="filePath"/> whose passes run on <paramref name="worker"/>, shared with other
+    /// files (a store of a file per shard), or, when null, on a worker of its own.</summary>
+    public WalCheckpointer(string filePath, CheckpointWorker? worker = null)
+    {
+        _filePath = filePath;
+        _ownsWorker = worker is null;
+        _worker = worker ?? new CheckpointWorker();
+    }
 
     /// <summary>Background passes run so far (tests).</summary>
     public long Passes => Interlocked.Read(ref _passes);
@@ -61,9 +75,9 @@ internal sealed class WalCheckpointer : IDisposable
     internal bool WaitForPass(TimeSpan bound)
     {
         var deadline = DateTime.UtcNow + bound;
-        lock (_gate)
+        lock (_worker.Gate)
         {
-            while (Passes == 0 && DateTime.UtcNow < deadline) Monitor.Wait(_gate, deadline - DateTime.UtcNow);
+            while (Passes == 0 && DateTime.UtcNow < deadline) Monitor.Wait(_worker.Gate, deadline - DateTime.UtcNow);
             return Passes > 0;
         }
     }
@@ -80,7 +94,7 @@ internal sealed class WalCheckpointer : IDisposable
     /// <summary>Asks for a pass now (the writer committed a batch of pages: a snapshot's chunks, KvStore.PauseAutoCheckpoint).</summary>
     public void Nudge()
     {
-        lock (_gate) Signal();
+        lock (_worker.Gate) _worker.Schedule(this);
     }
 
     /// <summary>
@@ -90,67 +104,41 @@ internal sealed class WalCheckpointer : IDisposable
     /// </summary>
     public long Request()
     {
-        lock (_gate)
+        lock (_worker.Gate)
         {
-            long ticket = ++_requested;
-            Signal();
+            long ticket = ++Requested;
+            _worker.Schedule(this);
             return ticket;
         }
     }
 
     /// <summary>Whether a pass begun after <see cref="Request"/> returned <paramref name="ticket"/> has ended (failed ones
-    /// included: the durable commit then syncs by itself); waits for it up to <paramref name="wait"/>.</summary>
+    /// included: the durable commit then syncs by itself); waits for it up to <paramref name="wait"/>. Other files' passes
+    /// wake the waiters of a shared worker too: the wait goes on until this one's or the bound.</summary>
     public bool IsDone(long ticket, TimeSpan wait)
     {
-        lock (_gate)
+        var deadline = DateTime.UtcNow + wait;
+        lock (_worker.Gate)
         {
-            if (_done < ticket && wait > TimeSpan.Zero) Monitor.Wait(_gate, wait);
-            return _done >= ticket;
+            while (Done < ticket && DateTime.UtcNow < deadline) Monitor.Wait(_worker.Gate, deadline - DateTime.UtcNow);
+            return Done >= ticket;
         }
     }
 
-    /// <summary>Under _gate: wakes the thread (starting it at the first pass).</summary>
-    private void Signal()
+    /// <summary>One PASSIVE checkpoint, on the worker's thread (CheckpointWorker, outside its lock).</summary>
+    internal void RunPass()
     {
-        if (_stopping) return;
-        _signalled = true;
-        if (_thread is null)
+        try
         {
-            _thread = new Thread(Run) { IsBackground = true, Name = "replication-ckpt" };
-            _thread.Start();
+            _conn ??= OpenConnection();
+            SqliteSetup.Execute(_conn, "PRAGMA wal_checkpoint(PASSIVE);");
+            Interlocked.Increment(ref _passes);
         }
-        else Monitor.PulseAll(_gate);
-    }
-
-    private void Run()
-    {
-        while (true)
+        catch (SqliteException)
         {
-            long serves;
-            lock (_gate)
-            {
-                while (!_signalled && !_stopping) Monitor.Wait(_gate);
-                if (_stopping) return;
-                _signalled = false;
-                serves = _requested;
-            }
-            try
-            {
-                _conn ??= OpenConnection();
-                SqliteSetup.Execute(_conn, "PRAGMA wal_checkpoint(PASSIVE);");
-                Interlocked.Increment(ref _passes);
-            }
-            catch (SqliteException)
-            {
-                // Not fatal: the writer's own auto-checkpoint still runs (a full disk, a locked file); the next pass tries again.
-                _conn?.Dispose();
-                _conn = null;
-            }
-            lock (_gate)
-            {
-                _done = serves;
-                Monitor.PulseAll(_gate);
-            }
+            // Not fatal: the writer's own auto-checkpoint still runs (a full disk, a locked file); the next pass tries again.
+            _conn?.Dispose();
+            _conn = null;
         }
     }
 
@@ -171,19 +159,19 @@ internal sealed class WalCheckpointer : IDisposable
         }
     }
 
-    /// <summary>Stops the thread (after the pass under way, if any) and closes its connection.</summary>
+    /// <summary>Stops serving this file: waits for its pass under way, if any, then closes its connection (and stops the worker
+    /// when it is this file's own). A pass still queued is dropped.</summary>
     public void Dispose()
     {
-        Thread? thread;
-        lock (_gate)
+        lock (_worker.Gate)
         {
-            if (_stopping) return;
-            _stopping = true;
-            _done = long.MaxValue; // nothing more is served: no one waits for it
-            thread = _thread;
-            Monitor.PulseAll(_gate);
+            if (Stopping) return;
+            Stopping = true;
+            Done = long.MaxValue; // nothing more is served: no one waits for it
+            Monitor.PulseAll(_worker.Gate);
+            while (Running) Monitor.Wait(_worker.Gate);
         }
-        thread?.Join();
+        if (_ownsWorker) _worker.Dispose();
         _conn?.Dispose();
     }
 }

@@ -56,6 +56,28 @@ public sealed class KvStoreFilePerShardTests : IDisposable
     }
 
     [Fact]
+    public void Every_shard_file_is_checkpointed_in_the_background_by_one_thread_for_the_whole_store()
+    {
+        Assert.Equal(0, _kv.CheckpointThreadsStarted); // an idle store: no thread
+        int[] shards = [0, 1, 2, 3, 4, 5, 6, 7];
+        string value = new('v', 256);
+        int perEntry = 250, entries = WalCheckpointer.PassRows * 2 / perEntry;
+        for (int e = 1; e <= entries; e++)
+            foreach (int shard in shards)
+                _kv.Apply(shard, [KvStoreApplyTests.Entry(e, 1, Enumerable.Range(0, perEntry).Select(i => new KvOp(KvOpType.Put, $"k{(i * 7919 + e * 104729) % 1_000_003:D7}-{e}", value, null)).ToArray())]);
+        foreach (int shard in shards)
+            Assert.True(_kv.WaitForCheckpointPassOf(shard, TimeSpan.FromSeconds(30)), $"shard {shard}'s file had no background checkpoint pass");
+        Assert.Equal(1, _kv.CheckpointThreadsStarted);
+        _kv.Dispose(); // waits for any pass under way, then stops the thread
+        _kv = Open();
+        foreach (int shard in shards)
+        {
+            Assert.Equal((long)entries * perEntry, _kv.Count(shard));
+            Assert.Equal(entries, _kv.AppliedIndex(shard));
+        }
+    }
+
+    [Fact]
     public void A_dropped_shard_is_its_file_deleted_and_a_later_write_starts_it_afresh()
     {
         _kv.Apply(2, [Put(1, "a", "v"), Put(2, "b", "v")]);
