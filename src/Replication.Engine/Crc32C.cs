@@ -22,6 +22,12 @@ public static class Crc32C
 {
     private const uint Polynomial = 0x82F63B78; // reflected Castagnoli polynomial
     private static readonly uint[] Table = BuildTable();
+    /// <summary>x^(2^k) modulo the polynomial for k = 0..66 (reflected: bit 31 is x^0), the squares <see cref="PowerOfXModP"/>
+    /// multiplies together: enough for any length a long holds, in bytes (k = 3 + the length's bits), without assuming, as
+    /// zlib's 32-entry table does, that the powers repeat after 32 squarings.
+    /// Declared before the shift tables, which are built from it (static fields initialize in textual order).</summary>
+    private static readonly uint[] XToTwoToThe = BuildPowersOfX();
+
     /// <summary>Bytes per stream of the three-stream loop, long and short blocks, and the tables that shift a CRC past
     /// that many zero bytes (one per byte of the CRC, 4 x 256).</summary>
     private const int LongBlock = 8192, ShortBlock = 256;
@@ -93,11 +99,6 @@ public static class Crc32C
         return MultiplyModP(PowerOfXModP(secondLength, 3), first) ^ second;
     }
 
-    /// <summary>x^(2^k) modulo the polynomial for k = 0..66 (reflected: bit 31 is x^0), the squares <see cref="PowerOfXModP"/>
-    /// multiplies together: enough for any length a long holds, in bytes (k = 3 + the length's bits), without assuming, as
-    /// zlib's 32-entry table does, that the powers repeat after 32 squarings.</summary>
-    private static readonly uint[] XToTwoToThe = BuildPowersOfX();
-
     private static uint[] BuildPowersOfX()
     {
         var table = new uint[67];
@@ -151,58 +152,20 @@ public static class Crc32C
         return t;
     }
 
-    /// <summary>The table that applies the operator "append <paramref name="bytes"/> zero bytes" to a CRC register, a byte
-    /// of the register at a time (Adler's crc32c_zeros).</summary>
+    /// <summary>The table that shifts a CRC register past <paramref name="bytes"/> zero bytes a byte of the register at a time
+    /// (Adler's crc32c_zeros): entry k * 256 + n is n's byte k times x^(8 * bytes), the same operator <see cref="Combine"/>
+    /// applies to a whole CRC.</summary>
     private static uint[] BuildShift(int bytes)
     {
-        var op = ZerosOperator(bytes);
+        uint op = PowerOfXModP(bytes, 3);
         var table = new uint[4 * 256];
         for (uint n = 0; n < 256; n++)
         {
-            table[n] = Times(op, n);
-            table[256 + n] = Times(op, n << 8);
-            table[512 + n] = Times(op, n << 16);
-            table[768 + n] = Times(op, n << 24);
+            table[n] = MultiplyModP(op, n);
+            table[256 + n] = MultiplyModP(op, n << 8);
+            table[512 + n] = MultiplyModP(op, n << 16);
+            table[768 + n] = MultiplyModP(op, n << 24);
         }
         return table;
-    }
-
-    /// <summary>The GF(2) matrix (32 columns) of appending <paramref name="bytes"/> zero bytes (Adler's crc32c_zeros_op).</summary>
-    private static uint[] ZerosOperator(int bytes)
-    {
-        var odd = new uint[32];
-        var even = new uint[32];
-        odd[0] = Polynomial; // one zero bit
-        uint row = 1;
-        for (int n = 1; n < 32; n++)
-        {
-            odd[n] = row;
-            row <<= 1;
-        }
-        Square(even, odd); // two zero bits
-        Square(odd, even); // four
-        long len = bytes;
-        while (true)
-        {
-            Square(even, odd); // 8, 32, ... bits: one byte, four, ...
-            len >>= 1;
-            if (len == 0) return even;
-            Square(odd, even);
-            len >>= 1;
-            if (len == 0) return odd;
-        }
-    }
-
-    private static uint Times(uint[] matrix, uint vector)
-    {
-        uint sum = 0;
-        for (int i = 0; vector != 0; i++, vector >>= 1)
-            if ((vector & 1) != 0) sum ^= matrix[i];
-        return sum;
-    }
-
-    private static void Square(uint[] square, uint[] matrix)
-    {
-        for (int n = 0; n < 32; n++) square[n] = Times(matrix, matrix[n]);
     }
 }
