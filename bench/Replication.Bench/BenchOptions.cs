@@ -46,8 +46,8 @@ internal sealed record BenchOptions
     public int RingMegabytes { get; init; } = 32;
     /// <summary>Diagnostic: the ring scenario's nodes' snapshot chunk size (NodeOptions.SnapshotChunkBytes); null = the engine's default.</summary>
     public int? SnapshotChunkBytes { get; init; }
-    /// <summary>The ring scenario's nodes' state layout (NodeOptions.StoreLayout: "node" one state.db, "shard" a file per shard,
-    /// whose moves copy an image of the shard's file); null = the engine's default.</summary>
+    /// <summary>The node processes' state layout, in the main scenario and the ring scenario (NodeOptions.StoreLayout: "node" one
+    /// state.db, "shard" a file per shard, whose moves copy an image of the shard's file); null = the engine's default.</summary>
     public string? StoreLayout { get; init; }
     /// <summary>Runs of each failover scenario (kill, pause; switchover: of every shard).</summary>
     public int FailoverRuns { get; init; } = 3;

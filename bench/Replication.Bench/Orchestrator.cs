@@ -68,7 +68,7 @@ internal sealed class Orchestrator
         var total = Stopwatch.StartNew();
         Directory.CreateDirectory(_temp);
         var run = new BenchRun { Machine = Machine.Describe(_temp), Started = DateTimeOffset.Now.ToString("yyyy-MM-dd HH:mm zzz"), Quick = _options.Quick, LoadAverageStart = Machine.LoadAverage(),
-            ClientCounts = _options.Clients, PhaseSeconds = _options.PhaseSeconds, ElectionTicks = _options.ElectionTicks, NodeTiered = _options.NodeTiered,
+            ClientCounts = _options.Clients, PhaseSeconds = _options.PhaseSeconds, ElectionTicks = _options.ElectionTicks, StoreLayout = _options.StoreLayout, NodeTiered = _options.NodeTiered,
             NodePoolSpinLimit = Servers.NodeEnvironment("").GetValueOrDefault(Servers.PoolSpinVariable) };
         Console.WriteLine($"Replication bench{(_options.Quick ? " (quick)" : "")}: {run.Machine}");
         Console.WriteLine($"data and logs under {_temp}; results to {Path.GetFullPath(_options.OutDir)}");
@@ -147,7 +147,7 @@ internal sealed class Orchestrator
         {
             servers = system switch
             {
-                "replication" => await Servers.StartReplicationAsync(Path.Combine(folder, "data"), _secret, _options.ElectionTicks, echo),
+                "replication" => await Servers.StartReplicationAsync(Path.Combine(folder, "data"), _secret, _options.ElectionTicks, _options.StoreLayout, echo),
                 "etcd" => await Servers.StartEtcdAsync(etcd!, Path.Combine(folder, "data"), importBatch, echo),
                 _ => null,
             };

@@ -48,6 +48,12 @@ internal static class Report
                     + " in their environment, as the README's service unit starts a node (\"As a systemd service\")"
                     + (run.NodePoolSpinLimit is { } set && set != Servers.PoolSpinLimit ? $" (DIAGNOSTIC: the unit's spin limit is {Servers.PoolSpinLimit})." : "."));
         if (run.ElectionTicks is int ticks) sb.AppendLine($"- DIAGNOSTIC RUN: the node processes ran with --election-ticks {ticks} instead of the engine's default.");
+        sb.AppendLine(run.StoreLayout switch
+        {
+            "shard" => "- Replication's state layout: a file per shard (--store-layout shard).",
+            "node" => "- Replication's state layout: one state.db per node (--store-layout node).",
+            _ => "- Replication's state layout: the engine's default (no --store-layout).",
+        });
         if (rep.FirstOrDefault() is { } first) sb.AppendLine($"- Placement (Replication): {first.Placement}.");
         if (etcd.FirstOrDefault() is { } firstEtcd) sb.AppendLine($"- Placement (etcd): {firstEtcd.Placement}.");
         sb.AppendLine();

@@ -113,6 +113,8 @@ internal sealed record BenchRun
     public double PhaseSeconds { get; init; }
     /// <summary>Set when the node processes ran with a diagnostic election timeout (--election-ticks).</summary>
     public int? ElectionTicks { get; init; }
+    /// <summary>--store-layout given to the node processes ("node", "shard"); null: the engine's default.</summary>
+    public string? StoreLayout { get; init; }
     /// <summary>True when the node processes ran with the runtime's default tiered compilation (--node-tiered), false when with
     /// the README's DOTNET_TieredCompilation=0; null in runs saved before the bench set it (they ran tiered).</summary>
     public bool? NodeTiered { get; init; }

@@ -61,8 +61,9 @@ internal sealed class Servers : IDisposable
     /// </summary>
     public const string PoolSpinLimit = "5";
 
-    /// <summary>Node 1 founds the cluster; nodes 2 and 3 join through it, one after the other (each join changes the replicated membership).</summary>
-    public static async Task<Servers> StartReplicationAsync(string folder, string secret, int? electionTicks, Action<string>? echo)
+    /// <summary>Node 1 founds the cluster; nodes 2 and 3 join through it, one after the other (each join changes the replicated
+    /// membership). <paramref name="storeLayout"/>: --store-layout's value for the nodes (null: the engine's default).</summary>
+    public static async Task<Servers> StartReplicationAsync(string folder, string secret, int? electionTicks, string? storeLayout, Action<string>? echo)
     {
         var servers = new Servers(folder);
         try
@@ -77,6 +78,7 @@ internal sealed class Servers : IDisposable
                 var args = prefix.Concat(["node", "--path", Path.Combine(folder, $"node{i + 1}"), "--listen", servers.Endpoints[i]]).ToList();
                 if (i > 0) args.AddRange(["--join", servers.Endpoints[0]]);
                 if (electionTicks is int ticks) args.AddRange(["--election-ticks", ticks.ToString()]);
+                if (storeLayout is not null) args.AddRange(["--store-layout", storeLayout]);
                 var child = await ChildProcess.StartAsync(servers.Names[i], file, args, NodeEnvironment(secret), echo);
                 servers._processes.Add(child);
                 listening[i] = await WaitListeningAsync(child, ports[i]);
