@@ -38,7 +38,7 @@ internal sealed record BenchOptions
     public string? Report { get; init; }
     /// <summary>Diagnostic: the node processes' election timeout in ticks (NodeOptions.ElectionTicks); null = the engine's default.</summary>
     public int? ElectionTicks { get; init; }
-    /// <summary>Run one scenario alone: "ring" (RingScenario.cs), "failover" (FailoverScenario), "timing" (TimingScenario, opt-in,
+    /// <summary>Run one scenario alone: "main" (the rounds of writes, reads and imports, against etcd unless --no-etcd), "ring" (RingScenario.cs), "failover" (FailoverScenario), "timing" (TimingScenario, opt-in,
     /// minutes long) or "snapshot-parts" (SnapshotPartsScenario: the parts of a move's copy timed alone, in process); null = the
     /// whole bench, the ring and failover scenarios last.</summary>
     public string? Only { get; init; }
@@ -65,7 +65,7 @@ internal sealed record BenchOptions
     public const string Usage =
         "usage: Replication.Bench [--quick] [--rounds N] [--clients 1,16,64] [--phase-seconds S] [--spread] [--no-etcd] [--no-install]\n" +
         "                         [--no-embedded] [--out DIR] [--module Replication.psd1 --pwsh pwsh.dll] [--verbose] [--election-ticks N]\n" +
-        "                         [--only ring|failover|timing|snapshot-parts] [--ring-mb N] [--snapshot-chunk-bytes N] [--store-layout node|shard]\n" +
+        "                         [--only main|ring|failover|timing|snapshot-parts] [--ring-mb N] [--snapshot-chunk-bytes N] [--store-layout node|shard]\n" +
         "                         [--failover-runs N] [--election-ms 150,300] [--timing-minutes M] [--timing-kills N] [--import-in-flight N]\n" +
         "                         [--node-tiered] [--node-env K=V,K=V] [--import-seconds S] [--import-batch N]\n" +
         "       Replication.Bench --report out/bench/results.json [--out DIR]   (render a saved run again)";
@@ -107,7 +107,7 @@ internal sealed record BenchOptions
             Verbose = Flag("--verbose"),
             Report = Value("--report"),
             ElectionTicks = Value("--election-ticks") is { } t ? Math.Clamp(int.Parse(t), 2, 10_000) : null,
-            Only = Value("--only") is { } only ? (only is "ring" or "failover" or "timing" or "snapshot-parts" ? only : throw new ArgumentException($"--only takes ring, failover, timing or snapshot-parts.\n{Usage}")) : null,
+            Only = Value("--only") is { } only ? (only is "main" or "ring" or "failover" or "timing" or "snapshot-parts" ? only : throw new ArgumentException($"--only takes main, ring, failover, timing or snapshot-parts.\n{Usage}")) : null,
             SnapshotChunkBytes = Value("--snapshot-chunk-bytes") is { } cb ? Math.Clamp(int.Parse(cb), 64, 8 << 20) : null,
             StoreLayout = Value("--store-layout") is { } sl ? (sl is "node" or "shard" ? sl : throw new ArgumentException($"--store-layout takes node or shard.\n{Usage}")) : null,
             RingMegabytes = Value("--ring-mb") is { } mb ? Math.Clamp(int.Parse(mb), 1, 1024) : o.Quick ? 8 : 32,

@@ -78,7 +78,7 @@ internal sealed class Orchestrator
             return 0;
         }
         if (_options.Only == "snapshot-parts") return SnapshotPartsScenario.Run(_options, Path.Combine(_temp, "snapshot-parts"));
-        if (_options.Only is not null) return await ScenarioAlone.RunAsync(_options, _temp, _secret);
+        if (_options.Only is not null and not "main") return await ScenarioAlone.RunAsync(_options, _temp, _secret);
         var probe = TimeSpan.FromSeconds(_options.DiskProbeSeconds);
         string probeDir = Path.Combine(_temp, "disk");
         Directory.CreateDirectory(probeDir);
@@ -107,13 +107,14 @@ internal sealed class Orchestrator
             if (etcd is not null) run.Rounds.Add(await RoundAsync("etcd", round, etcd));
         }
         if (_options.Embedded) run.Rounds.Add(await RoundAsync("embedded", 1, etcd));
-        await ScenarioAlone.FailoverAsync(_options, _temp, _secret);
+        if (_options.Only is null) await ScenarioAlone.FailoverAsync(_options, _temp, _secret);
 
         run.Disk["fsyncsPerSecondAtEnd"] = PhysicalLimits.FsyncsPerSecond(probeDir, 50_000, probe);
         run.LoadAverageEnd = Machine.LoadAverage();
         Console.WriteLine($"disk at the end: {run.Disk["fsyncsPerSecondAtEnd"]:N0} fsyncs/s");
 
         WriteReport(run, _options.OutDir);
+        if (_options.Only == "main") return 0; // the rounds alone (--only main)
         RingReport.Write(await new RingScenario(_options, Path.Combine(_temp, "ring"), _secret).RunAsync(), _options.OutDir);
         Console.WriteLine($"(run took {total.Elapsed.TotalSeconds:0} s)");
         return 0;
