@@ -184,7 +184,9 @@ internal sealed partial class NodeHost
     {
         int shard = g.Core.Group;
         AbortSnapshotTransfer((shard, request.To));
+        long openedAt = System.Diagnostics.Stopwatch.GetTimestamp();
         var reader = _kv!.OpenSnapshot(shard);
+        var opening = System.Diagnostics.Stopwatch.GetElapsedTime(openedAt);
         SnapshotMetadata metadata;
         try
         {
@@ -203,7 +205,7 @@ internal sealed partial class NodeHost
         };
         _outgoing[(shard, request.To)] = transfer;
         _snapshotHolds.Hold(shard, request.To, metadata.Index, TimeSpan.MaxValue); // until the transfer ends (FinishTransfer)
-        _options.Log?.Invoke($"node {Id}: shard {shard}: sending a snapshot at index {reader.Index} to node {ReplicaIds.NodeOf(request.To)}");
+        _options.Log?.Invoke($"node {Id}: shard {shard}: sending a snapshot at index {reader.Index} to node {ReplicaIds.NodeOf(request.To)} (opened on the loop in {opening.TotalMilliseconds.ToString("0.0", System.Globalization.CultureInfo.InvariantCulture)} ms)");
         transfer.Start(reader, reader.IsImage ? ImageChunkBytes(_options.SnapshotChunkBytes) : _options.SnapshotChunkBytes);
     }
 
