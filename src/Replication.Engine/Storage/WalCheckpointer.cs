@@ -43,7 +43,7 @@ internal sealed class WalCheckpointer : IDisposable
     private readonly string _filePath;
     private readonly CheckpointWorker _worker;
     private readonly bool _ownsWorker;
-    private SqliteConnection? _conn; // the worker's thread only
+    private SqliteConnection? _conn; // the worker's thread, but for Abandon's interrupt of a pass under way
     private long _pending; // the writer's thread only
     private long _passes;
 
@@ -161,7 +161,13 @@ internal sealed class WalCheckpointer : IDisposable
 
     /// <summary>Stops serving this file: waits for its pass under way, if any, then closes its connection (and stops the worker
     /// when it is this file's own). A pass still queued is dropped.</summary>
-    public void Dispose()
+    public void Dispose() => Stop(interrupt: false);
+
+    /// <summary>As <see cref="Dispose"/>, for a file about to be deleted (ShardDb.Discard): a pass under way is interrupted
+    /// (sqlite3_interrupt, which a checkpoint heeds between pages) instead of waited for, since its pages go nowhere.</summary>
+    internal void Abandon() => Stop(interrupt: true);
+
+    private void Stop(bool interrupt)
     {
         lock (_worker.Gate)
         {
@@ -169,6 +175,13 @@ internal sealed class WalCheckpointer : IDisposable
             Stopping = true;
             Done = long.MaxValue; // nothing more is served: no one waits for it
             Monitor.PulseAll(_worker.Gate);
+            // Under the gate a running pass's connection stays open (the worker clears Running under it once the pass ended).
+            // The handle is a SafeHandle: a pass that fails and closes it meanwhile makes this throw, not touch freed memory.
+            if (interrupt && Running && _conn?.Handle is { } handle)
+            {
+                try { SQLitePCL.raw.sqlite3_interrupt(handle); }
+                catch (ObjectDisposedException) { }
+            }
             while (Running) Monitor.Wait(_worker.Gate);
         }
         if (_ownsWorker) _worker.Dispose();

@@ -94,6 +94,43 @@ public sealed class KvStoreFilePerShardTests : IDisposable
         Assert.Equal(1, _kv.Count(2));
         _kv.DropShard(2);
         Assert.False(File.Exists(FileOf(2)));
+
+        // The dropped files were renamed away at once and are deleted off the caller's thread; the store's close waits for that.
+        _kv.Dispose();
+        Assert.Equal(new[] { "shard-5.db" }, Directory.EnumerateFiles(Folder).Select(Path.GetFileName).Where(f => !f!.EndsWith("-wal") && !f.EndsWith("-shm")));
+        _kv = Open();
+        Assert.Equal(new[] { 5 }, _kv.ShardsWithFiles);
+        Assert.Equal(0, _kv.AppliedIndex(2));
+    }
+
+    [Fact]
+    public void A_drop_with_commits_still_in_the_WAL_leaves_nothing_a_new_file_of_the_shard_could_pick_up()
+    {
+        // Commits that live only in the WAL when the file is dropped (closed without a checkpoint): the WAL is renamed away
+        // with the file, so the shard's next file never recovers those frames as its own.
+        _kv.Apply(2, Enumerable.Range(1, 50).Select(i => Put(i, $"k{i}", new string('x', 1000))).ToList());
+        Assert.True(new FileInfo(FileOf(2) + "-wal").Length > 0);
+        _kv.DropShard(2);
+        Assert.False(File.Exists(FileOf(2) + "-wal"));
+        _kv.Apply(2, [Put(1, "fresh", "v")]);
+        _kv.Dispose();
+        _kv = Open();
+        Assert.Equal(1, _kv.Count(2));
+        Assert.Equal(1, _kv.AppliedIndex(2));
+        Assert.Equal("v", _kv.Get(2, "fresh")!.Value);
+    }
+
+    [Fact]
+    public void Dropped_files_a_crash_left_before_their_deletion_are_deleted_at_the_next_open()
+    {
+        _kv.Apply(0, [Put(1, "a", "v")]);
+        _kv.Dispose();
+        File.WriteAllText(Path.Combine(Folder, "shard-3.db.dropped-0123abcd"), "a dropped file");
+        File.WriteAllText(Path.Combine(Folder, "shard-3.db-wal.dropped-0123abcd"), "its WAL");
+        _kv = Open();
+        Assert.Empty(Directory.EnumerateFiles(Folder, "*.dropped-*"));
+        Assert.Equal(new[] { 0 }, _kv.ShardsWithFiles);
+        Assert.Equal("v", _kv.Get(0, "a")!.Value);
     }
 
     [Fact]
