@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using Microsoft.Data.Sqlite;
 
 namespace Replication.Engine.Storage;
@@ -74,12 +75,7 @@ internal sealed class WalCheckpointer : IDisposable
     /// <summary>Waits until at least one pass has run, up to <paramref name="bound"/> (tests): true when one has.</summary>
     internal bool WaitForPass(TimeSpan bound)
     {
-        var deadline = DateTime.UtcNow + bound;
-        lock (_worker.Gate)
-        {
-            while (Passes == 0 && DateTime.UtcNow < deadline) Monitor.Wait(_worker.Gate, deadline - DateTime.UtcNow);
-            return Passes > 0;
-        }
+        lock (_worker.Gate) return WaitWithin(() => Passes > 0, bound);
     }
 
     /// <summary>The writer committed <paramref name="rows"/> changed rows; wakes the thread once enough have piled up.</summary>
@@ -117,12 +113,26 @@ internal sealed class WalCheckpointer : IDisposable
     /// wake the waiters of a shared worker too: the wait goes on until this one's or the bound.</summary>
     public bool IsDone(long ticket, TimeSpan wait)
     {
-        var deadline = DateTime.UtcNow + wait;
-        lock (_worker.Gate)
+        lock (_worker.Gate) return WaitWithin(() => Done >= ticket, wait);
+    }
+
+    /// <summary>
+    /// Waits on the worker's gate (held by the caller) until <paramref name="done"/> or <paramref name="bound"/> has passed,
+    /// on the monotonic clock; returns <paramref name="done"/>'s last answer. The time left is read once per wait and the
+    /// wait skipped unless it is positive: reading the clock twice (once to test, once to wait) let a thread preempted
+    /// between the two pass a negative timeout to Monitor.Wait, which threw on the node's loop and stopped the node
+    /// (ring bench, 2026-12-03), or, at -1 ms, waited without end.
+    /// </summary>
+    private bool WaitWithin(Func<bool> done, TimeSpan bound)
+    {
+        long deadline = Stopwatch.GetTimestamp() + (long)(Math.Min(bound.TotalSeconds, 86_400) * Stopwatch.Frequency); // at most a day
+        while (!done())
         {
-            while (Done < ticket && DateTime.UtcNow < deadline) Monitor.Wait(_worker.Gate, deadline - DateTime.UtcNow);
-            return Done >= ticket;
+            var left = Stopwatch.GetElapsedTime(Stopwatch.GetTimestamp(), deadline);
+            if (left <= TimeSpan.Zero) return false;
+            Monitor.Wait(_worker.Gate, left);
         }
+        return true;
     }
 
     /// <summary>One PASSIVE checkpoint, on the worker's thread (CheckpointWorker, outside its lock).</summary>

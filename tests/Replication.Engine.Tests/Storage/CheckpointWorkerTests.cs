@@ -58,6 +58,38 @@ public sealed class CheckpointWorkerTests : IDisposable
     }
 
     [Fact]
+    public async Task A_wait_for_a_pass_never_asked_for_ends_with_its_bound_however_short_while_other_passes_wake_it()
+    {
+        // The loop waits on a pass with a 1 ms bound (NodeHost.ContinueInstall). Another file's passes wake every waiter of
+        // the shared worker; each wait must end with false at its bound, never throw (a negative timeout reached
+        // Monitor.Wait once and stopped a node) nor wait on.
+        string a = FileWithWal("a.db", 20), b = FileWithWal("b.db", 20);
+        using var worker = new CheckpointWorker();
+        using var ca = new WalCheckpointer(a, worker);
+        using var cb = new WalCheckpointer(b, worker);
+        long never = ca.Request() + 1_000_000;
+        using var stop = new CancellationTokenSource();
+        var waker = Task.Run(() =>
+        {
+            while (!stop.IsCancellationRequested) cb.IsDone(cb.Request(), TimeSpan.FromSeconds(5));
+        });
+        try
+        {
+            Assert.True(cb.WaitForPass(TimeSpan.FromSeconds(30)), "the other file's passes did not start");
+            for (int i = 0; i < 3_000; i++)
+                Assert.False(ca.IsDone(never, TimeSpan.FromTicks(i % 20_000)));
+            var watch = System.Diagnostics.Stopwatch.StartNew();
+            Assert.False(ca.IsDone(never, TimeSpan.FromMilliseconds(50)));
+            Assert.True(watch.Elapsed >= TimeSpan.FromMilliseconds(49), $"returned after {watch.Elapsed.TotalMilliseconds} ms, before its bound");
+        }
+        finally
+        {
+            stop.Cancel();
+            await waker;
+        }
+    }
+
+    [Fact]
     public void A_file_disposed_while_queued_is_dropped_and_the_others_are_still_served()
     {
         string a = FileWithWal("a.db", 50), b = FileWithWal("b.db", 50);
