@@ -95,6 +95,7 @@ public sealed class ShardImageWriter : IDisposable
                         _db!.Write(bytes[..n]);
                         _crc = Crc32C.Append(_crc, bytes[..n]);
                         _dbWritten += n;
+                        KickWriteback();
                         if (_dbWritten == _dbLength) _stage = _walLength > 0 ? Stage.Wal : Stage.Trailer;
                         break;
                     case Stage.Wal:
@@ -187,6 +188,31 @@ public sealed class ShardImageWriter : IDisposable
             throw;
         }
     }
+
+    /// <summary>Bytes of the database part handed to the kernel's writeback so far (<see cref="KickWriteback"/>).</summary>
+    private long _kicked;
+
+    /// <summary>Every <see cref="WritebackStep"/> bytes of the database part written.</summary>
+    private const long WritebackStep = 4L << 20;
+
+    /// <summary>
+    /// On Linux, starts the disk writes of the database part received so far, in steps of <see cref="WritebackStep"/>,
+    /// without waiting for them (sync_file_range, SYNC_FILE_RANGE_WRITE): the image reaches the disk while it streams,
+    /// instead of in one burst at <see cref="Complete"/>'s fsync, which every other fsync on the disk (the node's and its
+    /// peers' Raft logs) queued behind. Durability is still <see cref="Complete"/>'s fsync.
+    /// </summary>
+    private void KickWriteback()
+    {
+        if (!OperatingSystem.IsLinux() || _dbWritten - _kicked < WritebackStep) return;
+        _db!.Flush(flushToDisk: false);
+        _ = SyncFileRange((int)_db.SafeFileHandle.DangerousGetHandle(), _kicked, _dbWritten - _kicked, SyncFileRangeWrite);
+        _kicked = _dbWritten;
+    }
+
+    private const uint SyncFileRangeWrite = 2;
+
+    [System.Runtime.InteropServices.DllImport("libc", EntryPoint = "sync_file_range", SetLastError = true)]
+    private static extern int SyncFileRange(int fd, long offset, long nbytes, uint flags);
 
     private static void CloseDurably(ref FileStream? file)
     {

@@ -288,6 +288,29 @@ public sealed class ShardImageTests(ITestOutputHelper output)
     }
 
     [Fact]
+    public void An_image_larger_than_the_writers_writeback_steps_holds_the_same_rows()
+    {
+        // 10,000 rows of 1.5 KB: the database part spans several of the writer's 4 MiB writeback steps
+        // (ShardImageWriter.KickWriteback), and the WAL holds the last commits.
+        using var dir = new TempFolder();
+        string source = dir.File("shard.db"), target = dir.File("staging.db");
+        using var conn = OpenSource(source, autoCheckpointPages: 0);
+        var log = new List<Op[]>();
+        for (int n = 1; n <= 10; n++)
+        {
+            var ops = Enumerable.Range((n - 1) * 1000, 1000).Select(key => new Op(key, 1500)).ToArray();
+            log.Add(ops);
+            Commit(conn, n, ops);
+            if (n == 8) Exec(conn, "PRAGMA wal_checkpoint(PASSIVE)");
+        }
+        var reader = CopyImage(source, target, new Random(7), piece: null);
+        Assert.True(reader.DatabaseLength > 3 * (4 << 20), $"a {reader.DatabaseLength}-byte database part");
+        Assert.True(reader.WalLength > 0, "the WAL holds the last commits");
+        Assert.Equal("ok", IntegrityCheck(target));
+        AssertSameContent(Expected(log, log.Count), Read(target));
+    }
+
+    [Fact]
     public void Images_taken_while_another_connection_commits_hold_exactly_the_commits_up_to_their_applied_index()
     {
         const int Images = 24;
