@@ -121,6 +121,30 @@ public sealed class KvStoreFilePerShardTests : IDisposable
     }
 
     [Fact]
+    public void A_scan_that_outlives_its_shards_file_leaves_the_next_file_of_the_shard_its_WAL()
+    {
+        // The scan's reader is the last connection of the dropped (renamed) file when it closes. SQLite's last connection
+        // of a WAL database checkpoints and then deletes the -wal and -shm BY NAME, which by then are the shard's next
+        // file's, whose commit lives only in its WAL; SQLite skips that work for a database file that moved or was unlinked
+        // while open (pager.c, databaseIsUnmoved). This holds the store to it, and to never reading the old file again.
+        _kv.Apply(2, Enumerable.Range(1, 20).Select(i => Put(i, $"old{i:D2}", "v")).ToList());
+        using (var scan = _kv.Scan(2, "").GetEnumerator())
+        {
+            Assert.True(scan.MoveNext());
+            _kv.DropShard(2);
+            _kv.Apply(2, [Put(1, "new", "v")]);
+            Assert.True(new FileInfo(FileOf(2) + "-wal").Length > 0, "the new file's commit is in its WAL");
+            while (scan.MoveNext()) { } // the old file's rows, read to the end
+        }
+        Assert.True(File.Exists(FileOf(2) + "-wal"), "the scan's close deleted the new file's WAL");
+        Assert.True(File.Exists(FileOf(2) + "-shm"), "the scan's close deleted the new file's -shm");
+        Assert.Equal("v", _kv.Get(2, "new")!.Value);
+        Assert.Equal(1, _kv.Count(2));
+        // No reader of the old file is handed out again (the pool the scan's connection went back to was cleared).
+        for (int i = 0; i < 4; i++) Assert.Equal(new[] { "new" }, _kv.Scan(2, "").Select(r => r.Key));
+    }
+
+    [Fact]
     public void Dropped_files_a_crash_left_before_their_deletion_are_deleted_at_the_next_open()
     {
         _kv.Apply(0, [Put(1, "a", "v")]);
