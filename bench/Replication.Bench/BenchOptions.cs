@@ -44,6 +44,9 @@ internal sealed record BenchOptions
     public string? Only { get; init; }
     /// <summary>Megabytes of rows in the shard the ring scenario moves.</summary>
     public int RingMegabytes { get; init; } = 32;
+    /// <summary>How many times the ring scenario moves its shard's replica away and back (a pin, then an unpin, each a move
+    /// with writes continuing): one move holds a few hundred writes, so a goal on their p99 needs several moves to judge.</summary>
+    public int RingMovePairs { get; init; } = 1;
     /// <summary>Diagnostic: the ring scenario's nodes' snapshot chunk size (NodeOptions.SnapshotChunkBytes); null = the engine's default.</summary>
     public int? SnapshotChunkBytes { get; init; }
     /// <summary>The node processes' state layout, in the main scenario and the ring scenario (NodeOptions.StoreLayout: "node" one
@@ -65,7 +68,8 @@ internal sealed record BenchOptions
     public const string Usage =
         "usage: Replication.Bench [--quick] [--rounds N] [--clients 1,16,64] [--phase-seconds S] [--spread] [--no-etcd] [--no-install]\n" +
         "                         [--no-embedded] [--out DIR] [--module Replication.psd1 --pwsh pwsh.dll] [--verbose] [--election-ticks N]\n" +
-        "                         [--only main|ring|failover|timing|snapshot-parts] [--ring-mb N] [--snapshot-chunk-bytes N] [--store-layout node|shard]\n" +
+        "                         [--only main|ring|failover|timing|snapshot-parts] [--ring-mb N] [--ring-move-pairs N] [--snapshot-chunk-bytes N]\n" +
+        "                         [--store-layout node|shard]\n" +
         "                         [--failover-runs N] [--election-ms 150,300] [--timing-minutes M] [--timing-kills N] [--import-in-flight N]\n" +
         "                         [--node-tiered] [--node-env K=V,K=V] [--import-seconds S] [--import-batch N]\n" +
         "       Replication.Bench --report out/bench/results.json [--out DIR]   (render a saved run again)";
@@ -80,12 +84,12 @@ internal sealed record BenchOptions
         }
         bool Flag(string name) => args.Contains(name);
 
-        var known = new HashSet<string> { "--quick", "--rounds", "--clients", "--phase-seconds", "--spread", "--no-etcd", "--no-install", "--no-embedded", "--out", "--module", "--pwsh", "--verbose", "--election-ticks", "--report", "--only", "--ring-mb", "--snapshot-chunk-bytes", "--store-layout", "--failover-runs", "--election-ms", "--timing-minutes", "--timing-kills", "--import-in-flight", "--node-tiered", "--node-env", "--import-seconds", "--import-batch" };
+        var known = new HashSet<string> { "--quick", "--rounds", "--clients", "--phase-seconds", "--spread", "--no-etcd", "--no-install", "--no-embedded", "--out", "--module", "--pwsh", "--verbose", "--election-ticks", "--report", "--only", "--ring-mb", "--ring-move-pairs", "--snapshot-chunk-bytes", "--store-layout", "--failover-runs", "--election-ms", "--timing-minutes", "--timing-kills", "--import-in-flight", "--node-tiered", "--node-env", "--import-seconds", "--import-batch" };
         for (int i = 0; i < args.Length; i++)
         {
             if (!known.Contains(args[i])) throw new ArgumentException($"unknown argument '{args[i]}'.\n{Usage}");
             if (args[i] is "--rounds" or "--clients" or "--phase-seconds" or "--out" or "--module" or "--pwsh" or "--election-ticks" or "--report"
-                or "--only" or "--ring-mb" or "--snapshot-chunk-bytes" or "--store-layout" or "--failover-runs" or "--election-ms" or "--timing-minutes" or "--timing-kills" or "--import-in-flight" or "--node-env" or "--import-seconds" or "--import-batch") i++;
+                or "--only" or "--ring-mb" or "--ring-move-pairs" or "--snapshot-chunk-bytes" or "--store-layout" or "--failover-runs" or "--election-ms" or "--timing-minutes" or "--timing-kills" or "--import-in-flight" or "--node-env" or "--import-seconds" or "--import-batch") i++;
         }
 
         var o = Flag("--quick")
@@ -111,6 +115,7 @@ internal sealed record BenchOptions
             SnapshotChunkBytes = Value("--snapshot-chunk-bytes") is { } cb ? Math.Clamp(int.Parse(cb), 64, 8 << 20) : null,
             StoreLayout = Value("--store-layout") is { } sl ? (sl is "node" or "shard" ? sl : throw new ArgumentException($"--store-layout takes node or shard.\n{Usage}")) : null,
             RingMegabytes = Value("--ring-mb") is { } mb ? Math.Clamp(int.Parse(mb), 1, 1024) : o.Quick ? 8 : 32,
+            RingMovePairs = Value("--ring-move-pairs") is { } pairs ? Math.Clamp(int.Parse(pairs), 1, 20) : 1,
             FailoverRuns = Value("--failover-runs") is { } fr ? Math.Clamp(int.Parse(fr), 1, 20) : o.Quick ? 1 : 3,
             ElectionMs = Value("--election-ms") is { } em ? em.Split(',').Select(x => Math.Clamp(int.Parse(x), 30, 10_000)).ToArray() : o.ElectionMs,
             TimingMinutes = Value("--timing-minutes") is { } tm ? Math.Clamp(double.Parse(tm, System.Globalization.CultureInfo.InvariantCulture), 0.1, 60) : o.TimingMinutes,

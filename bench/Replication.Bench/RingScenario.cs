@@ -102,11 +102,16 @@ internal sealed partial class RingScenario
             Console.WriteLine($"idle writes: {Format(result.Idle)}");
 
             var pinned = shard.Voters.Where(v => v != from).Append(to).ToArray();
-            result.Moves.Add(await MoveAsync($"pin: replica {from} -> {to}", shard.Id, from, to,
-                () => RetryAsync(() => _admin.PinShardAsync(shard.Id, pinned, TimeSpan.FromSeconds(30), ct), ct), writers, ct));
-            await RawCopyAsync(shard, result, ct);
-            result.Moves.Add(await MoveAsync($"unpin: replica {to} -> {from}", shard.Id, to, from,
-                () => RetryAsync(() => _admin.PinShardAsync(shard.Id, null, TimeSpan.FromSeconds(30), ct), ct), writers, ct));
+            for (int pair = 1; pair <= _options.RingMovePairs; pair++)
+            {
+                string nth = _options.RingMovePairs > 1 ? $" ({pair} of {_options.RingMovePairs})" : "";
+                if (pair > 1) await WaitSettledAsync(Stopwatch.GetTimestamp(), ct); // the unpin's leader hand-over over first
+                result.Moves.Add(await MoveAsync($"pin: replica {from} -> {to}{nth}", shard.Id, from, to,
+                    () => RetryAsync(() => _admin.PinShardAsync(shard.Id, pinned, TimeSpan.FromSeconds(30), ct), ct), writers, ct));
+                if (pair == 1) await RawCopyAsync(shard, result, ct);
+                result.Moves.Add(await MoveAsync($"unpin: replica {to} -> {from}{nth}", shard.Id, to, from,
+                    () => RetryAsync(() => _admin.PinShardAsync(shard.Id, null, TimeSpan.FromSeconds(30), ct), ct), writers, ct));
+            }
 
             result.Changes.Add(await ChangeAsync("node 5 joins", async () =>
             {
