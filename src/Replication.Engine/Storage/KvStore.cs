@@ -203,7 +203,7 @@ public sealed class KvStore : IDisposable
         db.Discard();
         string dropped = DroppedSuffix + Guid.NewGuid().ToString("N");
         var renamed = new List<string>(3);
-        foreach (var suffix in new[] { "-wal", "-shm", "" })
+        foreach (var suffix in WalFirst)
         {
             string file = db.FilePath + suffix;
             if (!File.Exists(file)) continue;
@@ -228,9 +228,13 @@ public sealed class KvStore : IDisposable
     /// <see cref="Dispose"/> waits for them.</summary>
     private Task _deleting = Task.CompletedTask;
 
+    /// <summary>The suffixes of a SQLite file's files, in the order they go (deleted or renamed away): the WAL first, so that
+    /// a WAL never lies without its file.</summary>
+    private static readonly string[] WalFirst = ["-wal", "-shm", ""];
+
     private static void DeleteFiles(string file)
     {
-        foreach (var suffix in new[] { "-wal", "-shm", "" }) File.Delete(file + suffix); // the WAL first: never a WAL without its file
+        foreach (var suffix in WalFirst) File.Delete(file + suffix);
     }
 
     /// <summary>A read of <paramref name="shard"/>: <paramref name="read"/> on its file, or <paramref name="none"/> when it has

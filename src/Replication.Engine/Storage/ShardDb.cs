@@ -240,11 +240,7 @@ internal sealed partial class ShardDb : IDisposable
     internal string WriterPragma(string name) => SqliteSetup.Pragma(_conn, name);
 
     /// <summary>
-    /// Closes the writer and drops this file's pooled readers. Readers still enumerating a
-    /// <see cref="Scan"/> keep their own connection until they are disposed.
-    /// </summary>
-    /// <summary>
-    /// Closes the file for its deletion (KvStore's layout of a file per shard, a replica that moved away): as
+    /// Closes the file for its deletion (KvStore.Retire: a replica that moved away, or a file replaced by an image): as
     /// <see cref="Dispose"/>, but the last connection closes without checkpointing the WAL into the database file
     /// (SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE), work for a file nobody reads again. That checkpoint of a 40 MB shard's
     /// file held the node's loop, and every shard it serves, 10-20 ms (ring bench, 2026-12-03). A background checkpoint
@@ -259,6 +255,10 @@ internal sealed partial class ShardDb : IDisposable
         Dispose();
     }
 
+    /// <summary>
+    /// Closes the writer and drops this file's pooled readers. Readers still enumerating a
+    /// <see cref="Scan"/> keep their own connection until they are disposed.
+    /// </summary>
     public void Dispose()
     {
         if (_disposed) return;
