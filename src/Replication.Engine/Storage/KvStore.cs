@@ -290,14 +290,16 @@ public sealed class KvStore : IDisposable
 
     /// <summary>The first entry from <paramref name="from"/> on, not applied yet, that splits <paramref name="shard"/> given its
     /// ranges as committed (<see cref="ShardDb.SplitApplies"/>), with its command; null when none. An entry that does not
-    /// decode is left to the apply, which refuses it.</summary>
+    /// decode is left to the apply, which refuses it.
+    /// The applied index is read (a query on a reader) only when an entry is a shard command: nearly every apply has none.</summary>
     private static (int At, ShardCommand Split)? NextSplit(ShardDb db, int shard, IReadOnlyList<LogEntry> entries, int from)
     {
-        long applied = db.AppliedIndex(shard);
+        long? applied = null;
         for (int i = from; i < entries.Count; i++)
         {
             var e = entries[i];
-            if (e.Index <= applied || e.Type != EntryType.Normal || !ShardCommand.IsShardCommand(e.Data)) continue;
+            if (e.Type != EntryType.Normal || !ShardCommand.IsShardCommand(e.Data)) continue;
+            if (e.Index <= (applied ??= db.AppliedIndex(shard))) continue;
             ShardCommand command;
             try { command = ShardCommand.Decode(e.Data); }
             catch (StorageCorruptException) { return null; }
