@@ -115,7 +115,7 @@ internal sealed record BenchOptions
             SnapshotChunkBytes = Value("--snapshot-chunk-bytes") is { } cb ? Math.Clamp(int.Parse(cb), 64, 8 << 20) : null,
             StoreLayout = Value("--store-layout") is { } sl ? (sl is "node" or "shard" ? sl : throw new ArgumentException($"--store-layout takes node or shard.\n{Usage}")) : null,
             RingMegabytes = Value("--ring-mb") is { } mb ? Math.Clamp(int.Parse(mb), 1, 1024) : o.Quick ? 8 : 32,
-            RingMovePairs = Value("--ring-move-pairs") is { } pairs ? Math.Clamp(int.Parse(pairs), 1, 20) : 1,
+            RingMovePairs = Value("--ring-move-pairs") is { } pairs ? Math.Clamp(int.Parse(pairs), 1, 20) : o.RingMovePairs,
             FailoverRuns = Value("--failover-runs") is { } fr ? Math.Clamp(int.Parse(fr), 1, 20) : o.Quick ? 1 : 3,
             ElectionMs = Value("--election-ms") is { } em ? em.Split(',').Select(x => Math.Clamp(int.Parse(x), 30, 10_000)).ToArray() : o.ElectionMs,
             TimingMinutes = Value("--timing-minutes") is { } tm ? Math.Clamp(double.Parse(tm, System.Globalization.CultureInfo.InvariantCulture), 0.1, 60) : o.TimingMinutes,
