@@ -169,6 +169,32 @@ Describe 'A file per shard (<Shape>)' -ForEach $Shapes {
             $_.Detail | Should -Not -Match 'state\.db'
         }
     }
+
+    It 'shows each node''s layout, and warns when a node joins that keeps another' {
+        Wait-Condition -Because 'every running node reports a file per shard' -Condition {
+            $running = @(Get-ReplicationNode -Cluster $cluster | Where-Object State -EQ 'Running')
+            $running.Count -ge 3 -and -not ($running | Where-Object { "$($_.StoreLayout)" -ne 'FilePerShard' })
+        }
+        (Get-ReplicationNode -Cluster $cluster | Select-Object -First 1 | ConvertTo-Json | ConvertFrom-Json).StoreLayout | Should -Be 'FilePerShard'
+        (Test-ReplicationCluster -Cluster $cluster | Where-Object Check -EQ 'StoreLayout').Result | Should -Be 'Pass'
+        if ($Shape -eq 'Embedded') { return } # an embedded cluster's nodes take its layout (Add-ReplicationNode above): never mixed
+
+        # A node process started without --store-layout keeps one state.db: it joins and serves, and the check warns.
+        $seed = (Get-ReplicationNode -Cluster $cluster | Where-Object State -EQ 'Running' | Select-Object -First 1).Endpoint
+        $entry = $script:NodeProcesses[$cluster.Name]
+        $node = Start-NodeProcess -Folder (Join-Path $entry.Root 'node5') -Port (Get-FreePort) -Join $seed
+        $entry.Nodes[$node.Id] = $node
+        $added = Add-ReplicationNode -Cluster $cluster -Endpoint "127.0.0.1:$($node.Port)" -Timeout 120
+        "$((Get-ReplicationNode -Cluster $cluster -Id $added.Id).StoreLayout)" | Should -Be 'FilePerNode'
+        $check = Test-ReplicationCluster -Cluster $cluster | Where-Object Check -EQ 'StoreLayout'
+        $check.Result | Should -Be 'Warning'
+        $check.Detail | Should -Match "$($added.Id):FilePerNode"
+        $check.Detail | Should -Match 'copied row by row'
+        # Replicas moved onto it from files are copied as rows, and nothing is lost.
+        $read = @(Get-ReplicationKey -Cluster $cluster -Prefix 'files:')
+        $read | Should -HaveCount 60
+        Test-ReplicationConsistency -Cluster $cluster | ForEach-Object { $_.Consistent | Should -BeTrue }
+    }
 }
 
 Describe 'The store layout when a cluster is founded or reopened' {

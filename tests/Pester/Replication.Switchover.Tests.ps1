@@ -131,7 +131,12 @@ Describe 'Test-ReplicationCluster (<Shape>)' -ForEach $Shapes {
         catch { throw "$_ Failing: $($script:failing | Format-List | Out-String)" }
         $checks = @(Test-ReplicationCluster -Cluster $cluster)
         $checks[0] | Should -BeOfType ([Replication.ReplicationHealthCheck])
-        @($checks.Check | Sort-Object -Unique) | Should -Be @('ClockOffset', 'Disk', 'Leader', 'LeaderBalance', 'LeaderChurn', 'NodeReachable', 'Quorum', 'ReplicaLag')
+        @($checks.Check | Sort-Object -Unique) | Should -Be @('ClockOffset', 'Disk', 'Leader', 'LeaderBalance', 'LeaderChurn', 'NodeReachable', 'Quorum', 'ReplicaLag', 'StoreLayout')
+        # The default layout, one state.db per node, shown per node and checked as one for the cluster.
+        Get-ReplicationNode -Cluster $cluster | ForEach-Object { "$($_.StoreLayout)" | Should -Be 'FilePerNode' }
+        $layout = $checks | Where-Object Check -EQ 'StoreLayout'
+        $layout.Result | Should -Be 'Pass'
+        $layout.Detail | Should -Be 'Every running node keeps its state as FilePerNode.'
         Wait-Condition -Because 'Test-ReplicationCluster -Quiet is True on the healthy cluster' -Condition { Test-ReplicationCluster -Cluster $cluster -Quiet }
 
         Stop-TestNodeHard -Cluster $cluster -Id 3

@@ -379,6 +379,7 @@ public sealed partial class ClusterNode
             LastContact = status.Any(s => s.LastContact is null) ? null : status.Select(s => s.LastContact).Min(),
             DataPath = _options.Path,
             SizeBytes = size,
+            StoreLayout = _host.Layout,
             DiskFreeBytes = free,
             Clock = DateTimeOffset.UtcNow + ClockSkew,
             DiskFull = _host.DiskFull is not null,

@@ -68,6 +68,19 @@ public static class HealthChecks
                 "Shards led per running node: " + string.Join(", ", candidates.OrderBy(n => n.Id).Select(n => $"{n.Id}:{n.ShardsLed}")) + ".");
         }
 
+        // One layout for every node: a replica moved from a node of a file per shard to one of one state.db (or back) is
+        // copied row by row, at a fraction of the speed of a file's copy (README, "The ring"). Mixed layouts work; a node
+        // process started without -StoreLayout FilePerShard that joins a cluster of that layout is the usual way to get them.
+        var layouts = nodes.Where(n => n.State == NodeState.Running && n.StoreLayout is not null).OrderBy(n => n.Id).ToArray();
+        if (layouts.Length > 0)
+        {
+            bool one = layouts.Select(n => n.StoreLayout).Distinct().Count() == 1;
+            Add("StoreLayout", "cluster", one ? HealthResult.Pass : HealthResult.Warning,
+                one ? $"Every running node keeps its state as {layouts[0].StoreLayout}."
+                : "Nodes keep their state in different layouts (" + string.Join(", ", layouts.Select(n => $"{n.Id}:{n.StoreLayout}"))
+                  + "): a replica moved between two layouts is copied row by row, not as a file.");
+        }
+
         foreach (var n in nodes.Where(n => n.State == NodeState.Running).OrderBy(n => n.Id))
         {
             Add("ReplicaLag", $"node {n.Id}", n.LagEntries <= LagWarningEntries ? HealthResult.Pass : HealthResult.Warning,

@@ -53,6 +53,10 @@ internal sealed partial class NodeHost : IAsyncDisposable
     public Task Exited => _exited.Task;
     /// <summary>Why the loop stopped on its own (a storage error), or null.</summary>
     public string? FailureReason { get; private set; }
+
+    /// <summary>How this node keeps its state machine (the layout its data folder has, else the one it was started with);
+    /// null until started. Thread-safe.</summary>
+    public StoreLayout? Layout { get; private set; }
     /// <summary>The node's state machine, for reads (its read methods are thread-safe).</summary>
     public KvStore Store => _kv ?? throw new RetryableException($"node {Id} is not running");
 
@@ -104,6 +108,7 @@ internal sealed partial class NodeHost : IAsyncDisposable
         _logStore = StorageErrors.MapCorruption(raftPath, () => new RaftLogStore(raftPath));
         var (statePath, layout) = StatePath(_options.DataPath, _options.StoreLayout);
         _kv = StorageErrors.MapCorruption(statePath, () => new KvStore(statePath, layout));
+        Layout = layout;
         // A torn or zeroed page anywhere in either file is found here, before anything is served from it (README,
         // "A damaged replica"); the log's entries are also checked one by one (CRC-32C) as each group loads.
         _logStore.CheckIntegrity();

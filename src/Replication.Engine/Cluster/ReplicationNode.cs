@@ -31,6 +31,10 @@ public sealed record ReplicationNode
     public DateTimeOffset? LastContact { get; init; }
     public required string DataPath { get; init; }
     public long SizeBytes { get; init; }
+    /// <summary>How the node keeps its state machine: one state.db (FilePerNode, the default) or a SQLite file per shard
+    /// (FilePerShard, whose replicas move as files: README, "The ring"). A data folder keeps the layout it was created
+    /// with. Null: the node has not reported it (never heard from).</summary>
+    public Engine.Storage.StoreLayout? StoreLayout { get; init; }
     /// <summary>Bytes free for this node on the volume holding its data folder (null when the node could not tell).</summary>
     public long? DiskFreeBytes { get; init; }
     /// <summary>The node's wall clock (UTC) as of when the answering node built this status: read directly for itself, and

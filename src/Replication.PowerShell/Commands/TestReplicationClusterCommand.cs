@@ -9,7 +9,8 @@ namespace Replication.PowerShell.Commands;
 /// with a sentence: NodeReachable (per node), Quorum and Leader (per shard; Quorum warns while a voter is down and
 /// fails without a majority; Leader warns while an election runs and fails when none can), LeaderBalance, ReplicaLag, Disk and ClockOffset (per running node: lag in entries; a full
 /// disk, the free space of the data volume against the data size, 1 GiB and 128 MiB; the node's wall clock against
-/// this machine's, warning beyond 1 s), LeaderChurn (per shard: elections in the last 10 minutes, from the event history), and with -Storage,
+/// this machine's, warning beyond 1 s), LeaderChurn (per shard: elections in the last 10 minutes, from the event history), StoreLayout (warns when nodes keep
+/// their state in different layouts: a replica moved between them is copied row by row), and with -Storage,
 /// Storage (per node: SQLite's quick_check of its stores, which reads every page). A runbook gates on
 /// it: <c>if (Test-ReplicationCluster | Where-Object Result -EQ 'Fail') { ... }</c>. Use -Quiet for one Boolean
 /// (True when nothing failed).

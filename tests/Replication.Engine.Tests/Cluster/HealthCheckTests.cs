@@ -1,4 +1,5 @@
 using Replication.Engine.Cluster;
+using Replication.Engine.Storage;
 using Xunit;
 
 namespace Replication.Engine.Tests.Cluster;
@@ -28,6 +29,20 @@ public class HealthCheckTests
         }, "quorum and leader fail for every shard");
         Assert.Equal(new[] { "node 2", "node 3" }, checks.Where(c => c.Check == "NodeReachable" && c.Result == HealthResult.Fail).Select(c => c.Target));
         Assert.Contains("1 of 3 voters running", checks.First(c => c.Check == "Quorum").Detail);
+    }
+
+    [Theory]
+    [InlineData(StoreLayout.FilePerNode, false)]
+    [InlineData(StoreLayout.FilePerShard, false)]
+    [InlineData(StoreLayout.FilePerShard, true)]
+    public async Task Every_node_reports_the_layout_its_folder_has_and_one_layout_passes_the_layout_check(StoreLayout layout, bool reopen)
+    {
+        await using var f = await ClusterFixture.StartAsync(nodes: 3, shards: 1, configure: o => o with { StoreLayout = layout });
+        if (reopen) await f.ReopenAsync(); // without StoreLayout: the folders' own layout
+        ClusterFixture.Eventually(() => f.Cluster.GetNodes().All(n => n.StoreLayout == layout), $"every node reports {layout}");
+        var check = (await HealthChecks.RunAsync(f.Cluster, ClusterFixture.Bound, CancellationToken.None)).Single(c => c.Check == "StoreLayout");
+        Assert.Equal(HealthResult.Pass, check.Result);
+        Assert.Equal($"Every running node keeps its state as {layout}.", check.Detail);
     }
 
     [Fact]
