@@ -55,7 +55,7 @@ internal sealed partial class NodeHost : IAsyncDisposable
     public string? FailureReason { get; private set; }
 
     /// <summary>How this node keeps its state machine (the layout its data folder has, else the one it was started with);
-    /// null until started. Thread-safe.</summary>
+    /// null until started. Set once, as the stores open, before the node serves anything; read from any thread after.</summary>
     public StoreLayout? Layout { get; private set; }
     /// <summary>The node's state machine, for reads (its read methods are thread-safe).</summary>
     public KvStore Store => _kv ?? throw new RetryableException($"node {Id} is not running");
