@@ -54,9 +54,9 @@ internal sealed partial class NodeHost : IAsyncDisposable
     /// <summary>Why the loop stopped on its own (a storage error), or null.</summary>
     public string? FailureReason { get; private set; }
 
-    /// <summary>How this node keeps its state machine (the layout its data folder has, else the one it was started with);
-    /// null until started. Set once, as the stores open, before the node serves anything; read from any thread after.</summary>
-    public StoreLayout? Layout { get; private set; }
+    /// <summary>How this node keeps its state machine (its store's: the layout its data folder has, else the one it was
+    /// started with); null until the store is open. Thread-safe.</summary>
+    public StoreLayout? Layout => _kv?.Layout;
     /// <summary>The node's state machine, for reads (its read methods are thread-safe).</summary>
     public KvStore Store => _kv ?? throw new RetryableException($"node {Id} is not running");
 
@@ -108,7 +108,6 @@ internal sealed partial class NodeHost : IAsyncDisposable
         _logStore = StorageErrors.MapCorruption(raftPath, () => new RaftLogStore(raftPath));
         var (statePath, layout) = StatePath(_options.DataPath, _options.StoreLayout);
         _kv = StorageErrors.MapCorruption(statePath, () => new KvStore(statePath, layout));
-        Layout = layout;
         // A torn or zeroed page anywhere in either file is found here, before anything is served from it (README,
         // "A damaged replica"); the log's entries are also checked one by one (CRC-32C) as each group loads.
         _logStore.CheckIntegrity();
