@@ -60,9 +60,20 @@ public sealed class ConsistencyTests
         int leader = f.LeaderOf(victim.Shard);
         int follower = f.Cluster.GetShards()[victim.Shard].Voters.First(v => v != leader);
         ClusterFixture.Eventually(() => f.Cluster.GetNodes().All(n => n.LagEntries == 0), "replicas caught up");
+        // LagEntries comes from the nodes' reports, which may be a status period old: wait for the row itself too (a CI run
+        // tampered before the follower had applied it, and the UPDATE below changed nothing).
+        string stateDb = Path.Combine(f.Cluster.GetNode(follower).DataPath, "state.db");
+        ClusterFixture.Eventually(() =>
+        {
+            using var raw = TempFolder.Raw(stateDb);
+            using var cmd = raw.CreateCommand();
+            cmd.CommandText = "SELECT count(*) FROM kv WHERE shard = @s AND key = @k"; // alone: a PRAGMA before it would be the scalar
+            cmd.Parameters.AddWithValue("@s", victim.Shard);
+            cmd.Parameters.AddWithValue("@k", victim.Key);
+            return Convert.ToInt64(cmd.ExecuteScalar()) == 1;
+        }, $"node {follower} applied {victim.Key}");
 
         // Tamper with one row of one follower's state.db through a raw connection.
-        string stateDb = Path.Combine(f.Cluster.GetNode(follower).DataPath, "state.db");
         using (var raw = TempFolder.Raw(stateDb))
         using (var cmd = raw.CreateCommand())
         {
