@@ -27,7 +27,7 @@ internal static class ErrorCodec
             case ReplicaTooStaleException t:
                 d["node"] = Int(t.Node);
                 d["shard"] = Int(t.Shard);
-                d["lag"] = Int(t.LagEntries);
+                if (t.LagEntries is { } lag) d["lag"] = Int(lag); // absent: not known
                 d["maxLag"] = Int(t.MaxLag);
                 break;
             case DataPathInUseException p:
@@ -55,7 +55,7 @@ internal static class ErrorCodec
             "NodeNotRunning" => new NodeNotRunningException((int)Long(d, "node"), m),
             ReplicationFactorAtRiskException.Id => new ReplicationFactorAtRiskException((int)Long(d, "node"), m),
             WrongShardException.Id => new WrongShardException((int)Long(d, "shard"), m),
-            ReplicaTooStaleException.Id => new ReplicaTooStaleException(m, (int)Long(d, "node"), (int)Long(d, "shard"), Long(d, "lag"), Long(d, "maxLag")),
+            ReplicaTooStaleException.Id => new ReplicaTooStaleException(m, (int)Long(d, "node"), (int)Long(d, "shard"), d.ContainsKey("lag") ? Long(d, "lag") : (long?)null, Long(d, "maxLag")),
             "DataPathInUse" => new DataPathInUseException(m, d.GetValueOrDefault("path", ""), d.ContainsKey("pid") ? (int)Long(d, "pid") : null),
             "BackupCorrupt" => new BackupCorruptException(d.GetValueOrDefault("file", ""), m),
             BackupPathException.PathInUse or BackupPathException.NotFound or BackupPathException.RestorePathInUse or BackupPathException.Incomplete

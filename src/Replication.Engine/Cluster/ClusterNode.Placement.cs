@@ -185,13 +185,13 @@ public sealed partial class ClusterNode
     /// </summary>
     private Func<int, int, bool> CaughtUpReplicas()
     {
-        var lag = new Dictionary<(int Shard, int Node), long>();
+        var lag = new Dictionary<(int Shard, int Node), long?>();
         foreach (var r in FreshReports())
             if (r.Node != NodeId)
                 foreach (var view in r.Report.Shards) lag.TryAdd((view.Id, r.Node), view.LagEntries);
         return (shard, node) => node == NodeId
             ? _host.Status.TryGetValue(shard, out var st) && ShardLag(st) <= TransferLagLimit
-            : lag.TryGetValue((shard, node), out long behind) && behind <= TransferLagLimit;
+            : lag.TryGetValue((shard, node), out long? behind) && behind <= TransferLagLimit; // null (not known): not caught up
     }
 
     /// <summary>True while some shard's voters are not yet those the ring places it on (a move started, or one the ring

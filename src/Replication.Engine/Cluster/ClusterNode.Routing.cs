@@ -445,14 +445,15 @@ public sealed partial class ClusterNode
     }
 
     /// <summary>
-    /// A Stale read from this node's replica, marked with this node and the replica's lag (ClusterNode.Status.cs ShardLag);
-    /// refused with ReplicaTooStale when it lags more than <paramref name="maxLag"/> entries.
+    /// A Stale read from this node's replica, marked with this node and the replica's lag (ClusterNode.Status.cs ShardLag;
+    /// null: not known); refused with ReplicaTooStale when it lags more than <paramref name="maxLag"/> entries, or when a
+    /// bound is asked and the lag is not known (nothing says the copy holds what the bound promises).
     /// </summary>
     private ReplicationKey? ReadStale(int shard, string key, long? maxLag)
     {
-        long lag = _host.Status.TryGetValue(shard, out var st) ? ShardLag(st) : 0;
-        if (lag > maxLag)
-            throw new ReplicaTooStaleException(NodeId, shard, lag, maxLag.Value) { Target = key };
+        long? lag = _host.Status.TryGetValue(shard, out var st) ? ShardLag(st) : null;
+        if (maxLag is { } bound && !(lag <= bound))
+            throw new ReplicaTooStaleException(NodeId, shard, lag, bound) { Target = key };
         return ReadLocal(shard, key) is { } found ? found with { ReadFrom = NodeId, LagEntries = lag } : null;
     }
 
@@ -501,7 +502,7 @@ public sealed partial class ClusterNode
     private (IReadOnlyList<ReplicationKey> Keys, bool More) ScanLocal(int shard, ulong rangeStart, ulong rangeLast, string prefix, string? after, int limit, bool stale)
     {
         int? readFrom = stale ? NodeId : null;
-        long? lag = stale ? (_host.Status.TryGetValue(shard, out var st) ? ShardLag(st) : 0) : null;
+        long? lag = stale && _host.Status.TryGetValue(shard, out var st) ? ShardLag(st) : null;
         var own = _host.Store.RangeOf(shard);
         if (own is { } o && (rangeStart < o.Start || rangeLast > o.Last))
             throw new WrongShardException(shard, $"Shard {shard} split: it owns less than the range asked.") { Target = shard };

@@ -362,7 +362,7 @@ public sealed partial class ClusterNode
         var status = _host.Status.Values.Where(s => s.Shard != ClusterMetadata.MetadataGroup).ToArray();
         var latest = status.OrderByDescending(s => s.StateSince).FirstOrDefault();
         var (size, free) = DiskUse();
-        var lags = status.Select(st => { long l = ShardLag(st); return (Entries: l, Seconds: ShardLagSeconds(st, l)); }).ToArray();
+        var lags = status.Select(st => { long? l = ShardLag(st); return (Entries: l, Seconds: ShardLagSeconds(st, l)); }).ToArray();
         return new ReplicationNode
         {
             Cluster = Name,
@@ -374,7 +374,7 @@ public sealed partial class ClusterNode
             Term = status.Length == 0 ? 0 : status.Max(s => s.Term),
             CommitIndex = status.Sum(s => s.Committed),
             AppliedIndex = status.Sum(s => s.Applied),
-            LagEntries = lags.Sum(l => l.Entries),
+            LagEntries = lags.Any(l => l.Entries is null) ? null : lags.Sum(l => l.Entries!.Value),
             LagSeconds = lags.Length == 0 ? 0 : lags.Max(l => l.Seconds),
             LastContact = status.Any(s => s.LastContact is null) ? null : status.Select(s => s.LastContact).Min(),
             DataPath = _options.Path,
@@ -423,15 +423,23 @@ public sealed partial class ClusterNode
 
     /// <summary>
     /// How many entries this replica of a shard has not applied yet: the best commit index known for the shard (its own,
-    /// or a higher one from the freshest peer reports, which include the leader's) minus its applied index. A replica
-    /// that hears from no peer can only judge by its own commit index, so it may report less than it really lags.
+    /// or a higher one from the freshest peer reports, which include the leader's) minus its applied index. Null when that
+    /// is not known: this node does not lead the shard and no fresh report of a peer that hosts it has arrived. A follower's
+    /// own commit index only counts entries it has received, so alone it would show a replica that has heard nothing
+    /// (a node just started, before its first poll of its peers answers; one cut off from all of them) as caught up,
+    /// and a Stale read with -MaxLag 0 would be served from a copy that misses acknowledged writes.
     /// </summary>
-    private long ShardLag(GroupStatus st)
+    private long? ShardLag(GroupStatus st)
     {
         long commit = st.Committed;
+        bool known = st.Role == RaftRole.Leader;
         foreach (var (_, report) in FreshReports())
-            if (report.Shards.FirstOrDefault(s => s.Id == st.Shard) is { } v && v.CommitIndex > commit) commit = v.CommitIndex;
-        return Math.Max(0, commit - st.Applied);
+            if (report.Shards.FirstOrDefault(s => s.Id == st.Shard) is { } v)
+            {
+                known = true;
+                if (v.CommitIndex > commit) commit = v.CommitIndex;
+            }
+        return known ? Math.Max(0, commit - st.Applied) : null;
     }
 
     /// <summary>Notes, for each hosted shard whose replica is caught up now, that it was at this moment.</summary>
@@ -446,7 +454,7 @@ public sealed partial class ClusterNode
 
     /// <summary>Seconds since this replica of a shard was last seen caught up; 0 while it is. A replica never seen caught
     /// up (since this node started) counts from when it was first seen.</summary>
-    private double ShardLagSeconds(GroupStatus st, long lag)
+    private double ShardLagSeconds(GroupStatus st, long? lag)
     {
         var now = DateTimeOffset.UtcNow;
         if (lag == 0)
@@ -466,7 +474,8 @@ public sealed partial class ClusterNode
         foreach (var st in _host.Status.Values.OrderBy(s => s.Shard))
         {
             if (st.Shard == ClusterMetadata.MetadataGroup && !includeMetadata) continue;
-            long keys = 0, lag = ShardLag(st);
+            long keys = 0;
+            long? lag = ShardLag(st);
             try { keys = st.Shard == ClusterMetadata.MetadataGroup ? 0 : _host.Store.Count(st.Shard); }
             catch (RetryableException) { /* stopping */ }
             catch (Exception e) when (Storage.StorageErrors.IsCorruption(e))
@@ -530,7 +539,7 @@ public sealed partial class ClusterNode
                 : best with
                 {
                     Cluster = Name, Leader = leaderView?.Leader ?? 0, Term = lastTerm,
-                    LagEntries = fresh.Length == 0 ? 0 : fresh.Max(v => v.LagEntries),
+                    LagEntries = fresh.Length == 0 || fresh.Any(v => v.LagEntries is null) ? null : fresh.Max(v => v.LagEntries),
                     LagSeconds = fresh.Length == 0 ? 0 : fresh.Max(v => v.LagSeconds),
                 })
                 with { Placement = _metadata.ReplicasOf(s), HashStart = range.Start, HashEnd = range.Last };

@@ -84,7 +84,9 @@ public static class HealthChecks
         foreach (var n in nodes.Where(n => n.State == NodeState.Running).OrderBy(n => n.Id))
         {
             Add("ReplicaLag", $"node {n.Id}", n.LagEntries <= LagWarningEntries ? HealthResult.Pass : HealthResult.Warning,
-                FormattableString.Invariant($"{n.LagEntries} entries and {n.LagSeconds:0.0} s behind its shards' leaders")
+                (n.LagEntries is { } lag
+                    ? FormattableString.Invariant($"{lag} entries and {n.LagSeconds:0.0} s behind its shards' leaders")
+                    : FormattableString.Invariant($"Lag not known: for some shard it does not lead, it has no fresh report from a peer hosting it (just started, or cut off); {n.LagSeconds:0.0} s since it was last seen caught up"))
                 + (n.Role == NodeRole.Learner ? " (a learner: asynchronous, it counts toward no quorum)" : "")
                 + $" (warning above {LagWarningEntries} entries).");
             long warnBelow = Math.Max(diskWarningFreeBytes, n.SizeBytes);

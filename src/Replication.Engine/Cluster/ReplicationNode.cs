@@ -7,7 +7,9 @@ namespace Replication;
 /// <see cref="LagEntries"/> is the sum of how far each hosted shard's applied index trails its leader's commit index, and
 /// <see cref="LagSeconds"/> how long the furthest-behind of them has been behind: the seconds since that replica last had
 /// applied every entry it knew committed (0 while caught up; sampled every status period, 250 ms, so that is its
-/// precision). A replica that hears from no peer judges by its own commit index only, and may show less than it lags.
+/// precision). <see cref="LagEntries"/> is null while the lag of some hosted replica is not known: the node does not
+/// lead that shard and has had no fresh report (2 s) from a peer hosting it. So a node just started, or cut off from its
+/// peers, shows no lag rather than a 0 it cannot vouch for (a runbook waiting for LagEntries -eq 0 waits until it knows).
 /// </summary>
 public sealed record ReplicationNode
 {
@@ -25,7 +27,7 @@ public sealed record ReplicationNode
     public long Term { get; init; }
     public long CommitIndex { get; init; }
     public long AppliedIndex { get; init; }
-    public long LagEntries { get; init; }
+    public long? LagEntries { get; init; }
     public double LagSeconds { get; init; }
     /// <summary>When this node last heard from its leader (or, as leader, from a quorum); null if never.</summary>
     public DateTimeOffset? LastContact { get; init; }

@@ -3,7 +3,8 @@ namespace Replication;
 /// <summary>A snapshot of one shard's placement and Raft state. <see cref="Leader"/> is 0 when no leader is known.
 /// <see cref="LagEntries"/> and <see cref="LagSeconds"/> are those of the shard's furthest-behind replica among the nodes
 /// that reported in the last 2 s (entries not applied yet; seconds since it last had applied every entry it knew
-/// committed, to a status period of 250 ms), as <see cref="ReplicationNode"/> defines them per node.</summary>
+/// committed, to a status period of 250 ms), as <see cref="ReplicationNode"/> defines them per node; LagEntries is null
+/// when one of them does not know its lag (or no node reported the shard in that time).</summary>
 public sealed record ReplicationShard
 {
     public required string Cluster { get; init; }
@@ -22,7 +23,7 @@ public sealed record ReplicationShard
     public ulong HashStart { get; init; }
     public ulong HashEnd { get; init; }
     public long KeyCount { get; init; }
-    public long LagEntries { get; init; }
+    public long? LagEntries { get; init; }
     public double LagSeconds { get; init; }
 
     /// <summary>The voters' and learners' member ids (Transport.ReplicaIds) in the membership the reporting replica has

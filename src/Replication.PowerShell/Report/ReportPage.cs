@@ -64,12 +64,13 @@ internal static class ReportPage
         int running = d.Nodes.Count(n => n.State == NodeState.Running);
         int led = d.Shards.Count(s => s.Shard.Leader != 0);
         long keys = d.Shards.Sum(s => s.Shard.KeyCount);
-        long maxLag = d.Nodes.Count == 0 ? 0 : d.Nodes.Max(n => n.LagEntries);
+        long maxLag = d.Nodes.Count == 0 ? 0 : d.Nodes.Max(n => n.LagEntries ?? 0);
+        bool lagUnknown = d.Nodes.Any(n => n.State == NodeState.Running && n.LagEntries is null);
         b.Append("<section id=\"summary\" class=\"cards\">\n");
         Card(b, "Nodes running", $"{running} / {d.Nodes.Count}", running == d.Nodes.Count ? "ok" : "bad");
         Card(b, "Shards with a leader", $"{led} / {d.Shards.Count}", led == d.Shards.Count ? "ok" : "bad");
         Card(b, "Keys", keys.ToString("N0", Inv), "");
-        Card(b, "Largest lag (entries)", maxLag.ToString("N0", Inv), maxLag == 0 ? "ok" : "warn");
+        Card(b, "Largest lag (entries)", maxLag.ToString("N0", Inv) + (lagUnknown ? " (some not known)" : ""), maxLag == 0 && !lagUnknown ? "ok" : "warn");
         b.Append("</section>\n");
     }
 
@@ -92,7 +93,7 @@ internal static class ReportPage
              .Append("<td class=\"num\">").Append(n.Term).Append("</td>")
              .Append("<td class=\"num\">").Append(n.CommitIndex).Append("</td>")
              .Append("<td class=\"num\">").Append(n.AppliedIndex).Append("</td>")
-             .Append("<td class=\"num\">").Append(n.LagEntries).Append("</td>")
+             .Append("<td class=\"num\">").Append(n.LagEntries is { } lag ? lag.ToString(Inv) : "&ndash;").Append("</td>")
              .Append("<td>").Append(n.LastContact is { } c ? E(c.ToString("u", Inv)) : "&ndash;").Append("</td>")
              .Append("<td class=\"num\">").Append(E(Bytes(n.SizeBytes))).Append("</td>")
              .Append("<td>").Append(E(n.StateReason ?? "")).Append("</td></tr>\n");
@@ -111,11 +112,11 @@ internal static class ReportPage
     private static void Lag(StringBuilder b, ReportData d, Dictionary<int, string> colors)
     {
         b.Append("<section id=\"lag\"><h2>Replica lag</h2>\n");
-        long max = d.Nodes.Count == 0 ? 0 : d.Nodes.Max(n => n.LagEntries);
-        b.Append("<p class=\"note\">").Append(max == 0
+        long max = d.Nodes.Count == 0 ? 0 : d.Nodes.Max(n => n.LagEntries ?? 0);
+        b.Append("<p class=\"note\">").Append(max == 0 && d.Nodes.All(n => n.LagEntries is not null)
             ? "Every replica has applied what its leaders committed."
             : "Entries each node's replicas trail their leaders' commit index, summed over the shards it hosts.").Append("</p>\n");
-        BarChart(b, "lag-chart", d.Nodes.Select(n => (n.Id, $"node {n.Id}", (double)n.LagEntries, (double?)null, $"{n.LagEntries} entries")).ToList(), Math.Max(1, max), colors);
+        BarChart(b, "lag-chart", d.Nodes.Select(n => (n.Id, $"node {n.Id}", (double)(n.LagEntries ?? 0), (double?)null, n.LagEntries is { } lag ? $"{lag} entries" : "not known")).ToList(), Math.Max(1, max), colors);
         b.Append("</section>\n");
     }
 

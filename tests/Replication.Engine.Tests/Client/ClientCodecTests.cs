@@ -140,7 +140,10 @@ public sealed class ClientCodecTests
         var atRisk = RemoteError.From(new QuorumAtRiskException(2, 7)).ToException();
         Assert.Equal((2, 7), (((QuorumAtRiskException)atRisk).NodeId, ((QuorumAtRiskException)atRisk).Shard));
         var stale = Assert.IsType<ReplicaTooStaleException>(RemoteError.From(new ReplicaTooStaleException(3, 1, 42, 10) { Target = "k" }).ToException());
-        Assert.Equal((3, 1, 42L, 10L, "k"), (stale.Node, stale.Shard, stale.LagEntries, stale.MaxLag, stale.Target));
+        Assert.Equal((3, 1, (long?)42, 10L, "k"), (stale.Node, stale.Shard, stale.LagEntries, stale.MaxLag, stale.Target));
+        var unknownLag = Assert.IsType<ReplicaTooStaleException>(RemoteError.From(new ReplicaTooStaleException(3, 1, null, 10) { Target = "k" }).ToException());
+        Assert.Equal((3, 1, (long?)null, 10L), (unknownLag.Node, unknownLag.Shard, unknownLag.LagEntries, unknownLag.MaxLag));
+        Assert.Equal(new ReplicaTooStaleException(3, 1, null, 10).Message, unknownLag.Message);
         var unknown = new RemoteError("SomethingNew", ReplicationErrorKind.Conflict, "later version").ToException();
         Assert.Equal(("SomethingNew", ReplicationErrorKind.Conflict), (((RemoteOperationException)unknown).ErrorId, unknown.Kind));
     }

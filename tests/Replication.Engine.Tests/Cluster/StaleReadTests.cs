@@ -65,4 +65,43 @@ public sealed class StaleReadTests
         var caughtUp = await node.GetAsync("k", ReadConsistency.Stale, ClusterFixture.Bound, CancellationToken.None, maxLag: 0);
         Assert.Equal(("v6", follower, 0L), (caughtUp!.Value, caughtUp.ReadFrom, caughtUp.LagEntries));
     }
+
+    /// <summary>
+    /// A replica that has heard from no peer hosting its shard cannot know how far behind it is: a follower's own commit
+    /// index counts only entries it received. Before, it showed lag 0 and served -MaxLag 0 reads from a copy missing
+    /// acknowledged writes (a CI run: a learner just restarted, lag 0, served 21 of 30 keys). Now its lag is null, a bounded
+    /// read is refused, an unbounded one answers without a lag, and the health check warns; peers back, it knows again.
+    /// </summary>
+    [Fact]
+    public async Task A_replica_that_hears_from_no_peer_shows_its_lag_as_unknown_and_refuses_a_bounded_read()
+    {
+        await using var f = await ClusterFixture.StartAsync(nodes: 3, shards: 1);
+        var v1 = await f.PutAsync("k", "v1");
+        ClusterFixture.Eventually(() => new[] { 1, 2, 3 }.All(id => f.Cluster.Node(id) is { } n
+            && n.Host.Status.TryGetValue(v1.Shard, out var st) && st.Applied >= v1.Index && n.GetNode(id).LagEntries == 0),
+            "every replica applied the write and knows itself caught up");
+
+        int leader = f.LeaderOf(0);
+        int alone = new[] { 1, 2, 3 }.First(n => n != leader);
+        var others = new[] { 1, 2, 3 }.Where(n => n != alone).ToArray();
+        foreach (int id in others) await f.Cluster.StopNodeAsync(id, kill: true, CancellationToken.None);
+        var node = f.Cluster.Node(alone)!;
+        ClusterFixture.Eventually(() => node.GetNode(alone).LagEntries is null, $"node {alone}, alone, no longer claims a lag");
+        Assert.Null(node.GetShards()[0].LagEntries);
+
+        var refused = await Assert.ThrowsAsync<ReplicaTooStaleException>(() =>
+            node.GetAsync("k", ReadConsistency.Stale, ClusterFixture.Bound, CancellationToken.None, maxLag: 1000));
+        Assert.Equal((alone, 0, (long?)null, 1000L), (refused.Node, refused.Shard, refused.LagEntries, refused.MaxLag));
+        Assert.Contains("does not know how far", refused.Message);
+        var unbounded = await node.GetAsync("k", ReadConsistency.Stale, ClusterFixture.Bound, CancellationToken.None);
+        Assert.Equal(("v1", alone, (long?)null), (unbounded!.Value, unbounded.ReadFrom, unbounded.LagEntries));
+        var lag = (await HealthChecks.RunAsync(f.Cluster, ClusterFixture.Bound, CancellationToken.None)).Single(c => c.Check == "ReplicaLag" && c.Target == $"node {alone}");
+        Assert.Equal(HealthResult.Warning, lag.Result);
+        Assert.StartsWith("Lag not known", lag.Detail);
+
+        foreach (int id in others) await f.Cluster.StartNodeAsync(id, CancellationToken.None);
+        ClusterFixture.Eventually(() => node.GetNode(alone).LagEntries == 0, $"node {alone} knows its lag again, with its peers back");
+        var bounded = await node.GetAsync("k", ReadConsistency.Stale, ClusterFixture.Bound, CancellationToken.None, maxLag: 0);
+        Assert.Equal(("v1", alone, (long?)0), (bounded!.Value, bounded.ReadFrom, bounded.LagEntries));
+    }
 }
