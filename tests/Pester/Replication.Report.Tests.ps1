@@ -17,6 +17,9 @@ BeforeAll {
         if (-not $IsLinux -or -not (Get-Command apt-get -ErrorAction SilentlyContinue)) { return 'skip: no chromium, and no apt-get to install it' }
         if ((& id -u) -ne '0') { return 'skip: no chromium, and installing it needs root (apt-get install chromium)' }
         $log = Join-Path $TestDrive 'apt.log'
+        # The package lists first: a fresh machine (or container) has none, and install then cannot locate the package.
+        $update = Start-Process apt-get -ArgumentList 'update', '-q' -RedirectStandardOutput "$log.update" -RedirectStandardError "$log.update.err" -PassThru -NoNewWindow
+        if (-not $update.WaitForExit(300000)) { $update.Kill($true); return 'skip: apt-get update did not finish within 5 minutes' }
         $apt = Start-Process apt-get -ArgumentList 'install', '-y', '-q', 'chromium' -RedirectStandardOutput $log -RedirectStandardError "$log.err" -PassThru -NoNewWindow
         if (-not $apt.WaitForExit(600000)) { $apt.Kill($true); return 'skip: apt-get install chromium did not finish within 10 minutes' }
         $found = Get-Command chromium -CommandType Application -ErrorAction SilentlyContinue | Select-Object -First 1
@@ -115,5 +118,15 @@ Describe 'Export-ReplicationReport' {
         foreach ($node in Get-ReplicationNode -Cluster $script:Cluster) { $result.Dom | Should -Match "<tr id=""node-$($node.Id)""" }
         foreach ($shard in Get-ReplicationShard -Cluster $script:Cluster) { $result.Dom | Should -Match "<tr id=""shard-$($shard.Id)""" }
         ([regex]::Matches($result.Dom, '<path class="arc"')).Count | Should -Be 3
+    }
+
+    # Last: it stops two of the three nodes.
+    It 'says a lag is not known, not 0, for a node that hears from no peer' {
+        Stop-ReplicationNode -Cluster $script:Cluster -Id 2, 3 -Confirm:$false
+        Wait-Condition -Because 'node 1, alone, no longer claims a lag' -Condition { $null -eq (Get-ReplicationNode -Cluster $script:Cluster -Id 1).LagEntries }
+        $html = Get-Content -Raw (Export-ReplicationReport -Cluster $script:Cluster -Path (Join-Path $TestDrive 'alone.html')).FullName
+        $html | Should -Match '<div class="card warn"><div class="value">not known</div><div class="label">Largest lag \(entries\)'
+        # The ninth cell of its row is the lag.
+        $html | Should -Match '<tr id="node-1"[^>]*>(<td[^>]*>.*?</td>){8}<td class="num">&ndash;</td>'
     }
 }

@@ -70,7 +70,8 @@ internal static class ReportPage
         Card(b, "Nodes running", $"{running} / {d.Nodes.Count}", running == d.Nodes.Count ? "ok" : "bad");
         Card(b, "Shards with a leader", $"{led} / {d.Shards.Count}", led == d.Shards.Count ? "ok" : "bad");
         Card(b, "Keys", keys.ToString("N0", Inv), "");
-        Card(b, "Largest lag (entries)", maxLag.ToString("N0", Inv) + (lagUnknown ? " (some not known)" : ""), maxLag == 0 && !lagUnknown ? "ok" : "warn");
+        string lagText = !lagUnknown ? maxLag.ToString("N0", Inv) : maxLag == 0 ? "not known" : maxLag.ToString("N0", Inv) + ", some not known";
+        Card(b, "Largest lag (entries)", lagText, maxLag == 0 && !lagUnknown ? "ok" : "warn");
         b.Append("</section>\n");
     }
 
