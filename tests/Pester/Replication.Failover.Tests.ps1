@@ -106,7 +106,9 @@ Describe 'Killing the leader under a stream of writes' {
             $me = $nodes | Where-Object Id -EQ $down
             $others = $nodes | Where-Object Id -NE $down
             $target = ($others | Measure-Object AppliedIndex -Maximum).Maximum
-            $me.AppliedIndex -eq $target -and $me.CommitIndex -ge ($others | Measure-Object CommitIndex -Minimum).Minimum -and $me.LagEntries -eq 0
+            $me.AppliedIndex -eq $target -and $me.CommitIndex -ge ($others | Measure-Object CommitIndex -Minimum).Minimum -and $me.LagEntries -eq 0 -and
+                # Every node: the Stale scan below reads the replicas of the node this session is connected to.
+                -not ($nodes | Where-Object { $_.LagEntries -ne 0 }) -and @($nodes.AppliedIndex | Sort-Object -Unique).Count -eq 1
         }
         (Get-ReplicationKey -Cluster $cluster -Prefix 'while-down:' -Consistency Stale) | Should -HaveCount 200
     }
