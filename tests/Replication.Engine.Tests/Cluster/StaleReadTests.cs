@@ -10,18 +10,34 @@ namespace Replication.Engine.Tests.Cluster;
 /// </summary>
 public sealed class StaleReadTests
 {
+    /// <summary>
+    /// Three nodes, one shard, k = v1, and every replica caught up as it knows itself: it applied the write, and the commit
+    /// index it knows (its own, or from its fresh peer reports) is no further. Not the cluster's status (bug fixed, a flake
+    /// at load 40): there one node shows the others from their last reports, which may predate the write, so lag 0 there
+    /// did not mean a replica had applied it, and that replica's read with -MaxLag 0 came before the write.
+    /// </summary>
+    private static async Task<ClusterFixture> StartWithOneWriteEverywhereAsync()
+    {
+        var f = await ClusterFixture.StartAsync(nodes: 3, shards: 1);
+        try
+        {
+            var v1 = await f.PutAsync("k", "v1");
+            ClusterFixture.Eventually(() => new[] { 1, 2, 3 }.All(id => f.Cluster.Node(id) is { } n
+                && n.Host.Status.TryGetValue(v1.Shard, out var st) && st.Applied >= v1.Index && n.GetNode(id).LagEntries == 0),
+                "every replica applied the write and knows itself caught up");
+            return f;
+        }
+        catch
+        {
+            await f.DisposeAsync();
+            throw;
+        }
+    }
+
     [Fact]
     public async Task A_stale_read_reports_its_replica_and_lag_and_a_lagging_replica_refuses_a_tighter_bound()
     {
-        await using var f = await ClusterFixture.StartAsync(nodes: 3, shards: 1);
-        var v1 = await f.PutAsync("k", "v1");
-        // Caught up as each replica knows itself: it applied the write, and the commit index it knows (its own, or from its
-        // fresh peer reports) is no further. Not the cluster's status (bug fixed, a flake at load 40): there one node shows the
-        // others from their last reports, which may predate the write, so lag 0 there did not mean a replica had applied it,
-        // and that replica's read with -MaxLag 0 came before the write.
-        ClusterFixture.Eventually(() => new[] { 1, 2, 3 }.All(id => f.Cluster.Node(id) is { } n
-            && n.Host.Status.TryGetValue(v1.Shard, out var st) && st.Applied >= v1.Index && n.GetNode(id).LagEntries == 0),
-            "every replica applied the write and knows itself caught up");
+        await using var f = await StartWithOneWriteEverywhereAsync();
 
         // Caught up: every replica serves with lag 0 and names itself; a linearizable read names no replica.
         foreach (var id in new[] { 1, 2, 3 })
@@ -75,11 +91,7 @@ public sealed class StaleReadTests
     [Fact]
     public async Task A_replica_that_hears_from_no_peer_shows_its_lag_as_unknown_and_refuses_a_bounded_read()
     {
-        await using var f = await ClusterFixture.StartAsync(nodes: 3, shards: 1);
-        var v1 = await f.PutAsync("k", "v1");
-        ClusterFixture.Eventually(() => new[] { 1, 2, 3 }.All(id => f.Cluster.Node(id) is { } n
-            && n.Host.Status.TryGetValue(v1.Shard, out var st) && st.Applied >= v1.Index && n.GetNode(id).LagEntries == 0),
-            "every replica applied the write and knows itself caught up");
+        await using var f = await StartWithOneWriteEverywhereAsync();
 
         int leader = f.LeaderOf(0);
         int alone = new[] { 1, 2, 3 }.First(n => n != leader);
