@@ -101,6 +101,9 @@ Describe 'Versions and -ExpectedVersion' {
         $err[0].FullyQualifiedErrorId | Should -Be 'VersionConflict,Replication.PowerShell.Commands.SetReplicationKeyCommand'
         $err[0].CategoryInfo.Category | Should -Be 'WriteError'
         $err[0].TargetObject | Should -Be 'counter'
+        # What to do next, for Get-Error and runbooks; the message shown is the engine's, unchanged.
+        $err[0].ErrorDetails.RecommendedAction | Should -Match 'current Version .*-ExpectedVersion'
+        $err[0].ToString() | Should -Be $err[0].Exception.Message
         (Get-ReplicationKey -Cluster $cluster -Key 'counter').Value | Should -Be 'cas'
         { Set-ReplicationKey -Cluster $cluster -Key 'counter' -Value 'stale' -ExpectedVersion 1 -ErrorAction Stop } |
             Should -Throw -ErrorId 'VersionConflict,Replication.PowerShell.Commands.SetReplicationKeyCommand'

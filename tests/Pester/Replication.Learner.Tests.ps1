@@ -117,6 +117,7 @@ Describe 'A learner node (<Shape>)' -ForEach $Shapes {
             $tooStale | Should -HaveCount 1
             $tooStale[0].FullyQualifiedErrorId | Should -Be 'ReplicaTooStale,Replication.PowerShell.Commands.GetReplicationKeyCommand'
             $tooStale[0].TargetObject | Should -Be 'behind:1'
+            $tooStale[0].ErrorDetails.RecommendedAction | Should -Match 'Retry later, allow more lag \(-MaxLag\), or read from the leader'
             # With a looser bound it answers from its own copy, where the key is not yet.
             Get-ReplicationKey -Cluster $viaLearner -Key 'behind:1' -Consistency Stale -MaxLag 100000 -ErrorAction SilentlyContinue -ErrorVariable absent | Should -BeNullOrEmpty
             $absent[0].FullyQualifiedErrorId | Should -BeLike 'KeyNotFound,*'

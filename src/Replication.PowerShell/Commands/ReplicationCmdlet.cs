@@ -62,9 +62,29 @@ public abstract class ReplicationCmdlet : PSCmdlet, IDisposable
     };
 
     /// <summary>An ErrorRecord for an engine error: ErrorId = the engine's, target = the cmdlet's input
-    /// (falling back to the engine's own target).</summary>
-    protected static ErrorRecord ToErrorRecord(ReplicationException exception, object? target) =>
-        new(exception, exception.ErrorId, CategoryOf(exception.Kind), target ?? exception.Target);
+    /// (falling back to the engine's own target); for the errors a runbook must decide about, what to do next
+    /// (ErrorDetails.RecommendedAction, which Get-Error shows; the message is unchanged).</summary>
+    protected static ErrorRecord ToErrorRecord(ReplicationException exception, object? target)
+    {
+        var record = new ErrorRecord(exception, exception.ErrorId, CategoryOf(exception.Kind), target ?? exception.Target);
+        if (RecommendedAction(exception.ErrorId) is { } action)
+            record.ErrorDetails = new ErrorDetails(exception.Message) { RecommendedAction = action };
+        return record;
+    }
+
+    /// <summary>What to do after the errors whose next step is not obvious from the message.</summary>
+    internal static string? RecommendedAction(string errorId) => errorId switch
+    {
+        RemoteOperationException.OutcomeUnknown =>
+            "Read the key (Get-ReplicationKey) to see whether the write was applied before writing it again; a conditional write (-ExpectedVersion) is safe to send again.",
+        "QuorumUnavailable" =>
+            "Test-ReplicationCluster shows the shards without a quorum and Get-ReplicationNode the nodes down: start them again (Start-ReplicationNode) to restore a majority of each shard's voters. A write that failed this way may or may not have been applied: read the key before writing it again.",
+        ReplicaTooStaleException.Id =>
+            "Retry later, allow more lag (-MaxLag), or read from the leader (-Consistency Linearizable or Lease).",
+        "VersionConflict" =>
+            "Read the key's current Version (Get-ReplicationKey) and decide again; write with that Version as -ExpectedVersion.",
+        _ => null,
+    };
 
     /// <summary>An ErrorRecord for a condition the PowerShell layer detects itself.</summary>
     protected static ErrorRecord NewErrorRecord(string errorId, ErrorCategory category, string message, object? target) =>
