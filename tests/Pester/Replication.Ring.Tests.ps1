@@ -89,6 +89,19 @@ Describe 'The ring grows and shrinks (<Shape>)' -ForEach $Shapes {
         $read | Should -HaveCount 60
     }
 
+    It 'adds nothing and waits for nothing with -WhatIf' {
+        $nodes = @(Get-ReplicationNode -Cluster $cluster).Count
+        if ($Shape -eq 'Embedded') { $out = Add-ReplicationNode -Cluster $cluster -Zone 'z9' -WhatIf }
+        else {
+            # Nothing listens there: without -WhatIf this waits, warns after 5 s and times out (the next test).
+            $out = Add-ReplicationNode -Cluster $cluster -Endpoint "127.0.0.1:$(Get-FreePort)" -Timeout 8 -WhatIf -WarningVariable warned -ErrorAction Stop
+            $warned | Should -BeNullOrEmpty
+        }
+        $out | Should -BeNullOrEmpty
+        @(Get-ReplicationNode -Cluster $cluster) | Should -HaveCount $nodes
+        @(Get-ReplicationNode -Cluster $cluster | Where-Object Zone -EQ 'z9') | Should -HaveCount 0
+    }
+
     It 'warns when nothing listens on the endpoint it is to follow, then times out with EndpointUnreachable' {
         # -Endpoint follows a node process, it does not start one: a mistyped port used to wait the whole -Timeout in silence.
         $port = Get-FreePort

@@ -227,6 +227,23 @@ Describe 'Stopping nodes (<Shape>)' -ForEach $Shapes {
         (Get-ReplicationNode -Cluster $cluster -Id 2).State | Should -Be 'Running'
     }
 
+    It 'starts, founds and disconnects nothing with -WhatIf' {
+        # Without -WhatIf, starting a running node writes its status (it succeeds without change).
+        Start-ReplicationNode -Cluster $cluster -Id 2 -WhatIf | Should -BeNullOrEmpty
+        $folder = Join-Path $TestDrive "whatif-node-$($Shape.ToLower())"
+        $port = Get-FreePort
+        Start-ReplicationNode -Path $folder -Listen "127.0.0.1:$port" -ClusterSecret $ShapeSecret -Name "whatif-$($Shape.ToLower())" -WhatIf | Should -BeNullOrEmpty
+        Test-Path $folder | Should -BeFalse
+        Get-ReplicationCluster -Name "whatif-$($Shape.ToLower())" -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+        $client = Connect-Through -Id 1 -Name "whatif-client-$($Shape.ToLower())"
+        try {
+            Disconnect-ReplicationCluster -Cluster $client -WhatIf
+            (Get-ReplicationNode -Cluster $client -Id 1).State | Should -Be 'Running' -Because 'the session is still connected'
+        }
+        finally { Disconnect-ReplicationCluster -Cluster $client }
+        Get-ReplicationCluster -Name $client.Name -ErrorAction SilentlyContinue | Should -BeNullOrEmpty
+    }
+
     It 'stops a node through a client connected to that very node; the others show it Stopped' {
         Stop-Through -Via 3 -Id 3 -Name "stops-own-$($Shape.ToLower())"
         (Get-ReplicationNode -Cluster $cluster -Id 3).State | Should -Be 'Stopped'

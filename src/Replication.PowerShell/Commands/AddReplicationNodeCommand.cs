@@ -40,7 +40,7 @@ namespace Replication.PowerShell.Commands;
 /// <seealso cref="RemoveReplicationNodeCommand"/>
 /// <seealso cref="GetReplicationRingCommand"/>
 /// <seealso cref="StartReplicationNodeCommand"/>
-[Cmdlet(VerbsCommon.Add, "ReplicationNode", DefaultParameterSetName = NewSet)]
+[Cmdlet(VerbsCommon.Add, "ReplicationNode", DefaultParameterSetName = NewSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
 [OutputType(typeof(ReplicationNode))]
 public sealed class AddReplicationNodeCommand : ClusterCmdlet
 {
@@ -76,6 +76,11 @@ public sealed class AddReplicationNodeCommand : ClusterCmdlet
     {
         ValidateTimeout(Timeout);
         var cluster = ResolveCluster();
+        string role = (Learner ? " as a learner" : "") + (Zone is null ? "" : $" in zone '{Zone}'");
+        if (!ShouldProcess($"cluster '{cluster.Name}'", ParameterSetName == EndpointSet
+                ? $"Wait for the node process on {Endpoint} to join{role}, then for its share of the shards to move to it"
+                : $"Add a node{role} in this process, then move its share of the shards to it"))
+            return;
         try
         {
             var node = ParameterSetName == EndpointSet

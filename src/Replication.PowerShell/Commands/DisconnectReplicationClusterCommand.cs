@@ -16,7 +16,7 @@ namespace Replication.PowerShell.Commands;
 /// <code>Get-ReplicationCluster | Where-Object Mode -EQ 'Remote' | Disconnect-ReplicationCluster</code>
 /// Disconnects every remote cluster of this session and leaves embedded clusters alone.
 /// </example>
-[Cmdlet(VerbsCommunications.Disconnect, "ReplicationCluster", DefaultParameterSetName = DefaultSet)]
+[Cmdlet(VerbsCommunications.Disconnect, "ReplicationCluster", DefaultParameterSetName = DefaultSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
 [OutputType(typeof(void))]
 public sealed class DisconnectReplicationClusterCommand : ReplicationCmdlet
 {
@@ -38,6 +38,7 @@ public sealed class DisconnectReplicationClusterCommand : ReplicationCmdlet
                 $"Cluster '{cluster.Name}' runs in this process; there is no connection to close. Remove-ReplicationCluster stops it.", cluster));
             return;
         }
+        if (!ShouldProcess($"cluster '{cluster.Name}'", "Close the connection and forget the cluster in this session (the cluster keeps running)")) return;
         Await(cluster.Engine.DisposeAsync().AsTask());
         ClusterRegistry.Unregister(cluster);
     }

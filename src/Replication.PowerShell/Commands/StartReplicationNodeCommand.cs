@@ -53,7 +53,7 @@ namespace Replication.PowerShell.Commands;
 /// </example>
 /// <seealso cref="ConnectReplicationClusterCommand"/>
 /// <seealso cref="NewReplicationCertificateCommand"/>
-[Cmdlet(VerbsLifecycle.Start, "ReplicationNode", DefaultParameterSetName = EmbeddedSet)]
+[Cmdlet(VerbsLifecycle.Start, "ReplicationNode", DefaultParameterSetName = EmbeddedSet, SupportsShouldProcess = true, ConfirmImpact = ConfirmImpact.Low)]
 [OutputType(typeof(ReplicationNode))]
 public sealed class StartReplicationNodeCommand : ClusterCmdlet, IDynamicParameters
 {
@@ -168,6 +168,7 @@ public sealed class StartReplicationNodeCommand : ClusterCmdlet, IDynamicParamet
         var cluster = ResolveCluster();
         foreach (var id in Id)
         {
+            if (!ShouldProcess($"node {id} of cluster '{cluster.Name}'", "Start")) continue;
             try
             {
                 var before = cluster.Engine.GetNode(id);
@@ -187,6 +188,10 @@ public sealed class StartReplicationNodeCommand : ClusterCmdlet, IDynamicParamet
     private void RunClusterNode()
     {
         string path = GetUnresolvedProviderPathFromPSPath(Path);
+        if (!ShouldProcess(path, Join is null
+                ? $"Start a node on {Listen} (founding cluster '{Name}' when the folder holds no node yet)"
+                : $"Start a node on {Listen} (joining through {Join} when the folder holds no node yet)"))
+            return;
         var security = SecurityOptions.Resolve(this, ClusterSecret, CertificatePath, Engine.Security.CertificateRole.Node);
         if (AllowRemote && !security.IsTls)
             WriteWarning("This node accepts connections from other machines (-AllowRemote) with the shared secret only: traffic is authenticated but NOT encrypted, " +
