@@ -39,6 +39,16 @@ Describe 'Set-, Get- and Remove-ReplicationKey' {
         $err[0].FullyQualifiedErrorId | Should -Be 'KeyNotFound,Replication.PowerShell.Commands.GetReplicationKeyCommand'
         $err[0].CategoryInfo.Category | Should -Be 'ObjectNotFound'
         $err[0].TargetObject | Should -Be 'missing'
+        $err[0].Exception.Message | Should -Not -Match 'wildcard'
+    }
+
+    It 'reads -Key literally, and says to use -Prefix when a missing key looks like a wildcard' {
+        Set-ReplicationKey -Cluster $cluster -Key 'star*' -Value 'a literal star'
+        (Get-ReplicationKey -Cluster $cluster -Key 'star*').Value | Should -Be 'a literal star'
+        Get-ReplicationKey -Cluster $cluster -Key 'greet*' -ErrorAction SilentlyContinue -ErrorVariable err | Should -BeNullOrEmpty
+        $err[0].FullyQualifiedErrorId | Should -Be 'KeyNotFound,Replication.PowerShell.Commands.GetReplicationKeyCommand'
+        $err[0].Exception.Message | Should -BeLike "*-Key is not a wildcard: for every key that starts with 'greet', use -Prefix 'greet'."
+        (Get-ReplicationKey -Cluster $cluster -Prefix 'greet').Key | Should -Contain 'greeting'
     }
 
     It 'scans a prefix in ordinal key order' {

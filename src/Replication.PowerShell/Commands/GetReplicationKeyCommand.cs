@@ -35,8 +35,8 @@ public sealed class GetReplicationKeyCommand : ClusterCmdlet
     public const string PrefixSet = "Prefix";
     public const string AllSet = "All";
 
-    /// <summary>Keys to read; each missing key is a non-terminating KeyNotFound error. Takes strings or
-    /// objects with a Key property from the pipeline.</summary>
+    /// <summary>Keys to read, literally (no wildcards: -Prefix reads every key that starts with a text); each missing key
+    /// is a non-terminating KeyNotFound error. Takes strings or objects with a Key property from the pipeline.</summary>
     [Parameter(Mandatory = true, Position = 0, ValueFromPipeline = true, ValueFromPipelineByPropertyName = true, ParameterSetName = KeySet)]
     [AllowEmptyString]
     [ArgumentCompleter(typeof(KeyCompleter))]
@@ -91,7 +91,7 @@ public sealed class GetReplicationKeyCommand : ClusterCmdlet
                     var record = Await(cluster.Engine.GetAsync(key ?? string.Empty, Consistency, TimeoutSpan, StopToken, MaxLag < 0 ? null : MaxLag));
                     if (record is null)
                         WriteError(NewErrorRecord(ErrorIds.KeyNotFound, ErrorCategory.ObjectNotFound,
-                            $"Key '{key}' does not exist in cluster '{cluster.Name}'.", key));
+                            $"Key '{key}' does not exist in cluster '{cluster.Name}'." + WildcardHint(key), key));
                     else
                         WriteObject(record);
                 }
@@ -121,4 +121,13 @@ public sealed class GetReplicationKeyCommand : ClusterCmdlet
             }
         }
     }
+
+    /// <summary>
+    /// -Key is literal (a key may hold '*', '?' or '['), but PowerShell's Get- cmdlets take wildcards: a missing key that
+    /// ends in '*' after plain text says how to read the keys that start with that text.
+    /// </summary>
+    private static string WildcardHint(string? key) =>
+        key is { Length: > 1 } k && k[^1] == '*' && k.IndexOfAny(['*', '?', '[']) == k.Length - 1
+            ? $" -Key is not a wildcard: for every key that starts with '{k[..^1]}', use -Prefix '{k[..^1]}'."
+            : "";
 }
