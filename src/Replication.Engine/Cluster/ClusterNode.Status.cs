@@ -374,7 +374,7 @@ public sealed partial class ClusterNode
             Term = status.Length == 0 ? 0 : status.Max(s => s.Term),
             CommitIndex = status.Sum(s => s.Committed),
             AppliedIndex = status.Sum(s => s.Applied),
-            LagEntries = lags.Any(l => l.Entries is null) ? null : lags.Sum(l => l.Entries!.Value),
+            LagEntries = !_groupsOpened || lags.Any(l => l.Entries is null) ? null : lags.Sum(l => l.Entries!.Value),
             LagSeconds = lags.Length == 0 ? 0 : lags.Max(l => l.Seconds),
             LastContact = status.Any(s => s.LastContact is null) ? null : status.Select(s => s.LastContact).Min(),
             DataPath = _options.Path,
@@ -383,7 +383,9 @@ public sealed partial class ClusterNode
             DiskFreeBytes = free,
             Clock = DateTimeOffset.UtcNow + ClockSkew,
             DiskFull = _host.DiskFull is not null,
-            StateReason = _host.DiskFull is { } full ? "refusing writes: " + full : latest is null ? "running" : $"shard {latest.Shard}: {latest.StateReason}",
+            StateReason = _host.DiskFull is { } full ? "refusing writes: " + full
+                : !_groupsOpened ? "starting: opening the shards it holds"
+                : latest is null ? "running" : $"shard {latest.Shard}: {latest.StateReason}",
             StateSince = latest?.StateSince,
             RebuiltEpoch = _identity.RebuiltEpoch,
         };

@@ -239,6 +239,14 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
             foreach (var file in Directory.EnumerateFiles(shards)) File.Delete(file);
     }
 
+    /// <summary>
+    /// False while <see cref="StartHostAsync"/> is still opening the groups this node's metadata and stores name. The node
+    /// listens, and answers status polls, before that: its status then lists fewer shards than it holds, so its lag is not
+    /// known (SelfNode). A learner restarted in CI showed Running with LagEntries 0 and no shards, and a runbook's wait for
+    /// lag 0 ended before it held what was written while it was down.
+    /// </summary>
+    private volatile bool _groupsOpened;
+
     private async Task StartHostAsync(CancellationToken ct)
     {
         try
@@ -255,6 +263,7 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
             // Its stores are gone: it must not answer as the member it was. It hosts nothing until its rebuild has
             // taken it out of every group (ClusterNode.Rebuild.cs), then rejoins as a new replica.
             _awaitingRebuild = true;
+            _groupsOpened = true; // it hosts nothing on purpose until rebuilt (Rebuilding says so)
             ApplyPeers(_metadata);
             Log($"node {NodeId} of cluster '{Name}' listening on {Endpoint} with its stores discarded: waiting to be rebuilt");
             _controlLoop = StartControlLoop(); // ClusterNode.Control.cs
@@ -274,6 +283,7 @@ public sealed partial class ClusterNode : IClientRequestHandler, IAsyncDisposabl
         // longer belongs to is dropped by the control loop.
         foreach (int group in await _host.StoredGroupsAsync().ConfigureAwait(false))
             await _host.AddGroupAsync(group, metadata.MemberIdOf(group, NodeId), bootstrapVoters: null).ConfigureAwait(false);
+        _groupsOpened = true;
         ApplyPeers(metadata);
         // A storage failure stops the loop (NodeHost.Loop): the whole node stops then, as a crash would, so its
         // clients go to other nodes and its host (a process, an embedded cluster) sees it stopped and why.

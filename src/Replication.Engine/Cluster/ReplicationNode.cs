@@ -8,8 +8,9 @@ namespace Replication;
 /// <see cref="LagSeconds"/> how long the furthest-behind of them has been behind: the seconds since that replica last had
 /// applied every entry it knew committed (0 while caught up; sampled every status period, 250 ms, so that is its
 /// precision). <see cref="LagEntries"/> is null while the lag of some hosted replica is not known: the node does not
-/// lead that shard and has had no fresh report (2 s) from a peer hosting it. So a node just started, or cut off from its
-/// peers, shows no lag rather than a 0 it cannot vouch for (a runbook waiting for LagEntries -eq 0 waits until it knows).
+/// lead that shard and has had no fresh report (2 s) from a peer hosting it; or while the node, just started, is still
+/// opening the shards it holds. So a node just started, or cut off from its peers, shows no lag rather than a 0 it cannot
+/// vouch for (a runbook waiting for LagEntries -eq 0 waits until it knows).
 /// </summary>
 public sealed record ReplicationNode
 {
