@@ -84,12 +84,12 @@ public sealed partial class ClusterNode
             {
                 ReconcileAsync(ct).GetAwaiter().GetResult();
             }
-            catch (Exception) when (ct.IsCancellationRequested)
+            catch (Exception e)
             {
-                return; // stopping: whatever the last step ran into (the node refusing work as it stops) ends the loop
-            }
-            catch (Exception e) when (!ct.IsCancellationRequested)
-            {
+                // One catch, not two filters: with "when (cancelled)" then "when (!cancelled)", a stop that cancels between
+                // the two evaluations left the exception unhandled on this thread, which ended the process (a suite run:
+                // "Node 1 is stopping" from a step as the node stopped took the test host down).
+                if (ct.IsCancellationRequested) return; // stopping: whatever the last step ran into (the node refusing work as it stops) ends the loop
                 _controlActive = true;
                 if (e is not (Cluster.RetryableException or TimeoutException or ReplicationException)) Log($"node {NodeId}: control step failed: {e}");
             }
