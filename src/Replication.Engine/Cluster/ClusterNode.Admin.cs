@@ -90,7 +90,7 @@ public sealed partial class ClusterNode
             AdminOps.ShardForce => Reply(await ForceFailoverAsync(Args<FailoverArgs>(json), cancellationToken).ConfigureAwait(false)),
             AdminOps.ShardReplica => Reply(new ReplicaAnswer(await _host.ReplicaStateAsync(Args<ShardArgs>(json).Shard).ConfigureAwait(false))),
             AdminOps.ShardForceHere => Reply(await ForceHereAsync(Args<ForceHereArgs>(json), cancellationToken).ConfigureAwait(false)),
-            AdminOps.ShardTransferTarget => Reply(TransferTarget(Args<FailoverArgs>(json).Shard, Args<FailoverArgs>(json).Target)),
+            AdminOps.ShardTransferTarget => Reply(await TransferTargetAsync(Args<FailoverArgs>(json).Shard, Args<FailoverArgs>(json).Target, cancellationToken).ConfigureAwait(false)),
             AdminOps.NodeSuspend => Reply(await SuspendAsync(Args<SuspendArgs>(json), cancellationToken).ConfigureAwait(false)),
             AdminOps.NodeSuspendHere => Reply(await MarkSuspendedAsync(Args<SuspendArgs>(json).Node, Args<SuspendArgs>(json).Suspended, TimeSpan.FromMilliseconds(Args<SuspendArgs>(json).TimeoutMs), cancellationToken).ConfigureAwait(false)),
             AdminOps.ShardTransfer => Reply(await TransferHereAsync(Args<FailoverArgs>(json), cancellationToken).ConfigureAwait(false)),

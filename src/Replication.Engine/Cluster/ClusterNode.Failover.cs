@@ -32,7 +32,7 @@ public sealed partial class ClusterNode
         // Asked of the shard's leader even when the target is given: it checks the target, and its answer says who led
         // before the switchover (see below).
         var chosen = await RouteAsync(args.Shard, deadline, idempotent: true,
-            local: _ => Task.FromResult(TransferTarget(args.Shard, args.Target)),
+            local: _ => TransferTargetAsync(args.Shard, args.Target, ct),
             remote: async (node, remaining) => (await CallAdminAsync<TransferTargetAnswer>(node, AdminOps.ShardTransferTarget, args, remaining + NetworkMargin, ct).ConfigureAwait(false)).Answer,
             TimedOut, ct).ConfigureAwait(false);
         var fixedArgs = args with { Target = chosen.Target };
@@ -54,6 +54,21 @@ public sealed partial class ClusterNode
                     + $"{started.Elapsed.TotalMilliseconds:0} ms for the whole request); nothing acknowledged was lost.",
             };
         return result;
+    }
+
+    /// <summary>
+    /// <see cref="TransferTarget"/>, after asking again each voter it would judge on that this node has no fresh report of
+    /// (one poll, <see cref="PollTimeout"/>): the voter may have started a moment ago, or one poll may have failed on a
+    /// loaded machine. Before, a switchover asked right after a cluster formed could be refused with "Node 2 is not
+    /// running" while node 2 ran (seen in a full suite run).
+    /// </summary>
+    private async Task<TransferTargetAnswer> TransferTargetAsync(int shard, int? wanted, CancellationToken ct)
+    {
+        var st = LeaderStatus(shard);
+        var judged = wanted is int w ? (w == NodeId || !st.Voters.Contains(w) ? Array.Empty<int>() : new[] { w }) : st.Voters.Where(v => v != NodeId);
+        var unsure = judged.Where(v => !PeerIsRunning(v)).ToArray();
+        if (unsure.Length > 0) await Task.WhenAll(unsure.Select(v => PollPeerAsync(v, ct))).ConfigureAwait(false);
+        return TransferTarget(shard, wanted);
     }
 
     /// <summary>On the shard's leader: the target a switchover goes to — <paramref name="wanted"/> checked, or the running,
@@ -98,7 +113,7 @@ public sealed partial class ClusterNode
         var timeout = TimeSpan.FromMilliseconds(args.TimeoutMs);
         long deadline = Deadline(timeout);
         int shard = args.Shard;
-        int target = TransferTarget(shard, args.Target).Target;
+        int target = (await TransferTargetAsync(shard, args.Target, ct).ConfigureAwait(false)).Target;
         var st = LeaderStatus(shard);
         if (target == NodeId)
             return new ReplicationFailover
