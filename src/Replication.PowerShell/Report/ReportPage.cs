@@ -65,7 +65,7 @@ internal static class ReportPage
         int led = d.Shards.Count(s => s.Shard.Leader != 0);
         long keys = d.Shards.Sum(s => s.Shard.KeyCount);
         long maxLag = d.Nodes.Count == 0 ? 0 : d.Nodes.Max(n => n.LagEntries ?? 0);
-        bool lagUnknown = d.Nodes.Any(n => n.State == NodeState.Running && n.LagEntries is null);
+        bool lagUnknown = LagUnknown(d);
         b.Append("<section id=\"summary\" class=\"cards\">\n");
         Card(b, "Nodes running", $"{running} / {d.Nodes.Count}", running == d.Nodes.Count ? "ok" : "bad");
         Card(b, "Shards with a leader", $"{led} / {d.Shards.Count}", led == d.Shards.Count ? "ok" : "bad");
@@ -110,11 +110,14 @@ internal static class ReportPage
         b.Append("</section>\n");
     }
 
+    /// <summary>Whether a running node does not know its lag (ReplicationNode.LagEntries null); a stopped node's is its last report's.</summary>
+    private static bool LagUnknown(ReportData d) => d.Nodes.Any(n => n.State == NodeState.Running && n.LagEntries is null);
+
     private static void Lag(StringBuilder b, ReportData d, Dictionary<int, string> colors)
     {
         b.Append("<section id=\"lag\"><h2>Replica lag</h2>\n");
         long max = d.Nodes.Count == 0 ? 0 : d.Nodes.Max(n => n.LagEntries ?? 0);
-        b.Append("<p class=\"note\">").Append(max == 0 && d.Nodes.All(n => n.LagEntries is not null)
+        b.Append("<p class=\"note\">").Append(max == 0 && !LagUnknown(d)
             ? "Every replica has applied what its leaders committed."
             : "Entries each node's replicas trail their leaders' commit index, summed over the shards it hosts.").Append("</p>\n");
         BarChart(b, "lag-chart", d.Nodes.Select(n => (n.Id, $"node {n.Id}", (double)(n.LagEntries ?? 0), (double?)null, n.LagEntries is { } lag ? $"{lag} entries" : "not known")).ToList(), Math.Max(1, max), colors);
