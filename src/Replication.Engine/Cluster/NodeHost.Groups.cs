@@ -26,17 +26,9 @@ internal sealed partial class NodeHost
     /// and learns its membership from the leader, RaftNode.Membership.cs). Completes with false when
     /// the group is already hosted, or when <paramref name="member"/> is a replica this node has dropped (its tombstone:
     /// a removed replica never comes back under its old id).
-    /// <para>A group added is in <see cref="Status"/> when this completes (published at once, not at the end of the loop's
-    /// pass): a node that has opened its groups at a start (ClusterNode.StartHostAsync) then reports every one of them, and
-    /// its lag is not a sum that leaves the last one out (an operator try: lag 0 while that shard was 61 entries behind).</para>
     /// </summary>
     public Task<bool> AddGroupAsync(int group, int member, IReadOnlyList<int>? bootstrapVoters) =>
-        RunOnLoopAsync(() =>
-        {
-            bool added = AddGroup(group, member, bootstrapVoters, null);
-            if (added) PublishStatus();
-            return added;
-        });
+        RunOnLoopAsync(() => AddGroup(group, member, bootstrapVoters, null));
 
     /// <summary>The member id this node hosts <paramref name="group"/> as (0 when not hosted), and the group's tombstone
     /// (the highest member id of it dropped here). Thread-safe (runs on the loop).</summary>
